@@ -1,0 +1,188 @@
+"""Checkpoint schedules and the Griewank-Walther binomial (revolve) reversal plan.
+
+Pure Python, no Taichi: a schedule turns a rollout of ``m`` units (a unit is a run of
+steps that is recomputed and reversed as a whole) into actions that the tape executes.
+
+Conventions (as in Griewank & Walther, "Algorithm 799: revolve", ACM TOMS 2000):
+- ``s`` snapshots include the one holding the initial state x_0.
+- The state the simulator currently holds is not a snapshot.
+- With ``t`` the repetition number, the smallest t with C(s+t, s) >= m, reversing m units
+  costs exactly ``p(m, s) = t*m - C(s+t, t-1)`` extra forward units (:func:`revolve_cost`),
+  on top of the m units of the recording sweep. This plan attains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import Iterator, NamedTuple
+
+from .errors import ConfigError
+
+
+class Action(NamedTuple):
+    """One instruction of a reversal plan, over unit boundaries.
+
+    kind: "advance" (current state from unit a to b, intermediates discarded),
+    "snapshot" (store the current state, which is at boundary a),
+    "restore" (current state = snapshot of boundary a),
+    "free" (drop the snapshot of boundary a),
+    "reverse" (recompute unit a from the current state x_a and run its adjoint).
+    """
+
+    kind: str
+    a: int
+    b: int = -1
+
+
+def repetition_number(m: int, s: int) -> int:
+    """Smallest t with C(s+t, s) >= m: how often the worst step is run forward."""
+    t = 0
+    while comb(s + t, s) < m:
+        t += 1
+    return t
+
+
+def revolve_cost(m: int, s: int) -> int:
+    """Griewank's minimal number of extra forward units to reverse m units with s snapshots."""
+    if m < 1 or s < 1:
+        raise ConfigError(f"revolve needs m >= 1 units and s >= 1 snapshots, got m={m}, s={s}")
+    t = repetition_number(m, s)
+    return t * m - comb(s + t, t - 1) if t > 0 else 0
+
+
+def _split(m: int, s: int) -> int:
+    """Length of the first advance when reversing m > 1 units with s >= 1 snapshots.
+
+    Advancing j units, then reversing the right part (m - j units, s - 1 snapshots) and the
+    left part (j units, s snapshots) costs g(j) = j + p(j, s) + p(m - j, s - 1). Since
+    p(k, s) - p(k - 1, s) = t(k, s) (the repetition number), g is convex with
+    g(j + 1) - g(j) = 1 + t(j + 1, s) - t(m - j, s - 1); the smallest j where that is
+    non-negative is optimal (found by bisection).
+    """
+    if s == 1:
+        return m - 1
+
+    def rising(j: int) -> bool:
+        return 1 + repetition_number(j + 1, s) >= repetition_number(m - j, s - 1)
+
+    lo, hi = 1, m - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if rising(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def revolve(m: int, s: int) -> Iterator[Action]:
+    """Binomial reversal plan for m units with s snapshots (x_0 is held in snapshot 0).
+
+    The first actions, up to the first "reverse", are the recording sweep; the tape runs them
+    during ``forward()`` (which also runs the last unit, reversed first without recomputing).
+    Never holds more than s snapshots at once.
+    """
+    if m < 1 or s < 1:
+        raise ConfigError(f"revolve needs m >= 1 units and s >= 1 snapshots, got m={m}, s={s}")
+    if m > 1:
+        yield Action("snapshot", 0)
+    yield from _reverse(0, m, s, True)
+
+
+def _reverse(a: int, b: int, s: int, at_a: bool) -> Iterator[Action]:
+    # Precondition: x_a is in a snapshot (or b - a == 1), or the current state is x_a (at_a).
+    while True:
+        if b - a == 1:
+            if not at_a:
+                yield Action("restore", a)
+            yield Action("reverse", a)
+            return
+        c = a + _split(b - a, s)
+        if not at_a:
+            yield Action("restore", a)
+        yield Action("advance", a, c)
+        keep = b - c > 1
+        if keep:
+            yield Action("snapshot", c)
+        yield from _reverse(c, b, s - 1, True)
+        if keep:
+            yield Action("free", c)
+        b, at_a = c, False
+
+
+# ---------------------------------------------------------------- schedules the user picks
+
+
+@dataclass(frozen=True)
+class StoreAll:
+    """Keep every state: no recomputation, O(T) memory (states and their adjoints)."""
+
+    def units(self, steps: int, segment: int) -> tuple[int, int]:
+        return steps, 1
+
+    def __str__(self):
+        return "StoreAll()"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Snapshot every ``every`` steps; each stretch is recomputed once during backward.
+
+    Memory: T/every snapshots plus every+1 working states; ``every`` near sqrt(T) balances them.
+    ``every`` must be a multiple of the rollout's segment length.
+    """
+
+    every: int
+
+    def __post_init__(self):
+        if int(self.every) < 1:
+            raise ConfigError(f"Periodic(every={self.every}): every must be >= 1 step")
+
+    def units(self, steps: int, segment: int) -> tuple[int, int]:
+        if self.every % segment:
+            raise ConfigError(f"Periodic(every={self.every}) must be a multiple of the segment "
+                              f"length {segment} (steps fused per launch)")
+        unit = min(self.every, steps)
+        return unit, -(-steps // unit)
+
+    def __str__(self):
+        return f"Periodic(every={self.every})"
+
+
+@dataclass(frozen=True)
+class Binomial:
+    """Griewank-Walther revolve with ``snapshots`` stored states (x_0's snapshot included).
+
+    Reverses T steps (in units of one segment) with the minimal number of recomputed steps,
+    :func:`revolve_cost`; with t recomputations per step it reaches C(s+t, s) steps.
+    """
+
+    snapshots: int
+
+    def __post_init__(self):
+        if int(self.snapshots) < 1:
+            raise ConfigError(f"Binomial(snapshots={self.snapshots}): need at least 1 snapshot "
+                              "(the initial state)")
+
+    def units(self, steps: int, segment: int) -> tuple[int, int]:
+        return segment, self.snapshots
+
+    def __str__(self):
+        return f"Binomial(snapshots={self.snapshots})"
+
+
+def snapshots_for_budget(budget_bytes: int, state_bytes: int, steps: int,
+                         work_bytes: int = 0) -> int:
+    """Largest useful snapshot count ``s`` whose snapshots fit in ``budget_bytes``.
+
+    state_bytes: bytes of one state (all fields, no gradient); work_bytes: the fixed cost of
+    the working slots, taken off the budget first. Raises ConfigError if not even one fits.
+    """
+    if state_bytes <= 0:
+        raise ConfigError(f"state_bytes must be positive, got {state_bytes}")
+    s = (budget_bytes - work_bytes) // state_bytes
+    if s < 1:
+        raise ConfigError(f"a memory budget of {budget_bytes} bytes does not hold one snapshot "
+                          f"of {state_bytes} bytes plus {work_bytes} bytes of working states")
+    return int(min(s, max(1, steps)))

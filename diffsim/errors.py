@@ -1,0 +1,34 @@
+"""Errors raised by diffsim. Every one says what was wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class DiffsimError(Exception):
+    """Base class of every error diffsim raises on purpose."""
+
+
+class ConfigError(DiffsimError, ValueError):
+    """Bad input: a wrong shape, a negative mass, an impossible schedule, a second conflicting init."""
+
+
+class SimulationDiverged(DiffsimError, FloatingPointError):
+    """A state became NaN or Inf during a rollout.
+
+    Attributes: ``step`` (index of the first state that is not finite, 0 = initial state),
+    ``field`` (name of the state field) and ``index`` (tuple index into that field's per-step array).
+    """
+
+    def __init__(self, step: int, field: str, index: tuple, value: float, hint: str = ""):
+        self.step, self.field, self.index, self.value = step, field, tuple(index), value
+        where = ", ".join(str(i) for i in self.index)
+        msg = f"step {step}: state field '{field}'[{where}] is {value!r}"
+        msg += f"; {hint}" if hint else "; reduce the time step or check parameters and controls"
+        super().__init__(msg)
+
+
+class GradientCheckError(DiffsimError, AssertionError):
+    """Reverse-mode gradient disagrees with finite differences; ``report`` holds the full table."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__("gradient check failed:\n" + str(report))

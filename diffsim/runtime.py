@@ -1,0 +1,152 @@
+"""Taichi runtime: one ``diffsim.init`` per process, with arch and precision chosen once.
+
+``init(arch="auto")`` tries CUDA, then Vulkan, then the CPU, and never asks Taichi for
+``ti.gpu`` (its OpenGL probe segfaults on machines without a display, see TAICHI.md).
+``DIFFSIM_ARCH`` and ``DIFFSIM_PRECISION`` override the arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import taichi as ti
+
+from .errors import ConfigError
+
+ARCHS = ("auto", "cpu", "cuda", "vulkan", "metal")
+PRECISIONS = ("f32", "f64")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """What ``init`` settled on. ``arch`` is the arch Taichi really runs on."""
+
+    arch: str
+    precision: str
+    threads: int | None
+    deterministic: bool
+    debug: bool
+    requested_arch: str
+
+    @property
+    def real(self):
+        """Taichi float type of states and parameters (``ti.f32`` or ``ti.f64``)."""
+        return ti.f64 if self.precision == "f64" else ti.f32
+
+    @property
+    def numpy_real(self):
+        import numpy as np
+
+        return np.float64 if self.precision == "f64" else np.float32
+
+
+_config: RuntimeConfig | None = None
+
+
+def _ti_arch(name: str):
+    return {"cpu": ti.cpu, "cuda": ti.cuda, "vulkan": ti.vulkan, "metal": ti.metal}[name]
+
+
+def _arch_name(arch) -> str:
+    name = getattr(arch, "name", str(arch))
+    return "cpu" if name in ("x64", "arm64") else name
+
+
+def _probe(name: str) -> bool:
+    """True when Taichi can start ``name`` here. CUDA and Vulkan are probed without ti.gpu."""
+    from taichi._lib import core as _ti_core
+
+    try:
+        if name == "cuda":
+            return bool(_ti_core.with_cuda()) and ti.lang.misc.is_arch_supported(ti.cuda)
+        if name == "vulkan":
+            return bool(_ti_core.with_vulkan()) and ti.lang.misc.is_arch_supported(ti.vulkan)
+    except Exception:  # a broken driver is "not available", never a crash of init
+        return False
+    return name == "cpu"
+
+
+def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
+         deterministic: bool = False, debug: bool = False, **taichi_options) -> RuntimeConfig:
+    """Start Taichi once for this process and return the settled :class:`RuntimeConfig`.
+
+    arch: "auto" (CUDA, then Vulkan, then CPU), "cpu", "cuda", "vulkan" or "metal".
+    precision: "f32" or "f64", the float type of states, parameters and gradients.
+    threads: CPU threads (None: Taichi's default, all cores).
+    deterministic: bitwise-repeatable results; forces one CPU thread, since atomic adds in
+        reverse-mode kernels are summed in a different order by two threads.
+    debug: Taichi's debug mode (bounds checks; with ``Tape(validation=True)`` the
+        global-data-access-rule check). About 2x slower.
+
+    A second call with the same settings returns the running config; with different
+    settings it raises :class:`ConfigError` (re-initialising Taichi invalidates every
+    field and ndarray, and touching one afterwards segfaults).
+    """
+    global _config
+    arch = os.environ.get("DIFFSIM_ARCH", arch)
+    precision = os.environ.get("DIFFSIM_PRECISION", precision)
+    if arch not in ARCHS:
+        raise ConfigError(f"arch={arch!r} is not one of {ARCHS}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r} is not one of {PRECISIONS}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads={threads} must be >= 1 (or None for all cores)")
+    if deterministic:
+        if threads not in (None, 1):
+            raise ConfigError(f"deterministic=True needs one CPU thread, got threads={threads}")
+        threads = 1
+    requested = (arch, precision, threads, deterministic, debug)
+    if _config is not None:
+        running = (_config.requested_arch, _config.precision, _config.threads,
+                   _config.deterministic, _config.debug)
+        if running != requested:
+            raise ConfigError(
+                f"diffsim.init was already called with arch={running[0]!r}, precision={running[1]!r}, "
+                f"threads={running[2]}, deterministic={running[3]}, debug={running[4]}; a second call with "
+                f"arch={arch!r}, precision={precision!r}, threads={threads}, deterministic={deterministic}, "
+                f"debug={debug} would invalidate every field. Start a new process to change them.")
+        return _config
+
+    if arch == "auto":
+        candidates = [a for a in ("cuda", "vulkan") if _probe(a)] + ["cpu"]
+    else:
+        candidates = [arch]
+    options = dict(default_fp=ti.f64 if precision == "f64" else ti.f32, debug=debug,
+                   offline_cache=True, log_level=ti.WARN)
+    if threads is not None:
+        options["cpu_max_num_threads"] = threads
+    options.update(taichi_options)
+    # Never a list containing opengl/gles: their probe segfaults here.
+    ti.init(arch=_ti_arch(candidates[0]), **options)
+    got = _arch_name(ti.lang.impl.current_cfg().arch)
+    if arch not in ("auto", got):
+        raise ConfigError(f"arch={arch!r} was asked for but Taichi started on {got!r}: "
+                          f"no {arch} device or driver on this machine")
+    _config = RuntimeConfig(arch=got, precision=precision, threads=threads,
+                            deterministic=deterministic, debug=debug, requested_arch=arch)
+    if arch == "auto":
+        print(f"[diffsim] arch=auto -> running on {got}")
+    return _config
+
+
+def config() -> RuntimeConfig:
+    """The running config, starting the default runtime (auto, f64) if none was started."""
+    return _config if _config is not None else init()
+
+
+def is_initialized() -> bool:
+    return _config is not None
+
+
+def real():
+    """Taichi float type of the running precision."""
+    return config().real
+
+
+def info() -> dict:
+    """Taichi version, arch, precision and threads of the running runtime."""
+    cfg = config()
+    return {"taichi": ".".join(map(str, ti.__version__)), "arch": cfg.arch, "precision": cfg.precision,
+            "threads": cfg.threads if cfg.threads is not None else os.cpu_count(),
+            "deterministic": cfg.deterministic, "debug": cfg.debug}

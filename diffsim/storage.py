@@ -1,0 +1,105 @@
+"""Slot storage the tape owns: time-indexed ndarrays and the few kernels that move slots.
+
+Every state field is stored as one ndarray of shape (slots, *shape) whose first index is a
+time slot. Kernels take ndarray arguments, so they compile once per (dtype, ndim), whatever
+the sizes (TAICHI.md: fields recompile on every new shape, ndarrays do not).
+"""
+
+
+import numpy as np
+import taichi as ti
+
+from .runtime import config
+
+# Kernels exist for 1 or 2 axes per slot, i.e. ndarrays of ndim 2 or 3.
+_ANY2 = ti.types.ndarray(ndim=2)
+_ANY3 = ti.types.ndarray(ndim=3)
+
+
+@ti.kernel
+def _copy2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32):
+    for k in range(src.shape[1]):
+        dst[j, k] = src[i, k]
+
+
+@ti.kernel
+def _copy3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32):
+    for k, c in ti.ndrange(src.shape[1], src.shape[2]):
+        dst[j, k, c] = src[i, k, c]
+
+
+@ti.kernel
+def _zero2(a: _ANY2, s0: ti.i32, s1: ti.i32):
+    for s, k in ti.ndrange((s0, s1), a.shape[1]):
+        a[s, k] = 0
+
+
+@ti.kernel
+def _zero3(a: _ANY3, s0: ti.i32, s1: ti.i32):
+    for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
+        a[s, k, c] = 0
+
+
+@ti.kernel
+def _first_bad_slot2(a: _ANY2, s0: ti.i32, s1: ti.i32) -> ti.i32:
+    first = s1
+    for s, k in ti.ndrange((s0, s1), a.shape[1]):
+        x = a[s, k]
+        if not ti.abs(x) < ti.math.inf:  # false for NaN and Inf
+            ti.atomic_min(first, s)
+    return first
+
+
+@ti.kernel
+def _first_bad_slot3(a: _ANY3, s0: ti.i32, s1: ti.i32) -> ti.i32:
+    first = s1
+    for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
+        x = a[s, k, c]
+        if not ti.abs(x) < ti.math.inf:  # false for NaN and Inf
+            ti.atomic_min(first, s)
+    return first
+
+
+_OPS = {2: (_copy2, _zero2, _first_bad_slot2), 3: (_copy3, _zero3, _first_bad_slot3)}
+
+
+def _ops(a):
+    ndim = len(a.shape)
+    if ndim not in _OPS:
+        raise ValueError(f"slot storage supports 1 or 2 axes per slot, got shape {a.shape}")
+    return _OPS[ndim]
+
+
+def copy_slot(src, i: int, dst, j: int) -> None:
+    """dst[j] = src[i] (ndarrays or their .grad, same per-slot shape)."""
+    _ops(src)[0](src, i, dst, j)
+
+
+def zero_slots(a, s0: int, s1: int) -> None:
+    """a[s0:s1] = 0."""
+    if s1 > s0:
+        _ops(a)[1](a, s0, s1)
+
+
+def first_nonfinite_slot(a, s0: int, s1: int) -> int | None:
+    """Smallest slot in [s0, s1) holding a NaN or Inf, or None."""
+    if s1 <= s0:
+        return None
+    first = _ops(a)[2](a, s0, s1)
+    return None if first >= s1 else int(first)
+
+
+def slots(shape: tuple, count: int, needs_grad: bool):
+    """A real-valued ndarray of ``count`` slots of ``shape`` (1 or 2 axes), zero-filled."""
+    arr = ti.ndarray(config().real, (count, *shape), needs_grad=needs_grad)
+    zero_slots(arr, 0, count)
+    if needs_grad:
+        zero_slots(arr.grad, 0, count)
+    return arr
+
+
+def nbytes(arr, with_grad: bool | None = None) -> int:
+    """Bytes held by an ndarray (and its gradient, when it has one)."""
+    n = int(np.prod(arr.shape)) * (8 if config().precision == "f64" else 4)
+    has_grad = getattr(arr, "grad", None) is not None if with_grad is None else with_grad
+    return n * (2 if has_grad else 1)
