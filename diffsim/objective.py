@@ -1,0 +1,187 @@
+"""Parameters and objectives: a Rollout seen as ``x -> (loss, grad)`` on one float64 vector.
+
+The optimizers know nothing of Taichi; :class:`Objective` packs the chosen system parameters,
+control sequences and initial-state fields into one flat vector, runs the rollout forward and
+backward, and returns the loss and the gradient in the same packing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, DiffsimError
+from .runtime import config
+
+KINDS = ("param", "control", "state0")
+TRANSFORMS = (None, "log")
+
+
+@dataclass
+class Parameter:
+    """One fitted quantity of a rollout.
+
+    name: a system parameter (``rollout.params``), a control (``rollout.u``) or an initial-state
+        field (``rollout.state0``); ``kind`` disambiguates when a name is in several.
+    lower, upper: bounds in physical units (scalars or arrays), None for unbounded.
+    transform: None, or "log" for positive quantities (masses, stiffnesses): the optimizer then
+        sees log(p), which keeps p > 0 and evens out scales.
+    """
+
+    name: str
+    kind: str | None = None
+    lower: object = None
+    upper: object = None
+    transform: str | None = None
+
+    def __post_init__(self):
+        if self.kind is not None and self.kind not in KINDS:
+            raise ConfigError(f"Parameter '{self.name}': kind must be one of {KINDS}, got {self.kind!r}")
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"Parameter '{self.name}': transform must be one of {TRANSFORMS}, "
+                              f"got {self.transform!r}")
+
+
+class Objective:
+    """``objective(x) -> (loss, grad)`` for a Rollout and a list of Parameters (or names).
+
+    ``x0()`` packs the current values; ``unpack(x)`` gives physical values by name; ``names``
+    labels every entry ("stiffness[0]", "force[12,0]"); ``bounds`` gives (lo, hi) per entry in
+    the packed (transformed) space, for L-BFGS-B or projected gradient steps.
+    """
+
+    def __init__(self, rollout, parameters):
+        self.rollout = rollout
+        self.parameters = [p if isinstance(p, Parameter) else Parameter(p) for p in parameters]
+        if not self.parameters:
+            raise ConfigError("an Objective needs at least one parameter, control or initial-state field")
+        self._layout = []  # (parameter, kind, shape, offset, size)
+        offset = 0
+        for p in self.parameters:
+            kind = p.kind or self._find_kind(p.name)
+            shape = self._shape(kind, p.name)
+            size = int(np.prod(shape))
+            self._layout.append((p, kind, shape, offset, size))
+            offset += size
+        self.size = offset
+        self.nfev = 0
+
+    def _find_kind(self, name):
+        r = self.rollout
+        kinds = [k for k, table in (("param", r.params), ("control", r.control_shapes),
+                                    ("state0", r.state_shapes)) if name in table]
+        if not kinds:
+            system_attr = getattr(r.system, name, None)
+            if system_attr is not None and getattr(system_attr, "grad", 1) is None:
+                raise ConfigError(f"'{name}' of {type(r.system).__name__} has no gradient: allocate it with "
+                                  "needs_grad=True and list it in parameters()")
+            raise ConfigError(f"'{name}' is not a parameter ({list(r.params)}), control "
+                              f"({list(r.control_shapes)}) or state field ({list(r.state_shapes)})")
+        if len(kinds) > 1:
+            raise ConfigError(f"'{name}' is a {' and a '.join(kinds)}: say which with Parameter(kind=...)")
+        return kinds[0]
+
+    def _shape(self, kind, name):
+        r = self.rollout
+        if kind == "param":
+            if name not in r.params:
+                raise ConfigError(f"'{name}' is not a parameter with a gradient; parameters are {list(r.params)}")
+            return tuple(r.params[name].shape)
+        if kind == "control":
+            if name not in r.control_shapes:
+                raise ConfigError(f"'{name}' is not a control; controls are {list(r.control_shapes)}")
+            return (r.steps, *r.control_shapes[name])
+        if name not in r.state_shapes:
+            raise ConfigError(f"'{name}' is not a state field; fields are {list(r.state_shapes)}")
+        return r.state_shapes[name]
+
+    # ------------------------------------------------------------------ packing
+
+    def _values(self, kind, name):
+        r = self.rollout
+        if kind == "param":
+            return r.params[name].to_numpy().astype(np.float64)
+        if kind == "control":
+            return r.u[name].to_numpy().astype(np.float64)
+        return np.asarray(r.state0[name], dtype=np.float64)
+
+    def x0(self) -> np.ndarray:
+        """The current values, packed (and transformed)."""
+        x = np.empty(self.size)
+        for p, kind, shape, off, size in self._layout:
+            v = self._values(kind, p.name).ravel()
+            if p.transform == "log":
+                if np.any(v <= 0):
+                    raise ConfigError(f"'{p.name}' has a value <= 0 but transform='log' needs positive values")
+                v = np.log(v)
+            x[off:off + size] = v
+        return x
+
+    def unpack(self, x) -> dict:
+        """Physical values by name from a packed vector."""
+        x = self._check(x)
+        out = {}
+        for p, kind, shape, off, size in self._layout:
+            v = x[off:off + size].reshape(shape)
+            out[p.name] = np.exp(v) if p.transform == "log" else v.copy()
+        return out
+
+    @property
+    def names(self) -> list:
+        out = []
+        for p, kind, shape, off, size in self._layout:
+            out.extend(f"{p.name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape))
+        return out
+
+    @property
+    def bounds(self) -> list:
+        """(lo, hi) per packed entry, None where unbounded, in the transformed space."""
+        out = []
+        for p, kind, shape, off, size in self._layout:
+            lo = np.broadcast_to(np.asarray(-np.inf if p.lower is None else p.lower, float), shape).ravel()
+            hi = np.broadcast_to(np.asarray(np.inf if p.upper is None else p.upper, float), shape).ravel()
+            if p.transform == "log":
+                with np.errstate(divide="ignore"):
+                    lo, hi = np.log(np.maximum(lo, 0.0)), np.log(hi)
+            out.extend((None if not np.isfinite(a) else float(a), None if not np.isfinite(b) else float(b))
+                       for a, b in zip(lo, hi))
+        return out
+
+    def _check(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.size,):
+            raise ConfigError(f"parameter vector must have shape ({self.size},), got {x.shape}")
+        return x
+
+    def set(self, x):
+        """Write a packed vector into the system, controls and initial state."""
+        r = self.rollout
+        dtype = config().numpy_real
+        for name, value in self.unpack(x).items():
+            kind = next(k for p, k, *_ in self._layout if p.name == name)
+            if kind == "param":
+                r.params[name].from_numpy(value.astype(dtype))
+            elif kind == "control":
+                r.set_controls(**{name: value})
+            else:
+                r.set_state0(**{name: value})
+
+    def __call__(self, x):
+        """(loss, dloss/dx) at x; x and the gradient are float64 vectors in the packed space."""
+        x = self._check(x)
+        self.set(x)
+        loss = self.rollout.forward()
+        grads = self.rollout.backward()
+        self.nfev += 1
+        g = np.empty(self.size)
+        for p, kind, shape, off, size in self._layout:
+            table = {"param": grads.params, "control": grads.controls, "state0": grads.state0}[kind]
+            gi = np.asarray(table[p.name], dtype=np.float64).ravel()
+            if p.transform == "log":
+                gi = gi * np.exp(x[off:off + size])
+            g[off:off + size] = gi
+        if not np.all(np.isfinite(g)):
+            i = int(np.argmax(~np.isfinite(g)))
+            raise DiffsimError(f"gradient of {self.names[i]} is {g[i]} (loss {loss})")
+        return loss, g

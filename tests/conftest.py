@@ -1,0 +1,30 @@
+"""One Taichi runtime for the whole test session: CPU, float64, deterministic (one thread).
+
+Tests that need other runtime settings (f32, two threads) run in a subprocess, since
+Taichi cannot be re-initialised safely in one process (TAICHI.md, section 7).
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import diffsim
+
+diffsim.init(arch="cpu", precision="f64", deterministic=True)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter from the repository root; returns the completed process."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def python_subprocess():
+    return run_python
