@@ -1,0 +1,35 @@
+"""Gradient-based optimisers on plain NumPy float64 vectors.
+
+Everything is driven by :func:`minimize`, which takes any objective ``x -> (loss, grad)``::
+
+    from optimizers import minimize, chain, clip_by_global_norm, adam, cosine_decay
+    res = minimize(f, x0, method=chain(clip_by_global_norm(1.0), adam(cosine_decay(1e-2, 500))),
+                   iters=500, checkpoint="fit.ckpt")
+    res.x, res.fun, res.history["loss"]
+"""
+
+from .batching import MeanObjective, MiniBatchObjective, SumObjective
+from .bounds import Box, as_box
+from .driver import minimize
+from .errors import CheckpointError, NonFiniteError
+from .first_order import SGD, Adam, AdamW, FirstOrderOptimizer, RMSProp, adam, adamw, rmsprop, sgd
+from .lbfgs import LBFGS
+from .result import OptimizeResult
+from .schedules import constant, cosine_decay, exponential_decay, warmup
+from .trajectory import MPCResult, mpc, single_shooting
+from .transforms import (GradientTransformation, add_decayed_weights, chain, clip, clip_by_global_norm,
+                         clip_by_value, identity, normalize, scale, scale_by_adam,
+                         scale_by_learning_rate, scale_by_rms, scale_by_schedule, trace)
+
+__all__ = [
+    "minimize", "OptimizeResult", "NonFiniteError", "CheckpointError",
+    "SGD", "Adam", "AdamW", "RMSProp", "LBFGS", "FirstOrderOptimizer",
+    "sgd", "adam", "adamw", "rmsprop",
+    "GradientTransformation", "chain", "identity", "scale", "scale_by_schedule",
+    "scale_by_learning_rate", "scale_by_adam", "scale_by_rms", "trace", "add_decayed_weights",
+    "clip_by_global_norm", "clip_by_value", "clip", "normalize",
+    "constant", "exponential_decay", "cosine_decay", "warmup",
+    "Box", "as_box",
+    "MiniBatchObjective", "MeanObjective", "SumObjective",
+    "single_shooting", "mpc", "MPCResult",
+]

@@ -1,0 +1,320 @@
+"""``minimize``: one entry point for every optimiser, with progress, stopping tests, non-finite
+handling and resumable checkpoints."""
+
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .bounds import as_box
+from .errors import CheckpointError, NonFiniteError
+from .finite import expand_param_names, nonfinite_error
+from .first_order import SGD, Adam, AdamW, FirstOrderOptimizer, RMSProp
+from .lbfgs import LBFGS
+from .result import OptimizeResult
+
+METHODS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "lbfgs": LBFGS,
+           "l-bfgs-b": LBFGS}
+
+
+def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, callback=None,
+             tol=None, gtol=None, progress=None, checkpoint=None, checkpoint_every=10, seed=0,
+             on_nonfinite="raise", max_backoffs=10, param_names=None) -> OptimizeResult:
+    """Minimise ``objective`` from ``x0``.
+
+    Args:
+        objective: any callable ``x -> (loss, grad)``, ``x`` and ``grad`` (n,) float64 arrays,
+            ``loss`` a float. If it has ``get_state()``/``set_state(state)`` (e.g.
+            :class:`~optimizers.batching.MiniBatchObjective`), its state is checkpointed; if it has
+            ``bind_rng(rng)``, it is handed this run's ``numpy.random.Generator``.
+        x0: initial parameters, (n,) array-like (a copy is taken; projected onto ``bounds``).
+        method: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"lbfgs"``, an optimiser
+            instance (``Adam(lr=1e-2)``, ``LBFGS(maxcor=20)``) or any gradient transformation
+            (``chain(clip_by_global_norm(1.0), adam(1e-2))``).
+        iters: maximum number of iterations (parameter updates).
+        lr: learning rate (float or schedule) for a method given by name; defaults: sgd 1e-2,
+            adam/adamw 1e-3, rmsprop 1e-2. Not accepted with an instance or for L-BFGS.
+        bounds: box bounds (see :func:`optimizers.bounds.as_box`). First-order methods project
+            ``x`` onto the box after every step; L-BFGS-B handles them natively.
+        callback: ``callback(iteration, x, loss, grad)`` after each evaluated iterate (iteration
+            0 is ``x0``); returning True stops the run (``success=True``).
+        tol: stop when ``|loss_k - loss_(k-1)| <= tol``.
+        gtol: stop when the gradient 2-norm (the projected gradient ``x - P(x - g)`` when
+            bounded) is ``<= gtol``.
+        progress: tqdm bar on stderr; default: only when stderr is a terminal.
+        checkpoint: file path. The run's full state is saved atomically there every
+            ``checkpoint_every`` iterations and at the end; calling ``minimize`` again with the
+            same arguments resumes from it. First-order methods resume bitwise identically to an
+            uninterrupted run; so does L-BFGS with ``LBFGS(resume="replay")`` (the default), see
+            :class:`~optimizers.lbfgs.LBFGS`. A finished checkpoint is returned as is, unless the
+            run ended on its iteration budget and ``iters`` has grown, in which case it continues.
+        checkpoint_every: iterations between checkpoints.
+        seed: seeds the ``numpy.random.Generator`` passed to ``objective.bind_rng``; its state
+            is checkpointed.
+        on_nonfinite: ``"raise"`` a :class:`NonFiniteError` naming the iteration and parameter,
+            or ``"backoff"``: return to the last finite iterate, halve the step (for the rest of
+            the run) and retry, at most ``max_backoffs`` times per iteration. First-order only.
+        max_backoffs: retries per iteration with ``on_nonfinite="backoff"``.
+        param_names: names for error messages: ``n`` strings, or ``{name: shape}`` blocks in
+            flattening order (``{"eps": 3}`` names entries ``eps[0]``..``eps[2]``).
+
+    Returns:
+        :class:`OptimizeResult`.
+    """
+    x0 = np.array(x0, dtype=np.float64)
+    if x0.ndim != 1:
+        raise ValueError(f"x0 must be a 1-D parameter vector, got shape {x0.shape}; flatten it")
+    if iters < 0:
+        raise ValueError(f"iters must be >= 0, got {iters}")
+    if on_nonfinite not in ("raise", "backoff"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'backoff', got {on_nonfinite!r}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    opt, name = _resolve_method(method, lr)
+    if isinstance(opt, LBFGS):
+        if on_nonfinite == "backoff":
+            raise ValueError("on_nonfinite='backoff' is for first-order methods; L-BFGS-B's line "
+                             "search cannot step back from a NaN. Use bounds that keep the "
+                             "objective finite, or a first-order method")
+        if opt.bounds is not None and bounds is not None:
+            raise ValueError("bounds given both to LBFGS(...) and to minimize(...); give one")
+        bounds = opt.bounds if bounds is None else bounds
+    sess = _Session(objective, x0, name, iters, as_box(bounds, x0.size), callback, tol, gtol,
+                    progress, checkpoint, checkpoint_every, seed, on_nonfinite,
+                    expand_param_names(param_names, x0.size))
+    finished = sess.load_checkpoint("lbfgs" if isinstance(opt, LBFGS) else "first_order")
+    if finished is not None:
+        return finished
+    with sess:
+        if isinstance(opt, LBFGS):
+            return opt.run(sess, x0, iters)
+        return _run_first_order(sess, opt, x0, iters, max_backoffs)
+
+
+def _resolve_method(method, lr):
+    if isinstance(method, str):
+        key = method.lower()
+        if key not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)} or pass "
+                             "an optimiser instance or gradient transformation")
+        cls = METHODS[key]
+        if cls is LBFGS:
+            if lr is not None:
+                raise ValueError("lr= does not apply to L-BFGS (it has a line search)")
+            return LBFGS(), "lbfgs"
+        return (cls() if lr is None else cls(lr=lr)), cls.name
+    if lr is not None:
+        raise ValueError("lr= is only for methods given by name; set the learning rate on the "
+                         f"optimiser instead, e.g. Adam(lr={lr!r})")
+    if isinstance(method, (LBFGS, FirstOrderOptimizer)):
+        return method, method.name
+    if callable(getattr(method, "init", None)) and callable(getattr(method, "update", None)):
+        return method, "custom"
+    raise TypeError(f"method must be a name, an optimiser or a gradient transformation, got "
+                    f"{type(method).__name__}")
+
+
+def _run_first_order(sess, opt, x0, iters, max_backoffs):
+    box = sess.box
+    top = sess.resume_top
+    if top is None:
+        it, x, state, scale, prev = 0, (box.project(x0) if box else x0), None, 1.0, None
+        state = opt.init(x)
+    else:
+        it, x, state, scale, prev = top["it"], top["x"], top["state"], top["scale"], top["prev"]
+    resumed_at = it if top is not None else None
+    retries = 0
+    while True:
+        if retries == 0:
+            top = {"it": it, "x": x, "state": state, "scale": scale, "prev": prev}
+            if sess.checkpoint and it >= iters:  # may be the last: keep what resuming needs
+                top["run"] = sess.snapshot()
+            if sess.checkpoint and it % sess.every == 0 and it != resumed_at:
+                sess.save("first_order", top, len_history=it)
+        err = nonfinite_error(it, None, None, sess.names, x=x)
+        if err is None:
+            loss, grad = sess.evaluate(x)
+            err = nonfinite_error(it, loss, grad, sess.names)
+        if err is not None:
+            if sess.on_nonfinite == "raise" or prev is None:
+                hint = ("the objective is non-finite at x0" if prev is None else
+                        "lower the learning rate, add clip_by_global_norm, or pass "
+                        "on_nonfinite='backoff'")
+                raise NonFiniteError(f"{err}; {hint}", iteration=err.iteration,
+                                     quantity=err.quantity, index=err.index, name=err.name)
+            if retries >= max_backoffs:
+                raise NonFiniteError(f"{err}, still after halving the step {max_backoffs} times "
+                                     f"from iteration {it - 1} (step scale now {scale:.3g})",
+                                     iteration=err.iteration, quantity=err.quantity,
+                                     index=err.index, name=err.name)
+            retries += 1
+            sess.nbackoff += 1
+            scale *= 0.5
+            x = prev[0] + scale * prev[1]
+            x = box.project(x) if box else x
+            continue
+        retries = 0
+        sess.record(it, loss, grad)
+        stop = sess.stop_reason(it, x, loss, grad)
+        if stop is not None:
+            break
+        step, state = opt.update(grad, state, x)
+        prev = (x, step)
+        x = x + scale * step
+        x = box.project(x) if box else x
+        it += 1
+    return sess.finish("first_order", top, it, x, loss, grad, it, stop)
+
+
+class _Session:
+    """What every method shares: evaluation, history, stopping tests, progress, checkpoints."""
+
+    def __init__(self, objective, x0, method, iters, box, callback, tol, gtol, progress, path,
+                 every, seed, on_nonfinite, names):
+        self.objective, self.method, self.iters, self.box = objective, method, iters, box
+        self.callback, self.tol, self.gtol = callback, tol, gtol
+        self.checkpoint, self.every, self.on_nonfinite, self.names = path, every, on_nonfinite, names
+        self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed}
+        self.rng = np.random.default_rng(seed)
+        if hasattr(objective, "bind_rng"):
+            objective.bind_rng(self.rng)
+        self.loss, self.grad_norm = [], []
+        self.nfev = self.nbackoff = 0
+        self.objective_s = self.elapsed_before = 0.0
+        self.resume_top = self.resume_payload = None
+        if progress is None:
+            progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.show_progress = progress
+        self.bar = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def __enter__(self):
+        self.t_start = time.perf_counter()
+        if self.show_progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.iters, initial=len(self.loss), desc=self.method,
+                            unit="it", file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def elapsed(self):
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    # -- evaluation and bookkeeping ----------------------------------------------------------
+    def evaluate(self, x):
+        """``objective(x)`` as ``(float, (n,) float64 copy)``, timed and counted."""
+        t0 = time.perf_counter()
+        out = self.objective(x.copy())
+        self.objective_s += time.perf_counter() - t0
+        self.nfev += 1
+        try:
+            loss, grad = out
+        except (TypeError, ValueError):
+            raise TypeError("the objective must return a pair (loss, grad), got "
+                            f"{type(out).__name__}") from None
+        loss_arr = np.asarray(loss)
+        if loss_arr.size != 1:
+            raise ValueError(f"the objective returned a loss of shape {loss_arr.shape}; "
+                             "it must be a scalar")
+        grad = np.array(grad, dtype=np.float64)
+        if grad.shape != x.shape:
+            raise ValueError(f"the objective returned a gradient of shape {grad.shape} for "
+                             f"parameters of shape {x.shape}")
+        return float(loss_arr.reshape(())), grad
+
+    def record(self, it, loss, grad):
+        self.loss.append(loss)
+        self.grad_norm.append(float(np.linalg.norm(grad)))
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}", grad_norm=f"{self.grad_norm[-1]:.3g}",
+                                 refresh=False)
+            self.bar.update(it - self.bar.n)
+
+    def stop_reason(self, it, x, loss, grad, call_back=True):
+        """``(message, success, kind)`` if the run should stop at this iterate, else ``None``."""
+        if call_back and self.callback is not None and self.callback(it, x.copy(), loss,
+                                                                     grad.copy()):
+            return f"stopped by callback at iteration {it}", True, "callback"
+        if self.gtol is not None:
+            g = self.box.projected_gradient(x, grad) if self.box else grad
+            gnorm = float(np.linalg.norm(g))
+            if gnorm <= self.gtol:
+                what = "projected gradient" if self.box else "gradient"
+                return f"converged: {what} norm {gnorm:.3g} <= gtol = {self.gtol:g}", True, "gtol"
+        if self.tol is not None and len(self.loss) >= 2:
+            change = abs(self.loss[-1] - self.loss[-2])
+            if change <= self.tol:
+                return f"converged: |loss change| {change:.3g} <= tol = {self.tol:g}", True, "tol"
+        if it >= self.iters:
+            return (f"reached iters = {self.iters}", self.tol is None and self.gtol is None,
+                    "budget")
+        return None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def snapshot(self):
+        """The run's mutable state outside the optimiser: RNGs, counters and timings."""
+        get_state = getattr(self.objective, "get_state", None)
+        return {"rng": self.rng.bit_generator.state,
+                "objective_state": get_state() if callable(get_state) else None,
+                "nfev": self.nfev, "nbackoff": self.nbackoff, "objective_s": self.objective_s,
+                "elapsed": self.elapsed()}
+
+    def save(self, kind, top, len_history, result=None, stop_kind=None, **extra):
+        ckpt.save(self.checkpoint, {
+            "kind": kind, "fingerprint": self.fingerprint, "iters": self.iters, "top": top,
+            "history": (self.loss[:len_history], self.grad_norm[:len_history]),
+            "run": top.get("run") or self.snapshot(), "result": result, "stop_kind": stop_kind,
+            **extra})
+
+    def load_checkpoint(self, kind):
+        """Restore from ``self.checkpoint``; returns the stored result if that run is finished."""
+        if not self.checkpoint:
+            return None
+        payload = ckpt.load(self.checkpoint)
+        if payload is None:
+            return None
+        if payload["kind"] != kind or payload["fingerprint"] != self.fingerprint:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} belongs to another run (saved for "
+                f"{payload['fingerprint']}, kind {payload['kind']!r}; this run is "
+                f"{self.fingerprint}, kind {kind!r}); delete it or pass another checkpoint path")
+        if payload["result"] is not None and not (payload["stop_kind"] == "budget"
+                                                  and self.iters > payload["iters"]):
+            return OptimizeResult(**payload["result"])
+        self.resume_payload = payload
+        self.resume_top = payload["top"]
+        self.restore(payload["run"], payload["history"])
+        return None
+
+    def restore(self, run, history):
+        self.rng.bit_generator.state = run["rng"]
+        if run["objective_state"] is not None:
+            self.objective.set_state(run["objective_state"])
+        self.loss, self.grad_norm = list(history[0]), list(history[1])
+        self.nfev, self.nbackoff = run["nfev"], run["nbackoff"]
+        self.objective_s, self.elapsed_before = run["objective_s"], run["elapsed"]
+
+    def finish(self, kind, top, len_history, x, loss, grad, nit, stop, message=None,
+               success=None, **extra):
+        """Build the result and write the final checkpoint, in which ``top`` and the first
+        ``len_history`` history entries are what a continuation (larger ``iters``) resumes from."""
+        stop_message, stop_success, stop_kind = stop if stop is not None else (None, None, None)
+        total = self.elapsed()
+        result = OptimizeResult(
+            x=np.array(x, dtype=np.float64), fun=float(loss), jac=np.array(grad, dtype=np.float64),
+            nit=int(nit), nfev=self.nfev,
+            success=bool(stop_success if success is None else success),
+            message=stop_message if message is None else message,
+            history={"loss": np.array(self.loss), "grad_norm": np.array(self.grad_norm)},
+            timings={"total_s": total, "per_iteration_s": total / max(nit, 1),
+                     "objective_s": self.objective_s},
+            method=self.method, nbackoff=self.nbackoff)
+        if self.checkpoint:
+            self.save(kind, top, len_history, result=asdict(result), stop_kind=stop_kind,
+                      **extra)
+        return result

@@ -1,0 +1,141 @@
+"""L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) through ``scipy.optimize.minimize``.
+
+Resuming: scipy keeps the quasi-Newton memory inside its own loop, so it cannot be saved.
+With ``resume="replay"`` (the default) the checkpoint keeps a tape of every evaluation (a hash of
+``x``, the loss and the gradient); a resumed run restarts L-BFGS-B from ``x0`` and answers its
+requests from the tape for as long as it asks for the recorded points, which it does since it is
+deterministic, then continues with live evaluations. The result is bitwise that of an
+uninterrupted run, at the cost of one gradient per evaluation in the checkpoint file (8 bytes per
+parameter per evaluation). Should scipy ask for a point the tape does not hold (another scipy or
+BLAS build), a warning is issued and the run continues live from there. With
+``resume="restart"`` the checkpoint keeps only the last iterate and L-BFGS-B restarts from it
+with an empty memory: small files, but not identical to an uninterrupted run.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from .checkpoint import digest
+from .errors import NonFiniteError
+from .finite import nonfinite_error
+
+
+class _Stop(Exception):
+    """Raised inside scipy's callback to end the run on one of ``minimize``'s criteria."""
+
+
+@dataclass(frozen=True, eq=False)
+class LBFGS:
+    """Limited-memory BFGS with box bounds (scipy's L-BFGS-B).
+
+    Args:
+        maxcor: number of correction pairs kept (the memory ``m``).
+        bounds: box bounds, as accepted by :func:`optimizers.bounds.as_box`; ``None`` for none.
+        ftol, gtol: scipy's own stopping tests (relative loss reduction; infinity norm of the
+            projected gradient), on top of ``minimize``'s ``tol``/``gtol``.
+        maxls: maximum line-search steps per iteration.
+        maxfun: maximum objective evaluations.
+        resume: ``"replay"`` (bitwise resume, larger checkpoints) or ``"restart"``; see the
+            module docstring.
+    """
+
+    maxcor: int = 10
+    bounds: object = None
+    ftol: float = 2.220446049250313e-09
+    gtol: float = 1e-5
+    maxls: int = 20
+    maxfun: int = 15000
+    resume: str = "replay"
+    name = "lbfgs"
+
+    def __post_init__(self):
+        if self.resume not in ("replay", "restart"):
+            raise ValueError(f"resume must be 'replay' or 'restart', got {self.resume!r}")
+
+    def run(self, sess, x0, iters):
+        """Run under ``minimize``'s session ``sess`` (evaluation, history, checkpoints)."""
+        box = sess.box
+        payload = sess.resume_payload
+        replay_tape = []
+        it = 0
+        x_start = box.project(x0) if box else x0
+        if payload is not None and self.resume == "replay":
+            replay_tape = payload["tape"]  # rebuild history and counters by replaying
+            sess.loss, sess.grad_norm, sess.nfev = [], [], 0
+        elif payload is not None:  # restart from the last iterate
+            it, x_start = payload["top"]["it"], payload["top"]["x"]
+        keep_tape = self.resume == "replay"
+        tape = []
+        pos = 0
+        last = {}  # the latest evaluation and the latest accepted iterate
+        first = [payload is None or self.resume == "replay"]
+
+        def fun(x):
+            nonlocal pos
+            d = digest(x) if keep_tape else None
+            if pos < len(replay_tape) and replay_tape[pos][0] == d:
+                _, f, g = replay_tape[pos]
+                pos += 1
+                sess.nfev += 1
+            else:
+                if pos < len(replay_tape):
+                    warnings.warn(f"L-BFGS-B asked for a point not on the checkpoint's tape after "
+                                  f"{pos} of {len(replay_tape)} evaluations; continuing with live "
+                                  f"evaluations, so the run will differ from the original",
+                                  RuntimeWarning, stacklevel=2)
+                    pos = len(replay_tape)
+                f, g = sess.evaluate(x)
+                err = nonfinite_error(it + (0 if first[0] else 1), f, g, sess.names)
+                if err is not None:
+                    raise NonFiniteError(f"{err}; tighten the bounds so that the objective stays "
+                                         "finite", iteration=err.iteration, quantity=err.quantity,
+                                         index=err.index, name=err.name)
+            if keep_tape:
+                tape.append((d, f, g.copy()))
+            last["eval"] = (x.copy(), f, g.copy())
+            if first[0]:
+                first[0] = False
+                accept(last["eval"])
+            last.setdefault("accepted", last["eval"])  # restart mode: x_start, already recorded
+            return f, g
+
+        def accept(evaluation):
+            x, f, g = evaluation
+            last["accepted"] = evaluation
+            sess.record(it, f, g)
+            replaying = pos < len(replay_tape)
+            if sess.checkpoint and it % sess.every == 0 and it > 0 and not replaying:
+                sess.save("lbfgs", {"it": it, "x": x}, len(sess.loss), tape=list(tape))
+            stop = sess.stop_reason(it, x, f, g, call_back=not replaying)
+            if stop is not None:
+                raise _Stop(stop)
+
+        def on_iteration(xk):
+            nonlocal it
+            it += 1
+            ev = last["eval"]
+            if not np.array_equal(ev[0], xk):  # scipy accepts the last point it evaluated
+                f, g = sess.evaluate(xk)
+                ev = (np.array(xk, dtype=np.float64), f, g)
+            accept(ev)
+
+        options = {"maxiter": max(iters - it, 0) + 1, "maxcor": self.maxcor, "ftol": self.ftol,
+                   "gtol": self.gtol, "maxls": self.maxls, "maxfun": self.maxfun}
+        stop = None
+        try:
+            res = scipy.optimize.minimize(fun, x_start, jac=True, method="L-BFGS-B",
+                                          bounds=box.to_scipy() if box else None,
+                                          callback=on_iteration, options=options)
+        except _Stop as s:
+            stop = s.args[0]
+            x, f, g = last["accepted"]
+            message = success = None
+        else:
+            x, f, g = res.x, res.fun, res.jac
+            message, success = str(res.message), bool(res.success)
+        acc_x = last["accepted"][0]
+        return sess.finish("lbfgs", {"it": it, "x": acc_x}, len(sess.loss), x, f, g, it, stop,
+                           message=message, success=success, tape=tape)
