@@ -16,7 +16,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 
 from .checkpoint import digest
 from .errors import NonFiniteError
@@ -57,6 +56,7 @@ class LBFGS:
 
     def run(self, sess, x0, iters):
         """Run under ``minimize``'s session ``sess`` (evaluation, history, checkpoints)."""
+        import scipy.optimize  # imported here: it takes longer to import than all the rest
         box = sess.box
         payload = sess.resume_payload
         replay_tape = []
