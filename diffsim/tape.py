@@ -188,7 +188,7 @@ class Rollout:
         if not self.state_shapes:
             raise ConfigError(f"{type(system).__name__}.state_shapes is empty")
 
-        nsnap = self.snapshots if self.units > 1 else 0
+        nsnap = min(self.snapshots, self.units - 1)  # the last unit boundary is never stored
         self.x = Slots({k: storage.slots(s, unit + 1, True) for k, s in self.state_shapes.items()})
         self.snap = Slots({k: storage.slots(s, max(nsnap, 1), False) for k, s in self.state_shapes.items()})
         self.u = Slots({k: storage.slots(s, steps, True) for k, s in self.control_shapes.items()})

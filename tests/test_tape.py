@@ -1,0 +1,165 @@
+"""The checkpointed tape: every schedule equals StoreAll bitwise, revolve's counts, bad input."""
+
+import numpy as np
+import pytest
+
+import diffsim
+from diffsim import Binomial, Periodic, Rollout, StoreAll
+from diffsim.checkpointing import revolve_cost
+from diffsim.errors import ConfigError, DiffsimError, SimulationDiverged
+from diffsim.mass_spring import MassSpringChain
+
+
+def controls(T):
+    return {"force": 0.3 * np.sin(0.37 * np.arange(T))[:, None]}
+
+
+def run(system, T, schedule, segment=None):
+    ro = Rollout(system, T, schedule, segment=segment)
+    ro.set_controls(**controls(T))
+    loss = ro.forward()
+    return ro, loss, ro.backward()
+
+
+def assert_bitwise(a, b):
+    (la, ga), (lb, gb) = a, b
+    assert la == lb
+    for kind in ("params", "controls", "state0"):
+        da, db = getattr(ga, kind), getattr(gb, kind)
+        assert da.keys() == db.keys()
+        for k in da:
+            assert np.array_equal(da[k], db[k]), f"{kind} {k} differs"
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return MassSpringChain(n=6, dt=0.01, segment=10)
+
+
+@pytest.fixture(scope="module")
+def chain_per_step():
+    return MassSpringChain(n=6, dt=0.01, fused=False)
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 100, 1000])
+def test_every_schedule_equals_store_all_bitwise(chain, chain_per_step, T):
+    segment = 1 if T <= 100 else 10
+    for system in (chain, chain_per_step) if T <= 100 else (chain,):
+        ref = run(system, T, StoreAll(), segment)[1:]
+        schedules = [Binomial(s) for s in (1, 2, 3, 10, 32)] + [Periodic(every=k * segment) for k in (1, 3)]
+        for sch in schedules:
+            if T == 1000 and sch == Binomial(1):
+                continue  # 4,950 recomputed segments: covered at T=100
+            assert_bitwise(run(system, T, sch, segment)[1:], ref)
+
+
+def test_fused_and_per_step_agree_to_roundoff(chain, chain_per_step):
+    _, la, ga = run(chain, 50, StoreAll(), 10)
+    _, lb, gb = run(chain_per_step, 50, StoreAll())
+    assert la == pytest.approx(lb, rel=1e-14)
+    for k in ga.params:
+        np.testing.assert_allclose(ga.params[k], gb.params[k], rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(ga.controls["force"], gb.controls["force"], rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("m,s", [(1, 1), (2, 1), (10, 1), (10, 2), (37, 3), (100, 3), (100, 10), (210, 4),
+                                 (300, 32), (64, 64)])
+def test_binomial_recomputes_exactly_the_revolve_minimum(chain_per_step, m, s):
+    ro, _, _ = run(chain_per_step, m, Binomial(s))
+    assert ro.stats.recomputed_steps == revolve_cost(m, s)
+    assert ro.stats.forward_steps == m + revolve_cost(m, s)
+    assert ro.stats.snapshots_peak <= s
+    assert ro.stats.snapshot_capacity == min(s, m - 1)
+    assert ro.stats.work_slots == 2  # one step's input and output, whatever T
+
+
+def test_periodic_recomputes_all_but_the_last_stretch(chain):
+    ro, _, _ = run(chain, 95, Periodic(every=20), segment=10)
+    assert ro.stats.recomputed_steps == 95 - 15
+    assert ro.stats.snapshots_peak == 4  # boundaries 0, 20, 40, 60; the last stretch stays in the working slots
+    assert ro.stats.work_slots == 21
+
+
+def test_store_all_keeps_the_trajectory(chain):
+    ro, _, _ = run(chain, 30, StoreAll(), 10)
+    q = ro.trajectory("q")
+    assert q.shape == (31, 6)
+    np.testing.assert_array_equal(q[-1], ro.final_state()["q"])
+    np.testing.assert_array_equal(q[0], chain.initial_state()["q"])
+    with pytest.raises(ConfigError, match="StoreAll"):
+        run(chain, 30, Binomial(2), 10)[0].trajectory("q")
+
+
+def test_memory_of_binomial_is_independent_of_steps(chain):
+    small = Rollout(chain, 100, Binomial(8), segment=10).stats
+    large = Rollout(chain, 10_000, Binomial(8), segment=10).stats
+    assert small.work_bytes == large.work_bytes
+    assert small.snapshot_bytes == large.snapshot_bytes
+    assert large.snapshot_bytes == 8 * 2 * 6 * 8  # 8 snapshots of (q, v), 6 nodes, float64, no adjoint
+
+
+def test_bad_input_gets_clear_errors(chain):
+    for steps in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="steps"):
+            Rollout(chain, steps)
+    with pytest.raises(ConfigError, match="snapshot"):
+        Binomial(0)
+    with pytest.raises(ConfigError, match="every"):
+        Periodic(every=0)
+    with pytest.raises(ConfigError, match="multiple of the segment"):
+        Rollout(chain, 100, Periodic(every=15), segment=10)
+    ro = Rollout(chain, 10, Binomial(3))
+    with pytest.raises(DiffsimError, match="before forward"):
+        ro.backward()
+    with pytest.raises(ConfigError, match=r"\(10, 1\)"):
+        ro.set_controls(force=np.zeros((9, 1)))
+    with pytest.raises(ConfigError, match="unknown control"):
+        ro.set_controls(torque=np.zeros((10, 1)))
+    with pytest.raises(ConfigError, match="finite"):
+        ro.set_controls(force=np.full((10, 1), np.nan))
+    with pytest.raises(ConfigError, match="shape"):
+        ro.set_state0(q=np.zeros(5))
+    ro.forward()
+    ro.backward()
+    with pytest.raises(DiffsimError, match="already run"):
+        ro.backward()
+    with pytest.raises(ConfigError, match="mass of node 2"):
+        MassSpringChain(n=4, mass=[1.0, 1.0, -1.0, 1.0])
+
+
+@pytest.mark.parametrize("schedule", [StoreAll(), Periodic(every=20), Binomial(4)])
+def test_divergence_names_the_first_bad_step_field_and_index(schedule):
+    stiff = MassSpringChain(n=5, dt=0.05, stiffness=5e4, segment=10)  # dt far beyond 2 sqrt(m/k)
+    ref = Rollout(stiff, 200, StoreAll(), check_finite=False)
+    ref.forward()
+    q, v = ref.trajectory("q"), ref.trajectory("v")
+    bad_q = np.argwhere(~np.isfinite(q))
+    bad_v = np.argwhere(~np.isfinite(v))
+    first = min(bad_q[0][0], bad_v[0][0])
+    # on a tie the tape names the first field in state_shapes order (q, then v)
+    field, bad = ("q", bad_q) if bad_q[0][0] <= bad_v[0][0] else ("v", bad_v)
+    with pytest.raises(SimulationDiverged) as err:
+        Rollout(stiff, 200, schedule).forward()
+    e = err.value
+    assert (e.step, e.field, e.index) == (first, field, (int(bad[0][1]),))
+    assert f"step {first}" in str(e) and "reduce dt" in str(e)
+
+
+def test_non_finite_initial_state_is_step_zero(chain):
+    ro = Rollout(chain, 10, Binomial(2))
+    q0 = chain.initial_state()["q"].copy()
+    q0[3] = np.inf
+    ro.set_state0(q=q0)
+    with pytest.raises(SimulationDiverged, match=r"step 0: state field 'q'\[3\]"):
+        ro.forward()
+
+
+def test_parameter_without_gradient_is_refused():
+    import taichi as ti
+
+    class NoGrad(MassSpringChain):
+        def parameters(self):
+            return {"stiffness": ti.ndarray(ti.f64, 1)}
+
+    with pytest.raises(ConfigError, match="needs_grad"):
+        Rollout(NoGrad(n=3), 5)
