@@ -40,7 +40,7 @@ def _what(v):
 
 
 def _entry(names, i):
-    return f"parameter '{names[i]}' (index {i})" if names else f"parameter {i}"
+    return f"parameter '{names[i]}'" if names else f"parameter {i}"
 
 
 def _first_bad(arr):

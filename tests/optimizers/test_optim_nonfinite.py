@@ -1,0 +1,104 @@
+"""Non-finite losses, gradients and parameters: clear errors, and recovery by step halving."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import optimizers as opt
+from optimizers import NonFiniteError
+
+NAMES = {"eps": 3, "mass": ()}  # -> eps[0], eps[1], eps[2], mass
+
+
+def nan_gradient_at_call(n_call, index):
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        g = 2.0 * x
+        if len(calls) == n_call:
+            g[index] = np.nan
+        return float(x @ x), g
+
+    return objective
+
+
+def test_error_names_iteration_and_parameter():
+    with pytest.raises(NonFiniteError) as info:
+        # plain SGD evaluates x_k at call k + 1, so call 18 is iteration 17
+        opt.minimize(nan_gradient_at_call(18, 2), np.ones(4), "sgd", 50, lr=0.01,
+                     param_names=NAMES)
+    err = info.value
+    assert str(err).startswith("iteration 17: gradient of parameter 'eps[2]' is NaN")
+    assert "on_nonfinite='backoff'" in str(err)  # says what to do
+    assert (err.iteration, err.quantity, err.index, err.name) == (17, "gradient", 2, "eps[2]")
+
+    with pytest.raises(NonFiniteError, match="^iteration 3: gradient of parameter 3 is NaN"):
+        opt.minimize(nan_gradient_at_call(4, 3), np.ones(4), "adam", 50)
+
+
+def test_error_for_a_non_finite_loss_and_at_x0():
+    def objective(x):
+        return (np.inf if x[0] < 0.5 else float(x @ x)), 2.0 * x
+
+    with pytest.raises(NonFiniteError, match=r"^iteration 0: loss is \+inf; the objective is "
+                                             r"non-finite at x0"):
+        opt.minimize(objective, np.zeros(2), "adam", 10)
+    with pytest.raises(NonFiniteError, match=r"^iteration 2: loss is \+inf") as info:
+        opt.minimize(objective, np.ones(2), "sgd", 10, lr=0.15)  # x_k = 0.7^k: 0.49 at k = 2
+    assert info.value.quantity == "loss" and info.value.index is None
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_error_for_a_parameter_that_overflowed():
+    with pytest.raises(NonFiniteError, match="^iteration 1: parameter 'mass' is -inf") as info:
+        opt.minimize(lambda x: (0.0, np.array([0.0, 0.0, 0.0, 1e308])), np.zeros(4), "sgd", 10,
+                     lr=10.0, param_names=NAMES)
+    assert (info.value.quantity, info.value.index, info.value.name) == ("parameter", 3, "mass")
+    assert "entries are non-finite" not in str(info.value)  # only one is
+
+
+def test_lbfgs_raises_too():
+    with pytest.raises(NonFiniteError, match=r"gradient of parameter 'eps\[1\]' is NaN") as info:
+        opt.minimize(nan_gradient_at_call(3, 1), np.ones(4), "lbfgs", 50, param_names=NAMES)
+    assert info.value.iteration >= 1
+
+
+def exploding(x):
+    """|x - 3|^2, but the "simulation" blows up (NaN) once |x| > 4."""
+    if np.any(np.abs(x) > 4.0):
+        return np.nan, np.full_like(x, np.nan)
+    return float(np.sum((x - 3.0) ** 2)), 2.0 * (x - 3.0)
+
+
+def test_backoff_halves_the_step_and_recovers():
+    # lr 0.9 overshoots to 5.4 > 4 at the first step; half of it (2.7) is fine and converges
+    with pytest.raises(NonFiniteError, match="^iteration 1: loss is NaN"):
+        opt.minimize(exploding, np.zeros(2), "sgd", 100, lr=0.9)
+    res = opt.minimize(exploding, np.zeros(2), "sgd", 100, lr=0.9, on_nonfinite="backoff")
+    np.testing.assert_allclose(res.x, [3.0, 3.0], atol=1e-12)
+    assert res.nbackoff == 1 and res.success
+    assert res.nfev == res.nit + 1 + res.nbackoff  # the rejected evaluation is counted
+    assert np.all(np.isfinite(res.history["loss"]))
+    assert res.history["loss"][1] == pytest.approx(2 * 0.3 ** 2)  # x_1 = 2.7, from x_0 = 0
+
+
+def test_backoff_gives_up_after_max_backoffs():
+    calls = []
+
+    def nan_after_three(x):
+        calls.append(1)
+        return (np.nan if len(calls) > 3 else float(x @ x)), 2.0 * x
+
+    with pytest.raises(NonFiniteError, match="still after halving the step 4 times") as info:
+        opt.minimize(nan_after_three, np.ones(2), "adam", 100, on_nonfinite="backoff",
+                     max_backoffs=4)
+    assert info.value.iteration == 3
+    assert len(calls) == 3 + 1 + 4  # three good, the first NaN, then four retries
+
+
+def test_error_pickles_with_its_attributes():
+    err = NonFiniteError("iteration 3: loss is NaN", iteration=3, quantity="loss")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) and back.iteration == 3 and back.quantity == "loss"
