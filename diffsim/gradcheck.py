@@ -6,11 +6,10 @@ vectors, and optionally with a forward-mode JVP as a third opinion. It returns a
 person can read and raises :class:`~diffsim.errors.GradientCheckError` on request.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 import numpy as np
+import taichi as ti
 
 from .errors import ConfigError, GradientCheckError
 
@@ -100,7 +99,7 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
     for i in idx:
         e = np.zeros_like(x)
         e[i] = scale[i]
-        fd = central_difference(loss, x, e, 1.0)
+        fd = central_difference(loss, x, e, 1.0) / scale[i]
         fwd = None if forward is None else float(forward(x, e)) / scale[i]
         err = _rel_error(g[i], fd, floor)
         if fwd is not None:
@@ -117,9 +116,16 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
         if fwd is not None:
             err = max(err, _rel_error(fwd, fd, dfloor))
         report.rows.append(CheckRow(f"random direction {k}", rev, float(fd), fwd, err, err <= rtol))
+    f(x)  # leave a stateful objective (a system's parameters) where it was found
     if raise_on_fail and not report.ok:
         raise GradientCheckError(report)
     return report
+
+
+@ti.kernel
+def _seed_dual(p: ti.template(), s: ti.template()):
+    for I in ti.grouped(p):
+        p.dual[I] = s[I]
 
 
 def forward_jvp(run, loss, param, direction) -> float:
@@ -131,18 +137,10 @@ def forward_jvp(run, loss, param, direction) -> float:
     The seed is written in full precision (FwdMode's own seed goes through float32).
     Kernels using vectors need ``ti.init(force_scalarize_matrix=True)`` (TAICHI.md, section 3).
     """
-    import taichi as ti
-
     direction = np.asarray(direction, dtype=np.float64).reshape(param.shape)
     seed = ti.field(ti.f64, shape=param.shape)
     seed.from_numpy(direction)
-
-    @ti.kernel
-    def _seed(p: ti.template(), s: ti.template()):
-        for I in ti.grouped(p):
-            p.dual[I] = s[I]
-
     with ti.ad.FwdMode(loss=loss, param=param, seed=[0.0] * int(np.prod(param.shape)), clear_gradients=True):
-        _seed(param, seed)
+        _seed_dual(param, seed)
         run()
     return float(loss.dual[None])
