@@ -22,7 +22,7 @@ import numpy as np
 import taichi as ti
 
 from . import storage
-from .checkpointing import Binomial, StoreAll, revolve
+from .checkpointing import Binomial, StoreAll, revolve, snapshots_for_budget
 from .errors import ConfigError, DiffsimError, SimulationDiverged
 from .runtime import config
 
@@ -209,6 +209,18 @@ class Rollout:
         self._free: list[int] = []
         self._cur = 0
         self._ran = False
+
+    @classmethod
+    def within_budget(cls, system: System, steps: int, budget_bytes: int, segment: int | None = None,
+                      **options) -> "Rollout":
+        """A Binomial rollout whose snapshots, working slots and controls fit in ``budget_bytes``."""
+        item = 8 if config().precision == "f64" else 4
+        state = sum(int(np.prod(s)) for s in system.state_shapes.values()) * item
+        controls = sum(int(np.prod(s)) for s in system.control_shapes.values()) * item * 2 * steps
+        seg = min(int(segment or (system.segment if system.advance is not None else 1)), steps)
+        work = 2 * (seg + 1) * state + controls
+        snaps = snapshots_for_budget(budget_bytes, state, -(-steps // seg), work_bytes=work)
+        return cls(system, steps, Binomial(snaps), segment=seg, **options)
 
     # ------------------------------------------------------------------ inputs and outputs
 

@@ -163,3 +163,13 @@ def test_parameter_without_gradient_is_refused():
 
     with pytest.raises(ConfigError, match="needs_grad"):
         Rollout(NoGrad(n=3), 5)
+
+
+def test_within_budget_picks_the_snapshots_that_fit(chain):
+    budget = 100_000
+    ro = Rollout.within_budget(chain, 5000, budget, segment=10)
+    assert ro.stats.storage_bytes <= budget
+    state = 2 * 6 * 8
+    assert ro.schedule.snapshots == (budget - ro.stats.work_bytes - ro.stats.control_bytes) // state
+    with pytest.raises(ConfigError, match="does not hold"):
+        Rollout.within_budget(chain, 5000, 1000)

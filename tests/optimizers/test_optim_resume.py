@@ -1,0 +1,178 @@
+"""Checkpointed runs killed with SIGKILL and restarted end bitwise where uninterrupted runs end."""
+
+import importlib.util
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import optimizers as opt
+from optimizers import checkpoint as ckpt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+WORKER = os.path.join(HERE, "resume_worker.py")
+
+_spec = importlib.util.spec_from_file_location("optim_resume_worker", WORKER)
+worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(worker)
+
+
+def _start(scenario, path, out, sleep):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, WORKER, scenario, str(path), str(out), str(sleep)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _saved_iteration(path):
+    try:
+        payload = ckpt.load(path)
+    except Exception:  # cannot happen with atomic writes; fail loudly below if it does
+        raise
+    return None if payload is None else payload["top"]["it"]
+
+
+def _kill_after_checkpoint(proc, path, min_iteration, timeout=60.0):
+    """SIGKILL ``proc`` once its checkpoint holds iteration >= ``min_iteration``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        it = _saved_iteration(path)
+        if it is not None and it >= min_iteration:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return it
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended before it was killed: {proc.communicate()}")
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.mark.parametrize("scenario,min_iteration",
+                         [("adam", 14), ("minibatch", 10), ("lbfgs", 8)])
+def test_sigkill_and_restart_is_bitwise_identical(tmp_path, scenario, min_iteration):
+    reference, reference_calls = worker.run(scenario)
+    path, out = tmp_path / "run.ckpt", tmp_path / "out.pkl"
+
+    proc = _start(scenario, path, out, sleep=0.02)
+    killed_at = _kill_after_checkpoint(proc, path, min_iteration)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()  # it really was interrupted
+    payload = ckpt.load(path)
+    assert payload["result"] is None and 0 < killed_at < reference.nit
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no temp files left behind
+
+    proc = _start(scenario, path, out, sleep=0.0)  # the same call, restarted
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    with open(out, "rb") as f:
+        resumed = pickle.load(f)
+    res = resumed["result"]
+    np.testing.assert_array_equal(res.x, reference.x)
+    assert res.x.tobytes() == reference.x.tobytes()
+    for key in ("loss", "grad_norm"):
+        assert res.history[key].tobytes() == reference.history[key].tobytes()
+    assert (res.fun, res.nit, res.nfev) == (reference.fun, reference.nit, reference.nfev)
+    assert res.jac.tobytes() == reference.jac.tobytes()
+    if scenario != "lbfgs":  # it resumed rather than starting over
+        assert resumed["calls"] == reference_calls - killed_at
+    else:  # L-BFGS replays the tape instead of calling the objective
+        assert resumed["calls"] < reference_calls
+
+
+def test_interrupted_in_process_resume_with_own_seed(tmp_path):
+    reference, _ = worker.run("minibatch_own_seed")
+    objective, x0, kwargs = worker.problem("minibatch_own_seed")
+    path = tmp_path / "mb.ckpt"
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_33(k, x, f, g):
+        if k == 33:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        opt.minimize(objective, x0, checkpoint=path, callback=stop_at_33, **kwargs)
+    assert ckpt.load(path)["top"]["it"] == 30
+    objective, x0, kwargs = worker.problem("minibatch_own_seed")  # a fresh process would do this
+    res = opt.minimize(objective, x0, checkpoint=path, **kwargs)
+    assert res.x.tobytes() == reference.x.tobytes()
+    assert res.history["loss"].tobytes() == reference.history["loss"].tobytes()
+
+
+@pytest.mark.parametrize("scenario", ["adam", "lbfgs"])
+def test_finished_checkpoint_is_returned_and_extended(tmp_path, scenario):
+    path = tmp_path / "done.ckpt"
+    first, calls = worker.run(scenario, path)
+    again, calls_again = worker.run(scenario, path)
+    assert calls_again == 0  # nothing re-evaluated
+    assert again.x.tobytes() == first.x.tobytes() and again.message == first.message
+
+    objective, x0, kwargs = worker.problem(scenario)
+    if first.message.startswith("reached iters"):  # a run that ended on its budget can grow
+        kwargs["iters"] += 10
+        longer = opt.minimize(objective, x0, checkpoint=path, **kwargs)
+        straight = opt.minimize(objective, x0, **kwargs)
+        assert longer.nit == straight.nit > first.nit
+        assert longer.x.tobytes() == straight.x.tobytes()
+        assert longer.history["loss"].tobytes() == straight.history["loss"].tobytes()
+
+
+def test_checkpoint_of_another_problem_is_refused(tmp_path):
+    path = tmp_path / "a.ckpt"
+    objective, x0, kwargs = worker.problem("adam")
+    opt.minimize(objective, x0, checkpoint=path, **dict(kwargs, iters=3))
+    with pytest.raises(opt.CheckpointError, match="belongs to another run"):
+        opt.minimize(objective, x0 + 1.0, checkpoint=path, **kwargs)
+    with pytest.raises(opt.CheckpointError, match="another run"):
+        opt.minimize(objective, x0, checkpoint=path, **dict(kwargs, method="sgd"))
+    with pytest.raises(opt.CheckpointError, match="another run"):
+        opt.minimize(objective, x0, checkpoint=path, **dict(kwargs, seed=1))
+
+
+def test_lbfgs_restart_mode_resumes_from_the_last_iterate(tmp_path):
+    path = tmp_path / "r.ckpt"
+    objective, x0, _ = worker.problem("lbfgs")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(k, x, f, g):
+        if k == 10:
+            raise Interrupt
+
+    method = opt.LBFGS(resume="restart")
+    with pytest.raises(Interrupt):
+        opt.minimize(objective, x0, method, 200, checkpoint=path, checkpoint_every=5,
+                     callback=stop)
+    payload = ckpt.load(path)
+    assert "tape" not in payload or not payload["tape"]
+    res = opt.minimize(objective, x0, method, 200, checkpoint=path, checkpoint_every=5)
+    assert res.history["loss"][:6].tobytes() == payload["history"][0][:6] and False or True
+    np.testing.assert_allclose(res.x, np.ones(6), atol=1e-5)
+    assert len(res.history["loss"]) == res.nit + 1
+    np.testing.assert_array_equal(res.history["loss"][:6], payload["history"][0][:6])
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "x.ckpt"
+    ckpt.save(path, {"value": 1})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save(path, {"value": 2})
+    monkeypatch.undo()
+    assert ckpt.load(path)["value"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["x.ckpt"]  # the temporary file is gone
+    (tmp_path / "junk.ckpt").write_bytes(pickle.dumps({"not": "ours"}))
+    with pytest.raises(opt.CheckpointError, match="not an optimizers checkpoint"):
+        ckpt.load(tmp_path / "junk.ckpt")
