@@ -37,6 +37,17 @@ def squared_error(x, case):
     return 0.5 * r * r, r * a
 
 
+class NoisyBowl:
+    """|x|^2 with Gaussian noise on the gradient, drawn from the generator ``minimize`` binds.
+    It has no get_state/set_state: only minimize's own RNG checkpointing makes it resumable."""
+
+    def bind_rng(self, rng):
+        self.rng = rng
+
+    def __call__(self, x):
+        return float(x @ x), 2.0 * x + 0.1 * self.rng.normal(size=x.shape)
+
+
 def problem(scenario):
     """``(objective, x0, minimize keyword arguments)`` for a scenario."""
     if scenario == "adam":
@@ -52,6 +63,9 @@ def problem(scenario):
         objective = opt.MiniBatchObjective(squared_error, regression_cases(), 7, seed=3)
         return objective, np.zeros(3), dict(method="adam", lr=0.05, iters=100,
                                             checkpoint_every=10)
+    if scenario == "noisy":
+        return NoisyBowl(), np.ones(4), dict(method="sgd", lr=0.1, iters=60, checkpoint_every=10,
+                                             seed=7)
     if scenario == "lbfgs":
         return extended_rosenbrock, np.full(6, -1.0), dict(method=opt.LBFGS(maxcor=5),
                                                            iters=60, checkpoint_every=4)
