@@ -120,6 +120,7 @@ class MassSpringChain(System):
         self.set_parameters(stiffness=stiffness, damping=damping, mass=mass)
         if target is None:
             target = -n * rest_length
+        self.target = target
         consts = np.zeros(8)
         consts[[DT, G, L0, KAPPA, EFFORT, TARGET, WV, TRACK]] = [
             dt, gravity, rest_length, kappa, effort, target, velocity_weight, tracking]

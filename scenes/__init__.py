@@ -1,0 +1,32 @@
+"""Ready-made problems. Each module has ``build(**config)``, ``main(argv)`` and, when it takes
+part in ``diffsim demo``, ``demo(outdir) -> dict`` and an integer ``DEMO_ORDER``."""
+
+import importlib
+import pkgutil
+
+
+def available() -> list:
+    """Names of the scene modules in this package."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def load(name: str):
+    """Import ``scenes.<name>``; a clear error for an unknown name."""
+    if name not in available():
+        raise ValueError(f"unknown scene {name!r}; scenes are {available()}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def demos() -> list:
+    """(name, module) of every scene with a ``demo``, in ``DEMO_ORDER``. A scene that fails to
+    import is returned with the exception in place of the module."""
+    found = []
+    for name in available():
+        try:
+            module = load(name)
+        except Exception as exc:  # reported by the CLI, never hidden
+            found.append((name, exc, 10**6))
+            continue
+        if hasattr(module, "demo"):
+            found.append((name, module, getattr(module, "DEMO_ORDER", 1000)))
+    return [(n, m) for n, m, _ in sorted(found, key=lambda item: (item[2], item[0]))]
