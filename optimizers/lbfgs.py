@@ -67,7 +67,7 @@ class LBFGS:
             sess.loss, sess.grad_norm, sess.nfev = [], [], 0
         elif payload is not None:  # restart from the last iterate
             it, x_start = payload["top"]["it"], payload["top"]["x"]
-        keep_tape = self.resume == "replay"
+        keep_tape = self.resume == "replay" and bool(sess.checkpoint)
         tape = []
         pos = 0
         last = {}  # the latest evaluation and the latest accepted iterate
