@@ -120,7 +120,8 @@ def _run_first_order(sess, opt, x0, iters, max_backoffs):
     box = sess.box
     top = sess.resume_top
     if top is None:
-        it, x, state, scale, prev = 0, (box.project(x0) if box else x0), None, 1.0, None
+        it, scale, prev = 0, 1.0, None
+        x = box.project(x0) if box else x0
         state = opt.init(x)
     else:
         it, x, state, scale, prev = top["it"], top["x"], top["state"], top["scale"], top["prev"]
@@ -139,9 +140,12 @@ def _run_first_order(sess, opt, x0, iters, max_backoffs):
             err = nonfinite_error(it, loss, grad, sess.names)
         if err is not None:
             if sess.on_nonfinite == "raise" or prev is None:
-                hint = ("the objective is non-finite at x0" if prev is None else
-                        "lower the learning rate, add clip_by_global_norm, or pass "
-                        "on_nonfinite='backoff'")
+                if prev is None:
+                    hint = ("x0 must be finite" if err.quantity == "parameter"
+                            else "the objective is non-finite at x0")
+                else:
+                    hint = ("lower the learning rate, add clip_by_global_norm, or pass "
+                            "on_nonfinite='backoff'")
                 raise NonFiniteError(f"{err}; {hint}", iteration=err.iteration,
                                      quantity=err.quantity, index=err.index, name=err.name)
             if retries >= max_backoffs:
@@ -194,7 +198,8 @@ class _Session:
         self.t_start = time.perf_counter()
         if self.show_progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=self.iters, initial=len(self.loss), desc=self.method,
+            initial = self.resume_top["it"] if self.resume_top else 0
+            self.bar = tqdm(total=self.iters, initial=initial, desc=self.method,
                             unit="it", file=sys.stderr, dynamic_ncols=True)
         return self
 
