@@ -103,6 +103,9 @@ class System:
     def terminal_cost(self, x, slot, loss) -> Sequence[Launch]:
         return ()
 
+    def validate(self, steps: int) -> None:
+        """Raise ConfigError if this system cannot run ``steps`` steps (called by Rollout)."""
+
     def divergence_hint(self) -> str:
         """Advice appended to a :class:`SimulationDiverged` message (say which dt to reduce)."""
         return ""
@@ -178,6 +181,7 @@ class Rollout:
         self.snapshots = min(snaps, self.units)
         self.check_finite = check_finite
 
+        system.validate(steps)
         self.params = dict(system.parameters())
         for name, arr in self.params.items():
             if getattr(arr, "grad", None) is None:

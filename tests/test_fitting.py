@@ -1,0 +1,89 @@
+"""End to end: Objective + optimizers on the reference chain (system identification, MPC)."""
+
+import numpy as np
+import pytest
+
+from diffsim import Binomial, Objective, Parameter, Rollout, StoreAll
+from diffsim.costs import TrajectoryMatch
+from diffsim.errors import ConfigError
+from diffsim.mass_spring import MassSpringChain
+from optimizers import LBFGS, minimize, mpc
+
+T = 200
+KW = dict(n=4, dt=0.005, mass=0.1, kappa=100.0, segment=20)
+U = 0.5 * np.sin(0.05 * np.arange(T))[:, None]
+HIDDEN = {"stiffness": 180.0, "damping": 0.35}
+
+
+@pytest.fixture(scope="module")
+def identification():
+    """Objective over log(stiffness), log(damping) matching a trajectory made with hidden values."""
+    hidden = MassSpringChain(**HIDDEN, **KW)
+    ref = Rollout(hidden, T)
+    ref.set_controls(force=U)
+    ref.forward()
+    guess = MassSpringChain(stiffness=120.0, damping=0.6, **KW)
+    ro = Rollout(TrajectoryMatch(guess, {"q": ref.trajectory("q")}, weights={"q": 1e4}), T, Binomial(4))
+    ro.set_controls(force=U)
+    obj = Objective(ro, [Parameter("stiffness", transform="log"), Parameter("damping", transform="log")])
+    return obj, obj.x0()
+
+
+def recovered(obj, x):
+    values = obj.unpack(x)
+    return {k: abs(values[k][0] / v - 1) for k, v in HIDDEN.items()}
+
+
+def test_lbfgs_recovers_hidden_stiffness_and_damping(identification):
+    obj, x0 = identification
+    res = minimize(obj, x0, method=LBFGS(gtol=1e-14, ftol=1e-16), iters=200)
+    assert res.success
+    errors = recovered(obj, res.x)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_adam_recovers_them_to_1e_3(identification):
+    obj, x0 = identification
+    res = minimize(obj, x0, method="adam", lr=0.05, iters=200)
+    errors = recovered(obj, res.x)
+    assert max(errors.values()) < 1e-3, errors
+    assert res.history["loss"][-1] < 1e-6 * res.history["loss"][0]
+
+
+def test_trajectory_match_checks_its_input():
+    chain = MassSpringChain(**KW)
+    with pytest.raises(ConfigError, match="not a state field"):
+        TrajectoryMatch(chain, {"x": np.zeros((11, 4))})
+    with pytest.raises(ConfigError, match="shape"):
+        TrajectoryMatch(chain, {"q": np.zeros((11, 3))})
+    with pytest.raises(ConfigError, match="NaN"):
+        TrajectoryMatch(chain, {"q": np.full((11, 4), np.nan)})
+    with pytest.raises(ConfigError, match="10 steps"):
+        Rollout(TrajectoryMatch(chain, {"q": np.zeros((11, 4))}), 12)
+
+
+def test_mpc_holds_the_tip_at_a_new_height():
+    """Receding horizon (H = 30 steps, apply 5, L-BFGS 30 iterations per plan) lifts the tip of a
+    4-node chain from -0.40 m to a target of -0.30 m and holds it within 1 cm over the last 20 steps
+    (6.7 mm measured; 1.9 mm after 150 steps)."""
+    chain = MassSpringChain(n=4, dt=0.01, stiffness=150.0, damping=0.5, mass=0.1, kappa=100.0, target=-0.3,
+                            tracking=10.0, effort=1e-4, velocity_weight=0.1, segment=5)
+    H, k, N = 30, 5, 60
+    plan = Rollout(chain, H, StoreAll())
+    one_step = Rollout(chain, 1, StoreAll())
+    objective = Objective(plan, ["force"])
+
+    def plan_objective(state, t, horizon):
+        plan.set_state0(**state)
+        return objective
+
+    def simulate(state, u):
+        one_step.forward(state0=state, controls={"force": u[None, :]})
+        return one_step.final_state()
+
+    res = mpc(plan_objective, simulate, chain.initial_state(), H, k, N, np.zeros((H, 1)),
+              method="lbfgs", iters_per_solve=30)
+    tips = np.array([s["q"][-1] for s in res.states])
+    assert tips[0] == pytest.approx(-0.4)
+    assert np.abs(tips[-20:] + 0.3).max() < 1e-2
+    assert len(res.solves) == N // k
