@@ -29,22 +29,31 @@ DT, G, L0, KAPPA, EFFORT, TARGET, WV, TRACK = range(8)
 
 
 @ti.func
+def _spring(e, k, kappa):
+    return k * (e + kappa * e * e * e)
+
+
+@ti.func
 def _chain_update(q: ti.template(), v: ti.template(), k: ti.template(), c: ti.template(),
                   mass: ti.template(), u: ti.template(), cs: ti.template(), src, dst, t, i):
-    """One node's semi-implicit Euler update from slot src to slot dst (straight-line code)."""
+    """One node's semi-implicit Euler update from slot src to slot dst.
+
+    Straight-line code, every local assigned once: neighbours are read at clamped indices and
+    masked (node 0's upper neighbour is the anchor at height 0, the tip has none below), which
+    keeps Taichi's reverse mode off its adstack (several times faster in fused loops).
+    """
     n = q.shape[1]
-    f = -mass[i] * cs[G]
-    if i > 0:
-        e = q[src, i - 1] - q[src, i] - cs[L0]
-        f += k[0] * (e + cs[KAPPA] * e * e * e) + c[0] * (v[src, i - 1] - v[src, i])
-    else:
-        e = -q[src, 0] - cs[L0]
-        f += k[0] * (e + cs[KAPPA] * e * e * e) - c[0] * v[src, 0]
-    if i < n - 1:
-        e = q[src, i] - q[src, i + 1] - cs[L0]
-        f -= k[0] * (e + cs[KAPPA] * e * e * e) + c[0] * (v[src, i] - v[src, i + 1])
-    else:
-        f += u[t, 0]
+    up = ti.max(i - 1, 0)
+    down = ti.min(i + 1, n - 1)
+    has_up = ti.select(i > 0, 1.0, 0.0)
+    has_down = ti.select(i < n - 1, 1.0, 0.0)
+    q_up = has_up * q[src, up]
+    v_up = has_up * v[src, up]
+    e_up = q_up - q[src, i] - cs[L0]
+    e_down = q[src, i] - q[src, down] - cs[L0]
+    f_up = _spring(e_up, k[0], cs[KAPPA]) + c[0] * (v_up - v[src, i])
+    f_down = has_down * (_spring(e_down, k[0], cs[KAPPA]) + c[0] * (v[src, i] - v[src, down]))
+    f = f_up - f_down - mass[i] * cs[G] + (1.0 - has_down) * u[t, 0]
     vn = v[src, i] + cs[DT] * f / mass[i]
     v[dst, i] = vn
     q[dst, i] = q[src, i] + cs[DT] * vn
