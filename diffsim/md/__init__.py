@@ -1,0 +1,32 @@
+"""Differentiable molecular dynamics on the checkpointed tape.
+
+Units: reduced Lennard-Jones units ("lj") or Angstrom, eV, amu, fs ("metal"), chosen per
+:class:`Model`; see :mod:`diffsim.md.units`.
+
+    from diffsim.md import Model, fcc_lattice, maxwell_boltzmann, LennardJones, ForceField, MDSystem
+    pos, box = fcc_lattice((3, 3, 3), density=0.8442)
+    model = Model(pos, box=box, velocities=maxwell_boltzmann(np.ones(len(pos)), 1.44))
+    system = MDSystem(model, ForceField([LennardJones(cutoff=2.5)], model.types, box), dt=0.005)
+    rollout = diffsim.Rollout(system, 1000, diffsim.Binomial(8))
+"""
+
+from .ase_io import from_ase, to_ase, write_extxyz
+from .fitting import ForceMatching
+from .forcefield import Evaluation, ForceField
+from .integrators import Berendsen, Langevin, VelocityVerlet
+from .model import Model, fcc_lattice, kinetic_energy, maxwell_boltzmann, temperature
+from .neighbors import NeighborList, brute_force_pairs
+from .observables import (RDF, Cost, KineticEnergy, MSDMatch, PotentialEnergy, RDFMatch, msd, pressure,
+                          rdf_smoothed)
+from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere
+from .system import MDSystem
+from .units import UNITS, Units
+
+__all__ = [
+    "Model", "fcc_lattice", "maxwell_boltzmann", "kinetic_energy", "temperature",
+    "LennardJones", "Morse", "SoftSphere", "HarmonicBond", "HarmonicAngle",
+    "ForceField", "Evaluation", "NeighborList", "brute_force_pairs",
+    "VelocityVerlet", "Langevin", "Berendsen", "MDSystem",
+    "RDF", "Cost", "PotentialEnergy", "KineticEnergy", "RDFMatch", "MSDMatch", "pressure", "rdf_smoothed", "msd",
+    "ForceMatching", "UNITS", "Units", "from_ase", "to_ase", "write_extxyz",
+]

@@ -1,0 +1,97 @@
+"""ASE interop (optional extra ``md``: ``pip install ase``) and extended-XYZ trajectories.
+
+ASE works in Angstrom, eV, amu and its own time unit; positions, masses and cells map onto a
+``units="metal"`` :class:`~diffsim.md.model.Model` directly; velocities are converted from
+ASE's (Angstrom / ase-time) to Angstrom/fs. Only orthorhombic cells are supported.
+"""
+
+import numpy as np
+
+from ..errors import ConfigError
+from .model import Model
+
+_FS = None
+
+
+def _ase():
+    try:
+        import ase  # noqa: F401
+        from ase import units
+    except ImportError:  # pragma: no cover - exercised without the extra only
+        raise ImportError("ASE is needed for diffsim.md ASE interop: pip install 'diffsim-toolkit[md]' "
+                          "(or pip install ase)") from None
+    return units
+
+
+def from_ase(atoms, units: str = "metal") -> Model:
+    """A Model from ASE ``Atoms``: types numbered by first appearance of each chemical symbol,
+    box from the (orthorhombic) cell with non-periodic axes open. Only ``units="metal"``."""
+    u = _ase()
+    if units != "metal":
+        raise ConfigError("from_ase gives Angstrom/eV/amu/fs, i.e. units='metal'")
+    cell = np.asarray(atoms.get_cell())
+    if np.any(np.abs(cell - np.diag(np.diag(cell))) > 1e-9):
+        raise ConfigError(f"only orthorhombic cells are supported, got cell {cell.tolist()}")
+    pbc = np.asarray(atoms.get_pbc(), dtype=bool)
+    box = np.where(pbc, np.diag(cell), 0.0)
+    symbols = atoms.get_chemical_symbols()
+    order = list(dict.fromkeys(symbols))
+    types = np.array([order.index(s) for s in symbols], dtype=np.int32)
+    vel = atoms.get_velocities()
+    vel = np.zeros((len(atoms), 3)) if vel is None else vel * u.fs  # (A / ase-time) -> A/fs
+    return Model(atoms.get_positions(), masses=atoms.get_masses(), types=types, box=box, velocities=vel,
+                 units="metal", symbols=order)
+
+
+def to_ase(model: Model, positions=None, velocities=None, symbols=None):
+    """ASE ``Atoms`` of ``model`` (optionally with other positions (n, 3), Angstrom, and
+    velocities, Angstrom/fs). ``symbols``: one per type (default the model's, else 'X')."""
+    u = _ase()
+    from ase import Atoms
+
+    if model.units != "metal":
+        raise ConfigError("to_ase needs a units='metal' model (ASE works in Angstrom, eV, amu)")
+    syms = list(symbols or model.symbols or [])
+    if len(syms) < model.ntypes:
+        syms += ["X"] * (model.ntypes - len(syms))
+    pos = model.positions if positions is None else np.asarray(positions, dtype=np.float64)
+    atoms = Atoms([syms[t] for t in model.types], positions=pos, masses=model.masses,
+                  cell=np.where(model.box > 0, model.box, 0.0), pbc=model.box > 0)
+    vel = model.velocities if velocities is None else np.asarray(velocities, dtype=np.float64)
+    atoms.set_velocities(vel / u.fs)
+    return atoms
+
+
+def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces=None, wrap=False):
+    """Write an extended-XYZ trajectory (plain text, no ASE needed; ASE and OVITO read it).
+
+    frames: (T, n, 3) or a list of (n, 3) positions in the model's length unit; energies (T,)
+    and forces (T, n, 3) optional; wrap: fold positions into the box (periodic axes).
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim == 2:
+        frames = frames[None]
+    if frames.ndim != 3 or frames.shape[1:] != (model.n, 3):
+        raise ConfigError(f"frames must have shape (T, {model.n}, 3), got {frames.shape}")
+    syms = list(symbols or model.symbols or [])
+    syms += [f"X{t}" if model.ntypes > 1 else "X" for t in range(len(syms), model.ntypes)]
+    box = model.box
+    lattice = " ".join(f"{v:.10g}" for v in np.diag(np.where(box > 0, box, 0.0)).ravel())
+    pbc = " ".join("T" if b > 0 else "F" for b in box)
+    with open(path, "w") as fh:
+        for k, pos in enumerate(frames):
+            if wrap:
+                per = box > 0
+                pos = pos.copy()
+                pos[:, per] -= box[per] * np.floor(pos[:, per] / box[per])
+            props = "species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else "")
+            head = f'Lattice="{lattice}" Properties={props} pbc="{pbc}"'
+            if energies is not None:
+                head += f" energy={float(energies[k]):.12g}"
+            fh.write(f"{model.n}\n{head}\n")
+            for i in range(model.n):
+                line = f"{syms[model.types[i]]} {pos[i, 0]:.10f} {pos[i, 1]:.10f} {pos[i, 2]:.10f}"
+                if forces is not None:
+                    fi = forces[k][i]
+                    line += f" {fi[0]:.10f} {fi[1]:.10f} {fi[2]:.10f}"
+                fh.write(line + "\n")

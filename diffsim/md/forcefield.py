@@ -1,0 +1,183 @@
+"""A force field: potentials + atom types + neighbour list, evaluated on positions.
+
+:class:`ForceField` is what the MD system, force matching and the observables share. It
+owns the neighbour list (built outside differentiation) and hands out the force launches of
+all its potentials; :meth:`ForceField.evaluate` is the forward-only convenience that returns
+energy, forces and virial of one configuration as NumPy arrays.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import launch
+from .neighbors import NeighborList
+from .potentials import PairPotential, Potential
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+
+class LazyKernel:
+    """A 'kernel' for :func:`diffsim.tape.launch` whose arguments are read when it runs.
+
+    The neighbour list may be regrown (new arrays) between the moment a System hands out its
+    launches and the moment the tape runs them; resolving the arguments late keeps them current.
+    """
+
+    def __init__(self, kernel, args_fn):
+        self.kernel, self.args_fn = kernel, args_fn
+
+    def __call__(self):
+        self.kernel(*self.args_fn())
+
+    def grad(self):
+        self.kernel.grad(*self.args_fn())
+
+
+class ForwardOnly:
+    """A launch that runs forward and does nothing in the adjoint sweep (neighbour builds, checks)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        self.fn(*args)
+
+    def grad(self, *args):
+        pass
+
+
+class AdjointOnly:
+    """A launch that does nothing forward and runs ``fn`` in the adjoint sweep."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        pass
+
+    def grad(self, *args):
+        self.fn(*args)
+
+
+@ti.kernel
+def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32):
+    for i in range(f.shape[1]):
+        for k in ti.static(range(3)):
+            f[fs, i, k] = 0.0
+        if track != 0:
+            pe[os, i] = 0.0
+            vir[os, i] = 0.0
+
+
+@dataclass
+class Evaluation:
+    """Energy (energy unit), forces (n, 3, energy/length), virial W = sum_pairs r_ij . f_ij
+    (energy), per-atom energies (n,) and per-atom virials (n,)."""
+
+    energy: float
+    forces: np.ndarray
+    virial: float
+    energies: np.ndarray
+    virials: np.ndarray
+
+
+class ForceField:
+    """Potentials acting on ``n`` atoms of given ``types`` in a box.
+
+    potentials: list of :class:`~diffsim.md.potentials.Potential`.
+    types: (n,) ints; box: (3,) edges (0 = open) or ``boxes`` (nconf, 3) with ``cfg`` (n,) for
+    several stacked configurations (force matching). skin: Verlet skin (length) added to the
+    largest cutoff; capacity/grow: see :class:`~diffsim.md.neighbors.NeighborList`.
+    """
+
+    def __init__(self, potentials, types, box=None, skin=0.3, cfg=None, capacity=None, grow=True,
+                 method="auto"):
+        if isinstance(potentials, Potential):
+            potentials = [potentials]
+        potentials = list(potentials)
+        if not potentials:
+            raise ConfigError("a ForceField needs at least one potential")
+        for p in potentials:
+            if not isinstance(p, Potential):
+                raise ConfigError(f"{p!r} is not a diffsim.md potential")
+        types = np.asarray(types)
+        if types.ndim != 1 or types.size < 1:
+            raise ConfigError(f"types must have shape (n,), got {types.shape}")
+        self.n = int(types.size)
+        self.ntypes = int(types.max()) + 1
+        self.potentials = potentials
+        names = {}
+        for p in potentials:
+            p.bind(self.ntypes)
+            if hasattr(p, "check_atoms"):
+                p.check_atoms(self.n)
+            for name in p.parameters():
+                if name in names:
+                    raise ConfigError(f"two potentials define parameter {name!r} ({type(names[name]).__name__} and "
+                                      f"{type(p).__name__}): give one a prefix, e.g. prefix='b_'")
+                names[name] = p
+        self.types_np = types.astype(np.int32)
+        self.types = ti.ndarray(ti.i32, self.n)
+        self.types.from_numpy(self.types_np)
+        cut = max(p.max_cutoff() for p in potentials)
+        self.cutoff = cut
+        self.has_pairs = any(isinstance(p, PairPotential) for p in potentials)
+        boxes = np.zeros((1, 3)) if box is None else np.atleast_2d(np.asarray(box, dtype=np.float64))
+        self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method)
+        self.boxes_np = self.nlist.boxes_np
+        self._scratch = None
+
+    # ------------------------------------------------------------------ launches
+
+    def lazy(self, kernel, args_fn):
+        return launch(LazyKernel(kernel, args_fn))
+
+    def parameters(self) -> dict:
+        out = {}
+        for p in self.potentials:
+            out.update(p.parameters())
+        return out
+
+    def force_launches(self, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        """Launches adding forces on ``x[xs]`` into ``f[fs]`` (and pe/vir into slot ``os`` when
+        ``track``) for every potential; the caller zeroes the buffers. Differentiable."""
+        out = []
+        for p in self.potentials:
+            out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1))
+        return out
+
+    def build(self, x, slot=0):
+        """(Re)build the neighbour list from ``x[slot]`` (forward only)."""
+        if self.has_pairs:
+            self.nlist.build(x, slot)
+
+    # ------------------------------------------------------------------ forward-only evaluation
+
+    def _buffers(self):
+        if self._scratch is None:
+            real = config().real
+            self._scratch = {k: ti.ndarray(real, s) for k, s in
+                             (("x", (1, self.n, 3)), ("f", (1, self.n, 3)), ("pe", (1, self.n)), ("vir", (1, self.n)))}
+        return self._scratch
+
+    def evaluate(self, positions, rebuild=True) -> Evaluation:
+        """Energy, forces and virial of one configuration ``positions`` (n, 3) (NumPy, float64)."""
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.shape != (self.n, 3):
+            raise ConfigError(f"positions must have shape ({self.n}, 3), got {pos.shape}")
+        b = self._buffers()
+        b["x"].from_numpy(pos[None].astype(config().numpy_real))
+        if rebuild:
+            self.build(b["x"], 0)
+        zero_forces(b["f"], 0, b["pe"], b["vir"], 0, 1)
+        for lc in self.force_launches(b["x"], 0, b["f"], 0, b["pe"], b["vir"], 0, 1):
+            lc.forward()
+        pe = b["pe"].to_numpy()[0].astype(np.float64)
+        vir = b["vir"].to_numpy()[0].astype(np.float64)
+        return Evaluation(float(pe.sum()), b["f"].to_numpy()[0].astype(np.float64), float(vir.sum()), pe, vir)

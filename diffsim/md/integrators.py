@@ -1,0 +1,126 @@
+"""Integrators: velocity Verlet (NVE), Langevin BAOAB (NVT), Berendsen (equilibration only).
+
+All act on positions x (n, 3), velocities v and forces f with accelerations f / m * ftm
+(see :mod:`diffsim.md.units`). A step t -> t+1 is split into three launches around the force
+evaluation at the new positions, so that forces are part of the state (f_t is stored with x_t):
+
+- drift (differentiable): v' = v_t + dt/2 f_t / m (B); then
+  * velocity Verlet: x_{t+1} = x_t + dt v';
+  * BAOAB: x' = x_t + dt/2 v' (A), v'' = c1 v' + c2 sqrt(kT/m) xi_(seed,t,i,k) (O),
+    x_{t+1} = x' + dt/2 v'' (A), with c1 = exp(-gamma dt), c2 = sqrt(1 - c1^2);
+  and zeroes f_{t+1};
+- forces f_{t+1} = F(x_{t+1}) (the potentials' kernels);
+- kick (differentiable): v_{t+1} = v'' + dt/2 f_{t+1} / m (B).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from .rng import gauss
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+# consts layout
+DT, FTM, C1, C2, KT = range(5)
+NCONST = 5
+
+
+@dataclass
+class VelocityVerlet:
+    """Velocity Verlet, NVE. Energy drift is O(dt^2) and bounded (symplectic)."""
+
+    mode = 0
+
+    def consts(self, dt, units):
+        return [dt, units.ftm, 1.0, 0.0, 0.0]
+
+
+@dataclass
+class Langevin:
+    """Langevin dynamics by BAOAB (Leimkuhler & Matthews 2013), NVT.
+
+    temperature: epsilon/k_B or K; friction gamma: 1/time (1/tau or 1/fs); seed: noise key.
+    The noise is counter-based (seed, step, atom, axis): recomputed steps are bit-identical.
+    """
+
+    temperature: float = 1.0
+    friction: float = 1.0
+    seed: int = 0
+    mode = 1
+
+    def __post_init__(self):
+        if self.temperature < 0 or self.friction < 0:
+            raise ConfigError(f"Langevin needs temperature >= 0 and friction >= 0, got {self.temperature}, "
+                              f"{self.friction}")
+
+    def consts(self, dt, units):
+        c1 = float(np.exp(-self.friction * dt))
+        return [dt, units.ftm, c1, float(np.sqrt(max(1.0 - c1 * c1, 0.0))), units.kB * self.temperature]
+
+
+@dataclass
+class Berendsen:
+    """Berendsen weak coupling for equilibration (forward only, not on the tape): after each
+    step v *= sqrt(1 + dt/tau (T0/T - 1)). temperature T0 (epsilon/k_B or K), tau (time)."""
+
+    temperature: float = 1.0
+    tau: float = 0.1
+
+    def __post_init__(self):
+        if self.temperature < 0 or self.tau <= 0:
+            raise ConfigError(f"Berendsen needs temperature >= 0 and tau > 0, got {self.temperature}, {self.tau}")
+
+
+@ti.kernel
+def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv_m: _A1, cs: _A1,
+             mode: ti.i32, seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, track: ti.i32, tdisp: ti.i32,
+             nrdf: ti.i32):
+    for i in range(ti.max(x.shape[1], nrdf)):
+        if i < x.shape[1]:
+            dt = cs[DT]
+            a = 0.5 * dt * cs[FTM] * inv_m[i]
+            sv = ti.sqrt(cs[KT] * cs[FTM] * inv_m[i])
+            for k in ti.static(range(3)):
+                vh = v[src, i, k] + a * f[src, i, k]
+                dx = dt * vh
+                vn = vh
+                if mode == 1:
+                    vn = cs[C1] * vh + cs[C2] * sv * gauss(seed, t, 3 * i + k)
+                    dx = 0.5 * dt * (vh + vn)
+                x[dst, i, k] = x[src, i, k] + dx
+                v[dst, i, k] = vn
+                f[dst, i, k] = 0.0
+                if tdisp != 0:
+                    disp[dst, i, k] = disp[src, i, k] + dx
+            if track != 0:
+                pe[dst, i] = 0.0
+                vir[dst, i] = 0.0
+        if i < nrdf:
+            rdf[dst, i] = rdf[src, i]
+
+
+@ti.kernel
+def md_kick(v: _A3, f: _A3, inv_m: _A1, cs: _A1, dst: ti.i32):
+    for i in range(v.shape[1]):
+        a = 0.5 * cs[DT] * cs[FTM] * inv_m[i]
+        for k in ti.static(range(3)):
+            v[dst, i, k] += a * f[dst, i, k]
+
+
+@ti.kernel
+def kinetic_sum(v: _A3, s: ti.i32, mass: _A1) -> ti.f64:
+    e = 0.0
+    for i in range(v.shape[1]):
+        e += 0.5 * mass[i] * (v[s, i, 0] ** 2 + v[s, i, 1] ** 2 + v[s, i, 2] ** 2)
+    return e
+
+
+@ti.kernel
+def scale_velocities(v: _A3, s: ti.i32, lam: ti.f64):
+    for i, k in ti.ndrange(v.shape[1], 3):
+        v[s, i, k] *= lam

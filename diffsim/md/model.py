@@ -1,0 +1,148 @@
+"""Atoms, boxes and initial conditions.
+
+:class:`Model` is the fixed description of a set of atoms: positions (n, 3), masses (n,),
+integer types (n,), an orthorhombic box (3,) whose zero entries are open axes (``box=None``:
+open in every direction), optional velocities (n, 3), and the unit system (``"lj"`` reduced
+units or ``"metal"``: Angstrom, eV, amu, fs; see :mod:`diffsim.md.units`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .units import get_units
+
+
+def _as_array(name, value, shape, dtype=np.float64):
+    try:
+        arr = np.array(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a numeric array of shape {shape}: {exc}") from None
+    if arr.shape != shape:
+        raise ConfigError(f"{name} must have shape {shape}, got {arr.shape}")
+    if dtype is np.float64 and not np.all(np.isfinite(arr)):
+        i = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+        raise ConfigError(f"{name}{list(i)} is {arr[i]}: values must be finite")
+    return arr
+
+
+@dataclass
+class Model:
+    """A set of atoms. Units follow ``units`` ("lj" or "metal").
+
+    positions: (n, 3) float (sigma or Angstrom). masses: (n,) or scalar, > 0 (m or amu).
+    types: (n,) int in [0, ntypes) (default all 0). box: (3,) edge lengths, 0 = open axis,
+    None = open everywhere. velocities: (n, 3) (sigma/tau or Angstrom/fs), default zero.
+    symbols: optional chemical symbol per type (for ASE and extxyz).
+    """
+
+    positions: np.ndarray
+    masses: object = 1.0
+    types: object = None
+    box: object = None
+    velocities: object = None
+    units: str = "lj"
+    symbols: list = field(default_factory=list)
+
+    def __post_init__(self):
+        pos = np.asarray(self.positions)
+        if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] < 1:
+            raise ConfigError(f"positions must have shape (n, 3) with n >= 1, got {pos.shape}")
+        n = pos.shape[0]
+        self.positions = _as_array("positions", pos, (n, 3))
+        self.masses = _as_array("masses", np.broadcast_to(np.asarray(self.masses, dtype=np.float64), (n,))
+                                if np.ndim(self.masses) == 0 else self.masses, (n,))
+        if np.any(self.masses <= 0):
+            i = int(np.argmax(self.masses <= 0))
+            raise ConfigError(f"mass of atom {i} is {self.masses[i]}: masses must be positive")
+        self.types = (np.zeros(n, dtype=np.int32) if self.types is None
+                      else _as_array("types", self.types, (n,), np.int64).astype(np.int32))
+        if np.any(self.types < 0):
+            raise ConfigError(f"types must be >= 0, got {self.types.min()}")
+        self.box = np.zeros(3) if self.box is None else _as_array(
+            "box", np.broadcast_to(np.asarray(self.box, dtype=np.float64), (3,)) if np.ndim(self.box) == 0
+            else self.box, (3,))
+        if np.any(self.box < 0):
+            raise ConfigError(f"box edges must be >= 0 (0 = open axis), got {self.box}")
+        self.velocities = (np.zeros((n, 3)) if self.velocities is None
+                           else _as_array("velocities", self.velocities, (n, 3)))
+        self.units_info = get_units(self.units)
+        self.units = self.units_info.name
+        self.symbols = list(self.symbols)
+
+    @property
+    def n(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def ntypes(self) -> int:
+        return int(self.types.max()) + 1
+
+    @property
+    def periodic(self) -> np.ndarray:
+        return self.box > 0
+
+    @property
+    def volume(self) -> float:
+        """Box volume (length^3); NaN when an axis is open."""
+        return float(np.prod(self.box)) if np.all(self.box > 0) else float("nan")
+
+    def copy(self, **changes) -> "Model":
+        kw = dict(positions=self.positions.copy(), masses=self.masses.copy(), types=self.types.copy(),
+                  box=self.box.copy(), velocities=self.velocities.copy(), units=self.units,
+                  symbols=list(self.symbols))
+        kw.update(changes)
+        return Model(**kw)
+
+
+def fcc_lattice(cells=(5, 5, 5), density: float | None = 0.8442, a: float | None = None):
+    """Face-centred cubic lattice filling a periodic box.
+
+    cells: unit cells per axis (int or 3 ints). Give either ``density`` (atoms per length^3;
+    LAMMPS' reduced ``lattice fcc 0.8442`` gives a = (4 / density)^(1/3)) or the lattice
+    constant ``a`` (length). Returns (positions (4 nx ny nz, 3), box (3,)).
+    """
+    cells = np.broadcast_to(np.asarray(cells, dtype=int), (3,))
+    if np.any(cells < 1):
+        raise ConfigError(f"cells must be >= 1 per axis, got {cells}")
+    if a is None:
+        if density is None or density <= 0:
+            raise ConfigError(f"give a positive density or a lattice constant a, got density={density}, a={a}")
+        a = (4.0 / density) ** (1.0 / 3.0)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    grid = np.stack(np.meshgrid(*[np.arange(c) for c in cells], indexing="ij"), -1).reshape(-1, 3)
+    pos = (grid[:, None, :] + basis[None]).reshape(-1, 3) * a
+    return pos, cells * a
+
+
+def maxwell_boltzmann(masses, temperature: float, seed: int = 0, units: str = "lj") -> np.ndarray:
+    """Gaussian velocities (n, 3) with zero total momentum, scaled to exactly ``temperature``
+    (epsilon/k_B or K) with 3n - 3 degrees of freedom."""
+    masses = np.asarray(masses, dtype=np.float64)
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    u = get_units(units)
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((masses.size, 3)) / np.sqrt(masses)[:, None]
+    v -= (masses[:, None] * v).sum(0) / masses.sum()
+    ke = 0.5 * np.sum(masses[:, None] * v * v) / u.ftm
+    dof = max(3 * masses.size - 3, 1)
+    if ke > 0:
+        v *= np.sqrt(0.5 * dof * u.kB * temperature / ke)
+    return v
+
+
+def kinetic_energy(masses, velocities, units: str = "lj") -> float:
+    """0.5 sum m v^2 in the energy unit."""
+    m = np.asarray(masses, dtype=np.float64)
+    return float(0.5 * np.sum(m[:, None] * np.asarray(velocities) ** 2) / get_units(units).ftm)
+
+
+def temperature(masses, velocities, units: str = "lj", dof: int | None = None) -> float:
+    """2 KE / (dof k_B), dof = 3n - 3 by default (momentum conserved)."""
+    n = np.asarray(masses).size
+    dof = max(3 * n - 3, 1) if dof is None else dof
+    return 2.0 * kinetic_energy(masses, velocities, units) / (dof * get_units(units).kB)

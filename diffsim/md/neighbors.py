@@ -1,0 +1,287 @@
+"""Neighbour search outside differentiation: cell list + Verlet half list with a skin.
+
+Every kernel here is forward-only and writes integer indices (TAICHI.md rule 2: indices
+computed from differentiated positions inside a differentiated kernel give wrong gradients).
+The differentiated force kernels only *read* ``nbr``/``nnb``.
+
+The list is a half list (each pair once, ``j > i`` in atom order) of all pairs closer than
+``cutoff + skin`` at build time, stored padded: ``nbr[i, :nnb[i]]``. It stays valid (holds
+every pair closer than ``cutoff``) until some atom has moved more than ``skin / 2`` from its
+position at the build (:meth:`NeighborList.needs_rebuild`). Capacity is never exceeded
+silently: the build counts every pair and, when an atom has more than ``capacity``, either
+grows the arrays and rebuilds (``grow=True``) or raises :class:`ConfigError`.
+
+Two builders:
+- cells: one periodic configuration whose box holds >= 3 cells of edge ``cutoff + skin`` per
+  axis; O(n) via 27 neighbouring cells;
+- brute force: open boundaries, small boxes, or several configurations stacked in one array
+  (force matching); O(sum n_c^2), pairs only within one configuration.
+"""
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from .space import min_image, min_image_np
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+
+@ti.func
+def _dist2(x: ti.template(), s, i, j, boxes: ti.template(), c):
+    r2 = 0.0
+    for k in ti.static(range(3)):
+        d = min_image(x[s, i, k] - x[s, j, k], boxes[c, k])
+        r2 += d * d
+    return r2
+
+
+@ti.kernel
+def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2, rl2: ti.f64,
+                 nbr: _A2, nnb: _A1) -> ti.i32:
+    most = 0
+    for i in range(x.shape[1]):
+        c = cfg[i]
+        cnt = 0
+        for j in range(i + 1, cend[c]):
+            if _dist2(x, s, i, j, boxes, c) < rl2:
+                if cnt < nbr.shape[1]:
+                    nbr[i, cnt] = j
+                cnt += 1
+        nnb[i] = cnt
+        ti.atomic_max(most, cnt)
+    return most
+
+
+@ti.kernel
+def _cell_assign(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, count: _A1, rank: _A1):
+    for i in range(x.shape[1]):
+        cid = 0
+        for k in ti.static(range(3)):
+            u = x[s, i, k] - box[k] * ti.floor(x[s, i, k] / box[k])
+            ck = ti.min(ti.cast(u / box[k] * nc[k], ti.i32), nc[k] - 1)
+            ck = ti.max(ck, 0)
+            cid = cid * nc[k] + ck
+        cell_of[i] = cid
+        rank[i] = ti.atomic_add(count[cid], 1)
+
+
+@ti.kernel
+def _zero_i(a: _A1):
+    for i in range(a.shape[0]):
+        a[i] = 0
+
+
+@ti.kernel
+def _cell_scan(count: _A1, start: _A1):
+    ti.loop_config(serialize=True)
+    for c in range(count.shape[0]):
+        if c == 0:
+            start[0] = 0
+        else:
+            start[c] = start[c - 1] + count[c - 1]
+
+
+@ti.kernel
+def _cell_fill(cell_of: _A1, rank: _A1, start: _A1, atoms: _A1):
+    for i in range(cell_of.shape[0]):
+        atoms[start[cell_of[i]] + rank[i]] = i
+
+
+@ti.kernel
+def _cell_build(x: _A3, s: ti.i32, boxes: _A2, nc: _A1, cell_of: _A1, count: _A1, start: _A1, atoms: _A1,
+                rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
+    most = 0
+    for i in range(x.shape[1]):
+        cid = cell_of[i]
+        cz = cid % nc[2]
+        cy = (cid // nc[2]) % nc[1]
+        cx = cid // (nc[1] * nc[2])
+        cnt = 0
+        for o in range(27):
+            ox = (cx + o // 9 - 1 + nc[0]) % nc[0]
+            oy = (cy + (o // 3) % 3 - 1 + nc[1]) % nc[1]
+            oz = (cz + o % 3 - 1 + nc[2]) % nc[2]
+            other = (ox * nc[1] + oy) * nc[2] + oz
+            for q in range(start[other], start[other] + count[other]):
+                j = atoms[q]
+                if j > i:
+                    if _dist2(x, s, i, j, boxes, 0) < rl2:
+                        if cnt < nbr.shape[1]:
+                            nbr[i, cnt] = j
+                        cnt += 1
+        nnb[i] = cnt
+        ti.atomic_max(most, cnt)
+    return most
+
+
+@ti.kernel
+def _copy_ref(x: _A3, s: ti.i32, ref: _A2):
+    for i, k in ti.ndrange(x.shape[1], 3):
+        ref[i, k] = x[s, i, k]
+
+
+@ti.kernel
+def _max_disp2(x: _A3, s: ti.i32, ref: _A2) -> ti.f64:
+    most = 0.0
+    for i in range(x.shape[1]):
+        d2 = 0.0
+        for k in ti.static(range(3)):
+            d = x[s, i, k] - ref[i, k]
+            d2 += d * d
+        ti.atomic_max(most, d2)
+    return most
+
+
+class NeighborList:
+    """Verlet half list of pairs within ``cutoff + skin`` (lengths in the model's unit).
+
+    n: atoms; boxes: (nconf, 3) box edges per configuration (0 = open axis), or (3,);
+    cfg: (n,) configuration of each atom (default all 0; atoms of one configuration must be
+    contiguous); capacity: neighbours per atom to allocate (default: estimated from the
+    density); grow: enlarge and rebuild on overflow (else raise ConfigError).
+    ``method``: "auto", "cells" or "brute".
+
+    After :meth:`build`: ``nbr`` (n, capacity) int32 and ``nnb`` (n,) int32 ndarrays,
+    ``builds`` counts builds, ``last_build_seconds`` is not tracked (use the benchmark).
+    """
+
+    def __init__(self, n, cutoff, skin=0.3, boxes=None, cfg=None, capacity=None, grow=True, method="auto"):
+        if cutoff <= 0 or skin < 0:
+            raise ConfigError(f"neighbour list needs cutoff > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
+        self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
+        boxes = np.zeros((1, 3)) if boxes is None else np.asarray(boxes, dtype=np.float64)
+        if boxes.ndim == 1:
+            boxes = boxes[None]
+        if boxes.ndim != 2 or boxes.shape[1] != 3:
+            raise ConfigError(f"boxes must have shape (nconf, 3), got {boxes.shape}")
+        cfg = np.zeros(self.n, dtype=np.int32) if cfg is None else np.asarray(cfg, dtype=np.int32)
+        if cfg.shape != (self.n,):
+            raise ConfigError(f"cfg must have shape ({self.n},), got {cfg.shape}")
+        if self.n > 1 and np.any(np.diff(cfg) < 0) or cfg.min() < 0 or cfg.max() >= len(boxes):
+            raise ConfigError("atoms of one configuration must be contiguous, configurations numbered "
+                              f"0..{len(boxes) - 1} in order")
+        for c, box in enumerate(boxes):
+            small = (box > 0) & (box < 2 * self.cutoff)
+            if np.any(small):
+                raise ConfigError(
+                    f"configuration {c}: box edge {box[small].min():.6g} is smaller than twice the cutoff "
+                    f"{self.cutoff:.6g}: the minimum image would miss interactions; use a larger box "
+                    f"(replicate the cell) or a shorter cutoff")
+        self.boxes_np, self.cfg_np = boxes, cfg
+        self.rl = self.cutoff + self.skin
+        real = config().real
+        self.boxes = ti.ndarray(real, boxes.shape)
+        self.boxes.from_numpy(boxes.astype(config().numpy_real))
+        self.cfg = ti.ndarray(ti.i32, self.n)
+        self.cfg.from_numpy(cfg)
+        starts = np.searchsorted(cfg, np.arange(len(boxes)), side="left").astype(np.int32)
+        ends = np.searchsorted(cfg, np.arange(len(boxes)), side="right").astype(np.int32)
+        self.cstart = ti.ndarray(ti.i32, len(boxes))
+        self.cstart.from_numpy(starts)
+        self.cend = ti.ndarray(ti.i32, len(boxes))
+        self.cend.from_numpy(ends)
+        self.ref = ti.ndarray(real, (self.n, 3))
+        nc = np.floor(boxes[0] / self.rl).astype(int) if len(boxes) == 1 else np.zeros(3, int)
+        cells_ok = len(boxes) == 1 and np.all(boxes[0] > 0) and np.all(nc >= 3)
+        if method == "auto":
+            method = "cells" if cells_ok else "brute"
+        if method == "cells" and not cells_ok:
+            raise ConfigError(f"cell list needs one periodic box with >= 3 cells of {self.rl:.4g} per axis "
+                              f"(box {boxes[0]}); use method='brute'")
+        if method not in ("cells", "brute"):
+            raise ConfigError(f"method must be 'auto', 'cells' or 'brute', got {method!r}")
+        self.method = method
+        if method == "cells":
+            self.nc_np = nc.astype(np.int32)
+            ncell = int(np.prod(nc))
+            self.nc = ti.ndarray(ti.i32, 3)
+            self.nc.from_numpy(self.nc_np)
+            self.cell_of = ti.ndarray(ti.i32, self.n)
+            self.rank = ti.ndarray(ti.i32, self.n)
+            self.count = ti.ndarray(ti.i32, ncell)
+            self.start = ti.ndarray(ti.i32, ncell)
+            self.atoms = ti.ndarray(ti.i32, self.n)
+        self.grow = grow
+        if capacity is None:
+            vol = np.prod(np.where(boxes > 0, boxes, 1.0), axis=1)
+            counts = np.bincount(cfg, minlength=len(boxes))
+            dens = float(np.max(counts / vol)) if np.all(boxes > 0) else 1.0
+            est = 1.3 * dens * 4.0 / 3.0 * np.pi * self.rl ** 3 + 16
+            capacity = int(min(max(est, 8), max(int(counts.max()) - 1, 1)))
+        if capacity < 1:
+            raise ConfigError(f"capacity must be >= 1, got {capacity}")
+        self._alloc(int(capacity))
+        self.builds = 0
+        self.grown = 0
+        self.max_count = 0
+
+    def _alloc(self, capacity):
+        self.capacity = capacity
+        self.nbr = ti.ndarray(ti.i32, (self.n, capacity))
+        self.nnb = ti.ndarray(ti.i32, self.n)
+
+    def _build_once(self, x, slot) -> int:
+        rl2 = self.rl * self.rl
+        if self.method == "brute":
+            return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, rl2, self.nbr, self.nnb))
+        box = self.boxes_np[0]
+        self._box1 = getattr(self, "_box1", None)
+        if self._box1 is None:
+            self._box1 = ti.ndarray(config().real, 3)
+            self._box1.from_numpy(box.astype(config().numpy_real))
+        _zero_i(self.count)
+        _cell_assign(x, slot, self._box1, self.nc, self.cell_of, self.count, self.rank)
+        _cell_scan(self.count, self.start)
+        _cell_fill(self.cell_of, self.rank, self.start, self.atoms)
+        return int(_cell_build(x, slot, self.boxes, self.nc, self.cell_of, self.count, self.start, self.atoms,
+                               rl2, self.nbr, self.nnb))
+
+    def build(self, x, slot: int = 0):
+        """Build from positions ``x[slot]`` (x: ndarray (slots, n, 3)); remembers them as reference."""
+        if x.shape[1] != self.n:
+            raise ConfigError(f"neighbour list is for {self.n} atoms, positions have {x.shape[1]}")
+        most = self._build_once(x, slot)
+        if most > self.capacity:
+            if not self.grow:
+                raise ConfigError(
+                    f"neighbour list overflow: an atom has {most} neighbours within {self.rl:.4g} but capacity "
+                    f"is {self.capacity}; pass capacity >= {most} or grow=True (is the system collapsing?)")
+            self._alloc(int(most * 1.25) + 8)
+            self.grown += 1
+            most = self._build_once(x, slot)
+        self.max_count = most
+        _copy_ref(x, slot, self.ref)
+        self.builds += 1
+
+    def max_displacement(self, x, slot: int) -> float:
+        """Largest distance an atom moved since the last build (length)."""
+        return float(np.sqrt(_max_disp2(x, slot, self.ref)))
+
+    def needs_rebuild(self, x, slot: int) -> bool:
+        """True when some atom of ``x[slot]`` moved more than skin/2 since the last build."""
+        return 2.0 * self.max_displacement(x, slot) > self.skin
+
+    def pairs(self) -> np.ndarray:
+        """The listed pairs (m, 2) int, i < j, sorted (for tests and inspection)."""
+        nbr, nnb = self.nbr.to_numpy(), self.nnb.to_numpy()
+        out = [(i, j) for i in range(self.n) for j in nbr[i, :nnb[i]]]
+        return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
+
+
+def brute_force_pairs(positions, box, cutoff, cfg=None) -> np.ndarray:
+    """All pairs (i < j, same configuration) with minimum-image distance < cutoff (NumPy reference)."""
+    x = np.asarray(positions, dtype=np.float64)
+    n = len(x)
+    cfg = np.zeros(n, int) if cfg is None else np.asarray(cfg)
+    boxes = np.atleast_2d(np.asarray(box, dtype=np.float64))
+    out = []
+    for i in range(n - 1):
+        d = min_image_np(x[i] - x[i + 1:], boxes[cfg[i]])
+        r2 = np.sum(d * d, axis=1)
+        js = np.nonzero((r2 < cutoff * cutoff) & (cfg[i + 1:] == cfg[i]))[0] + i + 1
+        out.extend((i, int(j)) for j in js)
+    return np.array(out, dtype=np.int64).reshape(-1, 2)

@@ -1,0 +1,250 @@
+"""Observables and the costs built on them.
+
+NumPy functions (post-processing, references): :func:`pressure`, :func:`rdf_smoothed`,
+:func:`msd`. Taichi side: the smoothed radial distribution function accumulated during a
+rollout (:class:`RDF`, the ``rdf`` state field), and cost terms for :class:`~diffsim.md.system.MDSystem`:
+:class:`PotentialEnergy`, :class:`KineticEnergy` (terminal or running), :class:`RDFMatch`,
+:class:`MSDMatch` (terminal).
+
+The smoothed RDF at bin centres r_b (Gaussian broadening of width w):
+
+    g(r_b) = V / (N (N - 1) / 2) * sum_{i<j} exp(-(r_b - r_ij)^2 / (2 w^2)) / (sqrt(2 pi) w 4 pi r_b^2)
+
+summed over pairs with |r_b - r_ij| < 4 w; it tends to 1 for an ideal gas and is smooth in the
+positions, hence differentiable.
+"""
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import launch
+from .forcefield import ForwardOnly
+from .space import min_image, min_image_np
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+
+# ---------------------------------------------------------------------- NumPy observables
+
+def pressure(kinetic, virial, volume):
+    """P = (2 KE + W) / (3 V): kinetic energy and virial W = sum_pairs r_ij . f_ij (energy),
+    volume (length^3). Reduced units: epsilon / sigma^3; metal: eV / Angstrom^3."""
+    return (2.0 * kinetic + virial) / (3.0 * volume)
+
+
+def rdf_smoothed(positions, box, r, width):
+    """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
+    positions (n, 3), box (3,) all periodic, r: bin centres (length), width: Gaussian sigma."""
+    x = np.asarray(positions, dtype=np.float64)
+    box = np.asarray(box, dtype=np.float64)
+    r = np.asarray(r, dtype=np.float64)
+    n = len(x)
+    vol = float(np.prod(box))
+    g = np.zeros_like(r)
+    for i in range(n - 1):
+        d = min_image_np(x[i] - x[i + 1:], box)
+        rij = np.sqrt(np.sum(d * d, axis=1))
+        diff = r[None, :] - rij[:, None]
+        g += np.sum(np.where(np.abs(diff) < 4 * width, np.exp(-diff ** 2 / (2 * width ** 2)), 0.0), axis=0)
+    return g * vol / (n * (n - 1) / 2) / (np.sqrt(2 * np.pi) * width * 4 * np.pi * r ** 2)
+
+
+def msd(positions, reference):
+    """Mean squared displacement mean_i |x_i - x_ref_i|^2 (length^2) of unwrapped positions."""
+    d = np.asarray(positions, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    return float(np.mean(np.sum(d * d, axis=-1)))
+
+
+# ---------------------------------------------------------------------- the RDF state field
+
+@ti.kernel
+def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1,
+                   rb: _A1, pref: _A1, width: ti.f64):
+    for i, b in ti.ndrange(x.shape[1], rb.shape[0]):
+        if i == 0 and b == 0:
+            rdf[os, rb.shape[0]] += 1.0
+        for q in range(nnb[i]):
+            j = nbr[i, q]
+            c = cfg[i]
+            d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
+            d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
+            d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
+            r = ti.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            dr = rb[b] - r
+            if ti.abs(dr) < 4.0 * width:
+                rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))
+
+
+class RDF:
+    """Smoothed RDF accumulated over a rollout: bins centred at ``r`` (length), Gaussian
+    ``width`` (length), sampled every ``every`` steps (after steps t with (t + 1) % every == 0).
+
+    Adds the state field ``rdf`` (nbins + 1,): the sum of g(r_b) over sampled frames, and the
+    number of frames in the last entry. ``r.max() + 4 width`` must not exceed the force
+    field's cutoff (the neighbour list guarantees pairs within the cutoff only).
+    """
+
+    def __init__(self, r, width=0.05, every=10):
+        self.r = np.asarray(r, dtype=np.float64)
+        if self.r.ndim != 1 or self.r.size < 1 or np.any(self.r <= 0):
+            raise ConfigError(f"RDF bin centres must be a positive 1-D array, got {self.r}")
+        if width <= 0 or every < 1:
+            raise ConfigError(f"RDF needs width > 0 and every >= 1, got width={width}, every={every}")
+        self.width, self.every = float(width), int(every)
+
+    @property
+    def nbins(self):
+        return self.r.size
+
+    def bind(self, ff, n, volume):
+        reach = float(self.r.max() + 4 * self.width)
+        if reach > ff.cutoff + 1e-12:
+            raise ConfigError(f"RDF reaches r = {reach:.4g} (last bin + 4 width) beyond the force-field cutoff "
+                              f"{ff.cutoff:.4g}; pairs beyond the cutoff are not listed: use fewer bins")
+        if not np.isfinite(volume):
+            raise ConfigError("the RDF needs a periodic box in all three axes")
+        pref = volume / (n * (n - 1) / 2) / (np.sqrt(2 * np.pi) * self.width * 4 * np.pi * self.r ** 2)
+        self.rb = ti.ndarray(config().real, self.nbins)
+        self.rb.from_numpy(self.r.astype(config().numpy_real))
+        self.pref = ti.ndarray(config().real, self.nbins)
+        self.pref.from_numpy(pref.astype(config().numpy_real))
+
+    def launches(self, ff, x, xs, rdf, os):
+        nl = ff.nlist
+        return [ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
+                                                 self.pref, self.width))]
+
+    @staticmethod
+    def mean(acc):
+        """g(r) averaged over the frames of an accumulated ``rdf`` state (nbins + 1,)."""
+        acc = np.asarray(acc, dtype=np.float64)
+        return acc[:-1] / max(acc[-1], 1.0)
+
+
+# ---------------------------------------------------------------------- costs
+
+@ti.kernel
+def _pe_cost(pe: _A2, s0: ti.i32, s1: ti.i32, w: ti.f64, loss: _A1):
+    for s, i in ti.ndrange((s0, s1), pe.shape[1]):
+        loss[0] += w * pe[s, i]
+
+
+@ti.kernel
+def _ke_cost(v: _A3, s0: ti.i32, s1: ti.i32, mass: _A1, w: ti.f64, loss: _A1):
+    for s, i in ti.ndrange((s0, s1), v.shape[1]):
+        loss[0] += w * 0.5 * mass[i] * (v[s, i, 0] ** 2 + v[s, i, 1] ** 2 + v[s, i, 2] ** 2)
+
+
+@ti.kernel
+def _rdf_cost(rdf: _A2, s: ti.i32, target: _A1, w: ti.f64, loss: _A1):
+    for b in range(target.shape[0]):
+        g = rdf[s, b] / ti.max(rdf[s, target.shape[0]], 1.0)
+        loss[0] += w * (g - target[b]) ** 2
+
+
+@ti.kernel
+def _msd_sum(disp: _A3, s: ti.i32, acc: _A1):
+    for i in range(disp.shape[1]):
+        acc[0] += (disp[s, i, 0] ** 2 + disp[s, i, 1] ** 2 + disp[s, i, 2] ** 2) / disp.shape[1]
+
+
+@ti.kernel
+def _msd_cost(acc: _A1, target: ti.f64, w: ti.f64, loss: _A1):
+    for _ in range(1):
+        loss[0] += w * (acc[0] - target) ** 2
+
+
+@ti.kernel
+def _zero1(a: _A1):
+    for i in range(a.shape[0]):
+        a[i] = 0.0
+
+
+class Cost:
+    """A loss term of an :class:`~diffsim.md.system.MDSystem`. ``requires``: state fields it reads."""
+
+    requires = ()
+
+    def running(self, system, x, slot0, t0, t1, loss):
+        return []
+
+    def terminal(self, system, x, slot, loss):
+        return []
+
+
+class PotentialEnergy(Cost):
+    """weight * U(x_T) (terminal), or weight * sum_{t < T} U(x_t) with ``running=True``; energy unit."""
+
+    requires = ("energy",)
+
+    def __init__(self, weight=1.0, running=False):
+        self.weight, self.is_running = float(weight), bool(running)
+
+    def running(self, system, x, slot0, t0, t1, loss):
+        return [launch(_pe_cost, x.pe, slot0, slot0 + t1 - t0, self.weight, loss)] if self.is_running else []
+
+    def terminal(self, system, x, slot, loss):
+        return [] if self.is_running else [launch(_pe_cost, x.pe, slot, slot + 1, self.weight, loss)]
+
+
+class KineticEnergy(Cost):
+    """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 (mass*velocity^2;
+    divide the weight by ftm for the energy unit in metal units)."""
+
+    def __init__(self, weight=1.0, running=False):
+        self.weight, self.is_running = float(weight), bool(running)
+
+    def running(self, system, x, slot0, t0, t1, loss):
+        if not self.is_running:
+            return []
+        return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight, loss)]
+
+    def terminal(self, system, x, slot, loss):
+        return [] if self.is_running else [launch(_ke_cost, x.v, slot, slot + 1, system.mass, self.weight, loss)]
+
+
+class RDFMatch(Cost):
+    """weight * sum_b (gbar(r_b) - target_b)^2 with gbar the RDF averaged over the rollout's
+    sampled frames (needs ``MDSystem(rdf=RDF(...))``); target (nbins,)."""
+
+    requires = ("rdf",)
+
+    def __init__(self, target, weight=1.0):
+        self.target_np = np.asarray(target, dtype=np.float64)
+        self.weight = float(weight)
+        self._target = None
+
+    def terminal(self, system, x, slot, loss):
+        if system.rdf is None or self.target_np.shape != (system.rdf.nbins,):
+            raise ConfigError(f"RDFMatch target must have shape ({getattr(system.rdf, 'nbins', '?')},) "
+                              f"(the RDF bins), got {self.target_np.shape}")
+        if self._target is None:
+            self._target = ti.ndarray(config().real, self.target_np.size)
+            self._target.from_numpy(self.target_np.astype(config().numpy_real))
+        return [launch(_rdf_cost, x.rdf, slot, self._target, self.weight, loss)]
+
+
+class MSDMatch(Cost):
+    """weight * (MSD(T) - target)^2, MSD(T) = mean_i |x_i(T) - x_i(0)|^2 (length^2)."""
+
+    requires = ("msd",)
+
+    def __init__(self, target, weight=1.0):
+        self.target, self.weight = float(target), float(weight)
+        self._acc = None
+
+    def terminal(self, system, x, slot, loss):
+        if self._acc is None:
+            self._acc = ti.ndarray(config().real, 1, needs_grad=True)
+        acc = self._acc
+
+        def reset():
+            _zero1(acc)
+            _zero1(acc.grad)
+
+        return [launch(ForwardOnly(reset)), launch(_msd_sum, x.disp, slot, acc),
+                launch(_msd_cost, acc, self.target, self.weight, loss)]

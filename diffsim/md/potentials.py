@@ -1,0 +1,443 @@
+"""Potentials with differentiable parameters, and their force/energy/virial kernels.
+
+Every potential holds its parameters in ``ti.ndarray(needs_grad=True)`` vectors (listed by
+``parameters()``) and returns launches that ADD, for positions ``x[xs]`` (ndarray
+(slots, n, 3)), forces into ``f[fs]`` (slots, n, 3) and, when ``track`` is on, per-atom
+potential energy into ``pe[os]`` (slots, n) and per-atom virial ``sum_j r_ij . f_ij / 2``
+into ``vir[os]``. Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
+third law over the half neighbour list (``f[i] += f_ij; f[j] -= f_ij``).
+
+Pair potentials take per type-pair parameters: a scalar (one value for every pair), a
+symmetric (ntypes, ntypes) matrix, or the packed vector over unordered pairs (a <= b) in the
+order (0,0), (0,1), ..., (0,T-1), (1,1), ... (``pair_index``). Units: reduced LJ units or
+(Angstrom, eV) as the model uses; the formulas below name the parameters.
+
+- :class:`LennardJones`: ``e(r) = 4 eps ((sig/r)^12 - (sig/r)^6)`` for r < rc.
+- :class:`Morse`: ``e(r) = D (exp(-2 a (r - r0)) - 2 exp(-a (r - r0)))`` for r < rc (minimum -D at r0).
+- :class:`SoftSphere`: ``e(r) = eps (sig/r)^n`` for r < rc (n fixed, default 12).
+  ``shift``: False (plain cut), True or "energy" (e - e(rc): energy continuous at rc), or
+  "force" (shifted force, e - e(rc) - (r - rc) e'(rc): energy and force continuous, so that
+  trajectories are differentiable in the parameters even when pairs cross the cutoff).
+- :class:`HarmonicBond`: ``e = k/2 (r - r0)^2`` over listed bonds (i, j).
+- :class:`HarmonicAngle`: ``e = k/2 (theta - theta0)^2`` over listed angles (i, j, k), j the
+  vertex, theta in radians.
+"""
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import launch
+from .space import min_image
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+
+# ---------------------------------------------------------------------- pair functions
+# Each returns (e, s) with the force on i equal to s * d, d = x_i - x_j (minimum image), r2 = |d|^2.
+
+@ti.func
+def _lj(r2, eps, sig, unused):
+    sr2 = sig * sig / r2
+    sr6 = sr2 * sr2 * sr2
+    return 4.0 * eps * (sr6 * sr6 - sr6), 24.0 * eps * (2.0 * sr6 * sr6 - sr6) / r2
+
+
+@ti.func
+def _morse(r2, D, alpha, r0):
+    r = ti.sqrt(r2)
+    ex = ti.exp(-alpha * (r - r0))
+    return D * (ex * ex - 2.0 * ex), 2.0 * alpha * D * (ex * ex - ex) / r
+
+
+@ti.func
+def _soft(r2, eps, sig, n):
+    r = ti.sqrt(r2)
+    e = eps * ti.pow(sig / r, n)
+    return e, n * e / r2
+
+
+def _make_pair_kernel(pair):
+    @ti.kernel
+    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+                    types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
+                    p0: _A1, p1: _A1, p2: _A1, rc: _A1, shift: ti.i32, a0: ti.i32, a1: ti.i32):
+        for i in range(a0, a1):
+            for q in range(nnb[i]):
+                j = nbr[i, q]
+                c = cfg[i]
+                d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
+                d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
+                d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
+                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                p = pidx[types[i], types[j]]
+                rcp = rc[p]
+                if r2 < rcp * rcp:
+                    e, s = pair(r2, p0[p], p1[p], p2[p])
+                    if shift != 0:
+                        ec, sc = pair(rcp * rcp, p0[p], p1[p], p2[p])
+                        e -= ec
+                        if shift == 2:  # shifted force: e - e(rc) - (r - rc) e'(rc), e'(rc) = -rc sc
+                            r = ti.sqrt(r2)
+                            e += (r - rcp) * rcp * sc
+                            s -= rcp * sc / r
+                    f[fs, i, 0] += s * d0
+                    f[fs, i, 1] += s * d1
+                    f[fs, i, 2] += s * d2
+                    f[fs, j, 0] -= s * d0
+                    f[fs, j, 1] -= s * d1
+                    f[fs, j, 2] -= s * d2
+                    if track != 0:
+                        pe[os, i] += 0.5 * e
+                        pe[os, j] += 0.5 * e
+                        w = 0.5 * s * r2
+                        vir[os, i] += w
+                        vir[os, j] += w
+
+    return pair_forces
+
+
+_PAIR_KERNELS = {}
+
+
+def _pair_kernel(kind):
+    if kind not in _PAIR_KERNELS:
+        _PAIR_KERNELS[kind] = _make_pair_kernel({"lj": _lj, "morse": _morse, "soft": _soft}[kind])
+    return _PAIR_KERNELS[kind]
+
+
+@ti.kernel
+def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1):
+    for b in range(bonds.shape[0]):
+        i = bonds[b, 0]
+        j = bonds[b, 1]
+        c = cfg[i]
+        t = btype[b]
+        d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
+        d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
+        d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
+        r2 = d0 * d0 + d1 * d1 + d2 * d2
+        r = ti.sqrt(r2)
+        dr = r - r0[t]
+        s = -k[t] * dr / r
+        f[fs, i, 0] += s * d0
+        f[fs, i, 1] += s * d1
+        f[fs, i, 2] += s * d2
+        f[fs, j, 0] -= s * d0
+        f[fs, j, 1] -= s * d1
+        f[fs, j, 2] -= s * d2
+        if track != 0:
+            e = 0.5 * k[t] * dr * dr
+            pe[os, i] += 0.5 * e
+            pe[os, j] += 0.5 * e
+            vir[os, i] += 0.5 * s * r2
+            vir[os, j] += 0.5 * s * r2
+
+
+@ti.kernel
+def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1):
+    for b in range(angles.shape[0]):
+        i = angles[b, 0]
+        j = angles[b, 1]
+        m = angles[b, 2]
+        c = cfg[j]
+        t = atype[b]
+        a = ti.Vector([min_image(x[xs, i, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
+        bb = ti.Vector([min_image(x[xs, m, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
+        ra = a.norm()
+        rb = bb.norm()
+        cos = a.dot(bb) / (ra * rb)
+        cos = ti.min(ti.max(cos, -1.0 + 1e-12), 1.0 - 1e-12)
+        theta = ti.acos(cos)
+        sin = ti.sqrt(1.0 - cos * cos)
+        g = k[t] * (theta - theta0[t]) / sin  # -dE/dtheta * (-1/sin) * ... folded: f_i = g * dcos/da
+        fi = g * (bb / (ra * rb) - cos * a / (ra * ra))
+        fm = g * (a / (ra * rb) - cos * bb / (rb * rb))
+        for q in ti.static(range(3)):
+            f[fs, i, q] += fi[q]
+            f[fs, m, q] += fm[q]
+            f[fs, j, q] -= fi[q] + fm[q]
+        if track != 0:
+            e = 0.5 * k[t] * (theta - theta0[t]) ** 2
+            w = a.dot(fi) + bb.dot(fm)
+            pe[os, i] += e / 3.0
+            pe[os, j] += e / 3.0
+            pe[os, m] += e / 3.0
+            vir[os, i] += w / 3.0
+            vir[os, j] += w / 3.0
+            vir[os, m] += w / 3.0
+
+
+# ---------------------------------------------------------------------- helpers
+
+def n_pairs(ntypes: int) -> int:
+    return ntypes * (ntypes + 1) // 2
+
+
+def pair_index(ntypes: int) -> np.ndarray:
+    """(ntypes, ntypes) int32 table: packed index of the unordered type pair (a, b)."""
+    idx = np.zeros((ntypes, ntypes), dtype=np.int32)
+    p = 0
+    for a in range(ntypes):
+        for b in range(a, ntypes):
+            idx[a, b] = idx[b, a] = p
+            p += 1
+    return idx
+
+
+def pack_pairs(name: str, value, ntypes: int) -> np.ndarray:
+    """A scalar, a symmetric (ntypes, ntypes) matrix or a packed vector -> packed (npairs,) vector."""
+    v = np.asarray(value, dtype=np.float64)
+    npair = n_pairs(ntypes)
+    if v.ndim == 0:
+        return np.full(npair, float(v))
+    if v.shape == (ntypes, ntypes):
+        if not np.allclose(v, v.T):
+            raise ConfigError(f"{name} matrix must be symmetric, got {v.tolist()}")
+        iu = np.triu_indices(ntypes)
+        return v[iu].copy()
+    if v.shape == (npair,):
+        return v.copy()
+    raise ConfigError(f"{name} must be a scalar, a ({ntypes}, {ntypes}) matrix or a packed vector of "
+                      f"{npair} type pairs, got shape {v.shape}")
+
+
+def _ndarray(values, needs_grad):
+    arr = ti.ndarray(config().real, np.shape(values), needs_grad=needs_grad)
+    arr.from_numpy(np.asarray(values, dtype=config().numpy_real))
+    if needs_grad:
+        arr.grad.fill(0)
+    return arr
+
+
+class Potential:
+    """Base class. ``parameters()`` -> {name: ndarray}; ``force_launches(ctx, ...)`` -> launches."""
+
+    prefix = ""
+
+    def parameters(self) -> dict:
+        return {self.prefix + k: v for k, v in self._params.items()}
+
+    def get(self, name):
+        """Current value of a parameter (numpy array), by its name without prefix."""
+        return self._params[name].to_numpy().astype(np.float64)
+
+    def set(self, **values):
+        """Write parameter values (by name without prefix; same packing as the constructor)."""
+        for k, v in values.items():
+            if k not in self._params:
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}; it has {list(self._params)}")
+            self._params[k].from_numpy(self._pack(k, v).astype(config().numpy_real))
+
+    def _pack(self, name, value):
+        return np.asarray(value, dtype=np.float64).reshape(self._params[name].shape)
+
+    def max_cutoff(self) -> float:
+        return 0.0
+
+    def bind(self, ntypes: int):
+        """Called by the ForceField with the number of atom types."""
+
+
+class PairPotential(Potential):
+    """Shared machinery of the short-range pair potentials (see module doc)."""
+
+    kind = ""
+    names = ()
+
+    def __init__(self, values: dict, cutoff, shift: bool, ntypes: int | None, prefix: str, extra=None):
+        self.prefix = prefix
+        if shift not in (False, True, "energy", "force", None):
+            raise ConfigError(f"shift must be False, True/'energy' or 'force', got {shift!r}")
+        self.shift = {False: 0, None: 0, True: 1, "energy": 1, "force": 2}[shift]
+        self._values, self._cutoff_value = values, cutoff
+        self._extra = extra
+        self.ntypes = None
+        if ntypes is not None:
+            self.bind(ntypes)
+
+    def bind(self, ntypes):
+        if self.ntypes == ntypes:
+            return
+        if self.ntypes is not None:
+            raise ConfigError(f"{type(self).__name__} was set up for {self.ntypes} atom types, the model has {ntypes}")
+        self.ntypes = ntypes
+        self.pidx_np = pair_index(ntypes)
+        self.pidx = ti.ndarray(ti.i32, (ntypes, ntypes))
+        self.pidx.from_numpy(self.pidx_np)
+        self._params = {}
+        packed = []
+        for name in self.names:
+            v = pack_pairs(name, self._values[name], ntypes)
+            packed.append(v)
+            self._params[name] = _ndarray(v, True)
+        self.cutoffs = pack_pairs("cutoff", self._cutoff_value, ntypes)
+        if np.any(self.cutoffs <= 0):
+            raise ConfigError(f"{type(self).__name__} cutoff must be > 0, got {self.cutoffs}")
+        self.rc = _ndarray(self.cutoffs, False)
+        arrays = [self._params[nm] for nm in self.names]
+        if len(arrays) < 3:
+            extra = np.full(n_pairs(ntypes), float(self._extra if self._extra is not None else 0.0))
+            self._p2 = _ndarray(extra, True)
+            arrays.append(self._p2)
+        self._arrays = arrays
+        self._validate()
+
+    def _pack(self, name, value):
+        return pack_pairs(name, value, self.ntypes)
+
+    def _validate(self):
+        pass
+
+    def max_cutoff(self):
+        return float(np.max(self.cutoffs))
+
+    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        a1 = ff.n if a1 is None else a1
+        kernel = _pair_kernel(self.kind)
+        nl = ff.nlist
+        p0, p1, p2 = self._arrays
+        return [ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, track, ff.types, nl.cfg, nl.boxes, self.pidx,
+                                         nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, a0, a1))]
+
+    def pair_energy_np(self, r, a, b):
+        """NumPy pair energy e(r) (shift included) of types a, b (for tests and plots)."""
+        p = self.pidx_np[a, b]
+        vals = [self.get(nm)[p] for nm in self.names]
+        if len(vals) < 3:
+            vals.append(self._p2.to_numpy()[p])
+        r = np.asarray(r, dtype=np.float64)
+        e = self._e_np(r, *vals)
+        rc = self.cutoffs[p]
+        if self.shift:
+            e = e - self._e_np(rc, *vals)
+        if self.shift == 2:
+            h = 1e-6 * rc
+            de = (self._e_np(rc + h, *vals) - self._e_np(rc - h, *vals)) / (2 * h)
+            e = e - (r - rc) * de
+        return np.where(r < self.cutoffs[p], e, 0.0)
+
+
+class LennardJones(PairPotential):
+    """``e(r) = 4 eps ((sig/r)^12 - (sig/r)^6)``, r < cutoff; parameters ``epsilon`` (energy),
+    ``sigma`` (length), per type pair. ``shift``: subtract e(cutoff). Reduced units: eps = sigma = 1."""
+
+    kind = "lj"
+    names = ("epsilon", "sigma")
+
+    def __init__(self, epsilon=1.0, sigma=1.0, cutoff=2.5, shift=False, ntypes=None, prefix=""):
+        super().__init__({"epsilon": epsilon, "sigma": sigma}, cutoff, shift, ntypes, prefix)
+
+    def _validate(self):
+        if np.any(self.get("sigma") <= 0):
+            raise ConfigError(f"LennardJones sigma must be > 0, got {self.get('sigma')}")
+
+    @staticmethod
+    def _e_np(r, eps, sig, _):
+        sr6 = (sig / r) ** 6
+        return 4 * eps * (sr6 * sr6 - sr6)
+
+
+class Morse(PairPotential):
+    """``e(r) = D (exp(-2 alpha (r - r0)) - 2 exp(-alpha (r - r0)))``, r < cutoff; parameters ``D``
+    (energy, well depth), ``alpha`` (1/length), ``r0`` (length), per type pair.
+    Copper (Girifalco & Weizer 1959): D = 0.3429 eV, alpha = 1.3588 1/Angstrom, r0 = 2.866 Angstrom."""
+
+    kind = "morse"
+    names = ("D", "alpha", "r0")
+
+    def __init__(self, D=1.0, alpha=1.0, r0=1.0, cutoff=2.5, shift=False, ntypes=None, prefix=""):
+        super().__init__({"D": D, "alpha": alpha, "r0": r0}, cutoff, shift, ntypes, prefix)
+
+    @staticmethod
+    def _e_np(r, D, alpha, r0):
+        ex = np.exp(-alpha * (r - r0))
+        return D * (ex * ex - 2 * ex)
+
+
+class SoftSphere(PairPotential):
+    """``e(r) = eps (sig/r)^n``, r < cutoff; parameters ``epsilon`` (energy) and ``sigma``
+    (length) per type pair; the exponent n (default 12) is fixed."""
+
+    kind = "soft"
+    names = ("epsilon", "sigma")
+
+    def __init__(self, epsilon=1.0, sigma=1.0, exponent=12.0, cutoff=2.5, shift=False, ntypes=None, prefix=""):
+        if exponent <= 0:
+            raise ConfigError(f"SoftSphere exponent must be > 0, got {exponent}")
+        self.exponent = float(exponent)
+        super().__init__({"epsilon": epsilon, "sigma": sigma}, cutoff, shift, ntypes, prefix, extra=exponent)
+
+    def _validate(self):
+        if np.any(self.get("sigma") <= 0):
+            raise ConfigError(f"SoftSphere sigma must be > 0, got {self.get('sigma')}")
+
+    @staticmethod
+    def _e_np(r, eps, sig, n):
+        return eps * (sig / r) ** n
+
+
+class _Bonded(Potential):
+    def __init__(self, index, types, nidx, values, names, prefix, what):
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.ndim != 2 or idx.shape[1] != nidx or idx.shape[0] < 1:
+            raise ConfigError(f"{what} must have shape (m, {nidx}) with m >= 1, got {idx.shape}")
+        if np.any(idx < 0):
+            raise ConfigError(f"{what} contain a negative atom index")
+        for row in idx:
+            if len(set(row.tolist())) != nidx:
+                raise ConfigError(f"{what} entry {row.tolist()} repeats an atom")
+        types = np.zeros(len(idx), np.int64) if types is None else np.asarray(types, dtype=np.int64)
+        if types.shape != (len(idx),) or np.any(types < 0):
+            raise ConfigError(f"{what} types must be ({len(idx)},) ints >= 0, got shape {types.shape}")
+        ntype = int(types.max()) + 1
+        self.prefix = prefix
+        self.index_np, self.types_np = idx, types
+        self.index = ti.ndarray(ti.i32, idx.shape)
+        self.index.from_numpy(idx.astype(np.int32))
+        self.tidx = ti.ndarray(ti.i32, len(idx))
+        self.tidx.from_numpy(types.astype(np.int32))
+        self._params = {}
+        for nm, v in zip(names, values):
+            arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (ntype,)).copy() if np.ndim(v) == 0 \
+                else np.asarray(v, dtype=np.float64)
+            if arr.shape != (ntype,):
+                raise ConfigError(f"{what} parameter {nm} must be a scalar or ({ntype},) per type, got {arr.shape}")
+            self._params[nm] = _ndarray(arr, True)
+        self._names = names
+
+    def check_atoms(self, n):
+        if self.index_np.max() >= n:
+            raise ConfigError(f"{type(self).__name__} refers to atom {int(self.index_np.max())} but there are {n}")
+
+
+class HarmonicBond(_Bonded):
+    """``e = k/2 (r - r0)^2`` per bond (i, j): ``bonds`` (m, 2) ints, ``bond_types`` (m,) ints;
+    parameters ``bond_k`` (energy/length^2) and ``bond_r0`` (length), one per bond type."""
+
+    def __init__(self, bonds, k=1.0, r0=1.0, bond_types=None, prefix=""):
+        super().__init__(bonds, bond_types, 2, (k, r0), ("bond_k", "bond_r0"), prefix, "bonds")
+
+    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        p = self._params
+        return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
+                       self.index, self.tidx, p["bond_k"], p["bond_r0"])]
+
+
+class HarmonicAngle(_Bonded):
+    """``e = k/2 (theta - theta0)^2`` per angle (i, j, k), j the vertex: ``angles`` (m, 3) ints;
+    parameters ``angle_k`` (energy/rad^2) and ``angle_theta0`` (rad), one per angle type.
+    The force is singular at theta = 0 or pi (sin theta = 0); cos theta is clamped to 1 - 1e-12."""
+
+    def __init__(self, angles, k=1.0, theta0=np.pi, angle_types=None, prefix=""):
+        super().__init__(angles, angle_types, 3, (k, theta0), ("angle_k", "angle_theta0"), prefix, "angles")
+
+    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        p = self._params
+        return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
+                       self.index, self.tidx, p["angle_k"], p["angle_theta0"])]

@@ -1,0 +1,30 @@
+"""Periodic space: the minimum-image convention inside kernels, and its NumPy twin.
+
+A box is three edge lengths (orthorhombic); an edge of 0 means that axis is open (not periodic).
+Positions are never wrapped by the integrators: they stay continuous (unwrapped), which keeps
+mean squared displacements and gradients simple; distances always go through the minimum image.
+"""
+
+import numpy as np
+import taichi as ti
+
+
+@ti.func
+def min_image(d, length):
+    """Minimum image of one displacement component ``d`` in a box edge ``length`` (0: open axis).
+
+    Uses floor, whose gradient is zero, never round (not differentiable in Taichi 1.7.4)."""
+    r = d
+    if length > 0:
+        r = d - length * ti.floor(d / length + 0.5)
+    return r
+
+
+def min_image_np(d, box):
+    """NumPy minimum image of displacements ``d`` (..., 3) in ``box`` (3,) (0 entries: open)."""
+    d = np.asarray(d, dtype=np.float64)
+    box = np.asarray(box, dtype=np.float64)
+    per = box > 0
+    out = d.copy()
+    out[..., per] -= box[per] * np.floor(d[..., per] / box[per] + 0.5)
+    return out

@@ -1,0 +1,296 @@
+"""Molecular dynamics on the tape: :class:`MDSystem`.
+
+State per time slot: positions ``x`` (n, 3), velocities ``v`` (n, 3), forces ``f`` (n, 3)
+(forces are state, so each step evaluates them once, at the new positions); optionally
+per-atom potential energy ``pe`` (n,) and virial ``vir`` (n,) (``observe=("energy",)``),
+displacement since t = 0 ``disp`` (n, 3) (``"msd"``), and the accumulated smoothed RDF
+``rdf`` (nbins + 1,) (``rdf=RDF(...)``). Parameters: those of the force field's potentials
+(``epsilon``, ``sigma``, ``D``, ``alpha``, ``r0``, ...). Positions are never wrapped.
+
+Neighbour lists on the tape
+---------------------------
+The Verlet list is rebuilt outside differentiation, deterministically from the states of the
+rollout, so that a recomputed step sees exactly the list the original step saw:
+
+- at the start of every segment (``segment`` steps, the tape's unit of recomputation) the
+  list is built from x at the segment start, so no list state crosses a segment boundary and
+  every checkpoint schedule runs identical launches (Binomial gradients equal StoreAll's bitwise);
+- within a segment, after each drift to x_{t+1}, a forward-only check rebuilds the list from
+  x_{t+1} when an atom moved more than skin/2 since the last build (so no pair within the
+  cutoff is ever missed), and records which state each step's list was built from;
+- in the adjoint sweep, a launch placed after each step's force evaluation (it runs before
+  that step's adjoint) rebuilds the list from the recorded state, which the tape still holds
+  in its working slots, whenever the list in memory is another one.
+The forward pass costs one build per segment plus the skin-triggered ones, the backward pass
+about the same number again.
+"""
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import Slots, System, launch
+from .. import storage
+from .forcefield import AdjointOnly, ForceField, ForwardOnly, zero_forces
+from .integrators import Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, scale_velocities
+from .model import Model
+from .observables import RDF, Cost
+
+OBSERVE = ("energy", "msd")
+
+
+class MDSystem(System):
+    """Atoms of ``model`` moving under ``forcefield`` with ``integrator``, as a tape System.
+
+    model: :class:`~diffsim.md.model.Model` (positions, velocities, masses, types, box, units).
+    forcefield: :class:`~diffsim.md.forcefield.ForceField` for the same atoms (or a list of
+        potentials, then ``skin`` applies).
+    integrator: :class:`VelocityVerlet` (default) or :class:`Langevin`.
+    dt: time step (tau in reduced units, fs in metal units).
+    segment: steps per tape segment (neighbour list forced rebuild interval, checkpoint unit).
+    observe: extra state fields: "energy" (pe, vir per atom), "msd" (disp).
+    rdf: an :class:`~diffsim.md.observables.RDF` to accumulate during the rollout.
+    costs: list of :class:`~diffsim.md.observables.Cost` (their required fields are observed).
+    """
+
+    def __init__(self, model: Model, forcefield, integrator=None, dt=0.005, segment=20, observe=(), rdf=None,
+                 costs=(), skin=0.3):
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a diffsim.md.Model, got {type(model).__name__}")
+        if not isinstance(forcefield, ForceField):
+            forcefield = ForceField(forcefield, model.types, model.box, skin=skin)
+        if forcefield.n != model.n:
+            raise ConfigError(f"force field is for {forcefield.n} atoms, the model has {model.n}")
+        if not np.array_equal(forcefield.types_np, model.types):
+            raise ConfigError("force field atom types differ from the model's")
+        if not np.allclose(forcefield.boxes_np[0], model.box):
+            raise ConfigError(f"force field box {forcefield.boxes_np[0]} differs from the model's {model.box}")
+        if not (dt > 0 and np.isfinite(dt)):
+            raise ConfigError(f"dt must be a positive time step, got {dt}")
+        if int(segment) < 1:
+            raise ConfigError(f"segment must be >= 1 step, got {segment}")
+        self.integrator = VelocityVerlet() if integrator is None else integrator
+        if not isinstance(self.integrator, (VelocityVerlet, Langevin)):
+            raise ConfigError(f"integrator must be VelocityVerlet() or Langevin(...), got {self.integrator!r} "
+                              "(Berendsen is for MDSystem.simulate(thermostat=...) only)")
+        self.model, self.ff, self.dt, self.segment = model, forcefield, float(dt), int(segment)
+        self.n = model.n
+        self.units = model.units_info
+        self.costs = list(costs)
+        for c in self.costs:
+            if not isinstance(c, Cost):
+                raise ConfigError(f"{c!r} is not a diffsim.md cost")
+        observe = set(observe) | {r for c in self.costs for r in c.requires}
+        if rdf is not None:
+            observe.add("rdf")
+        if "rdf" in observe and rdf is None:
+            raise ConfigError("an RDF cost needs MDSystem(rdf=RDF(r, width, every))")
+        bad = observe - set(OBSERVE) - {"rdf"}
+        if bad:
+            raise ConfigError(f"unknown observables {sorted(bad)}; choose from {OBSERVE}")
+        self.observe = observe
+        self.rdf = rdf
+        if rdf is not None:
+            rdf.bind(self.ff, self.n, model.volume)
+        self.track = int("energy" in observe)
+        self.tdisp = int("msd" in observe)
+        self.nrdf = rdf.nbins + 1 if rdf is not None else 0
+        n = self.n
+        self.state_shapes = {"x": (n, 3), "v": (n, 3), "f": (n, 3)}
+        if self.track:
+            self.state_shapes.update(pe=(n,), vir=(n,))
+        if self.tdisp:
+            self.state_shapes["disp"] = (n, 3)
+        if rdf is not None:
+            self.state_shapes["rdf"] = (self.nrdf,)
+        real = config().real
+        self.mass = ti.ndarray(real, n)
+        self.mass.from_numpy(model.masses.astype(config().numpy_real))
+        self.inv_m = ti.ndarray(real, n)
+        self.inv_m.from_numpy((1.0 / model.masses).astype(config().numpy_real))
+        self.cs = ti.ndarray(real, 5)
+        self._write_consts()
+        self._dummy1 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._dummy2 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._dummy3 = ti.ndarray(real, (1, 1, 3), needs_grad=True)
+        self._dummy4 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._nl_key = None
+        self._used = {}
+        self.rebuilds = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    def _write_consts(self):
+        self.cs.from_numpy(np.array(self.integrator.consts(self.dt, self.units), dtype=config().numpy_real))
+
+    def set_integrator(self, integrator):
+        """Swap the integrator (e.g. a new Langevin seed or temperature)."""
+        if not isinstance(integrator, (VelocityVerlet, Langevin)):
+            raise ConfigError(f"integrator must be VelocityVerlet() or Langevin(...), got {integrator!r}")
+        self.integrator = integrator
+        self._write_consts()
+
+    def parameters(self):
+        return self.ff.parameters()
+
+    def initial_state(self):
+        st = {name: np.zeros(shape) for name, shape in self.state_shapes.items()}
+        st["x"] = self.model.positions.copy()
+        st["v"] = self.model.velocities.copy()
+        return st
+
+    def divergence_hint(self):
+        return (f"reduce dt (now {self.dt} {self.units.time}) or check that no two atoms start closer than "
+                f"the repulsive core (a bad initial configuration or too large a fitted sigma)")
+
+    # ------------------------------------------------------------------ launches
+
+    def _fields(self, x):
+        pe = x.pe if self.track else self._dummy1
+        vir = x.vir if self.track else self._dummy2
+        disp = x.disp if self.tdisp else self._dummy3
+        rdf = x.rdf if self.nrdf else self._dummy4
+        return pe, vir, disp, rdf
+
+    def _build(self, x, slot, key):
+        self.ff.build(x.x, slot)
+        self._nl_key = key
+        self.rebuilds += 1
+
+    def _check(self, x, slot, t):
+        if self.ff.has_pairs and self.ff.nlist.needs_rebuild(x.x, slot):
+            self._build(x, slot, t + 1)
+        self._used[t] = self._nl_key
+
+    def _ensure(self, x, s0, t0, key):
+        r = self._used[key] if key != "init" else t0
+        if self._nl_key != r:
+            self._build(x, s0 + r - t0, r)
+
+    def _forces(self, x, s):
+        pe, vir, _, _ = self._fields(x)
+        out = [launch(zero_forces, x.f, s, pe, vir, s, self.track)]
+        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track)
+        return out
+
+    def _one_step(self, x, src, dst, t, s0, t0):
+        pe, vir, disp, rdf = self._fields(x)
+        seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
+        out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
+                      seed, t, src, dst, self.track, self.tdisp, self.nrdf),
+               launch(ForwardOnly(lambda: self._check(x, dst, t)))]
+        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track)
+        out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
+        if self.rdf is not None and (t + 1) % self.rdf.every == 0:
+            out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
+        out.append(launch(AdjointOnly(lambda: self._ensure(x, s0, t0, t))))
+        return out
+
+    def advance(self, x, u, slot0, t0, t1):
+        out = [launch(ForwardOnly(lambda: self._build(x, slot0, t0)))]
+        if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
+            out += self._forces(x, slot0)
+            out.append(launch(AdjointOnly(lambda: self._ensure(x, slot0, t0, "init"))))
+        for t in range(t0, t1):
+            s = slot0 + t - t0
+            out += self._one_step(x, s, s + 1, t, slot0, t0)
+        return out
+
+    def running_cost(self, x, u, slot0, t0, t1, loss):
+        out = []
+        for c in self.costs:
+            out += c.running(self, x, slot0, t0, t1, loss)
+        return out
+
+    def terminal_cost(self, x, slot, loss):
+        out = []
+        for c in self.costs:
+            out += c.terminal(self, x, slot, loss)
+        return out
+
+    # ------------------------------------------------------------------ forward-only runs
+
+    def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0):
+        """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate.
+
+        thermostat: None or :class:`Berendsen` (rescales velocities after every step).
+        record_every: record thermodynamics every k steps (0: never). Returns a dict with the
+        final ``positions``, ``velocities`` (NumPy) and, when recording, ``step``, ``potential``,
+        ``kinetic``, ``total``, ``temperature``, ``pressure`` (needs observe "energy" for the
+        potential and pressure) arrays. Updates nothing in the model.
+        """
+        if thermostat is not None and not isinstance(thermostat, Berendsen):
+            raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
+        st = self.initial_state()
+        if positions is not None:
+            st["x"] = np.asarray(positions, dtype=np.float64)
+        if velocities is not None:
+            st["v"] = np.asarray(velocities, dtype=np.float64)
+        for k in ("x", "v"):
+            if st[k].shape != (self.n, 3):
+                raise ConfigError(f"{k} must have shape ({self.n}, 3), got {st[k].shape}")
+        if getattr(self, "_run_slots", None) is None:
+            self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in self.state_shapes.items()})
+            self._run_io = {k: storage.slots(s, 1, False) for k, s in self.state_shapes.items()}
+        xs = self._run_slots
+        for k, arr in xs.items():
+            self._run_io[k].from_numpy(st[k][None].astype(config().numpy_real))
+            storage.copy_slot(self._run_io[k], 0, arr, 0)
+        dof = max(3 * self.n - 3, 1)
+        kB, ftm = self.units.kB, self.units.ftm
+        rec = {k: [] for k in ("step", "potential", "kinetic", "total", "temperature", "pressure")}
+
+        def record(t, s):
+            ke = float(kinetic_sum(xs.v, s, self.mass)) / ftm
+            rec["step"].append(t)
+            rec["kinetic"].append(ke)
+            rec["temperature"].append(2 * ke / (dof * kB))
+            if self.track:
+                pe = float(xs.pe.to_numpy()[s].sum())
+                w = float(xs.vir.to_numpy()[s].sum())
+                rec["potential"].append(pe)
+                rec["total"].append(pe + ke)
+                rec["pressure"].append((2 * ke + w) / (3 * self.model.volume))
+
+        self._build(xs, 0, 0)
+        for lc in self._forces(xs, 0):
+            lc.forward()
+        if record_every:
+            record(0, 0)
+        cur = 0
+        for t in range(steps):
+            nxt = 1 - cur
+            for lc in self._one_step(xs, cur, nxt, t, cur, t):
+                lc.forward()
+            if thermostat is not None:
+                ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
+                temp = 2 * ke / (dof * kB)
+                lam = np.sqrt(max(1.0 + self.dt / thermostat.tau * (thermostat.temperature / max(temp, 1e-300) - 1.0),
+                                  0.0))
+                scale_velocities(xs.v, nxt, float(lam))
+            cur = nxt
+            if record_every and (t + 1) % record_every == 0:
+                record(t + 1, cur)
+        self._used.clear()
+        out = {}
+        for k in ("x", "v"):
+            storage.copy_slot(xs[k], cur, self._run_io[k], 0)
+            out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
+        result = {"positions": out["x"], "velocities": out["v"]}
+        if record_every:
+            result.update({k: np.array(v) for k, v in rec.items() if v})
+        return result
+
+    def thermo(self, rollout) -> dict:
+        """Per-step potential, kinetic and total energy, temperature and pressure from a StoreAll
+        rollout (needs observe "energy"); arrays of length steps + 1."""
+        if not self.track:
+            raise ConfigError("thermo() needs MDSystem(observe=('energy',))")
+        v = rollout.trajectory("v")
+        ke = 0.5 * np.einsum("i,tij->t", self.model.masses, v * v) / self.units.ftm
+        pe = rollout.trajectory("pe").sum(1)
+        w = rollout.trajectory("vir").sum(1)
+        dof = max(3 * self.n - 3, 1)
+        return {"potential": pe, "kinetic": ke, "total": pe + ke, "temperature": 2 * ke / (dof * self.units.kB),
+                "pressure": (2 * ke + w) / (3 * self.model.volume)}

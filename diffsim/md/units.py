@@ -1,0 +1,45 @@
+"""Unit systems of the MD package.
+
+Two systems are supported, chosen per :class:`~diffsim.md.model.Model` (``units=``):
+
+- ``"lj"``: reduced Lennard-Jones units. Lengths in sigma, energies in epsilon, masses in m,
+  time in tau = sigma sqrt(m / epsilon), temperature in epsilon / k_B (so k_B = 1).
+- ``"metal"``: Angstrom, eV, amu, fs, kelvin (as ASE; LAMMPS' "metal" uses ps instead of fs).
+  An acceleration is F / m * 9.648533e-3 Angstrom/fs^2 per eV/(Angstrom amu); k_B = 8.617333e-5 eV/K.
+"""
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Units:
+    """name; ``ftm``: force/mass -> acceleration factor; ``kB``: Boltzmann constant in energy/temperature.
+
+    Kinetic energy is ``0.5 m v^2 / ftm`` in the energy unit.
+    """
+
+    name: str
+    ftm: float
+    kB: float
+    length: str
+    energy: str
+    mass: str
+    time: str
+
+
+UNITS = {
+    "lj": Units("lj", 1.0, 1.0, "sigma", "epsilon", "m", "tau"),
+    # 1 eV / (Angstrom amu) = 1.602176634e-19 J / (1e-10 m * 1.66053906660e-27 kg) = 9.648533212e-3 A/fs^2
+    "metal": Units("metal", 9.6485332123310018e-3, 8.617333262e-5, "Angstrom", "eV", "amu", "fs"),
+}
+
+
+def get_units(name) -> Units:
+    if isinstance(name, Units):
+        return name
+    if name not in UNITS:
+        raise ConfigError(f"units={name!r} is not one of {list(UNITS)}: use 'lj' (reduced Lennard-Jones units) "
+                          "or 'metal' (Angstrom, eV, amu, fs)")
+    return UNITS[name]
