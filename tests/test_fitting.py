@@ -87,3 +87,33 @@ def test_mpc_holds_the_tip_at_a_new_height():
     assert tips[0] == pytest.approx(-0.4)
     assert np.abs(tips[-20:] + 0.3).max() < 1e-2
     assert len(res.solves) == N // k
+
+
+def test_a_diverging_fit_backs_off_instead_of_stopping():
+    """A too-long first step takes the stiffness past explicit Euler's stability limit
+    (about 260 N/m for this 3-node chain at dt = 0.02 s): with on_diverged="nan" the rollout's divergence becomes a
+    NaN loss and the optimizer steps back and halves its step instead of stopping; "raise"
+    names the step."""
+    from diffsim.errors import SimulationDiverged
+
+    kw = dict(n=3, dt=0.02, mass=0.1, kappa=0.0, segment=10)
+    ref = Rollout(MassSpringChain(stiffness=200.0, **kw), 100)
+    ref.set_controls(force=np.sin(0.3 * np.arange(100))[:, None])
+    ref.forward()
+    chain = MassSpringChain(stiffness=50.0, **kw)
+    ro = Rollout(TrajectoryMatch(chain, {"q": ref.trajectory("q")}), 100)
+    ro.set_controls(force=np.sin(0.3 * np.arange(100))[:, None])
+    obj = Objective(ro, [Parameter("stiffness", transform="log")], on_diverged="nan")
+    loss, grad = obj(np.log([5e4]))
+    assert np.isnan(loss) and np.all(np.isnan(grad))
+    x0 = np.log([50.0])
+    g0 = obj(x0)[1][0]
+    assert g0 < 0  # the data pull the stiffness up
+    # the first step would multiply k by e^6 (NaN by step 100); halved, by e^3 (k = 1004 N/m):
+    # unstable too, but still finite after 100 steps, so no second back-off happens
+    res = minimize(obj, x0, method="sgd", lr=6.0 / abs(g0), iters=1, on_nonfinite="backoff")
+    assert res.nbackoff == 1 and np.isfinite(res.fun)
+    assert obj.unpack(res.x)["stiffness"][0] == pytest.approx(50.0 * np.exp(3.0))
+    strict = Objective(ro, ["stiffness"])
+    with pytest.raises(SimulationDiverged, match="reduce dt"):
+        strict(np.array([5e4]))
