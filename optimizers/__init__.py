@@ -1,11 +1,27 @@
-"""Gradient-based optimisers on plain NumPy float64 vectors.
+"""Gradient-based optimisers on plain NumPy float64 vectors (nothing here knows Taichi).
 
-Everything is driven by :func:`minimize`, which takes any objective ``x -> (loss, grad)``::
+Everything runs through :func:`minimize`, which takes any objective ``x -> (loss, grad)`` and
+returns an :class:`OptimizeResult` whatever the method::
 
     from optimizers import minimize, chain, clip_by_global_norm, adam, cosine_decay
     res = minimize(f, x0, method=chain(clip_by_global_norm(1.0), adam(cosine_decay(1e-2, 500))),
                    iters=500, checkpoint="fit.ckpt")
     res.x, res.fun, res.history["loss"]
+
+Modules, one job each:
+
+* :mod:`~optimizers.transforms`: optax-style gradient transformations (``init``/``update``) and
+  :func:`chain`; clipping, normalisation, momentum, Adam and RMS scaling, weight decay.
+* :mod:`~optimizers.first_order`: ``sgd``, ``adam``, ``adamw``, ``rmsprop`` as chains, and the
+  class-style ``SGD``, ``Adam``, ``AdamW``, ``RMSProp`` to pass as ``method=``.
+* :mod:`~optimizers.schedules`: learning-rate schedules ``step -> lr``.
+* :mod:`~optimizers.lbfgs`: ``LBFGS``, scipy's L-BFGS-B with bitwise-resumable checkpoints.
+* :mod:`~optimizers.driver`: :func:`minimize` (stopping tests, progress, non-finite handling,
+  checkpoints); :mod:`~optimizers.checkpoint` writes the files atomically.
+* :mod:`~optimizers.batching`: objectives over many cases, full or mini-batch.
+* :mod:`~optimizers.trajectory`: single shooting and receding-horizon MPC.
+* :mod:`~optimizers.bounds`, :mod:`~optimizers.finite`, :mod:`~optimizers.errors`,
+  :mod:`~optimizers.result`: box bounds, NaN detection, errors, the result type.
 """
 
 from .batching import MeanObjective, MiniBatchObjective, SumObjective

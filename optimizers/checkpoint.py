@@ -11,6 +11,8 @@ import os
 import pickle
 import tempfile
 
+import numpy as np
+
 from .errors import CheckpointError
 
 FORMAT = "optimizers.checkpoint"
@@ -71,3 +73,64 @@ def digest(array) -> str:
     h.update(str((array.shape, array.dtype.str)).encode())
     h.update(array.tobytes())
     return h.hexdigest()[:32]
+
+
+class EvaluationTape:
+    """Append-only file of objective evaluations, fixed-size records ``(key of x, loss, grad)``.
+
+    Records are kept in memory until :meth:`commit` appends them to the file and fsyncs it; a
+    checkpoint written after the commit then stores ``committed``, and reopening the tape with
+    that count drops whatever a killed process appended after its last checkpoint. File I/O
+    stays linear in the run's length, unlike re-pickling the whole tape at every checkpoint.
+    """
+
+    def __init__(self, path, n, committed=0):
+        self.path, self.n, self.committed = os.fspath(path), n, committed
+        self.record_size = 16 + 8 + 8 * n
+        self.pending = []
+        exists = os.path.exists(self.path)
+        if committed and not exists:
+            raise CheckpointError(f"{self.path}, the evaluation tape of the checkpoint, is "
+                                  "missing; delete the checkpoint to start over")
+        self.file = open(self.path, "r+b" if exists else "w+b")
+        size = self.file.seek(0, os.SEEK_END)
+        if size < committed * self.record_size:
+            self.file.close()
+            raise CheckpointError(f"{self.path} holds fewer evaluations than its checkpoint "
+                                  "says; delete the checkpoint to start over")
+        self.file.truncate(committed * self.record_size)
+
+    @staticmethod
+    def key(x) -> bytes:
+        """16-byte fingerprint of ``x``'s exact bytes."""
+        return hashlib.sha256(x.tobytes()).digest()[:16]
+
+    def read(self, i):
+        """Committed record ``i`` as ``(key, loss, grad)``."""
+        self.file.seek(i * self.record_size)
+        raw = self.file.read(self.record_size)
+        values = np.frombuffer(raw, dtype=np.float64, offset=16)
+        return raw[:16], float(values[0]), values[1:].copy()
+
+    def append(self, key, loss, grad):
+        self.pending.append(key + np.float64(loss).tobytes() + grad.astype(np.float64).tobytes())
+
+    def truncate(self, count):
+        """Forget every record from ``count`` on."""
+        self.pending = []
+        self.committed = min(self.committed, count)
+        self.file.truncate(self.committed * self.record_size)
+
+    def commit(self):
+        """Append the pending records durably; returns the committed count."""
+        if self.pending:
+            self.file.seek(self.committed * self.record_size)
+            self.file.write(b"".join(self.pending))
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.committed += len(self.pending)
+            self.pending = []
+        return self.committed
+
+    def close(self):
+        self.file.close()

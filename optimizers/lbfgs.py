@@ -1,15 +1,16 @@
 """L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) through ``scipy.optimize.minimize``.
 
 Resuming: scipy keeps the quasi-Newton memory inside its own loop, so it cannot be saved.
-With ``resume="replay"`` (the default) the checkpoint keeps a tape of every evaluation (a hash of
-``x``, the loss and the gradient); a resumed run restarts L-BFGS-B from ``x0`` and answers its
-requests from the tape for as long as it asks for the recorded points, which it does since it is
-deterministic, then continues with live evaluations. The result is bitwise that of an
-uninterrupted run, at the cost of one gradient per evaluation in the checkpoint file (8 bytes per
-parameter per evaluation). Should scipy ask for a point the tape does not hold (another scipy or
-BLAS build), a warning is issued and the run continues live from there. With
-``resume="restart"`` the checkpoint keeps only the last iterate and L-BFGS-B restarts from it
-with an empty memory: small files, but not identical to an uninterrupted run.
+With ``resume="replay"`` (the default) every evaluation (a hash of ``x``, the loss and the
+gradient) is appended to a tape file next to the checkpoint, ``<checkpoint>.tape``; a resumed
+run restarts L-BFGS-B from ``x0`` and answers its requests from the tape for as long as it asks
+for the recorded points, which it does since it is deterministic, then continues with live
+evaluations. The result is bitwise that of an uninterrupted run; the price is the tape's size,
+8 bytes per parameter per evaluation (10^4 parameters and 1000 evaluations: 80 MB), written once.
+Should scipy ask for a point the tape does not hold (another scipy or BLAS build), a warning is
+issued and the run continues live from there. With ``resume="restart"`` there is no tape: the
+checkpoint keeps the last iterate and L-BFGS-B restarts from it with an empty memory, which is
+cheap but not identical to an uninterrupted run.
 """
 
 import warnings
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import digest
+from .checkpoint import EvaluationTape
 from .errors import NonFiniteError
 from .finite import nonfinite_error
 
@@ -59,42 +60,47 @@ class LBFGS:
         import scipy.optimize  # imported here: it takes longer to import than all the rest
         box = sess.box
         payload = sess.resume_payload
-        replay_tape = []
         it = 0
         x_start = box.project(x0) if box else x0
-        if payload is not None and self.resume == "replay":
-            replay_tape = payload["tape"]  # rebuild history and counters by replaying
-            sess.loss, sess.grad_norm, sess.nfev = [], [], 0
+        tape = None
+        if self.resume == "replay" and sess.checkpoint:
+            tape = EvaluationTape(f"{sess.checkpoint}.tape", x0.size,
+                                  payload["tape_len"] if payload is not None else 0)
+            if payload is not None:  # history and counters are rebuilt by the replay
+                sess.loss, sess.grad_norm, sess.nfev = [], [], 0
         elif payload is not None:  # restart from the last iterate
             it, x_start = payload["top"]["it"], payload["top"]["x"]
-        keep_tape = self.resume == "replay" and bool(sess.checkpoint)
-        tape = []
-        pos = 0
+        n_replay = tape.committed if tape is not None else 0
+        pos = 0  # evaluations replayed so far
         last = {}  # the latest evaluation and the latest accepted iterate
-        first = [payload is None or self.resume == "replay"]
+        first = [payload is None or tape is not None]
 
         def fun(x):
-            nonlocal pos
-            d = digest(x) if keep_tape else None
-            if pos < len(replay_tape) and replay_tape[pos][0] == d:
-                _, f, g = replay_tape[pos]
-                pos += 1
-                sess.nfev += 1
-            else:
-                if pos < len(replay_tape):
+            nonlocal pos, n_replay
+            key = tape.key(x) if tape is not None else None
+            replayed = False
+            if pos < n_replay:
+                recorded_key, f, g = tape.read(pos)
+                if recorded_key == key:
+                    pos += 1
+                    sess.nfev += 1
+                    replayed = True
+                else:
                     warnings.warn(f"L-BFGS-B asked for a point not on the checkpoint's tape after "
-                                  f"{pos} of {len(replay_tape)} evaluations; continuing with live "
-                                  f"evaluations, so the run will differ from the original",
+                                  f"{pos} of {n_replay} evaluations; continuing with live "
+                                  "evaluations, so the run will differ from the original",
                                   RuntimeWarning, stacklevel=2)
-                    pos = len(replay_tape)
+                    tape.truncate(pos)
+                    n_replay = pos
+            if not replayed:
                 f, g = sess.evaluate(x)
                 err = nonfinite_error(it + (0 if first[0] else 1), f, g, sess.names)
                 if err is not None:
                     raise NonFiniteError(f"{err}; tighten the bounds so that the objective stays "
                                          "finite", iteration=err.iteration, quantity=err.quantity,
                                          index=err.index, name=err.name)
-            if keep_tape:
-                tape.append((d, f, g.copy()))
+                if tape is not None:
+                    tape.append(key, f, g)
             last["eval"] = (x.copy(), f, g.copy())
             if first[0]:
                 first[0] = False
@@ -102,13 +108,16 @@ class LBFGS:
             last.setdefault("accepted", last["eval"])  # restart mode: x_start, already recorded
             return f, g
 
+        def tape_len():  # commit the tape before the checkpoint that counts its records
+            return {"tape_len": tape.commit()} if tape is not None else {}
+
         def accept(evaluation):
             x, f, g = evaluation
             last["accepted"] = evaluation
             sess.record(it, f, g)
-            replaying = pos < len(replay_tape)
+            replaying = pos < n_replay
             if sess.checkpoint and it % sess.every == 0 and it > 0 and not replaying:
-                sess.save("lbfgs", {"it": it, "x": x}, len(sess.loss), tape=list(tape))
+                sess.save("lbfgs", {"it": it, "x": x}, len(sess.loss), **tape_len())
             stop = sess.stop_reason(it, x, f, g, call_back=not replaying)
             if stop is not None:
                 raise _Stop(stop)
@@ -126,16 +135,19 @@ class LBFGS:
                    "gtol": self.gtol, "maxls": self.maxls, "maxfun": self.maxfun}
         stop = None
         try:
-            res = scipy.optimize.minimize(fun, x_start, jac=True, method="L-BFGS-B",
-                                          bounds=box.to_scipy() if box else None,
-                                          callback=on_iteration, options=options)
-        except _Stop as s:
-            stop = s.args[0]
-            x, f, g = last["accepted"]
-            message = success = None
-        else:
-            x, f, g = res.x, res.fun, res.jac
-            message, success = str(res.message), bool(res.success)
-        acc_x = last["accepted"][0]
-        return sess.finish("lbfgs", {"it": it, "x": acc_x}, len(sess.loss), x, f, g, it, stop,
-                           message=message, success=success, tape=tape)
+            try:
+                res = scipy.optimize.minimize(fun, x_start, jac=True, method="L-BFGS-B",
+                                              bounds=box.to_scipy() if box else None,
+                                              callback=on_iteration, options=options)
+            except _Stop as s:
+                stop = s.args[0]
+                x, f, g = last["accepted"]
+                message = success = None
+            else:
+                x, f, g = res.x, res.fun, res.jac
+                message, success = str(res.message), bool(res.success)
+            return sess.finish("lbfgs", {"it": it, "x": last["accepted"][0]}, len(sess.loss), x,
+                               f, g, it, stop, message=message, success=success, **tape_len())
+        finally:
+            if tape is not None:
+                tape.close()
