@@ -10,7 +10,7 @@ The smoothed RDF at bin centres r_b (Gaussian broadening of width w):
 
     g(r_b) = V / (N (N - 1) / 2) * sum_{i<j} exp(-(r_b - r_ij)^2 / (2 w^2)) / (sqrt(2 pi) w 4 pi r_b^2)
 
-summed over pairs with |r_b - r_ij| < 4 w; it tends to 1 for an ideal gas and is smooth in the
+summed over listed pairs (those within the force field's cutoff); it tends to 1 for an ideal gas and is smooth in the
 positions, hence differentiable.
 """
 
@@ -49,7 +49,7 @@ def rdf_smoothed(positions, box, r, width):
         d = min_image_np(x[i] - x[i + 1:], box)
         rij = np.sqrt(np.sum(d * d, axis=1))
         diff = r[None, :] - rij[:, None]
-        g += np.sum(np.where(np.abs(diff) < 4 * width, np.exp(-diff ** 2 / (2 * width ** 2)), 0.0), axis=0)
+        g += np.sum(np.exp(-diff ** 2 / (2 * width ** 2)), axis=0)
     return g * vol / (n * (n - 1) / 2) / (np.sqrt(2 * np.pi) * width * 4 * np.pi * r ** 2)
 
 
@@ -62,11 +62,15 @@ def msd(positions, reference):
 # ---------------------------------------------------------------------- the RDF state field
 
 @ti.kernel
+def rdf_count_frame(rdf: _A2, os: ti.i32):
+    for _ in range(1):
+        rdf[os, rdf.shape[1] - 1] += 1.0
+
+
+@ti.kernel
 def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1,
                    rb: _A1, pref: _A1, width: ti.f64):
     for i, b in ti.ndrange(x.shape[1], rb.shape[0]):
-        if i == 0 and b == 0:
-            rdf[os, rb.shape[0]] += 1.0
         for q in range(nnb[i]):
             j = nbr[i, q]
             c = cfg[i]
@@ -75,8 +79,7 @@ def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A
             d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
             r = ti.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
             dr = rb[b] - r
-            if ti.abs(dr) < 4.0 * width:
-                rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))
+            rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))
 
 
 class RDF:
@@ -115,7 +118,11 @@ class RDF:
 
     def launches(self, ff, x, xs, rdf, os):
         nl = ff.nlist
-        return [ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
+        # The frame count is a constant: counted forward-only. (Counting it inside rdf_accumulate,
+        # under `if i == 0 and b == 0` before the pair loop, made Taichi 1.7.4's reverse mode
+        # return wrong position gradients, silently.)
+        return [launch(ForwardOnly(rdf_count_frame), rdf, os),
+                ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
                                                  self.pref, self.width))]
 
     @staticmethod

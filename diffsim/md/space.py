@@ -14,10 +14,10 @@ def min_image(d, length):
     """Minimum image of one displacement component ``d`` in a box edge ``length`` (0: open axis).
 
     Uses floor, whose gradient is zero, never round (not differentiable in Taichi 1.7.4)."""
-    r = d
-    if length > 0:
-        r = d - length * ti.floor(d / length + 0.5)
-    return r
+    # branch-free (a select, no mutated local): mutable locals inside dynamic loops need Taichi's
+    # AD stack, which overflows (segfault) at ~32 iterations
+    safe = ti.max(length, 1e-30)
+    return ti.select(length > 0, d - length * ti.floor(d / safe + 0.5), d)
 
 
 def min_image_np(d, box):
