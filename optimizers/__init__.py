@@ -33,9 +33,10 @@ from .lbfgs import LBFGS
 from .result import OptimizeResult
 from .schedules import constant, cosine_decay, exponential_decay, warmup
 from .trajectory import MPCResult, mpc, single_shooting
-from .transforms import (GradientTransformation, add_decayed_weights, chain, clip, clip_by_global_norm,
-                         clip_by_value, identity, normalize, scale, scale_by_adam,
-                         scale_by_learning_rate, scale_by_rms, scale_by_schedule, trace)
+from .transforms import (GradientTransformation, add_decayed_weights, chain, clip,
+                         clip_by_global_norm, clip_by_value, identity, normalize, scale,
+                         scale_by_adam, scale_by_learning_rate, scale_by_rms, scale_by_schedule,
+                         trace)
 
 __all__ = [
     "minimize", "OptimizeResult", "NonFiniteError", "CheckpointError",

@@ -66,8 +66,8 @@ def as_box(bounds, n) -> "Box | None":
         elif len(items) == 2:
             lo, hi = items
         else:
-            raise ValueError(f"cannot read bounds for {n} parameters from {bounds!r}; pass (lo, hi) "
-                             f"or a list of {n} (lo_i, hi_i) pairs")
+            raise ValueError(f"cannot read bounds for {n} parameters from {bounds!r}; pass "
+                             f"(lo, hi) or a list of {n} (lo_i, hi_i) pairs")
     box = Box(_side(lo, n, -np.inf, "lower"), _side(hi, n, np.inf, "upper"))
     bad = np.flatnonzero(box.lo > box.hi)
     if bad.size:

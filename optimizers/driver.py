@@ -179,7 +179,8 @@ class _Session:
                  every, seed, on_nonfinite, names):
         self.objective, self.method, self.iters, self.box = objective, method, iters, box
         self.callback, self.tol, self.gtol = callback, tol, gtol
-        self.checkpoint, self.every, self.on_nonfinite, self.names = path, every, on_nonfinite, names
+        self.checkpoint, self.every = path, every
+        self.on_nonfinite, self.names = on_nonfinite, names
         self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed}
         self.rng = np.random.default_rng(seed)
         if hasattr(objective, "bind_rng"):

@@ -49,8 +49,11 @@ def adamw(lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float =
 
 def rmsprop(lr: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8,
             momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
-    """RMSProp (PyTorch form): ``v = decay * v + (1 - decay) * g**2``; ``x -= lr * g / (sqrt(v) + eps)``,
-    with optional momentum applied to the scaled gradient."""
+    """RMSProp (PyTorch form)::
+
+        v = decay * v + (1 - decay) * g**2;  x -= lr * g / (sqrt(v) + eps)
+
+    with optional momentum applied to the scaled gradient ``g / (sqrt(v) + eps)``."""
     _check_momentum(momentum, nesterov)
     rms = scale_by_rms(decay, eps)
     if momentum:

@@ -46,8 +46,10 @@ class ExponentialDecay:
 
 @dataclass(frozen=True)
 class CosineDecay:
-    """Cosine annealing (Loshchilov & Hutter 2017, without restarts):
-    ``lr(t) = init * ((1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2 + alpha)``, ``T = decay_steps``.
+    """Cosine annealing (Loshchilov & Hutter 2017, without restarts), ``T = decay_steps``::
+
+        lr(t) = init * ((1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2 + alpha)
+
     Reaches ``alpha * init`` at ``t = T`` and stays there."""
 
     init: float
@@ -66,7 +68,8 @@ class CosineDecay:
 
 @dataclass(frozen=True)
 class Warmup:
-    """Linear warmup from ``init`` to ``after(0)`` over ``steps`` updates, then ``after(t - steps)``."""
+    """Linear warmup from ``init`` to ``after(0)`` over ``steps`` updates, then
+    ``after(t - steps)``."""
 
     steps: int
     after: Schedule

@@ -1,4 +1,4 @@
-"""minimize's contract: result type, history, callback, stopping tests, progress, argument errors."""
+"""minimize's contract: result type, history, callback, stopping tests, progress, bad arguments."""
 
 import numpy as np
 import pytest
