@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import EvaluationTape
-from .errors import NonFiniteError
+from .errors import CheckpointError, NonFiniteError
 from .finite import nonfinite_error
 
 
@@ -64,6 +64,10 @@ class LBFGS:
         x_start = box.project(x0) if box else x0
         tape = None
         if self.resume == "replay" and sess.checkpoint:
+            if payload is not None and "tape_len" not in payload:
+                raise CheckpointError(f"{sess.checkpoint} was written with "
+                                      "LBFGS(resume='restart'), so it has no tape to replay; "
+                                      "resume with that setting or delete the checkpoint")
             tape = EvaluationTape(f"{sess.checkpoint}.tape", x0.size,
                                   payload["tape_len"] if payload is not None else 0)
             if payload is not None:  # history and counters are rebuilt by the replay

@@ -164,7 +164,9 @@ def test_lbfgs_restart_mode_resumes_from_the_last_iterate(tmp_path):
         opt.minimize(objective, x0, method, 200, checkpoint=path, checkpoint_every=5,
                      callback=stop)
     payload = ckpt.load(path)
-    assert "tape" not in payload or not payload["tape"]
+    assert "tape_len" not in payload and not os.path.exists(f"{path}.tape")
+    with pytest.raises(opt.CheckpointError, match="no tape to replay"):
+        opt.minimize(objective, x0, opt.LBFGS(), 200, checkpoint=path, checkpoint_every=5)
     res = opt.minimize(objective, x0, method, 200, checkpoint=path, checkpoint_every=5)
     np.testing.assert_allclose(res.x, np.ones(6), atol=1e-5)
     assert len(res.history["loss"]) == res.nit + 1
