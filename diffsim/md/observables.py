@@ -10,7 +10,8 @@ The smoothed RDF at bin centres r_b (Gaussian broadening of width w):
 
     g(r_b) = V / (N (N - 1) / 2) * sum_{i<j} exp(-(r_b - r_ij)^2 / (2 w^2)) / (sqrt(2 pi) w 4 pi r_b^2)
 
-summed over listed pairs (those within the force field's cutoff); it tends to 1 for an ideal gas and is smooth in the
+summed over pairs closer than r_max + 4 w (which must not exceed the force field's cutoff,
+so that every such pair is in the neighbour list); it tends to 1 for an ideal gas and is smooth in the
 positions, hence differentiable.
 """
 
@@ -36,7 +37,7 @@ def pressure(kinetic, virial, volume):
     return (2.0 * kinetic + virial) / (3.0 * volume)
 
 
-def rdf_smoothed(positions, box, r, width):
+def rdf_smoothed(positions, box, r, width, reach=None):
     """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
     positions (n, 3), box (3,) all periodic, r: bin centres (length), width: Gaussian sigma."""
     x = np.asarray(positions, dtype=np.float64)
@@ -44,10 +45,12 @@ def rdf_smoothed(positions, box, r, width):
     r = np.asarray(r, dtype=np.float64)
     n = len(x)
     vol = float(np.prod(box))
+    reach = r.max() + 4 * width if reach is None else reach
     g = np.zeros_like(r)
     for i in range(n - 1):
         d = min_image_np(x[i] - x[i + 1:], box)
         rij = np.sqrt(np.sum(d * d, axis=1))
+        rij = rij[rij < reach]
         diff = r[None, :] - rij[:, None]
         g += np.sum(np.exp(-diff ** 2 / (2 * width ** 2)), axis=0)
     return g * vol / (n * (n - 1) / 2) / (np.sqrt(2 * np.pi) * width * 4 * np.pi * r ** 2)
@@ -69,7 +72,7 @@ def rdf_count_frame(rdf: _A2, os: ti.i32):
 
 @ti.kernel
 def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1,
-                   rb: _A1, pref: _A1, width: ti.f64):
+                   rb: _A1, pref: _A1, width: ti.f64, rcut: ti.f64):
     for i, b in ti.ndrange(x.shape[1], rb.shape[0]):
         for q in range(nnb[i]):
             j = nbr[i, q]
@@ -78,8 +81,9 @@ def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A
             d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
             d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
             r = ti.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-            dr = rb[b] - r
-            rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))
+            if r < rcut:  # pairs beyond the last bin + 4 width: not all listed, so none counted
+                dr = rb[b] - r
+                rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))
 
 
 class RDF:
@@ -105,6 +109,7 @@ class RDF:
 
     def bind(self, ff, n, volume):
         reach = float(self.r.max() + 4 * self.width)
+        self.reach = reach
         if reach > ff.cutoff + 1e-12:
             raise ConfigError(f"RDF reaches r = {reach:.4g} (last bin + 4 width) beyond the force-field cutoff "
                               f"{ff.cutoff:.4g}; pairs beyond the cutoff are not listed: use fewer bins")
@@ -123,7 +128,7 @@ class RDF:
         # return wrong position gradients, silently.)
         return [launch(ForwardOnly(rdf_count_frame), rdf, os),
                 ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
-                                                 self.pref, self.width))]
+                                                 self.pref, self.width, self.reach))]
 
     @staticmethod
     def mean(acc):
