@@ -38,7 +38,8 @@ class LBFGS:
             projected gradient), on top of ``minimize``'s ``tol``/``gtol``.
         maxls: maximum line-search steps per iteration.
         maxfun: maximum objective evaluations.
-        resume: ``"replay"`` (bitwise resume, larger checkpoints) or ``"restart"``; see the
+        resume: ``"replay"`` (bitwise resume from a tape of evaluations kept beside the
+            checkpoint) or ``"restart"`` (from the last iterate, with an empty memory); see the
             module docstring.
     """
 
