@@ -47,8 +47,8 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         checkpoint: file path. The run's full state is saved atomically there every
             ``checkpoint_every`` iterations and at the end; calling ``minimize`` again with the
             same arguments resumes from it. First-order methods resume bitwise identically to an
-            uninterrupted run; so does L-BFGS with ``LBFGS(resume="replay")`` (the default), see
-            :class:`~optimizers.lbfgs.LBFGS`. A finished checkpoint is returned as is, unless the
+            uninterrupted run; so does L-BFGS with ``LBFGS(resume="replay")`` (the default),
+            which also writes ``<checkpoint>.tape``, see :mod:`optimizers.lbfgs`. A finished checkpoint is returned as is, unless the
             run ended on its iteration budget and ``iters`` has grown, in which case it continues.
         checkpoint_every: iterations between checkpoints.
         seed: seeds the ``numpy.random.Generator`` passed to ``objective.bind_rng``; its state
