@@ -75,6 +75,13 @@ class RDFProblem:
     r: np.ndarray
     true_sigma: float
 
+    def rdf_at(self, x):
+        """(loss, rollout-averaged RDF) at packed parameters x (forward only: after a backward
+        under Binomial the tape's working slots hold the first unit, not the final state)."""
+        self.objective.set(x)
+        loss = self.rollout.forward()
+        return loss, RDF.mean(self.rollout.final_state()["rdf"])
+
 
 def build_rdf_fit(cells=2, steps=300, sigma_true=1.0, sigma_guess=0.93, temperature=1.5, cutoff=1.6, dt=0.004,
                   snapshots=6, segment=20, bins=12, every=5, seed=5) -> RDFProblem:
@@ -148,11 +155,9 @@ def demo(outdir: pathlib.Path) -> dict:
     t0 = time.perf_counter()
     prob = build_rdf_fit(steps=150, snapshots=5)
     x0 = prob.objective.x0()
-    loss0, _ = prob.objective(x0)
-    g0 = RDF.mean(prob.rollout.final_state()["rdf"])
+    loss0, g0 = prob.rdf_at(x0)
     res2 = minimize(prob.objective, x0, method="lbfgs", iters=4, bounds=prob.objective.bounds)
-    loss1, _ = prob.objective(res2.x)
-    g1 = RDF.mean(prob.rollout.final_state()["rdf"])
+    loss1, g1 = prob.rdf_at(res2.x)
     sigma = float(prob.objective.unpack(res2.x)["sigma"][0])
     _plot(outdir / "forcefield_fit.png", fm, res.x, res.history["loss"], prob, res2.history["loss"], g0, g1)
     return {"force_matching": {"fitted": fitted, "true": {**GIRIFALCO_WEIZER, "e0": 0.1},

@@ -91,6 +91,7 @@ def demo(outdir: pathlib.Path) -> dict:
     t0 = time.perf_counter()
     loss, grad = prob.objective(prob.x0())
     t_grad = time.perf_counter() - t0
+    prob.rollout.forward()  # final_state() is only valid after a forward (backward recomputes units)
     g = RDF.mean(prob.rollout.final_state()["rdf"])
     _plot(outdir / "lj_fluid.png", thermo, prob.system.rdf.r, g)
     drift = float(abs(thermo["total"][-1] - thermo["total"][0]))
