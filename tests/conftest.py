@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 
-import pytest
+# scipy's L-BFGS-B ran 30x slower with OpenBLAS's default threads on these loaded 2-core machines
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import diffsim
+import pytest  # noqa: E402
+
+import diffsim  # noqa: E402
 
 diffsim.init(arch="cpu", precision="f64", deterministic=True)
 
