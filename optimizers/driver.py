@@ -57,7 +57,8 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
             or ``"backoff"``: return to the last finite iterate, halve the step (for the rest of
             the run) and retry, at most ``max_backoffs`` times per iteration. First-order only.
         max_backoffs: retries per iteration with ``on_nonfinite="backoff"``.
-        param_names: names for error messages: ``n`` strings, or ``{name: shape}`` blocks in
+        param_names: names for error messages (default: ``objective.names`` when the objective
+            has them, as :class:`diffsim.Objective` does): ``n`` strings, or ``{name: shape}`` blocks in
             flattening order (``{"eps": 3}`` names entries ``eps[0]``..``eps[2]``).
 
     Returns:
@@ -81,6 +82,9 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         if opt.bounds is not None and bounds is not None:
             raise ValueError("bounds given both to LBFGS(...) and to minimize(...); give one")
         bounds = opt.bounds if bounds is None else bounds
+    if param_names is None:
+        names = getattr(objective, "names", None)
+        param_names = list(names) if names is not None and len(names) == x0.size else None
     sess = _Session(objective, x0, name, iters, as_box(bounds, x0.size), callback, tol, gtol,
                     progress, checkpoint, checkpoint_every, seed, on_nonfinite,
                     expand_param_names(param_names, x0.size))

@@ -117,3 +117,19 @@ def test_a_diverging_fit_backs_off_instead_of_stopping():
     strict = Objective(ro, ["stiffness"])
     with pytest.raises(SimulationDiverged, match="reduce dt"):
         strict(np.array([5e4]))
+
+
+def test_minimize_names_the_parameter_of_a_nan_gradient():
+    from optimizers import NonFiniteError
+
+    ro = Rollout(MassSpringChain(n=2, segment=5), 10)
+    obj = Objective(ro, ["damping", "mass"])
+
+    def poisoned(x):
+        loss, grad = obj(x)
+        grad[2] = np.nan  # the gradient of mass[1]
+        return loss, grad
+
+    poisoned.names = obj.names
+    with pytest.raises(NonFiniteError, match=r"mass\[1\]"):
+        minimize(poisoned, obj.x0(), method="adam", iters=3)
