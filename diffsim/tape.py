@@ -213,6 +213,7 @@ class Rollout:
         self._free: list[int] = []
         self._cur = 0
         self._ran = False
+        self._final = None
 
     @classmethod
     def within_budget(cls, system: System, steps: int, budget_bytes: int, segment: int | None = None,
@@ -272,8 +273,10 @@ class Rollout:
         return out
 
     def final_state(self) -> dict:
-        """x_T after ``forward()`` (always held in the working slots)."""
+        """x_T after ``forward()`` (also after ``backward()``, which reuses the working slots)."""
         self._need_forward()
+        if self._final is not None:
+            return {k: v.copy() for k, v in self._final.items()}
         return self._read_slot(self.x, self.steps - (self.units - 1) * self.unit)
 
     def trajectory(self, name: str) -> np.ndarray:
@@ -417,7 +420,7 @@ class Rollout:
         if controls:
             self.set_controls(**controls)
         self.stats.forward_steps = self.stats.recomputed_steps = self.stats.snapshots_peak = 0
-        self._slot_of, self._free = {}, []
+        self._slot_of, self._free, self._final = {}, [], None
         self.loss.from_numpy(np.zeros(1, dtype=config().numpy_real))
         self._write_state0()
         if self.check_finite:
@@ -485,6 +488,8 @@ class Rollout:
         self.loss.grad.from_numpy(np.ones(1, dtype=config().numpy_real))
         last = self.units - 1
         length = self.steps - last * self.unit
+        if self.units > 1:  # the recomputations below overwrite x_T's slot
+            self._final = self._read_slot(self.x, length)
         for arr in self.x._arrays.values():
             storage.zero_slots(arr.grad, 0, length + 1)
         for lc in reversed(list(self.system.terminal_cost(self.x, length, self.loss))):

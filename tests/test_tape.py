@@ -173,3 +173,14 @@ def test_within_budget_picks_the_snapshots_that_fit(chain):
     assert ro.schedule.snapshots == (budget - ro.stats.work_bytes - ro.stats.control_bytes) // state
     with pytest.raises(ConfigError, match="does not hold"):
         Rollout.within_budget(chain, 5000, 1000)
+
+
+def test_final_state_survives_backward(chain):
+    ro = Rollout(chain, 50, Binomial(3), segment=10)
+    ro.set_controls(**controls(50))
+    ro.forward()
+    before = ro.final_state()
+    ro.backward()
+    after = ro.final_state()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k])
