@@ -10,13 +10,13 @@ from .errors import ConfigError, DiffsimError, GradientCheckError, SimulationDiv
 from .gradcheck import GradcheckReport, forward_jvp, gradcheck
 from .objective import Objective, Parameter
 from .runtime import config, info, init, is_initialized
-from .tape import Gradients, Launch, Rollout, RolloutStats, Slots, System, launch
+from .tape import Gradients, Launch, Rollout, RolloutStats, Slots, System, adjoint_only, forward_only, launch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "init", "config", "info", "is_initialized",
-    "System", "Rollout", "RolloutStats", "Gradients", "Launch", "launch", "Slots",
+    "System", "Rollout", "RolloutStats", "Gradients", "Launch", "launch", "forward_only", "adjoint_only", "Slots",
     "StoreAll", "Periodic", "Binomial", "revolve_cost", "snapshots_for_budget",
     "Objective", "Parameter", "gradcheck", "GradcheckReport", "forward_jvp",
     "DiffsimError", "ConfigError", "SimulationDiverged", "GradientCheckError",

@@ -45,6 +45,33 @@ def launch(kernel, *args) -> Launch:
     return Launch(kernel, args)
 
 
+class _OneWay:
+    """A callable that runs ``fn`` in one sweep only (forward, or adjoint via ``.grad``)."""
+
+    def __init__(self, fn, forward: bool):
+        self.fn, self.forward = fn, forward
+
+    def __call__(self, *args):
+        if self.forward:
+            self.fn(*args)
+
+    def grad(self, *args):
+        if not self.forward:
+            self.fn(*args)
+
+
+def forward_only(fn, *args) -> Launch:
+    """A launch that runs in the forward sweep and is skipped by the adjoint sweep: neighbour
+    and broad-phase builds, checks, anything with integer outputs only."""
+    return Launch(_OneWay(fn, True), args)
+
+
+def adjoint_only(fn, *args) -> Launch:
+    """A launch skipped forward that runs in the adjoint sweep (rebuilding an integer list from
+    the stored state before a step's adjoint, zeroing a scratch adjoint)."""
+    return Launch(_OneWay(fn, False), args)
+
+
 class Slots:
     """Named ndarrays, one per state (or control) field: ``x.q[slot, i]`` in a kernel call."""
 

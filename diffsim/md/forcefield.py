@@ -39,32 +39,6 @@ class LazyKernel:
         self.kernel.grad(*self.args_fn())
 
 
-class ForwardOnly:
-    """A launch that runs forward and does nothing in the adjoint sweep (neighbour builds, checks)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        self.fn(*args)
-
-    def grad(self, *args):
-        pass
-
-
-class AdjointOnly:
-    """A launch that does nothing forward and runs ``fn`` in the adjoint sweep."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        pass
-
-    def grad(self, *args):
-        self.fn(*args)
-
-
 @ti.kernel
 def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32):
     for i in range(f.shape[1]):

@@ -20,8 +20,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
-from ..tape import launch
-from .forcefield import ForwardOnly
+from ..tape import forward_only, launch
 from .space import min_image, min_image_np
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -126,7 +125,7 @@ class RDF:
         # The frame count is a constant: counted forward-only. (Counting it inside rdf_accumulate,
         # under `if i == 0 and b == 0` before the pair loop, made Taichi 1.7.4's reverse mode
         # return wrong position gradients, silently.)
-        return [launch(ForwardOnly(rdf_count_frame), rdf, os),
+        return [forward_only(rdf_count_frame, rdf, os),
                 ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
                                                  self.pref, self.width, self.reach))]
 
@@ -258,5 +257,5 @@ class MSDMatch(Cost):
             _zero1(acc)
             _zero1(acc.grad)
 
-        return [launch(ForwardOnly(reset)), launch(_msd_sum, x.disp, slot, acc),
+        return [forward_only(reset), launch(_msd_sum, x.disp, slot, acc),
                 launch(_msd_cost, acc, self.target, self.weight, loss)]

@@ -30,9 +30,9 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
-from ..tape import Slots, System, launch
+from ..tape import Slots, System, adjoint_only, forward_only, launch
 from .. import storage
-from .forcefield import AdjointOnly, ForceField, ForwardOnly, zero_forces
+from .forcefield import ForceField, zero_forces
 from .integrators import Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, scale_velocities
 from .model import Model
 from .observables import RDF, Cost
@@ -179,19 +179,19 @@ class MDSystem(System):
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
         out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf),
-               launch(ForwardOnly(lambda: self._check(x, dst, t)))]
+               forward_only(lambda: self._check(x, dst, t))]
         out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track)
         out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
             out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
-        out.append(launch(AdjointOnly(lambda: self._ensure(x, s0, t0, t))))
+        out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
         return out
 
     def advance(self, x, u, slot0, t0, t1):
-        out = [launch(ForwardOnly(lambda: self._build(x, slot0, t0)))]
+        out = [forward_only(lambda: self._build(x, slot0, t0))]
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
-            out.append(launch(AdjointOnly(lambda: self._ensure(x, slot0, t0, "init"))))
+            out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))
         for t in range(t0, t1):
             s = slot0 + t - t0
             out += self._one_step(x, s, s + 1, t, slot0, t0)
