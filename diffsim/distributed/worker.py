@@ -110,10 +110,11 @@ class ShardWorker:
         return float(loss), np.asarray(grad, dtype=np.float64)
 
     def evaluate_timed(self, x):
-        """(loss, grad, pid, seconds): :meth:`evaluate` with the process id and its compute time."""
-        t0 = time.perf_counter()
+        """(loss, grad, pid, seconds, cpu_seconds): :meth:`evaluate` with the process id, its wall
+        time and the CPU time this process spent on it."""
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, grad = self.evaluate(x)
-        return loss, grad, self.pid, time.perf_counter() - t0
+        return loss, grad, self.pid, time.perf_counter() - t0, time.process_time() - c0
 
     def info(self) -> dict:
         """``x0`` and ``names`` of the problem, where it offers them."""

@@ -20,7 +20,9 @@ CASES = range(8)
 
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False)
+    # worker_niceness 0: Ray starts workers at nice 15, slow on a machine shared with other work
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
+             _system_config={"worker_niceness": 0})
     yield
     ray.shutdown()
 
@@ -47,6 +49,8 @@ def test_ray_workers_give_the_in_process_loss_gradient_and_fit(in_process_fit):
             np.testing.assert_allclose(ray_grad, grad, rtol=1e-12)
             assert ray_loss == loss and np.array_equal(ray_grad, grad)  # deterministic: bitwise
         result = fit(objective)
+        with pytest.raises(WorkerError, match=r"worker 0 \(shard 0, 4 cases: 0..3\) failed: ConfigError: .*shape \(2,\)"):
+            objective(np.zeros(3))
     assert result.success and result.fun < 1e-12
     np.testing.assert_array_equal(result.x, reference.x)
     assert result.nit == reference.nit
