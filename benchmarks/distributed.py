@@ -78,8 +78,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     # worker_niceness 0: Ray starts workers at nice 15, which on this shared machine hands their CPU
     # to other users' processes and would compare nice-15 workers with a nice-0 in-process run
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20,
-             _system_config={"worker_niceness": args.worker_niceness})
+    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False,
+             object_store_memory=100 * 2**20, _system_config={"worker_niceness": args.worker_niceness})
     emit(figure="startup", what="ray.init, local instance", seconds=round(time.perf_counter() - t0, 2))
 
     objectives = {}

@@ -144,8 +144,9 @@ class RayExecutor(Executor):
 
     workers: actors, one per shard.
     address: an existing cluster (``"host:6379"``, ``"ray://host:10001"``, ``"auto"``); default the
-        ``RAY_ADDRESS`` environment variable, else a new local Ray instance (``ray.init()``,
-        closed again by :meth:`close`). A host:port address is checked to answer before anything
+        ``RAY_ADDRESS`` environment variable, else a new local Ray instance
+        (``ray.init(address="local")``, closed again by :meth:`close`; ``"auto"`` joins the
+        cluster that ``ray start`` runs on this machine instead). A host:port address is checked to answer before anything
         else. When Ray is already initialised in this process (the user's own ``ray.init``),
         that connection is used as it is.
     cpus_per_worker: CPUs each actor reserves, and its Taichi threads when the driver runs on
@@ -209,7 +210,8 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return ray  # the user's own ray.init(...) connection, used as it is
         options = dict(self.init_options)
-        if address is None:
+        if address in (None, "local"):
+            address = "local"  # always a new instance; "auto" joins one that `ray start` runs here
             options.setdefault("include_dashboard", False)
             # Ray starts workers at nice 15; on a machine shared with other work that starves them
             # against the driver (measured here: a third slower). Same priority as the driver.
@@ -217,8 +219,18 @@ class RayExecutor(Executor):
         try:
             ray.init(address=address, **options)
         except Exception as err:
-            raise WorkerError(f"{first} could not start: ray.init(address={address!r}) failed: "
-                              f"{type(err).__name__}: {err}", worker=0, shard=0, cases=shards[0]) from err
+            root = err
+            while root.__cause__ is not None:
+                root = root.__cause__
+            why = f"{type(err).__name__}: {err}"
+            if root is not err:
+                why += f" (because {type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''})"
+            hint = ""
+            if "auth" in f"{type(root).__name__} {root}".lower():
+                hint = ("; the cluster uses Ray's token authentication: run the driver with RAY_AUTH_MODE=token and "
+                        "the cluster's token in ~/.ray/auth_token (or RAY_AUTH_TOKEN)")
+            raise WorkerError(f"{first} could not start: ray.init(address={address!r}) failed: {why}{hint}",
+                              worker=0, shard=0, cases=shards[0]) from err
         self._owns_ray = True
         return ray
 

@@ -21,8 +21,8 @@ CASES = range(8)
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster():
     # worker_niceness 0: Ray starts workers at nice 15, slow on a machine shared with other work
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
-             _system_config={"worker_niceness": 0})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20,
+             log_to_driver=False, _system_config={"worker_niceness": 0})
     yield
     ray.shutdown()
 
