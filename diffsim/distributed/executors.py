@@ -270,6 +270,8 @@ class RayExecutor(Executor):
                 raise _build_error(report, recipe, cases)
         self.pids = [r["pid"] for r in reports]
         self.hosts = [r["host"] for r in reports]
+        self.worker_runtime = [r["runtime"] for r in reports]
+        self.build_s = [r["build_s"] for r in reports]
 
     # ------------------------------------------------------------------ evaluation
 

@@ -94,8 +94,12 @@ class ShardWorker:
         self.build_s = time.perf_counter() - t0
 
     def ready(self) -> dict:
-        """Who and where this worker is, and its build error (None when it built)."""
+        """Who and where this worker is, its Taichi runtime (``diffsim.info()``) and its build error
+        (None when it built)."""
+        from .. import runtime
+
         return {"pid": self.pid, "host": self.host, "worker": self.worker, "shard": self.shard,
+                "runtime": runtime.info() if runtime.is_initialized() else None,
                 "error": self.error, "summary": getattr(self, "error_summary", None), "build_s": self.build_s}
 
     def _check(self):

@@ -43,6 +43,9 @@ def test_ray_workers_give_the_in_process_loss_gradient_and_fit(in_process_fit):
     executor = RayExecutor(workers=2)
     with ShardedObjective(RECIPE, CASES, executor) as objective:
         assert len(set(executor.pids)) == 2 and os.getpid() not in executor.pids
+        for runtime in executor.worker_runtime:  # each actor started Taichi with the driver's settings
+            assert (runtime["arch"], runtime["precision"], runtime["deterministic"], runtime["threads"]) == \
+                ("cpu", "f64", True, 1)
         for (loss, grad), x in zip(at, (np.log([150.0, 0.5]), np.log([100.0, 1.0]))):
             ray_loss, ray_grad = objective(x)
             assert ray_loss == pytest.approx(loss, rel=1e-12, abs=0)
