@@ -189,7 +189,7 @@ class RayExecutor(Executor):
             import ray
         except ImportError as err:
             raise ConfigError("RayExecutor needs Ray: pip install 'diffsim-toolkit[distributed]' "
-                              "(or pip install 'ray[default]'); the default InProcessExecutor needs nothing") from err
+                              "(or pip install ray); the default InProcessExecutor needs nothing") from err
         return ray
 
     def _connect(self, shards):
