@@ -23,6 +23,23 @@ def penalty_normal_force(depth, v_n, k_n, c_n):
 
 
 @ti.func
+def penalty_normal_force_ramped(depth, v_n, k_n, c_n, ramp_depth):
+    """:func:`penalty_normal_force` whose damping term grows linearly over the first
+    ``ramp_depth`` (m) of penetration: f_n = max(0, k_n depth - c_n v_n min(1, depth/ramp_depth)).
+
+    The plain model jumps from 0 to -c_n v_n when a contact begins, and a time-stepped rollout
+    then depends discontinuously on its inputs: reverse mode misses the jump's contribution
+    (the saltation term) and finite differences see a staircase. With the ramp the force is
+    continuous at first touch. A time-stepping caller passes the penetration of one step,
+    ramp_depth = |v_n| dt, which scales only the first step of each contact and leaves the
+    restitution exact as dt -> 0."""
+    f = 0.0
+    if depth > 0.0:
+        f = ti.max(k_n * depth - c_n * v_n * ti.min(depth / ramp_depth, 1.0), 0.0)
+    return f
+
+
+@ti.func
 def smoothed_coulomb_friction(v_t, f_n, mu, v_eps):
     """Friction force vector (N) opposing the tangential velocity v_t (m/s) with magnitude
     mu * f_n at slip speeds well above v_eps (m/s); finite and smooth at v_t = 0."""
@@ -36,3 +53,78 @@ def safe_normalized(d, eps):
     r2 = d.dot(d)
     r = ti.sqrt(r2 + eps * eps)
     return d / r, r
+
+
+@ti.func
+def _acos_ratio(z):
+    """h(z) = acos(z)/sqrt(1-z^2) (z < 1), acosh(z)/sqrt(z^2-1) (z > 1), and dh/dz; a series
+    around z = 1, where both forms are 0/0, keeps it smooth."""
+    x = 1.0 - z
+    h = 1.0 + x / 3.0 + 2.0 * x * x / 15.0
+    dh = -(1.0 / 3.0 + 4.0 * x / 15.0)
+    if x > 1e-3:
+        h = ti.acos(z) / ti.sqrt(1.0 - z * z)
+        dh = (z * h - 1.0) / (1.0 - z * z)
+    elif x < -1e-3:
+        h = ti.log(z + ti.sqrt(z * z - 1.0)) / ti.sqrt(z * z - 1.0)
+        dh = (z * h - 1.0) / (1.0 - z * z)
+    return h, dh
+
+
+@ti.func
+def damping_ratio_from_restitution(e):
+    """Damping ratio zeta of the *clamped* spring-damper of :func:`penalty_normal_force` whose
+    coefficient of restitution is e (clipped to [1e-3, 1]).
+
+    With the force never pulling, a linear contact k x + c x' (c = 2 zeta sqrt(k m)) ends when
+    the force reaches zero, and the exit/entry speed ratio is exactly
+    ``e = exp(-2 zeta h(zeta))``, h(z) = acos(z)/sqrt(1 - z^2) (acosh form for z > 1): e = 1 at
+    zeta = 0, e^-2 at critical damping (Schwager & Poeschel 2007). Inverted here by six
+    Newton steps, which converge to round-off for e in [1e-3, 1] and differentiate correctly.
+    """
+    G = -ti.log(ti.min(ti.max(e, 1e-3), 1.0))
+    z = G / (ti.math.pi - (ti.math.pi - 2.0) * ti.min(0.5 * G, 1.0))
+    for _ in ti.static(range(6)):
+        h, dh = _acos_ratio(z)
+        z = ti.max(z - (2.0 * z * h - G) / (2.0 * h + 2.0 * z * dh), 1e-12)
+    return z
+
+
+@ti.func
+def damping_from_restitution(e, k_n, m_eff):
+    """Damping c_n (N s/m) that gives the clamped penalty contact of stiffness k_n (N/m) between
+    bodies of effective mass m_eff (kg) the restitution e (exact in continuous time; time
+    stepping adds an error of order sqrt(k_n/m_eff) dt)."""
+    return 2.0 * damping_ratio_from_restitution(e) * ti.sqrt(k_n * m_eff)
+
+
+def damping_ratio_from_restitution_np(e):
+    """NumPy twin of :func:`damping_ratio_from_restitution` (same Newton iteration), for
+    constants such as a static plane's material."""
+    import numpy as np
+
+    e = np.clip(np.asarray(e, dtype=np.float64), 1e-3, 1.0)
+    G = -np.log(e)
+    z = G / (np.pi - (np.pi - 2.0) * np.minimum(0.5 * G, 1.0))
+    for _ in range(6):
+        x = 1.0 - z
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = np.where(x > 1e-3, np.arccos(np.minimum(z, 1.0)) / np.sqrt(np.maximum(1.0 - z * z, 1e-300)),
+                         np.where(x < -1e-3, np.arccosh(np.maximum(z, 1.0)) / np.sqrt(np.maximum(z * z - 1.0, 1e-300)),
+                                  1.0 + x / 3.0 + 2.0 * x * x / 15.0))
+            dh = np.where(np.abs(x) > 1e-3, (z * h - 1.0) / np.where(np.abs(x) > 1e-3, 1.0 - z * z, 1.0),
+                          -(1.0 / 3.0 + 4.0 * x / 15.0))
+        z = np.maximum(z - (2.0 * z * h - G) / (2.0 * h + 2.0 * z * dh), 1e-12)
+    return z
+
+
+def restitution_from_damping_ratio_np(zeta):
+    """Exact restitution exp(-2 zeta h(zeta)) of the clamped spring-damper (NumPy)."""
+    import numpy as np
+
+    z = np.asarray(zeta, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(z < 1.0 - 1e-9, np.arccos(np.minimum(z, 1.0)) / np.sqrt(np.maximum(1.0 - z * z, 1e-300)),
+                     np.where(z > 1.0 + 1e-9, np.arccosh(np.maximum(z, 1.0)) / np.sqrt(np.maximum(z * z - 1.0, 1e-300)),
+                              1.0))
+    return np.exp(-2.0 * z * h)

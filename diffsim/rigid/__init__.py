@@ -1,0 +1,14 @@
+"""Rigid bodies in 2D and 3D with contact, as Systems for the checkpointed tape.
+
+``ModelBuilder(dim)`` -> ``add_body(Sphere(r) | Box(h) | Capsule(r, h), mass= or density=, ...)``,
+``add_plane(normal, offset)`` -> ``finalize()`` -> :class:`RigidModel` ->
+``RigidSystem(model, dt, contact="penalty" | "impulse", costs=[...])`` -> ``diffsim.Rollout``.
+"""
+
+from .costs import BodyTarget, Cost, TrajectoryMatch, Upright
+from .model import ModelBuilder, RigidModel
+from .shapes import BOX, CAPSULE, SPHERE, Box, Capsule, Plane, Sphere
+from .system import PARAMETERS, RigidSystem
+
+__all__ = ["ModelBuilder", "RigidModel", "RigidSystem", "PARAMETERS", "Sphere", "Box", "Capsule", "Plane",
+           "SPHERE", "BOX", "CAPSULE", "Cost", "BodyTarget", "TrajectoryMatch", "Upright"]

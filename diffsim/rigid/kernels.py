@@ -1,0 +1,492 @@
+"""Kernels of the rigid-body step: per-item ``ti.func``s and the kernels that loop over them.
+
+One step from slot s to slot d (semi-implicit Euler, world-frame angular velocity):
+
+    penalty model                                impulse model (spheres and planes)
+    F, tau = m g + u_F, u_tau      (init)        v*, w* = v, w advanced by forces (predict)
+    F, tau += contact forces       (pairs,       dv, dx += impulses with TOI at the
+              on pair and plane     planes)              predicted positions x + dt v*
+    v' = (v + dt F/m) / (1 + dt c_v)             v' = v* + dv
+    w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w)   w' = w*
+    x' = x + dt v',  q' = normalize(q + dt/2 (0, w') q)  x' = x + dt v* + dx  (integrate)
+
+In 2D (the x-y plane) every vector is a 3-vector with z = 0, the orientation is an angle
+(theta' = theta + dt w'_z) and inertia is I_zz alone. The same ``ti.func``s serve the
+per-step kernels (one parallel launch per phase) and the fused ``*_advance`` kernels, which
+run many steps in one launch as one flat serial loop over (step, item): items of a step are
+its bodies (init), its candidate pairs, its (body, plane) pairs and its bodies again
+(integrate). Iterations feed later ones only through global memory, which reverse mode
+handles (a flat loop, not sibling loops; TAICHI.md addendum). Scratch (forces, torques or
+predicted velocities and impulses) is per time slot, written once per forward pass.
+
+Argument order of every kernel: dim, shapes mask, states X Q V W, scratch S0..S4,
+parameters mass restitution friction linear_damping angular_damping, controls uF uT, model
+shape geometry unit_inertia planes consts, pair list pairs count, then the slots and times.
+"""
+
+import taichi as ti
+
+from ..collision.impulse import normal_impulse
+from ..collision.narrowphase import capsule_capsule, capsule_sphere, point_plane, sphere_box, sphere_plane, sphere_sphere
+from ..contact import damping_ratio_from_restitution, penalty_normal_force_ramped, smoothed_coulomb_friction
+from ..rotations import quat_from_angle_z, quat_integrate, quat_rotate, world_inertia_apply, world_inertia_inv_apply
+from .shapes import BOX, CAPSULE, SPHERE
+
+# consts layout (an ndarray of reals)
+DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL = range(8)
+N_CONSTS = 8
+
+M_SPHERE, M_BOX, M_CAPSULE = 1 << SPHERE, 1 << BOX, 1 << CAPSULE
+
+T = ti.template()
+
+# ------------------------------------------------------------------------------- loads, stores
+
+
+@ti.func
+def load_vec(A: T, s, i, dim: T):
+    """A[s, i] as a 3-vector (z = 0 in 2D)."""
+    r = ti.Vector([A[s, i, 0], A[s, i, 1], 0.0])
+    if ti.static(dim == 3):
+        r = ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
+    return r
+
+
+@ti.func
+def load3(A: T, s, i):
+    return ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
+
+
+@ti.func
+def store3(A: T, s, i, r):
+    for k in ti.static(range(3)):
+        A[s, i, k] = r[k]
+
+
+@ti.func
+def load_quat(Q: T, s, i, dim: T):
+    q = ti.Vector([1.0, 0.0, 0.0, 0.0])
+    if ti.static(dim == 3):
+        q = ti.Vector([Q[s, i, 0], Q[s, i, 1], Q[s, i, 2], Q[s, i, 3]])
+    else:
+        q = quat_from_angle_z(Q[s, i])
+    return q
+
+
+@ti.func
+def load_omega(W: T, s, i, dim: T):
+    w = ti.Vector([0.0, 0.0, 0.0])
+    if ti.static(dim == 3):
+        w = ti.Vector([W[s, i, 0], W[s, i, 1], W[s, i, 2]])
+    else:
+        w = ti.Vector([0.0, 0.0, W[s, i]])
+    return w
+
+
+@ti.func
+def load_torque_control(uT: T, t, i, dim: T):
+    tq = ti.Vector([0.0, 0.0, 0.0])
+    if ti.static(dim == 3):
+        tq = ti.Vector([uT[t, i, 0], uT[t, i, 1], uT[t, i, 2]])
+    else:
+        tq = ti.Vector([0.0, 0.0, uT[t, i]])
+    return tq
+
+
+@ti.func
+def gravity(cs: T):
+    return ti.Vector([cs[GX], cs[GY], cs[GZ]])
+
+
+@ti.func
+def body_force(V: T, mass: T, uF: T, cs: T, s, t, i, dim: T):
+    """Gravity, the control force and (2D top-down tables) rolling resistance on body i (N)."""
+    m = mass[i]
+    f = m * gravity(cs) + load_vec(uF, t, i, dim)
+    if cs[ROLL] > 0.0:
+        f += smoothed_coulomb_friction(load_vec(V, s, i, dim), m * cs[ROLL], 1.0, cs[VEPS])
+    return f
+
+
+@ti.func
+def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
+    """w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w), I = m * iu (principal, body frame)."""
+    wn = ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])
+    if ti.static(dim == 3):
+        inertia = m * iu
+        gyro = w.cross(world_inertia_apply(q, inertia, w))
+        wn = (w + dt * world_inertia_inv_apply(q, 1.0 / inertia, tau - gyro)) / (1.0 + dt * damp)
+    return wn
+
+
+@ti.func
+def store_pose(X: T, Q: T, W: T, d, i, x, q, theta_rate, wn, dt, s, dim: T):
+    for k in ti.static(range(dim)):
+        X[d, i, k] = x[k]
+    if ti.static(dim == 3):
+        qn = quat_integrate(q, wn, dt)
+        for k in ti.static(range(4)):
+            Q[d, i, k] = qn[k]
+        for k in ti.static(range(3)):
+            W[d, i, k] = wn[k]
+    else:
+        Q[d, i] = Q[s, i] + dt * theta_rate
+        W[d, i] = wn[2]
+
+
+# ------------------------------------------------------------------------------- penalty model
+# scratch: S0 = force (N), S1 = torque (N m), S4 = damping ratio zeta of each body (from its
+# restitution); a pair's damping ratio is the mean of its two bodies' (a plane's is a constant)
+
+
+@ti.func
+def pen_force(n, depth, rel, zeta, mu, m_eff, cs: T):
+    """Contact force on the first body (N): clamped spring-damper along n with damping
+    2 zeta sqrt(k m_eff), ramped in over the first step of penetration so that the force is
+    continuous at first touch, plus smoothed Coulomb friction (diffsim.contact)."""
+    vn = rel.dot(n)
+    vt = rel - vn * n
+    kn = cs[KN]
+    ramp = (ti.abs(vn) + cs[VMIN]) * cs[DT]
+    fn = penalty_normal_force_ramped(depth, vn, kn, 2.0 * zeta * ti.sqrt(kn * m_eff), ramp)
+    return fn * n + smoothed_coulomb_friction(vt, fn, mu, cs[VEPS])
+
+
+@ti.func
+def pen_init(V: T, F: T, TQ: T, Z: T, mass: T, rest: T, uF: T, uT: T, cs: T, s, t, i, dim: T):
+    store3(F, s, i, body_force(V, mass, uF, cs, s, t, i, dim))
+    store3(TQ, s, i, load_torque_control(uT, t, i, dim))
+    Z[s, i] = damping_ratio_from_restitution(rest[i])
+
+
+@ti.func
+def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, dim: T, mask: T):
+    """Narrow phase of bodies a, b with shape[a] <= shape[b]: (normal from b to a, depth, point).
+    Unsupported pairs (box-box, box-capsule) give depth -1 (no contact)."""
+    sa, sb = shape[a], shape[b]
+    xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
+    n = ti.Vector([0.0, 0.0, 0.0])
+    depth = -1.0
+    p = ti.Vector([0.0, 0.0, 0.0])
+    if sa == SPHERE and sb == SPHERE:
+        n, depth, p = sphere_sphere(xa, geom[a, 0], xb, geom[b, 0])
+    if ti.static(mask & M_BOX):
+        if sa == SPHERE and sb == BOX:
+            n, depth, p = sphere_box(xa, geom[a, 0], xb, load_quat(Q, s, b, dim),
+                                     ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]))
+    if ti.static(mask & M_CAPSULE):
+        if sa == SPHERE and sb == CAPSULE:
+            n, depth, p = capsule_sphere(xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1], xa, geom[a, 0])
+        elif sa == CAPSULE and sb == CAPSULE:
+            n, depth, p = capsule_capsule(xa, load_quat(Q, s, a, dim), geom[a, 0], geom[a, 1],
+                                          xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1])
+    return n, depth, p
+
+
+@ti.func
+def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, cs: T,
+             s, i, j, dim: T, mask: T):
+    """Narrow phase of candidate pair (i, j) and its penalty force on both bodies."""
+    a, b = i, j
+    if shape[i] > shape[j]:  # canonical order: the lower shape code first
+        a, b = j, i
+    n, depth, p = pair_geometry(X, Q, shape, geom, s, a, b, dim, mask)
+    if depth > 0.0:
+        xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
+        ra, rb = p - xa, p - xb
+        rel = (load_vec(V, s, a, dim) + load_omega(W, s, a, dim).cross(ra)) - \
+              (load_vec(V, s, b, dim) + load_omega(W, s, b, dim).cross(rb))
+        ma, mb = mass[a], mass[b]
+        fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), ma * mb / (ma + mb), cs)
+        ta, tb = ra.cross(fc), rb.cross(fc)
+        for k in ti.static(range(3)):
+            F[s, a, k] += fc[k]
+            TQ[s, a, k] += ta[k]
+            F[s, b, k] -= fc[k]
+            TQ[s, b, k] -= tb[k]
+
+
+def plane_points(mask, dim):
+    """Contact points per (body, plane) item (compile time): 8 box corners (4 in 2D), 2 capsule
+    end spheres, 1 for spheres."""
+    if mask & M_BOX:
+        return 4 if dim == 2 else 8
+    return 2 if mask & M_CAPSULE else 1
+
+
+@ti.func
+def plane_geometry(X: T, Q: T, shape: T, geom: T, planes: T, s, i, pl, c, dim: T, mask: T):
+    """Contact point c of body i against plane pl: (normal, depth, point); depth -1 when body i
+    has no point c (a sphere has 1, a capsule 2, a box 8 corners, 4 in 2D)."""
+    pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
+    off = planes[pl, 3]
+    x = load_vec(X, s, i, dim)
+    si = shape[i]
+    n = pn
+    depth = -1.0
+    p = x
+    if si == SPHERE and c == 0:
+        n, depth, p = sphere_plane(x, geom[i, 0], pn, off)
+    if ti.static(mask & M_CAPSULE):
+        if si == CAPSULE and c < 2:
+            ax = quat_rotate(load_quat(Q, s, i, dim), ti.Vector([geom[i, 1], 0.0, 0.0]))
+            n, depth, p = sphere_plane(x + (2.0 * c - 1.0) * ax, geom[i, 0], pn, off)
+    if ti.static(mask & M_BOX):
+        if si == BOX:
+            sx = 2.0 * (c & 1) - 1.0
+            sy = 2.0 * ((c >> 1) & 1) - 1.0
+            sz = 2.0 * ((c >> 2) & 1) - 1.0
+            corner = x + quat_rotate(load_quat(Q, s, i, dim),
+                                     ti.Vector([sx * geom[i, 0], sy * geom[i, 1], sz * geom[i, 2]]))
+            n, depth, p = point_plane(corner, pn, off)
+    return n, depth, p
+
+
+@ti.func
+def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, planes: T,
+              cs: T, s, i, pl, c, dim: T, mask: T):
+    """Contact point c of body i against plane pl and its penalty force."""
+    n, depth, p = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c, dim, mask)
+    if depth > 0.0:
+        ra = p - load_vec(X, s, i, dim)
+        rel = load_vec(V, s, i, dim) + load_omega(W, s, i, dim).cross(ra)
+        fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + planes[pl, 4]), 0.5 * (fric[i] + planes[pl, 5]),
+                       mass[i], cs)
+        ta = ra.cross(fc)
+        for k in ti.static(range(3)):
+            F[s, i, k] += fc[k]
+            TQ[s, i, k] += ta[k]
+
+
+@ti.func
+def pen_integrate(X: T, Q: T, V: T, W: T, F: T, TQ: T, mass: T, lind: T, angd: T, iu: T, cs: T, s, d, i,
+                  dim: T):
+    dt = cs[DT]
+    m = mass[i]
+    vn = (load_vec(V, s, i, dim) + dt * load3(F, s, i) / m) / (1.0 + dt * lind[i])
+    q = load_quat(Q, s, i, dim)
+    iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
+    wn = angular_update(load_omega(W, s, i, dim), q, load3(TQ, s, i), m, iuv, angd[i], dt, dim)
+    for k in ti.static(range(dim)):
+        V[d, i, k] = vn[k]
+    store_pose(X, Q, W, d, i, load_vec(X, s, i, dim) + dt * vn, q, wn[2], wn, dt, s, dim)
+
+
+# ------------------------------------------------------------------------------- impulse model
+# scratch: S0 = predicted velocity v*, S1 = predicted angular velocity w*, S2 = dv, S3 = dx
+
+
+@ti.func
+def imp_predict(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, mass: T, lind: T, angd: T, uF: T, uT: T,
+                iu: T, cs: T, s, t, i, dim: T):
+    dt = cs[DT]
+    m = mass[i]
+    f = body_force(V, mass, uF, cs, s, t, i, dim)
+    store3(S0, s, i, (load_vec(V, s, i, dim) + dt * f / m) / (1.0 + dt * lind[i]))
+    iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
+    store3(S1, s, i, angular_update(load_omega(W, s, i, dim), load_quat(Q, s, i, dim),
+                                    load_torque_control(uT, t, i, dim), m, iuv, angd[i], dt, dim))
+    store3(S2, s, i, ti.Vector([0.0, 0.0, 0.0]))
+    store3(S3, s, i, ti.Vector([0.0, 0.0, 0.0]))
+
+
+@ti.func
+def imp_pair(X: T, S0: T, S2: T, S3: T, mass: T, rest: T, geom: T, cs: T, s, a, b, dim: T):
+    """Sphere-sphere impulse with TOI at the predicted positions x + dt v*."""
+    dt = cs[DT]
+    va, vb = load3(S0, s, a), load3(S0, s, b)
+    n, depth, p = sphere_sphere(load_vec(X, s, a, dim) + dt * va, geom[a, 0],
+                                load_vec(X, s, b, dim) + dt * vb, geom[b, 0])
+    wa, wb = 1.0 / mass[a], 1.0 / mass[b]
+    j, tau = normal_impulse(-depth, (va - vb).dot(n), wa, wb, 0.5 * (rest[a] + rest[b]), dt, cs[VMIN])
+    da, db = (j * wa) * n, (-j * wb) * n
+    for k in ti.static(range(3)):
+        S2[s, a, k] += da[k]
+        S3[s, a, k] += tau * da[k]
+        S2[s, b, k] += db[k]
+        S3[s, b, k] += tau * db[k]
+
+
+@ti.func
+def imp_plane(X: T, S0: T, S2: T, S3: T, rest: T, geom: T, planes: T, cs: T, s, i, pl, dim: T):
+    dt = cs[DT]
+    pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
+    v = load3(S0, s, i)
+    n, depth, p = sphere_plane(load_vec(X, s, i, dim) + dt * v, geom[i, 0], pn, planes[pl, 3])
+    j, tau = normal_impulse(-depth, v.dot(n), 1.0, 0.0, 0.5 * (rest[i] + planes[pl, 4]), dt, cs[VMIN])
+    dv = j * n  # inverse mass 1 and a static plane: j is the velocity change itself
+    for k in ti.static(range(3)):
+        S2[s, i, k] += dv[k]
+        S3[s, i, k] += tau * dv[k]
+
+
+@ti.func
+def imp_integrate(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, cs: T, s, d, i, dim: T):
+    dt = cs[DT]
+    vs = load3(S0, s, i)
+    vn = vs + load3(S2, s, i)
+    wn = load3(S1, s, i)
+    for k in ti.static(range(dim)):
+        V[d, i, k] = vn[k]
+    store_pose(X, Q, W, d, i, load_vec(X, s, i, dim) + dt * vs + load3(S3, s, i), load_quat(Q, s, i, dim),
+               wn[2], wn, dt, s, dim)
+
+
+# ------------------------------------------------------------------------------- kernels
+
+_A = ti.types.ndarray()
+
+
+@ti.kernel
+def penalty_init(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                 rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                 planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                 t: ti.i32):
+    for i in range(X.shape[1]):
+        pen_init(V, S0, S1, S4, mass, rest, uF, uT, cs, s, t, i, dim)
+
+
+@ti.kernel
+def penalty_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                  rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                  planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                  t: ti.i32):
+    for k in range(pairs.shape[1]):
+        if k < pcount[ps]:
+            pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, cs, s, pairs[ps, k, 0], pairs[ps, k, 1],
+                     dim, mask)
+
+
+@ti.kernel
+def penalty_planes(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                   rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                   planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                   t: ti.i32):
+    for i, pl, c in ti.ndrange(X.shape[1], nplanes, ti.static(plane_points(mask, dim))):
+        pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, planes, cs, s, i, pl, c, dim, mask)
+
+
+@ti.kernel
+def penalty_integrate(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                      rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                      planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32,
+                      d: ti.i32, t: ti.i32):
+    for i in range(X.shape[1]):
+        pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, d, i, dim)
+
+
+@ti.kernel
+def penalty_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                    rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                    planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, slot0: ti.i32,
+                    t0: ti.i32, t1: ti.i32):
+    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop."""
+    for _ in range(1):
+        n = X.shape[1]
+        cap = pairs.shape[1]
+        npts = ti.static(plane_points(mask, dim))
+        npl = n * nplanes * npts
+        width = n + cap + npl + n
+        for it in range((t1 - t0) * width):
+            k = it // width
+            j = it % width
+            s = slot0 + k
+            if j < n:
+                pen_init(V, S0, S1, S4, mass, rest, uF, uT, cs, s, t0 + k, j, dim)
+            elif j < n + cap:
+                c = j - n
+                if c < pcount[ps]:
+                    pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, cs, s, pairs[ps, c, 0],
+                             pairs[ps, c, 1], dim, mask)
+            elif j < n + cap + npl:
+                c = j - n - cap
+                pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, planes, cs, s, c // (nplanes * npts),
+                          (c // npts) % nplanes, c % npts, dim, mask)
+            else:
+                pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, s + 1, j - n - cap - npl, dim)
+
+
+@ti.kernel
+def impulse_predict(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                    rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                    planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                    t: ti.i32):
+    for i in range(X.shape[1]):
+        imp_predict(X, Q, V, W, S0, S1, S2, S3, mass, lind, angd, uF, uT, iu, cs, s, t, i, dim)
+
+
+@ti.kernel
+def impulse_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                  rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                  planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                  t: ti.i32):
+    for k in range(pairs.shape[1]):
+        if k < pcount[ps]:
+            imp_pair(X, S0, S2, S3, mass, rest, geom, cs, s, pairs[ps, k, 0], pairs[ps, k, 1], dim)
+
+
+@ti.kernel
+def impulse_planes(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                   rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                   planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
+                   t: ti.i32):
+    for i, pl in ti.ndrange(X.shape[1], nplanes):
+        imp_plane(X, S0, S2, S3, rest, geom, planes, cs, s, i, pl, dim)
+
+
+@ti.kernel
+def impulse_integrate(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                      rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                      planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32,
+                      d: ti.i32, t: ti.i32):
+    for i in range(X.shape[1]):
+        imp_integrate(X, Q, V, W, S0, S1, S2, S3, cs, s, d, i, dim)
+
+
+@ti.kernel
+def impulse_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, mass: _A,
+                    rest: _A, fric: _A, lind: _A, angd: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
+                    planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, slot0: ti.i32,
+                    t0: ti.i32, t1: ti.i32):
+    for _ in range(1):
+        n = X.shape[1]
+        cap = pairs.shape[1]
+        npl = n * nplanes
+        width = n + cap + npl + n
+        for it in range((t1 - t0) * width):
+            k = it // width
+            j = it % width
+            s = slot0 + k
+            if j < n:
+                imp_predict(X, Q, V, W, S0, S1, S2, S3, mass, lind, angd, uF, uT, iu, cs, s, t0 + k, j, dim)
+            elif j < n + cap:
+                c = j - n
+                if c < pcount[ps]:
+                    imp_pair(X, S0, S2, S3, mass, rest, geom, cs, s, pairs[ps, c, 0], pairs[ps, c, 1], dim)
+            elif j < n + cap + npl:
+                c = j - n - cap
+                imp_plane(X, S0, S2, S3, rest, geom, planes, cs, s, c // nplanes, c % nplanes, dim)
+            else:
+                imp_integrate(X, Q, V, W, S0, S1, S2, S3, cs, s, s + 1, j - n - cap - npl, dim)
+
+
+@ti.kernel
+def zero_scratch_grads(S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, s0: ti.i32, s1: ti.i32):
+    """Adjoint bookkeeping: scratch adjoints of slots [s0, s1) start from zero in a reverse sweep."""
+    for s, i, k in ti.ndrange((s0, s1), S0.shape[1], 3):
+        if k == 0:
+            S4[s, i] = 0.0
+        S0[s, i, k] = 0.0
+        S1[s, i, k] = 0.0
+        S2[s, i, k] = 0.0
+        S3[s, i, k] = 0.0
+
+
+@ti.kernel
+def max_drift(X: _A, slot0: ti.i32, s1: ti.i32, dim: T) -> ti.f64:
+    """Largest distance (m) any body moved from its position in slot0 over slots (slot0, s1]."""
+    worst = 0.0
+    for s, i in ti.ndrange((slot0 + 1, s1 + 1), X.shape[1]):
+        d = load_vec(X, s, i, dim) - load_vec(X, slot0, i, dim)
+        ti.atomic_max(worst, d.norm())
+    return worst

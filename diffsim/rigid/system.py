@@ -1,0 +1,311 @@
+"""``RigidSystem``: rigid bodies with contact as a System for the checkpointed tape.
+
+State (per time slot), in SI units:
+- 3D: ``x`` (n, 3) m, ``q`` (n, 4) unit quaternions (w, x, y, z), ``v`` (n, 3) m/s,
+  ``omega`` (n, 3) rad/s in the world frame;
+- 2D: ``x`` (n, 2) m, ``theta`` (n,) rad, ``v`` (n, 2) m/s, ``omega`` (n,) rad/s.
+
+Parameters (fitted through the tape, one entry per body): ``mass`` (kg), ``restitution`` (in
+[0, 1]), ``friction`` (Coulomb coefficient), ``linear_damping`` and ``angular_damping`` (1/s).
+Controls (per step): ``force`` (n, dim) N and ``torque`` ((n, 3) or (n,)) N m, applied at the
+centre of mass. Initial velocities are fitted through the initial state (``Parameter("v",
+kind="state0")``).
+
+Contact models (``contact=``):
+- ``"penalty"``: clamped spring-damper of stiffness ``stiffness`` (N/m) and smoothed Coulomb
+  friction (:mod:`diffsim.contact`; friction coefficient of a pair: the mean of the two). Each
+  body's restitution e sets its damping ratio zeta(e) (exact for the clamped spring-damper,
+  :func:`diffsim.contact.damping_ratio_from_restitution`); a pair is damped with the mean of
+  its two ratios, so e is exactly the restitution of a body against a body or plane of the
+  same e (in continuous time; time stepping adds O(sqrt(k/m) dt)). Shape pairs: those of
+  :mod:`diffsim.collision.narrowphase`; box-box and box-capsule are not implemented and pass
+  through each other (listed in ``system.unsupported``).
+- ``"impulse"``: frictionless impulses with restitution and time-of-impact correction
+  (:mod:`diffsim.collision.impulse`); spheres (discs) and planes only.
+
+Stepping: either one launch per phase and step (``fused=False``: a grid broad phase per step,
+for large scenes) or a fused ``advance`` running a segment of steps in one launch
+(``fused=True``, the default up to 64 bodies). The fused path tests every pair of bodies
+(``skin=None``) or, with ``skin`` (m), the pairs the broad phase finds at the start of each
+segment within ``skin`` of touching; it then checks that no body moved more than skin/2 in
+the segment and raises otherwise, since a pair could have been missed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import taichi as ti
+
+from ..collision.broadphase import GridBroadPhase, all_pairs
+from ..contact import damping_ratio_from_restitution_np
+from ..errors import ConfigError, DiffsimError
+from ..runtime import config
+from ..tape import Rollout, StoreAll, System, launch
+from . import kernels as K
+from .model import RigidModel
+from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
+
+PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping")
+
+
+class NoGrad:
+    """A launchable whose adjoint does nothing: broad phase and checks (integer outputs only)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        self.fn(*args)
+
+    def grad(self, *args):
+        pass
+
+
+class AdjointOnly:
+    """A launchable that does nothing forward; its adjoint runs ``fn`` (zeroing scratch adjoints)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        pass
+
+    def grad(self, *args):
+        self.fn(*args)
+
+
+class _Scratch:
+    """Per-slot scratch of one rollout size: S0..S3 (slots, n, 3) and S4 (slots, n) with
+    adjoints, and the pair lists (slots, capacity, 2) with their counts."""
+
+    def __init__(self, slots, n, capacity):
+        real = config().real
+        self.S = [ti.ndarray(real, (slots, n, 3), needs_grad=True) for _ in range(4)]
+        self.S.append(ti.ndarray(real, (slots, n), needs_grad=True))
+        for a in self.S:
+            a.fill(0.0)
+            a.grad.fill(0.0)
+        self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
+        self.count = ti.ndarray(ti.i32, slots)
+        self.count.fill(0)
+
+
+class RigidSystem(System):
+    """Rigid bodies of a :class:`RigidModel` with contact (see the module docstring).
+
+    model: the scene; dt: time step (s); contact: "penalty" or "impulse"; stiffness: contact
+    stiffness k_n (N/m, penalty); friction_smoothing: slip speed v_eps (m/s) below which
+    Coulomb friction is smoothed; gravity: (dim,) m/s^2 (default -9.81 along the last axis);
+    rolling_resistance: deceleration mu_r g (m/s^2) of a 2D top-down table (billiards), 0 off;
+    toi_min_speed: v_min (m/s) of the TOI correction; fused: None (auto: n <= 64), True or False;
+    segment: steps per fused launch; skin: broad-phase skin (m) of the fused path, None = all
+    pairs; max_pairs: pair-list capacity of the per-step broad phase; costs: cost terms
+    (:mod:`diffsim.rigid.costs`) whose sum is the loss.
+    """
+
+    def __init__(self, model: RigidModel, dt: float = 1e-3, contact: str = "penalty", stiffness: float = 1e4,
+                 friction_smoothing: float = 0.01, gravity=None, rolling_resistance: float = 0.0,
+                 toi_min_speed: float = 1e-3, fused: bool | None = None, segment: int = 32, skin: float | None = None,
+                 max_pairs: int | None = None, costs=()):
+        if not isinstance(model, RigidModel):
+            raise ConfigError(f"RigidSystem needs a RigidModel (ModelBuilder(...).finalize()), got {type(model).__name__}")
+        if contact not in ("penalty", "impulse"):
+            raise ConfigError(f"contact must be 'penalty' or 'impulse', got {contact!r}")
+        for label, value in (("dt", dt), ("stiffness", stiffness), ("friction_smoothing", friction_smoothing),
+                             ("toi_min_speed", toi_min_speed)):
+            if not (np.isfinite(value) and value > 0):
+                raise ConfigError(f"{label} must be positive and finite, got {value}")
+        if not rolling_resistance >= 0:
+            raise ConfigError(f"rolling_resistance must be >= 0 m/s^2, got {rolling_resistance}")
+        self.model, self.dim, self.n = model, model.dim, model.n
+        self.dt, self.contact, self.stiffness = float(dt), contact, float(stiffness)
+        d, n = self.dim, self.n
+        if contact == "impulse":
+            bad = [i for i in range(n) if model.shape[i] != SPHERE]
+            if bad:
+                raise ConfigError(f"the impulse contact model handles spheres/discs and planes only; body {bad[0]} "
+                                  f"({model.names[bad[0]]}) is a {SHAPE_NAMES[int(model.shape[bad[0]])]}: "
+                                  "use contact='penalty'")
+        else:
+            m_min = float(np.min(model.mass)) / 2.0
+            w_dt = self.dt * np.sqrt(self.stiffness / m_min)
+            if w_dt > 1.0:
+                raise ConfigError(f"dt={dt} s is too long for contact stiffness {stiffness} N/m and the lightest "
+                                  f"pair (effective mass {m_min:.3g} kg): dt*sqrt(k/m) = {w_dt:.2f} > 1 diverges; "
+                                  f"take dt <= {0.2 / np.sqrt(self.stiffness / m_min):.2e} s or a softer stiffness")
+        boxes = int(np.sum(model.shape == BOX))
+        self.unsupported = []
+        if boxes > 1:
+            self.unsupported.append("box-box")
+        if boxes and np.any(model.shape == CAPSULE):
+            self.unsupported.append("box-capsule")
+        g = np.asarray(gravity if gravity is not None else ([0.0, -9.81] if d == 2 else [0.0, 0.0, -9.81]), float)
+        if g.shape != (d,):
+            raise ConfigError(f"gravity must have {d} components, got {g.shape}")
+        self.gravity = g
+        self.mask = sum(1 << int(s) for s in model.shapes_present())
+        self.orientation = model.orientation_name
+        self.state_shapes = {"x": (n, d), self.orientation: (n, 4) if d == 3 else (n,),
+                             "v": (n, d), "omega": (n, 3) if d == 3 else (n,)}
+        self.control_shapes = {"force": (n, d), "torque": (n, 3) if d == 3 else (n,)}
+        self.fused = (n <= 64) if fused is None else bool(fused)
+        if not self.fused:
+            self.advance = None
+        if segment < 1:
+            raise ConfigError(f"segment must be >= 1 step, got {segment}")
+        self.segment = int(segment)
+        if skin is not None and not skin > 0:
+            raise ConfigError(f"skin must be a positive distance in m (or None for all pairs), got {skin}")
+        self.skin = None if skin is None else float(skin)
+        self.costs = list(costs)
+
+        real, npr = config().real, config().numpy_real
+        self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in PARAMETERS}
+        self.set_parameters(**{name: getattr(model, name) for name in PARAMETERS})
+        self.shape = ti.ndarray(ti.i32, n)
+        self.shape.from_numpy(model.shape.astype(np.int32))
+        self.geom = ti.ndarray(real, (n, 3))
+        self.geom.from_numpy(model.geometry.astype(npr))
+        self.iu = ti.ndarray(real, (n, 3))
+        self.iu.from_numpy(model.unit_inertia.astype(npr))
+        self.nplanes = model.n_planes
+        self.planes = ti.ndarray(real, (max(1, self.nplanes), 6))
+        pl = np.zeros((max(1, self.nplanes), 6))
+        pl[:self.nplanes] = model.planes
+        if contact == "penalty":  # a plane's restitution enters the penalty model as a damping ratio
+            pl[:self.nplanes, 4] = damping_ratio_from_restitution_np(model.planes[:, 4])
+        self.planes.from_numpy(pl.astype(npr))
+        cs = np.zeros(K.N_CONSTS)
+        cs[K.DT], cs[K.KN], cs[K.VEPS], cs[K.VMIN], cs[K.ROLL] = (self.dt, self.stiffness, friction_smoothing,
+                                                                  toi_min_speed, rolling_resistance)
+        cs[K.GX:K.GX + d] = g
+        self.consts = ti.ndarray(real, K.N_CONSTS)
+        self.consts.from_numpy(cs.astype(npr))
+        self.broadphase = GridBroadPhase(model.bounding_radius, d, margin=0.0,
+                                         capacity=max_pairs if max_pairs is not None else max(64, 8 * n))
+        if self.fused and self.skin is None:
+            ap = all_pairs(n)
+            self._static_pairs = ti.ndarray(ti.i32, (1, max(1, len(ap)), 2))
+            buf = np.zeros((1, max(1, len(ap)), 2), np.int32)
+            buf[0, :len(ap)] = ap
+            self._static_pairs.from_numpy(buf)
+            self._static_count = ti.ndarray(ti.i32, 1)
+            self._static_count.from_numpy(np.array([len(ap)], np.int32))
+        self._scratch: dict[int, _Scratch] = {}
+        self._step_kernels = ((K.penalty_init, K.penalty_pairs, K.penalty_planes, K.penalty_integrate)
+                              if contact == "penalty" else
+                              (K.impulse_predict, K.impulse_pairs, K.impulse_planes, K.impulse_integrate))
+        self._advance_kernel = K.penalty_advance if contact == "penalty" else K.impulse_advance
+
+    # ------------------------------------------------------------------ parameters and state
+
+    def set_parameters(self, **values):
+        """Write per-body parameters (scalars broadcast): mass (kg, > 0), restitution ([0, 1]),
+        friction (>= 0), linear_damping and angular_damping (1/s, >= 0)."""
+        for name, value in values.items():
+            if name not in PARAMETERS:
+                raise ConfigError(f"unknown rigid-body parameter {name!r}; parameters are {PARAMETERS}")
+            arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.n,)).copy()
+            lo_ok = arr > 0 if name == "mass" else arr >= 0
+            hi_ok = arr <= 1 if name == "restitution" else np.ones(self.n, bool)
+            bad = ~(np.isfinite(arr) & lo_ok & hi_ok)
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                want = {"mass": "> 0 kg", "restitution": "in [0, 1]"}.get(name, ">= 0")
+                raise ConfigError(f"{name} of body {i} ({self.model.names[i]}) is {arr[i]}: it must be {want}")
+            self._params[name].from_numpy(arr.astype(config().numpy_real))
+
+    def get_parameters(self) -> dict:
+        return {k: a.to_numpy().astype(np.float64) for k, a in self._params.items()}
+
+    def parameters(self):
+        return dict(self._params)
+
+    def initial_state(self):
+        return self.model.initial_state()
+
+    # ------------------------------------------------------------------ launches
+
+    def _scratch_for(self, x) -> _Scratch:
+        slots = int(x.x.shape[0])
+        if slots not in self._scratch:
+            self._scratch[slots] = _Scratch(slots, self.n, self.broadphase.capacity)
+        return self._scratch[slots]
+
+    def _args(self, x, u, sc, pairs, count, ps):
+        p = self._params
+        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, p["mass"], p["restitution"],
+                p["friction"], p["linear_damping"], p["angular_damping"], u.force, u.torque, self.shape, self.geom,
+                self.iu, self.planes, self.consts, pairs, count, ps, self.nplanes)
+
+    def _zero_hook(self, sc, s0, s1):
+        def zero():
+            K.zero_scratch_grads(*(a.grad for a in sc.S), s0, s1)
+        return launch(AdjointOnly(zero))
+
+    def step(self, x, u, src, dst, t):
+        sc = self._scratch_for(x)
+        args = self._args(x, u, sc, sc.pairs, sc.count, src)
+        init, pairs, planes, integrate = self._step_kernels
+        out = [launch(init, *args, src, dst, t)]
+        if self.contact == "penalty":
+            bp = launch(NoGrad(self.broadphase.run), x.x, src, sc.pairs, sc.count, src)
+        else:  # impulses act at the predicted positions x + dt v*
+            bp = launch(NoGrad(self.broadphase.run), x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
+        out.append(bp)
+        if self.n > 1:
+            out.append(launch(pairs, *args, src, dst, t))
+        if self.nplanes:
+            out.append(launch(planes, *args, src, dst, t))
+        out.append(launch(integrate, *args, src, dst, t))
+        out.append(self._zero_hook(sc, src, src + 1))
+        return out
+
+    def advance(self, x, u, slot0, t0, t1):
+        sc = self._scratch_for(x)
+        out = []
+        if self.skin is None:
+            args = self._args(x, u, sc, self._static_pairs, self._static_count, 0)
+        else:
+            args = self._args(x, u, sc, sc.pairs, sc.count, slot0)
+            out.append(launch(NoGrad(self.broadphase.run), x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
+                              self.skin))
+        out.append(launch(self._advance_kernel, *args, slot0, t0, t1))
+        if self.skin is not None:
+            out.append(launch(NoGrad(self._check_drift), x.x, slot0, slot0 + t1 - t0, t0))
+        out.append(self._zero_hook(sc, slot0, slot0 + t1 - t0))
+        return out
+
+    def _check_drift(self, xx, slot0, s1, t0):
+        drift = K.max_drift(xx, slot0, s1, self.dim)
+        if drift > 0.5 * self.skin:
+            raise DiffsimError(f"steps {t0}..{t0 + s1 - slot0}: a body moved {drift:.3g} m within one fused segment, "
+                               f"more than half the broad-phase skin ({self.skin} m), so a contact may have been "
+                               f"missed: raise skin, shorten segment (now {self.segment}) or use fused=False")
+
+    def running_cost(self, x, u, slot0, t0, t1, loss):
+        return [lc for c in self.costs for lc in c.running(self, x, u, slot0, t0, t1, loss)]
+
+    def terminal_cost(self, x, slot, loss):
+        return [lc for c in self.costs for lc in c.terminal(self, x, slot, loss)]
+
+    def divergence_hint(self):
+        if self.contact == "penalty":
+            return (f"reduce dt (now {self.dt} s) or the contact stiffness (now {self.stiffness} N/m); "
+                    "the penalty contact needs dt well below sqrt(m/k) of the lightest body")
+        return f"reduce dt (now {self.dt} s) or the speeds"
+
+    # ------------------------------------------------------------------ conveniences
+
+    def simulate(self, steps: int, state0: dict | None = None, controls: dict | None = None,
+                 segment: int | None = None) -> dict:
+        """Run ``steps`` steps with every state stored; returns {field: (steps + 1, ...) array}
+        plus "loss" (the costs' value)."""
+        ro = Rollout(self, steps, StoreAll(), segment=segment)
+        loss = ro.forward(state0=state0, controls=controls)
+        out = {name: ro.trajectory(name) for name in self.state_shapes}
+        out["loss"] = loss
+        return out
+
+
+__all__ = ["RigidSystem", "PARAMETERS", "NoGrad", "AdjointOnly"]
