@@ -50,11 +50,12 @@ def one(cfg: dict) -> dict:
     diffsim.init(arch=cfg.get("arch", "cpu"), precision="f64", threads=cfg.get("threads"))
     n, steps, segment = cfg["n"], cfg["steps"], cfg["segment"]
     system = MassSpringChain(n=n, dt=0.002, segment=segment, fused=cfg["fused"])
-    warm = diffsim.Rollout(system, 2 * segment, make_schedule(cfg["schedule"], 2 * segment, segment))
+    warm = diffsim.Rollout(system, 2 * segment, make_schedule(cfg["schedule"], 2 * segment, segment),
+                           segment=segment)
     warm.forward()
     warm.backward()
     base = rss_mb()
-    ro = diffsim.Rollout(system, steps, make_schedule(cfg["schedule"], steps, segment))
+    ro = diffsim.Rollout(system, steps, make_schedule(cfg["schedule"], steps, segment), segment=segment)
     ro.set_controls(force=0.1 * np.sin(0.01 * np.arange(steps))[:, None])
     t0 = time.perf_counter()
     loss = ro.forward()
