@@ -77,7 +77,7 @@ def one(cfg: dict) -> dict:
 def run_child(cfg: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         return {"figure": "tape", **cfg, "error": out.stderr.strip().splitlines()[-1:] or out.returncode}
     return json.loads(lines[-1])

@@ -124,8 +124,8 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
 
 @ti.kernel
 def _seed_dual(p: ti.template(), s: ti.template()):
-    for I in ti.grouped(p):
-        p.dual[I] = s[I]
+    for idx in ti.grouped(p):
+        p.dual[idx] = s[idx]
 
 
 def forward_jvp(run, loss, param, direction) -> float:

@@ -48,12 +48,12 @@ def test_environment_overrides_and_f32():
             "print('CFG', c.arch, c.precision, ro.x.q.dtype, l)")
     out = run_python(code, env={"DIFFSIM_ARCH": "cpu", "DIFFSIM_PRECISION": "f32"})
     assert out.returncode == 0, out.stderr
-    line = next(l for l in out.stdout.splitlines() if l.startswith("CFG"))
+    line = next(x for x in out.stdout.splitlines() if x.startswith("CFG"))
     arch, precision, dtype, loss = line.split()[1:]
     assert (arch, precision, dtype) == ("cpu", "f32", "f32")
     assert "running on" not in out.stdout  # an explicit arch is not announced
     out64 = run_python(code.replace("c = diffsim.init(arch='auto', precision='f64')", "c = diffsim.init('cpu')"))
-    loss64 = float(next(l for l in out64.stdout.splitlines() if l.startswith("CFG")).split()[-1])
+    loss64 = float(next(x for x in out64.stdout.splitlines() if x.startswith("CFG")).split()[-1])
     assert float(loss) == pytest.approx(loss64, rel=1e-4)
 
 

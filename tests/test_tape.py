@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import diffsim
 from diffsim import Binomial, Periodic, Rollout, StoreAll
 from diffsim.checkpointing import revolve_cost
 from diffsim.errors import ConfigError, DiffsimError, SimulationDiverged

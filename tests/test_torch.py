@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import diffsim.torch as dtorch  # noqa: E402
-from diffsim import Objective, Rollout, StoreAll, Binomial  # noqa: E402
+from diffsim import Rollout, StoreAll, Binomial  # noqa: E402
 from diffsim.errors import ConfigError  # noqa: E402
 from diffsim.mass_spring import MassSpringChain  # noqa: E402
 
