@@ -142,7 +142,7 @@ def store_pose(X: T, Q: T, W: T, d, i, x, q, theta_rate, wn, dt, s, dim: T):
 @ti.func
 def pen_force(n, depth, rel, zeta, mu, m_eff, cs: T):
     """Contact force on the first body (N): clamped spring-damper along n with damping
-    2 zeta sqrt(k m_eff), ramped in over the first step of penetration so that the force is
+    2 zeta sqrt(k m_eff) (m_eff: effective mass of the contact along n, rotation included), ramped in over the first step of penetration so that the force is
     continuous at first touch, plus smoothed Coulomb friction (diffsim.contact)."""
     vn = rel.dot(n)
     vt = rel - vn * n
@@ -150,6 +150,17 @@ def pen_force(n, depth, rel, zeta, mu, m_eff, cs: T):
     ramp = (ti.abs(vn) + cs[VMIN]) * cs[DT]
     fn = penalty_normal_force_ramped(depth, vn, kn, 2.0 * zeta * ti.sqrt(kn * m_eff), ramp)
     return fn * n + smoothed_coulomb_friction(vt, fn, mu, cs[VEPS])
+
+
+@ti.func
+def inverse_mass_at(m, iu, q, r, n, dim: T):
+    """1/m + (r x n) . I^-1 (r x n) (1/kg): inverse effective mass of a body along n at the
+    point r (m) from its centre; I = m iu (principal, body frame)."""
+    rn = r.cross(n)
+    w = 1.0 / m + rn[2] * rn[2] / (m * iu[2])
+    if ti.static(dim == 3):
+        w = 1.0 / m + rn.dot(world_inertia_inv_apply(q, 1.0 / (m * iu), rn))
+    return w
 
 
 @ti.func
@@ -184,7 +195,7 @@ def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, dim: T, mask: T):
 
 
 @ti.func
-def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, cs: T,
+def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, iu: T, cs: T,
              s, i, j, dim: T, mask: T):
     """Narrow phase of candidate pair (i, j) and its penalty force on both bodies."""
     a, b = i, j
@@ -196,8 +207,9 @@ def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape:
         ra, rb = p - xa, p - xb
         rel = (load_vec(V, s, a, dim) + load_omega(W, s, a, dim).cross(ra)) - \
               (load_vec(V, s, b, dim) + load_omega(W, s, b, dim).cross(rb))
-        ma, mb = mass[a], mass[b]
-        fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), ma * mb / (ma + mb), cs)
+        wa = inverse_mass_at(mass[a], ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), load_quat(Q, s, a, dim), ra, n, dim)
+        wb = inverse_mass_at(mass[b], ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]]), load_quat(Q, s, b, dim), rb, n, dim)
+        fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), 1.0 / (wa + wb), cs)
         ta, tb = ra.cross(fc), rb.cross(fc)
         for k in ti.static(range(3)):
             F[s, a, k] += fc[k]
@@ -243,15 +255,16 @@ def plane_geometry(X: T, Q: T, shape: T, geom: T, planes: T, s, i, pl, c, dim: T
 
 
 @ti.func
-def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, planes: T,
-              cs: T, s, i, pl, c, dim: T, mask: T):
+def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape: T, geom: T, iu: T,
+              planes: T, cs: T, s, i, pl, c, dim: T, mask: T):
     """Contact point c of body i against plane pl and its penalty force."""
     n, depth, p = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c, dim, mask)
     if depth > 0.0:
         ra = p - load_vec(X, s, i, dim)
         rel = load_vec(V, s, i, dim) + load_omega(W, s, i, dim).cross(ra)
+        w = inverse_mass_at(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), load_quat(Q, s, i, dim), ra, n, dim)
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + planes[pl, 4]), 0.5 * (fric[i] + planes[pl, 5]),
-                       mass[i], cs)
+                       1.0 / w, cs)
         ta = ra.cross(fc)
         for k in ti.static(range(3)):
             F[s, i, k] += fc[k]
@@ -353,7 +366,7 @@ def penalty_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S
                   t: ti.i32):
     for k in range(pairs.shape[1]):
         if k < pcount[ps]:
-            pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, cs, s, pairs[ps, k, 0], pairs[ps, k, 1],
+            pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, iu, cs, s, pairs[ps, k, 0], pairs[ps, k, 1],
                      dim, mask)
 
 
@@ -363,7 +376,7 @@ def penalty_planes(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, 
                    planes: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
                    t: ti.i32):
     for i, pl, c in ti.ndrange(X.shape[1], nplanes, ti.static(plane_points(mask, dim))):
-        pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, planes, cs, s, i, pl, c, dim, mask)
+        pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, iu, planes, cs, s, i, pl, c, dim, mask)
 
 
 @ti.kernel
@@ -396,11 +409,11 @@ def penalty_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A,
             elif j < n + cap:
                 c = j - n
                 if c < pcount[ps]:
-                    pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, cs, s, pairs[ps, c, 0],
+                    pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, iu, cs, s, pairs[ps, c, 0],
                              pairs[ps, c, 1], dim, mask)
             elif j < n + cap + npl:
                 c = j - n - cap
-                pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, planes, cs, s, c // (nplanes * npts),
+                pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, shape, geom, iu, planes, cs, s, c // (nplanes * npts),
                           (c // npts) % nplanes, c % npts, dim, mask)
             else:
                 pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, s + 1, j - n - cap - npl, dim)
