@@ -112,7 +112,9 @@ def test_impulse_gradients_match_central_differences(fused):
     x0 = obj.x0()
     speeds = system.simulate(300)["v"]
     assert np.linalg.norm(speeds[-1, 2]) > 0.1 and np.linalg.norm(speeds[-1, 1]) > 0.1  # both were hit
-    report = gradcheck(obj, x0, rtol=1e-6, step=1e-5, entries=20, directions=2, seed=3)
+    # the per-step path is launch-bound (6 launches a step): check fewer entries there
+    report = gradcheck(obj, x0, rtol=1e-6, step=1e-5, entries=20 if fused else 3, directions=2 if fused else 1,
+                       seed=3)
     assert report.ok, str(report)
 
 
