@@ -40,38 +40,12 @@ from ..collision.broadphase import GridBroadPhase, all_pairs
 from ..contact import damping_ratio_from_restitution_np
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import Rollout, StoreAll, System, launch
+from ..tape import Rollout, StoreAll, System, adjoint_only, forward_only, launch
 from . import kernels as K
 from .model import RigidModel
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
 
 PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping")
-
-
-class NoGrad:
-    """A launchable whose adjoint does nothing: broad phase and checks (integer outputs only)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        self.fn(*args)
-
-    def grad(self, *args):
-        pass
-
-
-class AdjointOnly:
-    """A launchable that does nothing forward; its adjoint runs ``fn`` (zeroing scratch adjoints)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *args):
-        pass
-
-    def grad(self, *args):
-        self.fn(*args)
 
 
 class _Scratch:
@@ -239,9 +213,7 @@ class RigidSystem(System):
                 self.iu, self.planes, self.consts, pairs, count, ps, self.nplanes)
 
     def _zero_hook(self, sc, s0, s1):
-        def zero():
-            K.zero_scratch_grads(*(a.grad for a in sc.S), s0, s1)
-        return launch(AdjointOnly(zero))
+        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), s0, s1)
 
     def step(self, x, u, src, dst, t):
         sc = self._scratch_for(x)
@@ -249,9 +221,9 @@ class RigidSystem(System):
         init, pairs, planes, integrate = self._step_kernels
         out = [launch(init, *args, src, dst, t)]
         if self.contact == "penalty":
-            bp = launch(NoGrad(self.broadphase.run), x.x, src, sc.pairs, sc.count, src)
+            bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src)
         else:  # impulses act at the predicted positions x + dt v*
-            bp = launch(NoGrad(self.broadphase.run), x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
+            bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
         out.append(bp)
         if self.n > 1:
             out.append(launch(pairs, *args, src, dst, t))
@@ -268,11 +240,11 @@ class RigidSystem(System):
             args = self._args(x, u, sc, self._static_pairs, self._static_count, 0)
         else:
             args = self._args(x, u, sc, sc.pairs, sc.count, slot0)
-            out.append(launch(NoGrad(self.broadphase.run), x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
+            out.append(forward_only(self.broadphase.run, x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
                               self.skin))
         out.append(launch(self._advance_kernel, *args, slot0, t0, t1))
         if self.skin is not None:
-            out.append(launch(NoGrad(self._check_drift), x.x, slot0, slot0 + t1 - t0, t0))
+            out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))
         out.append(self._zero_hook(sc, slot0, slot0 + t1 - t0))
         return out
 
@@ -308,4 +280,4 @@ class RigidSystem(System):
         return out
 
 
-__all__ = ["RigidSystem", "PARAMETERS", "NoGrad", "AdjointOnly"]
+__all__ = ["RigidSystem", "PARAMETERS"]
