@@ -1,0 +1,24 @@
+"""Articulated robots: kinematic trees, Featherstone's algorithms on Taichi, and a tape System.
+
+- :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, inertias,
+  damping, armature, soft limits, contact points), ``planar_arm`` and ``cartpole``.
+- :mod:`.urdf`: ``load_urdf`` (the common URDF subset).
+- :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
+  ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
+- :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
+  its ``Cost``.
+- :mod:`.reference`: NumPy versions of the same algorithms (6x6 matrices), for tests.
+- :mod:`.spatial`: spatial vector algebra (Featherstone's notation).
+
+No floating base: the root link is welded to the world.
+"""
+
+from .dynamics import (GroundContact, aba, body_poses, crba, link_pose, point_jacobian, point_position,
+                       rnea)
+from .model import PRISMATIC, REVOLUTE, Model, RobotBuilder, cartpole, planar_arm, rod_inertia
+from .system import ArticulatedSystem, Cost
+from .urdf import load_urdf
+
+__all__ = ["RobotBuilder", "Model", "REVOLUTE", "PRISMATIC", "planar_arm", "cartpole", "rod_inertia",
+           "load_urdf", "GroundContact", "aba", "rnea", "crba", "body_poses", "link_pose", "point_position",
+           "point_jacobian", "ArticulatedSystem", "Cost"]

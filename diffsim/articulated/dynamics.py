@@ -1,0 +1,268 @@
+"""Batched rigid-body algorithms on Taichi: forward kinematics, Jacobians, RNEA, CRBA, ABA.
+
+Each function takes a :class:`~diffsim.articulated.model.Model` and states of one robot (nb,)
+or of a batch (B, nb), runs the Taichi kernels of :mod:`~diffsim.articulated.kernels` (the
+same code the simulator steps with) and returns NumPy arrays with a leading batch axis when
+the input had one. ``params`` overrides per-body parameters ({name: (nb, ...) or (B, nb, ...)},
+names as in ``Model.PARAMETERS``); ``contact`` (a :class:`GroundContact`) adds the ground
+contact forces of the model's contact points.
+
+Equation of motion (see :mod:`~diffsim.articulated.reference`)::
+
+    (M(q) + diag(armature)) qdd + h(q, qd) = tau - damping qd + tau_limit(q, qd) + J^T F_contact
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+from . import kernels as K
+from .model import NO_LIMIT, REVOLUTE, Model
+
+
+@dataclass
+class GroundContact:
+    """Ground plane z = ``height`` (m, normal +z) touched by the model's contact points, through
+    the shared penalty model (diffsim.contact): ``stiffness`` k_n (N/m), ``damping`` c_n (N s/m),
+    ``friction`` mu and the smoothing ``slip_speed`` v_eps (m/s) of Coulomb's law."""
+
+    stiffness: float = 1e4
+    damping: float = 100.0
+    friction: float = 0.8
+    slip_speed: float = 0.01
+    height: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"kn": self.stiffness, "cn": self.damping, "mu": self.friction,
+                "v_eps": self.slip_speed, "height": self.height}
+
+
+NO_CONTACT = GroundContact(stiffness=0.0, damping=0.0, friction=0.0, slip_speed=1.0, height=-np.inf)
+
+
+def _real():
+    return config().numpy_real
+
+
+def nd(value, needs_grad=False, dtype=None):
+    """A Taichi ndarray holding ``value`` (float in the running precision unless dtype=ti.i32)."""
+    value = np.asarray(value)
+    if dtype == ti.i32:
+        arr = ti.ndarray(ti.i32, value.shape)
+        arr.from_numpy(value.astype(np.int32))
+        return arr
+    arr = ti.ndarray(config().real, value.shape, needs_grad=needs_grad)
+    arr.from_numpy(value.astype(_real()))
+    return arr
+
+
+def batch_parameters(model: Model, batch: int, params=None) -> dict:
+    """{name: (B, nb, ...) float64} from the model's values, overridden by ``params`` (each
+    (nb, ...) for every robot or (B, nb, ...) per robot). Checks shapes and signs."""
+    base = model.parameters()
+    out = {}
+    params = dict(params or {})
+    for name in params:
+        if name not in base:
+            raise ConfigError(f"unknown parameter '{name}'; parameters are {list(base)}")
+    for name, value in base.items():
+        v = np.asarray(params.get(name, value), dtype=float)
+        shape = value.shape
+        if v.shape == shape:
+            v = np.broadcast_to(v, (batch, *shape))
+        elif v.shape != (batch, *shape):
+            raise ConfigError(f"parameter '{name}' must have shape {shape} or {(batch, *shape)}, got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ConfigError(f"parameter '{name}' has non-finite values")
+        out[name] = np.ascontiguousarray(v)
+    if np.any(out["mass"] <= 0):
+        b, i = np.argwhere(out["mass"] <= 0)[0]
+        raise ConfigError(f"mass of body {i} ('{model.body_names[i]}') of robot {b} is {out['mass'][b, i]} kg; "
+                          "masses must be > 0")
+    for name in ("damping", "armature"):
+        if np.any(out[name] < 0):
+            b, i = np.argwhere(out[name] < 0)[0]
+            raise ConfigError(f"{name} of joint {i} ('{model.joint_names[i]}') of robot {b} is "
+                              f"{out[name][b, i]}; it must be >= 0")
+    return out
+
+
+class ModelArrays:
+    """The ndarrays a kernel needs for a model and a batch: parameters (with gradients when
+    ``needs_grad``) and the constants (topology, joint frames, limits, gravity, contact)."""
+
+    PARAMS = Model.PARAMETERS
+
+    def __init__(self, model: Model, batch: int, params=None, contact: GroundContact | None = None,
+                 dt: float = 0.01, needs_grad: bool = False):
+        if not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        self.model, self.batch = model, int(batch)
+        nb = model.nb
+        values = batch_parameters(model, batch, params)
+        self.params = {k: nd(values[k], needs_grad) for k in self.PARAMS}
+        self.par = nd([p if p >= 0 else nb for p in model.parent], dtype=ti.i32)
+        ncp = len(model.contact_body)
+        self.ncp = ncp
+        self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
+        self.cp = nd(model.contact_point if ncp else np.zeros((1, 3)))
+        bc = np.zeros((nb, K.NBC))
+        bc[:, K.BE:K.BE + 9] = model.E_tree.reshape(nb, 9)
+        bc[:, K.BAX:K.BAX + 3] = model.axis
+        bc[:, K.BLO] = np.maximum(model.lower, -NO_LIMIT)
+        bc[:, K.BHI] = np.minimum(model.upper, NO_LIMIT)
+        bc[:, K.BRV] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
+        self.bc = nd(bc)
+        self.cs_values = np.zeros(K.NCS)
+        self.cs = nd(self.cs_values)
+        self.set_constants(dt=dt, contact=contact)
+
+    def set_constants(self, dt=None, contact=None, effort=None, ee_weight=None, ee_weight_final=None,
+                      ee_point=None):
+        """Update scalar constants (dt in s; contact a GroundContact; cost weights)."""
+        c = self.cs_values
+        m = self.model
+        c[K.CG:K.CG + 3] = m.gravity
+        c[K.CKL], c[K.CCL] = m.limit_stiffness, m.limit_damping
+        if dt is not None:
+            if not dt > 0:
+                raise ConfigError(f"dt must be > 0 s, got {dt}")
+            c[K.CDT] = dt
+        if contact is not None:
+            gc = contact if self.ncp else NO_CONTACT
+            c[[K.CKN, K.CCN, K.CMU, K.CVE]] = gc.stiffness, gc.damping, gc.friction, gc.slip_speed
+            c[K.CGH] = max(gc.height, -NO_LIMIT)
+        if effort is not None:
+            c[K.CWU] = effort
+        if ee_weight is not None:
+            c[K.CWE] = ee_weight
+        if ee_weight_final is not None:
+            c[K.CWET] = ee_weight_final
+        if ee_point is not None:
+            c[K.CEEP:K.CEEP + 3] = ee_point
+        self.cs.from_numpy(c.astype(_real()))
+
+    def param_args(self):
+        p = self.params
+        return (p["mass"], p["com"], p["inertia"], p["joint_offset"], p["damping"], p["armature"])
+
+    def set_parameters(self, **values):
+        """Write parameter values ((nb, ...) or (B, nb, ...))."""
+        current = {k: a.to_numpy().astype(float) for k, a in self.params.items()}
+        current.update(values)
+        checked = batch_parameters(self.model, self.batch, current)
+        for k in values:
+            self.params[k].from_numpy(checked[k].astype(_real()))
+
+
+def _as_batch(model: Model, x, name: str):
+    x = np.asarray(x, dtype=float)
+    single = x.ndim == 1
+    x2 = x[None] if single else x
+    if x2.ndim != 2 or x2.shape[1] != model.nb:
+        raise ConfigError(f"{name} must have shape ({model.nb},) or (B, {model.nb}), got {x.shape}")
+    if not np.all(np.isfinite(x2)):
+        raise ConfigError(f"{name} must be finite")
+    return x2, single
+
+
+def _out(x, single):
+    return x[0] if single else x
+
+
+def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = None):
+    """Articulated-body algorithm (forward dynamics): joint accelerations qdd (rad/s^2 or
+    m/s^2) for joint torques/forces tau (N m or N), (nb,) or (B, nb)."""
+    q2, single = _as_batch(model, q, "q")
+    qd2, _ = _as_batch(model, qd, "qd")
+    tau2, _ = _as_batch(model, tau, "tau")
+    B, nb = q2.shape
+    ma = ModelArrays(model, B, params, contact or GroundContact())
+    qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
+    qs[0], qds[0] = q2, qd2
+    scr = nd(np.zeros((1, B, nb + 1, K.K)))
+    K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp, ma.cs,
+              nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, nd(np.zeros((1, B, nb + 1))),
+              -1, ma.ncp, 0, 0, 1)
+    return _out(scr.to_numpy()[0, :, :nb, K.OQDD].astype(float), single)
+
+
+def _inverse_dynamics(model, q, qd, qdd, params, contact):
+    q2, single = _as_batch(model, q, "q")
+    qd2, _ = _as_batch(model, qd, "qd")
+    qdd2, _ = _as_batch(model, qdd, "qdd")
+    B, nb = q2.shape
+    ma = ModelArrays(model, B, params, contact or GroundContact())
+    tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
+    K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
+                       ma.cs, nd(np.zeros((1, B, nb + 1, K.K))), ma.ncp, tau, M)
+    return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
+
+
+def rnea(model: Model, q, qd, qdd, params=None, contact: GroundContact | None = None):
+    """Recursive Newton-Euler (inverse dynamics): the torques tau giving accelerations qdd."""
+    tau, _, single = _inverse_dynamics(model, q, qd, qdd, params, contact)
+    return _out(tau, single)
+
+
+def crba(model: Model, q, params=None):
+    """Composite-rigid-body algorithm: the joint-space inertia M(q) + diag(armature), (nb, nb)
+    or (B, nb, nb) (kg m^2, kg)."""
+    q2, single = _as_batch(model, q, "q")
+    _, M, _ = _inverse_dynamics(model, q2, np.zeros_like(q2), np.zeros_like(q2), params, None)
+    return _out(M, single)
+
+
+def body_poses(model: Model, q, params=None):
+    """Forward kinematics: world rotation R (B, nb, 3, 3; body axes in world coordinates) and
+    origin p (B, nb, 3) (m) of every body ((nb, 3, 3), (nb, 3) for one robot)."""
+    q2, single = _as_batch(model, q, "q")
+    B, nb = q2.shape
+    ma = ModelArrays(model, B, params)
+    scr = nd(np.zeros((1, B, nb + 1, K.K)))
+    K.terminal(nd(q2[None]), nd(np.zeros((1, B, nb))), *ma.param_args()[:4], ma.par, ma.bc, ma.cs,
+               nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, -1, 0, 0, nd(np.zeros(1)))
+    s = scr.to_numpy()[0, :, :nb].astype(float)
+    R = s[..., K.ORW:K.ORW + 9].reshape(B, nb, 3, 3)
+    p = s[..., K.OPW:K.OPW + 3]
+    return (R[0], p[0]) if single else (R, p)
+
+
+def link_pose(model: Model, q, link: str, params=None):
+    """World rotation (3, 3) and origin (3,) (m) of any link, batched like q."""
+    b, Rl, pl = _frame(model, link)
+    R, p = body_poses(model, q, params)
+    if b < 0:
+        return (np.broadcast_to(Rl, R.shape[:-3] + (3, 3)).copy(), np.broadcast_to(pl, p.shape[:-2] + (3,)).copy())
+    Rb, pb = R[..., b, :, :], p[..., b, :]
+    return Rb @ Rl, np.einsum("...ij,j->...i", Rb, pl) + pb
+
+
+def _frame(model, link):
+    if link not in model.frames:
+        raise ConfigError(f"unknown link '{link}'; links are {sorted(model.frames)}")
+    return model.frames[link]
+
+
+def point_position(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=None):
+    """World position (m) of a point given in ``link``'s frame, (3,) or (B, 3)."""
+    R, p = link_pose(model, q, link, params)
+    return np.einsum("...ij,j->...i", R, np.asarray(point, float)) + p
+
+
+def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=None):
+    """Jacobian d x / d q (3, nb) or (B, 3, nb) of the world position x of a point on ``link``:
+    column j is a_j x (x - o_j) for a revolute ancestor joint j (axis a_j, origin o_j in
+    world coordinates), a_j for a prismatic one, 0 for joints that do not move the point."""
+    q2, single = _as_batch(model, q, "q")
+    R, p = body_poses(model, q2, params)
+    x = point_position(model, q2, link, point, params)
+    b = _frame(model, link)[0]
+    J = np.zeros((q2.shape[0], 3, model.nb))
+    for j in (model.ancestors(b) if b >= 0 else []):
+        a = R[:, j] @ model.axis[j]
+        J[:, :, j] = np.cross(a, x - p[:, j]) if model.jtype[j] == REVOLUTE else a
+    return _out(J, single)

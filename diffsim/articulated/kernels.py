@@ -1,0 +1,413 @@
+"""Taichi kernels of the articulated-body algorithms: one compiled set serves every robot.
+
+The topology (parents, joint types, contact points) is data, not code: the body loop is a
+dynamic loop over a phase counter, so a kernel compiles once for all trees and sizes, and its
+gradient compiles in seconds. (Unrolling the bodies with ``ti.static`` took 60 s to compile a
+3-link arm's forward dynamics on these CPUs, growing faster than linearly with the links.)
+
+One step of robot b (its own thread; robots run in parallel) is one serial loop over phases:
+
+- phase 0: the world slot (body index nb) gets velocity 0, pose identity and acceleration
+  -gravity (Featherstone's trick: gravity enters as an upward acceleration of the base);
+- phases 1..nb (root to leaves): ``pass_velocities``, forward kinematics and velocities;
+- next ncp phases: ``contact_force`` of each contact point through diffsim.contact;
+- next nb phases (leaves to root): ``pass_articulated``, ABA's articulated inertias;
+- last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
+  Euler update of body i's joint.
+
+Everything a phase hands to a later one goes through the scratch ndarray ``scr[s, b, i, k]``
+(step slot s, robot b, body i, component k; layout below). Each element is stored once per
+step, may then receive atomic adds (a child's contribution to its parent), and is read after
+that: no element is overwritten after being read (Taichi's global data access rule), and no
+local variable is assigned twice, so reverse mode needs no adstack (TAICHI.md, section 0).
+All the passes live in one loop because sibling dynamic loops that feed each other lose their
+gradient in Taichi 1.7.4 (TAICHI.md, addendum).
+
+Spatial quantities of a body are in its own coordinates (R. Featherstone, *Rigid Body Dynamics
+Algorithms*, 2008, chapters 5-7); joint i has the motion subspace S_i = (a_i, 0) when revolute
+and (0, a_i) when prismatic, written branch-free as (rev_i a_i, (1 - rev_i) a_i).
+"""
+
+import taichi as ti
+
+from .. import contact as _contact
+from .spatial import (_scalar, cross, cross_force, cross_motion, dot, inertia6, inertia_apply, madd, mm, msub, mtm,
+                      mtv, mv, outer, rigid_inertia, rotation_T, shift_inertia, skew3, transpose, vadd, vscale,
+                      vsub, xform_force_T, xform_motion)
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+_A4 = ti.types.ndarray(ndim=4)
+_I1 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+
+# scratch components of one body at one step: joint transform (E, r), velocity v, velocity-
+# product acceleration c, (articulated) inertia A|B|C, bias force pA, U, D, u, acceleration a,
+# world rotation and origin, qdd
+OE, OR, OV, OC, OIA, OPA, OU, OD, OUU, OA, ORW, OPW, OQDD = 0, 9, 12, 18, 24, 51, 57, 63, 64, 65, 71, 80, 83
+K = 84
+
+# body constants bc[i, :]: E_tree (row-major 3x3), axis, lower, upper, revolute (1.0) or not (0.0)
+BE, BAX, BLO, BHI, BRV = 0, 9, 12, 13, 14
+NBC = 15
+
+# global constants cs[:]: gravity (3), dt, contact stiffness, damping, friction, slip speed, ground
+# height, limit stiffness, limit damping, effort weight, running and terminal end-effector
+# weights, end-effector point (3, body coordinates)
+CG, CDT, CKN, CCN, CMU, CVE, CGH, CKL, CCL, CWU, CWE, CWET, CEEP = 0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+NCS = 17
+
+# per-robot, per-joint cost data qw[b, i, :]: q target, running q and qd weights, terminal q
+# and qd weights
+QT, WQ, WQD, WQT, WQDT = 0, 1, 2, 3, 4
+NQW = 5
+
+ZERO3 = (0.0, 0.0, 0.0)
+ZERO33 = (0.0,) * 9
+EYE33 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+@ti.func
+def ld3(a: ti.template(), s, b, i, o: ti.template()):
+    return (a[s, b, i, o], a[s, b, i, o + 1], a[s, b, i, o + 2])
+
+
+@ti.func
+def ld33(a: ti.template(), s, b, i, o: ti.template()):
+    return (a[s, b, i, o], a[s, b, i, o + 1], a[s, b, i, o + 2], a[s, b, i, o + 3], a[s, b, i, o + 4],
+            a[s, b, i, o + 5], a[s, b, i, o + 6], a[s, b, i, o + 7], a[s, b, i, o + 8])
+
+
+@ti.func
+def st(a: ti.template(), s, b, i, o: ti.template(), v: ti.template()):
+    """a[s, b, i, o:o+len(v)] = v (a tuple of scalars)."""
+    for k in ti.static(range(len(v))):
+        a[s, b, i, o + k] = v[k]
+
+
+@ti.func
+def add(a: ti.template(), s, b, i, o: ti.template(), v: ti.template()):
+    """a[s, b, i, o:o+len(v)] += v (atomic adds)."""
+    for k in ti.static(range(len(v))):
+        a[s, b, i, o + k] += v[k]
+
+
+@ti.func
+def row3(a: ti.template(), b, i):
+    """a[b, i, 0:3] of a (B, nb, 3) ndarray."""
+    return (a[b, i, 0], a[b, i, 1], a[b, i, 2])
+
+
+@ti.func
+def row6(a: ti.template(), b, i):
+    return (a[b, i, 0], a[b, i, 1], a[b, i, 2], a[b, i, 3], a[b, i, 4], a[b, i, 5])
+
+
+@ti.func
+def body_axis(bc: ti.template(), i):
+    return (bc[i, BAX], bc[i, BAX + 1], bc[i, BAX + 2])
+
+
+@ti.func
+def tree_rotation(bc: ti.template(), i):
+    return (bc[i, BE], bc[i, BE + 1], bc[i, BE + 2], bc[i, BE + 3], bc[i, BE + 4], bc[i, BE + 5],
+            bc[i, BE + 6], bc[i, BE + 7], bc[i, BE + 8])
+
+
+@ti.func
+def limit_torque(qi, qdi, lo, hi, k, c):
+    """Soft joint limit: -k (q - bound) - c qd while q is outside [lo, hi], else 0."""
+    below = ti.min(qi - lo, 0.0)
+    above = ti.max(qi - hi, 0.0)
+    outside = ti.select(below < 0.0, 1.0, 0.0) + ti.select(above > 0.0, 1.0, 0.0)
+    return -k * (below + above) - c * qdi * outside
+
+
+@ti.func
+def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b):
+    """-damping qd + soft-limit torque of joint i."""
+    return -damp[b, i] * qdi + limit_torque(qi, qdi, bc[i, BLO], bc[i, BHI], cs[CKL], cs[CCL])
+
+
+@ti.func
+def world_slot(scr: ti.template(), cs: ti.template(), s, b, w):
+    """The world (body index w = nb): at rest, identity pose, acceleration -gravity; its
+    accumulators are zeroed (the root bodies add into them; nothing reads them)."""
+    st(scr, s, b, w, OV, ZERO3 + ZERO3)
+    st(scr, s, b, w, ORW, EYE33)
+    st(scr, s, b, w, OPW, ZERO3)
+    st(scr, s, b, w, OA, ZERO3)
+    st(scr, s, b, w, OA + 3, (-cs[CG], -cs[CG + 1], -cs[CG + 2]))
+    st(scr, s, b, w, OIA, ZERO33 + ZERO33 + ZERO33)
+    st(scr, s, b, w, OPA, ZERO3 + ZERO3)
+    st(scr, s, b, w, OU, ZERO3 + ZERO3)
+
+
+@ti.func
+def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
+                    inert: ti.template(), joff: ti.template(), bc: ti.template(), scr: ti.template()):
+    """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
+    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to scratch."""
+    p = par[i]
+    rev = bc[i, BRV]
+    a = body_axis(bc, i)
+    Et = tree_rotation(bc, i)
+    angle = qi * rev
+    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
+    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    jw = vscale(a, qdi * rev)
+    jv = vscale(a, qdi * (1.0 - rev))
+    xw, xv = xform_motion(E, r, ld3(scr, s, b, p, OV), ld3(scr, s, b, p, OV + 3))
+    w = vadd(xw, jw)
+    v = vadd(xv, jv)
+    cw, cv = cross_motion(w, v, jw, jv)
+    A, Bm, C = rigid_inertia(mass[b, i], row3(com, b, i), inertia6(row6(inert, b, i)))
+    hn, hf = inertia_apply(A, Bm, C, w, v)
+    bn, bf = cross_force(w, v, hn, hf)
+    Rp = ld33(scr, s, b, p, ORW)
+    st(scr, s, b, i, OE, E)
+    st(scr, s, b, i, OR, r)
+    st(scr, s, b, i, OV, w + v)
+    st(scr, s, b, i, OC, cw + cv)
+    st(scr, s, b, i, OIA, A + Bm + C)
+    st(scr, s, b, i, OPA, bn + bf)
+    st(scr, s, b, i, ORW, mm(Rp, transpose(E)))
+    st(scr, s, b, i, OPW, vadd(ld3(scr, s, b, p, OPW), mv(Rp, r)))
+
+
+@ti.func
+def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), scr: ti.template()):
+    """Ground contact of point k (on body cb[k], at cp[k] in body coordinates) through the
+    shared penalty model; the spatial force is subtracted from the body's bias force."""
+    i = cb[k]
+    pt = (cp[k, 0], cp[k, 1], cp[k, 2])
+    Rw = ld33(scr, s, b, i, ORW)
+    x = vadd(mv(Rw, pt), ld3(scr, s, b, i, OPW))
+    vel = mv(Rw, vadd(ld3(scr, s, b, i, OV + 3), cross(ld3(scr, s, b, i, OV), pt)))
+    fn = _contact.penalty_normal_force(cs[CGH] - x[2], vel[2], cs[CKN], cs[CCN])
+    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, cs[CMU], cs[CVE])
+    Fb = mtv(Rw, (ft[0], ft[1], fn))
+    add(scr, s, b, i, OPA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
+
+
+@ti.func
+def pass_articulated(i, taui, s, b, par: ti.template(), arm: ti.template(), bc: ti.template(),
+                     scr: ti.template()):
+    """Body i, leaves to root: U = IA S, D = S^T U + armature, u = tau - S^T pA; hands
+    X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent."""
+    rev = bc[i, BRV]
+    pri = 1.0 - rev
+    a = body_axis(bc, i)
+    A = ld33(scr, s, b, i, OIA)
+    Bm = ld33(scr, s, b, i, OIA + 9)
+    C = ld33(scr, s, b, i, OIA + 18)
+    pn = ld3(scr, s, b, i, OPA)
+    pf = ld3(scr, s, b, i, OPA + 3)
+    Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
+    D = dot(a, Un) * rev + dot(a, Uf) * pri + arm[b, i]
+    u = taui - dot(a, pn) * rev - dot(a, pf) * pri
+    st(scr, s, b, i, OU, Un + Uf + (D, u))
+    iD = 1.0 / D
+    E = ld33(scr, s, b, i, OE)
+    r = ld3(scr, s, b, i, OR)
+    Aa = msub(A, vscale9(outer(Un, Un), iD))
+    Ba = msub(Bm, vscale9(outer(Un, Uf), iD))
+    Ca = msub(C, vscale9(outer(Uf, Uf), iD))
+    hn, hf = inertia_apply(Aa, Ba, Ca, ld3(scr, s, b, i, OC), ld3(scr, s, b, i, OC + 3))
+    EtA = mtm(E, Aa)
+    EtB = mtm(E, Ba)
+    EtC = mtm(E, Ca)
+    Ar = mm(EtA, E)
+    Br = mm(EtB, E)
+    Cr = mm(EtC, E)
+    An, Bn, Cn = shift_inertia(skew3(r), Ar, Br, Cr)
+    ui = u * iD
+    fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
+    p = par[i]
+    add(scr, s, b, p, OIA, An + Bn + Cn)
+    add(scr, s, b, p, OPA, fn + ff)
+
+
+@ti.func
+def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), scr: ti.template()):
+    """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd."""
+    rev = bc[i, BRV]
+    a = body_axis(bc, i)
+    p = par[i]
+    xw, xv = xform_motion(ld33(scr, s, b, i, OE), ld3(scr, s, b, i, OR), ld3(scr, s, b, p, OA),
+                          ld3(scr, s, b, p, OA + 3))
+    aw = vadd(xw, ld3(scr, s, b, i, OC))
+    av = vadd(xv, ld3(scr, s, b, i, OC + 3))
+    qdd = (scr[s, b, i, OUU] - dot(ld3(scr, s, b, i, OU), aw) - dot(ld3(scr, s, b, i, OU + 3), av)) / scr[s, b, i, OD]
+    st(scr, s, b, i, OA, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * (1.0 - rev))))
+    scr[s, b, i, OQDD] = qdd
+    return qdd
+
+
+@ti.func
+def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), scr: ti.template()):
+    """World position of the end-effector point (cs[CEEP:], body ee) minus its target at t."""
+    pt = (cs[CEEP], cs[CEEP + 1], cs[CEEP + 2])
+    tt = ti.min(t, eet.shape[0] - 1)
+    x = vadd(mv(ld33(scr, s, b, ee, ORW), pt), ld3(scr, s, b, ee, OPW))
+    return vsub(x, (eet[tt, b, 0], eet[tt, b, 1], eet[tt, b, 2]))
+
+
+@_scalar
+def vscale9(M, s):
+    return tuple(m * s for m in M)
+
+
+@ti.kernel
+def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
+            par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, scr: _A4, cst: _A3,
+            ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32):
+    """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
+
+        qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
+
+    State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); scratch
+    slot t - t0. Writes the running-cost terms of step t to cst[t - t0, b, :] (one per joint:
+    dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2); the last: dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0).
+    """
+    for b in range(q.shape[1]):
+        nb = q.shape[2]
+        nph = 3 * nb + ncp + 2
+        for m in range((t1 - t0) * nph):
+            s = m // nph
+            k = m - s * nph
+            t = t0 + s
+            sl = slot0 + s
+            if k == 0:
+                world_slot(scr, cs, s, b, nb)
+            elif k <= nb:
+                i = k - 1
+                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, scr)
+            elif k <= nb + ncp:
+                contact_force(k - nb - 1, s, b, cb, cp, cs, scr)
+            elif k <= 2 * nb + ncp:
+                i = 2 * nb + ncp - k
+                taui = tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
+                pass_articulated(i, taui, s, b, par, arm, bc, scr)
+            elif k <= 3 * nb + ncp:
+                i = k - 2 * nb - ncp - 1
+                qdd = pass_accelerations(i, s, b, par, bc, scr)
+                vn = qd[sl, b, i] + cs[CDT] * qdd
+                qd[sl + 1, b, i] = vn
+                q[sl + 1, b, i] = q[sl, b, i] + cs[CDT] * vn
+                e = q[sl, b, i] - qw[b, i, QT]
+                cst[s, b, i] = cs[CDT] * (qw[b, i, WQ] * e * e + qw[b, i, WQD] * qd[sl, b, i] * qd[sl, b, i]
+                                          + cs[CWU] * tau[t, b, i] * tau[t, b, i])
+            elif ee >= 0:
+                d = ee_error(ee, t, s, b, eet, cs, scr)
+                cst[s, b, nb] = cs[CDT] * cs[CWE] * dot(d, d)
+            else:
+                cst[s, b, nb] = 0.0
+
+
+@ti.kernel
+def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, bc: _A2, cs: _A1,
+             qw: _A3, eet: _A3, scr: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1):
+    """Forward kinematics of the state in ``slot`` (world poses to scratch slot 0) and the
+    terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) + w_eeT |x_ee - x*(t)|^2 into loss[0]."""
+    for b in range(q.shape[1]):
+        nb = q.shape[2]
+        for k in range(nb + 2):
+            if k == 0:
+                world_slot(scr, cs, 0, b, nb)
+            elif k <= nb:
+                i = k - 1
+                pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, scr)
+                e = q[slot, b, i] - qw[b, i, QT]
+                loss[0] += qw[b, i, WQT] * e * e + qw[b, i, WQDT] * qd[slot, b, i] * qd[slot, b, i]
+            elif ee >= 0:
+                d = ee_error(ee, t, 0, b, eet, cs, scr)
+                loss[0] += cs[CWET] * dot(d, d)
+
+
+@ti.kernel
+def running_sum(cst: _A3, n: ti.i32, loss: _A1):
+    """loss[0] += the running-cost terms of the first n steps of a segment."""
+    for s, b, k in ti.ndrange(n, cst.shape[1], cst.shape[2]):
+        loss[0] += cst[s, b, k]
+
+
+@ti.kernel
+def zero4(a: _A4, n: ti.i32):
+    """a[0:n] = 0 (scratch adjoints between segments)."""
+    for s, b, i, k in ti.ndrange(n, a.shape[1], a.shape[2], a.shape[3]):
+        a[s, b, i, k] = 0.0
+
+
+@ti.kernel
+def zero3(a: _A3, n: ti.i32):
+    for s, b, k in ti.ndrange(n, a.shape[1], a.shape[2]):
+        a[s, b, k] = 0.0
+
+
+@ti.kernel
+def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2,
+                     arm: _A2, par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, scr: _A4, ncp: ti.i32,
+                     tau: _A2, M: _A3):
+    """RNEA and CRBA of every robot (not differentiated): tau[b] = the torques giving qdd
+    (with damping, limits, armature and ground contact as in ``advance``) and
+    M[b] = M(q) + diag(armature). State in slot 0 of q, qd."""
+    for b in range(q.shape[1]):
+        nb = q.shape[2]
+        world_slot(scr, cs, 0, b, nb)
+        for i in range(nb):
+            pass_velocities(i, q[0, b, i], qd[0, b, i], 0, b, par, mass, com, inert, joff, bc, scr)
+        for k in range(ncp):
+            contact_force(k, 0, b, cb, cp, cs, scr)
+        # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
+        for i in range(nb):
+            rev = bc[i, BRV]
+            ax = body_axis(bc, i)
+            p = par[i]
+            xw, xv = xform_motion(ld33(scr, 0, b, i, OE), ld3(scr, 0, b, i, OR), ld3(scr, 0, b, p, OA),
+                                  ld3(scr, 0, b, p, OA + 3))
+            aw = vadd(vadd(xw, vscale(ax, qdd[b, i] * rev)), ld3(scr, 0, b, i, OC))
+            av = vadd(vadd(xv, vscale(ax, qdd[b, i] * (1.0 - rev))), ld3(scr, 0, b, i, OC + 3))
+            st(scr, 0, b, i, OA, aw + av)
+            fn, ff = inertia_apply(ld33(scr, 0, b, i, OIA), ld33(scr, 0, b, i, OIA + 9),
+                                   ld33(scr, 0, b, i, OIA + 18), aw, av)
+            st(scr, 0, b, i, OU, vadd(fn, ld3(scr, 0, b, i, OPA)) + vadd(ff, ld3(scr, 0, b, i, OPA + 3)))
+        # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
+        for k in range(nb):
+            i = nb - 1 - k
+            rev = bc[i, BRV]
+            ax = body_axis(bc, i)
+            fn = ld3(scr, 0, b, i, OU)
+            ff = ld3(scr, 0, b, i, OU + 3)
+            tau[b, i] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev) + arm[b, i] * qdd[b, i]
+                         - passive_torque(i, q[0, b, i], qd[0, b, i], damp, bc, cs, b))
+            pn, pf = xform_force_T(ld33(scr, 0, b, i, OE), ld3(scr, 0, b, i, OR), fn, ff)
+            add(scr, 0, b, par[i], OU, pn + pf)
+        # CRBA: composite inertias, leaves to root
+        for k in range(nb):
+            i = nb - 1 - k
+            E = ld33(scr, 0, b, i, OE)
+            Ar = mm(mtm(E, ld33(scr, 0, b, i, OIA)), E)
+            Br = mm(mtm(E, ld33(scr, 0, b, i, OIA + 9)), E)
+            Cr = mm(mtm(E, ld33(scr, 0, b, i, OIA + 18)), E)
+            An, Bn, Cn = shift_inertia(skew3(ld3(scr, 0, b, i, OR)), Ar, Br, Cr)
+            add(scr, 0, b, par[i], OIA, An + Bn + Cn)
+        # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F
+        for i in range(nb):
+            rev = bc[i, BRV]
+            ax = body_axis(bc, i)
+            Fn, Ff = inertia_apply(ld33(scr, 0, b, i, OIA), ld33(scr, 0, b, i, OIA + 9),
+                                   ld33(scr, 0, b, i, OIA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
+            M[b, i, i] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
+            st(scr, 0, b, i, OU, Fn + Ff)  # F, carried up the chain in place (no AD here)
+            j = i
+            while par[j] < nb:
+                Gn, Gf = xform_force_T(ld33(scr, 0, b, j, OE), ld3(scr, 0, b, j, OR), ld3(scr, 0, b, i, OU),
+                                       ld3(scr, 0, b, i, OU + 3))
+                st(scr, 0, b, i, OU, Gn + Gf)
+                j = par[j]
+                rj = bc[j, BRV]
+                aj = body_axis(bc, j)
+                Mij = dot(aj, Gn) * rj + dot(aj, Gf) * (1.0 - rj)
+                M[b, i, j] = Mij
+                M[b, j, i] = Mij

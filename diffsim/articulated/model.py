@@ -1,0 +1,385 @@
+"""Kinematic trees of links and joints: ``RobotBuilder`` assembles them, ``Model`` freezes them.
+
+A robot is a tree of *links* (rigid bodies with mass, centre of mass and inertia) joined by
+*joints* (revolute, continuous, prismatic or fixed), with a fixed base: the one link that is no
+joint's child is welded to the world (a floating base is not supported). Units: SI (m, kg, s,
+rad, N, N m).
+
+``finalize()`` turns the tree into Featherstone's form:
+- *bodies* are the links with a moving joint, numbered so that a parent comes before its
+  children (``parent[i] < i``, -1 for the world); body i's one degree of freedom is q[i];
+- a link welded to its parent by a fixed joint is merged into that parent's body (its mass and
+  inertia added, its frame kept as an offset), so fixed joints cost nothing at run time;
+- joint i's placement in its parent body is ``X_tree = (E_tree[i], joint_offset[i])``
+  (coordinate rotation, and the joint origin in parent-body coordinates, m); the joint moves
+  body i about (revolute) or along (prismatic) the unit ``axis[i]``, given in body i's frame
+  (the URDF convention: the axis in the joint frame, which is the child link frame).
+
+Per-body values that may be fitted (they become the ``Parameter`` ndarrays of a
+:class:`~diffsim.articulated.system.ArticulatedSystem`): ``mass`` (kg), ``com`` (m, body
+frame), ``inertia`` (kg m^2 about the centre of mass, body axes, as ixx, iyy, izz, ixy, ixz, iyz),
+``joint_offset`` (m: for a serial chain, the length of the previous link), ``damping``
+(N m s/rad or N s/m, viscous), ``armature`` (kg m^2 or kg, reflected rotor inertia added to the
+joint's diagonal of the mass matrix).
+
+Soft joint limits: beyond [lower, upper] a spring-damper pushes back,
+``tau_limit = -k_lim (q - bound) - c_lim qd`` (only while the limit is violated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .spatial import inertia_matrix, inertia_six, rpy_matrix
+
+REVOLUTE, PRISMATIC = 0, 1
+JOINT_KINDS = {"revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC, "fixed": None}
+NO_LIMIT = 1e30
+
+
+@dataclass
+class LinkSpec:
+    name: str
+    mass: float
+    com: np.ndarray
+    inertia: np.ndarray  # 3x3 about the centre of mass, link axes
+
+
+@dataclass
+class JointSpec:
+    name: str
+    kind: str
+    parent: str
+    child: str
+    xyz: np.ndarray
+    rpy: np.ndarray
+    axis: np.ndarray
+    damping: float = 0.0
+    armature: float = 0.0
+    lower: float = -NO_LIMIT
+    upper: float = NO_LIMIT
+    effort: float = np.inf
+
+
+def _vec3(value, what):
+    v = np.asarray(value, dtype=float).reshape(-1)
+    if v.shape != (3,) or not np.all(np.isfinite(v)):
+        raise ConfigError(f"{what} must be 3 finite numbers, got {value!r}")
+    return v
+
+
+class RobotBuilder:
+    """Assemble a robot link by link, joint by joint, then ``finalize()`` into a :class:`Model`.
+
+    Example: a two-link planar arm swinging about y in the x-z plane, gravity along -z::
+
+        rb = RobotBuilder("arm")
+        rb.add_link("base")
+        rb.add_link("upper", mass=1.0, com=(0.25, 0, 0), inertia=rod_inertia(1.0, 0.5, "x"))
+        rb.add_link("fore", mass=1.0, com=(0.25, 0, 0), inertia=rod_inertia(1.0, 0.5, "x"))
+        rb.add_joint("shoulder", "revolute", "base", "upper", axis=(0, 1, 0))
+        rb.add_joint("elbow", "revolute", "upper", "fore", xyz=(0.5, 0, 0), axis=(0, 1, 0))
+        model = rb.finalize()
+    """
+
+    def __init__(self, name: str = "robot", gravity=(0.0, 0.0, -9.81)):
+        self.name = name
+        self.gravity = _vec3(gravity, "gravity")
+        self.links: dict[str, LinkSpec] = {}
+        self.joints: dict[str, JointSpec] = {}
+        self.contacts: list[tuple[str, np.ndarray]] = []
+
+    def add_link(self, name: str, mass: float = 0.0, com=(0.0, 0.0, 0.0), inertia=None) -> str:
+        """A link: mass (kg), centre of mass (m, link frame), inertia about the centre of mass
+        (kg m^2; a 3x3 matrix, 6 numbers ixx, iyy, izz, ixy, ixz, iyz, or None for a point mass)."""
+        if name in self.links:
+            raise ConfigError(f"link '{name}' is defined twice")
+        if not np.isfinite(mass) or mass < 0:
+            raise ConfigError(f"link '{name}': mass {mass} kg must be finite and >= 0")
+        I = np.zeros((3, 3)) if inertia is None else np.asarray(inertia, dtype=float)
+        if I.shape == (6,):
+            I = inertia_matrix(I)
+        if I.shape != (3, 3) or not np.allclose(I, I.T) or not np.all(np.isfinite(I)):
+            raise ConfigError(f"link '{name}': inertia must be a symmetric 3x3 matrix or 6 numbers "
+                              f"(ixx, iyy, izz, ixy, ixz, iyz), got {inertia!r}")
+        if np.linalg.eigvalsh(I).min() < -1e-12 * max(1.0, np.abs(I).max()):
+            raise ConfigError(f"link '{name}': inertia has a negative principal moment "
+                              f"{np.linalg.eigvalsh(I).min():g} kg m^2")
+        self.links[name] = LinkSpec(name, float(mass), _vec3(com, f"link '{name}' com"), I)
+        return name
+
+    def add_joint(self, name: str, kind: str, parent: str, child: str, xyz=(0.0, 0.0, 0.0),
+                  rpy=(0.0, 0.0, 0.0), axis=(1.0, 0.0, 0.0), damping: float = 0.0,
+                  armature: float = 0.0, lower: float | None = None, upper: float | None = None,
+                  effort: float | None = None) -> str:
+        """A joint of ``kind`` revolute, continuous, prismatic or fixed, placing ``child``'s frame
+        at ``xyz`` (m) and roll-pitch-yaw ``rpy`` (rad) in ``parent``'s frame; ``axis`` (unit
+        after normalising) in the child frame; damping, armature, position limits (rad or m;
+        None for none) and the actuator's effort limit (N m or N; informative)."""
+        if name in self.joints:
+            raise ConfigError(f"joint '{name}' is defined twice")
+        if kind not in JOINT_KINDS:
+            raise ConfigError(f"joint '{name}': type '{kind}' is not supported; use one of "
+                              f"{sorted(JOINT_KINDS)} (a floating base is not supported)")
+        a = _vec3(axis, f"joint '{name}' axis")
+        if JOINT_KINDS[kind] is not None:
+            norm = np.linalg.norm(a)
+            if norm < 1e-12:
+                raise ConfigError(f"joint '{name}': axis {axis!r} has zero length")
+            a = a / norm
+        if damping < 0 or armature < 0:
+            raise ConfigError(f"joint '{name}': damping ({damping}) and armature ({armature}) must be >= 0")
+        lo = -NO_LIMIT if lower is None or kind == "continuous" else float(lower)
+        hi = NO_LIMIT if upper is None or kind == "continuous" else float(upper)
+        if lo > hi:
+            raise ConfigError(f"joint '{name}': lower limit {lo} is above upper limit {hi}")
+        self.joints[name] = JointSpec(name, kind, parent, child, _vec3(xyz, f"joint '{name}' xyz"),
+                                      _vec3(rpy, f"joint '{name}' rpy"), a, float(damping),
+                                      float(armature), lo, hi,
+                                      np.inf if effort is None else float(effort))
+        return name
+
+    def add_contact_point(self, link: str, point=(0.0, 0.0, 0.0)):
+        """A point (m, in ``link``'s frame) that touches the ground plane z = ground height
+        through the shared penalty contact model (diffsim.contact)."""
+        self.contacts.append((link, _vec3(point, f"contact point on '{link}'")))
+
+    def finalize(self, limit_stiffness: float = 1e3, limit_damping: float = 10.0) -> "Model":
+        """Check the tree, merge fixed joints, order bodies parent-first; return the Model.
+        limit_stiffness (N m/rad or N/m) and limit_damping (N m s/rad) shape the soft limits."""
+        if not self.links:
+            raise ConfigError(f"robot '{self.name}' has no links")
+        children_of: dict[str, list[JointSpec]] = {n: [] for n in self.links}
+        parent_joint: dict[str, JointSpec] = {}
+        for j in self.joints.values():
+            for end in (j.parent, j.child):
+                if end not in self.links:
+                    raise ConfigError(f"joint '{j.name}' refers to link '{end}', which is not defined; "
+                                      f"links are {sorted(self.links)}")
+            if j.child in parent_joint:
+                raise ConfigError(f"link '{j.child}' is the child of two joints "
+                                  f"('{parent_joint[j.child].name}' and '{j.name}'): not a tree")
+            parent_joint[j.child] = j
+            children_of[j.parent].append(j)
+        roots = [n for n in self.links if n not in parent_joint]
+        if len(roots) != 1:
+            raise ConfigError(f"robot '{self.name}' must have exactly one root link (a link that is no "
+                              f"joint's child), found {roots or 'none (a cycle)'}")
+        root = roots[0]
+
+        # frames[link] = (body index or -1 for the world, R (link axes in body coords), p (m))
+        frames: dict[str, tuple[int, np.ndarray, np.ndarray]] = {root: (-1, np.eye(3), np.zeros(3))}
+        bodies: list[dict] = []
+        order = [root]
+        k = 0
+        while k < len(order):
+            link = order[k]
+            k += 1
+            body, Rl, pl = frames[link]
+            for j in children_of[link]:
+                Rj = Rl @ rpy_matrix(j.rpy)
+                pj = pl + Rl @ j.xyz
+                if JOINT_KINDS[j.kind] is None:
+                    frames[j.child] = (body, Rj, pj)
+                else:
+                    bodies.append(dict(joint=j, parent=body, E_tree=Rj.T, offset=pj))
+                    frames[j.child] = (len(bodies) - 1, np.eye(3), np.zeros(3))
+                order.append(j.child)
+        if len(order) != len(self.links):
+            missing = sorted(set(self.links) - set(order))
+            raise ConfigError(f"links {missing} are not connected to the root '{root}' (a cycle?)")
+        # bodies were appended breadth-first, so parent[i] < i.
+        nb = len(bodies)
+        if nb == 0:
+            raise ConfigError(f"robot '{self.name}' has no moving joint")
+        mass = np.zeros(nb)
+        first = np.zeros((nb, 3))   # sum m c
+        second = np.zeros((nb, 3, 3))  # sum of inertias about the body origin
+        for name, (b, R, p) in frames.items():
+            if b < 0:
+                continue
+            L = self.links[name]
+            c = R @ L.com + p
+            Ic = R @ L.inertia @ R.T
+            mass[b] += L.mass
+            first[b] += L.mass * c
+            second[b] += Ic + L.mass * (np.dot(c, c) * np.eye(3) - np.outer(c, c))
+        com = np.zeros((nb, 3))
+        inertia = np.zeros((nb, 6))
+        for b in range(nb):
+            name = bodies[b]["joint"].child
+            if mass[b] <= 0:
+                raise ConfigError(f"body '{name}' (with the links welded to it) has no mass: every link "
+                                  "moved by a joint needs mass > 0 for the dynamics to be defined")
+            com[b] = first[b] / mass[b]
+            c = com[b]
+            Ic = second[b] - mass[b] * (np.dot(c, c) * np.eye(3) - np.outer(c, c))
+            inertia[b] = inertia_six(0.5 * (Ic + Ic.T))
+        joints = [bd["joint"] for bd in bodies]
+        contacts = []
+        for link, point in self.contacts:
+            if link not in frames:
+                raise ConfigError(f"contact point on unknown link '{link}'; links are {sorted(self.links)}")
+            b, R, p = frames[link]
+            if b < 0:
+                raise ConfigError(f"contact point on link '{link}', which is welded to the world: "
+                                  "it can never move; put it on a moving link")
+            contacts.append((b, R @ point + p))
+        return Model(
+            name=self.name, gravity=self.gravity.copy(), root=root,
+            body_names=tuple(j.child for j in joints), joint_names=tuple(j.name for j in joints),
+            parent=tuple(int(bd["parent"]) for bd in bodies),
+            jtype=tuple(JOINT_KINDS[j.kind] for j in joints),
+            axis=np.array([j.axis for j in joints]), E_tree=np.array([bd["E_tree"] for bd in bodies]),
+            joint_offset=np.array([bd["offset"] for bd in bodies]), mass=mass, com=com, inertia=inertia,
+            damping=np.array([j.damping for j in joints]), armature=np.array([j.armature for j in joints]),
+            lower=np.array([j.lower for j in joints]), upper=np.array([j.upper for j in joints]),
+            effort=np.array([j.effort for j in joints]),
+            limit_stiffness=float(limit_stiffness), limit_damping=float(limit_damping),
+            frames={n: (b, R.copy(), p.copy()) for n, (b, R, p) in frames.items()},
+            contact_body=tuple(int(b) for b, _ in contacts),
+            contact_point=np.array([p for _, p in contacts]).reshape(-1, 3))
+
+
+@dataclass
+class Model:
+    """A finalized robot (see the module doc): static topology plus nominal parameter values.
+
+    Shapes: nb bodies = degrees of freedom; ``axis``, ``joint_offset``, ``com`` (nb, 3);
+    ``E_tree`` (nb, 3, 3); ``inertia`` (nb, 6); ``mass``, ``damping``, ``armature``, ``lower``,
+    ``upper``, ``effort`` (nb,). ``frames[link] = (body, R, p)`` places every link (including
+    those merged by fixed joints) in its body's frame; body -1 is the world.
+    """
+
+    name: str
+    gravity: np.ndarray
+    root: str
+    body_names: tuple
+    joint_names: tuple
+    parent: tuple
+    jtype: tuple
+    axis: np.ndarray
+    E_tree: np.ndarray
+    joint_offset: np.ndarray
+    mass: np.ndarray
+    com: np.ndarray
+    inertia: np.ndarray
+    damping: np.ndarray
+    armature: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    effort: np.ndarray
+    limit_stiffness: float
+    limit_damping: float
+    frames: dict = field(repr=False)
+    contact_body: tuple = ()
+    contact_point: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    PARAMETERS = ("mass", "com", "inertia", "joint_offset", "damping", "armature")
+
+    @property
+    def nb(self) -> int:
+        """Number of moving bodies (= degrees of freedom)."""
+        return len(self.parent)
+
+    @property
+    def ndof(self) -> int:
+        return len(self.parent)
+
+    @property
+    def topology(self) -> tuple:
+        """What the compiled kernels depend on: parents, joint types, contact bodies."""
+        return (self.parent, self.jtype, self.contact_body)
+
+    def parameters(self) -> dict:
+        """Nominal values of the fittable per-body parameters, {name: (nb, ...) array}."""
+        return {k: np.array(getattr(self, k), dtype=float) for k in self.PARAMETERS}
+
+    def body_of(self, link: str) -> int:
+        """Index of the body carrying ``link`` (-1 for links welded to the world)."""
+        if link not in self.frames:
+            raise ConfigError(f"unknown link '{link}'; links are {sorted(self.frames)}")
+        return self.frames[link][0]
+
+    def point_on(self, link: str, point=(0.0, 0.0, 0.0)) -> tuple:
+        """(body, point in body coordinates) of a point given in ``link``'s frame (m)."""
+        b, R, p = self.frames[link] if link in self.frames else (None, None, None)
+        if b is None:
+            raise ConfigError(f"unknown link '{link}'; links are {sorted(self.frames)}")
+        if b < 0:
+            raise ConfigError(f"link '{link}' is welded to the world; pick a link that moves")
+        return b, R @ _vec3(point, "point") + p
+
+    def ancestors(self, body: int) -> list:
+        """Bodies from ``body`` up to the root, ``body`` first."""
+        out = []
+        while body >= 0:
+            out.append(body)
+            body = self.parent[body]
+        return out
+
+    def children(self, body: int) -> list:
+        return [i for i, p in enumerate(self.parent) if p == body]
+
+
+# ---------------------------------------------------------------------------- ready-made robots
+
+
+def rod_inertia(mass: float, length: float, along: str = "x") -> np.ndarray:
+    """Inertia (kg m^2) of a thin uniform rod about its centre, its length along ``along``."""
+    i = mass * length ** 2 / 12.0
+    d = {"x": (0.0, i, i), "y": (i, 0.0, i), "z": (i, i, 0.0)}[along]
+    return np.diag(d)
+
+
+def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping: float = 0.05, armature: float = 0.0,
+               lower=None, upper=None, gravity=(0.0, 0.0, -9.81), base_height: float = 0.0,
+               name: str = "arm", tip_contact: bool = False) -> Model:
+    """An n-link serial arm of uniform rods moving in the x-z plane (joints about y).
+
+    With q = 0 every link points along +x; the tip link ``tip`` sits at the end of the last rod.
+    lengths (m) and masses (kg): scalars or n values.
+    """
+    if n < 1:
+        raise ConfigError(f"an arm needs at least one link, got n={n}")
+    L = np.broadcast_to(np.asarray(lengths, dtype=float), (n,))
+    M = np.broadcast_to(np.asarray(masses, dtype=float), (n,))
+    rb = RobotBuilder(name, gravity)
+    rb.add_link("base")
+    prev = "base"
+    for i in range(n):
+        link = f"link{i}"
+        rb.add_link(link, mass=M[i], com=(L[i] / 2, 0, 0), inertia=rod_inertia(M[i], L[i], "x"))
+        xyz = (0.0, 0.0, base_height) if i == 0 else (L[i - 1], 0.0, 0.0)
+        rb.add_joint(f"joint{i}", "revolute", prev, link, xyz=xyz, axis=(0, 1, 0), damping=damping,
+                     armature=armature, lower=lower, upper=upper)
+        prev = link
+    rb.add_link("tip")
+    rb.add_joint("tip_weld", "fixed", prev, "tip", xyz=(L[-1], 0.0, 0.0))
+    if tip_contact:
+        rb.add_contact_point("tip")
+    return rb.finalize()
+
+
+def cartpole(cart_mass: float = 1.0, pole_mass: float = 0.1, pole_length: float = 1.0,
+             cart_damping: float = 0.0, pole_damping: float = 0.0, track: float | None = None,
+             gravity=(0.0, 0.0, -9.81)) -> Model:
+    """Cart on a rail along x (prismatic, q[0] in m) carrying a pole hinged about y (q[1] in rad).
+
+    q[1] = 0 hangs the pole straight down (-z), q[1] = pi points it up. The pole is a uniform
+    rod; its tip is the link ``tip``. ``track``: half-length (m) of the rail, a soft limit.
+    """
+    rb = RobotBuilder("cartpole", gravity)
+    rb.add_link("rail")
+    rb.add_link("cart", mass=cart_mass, inertia=np.diag([1e-3, 1e-3, 1e-3]) * cart_mass)
+    rb.add_link("pole", mass=pole_mass, com=(0, 0, -pole_length / 2),
+                inertia=rod_inertia(pole_mass, pole_length, "z"))
+    rb.add_link("tip")
+    rb.add_joint("slider", "prismatic", "rail", "cart", axis=(1, 0, 0), damping=cart_damping,
+                 lower=None if track is None else -track, upper=track)
+    rb.add_joint("hinge", "revolute", "cart", "pole", axis=(0, 1, 0), damping=pole_damping)
+    rb.add_joint("tip_weld", "fixed", "pole", "tip", xyz=(0, 0, -pole_length))
+    return rb.finalize()

@@ -1,0 +1,248 @@
+"""A batch of robots as a tape System: fused semi-implicit Euler steps of ABA forward dynamics.
+
+State per step: joint positions ``q`` and velocities ``qd``, (B, nb) (rad or m, rad/s or m/s).
+Control per step: joint torques/forces ``tau``, (B, nb) (N m or N). Parameters (fitted through
+the tape, one value per robot): ``mass`` (B, nb), ``com`` (B, nb, 3), ``inertia`` (B, nb, 6),
+``joint_offset`` (B, nb, 3), ``damping`` (B, nb), ``armature`` (B, nb) (see
+:mod:`~diffsim.articulated.model`). Step (dt in s)::
+
+    qdd_t   = ABA(q_t, qd_t, tau_t)                  (with damping, soft limits, ground contact)
+    qd_t+1  = qd_t + dt qdd_t
+    q_t+1   = q_t + dt qd_t+1
+
+Loss (:class:`Cost`), summed over the robots::
+
+    L = sum_t dt [ w_u |tau_t|^2 + sum_i wq_i (q_i - q*_i)^2 + wqd_i qd_i^2 + w_ee |x_ee(t) - x*(t)|^2 ]
+        + sum_i wqT_i (q_i(T) - q*_i)^2 + wqdT_i qd_i(T)^2 + w_eeT |x_ee(T) - x*(T)|^2
+
+x_ee is a point on a chosen link (m, world), x*(t) its target (a fixed point, one per robot, or
+a trajectory of T+1 points for tracking).
+
+All B robots advance in one kernel launch per segment of steps (parallel over robots, serial
+over time and bodies). Per-step intermediates live in a scratch buffer of one segment; the
+adjoint of a segment recomputes that segment's forward pass first when the scratch holds
+another one (one extra forward per segment, a few per cent of a backward sweep), so the
+memory is O(segment), not O(T).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import System
+from . import kernels as K
+from .dynamics import GroundContact, ModelArrays, nd, point_position
+from .model import Model
+
+_BIG = 2 ** 30
+
+
+@dataclass
+class Cost:
+    """Weights and targets of the loss (see the module doc). Per-joint entries are scalars or
+    (nb,) arrays; ``q_target`` may also be (B, nb); ``ee_target`` (3,), (B, 3) or (T+1, B, 3)
+    (indexed by time, the last row repeating). Units: effort 1/(N^2 m^2 s) (joint torques),
+    q weights 1/(rad^2 s) running and 1/rad^2 terminal, end-effector weights 1/(m^2 s) and 1/m^2.
+    """
+
+    effort: float = 0.0
+    q_target: object = 0.0
+    q_weight: object = 0.0
+    qd_weight: object = 0.0
+    q_weight_final: object = 0.0
+    qd_weight_final: object = 0.0
+    ee_link: str | None = None
+    ee_point: tuple = (0.0, 0.0, 0.0)
+    ee_target: object = field(default_factory=lambda: np.zeros(3))
+    ee_weight: float = 0.0
+    ee_weight_final: float = 0.0
+
+
+class _Segment:
+    """The fused launch of steps t0..t1-1; its adjoint recomputes the segment's scratch first
+    when another segment's forward pass has overwritten it."""
+
+    def __init__(self, system, args, key, n):
+        self.system, self.args, self.key, self.n = system, args, key, n
+
+    def forward(self):
+        K.advance(*self.args)
+        self.system._holds = self.key
+
+    def adjoint(self):
+        sysm = self.system
+        if sysm._holds != self.key:
+            K.advance(*self.args)
+            sysm._holds = self.key
+        K.zero4(sysm._scr.grad, self.n)
+        K.advance.grad(*self.args)
+        K.zero3(sysm._cst.grad, self.n)
+
+
+class _Terminal:
+    def __init__(self, system, args):
+        self.system, self.args = system, args
+
+    def forward(self):
+        K.terminal(*self.args)
+
+    def adjoint(self):
+        K.zero4(self.system._tscr.grad, 1)
+        K.terminal.grad(*self.args)
+
+
+class ArticulatedSystem(System):
+    """B robots of one :class:`~diffsim.articulated.model.Model` for :class:`diffsim.Rollout`.
+
+    model: the robot. batch: B, the number of robots stepped together. dt: time step (s).
+    contact: :class:`GroundContact` for the model's contact points. cost: :class:`Cost`.
+    params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
+    q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
+    many as fit a 32 MB scratch buffer, at most 100).
+    """
+
+    def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
+                 cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
+        self.model, self.dt = model, float(dt)
+        self.arrays = ModelArrays(model, batch, params, contact or GroundContact(), dt, needs_grad=True)
+        self.batch = B = self.arrays.batch
+        nb = model.nb
+        self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
+        self.control_shapes = {"tau": (B, nb)}
+        per_slot = B * (nb + 1) * K.K
+        self.segment = int(segment) if segment is not None else max(1, min(100, (1 << 22) // per_slot))
+        if self.segment < 1:
+            raise ConfigError(f"segment must be >= 1 step, got {segment}")
+        self._scr = self._cst = None
+        self._tscr = nd(np.zeros((1, B, nb + 1, K.K)), needs_grad=True)
+        self._holds = None
+        self.q0 = np.zeros((B, nb))
+        self.qd0 = np.zeros((B, nb))
+        self.set_initial_state(q=np.zeros(nb) if q0 is None else q0, qd=np.zeros(nb) if qd0 is None else qd0)
+        self.set_cost(cost or Cost())
+
+    # ------------------------------------------------------------------ configuration
+
+    def _per_robot(self, value, name, shape_tail=None):
+        nb = self.model.nb
+        tail = (nb,) if shape_tail is None else shape_tail
+        v = np.asarray(value, dtype=float)
+        if v.shape in ((), tail):
+            v = np.broadcast_to(v, (self.batch, *tail))
+        if v.shape != (self.batch, *tail):
+            raise ConfigError(f"{name} must be a scalar, {tail} or {(self.batch, *tail)}, got {np.shape(value)}")
+        if not np.all(np.isfinite(v)):
+            raise ConfigError(f"{name} must be finite")
+        return np.ascontiguousarray(v)
+
+    def set_initial_state(self, q=None, qd=None):
+        """Initial joint positions and velocities, (nb,) or (B, nb)."""
+        if q is not None:
+            self.q0 = self._per_robot(q, "q0")
+        if qd is not None:
+            self.qd0 = self._per_robot(qd, "qd0")
+
+    def initial_state(self):
+        return {"q": self.q0.copy(), "qd": self.qd0.copy()}
+
+    def set_cost(self, cost: Cost):
+        """Install the weights and targets of ``cost``."""
+        m = self.model
+        qw = np.zeros((self.batch, m.nb, K.NQW))
+        qw[..., K.QT] = self._per_robot(cost.q_target, "q_target")
+        for col, name in ((K.WQ, "q_weight"), (K.WQD, "qd_weight"), (K.WQT, "q_weight_final"),
+                          (K.WQDT, "qd_weight_final")):
+            qw[..., col] = self._per_robot(getattr(cost, name), name)
+        self._qw = nd(qw)
+        if cost.ee_link is not None:
+            self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
+        else:
+            self.ee_body, point = -1, np.zeros(3)
+        self.cost = cost
+        self.arrays.set_constants(effort=cost.effort, ee_weight=cost.ee_weight,
+                                  ee_weight_final=cost.ee_weight_final, ee_point=point)
+        self.set_ee_target(cost.ee_target)
+
+    def set_ee_target(self, target):
+        """End-effector target (m, world): (3,), (B, 3), or a trajectory (T+1, B, 3)."""
+        t = np.asarray(target, dtype=float)
+        if t.shape == (3,):
+            t = np.broadcast_to(t, (1, self.batch, 3))
+        elif t.shape == (self.batch, 3):
+            t = t[None]
+        if t.ndim != 3 or t.shape[1:] != (self.batch, 3) or not np.all(np.isfinite(t)):
+            raise ConfigError(f"ee_target must be finite with shape (3,), ({self.batch}, 3) or "
+                              f"(T+1, {self.batch}, 3), got {np.shape(target)}")
+        self._eet = nd(np.ascontiguousarray(t))
+
+    def set_parameters(self, **values):
+        """Write per-body parameters ((nb, ...) or (B, nb, ...))."""
+        self.arrays.set_parameters(**values)
+
+    def get_parameters(self) -> dict:
+        return {k: a.to_numpy().astype(float) for k, a in self.arrays.params.items()}
+
+    def parameters(self):
+        return dict(self.arrays.params)
+
+    # ------------------------------------------------------------------ the tape's launches
+
+    def _scratch(self, n):
+        if self._scr is None or self._scr.shape[0] < n:
+            B, nb = self.batch, self.model.nb
+            self._scr = nd(np.zeros((n, B, nb + 1, K.K)), needs_grad=True)
+            self._cst = nd(np.zeros((n, B, nb + 1)), needs_grad=True)
+            K.zero4(self._scr.grad, n)
+            K.zero3(self._cst.grad, n)
+            self._holds = None
+        return self._scr, self._cst
+
+    def advance(self, x, u, slot0, t0, t1):
+        n = t1 - t0
+        scr, cst = self._scratch(n)
+        a = self.arrays
+        args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
+                scr, cst, self.ee_body, a.ncp, slot0, t0, t1)
+        return [_Segment(self, args, (id(x.q), slot0, t0, t1, id(scr)), n)]
+
+    def running_cost(self, x, u, slot0, t0, t1, loss):
+        self._scratch(t1 - t0)
+        return [_RunningSum(self._cst, t1 - t0, loss)]
+
+    def terminal_cost(self, x, slot, loss):
+        a = self.arrays
+        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._tscr,
+                self.ee_body, slot, _BIG, loss)
+        return [_Terminal(self, args)]
+
+    def divergence_hint(self):
+        return (f"reduce dt (now {self.dt} s), the torques, or the contact stiffness; check that the "
+                "masses and inertias are physical")
+
+    # ------------------------------------------------------------------ helpers
+
+    def ee_positions(self, q_traj):
+        """End-effector positions (m, world) along joint trajectories (T, B, nb) -> (T, B, 3),
+        with each robot's current parameters."""
+        if self.cost.ee_link is None:
+            raise ConfigError("the cost has no ee_link: set Cost(ee_link=...)")
+        q_traj = np.asarray(q_traj, dtype=float)
+        T, B, nb = q_traj.shape
+        params = {k: np.broadcast_to(v[None], (T, *v.shape)).reshape(T * B, *v.shape[1:])
+                  for k, v in self.get_parameters().items()}
+        pts = point_position(self.model, q_traj.reshape(T * B, nb), self.cost.ee_link, self.cost.ee_point,
+                             params)
+        return pts.reshape(T, B, 3)
+
+
+class _RunningSum:
+    def __init__(self, cst, n, loss):
+        self.args = (cst, n, loss)
+
+    def forward(self):
+        K.running_sum(*self.args)
+
+    def adjoint(self):
+        K.running_sum.grad(*self.args)
