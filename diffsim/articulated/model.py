@@ -335,18 +335,20 @@ def rod_inertia(mass: float, length: float, along: str = "x") -> np.ndarray:
     return np.diag(d)
 
 
-def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping: float = 0.05, armature: float = 0.0,
+def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping=0.05, armature=0.0,
                lower=None, upper=None, gravity=(0.0, 0.0, -9.81), base_height: float = 0.0,
                name: str = "arm", tip_contact: bool = False) -> Model:
     """An n-link serial arm of uniform rods moving in the x-z plane (joints about y).
 
     With q = 0 every link points along +x; the tip link ``tip`` sits at the end of the last rod.
-    lengths (m) and masses (kg): scalars or n values.
+    lengths (m), masses (kg), damping (N m s/rad), armature (kg m^2): scalars or n values.
     """
     if n < 1:
         raise ConfigError(f"an arm needs at least one link, got n={n}")
     L = np.broadcast_to(np.asarray(lengths, dtype=float), (n,))
     M = np.broadcast_to(np.asarray(masses, dtype=float), (n,))
+    C = np.broadcast_to(np.asarray(damping, dtype=float), (n,))
+    Ar = np.broadcast_to(np.asarray(armature, dtype=float), (n,))
     rb = RobotBuilder(name, gravity)
     rb.add_link("base")
     prev = "base"
@@ -354,8 +356,8 @@ def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping: float = 0.05, armat
         link = f"link{i}"
         rb.add_link(link, mass=M[i], com=(L[i] / 2, 0, 0), inertia=rod_inertia(M[i], L[i], "x"))
         xyz = (0.0, 0.0, base_height) if i == 0 else (L[i - 1], 0.0, 0.0)
-        rb.add_joint(f"joint{i}", "revolute", prev, link, xyz=xyz, axis=(0, 1, 0), damping=damping,
-                     armature=armature, lower=lower, upper=upper)
+        rb.add_joint(f"joint{i}", "revolute", prev, link, xyz=xyz, axis=(0, 1, 0), damping=C[i],
+                     armature=Ar[i], lower=lower, upper=upper)
         prev = link
     rb.add_link("tip")
     rb.add_joint("tip_weld", "fixed", prev, "tip", xyz=(L[-1], 0.0, 0.0))

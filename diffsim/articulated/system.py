@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..runtime import config
-from ..tape import System
+from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position
 from .model import Model
@@ -60,37 +60,18 @@ class Cost:
     ee_weight_final: float = 0.0
 
 
-class _Segment:
-    """The fused launch of steps t0..t1-1; its adjoint recomputes the segment's scratch first
-    when another segment's forward pass has overwritten it."""
+class _Advance:
+    """K.advance as a launchable that records which segment the scratch buffer holds."""
 
-    def __init__(self, system, args, key, n):
-        self.system, self.args, self.key, self.n = system, args, key, n
+    def __init__(self, system, key):
+        self.system, self.key = system, key
 
-    def forward(self):
-        K.advance(*self.args)
+    def __call__(self, *args):
+        K.advance(*args)
         self.system._holds = self.key
 
-    def adjoint(self):
-        sysm = self.system
-        if sysm._holds != self.key:
-            K.advance(*self.args)
-            sysm._holds = self.key
-        K.zero4(sysm._scr.grad, self.n)
-        K.advance.grad(*self.args)
-        K.zero3(sysm._cst.grad, self.n)
-
-
-class _Terminal:
-    def __init__(self, system, args):
-        self.system, self.args = system, args
-
-    def forward(self):
-        K.terminal(*self.args)
-
-    def adjoint(self):
-        K.zero4(self.system._tscr.grad, 1)
-        K.terminal.grad(*self.args)
+    def grad(self, *args):
+        K.advance.grad(*args)
 
 
 class ArticulatedSystem(System):
@@ -199,23 +180,40 @@ class ArticulatedSystem(System):
             self._holds = None
         return self._scr, self._cst
 
+    def _prepare_adjoint(self, key, n, *args):
+        """Before a segment's adjoint: recompute its scratch if another segment's forward pass
+        overwrote it, and zero the scratch adjoints."""
+        if self._holds != key:
+            K.advance(*args)
+            self._holds = key
+        K.zero4(self._scr.grad, n)
+
     def advance(self, x, u, slot0, t0, t1):
         n = t1 - t0
         scr, cst = self._scratch(n)
         a = self.arrays
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 scr, cst, self.ee_body, a.ncp, slot0, t0, t1)
-        return [_Segment(self, args, (id(x.q), slot0, t0, t1, id(scr)), n)]
+        key = (id(x.q), slot0, t0, t1, id(scr))
+        # reversed by the adjoint sweep: prepare scratch, advance.grad, clear the cost adjoints
+        return [adjoint_only(K.zero3, cst.grad, n), Launch(_Advance(self, key), args),
+                adjoint_only(self._prepare_adjoint, key, n, *args)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
-        self._scratch(t1 - t0)
-        return [_RunningSum(self._cst, t1 - t0, loss)]
+        _, cst = self._scratch(t1 - t0)
+        return [launch(K.running_sum, cst, t1 - t0, loss)]
 
     def terminal_cost(self, x, slot, loss):
         a = self.arrays
         args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._tscr,
                 self.ee_body, slot, _BIG, loss)
-        return [_Terminal(self, args)]
+        return [launch(K.terminal, *args), adjoint_only(K.zero4, self._tscr.grad, 1)]
+
+    def validate(self, steps):
+        rows = self._eet.shape[0]
+        if rows not in (1,) and rows < steps + 1:
+            raise ConfigError(f"the end-effector target trajectory has {rows} rows but a rollout of {steps} "
+                              f"steps needs {steps + 1} (one per state) or a single fixed target")
 
     def divergence_hint(self):
         return (f"reduce dt (now {self.dt} s), the torques, or the contact stiffness; check that the "
@@ -235,14 +233,3 @@ class ArticulatedSystem(System):
         pts = point_position(self.model, q_traj.reshape(T * B, nb), self.cost.ee_link, self.cost.ee_point,
                              params)
         return pts.reshape(T, B, 3)
-
-
-class _RunningSum:
-    def __init__(self, cst, n, loss):
-        self.args = (cst, n, loss)
-
-    def forward(self):
-        K.running_sum(*self.args)
-
-    def adjoint(self):
-        K.running_sum.grad(*self.args)
