@@ -114,15 +114,17 @@ class BilliardsProblem:
         self.rollout.forward(state0={"v": self.velocity(p)})
         return self.rollout.trajectory("x")
 
-    def solve(self, iters=30, aim_window=0.05):
+    def solve(self, iters=30, aim_window=0.05, potted=0.02):
         """L-BFGS-B on (speed, angle), speed in [0.3, 8] m/s and the angle within ``aim_window``
         rad of the initial aim (outside it the cue ball misses the target ball, where the
-        gradient is zero); returns the optimizers' result."""
+        gradient is zero). Stops once the ball ends within ``potted`` m of the pocket's mouth
+        (a pocket is about 6 cm wide). Returns the optimizers' result."""
         from optimizers import minimize
 
         a = self.p0[1]
         return minimize(self, self.x0(), method="lbfgs", iters=iters, progress=False,
-                        bounds=[(0.3, 8.0), (a - aim_window, a + aim_window)])
+                        bounds=[(0.3, 8.0), (a - aim_window, a + aim_window)],
+                        callback=lambda it, p, loss, grad: loss < potted ** 2)
 
 
 def build(balls: int = 16, layout: str = "spread", steps: int = 500, dt: float = 2.5e-3, target_ball: int = 1,

@@ -29,9 +29,10 @@ T = ti.template()
 @ti.kernel
 def body_target_cost(X: _A, slot: ti.i32, body: ti.i32, target: _A, w: ti.f64, loss: _A, dim: T):
     for _ in range(1):
-        d = ti.Vector([0.0, 0.0, 0.0])
-        for k in ti.static(range(dim)):
-            d[k] = X[slot, body, k] - target[k]
+        goal = ti.Vector([target[0], target[1], 0.0])
+        if ti.static(dim == 3):
+            goal = ti.Vector([target[0], target[1], target[2]])
+        d = load_vec(X, slot, body, dim) - goal
         loss[0] += w * d.dot(d)
 
 
