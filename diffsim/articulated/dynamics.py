@@ -115,6 +115,7 @@ class ModelArrays:
         bc[:, K.BLO] = np.maximum(model.lower, -NO_LIMIT)
         bc[:, K.BHI] = np.minimum(model.upper, NO_LIMIT)
         bc[:, K.BRV] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
+        bc[:, K.BACT] = np.asarray(model.actuated, dtype=float)
         self.bc = nd(bc)
         self.cs_values = np.zeros(K.NCS)
         self.cs = nd(self.cs_values)
@@ -175,7 +176,8 @@ def _out(x, single):
 
 def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = None):
     """Articulated-body algorithm (forward dynamics): joint accelerations qdd (rad/s^2 or
-    m/s^2) for joint torques/forces tau (N m or N), (nb,) or (B, nb)."""
+    m/s^2) for joint torques/forces tau (N m or N), (nb,) or (B, nb). Entries of tau on
+    passive (unactuated) joints are ignored."""
     q2, single = _as_batch(model, q, "q")
     qd2, _ = _as_batch(model, qd, "qd")
     tau2, _ = _as_batch(model, tau, "tau")

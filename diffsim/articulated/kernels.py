@@ -47,9 +47,10 @@ _I1 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 OE, OR, OV, OC, OIA, OPA, OU, OD, OUU, OA, ORW, OPW, OQDD = 0, 9, 12, 18, 24, 51, 57, 63, 64, 65, 71, 80, 83
 K = 84
 
-# body constants bc[i, :]: E_tree (row-major 3x3), axis, lower, upper, revolute (1.0) or not (0.0)
-BE, BAX, BLO, BHI, BRV = 0, 9, 12, 13, 14
-NBC = 15
+# body constants bc[i, :]: E_tree (row-major 3x3), axis, lower, upper, revolute (1.0) or not
+# (0.0), actuated (1.0) or passive (0.0: the joint's control is ignored)
+BE, BAX, BLO, BHI, BRV, BACT = 0, 9, 12, 13, 14, 15
+NBC = 16
 
 # global constants cs[:]: gravity (3), dt, contact stiffness, damping, friction, slip speed, ground
 # height, limit stiffness, limit damping, effort weight, running and terminal end-effector
@@ -268,7 +269,8 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
 
     State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); scratch
     slot t - t0. Writes the running-cost terms of step t to cst[t - t0, b, :] (one per joint:
-    dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2); the last: dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0).
+    dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only; the last:
+    dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are ignored.
     """
     for b in range(q.shape[1]):
         nb = q.shape[2]
@@ -287,7 +289,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 contact_force(k - nb - 1, s, b, cb, cp, cs, scr)
             elif k <= 2 * nb + ncp:
                 i = 2 * nb + ncp - k
-                taui = tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
+                taui = bc[i, BACT] * tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
                 pass_articulated(i, taui, s, b, par, arm, bc, scr)
             elif k <= 3 * nb + ncp:
                 i = k - 2 * nb - ncp - 1
@@ -297,7 +299,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 q[sl + 1, b, i] = q[sl, b, i] + cs[CDT] * vn
                 e = q[sl, b, i] - qw[b, i, QT]
                 cst[s, b, i] = cs[CDT] * (qw[b, i, WQ] * e * e + qw[b, i, WQD] * qd[sl, b, i] * qd[sl, b, i]
-                                          + cs[CWU] * tau[t, b, i] * tau[t, b, i])
+                                          + cs[CWU] * bc[i, BACT] * tau[t, b, i] * tau[t, b, i])
             elif ee >= 0:
                 d = ee_error(ee, t, s, b, eet, cs, scr)
                 cst[s, b, nb] = cs[CDT] * cs[CWE] * dot(d, d)
@@ -350,7 +352,8 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                      arm: _A2, par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, scr: _A4, ncp: ti.i32,
                      tau: _A2, M: _A3):
     """RNEA and CRBA of every robot (not differentiated): tau[b] = the torques giving qdd
-    (with damping, limits, armature and ground contact as in ``advance``) and
+    (with damping, limits, armature and ground contact as in ``advance``; for a passive joint,
+    what an actuator there would have to supply) and
     M[b] = M(q) + diag(armature). State in slot 0 of q, qd."""
     for b in range(q.shape[1]):
         nb = q.shape[2]

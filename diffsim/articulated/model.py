@@ -62,6 +62,7 @@ class JointSpec:
     lower: float = -NO_LIMIT
     upper: float = NO_LIMIT
     effort: float = np.inf
+    actuated: bool = True
 
 
 def _vec3(value, what):
@@ -114,11 +115,12 @@ class RobotBuilder:
     def add_joint(self, name: str, kind: str, parent: str, child: str, xyz=(0.0, 0.0, 0.0),
                   rpy=(0.0, 0.0, 0.0), axis=(1.0, 0.0, 0.0), damping: float = 0.0,
                   armature: float = 0.0, lower: float | None = None, upper: float | None = None,
-                  effort: float | None = None) -> str:
+                  effort: float | None = None, actuated: bool = True) -> str:
         """A joint of ``kind`` revolute, continuous, prismatic or fixed, placing ``child``'s frame
         at ``xyz`` (m) and roll-pitch-yaw ``rpy`` (rad) in ``parent``'s frame; ``axis`` (unit
         after normalising) in the child frame; damping, armature, position limits (rad or m;
-        None for none) and the actuator's effort limit (N m or N; informative)."""
+        None for none), the actuator's effort limit (N m or N; informative, e.g. for optimizer
+        bounds) and whether the joint is ``actuated`` (a passive joint ignores its control)."""
         if name in self.joints:
             raise ConfigError(f"joint '{name}' is defined twice")
         if kind not in JOINT_KINDS:
@@ -139,7 +141,7 @@ class RobotBuilder:
         self.joints[name] = JointSpec(name, kind, parent, child, _vec3(xyz, f"joint '{name}' xyz"),
                                       _vec3(rpy, f"joint '{name}' rpy"), a, float(damping),
                                       float(armature), lo, hi,
-                                      np.inf if effort is None else float(effort))
+                                      np.inf if effort is None else float(effort), bool(actuated))
         return name
 
     def add_contact_point(self, link: str, point=(0.0, 0.0, 0.0)):
@@ -237,7 +239,7 @@ class RobotBuilder:
             joint_offset=np.array([bd["offset"] for bd in bodies]), mass=mass, com=com, inertia=inertia,
             damping=np.array([j.damping for j in joints]), armature=np.array([j.armature for j in joints]),
             lower=np.array([j.lower for j in joints]), upper=np.array([j.upper for j in joints]),
-            effort=np.array([j.effort for j in joints]),
+            effort=np.array([j.effort for j in joints]), actuated=np.array([j.actuated for j in joints]),
             limit_stiffness=float(limit_stiffness), limit_damping=float(limit_damping),
             frames={n: (b, R.copy(), p.copy()) for n, (b, R, p) in frames.items()},
             contact_body=tuple(int(b) for b, _ in contacts),
@@ -250,8 +252,9 @@ class Model:
 
     Shapes: nb bodies = degrees of freedom; ``axis``, ``joint_offset``, ``com`` (nb, 3);
     ``E_tree`` (nb, 3, 3); ``inertia`` (nb, 6); ``mass``, ``damping``, ``armature``, ``lower``,
-    ``upper``, ``effort`` (nb,). ``frames[link] = (body, R, p)`` places every link (including
-    those merged by fixed joints) in its body's frame; body -1 is the world.
+    ``upper``, ``effort`` (nb,), ``actuated`` (nb,) bool. ``frames[link] = (body, R, p)``
+    places every link (including those merged by fixed joints) in its body's frame; body -1 is
+    the world.
     """
 
     name: str
@@ -272,6 +275,7 @@ class Model:
     lower: np.ndarray
     upper: np.ndarray
     effort: np.ndarray
+    actuated: np.ndarray
     limit_stiffness: float
     limit_damping: float
     frames: dict = field(repr=False)
@@ -368,11 +372,12 @@ def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping=0.05, armature=0.0,
 
 def cartpole(cart_mass: float = 1.0, pole_mass: float = 0.1, pole_length: float = 1.0,
              cart_damping: float = 0.0, pole_damping: float = 0.0, track: float | None = None,
-             gravity=(0.0, 0.0, -9.81)) -> Model:
+             gravity=(0.0, 0.0, -9.81), pole_actuated: bool = False, force_limit: float | None = None) -> Model:
     """Cart on a rail along x (prismatic, q[0] in m) carrying a pole hinged about y (q[1] in rad).
 
     q[1] = 0 hangs the pole straight down (-z), q[1] = pi points it up. The pole is a uniform
     rod; its tip is the link ``tip``. ``track``: half-length (m) of the rail, a soft limit.
+    The hinge is passive unless ``pole_actuated``; ``force_limit`` (N) is the cart's effort limit.
     """
     rb = RobotBuilder("cartpole", gravity)
     rb.add_link("rail")
@@ -381,7 +386,8 @@ def cartpole(cart_mass: float = 1.0, pole_mass: float = 0.1, pole_length: float 
                 inertia=rod_inertia(pole_mass, pole_length, "z"))
     rb.add_link("tip")
     rb.add_joint("slider", "prismatic", "rail", "cart", axis=(1, 0, 0), damping=cart_damping,
-                 lower=None if track is None else -track, upper=track)
-    rb.add_joint("hinge", "revolute", "cart", "pole", axis=(0, 1, 0), damping=pole_damping)
+                 lower=None if track is None else -track, upper=track, effort=force_limit)
+    rb.add_joint("hinge", "revolute", "cart", "pole", axis=(0, 1, 0), damping=pole_damping,
+                 actuated=pole_actuated)
     rb.add_joint("tip_weld", "fixed", "pole", "tip", xyz=(0, 0, -pole_length))
     return rb.finalize()

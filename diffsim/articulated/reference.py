@@ -10,7 +10,8 @@ Equation of motion (with soft limits, damping and armature)::
 
 ``tau_passive = -damping qd + tau_limit``; F_k are the ground-contact forces of the contact
 points (the shared penalty model). ``rnea`` returns the tau that produces a given qdd,
-``aba`` the qdd that a given tau produces, ``crba`` M(q) + diag(armature).
+``aba`` the qdd that a given tau produces (ignoring tau on passive joints), ``crba``
+M(q) + diag(armature).
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def aba(model: Model, q, qd, tau, params=None, f_ext=None, gravity=None) -> np.n
     p = _params(model, params)
     g = model.gravity if gravity is None else np.asarray(gravity, float)
     n = model.nb
-    tau = np.asarray(tau, float) + passive_torque(model, q, qd, params)
+    tau = np.asarray(tau, float) * model.actuated + passive_torque(model, q, qd, params)
     X, S, v, c, IA, pA = [], [], [], [], [], []
     for i in range(n):
         Xi = plucker(*joint_transform(model, i, q[i], params))

@@ -41,7 +41,7 @@ def branched_tree(seed=0, contact=False):
 
 TREES = {"arm4": lambda: planar_arm(4, lengths=[0.3, 0.25, 0.2, 0.15], masses=[1.0, 0.8, 0.6, 0.4],
                                     damping=0.1, armature=0.01, lower=-1.0, upper=1.0),
-         "cartpole": lambda: cartpole(pole_damping=0.05, track=0.5),
+         "cartpole": lambda: cartpole(pole_damping=0.05, track=0.5, pole_actuated=True),
          "tree": branched_tree}
 
 
@@ -177,6 +177,18 @@ def test_fixed_joints_are_merged_into_their_parent_body():
     # the merged body weighs both links
     rb_mass = model.mass[b]
     assert rb_mass > 0.5 + 0.5
+
+
+def test_passive_joints_ignore_their_control():
+    model = cartpole(pole_damping=0.05)
+    assert list(model.actuated) == [True, False]
+    rng = np.random.default_rng(8)
+    q, qd, tau = random_state(model, rng, 3)
+    qdd = aba(model, q, qd, tau)
+    assert np.array_equal(qdd, aba(model, q, qd, tau * [1.0, 0.0]))
+    assert np.allclose(qdd, [ref.aba(model, q[b], qd[b], tau[b]) for b in range(3)], atol=1e-10)
+    # inverse dynamics reports what the passive joint would need: zero, since ABA left it free
+    assert np.allclose(rnea(model, q, qd, qdd)[:, 1], 0.0, atol=1e-10)
 
 
 def test_bad_states_are_rejected():
