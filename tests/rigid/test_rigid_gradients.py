@@ -74,7 +74,7 @@ def test_fused_and_per_step_paths_agree(mixed_fused, mixed_steps):
     ls, gs = os_(x0)
     assert ls == pytest.approx(lf, rel=1e-12)
     np.testing.assert_allclose(gs, gf, rtol=1e-8, atol=1e-12 * np.abs(gf).max())
-    report = gradcheck(os_, x0, rtol=1e-5, step=1e-7, entries=4, directions=1, seed=2, floor=1e-3 * np.abs(gs).max())
+    report = gradcheck(os_, x0, rtol=1e-5, step=1e-7, entries=2, directions=1, seed=2, floor=1e-3 * np.abs(gs).max())
     assert report.ok, str(report)
 
 
@@ -93,7 +93,7 @@ def test_binomial_checkpointing_equals_store_all_bitwise(mixed_fused, mixed_step
 def billiard_scene(e=0.9):
     """2D: a cue ball hits two balls, one of which then hits a cushion (impulse model)."""
     b = ModelBuilder(2)
-    b.add_body(Sphere(0.03), mass=0.17, position=[0.2, 0.5], velocity=[2.0, 0.15], restitution=e)
+    b.add_body(Sphere(0.03), mass=0.17, position=[0.3, 0.5], velocity=[2.0, 0.15], restitution=e)
     b.add_body(Sphere(0.03), mass=0.16, position=[0.5, 0.52], restitution=e)
     b.add_body(Sphere(0.03), mass=0.17, position=[0.56, 0.47], restitution=e)
     b.add_plane([-1, 0], -0.9, restitution=0.8)
@@ -106,14 +106,14 @@ def test_impulse_gradients_match_central_differences(fused):
     model = billiard_scene()
     system = RigidSystem(model, dt=2e-3, contact="impulse", gravity=[0, 0], rolling_resistance=0.1, fused=fused,
                          segment=25, costs=[BodyTarget(1, [0.8, 0.9]), BodyTarget(2, [0.9, 0.0])])
-    ro = Rollout(system, 300, StoreAll())
+    ro = Rollout(system, 200, StoreAll())
     obj = Objective(ro, ["mass", "restitution", "linear_damping", Parameter("v", kind="state0"),
                          Parameter("x", kind="state0")])
     x0 = obj.x0()
-    speeds = system.simulate(300)["v"]
+    speeds = system.simulate(200)["v"]
     assert np.linalg.norm(speeds[-1, 2]) > 0.1 and np.linalg.norm(speeds[-1, 1]) > 0.1  # both were hit
     # the per-step path is launch-bound (6 launches a step): check fewer entries there
-    report = gradcheck(obj, x0, rtol=1e-6, step=1e-5, entries=20 if fused else 3, directions=2 if fused else 1,
+    report = gradcheck(obj, x0, rtol=1e-6, step=1e-5, entries=20 if fused else 2, directions=2 if fused else 1,
                        seed=3)
     assert report.ok, str(report)
 
