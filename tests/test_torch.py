@@ -84,3 +84,13 @@ def test_mlp_policy_trained_through_the_simulator():
         after = task_loss(held_out).item()
     print(f"policy task loss {before:.4g} -> {after:.4g}")
     assert after < before / 10, (before, after)
+
+
+def test_cartpole_policy_scene_learns_to_balance():
+    """scenes/policy_cartpole: an MLP trained through 16 batched cart-poles (1 s, open loop)
+    cuts the held-out loss by more than 10x in 40 Adam iterations (seed 0: 6.35 -> 0.34)."""
+    from scenes import policy_cartpole
+
+    before, after, history = policy_cartpole.build(seed=0).train(iters=40)
+    assert after < before / 10, (before, after)
+    assert history[-1] < history[0]
