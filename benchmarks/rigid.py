@@ -34,7 +34,7 @@ def main(argv=None):
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
     args = ap.parse_args(argv)
     import diffsim
-    from diffsim import Binomial, Rollout, StoreAll
+    from diffsim import Binomial, Rollout
     diffsim.init(arch="cpu", precision=args.precision, threads=args.threads)
     from diffsim.collision import GridBroadPhase, brute_force_pairs
     from scenes import billiards, bounce_tuning
@@ -51,8 +51,8 @@ def main(argv=None):
         ro.forward(state0={"v": v0})
         ro.backward()  # compiles
         reps = repeats if fused else 1
-        tf = _best(lambda: ro.forward(state0={"v": v0}), reps)
-        tfb = _best(lambda: (ro.forward(state0={"v": v0}), ro.backward()), reps)
+        tf = _best(lambda ro=ro, v0=v0: ro.forward(state0={"v": v0}), reps)
+        tfb = _best(lambda ro=ro, v0=v0: (ro.forward(state0={"v": v0}), ro.backward()), reps)
         label = "fused" if fused else "per_step"
         print(json.dumps({"figure": f"break16_{label}", **common, "bodies": 16, "steps": steps,
                           "dt_s": problem.system.dt, "segment": ro.segment if fused else 1,
@@ -96,11 +96,12 @@ def main(argv=None):
         xs.from_numpy(centres[None].astype(diffsim.config().numpy_real))
         bp.find_pairs(centres)  # compiles, allocates
         _, pairs, count = bp._own
-        t = _best(lambda: bp.run(xs, 0, pairs, count, 0), 5 if args.quick else 20)
+        t = _best(lambda bp=bp, xs=xs, pairs=pairs, count=count: bp.run(xs, 0, pairs, count, 0),
+                  5 if args.quick else 20)
         t0 = time.perf_counter()
         ref = brute_force_pairs(centres, radius)
         tref = time.perf_counter() - t0
-        print(json.dumps({"figure": f"broadphase_{dim}d", **common, "bodies": n, "pairs": int(len(ref)),
+        print(json.dumps({"figure": f"broadphase_{dim}d", **common, "bodies": n, "pairs": len(ref),
                           "grid_ms": round(1e3 * t, 3), "numpy_brute_force_ms": round(1e3 * tref, 1)}))
 
 

@@ -146,7 +146,21 @@ def quat_angle_between_np(a, b):
     return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
 
 
-__all__ = ["quat_mul", "quat_conj", "quat_normalized", "quat_to_matrix", "quat_rotate", "quat_rotate_inv",
-           "quat_integrate", "quat_from_angle_z", "world_inertia_inv_apply", "world_inertia_apply", "rot2",
-           "quat_mul_np", "quat_from_axis_angle_np", "quat_to_matrix_np", "quat_rotate_np",
-           "quat_angle_between_np"]
+__all__ = [
+    "quat_angle_between_np",
+    "quat_conj",
+    "quat_from_angle_z",
+    "quat_from_axis_angle_np",
+    "quat_integrate",
+    "quat_mul",
+    "quat_mul_np",
+    "quat_normalized",
+    "quat_rotate",
+    "quat_rotate_inv",
+    "quat_rotate_np",
+    "quat_to_matrix",
+    "quat_to_matrix_np",
+    "rot2",
+    "world_inertia_apply",
+    "world_inertia_inv_apply",
+]

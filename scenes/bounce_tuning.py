@@ -53,7 +53,7 @@ def make_system(dt=1e-3, stiffness=3e4, **values):
 def kick(steps, dt):
     """Control force (steps, 1, 3): the known kick during the first KICK_TIME seconds."""
     f = np.zeros((steps, 1, 3))
-    f[:int(round(KICK_TIME / dt)), 0] = KICK
+    f[:round(KICK_TIME / dt), 0] = KICK
     return f
 
 

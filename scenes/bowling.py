@@ -150,7 +150,6 @@ def animate(path, runs, titles, every=40, fps=15):
 
     fig = plt.figure(figsize=(4.2 * len(runs), 3.8))
     axes = [fig.add_subplot(1, len(runs), k + 1, projection="3d") for k in range(len(runs))]
-    u = np.linspace(0, 2 * np.pi, 10)
 
     def draw(k):
         for ax, run, title in zip(axes, runs, titles):

@@ -207,4 +207,4 @@ def all_pairs(n: int) -> np.ndarray:
     return np.stack([i, j], axis=1).astype(np.int32)
 
 
-__all__ = ["GridBroadPhase", "grid_pairs", "brute_force_pairs", "all_pairs"]
+__all__ = ["GridBroadPhase", "all_pairs", "brute_force_pairs", "grid_pairs"]

@@ -150,5 +150,16 @@ def capsule_capsule(ca, qa, ra, ha, cb, qb, rb, hb):
     return sphere_sphere(pa, ra, pb, rb)
 
 
-__all__ = ["sphere_sphere", "sphere_plane", "box_corner", "point_plane", "sphere_box", "capsule_segment",
-           "closest_on_segment", "capsule_sphere", "segment_segment", "capsule_capsule", "EPS_NORMAL"]
+__all__ = [
+    "EPS_NORMAL",
+    "box_corner",
+    "capsule_capsule",
+    "capsule_segment",
+    "capsule_sphere",
+    "closest_on_segment",
+    "point_plane",
+    "segment_segment",
+    "sphere_box",
+    "sphere_plane",
+    "sphere_sphere",
+]

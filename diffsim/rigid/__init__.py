@@ -10,5 +10,20 @@ from .model import ModelBuilder, RigidModel
 from .shapes import BOX, CAPSULE, SPHERE, Box, Capsule, Plane, Sphere
 from .system import PARAMETERS, RigidSystem
 
-__all__ = ["ModelBuilder", "RigidModel", "RigidSystem", "PARAMETERS", "Sphere", "Box", "Capsule", "Plane",
-           "SPHERE", "BOX", "CAPSULE", "Cost", "BodyTarget", "TrajectoryMatch", "Upright"]
+__all__ = [
+           "BOX",
+           "CAPSULE",
+           "PARAMETERS",
+           "SPHERE",
+           "BodyTarget",
+           "Box",
+           "Capsule",
+           "Cost",
+           "ModelBuilder",
+           "Plane",
+           "RigidModel",
+           "RigidSystem",
+           "Sphere",
+           "TrajectoryMatch",
+           "Upright",
+]

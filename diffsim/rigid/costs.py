@@ -17,8 +17,8 @@ import numpy as np
 import taichi as ti
 
 from ..errors import ConfigError
-from ..runtime import config
 from ..rotations import quat_rotate
+from ..runtime import config
 from ..tape import launch
 from .kernels import load_quat, load_vec
 
@@ -27,7 +27,7 @@ T = ti.template()
 
 
 @ti.kernel
-def body_target_cost(X: _A, slot: ti.i32, body: ti.i32, target: _A, w: ti.f64, loss: _A, dim: T):
+def body_target_cost(X: _A, slot: ti.i32, body: ti.i32, target: _A, w: float, loss: _A, dim: T):
     for _ in range(1):
         goal = ti.Vector([target[0], target[1], 0.0])
         if ti.static(dim == 3):
@@ -51,21 +51,21 @@ def _match_term(X: T, Q: T, obs_x: T, obs_q: T, wx, wr, s, t, i, dim: T):
 
 
 @ti.kernel
-def match_running(X: _A, Q: _A, obs_x: _A, obs_q: _A, wx: ti.f64, wr: ti.f64, slot0: ti.i32, t0: ti.i32,
+def match_running(X: _A, Q: _A, obs_x: _A, obs_q: _A, wx: float, wr: float, slot0: ti.i32, t0: ti.i32,
                   t1: ti.i32, loss: _A, dim: T):
     for t, i in ti.ndrange((t0, t1), X.shape[1]):
         loss[0] += _match_term(X, Q, obs_x, obs_q, wx, wr, slot0 + t - t0, t, i, dim)
 
 
 @ti.kernel
-def match_terminal(X: _A, Q: _A, obs_x: _A, obs_q: _A, wx: ti.f64, wr: ti.f64, slot: ti.i32, t: ti.i32,
+def match_terminal(X: _A, Q: _A, obs_x: _A, obs_q: _A, wx: float, wr: float, slot: ti.i32, t: ti.i32,
                    loss: _A, dim: T):
     for i in range(X.shape[1]):
         loss[0] += _match_term(X, Q, obs_x, obs_q, wx, wr, slot, t, i, dim)
 
 
 @ti.kernel
-def upright_cost(Q: _A, slot: ti.i32, bodies: _A, axis: _A, up: _A, w: ti.f64, loss: _A):
+def upright_cost(Q: _A, slot: ti.i32, bodies: _A, axis: _A, up: _A, w: float, loss: _A):
     for k in range(bodies.shape[0]):
         q = load_quat(Q, slot, bodies[k], 3)
         a = quat_rotate(q, ti.Vector([axis[0], axis[1], axis[2]]))
@@ -163,4 +163,4 @@ class Upright(Cost):
         return [launch(upright_cost, x.q, slot, self.bodies, self.axis, self.up, self.weight, loss)]
 
 
-__all__ = ["Cost", "BodyTarget", "TrajectoryMatch", "Upright"]
+__all__ = ["BodyTarget", "Cost", "TrajectoryMatch", "Upright"]

@@ -27,9 +27,26 @@ shape geometry unit_inertia planes consts, pair list pairs count, then the slots
 import taichi as ti
 
 from ..collision.impulse import normal_impulse
-from ..collision.narrowphase import capsule_capsule, capsule_sphere, point_plane, sphere_box, sphere_plane, sphere_sphere
-from ..contact import damping_ratio_from_restitution, penalty_normal_force_ramped, smoothed_coulomb_friction
-from ..rotations import quat_from_angle_z, quat_integrate, quat_rotate, world_inertia_apply, world_inertia_inv_apply
+from ..collision.narrowphase import (
+    capsule_capsule,
+    capsule_sphere,
+    point_plane,
+    sphere_box,
+    sphere_plane,
+    sphere_sphere,
+)
+from ..contact import (
+    damping_ratio_from_restitution,
+    penalty_normal_force_ramped,
+    smoothed_coulomb_friction,
+)
+from ..rotations import (
+    quat_from_angle_z,
+    quat_integrate,
+    quat_rotate,
+    world_inertia_apply,
+    world_inertia_inv_apply,
+)
 from .shapes import BOX, CAPSULE, SPHERE
 
 # consts layout (an ndarray of reals)
@@ -308,8 +325,8 @@ def imp_pair(X: T, S0: T, S2: T, S3: T, mass: T, rest: T, geom: T, cs: T, s, a, 
     """Sphere-sphere impulse with TOI at the predicted positions x + dt v*."""
     dt = cs[DT]
     va, vb = load3(S0, s, a), load3(S0, s, b)
-    n, depth, p = sphere_sphere(load_vec(X, s, a, dim) + dt * va, geom[a, 0],
-                                load_vec(X, s, b, dim) + dt * vb, geom[b, 0])
+    n, depth, _p = sphere_sphere(load_vec(X, s, a, dim) + dt * va, geom[a, 0],
+                                 load_vec(X, s, b, dim) + dt * vb, geom[b, 0])
     wa, wb = 1.0 / mass[a], 1.0 / mass[b]
     j, tau = normal_impulse(-depth, (va - vb).dot(n), wa, wb, 0.5 * (rest[a] + rest[b]), dt, cs[VMIN])
     da, db = (j * wa) * n, (-j * wb) * n
@@ -325,7 +342,7 @@ def imp_plane(X: T, S0: T, S2: T, S3: T, rest: T, geom: T, planes: T, cs: T, s, 
     dt = cs[DT]
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
     v = load3(S0, s, i)
-    n, depth, p = sphere_plane(load_vec(X, s, i, dim) + dt * v, geom[i, 0], pn, planes[pl, 3])
+    n, depth, _p = sphere_plane(load_vec(X, s, i, dim) + dt * v, geom[i, 0], pn, planes[pl, 3])
     j, tau = normal_impulse(-depth, v.dot(n), 1.0, 0.0, 0.5 * (rest[i] + planes[pl, 4]), dt, cs[VMIN])
     dv = j * n  # inverse mass 1 and a static plane: j is the velocity change itself
     for k in ti.static(range(3)):

@@ -206,4 +206,4 @@ class ModelBuilder:
         )
 
 
-__all__ = ["RigidModel", "ModelBuilder", "SPHERE", "BOX", "CAPSULE"]
+__all__ = ["BOX", "CAPSULE", "SPHERE", "ModelBuilder", "RigidModel"]

@@ -280,4 +280,4 @@ class RigidSystem(System):
         return out
 
 
-__all__ = ["RigidSystem", "PARAMETERS"]
+__all__ = ["PARAMETERS", "RigidSystem"]

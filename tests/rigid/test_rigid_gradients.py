@@ -15,7 +15,15 @@ import pytest
 
 from diffsim import Binomial, Objective, Parameter, Rollout, StoreAll, gradcheck
 from diffsim.errors import DiffsimError
-from diffsim.rigid import BodyTarget, Box, Capsule, ModelBuilder, RigidSystem, Sphere, TrajectoryMatch
+from diffsim.rigid import (
+    BodyTarget,
+    Box,
+    Capsule,
+    ModelBuilder,
+    RigidSystem,
+    Sphere,
+    TrajectoryMatch,
+)
 
 T = 100
 PARAMS = ["mass", "restitution", "friction", "linear_damping", "angular_damping"]

@@ -7,8 +7,17 @@ import taichi as ti
 from diffsim import Rollout
 from diffsim.errors import ConfigError
 from diffsim.rigid import Box, Capsule, ModelBuilder, RigidSystem, Sphere
-from diffsim.rotations import (quat_from_axis_angle_np, quat_integrate, quat_mul, quat_mul_np, quat_rotate,
-                               quat_rotate_inv, quat_rotate_np, quat_to_matrix, quat_to_matrix_np)
+from diffsim.rotations import (
+    quat_from_axis_angle_np,
+    quat_integrate,
+    quat_mul,
+    quat_mul_np,
+    quat_rotate,
+    quat_rotate_inv,
+    quat_rotate_np,
+    quat_to_matrix,
+    quat_to_matrix_np,
+)
 
 
 def test_bad_input_is_refused_with_a_clear_message():

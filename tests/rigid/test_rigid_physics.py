@@ -5,7 +5,10 @@ friction parameters measured from motion, a box at rest, analytic stopping dista
 import numpy as np
 import pytest
 
-from diffsim.contact import damping_ratio_from_restitution_np, restitution_from_damping_ratio_np
+from diffsim.contact import (
+    damping_ratio_from_restitution_np,
+    restitution_from_damping_ratio_np,
+)
 from diffsim.rigid import Box, Capsule, ModelBuilder, RigidSystem, Sphere
 from diffsim.rotations import quat_angle_between_np, quat_rotate_np
 
@@ -27,7 +30,7 @@ def random_gas(dim, n, seed, restitution=1.0, speed=1.0):
 @pytest.mark.parametrize("dim,contact", [(3, "impulse"), (2, "impulse"), (3, "penalty")])
 def test_momentum_is_conserved_in_elastic_collisions(dim, contact):
     model = random_gas(dim, 8, seed=dim, restitution=1.0)
-    kw = dict(stiffness=2e4) if contact == "penalty" else {}
+    kw = {"stiffness": 2e4} if contact == "penalty" else {}
     sysm = RigidSystem(model, dt=1e-3, contact=contact, gravity=np.zeros(dim), segment=50, **kw)
     out = sysm.simulate(400)
     m = model.mass[:, None]
@@ -76,7 +79,7 @@ def test_penalty_restitution_matches_parameter(e):
         b.add_body(Sphere(0.1), mass=1.0, position=[0, 0, 0.1], velocity=[0, 0, -2.0], restitution=e, friction=0)
         b.add_plane([0, 0, 1], 0.0, restitution=e, friction=0.0)
         sysm = RigidSystem(b.finalize(), dt=dt, stiffness=1e4, gravity=[0, 0, 0], segment=100)
-        v = sysm.simulate(int(round(0.1 / dt)))["v"][:, 0, 2]
+        v = sysm.simulate(round(0.1 / dt))["v"][:, 0, 2]
         assert v[-1] > 0
         errors.append(v[-1] / 2.0 / e - 1.0)
     assert abs(errors[1]) < 0.01
