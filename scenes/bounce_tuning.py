@@ -229,7 +229,7 @@ def demo(outdir: pathlib.Path) -> dict:
     seconds = time.perf_counter() - start
     fitted = problem.values(result.x)
     animate(outdir / "bounce_tuning.gif", problem.observed, [guess, problem.trajectory(result.x)],
-            ["designer's guess (orange) vs observed (grey)", "fitted"], every=35 if small else 15)
+            ["designer's guess (orange) vs observed (grey)", "fitted"], every=50 if small else 15)
     plot_fit(outdir / "bounce_tuning_fit.png", problem.history, problem.params, problem.hidden)
     return {"initial_loss": problem.history[0], "final_loss": float(result.fun), "fitted": fitted,
             "hidden": problem.hidden,

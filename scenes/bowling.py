@@ -197,12 +197,12 @@ def demo(outdir: pathlib.Path) -> dict:
     start = time.perf_counter()
     first = problem.trajectory(problem.x0())
     standing0 = problem.standing()
-    p, loss = problem.solve(iters=6 if small else 15, samples=4 if small else 8)
+    p, loss = problem.solve(iters=4 if small else 15, samples=4 if small else 8)
     seconds = time.perf_counter() - start
     best = problem.trajectory(p)
     standing1 = problem.standing(p)
     animate(outdir / "bowling.gif", [first, best], [f"first throw: {standing0} standing",
-                                                    f"best throw: {standing1} standing"], every=50 if small else 25)
+                                                    f"best throw: {standing1} standing"], every=80 if small else 25)
     plot_loss(outdir / "bowling_loss.png", problem.history)
     return {"initial_loss": problem.history[0], "final_loss": float(loss), "pins_standing_first": standing0,
             "pins_standing_best": standing1, "throw_y0_m": float(p[0]), "throw_angle_rad": float(p[1]),
