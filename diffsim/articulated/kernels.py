@@ -335,16 +335,23 @@ def running_sum(cst: _A3, n: ti.i32, loss: _A1):
 
 
 @ti.kernel
-def zero4(a: _A4, n: ti.i32):
-    """a[0:n] = 0 (scratch adjoints between segments)."""
-    for s, b, i, k in ti.ndrange(n, a.shape[1], a.shape[2], a.shape[3]):
-        a[s, b, i, k] = 0.0
+def zero4(a: _A4):
+    """a = 0 (a scratch adjoint); one thread, which beats a parallel ndrange here."""
+    ti.loop_config(serialize=True)
+    for s in range(a.shape[0]):
+        for b in range(a.shape[1]):
+            for i in range(a.shape[2]):
+                for k in range(a.shape[3]):
+                    a[s, b, i, k] = 0.0
 
 
 @ti.kernel
-def zero3(a: _A3, n: ti.i32):
-    for s, b, k in ti.ndrange(n, a.shape[1], a.shape[2]):
-        a[s, b, k] = 0.0
+def zero3(a: _A3):
+    ti.loop_config(serialize=True)
+    for s in range(a.shape[0]):
+        for b in range(a.shape[1]):
+            for k in range(a.shape[2]):
+                a[s, b, k] = 0.0
 
 
 @ti.kernel

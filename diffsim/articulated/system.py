@@ -21,8 +21,7 @@ a trajectory of T+1 points for tracking).
 All B robots advance in one kernel launch per segment of steps (parallel over robots, serial
 over time and bodies). Per-step intermediates live in a scratch buffer of one segment; the
 adjoint of a segment recomputes that segment's forward pass first when the scratch holds
-another one (one extra forward per segment, a few per cent of a backward sweep), so the
-memory is O(segment), not O(T).
+another one (one extra forward per segment), so the scratch memory is O(segment), not O(T).
 """
 
 from dataclasses import dataclass, field
@@ -175,18 +174,26 @@ class ArticulatedSystem(System):
             B, nb = self.batch, self.model.nb
             self._scr = nd(np.zeros((n, B, nb + 1, K.K)), needs_grad=True)
             self._cst = nd(np.zeros((n, B, nb + 1)), needs_grad=True)
-            K.zero4(self._scr.grad, n)
-            K.zero3(self._cst.grad, n)
+            K.zero4(self._scr.grad)
+            K.zero3(self._cst.grad)
             self._holds = None
         return self._scr, self._cst
 
-    def _prepare_adjoint(self, key, n, *args):
+    def _prepare_adjoint(self, key, *args):
         """Before a segment's adjoint: recompute its scratch if another segment's forward pass
-        overwrote it, and zero the scratch adjoints."""
+        overwrote it. (The scratch adjoints are zero here: Taichi's adjoint of a store clears
+        the stored element's adjoint after using it, and every scratch element is stored.)"""
         if self._holds != key:
             K.advance(*args)
             self._holds = key
-        K.zero4(self._scr.grad, n)
+
+    def _begin_adjoint(self):
+        """First launch of every adjoint sweep (before the terminal cost's): clear all scratch
+        adjoints, in case an earlier sweep was interrupted."""
+        K.zero4(self._tscr.grad)
+        if self._scr is not None:
+            K.zero4(self._scr.grad)
+            K.zero3(self._cst.grad)
 
     def advance(self, x, u, slot0, t0, t1):
         n = t1 - t0
@@ -195,9 +202,8 @@ class ArticulatedSystem(System):
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 scr, cst, self.ee_body, a.ncp, slot0, t0, t1)
         key = (id(x.q), slot0, t0, t1, id(scr))
-        # reversed by the adjoint sweep: prepare scratch, advance.grad, clear the cost adjoints
-        return [adjoint_only(K.zero3, cst.grad, n), Launch(_Advance(self, key), args),
-                adjoint_only(self._prepare_adjoint, key, n, *args)]
+        # reversed by the adjoint sweep: recompute the scratch if needed, then advance.grad
+        return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
         _, cst = self._scratch(t1 - t0)
@@ -207,7 +213,7 @@ class ArticulatedSystem(System):
         a = self.arrays
         args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._tscr,
                 self.ee_body, slot, _BIG, loss)
-        return [launch(K.terminal, *args), adjoint_only(K.zero4, self._tscr.grad, 1)]
+        return [launch(K.terminal, *args), adjoint_only(self._begin_adjoint)]
 
     def validate(self, steps):
         rows = self._eet.shape[0]
