@@ -25,7 +25,8 @@ import numpy as np
 
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
-from diffsim.rigid import Box, ModelBuilder, RigidSystem, TrajectoryMatch
+from diffsim.costs import TrajectoryMatch
+from diffsim.rigid import Box, ModelBuilder, RigidSystem
 
 DEMO_ORDER = 41
 
@@ -64,8 +65,9 @@ FITTED = [Parameter("restitution", lower=0.02, upper=1.0), Parameter("friction",
 @dataclass
 class BounceProblem:
     """The fit by multiple shooting: the clip is cut into segments of ``segment`` steps, each
-    simulated from the observed state at its start; ``problem(x) -> (loss, grad)`` sums their
-    mismatches, over x = (restitution, friction, log mass).
+    simulated from the observed state at its start; ``problem(x) -> (loss, grad)`` averages their
+    mismatches (:class:`diffsim.costs.TrajectoryMatch`: 100/m^2 on positions, 1 on quaternion
+    components, mean over states), over x = (restitution, friction, log mass).
 
     Why segments: over the whole clip (0.7 s, several bounces of a tumbling box) the mismatch
     is a bowl at coarse scale but rough at fine scale, since which corner lands first changes
@@ -90,24 +92,25 @@ class BounceProblem:
         force = kick(total, self.dt)
         for t0 in range(0, total, self.segment):
             t1 = min(t0 + self.segment, total)
-            ro = Rollout(self.system, t1 - t0, StoreAll())
+            scale = 1.0 / (t1 - t0 + 1)  # mean over the segment's states
+            matched = TrajectoryMatch(self.system, observed={"x": self.positions[t0:t1 + 1],
+                                                             "q": self.observed["q"][t0:t1 + 1]},
+                                      weights={"x": 100.0 * scale, "q": scale})
+            ro = Rollout(matched, t1 - t0, StoreAll())
             ro.set_state0(**{k: self.observed[k][t0] for k in ("x", "q", "v", "omega")})
             ro.set_controls(force=force[t0:t1])
-            cost = TrajectoryMatch(self.positions[t0:t1 + 1], self.observed["q"][t0:t1 + 1],
-                                   weight_position=100.0, weight_rotation=1.0)
-            self.parts.append((cost, Objective(ro, FITTED)))
+            self.parts.append(Objective(ro, FITTED))
 
     @property
     def objective(self):
-        return self.parts[0][1]
+        return self.parts[0]
 
     def x0(self):
         return self.objective.x0()
 
     def __call__(self, x):
         loss, grad = 0.0, np.zeros(len(x))
-        for cost, objective in self.parts:
-            self.system.costs = [cost]
+        for objective in self.parts:
             lk, gk = objective(x)
             loss, grad = loss + lk / len(self.parts), grad + gk / len(self.parts)
         self.history.append(float(loss))
@@ -131,7 +134,6 @@ class BounceProblem:
         if x is not None:
             self.objective.set(x)
         steps = self.positions.shape[0] - 1
-        self.system.costs = []
         out = self.system.simulate(steps, controls={"force": kick(steps, self.dt)})
         return {"x": out["x"], "q": out["q"]}
 

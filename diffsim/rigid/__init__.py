@@ -5,7 +5,7 @@
 ``RigidSystem(model, dt, contact="penalty" | "impulse", costs=[...])`` -> ``diffsim.Rollout``.
 """
 
-from .costs import BodyTarget, Cost, TrajectoryMatch, Upright
+from .costs import BodyTarget, Cost, PoseMatch, Upright
 from .model import ModelBuilder, RigidModel
 from .shapes import BOX, CAPSULE, SPHERE, Box, Capsule, Plane, Sphere
 from .system import PARAMETERS, RigidSystem
@@ -21,9 +21,9 @@ __all__ = [
            "Cost",
            "ModelBuilder",
            "Plane",
+           "PoseMatch",
            "RigidModel",
            "RigidSystem",
            "Sphere",
-           "TrajectoryMatch",
            "Upright",
 ]

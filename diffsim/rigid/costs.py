@@ -5,9 +5,12 @@ in slot slot0 + t - t0) and its terminal part (state T). Positions in m, orienta
 quaternions (3D) or angles (2D).
 
 - :class:`BodyTarget`: w |x_T[b] - target|^2 (m^2), e.g. a billiard ball into a pocket.
-- :class:`TrajectoryMatch`: (w_x |x_t - x_obs,t|^2 + w_r r(q_t, q_obs,t)) averaged over the
+- :class:`PoseMatch`: (w_x |x_t - x_obs,t|^2 + w_r r(q_t, q_obs,t)) averaged over the
   T + 1 states and summed over bodies, with r = 1 - (q . q_obs)^2 in 3D (sign-blind, 0 when
-  equal) and 1 - cos(theta - theta_obs) in 2D: system identification from observed motion.
+  equal) and 1 - cos(theta - theta_obs) in 2D: system identification from observed poses.
+  Unlike the generic :class:`diffsim.costs.TrajectoryMatch` (least squares on any state field),
+  it measures rotations, so quaternions recorded elsewhere (q and -q are the same
+  orientation) and angles that wrapped by 2 pi match.
 - :class:`Upright`: w sum_b (R(q_b) a . up)^2: how upright bodies with axis a still stand
   (bowling pins: minimise it to knock them over).
 """
@@ -105,7 +108,7 @@ class BodyTarget(Cost):
         return [launch(body_target_cost, x.x, slot, self.body, self.target, self.weight, loss, system.dim)]
 
 
-class TrajectoryMatch(Cost):
+class PoseMatch(Cost):
     """Mean over the T + 1 states of sum_b (w_x |x - x_obs|^2 + w_r r(q, q_obs)).
 
     positions: observed (T + 1, n, dim) m; orientations: observed (T + 1, n, 4) quaternions (3D)
@@ -115,11 +118,11 @@ class TrajectoryMatch(Cost):
     def __init__(self, positions, orientations=None, weight_position: float = 1.0, weight_rotation: float = 0.0):
         pos = np.asarray(positions, dtype=np.float64)
         if pos.ndim != 3:
-            raise ConfigError(f"TrajectoryMatch positions must be (T + 1, n, dim), got {pos.shape}")
+            raise ConfigError(f"PoseMatch positions must be (T + 1, n, dim), got {pos.shape}")
         self.steps = pos.shape[0] - 1
         if orientations is None:
             if weight_rotation:
-                raise ConfigError("TrajectoryMatch: weight_rotation needs observed orientations")
+                raise ConfigError("PoseMatch: weight_rotation needs observed orientations")
             orientations = (np.tile([1.0, 0, 0, 0], pos.shape[:2] + (1,)) if pos.shape[2] == 3
                             else np.zeros(pos.shape[:2]))
         ori = np.asarray(orientations, dtype=np.float64)
@@ -132,7 +135,7 @@ class TrajectoryMatch(Cost):
 
     def _check(self, system, t1):
         if self.shape[1:] != (system.n, system.dim) or t1 > self.steps:
-            raise ConfigError(f"TrajectoryMatch holds {self.steps} steps of {self.shape[1]} bodies in "
+            raise ConfigError(f"PoseMatch holds {self.steps} steps of {self.shape[1]} bodies in "
                               f"{self.shape[2]}D; the rollout has {system.n} bodies in {system.dim}D and reaches "
                               f"step {t1}")
 
@@ -163,4 +166,4 @@ class Upright(Cost):
         return [launch(upright_cost, x.q, slot, self.bodies, self.axis, self.up, self.weight, loss)]
 
 
-__all__ = ["BodyTarget", "Cost", "TrajectoryMatch", "Upright"]
+__all__ = ["BodyTarget", "Cost", "PoseMatch", "Upright"]

@@ -20,9 +20,9 @@ from diffsim.rigid import (
     Box,
     Capsule,
     ModelBuilder,
+    PoseMatch,
     RigidSystem,
     Sphere,
-    TrajectoryMatch,
 )
 
 T = 100
@@ -186,7 +186,7 @@ def test_trajectory_match_gradient_2d():
     model = b.finalize()
     system = RigidSystem(model, dt=1e-3, stiffness=2e4, segment=50)
     obs = system.simulate(200)
-    system.costs = [TrajectoryMatch(obs["x"] + 0.01, obs["theta"] - 0.05, weight_rotation=0.3)]
+    system.costs = [PoseMatch(obs["x"] + 0.01, obs["theta"] - 0.05, weight_rotation=0.3)]
     obj = Objective(Rollout(system, 200), ["mass", "restitution", "friction"])
     report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-7)
     assert report.ok, str(report)
