@@ -185,11 +185,11 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     ma = ModelArrays(model, B, params, contact or GroundContact())
     qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
     qs[0], qds[0] = q2, qd2
-    scr = nd(np.zeros((1, B, nb + 1, K.K)))
+    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp, ma.cs,
-              nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, nd(np.zeros((1, B, nb + 1))),
+              nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, nd(np.zeros((B, 1, nb + 1))),
               -1, ma.ncp, 0, 0, 1)
-    return _out(scr.to_numpy()[0, :, :nb, K.OQDD].astype(float), single)
+    return _out(scr.to_numpy()[:, 0, :nb, K.OQDD].astype(float), single)
 
 
 def _inverse_dynamics(model, q, qd, qdd, params, contact):
@@ -200,7 +200,7 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact):
     ma = ModelArrays(model, B, params, contact or GroundContact())
     tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
-                       ma.cs, nd(np.zeros((1, B, nb + 1, K.K))), ma.ncp, tau, M)
+                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.K))), ma.ncp, tau, M)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -224,10 +224,10 @@ def body_poses(model: Model, q, params=None):
     q2, single = _as_batch(model, q, "q")
     B, nb = q2.shape
     ma = ModelArrays(model, B, params)
-    scr = nd(np.zeros((1, B, nb + 1, K.K)))
+    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
     K.terminal(nd(q2[None]), nd(np.zeros((1, B, nb))), *ma.param_args()[:4], ma.par, ma.bc, ma.cs,
                nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, -1, 0, 0, nd(np.zeros(1)))
-    s = scr.to_numpy()[0, :, :nb].astype(float)
+    s = scr.to_numpy()[:, 0, :nb].astype(float)
     R = s[..., K.ORW:K.ORW + 9].reshape(B, nb, 3, 3)
     p = s[..., K.OPW:K.OPW + 3]
     return (R[0], p[0]) if single else (R, p)

@@ -15,8 +15,9 @@ One step of robot b (its own thread; robots run in parallel) is one serial loop 
 - last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
   Euler update of body i's joint.
 
-Everything a phase hands to a later one goes through the scratch ndarray ``scr[s, b, i, k]``
-(step slot s, robot b, body i, component k; layout below). Each element is stored once per
+Everything a phase hands to a later one goes through the scratch ndarray ``scr[b, s, i, k]``
+(robot b, step slot s, body i, component k; layout below; robot-major, so that each robot's
+thread walks its own contiguous block). Each element is stored once per
 step, may then receive atomic adds (a child's contribution to its parent), and is read after
 that: no element is overwritten after being read (Taichi's global data access rule), and no
 local variable is assigned twice, so reverse mode needs no adstack (TAICHI.md, section 0).
@@ -29,6 +30,7 @@ and (0, a_i) when prismatic, written branch-free as (rev_i a_i, (1 - rev_i) a_i)
 """
 
 import taichi as ti
+from taichi.lang import impl as _impl
 
 from .. import contact as _contact
 from .spatial import (_scalar, cross, cross_force, cross_motion, dot, inertia6, inertia_apply, madd, mm, msub, mtm,
@@ -68,51 +70,61 @@ ZERO33 = (0.0,) * 9
 EYE33 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
-@ti.func
-def ld3(a: ti.template(), s, b, i, o: ti.template()):
-    return (a[s, b, i, o], a[s, b, i, o + 1], a[s, b, i, o + 2])
+# Element access. These run at compile time inside kernels, like the scalar algebra of
+# .spatial: plain Python is not re-parsed by Taichi's AST transformer at every call (which, for
+# small @ti.func accessors called hundreds of times, dominated the time to load a cached
+# kernel). ``_at`` is what Taichi itself emits for ``a[i, j, ...]`` in a kernel (taichi 1.7.4).
 
 
-@ti.func
-def ld33(a: ti.template(), s, b, i, o: ti.template()):
-    return (a[s, b, i, o], a[s, b, i, o + 1], a[s, b, i, o + 2], a[s, b, i, o + 3], a[s, b, i, o + 4],
-            a[s, b, i, o + 5], a[s, b, i, o + 6], a[s, b, i, o + 7], a[s, b, i, o + 8])
+def _at(a, *idx):
+    return _impl.subscript(None, a, *idx)
 
 
-@ti.func
-def st(a: ti.template(), s, b, i, o: ti.template(), v: ti.template()):
-    """a[s, b, i, o:o+len(v)] = v (a tuple of scalars)."""
-    for k in ti.static(range(len(v))):
-        a[s, b, i, o + k] = v[k]
+@_scalar
+def ld3(a, s, b, i, o):
+    """scr[b, s, i, o:o+3] as a 3-tuple."""
+    return (_at(a, b, s, i, o), _at(a, b, s, i, o + 1), _at(a, b, s, i, o + 2))
 
 
-@ti.func
-def add(a: ti.template(), s, b, i, o: ti.template(), v: ti.template()):
-    """a[s, b, i, o:o+len(v)] += v (atomic adds)."""
-    for k in ti.static(range(len(v))):
-        a[s, b, i, o + k] += v[k]
+@_scalar
+def ld33(a, s, b, i, o):
+    """scr[b, s, i, o:o+9] as a row-major 3x3."""
+    return tuple(_at(a, b, s, i, o + k) for k in range(9))
 
 
-@ti.func
-def row3(a: ti.template(), b, i):
+@_scalar
+def st(a, s, b, i, o, v):
+    """scr[b, s, i, o:o+len(v)] = v (a tuple of scalars)."""
+    for k, x in enumerate(v):
+        _at(a, b, s, i, o + k)._assign(x)
+
+
+@_scalar
+def add(a, s, b, i, o, v):
+    """scr[b, s, i, o:o+len(v)] += v (atomic adds)."""
+    for k, x in enumerate(v):
+        ti.atomic_add(_at(a, b, s, i, o + k), x)
+
+
+@_scalar
+def row3(a, b, i):
     """a[b, i, 0:3] of a (B, nb, 3) ndarray."""
-    return (a[b, i, 0], a[b, i, 1], a[b, i, 2])
+    return (_at(a, b, i, 0), _at(a, b, i, 1), _at(a, b, i, 2))
 
 
-@ti.func
-def row6(a: ti.template(), b, i):
-    return (a[b, i, 0], a[b, i, 1], a[b, i, 2], a[b, i, 3], a[b, i, 4], a[b, i, 5])
+@_scalar
+def row6(a, b, i):
+    return tuple(_at(a, b, i, k) for k in range(6))
 
 
-@ti.func
-def body_axis(bc: ti.template(), i):
-    return (bc[i, BAX], bc[i, BAX + 1], bc[i, BAX + 2])
+@_scalar
+def body_axis(bc, i):
+    return (_at(bc, i, BAX), _at(bc, i, BAX + 1), _at(bc, i, BAX + 2))
 
 
-@ti.func
-def tree_rotation(bc: ti.template(), i):
-    return (bc[i, BE], bc[i, BE + 1], bc[i, BE + 2], bc[i, BE + 3], bc[i, BE + 4], bc[i, BE + 5],
-            bc[i, BE + 6], bc[i, BE + 7], bc[i, BE + 8])
+@_scalar
+def tree_rotation(bc, i):
+    return tuple(_at(bc, i, BE + k) for k in range(9))
 
 
 @ti.func
@@ -239,9 +251,9 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), scr: ti.t
                           ld3(scr, s, b, p, OA + 3))
     aw = vadd(xw, ld3(scr, s, b, i, OC))
     av = vadd(xv, ld3(scr, s, b, i, OC + 3))
-    qdd = (scr[s, b, i, OUU] - dot(ld3(scr, s, b, i, OU), aw) - dot(ld3(scr, s, b, i, OU + 3), av)) / scr[s, b, i, OD]
+    qdd = (scr[b, s, i, OUU] - dot(ld3(scr, s, b, i, OU), aw) - dot(ld3(scr, s, b, i, OU + 3), av)) / scr[b, s, i, OD]
     st(scr, s, b, i, OA, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * (1.0 - rev))))
-    scr[s, b, i, OQDD] = qdd
+    scr[b, s, i, OQDD] = qdd
     return qdd
 
 
@@ -268,7 +280,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
         qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
 
     State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); scratch
-    slot t - t0. Writes the running-cost terms of step t to cst[t - t0, b, :] (one per joint:
+    slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one per joint:
     dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only; the last:
     dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are ignored.
     """
@@ -298,13 +310,13 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 qd[sl + 1, b, i] = vn
                 q[sl + 1, b, i] = q[sl, b, i] + cs[CDT] * vn
                 e = q[sl, b, i] - qw[b, i, QT]
-                cst[s, b, i] = cs[CDT] * (qw[b, i, WQ] * e * e + qw[b, i, WQD] * qd[sl, b, i] * qd[sl, b, i]
+                cst[b, s, i] = cs[CDT] * (qw[b, i, WQ] * e * e + qw[b, i, WQD] * qd[sl, b, i] * qd[sl, b, i]
                                           + cs[CWU] * bc[i, BACT] * tau[t, b, i] * tau[t, b, i])
             elif ee >= 0:
                 d = ee_error(ee, t, s, b, eet, cs, scr)
-                cst[s, b, nb] = cs[CDT] * cs[CWE] * dot(d, d)
+                cst[b, s, nb] = cs[CDT] * cs[CWE] * dot(d, d)
             else:
-                cst[s, b, nb] = 0.0
+                cst[b, s, nb] = 0.0
 
 
 @ti.kernel
@@ -330,28 +342,28 @@ def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _
 @ti.kernel
 def running_sum(cst: _A3, n: ti.i32, loss: _A1):
     """loss[0] += the running-cost terms of the first n steps of a segment."""
-    for s, b, k in ti.ndrange(n, cst.shape[1], cst.shape[2]):
-        loss[0] += cst[s, b, k]
+    for b, s, k in ti.ndrange(cst.shape[0], n, cst.shape[2]):
+        loss[0] += cst[b, s, k]
 
 
 @ti.kernel
 def zero4(a: _A4):
     """a = 0 (a scratch adjoint); one thread, which beats a parallel ndrange here."""
     ti.loop_config(serialize=True)
-    for s in range(a.shape[0]):
-        for b in range(a.shape[1]):
+    for x in range(a.shape[0]):
+        for y in range(a.shape[1]):
             for i in range(a.shape[2]):
                 for k in range(a.shape[3]):
-                    a[s, b, i, k] = 0.0
+                    a[x, y, i, k] = 0.0
 
 
 @ti.kernel
 def zero3(a: _A3):
     ti.loop_config(serialize=True)
-    for s in range(a.shape[0]):
-        for b in range(a.shape[1]):
+    for x in range(a.shape[0]):
+        for y in range(a.shape[1]):
             for k in range(a.shape[2]):
-                a[s, b, k] = 0.0
+                a[x, y, k] = 0.0
 
 
 @ti.kernel

@@ -96,7 +96,7 @@ class ArticulatedSystem(System):
         if self.segment < 1:
             raise ConfigError(f"segment must be >= 1 step, got {segment}")
         self._scr = self._cst = None
-        self._tscr = nd(np.zeros((1, B, nb + 1, K.K)), needs_grad=True)
+        self._tscr = nd(np.zeros((B, 1, nb + 1, K.K)), needs_grad=True)
         self._holds = None
         self.q0 = np.zeros((B, nb))
         self.qd0 = np.zeros((B, nb))
@@ -170,10 +170,10 @@ class ArticulatedSystem(System):
     # ------------------------------------------------------------------ the tape's launches
 
     def _scratch(self, n):
-        if self._scr is None or self._scr.shape[0] < n:
+        if self._scr is None or self._scr.shape[1] < n:
             B, nb = self.batch, self.model.nb
-            self._scr = nd(np.zeros((n, B, nb + 1, K.K)), needs_grad=True)
-            self._cst = nd(np.zeros((n, B, nb + 1)), needs_grad=True)
+            self._scr = nd(np.zeros((B, n, nb + 1, K.K)), needs_grad=True)
+            self._cst = nd(np.zeros((B, n, nb + 1)), needs_grad=True)
             K.zero4(self._scr.grad)
             K.zero3(self._cst.grad)
             self._holds = None
