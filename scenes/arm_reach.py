@@ -196,7 +196,8 @@ def main(argv=None):
     parser.add_argument("--mpc", action="store_true", help="also run MPC tracking of a moving target")
     parser.add_argument("--out", default="diffsim-out")
     args = parser.parse_args(argv)
-    diffsim.init()
+    if not diffsim.is_initialized():
+        diffsim.init()
     problem = build(n_links=args.links, steps=args.steps, dt=args.dt)
     res = problem.solve(iters=args.iters)
     traj = problem.trajectory(res.x)

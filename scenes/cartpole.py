@@ -99,7 +99,8 @@ def demo(outdir: pathlib.Path) -> dict:
                              "cart-pole: joints, force, loss", res.history["loss"])
     angle = traj["q"][-1, 1]
     return {"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun), "iterations": int(res.nit),
-            "final_pole_angle_rad": float(angle), "upright_error_rad": float(abs((angle - np.pi + np.pi) % (2 * np.pi) - np.pi)),
+            "final_pole_angle_rad": float(angle),
+            "upright_error_rad": float(abs((angle - np.pi + np.pi) % (2 * np.pi) - np.pi)),
             "final_tip_distance_m": float(np.linalg.norm(traj["tip"][-1] - problem.target)),
             "max_force_N": float(np.abs(traj["tau"][:, 0]).max()),
             "seconds": time.perf_counter() - start, "gif": gif, "plot": plot}
@@ -112,7 +113,8 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--force-limit", type=float, default=15.0)
     args = parser.parse_args(argv)
-    diffsim.init()
+    if not diffsim.is_initialized():
+        diffsim.init()
     problem = build(steps=args.steps, dt=args.dt, force_limit=args.force_limit)
     res = problem.solve(iters=args.iters)
     traj = problem.trajectory(res.x)

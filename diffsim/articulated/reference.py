@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import PRISMATIC, REVOLUTE, Model
+from .model import REVOLUTE, Model
 from .spatial import crf, crm, inertia_matrix, plucker, rotation_about, spatial_inertia
 
 

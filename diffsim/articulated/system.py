@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ..runtime import config
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position

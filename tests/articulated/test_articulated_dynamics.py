@@ -200,3 +200,20 @@ def test_bad_states_are_rejected():
         aba(model, [np.nan, 0], [0, 0], [0, 0])
     with pytest.raises(ConfigError, match="mass"):
         aba(model, [0, 0], [0, 0], [0, 0], params={"mass": [1.0, -1.0]})
+
+
+def test_float32_runtime(python_subprocess):
+    """The same kernels in single precision (another process: one runtime per process)."""
+    code = """
+import numpy as np, diffsim
+diffsim.init(arch="cpu", precision="f32")
+from diffsim.articulated import aba, planar_arm, reference
+m = planar_arm(3)
+q, qd, tau = np.random.default_rng(0).normal(size=(3, 4, 3))
+ref = np.array([reference.aba(m, q[b], qd[b], tau[b]) for b in range(4)])
+err = np.abs(aba(m, q, qd, tau) - ref).max() / np.abs(ref).max()
+print("relative error", err)
+assert 1e-9 < err < 1e-4
+"""
+    proc = python_subprocess(code)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

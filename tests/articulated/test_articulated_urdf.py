@@ -124,4 +124,5 @@ def test_malformed_urdf_errors():
     with pytest.raises(ConfigError, match="neither XML text nor an existing file"):
         load_urdf("/no/such/robot.urdf")
     with pytest.raises(ConfigError, match="cycle"):
-        load_urdf(URDF.replace('<parent link="base"/><child link="upper"/>', '<parent link="tool"/><child link="upper"/>'))
+        load_urdf(URDF.replace('<parent link="base"/><child link="upper"/>',
+                               '<parent link="tool"/><child link="upper"/>'))
