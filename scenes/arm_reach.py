@@ -155,7 +155,7 @@ def demo(outdir: pathlib.Path) -> dict:
                          targets=problem.target, title="5-link arm reach (L-BFGS)", trail="tip", frames=20)
     plot = plot_trajectories(outdir / "arm_reach.png", t, traj["q"], traj["tau"], problem.model.joint_names,
                              "arm reach: joints, torques, loss", res.history["loss"])
-    mpc = track(n_total=60, iters_per_solve=10)
+    mpc = track(n_total=45, iters_per_solve=10)
     mpc_plot = _plot_tracking(outdir / "arm_reach_mpc.png", mpc)
     final_dist = float(np.linalg.norm(traj["tip"][-1] - problem.target))
     return {"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun), "iterations": int(res.nit),
