@@ -1,4 +1,4 @@
-"""Spatial (6-D) vector algebra in Featherstone's notation, in NumPy and as Taichi functions.
+"""Spatial (6-D) vector algebra in Featherstone's notation: 6x6 NumPy matrices and scalar tuples.
 
 Conventions (R. Featherstone, *Rigid Body Dynamics Algorithms*, 2008, chapter 2):
 - A motion vector is ``m = (w, v)``: angular velocity w (rad/s) and the linear velocity v (m/s)
