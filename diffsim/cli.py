@@ -41,9 +41,12 @@ def cmd_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"[diffsim demo] writing to {out}")
     summary, failed = {}, []
-    for name, module in scenes.demos():
-        if args.only and name not in args.only:
-            continue
+    names = args.only or (None if args.all else scenes.HEADLINE)
+    unknown = sorted(set(args.only or ()) - set(scenes.available()))
+    if unknown:
+        print(f"unknown scenes {unknown}; scenes are {scenes.available()}", file=sys.stderr)
+        return 2
+    for name, module in scenes.demos(names):
         start = time.perf_counter()
         print(f"\n== {name}")
         try:
@@ -95,10 +98,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("info", help="Taichi version, arch, precision, threads")
     _runtime_args(p)
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("demo", help="run every scene's demo at small size, write pictures")
+    p = sub.add_parser("demo", help="run the headline scenes (--all: every scene) at small size, write pictures")
     _runtime_args(p)
     p.add_argument("--out", default="diffsim-out", help="folder for pictures and summary.json")
-    p.add_argument("--only", nargs="*", help="scene names to run (default: all)")
+    p.add_argument("--only", nargs="*", help="scene names to run (default: the headline scenes)")
+    p.add_argument("--all", action="store_true", help="run every scene's demo")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("run", help="run one scene: diffsim run SCENE [scene options]")
     _runtime_args(p)

@@ -4,6 +4,10 @@ part in ``diffsim demo``, ``demo(outdir) -> dict`` and an integer ``DEMO_ORDER``
 import importlib
 import pkgutil
 
+# What ``diffsim demo`` runs by default: the reference system and one headline scene per field
+# (robotics, game physics, molecular). ``diffsim demo --all`` runs every scene with a demo.
+HEADLINE = ("hanging_chain", "arm_reach", "billiards", "forcefield_fit")
+
 
 def available() -> list:
     """Names of the scene modules in this package."""
@@ -17,11 +21,13 @@ def load(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def demos() -> list:
-    """(name, module) of every scene with a ``demo``, in ``DEMO_ORDER``. A scene that fails to
-    import is returned with the exception in place of the module."""
+def demos(names=None) -> list:
+    """(name, module) of the scenes with a ``demo`` among ``names`` (default: all), in
+    ``DEMO_ORDER``. A scene that fails to import is returned with the exception in its place."""
     found = []
     for name in available():
+        if names is not None and name not in names:
+            continue
         try:
             module = load(name)
         except Exception as exc:  # reported by the CLI, never hidden

@@ -91,3 +91,17 @@ def test_demo_writes_its_pictures_and_summary(tmp_path):
     assert chain["gradcheck_ok"] is True and chain["gradcheck_max_rel_error"] < 1e-6
     assert (tmp_path / "hanging_chain.png").stat().st_size > 10_000
     assert "PASS" in (tmp_path / "hanging_chain_gradcheck.txt").read_text()
+
+
+def test_demo_refuses_unknown_scene_names(tmp_path):
+    out = run_python(f"from diffsim.cli import main; raise SystemExit(main(['demo', '--arch', 'cpu', "
+                     f"'--only', 'no_such_scene', '--out', {str(tmp_path)!r}]))")
+    assert out.returncode == 2 and "unknown scenes ['no_such_scene']" in out.stderr
+
+
+def test_headline_scenes_exist_and_have_demos():
+    import scenes
+
+    names = [name for name, module in scenes.demos(scenes.HEADLINE)]
+    assert sorted(names) == sorted(scenes.HEADLINE)
+    assert all(not isinstance(m, Exception) for _, m in scenes.demos())
