@@ -59,18 +59,21 @@ def chain_fit(quick):
     ro = Rollout(TrajectoryMatch(MassSpringChain(stiffness=120.0, damping=0.6, **kw), {"q": ref.trajectory("q")},
                                  weights={"q": 1e4}), T, Binomial(4))
     ro.set_controls(force=u)
-    obj = Objective(ro, [Parameter("stiffness", transform="log"), Parameter("damping", transform="log")])
+    obj = Objective(ro, [Parameter("stiffness", transform="log"), Parameter("damping", transform="log")],
+                    on_diverged="nan")
     x0 = obj.x0()
     runs = {"lbfgs": dict(method=opt.LBFGS(gtol=1e-14, ftol=1e-16), iters=200),
             "adam": dict(method="adam", lr=0.05, iters=100 if quick else 200),
-            "sgd_nesterov": dict(method=opt.SGD(lr=2e-4, momentum=0.9, nesterov=True), iters=100 if quick else 200),
-            "rmsprop": dict(method="rmsprop", lr=0.01, iters=100 if quick else 200)}
+            "sgd_nesterov": dict(method=opt.SGD(lr=2e-4, momentum=0.9, nesterov=True), iters=100 if quick else 200,
+                                 on_nonfinite="backoff"),
+            "rmsprop": dict(method="rmsprop", lr=0.01, iters=100 if quick else 200, on_nonfinite="backoff")}
     for name, kwargs in runs.items():
         res = opt.minimize(obj, x0, progress=False, **kwargs)
         values = obj.unpack(res.x)
         err = max(abs(values[k][0] / v - 1) for k, v in hidden.items())
         yield {"figure": "fit", "problem": "chain stiffness+damping from a 200-step trajectory", "method": name,
-               "iterations": res.nit, "evaluations": res.nfev, "wall_s": round(res.timings["total_s"], 3),
+               "iterations": res.nit, "evaluations": res.nfev, "backoffs": res.nbackoff,
+               "wall_s": round(res.timings["total_s"], 3),
                "max_rel_error": float(err), "loss": res.fun}
 
 

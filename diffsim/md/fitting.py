@@ -17,7 +17,7 @@ import taichi as ti
 
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from .forcefield import ForceField, zero_forces
+from .forcefield import ForceField
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)

@@ -35,7 +35,7 @@ from .. import storage
 from .forcefield import ForceField, zero_forces
 from .integrators import Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, scale_velocities
 from .model import Model
-from .observables import RDF, Cost
+from .observables import Cost
 
 OBSERVE = ("energy", "msd")
 

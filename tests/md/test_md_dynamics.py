@@ -4,7 +4,6 @@ rollout gradients against central differences."""
 import numpy as np
 import pytest
 
-import diffsim
 from diffsim import Binomial, Objective, Parameter, Rollout, StoreAll, gradcheck
 from diffsim.errors import ConfigError
 from diffsim.md import (RDF, ForceField, Langevin, LennardJones, MDSystem, Model, Morse, MSDMatch, PotentialEnergy,

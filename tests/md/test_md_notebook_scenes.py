@@ -4,7 +4,6 @@ import json
 import os
 import pathlib
 
-import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
