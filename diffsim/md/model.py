@@ -29,6 +29,25 @@ def _as_array(name, value, shape, dtype=np.float64):
     return arr
 
 
+def _check_overlaps(pos, box, min_distance):
+    """ConfigError naming the first pair of atoms closer than ``min_distance`` (minimum image)."""
+    from scipy.spatial import cKDTree
+
+    periodic = box > 0
+    lo = pos.min(axis=0)
+    span = pos.max(axis=0) - lo
+    # open axes get a period far larger than the cloud, so no image ever comes near
+    size = np.where(periodic, box, 4.0 * span + 10.0 * min_distance + 1.0)
+    wrapped = np.where(periodic, np.mod(pos, np.where(periodic, box, 1.0)), pos - lo)
+    pairs = cKDTree(wrapped, boxsize=size).query_pairs(min_distance, output_type="ndarray")
+    if len(pairs):
+        i, j = sorted(int(k) for k in pairs[0])
+        d = pos[i] - pos[j]
+        d -= np.where(periodic, box * np.round(d / np.where(periodic, box, 1.0)), 0.0)
+        raise ConfigError(f"atoms {i} and {j} overlap: {np.linalg.norm(d):.3g} apart, closer than "
+                          f"min_distance={min_distance}; remove one or move them apart")
+
+
 @dataclass
 class Model:
     """A set of atoms. Units follow ``units`` ("lj" or "metal").
@@ -46,6 +65,7 @@ class Model:
     velocities: object = None
     units: str = "lj"
     symbols: list = field(default_factory=list)
+    min_distance: float = 1e-3
 
     def __post_init__(self):
         pos = np.asarray(self.positions)
@@ -72,6 +92,8 @@ class Model:
         self.units_info = get_units(self.units)
         self.units = self.units_info.name
         self.symbols = list(self.symbols)
+        if self.min_distance > 0:
+            _check_overlaps(self.positions, self.box, self.min_distance)
 
     @property
     def n(self) -> int:

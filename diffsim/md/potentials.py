@@ -203,6 +203,11 @@ def pack_pairs(name: str, value, ntypes: int) -> np.ndarray:
         return v[iu].copy()
     if v.shape == (npair,):
         return v.copy()
+    known = v.shape[0] if v.ndim == 2 and v.shape[0] == v.shape[1] else next(
+        (k for k in range(1, ntypes) if v.shape == (n_pairs(k),)), None)
+    if known is not None and known < ntypes:
+        raise ConfigError(f"unknown atom type {ntypes - 1}: {name} covers types 0..{known - 1} only; give "
+                          f"values for all {ntypes} types present in the model")
     raise ConfigError(f"{name} must be a scalar, a ({ntypes}, {ntypes}) matrix or a packed vector of "
                       f"{npair} type pairs, got shape {v.shape}")
 

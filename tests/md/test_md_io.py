@@ -53,4 +53,4 @@ def test_non_orthorhombic_cell_is_rejected():
     with pytest.raises(ConfigError, match="orthorhombic"):
         from_ase(bulk("Cu", "fcc", a=3.61))  # primitive cell
     with pytest.raises(ConfigError, match="frames"):
-        write_extxyz("/tmp/x.xyz", np.zeros((2, 3, 3)), Model(np.zeros((4, 3))))
+        write_extxyz("/tmp/x.xyz", np.zeros((2, 3, 3)), Model(np.arange(12.0).reshape(4, 3)))
