@@ -3,6 +3,7 @@ and the neighbour-list rebuild time. One JSON line per figure.
 
     python benchmarks/md.py            # N = 4000 (10^3 fcc cells), 100 steps
     python benchmarks/md.py --quick    # N = 500
+    python benchmarks/md.py --cells 20 --precision f32   # N = 32,000 in float32
 
 Reference (TAICHI.md, this kind of 2-core machine): LAMMPS 2.2-2.5 M atom-steps/s per core on
 in.lj; Taichi forward 2.0 M and forward+checkpointed backward 0.35 M atom-steps/s at N = 4000.
@@ -20,13 +21,15 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
+    ap.add_argument("--cells", type=int, default=None,
+                    help="fcc cells per edge, 4 cells^3 atoms (10: N = 4,000; 20: N = 32,000)")
     args = ap.parse_args(argv)
     import diffsim
     from diffsim import Binomial, Rollout, StoreAll
     diffsim.init(arch="cpu", precision=args.precision, threads=args.threads)
     from scenes.lj_fluid import build
 
-    cells = 5 if args.quick else 10
+    cells = args.cells or (5 if args.quick else 10)
     steps = args.steps or (100 if args.quick else 100)
     prob = build(cells=cells, steps=steps, snapshots=None, segment=20)
     n = prob.model.n
