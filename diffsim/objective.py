@@ -172,6 +172,16 @@ class Objective:
             else:
                 r.set_state0(**{name: value})
 
+    def loss(self, x) -> float:
+        """The loss alone at x (a forward sweep, no adjoint): what finite differences need."""
+        self.set(self._check(x))
+        try:
+            return self.rollout.forward()
+        except SimulationDiverged:
+            if self.on_diverged == "raise":
+                raise
+            return float("nan")
+
     def __call__(self, x):
         """(loss, dloss/dx) at x; x and the gradient are float64 vectors in the packed space."""
         x = self._check(x)
