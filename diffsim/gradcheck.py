@@ -71,7 +71,7 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
     """Check the reverse-mode gradient of ``f`` at ``x`` against central differences.
 
     f: ``x -> (loss, grad)`` (an :class:`~diffsim.objective.Objective`, say), float64 in and out;
-        when ``f.loss(x)`` exists it is used for the finite differences (no adjoint sweep).
+        when ``f.forward_loss(x)`` exists it is used for the finite differences (no adjoint sweep).
     rtol: largest accepted |reverse - FD| / max(|reverse|, |FD|, floor).
     step: relative step, h_i = step * max(1, |x_i|); Richardson extrapolation makes the
         truncation error O(h^4), so the default 1e-4 sits well above round-off.
@@ -92,7 +92,7 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
     floor = floor if floor is not None else 1e-8 * max(float(np.max(np.abs(g))), 1e-30)
     scale = step * np.maximum(1.0, np.abs(x))
 
-    loss_only = getattr(f, "loss", None)  # an Objective skips the adjoint sweep for FD
+    loss_only = getattr(f, "forward_loss", None)  # an Objective skips the adjoint sweep for FD
 
     def loss(y):
         return float(loss_only(y)) if callable(loss_only) else float(f(y)[0])

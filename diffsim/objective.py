@@ -172,7 +172,7 @@ class Objective:
             else:
                 r.set_state0(**{name: value})
 
-    def loss(self, x) -> float:
+    def forward_loss(self, x) -> float:
         """The loss alone at x (a forward sweep, no adjoint): what finite differences need."""
         self.set(self._check(x))
         try:
