@@ -31,3 +31,21 @@ def run_python(code: str, env: dict | None = None, timeout: float = 300) -> subp
 @pytest.fixture
 def python_subprocess():
     return run_python
+
+
+def execute_notebook(name: str):
+    """Execute ``notebooks/<name>`` at small size (DIFFSIM_SMALL=1) in a fresh kernel; return the
+    executed notebook and the text it printed. Fails if it was committed with outputs."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit it without outputs"
+    saved = dict(os.environ)
+    os.environ.update(DIFFSIM_SMALL="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return nb, text

@@ -2,12 +2,11 @@
 swing-up, their demos (GIF, plots) and the trajectory-optimisation notebook."""
 
 import json
-import os
 import pathlib
 
 import numpy as np
-import pytest
 
+from conftest import execute_notebook
 from diffsim import gradcheck
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -61,13 +60,5 @@ def test_cartpole_demo_swings_up(tmp_path):
 
 
 def test_robot_trajectory_optimization_notebook_executes():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    path = ROOT / "notebooks" / "robot_trajectory_optimization.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit it without outputs"
-    os.environ["DIFFSIM_SMALL"] = "1"
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    nb, text = execute_notebook("robot_trajectory_optimization.ipynb")
     assert "RNEA(ABA(tau)) - tau" in text and "swing-up" in text

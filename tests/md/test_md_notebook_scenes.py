@@ -1,10 +1,11 @@
 """The force-field notebook runs at small size; the two MD scenes' demos run and report sensibly."""
 
 import json
-import os
 import pathlib
 
 import pytest
+
+from conftest import execute_notebook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -30,21 +31,5 @@ def test_scene_demos(tmp_path):
 
 def test_force_field_notebook_runs_small():
     pytest.importorskip("ase")
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    path = ROOT / "notebooks" / "force_field_fitting.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
-    env = dict(os.environ, DIFFSIM_SMALL="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                         resources={"metadata": {"path": str(ROOT)}})
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    nb, text = execute_notebook("force_field_fitting.ipynb")
     assert "PASS" in text and "fitted" in text

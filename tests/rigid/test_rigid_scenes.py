@@ -2,12 +2,12 @@
 bowling, their demos (GIF and loss plot) and the notebook."""
 
 import json
-import os
 import pathlib
 
 import numpy as np
 import pytest
 
+from conftest import execute_notebook
 from diffsim import gradcheck
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -60,19 +60,7 @@ def test_bowling_demo(tmp_path):
 
 
 def test_game_physics_notebook_runs_small():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    nb = nbformat.read(ROOT / "notebooks" / "game_physics_tuning.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
-    old = dict(os.environ)
-    os.environ.update(DIFFSIM_SMALL="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    nb, text = execute_notebook("game_physics_tuning.ipynb")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
