@@ -27,45 +27,16 @@ from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, planar_arm
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
 
+from ._shooting import ShootingProblem
+
 DEMO_ORDER = 10
 
 
 @dataclass
-class ReachProblem:
+class ReachProblem(ShootingProblem):
     """A reach: the arm, its batch-of-one system, the rollout and the Objective over tau."""
 
-    model: object
-    system: ArticulatedSystem
-    rollout: Rollout
-    objective: Objective
-    target: np.ndarray
-    torque_limit: float
-
-    @property
-    def steps(self):
-        return self.rollout.steps
-
-    @property
-    def dt(self):
-        return self.system.dt
-
-    def x0(self):
-        """Initial guess: zero torques (the arm stays hanging)."""
-        return np.zeros(self.objective.size)
-
-    def solve(self, iters: int = 150, method: str = "lbfgs", **kwargs):
-        """Optimise the torque sequence; returns optimizers' OptimizeResult."""
-        return optimizers.minimize(self.objective, self.x0(), method, iters, bounds=self.objective.bounds,
-                                   progress=False, **kwargs)
-
-    def trajectory(self, x) -> dict:
-        """Joint positions q (T+1, nb), velocities, torques (T, nb), tip positions (T+1, 3)."""
-        self.objective.set(x)
-        loss = self.rollout.forward()
-        q = self.rollout.trajectory("q")[:, 0]
-        return {"loss": loss, "q": q, "qd": self.rollout.trajectory("qd")[:, 0],
-                "tau": self.rollout.controls()["tau"][:, 0],
-                "tip": self.system.ee_positions(q[:, None])[:, 0]}
+    torque_limit: float = 15.0
 
 
 def build(n_links: int = 5, steps: int = 100, dt: float = 0.02, target=(0.45, 0.0, 0.35), effort: float = 1e-3,

@@ -20,30 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 import diffsim
-import optimizers
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, cartpole
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
+
+from ._shooting import ShootingProblem
 
 DEMO_ORDER = 11
 
 
 @dataclass
-class SwingUpProblem:
-    model: object
-    system: ArticulatedSystem
-    rollout: Rollout
-    objective: Objective
-    target: np.ndarray
-    force_limit: float
-
-    @property
-    def steps(self):
-        return self.rollout.steps
-
-    @property
-    def dt(self):
-        return self.system.dt
+class SwingUpProblem(ShootingProblem):
+    force_limit: float = 15.0
 
     def x0(self, amplitude: float = 2.0, seed: int = 0):
         """Initial guess: a gentle push back and forth (N) on the cart, zero on the hinge."""
@@ -53,16 +41,7 @@ class SwingUpProblem:
         return tau.ravel()
 
     def solve(self, iters: int = 200, method: str = "lbfgs", x0=None, **kwargs):
-        """Optimise the force sequence (bounded by the force limit); optimizers' OptimizeResult."""
-        return optimizers.minimize(self.objective, self.x0() if x0 is None else x0, method, iters,
-                                   bounds=self.objective.bounds, progress=False, **kwargs)
-
-    def trajectory(self, x) -> dict:
-        self.objective.set(x)
-        loss = self.rollout.forward()
-        q = self.rollout.trajectory("q")[:, 0]
-        return {"loss": loss, "q": q, "qd": self.rollout.trajectory("qd")[:, 0],
-                "tau": self.rollout.controls()["tau"][:, 0], "tip": self.system.ee_positions(q[:, None])[:, 0]}
+        return super().solve(iters, method, x0, **kwargs)
 
 
 def build(steps: int = 120, dt: float = 0.025, cart_mass: float = 1.0, pole_mass: float = 0.3,
