@@ -39,6 +39,18 @@ def _center(x: ti.template(), v: ti.template(), h, s, i, dim: ti.template()):
     return c
 
 
+@ti.func
+def _candidate(x: ti.template(), v: ti.template(), h: ti.template(), s, dim: ti.template(), cell: ti.template(),
+               radius: ti.template(), margin, ci, i, j, ox, oy, oz):
+    """Body j (> i) sits in cell (ox, oy, oz) and its bounding sphere overlaps body i's."""
+    hit = False
+    if j > i and cell[j, 0] == ox and cell[j, 1] == oy and cell[j, 2] == oz:
+        d = ci - _center(x, v, h, s, j, dim)
+        rr = radius[i] + radius[j] + margin
+        hit = d.dot(d) < rr * rr
+    return hit
+
+
 @ti.kernel
 def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i32, dim: ti.template(),
                radius: ti.types.ndarray(ndim=1), margin: ti.f64, cell_size: ti.f64,
@@ -85,11 +97,8 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
             b = _hash(ox, oy, oz, mask)
             for k in range(start[b], start[b + 1]):
                 j = items[k]
-                if j > i and cell[j, 0] == ox and cell[j, 1] == oy and cell[j, 2] == oz:
-                    d = ci - _center(x, v, h, s, j, dim)
-                    rr = radius[i] + radius[j] + margin
-                    if d.dot(d) < rr * rr:
-                        cnt += 1
+                if _candidate(x, v, h, s, dim, cell, radius, margin, ci, i, j, ox, oy, oz):
+                    cnt += 1
         pcount[i] = cnt
     total = 0
     for _ in range(1):  # serial prefix sum over bodies
@@ -107,14 +116,11 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
             b = _hash(ox, oy, oz, mask)
             for k in range(start[b], start[b + 1]):
                 j = items[k]
-                if j > i and cell[j, 0] == ox and cell[j, 1] == oy and cell[j, 2] == oz:
-                    d = ci - _center(x, v, h, s, j, dim)
-                    rr = radius[i] + radius[j] + margin
-                    if d.dot(d) < rr * rr:
-                        if k_out < cap:
-                            pairs[ps, k_out, 0] = i
-                            pairs[ps, k_out, 1] = j
-                        k_out += 1
+                if _candidate(x, v, h, s, dim, cell, radius, margin, ci, i, j, ox, oy, oz):
+                    if k_out < cap:
+                        pairs[ps, k_out, 0] = i
+                        pairs[ps, k_out, 1] = j
+                    k_out += 1
     for _ in range(1):
         count[ps] = ti.min(total, cap)
     return total
