@@ -126,6 +126,23 @@ class ForceField:
             out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1))
         return out
 
+    def gather_forces(self, cells, x, s, f, pe, vir, track):
+        """Forward only: add the forces on ``x[s]`` into ``f[s]`` (pe/vir when ``track``), pair
+        potentials through the full list ``cells`` (:mod:`diffsim.md.cells`), bonded ones as on
+        the tape. Call :meth:`prepare_gather` first."""
+        for p in self.potentials:
+            if isinstance(p, PairPotential):
+                p.gather(self, cells, x, s, f, pe, vir, track)
+            else:
+                for lc in p.force_launches(self, x, s, f, s, pe, vir, s, track):
+                    lc.forward()
+
+    def prepare_gather(self):
+        """Shift constants of the pair potentials at their cutoffs, for :meth:`gather_forces`."""
+        for p in self.potentials:
+            if isinstance(p, PairPotential):
+                p.at_cutoff()
+
     def build(self, x, slot=0):
         """(Re)build the neighbour list from ``x[slot]`` (forward only)."""
         if self.has_pairs:

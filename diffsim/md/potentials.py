@@ -29,6 +29,7 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import launch
+from .cells import CODE_BITS
 from .space import min_image
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -41,9 +42,10 @@ _A3 = ti.types.ndarray(ndim=3)
 
 @ti.func
 def _lj(r2, eps, sig, unused):
-    sr2 = sig * sig / r2
+    r2i = 1.0 / r2
+    sr2 = sig * sig * r2i
     sr6 = sr2 * sr2 * sr2
-    return 4.0 * eps * (sr6 * sr6 - sr6), 24.0 * eps * (2.0 * sr6 * sr6 - sr6) / r2
+    return 4.0 * eps * (sr6 * sr6 - sr6), 24.0 * eps * (2.0 * sr6 * sr6 - sr6) * r2i
 
 
 @ti.func
@@ -100,13 +102,96 @@ def _make_pair_kernel(pair):
     return pair_forces
 
 
-_PAIR_KERNELS = {}
+def _make_cutoff_kernel(pair):
+    @ti.kernel
+    def at_cutoff(p0: _A1, p1: _A1, p2: _A1, rc: _A1, ec: _A1, sc: _A1):
+        for p in range(rc.shape[0]):
+            e, g = pair(rc[p] * rc[p], p0[p], p1[p], p2[p])
+            ec[p] = e
+            sc[p] = g
+
+    return at_cutoff
 
 
-def _pair_kernel(kind):
-    if kind not in _PAIR_KERNELS:
-        _PAIR_KERNELS[kind] = _make_pair_kernel({"lj": _lj, "morse": _morse, "soft": _soft}[kind])
-    return _PAIR_KERNELS[kind]
+def _make_gather_kernel(pair):
+    """Forward-only forces over a full list (:mod:`diffsim.md.cells`): each atom sums its own
+    force in registers and writes it once, so no atomics; not differentiable (TAICHI.md rule 1).
+    The same pair function and shift arithmetic as the differentiable kernel above."""
+
+    @ti.kernel
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
+                    pidx: _A2, multi: ti.template(), nbr: _A2, nnb: _A1, p0: _A1, p1: _A1, p2: _A1, rc: _A1,
+                    ec: _A1, sc: _A1, shift: ti.template()):
+        # track, multi (several atom types) and shift are compile-time: each variant is its own
+        # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
+        for i in range(x.shape[1]):
+            ti_ = types[i]
+            b0 = box[0]
+            b1 = box[1]
+            b2 = box[2]
+            xi0 = x[s, i, 0]
+            xi1 = x[s, i, 1]
+            xi2 = x[s, i, 2]
+            f0 = 0.0
+            f1 = 0.0
+            f2 = 0.0
+            ei = 0.0
+            wi = 0.0
+            a0 = p0[0]
+            a1 = p1[0]
+            a2 = p2[0]
+            rcp = rc[0]
+            ecp = ec[0]
+            scp = sc[0]
+            for q in range(nnb[i]):
+                c = nbr[i, q]
+                j = c >> CODE_BITS
+                d0 = xi0 - x[s, j, 0] - ((c & 3) - 1) * b0
+                d1 = xi1 - x[s, j, 1] - (((c >> 2) & 3) - 1) * b1
+                d2 = xi2 - x[s, j, 2] - (((c >> 4) & 3) - 1) * b2
+                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                if ti.static(multi):
+                    p = pidx[ti_, types[j]]
+                    a0 = p0[p]
+                    a1 = p1[p]
+                    a2 = p2[p]
+                    rcp = rc[p]
+                    ecp = ec[p]
+                    scp = sc[p]
+                if r2 < rcp * rcp:
+                    e, g = pair(r2, a0, a1, a2)
+                    if ti.static(shift == 2):
+                        r = ti.sqrt(r2)
+                        e += (r - rcp) * rcp * scp
+                        g -= rcp * scp / r
+                    f0 += g * d0
+                    f1 += g * d1
+                    f2 += g * d2
+                    if ti.static(track):
+                        if ti.static(shift != 0):
+                            e -= ecp
+                        ei += e
+                        wi += g * r2
+            f[s, i, 0] += f0
+            f[s, i, 1] += f1
+            f[s, i, 2] += f2
+            if ti.static(track):
+                pe[s, i] += 0.5 * ei
+                vir[s, i] += 0.5 * wi
+
+    return pair_gather
+
+
+_PAIR_FUNCS = {"lj": _lj, "morse": _morse, "soft": _soft}
+_KERNELS = {}
+
+
+def _kernel(form, kind):
+    """The kernel of one ``form`` ("newton", "gather" or "cutoff") for one potential ``kind``."""
+    if (form, kind) not in _KERNELS:
+        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "cutoff": _make_cutoff_kernel}[form]
+        _KERNELS[form, kind] = make(_PAIR_FUNCS[kind])
+    return _KERNELS[form, kind]
 
 
 @ti.kernel
@@ -304,11 +389,26 @@ class PairPotential(Potential):
 
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         a1 = ff.n if a1 is None else a1
-        kernel = _pair_kernel(self.kind)
+        kernel = _kernel("newton", self.kind)
         nl = ff.nlist
         p0, p1, p2 = self._arrays
         return [ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, track, ff.types, nl.cfg, nl.boxes, self.pidx,
                                          nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, a0, a1))]
+
+    def at_cutoff(self):
+        """Evaluate e(rc) and the force factor at rc per type pair (the shift constants of
+        :meth:`gather`); call after the parameters change."""
+        if getattr(self, "_at_rc", None) is None:
+            self._at_rc = tuple(_ndarray(np.zeros_like(self.cutoffs), False) for _ in range(2))
+        p0, p1, p2 = self._arrays
+        _kernel("cutoff", self.kind)(p0, p1, p2, self.rc, *self._at_rc)
+
+    def gather(self, ff, cells, x, s, f, pe, vir, track):
+        """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a
+        :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
+        p0, p1, p2 = self._arrays
+        _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), ff.types, cells.box, self.pidx, self.ntypes > 1,
+                                     cells.nbr, cells.nnb, p0, p1, p2, self.rc, *self._at_rc, self.shift)
 
     def pair_energy_np(self, r, a, b):
         """NumPy pair energy e(r) (shift included) of types a, b (for tests and plots)."""

@@ -28,10 +28,11 @@ about the same number again.
 import numpy as np
 import taichi as ti
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
 from ..tape import Slots, System, adjoint_only, forward_only, launch
 from .. import storage
+from .cells import FullNeighborList
 from .forcefield import ForceField, zero_forces
 from .integrators import Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, scale_velocities
 from .model import Model
@@ -211,14 +212,18 @@ class MDSystem(System):
 
     # ------------------------------------------------------------------ forward-only runs
 
-    def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0):
-        """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate.
+    def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True):
+        """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate or to sample.
 
         thermostat: None or :class:`Berendsen` (rescales velocities after every step).
         record_every: record thermodynamics every k steps (0: never). Returns a dict with the
-        final ``positions``, ``velocities`` (NumPy) and, when recording, ``step``, ``potential``,
-        ``kinetic``, ``total``, ``temperature``, ``pressure`` (needs observe "energy" for the
-        potential and pressure) arrays. Updates nothing in the model.
+        final ``positions`` (unwrapped), ``velocities`` (NumPy) and, when recording, ``step``,
+        ``potential``, ``kinetic``, ``total``, ``temperature``, ``pressure`` arrays. Updates
+        nothing in the model.
+        fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
+        list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
+        dynamics as the tape's kernels up to summation order (about 1e-15 relative per step).
+        With fast=False (or open boundaries) the tape's own kernels run.
         """
         if thermostat is not None and not isinstance(thermostat, Berendsen):
             raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
@@ -230,39 +235,69 @@ class MDSystem(System):
         for k in ("x", "v"):
             if st[k].shape != (self.n, 3):
                 raise ConfigError(f"{k} must have shape ({self.n}, 3), got {st[k].shape}")
+            if not np.all(np.isfinite(st[k])):
+                raise ConfigError(f"{k} holds NaN or Inf (first at atom {int(np.argwhere(~np.isfinite(st[k]))[0, 0])})")
+        cells = self._full_list() if fast else None
         if getattr(self, "_run_slots", None) is None:
-            self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in self.state_shapes.items()})
-            self._run_io = {k: storage.slots(s, 1, False) for k, s in self.state_shapes.items()}
+            shapes = dict(self.state_shapes, pe=(self.n,), vir=(self.n,))  # energies always recordable
+            self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in shapes.items()})
+            self._run_io = {k: storage.slots(s, 1, False) for k, s in shapes.items()}
         xs = self._run_slots
-        for k, arr in xs.items():
+        for k in ("x", "v"):
             self._run_io[k].from_numpy(st[k][None].astype(config().numpy_real))
-            storage.copy_slot(self._run_io[k], 0, arr, 0)
+            storage.copy_slot(self._run_io[k], 0, xs[k], 0)
         dof = max(3 * self.n - 3, 1)
         kB, ftm = self.units.kB, self.units.ftm
         rec = {k: [] for k in ("step", "potential", "kinetic", "total", "temperature", "pressure")}
+        energies = cells is not None or self.track
 
         def record(t, s):
             ke = float(kinetic_sum(xs.v, s, self.mass)) / ftm
             rec["step"].append(t)
             rec["kinetic"].append(ke)
             rec["temperature"].append(2 * ke / (dof * kB))
-            if self.track:
+            if energies:
                 pe = float(xs.pe.to_numpy()[s].sum())
                 w = float(xs.vir.to_numpy()[s].sum())
                 rec["potential"].append(pe)
                 rec["total"].append(pe + ke)
                 rec["pressure"].append((2 * ke + w) / (3 * self.model.volume))
 
-        self._build(xs, 0, 0)
-        for lc in self._forces(xs, 0):
-            lc.forward()
+        def forces(s, track):
+            if cells is None:
+                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, self.track):
+                    lc.forward()
+            else:
+                self.ff.gather_forces(cells, xs.x, s, xs.f, xs.pe, xs.vir, track)
+
+        seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
+        if cells is None:
+            self._build(xs, 0, 0)
+        else:
+            cells.build(xs.x, 0)
+            self.ff.prepare_gather()
+            self.rebuilds += 1
+        zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
+        forces(0, int(bool(record_every)))
         if record_every:
             record(0, 0)
         cur = 0
         for t in range(steps):
             nxt = 1 - cur
-            for lc in self._one_step(xs, cur, nxt, t, cur, t):
-                lc.forward()
+            track = int(self.track) if cells is None else int(bool(record_every) and (t + 1) % record_every == 0)
+            md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
+                     self.integrator.mode, seed, t, cur, nxt, track, 0, 0)
+            if cells is None:
+                self._check(xs, nxt, t)
+            else:
+                moved = cells.max_displacement(xs.x, nxt)
+                if not np.isfinite(moved):
+                    self._diverged(t + 1, nxt)
+                if 2.0 * moved > cells.skin:
+                    cells.build(xs.x, nxt)
+                    self.rebuilds += 1
+            forces(nxt, track)
+            md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
             if thermostat is not None:
                 ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
                 temp = 2 * ke / (dof * kB)
@@ -273,14 +308,37 @@ class MDSystem(System):
             if record_every and (t + 1) % record_every == 0:
                 record(t + 1, cur)
         self._used.clear()
+        if cells is not None:
+            cells.unwrap(xs.x, cur)
         out = {}
         for k in ("x", "v"):
             storage.copy_slot(xs[k], cur, self._run_io[k], 0)
             out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
+        if not np.all(np.isfinite(out["x"])):
+            self._diverged(steps, cur)
         result = {"positions": out["x"], "velocities": out["v"]}
         if record_every:
             result.update({k: np.array(v) for k, v in rec.items() if v})
         return result
+
+    def _diverged(self, step, slot):
+        """Raise SimulationDiverged naming the first non-finite entry of x, v or f in ``slot``."""
+        for k in ("x", "v", "f"):
+            a = self._run_slots[k].to_numpy()[slot]
+            bad = np.argwhere(~np.isfinite(a))
+            if len(bad):
+                i = tuple(int(q) for q in bad[0])
+                raise SimulationDiverged(step, k, i, float(a[i]), self.divergence_hint())
+        raise SimulationDiverged(step, "x", (), float("nan"), self.divergence_hint())
+
+    def _full_list(self):
+        """The full neighbour list of the fast forward path, or None where it does not apply."""
+        if not self.ff.has_pairs or self.ff.nlist.method != "cells":
+            return None
+        if getattr(self, "_cells", None) is None:
+            nl = self.ff.nlist
+            self._cells = FullNeighborList(self.n, nl.cutoff, nl.skin, nl.boxes_np[0])
+        return self._cells
 
     def thermo(self, rollout) -> dict:
         """Per-step potential, kinetic and total energy, temperature and pressure from a StoreAll

@@ -1,0 +1,266 @@
+"""Fast neighbour search for forward-only runs: a full Verlet list from a sorted cell grid.
+
+:class:`FullNeighborList` serves :meth:`MDSystem.simulate` (no gradients), where every atom
+gathers its own force from a *full* list (each pair stored at both atoms), so the force kernel
+needs no atomics (TAICHI.md: the gather form is the fastest forward form on the CPU). The tape
+keeps :class:`~diffsim.md.neighbors.NeighborList` (half list, differentiable Newton kernels).
+
+How it stays cheap:
+
+- At each build the positions are wrapped into the box ``[0, L)`` and the whole lattice shift is
+  counted in an integer image array (``image``), so unwrapped positions are ``x + image * L``.
+  Between builds an atom moves less than skin/2, so every listed neighbour lies in one of
+  the 27 adjacent images; that image is stored in the low 6 bits of the entry
+  (``entry = j << 6 | code``, 2 bits per axis: 0 is -L, 1 is 0, 2 is +L). The force kernel
+  then needs no minimum-image floor or division (``d = x_i - x_j - shift``).
+- The grid has cells of at least half the list radius (``cutoff + skin``), so a 5x5x5 block of
+  cells covers the sphere. Atoms are counting-sorted by cell (within a cell by atom index,
+  so the list and every force sum are the same from run to run, whatever the thread count).
+  Cells along z are contiguous, so the block is scanned as 25 runs of sorted positions.
+- Capacity is never exceeded silently: the build counts every neighbour and regrows.
+
+Needs one periodic box at least 2.5 list radii wide on every axis (the
+:class:`~diffsim.md.neighbors.NeighborList` "cells" method asks for 3).
+"""
+
+import numpy as np
+import taichi as ti
+
+from ..errors import ConfigError
+from ..runtime import config
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+CODE_BITS = 6
+
+
+@ti.kernel
+def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1):
+    for i in range(x.shape[1]):
+        cid = 0
+        for k in ti.static(range(3)):
+            m = ti.floor(x[s, i, k] / box[k])
+            u = x[s, i, k] - m * box[k]
+            # u can round up to box[k] itself; the cell index is clamped below
+            x[s, i, k] = u
+            image[i, k] += ti.cast(m, ti.i32)
+            ck = ti.min(ti.max(ti.cast(u / box[k] * nc[k], ti.i32), 0), nc[k] - 1)
+            cid = cid * nc[k] + ck
+        cell_of[i] = cid
+        ti.atomic_add(count[cid], 1)
+
+
+@ti.kernel
+def _zero(a: _A1):
+    for i in range(a.shape[0]):
+        a[i] = 0
+
+
+@ti.kernel
+def _exclusive_scan(count: _A1, start: _A1, fill: _A1):
+    ti.loop_config(serialize=True)
+    for c in range(count.shape[0]):
+        if c == 0:
+            start[0] = 0
+        else:
+            start[c] = start[c - 1] + count[c - 1]
+        fill[c] = start[c]
+
+
+@ti.kernel
+def _scatter(cell_of: _A1, fill: _A1, atoms: _A1):
+    for i in range(cell_of.shape[0]):
+        atoms[ti.atomic_add(fill[cell_of[i]], 1)] = i
+
+
+@ti.kernel
+def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2):
+    """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
+    their positions contiguously into xs."""
+    for c in range(count.shape[0]):
+        a0 = start[c]
+        for p in range(a0 + 1, a0 + count[c]):
+            key = atoms[p]
+            q = p
+            while q > a0 and atoms[q - 1] > key:
+                atoms[q] = atoms[q - 1]
+                q -= 1
+            atoms[q] = key
+        for p in range(a0, a0 + count[c]):
+            for k in ti.static(range(3)):
+                xs[p, k] = x[s, atoms[p], k]
+
+
+@ti.func
+def _wrap_cell(o, n):
+    """Cell index o in [-2, n + 1] wrapped into [0, n), with its image code (0: -L, 1: 0, 2: +L)."""
+    code = 1
+    if o < 0:
+        o += n
+        code = 0
+    elif o >= n:
+        o -= n
+        code = 2
+    return o, code
+
+
+@ti.kernel
+def _build(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, xs: _A2,
+           rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
+    most = 0
+    cap = nbr.shape[1]
+    for i in range(x.shape[1]):
+        cid = cell_of[i]
+        cz = cid % nc[2]
+        cy = (cid // nc[2]) % nc[1]
+        cx = cid // (nc[1] * nc[2])
+        xi0 = x[s, i, 0]
+        xi1 = x[s, i, 1]
+        xi2 = x[s, i, 2]
+        cnt = 0
+        for ab in range(25):
+            ox, ca = _wrap_cell(cx + ab // 5 - 2, nc[0])
+            oy, cb = _wrap_cell(cy + ab % 5 - 2, nc[1])
+            sx = (ca - 1) * box[0]
+            sy = (cb - 1) * box[1]
+            row = (ox * nc[1] + oy) * nc[2]
+            # z cells cz-2 .. cz+2 as up to three runs: wrapped below, inside, wrapped above
+            for part in range(3):
+                lo = ti.max(cz - 2, 0)
+                hi = ti.min(cz + 2, nc[2] - 1)
+                cc = 1
+                if part == 0:
+                    lo = cz - 2 + nc[2]
+                    hi = nc[2] - 1
+                    cc = 0
+                elif part == 2:
+                    lo = 0
+                    hi = cz + 2 - nc[2]
+                    cc = 2
+                if lo <= hi:
+                    sz = (cc - 1) * box[2]
+                    code = ca | (cb << 2) | (cc << 4)
+                    for q in range(start[row + lo], start[row + hi] + count[row + hi]):
+                        d0 = xi0 - xs[q, 0] - sx
+                        d1 = xi1 - xs[q, 1] - sy
+                        d2 = xi2 - xs[q, 2] - sz
+                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
+                            j = atoms[q]
+                            if j != i:
+                                if cnt < cap:
+                                    nbr[i, cnt] = (j << CODE_BITS) | code
+                                cnt += 1
+        nnb[i] = cnt
+        ti.atomic_max(most, cnt)
+    return most
+
+
+@ti.kernel
+def _copy_ref(x: _A3, s: ti.i32, ref: _A2):
+    for i, k in ti.ndrange(x.shape[1], 3):
+        ref[i, k] = x[s, i, k]
+
+
+@ti.kernel
+def _max_disp2(x: _A3, s: ti.i32, ref: _A2) -> ti.f64:
+    most = 0.0
+    for i in range(x.shape[1]):
+        d2 = 0.0
+        for k in ti.static(range(3)):
+            d = x[s, i, k] - ref[i, k]
+            d2 += d * d
+        if not d2 < 1e300:  # NaN compares false
+            d2 = ti.math.inf
+        ti.atomic_max(most, d2)
+    return most
+
+
+@ti.kernel
+def _unwrap(x: _A3, s: ti.i32, image: _A2, box: _A1):
+    for i, k in ti.ndrange(x.shape[1], 3):
+        x[s, i, k] += image[i, k] * box[k]
+        image[i, k] = 0
+
+
+class FullNeighborList:
+    """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
+    periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
+
+    After :meth:`build`: ``nbr`` (n, capacity) int32 entries ``j << 6 | image code`` and ``nnb``
+    (n,) counts; ``image`` (n, 3) int32 box crossings since the last :meth:`unwrap`.
+    """
+
+    def __init__(self, n, cutoff, skin, box, capacity=None):
+        self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        self.rl = self.cutoff + self.skin
+        if box.shape != (3,) or not np.all(box >= 2.5 * self.rl):
+            raise ConfigError(f"FullNeighborList needs a periodic box of at least 2.5 x {self.rl:.4g} per axis, "
+                              f"got {box}")
+        if self.n >= 1 << (31 - CODE_BITS):
+            raise ConfigError(f"FullNeighborList holds at most {1 << (31 - CODE_BITS)} atoms, got {self.n}")
+        self.box_np = box
+        self.nc_np = np.floor(box / (0.5 * self.rl)).astype(np.int32)
+        ncell = int(np.prod(self.nc_np))
+        real = config().real
+        self.box = ti.ndarray(real, 3)
+        self.box.from_numpy(box.astype(config().numpy_real))
+        self.nc = ti.ndarray(ti.i32, 3)
+        self.nc.from_numpy(self.nc_np)
+        self.cell_of = ti.ndarray(ti.i32, self.n)
+        self.atoms = ti.ndarray(ti.i32, self.n)
+        self.count = ti.ndarray(ti.i32, ncell)
+        self.start = ti.ndarray(ti.i32, ncell)
+        self.fill = ti.ndarray(ti.i32, ncell)
+        self.xs = ti.ndarray(real, (self.n, 3))
+        self.ref = ti.ndarray(real, (self.n, 3))
+        self.image = ti.ndarray(ti.i32, (self.n, 3))
+        if capacity is None:
+            density = self.n / float(np.prod(box))
+            capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
+        self._alloc(min(int(capacity), max(self.n - 1, 1)))
+        self.builds = 0
+        self.max_count = 0
+
+    def _alloc(self, capacity):
+        self.capacity = capacity
+        self.nbr = ti.ndarray(ti.i32, (self.n, capacity))
+        self.nnb = ti.ndarray(ti.i32, self.n)
+
+    def build(self, x, slot):
+        """Wrap ``x[slot]`` into the box (counting crossings in ``image``) and rebuild the list."""
+        if x.shape[1] != self.n:
+            raise ConfigError(f"neighbour list is for {self.n} atoms, positions have {x.shape[1]}")
+        _zero(self.count)
+        _wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count)
+        _exclusive_scan(self.count, self.start, self.fill)
+        _scatter(self.cell_of, self.fill, self.atoms)
+        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs)
+        most = self._fill(x, slot)
+        if most > self.capacity:
+            self._alloc(int(most * 1.2) + 8)
+            most = self._fill(x, slot)
+        self.max_count = most
+        _copy_ref(x, slot, self.ref)
+        self.builds += 1
+
+    def _fill(self, x, slot):
+        return int(_build(x, slot, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.xs,
+                          self.rl * self.rl, self.nbr, self.nnb))
+
+    def max_displacement(self, x, slot) -> float:
+        """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
+        NaN or Inf); the list holds every pair within the cutoff while this is <= skin/2."""
+        return float(np.sqrt(_max_disp2(x, slot, self.ref)))
+
+    def unwrap(self, x, slot):
+        """Add the counted box crossings back: ``x[slot]`` becomes continuous (unwrapped) again."""
+        _unwrap(x, slot, self.image, self.box)
+
+    def pairs(self) -> np.ndarray:
+        """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""
+        nbr, nnb = self.nbr.to_numpy(), self.nnb.to_numpy()
+        out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i in range(self.n) for c in nbr[i, :nnb[i]]}
+        return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)

@@ -1,0 +1,138 @@
+"""The forward-only fast path of MDSystem.simulate: full neighbour list with image codes
+(diffsim.md.cells) and gather force kernels, checked against brute force, the differentiable
+kernels and the tape-kernel path."""
+
+import numpy as np
+import pytest
+
+from diffsim.errors import ConfigError, SimulationDiverged
+from diffsim.md import (Berendsen, ForceField, HarmonicBond, Langevin, LennardJones, MDSystem, Model, Morse,
+                        SoftSphere, brute_force_pairs, fcc_lattice, maxwell_boltzmann)
+from diffsim.md.cells import CODE_BITS, FullNeighborList
+from diffsim.md.forcefield import zero_forces
+from diffsim import storage
+
+RC, SKIN = 1.6, 0.2
+
+
+def _fluid(cells=4, jitter=0.05, temp=1.2, seed=0, types=None):
+    pos, box = fcc_lattice((cells,) * 3, 0.8442)
+    rng = np.random.default_rng(seed)
+    pos = pos + rng.normal(0, jitter, pos.shape)
+    return Model(pos, box=box, types=types, velocities=maxwell_boltzmann(np.ones(len(pos)), temp, seed=seed))
+
+
+def _slots(arr):
+    a = storage.slots(arr.shape, 1, False)
+    a.from_numpy(arr[None])
+    return a
+
+
+def test_full_list_equals_brute_force_with_image_codes():
+    model = _fluid()
+    n, box = model.n, model.box
+    rng = np.random.default_rng(1)
+    # unwrapped positions several boxes away, as after a long run
+    shifts = rng.integers(-3, 4, (n, 3))
+    pos = model.positions + shifts * box
+    x = _slots(pos)
+    cl = FullNeighborList(n, RC, SKIN, box)
+    cl.build(x, 0)
+    assert np.array_equal(cl.pairs(), brute_force_pairs(pos, box, RC + SKIN))
+    nbr, nnb = cl.nbr.to_numpy(), cl.nnb.to_numpy()
+    assert nnb.sum() == 2 * len(cl.pairs())  # full list: every pair at both atoms
+    wrapped = x.to_numpy()[0]
+    assert np.all((wrapped >= 0) & (wrapped <= box))
+    for i in range(0, n, 17):
+        for c in nbr[i, :nnb[i]]:
+            j, code = int(c) >> CODE_BITS, int(c) & 63
+            image = np.array([(code >> (2 * k)) & 3 for k in range(3)]) - 1
+            d = wrapped[i] - wrapped[j] - image * box
+            d_min = pos[i] - pos[j] - box * np.round((pos[i] - pos[j]) / box)
+            np.testing.assert_allclose(d, d_min, atol=1e-12)
+    cl.unwrap(x, 0)
+    np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-12)
+
+
+def test_full_list_grows_and_rejects_small_boxes():
+    model = _fluid()
+    cl = FullNeighborList(model.n, RC, SKIN, model.box, capacity=4)
+    cl.build(_slots(model.positions), 0)
+    assert cl.capacity >= cl.max_count > 4
+    assert np.array_equal(cl.pairs(), brute_force_pairs(model.positions, model.box, RC + SKIN))
+    with pytest.raises(ConfigError, match="at least 2.5"):
+        FullNeighborList(10, 2.5, 0.3, np.array([6.0, 10.0, 10.0]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LennardJones(1.0, 1.0, cutoff=RC),
+    lambda: LennardJones([[1.0, 0.7], [0.7, 1.3]], [[1.0, 0.9], [0.9, 1.1]], cutoff=RC, shift=True),
+    lambda: LennardJones(1.0, 1.0, cutoff=[[RC, 1.3], [1.3, 1.5]], shift="force"),
+    lambda: Morse(0.8, 2.0, 1.1, cutoff=RC, shift="force"),
+    lambda: SoftSphere(1.0, 0.9, exponent=9.0, cutoff=RC),
+], ids=["lj", "lj-2types-energy-shift", "lj-2types-force-shift", "morse", "soft"])
+def test_gather_forces_equal_the_differentiable_kernels(make):
+    types = np.arange(256) % 2
+    model = _fluid(types=types)
+    ff = ForceField([make()], model.types, model.box, skin=SKIN)
+    ref = ff.evaluate(model.positions)
+    x, f = _slots(model.positions), _slots(np.zeros((model.n, 3)))
+    pe, vir = _slots(np.zeros(model.n)), _slots(np.zeros(model.n))
+    cl = FullNeighborList(model.n, ff.cutoff, SKIN, model.box)
+    cl.build(x, 0)
+    ff.prepare_gather()
+    zero_forces(f, 0, pe, vir, 0, 1)
+    ff.gather_forces(cl, x, 0, f, pe, vir, 1)
+    scale = np.abs(ref.forces).max()
+    np.testing.assert_allclose(f.to_numpy()[0], ref.forces, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(pe.to_numpy()[0], ref.energies, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(vir.to_numpy()[0], ref.virials, rtol=1e-11, atol=1e-13)
+
+
+def _system(model, integrator=None, potentials=None, observe=("energy",)):
+    pots = potentials or [LennardJones(cutoff=RC, shift="force")]
+    ff = ForceField(pots, model.types, model.box, skin=SKIN)
+    return MDSystem(model, ff, integrator=integrator, dt=0.005, observe=observe)
+
+
+@pytest.mark.parametrize("integrator,thermostat", [
+    (None, None), (Langevin(temperature=1.0, friction=2.0, seed=5), None), (None, Berendsen(0.8, 0.05)),
+], ids=["nve", "langevin", "berendsen"])
+def test_fast_simulate_follows_the_tape_kernels(integrator, thermostat):
+    model = _fluid()
+    system = _system(model, integrator)
+    # atoms cross the periodic boundary during the run: unwrapping must give continuous paths
+    fast = system.simulate(300, record_every=50, thermostat=thermostat)
+    assert system._cells is not None and system._cells.builds > 5
+    slow = system.simulate(300, record_every=50, thermostat=thermostat, fast=False)
+    np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fast["velocities"], slow["velocities"], rtol=0, atol=1e-7)
+    for k in ("potential", "kinetic", "pressure", "temperature"):
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-9, err_msg=k)
+    moved = np.abs(fast["positions"] - model.positions).max()
+    assert moved > 0.3  # far enough to have crossed cell and box faces
+
+
+def test_fast_simulate_with_bonds_and_without_energy_observation():
+    model = _fluid()
+    bonds = np.array([[i, i + 1] for i in range(0, 40, 2)])
+    system = _system(model, potentials=[LennardJones(cutoff=RC, shift="force"), HarmonicBond(bonds, 5.0, 1.0)],
+                     observe=())
+    fast = system.simulate(100, record_every=25)
+    slow = system.simulate(100, record_every=25, fast=False)
+    np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-9)
+    # energies are recorded by the fast path even where the tape does not observe them
+    assert len(fast["potential"]) == 5 and "potential" not in slow
+    assert np.all(np.isfinite(fast["pressure"]))
+
+
+def test_fast_simulate_reports_a_blow_up_with_step_and_field():
+    model = _fluid()
+    system = _system(model)
+    pos = model.positions.copy()
+    pos[1] = pos[0] + [0.05, 0.0, 0.0]  # a pair deep inside the repulsive core
+    with pytest.raises(SimulationDiverged) as info:
+        system.simulate(50, positions=pos)
+    assert info.value.field in ("x", "v", "f") and 1 <= info.value.step <= 50
+    with pytest.raises(ConfigError, match="NaN"):
+        system.simulate(5, positions=np.full((model.n, 3), np.nan))
