@@ -1,83 +1,154 @@
-"""MD benchmark: LJ fluid (LAMMPS bench/in.lj set-up) atom-steps/s, forward and forward+backward,
-and the neighbour-list rebuild time. One JSON line per figure.
+"""MD benchmark: the LJ fluid of LAMMPS bench/in.lj (fcc at density 0.8442, T = 1.44, cutoff 2.5,
+skin 0.3, dt 0.005, NVE). One JSON line per figure.
 
-    python benchmarks/md.py            # N = 4000 (10^3 fcc cells), 100 steps
-    python benchmarks/md.py --quick    # N = 500
-    python benchmarks/md.py --cells 20 --precision f32   # N = 32,000 in float32
+    python benchmarks/md.py                      # N = 4,000: forward throughput and kernel times
+    python benchmarks/md.py --cells 20           # N = 32,000 (the issue's target size)
+    python benchmarks/md.py --precision f32
+    python benchmarks/md.py --gradient           # T = 1,000 at N = 4,000: StoreAll and Binomial(32),
+                                                 # each in its own process (peak memory)
 
-Reference (TAICHI.md, this kind of 2-core machine): LAMMPS 2.2-2.5 M atom-steps/s per core on
-in.lj; Taichi forward 2.0 M and forward+checkpointed backward 0.35 M atom-steps/s at N = 4000.
+Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice):
+- ``lj_forward``: MDSystem.simulate(), the fast path (full list, gather forces), rebuilding
+  the list whenever an atom moved more than skin/2 (checked every step: no pair is ever missed);
+- ``lj_forward_inlj_neighbor``: the same with in.lj's own neighbour settings, a rebuild every 20
+  steps unchecked (``neigh_modify every 20 check no``), with the count of late rebuilds;
+- ``lj_forward_tape_kernels``: simulate(fast=False), the differentiable kernels (half list, Newton).
+Reference on this kind of 2-core machine (issue 4): LAMMPS 4.2-4.3 M atom-steps/s with 2 OpenMP
+threads, OpenMM CPU 1.3 M.
 """
 
 import argparse
 import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
 import time
+import warnings
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ms(fn, reps=10):
+    import taichi as ti
+
+    fn()
+    ti.sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ti.sync()
+        times.append(time.perf_counter() - t0)
+    return round(1e3 * statistics.median(times), 3)
+
+
+def forward(args, common):
+    from scenes.lj_fluid import build
+
+    prob = build(cells=args.cells, steps=10, snapshots=None)
+    system, n = prob.system, prob.model.n
+    runs = (("lj_forward", {}), ("lj_forward_inlj_neighbor", {"rebuild_every": 20}),
+            ("lj_forward_tape_kernels", {"fast": False}))
+    for name, kw in runs:
+        if name == "lj_forward_tape_kernels" and n > 10_000 and not args.all:
+            continue  # about 0.5 M atom-steps/s: a minute at N = 32,000; --all includes it
+        system.simulate(5, **kw)  # compile
+        rates, rebuilds, late = [], [], 0
+        for _ in range(args.repeats if name != "lj_forward_tape_kernels" else 1):
+            b0 = system.rebuilds
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():  # late rebuilds of the in.lj settings are counted, not warned
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = system.simulate(args.steps, **kw)
+            rates.append(n * args.steps / (time.perf_counter() - t0))
+            rebuilds.append(system.rebuilds - b0)
+            late += out.get("late_rebuilds", 0)
+        fig = {"figure": name, **common, "steps": args.steps, "atom_steps_per_s": round(statistics.median(rates)),
+               "best_atom_steps_per_s": round(max(rates)), "runs": len(rates), "rebuilds": rebuilds[0]}
+        if "rebuild_every" in kw:
+            fig["late_rebuilds"] = late
+        print(json.dumps(fig), flush=True)
+
+    # kernel times of the fast path (median ms), on the state after the runs above
+    xs, cells, ff = system._run_slots, system._cells, system.ff
+    cells.build(xs.x, 0)
+    ff.prepare_gather()
+    print(json.dumps({"figure": "lj_kernels_ms", **common,
+                      "gather_forces": _ms(lambda: ff.gather_forces(cells, xs.x, 0, xs.f, xs.pe, xs.vir, 0)),
+                      "gather_forces_energy_virial": _ms(lambda: ff.gather_forces(cells, xs.x, 0, xs.f, xs.pe,
+                                                                                  xs.vir, 1)),
+                      "full_list_build": _ms(lambda: cells.build(xs.x, 0), 5),
+                      "half_list_build_tape": _ms(lambda: ff.build(xs.x, 0), 5),
+                      "neighbours_per_atom": round(float(cells.nnb.to_numpy().mean()), 1),
+                      "capacity": cells.capacity}), flush=True)
+
+
+def gradient_one(cfg):
+    """One schedule in this process: forward, forward+backward, peak resident memory."""
+    import diffsim
+    from diffsim import Binomial, Rollout, StoreAll
+
+    diffsim.init(arch="cpu", precision=cfg["precision"], threads=cfg["threads"])
+    from scenes.lj_fluid import build
+
+    prob = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, segment=20)
+    n = prob.model.n
+    schedule = StoreAll() if cfg["schedule"] == "StoreAll" else Binomial(int(cfg["schedule"].split("=")[1]))
+    warm = Rollout(prob.system, 40, schedule if cfg["schedule"] == "StoreAll" else Binomial(2))
+    warm.forward()
+    warm.backward()  # compiles
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ro = Rollout(prob.system, cfg["steps"], schedule, check_finite=False)
+    t0 = time.perf_counter()
+    ro.forward()
+    tf = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ro.forward()
+    g = ro.backward()
+    tb = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"figure": "lj_gradient", "atoms": n, "precision": cfg["precision"], "steps": cfg["steps"],
+            "schedule": str(ro.schedule), "forward_s": round(tf, 3), "forward_backward_s": round(tb, 3),
+            "ratio": round(tb / tf, 2), "recomputed_steps": ro.stats.recomputed_steps,
+            "tape_storage_mb": round(ro.stats.storage_bytes / 2**20, 1), "peak_rss_mb": round(peak, 1),
+            "added_rss_mb": round(peak - base, 1), "dL_depsilon": float(g.params["epsilon"][0]),
+            "dL_dsigma": float(g.params["sigma"][0]), "dL_dx0_norm": float((g.state0["x"] ** 2).sum() ** 0.5)}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="N = 500, fewer steps")
-    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--cells", type=int, default=10,
+                    help="fcc cells per edge, 4 cells^3 atoms (10: N = 4,000; 20: N = 32,000)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per run (forward: 200; --gradient: 1000)")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
-    ap.add_argument("--cells", type=int, default=None,
-                    help="fcc cells per edge, 4 cells^3 atoms (10: N = 4,000; 20: N = 32,000)")
+    ap.add_argument("--gradient", action="store_true", help="gradient figures instead of forward ones")
+    ap.add_argument("--schedules", default="StoreAll,Binomial=32")
+    ap.add_argument("--all", action="store_true", help="also the tape kernels' forward at N > 10,000")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(gradient_one(json.loads(args.one))))
+        return
+    if args.gradient:
+        for name in args.schedules.split(","):
+            cfg = {"cells": args.cells, "steps": args.steps or 1000, "schedule": name, "precision": args.precision,
+                   "threads": args.threads}
+            out = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
+                                 text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+            lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+            print(lines[-1] if lines else json.dumps({"figure": "lj_gradient", "schedule": name,
+                                                      "error": out.stderr[-800:]}), flush=True)
+        return
     import diffsim
-    from diffsim import Binomial, Rollout, StoreAll
+
     diffsim.init(arch="cpu", precision=args.precision, threads=args.threads)
-    from scenes.lj_fluid import build
-
-    cells = args.cells or (5 if args.quick else 10)
-    steps = args.steps or (100 if args.quick else 100)
-    prob = build(cells=cells, steps=steps, snapshots=None, segment=20)
-    n = prob.model.n
-    system = prob.system
-    common = {"atoms": n, "precision": args.precision, "threads": args.threads or "all"}
-
-    # forward only (no tape): simulate() with two slots
-    system.simulate(10)
-    t0 = time.perf_counter()
-    b0 = system.rebuilds
-    system.simulate(steps)
-    dt = time.perf_counter() - t0
-    print(json.dumps({"figure": "lj_forward_simulate", **common, "steps": steps, "seconds": round(dt, 4),
-                      "atom_steps_per_s": round(n * steps / dt), "rebuilds": system.rebuilds - b0}))
-
-    # forward and forward+backward through the tape
-    for name, schedule in (("storeall", StoreAll()), ("binomial8", Binomial(8))):
-        ro = Rollout(system, steps, schedule, check_finite=False)
-        ro.forward()
-        ro.backward()  # warm-up (compiles)
-        t0 = time.perf_counter()
-        ro.forward()
-        tf = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ro.backward()
-        tb = time.perf_counter() - t0
-        print(json.dumps({"figure": f"lj_tape_{name}", **common, "steps": steps,
-                          "forward_seconds": round(tf, 4), "backward_seconds": round(tb, 4),
-                          "forward_atom_steps_per_s": round(n * steps / tf),
-                          "forward_backward_atom_steps_per_s": round(n * steps / (tf + tb)),
-                          "recomputed_steps": ro.stats.recomputed_steps}))
-
-    # neighbour-list rebuild
-    import taichi as ti
-    x = ti.ndarray(diffsim.config().real, (1, n, 3))
-    x.from_numpy(prob.model.positions[None].astype(diffsim.config().numpy_real))
-    nl = system.ff.nlist
-    nl.build(x, 0)
-    reps = 20
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        nl.build(x, 0)
-    ti.sync()
-    dt = (time.perf_counter() - t0) / reps
-    print(json.dumps({"figure": "neighbour_list_rebuild", **common, "method": nl.method, "capacity": nl.capacity,
-                      "max_neighbours": nl.max_count, "ms": round(dt * 1e3, 3)}))
-    print(json.dumps({"figure": "reference", "lammps_atom_steps_per_s_per_core": "2.2e6-2.5e6",
-                      "taichi_md_TAICHI_md_forward": 2.0e6, "taichi_md_TAICHI_md_forward_backward": 0.35e6}))
+    args.steps = args.steps or 200
+    common = {"atoms": 4 * args.cells ** 3, "precision": args.precision, "threads": args.threads or os.cpu_count()}
+    forward(args, common)
 
 
 if __name__ == "__main__":

@@ -106,52 +106,81 @@ def _wrap_cell(o, n):
     return o, code
 
 
+@ti.func
+def _gap(u, a, h):
+    """Distance along one axis from offset u (0 <= u < h in its cell) to the cell a columns away."""
+    return ti.max(ti.max(a * h - u, u - (a + 1) * h), 0.0)
+
+
+@ti.func
+def _scan(q0, q1, p, i, xi0, xi1, xi2, sx, sy, sz, code, xs: ti.template(), atoms: ti.template(), rl2,
+          nbr: ti.template(), cnt, cap):
+    """Append to row i every sorted atom q in [q0, q1), other than p, closer than the list radius
+    when seen at x_q + (sx, sy, sz); returns the new count (counting past ``cap``)."""
+    for q in range(q0, q1):
+        d0 = xi0 - xs[q, 0] - sx
+        d1 = xi1 - xs[q, 1] - sy
+        d2 = xi2 - xs[q, 2] - sz
+        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
+            if q != p:
+                if cnt < cap:
+                    nbr[i, cnt] = (atoms[q] << CODE_BITS) | code
+                cnt += 1
+    return cnt
+
+
 @ti.kernel
 def _build(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, xs: _A2,
            rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
     most = 0
     cap = nbr.shape[1]
-    for i in range(x.shape[1]):
+    hx = box[0] / nc[0]
+    hy = box[1] / nc[1]
+    ihz = nc[2] / box[2]
+    nz = nc[2]
+    for p in range(x.shape[1]):  # in cell order: neighbouring iterations share their candidates in cache
+        i = atoms[p]
         cid = cell_of[i]
-        cz = cid % nc[2]
-        cy = (cid // nc[2]) % nc[1]
-        cx = cid // (nc[1] * nc[2])
-        xi0 = x[s, i, 0]
-        xi1 = x[s, i, 1]
-        xi2 = x[s, i, 2]
+        cy = (cid // nz) % nc[1]
+        cx = cid // (nc[1] * nz)
+        xi0 = xs[p, 0]
+        xi1 = xs[p, 1]
+        xi2 = xs[p, 2]
+        ux = xi0 - cx * hx
+        uy = xi1 - cy * hy
         cnt = 0
-        for ab in range(25):
-            ox, ca = _wrap_cell(cx + ab // 5 - 2, nc[0])
-            oy, cb = _wrap_cell(cy + ab % 5 - 2, nc[1])
-            sx = (ca - 1) * box[0]
-            sy = (cb - 1) * box[1]
-            row = (ox * nc[1] + oy) * nc[2]
-            # z cells cz-2 .. cz+2 as up to three runs: wrapped below, inside, wrapped above
-            for part in range(3):
-                lo = ti.max(cz - 2, 0)
-                hi = ti.min(cz + 2, nc[2] - 1)
-                cc = 1
-                if part == 0:
-                    lo = cz - 2 + nc[2]
-                    hi = nc[2] - 1
-                    cc = 0
-                elif part == 2:
-                    lo = 0
-                    hi = cz + 2 - nc[2]
-                    cc = 2
-                if lo <= hi:
-                    sz = (cc - 1) * box[2]
-                    code = ca | (cb << 2) | (cc << 4)
-                    for q in range(start[row + lo], start[row + hi] + count[row + hi]):
-                        d0 = xi0 - xs[q, 0] - sx
-                        d1 = xi1 - xs[q, 1] - sy
-                        d2 = xi2 - xs[q, 2] - sz
-                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
-                            j = atoms[q]
-                            if j != i:
-                                if cnt < cap:
-                                    nbr[i, cnt] = (j << CODE_BITS) | code
-                                cnt += 1
+        for ab in range(25):  # columns of cells along z, within two cells in x and y
+            a = ab // 5 - 2
+            b = ab % 5 - 2
+            gx = _gap(ux, a, hx)
+            gy = _gap(uy, b, hy)
+            g2 = gx * gx + gy * gy
+            if g2 < rl2:
+                ox, ca = _wrap_cell(cx + a, nc[0])
+                oy, cb = _wrap_cell(cy + b, nc[1])
+                sx = (ca - 1) * box[0]
+                sy = (cb - 1) * box[1]
+                row = (ox * nc[1] + oy) * nz
+                code = ca | (cb << 2)
+                # the z window |z - z_i| < sqrt(rl^2 - g^2): one run of cells, or up to three
+                # where it wraps (below the box, inside, above)
+                zr = ti.sqrt(rl2 - g2)
+                klo = ti.cast(ti.floor((xi2 - zr) * ihz), ti.i32)
+                khi = ti.cast(ti.floor((xi2 + zr) * ihz), ti.i32)
+                if klo >= 0 and khi < nz:
+                    cnt = _scan(start[row + klo], start[row + khi] + count[row + khi], p, i, xi0, xi1, xi2, sx, sy,
+                                0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
+                else:
+                    lo = ti.max(klo, 0)
+                    hi = ti.min(khi, nz - 1)
+                    cnt = _scan(start[row + lo], start[row + hi] + count[row + hi], p, i, xi0, xi1, xi2, sx, sy,
+                                0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
+                    if klo < 0:
+                        cnt = _scan(start[row + klo + nz], start[row + nz - 1] + count[row + nz - 1], p, i, xi0,
+                                    xi1, xi2, sx, sy, -box[2], code, xs, atoms, rl2, nbr, cnt, cap)
+                    if khi >= nz:
+                        cnt = _scan(start[row], start[row + khi - nz] + count[row + khi - nz], p, i, xi0, xi1,
+                                    xi2, sx, sy, box[2], code | (2 << 4), xs, atoms, rl2, nbr, cnt, cap)
         nnb[i] = cnt
         ti.atomic_max(most, cnt)
     return most
@@ -202,7 +231,9 @@ class FullNeighborList:
         if self.n >= 1 << (31 - CODE_BITS):
             raise ConfigError(f"FullNeighborList holds at most {1 << (31 - CODE_BITS)} atoms, got {self.n}")
         self.box_np = box
-        self.nc_np = np.floor(box / (0.5 * self.rl)).astype(np.int32)
+        # columns of half the list radius in x and y; thin cells (an eighth) along z, scanned as
+        # one contiguous window per column
+        self.nc_np = np.floor(box / (self.rl * np.array([0.5, 0.5, 0.125]))).astype(np.int32)
         ncell = int(np.prod(self.nc_np))
         real = config().real
         self.box = ti.ndarray(real, 3)

@@ -25,6 +25,8 @@ The forward pass costs one build per segment plus the skin-triggered ones, the b
 about the same number again.
 """
 
+import warnings
+
 import numpy as np
 import taichi as ti
 
@@ -212,7 +214,8 @@ class MDSystem(System):
 
     # ------------------------------------------------------------------ forward-only runs
 
-    def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True):
+    def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True,
+                 rebuild_every=0):
         """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate or to sample.
 
         thermostat: None or :class:`Berendsen` (rescales velocities after every step).
@@ -224,6 +227,11 @@ class MDSystem(System):
         list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (about 1e-15 relative per step).
         With fast=False (or open boundaries) the tape's own kernels run.
+        rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than
+        skin/2, checked every step, so no pair is ever missed. N > 0 rebuilds every N steps
+        unchecked, as LAMMPS's ``neigh_modify every N check no`` (bench/in.lj uses 20; fast path
+        only); the result's ``late_rebuilds`` counts rebuilds that found an atom already moved
+        more than skin/2 (pairs may have been missed in that interval; a warning says so).
         """
         if thermostat is not None and not isinstance(thermostat, Berendsen):
             raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
@@ -238,6 +246,11 @@ class MDSystem(System):
             if not np.all(np.isfinite(st[k])):
                 raise ConfigError(f"{k} holds NaN or Inf (first at atom {int(np.argwhere(~np.isfinite(st[k]))[0, 0])})")
         cells = self._full_list() if fast else None
+        rebuild_every = int(rebuild_every)
+        if rebuild_every < 0 or (rebuild_every and cells is None):
+            raise ConfigError(f"rebuild_every={rebuild_every}: use 0, or N > 0 with the fast path (fast=True in a "
+                              "periodic box of at least three list radii)")
+        late = 0
         if getattr(self, "_run_slots", None) is None:
             shapes = dict(self.state_shapes, pe=(self.n,), vir=(self.n,))  # energies always recordable
             self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in shapes.items()})
@@ -289,11 +302,12 @@ class MDSystem(System):
                      self.integrator.mode, seed, t, cur, nxt, track, 0, 0)
             if cells is None:
                 self._check(xs, nxt, t)
-            else:
+            elif not rebuild_every or (t + 1) % rebuild_every == 0:
                 moved = cells.max_displacement(xs.x, nxt)
-                if not np.isfinite(moved):
+                if not moved < 0.5 * cells.box_np.min():  # NaN, Inf, or a jump no dynamics makes
                     self._diverged(t + 1, nxt)
-                if 2.0 * moved > cells.skin:
+                if rebuild_every or 2.0 * moved > cells.skin:
+                    late += rebuild_every > 0 and 2.0 * moved > cells.skin
                     cells.build(xs.x, nxt)
                     self.rebuilds += 1
             forces(nxt, track)
@@ -317,19 +331,31 @@ class MDSystem(System):
         if not np.all(np.isfinite(out["x"])):
             self._diverged(steps, cur)
         result = {"positions": out["x"], "velocities": out["v"]}
+        if rebuild_every:
+            result["late_rebuilds"] = late
+            if late:
+                warnings.warn(f"{late} of the neighbour-list rebuilds every {rebuild_every} steps came after an atom "
+                              f"had moved more than skin/2 = {cells.skin / 2:.3g}: pairs may have been missed; use a "
+                              "smaller rebuild_every or rebuild_every=0", RuntimeWarning, stacklevel=2)
         if record_every:
             result.update({k: np.array(v) for k, v in rec.items() if v})
         return result
 
     def _diverged(self, step, slot):
-        """Raise SimulationDiverged naming the first non-finite entry of x, v or f in ``slot``."""
+        """Raise SimulationDiverged naming the first non-finite entry of x, v or f in ``slot``,
+        else the atom that jumped farthest since the last neighbour-list build."""
         for k in ("x", "v", "f"):
             a = self._run_slots[k].to_numpy()[slot]
             bad = np.argwhere(~np.isfinite(a))
             if len(bad):
                 i = tuple(int(q) for q in bad[0])
                 raise SimulationDiverged(step, k, i, float(a[i]), self.divergence_hint())
-        raise SimulationDiverged(step, "x", (), float("nan"), self.divergence_hint())
+        x = self._run_slots.x.to_numpy()[slot]
+        jump = np.linalg.norm(x - self._cells.ref.to_numpy(), axis=1)
+        i = int(np.argmax(jump))
+        raise SimulationDiverged(step, "x", (i, 0), float(x[i, 0]),
+                                 f"atom {i} jumped {jump[i]:.3g} since the last neighbour-list build; "
+                                 + self.divergence_hint())
 
     def _full_list(self):
         """The full neighbour list of the fast forward path, or None where it does not apply."""

@@ -136,3 +136,19 @@ def test_fast_simulate_reports_a_blow_up_with_step_and_field():
     assert info.value.field in ("x", "v", "f") and 1 <= info.value.step <= 50
     with pytest.raises(ConfigError, match="NaN"):
         system.simulate(5, positions=np.full((model.n, 3), np.nan))
+
+
+def test_fixed_rebuild_interval_like_lammps_and_its_warning():
+    model = _fluid()
+    system = _system(model)
+    safe = system.simulate(120)
+    every = system.simulate(120, rebuild_every=4)  # often enough: no atom moves skin/2 in 4 steps
+    assert every["late_rebuilds"] == 0
+    np.testing.assert_allclose(every["positions"], safe["positions"], rtol=0, atol=1e-9)
+    with pytest.warns(RuntimeWarning, match="pairs may have been missed"):
+        rare = system.simulate(120, rebuild_every=60)
+    assert rare["late_rebuilds"] >= 1
+    with pytest.raises(ConfigError, match="rebuild_every"):
+        system.simulate(5, rebuild_every=-1)
+    with pytest.raises(ConfigError, match="rebuild_every"):
+        system.simulate(5, rebuild_every=10, fast=False)
