@@ -113,9 +113,9 @@ def _gap(u, a, h):
 
 
 @ti.func
-def _scan(q0, q1, p, i, xi0, xi1, xi2, sx, sy, sz, code, xs: ti.template(), atoms: ti.template(), rl2,
+def _scan(q0, q1, p, xi0, xi1, xi2, sx, sy, sz, code, xs: ti.template(), atoms: ti.template(), rl2,
           nbr: ti.template(), cnt, cap):
-    """Append to row i every sorted atom q in [q0, q1), other than p, closer than the list radius
+    """Append to row p every sorted atom q in [q0, q1), other than p itself, closer than the list radius
     when seen at x_q + (sx, sy, sz); returns the new count (counting past ``cap``)."""
     for q in range(q0, q1):
         d0 = xi0 - xs[q, 0] - sx
@@ -124,7 +124,7 @@ def _scan(q0, q1, p, i, xi0, xi1, xi2, sx, sy, sz, code, xs: ti.template(), atom
         if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
             if q != p:
                 if cnt < cap:
-                    nbr[i, cnt] = (atoms[q] << CODE_BITS) | code
+                    nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
                 cnt += 1
     return cnt
 
@@ -139,8 +139,7 @@ def _build(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count
     ihz = nc[2] / box[2]
     nz = nc[2]
     for p in range(x.shape[1]):  # in cell order: neighbouring iterations share their candidates in cache
-        i = atoms[p]
-        cid = cell_of[i]
+        cid = cell_of[atoms[p]]
         cy = (cid // nz) % nc[1]
         cx = cid // (nc[1] * nz)
         xi0 = xs[p, 0]
@@ -168,20 +167,20 @@ def _build(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count
                 klo = ti.cast(ti.floor((xi2 - zr) * ihz), ti.i32)
                 khi = ti.cast(ti.floor((xi2 + zr) * ihz), ti.i32)
                 if klo >= 0 and khi < nz:
-                    cnt = _scan(start[row + klo], start[row + khi] + count[row + khi], p, i, xi0, xi1, xi2, sx, sy,
+                    cnt = _scan(start[row + klo], start[row + khi] + count[row + khi], p, xi0, xi1, xi2, sx, sy,
                                 0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
                 else:
                     lo = ti.max(klo, 0)
                     hi = ti.min(khi, nz - 1)
-                    cnt = _scan(start[row + lo], start[row + hi] + count[row + hi], p, i, xi0, xi1, xi2, sx, sy,
+                    cnt = _scan(start[row + lo], start[row + hi] + count[row + hi], p, xi0, xi1, xi2, sx, sy,
                                 0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
                     if klo < 0:
-                        cnt = _scan(start[row + klo + nz], start[row + nz - 1] + count[row + nz - 1], p, i, xi0,
+                        cnt = _scan(start[row + klo + nz], start[row + nz - 1] + count[row + nz - 1], p, xi0,
                                     xi1, xi2, sx, sy, -box[2], code, xs, atoms, rl2, nbr, cnt, cap)
                     if khi >= nz:
-                        cnt = _scan(start[row], start[row + khi - nz] + count[row + khi - nz], p, i, xi0, xi1,
+                        cnt = _scan(start[row], start[row + khi - nz] + count[row + khi - nz], p, xi0, xi1,
                                     xi2, sx, sy, box[2], code | (2 << 4), xs, atoms, rl2, nbr, cnt, cap)
-        nnb[i] = cnt
+        nnb[p] = cnt
         ti.atomic_max(most, cnt)
     return most
 
@@ -217,8 +216,10 @@ class FullNeighborList:
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
-    After :meth:`build`: ``nbr`` (n, capacity) int32 entries ``j << 6 | image code`` and ``nnb``
-    (n,) counts; ``image`` (n, 3) int32 box crossings since the last :meth:`unwrap`.
+    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries ``j << 6 | image
+    code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written and read in
+    sequence), ``nnb[p]`` their count; ``image`` (n, 3) int32 counts box crossings since the
+    last :meth:`unwrap`.
     """
 
     def __init__(self, n, cutoff, skin, box, capacity=None):
@@ -290,8 +291,13 @@ class FullNeighborList:
         """Add the counted box crossings back: ``x[slot]`` becomes continuous (unwrapped) again."""
         _unwrap(x, slot, self.image, self.box)
 
+    def rows(self):
+        """{atom i: its list entries (int array)} (for tests and inspection)."""
+        nbr, nnb, atoms = self.nbr.to_numpy(), self.nnb.to_numpy(), self.atoms.to_numpy()
+        return {int(atoms[p]): nbr[p, :nnb[p]] for p in range(self.n)}
+
     def pairs(self) -> np.ndarray:
         """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""
-        nbr, nnb = self.nbr.to_numpy(), self.nnb.to_numpy()
-        out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i in range(self.n) for c in nbr[i, :nnb[i]]}
+        out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i, row in self.rows().items()
+               for c in row}
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
