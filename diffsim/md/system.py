@@ -23,6 +23,9 @@ rollout, so that a recomputed step sees exactly the list the original step saw:
   in its working slots, whenever the list in memory is another one.
 The forward pass costs one build per segment plus the skin-triggered ones, the backward pass
 about the same number again.
+
+Runs without gradients (:meth:`MDSystem.simulate`) take a faster path in a periodic box: a
+full list with periodic images (:mod:`diffsim.md.cells`) and gather force kernels.
 """
 
 import warnings
