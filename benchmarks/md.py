@@ -55,7 +55,7 @@ def forward(args, common):
         if name == "lj_forward_tape_kernels" and n > 10_000 and not args.all:
             continue  # about 0.5 M atom-steps/s: a minute at N = 32,000; --all includes it
         system.simulate(5, **kw)  # compile
-        rates, rebuilds, late = [], [], 0
+        rates, rebuilds, late = [], [], []
         for _ in range(args.repeats if name != "lj_forward_tape_kernels" else 1):
             b0 = system.rebuilds
             t0 = time.perf_counter()
@@ -64,11 +64,11 @@ def forward(args, common):
                 out = system.simulate(args.steps, **kw)
             rates.append(n * args.steps / (time.perf_counter() - t0))
             rebuilds.append(system.rebuilds - b0)
-            late += out.get("late_rebuilds", 0)
+            late.append(out.get("late_rebuilds", 0))
         fig = {"figure": name, **common, "steps": args.steps, "atom_steps_per_s": round(statistics.median(rates)),
                "best_atom_steps_per_s": round(max(rates)), "runs": len(rates), "rebuilds": rebuilds[0]}
         if "rebuild_every" in kw:
-            fig["late_rebuilds"] = late
+            fig["late_rebuilds"] = late[0]
         print(json.dumps(fig), flush=True)
 
     # kernel times of the fast path (median ms), on the state after the runs above

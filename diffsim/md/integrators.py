@@ -76,6 +76,18 @@ class Berendsen:
             raise ConfigError(f"Berendsen needs temperature >= 0 and tau > 0, got {self.temperature}, {self.tau}")
 
 
+@ti.func
+def _drift(vh, dt, mode, c1, c2sv, seed, t, idx):
+    """From the half-kicked velocity vh: the position increment and the new velocity of one
+    coordinate; A (velocity Verlet) or A O A with counter-based noise (BAOAB)."""
+    dx = dt * vh
+    vn = vh
+    if mode == 1:
+        vn = c1 * vh + c2sv * gauss(seed, t, idx)
+        dx = 0.5 * dt * (vh + vn)
+    return dx, vn
+
+
 @ti.kernel
 def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv_m: _A1, cs: _A1,
              mode: ti.i32, seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, track: ti.i32, tdisp: ti.i32,
@@ -86,12 +98,7 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv
             a = 0.5 * dt * cs[FTM] * inv_m[i]
             sv = ti.sqrt(cs[KT] * cs[FTM] * inv_m[i])
             for k in ti.static(range(3)):
-                vh = v[src, i, k] + a * f[src, i, k]
-                dx = dt * vh
-                vn = vh
-                if mode == 1:
-                    vn = cs[C1] * vh + cs[C2] * sv * gauss(seed, t, 3 * i + k)
-                    dx = 0.5 * dt * (vh + vn)
+                dx, vn = _drift(v[src, i, k] + a * f[src, i, k], dt, mode, cs[C1], cs[C2] * sv, seed, t, 3 * i + k)
                 x[dst, i, k] = x[src, i, k] + dx
                 v[dst, i, k] = vn
                 f[dst, i, k] = 0.0
@@ -102,6 +109,36 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv
                 vir[dst, i] = 0.0
         if i < nrdf:
             rdf[dst, i] = rdf[src, i]
+
+
+@ti.kernel
+def md_kick_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32,
+                  seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, track: ti.i32) -> ti.f64:
+    """Forward only (MDSystem.simulate): md_drift from slot src to dst after ``kicks`` half-kicks
+    with f[src] (2 folds in the closing kick of the previous step), zeroing f[dst] (and pe, vir
+    when ``track``); returns the largest squared displacement of x[dst] from ``ref`` (inf if
+    any is NaN), the neighbour-list rebuild test, in the same pass."""
+    most = 0.0
+    for i in range(x.shape[1]):
+        dt = cs[DT]
+        a = kicks * 0.5 * dt * cs[FTM] * inv_m[i]
+        sv = ti.sqrt(cs[KT] * cs[FTM] * inv_m[i])
+        d2 = 0.0
+        for k in ti.static(range(3)):
+            dx, vn = _drift(v[src, i, k] + a * f[src, i, k], dt, mode, cs[C1], cs[C2] * sv, seed, t, 3 * i + k)
+            xn = x[src, i, k] + dx
+            x[dst, i, k] = xn
+            v[dst, i, k] = vn
+            f[dst, i, k] = 0.0
+            d = xn - ref[i, k]
+            d2 += d * d
+        if track != 0:
+            pe[dst, i] = 0.0
+            vir[dst, i] = 0.0
+        if not d2 < 1e300:  # NaN compares false
+            d2 = ti.math.inf
+        ti.atomic_max(most, d2)
+    return most
 
 
 @ti.kernel

@@ -39,7 +39,8 @@ from ..tape import Slots, System, adjoint_only, forward_only, launch
 from .. import storage
 from .cells import FullNeighborList
 from .forcefield import ForceField, zero_forces
-from .integrators import Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, scale_velocities
+from .integrators import (Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, md_kick_drift,
+                          scale_velocities)
 from .model import Model
 from .observables import Cost
 
@@ -298,23 +299,28 @@ class MDSystem(System):
         if record_every:
             record(0, 0)
         cur = 0
+        kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
         for t in range(steps):
             nxt = 1 - cur
-            track = int(self.track) if cells is None else int(bool(record_every) and (t + 1) % record_every == 0)
-            md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
-                     self.integrator.mode, seed, t, cur, nxt, track, 0, 0)
+            recorded = bool(record_every) and (t + 1) % record_every == 0
             if cells is None:
+                md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
+                         self.integrator.mode, seed, t, cur, nxt, int(self.track), 0, 0)
                 self._check(xs, nxt, t)
-            elif not rebuild_every or (t + 1) % rebuild_every == 0:
-                moved = cells.max_displacement(xs.x, nxt)
+            else:
+                moved = float(np.sqrt(md_kick_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, cells.ref, self.inv_m, self.cs,
+                                                    self.integrator.mode, seed, t, cur, nxt, kicks, int(recorded))))
                 if not moved < 0.5 * cells.box_np.min():  # NaN, Inf, or a jump no dynamics makes
                     self._diverged(t + 1, nxt)
-                if rebuild_every or 2.0 * moved > cells.skin:
+                if rebuild_every and (t + 1) % rebuild_every == 0 or not rebuild_every and 2.0 * moved > cells.skin:
                     late += rebuild_every > 0 and 2.0 * moved > cells.skin
                     cells.build(xs.x, nxt)
                     self.rebuilds += 1
-            forces(nxt, track)
-            md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
+            forces(nxt, int(recorded))
+            # the closing half-kick waits for the next drift unless velocities are needed now
+            kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
+            if kicks == 1:
+                md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
             if thermostat is not None:
                 ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
                 temp = 2 * ke / (dof * kB)
