@@ -113,75 +113,111 @@ def _gap(u, a, h):
 
 
 @ti.func
-def _scan(q0, q1, p, xi0, xi1, xi2, sx, sy, sz, code, xs: ti.template(), atoms: ti.template(), rl2,
-          nbr: ti.template(), cnt, cap):
-    """Append to row p every sorted atom q in [q0, q1), other than p itself, closer than the list radius
-    when seen at x_q + (sx, sy, sz); returns the new count (counting past ``cap``)."""
-    for q in range(q0, q1):
-        d0 = xi0 - xs[q, 0] - sx
-        d1 = xi1 - xs[q, 1] - sy
-        d2 = xi2 - xs[q, 2] - sz
-        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
-            if q != p:
-                if cnt < cap:
-                    nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
-                cnt += 1
-    return cnt
-
-
-@ti.kernel
-def _build(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, xs: _A2,
-           rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
-    most = 0
-    cap = nbr.shape[1]
+def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
+             nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(), cnt, cap,
+             mirror: ti.template(), nb: ti.template()):
+    """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
+    for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
+    own column (ab = 12); append hits to row p from the front (count ``cnt``, returned) and,
+    with ``mirror``, p to row q from the back (count nb[q]). Counts run past ``cap``."""
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
     ihz = nc[2] / box[2]
     nz = nc[2]
-    for p in range(x.shape[1]):  # in cell order: neighbouring iterations share their candidates in cache
-        cid = cell_of[atoms[p]]
-        cy = (cid // nz) % nc[1]
-        cx = cid // (nc[1] * nz)
-        xi0 = xs[p, 0]
-        xi1 = xs[p, 1]
-        xi2 = xs[p, 2]
-        ux = xi0 - cx * hx
-        uy = xi1 - cy * hy
-        cnt = 0
-        for ab in range(25):  # columns of cells along z, within two cells in x and y
-            a = ab // 5 - 2
-            b = ab % 5 - 2
-            gx = _gap(ux, a, hx)
-            gy = _gap(uy, b, hy)
-            g2 = gx * gx + gy * gy
-            if g2 < rl2:
-                ox, ca = _wrap_cell(cx + a, nc[0])
-                oy, cb = _wrap_cell(cy + b, nc[1])
-                sx = (ca - 1) * box[0]
-                sy = (cb - 1) * box[1]
-                row = (ox * nc[1] + oy) * nz
-                code = ca | (cb << 2)
-                # the z window |z - z_i| < sqrt(rl^2 - g^2): one run of cells, or up to three
-                # where it wraps (below the box, inside, above)
-                zr = ti.sqrt(rl2 - g2)
-                klo = ti.cast(ti.floor((xi2 - zr) * ihz), ti.i32)
-                khi = ti.cast(ti.floor((xi2 + zr) * ihz), ti.i32)
-                if klo >= 0 and khi < nz:
-                    cnt = _scan(start[row + klo], start[row + khi] + count[row + khi], p, xi0, xi1, xi2, sx, sy,
-                                0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
-                else:
-                    lo = ti.max(klo, 0)
-                    hi = ti.min(khi, nz - 1)
-                    cnt = _scan(start[row + lo], start[row + hi] + count[row + hi], p, xi0, xi1, xi2, sx, sy,
-                                0.0, code | (1 << 4), xs, atoms, rl2, nbr, cnt, cap)
-                    if klo < 0:
-                        cnt = _scan(start[row + klo + nz], start[row + nz - 1] + count[row + nz - 1], p, xi0,
-                                    xi1, xi2, sx, sy, -box[2], code, xs, atoms, rl2, nbr, cnt, cap)
-                    if khi >= nz:
-                        cnt = _scan(start[row], start[row + khi - nz] + count[row + khi - nz], p, xi0, xi1,
-                                    xi2, sx, sy, box[2], code | (2 << 4), xs, atoms, rl2, nbr, cnt, cap)
-        nnb[p] = cnt
-        ti.atomic_max(most, cnt)
+    cid = cell_of[atoms[p]]
+    cy = (cid // nz) % nc[1]
+    cx = cid // (nc[1] * nz)
+    xi0 = xs[p, 0]
+    xi1 = xs[p, 1]
+    xi2 = xs[p, 2]
+    ux = xi0 - cx * hx
+    uy = xi1 - cy * hy
+    for ab in range(ab0, ab1):
+        a = ab // 5 - 2
+        b = ab % 5 - 2
+        gx = _gap(ux, a, hx)
+        gy = _gap(uy, b, hy)
+        g2 = gx * gx + gy * gy
+        if g2 < rl2:
+            ox, ca = _wrap_cell(cx + a, nc[0])
+            oy, cb = _wrap_cell(cy + b, nc[1])
+            sx = (ca - 1) * box[0]
+            sy = (cb - 1) * box[1]
+            row = (ox * nc[1] + oy) * nz
+            # the z window |z - z_i| < sqrt(rl^2 - g^2) as up to three runs of cells: wrapped
+            # below the box (image code 0), inside (1), wrapped above (2)
+            zr = ti.sqrt(rl2 - g2)
+            klo = ti.cast(ti.floor((xi2 - zr) * ihz), ti.i32)
+            khi = ti.cast(ti.floor((xi2 + zr) * ihz), ti.i32)
+            q0 = qmin if ab == 12 else 0
+            for part in range(3):
+                lo = ti.max(klo, 0)
+                hi = ti.min(khi, nz - 1)
+                cc = 1
+                if part == 0:
+                    lo = klo + nz
+                    hi = nz - 1
+                    cc = 0
+                elif part == 2:
+                    lo = 0
+                    hi = khi - nz
+                    cc = 2
+                if lo <= hi:
+                    sz = (cc - 1) * box[2]
+                    code = ca | (cb << 2) | (cc << 4)
+                    for q in range(ti.max(start[row + lo], q0), start[row + hi] + count[row + hi]):
+                        d0 = xi0 - xs[q, 0] - sx
+                        d1 = xi1 - xs[q, 1] - sy
+                        d2 = xi2 - xs[q, 2] - sz
+                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
+                            if q != p:
+                                if cnt < cap:
+                                    nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
+                                cnt += 1
+                                if ti.static(mirror):
+                                    # q sees p through the opposite image; plain (not atomic)
+                                    # read-modify-write: no other task writes row q now
+                                    m = nb[q]
+                                    if m < cap:
+                                        nbr[q, cap - 1 - m] = (atoms[p] << CODE_BITS) | (42 - code)
+                                    nb[q] = m + 1
+    return cnt
+
+
+@ti.kernel
+def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
+                nbr: _A2, nf: _A1, nb: _A1):
+    """Every atom scans all 25 columns (each pair is tested twice); fully parallel (GPU)."""
+    for p in range(xs.shape[0]):
+        nf[p] = _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, 0, nbr.shape[1],
+                         False, nb)
+        nb[p] = 0
+
+
+GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
+
+
+@ti.kernel
+def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
+                nbr: _A2, nf: _A1, nb: _A1, cells0: _A1, cells1: _A1):
+    """Each pair tested once (forward half of the block), written to both rows. One serial task
+    per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
+    the slabs of one launch must not write to each other's rows (see FullNeighborList.build)."""
+    for g in range(cells0.shape[0] * GRAIN):
+        if g % GRAIN == 0:
+            t = g // GRAIN
+            last = cells1[t] - 1
+            for p in range(start[cells0[t]], start[last] + count[last]):
+                # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
+                nf[p] = _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, 0,
+                                 nbr.shape[1], True, nb)
+
+
+@ti.kernel
+def _row_max(nf: _A1, nb: _A1) -> ti.i32:
+    most = 0
+    for p in range(nf.shape[0]):
+        ti.atomic_max(most, nf[p] + nb[p])
     return most
 
 
@@ -218,11 +254,18 @@ class FullNeighborList:
 
     After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries ``j << 6 | image
     code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written and read in
-    sequence), ``nnb[p]`` their count; ``image`` (n, 3) int32 counts box crossings since the
-    last :meth:`unwrap`.
+    sequence): ``nf[p]`` from the front and ``nb[p]`` from the back. ``image`` (n, 3) int32
+    counts box crossings since the last :meth:`unwrap`.
+
+    method: "half" tests each pair once and writes it to both rows, in one serial task per slab
+    of cells along x (two launches, so that no two tasks write one row); about 1.6x faster on the
+    CPU, where there are few threads. "full" lets every atom test all its candidates, in
+    parallel over atoms (GPUs). "auto": "full" on a GPU, else "half". tasks: slabs per "half"
+    launch, at most a quarter of the cell columns along x (default: an even number up to 16,
+    independent of the thread count, so results are bitwise the same with any thread count).
     """
 
-    def __init__(self, n, cutoff, skin, box, capacity=None):
+    def __init__(self, n, cutoff, skin, box, capacity=None, method="auto", tasks=None):
         self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
         box = np.asarray(box, dtype=np.float64).reshape(-1)
         self.rl = self.cutoff + self.skin
@@ -231,6 +274,11 @@ class FullNeighborList:
                               f"got {box}")
         if self.n >= 1 << (31 - CODE_BITS):
             raise ConfigError(f"FullNeighborList holds at most {1 << (31 - CODE_BITS)} atoms, got {self.n}")
+        if method == "auto":
+            method = "full" if config().arch in ("cuda", "vulkan", "metal") else "half"
+        if method not in ("full", "half"):
+            raise ConfigError(f"method must be 'auto', 'full' or 'half', got {method!r}")
+        self.method = method
         self.box_np = box
         # columns of half the list radius in x and y; thin cells (an eighth) along z, scanned as
         # one contiguous window per column
@@ -249,6 +297,9 @@ class FullNeighborList:
         self.xs = ti.ndarray(real, (self.n, 3))
         self.ref = ti.ndarray(real, (self.n, 3))
         self.image = ti.ndarray(ti.i32, (self.n, 3))
+        self.nf = ti.ndarray(ti.i32, self.n)
+        self.nb = ti.ndarray(ti.i32, self.n)
+        self._slabs = self._slab_tasks(tasks)
         if capacity is None:
             density = self.n / float(np.prod(box))
             capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
@@ -256,10 +307,33 @@ class FullNeighborList:
         self.builds = 0
         self.max_count = 0
 
+    def _slab_tasks(self, tasks):
+        """Cell ranges of the two "half" launches: slab interiors, then the two columns at each
+        slab's upper end, whose atoms also write rows of the next slab's first two columns.
+        An atom in column c writes rows in columns c..c+2, so with slabs at least four columns
+        wide no two tasks of one launch share a row."""
+        ncx = int(self.nc_np[0])
+        if tasks is None:
+            # an even number up to 16, whatever the thread count, so that row order (and hence
+            # every force sum) is the same on any machine
+            tasks = max(1, min(ncx // 4, 16) // 2 * 2)
+        k = max(1, min(int(tasks), ncx // 4))
+        self.tasks = k
+        per_column = int(self.nc_np[1] * self.nc_np[2])
+        edges = [i * ncx // k for i in range(k + 1)]
+        interior = [(edges[i] * per_column, (edges[i + 1] - 2) * per_column) for i in range(k)]
+        strips = [((edges[i + 1] - 2) * per_column, edges[i + 1] * per_column) for i in range(k)]
+        out = []
+        for ranges in (interior, strips):
+            lo, hi = (ti.ndarray(ti.i32, k) for _ in range(2))
+            lo.from_numpy(np.array([r[0] for r in ranges], dtype=np.int32))
+            hi.from_numpy(np.array([r[1] for r in ranges], dtype=np.int32))
+            out.append((lo, hi))
+        return out
+
     def _alloc(self, capacity):
         self.capacity = capacity
         self.nbr = ti.ndarray(ti.i32, (self.n, capacity))
-        self.nnb = ti.ndarray(ti.i32, self.n)
 
     def build(self, x, slot):
         """Wrap ``x[slot]`` into the box (counting crossings in ``image``) and rebuild the list."""
@@ -270,17 +344,24 @@ class FullNeighborList:
         _exclusive_scan(self.count, self.start, self.fill)
         _scatter(self.cell_of, self.fill, self.atoms)
         _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs)
-        most = self._fill(x, slot)
+        most = self._fill()
         if most > self.capacity:
             self._alloc(int(most * 1.2) + 8)
-            most = self._fill(x, slot)
+            most = self._fill()
         self.max_count = most
         _copy_ref(x, slot, self.ref)
         self.builds += 1
 
-    def _fill(self, x, slot):
-        return int(_build(x, slot, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.xs,
-                          self.rl * self.rl, self.nbr, self.nnb))
+    def _fill(self) -> int:
+        args = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl,
+                self.nbr, self.nf, self.nb)
+        if self.method == "full":
+            _build_full(*args)
+        else:
+            _zero(self.nb)
+            for lo, hi in self._slabs:
+                _build_half(*args, lo, hi)
+        return int(_row_max(self.nf, self.nb))
 
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
@@ -293,8 +374,9 @@ class FullNeighborList:
 
     def rows(self):
         """{atom i: its list entries (int array)} (for tests and inspection)."""
-        nbr, nnb, atoms = self.nbr.to_numpy(), self.nnb.to_numpy(), self.atoms.to_numpy()
-        return {int(atoms[p]): nbr[p, :nnb[p]] for p in range(self.n)}
+        nbr, nf, nb, atoms = self.nbr.to_numpy(), self.nf.to_numpy(), self.nb.to_numpy(), self.atoms.to_numpy()
+        cap = self.capacity
+        return {int(atoms[p]): np.concatenate([nbr[p, :nf[p]], nbr[p, cap - nb[p]:][::-1]]) for p in range(self.n)}
 
     def pairs(self) -> np.ndarray:
         """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""

@@ -28,22 +28,25 @@ def _slots(arr):
     return a
 
 
-def test_full_list_equals_brute_force_with_image_codes():
-    model = _fluid()
+@pytest.mark.parametrize("method,tasks", [("full", 1), ("half", 1), ("half", 2)])
+def test_full_list_equals_brute_force_with_image_codes(method, tasks):
+    model = _fluid(cells=5)  # 9 cell columns along x: room for two slabs of the half build
     n, box = model.n, model.box
     rng = np.random.default_rng(1)
     # unwrapped positions several boxes away, as after a long run
     shifts = rng.integers(-3, 4, (n, 3))
     pos = model.positions + shifts * box
     x = _slots(pos)
-    cl = FullNeighborList(n, RC, SKIN, box)
+    cl = FullNeighborList(n, RC, SKIN, box, method=method, tasks=tasks)
+    assert cl.method == method and cl.tasks == tasks
     cl.build(x, 0)
     assert np.array_equal(cl.pairs(), brute_force_pairs(pos, box, RC + SKIN))
     rows = cl.rows()
     assert sum(len(r) for r in rows.values()) == 2 * len(cl.pairs())  # full list: every pair at both atoms
     wrapped = x.to_numpy()[0]
     assert np.all((wrapped >= 0) & (wrapped <= box))
-    for i in range(0, n, 17):
+    for i in range(0, n, 7):
+        assert len(set(rows[i].tolist())) == len(rows[i])  # no entry twice
         for c in rows[i]:
             j, code = int(c) >> CODE_BITS, int(c) & 63
             image = np.array([(code >> (2 * k)) & 3 for k in range(3)]) - 1
@@ -54,9 +57,10 @@ def test_full_list_equals_brute_force_with_image_codes():
     np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-12)
 
 
-def test_full_list_grows_and_rejects_small_boxes():
-    model = _fluid()
-    cl = FullNeighborList(model.n, RC, SKIN, model.box, capacity=4)
+@pytest.mark.parametrize("method", ["full", "half"])
+def test_full_list_grows_and_rejects_small_boxes(method):
+    model = _fluid(cells=5)
+    cl = FullNeighborList(model.n, RC, SKIN, model.box, capacity=4, method=method, tasks=2)
     cl.build(_slots(model.positions), 0)
     assert cl.capacity >= cl.max_count > 4
     assert np.array_equal(cl.pairs(), brute_force_pairs(model.positions, model.box, RC + SKIN))
@@ -152,3 +156,28 @@ def test_fixed_rebuild_interval_like_lammps_and_its_warning():
         system.simulate(5, rebuild_every=-1)
     with pytest.raises(ConfigError, match="rebuild_every"):
         system.simulate(5, rebuild_every=10, fast=False)
+
+
+def test_fast_simulate_is_bitwise_reproducible_across_thread_counts(python_subprocess):
+    """The half build runs one serial task per slab and the gather sums in list order: no
+    atomics decide any order, so 1 and 2 threads give the same bits."""
+    code = """
+import sys, numpy as np, diffsim
+diffsim.init(arch="cpu", precision="f64", threads=int(sys.argv[1]) if len(sys.argv) > 1 else {threads})
+from diffsim.md import ForceField, LennardJones, MDSystem, Model, fcc_lattice, maxwell_boltzmann
+pos, box = fcc_lattice((5, 5, 5), 0.8442)
+pos = pos + np.random.default_rng(0).normal(0, 0.05, pos.shape)
+model = Model(pos, box=box, velocities=maxwell_boltzmann(np.ones(len(pos)), 1.2, seed=0))
+system = MDSystem(model, ForceField([LennardJones(cutoff=1.6, shift="force")], model.types, box, skin=0.2), dt=0.005)
+out = [system.simulate(150, record_every=50) for _ in range(2)]
+assert system._cells.method == "half" and system._cells.tasks == 2
+print(out[0]["positions"].tobytes().hex()[:64], out[0]["positions"].sum().hex(), out[1]["positions"].sum().hex(),
+      out[0]["potential"][-1].hex())
+"""
+    runs = {}
+    for threads in (1, 2):
+        res = python_subprocess(code.format(threads=threads))
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[threads] = res.stdout.split()[-4:]
+    assert runs[1][1] == runs[1][2] and runs[2][1] == runs[2][2]  # run to run
+    assert runs[1] == runs[2]  # thread count
