@@ -14,7 +14,8 @@ Forward figures (atom-steps per second, median of --repeats runs of --steps step
   steps unchecked (``neigh_modify every 20 check no``), with the count of late rebuilds;
 - ``lj_forward_tape_kernels``: simulate(fast=False), the differentiable kernels (half list, Newton).
 Reference on this kind of 2-core machine (issue 4): LAMMPS 4.2-4.3 M atom-steps/s with 2 OpenMP
-threads, OpenMM CPU 1.3 M.
+threads, OpenMM CPU 1.3 M. The speed of these virtual machines drifts by +-30 % within minutes:
+compare with LAMMPS run just before or after (benchmarks/lammps_inlj.py).
 """
 
 import argparse
