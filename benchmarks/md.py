@@ -82,7 +82,7 @@ def forward(args, common):
                                                                                   xs.vir, 1)),
                       "full_list_build": _ms(lambda: cells.build(xs.x, 0), 5),
                       "half_list_build_tape": _ms(lambda: ff.build(xs.x, 0), 5),
-                      "neighbours_per_atom": round(float((cells.nf.to_numpy() + cells.nb.to_numpy()).mean()), 1),
+                      "neighbours_per_atom": round(float(cells.nnb.to_numpy().mean()), 1),
                       "list_method": cells.method,
                       "capacity": cells.capacity}), flush=True)
 

@@ -214,6 +214,25 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
 
 
 @ti.kernel
+def _join_rows(nbr: _A2, nf: _A1, nb: _A1):
+    """Move each row's back entries (written from the end, last first) to follow its front
+    entries, in the order they were written: reverse them in place, then copy forward (the
+    target never runs ahead of the source). Afterwards nf counts all entries, nb is 0."""
+    cap = nbr.shape[1]
+    for p in range(nf.shape[0]):
+        m = nb[p]
+        lo = cap - m
+        for k in range(m // 2):
+            tmp = nbr[p, lo + k]
+            nbr[p, lo + k] = nbr[p, cap - 1 - k]
+            nbr[p, cap - 1 - k] = tmp
+        for k in range(m):
+            nbr[p, nf[p] + k] = nbr[p, lo + k]
+        nf[p] = nf[p] + m
+        nb[p] = 0
+
+
+@ti.kernel
 def _row_max(nf: _A1, nb: _A1) -> ti.i32:
     most = 0
     for p in range(nf.shape[0]):
@@ -252,10 +271,10 @@ class FullNeighborList:
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
-    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries ``j << 6 | image
-    code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written and read in
-    sequence): ``nf[p]`` from the front and ``nb[p]`` from the back. ``image`` (n, 3) int32
-    counts box crossings since the last :meth:`unwrap`.
+    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the ``nnb[p]`` entries
+    ``j << 6 | image code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written
+    and read in sequence). ``image`` (n, 3) int32 counts box crossings since the last
+    :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
     of cells along x (two launches, so that no two tasks write one row); about 1.6x faster on the
@@ -297,8 +316,8 @@ class FullNeighborList:
         self.xs = ti.ndarray(real, (self.n, 3))
         self.ref = ti.ndarray(real, (self.n, 3))
         self.image = ti.ndarray(ti.i32, (self.n, 3))
-        self.nf = ti.ndarray(ti.i32, self.n)
-        self.nb = ti.ndarray(ti.i32, self.n)
+        self.nnb = ti.ndarray(ti.i32, self.n)
+        self.nb = ti.ndarray(ti.i32, self.n)  # back entries during a "half" build
         self._slabs = self._slab_tasks(tasks)
         if capacity is None:
             density = self.n / float(np.prod(box))
@@ -348,20 +367,22 @@ class FullNeighborList:
         if most > self.capacity:
             self._alloc(int(most * 1.2) + 8)
             most = self._fill()
+        if self.method == "half":
+            _join_rows(self.nbr, self.nnb, self.nb)
         self.max_count = most
         _copy_ref(x, slot, self.ref)
         self.builds += 1
 
     def _fill(self) -> int:
         args = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl,
-                self.nbr, self.nf, self.nb)
+                self.nbr, self.nnb, self.nb)
         if self.method == "full":
             _build_full(*args)
         else:
             _zero(self.nb)
             for lo, hi in self._slabs:
                 _build_half(*args, lo, hi)
-        return int(_row_max(self.nf, self.nb))
+        return int(_row_max(self.nnb, self.nb))
 
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
@@ -374,9 +395,8 @@ class FullNeighborList:
 
     def rows(self):
         """{atom i: its list entries (int array)} (for tests and inspection)."""
-        nbr, nf, nb, atoms = self.nbr.to_numpy(), self.nf.to_numpy(), self.nb.to_numpy(), self.atoms.to_numpy()
-        cap = self.capacity
-        return {int(atoms[p]): np.concatenate([nbr[p, :nf[p]], nbr[p, cap - nb[p]:][::-1]]) for p in range(self.n)}
+        nbr, nnb, atoms = self.nbr.to_numpy(), self.nnb.to_numpy(), self.atoms.to_numpy()
+        return {int(atoms[p]): nbr[p, :nnb[p]] for p in range(self.n)}
 
     def pairs(self) -> np.ndarray:
         """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""

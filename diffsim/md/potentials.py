@@ -120,7 +120,7 @@ def _make_gather_kernel(pair):
 
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
-                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nf: _A1, nb: _A1, p0: _A1, p1: _A1, p2: _A1, rc: _A1,
+                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nnb: _A1, p0: _A1, p1: _A1, p2: _A1, rc: _A1,
                     ec: _A1, sc: _A1, shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
@@ -144,10 +144,8 @@ def _make_gather_kernel(pair):
             rcp = rc[0]
             ecp = ec[0]
             scp = sc[0]
-            nf_ = nf[row]
-            back = nbr.shape[1] - nf_ - nb[row]
-            for k in range(nf_ + nb[row]):  # entries from the front, then from the back of the row
-                c = nbr[row, ti.select(k < nf_, k, k + back)]
+            for q in range(nnb[row]):
+                c = nbr[row, q]
                 j = c >> CODE_BITS
                 d0 = xi0 - x[s, j, 0] - ((c & 3) - 1) * b0
                 d1 = xi1 - x[s, j, 1] - (((c >> 2) & 3) - 1) * b1
@@ -411,7 +409,7 @@ class PairPotential(Potential):
         :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
         p0, p1, p2 = self._arrays
         _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), ff.types, cells.box, self.pidx, self.ntypes > 1,
-                                     cells.atoms, cells.nbr, cells.nf, cells.nb, p0, p1, p2, self.rc, *self._at_rc,
+                                     cells.atoms, cells.nbr, cells.nnb, p0, p1, p2, self.rc, *self._at_rc,
                                      self.shift)
 
     def pair_energy_np(self, r, a, b):
