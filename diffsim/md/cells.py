@@ -42,16 +42,32 @@ _A3 = ti.types.ndarray(ndim=3)
 CODE_BITS = 6
 
 
+@ti.func
+def _wrapped(v, length):
+    """v wrapped into [0, length) and the number of box lengths removed (rounding can leave
+    v - m * length equal to length or just below 0; both are moved inside)."""
+    m = ti.floor(v / length)
+    u = v - m * length
+    if u >= length:
+        u -= length
+        m += 1.0
+    elif u < 0.0:
+        u += length
+        m -= 1.0
+    return u, m
+
+
 @ti.kernel
-def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1):
+def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1, wrap: ti.template()):
+    """Cell of each atom from its position wrapped into the box; with ``wrap`` the positions
+    are wrapped in place and the crossings counted in ``image``."""
     for i in range(x.shape[1]):
         cid = 0
         for k in ti.static(range(3)):
-            m = ti.floor(x[s, i, k] / box[k])
-            u = x[s, i, k] - m * box[k]
-            # u can round up to box[k] itself; the cell index is clamped below
-            x[s, i, k] = u
-            image[i, k] += ti.cast(m, ti.i32)
+            u, m = _wrapped(x[s, i, k], box[k])
+            if ti.static(wrap):
+                x[s, i, k] = u
+                image[i, k] += ti.cast(m, ti.i32)
             ck = ti.min(ti.max(ti.cast(u / box[k] * nc[k], ti.i32), 0), nc[k] - 1)
             cid = cid * nc[k] + ck
         cell_of[i] = cid
@@ -82,9 +98,9 @@ def _scatter(cell_of: _A1, fill: _A1, atoms: _A1):
 
 
 @ti.kernel
-def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2):
+def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1):
     """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
-    their positions contiguously into xs."""
+    their positions, wrapped into the box, contiguously into xs."""
     for c in range(count.shape[0]):
         a0 = start[c]
         for p in range(a0 + 1, a0 + count[c]):
@@ -96,7 +112,8 @@ def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2):
             atoms[q] = key
         for p in range(a0, a0 + count[c]):
             for k in ti.static(range(3)):
-                xs[p, k] = x[s, atoms[p], k]
+                u, m = _wrapped(x[s, atoms[p], k], box[k])
+                xs[p, k] = u
 
 
 @ti.func
@@ -217,6 +234,23 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
                 nf[p] = _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, 0,
                                  nbr.shape[1], True, nb)
+
+
+@ti.kernel
+def _half_rows(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
+               scratch: _A2, nbr: _A2, nnb: _A1) -> ti.i32:
+    """The tape's half list: each pair once (the forward half of the block), row i holding plain
+    atom indices; in parallel over atoms (no row is written by two)."""
+    most = 0
+    for p in range(xs.shape[0]):
+        cnt = _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, 0,
+                       scratch.shape[1], False, nnb)
+        i = atoms[p]
+        for k in range(ti.min(cnt, nbr.shape[1])):
+            nbr[i, k] = scratch[p, k] >> CODE_BITS
+        nnb[i] = cnt
+        ti.atomic_max(most, cnt)
+    return most
 
 
 @ti.kernel
@@ -364,11 +398,7 @@ class FullNeighborList:
         """Wrap ``x[slot]`` into the box (counting crossings in ``image``) and rebuild the list."""
         if x.shape[1] != self.n:
             raise ConfigError(f"neighbour list is for {self.n} atoms, positions have {x.shape[1]}")
-        _zero(self.count)
-        _wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count)
-        _exclusive_scan(self.count, self.start, self.fill)
-        _scatter(self.cell_of, self.fill, self.atoms)
-        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs)
+        self._sort(x, slot, wrap=True)
         most = self._fill()
         if most > self.capacity:
             self._alloc(int(most * 1.2) + 8)
@@ -378,6 +408,26 @@ class FullNeighborList:
         self.max_count = most
         _copy_ref(x, slot, self.ref)
         self.builds += 1
+
+    def _sort(self, x, slot, wrap):
+        _zero(self.count)
+        _wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count, wrap)
+        _exclusive_scan(self.count, self.start, self.fill)
+        _scatter(self.cell_of, self.fill, self.atoms)
+        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box)
+
+    def half_list(self, x, slot, nbr, nnb) -> int:
+        """The tape's list from ``x[slot]``, left unwrapped: each pair within the list radius
+        once, row i of ``nbr`` holding ``nnb[i]`` plain atom indices (any order of i and j).
+        Returns the largest row length; rows longer than ``nbr`` holds are cut (call again
+        with a larger ``nbr``). Uses (and overwrites) this list's own rows as scratch."""
+        self._sort(x, slot, wrap=False)
+        while True:
+            most = int(_half_rows(self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms,
+                                  self.rl * self.rl, self.nbr, nbr, nnb))
+            if most <= self.capacity:
+                return most
+            self._alloc(int(most * 1.2) + 8)
 
     def _fill(self) -> int:
         args = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl,

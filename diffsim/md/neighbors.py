@@ -4,7 +4,7 @@ Every kernel here is forward-only and writes integer indices (TAICHI.md rule 2: 
 computed from differentiated positions inside a differentiated kernel give wrong gradients).
 The differentiated force kernels only *read* ``nbr``/``nnb``.
 
-The list is a half list (each pair once, ``j > i`` in atom order) of all pairs closer than
+The list is a half list (each pair once, at either of its atoms) of all pairs closer than
 ``cutoff + skin`` at build time, stored padded: ``nbr[i, :nnb[i]]``. It stays valid (holds
 every pair closer than ``cutoff``) until some atom has moved more than ``skin / 2`` from its
 position at the build (:meth:`NeighborList.needs_rebuild`). Capacity is never exceeded
@@ -13,7 +13,7 @@ grows the arrays and rebuilds (``grow=True``) or raises :class:`ConfigError`.
 
 Two builders:
 - cells: one periodic configuration whose box holds >= 3 cells of edge ``cutoff + skin`` per
-  axis; O(n) via 27 neighbouring cells;
+  axis; O(n), through the column search of :mod:`diffsim.md.cells` (without wrapping x);
 - brute force: open boundaries, small boxes, or several configurations stacked in one array
   (force matching); O(sum n_c^2), pairs only within one configuration.
 """
@@ -23,6 +23,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
+from .cells import FullNeighborList
 from .space import min_image, min_image_np
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -51,68 +52,6 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
                 if cnt < nbr.shape[1]:
                     nbr[i, cnt] = j
                 cnt += 1
-        nnb[i] = cnt
-        ti.atomic_max(most, cnt)
-    return most
-
-
-@ti.kernel
-def _cell_assign(x: _A3, s: ti.i32, box: _A1, nc: _A1, cell_of: _A1, count: _A1, rank: _A1):
-    for i in range(x.shape[1]):
-        cid = 0
-        for k in ti.static(range(3)):
-            u = x[s, i, k] - box[k] * ti.floor(x[s, i, k] / box[k])
-            ck = ti.min(ti.cast(u / box[k] * nc[k], ti.i32), nc[k] - 1)
-            ck = ti.max(ck, 0)
-            cid = cid * nc[k] + ck
-        cell_of[i] = cid
-        rank[i] = ti.atomic_add(count[cid], 1)
-
-
-@ti.kernel
-def _zero_i(a: _A1):
-    for i in range(a.shape[0]):
-        a[i] = 0
-
-
-@ti.kernel
-def _cell_scan(count: _A1, start: _A1):
-    ti.loop_config(serialize=True)
-    for c in range(count.shape[0]):
-        if c == 0:
-            start[0] = 0
-        else:
-            start[c] = start[c - 1] + count[c - 1]
-
-
-@ti.kernel
-def _cell_fill(cell_of: _A1, rank: _A1, start: _A1, atoms: _A1):
-    for i in range(cell_of.shape[0]):
-        atoms[start[cell_of[i]] + rank[i]] = i
-
-
-@ti.kernel
-def _cell_build(x: _A3, s: ti.i32, boxes: _A2, nc: _A1, cell_of: _A1, count: _A1, start: _A1, atoms: _A1,
-                rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
-    most = 0
-    for i in range(x.shape[1]):
-        cid = cell_of[i]
-        cz = cid % nc[2]
-        cy = (cid // nc[2]) % nc[1]
-        cx = cid // (nc[1] * nc[2])
-        cnt = 0
-        for o in range(27):
-            ox = (cx + o // 9 - 1 + nc[0]) % nc[0]
-            oy = (cy + (o // 3) % 3 - 1 + nc[1]) % nc[1]
-            oz = (cz + o % 3 - 1 + nc[2]) % nc[2]
-            other = (ox * nc[1] + oy) * nc[2] + oz
-            for q in range(start[other], start[other] + count[other]):
-                j = atoms[q]
-                if j > i:
-                    if _dist2(x, s, i, j, boxes, 0) < rl2:
-                        if cnt < nbr.shape[1]:
-                            nbr[i, cnt] = j
-                        cnt += 1
         nnb[i] = cnt
         ti.atomic_max(most, cnt)
     return most
@@ -196,15 +135,7 @@ class NeighborList:
             raise ConfigError(f"method must be 'auto', 'cells' or 'brute', got {method!r}")
         self.method = method
         if method == "cells":
-            self.nc_np = nc.astype(np.int32)
-            ncell = int(np.prod(nc))
-            self.nc = ti.ndarray(ti.i32, 3)
-            self.nc.from_numpy(self.nc_np)
-            self.cell_of = ti.ndarray(ti.i32, self.n)
-            self.rank = ti.ndarray(ti.i32, self.n)
-            self.count = ti.ndarray(ti.i32, ncell)
-            self.start = ti.ndarray(ti.i32, ncell)
-            self.atoms = ti.ndarray(ti.i32, self.n)
+            self._columns = FullNeighborList(self.n, self.cutoff, self.skin, boxes[0], method="half")
         self.grow = grow
         if capacity is None:
             vol = np.prod(np.where(boxes > 0, boxes, 1.0), axis=1)
@@ -228,17 +159,7 @@ class NeighborList:
         rl2 = self.rl * self.rl
         if self.method == "brute":
             return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, rl2, self.nbr, self.nnb))
-        box = self.boxes_np[0]
-        self._box1 = getattr(self, "_box1", None)
-        if self._box1 is None:
-            self._box1 = ti.ndarray(config().real, 3)
-            self._box1.from_numpy(box.astype(config().numpy_real))
-        _zero_i(self.count)
-        _cell_assign(x, slot, self._box1, self.nc, self.cell_of, self.count, self.rank)
-        _cell_scan(self.count, self.start)
-        _cell_fill(self.cell_of, self.rank, self.start, self.atoms)
-        return int(_cell_build(x, slot, self.boxes, self.nc, self.cell_of, self.count, self.start, self.atoms,
-                               rl2, self.nbr, self.nnb))
+        return self._columns.half_list(x, slot, self.nbr, self.nnb)
 
     def build(self, x, slot: int = 0):
         """Build from positions ``x[slot]`` (x: ndarray (slots, n, 3)); remembers them as reference."""
@@ -268,7 +189,7 @@ class NeighborList:
     def pairs(self) -> np.ndarray:
         """The listed pairs (m, 2) int, i < j, sorted (for tests and inspection)."""
         nbr, nnb = self.nbr.to_numpy(), self.nnb.to_numpy()
-        out = [(i, j) for i in range(self.n) for j in nbr[i, :nnb[i]]]
+        out = [(min(i, int(j)), max(i, int(j))) for i in range(self.n) for j in nbr[i, :nnb[i]]]
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 
