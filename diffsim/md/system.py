@@ -229,7 +229,7 @@ class MDSystem(System):
         nothing in the model.
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
         list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
-        dynamics as the tape's kernels up to summation order (about 1e-15 relative per step).
+        dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
         With fast=False (or open boundaries) the tape's own kernels run.
         rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than
         skin/2, checked every step, so no pair is ever missed. N > 0 rebuilds every N steps
