@@ -80,15 +80,44 @@ def _zero(a: _A1):
         a[i] = 0
 
 
+SCAN_BLOCK = 1024  # cells per block of the two-level prefix sum (10^6 atoms: ~1.7 M cells)
+
+
 @ti.kernel
-def _exclusive_scan(count: _A1, start: _A1, fill: _A1):
+def _block_sums(count: _A1, total: _A1):
+    for b in range(total.shape[0]):
+        acc = 0
+        for c in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, count.shape[0])):
+            acc += count[c]
+        total[b] = acc
+
+
+@ti.kernel
+def _block_offsets(total: _A1, offset: _A1):
     ti.loop_config(serialize=True)
-    for c in range(count.shape[0]):
-        if c == 0:
-            start[0] = 0
+    for b in range(total.shape[0]):
+        if b == 0:
+            offset[0] = 0
         else:
-            start[c] = start[c - 1] + count[c - 1]
-        fill[c] = start[c]
+            offset[b] = offset[b - 1] + total[b - 1]
+
+
+@ti.kernel
+def _block_scan(count: _A1, offset: _A1, start: _A1, fill: _A1):
+    for b in range(offset.shape[0]):
+        run = offset[b]
+        for c in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, count.shape[0])):
+            start[c] = run
+            fill[c] = run
+            run += count[c]
+
+
+def _exclusive_scan(count, start, fill, total, offset):
+    """start[c] = fill[c] = sum of count[:c]; blocks in parallel (a serial loop over ~10^6
+    cells would run on one GPU thread), then a serial pass over the few block totals."""
+    _block_sums(count, total)
+    _block_offsets(total, offset)
+    _block_scan(count, offset, start, fill)
 
 
 @ti.kernel
@@ -353,6 +382,9 @@ class FullNeighborList:
         self.count = ti.ndarray(ti.i32, ncell)
         self.start = ti.ndarray(ti.i32, ncell)
         self.fill = ti.ndarray(ti.i32, ncell)
+        nblock = -(-ncell // SCAN_BLOCK)
+        self._block_total = ti.ndarray(ti.i32, nblock)
+        self._block_offset = ti.ndarray(ti.i32, nblock)
         self.xs = ti.ndarray(real, (self.n, 3))
         self.ref = ti.ndarray(real, (self.n, 3))
         self.image = ti.ndarray(ti.i32, (self.n, 3))
@@ -412,7 +444,7 @@ class FullNeighborList:
     def _sort(self, x, slot, wrap):
         _zero(self.count)
         _wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count, wrap)
-        _exclusive_scan(self.count, self.start, self.fill)
+        _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
         _scatter(self.cell_of, self.fill, self.atoms)
         _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box)
 
