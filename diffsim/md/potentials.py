@@ -64,12 +64,12 @@ def _soft(r2, eps, sig, n):
 
 def _make_pair_kernel(pair):
     @ti.kernel
-    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.template(),
+    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
                     types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
                     p0: _A1, p1: _A1, p2: _A1, rc: _A1, shift: ti.template(), multi: ti.template(),
                     a0: ti.i32, a1: ti.i32):
-        # track, shift and multi (several atom types) are compile-time: no per-pair branches or
-        # type lookups where they are not needed (the reverse pass is about 30 % faster). The
+        # shift and multi (several atom types) are compile-time: no per-pair branches or type
+        # lookups where they are not needed (the reverse pass is about 30 % faster). The
         # parameters are not hoisted out of the pair loop: a local read before a dynamic loop
         # and used inside it crashes Taichi 1.7.4's reverse pass (segfault)
         for i in range(a0, a1):
@@ -99,7 +99,7 @@ def _make_pair_kernel(pair):
                     f[fs, j, 0] -= s * d0
                     f[fs, j, 1] -= s * d1
                     f[fs, j, 2] -= s * d2
-                    if ti.static(track):
+                    if track != 0:
                         pe[os, i] += 0.5 * e
                         pe[os, j] += 0.5 * e
                         w = 0.5 * s * r2
@@ -403,7 +403,7 @@ class PairPotential(Potential):
         kernel = _kernel("newton", self.kind)
         nl = ff.nlist
         p0, p1, p2 = self._arrays
-        return [ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, bool(track), ff.types, nl.cfg, nl.boxes,
+        return [ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes,
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
                                          a0, a1))]
 
