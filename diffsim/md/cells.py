@@ -141,7 +141,7 @@ def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, 
             atoms[q] = key
         for p in range(a0, a0 + count[c]):
             for k in ti.static(range(3)):
-                u, m = _wrapped(x[s, atoms[p], k], box[k])
+                u, _m = _wrapped(x[s, atoms[p], k], box[k])
                 xs[p, k] = u
 
 
@@ -221,18 +221,17 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                         d0 = xi0 - xs[q, 0] - sx
                         d1 = xi1 - xs[q, 1] - sy
                         d2 = xi2 - xs[q, 2] - sz
-                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2:
-                            if q != p:
-                                if cnt < cap:
-                                    nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
-                                cnt += 1
-                                if ti.static(mirror):
-                                    # q sees p through the opposite image; plain (not atomic)
-                                    # read-modify-write: no other task writes row q now
-                                    m = nb[q]
-                                    if m < cap:
-                                        nbr[q, cap - 1 - m] = (atoms[p] << CODE_BITS) | (42 - code)
-                                    nb[q] = m + 1
+                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p:
+                            if cnt < cap:
+                                nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
+                            cnt += 1
+                            if ti.static(mirror):
+                                # q sees p through the opposite image; plain (not atomic)
+                                # read-modify-write: no other task writes row q now
+                                m = nb[q]
+                                if m < cap:
+                                    nbr[q, cap - 1 - m] = (atoms[p] << CODE_BITS) | (42 - code)
+                                nb[q] = m + 1
     return cnt
 
 
@@ -310,13 +309,15 @@ def _row_max(nf: _A1, nb: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _copy_ref(x: _A3, s: ti.i32, ref: _A2):
+def copy_positions(x: _A3, s: ti.i32, ref: _A2):
+    """ref = x[s] (the positions a neighbour list was built from)."""
     for i, k in ti.ndrange(x.shape[1], 3):
         ref[i, k] = x[s, i, k]
 
 
 @ti.kernel
-def _max_disp2(x: _A3, s: ti.i32, ref: _A2) -> ti.f64:
+def max_displacement_sq(x: _A3, s: ti.i32, ref: _A2) -> ti.f64:
+    """Largest squared distance of x[s] from ref over atoms; inf if any is NaN or Inf."""
     most = 0.0
     for i in range(x.shape[1]):
         d2 = 0.0
@@ -438,7 +439,7 @@ class FullNeighborList:
         if self.method == "half":
             _join_rows(self.nbr, self.nnb, self.nb)
         self.max_count = most
-        _copy_ref(x, slot, self.ref)
+        copy_positions(x, slot, self.ref)
         self.builds += 1
 
     def _sort(self, x, slot, wrap):
@@ -475,7 +476,7 @@ class FullNeighborList:
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
         NaN or Inf); the list holds every pair within the cutoff while this is <= skin/2."""
-        return float(np.sqrt(_max_disp2(x, slot, self.ref)))
+        return float(np.sqrt(max_displacement_sq(x, slot, self.ref)))
 
     def unwrap(self, x, slot):
         """Add the counted box crossings back: ``x[slot]`` becomes continuous (unwrapped) again."""

@@ -23,21 +23,12 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
-from .cells import FullNeighborList
-from .space import min_image, min_image_np
+from .cells import FullNeighborList, copy_positions, max_displacement_sq
+from .space import displacement, min_image_np
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
 _A3 = ti.types.ndarray(ndim=3)
-
-
-@ti.func
-def _dist2(x: ti.template(), s, i, j, boxes: ti.template(), c):
-    r2 = 0.0
-    for k in ti.static(range(3)):
-        d = min_image(x[s, i, k] - x[s, j, k], boxes[c, k])
-        r2 += d * d
-    return r2
 
 
 @ti.kernel
@@ -48,30 +39,13 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
         c = cfg[i]
         cnt = 0
         for j in range(i + 1, cend[c]):
-            if _dist2(x, s, i, j, boxes, c) < rl2:
+            _d0, _d1, _d2, r2 = displacement(x, s, i, j, boxes, c)
+            if r2 < rl2:
                 if cnt < nbr.shape[1]:
                     nbr[i, cnt] = j
                 cnt += 1
         nnb[i] = cnt
         ti.atomic_max(most, cnt)
-    return most
-
-
-@ti.kernel
-def _copy_ref(x: _A3, s: ti.i32, ref: _A2):
-    for i, k in ti.ndrange(x.shape[1], 3):
-        ref[i, k] = x[s, i, k]
-
-
-@ti.kernel
-def _max_disp2(x: _A3, s: ti.i32, ref: _A2) -> ti.f64:
-    most = 0.0
-    for i in range(x.shape[1]):
-        d2 = 0.0
-        for k in ti.static(range(3)):
-            d = x[s, i, k] - ref[i, k]
-            d2 += d * d
-        ti.atomic_max(most, d2)
     return most
 
 
@@ -175,12 +149,12 @@ class NeighborList:
             self.grown += 1
             most = self._build_once(x, slot)
         self.max_count = most
-        _copy_ref(x, slot, self.ref)
+        copy_positions(x, slot, self.ref)
         self.builds += 1
 
     def max_displacement(self, x, slot: int) -> float:
         """Largest distance an atom moved since the last build (length)."""
-        return float(np.sqrt(_max_disp2(x, slot, self.ref)))
+        return float(np.sqrt(max_displacement_sq(x, slot, self.ref)))
 
     def needs_rebuild(self, x, slot: int) -> bool:
         """True when some atom of ``x[slot]`` moved more than skin/2 since the last build."""

@@ -21,7 +21,7 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import forward_only, launch
-from .space import min_image, min_image_np
+from .space import displacement, min_image_np
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -76,10 +76,8 @@ def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A
         for q in range(nnb[i]):
             j = nbr[i, q]
             c = cfg[i]
-            d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
-            d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
-            d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
-            r = ti.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c)
+            r = ti.sqrt(r2)
             if r < rcut:  # pairs beyond the last bin + 4 width: not all listed, so none counted
                 dr = rb[b] - r
                 rdf[os, b] += pref[b] * ti.exp(-dr * dr / (2.0 * width * width))

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..runtime import config
 from ..tape import launch
 from .cells import CODE_BITS
-from .space import min_image
+from .space import displacement, min_image
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -62,6 +62,24 @@ def _soft(r2, eps, sig, n):
     return e, n * e / r2
 
 
+@ti.func
+def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2):
+    """Newton's third law: force s * d on i and -s * d on j; with ``track``, half the pair
+    energy e and half the pair virial s r^2 to each atom."""
+    f[fs, i, 0] += s * d0
+    f[fs, i, 1] += s * d1
+    f[fs, i, 2] += s * d2
+    f[fs, j, 0] -= s * d0
+    f[fs, j, 1] -= s * d1
+    f[fs, j, 2] -= s * d2
+    if track != 0:
+        pe[os, i] += 0.5 * e
+        pe[os, j] += 0.5 * e
+        w = 0.5 * s * r2
+        vir[os, i] += w
+        vir[os, j] += w
+
+
 def _make_pair_kernel(pair):
     @ti.kernel
     def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
@@ -76,10 +94,7 @@ def _make_pair_kernel(pair):
             for q in range(nnb[i]):
                 j = nbr[i, q]
                 c = cfg[i]
-                d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
-                d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
-                d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
-                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c)
                 p = 0
                 if ti.static(multi):
                     p = pidx[types[i], types[j]]
@@ -93,18 +108,7 @@ def _make_pair_kernel(pair):
                             r = ti.sqrt(r2)
                             e += (r - rcp) * rcp * sc
                             s -= rcp * sc / r
-                    f[fs, i, 0] += s * d0
-                    f[fs, i, 1] += s * d1
-                    f[fs, i, 2] += s * d2
-                    f[fs, j, 0] -= s * d0
-                    f[fs, j, 1] -= s * d1
-                    f[fs, j, 2] -= s * d2
-                    if track != 0:
-                        pe[os, i] += 0.5 * e
-                        pe[os, j] += 0.5 * e
-                        w = 0.5 * s * r2
-                        vir[os, i] += w
-                        vir[os, j] += w
+                    _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2)
 
     return pair_forces
 
@@ -213,25 +217,11 @@ def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: t
         j = bonds[b, 1]
         c = cfg[i]
         t = btype[b]
-        d0 = min_image(x[xs, i, 0] - x[xs, j, 0], boxes[c, 0])
-        d1 = min_image(x[xs, i, 1] - x[xs, j, 1], boxes[c, 1])
-        d2 = min_image(x[xs, i, 2] - x[xs, j, 2], boxes[c, 2])
-        r2 = d0 * d0 + d1 * d1 + d2 * d2
+        d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c)
         r = ti.sqrt(r2)
         dr = r - r0[t]
         s = -k[t] * dr / r
-        f[fs, i, 0] += s * d0
-        f[fs, i, 1] += s * d1
-        f[fs, i, 2] += s * d2
-        f[fs, j, 0] -= s * d0
-        f[fs, j, 1] -= s * d1
-        f[fs, j, 2] -= s * d2
-        if track != 0:
-            e = 0.5 * k[t] * dr * dr
-            pe[os, i] += 0.5 * e
-            pe[os, j] += 0.5 * e
-            vir[os, i] += 0.5 * s * r2
-            vir[os, j] += 0.5 * s * r2
+        _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, 0.5 * k[t] * dr * dr, r2)
 
 
 @ti.kernel

@@ -20,6 +20,16 @@ def min_image(d, length):
     return ti.select(length > 0, d - length * ti.floor(d / safe + 0.5), d)
 
 
+@ti.func
+def displacement(x: ti.template(), s, i, j, boxes: ti.template(), c):
+    """Minimum-image components of x[s, i] - x[s, j] in configuration c's box, and their square
+    length (d0, d1, d2, r2)."""
+    d0 = min_image(x[s, i, 0] - x[s, j, 0], boxes[c, 0])
+    d1 = min_image(x[s, i, 1] - x[s, j, 1], boxes[c, 1])
+    d2 = min_image(x[s, i, 2] - x[s, j, 2], boxes[c, 2])
+    return d0, d1, d2, d0 * d0 + d1 * d1 + d2 * d2
+
+
 def min_image_np(d, box):
     """NumPy minimum image of displacements ``d`` (..., 3) in ``box`` (3,) (0 entries: open)."""
     d = np.asarray(d, dtype=np.float64)
