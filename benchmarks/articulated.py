@@ -62,7 +62,7 @@ def main(argv=None):
         ro.forward()
         fwd = _median_time(ro.forward, repeats)
 
-        def fb():
+        def fb(ro=ro):
             ro.forward()
             ro.backward()
 

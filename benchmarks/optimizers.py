@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import optimizers as opt  # noqa: E402
+import optimizers as opt
 
 
 def quadratic(n):
@@ -51,7 +51,7 @@ def chain_fit(quick):
 
     diffsim.init(arch="cpu", precision="f64", deterministic=True)
     T, hidden = 200, {"stiffness": 180.0, "damping": 0.35}
-    kw = dict(n=4, dt=0.005, mass=0.1, kappa=100.0, segment=20)
+    kw = {"n": 4, "dt": 0.005, "mass": 0.1, "kappa": 100.0, "segment": 20}
     u = 0.5 * np.sin(0.05 * np.arange(T))[:, None]
     ref = Rollout(MassSpringChain(**hidden, **kw), T)
     ref.set_controls(force=u)
@@ -62,11 +62,11 @@ def chain_fit(quick):
     obj = Objective(ro, [Parameter("stiffness", transform="log"), Parameter("damping", transform="log")],
                     on_diverged="nan")
     x0 = obj.x0()
-    runs = {"lbfgs": dict(method=opt.LBFGS(gtol=1e-14, ftol=1e-16), iters=200),
-            "adam": dict(method="adam", lr=0.05, iters=100 if quick else 200),
-            "sgd_nesterov": dict(method=opt.SGD(lr=2e-4, momentum=0.9, nesterov=True), iters=100 if quick else 200,
-                                 on_nonfinite="backoff"),
-            "rmsprop": dict(method="rmsprop", lr=0.01, iters=100 if quick else 200, on_nonfinite="backoff")}
+    runs = {"lbfgs": {"method": opt.LBFGS(gtol=1e-14, ftol=1e-16), "iters": 200},
+            "adam": {"method": "adam", "lr": 0.05, "iters": 100 if quick else 200},
+            "sgd_nesterov": {"method": opt.SGD(lr=2e-4, momentum=0.9, nesterov=True), "iters": 100 if quick else 200,
+                                 "on_nonfinite": "backoff"},
+            "rmsprop": {"method": "rmsprop", "lr": 0.01, "iters": 100 if quick else 200, "on_nonfinite": "backoff"}}
     for name, kwargs in runs.items():
         res = opt.minimize(obj, x0, progress=False, **kwargs)
         values = obj.unpack(res.x)

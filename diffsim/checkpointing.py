@@ -13,9 +13,10 @@ Conventions (as in Griewank & Walther, "Algorithm 799: revolve", ACM TOMS 2000):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from math import comb
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from .errors import ConfigError
 

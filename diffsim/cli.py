@@ -53,7 +53,7 @@ def cmd_demo(args) -> int:
             if isinstance(module, Exception):
                 raise module
             result = module.demo(out)
-        except Exception as exc:  # one broken scene must not hide the others' results
+        except Exception as exc:  # noqa: BLE001 -- one broken scene must not hide the others' results
             traceback.print_exc()
             failed.append(name)
             result = {"error": f"{type(exc).__name__}: {exc}"}

@@ -13,6 +13,8 @@ m_i (kg, one per node). Loss: ``dt * sum_t [effort u_t^2 + tracking (q_tip(t) - 
 + (q_tip(T) - target)^2 + velocity_weight * sum_i v_i(T)^2``. Offers both a per-step ``step`` and a fused ``advance``.
 """
 
+from typing import ClassVar
+
 import numpy as np
 import taichi as ti
 
@@ -101,7 +103,7 @@ class MassSpringChain(System):
     weight on sum v^2, s^2/m^2), segment (steps per fused launch), fused (offer ``advance``).
     """
 
-    control_shapes = {"force": (1,)}
+    control_shapes: ClassVar[dict] = {"force": (1,)}
 
     def __init__(self, n=8, dt=0.01, stiffness=200.0, damping=0.5, mass=0.1, rest_length=0.1,
                  kappa=50.0, gravity=9.81, effort=1e-3, target=None, velocity_weight=0.01,

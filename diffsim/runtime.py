@@ -62,7 +62,7 @@ def _probe(name: str) -> bool:
             return bool(_ti_core.with_cuda()) and ti.lang.misc.is_arch_supported(ti.cuda)
         if name == "vulkan":
             return bool(_ti_core.with_vulkan()) and ti.lang.misc.is_arch_supported(ti.vulkan)
-    except Exception:  # a broken driver is "not available", never a crash of init
+    except Exception:  # noqa: BLE001 -- a broken driver is "not available", never a crash of init
         return False
     return name == "cpu"
 
@@ -112,8 +112,8 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
         candidates = [a for a in ("cuda", "vulkan") if _probe(a)] + ["cpu"]
     else:
         candidates = [arch]
-    options = dict(default_fp=ti.f64 if precision == "f64" else ti.f32, debug=debug,
-                   offline_cache=True, log_level=ti.WARN)
+    options = {"default_fp": ti.f64 if precision == "f64" else ti.f32, "debug": debug,
+                   "offline_cache": True, "log_level": ti.WARN}
     if threads is not None:
         options["cpu_max_num_threads"] = threads
     options.update(taichi_options)

@@ -15,8 +15,9 @@ Time is cut in three sizes:
 """
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import taichi as ti
@@ -88,6 +89,9 @@ class Slots:
     def items(self):
         return self._arrays.items()
 
+    def values(self):
+        return self._arrays.values()
+
 
 class System:
     """What the tape needs from a simulator. Subclass and fill in.
@@ -110,8 +114,8 @@ class System:
     - ``terminal_cost(x, slot, loss)``: add Phi(x_T) to ``loss[0]``.
     """
 
-    state_shapes: dict = {}
-    control_shapes: dict = {}
+    state_shapes: ClassVar[dict] = {}
+    control_shapes: ClassVar[dict] = {}
     segment: int = 1
     advance = None
 
@@ -231,10 +235,10 @@ class Rollout:
         self.stats = RolloutStats(
             steps=steps, schedule=str(schedule), segment=segment, unit_steps=unit, units=self.units,
             snapshot_capacity=nsnap, work_slots=unit + 1,
-            state_bytes=sum(storage.nbytes(a, False) for a in self._io._arrays.values()),
-            work_bytes=sum(storage.nbytes(a) for a in self.x._arrays.values()),
-            snapshot_bytes=sum(storage.nbytes(a) for a in self.snap._arrays.values()) if nsnap else 0,
-            control_bytes=sum(storage.nbytes(a) for a in self.u._arrays.values()))
+            state_bytes=sum(storage.nbytes(a, False) for a in self._io.values()),
+            work_bytes=sum(storage.nbytes(a) for a in self.x.values()),
+            snapshot_bytes=sum(storage.nbytes(a) for a in self.snap.values()) if nsnap else 0,
+            control_bytes=sum(storage.nbytes(a) for a in self.u.values()))
         self._plan: Iterator | None = None
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
@@ -350,7 +354,7 @@ class Rollout:
 
     def _to_slot0(self):
         if self._cur != 0:
-            for name, arr in self.x.items():
+            for arr in self.x.values():
                 storage.copy_slot(arr, self._cur, arr, 0)
             self._cur = 0
 
@@ -433,7 +437,7 @@ class Rollout:
             hit = self._first_bad(0, length + 1)
             if hit is not None:
                 self._raise_diverged(self._unit_bounds(u)[0] + hit[0], *hit)
-            for name, arr in self.x.items():
+            for arr in self.x.values():
                 storage.copy_slot(arr, length, arr, 0)
         raise DiffsimError(f"internal: a non-finite state at unit boundary {bad} was not found on replay")
 
@@ -489,7 +493,7 @@ class Rollout:
         or already in grad slot L. Leaves dL/dx_{start} in grad slot 0."""
         t0, t1 = self._unit_bounds(u)
         length = t1 - t0
-        for name, arr in self.x.items():
+        for arr in self.x.values():
             if carry:
                 storage.copy_slot(arr.grad, 0, arr.grad, length)
             storage.zero_slots(arr.grad, 0, length)
@@ -510,14 +514,14 @@ class Rollout:
         forward_steps = self.stats.forward_steps
         for arr in self.params.values():
             arr.grad.fill(0)
-        for arr in self.u._arrays.values():
+        for arr in self.u.values():
             storage.zero_slots(arr.grad, 0, self.steps)
         self.loss.grad.from_numpy(np.ones(1, dtype=config().numpy_real))
         last = self.units - 1
         length = self.steps - last * self.unit
         if self.units > 1:  # the recomputations below overwrite x_T's slot
             self._final = self._read_slot(self.x, length)
-        for arr in self.x._arrays.values():
+        for arr in self.x.values():
             storage.zero_slots(arr.grad, 0, length + 1)
         for lc in reversed(list(self.system.terminal_cost(self.x, length, self.loss))):
             lc.adjoint()
@@ -545,5 +549,14 @@ class Rollout:
         return grads
 
 
-__all__ = ["Launch", "launch", "Slots", "System", "Rollout", "RolloutStats", "Gradients",
-           "StoreAll", "Binomial"]
+__all__ = [
+    "Binomial",
+    "Gradients",
+    "Launch",
+    "Rollout",
+    "RolloutStats",
+    "Slots",
+    "StoreAll",
+    "System",
+    "launch",
+]

@@ -4,7 +4,7 @@ A *case objective* is a callable ``(x, case) -> (loss, grad)``; these classes tu
 ``x -> (loss, grad)`` objective that :func:`optimizers.minimize` expects.
 """
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class MiniBatchObjective:
     """
 
     def __init__(self, case_objective: Callable, cases: Sequence, batch_size: int,
-                 seed: Optional[int] = None):
+                 seed: int | None = None):
         if not 1 <= batch_size <= len(cases):
             raise ValueError(f"batch_size must be in [1, {len(cases)}] (the number of cases), "
                              f"got {batch_size}")

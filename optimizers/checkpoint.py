@@ -92,7 +92,7 @@ class EvaluationTape:
         if committed and not exists:
             raise CheckpointError(f"{self.path}, the evaluation tape of the checkpoint, is "
                                   "missing; delete the checkpoint to start over")
-        self.file = open(self.path, "r+b" if exists else "w+b")
+        self.file = open(self.path, "r+b" if exists else "w+b")  # noqa: SIM115 -- kept open; close()
         size = self.file.seek(0, os.SEEK_END)
         if size < committed * self.record_size:
             self.file.close()

@@ -1,14 +1,14 @@
 """Detecting NaN/inf in losses, gradients and parameters, and naming the culprit."""
 
 import math
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .errors import NonFiniteError
 
 
-def expand_param_names(param_names, n) -> Optional[list]:
+def expand_param_names(param_names, n) -> list | None:
     """One name per entry of an ``n``-vector, from either
 
     * a sequence of ``n`` strings, or
@@ -51,8 +51,8 @@ def _first_bad(arr):
     return int(bad[0]), more
 
 
-def nonfinite_error(iteration, loss, grad, names: Optional[Sequence[str]], x=None,
-                    advice="") -> Optional[NonFiniteError]:
+def nonfinite_error(iteration, loss, grad, names: Sequence[str] | None, x=None,
+                    advice="") -> NonFiniteError | None:
     """The error describing the first non-finite value among ``x`` (the parameters about to be
     evaluated), ``loss`` and ``grad`` (checked in that order; ``None`` skips one), or ``None``
     when all are finite."""

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .schedules import ScalarOrSchedule
-from .transforms import (GradientTransformation, add_decayed_weights, chain, identity,
-                         scale_by_adam, scale_by_learning_rate, scale_by_rms, trace)
+from .transforms import (
+    GradientTransformation,
+    add_decayed_weights,
+    chain,
+    identity,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    trace,
+)
 
 
 def _check_momentum(momentum, nesterov):
@@ -68,7 +76,7 @@ class FirstOrderOptimizer:
     name = "first-order"
 
     def __post_init__(self):
-        self._transform  # build now, so that bad settings fail at construction
+        _ = self._transform  # build now, so that bad settings fail at construction
 
     def transform(self) -> GradientTransformation:
         raise NotImplementedError

@@ -6,11 +6,11 @@ can be used wherever a schedule is accepted.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 Schedule = Callable[[int], float]
-ScalarOrSchedule = Union[float, Schedule]
+ScalarOrSchedule = float | Schedule
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 receding-horizon model-predictive control (MPC). Nothing here knows the simulator: it is reached
 only through the callables the user passes."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -13,7 +13,8 @@ optimisers in :mod:`optimizers.first_order`) end with :func:`scale_by_learning_r
 the sign; the others only reshape the gradient and compose freely with :func:`chain`.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

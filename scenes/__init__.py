@@ -30,7 +30,7 @@ def demos(names=None) -> list:
             continue
         try:
             module = load(name)
-        except Exception as exc:  # reported by the CLI, never hidden
+        except Exception as exc:  # noqa: BLE001 -- reported by the CLI, never hidden
             found.append((name, exc, 10**6))
             continue
         if hasattr(module, "demo"):

@@ -20,8 +20,19 @@ import numpy as np
 
 import diffsim
 from diffsim import Binomial, Objective, Parameter, Rollout
-from diffsim.md import (RDF, ForceField, ForceMatching, Langevin, LennardJones, MDSystem, Model, Morse, RDFMatch,
-                        fcc_lattice, maxwell_boltzmann)
+from diffsim.md import (
+    RDF,
+    ForceField,
+    ForceMatching,
+    Langevin,
+    LennardJones,
+    MDSystem,
+    Model,
+    Morse,
+    RDFMatch,
+    fcc_lattice,
+    maxwell_boltzmann,
+)
 from optimizers import minimize
 
 DEMO_ORDER = 41
@@ -47,15 +58,15 @@ def copper_configurations(count=8, cells=3, rattle=0.1, strain=0.02, reference="
             atoms = bulk("Cu", "fcc", a=3.61 * s, cubic=True).repeat((cells,) * 3)
             atoms.rattle(rattle, seed=int(rng.integers(1 << 30)))
             atoms.calc = EMT()
-            out.append(dict(positions=atoms.get_positions(), box=np.diag(atoms.get_cell()).copy(),
-                            energy=float(atoms.get_potential_energy()), forces=atoms.get_forces()))
+            out.append({"positions": atoms.get_positions(), "box": np.diag(atoms.get_cell()).copy(),
+                            "energy": float(atoms.get_potential_energy()), "forces": atoms.get_forces()})
         else:
             pos = pos0 * s + rng.normal(0, rattle, pos0.shape)
             box = box0 * s
             if ref is None or not np.allclose(ref.boxes_np[0], box):
                 ref = ForceField([Morse(**GIRIFALCO_WEIZER, cutoff=cutoff, shift=True)], np.zeros(len(pos), int), box)
             ev = ref.evaluate(pos)
-            out.append(dict(positions=pos, box=box, energy=ev.energy + 0.1 * len(pos), forces=ev.forces))
+            out.append({"positions": pos, "box": box, "energy": ev.energy + 0.1 * len(pos), "forces": ev.forces})
     return out
 
 

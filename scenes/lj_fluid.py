@@ -17,8 +17,16 @@ import numpy as np
 
 import diffsim
 from diffsim import Binomial, Objective, Rollout, StoreAll
-from diffsim.md import (RDF, ForceField, LennardJones, MDSystem, Model, PotentialEnergy, fcc_lattice,
-                        maxwell_boltzmann)
+from diffsim.md import (
+    RDF,
+    ForceField,
+    LennardJones,
+    MDSystem,
+    Model,
+    PotentialEnergy,
+    fcc_lattice,
+    maxwell_boltzmann,
+)
 
 DEMO_ORDER = 40
 

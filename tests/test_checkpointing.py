@@ -5,7 +5,13 @@ from math import comb
 
 import pytest
 
-from diffsim.checkpointing import Binomial, repetition_number, revolve, revolve_cost, snapshots_for_budget
+from diffsim.checkpointing import (
+    Binomial,
+    repetition_number,
+    revolve,
+    revolve_cost,
+    snapshots_for_budget,
+)
 from diffsim.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from diffsim.mass_spring import MassSpringChain
 from optimizers import LBFGS, minimize, mpc
 
 T = 200
-KW = dict(n=4, dt=0.005, mass=0.1, kappa=100.0, segment=20)
+KW = {"n": 4, "dt": 0.005, "mass": 0.1, "kappa": 100.0, "segment": 20}
 U = 0.5 * np.sin(0.05 * np.arange(T))[:, None]
 HIDDEN = {"stiffness": 180.0, "damping": 0.35}
 
@@ -96,7 +96,7 @@ def test_a_diverging_fit_backs_off_instead_of_stopping():
     names the step."""
     from diffsim.errors import SimulationDiverged
 
-    kw = dict(n=3, dt=0.02, mass=0.1, kappa=0.0, segment=10)
+    kw = {"n": 3, "dt": 0.02, "mass": 0.1, "kappa": 0.0, "segment": 10}
     ref = Rollout(MassSpringChain(stiffness=200.0, **kw), 100)
     ref.set_controls(force=np.sin(0.3 * np.arange(100))[:, None])
     ref.forward()

@@ -1,5 +1,7 @@
 """Reverse-mode gradients through the tape agree with float64 central differences."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import taichi as ti
@@ -75,7 +77,7 @@ def test_objective_errors(chain):
 class QControlled(MassSpringChain):
     """A system whose control is also named like a state field, to test disambiguation."""
 
-    control_shapes = {"force": (1,), "q": (1,)}
+    control_shapes: ClassVar[dict] = {"force": (1,), "q": (1,)}
 
 
 # ---------------------------------------------------------------- a deliberately wrong kernel
@@ -108,7 +110,7 @@ class ScratchWithoutGrad(diffsim.System):
     """Forces go through a scratch array allocated WITHOUT needs_grad: the forward is right, the
     stiffness gradient silently misses every path through the force (taichi-dev/taichi#1966)."""
 
-    state_shapes = {"q": (3,), "v": (3,)}
+    state_shapes: ClassVar[dict] = {"q": (3,), "v": (3,)}
 
     def __init__(self):
         self.k = ti.ndarray(ti.f64, 1, needs_grad=True)

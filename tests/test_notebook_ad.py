@@ -4,5 +4,5 @@ from conftest import execute_notebook
 
 
 def test_ad_vs_finite_differences_notebook_executes():
-    nb, text = execute_notebook("ad_vs_finite_differences.ipynb")
+    _nb, text = execute_notebook("ad_vs_finite_differences.ipynb")
     assert "best central difference" in text and "float32" in text

@@ -3,11 +3,10 @@
 import json
 
 import pytest
+from conftest import run_python
 
 import diffsim
 from diffsim.errors import ConfigError
-
-from conftest import run_python
 
 GRAD_HEX = """
 import numpy as np, diffsim

@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import diffsim.torch as dtorch  # noqa: E402
-from diffsim import Rollout, StoreAll, Binomial  # noqa: E402
-from diffsim.errors import ConfigError  # noqa: E402
-from diffsim.mass_spring import MassSpringChain  # noqa: E402
+import diffsim.torch as dtorch
+from diffsim import Binomial, Rollout, StoreAll
+from diffsim.errors import ConfigError
+from diffsim.mass_spring import MassSpringChain
 
 
 @pytest.fixture(scope="module")

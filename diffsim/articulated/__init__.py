@@ -13,12 +13,45 @@
 No floating base: the root link is welded to the world.
 """
 
-from .dynamics import (GroundContact, aba, body_poses, crba, link_pose, point_jacobian, point_position,
-                       rnea)
-from .model import PRISMATIC, REVOLUTE, Model, RobotBuilder, cartpole, planar_arm, rod_inertia
+from .dynamics import (
+                       GroundContact,
+                       aba,
+                       body_poses,
+                       crba,
+                       link_pose,
+                       point_jacobian,
+                       point_position,
+                       rnea,
+)
+from .model import (
+                       PRISMATIC,
+                       REVOLUTE,
+                       Model,
+                       RobotBuilder,
+                       cartpole,
+                       planar_arm,
+                       rod_inertia,
+)
 from .system import ArticulatedSystem, Cost
 from .urdf import load_urdf
 
-__all__ = ["RobotBuilder", "Model", "REVOLUTE", "PRISMATIC", "planar_arm", "cartpole", "rod_inertia",
-           "load_urdf", "GroundContact", "aba", "rnea", "crba", "body_poses", "link_pose", "point_position",
-           "point_jacobian", "ArticulatedSystem", "Cost"]
+__all__ = [
+                       "PRISMATIC",
+                       "REVOLUTE",
+                       "ArticulatedSystem",
+                       "Cost",
+                       "GroundContact",
+                       "Model",
+                       "RobotBuilder",
+                       "aba",
+                       "body_poses",
+                       "cartpole",
+                       "crba",
+                       "link_pose",
+                       "load_urdf",
+                       "planar_arm",
+                       "point_jacobian",
+                       "point_position",
+                       "rnea",
+                       "rod_inertia",
+]

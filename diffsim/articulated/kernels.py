@@ -39,9 +39,31 @@ import taichi as ti
 from taichi.lang import impl as _impl
 
 from .. import contact as _contact
-from .spatial import (_scalar, cross, cross_force, cross_motion, dot, inertia6, inertia_apply, mm, msub, mtm,
-                      mtv, mv, outer, rigid_inertia, rotation_T, shift_inertia, skew3, transpose, vadd, vscale,
-                      vsub, xform_force_T, xform_motion)
+from .spatial import (
+    _scalar,
+    cross,
+    cross_force,
+    cross_motion,
+    dot,
+    inertia6,
+    inertia_apply,
+    mm,
+    msub,
+    mtm,
+    mtv,
+    mv,
+    outer,
+    rigid_inertia,
+    rotation_T,
+    shift_inertia,
+    skew3,
+    transpose,
+    vadd,
+    vscale,
+    vsub,
+    xform_force_T,
+    xform_motion,
+)
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)

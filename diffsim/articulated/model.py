@@ -149,7 +149,7 @@ class RobotBuilder:
         through the shared penalty contact model (diffsim.contact)."""
         self.contacts.append((link, _vec3(point, f"contact point on '{link}'")))
 
-    def finalize(self, limit_stiffness: float = 1e3, limit_damping: float = 10.0) -> "Model":
+    def finalize(self, limit_stiffness: float = 1e3, limit_damping: float = 10.0) -> Model:
         """Check the tree, merge fixed joints, order bodies parent-first; return the Model.
         limit_stiffness (N m/rad or N/m) and limit_damping (N m s/rad) shape the soft limits."""
         if not self.links:
@@ -187,7 +187,7 @@ class RobotBuilder:
                 if JOINT_KINDS[j.kind] is None:
                     frames[j.child] = (body, Rj, pj)
                 else:
-                    bodies.append(dict(joint=j, parent=body, E_tree=Rj.T, offset=pj))
+                    bodies.append({"joint": j, "parent": body, "E_tree": Rj.T, "offset": pj})
                     frames[j.child] = (len(bodies) - 1, np.eye(3), np.zeros(3))
                 order.append(j.child)
         if len(order) != len(self.links):
@@ -310,7 +310,7 @@ class Model:
 
     def point_on(self, link: str, point=(0.0, 0.0, 0.0)) -> tuple:
         """(body, point in body coordinates) of a point given in ``link``'s frame (m)."""
-        b, R, p = self.frames[link] if link in self.frames else (None, None, None)
+        b, R, p = self.frames.get(link, (None, None, None))
         if b is None:
             raise ConfigError(f"unknown link '{link}'; links are {sorted(self.frames)}")
         if b < 0:

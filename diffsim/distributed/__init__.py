@@ -15,13 +15,28 @@ Workers build their shard from the picklable :class:`Recipe` (a builder's dotted
 config dict), once, inside their own Taichi runtime; no Taichi data ever travels.
 """
 
-from .executors import Executor, InProcessExecutor, RayExecutor, WorkerError, describe_cases
+from .executors import (
+    Executor,
+    InProcessExecutor,
+    RayExecutor,
+    WorkerError,
+    describe_cases,
+)
 from .objective import ShardedObjective, split_cases
 from .recipe import Recipe, as_recipe
 from .worker import ShardWorker, runtime_settings, shard_objective
 
 __all__ = [
-    "Recipe", "as_recipe", "ShardedObjective", "split_cases",
-    "Executor", "InProcessExecutor", "RayExecutor", "WorkerError", "describe_cases",
-    "ShardWorker", "shard_objective", "runtime_settings",
+    "Executor",
+    "InProcessExecutor",
+    "RayExecutor",
+    "Recipe",
+    "ShardWorker",
+    "ShardedObjective",
+    "WorkerError",
+    "as_recipe",
+    "describe_cases",
+    "runtime_settings",
+    "shard_objective",
+    "split_cases",
 ]

@@ -12,14 +12,16 @@ is an index (a synthetic case, generated from ``(seed, index)`` with data made b
 parameters, identically in every process) or a dict holding recorded data.
 """
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..errors import ConfigError
 
-CHAIN_DEFAULTS = dict(n=4, dt=0.005, steps=200, mass=0.1, kappa=100.0, rest_length=0.1, segment=20,
-                      hidden={"stiffness": 180.0, "damping": 0.35}, guess={"stiffness": 120.0, "damping": 0.6},
-                      weight=1e4, snapshots=None, seed=0, force_amplitude=0.5, position_noise=0.02,
-                      velocity_noise=0.1)
+CHAIN_DEFAULTS = {"n": 4, "dt": 0.005, "steps": 200, "mass": 0.1, "kappa": 100.0, "rest_length": 0.1, "segment": 20,
+                      "hidden": {"stiffness": 180.0, "damping": 0.35}, "guess": {"stiffness": 120.0, "damping": 0.6},
+                      "weight": 1e4, "snapshots": None, "seed": 0, "force_amplitude": 0.5, "position_noise": 0.02,
+                      "velocity_noise": 0.1}
 
 
 def _merge(defaults: dict, config: dict, what: str) -> dict:
@@ -44,7 +46,7 @@ class ChainIdentification:
     q_obs (T+1, n) m}.
     """
 
-    names = ["log stiffness", "log damping"]
+    names: ClassVar[list] = ["log stiffness", "log damping"]
 
     def __init__(self, config: dict | None = None):
         self.config = _merge(CHAIN_DEFAULTS, dict(config or {}), "chain_identification")
@@ -136,9 +138,9 @@ def chain_identification(config: dict | None = None) -> ChainIdentification:
     return ChainIdentification(config)
 
 
-FM_DEFAULTS = dict(n_configs=None, n_atoms=None, cells=(2, 2, 2), density=0.8442, jitter=0.06, cutoff=1.6,
-                   hidden={"epsilon": 1.0, "sigma": 1.0}, guess={"epsilon": 0.8, "sigma": 1.05},
-                   energy_weight=1.0, force_weight=1.0, seed=0)
+FM_DEFAULTS = {"n_configs": None, "n_atoms": None, "cells": (2, 2, 2), "density": 0.8442, "jitter": 0.06, "cutoff": 1.6,
+                   "hidden": {"epsilon": 1.0, "sigma": 1.0}, "guess": {"epsilon": 0.8, "sigma": 1.05},
+                   "energy_weight": 1.0, "force_weight": 1.0, "seed": 0}
 
 
 class _ForceMatchingShard:
@@ -237,7 +239,7 @@ class ForceMatchingProblem:
         g = self.config["guess"]
         return np.log([g["epsilon"], g["sigma"]])
 
-    names = ["epsilon[0]", "sigma[0]"]
+    names: ClassVar[list] = ["epsilon[0]", "sigma[0]"]
 
     @staticmethod
     def unpack(x) -> dict:

@@ -11,6 +11,8 @@ shard at a parameter vector and returns the per-shard (loss, grad) in shard orde
   shard from the recipe and recomputes the evaluation that was lost.
 """
 
+import contextlib
+import itertools
 import os
 import socket
 
@@ -36,7 +38,7 @@ def describe_cases(cases) -> str:
     cases = list(cases)
     n = len(cases)
     ints = all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cases)
-    if ints and n > 1 and all(int(b) - int(a) == 1 for a, b in zip(cases, cases[1:])):
+    if ints and n > 1 and all(int(b) - int(a) == 1 for a, b in itertools.pairwise(cases)):
         what = f"{int(cases[0])}..{int(cases[-1])}"
     else:
         shown = [repr(int(c)) if ints else (f"<{type(c).__name__}>" if not isinstance(c, (str, int, float))
@@ -329,10 +331,8 @@ class RayExecutor(Executor):
         if self._actors:
             ray = self._ray()
             for actor in self._actors:
-                try:
+                with contextlib.suppress(Exception):  # already gone
                     ray.kill(actor, no_restart=True)
-                except Exception:  # already gone
-                    pass
             self._actors = []
         if self._owns_ray:
             self._ray().shutdown()

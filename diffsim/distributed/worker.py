@@ -88,7 +88,7 @@ class ShardWorker:
                 x0 = self.info().get("x0")
                 if x0 is not None:
                     self.objective(x0)
-        except Exception as err:  # kept for ready(); the driver raises it with worker and shard
+        except Exception as err:  # noqa: BLE001 -- kept for ready(); the driver raises it with worker and shard
             self.error = "".join(traceback.format_exception(type(err), err, err.__traceback__))
             self.error_summary = f"{type(err).__name__}: {err}"
         self.build_s = time.perf_counter() - t0

@@ -16,17 +16,53 @@ from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
 from .model import Model, fcc_lattice, kinetic_energy, maxwell_boltzmann, temperature
 from .neighbors import NeighborList, brute_force_pairs
-from .observables import (RDF, Cost, KineticEnergy, MSDMatch, PotentialEnergy, RDFMatch, msd, pressure,
-                          rdf_smoothed)
+from .observables import (
+                          RDF,
+                          Cost,
+                          KineticEnergy,
+                          MSDMatch,
+                          PotentialEnergy,
+                          RDFMatch,
+                          msd,
+                          pressure,
+                          rdf_smoothed,
+)
 from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere
 from .system import MDSystem
 from .units import UNITS, Units
 
 __all__ = [
-    "Model", "fcc_lattice", "maxwell_boltzmann", "kinetic_energy", "temperature",
-    "LennardJones", "Morse", "SoftSphere", "HarmonicBond", "HarmonicAngle",
-    "ForceField", "Evaluation", "NeighborList", "brute_force_pairs",
-    "VelocityVerlet", "Langevin", "Berendsen", "MDSystem",
-    "RDF", "Cost", "PotentialEnergy", "KineticEnergy", "RDFMatch", "MSDMatch", "pressure", "rdf_smoothed", "msd",
-    "ForceMatching", "UNITS", "Units", "from_ase", "to_ase", "write_extxyz",
+                          "RDF",
+                          "UNITS",
+                          "Berendsen",
+                          "Cost",
+                          "Evaluation",
+                          "ForceField",
+                          "ForceMatching",
+                          "HarmonicAngle",
+                          "HarmonicBond",
+                          "KineticEnergy",
+                          "Langevin",
+                          "LennardJones",
+                          "MDSystem",
+                          "MSDMatch",
+                          "Model",
+                          "Morse",
+                          "NeighborList",
+                          "PotentialEnergy",
+                          "RDFMatch",
+                          "SoftSphere",
+                          "Units",
+                          "VelocityVerlet",
+                          "brute_force_pairs",
+                          "fcc_lattice",
+                          "from_ase",
+                          "kinetic_energy",
+                          "maxwell_boltzmann",
+                          "msd",
+                          "pressure",
+                          "rdf_smoothed",
+                          "temperature",
+                          "to_ase",
+                          "write_extxyz",
 ]

@@ -112,10 +112,10 @@ class Model:
         """Box volume (length^3); NaN when an axis is open."""
         return float(np.prod(self.box)) if np.all(self.box > 0) else float("nan")
 
-    def copy(self, **changes) -> "Model":
-        kw = dict(positions=self.positions.copy(), masses=self.masses.copy(), types=self.types.copy(),
-                  box=self.box.copy(), velocities=self.velocities.copy(), units=self.units,
-                  symbols=list(self.symbols))
+    def copy(self, **changes) -> Model:
+        kw = {"positions": self.positions.copy(), "masses": self.masses.copy(), "types": self.types.copy(),
+                  "box": self.box.copy(), "velocities": self.velocities.copy(), "units": self.units,
+                  "symbols": list(self.symbols)}
         kw.update(changes)
         return Model(**kw)
 

@@ -33,14 +33,22 @@ import warnings
 import numpy as np
 import taichi as ti
 
+from .. import storage
 from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
 from ..tape import Slots, System, adjoint_only, forward_only, launch
-from .. import storage
 from .cells import FullNeighborList
 from .forcefield import ForceField, zero_forces
-from .integrators import (Berendsen, Langevin, VelocityVerlet, kinetic_sum, md_drift, md_kick, md_kick_drift,
-                          scale_velocities)
+from .integrators import (
+    Berendsen,
+    Langevin,
+    VelocityVerlet,
+    kinetic_sum,
+    md_drift,
+    md_kick,
+    md_kick_drift,
+    scale_velocities,
+)
 from .model import Model
 from .observables import Cost
 

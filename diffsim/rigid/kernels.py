@@ -198,7 +198,7 @@ def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, dim: T, mask: T):
     p = ti.Vector([0.0, 0.0, 0.0])
     if sa == SPHERE and sb == SPHERE:
         n, depth, p = sphere_sphere(xa, geom[a, 0], xb, geom[b, 0])
-    if ti.static(mask & M_BOX):
+    if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
         if sa == SPHERE and sb == BOX:
             n, depth, p = sphere_box(xa, geom[a, 0], xb, load_quat(Q, s, b, dim),
                                      ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]))
@@ -256,11 +256,11 @@ def plane_geometry(X: T, Q: T, shape: T, geom: T, planes: T, s, i, pl, c, dim: T
     p = x
     if si == SPHERE and c == 0:
         n, depth, p = sphere_plane(x, geom[i, 0], pn, off)
-    if ti.static(mask & M_CAPSULE):
+    if ti.static(mask & M_CAPSULE):  # noqa: SIM102 -- compile-time gate
         if si == CAPSULE and c < 2:
             ax = quat_rotate(load_quat(Q, s, i, dim), ti.Vector([geom[i, 1], 0.0, 0.0]))
             n, depth, p = sphere_plane(x + (2.0 * c - 1.0) * ax, geom[i, 0], pn, off)
-    if ti.static(mask & M_BOX):
+    if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
         if si == BOX:
             sx = 2.0 * (c & 1) - 1.0
             sy = 2.0 * ((c >> 1) & 1) - 1.0

@@ -160,10 +160,10 @@ class ModelBuilder:
             w = float(0.0 if angular_velocity is None else angular_velocity)
             if not (np.isfinite(orient) and np.isfinite(w)):
                 raise ConfigError(f"{where}: angle and angular_velocity must be finite")
-        self._bodies.append(dict(shape=shape, mass=mass, unit_inertia=unit_inertia, x=pos, q=orient, v=vel, w=w,
-                                 restitution=float(restitution), friction=float(friction),
-                                 linear_damping=float(linear_damping), angular_damping=float(angular_damping),
-                                 name=name or f"{SHAPE_NAMES[shape.code]}{len(self._bodies)}"))
+        self._bodies.append({"shape": shape, "mass": mass, "unit_inertia": unit_inertia, "x": pos, "q": orient, "v": vel, "w": w,
+                                 "restitution": float(restitution), "friction": float(friction),
+                                 "linear_damping": float(linear_damping), "angular_damping": float(angular_damping),
+                                 "name": name or f"{SHAPE_NAMES[shape.code]}{len(self._bodies)}"})
         return len(self._bodies) - 1
 
     def add_plane(self, normal, offset=0.0, restitution=0.5, friction=0.5) -> int:

@@ -4,8 +4,19 @@ RNEA(q, qd, ABA(q, qd, tau)) = tau, CRBA symmetric positive definite, kinematics
 import numpy as np
 import pytest
 
-from diffsim.articulated import (GroundContact, RobotBuilder, aba, body_poses, cartpole, crba, link_pose,
-                                 planar_arm, point_jacobian, point_position, rnea)
+from diffsim.articulated import (
+    GroundContact,
+    RobotBuilder,
+    aba,
+    body_poses,
+    cartpole,
+    crba,
+    link_pose,
+    planar_arm,
+    point_jacobian,
+    point_position,
+    rnea,
+)
 from diffsim.articulated import reference as ref
 from diffsim.articulated import spatial as sp
 
@@ -172,7 +183,7 @@ def test_scalar_spatial_algebra_matches_6x6_matrices():
 def test_fixed_joints_are_merged_into_their_parent_body():
     model = TREES["tree"]()
     assert model.nb == 6 and "l3" not in model.body_names
-    b, R, p = model.frames["l3"]
+    b, _R, _p = model.frames["l3"]
     assert model.body_names[b] == "l1"
     # the merged body weighs both links
     rb_mass = model.mass[b]

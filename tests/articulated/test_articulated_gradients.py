@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from diffsim import Binomial, Objective, Periodic, Rollout, StoreAll, gradcheck
-from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, RobotBuilder, cartpole, planar_arm
+from diffsim.articulated import (
+    ArticulatedSystem,
+    Cost,
+    GroundContact,
+    RobotBuilder,
+    cartpole,
+    planar_arm,
+)
 
 T = 40
 

@@ -120,7 +120,7 @@ def test_energy_is_conserved_without_damping():
     scale = G * (m[0] * L[0] + m[1] * (L[0] + L[1]))
     worst = {}
     for dt in (1e-3, 5e-4):
-        steps = int(round(3.0 / dt))
+        steps = round(3.0 / dt)
         qs, qds = simulate(model, [0.5, 0.5], [0.0, 0.0], dt, steps)
         E = np.array([ENERGY_FN(*qs[k], *qds[k], *m, *L, G, 0, 0, 0, 0) for k in range(0, steps + 1, 10)])
         worst[dt] = np.max(np.abs(E - E[0])) / scale

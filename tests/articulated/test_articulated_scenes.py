@@ -5,8 +5,8 @@ import json
 import pathlib
 
 import numpy as np
-
 from conftest import execute_notebook
+
 from diffsim import gradcheck
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -60,5 +60,5 @@ def test_cartpole_demo_swings_up(tmp_path):
 
 
 def test_robot_trajectory_optimization_notebook_executes():
-    nb, text = execute_notebook("robot_trajectory_optimization.ipynb")
+    _nb, text = execute_notebook("robot_trajectory_optimization.ipynb")
     assert "RNEA(ABA(tau)) - tau" in text and "swing-up" in text

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from diffsim import Rollout, StoreAll
-from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, RobotBuilder, planar_arm, point_position
+from diffsim.articulated import (
+    ArticulatedSystem,
+    Cost,
+    GroundContact,
+    RobotBuilder,
+    planar_arm,
+    point_position,
+)
 from diffsim.errors import ConfigError, SimulationDiverged
 
 

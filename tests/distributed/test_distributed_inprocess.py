@@ -5,8 +5,15 @@ import pytest
 import taichi as ti
 
 from diffsim import gradcheck
-from diffsim.distributed import (InProcessExecutor, Recipe, ShardedObjective, WorkerError, as_recipe,
-                                 describe_cases, split_cases)
+from diffsim.distributed import (
+    InProcessExecutor,
+    Recipe,
+    ShardedObjective,
+    WorkerError,
+    as_recipe,
+    describe_cases,
+    split_cases,
+)
 from diffsim.distributed.examples import ChainIdentification, ForceMatchingProblem
 from diffsim.errors import ConfigError
 from optimizers import LBFGS, minimize

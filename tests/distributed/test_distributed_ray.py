@@ -9,8 +9,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from diffsim.distributed import InProcessExecutor, RayExecutor, Recipe, ShardedObjective, WorkerError  # noqa: E402
-from optimizers import LBFGS, minimize  # noqa: E402
+from diffsim.distributed import (
+    InProcessExecutor,
+    RayExecutor,
+    Recipe,
+    ShardedObjective,
+    WorkerError,
+)
+from optimizers import LBFGS, minimize
 
 TARGET = "diffsim.distributed.examples:chain_identification"
 CHAIN = {"steps": 60, "segment": 20}

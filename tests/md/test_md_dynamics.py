@@ -6,8 +6,22 @@ import pytest
 
 from diffsim import Binomial, Objective, Parameter, Rollout, StoreAll, gradcheck
 from diffsim.errors import ConfigError
-from diffsim.md import (RDF, ForceField, Langevin, LennardJones, MDSystem, Model, Morse, MSDMatch, PotentialEnergy,
-                        KineticEnergy, RDFMatch, fcc_lattice, maxwell_boltzmann, rdf_smoothed)
+from diffsim.md import (
+    RDF,
+    ForceField,
+    KineticEnergy,
+    Langevin,
+    LennardJones,
+    MDSystem,
+    Model,
+    Morse,
+    MSDMatch,
+    PotentialEnergy,
+    RDFMatch,
+    fcc_lattice,
+    maxwell_boltzmann,
+    rdf_smoothed,
+)
 
 
 def _lj_model(cells=(2, 2, 2), density=0.8442, temp=1.0, seed=0):

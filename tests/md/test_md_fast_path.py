@@ -5,12 +5,24 @@ kernels and the tape-kernel path."""
 import numpy as np
 import pytest
 
+from diffsim import storage
 from diffsim.errors import ConfigError, SimulationDiverged
-from diffsim.md import (Berendsen, ForceField, HarmonicBond, Langevin, LennardJones, MDSystem, Model, Morse,
-                        SoftSphere, brute_force_pairs, fcc_lattice, maxwell_boltzmann)
+from diffsim.md import (
+    Berendsen,
+    ForceField,
+    HarmonicBond,
+    Langevin,
+    LennardJones,
+    MDSystem,
+    Model,
+    Morse,
+    SoftSphere,
+    brute_force_pairs,
+    fcc_lattice,
+    maxwell_boltzmann,
+)
 from diffsim.md.cells import CODE_BITS, FullNeighborList
 from diffsim.md.forcefield import zero_forces
-from diffsim import storage
 
 RC, SKIN = 1.6, 0.2
 

@@ -8,7 +8,7 @@ from diffsim.errors import ConfigError
 from diffsim.md import ForceField, ForceMatching, LennardJones, Morse, fcc_lattice
 from optimizers import minimize
 
-TRUE = dict(D=0.3429, alpha=1.3588, r0=2.866)
+TRUE = {"D": 0.3429, "alpha": 1.3588, "r0": 2.866}
 
 
 def _data(nconf=5, offset=0.0, seed=0):
@@ -19,7 +19,7 @@ def _data(nconf=5, offset=0.0, seed=0):
     for _ in range(nconf):
         p = pos + rng.normal(0, 0.1, pos.shape)
         ev = ref.evaluate(p)
-        out.append(dict(positions=p, box=box, energy=ev.energy + offset * len(p), forces=ev.forces))
+        out.append({"positions": p, "box": box, "energy": ev.energy + offset * len(p), "forces": ev.forces})
     return out
 
 
@@ -35,7 +35,7 @@ def test_force_matching_recovers_hidden_morse_parameters():
     for k, v in TRUE.items():
         assert got[k][0] == pytest.approx(v, rel=1e-5), (k, got[k])
     assert got["e0"][0] == pytest.approx(0.25, abs=1e-4)
-    e, f = fm.predict(res.x)
+    _e, f = fm.predict(res.x)
     np.testing.assert_allclose(f, fm.fref_np, atol=1e-4)
 
 
@@ -45,7 +45,7 @@ def test_minibatch_adam_decreases_the_loss():
     x0 = fm.x0()
     full0 = fm(x0)[0]
     batch = fm.minibatch(2, seed=0)
-    l_batch, g_batch = batch(x0)
+    l_batch, _g_batch = batch(x0)
     assert len(batch.last_batch) == 2
     assert l_batch == pytest.approx(fm.evaluate(x0, batch.last_batch)[0])
     res = minimize(fm.minibatch(2, seed=0), x0, method="adam", lr=0.01, iters=150)
@@ -63,7 +63,7 @@ def test_force_matching_lj_two_types_gradient_and_errors():
     for _ in range(3):
         p = pos + rng.normal(0, 0.05, pos.shape)
         ev = ref.evaluate(p)
-        configs.append(dict(positions=p, box=box, types=types, energy=ev.energy, forces=ev.forces))
+        configs.append({"positions": p, "box": box, "types": types, "energy": ev.energy, "forces": ev.forces})
     fm = ForceMatching([LennardJones(1.1, 1.0, cutoff=1.65, shift=True, ntypes=2)], configs)
     assert fm.names == ["epsilon[0]", "epsilon[1]", "epsilon[2]", "sigma[0]", "sigma[1]", "sigma[2]"]
     rep = gradcheck(fm, fm.x0(), rtol=1e-7)
@@ -71,4 +71,4 @@ def test_force_matching_lj_two_types_gradient_and_errors():
     with pytest.raises(ConfigError, match="unknown parameter"):
         ForceMatching([LennardJones(cutoff=1.65, ntypes=2)], configs, params=["D"])
     with pytest.raises(ConfigError, match="keys"):
-        ForceMatching([LennardJones(cutoff=1.65, ntypes=2)], [dict(positions=pos)])
+        ForceMatching([LennardJones(cutoff=1.65, ntypes=2)], [{"positions": pos}])

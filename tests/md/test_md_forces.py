@@ -5,7 +5,15 @@ import pytest
 import taichi as ti
 
 from diffsim.errors import ConfigError
-from diffsim.md import (ForceField, HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere, fcc_lattice)
+from diffsim.md import (
+    ForceField,
+    HarmonicAngle,
+    HarmonicBond,
+    LennardJones,
+    Morse,
+    SoftSphere,
+    fcc_lattice,
+)
 from diffsim.md.forcefield import zero_forces
 
 

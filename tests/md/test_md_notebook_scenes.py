@@ -4,7 +4,6 @@ import json
 import pathlib
 
 import pytest
-
 from conftest import execute_notebook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -31,5 +30,5 @@ def test_scene_demos(tmp_path):
 
 def test_force_field_notebook_runs_small():
     pytest.importorskip("ase")
-    nb, text = execute_notebook("force_field_fitting.ipynb")
+    _nb, text = execute_notebook("force_field_fitting.ipynb")
     assert "PASS" in text and "fitted" in text

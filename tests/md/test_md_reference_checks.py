@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from diffsim.errors import ConfigError
-from diffsim.md import ForceField, LennardJones, MDSystem, Model, fcc_lattice, maxwell_boltzmann
+from diffsim.md import (
+    ForceField,
+    LennardJones,
+    MDSystem,
+    Model,
+    fcc_lattice,
+    maxwell_boltzmann,
+)
 
 
 def test_lj_energy_forces_virial_equal_ases_calculator():

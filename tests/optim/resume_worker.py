@@ -53,22 +53,22 @@ def problem(scenario):
     if scenario == "adam":
         method = opt.chain(opt.clip_by_global_norm(10.0),
                            opt.adam(opt.warmup(5, opt.cosine_decay(0.05, 100))))
-        return extended_rosenbrock, np.full(5, -0.5), dict(
-            method=method, iters=100, checkpoint_every=7, bounds=(-2.0, 2.0))
+        return extended_rosenbrock, np.full(5, -0.5), {
+            "method": method, "iters": 100, "checkpoint_every": 7, "bounds": (-2.0, 2.0)}
     if scenario == "minibatch":  # the batches come from minimize's generator (seed=11)
         objective = opt.MiniBatchObjective(squared_error, regression_cases(), batch_size=6)
-        return objective, np.zeros(3), dict(method=opt.SGD(lr=0.05, momentum=0.5), iters=100,
-                                            checkpoint_every=5, seed=11)
+        return objective, np.zeros(3), {"method": opt.SGD(lr=0.05, momentum=0.5), "iters": 100,
+                                            "checkpoint_every": 5, "seed": 11}
     if scenario == "minibatch_own_seed":
         objective = opt.MiniBatchObjective(squared_error, regression_cases(), 7, seed=3)
-        return objective, np.zeros(3), dict(method="adam", lr=0.05, iters=100,
-                                            checkpoint_every=10)
+        return objective, np.zeros(3), {"method": "adam", "lr": 0.05, "iters": 100,
+                                            "checkpoint_every": 10}
     if scenario == "noisy":
-        return NoisyBowl(), np.ones(4), dict(method="sgd", lr=0.1, iters=60, checkpoint_every=10,
-                                             seed=7)
+        return NoisyBowl(), np.ones(4), {"method": "sgd", "lr": 0.1, "iters": 60, "checkpoint_every": 10,
+                                             "seed": 7}
     if scenario == "lbfgs":
-        return extended_rosenbrock, np.full(6, -1.0), dict(method=opt.LBFGS(maxcor=5),
-                                                           iters=60, checkpoint_every=4)
+        return extended_rosenbrock, np.full(6, -1.0), {"method": opt.LBFGS(maxcor=5),
+                                                           "iters": 60, "checkpoint_every": 4}
     raise ValueError(scenario)
 
 

@@ -69,7 +69,7 @@ def test_sigkill_and_restart_is_bitwise_identical(tmp_path, scenario, min_iterat
     assert names == (["run.ckpt", "run.ckpt.tape"] if scenario == "lbfgs" else ["run.ckpt"])
 
     proc = _start(scenario, path, out, sleep=0.0)  # the same call, restarted
-    stdout, stderr = proc.communicate(timeout=60)
+    _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
     with open(out, "rb") as f:
         resumed = pickle.load(f)

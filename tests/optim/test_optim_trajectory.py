@@ -87,7 +87,7 @@ def test_mpc_argument_checks():
 
 def test_single_shooting_reduces_the_loss():
     T = 30
-    phi, gamma = prediction_maps(T)
+    _phi, gamma = prediction_maps(T)
 
     def rollout(u):
         """Terminal cost |x_T - target|^2 + R |u|^2 from rest at the origin; u is (T, 1)."""

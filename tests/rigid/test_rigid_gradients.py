@@ -162,8 +162,8 @@ def test_coincident_centres_give_finite_gradients(contact):
 
 def test_broad_phase_skin_matches_all_pairs_and_reports_misses():
     model = billiard_scene()
-    kw = dict(dt=2e-3, contact="impulse", gravity=[0, 0], fused=True, segment=20,
-              costs=[BodyTarget(1, [0.8, 0.9])])
+    kw = {"dt": 2e-3, "contact": "impulse", "gravity": [0, 0], "fused": True, "segment": 20,
+              "costs": [BodyTarget(1, [0.8, 0.9])]}
     all_p = RigidSystem(model, **kw)
     skin = RigidSystem(model, skin=0.2, **kw)
     names = ["restitution", Parameter("v", kind="state0")]

@@ -6,8 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from conftest import execute_notebook
+
 from diffsim import gradcheck
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
