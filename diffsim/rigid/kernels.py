@@ -91,23 +91,15 @@ def load_quat(Q: T, s, i, dim: T):
 
 
 @ti.func
-def load_omega(W: T, s, i, dim: T):
+def load_axial(A: T, s, i, dim: T):
+    """An axial 3-vector (angular velocity, torque) of body i at slot s: three components in
+    3D, the z component alone in 2D."""
     w = ti.Vector([0.0, 0.0, 0.0])
     if ti.static(dim == 3):
-        w = ti.Vector([W[s, i, 0], W[s, i, 1], W[s, i, 2]])
+        w = ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
     else:
-        w = ti.Vector([0.0, 0.0, W[s, i]])
+        w = ti.Vector([0.0, 0.0, A[s, i]])
     return w
-
-
-@ti.func
-def load_torque_control(uT: T, t, i, dim: T):
-    tq = ti.Vector([0.0, 0.0, 0.0])
-    if ti.static(dim == 3):
-        tq = ti.Vector([uT[t, i, 0], uT[t, i, 1], uT[t, i, 2]])
-    else:
-        tq = ti.Vector([0.0, 0.0, uT[t, i]])
-    return tq
 
 
 @ti.func
@@ -183,7 +175,7 @@ def inverse_mass_at(m, iu, q, r, n, dim: T):
 @ti.func
 def pen_init(V: T, F: T, TQ: T, Z: T, mass: T, rest: T, uF: T, uT: T, cs: T, s, t, i, dim: T):
     store3(F, s, i, body_force(V, mass, uF, cs, s, t, i, dim))
-    store3(TQ, s, i, load_torque_control(uT, t, i, dim))
+    store3(TQ, s, i, load_axial(uT, t, i, dim))
     Z[s, i] = damping_ratio_from_restitution(rest[i])
 
 
@@ -222,8 +214,8 @@ def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape:
     if depth > 0.0:
         xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
         ra, rb = p - xa, p - xb
-        rel = (load_vec(V, s, a, dim) + load_omega(W, s, a, dim).cross(ra)) - \
-              (load_vec(V, s, b, dim) + load_omega(W, s, b, dim).cross(rb))
+        rel = (load_vec(V, s, a, dim) + load_axial(W, s, a, dim).cross(ra)) - \
+              (load_vec(V, s, b, dim) + load_axial(W, s, b, dim).cross(rb))
         wa = inverse_mass_at(mass[a], ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), load_quat(Q, s, a, dim), ra, n, dim)
         wb = inverse_mass_at(mass[b], ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]]), load_quat(Q, s, b, dim), rb, n, dim)
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), 1.0 / (wa + wb), cs)
@@ -278,7 +270,7 @@ def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape
     n, depth, p = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c, dim, mask)
     if depth > 0.0:
         ra = p - load_vec(X, s, i, dim)
-        rel = load_vec(V, s, i, dim) + load_omega(W, s, i, dim).cross(ra)
+        rel = load_vec(V, s, i, dim) + load_axial(W, s, i, dim).cross(ra)
         w = inverse_mass_at(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), load_quat(Q, s, i, dim), ra, n, dim)
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + planes[pl, 4]), 0.5 * (fric[i] + planes[pl, 5]),
                        1.0 / w, cs)
@@ -296,7 +288,7 @@ def pen_integrate(X: T, Q: T, V: T, W: T, F: T, TQ: T, mass: T, lind: T, angd: T
     vn = (load_vec(V, s, i, dim) + dt * load3(F, s, i) / m) / (1.0 + dt * lind[i])
     q = load_quat(Q, s, i, dim)
     iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
-    wn = angular_update(load_omega(W, s, i, dim), q, load3(TQ, s, i), m, iuv, angd[i], dt, dim)
+    wn = angular_update(load_axial(W, s, i, dim), q, load3(TQ, s, i), m, iuv, angd[i], dt, dim)
     for k in ti.static(range(dim)):
         V[d, i, k] = vn[k]
     store_pose(X, Q, W, d, i, load_vec(X, s, i, dim) + dt * vn, q, wn[2], wn, dt, s, dim)
@@ -314,8 +306,8 @@ def imp_predict(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, mass: T, lin
     f = body_force(V, mass, uF, cs, s, t, i, dim)
     store3(S0, s, i, (load_vec(V, s, i, dim) + dt * f / m) / (1.0 + dt * lind[i]))
     iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
-    store3(S1, s, i, angular_update(load_omega(W, s, i, dim), load_quat(Q, s, i, dim),
-                                    load_torque_control(uT, t, i, dim), m, iuv, angd[i], dt, dim))
+    store3(S1, s, i, angular_update(load_axial(W, s, i, dim), load_quat(Q, s, i, dim),
+                                    load_axial(uT, t, i, dim), m, iuv, angd[i], dt, dim))
     store3(S2, s, i, ti.Vector([0.0, 0.0, 0.0]))
     store3(S3, s, i, ti.Vector([0.0, 0.0, 0.0]))
 
