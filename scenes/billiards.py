@@ -25,6 +25,7 @@ import numpy as np
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import BodyTarget, ModelBuilder, RigidSystem, Sphere
+from scenes._plots import save_figure
 
 DEMO_ORDER = 40
 
@@ -213,9 +214,7 @@ def plot_loss(path, history, title="billiards: distance of the target ball to th
     ax.set_xlabel("objective evaluation")
     ax.set_ylabel("distance to pocket (m)")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

@@ -27,6 +27,7 @@ import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.costs import TrajectoryMatch
 from diffsim.rigid import Box, ModelBuilder, RigidSystem
+from scenes._plots import save_figure
 
 DEMO_ORDER = 41
 
@@ -215,9 +216,7 @@ def plot_fit(path, history, params, hidden):
     b.set_xlabel("objective evaluation")
     b.legend(fontsize=8)
     fig.suptitle("bounce tuning: recovering restitution, friction and mass", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

@@ -28,6 +28,7 @@ import numpy as np
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import Capsule, ModelBuilder, RigidSystem, Sphere, Upright
+from scenes._plots import save_figure
 
 DEMO_ORDER = 42
 
@@ -184,9 +185,7 @@ def plot_loss(path, history):
     ax.set_xlabel("objective evaluation")
     ax.set_ylabel("sum over pins of (axis . z)^2")
     ax.set_title("bowling: pins still standing (smooth count)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

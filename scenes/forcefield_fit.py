@@ -34,6 +34,7 @@ from diffsim.md import (
     maxwell_boltzmann,
 )
 from optimizers import minimize
+from scenes._plots import save_figure
 
 DEMO_ORDER = 41
 
@@ -148,9 +149,7 @@ def _plot(path, fm, x, hist_fm, prob, hist_rdf, g0, g1):
     c.set_xlabel("r (sigma)")
     c.set_ylabel("g(r), smoothed")
     c.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

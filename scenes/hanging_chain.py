@@ -16,6 +16,7 @@ import numpy as np
 import diffsim
 from diffsim import Binomial, Objective, Rollout, StoreAll, gradcheck
 from diffsim.mass_spring import MassSpringChain
+from scenes._plots import save_figure
 
 DEMO_ORDER = 0
 
@@ -59,9 +60,7 @@ def _plot(path, t, tip, dldu, target):
     b.set_ylabel("dL/du(t) (per N)")
     b.set_xlabel("time (s)")
     fig.suptitle("hanging chain: rollout and reverse-mode gradient")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

@@ -27,6 +27,7 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
+from scenes._plots import save_figure
 
 DEMO_ORDER = 40
 
@@ -79,9 +80,7 @@ def _plot(path, thermo, r, g):
     c.axhline(1.0, color="k", lw=0.6, ls="--")
     c.set_xlabel("r (sigma)")
     c.set_ylabel("g(r), smoothed")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import diffsim
 from diffsim import Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, cartpole
+from scenes._plots import save_figure
 
 DEMO_ORDER = 60
 
@@ -98,10 +99,8 @@ def demo(outdir: pathlib.Path) -> dict:
     b.plot(t, q[:, :, 1] - np.pi, lw=0.8)
     b.set_xlabel("time (s)")
     b.set_ylabel("pole angle from upright (rad)")
-    fig.tight_layout()
     path = pathlib.Path(outdir) / "policy_cartpole.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
     return {"held_out_loss_before": before, "held_out_loss_after": after, "iterations": len(history),
             "plot": str(path)}
 
