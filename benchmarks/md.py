@@ -82,7 +82,8 @@ def forward(args, common):
                                                                                   xs.vir, 1)),
                       "full_list_build": _ms(lambda: cells.build(xs.x, 0), 5),
                       "half_list_build_tape": _ms(lambda: ff.build(xs.x, 0), 5),
-                      "neighbours_per_atom": round(float(cells.nnb.to_numpy().mean()), 1),
+                      "neighbours_per_atom": round(float((cells.nhome.to_numpy() + cells.nimage.to_numpy()).mean()), 1),
+                      "through_image": round(float(cells.nimage.to_numpy().sum() / (cells.nhome.to_numpy() + cells.nimage.to_numpy()).sum()), 3),
                       "list_method": cells.method,
                       "capacity": cells.capacity}), flush=True)
 

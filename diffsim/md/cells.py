@@ -12,7 +12,8 @@ How it stays cheap:
   Between builds an atom moves less than skin/2, so every listed neighbour lies in one of
   the 27 adjacent images; that image is stored in the low 6 bits of the entry
   (``entry = j << 6 | code``, 2 bits per axis: 0 is -L, 1 is 0, 2 is +L). The force kernel
-  then needs no minimum-image floor or division (``d = x_i - x_j - shift``).
+  then needs no minimum-image floor or division (``d = x_i - x_j - shift``), and each row keeps
+  its home-box neighbours apart from those through an image, so most pairs need no shift.
 - Cells are columns at least half the list radius (``cutoff + skin``) wide in x and y, and
   an eighth of it tall in z. Atoms are counting-sorted by cell (within a cell by atom index).
   Cells along z are contiguous in that order, so each of the 5x5 columns around an atom is
@@ -40,6 +41,7 @@ _A2 = ti.types.ndarray(ndim=2)
 _A3 = ti.types.ndarray(ndim=3)
 
 CODE_BITS = 6
+HOME = 0b010101  # the image code of a neighbour in the home box (no shift on any axis)
 
 
 @ti.func
@@ -166,12 +168,14 @@ def _gap(u, a, h):
 
 @ti.func
 def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
-             nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(), cnt, cap,
-             mirror: ti.template(), nb: ti.template()):
+             nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(),
+             nhome: ti.template(), nimage: ti.template(), mirror: ti.template()):
     """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
     for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
-    own column (ab = 12); append hits to row p from the front (count ``cnt``, returned) and,
-    with ``mirror``, p to row q from the back (count nb[q]). Counts run past ``cap``."""
+    own column (ab = 12). Hits in the home image go to row p from the front (count nhome[p]),
+    hits through a periodic image from the back (count nimage[p]); with ``mirror`` also p to
+    row q, the same way. Counts run past the row capacity (entries are then dropped)."""
+    cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
     ihz = nc[2] / box[2]
@@ -184,6 +188,11 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     xi2 = xs[p, 2]
     ux = xi0 - cx * hx
     uy = xi1 - cy * hy
+    nh = 0
+    ni = 0
+    if ti.static(mirror):  # earlier atoms may have written to this row already
+        nh = nhome[p]
+        ni = nimage[p]
     for ab in range(ab0, ab1):
         a = ab // 5 - 2
         b = ab % 5 - 2
@@ -217,32 +226,39 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                 if lo <= hi:
                     sz = (cc - 1) * box[2]
                     code = ca | (cb << 2) | (cc << 4)
+                    home = code == HOME
                     for q in range(ti.max(start[row + lo], q0), start[row + hi] + count[row + hi]):
                         d0 = xi0 - xs[q, 0] - sx
                         d1 = xi1 - xs[q, 1] - sy
                         d2 = xi2 - xs[q, 2] - sz
                         if d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p:
-                            if cnt < cap:
-                                nbr[p, cnt] = (atoms[q] << CODE_BITS) | code
-                            cnt += 1
+                            if nh + ni < cap:
+                                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+                            if home:
+                                nh += 1
+                            else:
+                                ni += 1
                             if ti.static(mirror):
                                 # q sees p through the opposite image; plain (not atomic)
-                                # read-modify-write: no other task writes row q now
-                                m = nb[q]
-                                if m < cap:
-                                    nbr[q, cap - 1 - m] = (atoms[p] << CODE_BITS) | (42 - code)
-                                nb[q] = m + 1
-    return cnt
+                                # read-modify-writes: no other task writes row q now
+                                mh = nhome[q]
+                                mi = nimage[q]
+                                if mh + mi < cap:
+                                    nbr[q, mh if home else cap - 1 - mi] = (atoms[p] << CODE_BITS) | (42 - code)
+                                if home:
+                                    nhome[q] = mh + 1
+                                else:
+                                    nimage[q] = mi + 1
+    nhome[p] = nh
+    nimage[p] = ni
 
 
 @ti.kernel
 def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-                nbr: _A2, nf: _A1, nb: _A1):
+                nbr: _A2, nhome: _A1, nimage: _A1):
     """Every atom scans all 25 columns (each pair is tested twice); fully parallel (GPU)."""
     for p in range(xs.shape[0]):
-        nf[p] = _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, 0, nbr.shape[1],
-                         False, nb)
-        nb[p] = 0
+        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False)
 
 
 GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
@@ -250,7 +266,7 @@ GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thre
 
 @ti.kernel
 def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-                nbr: _A2, nf: _A1, nb: _A1, cells0: _A1, cells1: _A1):
+                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1):
     """Each pair tested once (forward half of the block), written to both rows. One serial task
     per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
     the slabs of one launch must not write to each other's rows (see FullNeighborList.build)."""
@@ -260,51 +276,34 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
             last = cells1[t] - 1
             for p in range(start[cells0[t]], start[last] + count[last]):
                 # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
-                nf[p] = _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, 0,
-                                 nbr.shape[1], True, nb)
+                _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True)
 
 
 @ti.kernel
 def _half_rows(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-               scratch: _A2, nbr: _A2, nnb: _A1) -> ti.i32:
+               scratch: _A2, nhome: _A1, nimage: _A1, nbr: _A2, nnb: _A1) -> ti.i32:
     """The tape's half list: each pair once (the forward half of the block), row i holding plain
     atom indices; in parallel over atoms (no row is written by two)."""
     most = 0
+    cap = scratch.shape[1]
     for p in range(xs.shape[0]):
-        cnt = _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, 0,
-                       scratch.shape[1], False, nnb)
+        _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False)
+        nh = nhome[p]
+        cnt = nh + nimage[p]
         i = atoms[p]
-        for k in range(ti.min(cnt, nbr.shape[1])):
-            nbr[i, k] = scratch[p, k] >> CODE_BITS
+        for k in range(ti.min(cnt, nbr.shape[1], cap)):
+            c = scratch[p, k] if k < nh else scratch[p, cap - 1 - (k - nh)]
+            nbr[i, k] = c >> CODE_BITS
         nnb[i] = cnt
         ti.atomic_max(most, cnt)
     return most
 
 
 @ti.kernel
-def _join_rows(nbr: _A2, nf: _A1, nb: _A1):
-    """Move each row's back entries (written from the end, last first) to follow its front
-    entries, in the order they were written: reverse them in place, then copy forward (the
-    target never runs ahead of the source). Afterwards nf counts all entries, nb is 0."""
-    cap = nbr.shape[1]
-    for p in range(nf.shape[0]):
-        m = nb[p]
-        lo = cap - m
-        for k in range(m // 2):
-            tmp = nbr[p, lo + k]
-            nbr[p, lo + k] = nbr[p, cap - 1 - k]
-            nbr[p, cap - 1 - k] = tmp
-        for k in range(m):
-            nbr[p, nf[p] + k] = nbr[p, lo + k]
-        nf[p] = nf[p] + m
-        nb[p] = 0
-
-
-@ti.kernel
-def _row_max(nf: _A1, nb: _A1) -> ti.i32:
+def _row_max(nhome: _A1, nimage: _A1) -> ti.i32:
     most = 0
-    for p in range(nf.shape[0]):
-        ti.atomic_max(most, nf[p] + nb[p])
+    for p in range(nhome.shape[0]):
+        ti.atomic_max(most, nhome[p] + nimage[p])
     return most
 
 
@@ -341,9 +340,11 @@ class FullNeighborList:
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
-    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the ``nnb[p]`` entries
+    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries
     ``j << 6 | image code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written
-    and read in sequence). ``image`` (n, 3) int32 counts box crossings since the last
+    and read in sequence): the ``nhome[p]`` neighbours in the home box (code ``HOME``) from the
+    front, the ``nimage[p]`` seen through a periodic image from the back (the force kernel
+    needs the image shift only for those, about a tenth at N = 32,000). ``image`` (n, 3) int32 counts box crossings since the last
     :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
@@ -389,8 +390,8 @@ class FullNeighborList:
         self.xs = ti.ndarray(real, (self.n, 3))
         self.ref = ti.ndarray(real, (self.n, 3))
         self.image = ti.ndarray(ti.i32, (self.n, 3))
-        self.nnb = ti.ndarray(ti.i32, self.n)
-        self.nb = ti.ndarray(ti.i32, self.n)  # back entries during a "half" build
+        self.nhome = ti.ndarray(ti.i32, self.n)
+        self.nimage = ti.ndarray(ti.i32, self.n)
         self._slabs = self._slab_tasks(tasks)
         if capacity is None:
             density = self.n / float(np.prod(box))
@@ -436,8 +437,6 @@ class FullNeighborList:
         if most > self.capacity:
             self._alloc(int(most * 1.2) + 8)
             most = self._fill()
-        if self.method == "half":
-            _join_rows(self.nbr, self.nnb, self.nb)
         self.max_count = most
         copy_positions(x, slot, self.ref)
         self.builds += 1
@@ -457,21 +456,22 @@ class FullNeighborList:
         self._sort(x, slot, wrap=False)
         while True:
             most = int(_half_rows(self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms,
-                                  self.rl * self.rl, self.nbr, nbr, nnb))
+                                  self.rl * self.rl, self.nbr, self.nhome, self.nimage, nbr, nnb))
             if most <= self.capacity:
                 return most
             self._alloc(int(most * 1.2) + 8)
 
     def _fill(self) -> int:
         args = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl,
-                self.nbr, self.nnb, self.nb)
+                self.nbr, self.nhome, self.nimage)
         if self.method == "full":
             _build_full(*args)
         else:
-            _zero(self.nb)
+            _zero(self.nhome)
+            _zero(self.nimage)
             for lo, hi in self._slabs:
                 _build_half(*args, lo, hi)
-        return int(_row_max(self.nnb, self.nb))
+        return int(_row_max(self.nhome, self.nimage))
 
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
@@ -484,8 +484,9 @@ class FullNeighborList:
 
     def rows(self):
         """{atom i: its list entries (int array)} (for tests and inspection)."""
-        nbr, nnb, atoms = self.nbr.to_numpy(), self.nnb.to_numpy(), self.atoms.to_numpy()
-        return {int(atoms[p]): nbr[p, :nnb[p]] for p in range(self.n)}
+        nbr, atoms = self.nbr.to_numpy(), self.atoms.to_numpy()
+        nh, ni, cap = self.nhome.to_numpy(), self.nimage.to_numpy(), self.capacity
+        return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
 
     def pairs(self) -> np.ndarray:
         """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""

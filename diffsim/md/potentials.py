@@ -129,12 +129,26 @@ def _make_gather_kernel(pair):
     force in registers and writes it once, so no atomics; not differentiable (TAICHI.md rule 1).
     The same pair function and shift arithmetic as the differentiable kernel above."""
 
+    @ti.func
+    def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, image: ti.template()):
+        """Atom j of list entry c and d = x_i - x_j, shifted by the entry's image code."""
+        j = c >> CODE_BITS
+        d0 = xi0 - x[s, j, 0]
+        d1 = xi1 - x[s, j, 1]
+        d2 = xi2 - x[s, j, 2]
+        if ti.static(image):
+            d0 -= ((c & 3) - 1) * b0
+            d1 -= (((c >> 2) & 3) - 1) * b1
+            d2 -= (((c >> 4) & 3) - 1) * b2
+        return j, d0, d1, d2
+
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
-                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nnb: _A1, p0: _A1, p1: _A1, p2: _A1, rc: _A1,
-                    ec: _A1, sc: _A1, shift: ti.template()):
+                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, p0: _A1,
+                    p1: _A1, p2: _A1, rc: _A1, ec: _A1, sc: _A1, shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
+        cap = nbr.shape[1]
         for row in range(x.shape[1]):  # rows in cell order (see FullNeighborList)
             i = atoms[row]
             ti_ = types[i]
@@ -155,38 +169,38 @@ def _make_gather_kernel(pair):
             rcp = rc[0]
             ecp = ec[0]
             scp = sc[0]
-            for q in range(nnb[row]):
-                c = nbr[row, q]
-                j = c >> CODE_BITS
-                d0 = xi0 - x[s, j, 0] - ((c & 3) - 1) * b0
-                d1 = xi1 - x[s, j, 1] - (((c >> 2) & 3) - 1) * b1
-                d2 = xi2 - x[s, j, 2] - (((c >> 4) & 3) - 1) * b2
-                r2 = d0 * d0 + d1 * d1 + d2 * d2
-                if ti.static(multi):
-                    p = pidx[ti_, types[j]]
-                    a0 = p0[p]
-                    a1 = p1[p]
-                    a2 = p2[p]
-                    rcp = rc[p]
-                    ecp = ec[p]
-                    scp = sc[p]
-                # every listed pair is evaluated and those beyond the cutoff are masked: no
-                # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
-                e, g = pair(r2, a0, a1, a2)
-                if ti.static(shift == 2):
-                    r = ti.sqrt(r2)
-                    e += (r - rcp) * rcp * scp
-                    g -= rcp * scp / r
-                inside = r2 < rcp * rcp
-                g = ti.select(inside, g, 0.0)
-                f0 += g * d0
-                f1 += g * d1
-                f2 += g * d2
-                if ti.static(track):
-                    if ti.static(shift != 0):
-                        e -= ecp
-                    ei += ti.select(inside, e, 0.0)
-                    wi += g * r2
+            # neighbours in the home box (front of the row), then those through an image (back)
+            for image in ti.static(range(2)):
+                q0 = 0 if ti.static(image == 0) else cap - nimage[row]
+                q1 = nhome[row] if ti.static(image == 0) else cap
+                for q in range(q0, q1):
+                    j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, image)
+                    r2 = d0 * d0 + d1 * d1 + d2 * d2
+                    if ti.static(multi):
+                        p = pidx[ti_, types[j]]
+                        a0 = p0[p]
+                        a1 = p1[p]
+                        a2 = p2[p]
+                        rcp = rc[p]
+                        ecp = ec[p]
+                        scp = sc[p]
+                    # every listed pair is evaluated and those beyond the cutoff are masked: no
+                    # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+                    e, g = pair(r2, a0, a1, a2)
+                    if ti.static(shift == 2):
+                        r = ti.sqrt(r2)
+                        e += (r - rcp) * rcp * scp
+                        g -= rcp * scp / r
+                    inside = r2 < rcp * rcp
+                    g = ti.select(inside, g, 0.0)
+                    f0 += g * d0
+                    f1 += g * d1
+                    f2 += g * d2
+                    if ti.static(track):
+                        if ti.static(shift != 0):
+                            e -= ecp
+                        ei += ti.select(inside, e, 0.0)
+                        wi += g * r2
             f[s, i, 0] += f0
             f[s, i, 1] += f1
             f[s, i, 2] += f2
@@ -410,7 +424,8 @@ class PairPotential(Potential):
         :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
         p0, p1, p2 = self._arrays
         _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), ff.types, cells.box, self.pidx, self.ntypes > 1,
-                                     cells.atoms, cells.nbr, cells.nnb, p0, p1, p2, self.rc, *self._at_rc,
+                                     cells.atoms, cells.nbr, cells.nhome, cells.nimage, p0, p1, p2, self.rc,
+                                     *self._at_rc,
                                      self.shift)
 
     def pair_energy_np(self, r, a, b):

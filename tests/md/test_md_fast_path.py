@@ -21,7 +21,7 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
-from diffsim.md.cells import CODE_BITS, FullNeighborList
+from diffsim.md.cells import CODE_BITS, HOME, FullNeighborList
 from diffsim.md.forcefield import zero_forces
 
 RC, SKIN = 1.6, 0.2
@@ -65,6 +65,12 @@ def test_full_list_equals_brute_force_with_image_codes(method, tasks):
             d = wrapped[i] - wrapped[j] - image * box
             d_min = pos[i] - pos[j] - box * np.round((pos[i] - pos[j]) / box)
             np.testing.assert_allclose(d, d_min, atol=1e-12)
+    # home-box neighbours at the front of each row, those through an image at the back: the
+    # force kernel applies no image shift to the front ones
+    nbr, nhome, nimage, atoms = (a.to_numpy() for a in (cl.nbr, cl.nhome, cl.nimage, cl.atoms))
+    codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
+    assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
+    assert 0 < nimage.sum() < nhome.sum()
     cl.unwrap(x, 0)
     np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-12)
 
