@@ -141,7 +141,7 @@ class ForceField:
         """Shift constants of the pair potentials at their cutoffs, for :meth:`gather_forces`."""
         for p in self.potentials:
             if isinstance(p, PairPotential):
-                p.at_cutoff()
+                p.prepare_gather()
 
     def build(self, x, slot=0):
         """(Re)build the neighbour list from ``x[slot]`` (forward only)."""

@@ -113,21 +113,33 @@ def _make_pair_kernel(pair):
     return pair_forces
 
 
-def _make_cutoff_kernel(pair):
+# columns of the gather table (one row per type pair): the parameters, the cutoff, and the
+# energy and force factor at the cutoff (the shift constants)
+T0, T1, T2, TRC, TEC, TSC = range(6)
+
+
+def _make_table_kernel(pair):
     @ti.kernel
-    def at_cutoff(p0: _A1, p1: _A1, p2: _A1, rc: _A1, ec: _A1, sc: _A1):
+    def gather_table(p0: _A1, p1: _A1, p2: _A1, rc: _A1, table: _A2):
         for p in range(rc.shape[0]):
             e, g = pair(rc[p] * rc[p], p0[p], p1[p], p2[p])
-            ec[p] = e
-            sc[p] = g
+            table[p, T0] = p0[p]
+            table[p, T1] = p1[p]
+            table[p, T2] = p2[p]
+            table[p, TRC] = rc[p]
+            table[p, TEC] = e
+            table[p, TSC] = g
 
-    return at_cutoff
+    return gather_table
 
 
-def _make_gather_kernel(pair):
-    """Forward-only forces over a full list (:mod:`diffsim.md.cells`): each atom sums its own
-    force in registers and writes it once, so no atomics; not differentiable (TAICHI.md rule 1).
-    The same pair function and shift arithmetic as the differentiable kernel above."""
+def make_gather_row(pair):
+    """Forward-only force on one atom from a full list (:mod:`diffsim.md.cells`): the atom sums
+    its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
+    rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
+    A ``ti.func`` of (row, x, s, f, pe, vir, track, types, box, pidx, multi, atoms, nbr, nhome,
+    nimage, table, shift), shared by the gather kernel and the fused step
+    (:mod:`diffsim.md.step`)."""
 
     @ti.func
     def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, image: ti.template()):
@@ -142,71 +154,84 @@ def _make_gather_kernel(pair):
             d2 -= (((c >> 4) & 3) - 1) * b2
         return j, d0, d1, d2
 
-    @ti.kernel
-    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
-                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, p0: _A1,
-                    p1: _A1, p2: _A1, rc: _A1, ec: _A1, sc: _A1, shift: ti.template()):
+    @ti.func
+    def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
+                   track: ti.template(), types: ti.template(), box: ti.template(), pidx: ti.template(),
+                   multi: ti.template(), atoms: ti.template(), nbr: ti.template(), nhome: ti.template(),
+                   nimage: ti.template(), table: ti.template(), shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
         cap = nbr.shape[1]
-        for row in range(x.shape[1]):  # rows in cell order (see FullNeighborList)
-            i = atoms[row]
-            ti_ = types[i]
-            b0 = box[0]
-            b1 = box[1]
-            b2 = box[2]
-            xi0 = x[s, i, 0]
-            xi1 = x[s, i, 1]
-            xi2 = x[s, i, 2]
-            f0 = 0.0
-            f1 = 0.0
-            f2 = 0.0
-            ei = 0.0
-            wi = 0.0
-            a0 = p0[0]
-            a1 = p1[0]
-            a2 = p2[0]
-            rcp = rc[0]
-            ecp = ec[0]
-            scp = sc[0]
-            # neighbours in the home box (front of the row), then those through an image (back)
-            for image in ti.static(range(2)):
-                q0 = 0 if ti.static(image == 0) else cap - nimage[row]
-                q1 = nhome[row] if ti.static(image == 0) else cap
-                for q in range(q0, q1):
-                    j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, image)
-                    r2 = d0 * d0 + d1 * d1 + d2 * d2
-                    if ti.static(multi):
-                        p = pidx[ti_, types[j]]
-                        a0 = p0[p]
-                        a1 = p1[p]
-                        a2 = p2[p]
-                        rcp = rc[p]
-                        ecp = ec[p]
-                        scp = sc[p]
-                    # every listed pair is evaluated and those beyond the cutoff are masked: no
-                    # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
-                    e, g = pair(r2, a0, a1, a2)
-                    if ti.static(shift == 2):
-                        r = ti.sqrt(r2)
-                        e += (r - rcp) * rcp * scp
-                        g -= rcp * scp / r
-                    inside = r2 < rcp * rcp
-                    g = ti.select(inside, g, 0.0)
-                    f0 += g * d0
-                    f1 += g * d1
-                    f2 += g * d2
-                    if ti.static(track):
-                        if ti.static(shift != 0):
-                            e -= ecp
-                        ei += ti.select(inside, e, 0.0)
-                        wi += g * r2
-            f[s, i, 0] += f0
-            f[s, i, 1] += f1
-            f[s, i, 2] += f2
-            if ti.static(track):
-                pe[s, i] += 0.5 * ei
-                vir[s, i] += 0.5 * wi
+        i = atoms[row]  # rows in cell order (see FullNeighborList)
+        ti_ = types[i]
+        b0 = box[0]
+        b1 = box[1]
+        b2 = box[2]
+        xi0 = x[s, i, 0]
+        xi1 = x[s, i, 1]
+        xi2 = x[s, i, 2]
+        f0 = 0.0
+        f1 = 0.0
+        f2 = 0.0
+        ei = 0.0
+        wi = 0.0
+        a0 = table[0, T0]
+        a1 = table[0, T1]
+        a2 = table[0, T2]
+        rcp = table[0, TRC]
+        ecp = table[0, TEC]
+        scp = table[0, TSC]
+        # neighbours in the home box (front of the row), then those through an image (back)
+        for image in ti.static(range(2)):
+            q0 = 0 if ti.static(image == 0) else cap - nimage[row]
+            q1 = nhome[row] if ti.static(image == 0) else cap
+            for q in range(q0, q1):
+                j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, image)
+                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                if ti.static(multi):
+                    p = pidx[ti_, types[j]]
+                    a0 = table[p, T0]
+                    a1 = table[p, T1]
+                    a2 = table[p, T2]
+                    rcp = table[p, TRC]
+                    ecp = table[p, TEC]
+                    scp = table[p, TSC]
+                # every listed pair is evaluated and those beyond the cutoff are masked: no
+                # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+                e, g = pair(r2, a0, a1, a2)
+                if ti.static(shift == 2):
+                    r = ti.sqrt(r2)
+                    e += (r - rcp) * rcp * scp
+                    g -= rcp * scp / r
+                inside = r2 < rcp * rcp
+                g = ti.select(inside, g, 0.0)
+                f0 += g * d0
+                f1 += g * d1
+                f2 += g * d2
+                if ti.static(track):
+                    if ti.static(shift != 0):
+                        e -= ecp
+                    ei += ti.select(inside, e, 0.0)
+                    wi += g * r2
+        f[s, i, 0] += f0
+        f[s, i, 1] += f1
+        f[s, i, 2] += f2
+        if ti.static(track):
+            pe[s, i] += 0.5 * ei
+            vir[s, i] += 0.5 * wi
+
+    return gather_row
+
+
+def _make_gather_kernel(pair):
+    gather_row = make_gather_row(pair)
+
+    @ti.kernel
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
+                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
+                    shift: ti.template()):
+        for row in range(x.shape[1]):
+            gather_row(row, x, s, f, pe, vir, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table, shift)
 
     return pair_gather
 
@@ -216,9 +241,9 @@ _KERNELS = {}
 
 
 def _kernel(form, kind):
-    """The kernel of one ``form`` ("newton", "gather" or "cutoff") for one potential ``kind``."""
+    """The kernel of one ``form`` ("newton", "gather" or "table") for one potential ``kind``."""
     if (form, kind) not in _KERNELS:
-        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "cutoff": _make_cutoff_kernel}[form]
+        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel}[form]
         _KERNELS[form, kind] = make(_PAIR_FUNCS[kind])
     return _KERNELS[form, kind]
 
@@ -411,22 +436,24 @@ class PairPotential(Potential):
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
                                          a0, a1))]
 
-    def at_cutoff(self):
-        """Evaluate e(rc) and the force factor at rc per type pair (the shift constants of
-        :meth:`gather`); call after the parameters change."""
-        if getattr(self, "_at_rc", None) is None:
-            self._at_rc = tuple(_ndarray(np.zeros_like(self.cutoffs), False) for _ in range(2))
+    def prepare_gather(self):
+        """Fill the gather table: per type pair the parameters, the cutoff and the energy and
+        force factor at the cutoff (the shift constants of :meth:`gather`); call after the
+        parameters change."""
+        if getattr(self, "table", None) is None:
+            self.table = ti.ndarray(config().real, (len(self.cutoffs), 6))
         p0, p1, p2 = self._arrays
-        _kernel("cutoff", self.kind)(p0, p1, p2, self.rc, *self._at_rc)
+        _kernel("table", self.kind)(p0, p1, p2, self.rc, self.table)
+
+    def gather_args(self, ff, cells):
+        """The arguments of :func:`make_gather_row` after ``track``: types through ``shift``."""
+        return (ff.types, cells.box, self.pidx, self.ntypes > 1, cells.atoms, cells.nbr, cells.nhome, cells.nimage,
+                self.table, self.shift)
 
     def gather(self, ff, cells, x, s, f, pe, vir, track):
         """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a
         :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
-        p0, p1, p2 = self._arrays
-        _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), ff.types, cells.box, self.pidx, self.ntypes > 1,
-                                     cells.atoms, cells.nbr, cells.nhome, cells.nimage, p0, p1, p2, self.rc,
-                                     *self._at_rc,
-                                     self.shift)
+        _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), *self.gather_args(ff, cells))
 
     def pair_energy_np(self, r, a, b):
         """NumPy pair energy e(r) (shift included) of types a, b (for tests and plots)."""

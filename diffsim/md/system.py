@@ -25,7 +25,8 @@ The forward pass costs one build per segment plus the skin-triggered ones, the b
 about the same number again.
 
 Runs without gradients (:meth:`MDSystem.simulate`) take a faster path in a periodic box: a
-full list with periodic images (:mod:`diffsim.md.cells`) and gather force kernels.
+full list with periodic images (:mod:`diffsim.md.cells`) and gather force kernels; with a lone
+pair potential each step is one launch (:mod:`diffsim.md.step`).
 """
 
 import warnings
@@ -51,6 +52,7 @@ from .integrators import (
 )
 from .model import Model
 from .observables import Cost
+from .step import kick_drift_gather
 
 OBSERVE = ("energy", "msd")
 
@@ -308,23 +310,38 @@ class MDSystem(System):
             record(0, 0)
         cur = 0
         kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
+        if cells is not None:
+            # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a box)
+            skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
+            # one launch per step (kick-drift, then forces) for a lone pair potential
+            fused = self.ff.potentials[0] if len(self.ff.potentials) == 1 else None
         for t in range(steps):
             nxt = 1 - cur
             recorded = bool(record_every) and (t + 1) % record_every == 0
+            gathered = False
             if cells is None:
                 md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
                          self.integrator.mode, seed, t, cur, nxt, int(self.track), 0, 0)
                 self._check(xs, nxt, t)
             else:
-                moved = float(np.sqrt(md_kick_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, cells.ref, self.inv_m, self.cs,
-                                                    self.integrator.mode, seed, t, cur, nxt, kicks, int(recorded))))
-                if not moved < 0.5 * cells.box_np.min():  # NaN, Inf, or a jump no dynamics makes
-                    self._diverged(t + 1, nxt)
-                if rebuild_every and (t + 1) % rebuild_every == 0 or not rebuild_every and 2.0 * moved > cells.skin:
-                    late += rebuild_every > 0 and 2.0 * moved > cells.skin
-                    cells.build(xs.x, nxt)
-                    self.rebuilds += 1
-            forces(nxt, int(recorded))
+                scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
+                step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t, cur, nxt, kicks)
+                if fused is None or recorded or scheduled:
+                    moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
+                else:
+                    # the forces come in the same launch unless the list must be rebuilt first
+                    limit2 = jump2 if rebuild_every else min(skin2, jump2)
+                    moved2 = kick_drift_gather(fused, self.ff, cells, *step, limit2)
+                    gathered = moved2 < limit2
+                if not gathered:
+                    if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
+                        self._diverged(t + 1, nxt)
+                    if scheduled or not rebuild_every and not moved2 < skin2:
+                        late += scheduled and not moved2 < skin2
+                        cells.build(xs.x, nxt)
+                        self.rebuilds += 1
+            if not gathered:
+                forces(nxt, int(recorded))
             # the closing half-kick waits for the next drift unless velocities are needed now
             kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
             if kicks == 1:
