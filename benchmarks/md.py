@@ -55,7 +55,7 @@ def forward(args, common):
     for name, kw in runs:
         if name == "lj_forward_tape_kernels" and n > 10_000 and not args.all:
             continue  # about 0.5 M atom-steps/s: a minute at N = 32,000; --all includes it
-        system.simulate(5, **kw)  # compile
+        system.simulate(25, **kw)  # compile every kernel the run uses (a rebuild step included)
         rates, rebuilds, late = [], [], []
         for _ in range(args.repeats if name != "lj_forward_tape_kernels" else 1):
             b0 = system.rebuilds

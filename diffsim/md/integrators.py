@@ -114,10 +114,10 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv
 @ti.func
 def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe: ti.template(), vir: ti.template(),
                     ref: ti.template(), inv_m: ti.template(), cs: ti.template(), mode, seed, t, src, dst, kicks,
-                    track: ti.template()):
-    """Forward only: md_drift of atom i from slot src to dst after ``kicks`` half-kicks with
-    f[src] (2 folds in the closing kick of the previous step), zeroing f[dst] (and pe, vir
-    when ``track``); returns the squared displacement of x[dst] from ``ref`` (inf if NaN),
+                    clear: ti.template()):
+    """Forward only: md_drift of atom i from slot src to dst (may be the same) after ``kicks``
+    half-kicks with f[src] (2 folds in the closing kick of the previous step), zeroing f[dst]
+    when ``clear`` >= 1 and pe, vir when it is 2; returns the squared displacement of x[dst] from ``ref`` (inf if NaN),
     the neighbour-list rebuild test, in the same pass."""
     dt = cs[DT]
     a = kicks * 0.5 * dt * cs[FTM] * inv_m[i]
@@ -128,10 +128,11 @@ def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe:
         xn = x[src, i, k] + dx
         x[dst, i, k] = xn
         v[dst, i, k] = vn
-        f[dst, i, k] = 0.0
+        if ti.static(clear >= 1):
+            f[dst, i, k] = 0.0
         d = xn - ref[i, k]
         d2 += d * d
-    if ti.static(track):
+    if ti.static(clear == 2):
         pe[dst, i] = 0.0
         vir[dst, i] = 0.0
     if not d2 < 1e300:  # NaN compares false
@@ -142,11 +143,12 @@ def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe:
 @ti.kernel
 def md_kick_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32,
                   seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, track: ti.template()) -> ti.f64:
-    """:func:`kick_drift_atom` for every atom; returns the largest squared displacement."""
+    """:func:`kick_drift_atom` for every atom, zeroing f[dst] (and pe, vir with ``track``);
+    returns the largest squared displacement."""
     most = 0.0
     for i in range(x.shape[1]):
         ti.atomic_max(most, kick_drift_atom(i, x, v, f, pe, vir, ref, inv_m, cs, mode, seed, t, src, dst, kicks,
-                                            track))
+                                            2 if ti.static(track) else 1))
     return most
 
 

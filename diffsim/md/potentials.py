@@ -137,8 +137,8 @@ def make_gather_row(pair):
     """Forward-only force on one atom from a full list (:mod:`diffsim.md.cells`): the atom sums
     its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
-    A ``ti.func`` of (row, x, s, f, pe, vir, track, types, box, pidx, multi, atoms, nbr, nhome,
-    nimage, table, shift), shared by the gather kernel and the fused step
+    A ``ti.func`` of (row, x, s, f, pe, vir, assign, track, types, box, pidx, multi, atoms, nbr,
+    nhome, nimage, table, shift), adding the force into f (or assigning it with ``assign``), shared by the gather kernel and the fused step
     (:mod:`diffsim.md.step`)."""
 
     @ti.func
@@ -156,7 +156,7 @@ def make_gather_row(pair):
 
     @ti.func
     def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
-                   track: ti.template(), types: ti.template(), box: ti.template(), pidx: ti.template(),
+                   assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(), pidx: ti.template(),
                    multi: ti.template(), atoms: ti.template(), nbr: ti.template(), nhome: ti.template(),
                    nimage: ti.template(), table: ti.template(), shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
@@ -213,9 +213,14 @@ def make_gather_row(pair):
                         e -= ecp
                     ei += ti.select(inside, e, 0.0)
                     wi += g * r2
-        f[s, i, 0] += f0
-        f[s, i, 1] += f1
-        f[s, i, 2] += f2
+        if ti.static(assign):
+            f[s, i, 0] = f0
+            f[s, i, 1] = f1
+            f[s, i, 2] = f2
+        else:
+            f[s, i, 0] += f0
+            f[s, i, 1] += f1
+            f[s, i, 2] += f2
         if ti.static(track):
             pe[s, i] += 0.5 * ei
             vir[s, i] += 0.5 * wi
@@ -231,7 +236,7 @@ def _make_gather_kernel(pair):
                     pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
                     shift: ti.template()):
         for row in range(x.shape[1]):
-            gather_row(row, x, s, f, pe, vir, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table, shift)
+            gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table, shift)
 
     return pair_gather
 

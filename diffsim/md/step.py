@@ -28,11 +28,14 @@ def _make_step_kernel(pair):
                           table: _A2, shift: ti.template()) -> ti.f64:
         most = 0.0
         for i in range(x.shape[1]):
-            ti.atomic_max(most, kick_drift_atom(i, x, v, f, f, f, ref, inv_m, cs, mode, seed, t, src, dst, kicks, False))
+            ti.atomic_max(most, kick_drift_atom(i, x, v, f, f, f, ref, inv_m, cs, mode, seed, t, src, dst, kicks, 0))
         for row in range(x.shape[1]):
-            if most < limit2:  # pe and vir are not tracked: f stands in for them
-                gather_row(row, x, dst, f, f, f, False, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
+            if most < limit2:  # the force is assigned (so not zeroed above); f stands in for pe and vir
+                gather_row(row, x, dst, f, f, f, True, False, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
                            shift)
+            else:  # the caller rebuilds and adds the forces
+                for k in ti.static(range(3)):
+                    f[dst, row, k] = 0.0
         return most
 
     return kick_drift_gather
