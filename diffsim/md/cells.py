@@ -344,8 +344,8 @@ class FullNeighborList:
     ``j << 6 | image code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written
     and read in sequence): the ``nhome[p]`` neighbours in the home box (code ``HOME``) from the
     front, the ``nimage[p]`` seen through a periodic image from the back (the force kernel
-    needs the image shift only for those, about a tenth at N = 32,000). ``image`` (n, 3) int32 counts box crossings since the last
-    :meth:`unwrap`.
+    needs the image shift only for those, about a tenth at N = 32,000). ``image`` (n, 3) int32
+    counts box crossings since the last :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
     of cells along x (two launches, so that no two tasks write one row); about 1.6x faster on the

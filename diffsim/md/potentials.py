@@ -138,8 +138,8 @@ def make_gather_row(pair):
     its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
     A ``ti.func`` of (row, x, s, f, pe, vir, assign, track, types, box, pidx, multi, atoms, nbr,
-    nhome, nimage, table, shift), adding the force into f (or assigning it with ``assign``), shared by the gather kernel and the fused step
-    (:mod:`diffsim.md.step`)."""
+    nhome, nimage, table, shift) that adds the force into f (assigns it with ``assign``), shared
+    by the gather kernel and the one-launch step (:mod:`diffsim.md.step`)."""
 
     @ti.func
     def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, image: ti.template()):
@@ -156,9 +156,9 @@ def make_gather_row(pair):
 
     @ti.func
     def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
-                   assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(), pidx: ti.template(),
-                   multi: ti.template(), atoms: ti.template(), nbr: ti.template(), nhome: ti.template(),
-                   nimage: ti.template(), table: ti.template(), shift: ti.template()):
+                   assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(),
+                   pidx: ti.template(), multi: ti.template(), atoms: ti.template(), nbr: ti.template(),
+                   nhome: ti.template(), nimage: ti.template(), table: ti.template(), shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
         cap = nbr.shape[1]
@@ -236,7 +236,8 @@ def _make_gather_kernel(pair):
                     pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
                     shift: ti.template()):
         for row in range(x.shape[1]):
-            gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table, shift)
+            gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
+                       shift)
 
     return pair_gather
 
