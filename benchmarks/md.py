@@ -6,6 +6,8 @@ skin 0.3, dt 0.005, NVE). One JSON line per figure.
     python benchmarks/md.py --precision f32
     python benchmarks/md.py --gradient           # T = 1,000 at N = 4,000: StoreAll and Binomial(32),
                                                  # each in its own process (peak memory)
+    python benchmarks/md.py --arch cuda --cells 63 --all             # N = 10^6 on a GPU
+    python benchmarks/md.py --arch cuda --cells 63 --gradient --schedules Binomial=32
 
 Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice):
 - ``lj_forward``: MDSystem.simulate(), the fast path (full list, gather forces), rebuilding
@@ -93,7 +95,7 @@ def gradient_one(cfg):
     import diffsim
     from diffsim import Binomial, Rollout, StoreAll
 
-    diffsim.init(arch="cpu", precision=cfg["precision"], threads=cfg["threads"])
+    diffsim.init(arch=cfg.get("arch", "cpu"), precision=cfg["precision"], threads=cfg["threads"])
     from scenes.lj_fluid import build
 
     prob = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, segment=20)
@@ -127,6 +129,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="steps per run (forward: 200; --gradient: 1000)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    ap.add_argument("--arch", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: the GPU check (--cells 63 gives N = 1,000,188)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
     ap.add_argument("--gradient", action="store_true", help="gradient figures instead of forward ones")
     ap.add_argument("--schedules", default="StoreAll,Binomial=32")
@@ -139,7 +143,7 @@ def main(argv=None):
     if args.gradient:
         for name in args.schedules.split(","):
             cfg = {"cells": args.cells, "steps": args.steps or 1000, "schedule": name, "precision": args.precision,
-                   "threads": args.threads}
+                   "threads": args.threads, "arch": args.arch}
             out = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
                                  text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), check=False)
             lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
@@ -148,9 +152,11 @@ def main(argv=None):
         return
     import diffsim
 
-    diffsim.init(arch="cpu", precision=args.precision, threads=args.threads)
+    diffsim.init(arch=args.arch, precision=args.precision, threads=args.threads)
     args.steps = args.steps or 200
-    common = {"atoms": 4 * args.cells ** 3, "precision": args.precision, "threads": args.threads or os.cpu_count()}
+    common = {"atoms": 4 * args.cells ** 3, "precision": args.precision, "arch": args.arch}
+    if args.arch == "cpu":
+        common["threads"] = args.threads or os.cpu_count()
     forward(args, common)
 
 
