@@ -23,6 +23,20 @@ worker = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(worker)
 
 
+class Interrupt(Exception):
+    """Raised from a callback: the run dies mid-way, as a killed process would."""
+
+
+def _interrupted_at(k, *args, **kwargs):
+    """Run opt.minimize(*args, **kwargs) with a callback that raises at iteration k."""
+    def stop(it, x, f, g):
+        if it == k:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        opt.minimize(*args, callback=stop, **kwargs)
+
+
 def _start(scenario, path, out, sleep):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                # scipy's L-BFGS-B on 6 parameters is ~30x slower when OpenBLAS threads compete
@@ -92,15 +106,7 @@ def test_interrupted_in_process_resume(tmp_path, scenario):
     objective, x0, kwargs = worker.problem(scenario)
     path = tmp_path / "mb.ckpt"
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_at_33(k, x, f, g):
-        if k == 33:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        opt.minimize(objective, x0, checkpoint=path, callback=stop_at_33, **kwargs)
+    _interrupted_at(33, objective, x0, checkpoint=path, **kwargs)
     assert ckpt.load(path)["top"]["it"] == 30
     objective, x0, kwargs = worker.problem(scenario)  # as a fresh process would
     res = opt.minimize(objective, x0, checkpoint=path, **kwargs)
@@ -152,17 +158,8 @@ def test_lbfgs_restart_mode_resumes_from_the_last_iterate(tmp_path):
     path = tmp_path / "r.ckpt"
     objective, x0, _ = worker.problem("lbfgs")
 
-    class Interrupt(Exception):
-        pass
-
-    def stop(k, x, f, g):
-        if k == 10:
-            raise Interrupt
-
     method = opt.LBFGS(resume="restart")
-    with pytest.raises(Interrupt):
-        opt.minimize(objective, x0, method, 200, checkpoint=path, checkpoint_every=5,
-                     callback=stop)
+    _interrupted_at(10, objective, x0, method, 200, checkpoint=path, checkpoint_every=5)
     payload = ckpt.load(path)
     assert "tape_len" not in payload and not os.path.exists(f"{path}.tape")
     with pytest.raises(opt.CheckpointError, match="no tape to replay"):
@@ -218,15 +215,7 @@ def test_lbfgs_replay_that_leaves_the_tape_continues_live(tmp_path):
     objective, x0, kwargs = worker.problem("lbfgs")
     reference = opt.minimize(objective, x0, **kwargs)
 
-    class Interrupt(Exception):
-        pass
-
-    def stop(k, x, f, g):
-        if k == 9:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        opt.minimize(objective, x0, checkpoint=path, callback=stop, **kwargs)
+    _interrupted_at(9, objective, x0, checkpoint=path, **kwargs)
     size = 16 + 8 + 8 * x0.size
     with open(f"{path}.tape", "r+b") as f:  # corrupt the key of the 6th evaluation
         f.seek(5 * size)
