@@ -313,8 +313,10 @@ class MDSystem(System):
         if cells is not None:
             # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a box)
             skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
-            # one launch per step (kick-drift, then forces) for a lone pair potential
+            # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
+            # skipped when the displacement reaches limit2 (the list must be rebuilt first)
             fused = self.ff.potentials[0] if len(self.ff.potentials) == 1 else None
+            limit2 = jump2 if rebuild_every else min(skin2, jump2)
         for t in range(steps):
             nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
             recorded = bool(record_every) and (t + 1) % record_every == 0
@@ -329,8 +331,6 @@ class MDSystem(System):
                 if fused is None or recorded or scheduled:
                     moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
                 else:
-                    # the forces come in the same launch unless the list must be rebuilt first
-                    limit2 = jump2 if rebuild_every else min(skin2, jump2)
                     moved2 = kick_drift_gather(fused, self.ff, cells, *step, limit2)
                     gathered = moved2 < limit2
                 if not gathered:
