@@ -1,10 +1,23 @@
-"""The shared contact model: penalty spring-damper normal force and smoothed Coulomb friction.
+"""The shared contact law: one normal force for rigid contact, robot feet and joint limits,
+and smoothed Coulomb friction.
 
-Every simulator with contact (rigid bodies, robot feet) calls these ``ti.func``s, so that one
-model, one set of parameters and one set of gradient checks serve them all. Units: SI.
+Every simulator with contact (rigid bodies, robot feet, soft joint limits) calls these
+``ti.func``s, so that one law, one set of parameters and one set of gradient checks serve them
+all. Units: SI (for a joint limit read metres as radians and newtons as newton metres).
 
-Normal force (Hunt-Crossley-like spring-damper, never pulling):
-    f_n = max(0, k_n * depth - c_n * v_n),   depth > 0 when penetrating, v_n > 0 when separating
+Normal force (:func:`contact_normal_force`), a spring-damper that never pulls, made C^1 over an
+onset depth delta:
+    f_n = relu_delta(k_n * depth - c_n * v_n * s(depth / delta)),
+    relu_delta(x) = 0 (x <= 0), x^2 / (2 k_n delta) (0 < x < k_n delta), x - k_n delta / 2,
+    s(r) = 0 (r <= 0), 3 r^2 - 2 r^3 (0 < r < 1), 1 (r >= 1),
+with depth > 0 when penetrating and v_n > 0 when separating. The force and its first
+derivatives in depth and v_n are continuous everywhere: at first touch (the damping fades in
+with s, the spring with relu_delta) and where the damping would pull (relu_delta again). A
+time-stepped rollout whose inputs move a contact or limit onset from one step to the next then
+has a continuous loss with a continuous gradient, which a plain max(0, k d - c v) does not give
+(its jump of -c v at touch makes losses step-like). As delta -> 0 it is the clamped linear
+spring-damper whose restitution :func:`damping_ratio_from_restitution` inverts exactly.
+
 Friction (Coulomb's law regularised at slip speed v_eps so that it is differentiable):
     f_t = -mu * f_n * v_t / sqrt(|v_t|^2 + v_eps^2)
 """
@@ -37,6 +50,37 @@ def penalty_normal_force_ramped(depth, v_n, k_n, c_n, ramp_depth):
     if depth > 0.0:
         f = ti.max(k_n * depth - c_n * v_n * ti.min(depth / ramp_depth, 1.0), 0.0)
     return f
+
+
+@ti.func
+def smooth_relu(x, w):
+    """C^1 ramp of width w > 0: 0 for x <= 0, x^2 / (2 w) below w, x - w / 2 above."""
+    r = ti.max(x, 0.0)
+    return ti.select(r < w, 0.5 * r * r / w, r - 0.5 * w)
+
+
+@ti.func
+def smoothstep(r):
+    """C^1 step: 0 for r <= 0, 3 r^2 - 2 r^3 on (0, 1), 1 for r >= 1."""
+    c = ti.min(ti.max(r, 0.0), 1.0)
+    return c * c * (3.0 - 2.0 * c)
+
+
+@ti.func
+def contact_normal_force(depth, v_n, k_n, c_n, delta):
+    """The shared contact law (module docstring): normal force (N) for penetration depth (m,
+    > 0 inside), normal velocity v_n (m/s, > 0 separating), stiffness k_n (N/m), damping c_n
+    (N s/m) and onset depth delta (m, > 0); C^1 in depth and v_n, zero when apart."""
+    f = k_n * depth - c_n * v_n * smoothstep(depth / delta)
+    return smooth_relu(f, k_n * delta)
+
+
+@ti.func
+def limit_force(q, qd, lower, upper, k, c, delta):
+    """Soft limit of a coordinate q (m or rad) with rate qd to [lower, upper] through the shared
+    contact law: the lower stop pushes up, the upper stop pushes down (N or N m); zero inside."""
+    return (contact_normal_force(lower - q, qd, k, c, delta)
+            - contact_normal_force(q - upper, -qd, k, c, delta))
 
 
 @ti.func

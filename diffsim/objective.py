@@ -27,6 +27,11 @@ class Parameter:
     lower, upper: bounds in physical units (scalars or arrays), None for unbounded.
     transform: None, or "log" for positive quantities (masses, stiffnesses): the optimizer then
         sees log(p), which keeps p > 0 and evens out scales.
+    index: fit only some entries: anything that indexes the field's array in NumPy (an int, a
+        tuple such as ``(0,)`` for the first body's row, a slice, a list of rows, or a boolean
+        mask of the field's shape). The other entries keep their current values. ``lower`` and
+        ``upper`` then broadcast to the field's shape or to the selected entries.
+        ``Parameter("v", kind="state0", index=0)`` fits the cue ball's velocity only.
     """
 
     name: str
@@ -34,6 +39,7 @@ class Parameter:
     lower: object = None
     upper: object = None
     transform: str | None = None
+    index: object = None
 
     def __post_init__(self):
         if self.kind is not None and self.kind not in KINDS:
@@ -62,11 +68,16 @@ class Objective:
         if not self.parameters:
             raise ConfigError("an Objective needs at least one parameter, control or initial-state field")
         self._layout = []  # (parameter, kind, shape, offset, size)
+        self._masks = {}   # parameter name -> boolean mask of its shape, for Parameter(index=...)
         offset = 0
         for p in self.parameters:
             kind = p.kind or self._find_kind(p.name)
             shape = self._shape(kind, p.name)
             size = int(np.prod(shape))
+            if p.index is not None:
+                mask = self._mask(p, shape)
+                self._masks[p.name] = mask
+                size = int(mask.sum())
             self._layout.append((p, kind, shape, offset, size))
             offset += size
         self.size = offset
@@ -101,6 +112,23 @@ class Objective:
             raise ConfigError(f"'{name}' is not a state field; fields are {list(r.state_shapes)}")
         return r.state_shapes[name]
 
+    @staticmethod
+    def _mask(p, shape):
+        mask = np.zeros(shape, dtype=bool)
+        index = p.index
+        if isinstance(index, np.ndarray) and index.dtype == bool and index.shape != shape:
+            raise ConfigError(f"Parameter '{p.name}': a boolean index must have the field's shape {shape}, "
+                              f"got {index.shape}")
+        try:
+            mask[index] = True
+        except (IndexError, TypeError, ValueError) as err:
+            raise ConfigError(f"Parameter '{p.name}': index {index!r} does not select entries of a field of "
+                              f"shape {shape} ({err}); give an int, a tuple, a slice, a list or a boolean "
+                              "mask") from None
+        if not mask.any():
+            raise ConfigError(f"Parameter '{p.name}': index {index!r} selects no entry of shape {shape}")
+        return mask
+
     # ------------------------------------------------------------------ packing
 
     def _values(self, kind, name):
@@ -115,7 +143,8 @@ class Objective:
         """The current values, packed (and transformed)."""
         x = np.empty(self.size)
         for p, kind, shape, off, size in self._layout:
-            v = self._values(kind, p.name).ravel()
+            v = self._values(kind, p.name)
+            v = v[self._masks[p.name]] if p.name in self._masks else v.ravel()
             if p.transform == "log":
                 if np.any(v <= 0):
                     raise ConfigError(f"'{p.name}' has a value <= 0 but transform='log' needs positive values")
@@ -124,28 +153,49 @@ class Objective:
         return x
 
     def unpack(self, x) -> dict:
-        """Physical values by name from a packed vector."""
+        """Physical values by name from a packed vector: whole fields of their full shape (for a
+        Parameter with an ``index``, the entries it does not fit hold their current values)."""
         x = self._check(x)
         out = {}
         for p, kind, shape, off, size in self._layout:
-            v = x[off:off + size].reshape(shape)
-            out[p.name] = np.exp(v) if p.transform == "log" else v.copy()
+            v = x[off:off + size]
+            v = np.exp(v) if p.transform == "log" else v.copy()
+            if p.name in self._masks:
+                full = self._values(kind, p.name).reshape(shape)
+                full[self._masks[p.name]] = v
+                v = full
+            out[p.name] = v.reshape(shape)
         return out
+
+    def _indices(self, p, shape):
+        if p.name in self._masks:
+            return [tuple(idx) for idx in np.argwhere(self._masks[p.name])]
+        return list(np.ndindex(*shape))
 
     @property
     def names(self) -> list:
         out = []
         for p, kind, shape, off, size in self._layout:
-            out.extend(f"{p.name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape))
+            out.extend(f"{p.name}[{','.join(map(str, idx))}]" for idx in self._indices(p, shape))
         return out
+
+    def _bound(self, p, value, default, shape, size):
+        b = np.asarray(default if value is None else value, float)
+        mask = self._masks.get(p.name)
+        if mask is None:
+            return np.broadcast_to(b, shape).ravel()
+        try:
+            return np.broadcast_to(b, shape)[mask]
+        except ValueError:
+            return np.broadcast_to(b, (size,)).copy()
 
     @property
     def bounds(self) -> list:
         """(lo, hi) per packed entry, None where unbounded, in the transformed space."""
         out = []
         for p, kind, shape, off, size in self._layout:
-            lo = np.broadcast_to(np.asarray(-np.inf if p.lower is None else p.lower, float), shape).ravel()
-            hi = np.broadcast_to(np.asarray(np.inf if p.upper is None else p.upper, float), shape).ravel()
+            lo = self._bound(p, p.lower, -np.inf, shape, size)
+            hi = self._bound(p, p.upper, np.inf, shape, size)
             if p.transform == "log":
                 with np.errstate(divide="ignore"):
                     lo, hi = np.log(np.maximum(lo, 0.0)), np.log(hi)
@@ -197,7 +247,8 @@ class Objective:
         g = np.empty(self.size)
         for p, kind, shape, off, size in self._layout:
             table = {"param": grads.params, "control": grads.controls, "state0": grads.state0}[kind]
-            gi = np.asarray(table[p.name], dtype=np.float64).ravel()
+            gi = np.asarray(table[p.name], dtype=np.float64)
+            gi = gi[self._masks[p.name]] if p.name in self._masks else gi.ravel()
             if p.transform == "log":
                 gi = gi * np.exp(x[off:off + size])
             g[off:off + size] = gi

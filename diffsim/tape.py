@@ -141,6 +141,12 @@ class System:
         """Advice appended to a :class:`SimulationDiverged` message (say which dt to reduce)."""
         return ""
 
+    def plausible_magnitudes(self) -> dict:
+        """{state field: largest plausible absolute value of any entry}, in the field's units.
+        A state beyond it is huge but finite: the tape treats it as a divergence (step, field,
+        index), like a NaN. Fields left out are checked for finiteness only."""
+        return {}
+
 
 @dataclass
 class RolloutStats:
