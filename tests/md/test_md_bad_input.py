@@ -30,7 +30,7 @@ from diffsim.md import (
 EXPLODING_CELL_LIST = r"""
 import json, numpy as np, diffsim
 from diffsim import Objective, Parameter
-from diffsim.errors import ConfigError, SimulationDiverged
+from diffsim.errors import DiffsimError, SimulationDiverged
 from diffsim.md import *
 diffsim.init(arch="cpu", precision="f64", deterministic=True)
 out = {}
@@ -67,7 +67,7 @@ for label, call in (("evaluate", lambda: ForceField([LennardJones(cutoff=2.5)], 
     try:
         call()
         out[label] = "returned"
-    except ConfigError as e:
+    except DiffsimError as e:
         out[label] = [type(e).__name__, str(e)]
 print("RESULT " + json.dumps(out))
 """
@@ -85,10 +85,13 @@ def test_exploding_system_in_a_cell_list_box_is_a_divergence_not_a_segfault():
     assert np.isfinite(loss_good) and np.isfinite(grad_good) and grad_good != 0.0
     for fast in ("False", "True"):
         assert out[f"simulate{fast}"][0] == "SimulationDiverged" and 1 <= out[f"simulate{fast}"][1] <= 40
-    for label in ("evaluate", "state0"):
-        name, msg = out[label]
-        assert name in ("ConfigError", "UnbinnableAtom"), out[label]
-        assert "atom 7" in msg and "1e+300" in msg and "wrap the positions" in msg
+    name, msg = out["evaluate"]
+    assert name == "UnbinnableAtom" and "atom 7" in msg and "1e+300" in msg and "wrap the positions" in msg
+    # as an initial state: the tape may call it a divergence at step 0 (beyond the plausible
+    # magnitude MDSystem declares) before the list sees it; either way named, never binned
+    name, msg = out["state0"]
+    assert (name == "UnbinnableAtom" and "atom 7" in msg and "wrap the positions" in msg
+            or name == "SimulationDiverged" and "step 0" in msg and "'x'[7, 1] is 1e+300" in msg), out["state0"]
 
 
 def _liquid(box_open=False, sigma=1.0, cells=3):
