@@ -54,11 +54,13 @@ class UnbinnableAtom(ConfigError):
     """An atom's position is not finite or too far from the box to bin (``atom``, ``position``)."""
 
     def __init__(self, atom, position, box):
-        self.atom, self.position = int(atom), np.asarray(position)
+        self.atom, self.position = int(atom), np.asarray(position, dtype=np.float64)
+        edges = [float(e) for e in np.asarray(box)]
         super().__init__(
-            f"atom {atom} at {list(self.position)} is not finite or at least {binnable_boxes():.0f} box lengths "
-            f"({list(np.asarray(box))}) from the box, so the neighbour list cannot bin it: wrap the positions "
-            "into the box, and if they come from a run, the run diverged (reduce dt or check the parameters)")
+            f"atom {atom} at {[float(v) for v in self.position]} is not finite or at least 2^"
+            f"{int(np.log2(binnable_boxes()))} box lengths ({edges}) from the box, so the neighbour list cannot "
+            "bin it: wrap the positions into the box, and if they come from a run, the run diverged (reduce dt "
+            "or check the parameters)")
 HOME = 0b010101  # the image code of a neighbour in the home box (no shift on any axis)
 
 

@@ -69,6 +69,17 @@ for label, call in (("evaluate", lambda: ForceField([LennardJones(cutoff=2.5)], 
         out[label] = "returned"
     except DiffsimError as e:
         out[label] = [type(e).__name__, str(e)]
+# NaN positions handed straight to the public neighbour list (cell method)
+nl = NeighborList(len(pos), 2.5, 0.3, box)
+x = diffsim.storage.slots((len(pos), 3), 1, False)
+nanpos = pos.copy()
+nanpos[11, 2] = np.nan
+x.from_numpy(nanpos[None])
+try:
+    nl.build(x, 0)
+    out["nlist"] = "returned"
+except DiffsimError as e:
+    out["nlist"] = [type(e).__name__, str(e), nl.method]
 print("RESULT " + json.dumps(out))
 """
 
@@ -85,6 +96,8 @@ def test_exploding_system_in_a_cell_list_box_is_a_divergence_not_a_segfault():
     assert np.isfinite(loss_good) and np.isfinite(grad_good) and grad_good != 0.0
     for fast in ("False", "True"):
         assert out[f"simulate{fast}"][0] == "SimulationDiverged" and 1 <= out[f"simulate{fast}"][1] <= 40
+    name, msg, method = out["nlist"]
+    assert method == "cells" and name == "UnbinnableAtom" and "atom 11" in msg and "nan" in msg
     name, msg = out["evaluate"]
     assert name == "UnbinnableAtom" and "atom 7" in msg and "1e+300" in msg and "wrap the positions" in msg
     # as an initial state: the tape may call it a divergence at step 0 (beyond the plausible
