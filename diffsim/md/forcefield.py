@@ -40,6 +40,9 @@ class LazyKernel:
         self.kernel.grad(*self.args_fn())
 
 
+MAX_TYPES = 4096  # per-pair tables of 4096^2 entries: 134 MB per parameter in float64
+
+
 @ti.kernel
 def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32):
     for i in range(f.shape[1]):
@@ -84,6 +87,10 @@ class ForceField:
         types = atom_types(types)
         self.n = int(types.size)
         self.ntypes = int(types.max()) + 1
+        if self.ntypes > MAX_TYPES:
+            raise ConfigError(f"atom type {self.ntypes - 1} is beyond the {MAX_TYPES} types a force field holds (its "
+                              "pair tables are ntypes x ntypes): number the types 0, 1, 2, ... without gaps, e.g. "
+                              "np.unique(types, return_inverse=True)[1]")
         self.potentials = potentials
         names = {}
         for p in potentials:

@@ -17,6 +17,8 @@ from .units import get_units
 
 
 def _as_array(name, value, shape, dtype=np.float64):
+    if np.iscomplexobj(value):
+        raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would be dropped)")
     try:
         arr = np.array(value, dtype=dtype)
     except (TypeError, ValueError) as exc:

@@ -304,6 +304,9 @@ class MDSystem(System):
         given = {"x": ("positions", positions), "v": ("velocities", velocities)}
         for k, (name, value) in given.items():
             if value is not None:
+                if np.iscomplexobj(value):
+                    raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would "
+                                      "be dropped)")
                 try:
                     st[k] = np.array(value, dtype=np.float64)
                 except (TypeError, ValueError) as exc:

@@ -13,6 +13,7 @@ from conftest import run_python
 from diffsim import storage
 from diffsim.errors import ConfigError, SimulationDiverged
 from diffsim.md import (
+    RDF,
     Berendsen,
     ForceField,
     ForceMatching,
@@ -253,6 +254,13 @@ def test_nan_and_wrongly_typed_settings_are_named_where_they_enter():
         (lambda: maxwell_boltzmann(np.array([1.0, -1.0]), 1.0), r"masses must be a 1-D array of positive"),
         (lambda: MDSystem(model, [LennardJones(cutoff=2.5)], dt="0.005"), r"dt must be a positive finite time step"),
         (lambda: MDSystem(model, [LennardJones(cutoff=2.5)], segment=2.5), r"segment must be an integer >= 0, got 2\.5"),
+        (lambda: RDF(np.linspace(0.8, 2.0, 4), width=float("nan")), r"RDF needs a finite width > 0.*width=nan"),
+        (lambda: RDF(np.linspace(0.8, 2.0, 4), every=2.5), r"whole number every >= 1 \(steps\).*every=2\.5"),
+        (lambda: Model(pos + 1j, box=box), r"positions must be real numbers, got a complex array"),
+        (lambda: MDSystem(model, [LennardJones(cutoff=2.5)]).simulate(2, velocities=np.zeros((108, 3)) * 1j),
+         r"velocities must be real numbers"),
+        (lambda: ForceField([LennardJones(cutoff=2.5)], np.r_[np.zeros(107, int), 10 ** 6], box),
+         r"atom type 1000000 is beyond the 4096 types.*without gaps"),
     ]
     for call, fragment in cases:
         with pytest.raises(ConfigError, match=fragment):
