@@ -81,6 +81,21 @@ try:
     out["nlist"] = "returned"
 except DiffsimError as e:
     out["nlist"] = [type(e).__name__, str(e), nl.method]
+# the second guard: the column scan clamps its cell window, so even a sorted position outside
+# the box (which the binning check keeps out) cannot index outside the cell arrays
+from diffsim.md.cells import FullNeighborList, _half_rows
+cl = FullNeighborList(len(pos), 2.5, 0.3, box, method="half")
+x.from_numpy(pos[None])
+cl._sort(x, 0, wrap=False)
+import taichi as ti
+rows, lengths = ti.ndarray(ti.i32, (len(pos), 200)), ti.ndarray(ti.i32, len(pos))
+out["clamp"] = []
+for bad in (1e6, -1e6, float("nan")):
+    xs = cl.xs.to_numpy()
+    xs[5, 2] = bad
+    cl.xs.from_numpy(xs)
+    out["clamp"].append(int(_half_rows(cl.xs, cl.box, cl.nc, cl.cell_of, cl.start, cl.count, cl.atoms, cl.rl ** 2,
+                                       cl.nbr, cl.nhome, cl.nimage, rows, lengths)))
 print("RESULT " + json.dumps(out))
 """
 
@@ -97,6 +112,7 @@ def test_exploding_system_in_a_cell_list_box_is_a_divergence_not_a_segfault():
     assert np.isfinite(loss_good) and np.isfinite(grad_good) and grad_good != 0.0
     for fast in ("False", "True"):
         assert out[f"simulate{fast}"][0] == "SimulationDiverged" and 1 <= out[f"simulate{fast}"][1] <= 40
+    assert len(out["clamp"]) == 3 and all(0 <= m < 200 for m in out["clamp"])  # (before: SIGBUS, SIGSEGV)
     name, msg, method = out["nlist"]
     assert method == "cells" and name == "UnbinnableAtom" and "atom 11" in msg and "nan" in msg
     name, msg = out["evaluate"]
