@@ -25,6 +25,13 @@ def extended_rosenbrock(x):
     return loss, g
 
 
+def rosenbrock_that_blows_up(x):
+    """extended_rosenbrock, but NaN wherever the loss would exceed 5, its value at x = 0, as a
+    simulation that diverges away from its data: L-BFGS from 0 meets a few NaN trials."""
+    loss, g = extended_rosenbrock(x)
+    return (np.nan, np.full_like(x, np.nan)) if loss > 5.0 else (loss, g)
+
+
 def regression_cases(n=40, seed=1):
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(n, 3))
@@ -69,6 +76,10 @@ def problem(scenario):
     if scenario == "lbfgs":
         return extended_rosenbrock, np.full(6, -1.0), {"method": opt.LBFGS(maxcor=5),
                                                            "iters": 60, "checkpoint_every": 4}
+    if scenario == "lbfgs_nan":
+        return rosenbrock_that_blows_up, np.zeros(6), {"method": opt.LBFGS(maxcor=5),
+                                                       "iters": 60, "checkpoint_every": 4,
+                                                       "on_nonfinite": "backoff"}
     raise ValueError(scenario)
 
 

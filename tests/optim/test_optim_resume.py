@@ -224,3 +224,26 @@ def test_lbfgs_replay_that_leaves_the_tape_continues_live(tmp_path):
         res = opt.minimize(objective, x0, checkpoint=path, **kwargs)
     np.testing.assert_allclose(res.x, reference.x, atol=1e-6)  # right answer, recomputed
     assert res.nfev == reference.nfev
+
+
+def test_lbfgs_that_backed_off_resumes_bitwise(tmp_path):
+    # seven NaN trials in the line searches from iterations 0 and 2, all before the checkpoint at
+    # iteration 8; the tape holds them as they were (NaN), and the replay backs off the same way
+    reference, _ = worker.run("lbfgs_nan")
+    assert reference.success and reference.nbackoff == 7
+    objective, x0, kwargs = worker.problem("lbfgs_nan")
+    path = tmp_path / "nan.ckpt"
+    _interrupted_at(10, objective, x0, checkpoint=path, **kwargs)
+    assert ckpt.load(path)["top"]["it"] == 8
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return objective(x)
+
+    res = opt.minimize(counted, x0, checkpoint=path, **kwargs)
+    assert res.x.tobytes() == reference.x.tobytes()
+    assert res.history["loss"].tobytes() == reference.history["loss"].tobytes()
+    assert (res.fun, res.nit, res.nfev, res.nbackoff) == (reference.fun, reference.nit,
+                                                          reference.nfev, reference.nbackoff)
+    assert len(calls) < reference.nfev  # replayed, not recomputed
