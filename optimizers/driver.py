@@ -61,10 +61,12 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
             :class:`diffsim.Objective` with ``on_diverged="nan"`` turns a diverged rollout into
             that). ``"raise"``: a :class:`NonFiniteError` naming the iteration and parameter.
             ``"backoff"``: first-order methods return to the last finite iterate, halve the step
-            (for the rest of the run) and retry; L-BFGS rejects the trial and its line search
-            halves the step from the last iterate, keeping its memory. At most ``max_backoffs``
-            times in a row; then the run ends at the last finite iterate with ``success=False``
-            and ``reason="diverged"``. A non-finite value at ``x0`` always raises.
+            (for the rest of the run) and retry, at most ``max_backoffs`` times in a row; L-BFGS
+            rejects the trial and its line search halves the step, keeping its memory, and after
+            ``max_backoffs`` failures in one line search it restarts with an empty memory from
+            the lowest point found (see :mod:`optimizers.lbfgs`). When that does not get past
+            the non-finite values, the run ends at the last finite iterate with
+            ``success=False`` and ``reason="diverged"``. A non-finite value at ``x0`` raises.
         max_backoffs: consecutive retries allowed with ``on_nonfinite="backoff"`` (per iteration
             for first-order methods, per line search for L-BFGS).
         param_names: names for error messages (default: ``objective.names`` when the objective

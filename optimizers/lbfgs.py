@@ -17,6 +17,9 @@ Non-finite trials: scipy's L-BFGS-B ends the run when a line-search trial return
 ``back_off`` in :meth:`LBFGS.run`) that makes the line search reject it and halve the step, so a
 trial that diverges costs one evaluation, not the run; the quasi-Newton memory and the bounds
 are kept, and the tape records the real (non-finite) evaluation, so resuming stays bitwise.
+When ``max_backoffs`` trials in a row fail (or the line search settles on a non-finite trial),
+L-BFGS-B is restarted with an empty memory from the lowest finite point found, so its next step
+is a steepest-descent one; only if that too gets nowhere does the run end, ``reason="diverged"``.
 """
 
 
@@ -33,6 +36,11 @@ from .result import Reason
 
 class _Stop(Exception):
     """Raised inside scipy's callback to end the run on one of ``minimize``'s criteria."""
+
+
+class _Restart(Exception):
+    """Raised inside scipy's calls when non-finite trials defeated a line search: L-BFGS-B is
+    started again (empty memory) from the best point known."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +95,9 @@ class LBFGS:
         pos = 0  # evaluations replayed so far
         last = {}  # the latest finite evaluation and the latest accepted iterate
         first = [payload is None or tape is not None]
-        failed = []  # non-finite trials since the latest accepted iterate (NonFiniteErrors)
+        # the current line search: its non-finite trials (NonFiniteErrors and points) and its
+        # lowest finite trial; whether L-BFGS-B's memory is empty (fresh); where it restarts
+        search = {"failed": [], "points": [], "best": None, "fresh": True, "resume_at": None}
 
         def evaluate(x):
             """``(loss, grad)`` at ``x``: from the tape while replaying, else live (and taped)."""
@@ -111,6 +121,12 @@ class LBFGS:
             return f, g
 
         def fun(x):
+            resume_at = search["resume_at"]
+            if resume_at is not None:  # a restarted L-BFGS-B asks for its start: known already
+                search["resume_at"] = None
+                if np.array_equal(x, resume_at[0]):
+                    last["eval"] = resume_at
+                    return resume_at[1], resume_at[2].copy()
             f, g = evaluate(x)
             err = nonfinite_error(it + (0 if first[0] else 1), f, g, sess.names)
             if err is not None:
@@ -125,6 +141,9 @@ class LBFGS:
                 first[0] = False
                 accept(last["eval"])
             last.setdefault("accepted", last["eval"])  # restart mode: x_start, already recorded
+            best = search["best"]
+            if best is None or f < best[1]:
+                search["best"] = last["eval"]
             return f, g
 
         def back_off(x, err):
@@ -135,23 +154,42 @@ class LBFGS:
             trial is rejected) and gradient ``g_k - 2 (g_k . s) s / |s|^2`` (slope ``-g_k . s``
             there). Both the cubic and the quadratic interpolation of the Moré-Thuente search
             then pick ``a = 1/2``; the quasi-Newton memory is kept."""
-            failed.append(sess.nonfinite(err, ""))
+            search["failed"].append(sess.nonfinite(err, ""))
+            search["points"].append(x.copy())
             sess.nbackoff += 1
             xk, fk, gk = last["accepted"]
             step = x - xk
             ss, gs = float(step @ step), float(gk @ step)
-            if len(failed) > sess.max_backoffs or not (ss > 0.0 and gs < 0.0):
-                raise _Stop(diverged())
+            if len(search["failed"]) > sess.max_backoffs or not (ss > 0.0 and gs < 0.0):
+                raise _Restart
             return fk, gk - (2.0 * gs / ss) * step
 
         def diverged():
+            failed = search["failed"]
             n = len(failed)
             tried = f"{n} trial steps in a row" if n > 1 else "its trial step"
             message = (f"the line search from iteration {it} could not get past non-finite values "
-                       f"({tried} failed; last: {failed[-1]}); ended at iteration {it}, the last "
+                       f"({tried} failed, along a steepest-descent step with the quasi-Newton "
+                       f"memory empty; last: {failed[-1]}); ended at iteration {it}, the last "
                        "finite iterate: bound the parameters to where the objective is finite, "
                        "or raise max_backoffs")
             return message, False, Reason.DIVERGED
+
+        def restart():
+            """After a line search that non-finite trials defeated: go on from its lowest finite
+            trial if that is below the latest iterate (a new iterate), else from the latest
+            iterate, with an empty quasi-Newton memory (a steepest-descent step). Returns the
+            start for L-BFGS-B, or raises ``_Stop`` when a fresh start got nowhere either."""
+            nonlocal it
+            best, accepted = search["best"], last["accepted"]
+            if best is not None and best[1] < accepted[1]:
+                it += 1
+                accept(best)  # may raise _Stop
+            elif search["fresh"]:  # nothing to forget: a restart would repeat the same trials
+                raise _Stop(diverged())
+            search["fresh"] = True
+            search["resume_at"] = last["accepted"]
+            return last["accepted"][0]
 
         def tape_len():  # commit the tape before the checkpoint that counts its records
             return {"tape_len": tape.commit()} if tape is not None else {}
@@ -159,7 +197,7 @@ class LBFGS:
         def accept(evaluation):
             x, f, g = evaluation
             last["accepted"] = evaluation
-            failed.clear()
+            search.update(failed=[], points=[], best=None)
             sess.record(it, f, g)
             replaying = pos < n_replay
             if sess.checkpoint and it % sess.every == 0 and it > 0 and not replaying:
@@ -170,6 +208,9 @@ class LBFGS:
 
         def on_iteration(xk):
             nonlocal it
+            if any(np.array_equal(xk, p) for p in search["points"]):
+                raise _Restart  # the line search gave up on a non-finite trial and took it
+            search["fresh"] = False  # L-BFGS-B now holds a correction pair
             it += 1
             ev = last["eval"]
             if not np.array_equal(ev[0], xk):  # scipy accepts the last point it evaluated
@@ -177,18 +218,30 @@ class LBFGS:
                 ev = (np.array(xk, dtype=np.float64), f, g)
             accept(ev)
 
-        options = {"maxiter": max(iters - it, 0) + 1, "maxcor": self.maxcor, "ftol": self.ftol,
-                   "gtol": self.gtol, "maxls": self.maxls, "maxfun": self.maxfun}
+        options = {"maxcor": self.maxcor, "ftol": self.ftol, "gtol": self.gtol,
+                   "maxls": self.maxls}
+        x_scipy, nfev0 = x_start, sess.nfev
         try:
             try:
-                res = scipy.optimize.minimize(fun, x_start, jac=True, method="L-BFGS-B",
-                                              bounds=box.to_scipy() if box else None,
-                                              callback=on_iteration, options=options)
+                while True:
+                    options.update(maxiter=max(iters - it, 0) + 1,
+                                   maxfun=max(self.maxfun - (sess.nfev - nfev0), 1))
+                    try:
+                        res = scipy.optimize.minimize(fun, x_scipy, jac=True, method="L-BFGS-B",
+                                                      bounds=box.to_scipy() if box else None,
+                                                      callback=on_iteration, options=options)
+                    except _Restart:
+                        x_scipy = restart()
+                        continue
+                    if not res.success and search["failed"]:
+                        x_scipy = restart()  # scipy gave up on a line search after NaN trials
+                        continue
+                    break
             except _Stop as s:
                 stop = s.args[0]
                 x, f, g = last["accepted"]
             else:
-                stop = _scipy_stop(res, diverged() if failed else None)
+                stop = _scipy_stop(res)
                 x, f, g = (res.x, res.fun, res.jac) if res.success else last["accepted"]
             return sess.finish("lbfgs", {"it": it, "x": last["accepted"][0]}, len(sess.loss), x,
                                f, g, it, stop, **tape_len())
@@ -197,13 +250,11 @@ class LBFGS:
                 tape.close()
 
 
-def _scipy_stop(res, diverged):
+def _scipy_stop(res):
     """``(message, success, reason)`` for a run that scipy ended on its own tests."""
     message = str(res.message)
     if res.success:
         return message, True, Reason.CONVERGED
-    if diverged is not None:
-        return diverged
     if message.upper().startswith("ABNORMAL"):
         return ((f"{message}: L-BFGS-B's line search found no lower point along its direction "
                 "(is the gradient the loss's? is the loss smooth here?)"), False,

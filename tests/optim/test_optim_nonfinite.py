@@ -149,6 +149,28 @@ def test_lbfgs_backoff_keeps_bounds_and_halves_again_as_needed():
     assert res.x[1] == -1.2
 
 
+def test_lbfgs_restarts_from_the_best_trial_when_a_line_search_is_defeated():
+    seen = []
+
+    def hyperbola(x):
+        """sqrt(1 + (x0 - 3)^2) + (x1 - 1)^2: nearly linear in x0 far from 3, so after a first
+        trial at x0 = 1 the line search extrapolates, to x0 = 5: NaN (beyond 3.5)."""
+        seen.append(x.copy())
+        if x[0] > 3.5:
+            return np.nan, np.full(2, np.nan)
+        r = np.sqrt(1.0 + (x[0] - 3.0) ** 2)
+        return float(r + (x[1] - 1.0) ** 2), np.array([(x[0] - 3.0) / r, 2.0 * (x[1] - 1.0)])
+
+    res = opt.minimize(hyperbola, np.array([0.0, 1.0]), "lbfgs", 100, on_nonfinite="backoff",
+                       max_backoffs=0)
+    np.testing.assert_allclose(np.array(seen[:4]), [[0, 1], [1, 1], [5, 1], [2, 1]], atol=1e-12)
+    # with no back-off allowed, the NaN at x0 = 5 restarted L-BFGS-B from the lower trial x0 = 1
+    # (taken as iteration 1), whose fresh steepest-descent step of unit length goes to x0 = 2
+    assert res.history["loss"][1] == hyperbola(np.array([1.0, 1.0]))[0]
+    assert res.success and res.reason == "converged" and res.nbackoff == 2
+    np.testing.assert_allclose(res.x, [3.0, 1.0], atol=1e-6)
+
+
 def test_lbfgs_that_cannot_get_past_non_finite_trials_ends_honestly():
     calls = []
 
@@ -162,8 +184,9 @@ def test_lbfgs_that_cannot_get_past_non_finite_trials_ends_honestly():
                        max_backoffs=5)
     assert not res.success and res.reason == "diverged"
     assert res.message.startswith("the line search from iteration 0 could not get past non-finite "
-                                  "values (6 trial steps in a row failed; last: iteration 1: loss "
-                                  "is NaN)")
+                                  "values (6 trial steps in a row failed, along a steepest-descent "
+                                  "step with the quasi-Newton memory empty; last: iteration 1: "
+                                  "loss is NaN)")
     np.testing.assert_array_equal(res.x, np.ones(3))
     assert res.fun == 3.0 and res.nit == 0 and res.nbackoff == 6 and len(calls) == 7
 
