@@ -63,7 +63,7 @@ class MiniBatchObjective:
                  seed: int | None = None):
         if not 1 <= batch_size <= len(cases):
             raise ConfigError(f"batch_size must be in [1, {len(cases)}] (the number of cases), "
-                             f"got {batch_size}")
+                              f"got {batch_size}")
         self.case_objective, self.cases, self.batch_size = case_objective, cases, int(batch_size)
         self.seed = seed
         self.rng = np.random.default_rng(seed)

@@ -69,7 +69,7 @@ def as_box(bounds, n) -> "Box | None":
             lo, hi = items
         else:
             raise ConfigError(f"cannot read bounds for {n} parameters from {bounds!r}; pass "
-                             f"(lo, hi) or a list of {n} (lo_i, hi_i) pairs")
+                              f"(lo, hi) or a list of {n} (lo_i, hi_i) pairs")
     box = Box(_side(lo, n, -np.inf, "lower"), _side(hi, n, np.inf, "upper"))
     bad = np.flatnonzero(box.lo > box.hi)
     if bad.size:

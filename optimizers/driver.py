@@ -125,7 +125,7 @@ def _resolve_method(method, lr):
         key = method.lower()
         if key not in METHODS:
             raise ConfigError(f"unknown method {method!r}; choose one of {sorted(METHODS)} or pass "
-                             "an optimiser instance or gradient transformation")
+                              "an optimiser instance or gradient transformation")
         cls = METHODS[key]
         if cls is LBFGS:
             if lr is not None:
@@ -134,7 +134,7 @@ def _resolve_method(method, lr):
         return (cls() if lr is None else cls(lr=lr)), cls.name
     if lr is not None:
         raise ConfigError("lr= is only for methods given by name; set the learning rate on the "
-                         f"optimiser instead, e.g. Adam(lr={lr!r})")
+                          f"optimiser instead, e.g. Adam(lr={lr!r})")
     if isinstance(method, (LBFGS, FirstOrderOptimizer)):
         return method, method.name
     if callable(getattr(method, "init", None)) and callable(getattr(method, "update", None)):
@@ -258,11 +258,11 @@ class _Session:
         loss_arr = np.asarray(loss)
         if loss_arr.size != 1:
             raise ConfigError(f"the objective returned a loss of shape {loss_arr.shape}; "
-                             "it must be a scalar")
+                              "it must be a scalar")
         grad = np.array(grad, dtype=np.float64)
         if grad.shape != x.shape:
             raise ConfigError(f"the objective returned a gradient of shape {grad.shape} for "
-                             f"parameters of shape {x.shape}")
+                              f"parameters of shape {x.shape}")
         return float(loss_arr.reshape(())), grad
 
     def record(self, it, loss, grad):

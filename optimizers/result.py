@@ -69,5 +69,6 @@ class OptimizeResult:
 
     def __repr__(self):
         return (f"OptimizeResult(method={self.method!r}, success={self.success}, "
-                f"reason={str(self.reason)!r}, fun={self.fun:.6g}, nit={self.nit}, nfev={self.nfev}, "
-                f"message={self.message!r}, x={np.array2string(self.x, threshold=8)})")
+                f"reason={str(self.reason)!r}, fun={self.fun:.6g}, nit={self.nit}, "
+                f"nfev={self.nfev}, message={self.message!r}, "
+                f"x={np.array2string(self.x, threshold=8)})")

@@ -1,4 +1,5 @@
-"""L-BFGS through a diverging rollout: a diffsim Objective(on_diverged="nan") on the reference chain.
+"""L-BFGS through a diverging rollout: a diffsim Objective(on_diverged="nan") on the reference
+chain.
 
 Explicit Euler on this 3-node chain (dt = 0.02 s, m = 0.1 kg) is unstable above about 260 N/m;
 from 50 N/m towards the 200 N/m that made the data, L-BFGS-B's first trial step (unit length in

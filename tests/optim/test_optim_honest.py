@@ -82,7 +82,8 @@ def bowl(x):
 @pytest.mark.parametrize("lr", [-0.1, 0.0, np.nan, np.inf])
 def test_a_learning_rate_that_is_not_positive_is_a_config_error(method, lr):
     # the old code took lr=-0.1, climbed the loss 100x and reported success=True
-    with pytest.raises(ConfigError, match=r"lr = (-0\.1|0|nan|inf) .*(must be positive|not finite)"):
+    with pytest.raises(ConfigError,
+                       match=r"lr = (-0\.1|0|nan|inf) .*(must be positive|not finite)"):
         opt.minimize(bowl, np.ones(3), method, 10, lr=lr)
     assert issubclass(ConfigError, ValueError)
 
