@@ -77,7 +77,8 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         :class:`OptimizeResult`. Whatever the method, ``success`` is False, and ``message`` says
         why in words and ``reason`` in one :class:`~optimizers.result.Reason`, when
 
-        * the final loss is above the starting loss (``"loss_increased"``; both numbers given);
+        * the final loss is above the starting loss (``"loss_increased"``; both numbers given),
+          or exactly equal to it after one or more iterations (``"no_progress"``);
         * the gradient at ``x0`` is exactly zero (``"zero_gradient"``): the loss does not depend
           on the parameters there, so the run stops at once instead of iterating;
         * non-finite values could not be backed off from (``"diverged"``);
@@ -354,25 +355,33 @@ class _Session:
         self.nfev, self.nbackoff = run["nfev"], run["nbackoff"]
         self.objective_s, self.elapsed_before = run["objective_s"], run["elapsed"]
 
-    def verdict(self, loss, stop):
+    def verdict(self, loss, nit, stop):
         """The final ``(message, success, reason)``: ``stop`` as the method ended, unless the
-        loss ended above where it started. The one place that judges every method's run."""
+        loss ended above where it started, or exactly there after ``nit`` > 0 iterations. The one
+        place that judges every method's run."""
         message, success, reason = stop
         start = self.loss[0]
-        if loss > start and reason not in (Reason.ZERO_GRADIENT, Reason.DIVERGED):
+        if reason in (Reason.ZERO_GRADIENT, Reason.DIVERGED):
+            return message, bool(success), reason
+        if loss > start:
             best = int(np.argmin(self.loss))
             message = (f"the loss rose from {start:.6g} at the start to {loss:.6g} at the end "
                        f"(best {self.loss[best]:.6g} at iteration {best}; the run ended: "
                        f"{message}): lower the learning rate, clip the gradient, or check that "
                        "the gradient is the loss's")
             success, reason = False, Reason.LOSS_INCREASED
+        elif loss == start and nit > 0:
+            message = (f"the loss is still exactly its starting value {start:.6g} after {nit} "
+                       f"iterations (the run ended: {message}): the steps did not change it; "
+                       "check the learning rate and that the loss depends on the parameters")
+            success, reason = False, Reason.NO_PROGRESS
         return message, bool(success), reason
 
     def finish(self, kind, top, len_history, x, loss, grad, nit, stop, **extra):
         """Build the result and write the final checkpoint, in which ``top`` and the first
         ``len_history`` history entries are what a continuation (larger ``iters``) resumes from.
         ``stop`` is ``(message, success, reason)`` as the method ended; see :meth:`verdict`."""
-        message, success, reason = self.verdict(float(loss), stop)
+        message, success, reason = self.verdict(float(loss), int(nit), stop)
         total = self.elapsed()
         result = OptimizeResult(
             x=np.array(x, dtype=np.float64), fun=float(loss), jac=np.array(grad, dtype=np.float64),

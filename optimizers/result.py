@@ -11,7 +11,8 @@ class Reason(StrEnum):
 
     Success: ``GTOL``, ``TOL``, ``CONVERGED`` (L-BFGS-B's own tests), ``CALLBACK`` and ``BUDGET``
     (when no ``tol``/``gtol`` was asked for), unless the loss ended above where it started.
-    Failure, always: ``LOSS_INCREASED``, ``ZERO_GRADIENT``, ``DIVERGED``, ``LINE_SEARCH``.
+    Failure, always: ``LOSS_INCREASED``, ``NO_PROGRESS``, ``ZERO_GRADIENT``, ``DIVERGED``,
+    ``LINE_SEARCH``.
     """
 
     GTOL = "gtol"                      # gradient norm <= gtol
@@ -20,6 +21,7 @@ class Reason(StrEnum):
     CALLBACK = "callback"              # the callback returned True
     BUDGET = "budget"                  # iters (or L-BFGS-B's maxfun) used up
     LOSS_INCREASED = "loss_increased"  # final loss above the starting loss
+    NO_PROGRESS = "no_progress"        # final loss exactly the starting loss, after iterating
     ZERO_GRADIENT = "zero_gradient"    # gradient exactly 0 at x0: nothing to follow
     DIVERGED = "diverged"              # non-finite losses that backing off could not get past
     LINE_SEARCH = "line_search"        # L-BFGS-B's line search found no lower point

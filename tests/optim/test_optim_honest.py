@@ -186,3 +186,25 @@ def test_success_still_means_converged_or_done():
     assert not res.success and res.reason == "budget"
     res = opt.minimize(bowl, np.ones(3), "sgd", 100, lr=0.1, callback=lambda k, *a: k == 2)
     assert res.success and res.reason == "callback"
+
+
+def test_a_run_that_never_moved_is_not_a_success():
+    # Adam at a point whose gradient squared overflows: its second moment is inf, so every step
+    # is 0 and the loss stays exactly where it started (the old code said success=True)
+    def steep(x):
+        return float(1e200 * x[0]), np.array([1e200])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = opt.minimize(steep, np.ones(1), "adam", 20)
+    assert res.nit == 20 and res.x[0] == 1.0
+    assert not res.success and res.reason == Reason.NO_PROGRESS
+    assert res.message.startswith("the loss is still exactly its starting value 1e+200 after 20 "
+                                  "iterations (the run ended: reached iters = 20)")
+    # a schedule that stays at 0 never moves either
+    res = opt.minimize(bowl, np.ones(3), opt.SGD(lr=lambda step: 0.0), 5)
+    assert not res.success and res.reason == "no_progress"
+    # an evaluation-only call (iters=0) and a start that already meets gtol are not failures
+    assert opt.minimize(bowl, np.ones(3), "adam", 0).success
+    res = opt.minimize(bowl, np.full(3, 1e-9), "lbfgs", 10, gtol=1e-6)
+    assert res.success and res.nit == 0 and res.reason == "gtol"
