@@ -256,7 +256,7 @@ def _scipy_stop(res):
     if res.success:
         return message, True, Reason.CONVERGED
     if message.upper().startswith("ABNORMAL"):
-        return ((f"{message}: L-BFGS-B's line search found no lower point along its direction "
-                "(is the gradient the loss's? is the loss smooth here?)"), False,
-                Reason.LINE_SEARCH)
+        message = (f"{message.rstrip(': ')}: L-BFGS-B's line search found no lower point along "
+                   "its direction (is the gradient the loss's? is the loss smooth here?)")
+        return message, False, Reason.LINE_SEARCH
     return message, False, Reason.BUDGET

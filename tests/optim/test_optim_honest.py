@@ -208,3 +208,11 @@ def test_a_run_that_never_moved_is_not_a_success():
     assert opt.minimize(bowl, np.ones(3), "adam", 0).success
     res = opt.minimize(bowl, np.full(3, 1e-9), "lbfgs", 10, gtol=1e-6)
     assert res.success and res.nit == 0 and res.reason == "gtol"
+
+
+def test_lbfgs_with_a_gradient_that_is_not_the_loss_says_so():
+    res = opt.minimize(lambda x: (float(x @ x), -2.0 * x), np.ones(2), "lbfgs", 10)  # wrong sign
+    assert not res.success and res.reason == Reason.LINE_SEARCH
+    assert res.message == ("ABNORMAL: L-BFGS-B's line search found no lower point along its "
+                           "direction (is the gradient the loss's? is the loss smooth here?)")
+    assert res.fun == 2.0 and np.all(res.x == 1.0)  # the last iterate, not a rejected trial
