@@ -53,10 +53,9 @@ class Objective:
     """``objective(x) -> (loss, grad)`` for a Rollout and a list of Parameters (or names).
 
     ``on_diverged="nan"`` turns a :class:`SimulationDiverged` rollout into a NaN loss and
-    gradient, so that ``minimize(..., on_nonfinite="backoff")`` can step back instead of stopping
-    (every method, L-BFGS included); the error is kept in ``last_divergence`` (None after a
-    rollout that did not diverge), and ``minimize`` quotes it (step, field, index) when it
-    reports the NaN.
+    gradient (``minimize(..., on_nonfinite="backoff")`` steps back from either, every method,
+    L-BFGS included); the error is kept in ``last_divergence`` (None after a rollout that did
+    not diverge), and ``minimize`` quotes it (step, field, index) when it reports the NaN.
     ``x0()`` packs the current values; ``unpack(x)`` gives physical values by name; ``names``
     labels every entry ("stiffness[0]", "force[12,0]"); ``bounds`` gives (lo, hi) per entry in
     the packed (transformed) space, for L-BFGS-B or projected gradient steps.

@@ -57,9 +57,11 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         checkpoint_every: iterations between checkpoints.
         seed: seeds the ``numpy.random.Generator`` passed to ``objective.bind_rng``; its state
             is checkpointed.
-        on_nonfinite: what to do when the loss or gradient at a new point is NaN or infinite (a
-            :class:`diffsim.Objective` with ``on_diverged="nan"`` turns a diverged rollout into
-            that). ``"raise"``: a :class:`NonFiniteError` naming the iteration and parameter.
+        on_nonfinite: what to do when the loss or gradient at a new point is NaN or infinite, or
+            (with ``"backoff"``) the objective raises ``FloatingPointError``, as a diverged
+            :class:`diffsim.Objective` rollout does (:class:`diffsim.SimulationDiverged`).
+            ``"raise"``: a :class:`NonFiniteError` naming the iteration and parameter (the
+            objective's own errors propagate).
             ``"backoff"``: first-order methods return to the last finite iterate, halve the step
             (for the rest of the run) and retry, at most ``max_backoffs`` times in a row; L-BFGS
             rejects the trial and its line search halves the step, keeping its memory, and after
@@ -180,10 +182,11 @@ def _run_first_order(sess, opt, x0, iters):
             if retries >= sess.max_backoffs:
                 it -= 1
                 x, _, loss, grad = prev
-                message = (f"{sess.nonfinite(err, '')}, still after halving the step "
-                           f"{sess.max_backoffs} times (step scale now {scale:.3g}); ended at "
-                           f"iteration {it}, the last finite iterate: lower the learning rate, "
-                           "add clip_by_global_norm, or bound the parameters")
+                tried = (f"still after halving the step {sess.max_backoffs} times (step scale "
+                         f"now {scale:.3g})" if sess.max_backoffs else "with max_backoffs=0")
+                message = (f"{sess.nonfinite(err, '')}, {tried}; ended at iteration {it}, the "
+                           "last finite iterate: lower the learning rate, add "
+                           "clip_by_global_norm, or bound the parameters")
                 stop = message, False, Reason.DIVERGED
                 break
             retries += 1
@@ -220,6 +223,7 @@ class _Session:
             objective.bind_rng(self.rng)
         self.loss, self.grad_norm = [], []
         self.nfev = self.nbackoff = 0
+        self.raised = None  # the FloatingPointError of the latest evaluation, see evaluate()
         self.objective_s = self.elapsed_before = 0.0
         self.resume_top = self.resume_payload = None
         if progress is None:
@@ -246,11 +250,22 @@ class _Session:
 
     # -- evaluation and bookkeeping ----------------------------------------------------------
     def evaluate(self, x):
-        """``objective(x)`` as ``(float, (n,) float64 copy)``, timed and counted."""
+        """``objective(x)`` as ``(float, (n,) float64 copy)``, timed and counted. With
+        ``on_nonfinite="backoff"``, an objective that raises ``FloatingPointError`` (as
+        :class:`diffsim.SimulationDiverged` is) counts as a NaN loss and gradient, and the error
+        is kept to be quoted."""
         t0 = time.perf_counter()
-        out = self.objective(x.copy())
-        self.objective_s += time.perf_counter() - t0
-        self.nfev += 1
+        self.raised = None
+        try:
+            out = self.objective(x.copy())
+        except FloatingPointError as err:
+            if self.on_nonfinite != "backoff":
+                raise
+            self.raised = err
+            out = np.nan, np.full(x.shape, np.nan)
+        finally:
+            self.objective_s += time.perf_counter() - t0
+            self.nfev += 1
         try:
             loss, grad = out
         except (TypeError, ValueError):
@@ -303,8 +318,9 @@ class _Session:
 
     def nonfinite(self, err, hint):
         """``err`` (a :class:`NonFiniteError`) with ``hint`` appended and, when the objective
-        says why (``objective.last_divergence``, e.g. a diverged rollout), that reason."""
-        why = getattr(self.objective, "last_divergence", None)
+        says why (the error it raised, or ``objective.last_divergence``, e.g. a diverged
+        rollout), that reason."""
+        why = self.raised or getattr(self.objective, "last_divergence", None)
         message = str(err) + (f"; {hint}" if hint else "")
         if why is not None:
             message += f" (the objective reports: {why})"

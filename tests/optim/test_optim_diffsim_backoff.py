@@ -55,3 +55,8 @@ def test_lbfgs_backs_off_from_a_diverged_rollout_and_fits(fit):
     assert res.success and res.reason == "converged" and res.nbackoff >= 1
     assert np.exp(SCALE * res.x[0]) == pytest.approx(200.0, rel=1e-6)
     assert np.all(np.isfinite(res.history["loss"]))
+    # the same with an Objective that raises SimulationDiverged (a FloatingPointError): minimize
+    # backs off from the exception as from a NaN
+    strict = Objective(objective.rollout, [Parameter("stiffness", transform="log")])
+    again = opt.minimize(Scaled(strict), z0, "lbfgs", 50, on_nonfinite="backoff")
+    assert again.x.tobytes() == res.x.tobytes() and again.nbackoff == res.nbackoff

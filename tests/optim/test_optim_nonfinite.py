@@ -114,6 +114,27 @@ def wall(x):
     return float(d[0] ** 2 + 10.0 * d[1] ** 2), np.array([2.0 * d[0], 20.0 * d[1]])
 
 
+def test_an_objective_that_raises_floating_point_error_is_backed_off_from():
+    # diffsim.SimulationDiverged is a FloatingPointError: a rollout that diverges need not be
+    # turned into NaN by the objective for minimize to back off from it
+    def raising_wall(x):
+        if x[0] > 3.5:
+            raise FloatingPointError("step 12: state field 'v'[0] is 1e+99")
+        return wall(x)
+
+    with pytest.raises(FloatingPointError, match="step 12"):  # "raise": the error propagates
+        opt.minimize(raising_wall, [2.9, -1.0], "lbfgs", 50)
+    res = opt.minimize(raising_wall, [2.9, -1.0], "lbfgs", 50, on_nonfinite="backoff")
+    assert res.success and res.nbackoff == 1 and np.allclose(res.x, [3.3, -1.0])
+    res = opt.minimize(raising_wall, [2.9, -1.0], "sgd", 50, lr=2.0, on_nonfinite="backoff",
+                       max_backoffs=0)
+    assert not res.success and res.reason == "diverged" and res.nit == 0
+    assert res.message == ("iteration 1: loss is NaN (the objective reports: step 12: state "
+                           "field 'v'[0] is 1e+99), with max_backoffs=0; ended at iteration 0, "
+                           "the last finite iterate: lower the learning rate, add "
+                           "clip_by_global_norm, or bound the parameters")
+
+
 def test_lbfgs_backs_off_from_a_non_finite_trial_and_converges():
     import scipy.optimize
 
