@@ -1,11 +1,11 @@
 """GPU check: one command that proves every simulator on a device and measures its throughput.
 
-    python benchmarks/gpu_check.py --out DIR                  # --arch cuda, full sizes (H100: minutes)
+    python benchmarks/gpu_check.py --out DIR --arch cuda      # full sizes (H100: a few minutes)
     python benchmarks/gpu_check.py --out DIR --arch cpu --small   # the test suite's run, seconds
     python benchmarks/gpu_check.py --out DIR --only lj,md_forward_f32
 
 Writes DIR/gpu_check.jsonl (one JSON object a line, one line per figure, printed as they come)
-and DIR/gpu_check.md (a short table). Lines, by ``check``:
+and DIR/gpu_check.md (a short table); ``--keep-arrays`` also keeps the compared arrays. Lines, by ``check``:
 
 - ``runtime``: Taichi version, the arch Taichi really started on (``--arch cuda`` that fell back
   to the CPU is a failure, said in capitals), device name (nvidia-smi, else the CPU model),
@@ -28,7 +28,9 @@ and DIR/gpu_check.md (a short table). Lines, by ``check``:
 A check that fails or raises gives one line with ``status: "error"``, the error's type and
 message, and the command goes on; a check process that dies or overruns its time gives one such
 line for each figure it still owed. Exit code 0 when every line passed or was skipped, else 1.
-``--small`` shrinks every size so that the whole command runs in seconds on a CPU.
+``--small`` shrinks every size so that the whole command runs in seconds on a CPU; ``--budget``
+(default 480 s) bounds the whole command. Without ``--arch`` it takes CUDA where nvidia-smi lists
+a GPU, else the CPU at the small sizes (so ``diffsim bench`` stays quick on a CPU machine).
 """
 
 import argparse
@@ -39,6 +41,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -342,6 +345,7 @@ def child_md_gradient(cfg: dict, emit):
                         "precision": "f64", "threads": None, "arch": cfg["arch"]})
     total_s = time.perf_counter() - t0
     fig.pop("figure", None)
+    fig["atom_steps_per_s_with_gradient"] = round(fig["atoms"] * fig["steps"] / fig["forward_backward_s"])
     line = {"check": "throughput", "name": "md_gradient", "arch": _arch(), **fig, "compile_s": round(compile_s, 2),
             "call_s": round(total_s, 2), "gpu_memory_before_mb": before, "gpu_memory_after_mb": gpu_memory_mb(),
             "status": "pass" if np.isfinite(fig["dL_depsilon"]) else "fail"}
@@ -492,8 +496,14 @@ def _rel(a, b) -> float:
 class Runner:
     """Starts check processes, collects and writes their lines, fills in missing ones."""
 
-    def __init__(self, out: str):
-        self.out = out
+    def __init__(self, out: str, budget: float, keep_arrays: bool):
+        self.out, self.budget = out, budget
+        # the agreement .npz files: DIR/arrays with --keep-arrays, else a temporary folder (a
+        # device's $OUT brings back only a few files)
+        self.arrays = os.path.join(out, "arrays") if keep_arrays else tempfile.mkdtemp(prefix="gpu_check_")
+        os.makedirs(self.arrays, exist_ok=True)
+        self.keep_arrays = keep_arrays
+        self.deadline = time.time() + budget
         self.lines: list[dict] = []
         self.log = open(os.path.join(out, "gpu_check.jsonl"), "w")  # noqa: SIM115 -- closed in finish()
 
@@ -519,14 +529,16 @@ class Runner:
                 keep: bool = True) -> list[dict]:
         """Wait for ``proc``; its lines, plus an error line for each (check, name) in
         ``expected`` it did not give. ``keep``: add its lines to the output."""
-        left = max(1.0, timeout - (time.time() - proc.cfg["started"]))
+        left = max(1.0, min(timeout - (time.time() - proc.cfg["started"]), self.deadline - time.time()))
         reason = None
         try:
             stdout, stderr = proc.communicate(timeout=left)
         except subprocess.TimeoutExpired:
             proc.kill()
             stdout, stderr = proc.communicate()
-            reason = f"the check process ran past its {timeout:.0f} s limit and was stopped"
+            reason = (f"the check process ran past its {timeout:.0f} s limit and was stopped"
+                      if time.time() < self.deadline - 1 else
+                      f"the check process was stopped when the --budget of {self.budget:.0f} s was spent")
         lines = [json.loads(t[3:]) for t in stdout.splitlines() if t.startswith("@@ ")]
         if reason is None and proc.returncode != 0:
             reason = f"the check process exited with code {proc.returncode}"
@@ -548,7 +560,7 @@ class Runner:
 
     def agreement(self, args, sizes, cases, checks):
         """Target process (runtime, schedules) beside the CPU reference process, then compare."""
-        base = {"kind": "agreement", "out": self.out, "sizes": sizes, "cases": cases, "checks": checks}
+        base = {"kind": "agreement", "out": self.arrays, "sizes": sizes, "cases": cases, "checks": checks}
         target = self.spawn({**base, "role": "target", "arch": args.arch})
         ref = self.spawn({**base, "role": "reference", "arch": "cpu"}) if cases else None
         limit = TIMEOUTS[args.small]["agreement"]
@@ -570,8 +582,8 @@ class Runner:
                           "side": "target" if bad is mine else "cpu reference"})
                 continue
             try:
-                a = np.load(os.path.join(self.out, f"agree_target_{name}.npz"))
-                b = np.load(os.path.join(self.out, f"agree_reference_{name}.npz"))
+                a = np.load(os.path.join(self.arrays, f"agree_target_{name}.npz"))
+                b = np.load(os.path.join(self.arrays, f"agree_reference_{name}.npz"))
                 keys = sorted(set(a.files) | set(b.files))
                 errs = {k: (_rel(a[k], b[k]) if k in a.files and k in b.files else float("inf")) for k in keys}
                 worst = max(errs.values())
@@ -585,6 +597,8 @@ class Runner:
 
     def finish(self, args, wall: float) -> int:
         self.log.close()
+        if not self.keep_arrays:
+            shutil.rmtree(self.arrays, ignore_errors=True)
         failed = [ln for ln in self.lines if ln.get("status") not in ("pass", "skipped")]
         write_table(os.path.join(self.out, "gpu_check.md"), self.lines, args, wall)
         print(f"gpu_check: {len(self.lines)} lines, {len(failed)} not passed, {wall:.1f} s; "
@@ -636,24 +650,33 @@ def write_table(path: str, lines: list[dict], args, wall: float):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", help="folder for gpu_check.jsonl, gpu_check.md and the agreement .npz files")
-    ap.add_argument("--arch", default="cuda", choices=["cuda", "cpu"], help="target arch (default cuda)")
-    ap.add_argument("--small", action="store_true", help="tiny sizes: seconds on a CPU (the test suite's run)")
+    ap.add_argument("--out", default="gpu-check-out",
+                    help="folder for gpu_check.jsonl, gpu_check.md and the agreement .npz files")
+    ap.add_argument("--arch", default=None, choices=["cuda", "cpu"],
+                    help="target arch; default: cuda where nvidia-smi lists a GPU, else cpu at the --small sizes")
+    ap.add_argument("--small", "--quick", action="store_true",
+                    help="tiny sizes: seconds on a CPU (the test suite's run; --quick for `diffsim bench --quick`)")
+    ap.add_argument("--budget", type=float, default=480.0,
+                    help="seconds for the whole command (default 480, 8 min): a check still running then is "
+                         "stopped and reported, the rest are reported as not run")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(CHECKS)}")
+    ap.add_argument("--keep-arrays", action="store_true",
+                    help="keep the agreement checks' loss and gradient arrays in DIR/arrays/*.npz")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child_main(json.loads(args.child))
         return 0
-    if not args.out:
-        ap.error("--out DIR is required")
+    if args.arch is None:  # a plain run (e.g. `diffsim bench`): the GPU if there is one, else a CPU smoke test
+        args.arch = "cuda" if _nvidia_smi("--query-gpu=name") else "cpu"
+        args.small = args.small or args.arch == "cpu"
     checks = list(CHECKS) if args.only is None else [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         ap.error(f"--only: unknown check(s) {unknown}; choose from {','.join(CHECKS)}")
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()
-    runner = Runner(args.out)
+    runner = Runner(args.out, args.budget, args.keep_arrays)
     sizes = SIZES[args.small]
     cases = [c for c in AGREEMENT if c in checks]
     if cases or "runtime" in checks:
@@ -665,6 +688,10 @@ def main(argv=None) -> int:
         cfg = {"kind": kind, "name": name, "arch": args.arch, "size": sizes[kind]}
         if kind == "md_forward":
             cfg["precision"] = name[-3:]
+        if time.time() > runner.deadline - 5:
+            runner.add({"check": "throughput", "name": name, "status": "error", "error_type": "BudgetSpent",
+                        "error": f"not run: the --budget of {args.budget:.0f} s was spent"})
+            continue
         runner.collect(runner.spawn(cfg), [("throughput", name)], TIMEOUTS[args.small][kind])
     return runner.finish(args, time.time() - t_start)
 
