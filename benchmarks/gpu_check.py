@@ -495,6 +495,16 @@ def _rel(a, b) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def compare(target: dict, reference: dict) -> dict:
+    """The agreement figures of two {quantity: array} dicts (a quantity missing on one side, or
+    of another shape, counts as an infinite error)."""
+    keys = sorted(set(target) | set(reference))
+    errs = {k: (_rel(target[k], reference[k]) if k in target and k in reference else float("inf")) for k in keys}
+    worst = max(errs.values())
+    return {"loss": float(target["loss"][0]), "loss_reference": float(reference["loss"][0]), "rel_err": errs,
+            "max_rel_err": worst, "tolerance": TOLERANCE, "status": "pass" if worst <= TOLERANCE else "fail"}
+
+
 class Runner:
     """Starts check processes, collects and writes their lines, fills in missing ones."""
 
@@ -588,16 +598,10 @@ class Runner:
                           "side": "target" if bad is mine else "cpu reference"})
                 continue
             try:
-                a = np.load(os.path.join(self.arrays, f"agree_target_{name}.npz"))
-                b = np.load(os.path.join(self.arrays, f"agree_reference_{name}.npz"))
-                keys = sorted(set(a.files) | set(b.files))
-                errs = {k: (_rel(a[k], b[k]) if k in a.files and k in b.files else float("inf")) for k in keys}
-                worst = max(errs.values())
+                a = dict(np.load(os.path.join(self.arrays, f"agree_target_{name}.npz")))
+                b = dict(np.load(os.path.join(self.arrays, f"agree_reference_{name}.npz")))
                 self.add({"check": "agreement", "name": name, "arch": mine["arch"], "reference": "cpu f64",
-                          "loss": float(a["loss"][0]), "loss_reference": float(b["loss"][0]),
-                          "rel_err": errs, "max_rel_err": worst, "tolerance": TOLERANCE,
-                          "seconds_target": mine["seconds"], "seconds_reference": theirs["seconds"],
-                          "status": "pass" if worst <= TOLERANCE else "fail"})
+                          **compare(a, b), "seconds_target": mine["seconds"], "seconds_reference": theirs["seconds"]})
             except Exception as exc:  # noqa: BLE001
                 self.add(_error("agreement", name, exc))
 

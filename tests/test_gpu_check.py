@@ -98,6 +98,33 @@ def test_relative_error_catches_differences():
     assert rel(np.zeros(3), np.zeros(3)) == 0.0
 
 
+def test_comparison_fails_on_a_wrong_or_missing_gradient():
+    compare = _load_module().compare
+    ref = {"loss": np.array([2.0]), "params.k": np.array([1.0, -3.0]), "state0.x": np.ones((4, 3))}
+    same = compare({k: v.copy() for k, v in ref.items()}, ref)
+    assert same["status"] == "pass" and same["max_rel_err"] == 0.0
+    off = dict(ref, **{"params.k": np.array([1.0, -3.0 * (1 + 1e-8)])})  # 1e-8 > the 1e-9 tolerance
+    res = compare(off, ref)
+    assert res["status"] == "fail" and res["rel_err"]["params.k"] == pytest.approx(1e-8, rel=1e-6)
+    assert res["rel_err"]["state0.x"] == 0.0
+    missing = {k: v for k, v in ref.items() if k != "state0.x"}
+    assert compare(missing, ref)["rel_err"]["state0.x"] == float("inf")
+
+
+def test_a_failing_simulator_is_one_error_line_and_the_next_one_runs(tmp_path):
+    """In this process (the session's CPU f64 deterministic runtime is what the reference asks for)."""
+    module = _load_module()
+    lines = []
+    cfg = {"role": "reference", "arch": "cpu", "cases": ["nonexistent", "chain"], "out": str(tmp_path),
+           "sizes": {"nonexistent": {"steps": 4}, "chain": {"n": 4, "steps": 20}}, "checks": []}
+    module.child_agreement(cfg, lines.append)
+    assert [(ln["check"], ln["name"], ln.get("status")) for ln in lines] == [
+        ("agreement", "nonexistent", "error"), ("saved", "chain", None)]
+    assert lines[0]["error_type"] == "ValueError" and "nonexistent" in lines[0]["error"]
+    saved = np.load(tmp_path / "agree_reference_chain.npz")
+    assert np.isfinite(saved["loss"][0]) and np.any(saved["params.stiffness"] != 0)
+
+
 def test_unknown_check_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, SCRIPT, "--out", str(tmp_path), "--only", "lj,warp"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
