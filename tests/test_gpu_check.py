@@ -28,7 +28,7 @@ def _load_module():
     return module
 
 
-def _run(out, *args, timeout=540):
+def _run(out, *args, timeout=880):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, SCRIPT, "--out", str(out), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -37,6 +37,7 @@ def _run(out, *args, timeout=540):
     return proc, lines
 
 
+@pytest.mark.timeout(900)  # warm: about 20 s; an empty Taichi cache on a loaded machine: minutes
 def test_small_cpu_run_gives_every_line_and_exact_agreement(tmp_path):
     proc, lines = _run(tmp_path, "--arch", "cpu", "--small")
     expected = ([("runtime", "runtime")] + [(c, n) for n in AGREEMENT for c in ("agreement", "schedules")]
@@ -123,6 +124,22 @@ def test_a_failing_simulator_is_one_error_line_and_the_next_one_runs(tmp_path):
     assert lines[0]["error_type"] == "ValueError" and "nonexistent" in lines[0]["error"]
     saved = np.load(tmp_path / "agree_reference_chain.npz")
     assert np.isfinite(saved["loss"][0]) and np.any(saved["params.stiffness"] != 0)
+
+
+@pytest.mark.parametrize("mine", ["1234", "[N/A]"])
+def test_gpu_memory_from_nvidia_smi(tmp_path, monkeypatch, mine):
+    """nvidia-smi's rows as a GPU machine prints them (a fake one on PATH); "[N/A]" is kept as text."""
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\ncase \"$1\" in\n"
+                    f"  --query-compute-apps*) echo '99999999, 700'; echo '{os.getpid()}, {mine}' ;;\n"
+                    "  --query-gpu=memory.used) echo '5120' ;;\n"
+                    "  *) echo 'NVIDIA H100 80GB HBM3, 580.159.03, 81559' ;;\nesac\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    module = _load_module()
+    mem = module.gpu_memory_mb()
+    assert mem == {"process_mb": float(mine) if mine[0].isdigit() else mine, "device_used_mb": 5120.0}
+    assert module._nvidia_smi("--query-gpu=name,driver_version,memory.total")[0].startswith("NVIDIA H100")
 
 
 def test_unknown_check_is_refused(tmp_path):
