@@ -283,9 +283,9 @@ def child_agreement(cfg: dict, emit):
             line = {"check": "schedules", "name": name, "arch": used, "steps": case["steps"], "segment": segment,
                     "against": "StoreAll()", "schedules": result, "status": "pass" if ok else "fail"}
             if not deterministic:
-                line["note"] = (f"not bitwise on {used}: atomic adds are summed in a run-dependent order and "
-                                "Taichi 1.7.4 cannot make them deterministic; max relative difference given, "
-                                f"passes at <= {TOLERANCE:g}")
+                line["note"] = (f"bitwise equality is not required on {used}: atomic adds are summed in a "
+                                "run-dependent order and Taichi 1.7.4 cannot make them deterministic; passes "
+                                f"when the max relative difference is <= {TOLERANCE:g}")
             emit(line)
         except Exception as exc:  # noqa: BLE001 -- one failing simulator must not stop the others
             emit(_error("agreement" if role == "reference" else "schedules", name, exc))
