@@ -24,7 +24,7 @@ omega_i dt = 2 on the joint's inertia M_ii at the reference pose (CRBA with arma
 pose clipped into the limits), k_i = M_ii (2 / dt)^2, critically damped, c_i = 2 sqrt(k_i M_ii).
 At dt = 0.01 s a 0.03 kg m^2 elbow gets k = 1200 N m/rad: 10 N m presses it 8 mrad past its
 limit. The gains grow as 1/dt^2 (stiffer stops at smaller steps). Then the step is checked
-(below) and k halved until it passes.
+(below) at 1.5 dt, for a margin, and k halved until it passes.
 
 Check (automatic and given gains): the semi-implicit Euler map of the stops, linearised with
 every limited joint pressed in at once (coupled through M) and also part-way into the onset,
@@ -47,6 +47,8 @@ AUTO_OMEGA_DT = 2.0
 EFFORT_PENETRATION = 0.05
 """rad or m: an automatic stop is at least stiff enough that the joint's full effort presses it no
 further past its limit than this (where the URDF gives an effort)."""
+AUTO_MARGIN = 1.5
+"""Automatic gains must step stably at AUTO_MARGIN * dt too (poses between the samples)."""
 RAMP = (1.0 / 24.0, 0.1, 0.25, 1.0)
 """Fractions r = d / delta of the onset at which the step's stability is checked (r = 1: fully in).
 Part-way in, the stop's local stiffness k r outgrows its added inertia 3 r^2 dt^2 k most at
@@ -175,7 +177,7 @@ def soft_limit_gains(model: Model, dt: float, params: dict | None = None, check:
         k = np.maximum(m_ref * (AUTO_OMEGA_DT / dt) ** 2, effort / EFFORT_PENETRATION)
         c = damping_for(k)
         for _ in range(30):
-            if not idx.size or _stable(Ms_lim, k[idx], c[idx], dt):
+            if not idx.size or _stable(Ms_lim, k[idx], c[idx], AUTO_MARGIN * dt):
                 break
             k = 0.5 * k
             c = damping_for(k)
