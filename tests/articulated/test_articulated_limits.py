@@ -72,6 +72,11 @@ def test_urdf_efforts_are_torque_bounds(arm):
     assert free.control_limits()["tau"][1][0].tolist() == [20.0, np.inf, 5.0]
     obj = Objective(Rollout(system, 4), [Parameter("tau", lower=lower, upper=upper)])
     assert obj.bounds[:3] == [(-20.0, 20.0), (-10.0, 10.0), (-5.0, 5.0)]
+    # a continuous joint's <limit> carries an effort (and no position limits)
+    wheel = load_urdf(arm_urdf().replace('type="revolute"', 'type="continuous"', 1))
+    assert wheel.effort[0] == 20.0 and wheel.lower[0] < -1e29
+    with pytest.raises(ConfigError, match="unknown link 'hand2'"):
+        load_urdf(arm_urdf(), contact_points=[("hand2", (0, 0, 0))])
 
 
 @pytest.mark.parametrize("finalize", [{}, {"limit_damping": 0.5}])
