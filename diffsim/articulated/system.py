@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position
+from .limits import contact_effective_mass
 from .model import Model
 
 _BIG = 2 ** 30
@@ -232,25 +233,25 @@ class ArticulatedSystem(System):
                               f"steps needs {steps + 1} (one per state) or a single fixed target")
 
     def divergence_hint(self):
-        """Advice naming the stiff terms this robot really has: its soft joint limits (with
-        omega*dt of each stop; stable below 0.83 critically damped, 2 undamped), its ground
-        contact (omega*dt on the lightest contact point), strong joint damping."""
+        """Advice naming the stiff terms this robot really has: its soft joint limits (each
+        stop's omega*dt, stepped implicitly, and the largest step at which the stops are
+        stable), its ground contact (stepped explicitly: omega*dt on the lightest contact point,
+        which should stay below about 0.8), strong joint damping."""
         m, g = self.model, self.limits
         terms = []
         if np.any(g.limited):
             worst = np.flatnonzero(g.limited)[np.argsort(-g.omega_dt[g.limited])][:3]
             stops = ", ".join(f"'{m.joint_names[j]}' {g.omega_dt[j]:.2g}" for j in worst)
             chosen = "chosen" if m.limit_stiffness is None else "given"
-            terms.append(f"soft joint limits (gains {chosen}; omega*dt {stops}; the step is stable with every stop "
-                         f"active up to dt = {g.max_dt:.3g} s)")
+            terms.append(f"soft joint limits (gains {chosen}; omega*dt {stops}, stepped implicitly; stable with "
+                         f"every stop pressed in up to dt = {g.max_dt:.3g} s)")
         if m.contact_body:
-            from .limits import contact_effective_mass
-
             mass = float(np.min(contact_effective_mass(m, self.get_parameters())))
             c = self.contact
             terms.append(f"ground contact of {len(m.contact_body)} point(s) (stiffness {c.stiffness:g} N/m, damping "
                          f"{c.damping:g} N s/m: omega*dt {np.sqrt(c.stiffness / mass) * self.dt:.2g} on the lightest "
-                         f"point, {mass:.3g} kg; GroundContact(stiffness=...) or a smaller dt)")
+                         f"point, {mass:.3g} kg, stepped explicitly, so keep it below about 0.8: a softer "
+                         "GroundContact(stiffness=...) or a smaller dt)")
         gamma_dt = self.get_parameters()["damping"].max(axis=0) / g.inertia * self.dt
         for j in np.flatnonzero(gamma_dt > 1.0):
             terms.append(f"joint damping of '{m.joint_names[j]}' (damping dt / inertia = {gamma_dt[j]:.2g}; "
