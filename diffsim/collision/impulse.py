@@ -30,8 +30,19 @@ import taichi as ti
 
 
 @ti.func
+def impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt):
+    """Impulse magnitude (N s) along n of an impact a time tau (s) before the end of the step:
+    v_n, v_n_start: relative normal velocity of a with respect to b (m/s, < 0 approaching) at
+    the end and at the start of the step (module docstring: the approach speed is taken at
+    the impact's place in the step); never pulls."""
+    v_impact = v_n + (0.5 - tau / dt) * (v_n - v_n_start)
+    return ti.max(-(1.0 + e) * v_impact / (inv_ma + inv_mb), 0.0)
+
+
+@ti.func
 def normal_impulse(gap, v_n, v_n_start, inv_ma, inv_mb, e, dt, v_min):
-    """(j, tau): impulse magnitude (N s) along n and time (s) between impact and end of step.
+    """(j, tau): impulse magnitude (N s) along n and time (s) between impact and end of step,
+    for a contact whose normal n does not turn within the step (a sphere on a plane).
 
     gap: predicted end-of-step distance between the surfaces (m, < 0 overlapping); v_n:
     relative normal velocity of a with respect to b at the end of the step (m/s, < 0
@@ -42,9 +53,33 @@ def normal_impulse(gap, v_n, v_n_start, inv_ma, inv_mb, e, dt, v_min):
     tau = 0.0
     if gap < 0.0 and v_n < 0.0:
         tau = ti.min(gap / ti.min(v_n, -v_min), dt)
-        v_impact = v_n + (0.5 - tau / dt) * (v_n - v_n_start)
-        j = ti.max(-(1.0 + e) * v_impact / (inv_ma + inv_mb), 0.0)
+        j = impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt)
     return j, tau
 
 
-__all__ = ["normal_impulse"]
+@ti.func
+def sphere_time_of_impact(p, u, radius_sum, dt):
+    """Impact of two spheres moving apart by p + s u (p: centre a minus centre b at the start
+    of the step, m; u: relative drift velocity, m/s) for s in [0, dt]: returns (n, tau, ok),
+    the unit normal from b to a at the moment of impact (not at the overlapping end-of-step
+    positions, whose normal turns with the tangential motion: taking that one made the result
+    jump when an impact moved from the end of one step to the start of the next), the time tau
+    (s) from impact to the end of the step, and whether the spheres were apart at the start
+    (ok = 0: they already overlapped; the caller then falls back to the end-of-step normal).
+    s solves |p + s u| = R, the smaller root, in the cancellation-free form C / (-B + sqrt(D))."""
+    a = u.dot(u)
+    b = p.dot(u)
+    c = p.dot(p) - radius_sum * radius_sum
+    disc = b * b - a * c
+    n = ti.Vector([0.0, 0.0, 0.0])
+    tau = dt
+    ok = 0
+    if c > 0.0 and b < 0.0 and disc > 0.0:
+        s = c / (-b + ti.sqrt(disc))
+        tau = ti.min(ti.max(dt - s, 0.0), dt)
+        n = (p + s * u) / radius_sum
+        ok = 1
+    return n, tau, ok
+
+
+__all__ = ["impulse_at", "normal_impulse", "sphere_time_of_impact"]

@@ -12,16 +12,28 @@ centre of mass. Initial velocities are fitted through the initial state (``Param
 kind="state0")``).
 
 Contact models (``contact=``):
-- ``"penalty"``: clamped spring-damper of stiffness ``stiffness`` (N/m) and smoothed Coulomb
-  friction (:mod:`diffsim.contact`; friction coefficient of a pair: the mean of the two). Each
-  body's restitution e sets its damping ratio zeta(e) (exact for the clamped spring-damper,
-  :func:`diffsim.contact.damping_ratio_from_restitution`); a pair is damped with the mean of
-  its two ratios, so e is exactly the restitution of a body against a body or plane of the
-  same e (in continuous time; time stepping adds O(sqrt(k/m) dt)). Shape pairs: those of
+- ``"penalty"``: the shared C^1 contact law :func:`diffsim.contact.contact_normal_force` of
+  stiffness ``stiffness`` (N/m) and onset depth ``onset_depth`` (m), with smoothed Coulomb
+  friction (friction coefficient of a pair: the mean of the two). Each body's restitution e
+  sets a continuous-time damping ratio zeta(e) (:func:`diffsim.contact.damping_ratio_from_restitution`;
+  a pair takes the mean of its two ratios, so e is the restitution of a body against a body or
+  plane of the same e), which each contact turns into the damping that gives the *time-stepped*
+  contact that restitution (:func:`diffsim.contact.discrete_damping_ratio`, calibrated for
+  omega dt = sqrt(k/m_eff) dt <= 0.3). The damping fades in over the first two steps of an
+  approach (:func:`diffsim.contact.onset_ramp`), which makes the bounce independent of when
+  in a step the contact began, and a plane contact carries the gravity load that presses the
+  body onto it, so that the spring-damper resolves the impact alone. Measured at the defaults
+  (dt 1e-3 s, 1e4 N/m, 1 kg balls): the restitution is met within 0.75 % for e in 0.2..1 and
+  impact speeds 0.5..6 m/s without gravity (sphere-plane and sphere-sphere), and within 0.6 %
+  for balls dropped under gravity that leave the floor at >= 1 m/s; slower exits bounce low
+  (e.g. -2 % leaving at 0.4 m/s, -6 % at 0.25 m/s). Shape pairs: those of
   :mod:`diffsim.collision.narrowphase`; box-box and box-capsule are not implemented and pass
   through each other (listed in ``system.unsupported``).
 - ``"impulse"``: frictionless impulses with restitution and time-of-impact correction
-  (:mod:`diffsim.collision.impulse`); spheres (discs) and planes only.
+  (:mod:`diffsim.collision.impulse`); spheres (discs) and planes only. The impact speed, the
+  sphere-sphere normal and the velocity-dependent forces (rolling resistance, damping) are
+  taken at the moment of impact, so the state after a step is continuous when an impact
+  moves from one step to the next, and the restitution (apex ratio under gravity) is exact.
 
 Stepping: either one launch per phase and step (``fused=False``: a grid broad phase per step,
 for large scenes) or a fused ``advance`` running a segment of steps in one launch
@@ -68,7 +80,9 @@ class RigidSystem(System):
     """Rigid bodies of a :class:`RigidModel` with contact (see the module docstring).
 
     model: the scene; dt: time step (s); contact: "penalty" or "impulse"; stiffness: contact
-    stiffness k_n (N/m, penalty); friction_smoothing: slip speed v_eps (m/s) below which
+    stiffness k_n (N/m, penalty); onset_depth: depth delta (m) over which the contact law's
+    force and slope start from zero (penalty; the damping's own fade-in is two steps long);
+    friction_smoothing: slip speed v_eps (m/s) below which
     Coulomb friction is smoothed; gravity: (dim,) m/s^2 (default -9.81 along the last axis);
     rolling_resistance: deceleration mu_r g (m/s^2) of a 2D top-down table (billiards), 0 off;
     toi_min_speed: v_min (m/s) of the TOI correction; fused: None (auto: n <= 64), True or False;
