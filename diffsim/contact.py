@@ -26,16 +26,6 @@ import taichi as ti
 
 
 @ti.func
-def penalty_normal_force(depth, v_n, k_n, c_n):
-    """Normal contact force magnitude (N) for penetration depth (m, > 0 inside) and normal
-    velocity v_n (m/s, > 0 separating); zero when not touching or when it would pull."""
-    f = 0.0
-    if depth > 0.0:
-        f = ti.max(k_n * depth - c_n * v_n, 0.0)
-    return f
-
-
-@ti.func
 def smooth_relu(x, w):
     """C^1 ramp of width w > 0: 0 for x <= 0, x^2 / (2 w) below w, x - w / 2 above."""
     r = ti.max(x, 0.0)
