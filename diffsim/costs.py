@@ -85,6 +85,18 @@ class TrajectoryMatch(System):
     def divergence_hint(self):
         return self.system.divergence_hint()
 
+    def plausible_magnitudes(self):
+        return self.system.plausible_magnitudes()
+
+    def trajectory_costs(self):
+        return self.system.trajectory_costs() if self.keep_own_cost else []
+
+    def __getattr__(self, name):
+        # anything else the wrapped system offers (control_limits(), dt, n, dim, ...) is its own
+        if name == "system":
+            raise AttributeError(name)
+        return getattr(self.system, name)
+
     def validate(self, steps):
         if steps != self.steps:
             raise ConfigError(f"the observed trajectory has {self.steps} steps (T+1 = {self.steps + 1} states); "

@@ -157,6 +157,16 @@ class MDSystem(System):
         st["v"] = self.model.velocities.copy()
         return st
 
+    def plausible_magnitudes(self):
+        """With L the system's size (the largest box edge, initial extent or cutoff, in length
+        units): positions beyond 1000 L, speeds beyond L per step and forces that would move the
+        lightest atom by L in one step (m L / dt^2) mean the run has diverged, however finite."""
+        pos = self.model.positions
+        size = max(float(np.max(self.model.box)), float(np.ptp(pos, axis=0).max()) if len(pos) else 0.0,
+                   float(getattr(self.ff, "cutoff", 0.0)), 1e-6)
+        m_min = float(np.min(self.model.masses))
+        return {"x": 1e3 * size, "v": size / self.dt, "f": m_min * size / (self.dt ** 2 * self.units.ftm)}
+
     def divergence_hint(self):
         return (f"reduce dt (now {self.dt} {self.units.time}) or check that no two atoms start closer than "
                 f"the repulsive core (a bad initial configuration or too large a fitted sigma)")
