@@ -468,7 +468,7 @@ class Rollout:
         self.cost_values = {}
         for c, fields, when in self._traj:
             states = {f: np.stack([self._captured[f, t] for t in when.tolist()]) for f in fields}
-            value, grads = c.evaluate(states, when.copy())
+            value, grads = c.evaluate(states, when.copy(), self.system)
             value = float(value)
             self.cost_values[c] = value
             if self.check_finite and not np.isfinite(value):
