@@ -68,7 +68,8 @@ class MDSystem(System):
     segment: steps per tape segment (neighbour list forced rebuild interval, checkpoint unit).
     observe: extra state fields: "energy" (pe, vir per atom), "msd" (disp).
     rdf: an :class:`~diffsim.md.observables.RDF` to accumulate during the rollout.
-    costs: list of :class:`~diffsim.md.observables.Cost` (their required fields are observed).
+    costs: list of :class:`diffsim.costs.Cost` (the md costs of :mod:`~diffsim.md.observables`,
+        whose required fields are observed, and the ready and Python costs of :mod:`diffsim.costs`).
     """
 
     def __init__(self, model: Model, forcefield, integrator=None, dt=0.005, segment=20, observe=(), rdf=None,
@@ -97,7 +98,8 @@ class MDSystem(System):
         self.costs = list(costs)
         for c in self.costs:
             if not isinstance(c, Cost):
-                raise ConfigError(f"{c!r} is not a diffsim.md cost")
+                raise ConfigError(f"{c!r} is not a cost (diffsim.costs.Cost: diffsim.md's PotentialEnergy, "
+                                  "RDFMatch, ..., or the ready and Python costs of diffsim.costs)")
         observe = set(observe) | {r for c in self.costs for r in c.requires}
         if rdf is not None:
             observe.add("rdf")
@@ -227,7 +229,7 @@ class MDSystem(System):
     def running_cost(self, x, u, slot0, t0, t1, loss):
         out = []
         for c in self.costs:
-            out += c.running(self, x, slot0, t0, t1, loss)
+            out += c.running(self, x, u, slot0, t0, t1, loss)
         return out
 
     def terminal_cost(self, x, slot, loss):
