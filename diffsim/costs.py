@@ -401,7 +401,8 @@ class MinimumDistance(_Measure):
     a and b (rows of ``field``, default "x"; m), or between body a and a fixed point b (a
     sequence of the field's components). temperature tau (m) and smooth as for the maximum
     (module doc): LOG_SUM_EXP lies below the true minimum by up to tau ln k. Subtract the radii
-    yourself for a surface gap. target (m), weight.
+    yourself for a surface gap. The distance is that of the stored coordinates (no periodic
+    minimum image for atoms in a box). target (m), weight.
     """
 
     unit = "m"

@@ -147,3 +147,43 @@ def test_bad_python_costs_are_named(chain):
     nan = NumpyCost(lambda s, t: float("nan"), g, fields="q")
     with pytest.raises(Exception, match="returned nan"):
         Rollout(chain, 10, costs=[nan]).forward()
+
+
+def test_a_python_cost_on_a_molecular_system():
+    """The same protocol on MD (no simulator change): a NumPy cost on pair distances and speeds
+    at every 5th step, gradients with respect to the LJ parameters against central differences,
+    and a ready cost on the same rollout."""
+    from diffsim.costs import MinimumDistance
+    from diffsim.md import (
+        ForceField,
+        LennardJones,
+        MDSystem,
+        Model,
+        fcc_lattice,
+        maxwell_boltzmann,
+    )
+
+    pos, box = fcc_lattice((2, 2, 2), 0.8442)
+    pos = pos + np.random.default_rng(0).normal(0, 0.03, pos.shape)
+    model = Model(pos, box=box, velocities=maxwell_boltzmann(np.ones(len(pos)), 1.0, seed=0))
+    ff = ForceField([LennardJones(cutoff=1.6, shift="force")], model.types, model.box, skin=0.2)
+    system = MDSystem(model, ff, dt=0.005, segment=10)
+
+    def spread(states, steps):
+        d = states["x"][:, 0] - states["x"][:, 1]
+        return float(np.sum(d * d) + 0.1 * np.sum(states["v"][:, 2] ** 2))
+
+    def spread_grad(states, steps):
+        gx, gv = np.zeros_like(states["x"]), np.zeros_like(states["v"])
+        d = states["x"][:, 0] - states["x"][:, 1]
+        gx[:, 0], gx[:, 1] = 2 * d, -2 * d
+        gv[:, 2] = 0.2 * states["v"][:, 2]
+        return {"x": gx, "v": gv}
+
+    cost = NumpyCost(spread, spread_grad, fields=("x", "v"), steps=slice(None, None, 5))
+    near = MinimumDistance(0, 1, temperature=0.01, steps=slice(10, 40))
+    rollout = Rollout(system, 40, Binomial(2), costs=[cost, near])
+    obj = Objective(rollout, ["epsilon", "sigma"])
+    rep = gradcheck(obj, obj.x0(), rtol=2e-6, step=1e-6)
+    assert rep.ok, str(rep)
+    assert rollout.cost_values[cost] > 0 and near.measured > 0
