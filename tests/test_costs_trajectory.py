@@ -187,3 +187,25 @@ def test_a_python_cost_on_a_molecular_system():
     rep = gradcheck(obj, obj.x0(), rtol=2e-6, step=1e-6)
     assert rep.ok, str(rep)
     assert rollout.cost_values[cost] > 0 and near.measured > 0
+
+
+def test_trajectory_match_delegates_to_the_wrapped_system(chain):
+    from diffsim import SimulationDiverged
+    from diffsim.costs import TrajectoryMatch
+
+    class Limited(MassSpringChain):
+        def control_limits(self):
+            return {"force": (-2.0, 2.0)}
+
+    wrapped = Limited(n=5, dt=0.01, segment=10)
+    ref = Rollout(wrapped, 20, StoreAll())
+    ref.forward()
+    match = TrajectoryMatch(wrapped, {"q": ref.trajectory("q")})
+    assert match.plausible_magnitudes() == wrapped.plausible_magnitudes()
+    assert match.divergence_hint() == wrapped.divergence_hint()
+    assert match.control_limits() == {"force": (-2.0, 2.0)} and match.dt == wrapped.dt
+    assert not hasattr(TrajectoryMatch(chain, {"q": ref.trajectory("q")}), "control_limits")
+    force = np.zeros((20, 1))
+    force[5, 0] = 1e99
+    with pytest.raises(SimulationDiverged, match="plausible magnitude"):
+        Rollout(match, 20, Binomial(2)).forward(controls={"force": force})
