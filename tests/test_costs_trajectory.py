@@ -209,3 +209,21 @@ def test_trajectory_match_delegates_to_the_wrapped_system(chain):
     force[5, 0] = 1e99
     with pytest.raises(SimulationDiverged, match="plausible magnitude"):
         Rollout(match, 20, Binomial(2)).forward(controls={"force": force})
+
+
+def test_ready_costs_on_an_articulated_rollout():
+    """The same costs on a robot, through Rollout(costs=...) with no change to the simulator: the
+    smooth peak of joint 1's angle in a window and the final joint speeds' distance to a goal."""
+    from diffsim.articulated import ArticulatedSystem, planar_arm
+    from diffsim.costs import ApexHeight, FinalDistance
+
+    system = ArticulatedSystem(planar_arm(2), batch=1, dt=0.01, q0=[0.3, -0.2])
+    apex = ApexHeight(0, field="q", axis=1, window=(0.1, 0.3), temperature=1e-2, target=0.0)
+    final = FinalDistance(0, [0.1, 0.4], field="qd")
+    rollout = Rollout(system, 40, Binomial(2), costs=[apex, final])
+    rollout.set_controls(tau=0.3 * np.ones((40, 1, 2)))
+    obj = Objective(rollout, ["tau", "q"])
+    loss, _ = obj(obj.x0())
+    assert loss == pytest.approx(apex.weight * (apex.measured - 0.0) ** 2 + final.measured ** 2, rel=1e-12)
+    rep = gradcheck(obj, obj.x0(), rtol=1e-6, entries=6, directions=2)
+    assert rep.ok, str(rep)
