@@ -67,15 +67,15 @@ def _first_bad_slot3(a: _ANY3, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
 
 
 @ti.kernel
-def _add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32):
-    for k in range(src.shape[1]):
-        dst[j, k] += src[i, k]
+def _add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32, count: ti.i32):
+    for s, k in ti.ndrange(count, src.shape[1]):
+        dst[j + s, k] += src[i + s, k]
 
 
 @ti.kernel
-def _add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32):
-    for k, c in ti.ndrange(src.shape[1], src.shape[2]):
-        dst[j, k, c] += src[i, k, c]
+def _add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
+    for s, k, c in ti.ndrange(count, src.shape[1], src.shape[2]):
+        dst[j + s, k, c] += src[i + s, k, c]
 
 
 _OPS = {2: (_copy2, _zero2, _first_bad_slot2, _add2), 3: (_copy3, _zero3, _first_bad_slot3, _add3)}
@@ -113,9 +113,11 @@ def first_nonfinite_slot(a, s0: int, s1: int) -> int | None:
     return first_bad_slot(a, s0, s1)
 
 
-def add_slot(src, i: int, dst, j: int) -> None:
-    """dst[j] += src[i] (same per-slot shape): adds an adjoint seed into a slot's gradient."""
-    _ops(src)[3](src, i, dst, j)
+def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
+    """dst[j + s] += src[i + s] for s < count (same per-slot shape): adds adjoint seeds into
+    slots' gradients, one launch."""
+    if count > 0:
+        _ops(src)[3](src, i, dst, j, count)
 
 
 def slots(shape: tuple, count: int, needs_grad: bool):

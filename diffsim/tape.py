@@ -499,9 +499,17 @@ class Rollout:
     def _add_seeds(self, ta: int, tb: int, t0: int):
         """Add dC/dx_t of the Python costs, steps ta..tb, into the adjoint slots t - t0."""
         for f, rows in self._seed_rows.items():
+            run = None  # (first step, first row, count): consecutive steps in consecutive rows
             for t in range(ta, tb + 1):
-                if t in rows:
-                    storage.add_slot(self._seed_arrays[f], rows[t], self.x[f].grad, t - t0)
+                r = rows.get(t)
+                if r is not None and run is not None and run[1] + run[2] == r and run[0] + run[2] == t:
+                    run = (run[0], run[1], run[2] + 1)
+                    continue
+                if run is not None:
+                    storage.add_slots(self._seed_arrays[f], run[1], self.x[f].grad, run[0] - t0, run[2])
+                run = None if r is None else (t, r, 1)
+            if run is not None:
+                storage.add_slots(self._seed_arrays[f], run[1], self.x[f].grad, run[0] - t0, run[2])
 
     # ------------------------------------------------------------------ running units (continued)
 
