@@ -12,6 +12,12 @@ Time is cut in three sizes:
   ``diffsim.init(deterministic=True)`` every schedule gives bitwise the same loss and gradients;
 - a *unit*: the run of segments a schedule stores, recomputes and reverses as a whole
   (StoreAll: the whole rollout; Periodic(k): k steps; Binomial: one segment).
+
+The loss is the system's running and terminal costs, the kernel costs given to the Rollout, and
+the costs written in Python on the trajectory (:mod:`diffsim.costs`), whose states the recording
+sweep hands to NumPy and whose gradients the adjoint sweep adds into the state adjoints.
+After every unit the tape checks the states for NaN, Inf and magnitudes beyond
+``System.plausible_magnitudes()``: each is a :class:`~diffsim.errors.SimulationDiverged`.
 """
 
 import math
