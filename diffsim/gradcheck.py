@@ -57,6 +57,14 @@ def _rel_error(a: float, b: float, floor: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), floor)
 
 
+def _positive(name, value, example, allow_zero=False):
+    """ConfigError unless ``value`` is a finite real number > 0 (>= 0 with ``allow_zero``)."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (real and np.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        raise ConfigError(f"gradcheck: {name}={value!r} must be a finite number {'>= 0' if allow_zero else '> 0'}; "
+                          f"e.g. {example}")
+
+
 def central_difference(loss, x, direction, h):
     """Richardson-extrapolated central difference of ``loss`` along ``direction`` at x."""
     def d(step):
@@ -80,9 +88,22 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
     forward: optional ``(x, direction) -> directional derivative`` (forward mode) shown beside.
     floor: denominator floor for tiny derivatives (default 1e-8 times the largest |gradient|).
     """
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"gradcheck needs a real 1-D parameter vector x: {exc}") from None
     if x.ndim != 1 or x.size == 0:
         raise ConfigError(f"gradcheck needs a non-empty 1-D parameter vector, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        i = int(np.argmax(~np.isfinite(x)))
+        raise ConfigError(f"gradcheck: x[{i}] is {x[i]}; check the gradient at a finite point")
+    _positive("step", step, "step=1e-4 (relative to max(1, |x_i|))")
+    _positive("rtol", rtol, "rtol=1e-6", allow_zero=True)
+    if floor is not None:
+        _positive("floor", floor, "floor=1e-8", allow_zero=True)
+    for name, value in (("entries", entries), ("directions", directions)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ConfigError(f"gradcheck: {name}={value!r} must be a whole number >= 0")
     loss0, g = f(x)
     g = np.asarray(g, dtype=np.float64)
     if g.shape != x.shape:

@@ -7,7 +7,7 @@ backward, and returns the loss and the gradient in the same packing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,11 @@ class Parameter:
         mask of the field's shape). The other entries keep their current values. ``lower`` and
         ``upper`` then broadcast to the field's shape or to the selected entries.
         ``Parameter("v", kind="state0", index=0)`` fits the cue ball's velocity only.
+    bounds: "limits" (or its robotics name "effort") takes ``lower`` and ``upper`` of a control
+        from the system's declared actuator limits (``system.control_limits()``: a URDF joint's
+        ``<limit effort=...>``, in N m or N), so ``Parameter("tau", bounds="effort")`` keeps
+        every torque within what the motors can give. Explicit ``lower``/``upper`` then must
+        not be given.
     """
 
     name: str
@@ -40,8 +45,14 @@ class Parameter:
     upper: object = None
     transform: str | None = None
     index: object = None
+    bounds: str | None = None
 
     def __post_init__(self):
+        if self.bounds not in (None, "limits", "effort"):
+            raise ConfigError(f"Parameter '{self.name}': bounds must be None, 'limits' or 'effort', "
+                              f"got {self.bounds!r}")
+        if self.bounds is not None and (self.lower is not None or self.upper is not None):
+            raise ConfigError(f"Parameter '{self.name}': give either bounds={self.bounds!r} or lower/upper, not both")
         if self.kind is not None and self.kind not in KINDS:
             raise ConfigError(f"Parameter '{self.name}': kind must be one of {KINDS}, got {self.kind!r}")
         if self.transform not in TRANSFORMS:
@@ -53,7 +64,9 @@ class Objective:
     """``objective(x) -> (loss, grad)`` for a Rollout and a list of Parameters (or names).
 
     ``on_diverged="nan"`` turns a :class:`SimulationDiverged` rollout into a NaN loss and
-    gradient, so that ``minimize(..., on_nonfinite="backoff")`` can step back instead of stopping.
+    gradient (``minimize(..., on_nonfinite="backoff")`` steps back from either, every method,
+    L-BFGS included); the error is kept in ``last_divergence`` (None after a rollout that did
+    not diverge), and ``minimize`` quotes it (step, field, index) when it reports the NaN.
     ``x0()`` packs the current values; ``unpack(x)`` gives physical values by name; ``names``
     labels every entry ("stiffness[0]", "force[12,0]"); ``bounds`` gives (lo, hi) per entry in
     the packed (transformed) space, for L-BFGS-B or projected gradient steps.
@@ -74,6 +87,8 @@ class Objective:
             kind = p.kind or self._find_kind(p.name)
             shape = self._shape(kind, p.name)
             size = int(np.prod(shape))
+            if p.bounds is not None:
+                p = self._with_system_limits(p, kind)
             if p.index is not None:
                 mask = self._mask(p, shape)
                 self._masks[p.name] = mask
@@ -82,6 +97,7 @@ class Objective:
             offset += size
         self.size = offset
         self.nfev = 0
+        self.last_divergence = None
 
     def _find_kind(self, name):
         r = self.rollout
@@ -111,6 +127,17 @@ class Objective:
         if name not in r.state_shapes:
             raise ConfigError(f"'{name}' is not a state field; fields are {list(r.state_shapes)}")
         return r.state_shapes[name]
+
+    def _with_system_limits(self, p, kind):
+        """A copy of ``p`` whose lower/upper are the system's declared limits of control p.name."""
+        system = self.rollout.system
+        limits = system.control_limits() if hasattr(system, "control_limits") else {}
+        if kind != "control" or p.name not in limits:
+            raise ConfigError(f"Parameter '{p.name}': bounds={p.bounds!r} needs a control whose limits "
+                              f"{type(system).__name__} declares (control_limits(): {sorted(limits)}); "
+                              "give lower= and upper= instead")
+        lower, upper = limits[p.name]
+        return replace(p, lower=lower, upper=upper, bounds=None)
 
     @staticmethod
     def _mask(p, shape):
@@ -225,11 +252,13 @@ class Objective:
     def forward_loss(self, x) -> float:
         """The loss alone at x (a forward sweep, no adjoint): what finite differences need."""
         self.set(self._check(x))
+        self.last_divergence = None
         try:
             return self.rollout.forward()
-        except SimulationDiverged:
+        except SimulationDiverged as err:
             if self.on_diverged == "raise":
                 raise
+            self.last_divergence = err
             return float("nan")
 
     def __call__(self, x):
@@ -237,11 +266,13 @@ class Objective:
         x = self._check(x)
         self.set(x)
         self.nfev += 1
+        self.last_divergence = None
         try:
             loss = self.rollout.forward()
-        except SimulationDiverged:
+        except SimulationDiverged as err:
             if self.on_diverged == "raise":
                 raise
+            self.last_divergence = err
             return float("nan"), np.full(self.size, np.nan)
         grads = self.rollout.backward()
         g = np.empty(self.size)

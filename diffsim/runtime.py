@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import taichi as ti
 
 from .errors import ConfigError
@@ -42,6 +43,7 @@ class RuntimeConfig:
 
 
 _config: RuntimeConfig | None = None
+_implicit = False  # True when config() started the default runtime (no explicit init yet)
 
 
 def _ti_arch(name: str):
@@ -79,33 +81,45 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
     debug: Taichi's debug mode (bounds checks; with ``Tape(validation=True)`` the
         global-data-access-rule check). About 2x slower.
 
-    A second call with the same settings returns the running config; with different
-    settings it raises :class:`ConfigError` (re-initialising Taichi invalidates every
-    field and ndarray, and touching one afterwards segfaults).
+    A second call with settings the running runtime satisfies (the same ones, or ``arch``
+    naming the arch it runs on) returns the running config, also when the runtime was started
+    implicitly by building a system first; with different settings it raises
+    :class:`ConfigError` (re-initialising Taichi invalidates every field and ndarray, and
+    touching one afterwards segfaults).
     """
     global _config
-    arch = os.environ.get("DIFFSIM_ARCH", arch)
-    precision = os.environ.get("DIFFSIM_PRECISION", precision)
-    if arch not in ARCHS:
-        raise ConfigError(f"arch={arch!r} is not one of {ARCHS}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r} is not one of {PRECISIONS}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"threads={threads} must be >= 1 (or None for all cores)")
+    arch = _setting("arch", arch, "DIFFSIM_ARCH", ARCHS)
+    precision = _setting("precision", precision, "DIFFSIM_PRECISION", PRECISIONS)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ConfigError(f"threads={threads!r} ({type(threads).__name__}) must be a whole number >= 1, or None "
+                          "for all cores; e.g. threads=2")
+    threads = None if threads is None else int(threads)
+    for name, flag in (("deterministic", deterministic), ("debug", debug)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ConfigError(f"{name}={flag!r} must be True or False")
+    deterministic, debug = bool(deterministic), bool(debug)
     if deterministic:
         if threads not in (None, 1):
-            raise ConfigError(f"deterministic=True needs one CPU thread, got threads={threads}")
+            raise ConfigError(f"deterministic=True needs one CPU thread, got threads={threads}; pass threads=1 "
+                              "or threads=None, or deterministic=False")
         threads = 1
-    requested = (arch, precision, threads, deterministic, debug)
     if _config is not None:
-        running = (_config.requested_arch, _config.precision, _config.threads,
-                   _config.deterministic, _config.debug)
-        if running != requested:
+        running = _config
+        if not (arch in (running.arch, running.requested_arch) and precision == running.precision
+                and threads == running.threads and deterministic == running.deterministic
+                and debug == running.debug):
+            how = ("was started implicitly, with the defaults, when the first system or array was built"
+                   if _implicit else "was already started by diffsim.init")
             raise ConfigError(
-                f"diffsim.init was already called with arch={running[0]!r}, precision={running[1]!r}, "
-                f"threads={running[2]}, deterministic={running[3]}, debug={running[4]}; a second call with "
+                f"the diffsim runtime {how}: arch={running.requested_arch!r} (running on {running.arch}), "
+                f"precision={running.precision!r}, threads={running.threads}, "
+                f"deterministic={running.deterministic}, debug={running.debug}; this call asks for "
                 f"arch={arch!r}, precision={precision!r}, threads={threads}, deterministic={deterministic}, "
-                f"debug={debug} would invalidate every field. Start a new process to change them.")
+                f"debug={debug}, and restarting Taichi would invalidate every field and array already made. "
+                + ("Call diffsim.init(...) with these settings first, before building any system, model or "
+                   "array, or start a new Python process." if _implicit else
+                   "Make one diffsim.init(...) call with the settings you want, or start a new Python process."))
         return _config
 
     if arch == "auto":
@@ -119,7 +133,7 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
     options.update(taichi_options)
     # Never a list containing opengl/gles: their probe segfaults here.
     ti.init(arch=_ti_arch(candidates[0]), **options)
-    got = _arch_name(ti.lang.impl.current_cfg().arch)
+    got = _arch_name(ti.cfg.arch)
     if arch not in ("auto", got):
         raise ConfigError(f"arch={arch!r} was asked for but Taichi started on {got!r}: "
                           f"no {arch} device or driver on this machine")
@@ -132,7 +146,25 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
 
 def config() -> RuntimeConfig:
     """The running config, starting the default runtime (auto, f64) if none was started."""
-    return _config if _config is not None else init()
+    global _implicit
+    if _config is None:
+        init()
+        _implicit = True
+    return _config
+
+
+def _setting(name: str, value, variable: str, choices: tuple) -> str:
+    """``value`` of argument ``name``, or the environment variable ``variable`` that overrides it;
+    a ConfigError naming whichever was wrong."""
+    env = os.environ.get(variable)
+    if env is not None:
+        if env not in choices:
+            raise ConfigError(f"environment variable {variable}={env!r} is not one of {choices}: set it to one of "
+                              f"them or unset it (it overrides diffsim.init's {name}=)")
+        return env
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {choices}")
+    return value
 
 
 def is_initialized() -> bool:

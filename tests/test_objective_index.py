@@ -47,3 +47,20 @@ def test_unselected_entries_keep_their_values(rollout):
 def test_bad_index_names_the_parameter(rollout, index):
     with pytest.raises(ConfigError, match="Parameter 'v'"):
         Objective(rollout, [Parameter("v", kind="state0", index=index)])
+
+
+class _LimitedChain(MassSpringChain):
+    def control_limits(self):
+        return {"force": (np.array([-0.5]), np.array([0.25]))}
+
+
+def test_bounds_from_the_systems_actuator_limits():
+    r = Rollout(_LimitedChain(n=3, dt=0.01), steps=5)
+    obj = Objective(r, [Parameter("force", bounds="effort")])
+    assert obj.bounds == [(-0.5, 0.25)] * 5
+    sub = Objective(r, [Parameter("force", index=slice(0, 2), bounds="limits")])
+    assert sub.bounds == [(-0.5, 0.25)] * 2
+    with pytest.raises(ConfigError, match="control_limits"):
+        Objective(r, [Parameter("stiffness", bounds="effort")])
+    with pytest.raises(ConfigError, match="not both"):
+        Parameter("force", bounds="effort", lower=0.0)

@@ -23,7 +23,7 @@ print(json.dumps([cfg.arch, cfg.threads, float(loss).hex()] + [float(v).hex() fo
 def test_second_init_same_settings_is_fine_conflicting_is_an_error():
     cfg = diffsim.config()
     assert diffsim.init(arch="cpu", precision="f64", deterministic=True) is cfg
-    with pytest.raises(ConfigError, match="already called"):
+    with pytest.raises(ConfigError, match="already started by diffsim.init"):
         diffsim.init(arch="cpu", precision="f32", deterministic=True)
 
 

@@ -41,6 +41,26 @@ _A2 = ti.types.ndarray(ndim=2)
 _A3 = ti.types.ndarray(ndim=3)
 
 CODE_BITS = 6
+
+
+def binnable_boxes() -> float:
+    """How many box lengths from the box an atom may be (with its recorded crossings) and still
+    be binned: below 2^31 for the int32 crossing counter ``image``, and small enough that the
+    wrapped position keeps some accuracy (2^20 in float32, 2^30 in float64)."""
+    return float(2 ** 30 if config().precision == "f64" else 2 ** 20)
+
+
+class UnbinnableAtom(ConfigError):
+    """An atom's position is not finite or too far from the box to bin (``atom``, ``position``)."""
+
+    def __init__(self, atom, position, box):
+        self.atom, self.position = int(atom), np.asarray(position, dtype=np.float64)
+        edges = [float(e) for e in np.asarray(box)]
+        super().__init__(
+            f"atom {atom} at {[float(v) for v in self.position]} is not finite or at least 2^"
+            f"{int(np.log2(binnable_boxes()))} box lengths ({edges}) from the box, so the neighbour list cannot "
+            "bin it: wrap the positions into the box, and if they come from a run, the run diverged (reduce dt "
+            "or check the parameters)")
 HOME = 0b010101  # the image code of a neighbour in the home box (no shift on any axis)
 
 
@@ -60,20 +80,35 @@ def _wrapped(v, length):
 
 
 @ti.kernel
-def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1, wrap: ti.template()):
+def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1, limit: ti.f64,
+                  wrap: ti.template()) -> ti.i32:
     """Cell of each atom from its position wrapped into the box; with ``wrap`` the positions
-    are wrapped in place and the crossings counted in ``image``."""
+    are wrapped in place and the crossings counted in ``image``. Returns the lowest index of an
+    atom that cannot be binned (a coordinate not finite, or ``limit`` or more box lengths from
+    the box counting its recorded crossings), else n; such an atom is left as it is, in cell 0."""
+    first = x.shape[1]
     for i in range(x.shape[1]):
-        cid = 0
+        ok = True
         for k in ti.static(range(3)):
-            u, m = _wrapped(x[s, i, k], box[k])
+            boxes_out = x[s, i, k] / box[k]
             if ti.static(wrap):
-                x[s, i, k] = u
-                image[i, k] += ti.cast(m, ti.i32)
-            ck = ti.min(ti.max(ti.cast(u / box[k] * nc[k], ti.i32), 0), nc[k] - 1)
-            cid = cid * nc[k] + ck
+                boxes_out += image[i, k]
+            if not ti.abs(boxes_out) < limit:  # NaN compares false
+                ok = False
+        cid = 0
+        if ok:
+            for k in ti.static(range(3)):
+                u, m = _wrapped(x[s, i, k], box[k])
+                if ti.static(wrap):
+                    x[s, i, k] = u
+                    image[i, k] += ti.cast(m, ti.i32)
+                ck = ti.min(ti.max(ti.cast(u / box[k] * nc[k], ti.i32), 0), nc[k] - 1)
+                cid = cid * nc[k] + ck
+        else:
+            ti.atomic_min(first, i)
         cell_of[i] = cid
         ti.atomic_add(count[cid], 1)
+    return first
 
 
 @ti.kernel
@@ -208,8 +243,10 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
             # the z window |z - z_i| < sqrt(rl^2 - g^2) as up to three runs of cells: wrapped
             # below the box (image code 0), inside (1), wrapped above (2)
             zr = ti.sqrt(rl2 - g2)
-            klo = ti.cast(ti.floor((xi2 - zr) * ihz), ti.i32)
-            khi = ti.cast(ti.floor((xi2 + zr) * ihz), ti.i32)
+            # clamped to [-nz, 2 nz - 1] so that no position can index outside the cell arrays
+            # (positions are binned only when finite and in range; this is the second guard)
+            klo = ti.cast(ti.floor(ti.min(ti.max((xi2 - zr) * ihz, -nz), 2 * nz - 1)), ti.i32)
+            khi = ti.cast(ti.floor(ti.min(ti.max((xi2 + zr) * ihz, -nz), 2 * nz - 1)), ti.i32)
             q0 = qmin if ab == 12 else 0
             for part in range(3):
                 lo = ti.max(klo, 0)
@@ -443,7 +480,11 @@ class FullNeighborList:
 
     def _sort(self, x, slot, wrap):
         _zero(self.count)
-        _wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count, wrap)
+        bad = int(_wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count,
+                                binnable_boxes(), wrap))
+        if bad < self.n:
+            xi = x.to_numpy()[slot, bad].astype(np.float64)
+            raise UnbinnableAtom(bad, xi, self.box_np)
         _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
         _scatter(self.cell_of, self.fill, self.atoms)
         _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box)

@@ -18,6 +18,7 @@ import taichi as ti
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from .forcefield import ForceField
+from .model import atom_types
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -56,6 +57,17 @@ def _zero_all(f: _A3, fg: _A3, pe: _A2, peg: _A2, ec: _A1, ecg: _A1):
         ecg[c] = 0.0
 
 
+def _check_finite(c, positions, box, energy, forces):
+    """ConfigError naming the first NaN or Inf in configuration ``c``'s reference data."""
+    for name, value in (("positions", positions), ("box", box), ("energy", energy), ("forces", forces)):
+        a = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            i = tuple(int(k) for k in np.argwhere(~np.isfinite(a))[0])
+            where = str(list(i)) if i else ""
+            raise ConfigError(f"configuration {c}: reference {name}{where} is {a[i]}: reference data must be "
+                              "finite; fix or drop this configuration")
+
+
 def _config_arrays(cfg):
     """(positions, types, box, energy, forces) from a dict, a Model with energy/forces, or ASE Atoms."""
     if hasattr(cfg, "get_positions") and hasattr(cfg, "get_forces"):  # ASE Atoms with a calculator
@@ -68,10 +80,16 @@ def _config_arrays(cfg):
         if missing:
             raise ConfigError(f"a configuration dict needs keys positions, energy, forces (and box, types); "
                               f"missing {missing}")
-        pos = np.asarray(cfg["positions"], dtype=np.float64)
-        types = np.zeros(len(pos), np.int32) if cfg.get("types") is None else np.asarray(cfg["types"])
-        box = np.zeros(3) if cfg.get("box") is None else np.asarray(cfg["box"], dtype=np.float64)
-        return pos, types, box, float(cfg["energy"]), np.asarray(cfg["forces"], dtype=np.float64)
+        try:
+            pos = np.asarray(cfg["positions"], dtype=np.float64)
+            box = np.zeros(3) if cfg.get("box") is None else np.asarray(cfg["box"], dtype=np.float64)
+            energy = float(cfg["energy"])
+            forces = np.asarray(cfg["forces"], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"a configuration's positions (n, 3), box (3,), energy (a number) and forces (n, 3) "
+                              f"must be real numbers: {exc}") from None
+        types = np.zeros(len(pos), np.int32) if cfg.get("types") is None else cfg["types"]
+        return pos, types, box, energy, forces
     raise ConfigError(f"a configuration must be a dict (positions, box, types, energy, forces) or ASE Atoms "
                       f"with a calculator, got {type(cfg).__name__}")
 
@@ -101,8 +119,9 @@ class ForceMatching:
             if p.ndim != 2 or p.shape[1] != 3 or f.shape != p.shape or np.shape(t) != (len(p),):
                 raise ConfigError(f"configuration {c}: positions {p.shape}, forces {f.shape} and types "
                                   f"{np.shape(t)} must be (n, 3), (n, 3), (n,)")
+            _check_finite(c, p, b, e, f)
             pos.append(p)
-            types.append(np.asarray(t))
+            types.append(atom_types(t, len(p), name=f"configuration {c}: types"))
             boxes.append(np.broadcast_to(b, (3,)))
             cfg.append(np.full(len(p), c))
             eref.append(e)
@@ -178,6 +197,10 @@ class ForceMatching:
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.size,):
             raise ConfigError(f"parameter vector must have shape ({self.size},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            k = int(np.argmax(~np.isfinite(x)))
+            raise ConfigError(f"parameter vector entry {k} ({self.names[k]}) is {x[k]}: parameters must be finite "
+                              "(an optimiser step that produced it was too large; lower the learning rate)")
         out, off = {}, 0
         for nm, sz in zip(self.params, self.sizes):
             v = x[off:off + sz]

@@ -14,6 +14,7 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import launch
+from .model import atom_types
 from .neighbors import NeighborList
 from .potentials import PairPotential, Potential
 
@@ -37,6 +38,9 @@ class LazyKernel:
 
     def grad(self):
         self.kernel.grad(*self.args_fn())
+
+
+MAX_TYPES = 4096  # per-pair tables of 4096^2 entries: 134 MB per parameter in float64
 
 
 @ti.kernel
@@ -80,11 +84,13 @@ class ForceField:
         for p in potentials:
             if not isinstance(p, Potential):
                 raise ConfigError(f"{p!r} is not a diffsim.md potential")
-        types = np.asarray(types)
-        if types.ndim != 1 or types.size < 1:
-            raise ConfigError(f"types must have shape (n,), got {types.shape}")
+        types = atom_types(types)
         self.n = int(types.size)
         self.ntypes = int(types.max()) + 1
+        if self.ntypes > MAX_TYPES:
+            raise ConfigError(f"atom type {self.ntypes - 1} is beyond the {MAX_TYPES} types a force field holds (its "
+                              "pair tables are ntypes x ntypes): number the types 0, 1, 2, ... without gaps, e.g. "
+                              "np.unique(types, return_inverse=True)[1]")
         self.potentials = potentials
         names = {}
         for p in potentials:
@@ -159,9 +165,15 @@ class ForceField:
 
     def evaluate(self, positions, rebuild=True) -> Evaluation:
         """Energy, forces and virial of one configuration ``positions`` (n, 3) (NumPy, float64)."""
-        pos = np.asarray(positions, dtype=np.float64)
+        try:
+            pos = np.array(positions, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"positions must be a real array of shape ({self.n}, 3): {exc}") from None
         if pos.shape != (self.n, 3):
             raise ConfigError(f"positions must have shape ({self.n}, 3), got {pos.shape}")
+        if not np.all(np.isfinite(pos)):
+            i, k = (int(q) for q in np.argwhere(~np.isfinite(pos))[0])
+            raise ConfigError(f"positions[{i}, {k}] is {pos[i, k]}: positions must be finite")
         b = self._buffers()
         b["x"].from_numpy(pos[None].astype(config().numpy_real))
         if rebuild:

@@ -54,9 +54,10 @@ class Langevin:
     mode = 1
 
     def __post_init__(self):
-        if self.temperature < 0 or self.friction < 0:
-            raise ConfigError(f"Langevin needs temperature >= 0 and friction >= 0, got {self.temperature}, "
-                              f"{self.friction}")
+        if not (np.isfinite(self.temperature) and self.temperature >= 0
+                and np.isfinite(self.friction) and self.friction >= 0):
+            raise ConfigError(f"Langevin needs finite temperature >= 0 and friction >= 0, got temperature="
+                              f"{self.temperature}, friction={self.friction}")
 
     def consts(self, dt, units):
         c1 = float(np.exp(-self.friction * dt))
@@ -72,8 +73,9 @@ class Berendsen:
     tau: float = 0.1
 
     def __post_init__(self):
-        if self.temperature < 0 or self.tau <= 0:
-            raise ConfigError(f"Berendsen needs temperature >= 0 and tau > 0, got {self.temperature}, {self.tau}")
+        if not (np.isfinite(self.temperature) and self.temperature >= 0 and np.isfinite(self.tau) and self.tau > 0):
+            raise ConfigError(f"Berendsen needs finite temperature >= 0 and tau > 0, got temperature="
+                              f"{self.temperature}, tau={self.tau}")
 
 
 @ti.func

@@ -17,6 +17,8 @@ from .units import get_units
 
 
 def _as_array(name, value, shape, dtype=np.float64):
+    if np.iscomplexobj(value):
+        raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would be dropped)")
     try:
         arr = np.array(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -27,6 +29,28 @@ def _as_array(name, value, shape, dtype=np.float64):
         i = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
         raise ConfigError(f"{name}{list(i)} is {arr[i]}: values must be finite")
     return arr
+
+
+def atom_types(types, n=None, name="types") -> np.ndarray:
+    """``types`` as an int32 array (n,) of atom types >= 0; a ConfigError for anything else,
+    including a float that is not a whole number (2.7 is not silently type 2)."""
+    try:
+        raw = np.asarray(types)
+        arr = np.array(raw, dtype=np.float64) if raw.dtype.kind not in "iu" else raw
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be an array of integer atom types: {exc}") from None
+    if arr.ndim != 1 or arr.size < 1 or (n is not None and arr.shape != (n,)):
+        raise ConfigError(f"{name} must have shape ({'n' if n is None else n},), got {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        bad = ~(np.isfinite(arr) & (arr == np.round(arr)))
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ConfigError(f"{name}[{i}] is {float(arr[i])}: atom types are whole numbers 0, 1, 2, ...; "
+                              "pass integers (e.g. np.asarray(types, dtype=int) if they are whole)")
+    if np.any(arr < 0) or np.any(arr >= 2 ** 31):
+        i = int(np.argmax((arr < 0) | (arr >= 2 ** 31)))
+        raise ConfigError(f"{name}[{i}] is {arr[i]}: atom types must be >= 0 (numbered 0, 1, 2, ...)")
+    return arr.astype(np.int32)
 
 
 def _check_overlaps(pos, box, min_distance):
@@ -78,10 +102,7 @@ class Model:
         if np.any(self.masses <= 0):
             i = int(np.argmax(self.masses <= 0))
             raise ConfigError(f"mass of atom {i} is {self.masses[i]}: masses must be positive")
-        self.types = (np.zeros(n, dtype=np.int32) if self.types is None
-                      else _as_array("types", self.types, (n,), np.int64).astype(np.int32))
-        if np.any(self.types < 0):
-            raise ConfigError(f"types must be >= 0, got {self.types.min()}")
+        self.types = np.zeros(n, dtype=np.int32) if self.types is None else atom_types(self.types, n)
         self.box = np.zeros(3) if self.box is None else _as_array(
             "box", np.broadcast_to(np.asarray(self.box, dtype=np.float64), (3,)) if np.ndim(self.box) == 0
             else self.box, (3,))
@@ -131,9 +152,11 @@ def fcc_lattice(cells=(5, 5, 5), density: float | None = 0.8442, a: float | None
     if np.any(cells < 1):
         raise ConfigError(f"cells must be >= 1 per axis, got {cells}")
     if a is None:
-        if density is None or density <= 0:
+        if density is None or not (np.isfinite(density) and density > 0):
             raise ConfigError(f"give a positive density or a lattice constant a, got density={density}, a={a}")
         a = (4.0 / density) ** (1.0 / 3.0)
+    elif not (np.isfinite(a) and a > 0):
+        raise ConfigError(f"the lattice constant a must be a positive length, got a={a}")
     basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
     grid = np.stack(np.meshgrid(*[np.arange(c) for c in cells], indexing="ij"), -1).reshape(-1, 3)
     pos = (grid[:, None, :] + basis[None]).reshape(-1, 3) * a
@@ -144,8 +167,10 @@ def maxwell_boltzmann(masses, temperature: float, seed: int = 0, units: str = "l
     """Gaussian velocities (n, 3) with zero total momentum, scaled to exactly ``temperature``
     (epsilon/k_B or K) with 3n - 3 degrees of freedom."""
     masses = np.asarray(masses, dtype=np.float64)
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if not (np.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"temperature must be finite and >= 0, got {temperature}")
+    if masses.ndim > 1 or not np.all(np.isfinite(masses) & (masses > 0)):
+        raise ConfigError(f"masses must be a 1-D array of positive finite masses, got {masses}")
     u = get_units(units)
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((masses.size, 3)) / np.sqrt(masses)[:, None]

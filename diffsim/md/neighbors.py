@@ -49,6 +49,16 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
     return most
 
 
+def check_positions(x, slot, n):
+    """ConfigError unless ``x`` is a (slots, n, 3) ndarray and ``slot`` one of its slots (a kernel
+    reading past the array would crash the interpreter)."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) != 3 or shape[1:] != (n, 3):
+        raise ConfigError(f"positions must be a (slots, {n}, 3) ti.ndarray, got shape {shape}")
+    if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < shape[0]:
+        raise ConfigError(f"slot={slot!r} must be an integer in [0, {shape[0]}) for positions of shape {shape}")
+
+
 class NeighborList:
     """Verlet half list of pairs within ``cutoff + skin`` (lengths in the model's unit).
 
@@ -137,8 +147,7 @@ class NeighborList:
 
     def build(self, x, slot: int = 0):
         """Build from positions ``x[slot]`` (x: ndarray (slots, n, 3)); remembers them as reference."""
-        if x.shape[1] != self.n:
-            raise ConfigError(f"neighbour list is for {self.n} atoms, positions have {x.shape[1]}")
+        check_positions(x, slot, self.n)
         most = self._build_once(x, slot)
         if most > self.capacity:
             if not self.grow:
@@ -154,6 +163,7 @@ class NeighborList:
 
     def max_displacement(self, x, slot: int) -> float:
         """Largest distance an atom moved since the last build (length)."""
+        check_positions(x, slot, self.n)
         return float(np.sqrt(max_displacement_sq(x, slot, self.ref)))
 
     def needs_rebuild(self, x, slot: int) -> bool:

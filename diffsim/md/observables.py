@@ -98,10 +98,12 @@ class RDF:
 
     def __init__(self, r, width=0.05, every=10):
         self.r = np.asarray(r, dtype=np.float64)
-        if self.r.ndim != 1 or self.r.size < 1 or np.any(self.r <= 0):
-            raise ConfigError(f"RDF bin centres must be a positive 1-D array, got {self.r}")
-        if width <= 0 or every < 1:
-            raise ConfigError(f"RDF needs width > 0 and every >= 1, got width={width}, every={every}")
+        if self.r.ndim != 1 or self.r.size < 1 or not np.all(np.isfinite(self.r) & (self.r > 0)):
+            raise ConfigError(f"RDF bin centres must be a positive finite 1-D array (length), got {self.r}")
+        whole = isinstance(every, (int, np.integer)) and not isinstance(every, bool)
+        if not (np.isfinite(width) and width > 0 and whole and every >= 1):
+            raise ConfigError(f"RDF needs a finite width > 0 (length) and a whole number every >= 1 (steps), "
+                              f"got width={width!r}, every={every!r}")
         self.width, self.every = float(width), int(every)
 
     @property

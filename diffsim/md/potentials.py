@@ -376,7 +376,12 @@ def pair_index(ntypes: int) -> np.ndarray:
 
 def pack_pairs(name: str, value, ntypes: int) -> np.ndarray:
     """A scalar, a symmetric (ntypes, ntypes) matrix or a packed vector -> packed (npairs,) vector."""
-    v = np.asarray(value, dtype=np.float64)
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number or an array of numbers: {exc}") from None
+    if not np.all(np.isfinite(v)):
+        raise ConfigError(f"{name} = {v.tolist()} holds NaN or Inf: potential parameters and cutoffs must be finite")
     npair = n_pairs(ntypes)
     if v.ndim == 0:
         return np.full(npair, float(v))
@@ -626,6 +631,8 @@ class _Bonded(Potential):
                 else np.asarray(v, dtype=np.float64)
             if arr.shape != (ntype,):
                 raise ConfigError(f"{what} parameter {nm} must be a scalar or ({ntype},) per type, got {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ConfigError(f"{what} parameter {nm} = {arr.tolist()} holds NaN or Inf: it must be finite")
             self._params[nm] = _ndarray(arr, True)
         self._names = names
 

@@ -17,7 +17,9 @@ rollout, so that a recomputed step sees exactly the list the original step saw:
   every checkpoint schedule runs identical launches (Binomial gradients equal StoreAll's bitwise);
 - within a segment, after each drift to x_{t+1}, a forward-only check rebuilds the list from
   x_{t+1} when an atom moved more than skin/2 since the last build (so no pair within the
-  cutoff is ever missed), and records which state each step's list was built from;
+  cutoff is ever missed), and records which state each step's list was built from; a NaN or
+  an atom that jumped farther than :meth:`MDSystem.jump_limit` raises SimulationDiverged at
+  that step instead (an exploded state is never binned into cells);
 - in the adjoint sweep, a launch placed after each step's force evaluation (it runs before
   that step's adjoint) rebuilds the list from the recorded state, which the tape still holds
   in its working slots, whenever the list in memory is another one.
@@ -38,7 +40,7 @@ from .. import storage
 from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
 from ..tape import Slots, System, adjoint_only, forward_only, launch
-from .cells import FullNeighborList
+from .cells import FullNeighborList, max_displacement_sq
 from .forcefield import ForceField, zero_forces
 from .integrators import (
     Berendsen,
@@ -55,6 +57,23 @@ from .observables import Cost
 from .step import kick_drift_gather
 
 OBSERVE = ("energy", "msd")
+
+
+def _count(name, value) -> int:
+    """``value`` as a number of steps (an int >= 0), else a ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer >= 0, got {value!r} ({type(value).__name__}); "
+                          f"pass an int, e.g. {name}={int(value) if _integral(value) else 100}")
+    if value < 0:
+        raise ConfigError(f"{name} must be an integer >= 0, got {value}")
+    return int(value)
+
+
+def _integral(value) -> bool:
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 class MDSystem(System):
@@ -84,9 +103,10 @@ class MDSystem(System):
             raise ConfigError("force field atom types differ from the model's")
         if not np.allclose(forcefield.boxes_np[0], model.box):
             raise ConfigError(f"force field box {forcefield.boxes_np[0]} differs from the model's {model.box}")
-        if not (dt > 0 and np.isfinite(dt)):
-            raise ConfigError(f"dt must be a positive time step, got {dt}")
-        if int(segment) < 1:
+        real = isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
+        if not (real and dt > 0 and np.isfinite(dt)):
+            raise ConfigError(f"dt must be a positive finite time step (tau or fs), got {dt!r}")
+        if _count("segment", segment) < 1:
             raise ConfigError(f"segment must be >= 1 step, got {segment}")
         self.integrator = VelocityVerlet() if integrator is None else integrator
         if not isinstance(self.integrator, (VelocityVerlet, Langevin)):
@@ -187,8 +207,29 @@ class MDSystem(System):
         self._nl_key = key
         self.rebuilds += 1
 
-    def _check(self, x, slot, t):
-        if self.ff.has_pairs and self.ff.nlist.needs_rebuild(x.x, slot):
+    def jump_limit(self) -> float:
+        """Largest distance (length) an atom may have moved since the last neighbour-list build
+        before the run counts as diverged: skin/2 (beyond it the list is rebuilt) plus one step of
+        the list radius (cutoff + skin), or of half the smallest periodic box edge if shorter. No
+        resolved step moves an atom that far (at dt = 0.005 tau it takes a speed of ~500 sigma/tau);
+        an exploding system does, and binning its positions must not be tried."""
+        nl = self.ff.nlist
+        box = nl.boxes_np[0]
+        step = min([nl.rl] + [0.5 * float(e) for e in box if e > 0])
+        return step + 0.5 * nl.skin
+
+    def _check(self, x, slot, t, prev):
+        """Forward only, after the drift of step t wrote x_{t+1} to ``slot`` (state t is complete in
+        slot ``prev``): SimulationDiverged if x_{t+1} is not finite or an atom jumped beyond
+        :meth:`jump_limit` (checked before any rebuild bins the positions), else rebuild the list
+        when an atom moved more than skin/2."""
+        nl = self.ff.nlist
+        d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
+        # without pair potentials there is no list (nor reference positions): finiteness only
+        if not d2 < (self.jump_limit() ** 2 if self.ff.has_pairs else np.inf):
+            fields = list(self.state_shapes) if x is not getattr(self, "_run_slots", None) else ["x", "v", "f"]
+            self._raise_diverged(x, [(t, prev, fields), (t + 1, slot, ["x"])], nl.ref)
+        if self.ff.has_pairs and 2.0 * np.sqrt(d2) > nl.skin:
             self._build(x, slot, t + 1)
         self._used[t] = self._nl_key
 
@@ -208,7 +249,7 @@ class MDSystem(System):
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
         out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf),
-               forward_only(lambda: self._check(x, dst, t))]
+               forward_only(lambda: self._check(x, dst, t, src))]
         out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track)
         out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
@@ -258,22 +299,44 @@ class MDSystem(System):
         unchecked, as LAMMPS's ``neigh_modify every N check no`` (bench/in.lj uses 20; fast path
         only); the result's ``late_rebuilds`` counts rebuilds that found an atom already moved
         more than skin/2 (pairs may have been missed in that interval; a warning says so).
+
+        steps, record_every, rebuild_every: ints >= 0 (anything else is a ConfigError).
+        Every step is checked: a NaN or Inf, or an atom that jumped farther since the last list
+        build than a resolved step can (:meth:`jump_limit`), raises :class:`SimulationDiverged`
+        at the first such step (on the fast path the check is half a box), never binning the
+        exploded positions. Atoms may start any number of boxes out: the fast path takes whole
+        boxes off in float64 and adds them back to the result.
         """
         if thermostat is not None and not isinstance(thermostat, Berendsen):
             raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
+        steps = _count("steps", steps)
+        record_every = _count("record_every", record_every)
+        rebuild_every = _count("rebuild_every", rebuild_every)
         st = self.initial_state()
-        if positions is not None:
-            st["x"] = np.asarray(positions, dtype=np.float64)
-        if velocities is not None:
-            st["v"] = np.asarray(velocities, dtype=np.float64)
-        for k in ("x", "v"):
+        given = {"x": ("positions", positions), "v": ("velocities", velocities)}
+        for k, (name, value) in given.items():
+            if value is not None:
+                if np.iscomplexobj(value):
+                    raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would "
+                                      "be dropped)")
+                try:
+                    st[k] = np.array(value, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{name} must be a real array of shape ({self.n}, 3): {exc}") from None
             if st[k].shape != (self.n, 3):
-                raise ConfigError(f"{k} must have shape ({self.n}, 3), got {st[k].shape}")
+                raise ConfigError(f"{name} must have shape ({self.n}, 3), got {st[k].shape}")
             if not np.all(np.isfinite(st[k])):
-                raise ConfigError(f"{k} holds NaN or Inf (first at atom {int(np.argwhere(~np.isfinite(st[k]))[0, 0])})")
+                i = tuple(int(q) for q in np.argwhere(~np.isfinite(st[k]))[0])
+                raise ConfigError(f"{name}[{i[0]}, {i[1]}] is {st[k][i]}: the initial {name} must be finite "
+                                  f"({'given to simulate()' if value is not None else 'from the model'})")
         cells = self._full_list() if fast else None
-        rebuild_every = int(rebuild_every)
-        if rebuild_every < 0 or (rebuild_every and cells is None):
+        shift = None
+        if cells is not None:
+            # start inside the box: the list counts box crossings in int32 (an atom 2^31 boxes out
+            # would wrap around); the whole boxes taken off here, in float64, are added back at the end
+            shift = np.floor(st["x"] / cells.box_np) * cells.box_np
+            st["x"] = st["x"] - shift
+        if rebuild_every and cells is None:
             raise ConfigError(f"rebuild_every={rebuild_every}: use 0, or N > 0 with the fast path (fast=True in a "
                               "periodic box of at least three list radii)")
         late = 0
@@ -323,7 +386,8 @@ class MDSystem(System):
         cur = 0
         kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
         if cells is not None:
-            # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a box)
+            # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a
+            # box: with rebuild_every=N an atom may legitimately move farther than jump_limit() between builds)
             skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
             # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
             # skipped when the displacement reaches limit2 (the list must be rebuilt first)
@@ -336,7 +400,7 @@ class MDSystem(System):
             if cells is None:
                 md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
                          self.integrator.mode, seed, t, cur, nxt, int(self.track), 0, 0)
-                self._check(xs, nxt, t)
+                self._check(xs, nxt, t, cur)
             else:
                 scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
                 step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t, cur, nxt, kicks)
@@ -347,7 +411,7 @@ class MDSystem(System):
                     gathered = moved2 < limit2
                 if not gathered:
                     if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
-                        self._diverged(t + 1, nxt)
+                        self._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)
                     if scheduled or not rebuild_every and not moved2 < skin2:
                         late += scheduled and not moved2 < skin2
                         cells.build(xs.x, nxt)
@@ -374,8 +438,10 @@ class MDSystem(System):
         for k in ("x", "v"):
             storage.copy_slot(xs[k], cur, self._run_io[k], 0)
             out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
-        if not np.all(np.isfinite(out["x"])):
-            self._diverged(steps, cur)
+        if shift is not None:
+            out["x"] += shift
+        if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["v"]))):  # forces of the last step
+            self._raise_diverged(xs, [(steps, cur, ["x", "v", "f"])], None)
         result = {"positions": out["x"], "velocities": out["v"]}
         if rebuild_every:
             result["late_rebuilds"] = late
@@ -387,20 +453,24 @@ class MDSystem(System):
             result.update({k: np.array(v) for k, v in rec.items() if v})
         return result
 
-    def _diverged(self, step, slot):
-        """Raise SimulationDiverged naming the first non-finite entry of x, v or f in ``slot``,
-        else the atom that jumped farthest since the last neighbour-list build."""
-        for k in ("x", "v", "f"):
-            a = self._run_slots[k].to_numpy()[slot]
-            bad = np.argwhere(~np.isfinite(a))
-            if len(bad):
-                i = tuple(int(q) for q in bad[0])
-                raise SimulationDiverged(step, k, i, float(a[i]), self.divergence_hint())
-        x = self._run_slots.x.to_numpy()[slot]
-        jump = np.linalg.norm(x - self._cells.ref.to_numpy(), axis=1)
+    def _raise_diverged(self, x, checks, ref):
+        """Raise SimulationDiverged at the first non-finite entry among ``checks`` [(step, slot,
+        fields)] (in order) of the state slots ``x``, else at the atom of the last check's slot that
+        jumped farthest from ``ref`` (the positions of the last neighbour-list build)."""
+        for step, slot, fields in checks:
+            for k in fields:
+                a = x[k].to_numpy()[slot]
+                bad = np.argwhere(~np.isfinite(a))
+                if len(bad):
+                    i = tuple(int(q) for q in bad[0])
+                    raise SimulationDiverged(step, k, i, float(a[i]), self.divergence_hint())
+        step, slot, _ = checks[-1]
+        pos = x.x.to_numpy()[slot]
+        jump = np.linalg.norm(pos - ref.to_numpy(), axis=1)
         i = int(np.argmax(jump))
-        raise SimulationDiverged(step, "x", (i, 0), float(x[i, 0]),
-                                 f"atom {i} jumped {jump[i]:.3g} since the last neighbour-list build; "
+        raise SimulationDiverged(step, "x", (i, 0), float(pos[i, 0]),
+                                 f"atom {i} jumped {jump[i]:.3g} {self.units.length} since the last neighbour-list "
+                                 f"build (more than the {self.jump_limit():.3g} a resolved step can reach); "
                                  + self.divergence_hint())
 
     def _full_list(self):
