@@ -287,7 +287,8 @@ def smooth_min(d: np.ndarray, tau: float, kind: SmoothMax = SmoothMax.LOG_SUM_EX
 
 
 class _Measure(TrajectoryCost):
-    """A ready cost: a scalar measure m of the trajectory, loss weight*m or weight*(m - target)^2."""
+    """A ready cost: a scalar measure m of the trajectory, loss weight*m or weight*(m - target)^2.
+    ``unit``: the measure's unit ("m" or "s"; "m" stands for the field's length unit)."""
 
     unit = ""
 

@@ -222,6 +222,7 @@ class Rollout:
     as their units complete; the cost is evaluated once after the sweep, and the adjoint sweep
     adds its gradient dC/dx_t into the adjoint of slot t just before reversing the segment that
     computed x_t. Every schedule therefore gives the same loss and gradient bitwise.
+    ``cost_values`` {cost: value} holds each Python cost's value at the last forward.
 
     ``check_finite``: after every unit, one launch per field finds the first state that is NaN,
     Inf or beyond ``system.plausible_magnitudes()``; such a state raises
