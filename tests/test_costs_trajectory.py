@@ -227,3 +227,11 @@ def test_ready_costs_on_an_articulated_rollout():
     assert loss == pytest.approx(apex.weight * (apex.measured - 0.0) ** 2 + final.measured ** 2, rel=1e-12)
     rep = gradcheck(obj, obj.x0(), rtol=1e-6, entries=6, directions=2)
     assert rep.ok, str(rep)
+
+
+def test_torch_cost_without_torch_says_how_to_get_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(ConfigError, match="pip install torch"):
+        TorchCost(tip_energy_torch, ("q",))
