@@ -170,6 +170,12 @@ class MassSpringChain(System):
     def terminal_cost(self, x, slot, loss):
         return [launch(chain_terminal, x.q, x.v, self.consts, slot, loss)]
 
+    def plausible_magnitudes(self):
+        """A chain of length L = n l0 whose nodes are farther than 1000 L from the anchor (m), or
+        move faster than 1000 L per step (m/s), has diverged, however finite the numbers."""
+        reach = 1e3 * max(self.n * self.rest_length, 1e-3)
+        return {"q": reach, "v": reach / self.dt}
+
     def divergence_hint(self):
         return (f"reduce dt (now {self.dt} s) or the stiffness; explicit integration of a spring of "
                 f"stiffness k and mass m needs dt < 2 sqrt(m/k)")

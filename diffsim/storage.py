@@ -5,6 +5,7 @@ time slot. Kernels take ndarray arguments, so they compile once per (dtype, ndim
 the sizes (TAICHI.md: fields recompile on every new shape, ndarrays do not).
 """
 
+import math
 
 import numpy as np
 import taichi as ti
@@ -40,27 +41,44 @@ def _zero3(a: _ANY3, s0: ti.i32, s1: ti.i32):
         a[s, k, c] = 0
 
 
+@ti.func
+def _implausible(x, limit):
+    """True for NaN, +-Inf and |x| > limit (limit = inf: the finiteness test alone)."""
+    ax = ti.abs(ti.cast(x, ti.f64))
+    return not (ax < ti.math.inf and ax <= limit)  # every comparison with NaN is false
+
+
 @ti.kernel
-def _first_bad_slot2(a: _ANY2, s0: ti.i32, s1: ti.i32) -> ti.i32:
+def _first_bad_slot2(a: _ANY2, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
     first = s1
     for s, k in ti.ndrange((s0, s1), a.shape[1]):
-        x = a[s, k]
-        if not ti.abs(x) < ti.math.inf:  # false for NaN and Inf
+        if _implausible(a[s, k], limit):
             ti.atomic_min(first, s)
     return first
 
 
 @ti.kernel
-def _first_bad_slot3(a: _ANY3, s0: ti.i32, s1: ti.i32) -> ti.i32:
+def _first_bad_slot3(a: _ANY3, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
     first = s1
     for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
-        x = a[s, k, c]
-        if not ti.abs(x) < ti.math.inf:  # false for NaN and Inf
+        if _implausible(a[s, k, c], limit):
             ti.atomic_min(first, s)
     return first
 
 
-_OPS = {2: (_copy2, _zero2, _first_bad_slot2), 3: (_copy3, _zero3, _first_bad_slot3)}
+@ti.kernel
+def _add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32, count: ti.i32):
+    for s, k in ti.ndrange(count, src.shape[1]):
+        dst[j + s, k] += src[i + s, k]
+
+
+@ti.kernel
+def _add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
+    for s, k, c in ti.ndrange(count, src.shape[1], src.shape[2]):
+        dst[j + s, k, c] += src[i + s, k, c]
+
+
+_OPS = {2: (_copy2, _zero2, _first_bad_slot2, _add2), 3: (_copy3, _zero3, _first_bad_slot3, _add3)}
 
 
 def _ops(a):
@@ -81,12 +99,25 @@ def zero_slots(a, s0: int, s1: int) -> None:
         _ops(a)[1](a, s0, s1)
 
 
-def first_nonfinite_slot(a, s0: int, s1: int) -> int | None:
-    """Smallest slot in [s0, s1) holding a NaN or Inf, or None."""
+def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
+    """Smallest slot in [s0, s1) holding a NaN, an Inf or an entry with |value| > ``limit``
+    (a state's plausible magnitude; inf checks finiteness only), or None. One launch."""
     if s1 <= s0:
         return None
-    first = _ops(a)[2](a, s0, s1)
+    first = _ops(a)[2](a, s0, s1, float(limit))
     return None if first >= s1 else int(first)
+
+
+def first_nonfinite_slot(a, s0: int, s1: int) -> int | None:
+    """Smallest slot in [s0, s1) holding a NaN or Inf, or None."""
+    return first_bad_slot(a, s0, s1)
+
+
+def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
+    """dst[j + s] += src[i + s] for s < count (same per-slot shape): adds adjoint seeds into
+    slots' gradients, one launch."""
+    if count > 0:
+        _ops(src)[3](src, i, dst, j, count)
 
 
 def slots(shape: tuple, count: int, needs_grad: bool):

@@ -12,8 +12,15 @@ Time is cut in three sizes:
   ``diffsim.init(deterministic=True)`` every schedule gives bitwise the same loss and gradients;
 - a *unit*: the run of segments a schedule stores, recomputes and reverses as a whole
   (StoreAll: the whole rollout; Periodic(k): k steps; Binomial: one segment).
+
+The loss is the system's running and terminal costs, the kernel costs given to the Rollout, and
+the costs written in Python on the trajectory (:mod:`diffsim.costs`), whose states the recording
+sweep hands to NumPy and whose gradients the adjoint sweep adds into the state adjoints.
+After every unit the tape checks the states for NaN, Inf and magnitudes beyond
+``System.plausible_magnitudes()``: each is a :class:`~diffsim.errors.SimulationDiverged`.
 """
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +119,11 @@ class System:
     - ``running_cost(x, u, slot0, t0, t1, loss)``: add sum_{t0<=t<t1} l(x_t, u_t, t) to
       ``loss[0]``, x_t in slot ``slot0 + t - t0``.
     - ``terminal_cost(x, slot, loss)``: add Phi(x_T) to ``loss[0]``.
+    - ``trajectory_costs()``: costs written in Python on the trajectory
+      (:class:`diffsim.costs.TrajectoryCost`) that the tape evaluates for this system; by
+      default those among ``self.costs``, where a system keeps its cost terms.
+    - ``plausible_magnitudes()``: {field: largest plausible |entry|}; beyond it a state is a
+      divergence, like a NaN.
     """
 
     state_shapes: ClassVar[dict] = {}
@@ -134,6 +146,10 @@ class System:
     def terminal_cost(self, x, slot, loss) -> Sequence[Launch]:
         return ()
 
+    def trajectory_costs(self) -> list:
+        """The Python-on-the-trajectory costs among ``self.costs`` (see :mod:`diffsim.costs`)."""
+        return [c for c in getattr(self, "costs", ()) if is_trajectory_cost(c)]
+
     def validate(self, steps: int) -> None:
         """Raise ConfigError if this system cannot run ``steps`` steps (called by Rollout)."""
 
@@ -146,6 +162,16 @@ class System:
         A state beyond it is huge but finite: the tape treats it as a divergence (step, field,
         index), like a NaN. Fields left out are checked for finiteness only."""
         return {}
+
+
+def is_trajectory_cost(cost) -> bool:
+    """True for a cost the tape evaluates in Python on the stored states (it has ``reads`` and
+    ``evaluate``, see :class:`diffsim.costs.TrajectoryCost`); False for a kernel cost."""
+    return callable(getattr(cost, "reads", None)) and callable(getattr(cost, "evaluate", None))
+
+
+def _is_kernel_cost(cost) -> bool:
+    return callable(getattr(cost, "running", None)) and callable(getattr(cost, "terminal", None))
 
 
 @dataclass
@@ -187,15 +213,27 @@ class Gradients:
 class Rollout:
     """T steps of a System with the loss sum_t l(x_t, u_t, t) + Phi(x_T) and its adjoint.
 
-    ``Rollout(system, steps, schedule=StoreAll(), segment=None)``; ``forward()`` returns the
-    loss, ``backward()`` the :class:`Gradients`; ``stats`` counts steps, snapshots and bytes.
+    ``Rollout(system, steps, schedule=StoreAll(), segment=None, costs=())``; ``forward()`` returns
+    the loss, ``backward()`` the :class:`Gradients`; ``stats`` counts steps, snapshots and bytes.
+
+    ``costs``: extra loss terms (:mod:`diffsim.costs`) added to the system's own: kernel costs
+    (``running``/``terminal`` launches) and costs written in Python on the trajectory
+    (``reads``/``evaluate``). The recording sweep copies the states a Python cost reads to NumPy
+    as their units complete; the cost is evaluated once after the sweep, and the adjoint sweep
+    adds its gradient dC/dx_t into the adjoint of slot t just before reversing the segment that
+    computed x_t. Every schedule therefore gives the same loss and gradient bitwise.
+    ``cost_values`` {cost: value} holds each Python cost's value at the last forward.
+
+    ``check_finite``: after every unit, one launch per field finds the first state that is NaN,
+    Inf or beyond ``system.plausible_magnitudes()``; such a state raises
+    :class:`~diffsim.errors.SimulationDiverged` with its step, field and index.
     Under ``Binomial(s)`` with segment 1, ``stats.recomputed_steps`` after a backward equals
     :func:`~diffsim.checkpointing.revolve_cost` (T, s), the revolve minimum, and
     ``stats.forward_steps`` is T more (each step is also run once while recording).
     """
 
     def __init__(self, system: System, steps: int, schedule=None, segment: int | None = None,
-                 check_finite: bool = True):
+                 check_finite: bool = True, costs=()):
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0:
             raise ConfigError(f"steps must be a positive integer, got {steps!r}")
         steps = int(steps)
@@ -228,6 +266,8 @@ class Rollout:
         self.control_shapes = {k: tuple(v) for k, v in system.control_shapes.items()}
         if not self.state_shapes:
             raise ConfigError(f"{type(system).__name__}.state_shapes is empty")
+        self.limits = self._plausible_limits(system)
+        self._setup_costs(system, steps, costs)
 
         nsnap = min(self.snapshots, self.units - 1)  # the last unit boundary is never stored
         self.x = Slots({k: storage.slots(s, unit + 1, True) for k, s in self.state_shapes.items()})
@@ -251,6 +291,55 @@ class Rollout:
         self._cur = 0
         self._ran = False
         self._final = None
+
+    def _plausible_limits(self, system) -> dict:
+        limits = {}
+        for name, value in dict(system.plausible_magnitudes()).items():
+            if name not in self.state_shapes:
+                raise ConfigError(f"{type(system).__name__}.plausible_magnitudes() names '{name}', which is not a "
+                                  f"state field; fields are {list(self.state_shapes)}")
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not value > 0:
+                raise ConfigError(f"{type(system).__name__}.plausible_magnitudes()['{name}'] must be a positive "
+                                  f"number (math.inf to check finiteness only), got {value!r}")
+            limits[name] = value
+        return limits
+
+    def _setup_costs(self, system, steps: int, costs):
+        """Sort the extra costs into kernel costs and Python trajectory costs; resolve what the
+        trajectory costs read: ``self._reads`` {step: fields}, sorted ``self._read_steps``."""
+        if costs is None or isinstance(costs, (str, bytes)) or not hasattr(costs, "__iter__"):
+            costs = [costs]
+        self.costs = list(costs)
+        for c in self.costs:
+            if not (is_trajectory_cost(c) or _is_kernel_cost(c)):
+                raise ConfigError(f"{c!r} is not a cost: give diffsim.costs terms (running/terminal launches, or "
+                                  "a TrajectoryCost / NumpyCost / TorchCost written in Python)")
+        self._kernel_costs = [c for c in self.costs if not is_trajectory_cost(c)]
+        self._traj = []
+        self._reads: dict[int, set] = {}
+        for c in [*system.trajectory_costs(), *(c for c in self.costs if is_trajectory_cost(c))]:
+            fields, when = c.reads(system, steps)
+            fields = tuple(fields)
+            for f in fields:
+                if f not in self.state_shapes:
+                    raise ConfigError(f"{c!r} reads state field '{f}', which {type(system).__name__} does not "
+                                      f"have; fields are {list(self.state_shapes)}")
+            when = np.asarray(when, dtype=np.int64).reshape(-1)
+            if when.size == 0 or np.any(when < 0) or np.any(when > steps) or np.any(np.diff(when) <= 0):
+                raise ConfigError(f"{c!r} reads steps {when.tolist()[:8]}...: they must be increasing, within "
+                                  f"0..{steps} (the T + 1 states of this rollout), and at least one")
+            self._traj.append((c, fields, when))
+            for t in when.tolist():
+                self._reads.setdefault(t, set()).update(fields)
+        self._read_steps = np.array(sorted(self._reads), dtype=np.int64)
+        self._captured: dict = {}
+        self._seed_rows: dict = {}   # field -> {step: row of the seed ndarray}
+        self._seed_arrays: dict = {}  # field -> ndarray (rows, *shape)
+        self.cost_values: dict = {}
 
     @classmethod
     def within_budget(cls, system: System, steps: int, budget_bytes: int, segment: int | None = None,
@@ -345,6 +434,92 @@ class Rollout:
             out.extend(self.system.step(self.x, self.u, s0 + t - a, s0 + t - a + 1, t))
         return out
 
+    def _running_cost(self, slot0: int, t0: int, t1: int) -> list:
+        out = list(self.system.running_cost(self.x, self.u, slot0, t0, t1, self.loss))
+        for c in self._kernel_costs:
+            out.extend(c.running(self.system, self.x, self.u, slot0, t0, t1, self.loss))
+        return out
+
+    def _terminal_cost(self, slot: int) -> list:
+        out = list(self.system.terminal_cost(self.x, slot, self.loss))
+        for c in self._kernel_costs:
+            out.extend(c.terminal(self.system, self.x, slot, self.loss))
+        return out
+
+    # ------------------------------------------------------------------ Python trajectory costs
+
+    def _capture(self, s0: int, ta: int, tb: int):
+        """Copy to NumPy the read states among steps ta..tb, which sit in slots s0 + t - ta."""
+        if not self._reads:
+            return
+        lo, hi = np.searchsorted(self._read_steps, [ta, tb + 1])
+        want = self._read_steps[lo:hi].tolist()
+        if not want:
+            return
+        fields = set().union(*(self._reads[t] for t in want))
+        for name in fields:
+            ts = [t for t in want if name in self._reads[t]]
+            if len(ts) > 4:  # one transfer of the whole field beats many one-slot copies
+                block = self.x[name].to_numpy()
+                for t in ts:
+                    self._captured[name, t] = block[s0 + t - ta].astype(np.float64)
+            else:
+                for t in ts:
+                    storage.copy_slot(self.x[name], s0 + t - ta, self._io[name], 0)
+                    self._captured[name, t] = self._io[name].to_numpy()[0].astype(np.float64)
+
+    def _evaluate_trajectory_costs(self) -> float:
+        """Evaluate the Python costs on the captured states; keep their gradients as seeds."""
+        total = 0.0
+        seeds: dict = {}
+        self.cost_values = {}
+        for c, fields, when in self._traj:
+            states = {f: np.stack([self._captured[f, t] for t in when.tolist()]) for f in fields}
+            value, grads = c.evaluate(states, when.copy(), self.system)
+            value = float(value)
+            self.cost_values[c] = value
+            if self.check_finite and not np.isfinite(value):
+                raise DiffsimError(f"{c!r} returned {value} on a finite trajectory: check the cost function")
+            total += value
+            for f, g in (grads or {}).items():
+                if f not in fields:
+                    raise ConfigError(f"{c!r} returned a gradient for '{f}', which it does not read ({fields})")
+                g = np.asarray(g, dtype=np.float64)
+                if g.shape != states[f].shape:
+                    raise ConfigError(f"{c!r}: gradient of '{f}' has shape {g.shape}, the states it read "
+                                      f"{states[f].shape} (steps, *field shape)")
+                for k, t in enumerate(when.tolist()):
+                    key = (f, t)
+                    seeds[key] = seeds[key] + g[k] if key in seeds else g[k].copy()
+        self._captured = {}
+        self._seed_rows, self._seed_arrays = {}, {}
+        dtype = config().numpy_real
+        for f in self.state_shapes:
+            ts = sorted(t for (name, t) in seeds if name == f)
+            if ts:
+                self._seed_rows[f] = {t: k for k, t in enumerate(ts)}
+                arr = ti.ndarray(config().real, (len(ts), *self.state_shapes[f]))
+                arr.from_numpy(np.stack([seeds[f, t] for t in ts]).astype(dtype))
+                self._seed_arrays[f] = arr
+        return total
+
+    def _add_seeds(self, ta: int, tb: int, t0: int):
+        """Add dC/dx_t of the Python costs, steps ta..tb, into the adjoint slots t - t0."""
+        for f, rows in self._seed_rows.items():
+            run = None  # (first step, first row, count): consecutive steps in consecutive rows
+            for t in range(ta, tb + 1):
+                r = rows.get(t)
+                if r is not None and run is not None and run[1] + run[2] == r and run[0] + run[2] == t:
+                    run = (run[0], run[1], run[2] + 1)
+                    continue
+                if run is not None:
+                    storage.add_slots(self._seed_arrays[f], run[1], self.x[f].grad, run[0] - t0, run[2])
+                run = None if r is None else (t, r, 1)
+            if run is not None:
+                storage.add_slots(self._seed_arrays[f], run[1], self.x[f].grad, run[0] - t0, run[2])
+
+    # ------------------------------------------------------------------ running units (continued)
+
     def _fill_unit(self, u: int, with_cost: bool):
         """Run unit u from the state in slot 0, keeping its states in slots 0..L."""
         t0, t1 = self._unit_bounds(u)
@@ -352,8 +527,10 @@ class Rollout:
             for lc in self._step_launches(a - t0, a, b):
                 lc.forward()
             if with_cost:
-                for lc in self.system.running_cost(self.x, self.u, a - t0, a, b, self.loss):
+                for lc in self._running_cost(a - t0, a, b):
                     lc.forward()
+        if with_cost:  # the recording sweep: hand the states the Python costs read to NumPy
+            self._capture(0, t0, t1 if t1 == self.steps else t1 - 1)
         self.stats.forward_steps += t1 - t0
         self._cur = 0
         return t1 - t0
@@ -388,8 +565,9 @@ class Rollout:
                 nxt = 1 - self._cur
                 for lc in self.system.step(self.x, self.u, self._cur, nxt, t):
                     lc.forward()
-                for lc in self.system.running_cost(self.x, self.u, self._cur, t, t + 1, self.loss):
+                for lc in self._running_cost(self._cur, t, t + 1):
                     lc.forward()
+                self._capture(self._cur, t, t)
                 self._cur = nxt
                 self.stats.forward_steps += 1
             return
@@ -421,19 +599,28 @@ class Rollout:
     # ------------------------------------------------------------------ divergence checks
 
     def _first_bad(self, s0: int, s1: int):
-        """(slot, field) of the earliest non-finite state in working slots [s0, s1), or None."""
+        """(slot, field) of the earliest state in working slots [s0, s1) that is NaN, Inf or
+        beyond the field's plausible magnitude, or None. One launch per field."""
         best = None
         for name, arr in self.x.items():
-            slot = storage.first_nonfinite_slot(arr, s0, s1)
+            slot = storage.first_bad_slot(arr, s0, s1, self.limits.get(name, math.inf))
             if slot is not None and (best is None or slot < best[0]):
                 best = (slot, name)
         return best
 
     def _raise_diverged(self, step: int, slot: int, name: str):
         value = self._read_slot(self.x, slot)[name]
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
-        self._plan, self._ran = None, False
-        raise SimulationDiverged(step, name, index, float(value[index]), self.system.divergence_hint())
+        limit = self.limits.get(name, math.inf)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(value) | (np.abs(value) > limit)
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        self._plan, self._ran, self._captured = None, False, {}
+        hint = self.system.divergence_hint()
+        if np.isfinite(value[index]):
+            hint = (f"|{value[index]:.4g}| is beyond {limit:.4g}, the plausible magnitude {type(self.system).__name__} "
+                    f"declares for '{name}' (a huge but finite state is a divergence)"
+                    + (f"; {hint}" if hint else ""))
+        raise SimulationDiverged(step, name, index, float(value[index]), hint)
 
     def _diagnose(self, good: int, bad: int):
         """Replay units good..bad-1 from the snapshot at boundary good; raise at the first bad state."""
@@ -445,7 +632,7 @@ class Rollout:
                 self._raise_diverged(self._unit_bounds(u)[0] + hit[0], *hit)
             for arr in self.x.values():
                 storage.copy_slot(arr, length, arr, 0)
-        raise DiffsimError(f"internal: a non-finite state at unit boundary {bad} was not found on replay")
+        raise DiffsimError(f"internal: a diverged state at unit boundary {bad} was not found on replay")
 
     # ------------------------------------------------------------------ the two sweeps
 
@@ -458,6 +645,7 @@ class Rollout:
             self.set_controls(**controls)
         self.stats.forward_steps = self.stats.recomputed_steps = self.stats.snapshots_peak = 0
         self._slot_of, self._free, self._final = {}, [], None
+        self._captured, self._seed_rows, self._seed_arrays = {}, {}, {}
         self.loss.from_numpy(np.zeros(1, dtype=config().numpy_real))
         self._write_state0()
         if self.check_finite:
@@ -483,11 +671,13 @@ class Rollout:
                     hit = self._first_bad(0, length + 1)
                     if hit is not None:
                         self._raise_diverged(self._unit_bounds(action.a)[0] + hit[0], *hit)
-                for lc in self.system.terminal_cost(self.x, length, self.loss):
+                for lc in self._terminal_cost(length):
                     lc.forward()
                 break
-        self._plan, self._ran = plan, True
         loss = float(self.loss.to_numpy()[0])
+        if self._traj:
+            loss += self._evaluate_trajectory_costs()
+        self._plan, self._ran = plan, True
         self.stats.forward_seconds = time.perf_counter() - t_start
         if self.check_finite and not np.isfinite(loss):
             raise DiffsimError(f"the loss is {loss} although every state is finite: check the cost "
@@ -503,11 +693,17 @@ class Rollout:
             if carry:
                 storage.copy_slot(arr.grad, 0, arr.grad, length)
             storage.zero_slots(arr.grad, 0, length)
+        # A Python cost's seed dC/dx_t enters after everything later in time and the running cost
+        # of x_t's own segment, and before the adjoint of the segment that computed x_t: the same
+        # order of additions under every schedule.
         for a, b in reversed(list(self._segments(t0, t1))):
-            for lc in reversed(list(self.system.running_cost(self.x, self.u, a - t0, a, b, self.loss))):
+            for lc in reversed(self._running_cost(a - t0, a, b)):
                 lc.adjoint()
+            self._add_seeds(a + 1, b, t0)
             for lc in reversed(self._step_launches(a - t0, a, b)):
                 lc.adjoint()
+        if t0 == 0:
+            self._add_seeds(0, 0, 0)
 
     def backward(self) -> Gradients:
         """Run the adjoint sweep; return dL/d(parameters, controls, initial state)."""
@@ -529,7 +725,7 @@ class Rollout:
             self._final = self._read_slot(self.x, length)
         for arr in self.x.values():
             storage.zero_slots(arr.grad, 0, length + 1)
-        for lc in reversed(list(self.system.terminal_cost(self.x, length, self.loss))):
+        for lc in reversed(self._terminal_cost(length)):
             lc.adjoint()
         self._reverse_unit(last, carry=False)
         for action in plan:

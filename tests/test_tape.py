@@ -128,12 +128,15 @@ def test_bad_input_gets_clear_errors(chain):
 
 @pytest.mark.parametrize("schedule", [StoreAll(), Periodic(every=20), Binomial(4)])
 def test_divergence_names_the_first_bad_step_field_and_index(schedule):
+    """The first state that is NaN, Inf or beyond System.plausible_magnitudes() is named."""
     stiff = MassSpringChain(n=5, dt=0.05, stiffness=5e4, segment=10)  # dt far beyond 2 sqrt(m/k)
     ref = Rollout(stiff, 200, StoreAll(), check_finite=False)
     ref.forward()
     q, v = ref.trajectory("q"), ref.trajectory("v")
-    bad_q = np.argwhere(~np.isfinite(q))
-    bad_v = np.argwhere(~np.isfinite(v))
+    lim = stiff.plausible_magnitudes()
+    with np.errstate(invalid="ignore"):
+        bad_q = np.argwhere(~(np.abs(q) <= lim["q"]))  # NaN, Inf or beyond the plausible magnitude
+        bad_v = np.argwhere(~(np.abs(v) <= lim["v"]))
     first = min(bad_q[0][0], bad_v[0][0])
     # on a tie the tape names the first field in state_shapes order (q, then v)
     field, bad = ("q", bad_q) if bad_q[0][0] <= bad_v[0][0] else ("v", bad_v)
@@ -142,6 +145,56 @@ def test_divergence_names_the_first_bad_step_field_and_index(schedule):
     e = err.value
     assert (e.step, e.field, e.index) == (first, field, (int(bad[0][1]),))
     assert f"step {first}" in str(e) and "reduce dt" in str(e)
+
+
+@pytest.mark.parametrize("schedule", [StoreAll(), Periodic(every=20), Binomial(3)])
+def test_huge_but_finite_state_is_a_divergence(chain, schedule):
+    """A kick of 1e99 N at step 37 sends the tip to ~1e99 m/s: finite, but a divergence."""
+    T = 60
+    force = np.zeros((T, 1))
+    force[37, 0] = 1e99
+    free = Rollout(chain, T, StoreAll(), check_finite=False)
+    free.forward(controls={"force": force})
+    v = free.trajectory("v")
+    assert np.all(np.isfinite(v[:39])) and np.abs(v[38]).max() > 1e97  # step 38: huge, yet finite
+    with pytest.raises(SimulationDiverged) as err:
+        Rollout(chain, T, schedule, segment=10).forward(controls={"force": force})
+    e = err.value
+    assert (e.step, e.field, e.index) == (38, "q", (5,))  # q and v both jump at step 38; q is listed first
+    assert np.isfinite(e.value) and abs(e.value) > chain.plausible_magnitudes()["q"]
+    assert "plausible magnitude" in str(e) and "'q'" in str(e) and "reduce dt" in str(e)
+
+
+def test_huge_state_gives_nan_through_the_objective(chain):
+    from diffsim import Objective
+
+    force = np.zeros((40, 1))
+    force[20, 0] = 1e99
+    ro = Rollout(chain, 40, Binomial(2), segment=10)
+    ro.set_controls(force=force)
+    obj = Objective(ro, ["stiffness"], on_diverged="nan")
+    loss, grad = obj(obj.x0())
+    assert np.isnan(loss) and np.all(np.isnan(grad))
+    assert np.isnan(obj.forward_loss(obj.x0()))
+    with pytest.raises(SimulationDiverged, match="plausible magnitude"):
+        Objective(ro, ["stiffness"])(obj.x0())
+
+
+def test_bad_plausible_magnitudes_are_refused():
+    class Bad(MassSpringChain):
+        def __init__(self, table):
+            super().__init__(n=3)
+            self.table = table
+
+        def plausible_magnitudes(self):
+            return self.table
+
+    with pytest.raises(ConfigError, match="not a state field"):
+        Rollout(Bad({"w": 1.0}), 5)
+    with pytest.raises(ConfigError, match="positive number"):
+        Rollout(Bad({"q": -1.0}), 5)
+    with pytest.raises(ConfigError, match="positive number"):
+        Rollout(Bad({"q": float("nan")}), 5)
 
 
 def test_non_finite_initial_state_is_step_zero(chain):

@@ -4,7 +4,10 @@ NumPy functions (post-processing, references): :func:`pressure`, :func:`rdf_smoo
 :func:`msd`. Taichi side: the smoothed radial distribution function accumulated during a
 rollout (:class:`RDF`, the ``rdf`` state field), and cost terms for :class:`~diffsim.md.system.MDSystem`:
 :class:`PotentialEnergy`, :class:`KineticEnergy` (terminal or running), :class:`RDFMatch`,
-:class:`MSDMatch` (terminal).
+:class:`MSDMatch` (terminal). They follow the one cost protocol of :mod:`diffsim.costs`
+(:class:`~diffsim.costs.Cost`: ``running(system, x, u, slot0, t0, t1, loss)``,
+``terminal(system, x, slot, loss)``, ``requires``: the state fields a cost needs recorded), and
+an MDSystem also takes the ready and Python costs of :mod:`diffsim.costs`.
 
 The smoothed RDF at bin centres r_b (Gaussian broadening of width w):
 
@@ -18,6 +21,7 @@ positions, hence differentiable.
 import numpy as np
 import taichi as ti
 
+from ..costs import Cost
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import forward_only, launch
@@ -175,18 +179,6 @@ def _zero1(a: _A1):
         a[i] = 0.0
 
 
-class Cost:
-    """A loss term of an :class:`~diffsim.md.system.MDSystem`. ``requires``: state fields it reads."""
-
-    requires = ()
-
-    def running(self, system, x, slot0, t0, t1, loss):
-        return []
-
-    def terminal(self, system, x, slot, loss):
-        return []
-
-
 class PotentialEnergy(Cost):
     """weight * U(x_T) (terminal), or weight * sum_{t < T} U(x_t) with ``running=True``; energy unit."""
 
@@ -195,7 +187,7 @@ class PotentialEnergy(Cost):
     def __init__(self, weight=1.0, running=False):
         self.weight, self.is_running = float(weight), bool(running)
 
-    def running(self, system, x, slot0, t0, t1, loss):
+    def running(self, system, x, u, slot0, t0, t1, loss):
         return [launch(_pe_cost, x.pe, slot0, slot0 + t1 - t0, self.weight, loss)] if self.is_running else []
 
     def terminal(self, system, x, slot, loss):
@@ -209,7 +201,7 @@ class KineticEnergy(Cost):
     def __init__(self, weight=1.0, running=False):
         self.weight, self.is_running = float(weight), bool(running)
 
-    def running(self, system, x, slot0, t0, t1, loss):
+    def running(self, system, x, u, slot0, t0, t1, loss):
         if not self.is_running:
             return []
         return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight, loss)]

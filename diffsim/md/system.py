@@ -87,7 +87,8 @@ class MDSystem(System):
     segment: steps per tape segment (neighbour list forced rebuild interval, checkpoint unit).
     observe: extra state fields: "energy" (pe, vir per atom), "msd" (disp).
     rdf: an :class:`~diffsim.md.observables.RDF` to accumulate during the rollout.
-    costs: list of :class:`~diffsim.md.observables.Cost` (their required fields are observed).
+    costs: list of :class:`diffsim.costs.Cost` (the md costs of :mod:`~diffsim.md.observables`,
+        whose required fields are observed, and the ready and Python costs of :mod:`diffsim.costs`).
     """
 
     def __init__(self, model: Model, forcefield, integrator=None, dt=0.005, segment=20, observe=(), rdf=None,
@@ -117,7 +118,8 @@ class MDSystem(System):
         self.costs = list(costs)
         for c in self.costs:
             if not isinstance(c, Cost):
-                raise ConfigError(f"{c!r} is not a diffsim.md cost")
+                raise ConfigError(f"{c!r} is not a cost (diffsim.costs.Cost: diffsim.md's PotentialEnergy, "
+                                  "RDFMatch, ..., or the ready and Python costs of diffsim.costs)")
         observe = set(observe) | {r for c in self.costs for r in c.requires}
         if rdf is not None:
             observe.add("rdf")
@@ -176,6 +178,16 @@ class MDSystem(System):
         st["x"] = self.model.positions.copy()
         st["v"] = self.model.velocities.copy()
         return st
+
+    def plausible_magnitudes(self):
+        """With L the system's size (the largest box edge, initial extent or cutoff, in length
+        units): positions beyond 1000 L, speeds beyond L per step and forces that would move the
+        lightest atom by L in one step (m L / dt^2) mean the run has diverged, however finite."""
+        pos = self.model.positions
+        size = max(float(np.max(self.model.box)), float(np.ptp(pos, axis=0).max()) if len(pos) else 0.0,
+                   float(getattr(self.ff, "cutoff", 0.0)), 1e-6)
+        m_min = float(np.min(self.model.masses))
+        return {"x": 1e3 * size, "v": size / self.dt, "f": m_min * size / (self.dt ** 2 * self.units.ftm)}
 
     def divergence_hint(self):
         return (f"reduce dt (now {self.dt} {self.units.time}) or check that no two atoms start closer than "
@@ -258,7 +270,7 @@ class MDSystem(System):
     def running_cost(self, x, u, slot0, t0, t1, loss):
         out = []
         for c in self.costs:
-            out += c.running(self, x, slot0, t0, t1, loss)
+            out += c.running(self, x, u, slot0, t0, t1, loss)
         return out
 
     def terminal_cost(self, x, slot, loss):

@@ -1,8 +1,10 @@
 """Cost terms of rigid-body rollouts; a RigidSystem's loss is the sum of its ``costs``.
 
-Each term gives the tape launches for its running part (sum over steps t0 <= t < t1, state t
-in slot slot0 + t - t0) and its terminal part (state T). Positions in m, orientations as
-quaternions (3D) or angles (2D).
+Every term follows the one protocol of :mod:`diffsim.costs` (:class:`diffsim.costs.Cost`):
+launches for its running part (sum over steps t0 <= t < t1, state t in slot slot0 + t - t0,
+controls u_t) and its terminal part (state T). The ready costs of :mod:`diffsim.costs`
+(``ApexHeight``, ``MinimumDistance``, ``FirstContactTime``, ``FinalDistance``, ``NumpyCost``)
+go in the same list. Positions in m, orientations as quaternions (3D) or angles (2D).
 
 - :class:`BodyTarget`: w |x_T[b] - target|^2 (m^2), e.g. a billiard ball into a pocket.
 - :class:`PoseMatch`: (w_x |x_t - x_obs,t|^2 + w_r r(q_t, q_obs,t)) averaged over the
@@ -19,6 +21,7 @@ quaternions (3D) or angles (2D).
 import numpy as np
 import taichi as ti
 
+from ..costs import Cost
 from ..errors import ConfigError
 from ..rotations import quat_rotate
 from ..runtime import config
@@ -74,16 +77,6 @@ def upright_cost(Q: _A, slot: ti.i32, bodies: _A, axis: _A, up: _A, w: float, lo
         a = quat_rotate(q, ti.Vector([axis[0], axis[1], axis[2]]))
         c = a.dot(ti.Vector([up[0], up[1], up[2]]))
         loss[0] += w * c * c
-
-
-class Cost:
-    """Base: no running and no terminal cost."""
-
-    def running(self, system, x, u, slot0, t0, t1, loss):
-        return ()
-
-    def terminal(self, system, x, slot, loss):
-        return ()
 
 
 def _real_array(values):
