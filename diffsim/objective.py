@@ -231,9 +231,15 @@ class Objective:
         return out
 
     def _check(self, x):
+        if np.iscomplexobj(x):
+            raise ConfigError("the parameter vector is complex: give real numbers")
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.size,):
             raise ConfigError(f"parameter vector must have shape ({self.size},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            i = int(np.argmax(~np.isfinite(x)))
+            raise ConfigError(f"parameter vector entry {i} ({self.names[i]}) is {x[i]}: parameters must be "
+                              "finite (an optimizer step that produced it needs a smaller step or bounds)")
         return x
 
     def set(self, x):

@@ -365,10 +365,20 @@ class Rollout:
             if np.shape(state[name]) != shape:
                 raise ConfigError(f"initial state field '{name}' must have shape {shape}, "
                                   f"got {np.shape(state[name])}")
+            value = np.asarray(state[name])
+            if np.iscomplexobj(value):
+                raise ConfigError(f"initial state field '{name}' is complex: give real numbers")
+            if not np.all(np.isfinite(value)):
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise ConfigError(f"initial state field '{name}'{list(bad)} is {value[bad]}: the initial "
+                                  "state must be finite")
 
     def set_state0(self, **fields):
         """Set fields of the initial state (numpy arrays of the per-step shapes)."""
         state = dict(self.state0)
+        for name, value in fields.items():
+            if np.iscomplexobj(value):
+                raise ConfigError(f"initial state field '{name}' is complex: give real numbers")
         state.update({k: np.asarray(v, dtype=np.float64) for k, v in fields.items()})
         self._check_state(state)
         self.state0 = state
@@ -379,6 +389,8 @@ class Rollout:
             if name not in self.control_shapes:
                 raise ConfigError(f"unknown control '{name}'; controls are {list(self.control_shapes)}")
             want = (self.steps, *self.control_shapes[name])
+            if np.iscomplexobj(value):
+                raise ConfigError(f"control '{name}' is complex: give real numbers")
             value = np.asarray(value, dtype=config().numpy_real)
             if value.shape != want:
                 raise ConfigError(f"control '{name}' must have shape (steps, *shape) = {want}, got {value.shape}")
@@ -644,6 +656,7 @@ class Rollout:
         if controls:
             self.set_controls(**controls)
         self.stats.forward_steps = self.stats.recomputed_steps = self.stats.snapshots_peak = 0
+        self._plan, self._ran = None, False  # a forward that raises leaves nothing to backpropagate
         self._slot_of, self._free, self._final = {}, [], None
         self._captured, self._seed_rows, self._seed_arrays = {}, {}, {}
         self.loss.from_numpy(np.zeros(1, dtype=config().numpy_real))
