@@ -73,10 +73,20 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     import scenes
 
-    module = scenes.load(args.scene)
+    from .errors import DiffsimError
+
+    try:
+        module = scenes.load(args.scene)
+    except ValueError as exc:
+        print(f"diffsim run: {exc}", file=sys.stderr)
+        return 2
     if args.arch != "auto" or args.precision != "f64" or args.threads or args.deterministic:
         _init(args)
-    result = module.main(args.rest)
+    try:
+        result = module.main(args.rest)
+    except DiffsimError as exc:  # bad options or a diverged run: one line, not a traceback
+        print(f"diffsim run {args.scene}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return int(result or 0)  # each scene's main returns 1 (and says why on stderr) when it misses its goal
 
 
