@@ -175,7 +175,8 @@ class RDFProblem:
         the optimum the slope changes by about 500 per unit of log sigma, so 0.5 is within 0.001 of
         it; closer, L-BFGS only chases the sampling noise). ``success`` when the fitted sigma is
         within 0.01 of the true one."""
-        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds, progress=False, gtol=gtol)
+        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds, progress=False,
+                       callback=lambda it, x, loss, grad: bool(np.abs(grad).max() <= gtol))
         sigma = self.sigma(res.x)
         return SceneResult.judge("forcefield_fit (RDF)", RDF_GOAL, abs(sigma - self.true_sigma), res,
                                  sigma_fitted=sigma, sigma_true=self.true_sigma)

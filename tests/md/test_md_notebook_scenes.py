@@ -37,13 +37,16 @@ def test_force_field_notebook_runs_small():
     assert "PASS" in text and "fitted" in text
 
 
-def test_rdf_fit_gradient_is_the_truncated_window_gradient():
-    """The RDF fit's gradient (small size) against central differences of a loss whose window
-    start states are held fixed, which is what it differentiates; and it points towards the
-    hidden sigma from both sides."""
+@pytest.mark.parametrize("windows, equilibrate, rtol", [(1, 0, 1e-7), (2, 40, 1e-5)])
+def test_rdf_fit_gradient_is_the_truncated_window_gradient(windows, equilibrate, rtol):
+    """The RDF fit's gradient (small size) against central differences of the loss with each
+    window's start state held fixed, which is what it differentiates. From the lattice (one
+    window) they agree to 1e-9; after equilibration the loss is rougher at fine scale (the fluid
+    is chaotic: differences with h = 1e-4 scatter by 3e-5), so h = 3e-6 and rtol 1e-5. And the
+    gradient points towards the hidden sigma from both sides."""
     from scenes.forcefield_fit import build_rdf_fit
 
-    prob = build_rdf_fit(steps=100, snapshots=4, windows=2, equilibrate=40)
+    prob = build_rdf_fit(steps=50 * windows, snapshots=4, windows=windows, equilibrate=equilibrate)
     starts = []
 
     def fixed_starts(x):
@@ -63,7 +66,7 @@ def test_rdf_fit_gradient_is_the_truncated_window_gradient():
         part.rollout.forward()
         state = part.rollout.final_state()
     _, g = prob(x0)
-    h = 1e-5
+    h = 3e-6
     fd = (fixed_starts(x0 + h) - fixed_starts(x0 - h)) / (2 * h)
-    assert g[0] == pytest.approx(fd, rel=1e-6)
+    assert g[0] == pytest.approx(fd, rel=rtol)
     assert g[0] < 0 < prob(np.log([1.04]))[1][0]
