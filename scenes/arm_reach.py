@@ -182,7 +182,6 @@ def main(argv=None) -> int:
         diffsim.init()
     problem = build(n_links=args.links, steps=args.steps, dt=args.dt)
     res = problem.solve(iters=args.iters)
-    traj = problem.trajectory(res.x)
     out = {"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
            "final_tip_distance_m": res.figure, "success": bool(res.success)}
     if args.mpc:

@@ -104,7 +104,6 @@ def main(argv=None) -> int:
         diffsim.init()
     problem = build(steps=args.steps, dt=args.dt, force_limit=args.force_limit)
     res = problem.solve(iters=args.iters)
-    traj = problem.trajectory(res.x)
     print(json.dumps({"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
                       "final_tip_distance_m": res.figure, "success": bool(res.success)}))
     return report(res)
