@@ -38,3 +38,24 @@ def test_scene_result_judges_the_goal_not_the_optimizer(capsys):
     assert summary["success"] is True and summary["goal"]["tolerance"] == 0.01
     plain = SceneResult.judge("chain", Goal("gradient error", 1e-6), 3e-8, x=[1.0], fun=2.0)
     assert plain.success and plain.method == "none" and plain.fun == pytest.approx(2.0)
+
+
+def test_demo_exits_non_zero_when_a_scene_misses_its_goal(tmp_path, monkeypatch, capsys):
+    """`diffsim demo`: a scene whose demo reports success=False makes the run exit 1, with its
+    message on a GOAL MISSED line, in the closing count and in summary.json."""
+    import json
+    import types
+
+    import scenes
+    from diffsim import cli
+
+    fake = types.SimpleNamespace(demo=lambda out: {"success": False, "message": "fake: figure 5 (goal <= 1): goal MISSED"})
+    good = types.SimpleNamespace(demo=lambda out: {"success": True, "message": "good: goal reached"})
+    monkeypatch.setattr(scenes, "demos", lambda names=None: [("good", good), ("fake", fake)])
+    code = cli.main(["demo", "--arch", "cpu", "--deterministic", "--only", "hanging_chain", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "GOAL MISSED: fake: figure 5 (goal <= 1): goal MISSED" in err
+    assert "1 scenes reached their goal, 1 missed it (fake), 0 failed" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["fake"]["success"] is False and summary["good"]["success"] is True
