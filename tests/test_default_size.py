@@ -1,4 +1,4 @@
-"""Every scene and every notebook at its DEFAULT size, as a user runs it (``diffsim run SCENE``
+"""Every scene (and, through the tests listed in NOTEBOOK_TESTS, every notebook) at its DEFAULT size, as a user runs it (``diffsim run SCENE``
 with no options; a notebook opened and run): each must reach its goal. Marked ``default_size``;
 the plain ``pytest`` run (``.ci/run``) includes them, ``-m 'not default_size'`` leaves them out.
 
@@ -6,9 +6,9 @@ A scene's ``main`` returns its exit status (0: goal reached, 1: missed, with a "
 line on stderr); a notebook asserts its own goal in a cell, so a miss raises here."""
 
 import json
+import pathlib
 
 import pytest
-from conftest import execute_notebook
 
 import scenes
 from diffsim import cli
@@ -41,11 +41,17 @@ def test_scene_reaches_its_goal_at_default_size(name, tmp_path, capsys):
     assert out.strip().splitlines()[-1].endswith("goal reached")
 
 
-@pytest.mark.parametrize("name", ["force_field_fitting.ipynb", "game_physics_tuning.ipynb",
-                                  "robot_trajectory_optimization.ipynb", "ad_vs_finite_differences.ipynb"])
-def test_notebook_reaches_its_goal_at_default_size(name):
-    if name == "force_field_fitting.ipynb":
-        pytest.importorskip("ase")
-    _nb, text = execute_notebook(name, small=False)
-    assert "small run" not in text
-    assert "MISSED" not in text
+# Each notebook's default-size run lives beside the small-size tests of its scenes; this list
+# makes sure none is forgotten.
+NOTEBOOK_TESTS = {"force_field_fitting.ipynb": "md/test_md_notebook_scenes.py",
+                  "game_physics_tuning.ipynb": "rigid/test_rigid_scenes.py",
+                  "robot_trajectory_optimization.ipynb": "articulated/test_articulated_scenes.py",
+                  "ad_vs_finite_differences.ipynb": "test_notebook_ad.py"}
+
+
+def test_every_notebook_has_a_default_size_run():
+    tests = pathlib.Path(__file__).parent
+    assert sorted(NOTEBOOK_TESTS) == sorted(p.name for p in (tests.parent / "notebooks").glob("*.ipynb"))
+    for name, path in NOTEBOOK_TESTS.items():
+        source = (tests / path).read_text()
+        assert f'execute_notebook("{name}", small=False)' in source and "@pytest.mark.default_size" in source

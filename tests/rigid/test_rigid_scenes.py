@@ -59,11 +59,15 @@ def test_bowling_demo(tmp_path):
     assert {bowling.DEMO_ORDER} != {40, 41}
 
 
-def test_game_physics_notebook_runs_small():
-    nb, text = execute_notebook("game_physics_tuning.ipynb")
+@pytest.mark.default_size
+def test_game_physics_notebook_reaches_its_goals_at_default_size():
+    """The notebook as a user runs it (DIFFSIM_SMALL unset): its cells assert the bounce fit's and
+    the billiards shot's goals, so a miss fails here."""
+    nb, text = execute_notebook("game_physics_tuning.ipynb", small=False)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    assert text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
+    assert "full run" in text and text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
+    assert text.count("goal reached") == 2 and "MISSED" not in text
 
 
 def test_billiards_default_start_aims_at_the_ghost_ball_along_clear_lanes():
