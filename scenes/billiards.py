@@ -223,8 +223,9 @@ def _table(ax):
     ax.axis("off")
 
 
-def animate(path, trajectories, titles, target_ball, pocket, every=10, fps=20):
-    """GIF of one or more shots side by side (positions (T + 1, n, 2) each)."""
+def animate(path, trajectories, titles, target_ball, pocket, every=None, fps=20):
+    """GIF of one or more shots side by side (positions (T + 1, n, 2) each); a frame every
+    ``every`` steps (default: about 50 frames)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,6 +243,7 @@ def animate(path, trajectories, titles, target_ball, pocket, every=10, fps=20):
         dots.append(ax.scatter(traj[0, :, 0], traj[0, :, 1], s=28, c=colors, edgecolors="k", linewidths=0.4,
                                zorder=3))
         ax.plot(traj[:, target_ball, 0], traj[:, target_ball, 1], color="#d62728", lw=0.6, alpha=0.6)
+    every = every or max(1, trajectories[0].shape[0] // 50)
     frames = range(0, trajectories[0].shape[0], every)
 
     def update(k):
