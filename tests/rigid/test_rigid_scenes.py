@@ -96,13 +96,13 @@ def test_a_missed_goal_fails_loudly(tmp_path, capsys):
     from diffsim import cli
     from scenes import billiards
 
-    code = cli.main(["run", "billiards", "--iters", "1", "--steps", "600", "--out", str(tmp_path)])
+    code = cli.main(["run", "billiards", "--iters", "1", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 1
     line = err.strip().splitlines()[-1]
     assert line.startswith("GOAL MISSED: billiards: distance of the target ball") and "(goal <= 2 cm)" in line
     assert json.loads(out.strip().splitlines()[-1])["success"] is False
-    problem = billiards.build(steps=600)
+    problem = billiards.build()
     result = problem.solve(iters=1)
     assert not result.success and "MISSED" in result.message and result.figure > 0.02
     assert result.title("optimised shot: potted", "best shot found: goal MISSED") == "best shot found: goal MISSED"
