@@ -53,7 +53,9 @@ class Objective:
     """``objective(x) -> (loss, grad)`` for a Rollout and a list of Parameters (or names).
 
     ``on_diverged="nan"`` turns a :class:`SimulationDiverged` rollout into a NaN loss and
-    gradient, so that ``minimize(..., on_nonfinite="backoff")`` can step back instead of stopping.
+    gradient (``minimize(..., on_nonfinite="backoff")`` steps back from either, every method,
+    L-BFGS included); the error is kept in ``last_divergence`` (None after a rollout that did
+    not diverge), and ``minimize`` quotes it (step, field, index) when it reports the NaN.
     ``x0()`` packs the current values; ``unpack(x)`` gives physical values by name; ``names``
     labels every entry ("stiffness[0]", "force[12,0]"); ``bounds`` gives (lo, hi) per entry in
     the packed (transformed) space, for L-BFGS-B or projected gradient steps.
@@ -82,6 +84,7 @@ class Objective:
             offset += size
         self.size = offset
         self.nfev = 0
+        self.last_divergence = None
 
     def _find_kind(self, name):
         r = self.rollout
@@ -225,11 +228,13 @@ class Objective:
     def forward_loss(self, x) -> float:
         """The loss alone at x (a forward sweep, no adjoint): what finite differences need."""
         self.set(self._check(x))
+        self.last_divergence = None
         try:
             return self.rollout.forward()
-        except SimulationDiverged:
+        except SimulationDiverged as err:
             if self.on_diverged == "raise":
                 raise
+            self.last_divergence = err
             return float("nan")
 
     def __call__(self, x):
@@ -237,11 +242,13 @@ class Objective:
         x = self._check(x)
         self.set(x)
         self.nfev += 1
+        self.last_divergence = None
         try:
             loss = self.rollout.forward()
-        except SimulationDiverged:
+        except SimulationDiverged as err:
             if self.on_diverged == "raise":
                 raise
+            self.last_divergence = err
             return float("nan"), np.full(self.size, np.nan)
         grads = self.rollout.backward()
         g = np.empty(self.size)

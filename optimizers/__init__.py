@@ -21,13 +21,18 @@ Modules, one job each:
 * :mod:`~optimizers.batching`: objectives over many cases, full or mini-batch.
 * :mod:`~optimizers.trajectory`: single shooting and receding-horizon MPC.
 * :mod:`~optimizers.bounds`, :mod:`~optimizers.finite`, :mod:`~optimizers.errors`,
-  :mod:`~optimizers.result`: box bounds, NaN detection, errors, the result type.
+  :mod:`~optimizers.result`: box bounds, NaN detection, errors, the result type and the
+  :class:`~optimizers.result.Reason` a run stopped for.
+
+``res.success`` is honest: it is False (``res.message`` says why, ``res.reason`` says it in one
+word) when the loss ended above where it started, when the gradient at ``x0`` is exactly zero,
+or when non-finite losses could not be backed off from, whatever the method.
 """
 
 from .batching import MeanObjective, MiniBatchObjective, SumObjective
 from .bounds import Box, as_box
 from .driver import minimize
-from .errors import CheckpointError, NonFiniteError
+from .errors import CheckpointError, ConfigError, NonFiniteError
 from .first_order import (
                          SGD,
                          Adam,
@@ -40,7 +45,7 @@ from .first_order import (
                          sgd,
 )
 from .lbfgs import LBFGS
-from .result import OptimizeResult
+from .result import OptimizeResult, Reason
 from .schedules import constant, cosine_decay, exponential_decay, warmup
 from .trajectory import MPCResult, mpc, single_shooting
 from .transforms import (
@@ -67,6 +72,7 @@ __all__ = [
                          "AdamW",
                          "Box",
                          "CheckpointError",
+                         "ConfigError",
                          "FirstOrderOptimizer",
                          "GradientTransformation",
                          "MPCResult",
@@ -75,6 +81,7 @@ __all__ = [
                          "NonFiniteError",
                          "OptimizeResult",
                          "RMSProp",
+                         "Reason",
                          "SumObjective",
                          "adam",
                          "adamw",

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 def _accumulate(case_objective, x, cases):
     """Sum of ``case_objective(x, c)`` over ``cases``, in order."""
@@ -24,7 +26,7 @@ class SumObjective:
 
     def __init__(self, case_objective: Callable, cases: Sequence):
         if len(cases) == 0:
-            raise ValueError("no cases given")
+            raise ConfigError("no cases given")
         self.case_objective, self.cases = case_objective, cases
 
     def __call__(self, x):
@@ -60,8 +62,8 @@ class MiniBatchObjective:
     def __init__(self, case_objective: Callable, cases: Sequence, batch_size: int,
                  seed: int | None = None):
         if not 1 <= batch_size <= len(cases):
-            raise ValueError(f"batch_size must be in [1, {len(cases)}] (the number of cases), "
-                             f"got {batch_size}")
+            raise ConfigError(f"batch_size must be in [1, {len(cases)}] (the number of cases), "
+                              f"got {batch_size}")
         self.case_objective, self.cases, self.batch_size = case_objective, cases, int(batch_size)
         self.seed = seed
         self.rng = np.random.default_rng(seed)

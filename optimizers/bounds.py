@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 class Box(NamedTuple):
     """Elementwise bounds, (n,) float arrays; ``-inf``/``inf`` where unbounded."""
@@ -34,7 +36,7 @@ def _side(v, n, fill, what):
     if a.ndim == 0:
         return np.full(n, float(a))
     if a.shape != (n,):
-        raise ValueError(f"{what} bounds have shape {a.shape}; expected a scalar or ({n},)")
+        raise ConfigError(f"{what} bounds have shape {a.shape}; expected a scalar or ({n},)")
     return a
 
 
@@ -66,11 +68,11 @@ def as_box(bounds, n) -> "Box | None":
         elif len(items) == 2:
             lo, hi = items
         else:
-            raise ValueError(f"cannot read bounds for {n} parameters from {bounds!r}; pass "
-                             f"(lo, hi) or a list of {n} (lo_i, hi_i) pairs")
+            raise ConfigError(f"cannot read bounds for {n} parameters from {bounds!r}; pass "
+                              f"(lo, hi) or a list of {n} (lo_i, hi_i) pairs")
     box = Box(_side(lo, n, -np.inf, "lower"), _side(hi, n, np.inf, "upper"))
     bad = np.flatnonzero(box.lo > box.hi)
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"bounds of parameter {i} are empty: lo = {box.lo[i]} > hi = {box.hi[i]}")
+        raise ConfigError(f"bounds of parameter {i} are empty: lo = {box.lo[i]} > hi = {box.hi[i]}")
     return box

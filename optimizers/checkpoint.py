@@ -16,7 +16,7 @@ import numpy as np
 from .errors import CheckpointError
 
 FORMAT = "optimizers.checkpoint"
-VERSION = 1
+VERSION = 2  # 2: results carry a Reason; first-order back-off state keeps the loss
 
 
 def save(path, payload: dict) -> None:

@@ -9,11 +9,14 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .bounds import as_box
-from .errors import CheckpointError, NonFiniteError
+from .errors import CheckpointError, ConfigError, NonFiniteError
 from .finite import expand_param_names, nonfinite_error
 from .first_order import SGD, Adam, AdamW, FirstOrderOptimizer, RMSProp
 from .lbfgs import LBFGS
-from .result import OptimizeResult
+from .result import OptimizeResult, Reason
+
+ZERO_GRADIENT_MESSAGE = ("the loss does not depend on these parameters here (gradient exactly 0 "
+                         "at the start): no contact, or a parameter that nothing reads?")
 
 METHODS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "lbfgs": LBFGS,
            "l-bfgs-b": LBFGS}
@@ -39,7 +42,8 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         bounds: box bounds (see :func:`optimizers.bounds.as_box`). First-order methods project
             ``x`` onto the box after every step; L-BFGS-B handles them natively.
         callback: ``callback(iteration, x, loss, grad)`` after each evaluated iterate (iteration
-            0 is ``x0``); returning True stops the run (``success=True``).
+            0 is ``x0``); returning True stops the run (``success=True`` unless the loss is
+            above the starting loss).
         tol: stop when ``|loss_k - loss_(k-1)| <= tol``.
         gtol: stop when the gradient 2-norm (the projected gradient ``x - P(x - g)`` when
             bounded) is ``<= gtol``.
@@ -53,40 +57,62 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         checkpoint_every: iterations between checkpoints.
         seed: seeds the ``numpy.random.Generator`` passed to ``objective.bind_rng``; its state
             is checkpointed.
-        on_nonfinite: ``"raise"`` a :class:`NonFiniteError` naming the iteration and parameter,
-            or ``"backoff"``: return to the last finite iterate, halve the step (for the rest of
-            the run) and retry, at most ``max_backoffs`` times per iteration. First-order only.
-        max_backoffs: retries per iteration with ``on_nonfinite="backoff"``.
+        on_nonfinite: what to do when the loss or gradient at a new point is NaN or infinite, or
+            (with ``"backoff"``) the objective raises ``FloatingPointError``, as a diverged
+            :class:`diffsim.Objective` rollout does (:class:`diffsim.SimulationDiverged`).
+            ``"raise"``: a :class:`NonFiniteError` naming the iteration and parameter (the
+            objective's own errors propagate).
+            ``"backoff"``: first-order methods return to the last finite iterate, halve the step
+            (for the rest of the run) and retry, at most ``max_backoffs`` times in a row; L-BFGS
+            rejects the trial and its line search halves the step, keeping its memory, and after
+            ``max_backoffs`` failures in one line search it restarts with an empty memory from
+            the lowest point found (see :mod:`optimizers.lbfgs`). When that does not get past
+            the non-finite values, the run ends at the last finite iterate with
+            ``success=False`` and ``reason="diverged"``. A non-finite value at ``x0`` raises.
+        max_backoffs: consecutive retries allowed with ``on_nonfinite="backoff"`` (per iteration
+            for first-order methods, per line search for L-BFGS).
         param_names: names for error messages (default: ``objective.names`` when the objective
             has them, as :class:`diffsim.Objective` does): ``n`` strings, or ``{name: shape}`` blocks in
             flattening order (``{"eps": 3}`` names entries ``eps[0]``..``eps[2]``).
 
     Returns:
-        :class:`OptimizeResult`.
+        :class:`OptimizeResult`. Whatever the method, ``success`` is False, and ``message`` says
+        why in words and ``reason`` in one :class:`~optimizers.result.Reason`, when
+
+        * the final loss is above the starting loss (``"loss_increased"``; both numbers given),
+          or exactly equal to it after one or more iterations (``"no_progress"``);
+        * the gradient at ``x0`` is exactly zero (``"zero_gradient"``): the loss does not depend
+          on the parameters there, so the run stops at once instead of iterating;
+        * non-finite values could not be backed off from (``"diverged"``);
+        * a ``tol``/``gtol`` was asked for and the budget ran out first (``"budget"``), or
+          L-BFGS-B's line search failed (``"line_search"``).
+
+    Raises:
+        ConfigError: a bad argument (a non-positive learning rate, an unknown method, ...).
+        NonFiniteError: a non-finite loss or gradient with ``on_nonfinite="raise"``, or at
+            ``x0``.
     """
     x0 = np.array(x0, dtype=np.float64)
     if x0.ndim != 1:
-        raise ValueError(f"x0 must be a 1-D parameter vector, got shape {x0.shape}; flatten it")
+        raise ConfigError(f"x0 must be a 1-D parameter vector, got shape {x0.shape}; flatten it")
     if iters < 0:
-        raise ValueError(f"iters must be >= 0, got {iters}")
+        raise ConfigError(f"iters must be >= 0, got {iters}")
     if on_nonfinite not in ("raise", "backoff"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'backoff', got {on_nonfinite!r}")
+        raise ConfigError(f"on_nonfinite must be 'raise' or 'backoff', got {on_nonfinite!r}")
     if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        raise ConfigError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    if max_backoffs < 0:
+        raise ConfigError(f"max_backoffs must be >= 0, got {max_backoffs}")
     opt, name = _resolve_method(method, lr)
     if isinstance(opt, LBFGS):
-        if on_nonfinite == "backoff":
-            raise ValueError("on_nonfinite='backoff' is for first-order methods; L-BFGS-B's line "
-                             "search cannot step back from a NaN. Use bounds that keep the "
-                             "objective finite, or a first-order method")
         if opt.bounds is not None and bounds is not None:
-            raise ValueError("bounds given both to LBFGS(...) and to minimize(...); give one")
+            raise ConfigError("bounds given both to LBFGS(...) and to minimize(...); give one")
         bounds = opt.bounds if bounds is None else bounds
     if param_names is None:
         names = getattr(objective, "names", None)
         param_names = list(names) if names is not None and len(names) == x0.size else None
     sess = _Session(objective, x0, name, iters, as_box(bounds, x0.size), callback, tol, gtol,
-                    progress, checkpoint, checkpoint_every, seed, on_nonfinite,
+                    progress, checkpoint, checkpoint_every, seed, on_nonfinite, max_backoffs,
                     expand_param_names(param_names, x0.size))
     finished = sess.load_checkpoint("lbfgs" if isinstance(opt, LBFGS) else "first_order")
     if finished is not None:
@@ -94,24 +120,24 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
     with sess:
         if isinstance(opt, LBFGS):
             return opt.run(sess, x0, iters)
-        return _run_first_order(sess, opt, x0, iters, max_backoffs)
+        return _run_first_order(sess, opt, x0, iters)
 
 
 def _resolve_method(method, lr):
     if isinstance(method, str):
         key = method.lower()
         if key not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)} or pass "
-                             "an optimiser instance or gradient transformation")
+            raise ConfigError(f"unknown method {method!r}; choose one of {sorted(METHODS)} or pass "
+                              "an optimiser instance or gradient transformation")
         cls = METHODS[key]
         if cls is LBFGS:
             if lr is not None:
-                raise ValueError("lr= does not apply to L-BFGS (it has a line search)")
+                raise ConfigError("lr= does not apply to L-BFGS (it has a line search)")
             return LBFGS(), "lbfgs"
         return (cls() if lr is None else cls(lr=lr)), cls.name
     if lr is not None:
-        raise ValueError("lr= is only for methods given by name; set the learning rate on the "
-                         f"optimiser instead, e.g. Adam(lr={lr!r})")
+        raise ConfigError("lr= is only for methods given by name; set the learning rate on the "
+                          f"optimiser instead, e.g. Adam(lr={lr!r})")
     if isinstance(method, (LBFGS, FirstOrderOptimizer)):
         return method, method.name
     if callable(getattr(method, "init", None)) and callable(getattr(method, "update", None)):
@@ -120,7 +146,9 @@ def _resolve_method(method, lr):
                     f"{type(method).__name__}")
 
 
-def _run_first_order(sess, opt, x0, iters, max_backoffs):
+def _run_first_order(sess, opt, x0, iters):
+    """Step ``x <- P(x + scale * step)``; ``prev = (x, step, loss, grad)`` of the last finite
+    iterate is what a back-off returns to."""
     box = sess.box
     top = sess.resume_top
     if top is None:
@@ -150,13 +178,17 @@ def _run_first_order(sess, opt, x0, iters, max_backoffs):
                 else:
                     hint = ("lower the learning rate, add clip_by_global_norm, or pass "
                             "on_nonfinite='backoff'")
-                raise NonFiniteError(f"{err}; {hint}", iteration=err.iteration,
-                                     quantity=err.quantity, index=err.index, name=err.name)
-            if retries >= max_backoffs:
-                raise NonFiniteError(f"{err}, still after halving the step {max_backoffs} times "
-                                     f"from iteration {it - 1} (step scale now {scale:.3g})",
-                                     iteration=err.iteration, quantity=err.quantity,
-                                     index=err.index, name=err.name)
+                raise sess.nonfinite(err, hint)
+            if retries >= sess.max_backoffs:
+                it -= 1
+                x, _, loss, grad = prev
+                tried = (f"still after halving the step {sess.max_backoffs} times (step scale "
+                         f"now {scale:.3g})" if sess.max_backoffs else "with max_backoffs=0")
+                message = (f"{sess.nonfinite(err, '')}, {tried}; ended at iteration {it}, the "
+                           "last finite iterate: lower the learning rate, add "
+                           "clip_by_global_norm, or bound the parameters")
+                stop = message, False, Reason.DIVERGED
+                break
             retries += 1
             sess.nbackoff += 1
             scale *= 0.5
@@ -169,7 +201,7 @@ def _run_first_order(sess, opt, x0, iters, max_backoffs):
         if stop is not None:
             break
         step, state = opt.update(grad, state, x)
-        prev = (x, step)
+        prev = (x, step, loss, grad)
         x = x + scale * step
         x = box.project(x) if box else x
         it += 1
@@ -180,17 +212,18 @@ class _Session:
     """What every method shares: evaluation, history, stopping tests, progress, checkpoints."""
 
     def __init__(self, objective, x0, method, iters, box, callback, tol, gtol, progress, path,
-                 every, seed, on_nonfinite, names):
+                 every, seed, on_nonfinite, max_backoffs, names):
         self.objective, self.method, self.iters, self.box = objective, method, iters, box
         self.callback, self.tol, self.gtol = callback, tol, gtol
         self.checkpoint, self.every = path, every
-        self.on_nonfinite, self.names = on_nonfinite, names
+        self.on_nonfinite, self.max_backoffs, self.names = on_nonfinite, max_backoffs, names
         self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed}
         self.rng = np.random.default_rng(seed)
         if hasattr(objective, "bind_rng"):
             objective.bind_rng(self.rng)
         self.loss, self.grad_norm = [], []
         self.nfev = self.nbackoff = 0
+        self.raised = None  # the FloatingPointError of the latest evaluation, see evaluate()
         self.objective_s = self.elapsed_before = 0.0
         self.resume_top = self.resume_payload = None
         if progress is None:
@@ -217,11 +250,22 @@ class _Session:
 
     # -- evaluation and bookkeeping ----------------------------------------------------------
     def evaluate(self, x):
-        """``objective(x)`` as ``(float, (n,) float64 copy)``, timed and counted."""
+        """``objective(x)`` as ``(float, (n,) float64 copy)``, timed and counted. With
+        ``on_nonfinite="backoff"``, an objective that raises ``FloatingPointError`` (as
+        :class:`diffsim.SimulationDiverged` is) counts as a NaN loss and gradient, and the error
+        is kept to be quoted."""
         t0 = time.perf_counter()
-        out = self.objective(x.copy())
-        self.objective_s += time.perf_counter() - t0
-        self.nfev += 1
+        self.raised = None
+        try:
+            out = self.objective(x.copy())
+        except FloatingPointError as err:
+            if self.on_nonfinite != "backoff":
+                raise
+            self.raised = err
+            out = np.nan, np.full(x.shape, np.nan)
+        finally:
+            self.objective_s += time.perf_counter() - t0
+            self.nfev += 1
         try:
             loss, grad = out
         except (TypeError, ValueError):
@@ -229,12 +273,12 @@ class _Session:
                             f"{type(out).__name__}") from None
         loss_arr = np.asarray(loss)
         if loss_arr.size != 1:
-            raise ValueError(f"the objective returned a loss of shape {loss_arr.shape}; "
-                             "it must be a scalar")
+            raise ConfigError(f"the objective returned a loss of shape {loss_arr.shape}; "
+                              "it must be a scalar")
         grad = np.array(grad, dtype=np.float64)
         if grad.shape != x.shape:
-            raise ValueError(f"the objective returned a gradient of shape {grad.shape} for "
-                             f"parameters of shape {x.shape}")
+            raise ConfigError(f"the objective returned a gradient of shape {grad.shape} for "
+                              f"parameters of shape {x.shape}")
         return float(loss_arr.reshape(())), grad
 
     def record(self, it, loss, grad):
@@ -246,24 +290,42 @@ class _Session:
             self.bar.update(it - self.bar.n)
 
     def stop_reason(self, it, x, loss, grad, call_back=True):
-        """``(message, success, kind)`` if the run should stop at this iterate, else ``None``."""
+        """``(message, success, reason)`` if the run should stop at this iterate, else ``None``.
+        The same tests for every method; :meth:`finish` then checks the loss went down."""
         if call_back and self.callback is not None and self.callback(it, x.copy(), loss,
                                                                      grad.copy()):
-            return f"stopped by callback at iteration {it}", True, "callback"
+            return f"stopped by callback at iteration {it}", True, Reason.CALLBACK
+        if it == 0 and not np.any(grad):
+            message = (f"{ZERO_GRADIENT_MESSAGE} (or x0 is exactly a stationary point); stopped "
+                       f"at x0 with loss {loss:.6g}")
+            return message, False, Reason.ZERO_GRADIENT
         if self.gtol is not None:
             g = self.box.projected_gradient(x, grad) if self.box else grad
             gnorm = float(np.linalg.norm(g))
             if gnorm <= self.gtol:
                 what = "projected gradient" if self.box else "gradient"
-                return f"converged: {what} norm {gnorm:.3g} <= gtol = {self.gtol:g}", True, "gtol"
+                return (f"converged: {what} norm {gnorm:.3g} <= gtol = {self.gtol:g}", True,
+                        Reason.GTOL)
         if self.tol is not None and len(self.loss) >= 2:
             change = abs(self.loss[-1] - self.loss[-2])
             if change <= self.tol:
-                return f"converged: |loss change| {change:.3g} <= tol = {self.tol:g}", True, "tol"
+                return (f"converged: |loss change| {change:.3g} <= tol = {self.tol:g}", True,
+                        Reason.TOL)
         if it >= self.iters:
             return (f"reached iters = {self.iters}", self.tol is None and self.gtol is None,
-                    "budget")
+                    Reason.BUDGET)
         return None
+
+    def nonfinite(self, err, hint):
+        """``err`` (a :class:`NonFiniteError`) with ``hint`` appended and, when the objective
+        says why (the error it raised, or ``objective.last_divergence``, e.g. a diverged
+        rollout), that reason."""
+        why = self.raised or getattr(self.objective, "last_divergence", None)
+        message = str(err) + (f"; {hint}" if hint else "")
+        if why is not None:
+            message += f" (the objective reports: {why})"
+        return NonFiniteError(message, iteration=err.iteration, quantity=err.quantity,
+                              index=err.index, name=err.name)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def snapshot(self):
@@ -309,22 +371,42 @@ class _Session:
         self.nfev, self.nbackoff = run["nfev"], run["nbackoff"]
         self.objective_s, self.elapsed_before = run["objective_s"], run["elapsed"]
 
-    def finish(self, kind, top, len_history, x, loss, grad, nit, stop, message=None,
-               success=None, **extra):
+    def verdict(self, loss, nit, stop):
+        """The final ``(message, success, reason)``: ``stop`` as the method ended, unless the
+        loss ended above where it started, or exactly there after ``nit`` > 0 iterations. The one
+        place that judges every method's run."""
+        message, success, reason = stop
+        start = self.loss[0]
+        if reason in (Reason.ZERO_GRADIENT, Reason.DIVERGED):
+            return message, bool(success), reason
+        if loss > start:
+            best = int(np.argmin(self.loss))
+            message = (f"the loss rose from {start:.6g} at the start to {loss:.6g} at the end "
+                       f"(best {self.loss[best]:.6g} at iteration {best}; the run ended: "
+                       f"{message}): lower the learning rate, clip the gradient, or check that "
+                       "the gradient is the loss's")
+            success, reason = False, Reason.LOSS_INCREASED
+        elif loss == start and nit > 0:
+            message = (f"the loss is still exactly its starting value {start:.6g} after {nit} "
+                       f"iterations (the run ended: {message}): the steps did not change it; "
+                       "check the learning rate and that the loss depends on the parameters")
+            success, reason = False, Reason.NO_PROGRESS
+        return message, bool(success), reason
+
+    def finish(self, kind, top, len_history, x, loss, grad, nit, stop, **extra):
         """Build the result and write the final checkpoint, in which ``top`` and the first
-        ``len_history`` history entries are what a continuation (larger ``iters``) resumes from."""
-        stop_message, stop_success, stop_kind = stop if stop is not None else (None, None, None)
+        ``len_history`` history entries are what a continuation (larger ``iters``) resumes from.
+        ``stop`` is ``(message, success, reason)`` as the method ended; see :meth:`verdict`."""
+        message, success, reason = self.verdict(float(loss), int(nit), stop)
         total = self.elapsed()
         result = OptimizeResult(
             x=np.array(x, dtype=np.float64), fun=float(loss), jac=np.array(grad, dtype=np.float64),
-            nit=int(nit), nfev=self.nfev,
-            success=bool(stop_success if success is None else success),
-            message=stop_message if message is None else message,
+            nit=int(nit), nfev=self.nfev, success=success, message=message,
             history={"loss": np.array(self.loss), "grad_norm": np.array(self.grad_norm)},
             timings={"total_s": total, "per_iteration_s": total / max(nit, 1),
                      "objective_s": self.objective_s},
-            method=self.method, nbackoff=self.nbackoff)
+            method=self.method, nbackoff=self.nbackoff, reason=reason)
         if self.checkpoint:
-            self.save(kind, top, len_history, result=asdict(result), stop_kind=stop_kind,
+            self.save(kind, top, len_history, result=asdict(result), stop_kind=stop[2],
                       **extra)
         return result

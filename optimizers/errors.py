@@ -36,3 +36,8 @@ def _rebuild(cls, message, iteration, quantity, index, name):
 
 class CheckpointError(Exception):
     """A checkpoint file cannot be used to resume the requested optimisation."""
+
+
+class ConfigError(ValueError):
+    """A bad argument to an optimiser: a non-positive learning rate, an unknown method, a
+    schedule that yields a negative rate. The message names the argument and the fix."""

@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .errors import NonFiniteError
+from .errors import ConfigError, NonFiniteError
 
 
 def expand_param_names(param_names, n) -> list | None:
@@ -31,7 +31,7 @@ def expand_param_names(param_names, n) -> list | None:
     else:
         names = [str(s) for s in param_names]
     if len(names) != n:
-        raise ValueError(f"param_names describe {len(names)} parameters but x0 has {n}")
+        raise ConfigError(f"param_names describe {len(names)} parameters but x0 has {n}")
     return names
 
 

@@ -7,6 +7,7 @@ Every learning rate ``lr`` may be a float or a schedule (:mod:`optimizers.schedu
 from dataclasses import dataclass
 from functools import cached_property
 
+from .errors import ConfigError
 from .schedules import ScalarOrSchedule
 from .transforms import (
     GradientTransformation,
@@ -22,9 +23,9 @@ from .transforms import (
 
 def _check_momentum(momentum, nesterov):
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
     if nesterov and momentum == 0.0:
-        raise ValueError("nesterov=True needs momentum > 0")
+        raise ConfigError("nesterov=True needs momentum > 0")
 
 
 def sgd(lr: ScalarOrSchedule, momentum: float = 0.0,

@@ -10,6 +10,7 @@ import numpy as np
 
 from .bounds import Box, as_box
 from .driver import minimize
+from .errors import ConfigError
 from .result import OptimizeResult
 
 
@@ -86,12 +87,12 @@ def mpc(plan_objective: Callable, simulate: Callable, x0: Any, horizon: int, n_a
     if "checkpoint" in minimize_kwargs:
         raise TypeError("mpc does not checkpoint its solves; remove checkpoint=")
     if not 1 <= n_apply <= horizon:
-        raise ValueError(f"n_apply must be in [1, horizon={horizon}], got {n_apply}")
+        raise ConfigError(f"n_apply must be in [1, horizon={horizon}], got {n_apply}")
     plan = np.array(u_init, dtype=np.float64)
     if plan.ndim == 1:
         plan = plan[:, None]
     if plan.ndim != 2 or plan.shape[0] != horizon:
-        raise ValueError(f"u_init must have shape (horizon={horizon}, nu), got {plan.shape}")
+        raise ConfigError(f"u_init must have shape (horizon={horizon}, nu), got {plan.shape}")
     nu = plan.shape[1]
     if u_bounds is not None:
         box = as_box(u_bounds, nu)

@@ -18,7 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schedules import ScalarOrSchedule, as_schedule
+from .errors import ConfigError
+from .schedules import (
+    ScalarOrSchedule,
+    as_schedule,
+    learning_rate,
+    learning_rate_schedule,
+)
 
 
 class GradientTransformation(NamedTuple):
@@ -86,12 +92,13 @@ def scale_by_schedule(schedule: ScalarOrSchedule) -> GradientTransformation:
 
 
 def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
-    """``step = -lr(t) * grad``: turns a direction into a descent step. ``lr`` is a float or a
-    schedule."""
-    schedule = as_schedule(lr)
+    """``step = -lr(t) * grad``: turns a direction into a descent step. ``lr`` is a positive
+    float or a schedule whose values are >= 0; anything else is a
+    :class:`~optimizers.errors.ConfigError` (see :mod:`optimizers.schedules`)."""
+    schedule = learning_rate_schedule(lr)
 
     def update(grad, state, x):
-        return -schedule(state.count) * grad, CountState(state.count + 1)
+        return -learning_rate(schedule, state.count) * grad, CountState(state.count + 1)
 
     return GradientTransformation(lambda x: CountState(0), update)
 
@@ -156,7 +163,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """``step = grad * min(1, max_norm / ||grad||_2)``."""
     max_norm = float(max_norm)
     if max_norm <= 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
+        raise ConfigError(f"max_norm must be positive, got {max_norm}")
 
     def fn(g, x):
         norm = float(np.linalg.norm(g))
@@ -168,14 +175,14 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 def clip_by_value(lo: float, hi: float) -> GradientTransformation:
     """``step = clip(grad, lo, hi)`` elementwise."""
     if lo > hi:
-        raise ValueError(f"clip_by_value needs lo <= hi, got lo={lo}, hi={hi}")
+        raise ConfigError(f"clip_by_value needs lo <= hi, got lo={lo}, hi={hi}")
     return _stateless(lambda g, x: np.clip(g, lo, hi))
 
 
 def clip(max_abs: float) -> GradientTransformation:
     """``step = clip(grad, -max_abs, max_abs)`` elementwise."""
     if max_abs < 0:
-        raise ValueError(f"max_abs must be >= 0, got {max_abs}")
+        raise ConfigError(f"max_abs must be >= 0, got {max_abs}")
     return clip_by_value(-max_abs, max_abs)
 
 

@@ -90,3 +90,59 @@ def test_limit_pushes_back_from_both_stops_and_is_zero_inside():
     assert tau[0] > 0 and tau[4] < 0
     assert tau[1] == tau[2] == tau[3] == 0.0
     assert tau[0] == pytest.approx(-tau[4], rel=1e-12)
+
+
+@ti.kernel
+def _helpers(e: ti.types.ndarray(), x: ti.types.ndarray(), u: ti.types.ndarray(), zeta: ti.types.ndarray(),
+             zeta_dt: ti.types.ndarray(), ramp: ti.types.ndarray()):
+    for i in range(e.shape[0]):
+        zeta[i] = contact.damping_ratio_from_restitution(e[i])
+        zeta_dt[i] = contact.discrete_damping_ratio(zeta[i], x[i])
+        ramp[i] = contact.onset_ramp(u[i])
+
+
+def _run_helpers(e, x, u, grad=False):
+    arrs = [ti.ndarray(ti.f64, len(e), needs_grad=True) for _ in range(6)]
+    for a, v in zip(arrs[:3], (e, x, u)):
+        a.from_numpy(np.asarray(v, float))
+    _helpers(*arrs)
+    if grad:
+        for a in arrs:
+            a.grad.fill(0.0)
+        arrs[4].grad.fill(1.0)
+        arrs[5].grad.fill(1.0)
+        _helpers.grad(*arrs)
+    return arrs
+
+
+def test_onset_ramp_makes_the_onset_impulse_exact_for_every_phase():
+    """sum_k ramp(phi + k) = phi + const: the ramped damping's impulse grows exactly with the
+    time since first touch, whatever the phase phi of the touch within a step; and C^1."""
+    phi = np.linspace(0.01, 1.0, 50)
+    u = (phi[:, None] + np.arange(4)[None, :]).ravel()
+    r = _run_helpers(np.full(u.size, 0.5), np.full(u.size, 0.1), u)[5].to_numpy().reshape(50, 4)
+    total = r.sum(axis=1)
+    np.testing.assert_allclose(total - phi, (total - phi)[0], atol=1e-14)
+    g = np.linspace(-0.5, 2.5, 3001)
+    rg = _run_helpers(np.full(g.size, 0.5), np.full(g.size, 0.1), g)[5].to_numpy()
+    slope = np.diff(rg) / np.diff(g)
+    assert rg[0] == 0.0 and rg[-1] == 1.0 and np.max(np.abs(np.diff(slope))) < 2e-3  # no kink
+
+
+def test_damping_maps_match_numpy_and_keep_their_gradient_at_e_one():
+    e = np.array([1.0, 0.99, 0.8, 0.5, 0.2, 0.1])
+    x = np.array([0.1, 0.05, 0.2, 0.1, 0.3, 0.5])
+    arrs = _run_helpers(e, x, np.zeros(6), grad=True)
+    np.testing.assert_allclose(arrs[3].to_numpy(), contact.damping_ratio_from_restitution_np(e), rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_allclose(arrs[4].to_numpy(), contact.discrete_damping_ratio_np(
+        contact.damping_ratio_from_restitution_np(e), x), rtol=1e-12, atol=1e-15)
+    assert arrs[3].to_numpy()[0] == 0.0
+    de = arrs[0].grad.to_numpy()  # d zeta_dt / d e
+    h = 1e-7
+    fd = (contact.discrete_damping_ratio_np(contact.damping_ratio_from_restitution_np(e + h), x)
+          - contact.discrete_damping_ratio_np(contact.damping_ratio_from_restitution_np(e - h), x)) / (2 * h)
+    fd[0] = (contact.discrete_damping_ratio_np(contact.damping_ratio_from_restitution_np(1.0), x[0])
+             - contact.discrete_damping_ratio_np(contact.damping_ratio_from_restitution_np(1.0 - h), x[0])) / h
+    np.testing.assert_allclose(de, fd, rtol=1e-5)
+    assert de[0] < -0.3  # at e = 1: d zeta/de = -1/pi (times the discrete factor), not 0

@@ -7,6 +7,8 @@
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
   its ``Cost``.
+- :mod:`.limits`: soft joint limits stable at any dt (``soft_limit_gains``, ``LimitGains``):
+  gains from each joint's inertia and dt, stops linearly implicit in their joint.
 - :mod:`.reference`: NumPy versions of the same algorithms (6x6 matrices), for tests.
 - :mod:`.spatial`: spatial vector algebra (Featherstone's notation).
 
@@ -23,6 +25,7 @@ from .dynamics import (
                        point_position,
                        rnea,
 )
+from .limits import LimitGains, soft_limit_gains
 from .model import (
                        PRISMATIC,
                        REVOLUTE,
@@ -41,6 +44,7 @@ __all__ = [
                        "ArticulatedSystem",
                        "Cost",
                        "GroundContact",
+                       "LimitGains",
                        "Model",
                        "RobotBuilder",
                        "aba",
@@ -54,4 +58,5 @@ __all__ = [
                        "point_position",
                        "rnea",
                        "rod_inertia",
+                       "soft_limit_gains",
 ]

@@ -20,27 +20,43 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from . import kernels as K
+from .limits import LimitGains, soft_limit_gains
 from .model import NO_LIMIT, REVOLUTE, Model
+
+DEFAULT_DT = 0.01
+"""Time step (s) whose automatic soft-limit gains the stand-alone dynamics functions use."""
 
 
 @dataclass
 class GroundContact:
     """Ground plane z = ``height`` (m, normal +z) touched by the model's contact points, through
-    the shared penalty model (diffsim.contact): ``stiffness`` k_n (N/m), ``damping`` c_n (N s/m),
-    ``friction`` mu and the smoothing ``slip_speed`` v_eps (m/s) of Coulomb's law."""
+    the shared contact law (:func:`diffsim.contact.contact_normal_force`, C^1 at first touch):
+    ``stiffness`` k_n (N/m, > 0), ``damping`` c_n (N s/m), ``onset_depth`` delta (m, > 0: the
+    force fades in over the first delta of penetration; 1 mm by default, a tenth of the static
+    depth m g / k_n of a 10 kg robot on the default stiffness, so that a resting foot sits on the
+    linear part of the law, at depth m g / k_n + delta / 2), ``friction`` mu and the smoothing
+    ``slip_speed`` v_eps (m/s) of Coulomb's law."""
 
     stiffness: float = 1e4
     damping: float = 100.0
     friction: float = 0.8
     slip_speed: float = 0.01
     height: float = 0.0
+    onset_depth: float = 1e-3
+
+    def __post_init__(self):
+        for name in ("stiffness", "onset_depth", "slip_speed"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ConfigError(f"GroundContact.{name} must be finite and > 0, got {v!r}")
+        for name in ("damping", "friction"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ConfigError(f"GroundContact.{name} must be finite and >= 0, got {v!r}")
 
     def as_dict(self) -> dict:
         return {"kn": self.stiffness, "cn": self.damping, "mu": self.friction,
-                "v_eps": self.slip_speed, "height": self.height}
-
-
-NO_CONTACT = GroundContact(stiffness=0.0, damping=0.0, friction=0.0, slip_speed=1.0, height=-np.inf)
+                "v_eps": self.slip_speed, "height": self.height, "delta": self.onset_depth}
 
 
 def _real():
@@ -92,17 +108,26 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
 
 class ModelArrays:
     """The ndarrays a kernel needs for a model and a batch: parameters (with gradients when
-    ``needs_grad``) and the constants (topology, joint frames, limits, gravity, contact)."""
+    ``needs_grad``) and the constants (topology, joint frames, limits, gravity, contact).
+    ``limits``: the soft-limit gains (:class:`~diffsim.articulated.limits.LimitGains`); by
+    default those :func:`~diffsim.articulated.limits.soft_limit_gains` gives for ``dt`` (with
+    ``check_limits``, unstable given gains raise a ConfigError)."""
 
     PARAMS = Model.PARAMETERS
 
     def __init__(self, model: Model, batch: int, params=None, contact: GroundContact | None = None,
-                 dt: float = 0.01, needs_grad: bool = False):
+                 dt: float = DEFAULT_DT, needs_grad: bool = False, limits: LimitGains | None = None,
+                 check_limits: bool = False):
         if not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ConfigError(f"batch must be a positive integer, got {batch!r}")
         self.model, self.batch = model, int(batch)
         nb = model.nb
         values = batch_parameters(model, batch, params)
+        if not dt > 0:
+            raise ConfigError(f"dt must be > 0 s, got {dt}")
+        if limits is not None:
+            dt = limits.dt  # a stop's added inertia depends on the step its gains were chosen for
+        self.limits = limits if limits is not None else soft_limit_gains(model, dt, values, check=check_limits)
         self.params = {k: nd(values[k], needs_grad) for k in self.PARAMS}
         self.par = nd([p if p >= 0 else nb for p in model.parent], dtype=ti.i32)
         ncp = len(model.contact_body)
@@ -116,10 +141,12 @@ class ModelArrays:
         bc[:, K.BHI] = np.minimum(model.upper, NO_LIMIT)
         bc[:, K.BRV] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
         bc[:, K.BACT] = np.asarray(model.actuated, dtype=float)
+        bc[:, K.BKL] = self.limits.stiffness
+        bc[:, K.BCL] = self.limits.damping
         self.bc = nd(bc)
         self.cs_values = np.zeros(K.NCS)
         self.cs = nd(self.cs_values)
-        self.set_constants(dt=dt, contact=contact)
+        self.set_constants(dt=dt, contact=contact or GroundContact())
 
     def set_constants(self, dt=None, contact=None, effort=None, ee_weight=None, ee_weight_final=None,
                       ee_point=None):
@@ -127,15 +154,15 @@ class ModelArrays:
         c = self.cs_values
         m = self.model
         c[K.CG:K.CG + 3] = m.gravity
-        c[K.CKL], c[K.CCL] = m.limit_stiffness, m.limit_damping
+        c[K.CDL] = self.limits.onset
         if dt is not None:
             if not dt > 0:
                 raise ConfigError(f"dt must be > 0 s, got {dt}")
             c[K.CDT] = dt
         if contact is not None:
-            gc = contact if self.ncp else NO_CONTACT
-            c[[K.CKN, K.CCN, K.CMU, K.CVE]] = gc.stiffness, gc.damping, gc.friction, gc.slip_speed
-            c[K.CGH] = max(gc.height, -NO_LIMIT)
+            c[[K.CKN, K.CCN, K.CMU, K.CVE, K.CDN]] = (contact.stiffness, contact.damping, contact.friction,
+                                                     contact.slip_speed, contact.onset_depth)
+            c[K.CGH] = max(contact.height, -NO_LIMIT)
         if effort is not None:
             c[K.CWU] = effort
         if ee_weight is not None:
@@ -174,15 +201,18 @@ def _out(x, single):
     return x[0] if single else x
 
 
-def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = None):
+def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = None,
+        limits: LimitGains | None = None):
     """Articulated-body algorithm (forward dynamics): joint accelerations qdd (rad/s^2 or
     m/s^2) for joint torques/forces tau (N m or N), (nb,) or (B, nb). Entries of tau on
-    passive (unactuated) joints are ignored."""
+    passive (unactuated) joints are ignored. ``limits``: soft-limit gains (an
+    ``ArticulatedSystem``'s ``limits``); by default the model's, or when it leaves them
+    automatic, those chosen for dt = DEFAULT_DT (0.01 s)."""
     q2, single = _as_batch(model, q, "q")
     qd2, _ = _as_batch(model, qd, "qd")
     tau2, _ = _as_batch(model, tau, "tau")
     B, nb = q2.shape
-    ma = ModelArrays(model, B, params, contact or GroundContact())
+    ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
     qs[0], qds[0] = q2, qd2
     scr = nd(np.zeros((B, 1, nb + 1, K.K)))
@@ -192,21 +222,23 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     return _out(scr.to_numpy()[:, 0, :nb, K.OQDD].astype(float), single)
 
 
-def _inverse_dynamics(model, q, qd, qdd, params, contact):
+def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     q2, single = _as_batch(model, q, "q")
     qd2, _ = _as_batch(model, qd, "qd")
     qdd2, _ = _as_batch(model, qdd, "qdd")
     B, nb = q2.shape
-    ma = ModelArrays(model, B, params, contact or GroundContact())
+    ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
                        ma.cs, nd(np.zeros((B, 1, nb + 1, K.K))), ma.ncp, tau, M)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
-def rnea(model: Model, q, qd, qdd, params=None, contact: GroundContact | None = None):
-    """Recursive Newton-Euler (inverse dynamics): the torques tau giving accelerations qdd."""
-    tau, _, single = _inverse_dynamics(model, q, qd, qdd, params, contact)
+def rnea(model: Model, q, qd, qdd, params=None, contact: GroundContact | None = None,
+         limits: LimitGains | None = None):
+    """Recursive Newton-Euler (inverse dynamics): the torques tau giving accelerations qdd
+    (soft-limit gains ``limits`` as in :func:`aba`)."""
+    tau, _, single = _inverse_dynamics(model, q, qd, qdd, params, contact, limits)
     return _out(tau, single)
 
 

@@ -6,10 +6,12 @@ They are slow and plain on purpose: the tests hold the Taichi kernels against th
 
 Equation of motion (with soft limits, damping and armature)::
 
-    (M(q) + diag(armature)) qdd + h(q, qd) = tau + tau_passive(q, qd) + sum_k J_k^T F_k
+    (M(q) + diag(armature + a(q))) qdd + h(q, qd) = tau + tau_passive(q, qd) + sum_k J_k^T F_k
 
-``tau_passive = -damping qd + tau_limit``; F_k are the ground-contact forces of the contact
-points (the shared penalty model). ``rnea`` returns the tau that produces a given qdd,
+``tau_passive = -damping qd + tau_limit``, a(q) the inertia a pressed stop adds to its joint
+(:func:`limit_inertia`); F_k are the ground-contact forces of the contact
+points; both through a NumPy transcription of the shared contact law of :mod:`diffsim.contact`
+(:func:`normal_force`). ``rnea`` returns the tau that produces a given qdd,
 ``aba`` the qdd that a given tau produces (ignoring tau on passive joints), ``crba``
 M(q) + diag(armature).
 """
@@ -98,20 +100,49 @@ def velocities(model: Model, q, qd, params=None) -> list:
     return v
 
 
-def passive_torque(model: Model, q, qd, params=None) -> np.ndarray:
-    """-damping qd plus the soft-limit spring-damper where a limit is violated."""
+def normal_force(depth, v_n, k, c, delta):
+    """The shared contact law (diffsim.contact.contact_normal_force) in NumPy:
+    relu_delta(k depth - c v_n s(depth / delta)), s(r) = 3 r^2 - 2 r^3 on [0, 1]."""
+    depth, v_n = np.asarray(depth, float), np.asarray(v_n, float)
+    r = np.clip(depth / delta, 0.0, 1.0)
+    f = np.maximum(k * depth - c * v_n * r * r * (3.0 - 2.0 * r), 0.0)
+    w = k * delta
+    return np.where(f < w, 0.5 * f * f / w, f - 0.5 * w)
+
+
+def _gains(model, limits):
+    from .dynamics import DEFAULT_DT
+    from .limits import soft_limit_gains
+
+    return limits if limits is not None else soft_limit_gains(model, DEFAULT_DT, check=False)
+
+
+def limit_inertia(model: Model, q, qd, limits=None) -> np.ndarray:
+    """(nb,) the inertia a stop adds to its joint while the predicted position q + dt qd is
+    pressed into it (diffsim.articulated.limits)."""
+    g = _gains(model, limits)
+    qp = np.asarray(q, float) + g.dt * np.asarray(qd, float)
+    return g.added_inertia(model.lower - qp) + g.added_inertia(qp - model.upper)
+
+
+def passive_torque(model: Model, q, qd, params=None, limits=None) -> np.ndarray:
+    """-damping qd plus the soft-limit torques (shared law at both bounds, at the predicted
+    position q + dt qd); ``limits`` a LimitGains, by default as
+    :func:`diffsim.articulated.aba` takes them."""
     p = _params(model, params)
+    g = _gains(model, limits)
     q, qd = np.asarray(q, float), np.asarray(qd, float)
-    below = np.minimum(q - model.lower, 0.0)
-    above = np.maximum(q - model.upper, 0.0)
-    out = (below < 0) | (above > 0)
-    return (-p["damping"] * qd - model.limit_stiffness * (below + above)
-            - model.limit_damping * qd * out)
+    qp = q + g.dt * qd
+    k, c = g.stiffness, g.damping
+    lower = normal_force(model.lower - qp, qd, k, c, g.onset)
+    upper = normal_force(qp - model.upper, -qd, k, c, g.onset)
+    return -p["damping"] * qd + lower - upper
 
 
 def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
     """Spatial forces (body coordinates) of the ground contacts on each body (shared model:
-    penalty normal force and smoothed Coulomb friction, ground plane z = contact['height'])."""
+    the C^1 normal force of :func:`normal_force` and smoothed Coulomb friction, ground plane
+    z = contact['height'], as GroundContact.as_dict() gives it)."""
     f = [np.zeros(6) for _ in range(model.nb)]
     if not model.contact_body:
         return f
@@ -121,7 +152,7 @@ def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
         x = R[b] @ pt + P[b]
         vel = R[b] @ (v[b][3:] + np.cross(v[b][:3], pt))
         depth = contact["height"] - x[2]
-        fn = max(contact["kn"] * depth - contact["cn"] * vel[2], 0.0) if depth > 0 else 0.0
+        fn = float(normal_force(depth, vel[2], contact["kn"], contact["cn"], contact["delta"]))
         vt = vel[:2]
         ft = -contact["mu"] * fn * vt / np.sqrt(vt @ vt + contact["v_eps"] ** 2)
         Fb = R[b].T @ np.array([ft[0], ft[1], fn])
@@ -129,7 +160,7 @@ def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
     return f
 
 
-def rnea(model: Model, q, qd, qdd, params=None, f_ext=None, gravity=None) -> np.ndarray:
+def rnea(model: Model, q, qd, qdd, params=None, f_ext=None, gravity=None, limits=None) -> np.ndarray:
     """Recursive Newton-Euler: the joint torques giving accelerations qdd (see module doc)."""
     p = _params(model, params)
     g = model.gravity if gravity is None else np.asarray(gravity, float)
@@ -155,7 +186,8 @@ def rnea(model: Model, q, qd, qdd, params=None, f_ext=None, gravity=None) -> np.
         lam = model.parent[i]
         if lam >= 0:
             f[lam] = f[lam] + X[i].T @ f[i]
-    return tau + p["armature"] * np.asarray(qdd) - passive_torque(model, q, qd, params)
+    return (tau + (p["armature"] + limit_inertia(model, q, qd, limits)) * np.asarray(qdd)
+            - passive_torque(model, q, qd, params, limits))
 
 
 def crba(model: Model, q, params=None) -> np.ndarray:
@@ -180,12 +212,13 @@ def crba(model: Model, q, params=None) -> np.ndarray:
     return H + np.diag(p["armature"])
 
 
-def aba(model: Model, q, qd, tau, params=None, f_ext=None, gravity=None) -> np.ndarray:
+def aba(model: Model, q, qd, tau, params=None, f_ext=None, gravity=None, limits=None) -> np.ndarray:
     """Articulated-body algorithm: joint accelerations qdd for torques tau (see module doc)."""
     p = _params(model, params)
     g = model.gravity if gravity is None else np.asarray(gravity, float)
     n = model.nb
-    tau = np.asarray(tau, float) * model.actuated + passive_torque(model, q, qd, params)
+    tau = np.asarray(tau, float) * model.actuated + passive_torque(model, q, qd, params, limits)
+    extra = limit_inertia(model, q, qd, limits)
     X, S, v, c, IA, pA = [], [], [], [], [], []
     for i in range(n):
         Xi = plucker(*joint_transform(model, i, q[i], params))
@@ -199,7 +232,7 @@ def aba(model: Model, q, qd, tau, params=None, f_ext=None, gravity=None) -> np.n
     U, D, u = [None] * n, np.zeros(n), np.zeros(n)
     for i in reversed(range(n)):
         U[i] = IA[i] @ S[i]
-        D[i] = S[i] @ U[i] + p["armature"][i]
+        D[i] = S[i] @ U[i] + p["armature"][i] + extra[i]
         u[i] = tau[i] - S[i] @ pA[i]
         lam = model.parent[i]
         if lam >= 0:

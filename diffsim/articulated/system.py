@@ -32,9 +32,14 @@ from ..errors import ConfigError
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position
+from .limits import contact_effective_mass
 from .model import Model
 
 _BIG = 2 ** 30
+PLAUSIBLE_Q = 1e6
+"""Largest plausible |q| (rad or m); beyond it the state is a divergence."""
+PLAUSIBLE_QD = 1e4
+"""Largest plausible |qd| (rad/s or m/s); beyond it the state is a divergence."""
 
 
 @dataclass
@@ -80,12 +85,19 @@ class ArticulatedSystem(System):
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
     q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
     many as fit a 32 MB scratch buffer, at most 100).
+
+    ``limits``: the soft-limit gains the robots step with (chosen per joint from its inertia
+    and dt unless the model gives them; given gains that are unstable at dt raise a
+    ConfigError here, naming the joint and the largest stable dt: see
+    :mod:`~diffsim.articulated.limits`).
     """
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
                  cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
         self.model, self.dt = model, float(dt)
-        self.arrays = ModelArrays(model, batch, params, contact or GroundContact(), dt, needs_grad=True)
+        self.contact = contact or GroundContact()
+        self.arrays = ModelArrays(model, batch, params, self.contact, dt, needs_grad=True, check_limits=True)
+        self.limits = self.arrays.limits
         self.batch = B = self.arrays.batch
         nb = model.nb
         self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
@@ -221,8 +233,49 @@ class ArticulatedSystem(System):
                               f"steps needs {steps + 1} (one per state) or a single fixed target")
 
     def divergence_hint(self):
-        return (f"reduce dt (now {self.dt} s), the torques, or the contact stiffness; check that the "
-                "masses and inertias are physical")
+        """Advice naming the stiff terms this robot really has: its soft joint limits (each
+        stop's omega*dt, stepped implicitly, and the largest step at which the stops are
+        stable), its ground contact (stepped explicitly: omega*dt on the lightest contact point,
+        which should stay below about 0.8), strong joint damping."""
+        m, g = self.model, self.limits
+        terms = []
+        if np.any(g.limited):
+            worst = np.flatnonzero(g.limited)[np.argsort(-g.omega_dt[g.limited])][:3]
+            stops = ", ".join(f"'{m.joint_names[j]}' {g.omega_dt[j]:.2g}" for j in worst)
+            chosen = "chosen" if m.limit_stiffness is None else "given"
+            terms.append(f"soft joint limits (gains {chosen}; omega*dt {stops}, stepped implicitly; stable with "
+                         f"every stop pressed in up to dt = {g.max_dt:.3g} s)")
+        if m.contact_body:
+            mass = float(np.min(contact_effective_mass(m, self.get_parameters())))
+            c = self.contact
+            terms.append(f"ground contact of {len(m.contact_body)} point(s) (stiffness {c.stiffness:g} N/m, damping "
+                         f"{c.damping:g} N s/m: omega*dt {np.sqrt(c.stiffness / mass) * self.dt:.2g} on the lightest "
+                         f"point, {mass:.3g} kg, stepped explicitly, so keep it below about 0.8: a softer "
+                         "GroundContact(stiffness=...) or a smaller dt)")
+        gamma_dt = self.get_parameters()["damping"].max(axis=0) / g.inertia * self.dt
+        for j in np.flatnonzero(gamma_dt > 1.0):
+            terms.append(f"joint damping of '{m.joint_names[j]}' (damping dt / inertia = {gamma_dt[j]:.2g}; "
+                         "unstable above 2)")
+        stiff = ("; ".join(terms) if terms else
+                 "none found (no soft limits, no ground contact, no strong damping): look at the torques and at "
+                 "light links")
+        return (f"reduce dt (now {self.dt} s) or the torques. Stiff terms: {stiff}. Check that the masses and "
+                "inertias are physical")
+
+    def plausible_magnitudes(self):
+        """Bounds beyond which a state is a divergence, not motion: |q| <= 1e6 (rad or m:
+        a continuous joint may wind up, but not that far) and |qd| <= 1e4 rad/s or m/s
+        (about 10^5 rpm at a joint, far beyond any robot's actuators)."""
+        return {"q": PLAUSIBLE_Q, "qd": PLAUSIBLE_QD}
+
+    def control_limits(self):
+        """{"tau": (lower, upper)}, each (B, nb) (N m or N): +-the joints' effort limits
+        (URDF ``<limit effort=...>``, inf where unset); 0 on passive joints, whose control is
+        ignored. For ``Parameter("tau", bounds="effort")``."""
+        m = self.model
+        effort = np.where(np.asarray(m.actuated, bool), np.asarray(m.effort, float), 0.0)
+        upper = np.broadcast_to(effort, (self.batch, m.nb)).copy()
+        return {"tau": (-upper, upper)}
 
     # ------------------------------------------------------------------ helpers
 

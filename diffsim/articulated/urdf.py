@@ -62,11 +62,15 @@ def _check_children(el, allowed, where, ignore):
                               f"{sorted(allowed)}); remove it or pass ignore=('{child.tag}',)")
 
 
-def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), **finalize_kwargs) -> Model:
+def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), **finalize_kwargs) -> Model:
     """Parse URDF text or a path to a .urdf file; returns the finalized Model.
 
     gravity: m/s^2 in the root link's frame. ignore: extra tag names to read past.
-    finalize_kwargs: passed to :meth:`RobotBuilder.finalize` (soft-limit stiffness, damping).
+    contact_points: ``[(link, (x, y, z)), ...]`` points (m, link frame) that touch the ground
+    (URDF has no tag for them; see :meth:`RobotBuilder.add_contact_point`).
+    finalize_kwargs: passed to :meth:`RobotBuilder.finalize` (soft-limit stiffness, damping,
+    onset; by default the gains are chosen from each joint's inertia and the system's dt).
+    ``<limit effort>`` becomes the joint's effort limit (``ArticulatedSystem.control_limits()``).
     """
     ignore = set(ignore)
     text = source
@@ -128,7 +132,10 @@ def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), **finalize_kwar
             upper = _float(limit, "upper", where, 0.0)
             if lower == upper == 0.0:
                 lower = upper = None  # URDF's "no limit given"
+        if limit is not None and kind != "fixed":
             effort = _float(limit, "effort", where, np.inf)
+            if not effort > 0:
+                raise ConfigError(f"URDF {where}: <limit effort='{limit.get('effort')}'> must be > 0 (N m or N)")
         damping = 0.0
         dyn = joint.find("dynamics")
         if dyn is not None:
@@ -141,4 +148,12 @@ def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), **finalize_kwar
                      rpy=_floats(origin, "rpy", 3, (0, 0, 0), where),
                      axis=_floats(joint.find("axis"), "xyz", 3, (1, 0, 0), where),
                      damping=damping, lower=lower, upper=upper, effort=effort)
+    for entry in contact_points:
+        try:
+            link, point = entry
+        except (TypeError, ValueError):
+            raise ConfigError(f"contact_points entries must be (link, (x, y, z)), got {entry!r}") from None
+        if link not in rb.links:
+            raise ConfigError(f"contact point on unknown link '{link}'; links are {sorted(rb.links)}")
+        rb.add_contact_point(link, point)
     return rb.finalize(**finalize_kwargs)

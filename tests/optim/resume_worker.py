@@ -25,6 +25,24 @@ def extended_rosenbrock(x):
     return loss, g
 
 
+def rosenbrock_that_blows_up(x):
+    """extended_rosenbrock, but NaN wherever the loss would exceed 5, its value at x = 0, as a
+    simulation that diverges away from its data: L-BFGS from 0 meets a few NaN trials."""
+    loss, g = extended_rosenbrock(x)
+    return (np.nan, np.full_like(x, np.nan)) if loss > 5.0 else (loss, g)
+
+
+def hyperbolas_behind_a_wall(x):
+    """sum_i a_i sqrt(1 + (x_i - 3)^2), a = (1, 2, 3): nearly linear far from the minimum at
+    x = 3, so L-BFGS-B extrapolates; NaN beyond x_i = 3.5. With max_backoffs=0 every non-finite
+    trial restarts L-BFGS-B from the best point found."""
+    if x.max() > 3.5:
+        return np.nan, np.full_like(x, np.nan)
+    a = np.array([1.0, 2.0, 3.0])
+    r = np.sqrt(1.0 + (x - 3.0) ** 2)
+    return float(a @ r), a * (x - 3.0) / r
+
+
 def regression_cases(n=40, seed=1):
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(n, 3))
@@ -69,6 +87,15 @@ def problem(scenario):
     if scenario == "lbfgs":
         return extended_rosenbrock, np.full(6, -1.0), {"method": opt.LBFGS(maxcor=5),
                                                            "iters": 60, "checkpoint_every": 4}
+    if scenario == "lbfgs_nan":
+        return rosenbrock_that_blows_up, np.zeros(6), {"method": opt.LBFGS(maxcor=5),
+                                                       "iters": 60, "checkpoint_every": 4,
+                                                       "on_nonfinite": "backoff"}
+    if scenario == "lbfgs_restart":
+        return hyperbolas_behind_a_wall, np.zeros(3), {"method": opt.LBFGS(maxcor=5),
+                                                       "iters": 60, "checkpoint_every": 2,
+                                                       "on_nonfinite": "backoff",
+                                                       "max_backoffs": 0}
     raise ValueError(scenario)
 
 

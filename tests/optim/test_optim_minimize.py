@@ -109,7 +109,9 @@ def test_argument_errors_say_what_to_do():
         opt.minimize(lambda x: (np.zeros(2), np.zeros(3)), np.zeros(3))
     with pytest.raises(TypeError, match=r"\(loss, grad\)"):
         opt.minimize(lambda x: 1.0, np.zeros(3))
-    with pytest.raises(ValueError, match="backoff"):
-        opt.minimize(bowl, np.zeros(3), "lbfgs", on_nonfinite="backoff")
+    with pytest.raises(opt.ConfigError, match="max_backoffs must be >= 0"):
+        opt.minimize(bowl, np.zeros(3), "lbfgs", on_nonfinite="backoff", max_backoffs=-1)
+    with pytest.raises(opt.ConfigError, match="on_nonfinite must be 'raise' or 'backoff'"):
+        opt.minimize(bowl, np.zeros(3), on_nonfinite="ignore")
     with pytest.raises(ValueError, match="param_names describe 2"):
         opt.minimize(bowl, np.zeros(3), param_names=["a", "b"])

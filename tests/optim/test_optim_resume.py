@@ -224,3 +224,30 @@ def test_lbfgs_replay_that_leaves_the_tape_continues_live(tmp_path):
         res = opt.minimize(objective, x0, checkpoint=path, **kwargs)
     np.testing.assert_allclose(res.x, reference.x, atol=1e-6)  # right answer, recomputed
     assert res.nfev == reference.nfev
+
+
+@pytest.mark.parametrize("scenario,stop_at,saved_at,backoffs",
+                         [("lbfgs_nan", 10, 8, 7), ("lbfgs_restart", 3, 2, 4)])
+def test_lbfgs_that_backed_off_resumes_bitwise(tmp_path, scenario, stop_at, saved_at, backoffs):
+    # lbfgs_nan: seven NaN trials in the line searches from iterations 0 and 2, before the
+    # checkpoint at 8. lbfgs_restart: NaN trials at iterations 0, 1, 3 and 4, each restarting
+    # L-BFGS-B (max_backoffs=0), two before the checkpoint at 2 and two after. The tape holds the
+    # NaN evaluations as they were, and the replay backs off and restarts the same way.
+    reference, _ = worker.run(scenario)
+    assert reference.success and reference.nbackoff == backoffs
+    objective, x0, kwargs = worker.problem(scenario)
+    path = tmp_path / "nan.ckpt"
+    _interrupted_at(stop_at, objective, x0, checkpoint=path, **kwargs)
+    assert ckpt.load(path)["top"]["it"] == saved_at
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return objective(x)
+
+    res = opt.minimize(counted, x0, checkpoint=path, **kwargs)
+    assert res.x.tobytes() == reference.x.tobytes()
+    assert res.history["loss"].tobytes() == reference.history["loss"].tobytes()
+    assert (res.fun, res.nit, res.nfev, res.nbackoff) == (reference.fun, reference.nit,
+                                                          reference.nfev, reference.nbackoff)
+    assert len(calls) < reference.nfev  # replayed, not recomputed

@@ -69,21 +69,18 @@ def test_restitution_to_damping_ratio_mapping_is_exact():
 
 @pytest.mark.parametrize("e", [0.2, 0.5, 0.9])
 def test_penalty_restitution_matches_parameter(e):
-    """A sphere hitting a plane of the same restitution, without gravity: the measured ratio
-    (normal velocity after)/(before) is e within 1% at omega dt = 0.025 (omega = sqrt(k/m)),
-    and its error is first order in dt (halving dt halves it): the continuous-time mapping
-    restitution -> damping ratio is exact."""
-    errors = []
-    for dt in (5e-4, 2.5e-4):
+    """A sphere hitting a plane of the same restitution, without gravity, at omega dt = 0.05,
+    0.1 and 0.2 (omega = sqrt(k/m)): the measured ratio (normal velocity after)/(before) is e
+    within 1 % up to omega dt = 0.1 (0.55 % the worst measured) and 2 % at 0.2 (the phase of
+    the first touch within a step moves it by ~(omega dt)^2 / 2); the time-stepping error (3-10 % at omega dt = 0.1 with the
+    continuous-time damping) is calibrated out (diffsim.contact.discrete_damping_ratio)."""
+    for stiffness in (2.5e3, 1e4, 4e4):
         b = ModelBuilder(3)
         b.add_body(Sphere(0.1), mass=1.0, position=[0, 0, 0.1], velocity=[0, 0, -2.0], restitution=e, friction=0)
         b.add_plane([0, 0, 1], 0.0, restitution=e, friction=0.0)
-        sysm = RigidSystem(b.finalize(), dt=dt, stiffness=1e4, gravity=[0, 0, 0], segment=100)
-        v = sysm.simulate(round(0.1 / dt))["v"][:, 0, 2]
-        assert v[-1] > 0
-        errors.append(v[-1] / 2.0 / e - 1.0)
-    assert abs(errors[1]) < 0.01
-    assert 1.7 < errors[0] / errors[1] < 2.4
+        sysm = RigidSystem(b.finalize(), dt=1e-3, stiffness=stiffness, gravity=[0, 0, 0], segment=100)
+        v = sysm.simulate(150)["v"][:, 0, 2]
+        assert v[-1] / 2.0 == pytest.approx(e, rel=0.01 if stiffness < 2e4 else 0.02), stiffness
 
 
 def test_box_resting_on_plane_stays_put():

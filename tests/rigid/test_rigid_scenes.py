@@ -15,12 +15,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def test_billiards_shot_gradient_and_fit(tmp_path):
     """d(loss)/d(speed, angle) of the 16-ball shot against central differences (relative step
-    1e-6, Richardson), then the demo pots the ball (ends within 2 cm of the pocket's mouth)."""
+    1e-5, Richardson, as for every impulse-model check: at 1e-6 FD round-off reached 1.1e-6 of
+    the speed entry, which is 1e4 times smaller than the angle entry), then the demo pots the
+    ball (ends within 2 cm of the pocket's mouth)."""
     from scenes import billiards
 
     problem = billiards.build(steps=400)
     assert problem.system.n == 16
-    report = gradcheck(problem, problem.x0(), rtol=1e-6, step=1e-6)
+    report = gradcheck(problem, problem.x0(), rtol=1e-6, step=1e-5)
     assert report.ok, str(report)
     out = billiards.demo(tmp_path)
     json.dumps(out)
