@@ -225,13 +225,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="diffsim run bowling", description=__doc__)
     parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--iters", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=12, help="jittered throws averaged per step")
     parser.add_argument("--y0", type=float, default=0.3)
     parser.add_argument("--angle", type=float, default=0.0)
     args = parser.parse_args(argv)
     if not diffsim.is_initialized():
         diffsim.init()
     problem = build(steps=args.steps, y0=args.y0, angle=args.angle)
-    result = problem.solve(iters=args.iters)
+    result = problem.solve(iters=args.iters, samples=args.samples)
     print(json.dumps({"loss": float(result.fun), "y0": float(result.x[0]), "angle": float(result.x[1]),
                       "standing": result.details["pins_standing"], "success": bool(result.success)}))
     return report(result)
