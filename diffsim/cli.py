@@ -40,7 +40,7 @@ def cmd_demo(args) -> int:
     out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"[diffsim demo] writing to {out}")
-    summary, failed = {}, []
+    summary, failed, missed = {}, [], []
     names = args.only or (None if args.all else scenes.HEADLINE)
     unknown = sorted(set(args.only or ()) - set(scenes.available()))
     if unknown:
@@ -57,23 +57,37 @@ def cmd_demo(args) -> int:
             traceback.print_exc()
             failed.append(name)
             result = {"error": f"{type(exc).__name__}: {exc}"}
+        if result.get("success") is False:
+            missed.append(name)
+            print(f"GOAL MISSED: {result.get('message', name)}", file=sys.stderr)
         result["seconds"] = round(time.perf_counter() - start, 2)
         summary[name] = result
         print(json.dumps({name: result}, default=str))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\n[diffsim demo] {len(summary) - len(failed)} scenes ran, {len(failed)} failed; "
-          f"pictures and summary.json in {out}")
-    return 1 if failed else 0
+    print(f"\n[diffsim demo] {len(summary) - len(failed) - len(missed)} scenes reached their goal, "
+          f"{len(missed)} missed it{' (' + ', '.join(missed) + ')' if missed else ''}, {len(failed)} failed"
+          f"{' (' + ', '.join(failed) + ')' if failed else ''}; pictures and summary.json in {out}")
+    return 1 if failed or missed else 0
 
 
 def cmd_run(args) -> int:
     import scenes
 
-    module = scenes.load(args.scene)
+    from .errors import DiffsimError
+
+    try:
+        module = scenes.load(args.scene)
+    except ValueError as exc:
+        print(f"diffsim run: {exc}", file=sys.stderr)
+        return 2
     if args.arch != "auto" or args.precision != "f64" or args.threads or args.deterministic:
         _init(args)
-    result = module.main(args.rest)
-    return int(result or 0)
+    try:
+        result = module.main(args.rest)
+    except DiffsimError as exc:  # bad options or a diverged run: one line, not a traceback
+        print(f"diffsim run {args.scene}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return int(result or 0)  # each scene's main returns 1 (and says why on stderr) when it misses its goal
 
 
 def cmd_bench(args) -> int:

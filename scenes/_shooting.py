@@ -1,6 +1,7 @@
 """What the robot scenes share: a single-shooting problem over one robot's torque sequence."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -8,10 +9,18 @@ import optimizers
 from diffsim import Objective, Rollout
 from diffsim.articulated import ArticulatedSystem
 
+from ._goal import Goal, SceneResult
+
 
 @dataclass
 class ShootingProblem:
-    """A robot (batch of one), its rollout and the Objective over the controls ``tau``."""
+    """A robot (batch of one), its rollout and the Objective over the controls ``tau``.
+
+    The goal (``GOAL``, set by each scene): the tip ends within ``GOAL.tolerance`` m of
+    ``target``."""
+
+    SCENE: ClassVar[str] = "robot"
+    GOAL: ClassVar[Goal] = Goal("final distance of the tip to its target", 0.01, "mm", 1e3)
 
     model: object
     system: ArticulatedSystem
@@ -31,10 +40,19 @@ class ShootingProblem:
         """Initial guess: zero torques."""
         return np.zeros(self.objective.size)
 
-    def solve(self, iters: int = 150, method: str = "lbfgs", x0=None, **kwargs):
-        """Optimise the control sequence within the objective's bounds; optimizers' OptimizeResult."""
-        return optimizers.minimize(self.objective, self.x0() if x0 is None else x0, method, iters,
-                                   bounds=self.objective.bounds, progress=False, **kwargs)
+    def solve(self, iters: int = 150, method: str = "lbfgs", x0=None, **kwargs) -> SceneResult:
+        """Optimise the control sequence within the objective's bounds. Returns a
+        :class:`SceneResult` whose ``success`` says whether the tip ended within the goal."""
+        res = optimizers.minimize(self.objective, self.x0() if x0 is None else x0, method, iters,
+                                  bounds=self.objective.bounds, progress=False, **kwargs)
+        traj = self.trajectory(res.x)
+        tip_speed = float(np.linalg.norm(traj["tip"][-1] - traj["tip"][-2]) / self.dt)
+        return SceneResult.judge(self.SCENE, self.GOAL, self.tip_distance(traj), res,
+                                 final_tip_speed_m_s=tip_speed)
+
+    def tip_distance(self, traj) -> float:
+        """Distance (m) of the tip from the target at the last step of ``traj``."""
+        return float(np.linalg.norm(traj["tip"][-1] - self.target))
 
     def trajectory(self, x) -> dict:
         """Joint positions q (T+1, nb), velocities, torques (T, nb), tip positions (T+1, 3)."""

@@ -28,6 +28,7 @@ import numpy as np
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import Capsule, ModelBuilder, RigidSystem, Sphere, Upright
+from scenes._goal import Goal, SceneResult, report
 from scenes._plots import save_figure
 
 DEMO_ORDER = 42
@@ -45,6 +46,9 @@ def pin_spots():
         for j in range(k + 1):
             out.append([k * SPACING * np.sqrt(3) / 2, (j - k / 2) * SPACING])
     return np.array(out)
+
+
+GOAL = Goal("pins still standing after the best throw", 3, "pins")
 
 
 @dataclass
@@ -93,11 +97,12 @@ class BowlingProblem:
         self.rollout.forward(state0={"x": x, "v": v})
         return {"x": self.rollout.trajectory("x"), "q": self.rollout.trajectory("q")}
 
-    def solve(self, iters=10, lr=0.02, samples=8, jitter=(0.03, 0.01), seed=0):
+    def solve(self, iters=10, lr=0.02, samples=8, jitter=(0.03, 0.01), seed=0, standing=GOAL.tolerance) -> SceneResult:
         """Adam on the loss smoothed over the throw: each step averages value and gradient over
         ``samples`` throws jittered by ``jitter`` (m, rad) around the current one (randomized
         smoothing: pin action is chaotic, and the gradient of one throw says little about its
-        neighbours). Returns the best throw seen (p, loss of that single throw)."""
+        neighbours). Returns a :class:`SceneResult` for the best throw seen (``x``: the throw,
+        ``fun``: its loss): ``success`` when it leaves at most ``standing`` pins up."""
         from optimizers import minimize
 
         rng = np.random.default_rng(seed)
@@ -114,9 +119,12 @@ class BowlingProblem:
                 total, grad = total + loss / samples, grad + g / samples
             return total, grad
 
-        minimize(smoothed, self.x0(), method="adam", lr=lr, iters=iters, progress=False,
-                 bounds=[(-0.5, 0.5), (-0.3, 0.3)])
-        return best["p"], best["loss"]
+        res = minimize(smoothed, self.x0(), method="adam", lr=lr, iters=iters, progress=False,
+                       bounds=[(-0.5, 0.5), (-0.3, 0.3)])
+        up = self.standing(best["p"])
+        return SceneResult.judge("bowling", Goal(GOAL.name, standing, GOAL.unit), up, res, x=best["p"],
+                                 fun=best["loss"], pins_standing=up, throw_y0_m=float(best["p"][0]),
+                                 throw_angle_rad=float(best["p"][1]))
 
 
 def build(steps: int = 1200, dt: float = 5e-4, speed: float = 7.0, y0: float = 0.3, angle: float = 0.0,
@@ -196,32 +204,39 @@ def demo(outdir: pathlib.Path) -> dict:
     start = time.perf_counter()
     first = problem.trajectory(problem.x0())
     standing0 = problem.standing()
-    p, loss = problem.solve(iters=4 if small else 15, samples=4 if small else 8)
+    result = problem.solve(iters=4 if small else 15, samples=4 if small else 8)
+    p = result.x
     seconds = time.perf_counter() - start
     best = problem.trajectory(p)
-    standing1 = problem.standing(p)
+    standing1 = result.details["pins_standing"]
+    verdict = result.title("", ", goal MISSED")
     animate(outdir / "bowling.gif", [first, best], [f"first throw: {standing0} standing",
-                                                    f"best throw: {standing1} standing"], every=80 if small else 25)
+                                                    f"best throw: {standing1} standing{verdict}"],
+            every=80 if small else 25)
     plot_loss(outdir / "bowling_loss.png", problem.history)
-    return {"initial_loss": problem.history[0], "final_loss": float(loss), "pins_standing_first": standing0,
-            "pins_standing_best": standing1, "throw_y0_m": float(p[0]), "throw_angle_rad": float(p[1]),
+    return {**result.summary(), "initial_loss": problem.history[0], "final_loss": float(result.fun),
+            "pins_standing_first": standing0, "pins_standing_best": standing1,
             "evaluations": len(problem.history), "seconds": seconds,
             "gif": str(outdir / "bowling.gif"), "plot": str(outdir / "bowling_loss.png")}
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """``diffsim run bowling``: exit status 0 when the best throw leaves at most 3 pins standing."""
     parser = argparse.ArgumentParser(prog="diffsim run bowling", description=__doc__)
     parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--iters", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=12, help="jittered throws averaged per step")
     parser.add_argument("--y0", type=float, default=0.3)
     parser.add_argument("--angle", type=float, default=0.0)
     args = parser.parse_args(argv)
-    diffsim.init()
+    if not diffsim.is_initialized():
+        diffsim.init()
     problem = build(steps=args.steps, y0=args.y0, angle=args.angle)
-    p, loss = problem.solve(iters=args.iters)
-    print(json.dumps({"loss": float(loss), "y0": float(p[0]), "angle": float(p[1]),
-                      "standing": problem.standing(p)}))
+    result = problem.solve(iters=args.iters, samples=args.samples)
+    print(json.dumps({"loss": float(result.fun), "y0": float(result.x[0]), "angle": float(result.x[1]),
+                      "standing": result.details["pins_standing"], "success": bool(result.success)}))
+    return report(result)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,6 +16,7 @@ import json
 import pathlib
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, cartpole
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
 
+from ._goal import Goal, SceneResult, report
 from ._shooting import ShootingProblem
 
 DEMO_ORDER = 11
@@ -31,6 +33,10 @@ DEMO_ORDER = 11
 
 @dataclass
 class SwingUpProblem(ShootingProblem):
+    """Goal: the pole's tip ends within 5 cm of the upright position."""
+
+    SCENE: ClassVar[str] = "cartpole"
+    GOAL: ClassVar[Goal] = Goal("final distance of the pole tip to upright", 0.05, "cm", 100.0)
     force_limit: float = 15.0
 
     def x0(self, amplitude: float = 2.0, seed: int = 0):
@@ -40,7 +46,7 @@ class SwingUpProblem(ShootingProblem):
         tau[:, 0, 0] = amplitude * np.sin(2 * np.pi * t / 1.0)
         return tau.ravel()
 
-    def solve(self, iters: int = 200, method: str = "lbfgs", x0=None, **kwargs):
+    def solve(self, iters: int = 200, method: str = "lbfgs", x0=None, **kwargs) -> SceneResult:
         return super().solve(iters, method, x0, **kwargs)
 
 
@@ -73,19 +79,21 @@ def demo(outdir: pathlib.Path) -> dict:
     traj = problem.trajectory(res.x)
     t = np.arange(problem.steps + 1) * problem.dt
     gif = animate_planar(outdir / "cartpole.gif", problem.model, traj["q"], ["cart", "tip"], problem.dt,
-                         targets=problem.target, title="cart-pole swing-up (L-BFGS)", trail="tip", frames=20)
+                         targets=problem.target, trail="tip", frames=20,
+                         title=res.title("cart-pole swing-up (L-BFGS)", "cart-pole swing-up: goal MISSED"))
     plot = plot_trajectories(outdir / "cartpole.png", t, traj["q"], traj["tau"], ["cart x (m)", "pole (rad)"],
                              "cart-pole: joints, force, loss", res.history["loss"])
     angle = traj["q"][-1, 1]
-    return {"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun), "iterations": int(res.nit),
-            "final_pole_angle_rad": float(angle),
+    return {**res.summary(), "initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
+            "iterations": int(res.nit), "final_pole_angle_rad": float(angle),
             "upright_error_rad": float(abs((angle - np.pi + np.pi) % (2 * np.pi) - np.pi)),
             "final_tip_distance_m": float(np.linalg.norm(traj["tip"][-1] - problem.target)),
             "max_force_N": float(np.abs(traj["tau"][:, 0]).max()),
             "seconds": time.perf_counter() - start, "gif": gif, "plot": plot}
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """``diffsim run cartpole``: exit status 0 when the pole ends upright (tip within 5 cm)."""
     parser = argparse.ArgumentParser(prog="diffsim run cartpole", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--dt", type=float, default=0.025)
@@ -96,10 +104,10 @@ def main(argv=None):
         diffsim.init()
     problem = build(steps=args.steps, dt=args.dt, force_limit=args.force_limit)
     res = problem.solve(iters=args.iters)
-    traj = problem.trajectory(res.x)
     print(json.dumps({"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
-                      "final_tip_distance_m": float(np.linalg.norm(traj["tip"][-1] - problem.target))}))
+                      "final_tip_distance_m": res.figure, "success": bool(res.success)}))
+    return report(res)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -33,15 +33,18 @@ def python_subprocess():
     return run_python
 
 
-def execute_notebook(name: str):
-    """Execute ``notebooks/<name>`` at small size (DIFFSIM_SMALL=1) in a fresh kernel; return the
-    executed notebook and the text it printed. Fails if it was committed with outputs."""
+def execute_notebook(name: str, small: bool = True):
+    """Execute ``notebooks/<name>`` in a fresh kernel, at small size (DIFFSIM_SMALL=1) or at its
+    default size (``small=False``: DIFFSIM_SMALL=0, what a user who opens it runs); return the
+    executed notebook and the text it printed. Fails if it was committed with outputs, and
+    (nbclient's CellExecutionError) if a cell raises, e.g. a notebook's assertion that its goal
+    was reached."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit it without outputs"
     saved = dict(os.environ)
-    os.environ.update(DIFFSIM_SMALL="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    os.environ.update(DIFFSIM_SMALL="1" if small else "0", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     try:
         nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
     finally:

@@ -77,7 +77,7 @@ def test_cli_info_and_unknown_scene():
     out = run_python("from diffsim.cli import main; main(['info', '--arch', 'cpu', '--threads', '1'])")
     assert out.returncode == 0, out.stderr
     assert "taichi: 1.7.4" in out.stdout and "arch: cpu" in out.stdout and "threads: 1" in out.stdout
-    out = run_python("from diffsim.cli import main; main(['run', 'no_such_scene'])")
+    out = run_python("from diffsim.cli import main; raise SystemExit(main(['run', 'no_such_scene']))")
     assert out.returncode != 0 and "unknown scene 'no_such_scene'" in out.stderr
 
 

@@ -61,8 +61,52 @@ def test_bowling_demo(tmp_path):
     assert {bowling.DEMO_ORDER} != {40, 41}
 
 
-def test_game_physics_notebook_runs_small():
-    nb, text = execute_notebook("game_physics_tuning.ipynb")
+@pytest.mark.default_size
+def test_game_physics_notebook_reaches_its_goals_at_default_size():
+    """The notebook as a user runs it (DIFFSIM_SMALL unset): its cells assert the bounce fit's and
+    the billiards shot's goals, so a miss fails here."""
+    nb, text = execute_notebook("game_physics_tuning.ipynb", small=False)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    assert text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
+    assert "full run" in text and text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
+    assert text.count("goal reached") == 2 and "MISSED" not in text
+
+
+def test_billiards_default_start_aims_at_the_ghost_ball_along_clear_lanes():
+    """The naive start aims the cue ball at the ghost ball (one diameter behind ball 1 on its line
+    to the pocket), and the spread layout keeps both paths free of other balls."""
+    from scenes import billiards
+
+    pos = billiards.layout_positions("spread", 16)
+    mouth = billiards.pockets()[5]
+    ghost = billiards.ghost_ball(pos[1], mouth)
+    assert np.linalg.norm(ghost - pos[1]) == pytest.approx(2 * billiards.RADIUS)
+    u, w = mouth - pos[1], pos[1] - ghost
+    assert u[0] * w[1] - u[1] * w[0] == pytest.approx(0.0, abs=1e-12)  # on the pocket line
+    for p in pos[2:]:
+        for a, b in ((pos[0], ghost), (pos[1], mouth)):
+            assert billiards._segment_distance(p, a, b) > 5 * billiards.RADIUS
+    speed, angle = billiards.naive_shot(pos[0], pos[1], mouth, 1.5)
+    d = ghost - pos[0]
+    assert angle == pytest.approx(np.arctan2(d[1], d[0]))
+    assert 0.5 < speed < 3.0
+
+
+def test_a_missed_goal_fails_loudly(tmp_path, capsys):
+    """`diffsim run billiards` with too few iterations to pot the ball: exit status 1, one
+    "GOAL MISSED" line with the distance and the goal, and a picture not titled "optimised"."""
+    from diffsim import cli
+    from scenes import billiards
+
+    code = cli.main(["run", "billiards", "--iters", "1", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("GOAL MISSED: billiards: distance of the target ball") and "(goal <= 2 cm)" in line
+    assert json.loads(out.strip().splitlines()[-1])["success"] is False
+    problem = billiards.build()
+    result = problem.solve(iters=1)
+    assert not result.success and "MISSED" in result.message and result.figure > 0.02
+    assert result.title("optimised shot: potted", "best shot found: goal MISSED") == "best shot found: goal MISSED"
+    assert cli.main(["run", "no_such_scene"]) == 2
+    assert "unknown scene 'no_such_scene'" in capsys.readouterr().err

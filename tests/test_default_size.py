@@ -1,0 +1,57 @@
+"""Every scene (and, through the tests listed in NOTEBOOK_TESTS, every notebook) at its DEFAULT size, as a user runs it (``diffsim run SCENE``
+with no options; a notebook opened and run): each must reach its goal. Marked ``default_size``;
+the plain ``pytest`` run (``.ci/run``) includes them, ``-m 'not default_size'`` leaves them out.
+
+A scene's ``main`` returns its exit status (0: goal reached, 1: missed, with a "GOAL MISSED"
+line on stderr); a notebook asserts its own goal in a cell, so a miss raises here."""
+
+import json
+import pathlib
+
+import pytest
+
+import scenes
+from diffsim import cli
+
+pytestmark = pytest.mark.default_size
+
+# scene -> options that only move output files out of the working directory
+OUT = {"billiards": "--out", "arm_reach": "--out", "hanging_chain": "--out", "forcefield_fit": "--outdir",
+       "lj_fluid": "--outdir"}
+
+
+SCENES = ["arm_reach", "billiards", "bounce_tuning", "bowling", "cartpole", "forcefield_fit", "hanging_chain",
+          "lj_fluid", "policy_cartpole"]
+
+
+def test_every_scene_is_listed():
+    assert sorted(SCENES) == scenes.available()
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_scene_reaches_its_goal_at_default_size(name, tmp_path, capsys):
+    if name == "policy_cartpole":
+        pytest.importorskip("torch")
+    argv = ["run", name] + ([OUT[name], str(tmp_path)] if name in OUT else [])
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, f"{name} missed its goal at its default size: {err.strip()}"
+    printed = [json.loads(line) for line in out.splitlines() if line.startswith("{")][-1]
+    assert printed["success"] is True
+    assert out.strip().splitlines()[-1].endswith("goal reached")
+
+
+# Each notebook's default-size run lives beside the small-size tests of its scenes; this list
+# makes sure none is forgotten.
+NOTEBOOK_TESTS = {"force_field_fitting.ipynb": "md/test_md_notebook_scenes.py",
+                  "game_physics_tuning.ipynb": "rigid/test_rigid_scenes.py",
+                  "robot_trajectory_optimization.ipynb": "articulated/test_articulated_scenes.py",
+                  "ad_vs_finite_differences.ipynb": "test_notebook_ad.py"}
+
+
+def test_every_notebook_has_a_default_size_run():
+    tests = pathlib.Path(__file__).parent
+    assert sorted(NOTEBOOK_TESTS) == sorted(p.name for p in (tests.parent / "notebooks").glob("*.ipynb"))
+    for name, path in NOTEBOOK_TESTS.items():
+        source = (tests / path).read_text()
+        assert f'execute_notebook("{name}", small=False)' in source and "@pytest.mark.default_size" in source
