@@ -98,7 +98,7 @@ def main(argv=None):
     lr = 0.02
     load_before = os.getloadavg()
 
-    for r in range(args.rounds):
+    for _r in range(args.rounds):
         for mode, objective in objectives.items():
             calls = []
 

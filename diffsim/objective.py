@@ -169,7 +169,7 @@ class Objective:
     def x0(self) -> np.ndarray:
         """The current values, packed (and transformed)."""
         x = np.empty(self.size)
-        for p, kind, shape, off, size in self._layout:
+        for p, kind, _shape, off, size in self._layout:
             v = self._values(kind, p.name)
             v = v[self._masks[p.name]] if p.name in self._masks else v.ravel()
             if p.transform == "log":
@@ -202,7 +202,7 @@ class Objective:
     @property
     def names(self) -> list:
         out = []
-        for p, kind, shape, off, size in self._layout:
+        for p, _kind, shape, _off, _size in self._layout:
             out.extend(f"{p.name}[{','.join(map(str, idx))}]" for idx in self._indices(p, shape))
         return out
 
@@ -220,7 +220,7 @@ class Objective:
     def bounds(self) -> list:
         """(lo, hi) per packed entry, None where unbounded, in the transformed space."""
         out = []
-        for p, kind, shape, off, size in self._layout:
+        for p, _kind, shape, _off, size in self._layout:
             lo = self._bound(p, p.lower, -np.inf, shape, size)
             hi = self._bound(p, p.upper, np.inf, shape, size)
             if p.transform == "log":
@@ -282,7 +282,7 @@ class Objective:
             return float("nan"), np.full(self.size, np.nan)
         grads = self.rollout.backward()
         g = np.empty(self.size)
-        for p, kind, shape, off, size in self._layout:
+        for p, kind, _shape, off, size in self._layout:
             table = {"param": grads.params, "control": grads.controls, "state0": grads.state0}[kind]
             gi = np.asarray(table[p.name], dtype=np.float64)
             gi = gi[self._masks[p.name]] if p.name in self._masks else gi.ravel()

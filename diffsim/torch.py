@@ -79,6 +79,6 @@ def rollout_loss(rollout, **tensors) -> torch.Tensor:
         raise ConfigError("rollout_loss needs at least one tensor (a parameter, control or state field)")
     names = tuple(tensors)
     obj = _objective(rollout, names)
-    for (p, kind, shape, _, _), name in zip(obj._layout, names):
+    for (_p, _kind, shape, _, _), name in zip(obj._layout, names):
         _check(name, tensors[name], shape)
     return _RolloutFunction.apply(obj, *(tensors[n] for n in names))
