@@ -92,13 +92,26 @@ def revolve(m: int, s: int) -> Iterator[Action]:
 
 
 def _reverse(a: int, b: int, s: int, at_a: bool) -> Iterator[Action]:
-    # Precondition: x_a is in a snapshot (or b - a == 1), or the current state is x_a (at_a).
-    while True:
+    """Reverse units [a, b) with s snapshots; x_a is in a snapshot (or b - a == 1), or the current
+    state is x_a (at_a). Split at c, reverse [c, b) with one snapshot fewer, then [a, c). An
+    explicit stack of frames [a, b, s, at_a, (c, keep) of the child being reversed], so that
+    thousands of snapshots need no recursion."""
+    stack = [[a, b, s, at_a, None]]
+    while stack:
+        frame = stack[-1]
+        a, b, s, at_a, child = frame
+        if child is not None:  # [c, b) is reversed: free its snapshot, go on with [a, c)
+            c, keep = child
+            if keep:
+                yield Action("free", c)
+            frame[1], frame[3], frame[4] = c, False, None
+            continue
         if b - a == 1:
             if not at_a:
                 yield Action("restore", a)
             yield Action("reverse", a)
-            return
+            stack.pop()
+            continue
         c = a + _split(b - a, s)
         if not at_a:
             yield Action("restore", a)
@@ -106,10 +119,8 @@ def _reverse(a: int, b: int, s: int, at_a: bool) -> Iterator[Action]:
         keep = b - c > 1
         if keep:
             yield Action("snapshot", c)
-        yield from _reverse(c, b, s - 1, True)
-        if keep:
-            yield Action("free", c)
-        b, at_a = c, False
+        frame[4] = (c, keep)
+        stack.append([c, b, s - 1, True, None])
 
 
 # ---------------------------------------------------------------- schedules the user picks

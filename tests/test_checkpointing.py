@@ -84,3 +84,12 @@ def test_snapshots_for_budget():
         revolve_cost(0, 3)
     with pytest.raises(ConfigError):
         Binomial(snapshots=0)
+
+
+def test_a_thousand_snapshots_need_no_recursion():
+    """revolve(2000, 1000) raised RecursionError when each split was a nested generator."""
+    from diffsim.checkpointing import revolve
+
+    actions = list(revolve(2000, 1000))
+    assert sum(a.kind == "reverse" for a in actions) == 2000
+    assert sum(a.kind == "snapshot" for a in actions) - sum(a.kind == "free" for a in actions) <= 1000
