@@ -184,12 +184,22 @@ class Binomial:
         return f"Binomial(snapshots={self.snapshots})"
 
 
+def recompute_sweeps(m: int, s: int) -> float:
+    """Forward units run by a binomial reversal of m units with s snapshots, per unit: 1 for the
+    recording sweep plus Griewank's minimal recomputation (``revolve_cost(m, s) / m``)."""
+    return 1.0 + revolve_cost(m, s) / m
+
+
 def snapshots_for_budget(budget_bytes: int, state_bytes: int, steps: int,
-                         work_bytes: int = 0) -> int:
+                         work_bytes: int = 0, max_sweeps: float = 30.0) -> int:
     """Largest useful snapshot count ``s`` whose snapshots fit in ``budget_bytes``.
 
     state_bytes: bytes of one state (all fields, no gradient); work_bytes: the fixed cost of
-    the working slots, taken off the budget first. Raises ConfigError if not even one fits.
+    the working slots, taken off the budget first; steps: the units to reverse. Raises
+    ConfigError if not even one snapshot fits, or if the snapshots that fit would make the
+    reversal cost more than ``max_sweeps`` forward sweeps (Binomial(1) over 10^6 units is 5 x
+    10^11 unit steps: it never finishes); the message gives the estimate and the budget that
+    brings it to about 10 sweeps.
     """
     if state_bytes <= 0:
         raise ConfigError(f"state_bytes must be positive, got {state_bytes}")
@@ -197,4 +207,17 @@ def snapshots_for_budget(budget_bytes: int, state_bytes: int, steps: int,
     if s < 1:
         raise ConfigError(f"a memory budget of {budget_bytes} bytes does not hold one snapshot "
                           f"of {state_bytes} bytes plus {work_bytes} bytes of working states")
-    return int(min(s, max(1, steps)))
+    m = max(1, int(steps))
+    s = int(min(s, m))
+    sweeps = recompute_sweeps(m, s)
+    if sweeps > max_sweeps:
+        enough = s
+        while enough < m and recompute_sweeps(m, enough) > 10.0:
+            enough = min(m, 2 * enough)
+        need = work_bytes + enough * state_bytes
+        raise ConfigError(f"a memory budget of {budget_bytes} bytes holds {s} snapshot(s) of {state_bytes} "
+                          f"bytes: reversing {m} units would run about {sweeps:.3g} forward sweeps "
+                          f"({revolve_cost(m, s) + m:.3g} unit steps), more than max_sweeps={max_sweeps:g}; "
+                          f"give at least {need} bytes ({enough} snapshots, about "
+                          f"{recompute_sweeps(m, enough):.3g} sweeps), a longer segment or a shorter rollout")
+    return s

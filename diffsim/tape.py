@@ -343,14 +343,17 @@ class Rollout:
 
     @classmethod
     def within_budget(cls, system: System, steps: int, budget_bytes: int, segment: int | None = None,
-                      **options) -> "Rollout":
-        """A Binomial rollout whose snapshots, working slots and controls fit in ``budget_bytes``."""
+                      max_sweeps: float = 30.0, **options) -> "Rollout":
+        """A Binomial rollout whose snapshots, working slots and controls fit in ``budget_bytes``.
+
+        A budget so tight that the reversal would cost more than ``max_sweeps`` forward sweeps
+        is a ConfigError giving the estimate and the budget that would be reasonable."""
         item = 8 if config().precision == "f64" else 4
         state = sum(int(np.prod(s)) for s in system.state_shapes.values()) * item
         controls = sum(int(np.prod(s)) for s in system.control_shapes.values()) * item * 2 * steps
         seg = min(int(segment or (system.segment if system.advance is not None else 1)), steps)
         work = 2 * (seg + 1) * state + controls
-        snaps = snapshots_for_budget(budget_bytes, state, -(-steps // seg), work_bytes=work)
+        snaps = snapshots_for_budget(budget_bytes, state, -(-steps // seg), work_bytes=work, max_sweeps=max_sweeps)
         return cls(system, steps, Binomial(snaps), segment=seg, **options)
 
     # ------------------------------------------------------------------ inputs and outputs

@@ -1,5 +1,7 @@
 """The checkpointed tape: every schedule equals StoreAll bitwise, revolve's counts, bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -235,3 +237,18 @@ def test_final_state_survives_backward(chain):
     after = ro.final_state()
     for k in before:
         np.testing.assert_array_equal(before[k], after[k])
+
+
+def test_within_budget_refuses_a_reversal_that_would_never_finish(chain):
+    """Two snapshots for 10^6 steps run ~1,000 forward sweeps (one: ~5e11 steps). Say so, with the
+    budget that would do, instead of starting it."""
+    from diffsim.checkpointing import recompute_sweeps, snapshots_for_budget
+
+    with pytest.raises(ConfigError, match=r"forward sweeps .* give at least (\d+) bytes") as err:
+        snapshots_for_budget(200, 100, 1_000_000)  # two snapshots: ~1,000 sweeps
+    need = int(re.search(r"give at least (\d+) bytes", str(err.value)).group(1))
+    s = snapshots_for_budget(need, 100, 1_000_000)
+    assert recompute_sweeps(1_000_000, s) <= 10.0
+    assert snapshots_for_budget(1_000, 100, 1_000_000, max_sweeps=float("inf")) == 10
+    with pytest.raises(ConfigError, match="max_sweeps=30"):
+        Rollout.within_budget(chain, 200_000, 3_200_500, segment=1)  # controls 3.2 MB, then one snapshot
