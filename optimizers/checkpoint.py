@@ -59,6 +59,10 @@ def load(path):
             payload = pickle.load(f)
     except FileNotFoundError:
         return None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
+            ValueError) as err:
+        raise CheckpointError(f"{path} is empty, truncated or corrupt ({type(err).__name__}: {err}); "
+                              "delete it to start the run over, or pass another checkpoint path") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an optimizers checkpoint")
     if payload.get("version") != VERSION:

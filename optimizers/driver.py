@@ -1,6 +1,7 @@
 """``minimize``: one entry point for every optimiser, with progress, stopping tests, non-finite
 handling and resumable checkpoints."""
 
+import dataclasses
 import sys
 import time
 from dataclasses import asdict
@@ -113,7 +114,7 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         param_names = list(names) if names is not None and len(names) == x0.size else None
     sess = _Session(objective, x0, name, iters, as_box(bounds, x0.size), callback, tol, gtol,
                     progress, checkpoint, checkpoint_every, seed, on_nonfinite, max_backoffs,
-                    expand_param_names(param_names, x0.size))
+                    expand_param_names(param_names, x0.size), options=_describe(opt))
     finished = sess.load_checkpoint("lbfgs" if isinstance(opt, LBFGS) else "first_order")
     if finished is not None:
         return finished
@@ -121,6 +122,21 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         if isinstance(opt, LBFGS):
             return opt.run(sess, x0, iters)
         return _run_first_order(sess, opt, x0, iters)
+
+
+def _describe(opt):
+    """The settings of an optimiser that a checkpoint must match, in plain values (a schedule or
+    a transformation is named by its function, whose closure values it cannot see). Bounds are
+    fingerprinted apart; L-BFGS's ``resume`` policy is how to resume, not what the run is."""
+    def plain(value):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        return getattr(value, "__qualname__", type(value).__name__)
+
+    if dataclasses.is_dataclass(opt):
+        return (type(opt).__name__, tuple((f.name, plain(getattr(opt, f.name)))
+                                          for f in dataclasses.fields(opt) if f.name not in ("bounds", "resume")))
+    return type(opt).__name__
 
 
 def _resolve_method(method, lr):
@@ -212,12 +228,15 @@ class _Session:
     """What every method shares: evaluation, history, stopping tests, progress, checkpoints."""
 
     def __init__(self, objective, x0, method, iters, box, callback, tol, gtol, progress, path,
-                 every, seed, on_nonfinite, max_backoffs, names):
+                 every, seed, on_nonfinite, max_backoffs, names, options=None):
         self.objective, self.method, self.iters, self.box = objective, method, iters, box
         self.callback, self.tol, self.gtol = callback, tol, gtol
         self.checkpoint, self.every = path, every
         self.on_nonfinite, self.max_backoffs, self.names = on_nonfinite, max_backoffs, names
-        self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed}
+        self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed,
+                            "options": options, "tol": tol, "gtol": gtol, "on_nonfinite": on_nonfinite,
+                            "max_backoffs": max_backoffs,
+                            "bounds": None if box is None else ckpt.digest(np.stack([box.lo, box.hi]))}
         self.rng = np.random.default_rng(seed)
         if hasattr(objective, "bind_rng"):
             objective.bind_rng(self.rng)
@@ -351,10 +370,13 @@ class _Session:
         if payload is None:
             return None
         if payload["kind"] != kind or payload["fingerprint"] != self.fingerprint:
+            saved = dict(payload["fingerprint"], kind=payload["kind"])
+            here = dict(self.fingerprint, kind=kind)
+            differ = "; ".join(f"{key}: saved {saved.get(key)!r}, now {here.get(key)!r}"
+                               for key in sorted(set(saved) | set(here)) if saved.get(key) != here.get(key))
             raise CheckpointError(
-                f"checkpoint {self.checkpoint} belongs to another run (saved for "
-                f"{payload['fingerprint']}, kind {payload['kind']!r}; this run is "
-                f"{self.fingerprint}, kind {kind!r}); delete it or pass another checkpoint path")
+                f"checkpoint {self.checkpoint} belongs to another run ({differ}); delete it or pass "
+                "another checkpoint path")
         if payload["result"] is not None and not (payload["stop_kind"] == "budget"
                                                   and self.iters > payload["iters"]):
             return OptimizeResult(**payload["result"])
