@@ -88,14 +88,16 @@ class RigidSystem(System):
     toi_min_speed: v_min (m/s) of the TOI correction; fused: None (auto: n <= 64), True or False;
     segment: steps per fused launch; skin: broad-phase skin (m) of the fused path, None = all
     pairs; max_pairs: pair-list capacity of the per-step broad phase; costs: cost terms
-    (:mod:`diffsim.rigid.costs`) whose sum is the loss.
+    (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs without a
+    narrow phase ("box-box", "box-capsule") that the scene accepts to pass through each other
+    (bodies that never meet); any other such pair in the model is a ConfigError.
     """
 
     def __init__(self, model: RigidModel, dt: float = 1e-3, contact: str = "penalty", stiffness: float = 1e4,
                  onset_depth: float = 1e-5, friction_smoothing: float = 0.01, gravity=None,
                  rolling_resistance: float = 0.0,
                  toi_min_speed: float = 1e-3, fused: bool | None = None, segment: int = 32, skin: float | None = None,
-                 max_pairs: int | None = None, costs=()):
+                 max_pairs: int | None = None, costs=(), pass_through: tuple = ()):
         if not isinstance(model, RigidModel):
             raise ConfigError(f"RigidSystem needs a RigidModel (ModelBuilder(...).finalize()), got {type(model).__name__}")
         if contact not in ("penalty", "impulse"):
@@ -129,6 +131,11 @@ class RigidSystem(System):
             self.unsupported.append("box-box")
         if boxes and np.any(model.shape == CAPSULE):
             self.unsupported.append("box-capsule")
+        refused = [pair for pair in self.unsupported if pair not in tuple(pass_through)]
+        if refused:
+            raise ConfigError(f"this model has {' and '.join(refused)} shape pairs, which have no contact yet "
+                              "(they would pass through each other): use spheres or capsules for the bodies that "
+                              f"touch, or pass pass_through={tuple(refused)!r} if those bodies never meet")
         g = np.asarray(gravity if gravity is not None else ([0.0, -9.81] if d == 2 else [0.0, 0.0, -9.81]), float)
         if g.shape != (d,):
             raise ConfigError(f"gravity must have {d} components, got {g.shape}")

@@ -198,7 +198,7 @@ def test_penalty_gradients_exact_through_contact_onsets():
     of sphere-plane, box corner-plane and sphere-sphere contacts: relative error <= 1e-6."""
     costs = [BodyTarget(0, [0.3, 0.1, 0.2]), BodyTarget(1, [1.0, 0.1, 0.3]), BodyTarget(2, [0.1, 1.0, 0.9]),
              BodyTarget(3, [0.2, 1.1, 0.9]), BodyTarget(4, [2.1, 0.1, 0.1])]
-    system = RigidSystem(_onset_scene(), segment=20, costs=costs)
+    system = RigidSystem(_onset_scene(), segment=20, costs=costs, pass_through=("box-capsule",))
     steps = 120
     out = system.simulate(steps)
     assert out["x"][0, 0, 2] > 0.1 > out["x"][:, 0, 2].min()  # the ball touches during the run
@@ -231,7 +231,7 @@ def test_impulse_gradients_exact_through_a_bounce_under_gravity():
 
 
 def test_plausible_magnitudes_and_divergence_hint():
-    system = RigidSystem(_onset_scene())
+    system = RigidSystem(_onset_scene(), pass_through=("box-capsule",))
     bounds = system.plausible_magnitudes()
     assert set(bounds) == {"x", "v", "omega", "q"}
     assert all(np.isfinite(b) and b > 0 for b in bounds.values())

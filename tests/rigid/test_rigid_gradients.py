@@ -50,12 +50,14 @@ def mixed_costs():
 
 @pytest.fixture(scope="module")
 def mixed_fused():
-    return RigidSystem(mixed_scene(), dt=2e-3, stiffness=2e4, fused=True, segment=10, costs=mixed_costs())
+    return RigidSystem(mixed_scene(), dt=2e-3, stiffness=2e4, fused=True, segment=10, costs=mixed_costs(),
+                       pass_through=("box-capsule",))
 
 
 @pytest.fixture(scope="module")
 def mixed_steps():
-    return RigidSystem(mixed_scene(), dt=2e-3, stiffness=2e4, fused=False, costs=mixed_costs())
+    return RigidSystem(mixed_scene(), dt=2e-3, stiffness=2e4, fused=False, costs=mixed_costs(),
+                       pass_through=("box-capsule",))
 
 
 def objective(system, schedule=None, names=None, steps=T):

@@ -121,7 +121,7 @@ def test_sphere_rests_on_box_on_floor_and_capsule_on_sphere():
     b.add_body(Sphere(0.1), mass=3.0, position=[2.0, 0.0, 0.1], restitution=0.2, friction=0.5)
     b.add_body(Capsule(0.05, 0.3), mass=0.2, position=[2.0, 0.0, 0.25], restitution=0.2, friction=0.5)
     b.add_plane([0, 0, 1], 0.0, restitution=0.2, friction=0.5)
-    system = RigidSystem(b.finalize(), dt=5e-4, stiffness=k, segment=200)
+    system = RigidSystem(b.finalize(), dt=5e-4, stiffness=k, segment=200, pass_through=("box-capsule",))
     out = system.simulate(2000)
     x = out["x"][-1]
     assert x[0, 2] == pytest.approx(0.1 - 2.5 * g / (4 * k), abs=1e-4)  # four corners carry box + sphere
