@@ -50,6 +50,20 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sibling(name: str):
+    """benchmarks/<name>.py as a module, loaded from its file under a private name, so that a
+    benchmark module never stands in for a package of the same name."""
+    import importlib.util
+
+    key = f"_diffsim_benchmark_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, os.path.join(HERE, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 TOLERANCE = 1e-9
 AGREEMENT = ("chain", "lj", "billiards", "robot", "box_stack")
 THROUGHPUT = ("md_forward_f32", "md_forward_f64", "md_gradient", "robot_batch", "rigid_bin")
@@ -212,8 +226,7 @@ def build_case(name: str, size: dict) -> dict:
         prob = billiards.build(balls=16, layout="rack", steps=steps, speed=6.0, angle=0.0, fused=True)
         return {"system": prob.system, "steps": steps, "state0": {"v": prob.velocity(prob.x0())}}
     if name == "robot":
-        sys.path.insert(0, HERE)
-        from articulated import rollout_for  # benchmarks/articulated.py's 5-link arm
+        rollout_for = sibling("articulated").rollout_for  # benchmarks/articulated.py's 5-link arm
 
         ro = rollout_for(1, steps)
         return {"system": ro.system, "steps": steps, "controls": ro.controls()}
@@ -342,8 +355,7 @@ def child_md_gradient(cfg: dict, emit):
     import diffsim
 
     start(cfg["arch"], "f64", threads=cfg["threads"])
-    sys.path.insert(0, HERE)
-    from md import gradient_one  # benchmarks/md.py
+    gradient_one = sibling("md").gradient_one  # benchmarks/md.py
 
     from scenes.lj_fluid import build
 
@@ -369,9 +381,8 @@ def child_md_gradient(cfg: dict, emit):
 
 def child_robot_batch(cfg: dict, emit):
     """B five-link arms (benchmarks/articulated.py's rollout), forward and forward + backward."""
-    sys.path.insert(0, HERE)
     start(cfg["arch"], "f64", threads=cfg["threads"])
-    from articulated import rollout_for
+    rollout_for = sibling("articulated").rollout_for
 
     t0 = time.perf_counter()
     ro = rollout_for(1, 10)

@@ -1,7 +1,7 @@
 """Benchmark of optimizers/. One JSON line per figure.
 
-    python benchmarks/optimizers.py            # overhead at 10^6 parameters; end-to-end chain fit
-    python benchmarks/optimizers.py --quick    # 10^5 parameters, fewer iterations
+    python benchmarks/optimizer_overhead.py            # overhead at 10^6 parameters; end-to-end chain fit
+    python benchmarks/optimizer_overhead.py --quick    # 10^5 parameters, fewer iterations
 
 "overhead": NumPy time minimize spends per iteration outside the objective (target: under 20 ms
 at 10^6 parameters, so that the simulator dominates), for a quadratic objective
