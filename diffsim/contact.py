@@ -48,6 +48,24 @@ def contact_normal_force(depth, v_n, k_n, c_n, delta):
     return smooth_relu(f, k_n * delta)
 
 
+def smoothstep_np(r):
+    """NumPy twin of :func:`smoothstep`."""
+    import numpy as np
+
+    c = np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0)
+    return c * c * (3.0 - 2.0 * c)
+
+
+def contact_normal_force_np(depth, v_n, k_n, c_n, delta):
+    """NumPy twin of :func:`contact_normal_force`, for reference oracles and tests."""
+    import numpy as np
+
+    depth, v_n = np.asarray(depth, dtype=np.float64), np.asarray(v_n, dtype=np.float64)
+    f = np.maximum(k_n * depth - c_n * v_n * smoothstep_np(depth / delta), 0.0)
+    w = k_n * delta
+    return np.where(f < w, 0.5 * f * f / w, f - 0.5 * w)
+
+
 @ti.func
 def onset_ramp(u):
     """C^1 ramp over two time steps, in u = depth / (|v_n| dt) (steps since first touch at a
@@ -149,7 +167,7 @@ def _acos_ratio(z):
 
 @ti.func
 def damping_ratio_from_restitution(e):
-    """Damping ratio zeta of the *clamped* spring-damper of :func:`penalty_normal_force` whose
+    """Damping ratio zeta of the *clamped* spring-damper (:func:`contact_normal_force` as delta -> 0) whose
     coefficient of restitution is e (clipped below at 1e-3; e = 1 gives zeta = 0 with a
     nonzero derivative dzeta/de = -1/pi, so that a fit at e = 1 keeps its gradient).
 

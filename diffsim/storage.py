@@ -108,11 +108,6 @@ def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
     return None if first >= s1 else int(first)
 
 
-def first_nonfinite_slot(a, s0: int, s1: int) -> int | None:
-    """Smallest slot in [s0, s1) holding a NaN or Inf, or None."""
-    return first_bad_slot(a, s0, s1)
-
-
 def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
     """dst[j + s] += src[i + s] for s < count (same per-slot shape): adds adjoint seeds into
     slots' gradients, one launch."""

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contact import smoothstep_np
 from ..errors import ConfigError
 from . import reference
 from .kernels import LIMIT_INERTIA_RISE
@@ -85,8 +86,8 @@ class LimitGains:
 
     def added_inertia(self, depth) -> np.ndarray:
         """a_i (kg m^2 or kg) of joints pressed ``depth`` (nb,) (rad or m) into a stop."""
-        r = np.clip(LIMIT_INERTIA_RISE * np.asarray(depth, float) / self.onset, 0.0, 1.0)
-        return r * r * (3.0 - 2.0 * r) * (self.dt * self.damping + self.dt ** 2 * self.stiffness)
+        s = smoothstep_np(LIMIT_INERTIA_RISE * np.asarray(depth, float) / self.onset)
+        return s * (self.dt * self.damping + self.dt ** 2 * self.stiffness)
 
 
 def sample_configurations(model: Model, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
@@ -134,8 +135,7 @@ def _stable(Ms, k, c, dt) -> bool:
     fully in and part-way into the onset (local stiffness k r, damping c s(r) r, added inertia
     s(r) (dt c + dt^2 k))."""
     for r in RAMP:
-        x = min(LIMIT_INERTIA_RISE * r, 1.0)
-        s = x * x * (3.0 - 2.0 * x)
+        s = float(smoothstep_np(LIMIT_INERTIA_RISE * r))
         kr, a = k * r, s * (dt * c + dt * dt * k)
         # the law acts at the predicted position x + dt v: exactly an extra damping dt k when fully
         # in; part-way in that damping (dt k r) is left out of this linear check (see RAMP)

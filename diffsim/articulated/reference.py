@@ -11,7 +11,7 @@ Equation of motion (with soft limits, damping and armature)::
 ``tau_passive = -damping qd + tau_limit``, a(q) the inertia a pressed stop adds to its joint
 (:func:`limit_inertia`); F_k are the ground-contact forces of the contact
 points; both through a NumPy transcription of the shared contact law of :mod:`diffsim.contact`
-(:func:`normal_force`). ``rnea`` returns the tau that produces a given qdd,
+(:func:`diffsim.contact.contact_normal_force_np`). ``rnea`` returns the tau that produces a given qdd,
 ``aba`` the qdd that a given tau produces (ignoring tau on passive joints), ``crba``
 M(q) + diag(armature).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..contact import contact_normal_force_np
 from .model import REVOLUTE, Model
 from .spatial import crf, crm, inertia_matrix, plucker, rotation_about, spatial_inertia
 
@@ -100,16 +101,6 @@ def velocities(model: Model, q, qd, params=None) -> list:
     return v
 
 
-def normal_force(depth, v_n, k, c, delta):
-    """The shared contact law (diffsim.contact.contact_normal_force) in NumPy:
-    relu_delta(k depth - c v_n s(depth / delta)), s(r) = 3 r^2 - 2 r^3 on [0, 1]."""
-    depth, v_n = np.asarray(depth, float), np.asarray(v_n, float)
-    r = np.clip(depth / delta, 0.0, 1.0)
-    f = np.maximum(k * depth - c * v_n * r * r * (3.0 - 2.0 * r), 0.0)
-    w = k * delta
-    return np.where(f < w, 0.5 * f * f / w, f - 0.5 * w)
-
-
 def _gains(model, limits):
     from .dynamics import DEFAULT_DT
     from .limits import soft_limit_gains
@@ -134,14 +125,14 @@ def passive_torque(model: Model, q, qd, params=None, limits=None) -> np.ndarray:
     q, qd = np.asarray(q, float), np.asarray(qd, float)
     qp = q + g.dt * qd
     k, c = g.stiffness, g.damping
-    lower = normal_force(model.lower - qp, qd, k, c, g.onset)
-    upper = normal_force(qp - model.upper, -qd, k, c, g.onset)
+    lower = contact_normal_force_np(model.lower - qp, qd, k, c, g.onset)
+    upper = contact_normal_force_np(qp - model.upper, -qd, k, c, g.onset)
     return -p["damping"] * qd + lower - upper
 
 
 def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
     """Spatial forces (body coordinates) of the ground contacts on each body (shared model:
-    the C^1 normal force of :func:`normal_force` and smoothed Coulomb friction, ground plane
+    the C^1 normal force of :func:`diffsim.contact.contact_normal_force_np` and smoothed Coulomb friction, ground plane
     z = contact['height'], as GroundContact.as_dict() gives it)."""
     f = [np.zeros(6) for _ in range(model.nb)]
     if not model.contact_body:
@@ -152,7 +143,7 @@ def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
         x = R[b] @ pt + P[b]
         vel = R[b] @ (v[b][3:] + np.cross(v[b][:3], pt))
         depth = contact["height"] - x[2]
-        fn = float(normal_force(depth, vel[2], contact["kn"], contact["cn"], contact["delta"]))
+        fn = float(contact_normal_force_np(depth, vel[2], contact["kn"], contact["cn"], contact["delta"]))
         vt = vel[:2]
         ft = -contact["mu"] * fn * vt / np.sqrt(vt @ vt + contact["v_eps"] ** 2)
         Fb = R[b].T @ np.array([ft[0], ft[1], fn])
