@@ -649,11 +649,14 @@ class TrajectoryMatch(System):
     def plausible_magnitudes(self):
         return self.system.plausible_magnitudes()
 
+    def control_limits(self):
+        return self.system.control_limits()
+
     def trajectory_costs(self):
         return self.system.trajectory_costs() if self.keep_own_cost else []
 
     def __getattr__(self, name):
-        # anything else the wrapped system offers (control_limits(), dt, n, dim, ...) is its own
+        # anything else the wrapped system offers (dt, n, dim, ...) is its own
         if name == "system":
             raise AttributeError(name)
         return getattr(self.system, name)

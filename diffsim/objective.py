@@ -131,7 +131,7 @@ class Objective:
     def _with_system_limits(self, p, kind):
         """A copy of ``p`` whose lower/upper are the system's declared limits of control p.name."""
         system = self.rollout.system
-        limits = system.control_limits() if hasattr(system, "control_limits") else {}
+        limits = system.control_limits()
         if kind != "control" or p.name not in limits:
             raise ConfigError(f"Parameter '{p.name}': bounds={p.bounds!r} needs a control whose limits "
                               f"{type(system).__name__} declares (control_limits(): {sorted(limits)}); "

@@ -163,6 +163,11 @@ class System:
         index), like a NaN. Fields left out are checked for finiteness only."""
         return {}
 
+    def control_limits(self) -> dict:
+        """{control: (lower, upper)} arrays broadcastable to the per-step control shape, the
+        actuator limits (a URDF joint's effort) that ``Parameter(name, bounds="effort")`` uses."""
+        return {}
+
 
 def is_trajectory_cost(cost) -> bool:
     """True for a cost the tape evaluates in Python on the stored states (it has ``reads`` and
