@@ -232,6 +232,7 @@ class _Session:
         self.objective, self.method, self.iters, self.box = objective, method, iters, box
         self.callback, self.tol, self.gtol = callback, tol, gtol
         self.checkpoint, self.every = path, every
+        self.x0 = box.project(x0) if box is not None else x0  # where every method's first evaluation is
         self.on_nonfinite, self.max_backoffs, self.names = on_nonfinite, max_backoffs, names
         self.fingerprint = {"n": x0.size, "x0": ckpt.digest(x0), "method": method, "seed": seed,
                             "options": options, "tol": tol, "gtol": gtol, "on_nonfinite": on_nonfinite,
@@ -377,6 +378,7 @@ class _Session:
             raise CheckpointError(
                 f"checkpoint {self.checkpoint} belongs to another run ({differ}); delete it or pass "
                 "another checkpoint path")
+        self.check_objective(payload)
         if payload["result"] is not None and not (payload["stop_kind"] == "budget"
                                                   and self.iters > payload["iters"]):
             return OptimizeResult(**payload["result"])
@@ -384,6 +386,32 @@ class _Session:
         self.resume_top = payload["top"]
         self.restore(payload["run"], payload["history"])
         return None
+
+    def check_objective(self, payload):
+        """Refuse a checkpoint whose run started from another loss at x0: the same options and
+        x0 on a different objective (another target, data set or model) must not resume. Costs
+        one evaluation; the objective's state and the run's RNG are put back afterwards, so a
+        resumed run stays bitwise the uninterrupted one."""
+        saved = payload["history"][0]
+        if not len(saved):
+            return
+        get_state = getattr(self.objective, "get_state", None)
+        state = get_state() if callable(get_state) else None
+        rng_state = self.rng.bit_generator.state
+        try:
+            loss, _ = self.evaluate(self.x0)
+        finally:
+            self.rng.bit_generator.state = rng_state
+            if state is not None:
+                self.objective.set_state(state)
+            self.nfev, self.objective_s = 0, 0.0
+        was = float(saved[0])
+        same = (np.isnan(was) and np.isnan(loss)) or loss == was or abs(loss - was) <= 1e-8 * max(abs(was), abs(loss))
+        if not same:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} was written by a run whose loss at x0 was {was:.12g}; this "
+                f"objective gives {loss:.12g} there, so it is another problem (other data, target or model) "
+                "with the same options; delete the checkpoint or pass another checkpoint path")
 
     def restore(self, run, history):
         self.rng.bit_generator.state = run["rng"]

@@ -95,7 +95,8 @@ def test_sigkill_and_restart_is_bitwise_identical(tmp_path, scenario, min_iterat
     assert (res.fun, res.nit, res.nfev) == (reference.fun, reference.nit, reference.nfev)
     assert res.jac.tobytes() == reference.jac.tobytes()
     if scenario != "lbfgs":  # it resumed rather than starting over
-        assert resumed["calls"] == reference_calls - killed_at
+        # plus one evaluation at x0, which checks that the checkpoint is this objective's
+        assert resumed["calls"] == reference_calls - killed_at + 1
     else:  # L-BFGS replays the tape instead of calling the objective
         assert resumed["calls"] < reference_calls
 
@@ -129,7 +130,7 @@ def test_finished_checkpoint_is_returned_or_extended(tmp_path, scenario, iters):
     assert first.message == f"reached iters = {iters}"
     del calls[:]
     again = opt.minimize(counted, x0, checkpoint=path, **kwargs)
-    assert not calls  # a finished run is returned, nothing re-evaluated
+    assert len(calls) == 1  # a finished run is returned; one evaluation at x0 checks it is this objective's
     assert again.x.tobytes() == first.x.tobytes() and again.message == first.message
 
     # a run that ended on its budget continues when the budget grows
@@ -251,3 +252,18 @@ def test_lbfgs_that_backed_off_resumes_bitwise(tmp_path, scenario, stop_at, save
     assert (res.fun, res.nit, res.nfev, res.nbackoff) == (reference.fun, reference.nit,
                                                           reference.nfev, reference.nbackoff)
     assert len(calls) < reference.nfev  # replayed, not recomputed
+
+
+@pytest.mark.parametrize("method", ["adam", "lbfgs"])
+def test_checkpoint_of_another_objective_with_the_same_options_is_refused(tmp_path, method):
+    """Same x0, method, iters and seed, but another target: the loss at x0 tells them apart."""
+    def quadratic(target):
+        return lambda x: (float(np.sum((x - target) ** 2)), 2.0 * (x - target))
+
+    path = tmp_path / f"{method}.ckpt"
+    x0 = np.zeros(3)
+    first = opt.minimize(quadratic(1.0), x0, method=method, iters=4, checkpoint=path)
+    with pytest.raises(opt.CheckpointError, match="loss at x0 was 3; this objective gives 12"):
+        opt.minimize(quadratic(2.0), x0, method=method, iters=4, checkpoint=path)
+    again = opt.minimize(quadratic(1.0), x0, method=method, iters=4, checkpoint=path)
+    assert again.x.tobytes() == first.x.tobytes()  # the right objective still gets its result
