@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from math import comb
+from numbers import Integral
 from typing import NamedTuple
 
 from .errors import ConfigError
@@ -126,6 +127,13 @@ def _reverse(a: int, b: int, s: int, at_a: bool) -> Iterator[Action]:
 # ---------------------------------------------------------------- schedules the user picks
 
 
+def _whole_number(where: str, name: str, value, example: str) -> None:
+    """A schedule's count must be an int >= 1: 2.5 snapshots or "8" would otherwise be truncated
+    or fail deep inside the revolve plan."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ConfigError(f"{where}: {name} must be a whole number >= 1, got {value!r}; e.g. {example}")
+
+
 @dataclass(frozen=True)
 class StoreAll:
     """Keep every state: no recomputation, O(T) memory (states and their adjoints)."""
@@ -148,8 +156,7 @@ class Periodic:
     every: int
 
     def __post_init__(self):
-        if int(self.every) < 1:
-            raise ConfigError(f"Periodic(every={self.every}): every must be >= 1 step")
+        _whole_number("Periodic(every=...)", "every", self.every, "Periodic(every=100)")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
         if self.every % segment:
@@ -173,9 +180,7 @@ class Binomial:
     snapshots: int
 
     def __post_init__(self):
-        if int(self.snapshots) < 1:
-            raise ConfigError(f"Binomial(snapshots={self.snapshots}): need at least 1 snapshot "
-                              "(the initial state)")
+        _whole_number("Binomial(snapshots=...)", "snapshots", self.snapshots, "Binomial(snapshots=32)")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
         return segment, self.snapshots

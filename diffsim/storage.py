@@ -6,10 +6,12 @@ the sizes (TAICHI.md: fields recompile on every new shape, ndarrays do not).
 """
 
 import math
+import os
 
 import numpy as np
 import taichi as ti
 
+from .errors import ConfigError
 from .runtime import config
 
 # Kernels exist for 1 or 2 axes per slot, i.e. ndarrays of ndim 2 or 3.
@@ -122,6 +124,54 @@ def slots(shape: tuple, count: int, needs_grad: bool):
     if needs_grad:
         zero_slots(arr.grad, 0, count)
     return arr
+
+
+INDEX_LIMIT = 2**31 - 1  # Taichi 1.7.4 counts an ndarray's elements in int32 (TAICHI.md)
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory the OS says are available (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_AVPHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_plan(plan, hint: str, available: int | None = None) -> int:
+    """Refuse, before anything is allocated, a set of slot arrays that Taichi cannot index or
+    that does not fit in memory. ``plan``: (what, shape, with_grad) per array; returns the total
+    bytes. Raises ConfigError naming the array or the total, the bytes and ``hint`` (what to do).
+
+    An ndarray of 2^31 elements or more is allocated wrongly by Taichi 1.7.4 (int32 element
+    counts: a 1.8e19-byte request, or 32 bytes and a segfault later), so it is refused here.
+    The memory test applies on the CPU, where host memory is the limit; on a GPU Taichi's
+    device memory pool reports its own out-of-memory error."""
+    item = 8 if config().precision == "f64" else 4
+    total, parts = 0, []
+    for what, shape, with_grad in plan:
+        count = math.prod(int(n) for n in shape)
+        if count > INDEX_LIMIT:
+            raise ConfigError(f"{what} would be one array of {count:,} elements (shape {tuple(shape)}), more than "
+                              f"the {INDEX_LIMIT:,} that Taichi 1.7.4 can index; {hint}")
+        size = count * item * (2 if with_grad else 1)
+        total += size
+        parts.append((size, what))
+    if config().arch != "cpu":
+        return total
+    available = available_memory() if available is None else available
+    if available is not None and total > available:
+        parts.sort(reverse=True)
+        biggest = ", ".join(f"{what}: {size / 1e9:.3g} GB" for size, what in parts[:3])
+        raise ConfigError(f"this rollout needs {total / 1e9:.3g} GB of storage ({biggest}) but only "
+                          f"{available / 1e9:.3g} GB of memory is available; {hint}")
+    return total
 
 
 def nbytes(arr, with_grad: bool | None = None) -> int:

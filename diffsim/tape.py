@@ -275,6 +275,7 @@ class Rollout:
         self._setup_costs(system, steps, costs)
 
         nsnap = min(self.snapshots, self.units - 1)  # the last unit boundary is never stored
+        storage.check_plan(self._storage_plan(unit, nsnap, steps), self._smaller_schedule_hint(steps, segment))
         self.x = Slots({k: storage.slots(s, unit + 1, True) for k, s in self.state_shapes.items()})
         self.snap = Slots({k: storage.slots(s, max(nsnap, 1), False) for k, s in self.state_shapes.items()})
         self.u = Slots({k: storage.slots(s, steps, True) for k, s in self.control_shapes.items()})
@@ -296,6 +297,25 @@ class Rollout:
         self._cur = 0
         self._ran = False
         self._final = None
+
+    def _storage_plan(self, unit: int, nsnap: int, steps: int) -> list:
+        """Every array the tape is about to allocate: (what, shape, with_grad)."""
+        plan = []
+        for k, s in self.state_shapes.items():
+            plan.append((f"state field '{k}', {unit + 1} working slots", (unit + 1, *s), True))
+            plan.append((f"state field '{k}', {max(nsnap, 1)} snapshot(s)", (max(nsnap, 1), *s), False))
+        for k, s in self.control_shapes.items():
+            plan.append((f"control '{k}', {steps} steps", (steps, *s), True))
+        return plan
+
+    def _smaller_schedule_hint(self, steps: int, segment: int) -> str:
+        if self.control_shapes:
+            controls = "; the controls (one row a step, with their gradient) are stored whatever the schedule"
+        else:
+            controls = ""
+        return (f"store fewer states: Binomial(snapshots=s) or Periodic(every=k) instead of {self.schedule}, or let "
+                f"Rollout.within_budget(system, {steps}, budget_bytes=...) pick s for the memory you give; or "
+                f"shorten the rollout{controls}")
 
     def _plausible_limits(self, system) -> dict:
         limits = {}

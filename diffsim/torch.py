@@ -81,4 +81,8 @@ def rollout_loss(rollout, **tensors) -> torch.Tensor:
     obj = _objective(rollout, names)
     for (_p, _kind, shape, _, _), name in zip(obj._layout, names):
         _check(name, tensors[name], shape)
+    if torch.is_grad_enabled() and not any(tensors[n].requires_grad for n in names):
+        raise ConfigError(f"none of the tensors {list(names)} requires a gradient, so loss.backward() would have "
+                          "nothing to fill: create the ones to fit with requires_grad=True (or call "
+                          "tensor.requires_grad_()), or evaluate the loss alone under torch.no_grad()")
     return _RolloutFunction.apply(obj, *(tensors[n] for n in names))

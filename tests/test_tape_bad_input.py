@@ -50,3 +50,40 @@ def test_a_failed_forward_leaves_nothing_to_backpropagate(rollout):
         rollout.backward()
     rollout.set_controls(force=np.zeros((10, 1)))
     assert np.isfinite(rollout.forward())
+
+
+def test_storage_taichi_cannot_index_is_refused_before_allocation():
+    """Taichi 1.7.4 counts ndarray elements in int32: 3 masses x 8e8 StoreAll slots would be
+    allocated wrongly (and segfault later); the tape refuses it up front and says what fits."""
+    from diffsim import Binomial
+
+    system = MassSpringChain(n=3, dt=0.01)
+    with pytest.raises(ConfigError, match=r"state field 'q', 800000001 working slots would be one array of "
+                                          r"2,400,000,003 elements .*Binomial\(snapshots=s\)"):
+        Rollout(system, steps=800_000_000)
+    with pytest.raises(ConfigError, match="control 'force', 2200000000 steps .* elements"):
+        Rollout(system, steps=2_200_000_000, schedule=Binomial(8))
+
+
+def test_storage_beyond_available_memory_is_refused(monkeypatch):
+    from diffsim import Binomial, storage
+
+    monkeypatch.setattr(storage, "available_memory", lambda: 50_000_000)  # 50 MB free
+    system = MassSpringChain(n=3, dt=0.01)
+    with pytest.raises(ConfigError, match=r"needs 0.336 GB of storage \(state field '[qv]', 3000001 working slots: "
+                                          r"0.144 GB.*only 0.05 GB of memory is available; store fewer states"):
+        Rollout(system, steps=3_000_000)
+    with pytest.raises(ConfigError, match="control 'force'.* stored whatever the schedule"):
+        Rollout(system, steps=4_000_000, schedule=Binomial(16))
+    assert Rollout(system, steps=1000).stats.storage_bytes < 50_000_000  # a small one still builds
+
+
+@pytest.mark.parametrize("schedule,call", [("Binomial", lambda s: s(2.5)), ("Binomial", lambda s: s("8")),
+                                           ("Binomial", lambda s: s(True)), ("Periodic", lambda s: s(0)),
+                                           ("Periodic", lambda s: s(4.0))])
+def test_schedule_counts_must_be_whole_numbers(schedule, call):
+    import diffsim
+
+    with pytest.raises(ConfigError, match=rf"{schedule}\(.*must be a whole number >= 1, got"):
+        call(getattr(diffsim, schedule))
+    assert diffsim.Binomial(np.int64(3)).snapshots == 3

@@ -94,3 +94,11 @@ def test_cartpole_policy_scene_learns_to_balance():
     before, after, history = policy_cartpole.build(seed=0).train(iters=40)
     assert after < before / 10, (before, after)
     assert history[-1] < history[0]
+
+
+def test_tensors_without_requires_grad_are_named(rollout):
+    u = torch.zeros(20, 1, dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"none of the tensors \['force'\] requires a gradient.*torch.no_grad"):
+        dtorch.rollout_loss(rollout, force=u)
+    with torch.no_grad():  # evaluating the loss alone is fine
+        assert np.isfinite(dtorch.rollout_loss(rollout, force=u).item())
