@@ -153,6 +153,11 @@ class System:
     def validate(self, steps: int) -> None:
         """Raise ConfigError if this system cannot run ``steps`` steps (called by Rollout)."""
 
+    def check_state(self, state: dict) -> None:
+        """Raise ConfigError for an initial state this system cannot start from, beyond shape and
+        finiteness, which the tape checks (e.g. a rotation quaternion that is not of unit norm).
+        ``state``: {field: float64 array of the per-step shape}."""
+
     def divergence_hint(self) -> str:
         """Advice appended to a :class:`SimulationDiverged` message (say which dt to reduce)."""
         return ""
@@ -400,6 +405,7 @@ class Rollout:
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
                 raise ConfigError(f"initial state field '{name}'{list(bad)} is {value[bad]}: the initial "
                                   "state must be finite")
+        self.system.check_state({k: np.asarray(v, dtype=np.float64) for k, v in state.items()})
 
     def set_state0(self, **fields):
         """Set fields of the initial state (numpy arrays of the per-step shapes)."""

@@ -87,3 +87,15 @@ def test_schedule_counts_must_be_whole_numbers(schedule, call):
     with pytest.raises(ConfigError, match=rf"{schedule}\(.*must be a whole number >= 1, got"):
         call(getattr(diffsim, schedule))
     assert diffsim.Binomial(np.int64(3)).snapshots == 3
+
+
+def test_system_check_state_refuses_a_quaternion_that_is_not_unit():
+    from diffsim.rigid import Box, ModelBuilder, RigidSystem
+
+    b = ModelBuilder(3)
+    b.add_body(Box([0.1, 0.1, 0.1]), mass=1.0, position=[0, 0, 1.0])
+    rollout = Rollout(RigidSystem(b.finalize()), 5)
+    with pytest.raises(ConfigError, match=r"initial state 'q' of body 0 has norm 2;.*np.linalg.norm"):
+        rollout.set_state0(q=np.array([[2.0, 0.0, 0.0, 0.0]]))
+    rollout.set_state0(q=np.array([[0.6, 0.8, 0.0, 0.0]]))  # a unit quaternion is fine
+    assert np.isfinite(rollout.forward())

@@ -300,6 +300,18 @@ class RigidSystem(System):
         return (f"the impulse contact has no stiff term: look at the controls (forces, torques), the damping "
                 f"rates and the speeds; or reduce dt (now {self.dt:g} s)")
 
+    def check_state(self, state: dict) -> None:
+        """Orientations must be unit quaternions (w, x, y, z) to 1e-6: a quaternion of norm 2 would
+        scale every body-fixed vector silently."""
+        if "q" not in state or state["q"].shape[-1] != 4:
+            return
+        norm = np.linalg.norm(state["q"], axis=-1)
+        bad = np.flatnonzero(np.abs(norm - 1.0) > 1e-6)
+        if bad.size:
+            i = int(bad[0])
+            raise ConfigError(f"initial state 'q' of body {i} has norm {norm[i]:.6g}; orientations are unit "
+                              f"quaternions (w, x, y, z): pass q / np.linalg.norm(q, axis=-1, keepdims=True)")
+
     def plausible_magnitudes(self) -> dict:
         """Generous bounds on |state| (SI units) beyond which a finite state counts as diverged:
         positions 1e3 times the scene's extent (bodies, their initial speeds over 10 s, planes;
