@@ -104,8 +104,13 @@ def gradcheck(f, x, *, rtol: float = 1e-6, step: float = 1e-4, names=None, entri
     for name, value in (("entries", entries), ("directions", directions)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ConfigError(f"gradcheck: {name}={value!r} must be a whole number >= 0")
-    loss0, g = f(x)
-    g = np.asarray(g, dtype=np.float64)
+    out = f(x)
+    try:
+        loss0, g = out
+        g = np.asarray(g, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("gradcheck: f(x) must return a pair (loss, gradient array), as an Objective does; got "
+                          f"{type(out).__name__}") from None
     if g.shape != x.shape:
         raise ConfigError(f"gradient has shape {g.shape}, parameters {x.shape}")
     names = list(names) if names is not None else list(getattr(f, "names", [f"x[{i}]" for i in range(x.size)]))

@@ -108,13 +108,14 @@ class MassSpringChain(System):
     def __init__(self, n=8, dt=0.01, stiffness=200.0, damping=0.5, mass=0.1, rest_length=0.1,
                  kappa=50.0, gravity=9.81, effort=1e-3, target=None, velocity_weight=0.01,
                  tracking=1.0, segment=50, fused=True):
-        if n < 1:
-            raise ConfigError(f"a chain needs at least one node, got n={n}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"a chain needs a whole number n >= 1 of nodes, got n={n!r}")
+        n = int(n)
         mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), (n,)).copy()
         if np.any(mass <= 0) or not np.all(np.isfinite(mass)):
             i = int(np.argmax(~(mass > 0)))
             raise ConfigError(f"mass of node {i} is {mass[i]} kg: masses must be positive and finite")
-        if dt <= 0 or stiffness < 0 or damping < 0:
+        if not (dt > 0 and stiffness >= 0 and damping >= 0 and np.isfinite([dt, stiffness, damping]).all()):
             raise ConfigError(f"need dt > 0, stiffness >= 0, damping >= 0; got dt={dt}, "
                               f"stiffness={stiffness}, damping={damping}")
         self.n, self.dt = n, dt

@@ -98,6 +98,22 @@ class Objective:
         self.size = offset
         self.nfev = 0
         self.last_divergence = None
+        self._check_bounds()
+
+    def _check_bounds(self):
+        """Every entry's lower bound at most its upper one, and neither NaN."""
+        for p, _kind, shape, _off, size in self._layout:
+            try:
+                lo = self._bound(p, p.lower, -np.inf, shape, size)
+                hi = self._bound(p, p.upper, np.inf, shape, size)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"Parameter '{p.name}': lower/upper must be numbers or arrays that broadcast to "
+                                  f"{size} entries: {err}") from None
+            bad = np.flatnonzero(np.isnan(lo) | np.isnan(hi) | (lo > hi))
+            if bad.size:
+                i = int(bad[0])
+                raise ConfigError(f"Parameter '{p.name}': entry {i} has lower={lo[i]:g} > upper={hi[i]:g} (or a NaN "
+                                  "bound); give lower <= upper")
 
     def _find_kind(self, name):
         r = self.rollout
@@ -233,7 +249,10 @@ class Objective:
     def _check(self, x):
         if np.iscomplexobj(x):
             raise ConfigError("the parameter vector is complex: give real numbers")
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"the parameter vector must hold real numbers: {err}") from None
         if x.shape != (self.size,):
             raise ConfigError(f"parameter vector must have shape ({self.size},), got {x.shape}")
         if not np.all(np.isfinite(x)):

@@ -252,9 +252,10 @@ class Rollout:
             raise ConfigError(f"schedule must be StoreAll(), Periodic(every=k) or Binomial(snapshots=s), "
                               f"got {schedule!r}")
         fused = system.advance is not None
-        segment = int(segment if segment is not None else (system.segment if fused else 1))
-        if segment < 1:
-            raise ConfigError(f"segment must be >= 1 step, got {segment}")
+        segment = segment if segment is not None else (system.segment if fused else 1)
+        if isinstance(segment, bool) or not isinstance(segment, (int, np.integer)) or segment < 1:
+            raise ConfigError(f"segment must be a whole number >= 1 (steps fused per launch), got {segment!r}")
+        segment = int(segment)
         segment = min(segment, steps)
         unit, snaps = schedule.units(steps, segment)
         unit = min(unit, steps)
@@ -378,6 +379,8 @@ class Rollout:
 
         A budget so tight that the reversal would cost more than ``max_sweeps`` forward sweeps
         is a ConfigError giving the estimate and the budget that would be reasonable."""
+        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"budget_bytes must be a number of bytes (e.g. 2 * 1024**3 for 2 GiB), got {budget_bytes!r}")
         item = 8 if config().precision == "f64" else 4
         state = sum(int(np.prod(s)) for s in system.state_shapes.values()) * item
         controls = sum(int(np.prod(s)) for s in system.control_shapes.values()) * item * 2 * steps
@@ -425,7 +428,10 @@ class Rollout:
             want = (self.steps, *self.control_shapes[name])
             if np.iscomplexobj(value):
                 raise ConfigError(f"control '{name}' is complex: give real numbers")
-            value = np.asarray(value, dtype=config().numpy_real)
+            try:
+                value = np.asarray(value, dtype=config().numpy_real)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"control '{name}' must be an array of real numbers: {err}") from None
             if value.shape != want:
                 raise ConfigError(f"control '{name}' must have shape (steps, *shape) = {want}, got {value.shape}")
             if not np.all(np.isfinite(value)):

@@ -51,6 +51,26 @@ def save(path, payload: dict) -> None:
         os.close(dfd)
 
 
+def check_writable(path) -> None:
+    """Raise CheckpointError now, before any work, if ``path`` cannot hold a checkpoint: it is a
+    directory, or its folder cannot be created or written to."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise CheckpointError(f"checkpoint must be a file path, got {path!r}") from None
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a directory; give a file path such as {os.path.join(path, 'fit.ckpt')}")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".probe", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be written ({err.strerror or err}); pass a path in a "
+                              "folder you can write to") from None
+
+
 def load(path):
     """The payload saved at ``path``, or ``None`` if there is no file."""
     path = os.fspath(path)

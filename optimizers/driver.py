@@ -5,6 +5,7 @@ import dataclasses
 import sys
 import time
 from dataclasses import asdict
+from numbers import Integral
 
 import numpy as np
 
@@ -93,9 +94,17 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         NonFiniteError: a non-finite loss or gradient with ``on_nonfinite="raise"``, or at
             ``x0``.
     """
-    x0 = np.array(x0, dtype=np.float64)
-    if x0.ndim != 1:
-        raise ConfigError(f"x0 must be a 1-D parameter vector, got shape {x0.shape}; flatten it")
+    try:
+        x0 = np.array(x0, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"x0 must be a vector of real numbers: {err}") from None
+    if x0.ndim != 1 or x0.size == 0:
+        raise ConfigError(f"x0 must be a non-empty 1-D parameter vector, got shape {x0.shape}; flatten it")
+    for name, value in (("iters", iters), ("checkpoint_every", checkpoint_every), ("max_backoffs", max_backoffs)):
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if checkpoint is not None:
+        ckpt.check_writable(checkpoint)
     if iters < 0:
         raise ConfigError(f"iters must be >= 0, got {iters}")
     if on_nonfinite not in ("raise", "backoff"):
@@ -289,13 +298,16 @@ class _Session:
         try:
             loss, grad = out
         except (TypeError, ValueError):
-            raise TypeError("the objective must return a pair (loss, grad), got "
-                            f"{type(out).__name__}") from None
+            raise ConfigError("the objective must return a pair (loss, grad), got "
+                              f"{type(out).__name__}") from None
         loss_arr = np.asarray(loss)
         if loss_arr.size != 1:
             raise ConfigError(f"the objective returned a loss of shape {loss_arr.shape}; "
                               "it must be a scalar")
-        grad = np.array(grad, dtype=np.float64)
+        try:
+            grad = np.array(grad, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"the objective returned a gradient that is not an array of real numbers: {err}") from None
         if grad.shape != x.shape:
             raise ConfigError(f"the objective returned a gradient of shape {grad.shape} for "
                               f"parameters of shape {x.shape}")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from diffsim import Objective, Parameter, Rollout
+from diffsim import Objective, Parameter, Rollout, gradcheck
 from diffsim.errors import ConfigError
 from diffsim.mass_spring import MassSpringChain
 
@@ -99,3 +99,24 @@ def test_system_check_state_refuses_a_quaternion_that_is_not_unit():
         rollout.set_state0(q=np.array([[2.0, 0.0, 0.0, 0.0]]))
     rollout.set_state0(q=np.array([[0.6, 0.8, 0.0, 0.0]]))  # a unit quaternion is fine
     assert np.isfinite(rollout.forward())
+
+
+def test_wrong_kinds_of_numbers_are_named(rollout):
+    system = MassSpringChain(n=3, dt=0.01)
+    with pytest.raises(ConfigError, match="segment must be a whole number >= 1"):
+        Rollout(system, 10, segment=2.5)
+    with pytest.raises(ConfigError, match="budget_bytes must be a number of bytes"):
+        Rollout.within_budget(system, 100, "1GB")
+    with pytest.raises(ConfigError, match="control 'force' must be an array of real numbers"):
+        rollout.set_controls(force="abc")
+    with pytest.raises(ConfigError, match="whole number n >= 1"):
+        MassSpringChain(n=2.5)
+    with pytest.raises(ConfigError, match="dt > 0"):
+        MassSpringChain(n=3, dt=float("nan"))
+    obj = Objective(rollout, ["stiffness"])
+    with pytest.raises(ConfigError, match="must hold real numbers"):
+        obj("a")
+    with pytest.raises(ConfigError, match=r"Parameter 'stiffness': entry 0 has lower=2 > upper=1"):
+        Objective(rollout, [Parameter("stiffness", lower=2.0, upper=1.0)])
+    with pytest.raises(ConfigError, match="must return a pair"):
+        gradcheck(lambda x: 1.0, np.ones(2))

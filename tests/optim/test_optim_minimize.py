@@ -107,11 +107,20 @@ def test_argument_errors_say_what_to_do():
         opt.minimize(lambda x: (0.0, np.zeros(2)), np.zeros(3))
     with pytest.raises(ValueError, match="scalar"):
         opt.minimize(lambda x: (np.zeros(2), np.zeros(3)), np.zeros(3))
-    with pytest.raises(TypeError, match=r"\(loss, grad\)"):
+    with pytest.raises(opt.ConfigError, match=r"\(loss, grad\)"):
         opt.minimize(lambda x: 1.0, np.zeros(3))
     with pytest.raises(opt.ConfigError, match="max_backoffs must be >= 0"):
         opt.minimize(bowl, np.zeros(3), "lbfgs", on_nonfinite="backoff", max_backoffs=-1)
     with pytest.raises(opt.ConfigError, match="on_nonfinite must be 'raise' or 'backoff'"):
         opt.minimize(bowl, np.zeros(3), on_nonfinite="ignore")
+    for iters in (2.5, "5", True):
+        with pytest.raises(opt.ConfigError, match="iters must be a whole number"):
+            opt.minimize(bowl, np.ones(3), iters=iters)
+    with pytest.raises(opt.ConfigError, match="non-empty"):
+        opt.minimize(bowl, np.zeros(0))
+    with pytest.raises(opt.ConfigError, match="x0 must be a vector of real numbers"):
+        opt.minimize(bowl, ["a", "b"])
+    with pytest.raises(opt.ConfigError, match="not an array of real numbers"):
+        opt.minimize(lambda x: (1.0, "a"), np.zeros(2))
     with pytest.raises(ValueError, match="param_names describe 2"):
         opt.minimize(bowl, np.zeros(3), param_names=["a", "b"])

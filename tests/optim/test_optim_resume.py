@@ -267,3 +267,19 @@ def test_checkpoint_of_another_objective_with_the_same_options_is_refused(tmp_pa
         opt.minimize(quadratic(2.0), x0, method=method, iters=4, checkpoint=path)
     again = opt.minimize(quadratic(1.0), x0, method=method, iters=4, checkpoint=path)
     assert again.x.tobytes() == first.x.tobytes()  # the right objective still gets its result
+
+
+def test_a_checkpoint_path_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    calls = []
+
+    def bowl(x):
+        calls.append(1)
+        return float(x @ x), 2.0 * x
+
+    with pytest.raises(opt.CheckpointError, match="is a directory; give a file path"):
+        opt.minimize(bowl, np.ones(2), iters=3, checkpoint=tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(opt.CheckpointError, match="cannot be written"):
+        opt.minimize(bowl, np.ones(2), iters=3, checkpoint=blocker / "fit.ckpt")
+    assert not calls
