@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..runtime import config
 from . import kernels as K
 from .limits import LimitGains, soft_limit_gains
-from .model import NO_LIMIT, REVOLUTE, Model
+from .model import NO_LIMIT, REVOLUTE, Model, check_inertia, finite_number, positive_int, positive_number, real_array
+from .spatial import inertia_matrix
 
 DEFAULT_DT = 0.01
 """Time step (s) whose automatic soft-limit gains the stand-alone dynamics functions use."""
@@ -46,13 +47,13 @@ class GroundContact:
 
     def __post_init__(self):
         for name in ("stiffness", "onset_depth", "slip_speed"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ConfigError(f"GroundContact.{name} must be finite and > 0, got {v!r}")
+            setattr(self, name, positive_number(getattr(self, name), f"GroundContact.{name}"))
         for name in ("damping", "friction"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
+            v = finite_number(getattr(self, name), f"GroundContact.{name}")
+            if not v >= 0:
                 raise ConfigError(f"GroundContact.{name} must be finite and >= 0, got {v!r}")
+            setattr(self, name, v)
+        self.height = finite_number(self.height, "GroundContact.height (m)")
 
     def as_dict(self) -> dict:
         return {"kn": self.stiffness, "cn": self.damping, "mu": self.friction,
@@ -85,7 +86,7 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         if name not in base:
             raise ConfigError(f"unknown parameter '{name}'; parameters are {list(base)}")
     for name, value in base.items():
-        v = np.asarray(params.get(name, value), dtype=float)
+        v = real_array(params.get(name, value), f"parameter '{name}'")
         shape = value.shape
         if v.shape == shape:
             v = np.broadcast_to(v, (batch, *shape))
@@ -98,12 +99,23 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         b, i = np.argwhere(out["mass"] <= 0)[0]
         raise ConfigError(f"mass of body {i} ('{model.body_names[i]}') of robot {b} is {out['mass'][b, i]} kg; "
                           "masses must be > 0")
+    for b, i in _unique_body_rows(out["inertia"]):
+        check_inertia(inertia_matrix(out["inertia"][b, i]),
+                      f"parameter 'inertia' of body {i} ('{model.body_names[i]}') of robot {b}")
     for name in ("damping", "armature"):
         if np.any(out[name] < 0):
             b, i = np.argwhere(out[name] < 0)[0]
             raise ConfigError(f"{name} of joint {i} ('{model.joint_names[i]}') of robot {b} is "
                               f"{out[name][b, i]}; it must be >= 0")
     return out
+
+
+def _unique_body_rows(inertia) -> list:
+    """(robot, body) of each distinct inertia row of a (B, nb, 6) array (a batch usually
+    repeats the model's values)."""
+    B, nb, _ = inertia.shape
+    _, first = np.unique(inertia.reshape(B * nb, 6), axis=0, return_index=True)
+    return [divmod(int(k), nb) for k in sorted(first)]
 
 
 class ModelArrays:
@@ -118,13 +130,15 @@ class ModelArrays:
     def __init__(self, model: Model, batch: int, params=None, contact: GroundContact | None = None,
                  dt: float = DEFAULT_DT, needs_grad: bool = False, limits: LimitGains | None = None,
                  check_limits: bool = False):
-        if not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        self.model, self.batch = model, int(batch)
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
+                              f"planar_arm, ...), got {type(model).__name__}")
+        if contact is not None and not isinstance(contact, GroundContact):
+            raise ConfigError(f"contact must be a GroundContact(...) or None, got {contact!r:.80}")
+        self.model, self.batch = model, positive_int(batch, "batch (the number of robots)")
         nb = model.nb
-        values = batch_parameters(model, batch, params)
-        if not dt > 0:
-            raise ConfigError(f"dt must be > 0 s, got {dt}")
+        values = batch_parameters(model, self.batch, params)
+        dt = positive_number(dt, "dt (s)")
         if limits is not None:
             dt = limits.dt  # a stop's added inertia depends on the step its gains were chosen for
         self.limits = limits if limits is not None else soft_limit_gains(model, dt, values, check=check_limits)
@@ -187,7 +201,7 @@ class ModelArrays:
 
 
 def _as_batch(model: Model, x, name: str):
-    x = np.asarray(x, dtype=float)
+    x = real_array(x, name)
     single = x.ndim == 1
     x2 = x[None] if single else x
     if x2.ndim != 2 or x2.shape[1] != model.nb:

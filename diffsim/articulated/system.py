@@ -33,7 +33,7 @@ from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position
 from .limits import contact_effective_mass
-from .model import Model
+from .model import Model, finite_number, positive_int, positive_number, real_array
 
 _BIG = 2 ** 30
 PLAUSIBLE_Q = 1e6
@@ -94,7 +94,12 @@ class ArticulatedSystem(System):
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
                  cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
-        self.model, self.dt = model, float(dt)
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
+                              f"planar_arm, ...), got {type(model).__name__}")
+        self.model, self.dt = model, positive_number(dt, "dt (s)")
+        if contact is not None and not isinstance(contact, GroundContact):
+            raise ConfigError(f"contact must be a GroundContact(...) or None, got {contact!r:.80}")
         self.contact = contact or GroundContact()
         self.arrays = ModelArrays(model, batch, params, self.contact, dt, needs_grad=True, check_limits=True)
         self.limits = self.arrays.limits
@@ -103,9 +108,8 @@ class ArticulatedSystem(System):
         self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
         self.control_shapes = {"tau": (B, nb)}
         per_slot = B * (nb + 1) * K.K
-        self.segment = int(segment) if segment is not None else max(1, min(100, (1 << 22) // per_slot))
-        if self.segment < 1:
-            raise ConfigError(f"segment must be >= 1 step, got {segment}")
+        self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
+                        else max(1, min(100, (1 << 22) // per_slot)))
         self._scr = self._cst = None
         self._tscr = nd(np.zeros((B, 1, nb + 1, K.K)), needs_grad=True)
         self._holds = None
@@ -119,7 +123,7 @@ class ArticulatedSystem(System):
     def _per_robot(self, value, name, shape_tail=None):
         nb = self.model.nb
         tail = (nb,) if shape_tail is None else shape_tail
-        v = np.asarray(value, dtype=float)
+        v = real_array(value, name)
         if v.shape in ((), tail):
             v = np.broadcast_to(v, (self.batch, *tail))
         if v.shape != (self.batch, *tail):
@@ -140,12 +144,21 @@ class ArticulatedSystem(System):
 
     def set_cost(self, cost: Cost):
         """Install the weights and targets of ``cost``."""
+        if not isinstance(cost, Cost):
+            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...), got {cost!r:.80}")
         m = self.model
         qw = np.zeros((self.batch, m.nb, K.NQW))
-        qw[..., K.QT] = self._per_robot(cost.q_target, "q_target")
+        qw[..., K.QT] = self._per_robot(cost.q_target, "Cost.q_target")
         for col, name in ((K.WQ, "q_weight"), (K.WQD, "qd_weight"), (K.WQT, "q_weight_final"),
                           (K.WQDT, "qd_weight_final")):
-            qw[..., col] = self._per_robot(getattr(cost, name), name)
+            qw[..., col] = self._per_robot(getattr(cost, name), f"Cost.{name}")
+            if np.any(qw[..., col] < 0):
+                raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
+                                  f"got {getattr(cost, name)!r}")
+        for name in ("effort", "ee_weight", "ee_weight_final"):
+            if finite_number(getattr(cost, name), f"Cost.{name}") < 0:
+                raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
+                                  f"got {getattr(cost, name)!r}")
         self._qw = nd(qw)
         if cost.ee_link is not None:
             self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
