@@ -148,17 +148,17 @@ class ModelArrays:
         self.ncp = ncp
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
         self.cp = nd(model.contact_point if ncp else np.zeros((1, 3)))
-        bc = np.zeros((nb, K.NBC))
-        bc[:, K.BE:K.BE + 9] = model.E_tree.reshape(nb, 9)
-        bc[:, K.BAX:K.BAX + 3] = model.axis
-        bc[:, K.BLO] = np.maximum(model.lower, -NO_LIMIT)
-        bc[:, K.BHI] = np.minimum(model.upper, NO_LIMIT)
-        bc[:, K.BRV] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
-        bc[:, K.BACT] = np.asarray(model.actuated, dtype=float)
-        bc[:, K.BKL] = self.limits.stiffness
-        bc[:, K.BCL] = self.limits.damping
+        bc = np.zeros((nb, K.BODY.size))
+        bc[:, K.BODY.E_tree:K.BODY.E_tree + 9] = model.E_tree.reshape(nb, 9)
+        bc[:, K.BODY.axis:K.BODY.axis + 3] = model.axis
+        bc[:, K.BODY.lower] = np.maximum(model.lower, -NO_LIMIT)
+        bc[:, K.BODY.upper] = np.minimum(model.upper, NO_LIMIT)
+        bc[:, K.BODY.revolute] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
+        bc[:, K.BODY.actuated] = np.asarray(model.actuated, dtype=float)
+        bc[:, K.BODY.limit_stiffness] = self.limits.stiffness
+        bc[:, K.BODY.limit_damping] = self.limits.damping
         self.bc = nd(bc)
-        self.cs_values = np.zeros(K.NCS)
+        self.cs_values = np.zeros(K.CONST.size)
         self.cs = nd(self.cs_values)
         self.set_constants(dt=dt, contact=contact or GroundContact())
 
@@ -167,24 +167,24 @@ class ModelArrays:
         """Update scalar constants (dt in s; contact a GroundContact; cost weights)."""
         c = self.cs_values
         m = self.model
-        c[K.CG:K.CG + 3] = m.gravity
-        c[K.CDL] = self.limits.onset
+        c[K.CONST.gravity:K.CONST.gravity + 3] = m.gravity
+        c[K.CONST.limit_onset] = self.limits.onset
         if dt is not None:
             if not dt > 0:
                 raise ConfigError(f"dt must be > 0 s, got {dt}")
-            c[K.CDT] = dt
+            c[K.CONST.dt] = dt
         if contact is not None:
-            c[[K.CKN, K.CCN, K.CMU, K.CVE, K.CDN]] = (contact.stiffness, contact.damping, contact.friction,
+            c[[K.CONST.contact_stiffness, K.CONST.contact_damping, K.CONST.friction, K.CONST.slip_speed, K.CONST.contact_onset]] = (contact.stiffness, contact.damping, contact.friction,
                                                      contact.slip_speed, contact.onset_depth)
-            c[K.CGH] = max(contact.height, -NO_LIMIT)
+            c[K.CONST.ground_height] = max(contact.height, -NO_LIMIT)
         if effort is not None:
-            c[K.CWU] = effort
+            c[K.CONST.effort_weight] = effort
         if ee_weight is not None:
-            c[K.CWE] = ee_weight
+            c[K.CONST.ee_weight] = ee_weight
         if ee_weight_final is not None:
-            c[K.CWET] = ee_weight_final
+            c[K.CONST.ee_weight_final] = ee_weight_final
         if ee_point is not None:
-            c[K.CEEP:K.CEEP + 3] = ee_point
+            c[K.CONST.ee_point:K.CONST.ee_point + 3] = ee_point
         self.cs.from_numpy(c.astype(_real()))
 
     def param_args(self):
@@ -229,11 +229,11 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
     qs[0], qds[0] = q2, qd2
-    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
+    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp, ma.cs,
-              nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, nd(np.zeros((B, 1, nb + 1))),
+              nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
               -1, ma.ncp, 0, 0, 1)
-    return _out(scr.to_numpy()[:, 0, :nb, K.OQDD].astype(float), single)
+    return _out(data.to_numpy()[:, 0, :nb, K.DATA.qdd].astype(float), single)
 
 
 def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
@@ -244,7 +244,7 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
-                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.K))), ma.ncp, tau, M)
+                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -270,12 +270,12 @@ def body_poses(model: Model, q, params=None):
     q2, single = _as_batch(model, q, "q")
     B, nb = q2.shape
     ma = ModelArrays(model, B, params)
-    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
+    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.terminal(nd(q2[None]), nd(np.zeros((1, B, nb))), *ma.param_args()[:4], ma.par, ma.bc, ma.cs,
-               nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, -1, 0, 0, nd(np.zeros(1)))
-    s = scr.to_numpy()[:, 0, :nb].astype(float)
-    R = s[..., K.ORW:K.ORW + 9].reshape(B, nb, 3, 3)
-    p = s[..., K.OPW:K.OPW + 3]
+               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)))
+    s = data.to_numpy()[:, 0, :nb].astype(float)
+    R = s[..., K.DATA.R_world:K.DATA.R_world + 9].reshape(B, nb, 3, 3)
+    p = s[..., K.DATA.p_world:K.DATA.p_world + 3]
     return (R[0], p[0]) if single else (R, p)
 
 
