@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from .compat import arch_built_in
 from .errors import ConfigError
 
 ARCHS = ("auto", "cpu", "cuda", "vulkan", "metal")
@@ -57,16 +58,7 @@ def _arch_name(arch) -> str:
 
 def _probe(name: str) -> bool:
     """True when Taichi can start ``name`` here. CUDA and Vulkan are probed without ti.gpu."""
-    from taichi._lib import core as _ti_core
-
-    try:
-        if name == "cuda":
-            return bool(_ti_core.with_cuda()) and ti.lang.misc.is_arch_supported(ti.cuda)
-        if name == "vulkan":
-            return bool(_ti_core.with_vulkan()) and ti.lang.misc.is_arch_supported(ti.vulkan)
-    except Exception:  # noqa: BLE001 -- a broken driver is "not available", never a crash of init
-        return False
-    return name == "cpu"
+    return arch_built_in(name) if name in ("cuda", "vulkan") else name == "cpu"
 
 
 def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,

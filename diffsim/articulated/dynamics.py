@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..runtime import config
 from . import kernels as K
 from .limits import LimitGains, soft_limit_gains
-from .model import NO_LIMIT, REVOLUTE, Model
+from .model import NO_LIMIT, REVOLUTE, Model, check_inertia, finite_number, positive_int, positive_number, real_array
+from .spatial import inertia_matrix
 
 DEFAULT_DT = 0.01
 """Time step (s) whose automatic soft-limit gains the stand-alone dynamics functions use."""
@@ -46,13 +47,13 @@ class GroundContact:
 
     def __post_init__(self):
         for name in ("stiffness", "onset_depth", "slip_speed"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ConfigError(f"GroundContact.{name} must be finite and > 0, got {v!r}")
+            setattr(self, name, positive_number(getattr(self, name), f"GroundContact.{name}"))
         for name in ("damping", "friction"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
+            v = finite_number(getattr(self, name), f"GroundContact.{name}")
+            if not v >= 0:
                 raise ConfigError(f"GroundContact.{name} must be finite and >= 0, got {v!r}")
+            setattr(self, name, v)
+        self.height = finite_number(self.height, "GroundContact.height (m)")
 
     def as_dict(self) -> dict:
         return {"kn": self.stiffness, "cn": self.damping, "mu": self.friction,
@@ -85,7 +86,7 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         if name not in base:
             raise ConfigError(f"unknown parameter '{name}'; parameters are {list(base)}")
     for name, value in base.items():
-        v = np.asarray(params.get(name, value), dtype=float)
+        v = real_array(params.get(name, value), f"parameter '{name}'")
         shape = value.shape
         if v.shape == shape:
             v = np.broadcast_to(v, (batch, *shape))
@@ -98,12 +99,23 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         b, i = np.argwhere(out["mass"] <= 0)[0]
         raise ConfigError(f"mass of body {i} ('{model.body_names[i]}') of robot {b} is {out['mass'][b, i]} kg; "
                           "masses must be > 0")
+    for b, i in _unique_body_rows(out["inertia"]):
+        check_inertia(inertia_matrix(out["inertia"][b, i]),
+                      f"parameter 'inertia' of body {i} ('{model.body_names[i]}') of robot {b}")
     for name in ("damping", "armature"):
         if np.any(out[name] < 0):
             b, i = np.argwhere(out[name] < 0)[0]
             raise ConfigError(f"{name} of joint {i} ('{model.joint_names[i]}') of robot {b} is "
                               f"{out[name][b, i]}; it must be >= 0")
     return out
+
+
+def _unique_body_rows(inertia) -> list:
+    """(robot, body) of each distinct inertia row of a (B, nb, 6) array (a batch usually
+    repeats the model's values)."""
+    B, nb, _ = inertia.shape
+    _, first = np.unique(inertia.reshape(B * nb, 6), axis=0, return_index=True)
+    return [divmod(int(k), nb) for k in sorted(first)]
 
 
 class ModelArrays:
@@ -118,13 +130,15 @@ class ModelArrays:
     def __init__(self, model: Model, batch: int, params=None, contact: GroundContact | None = None,
                  dt: float = DEFAULT_DT, needs_grad: bool = False, limits: LimitGains | None = None,
                  check_limits: bool = False):
-        if not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-        self.model, self.batch = model, int(batch)
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
+                              f"planar_arm, ...), got {type(model).__name__}")
+        if contact is not None and not isinstance(contact, GroundContact):
+            raise ConfigError(f"contact must be a GroundContact(...) or None, got {contact!r:.80}")
+        self.model, self.batch = model, positive_int(batch, "batch (the number of robots)")
         nb = model.nb
-        values = batch_parameters(model, batch, params)
-        if not dt > 0:
-            raise ConfigError(f"dt must be > 0 s, got {dt}")
+        values = batch_parameters(model, self.batch, params)
+        dt = positive_number(dt, "dt (s)")
         if limits is not None:
             dt = limits.dt  # a stop's added inertia depends on the step its gains were chosen for
         self.limits = limits if limits is not None else soft_limit_gains(model, dt, values, check=check_limits)
@@ -134,17 +148,17 @@ class ModelArrays:
         self.ncp = ncp
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
         self.cp = nd(model.contact_point if ncp else np.zeros((1, 3)))
-        bc = np.zeros((nb, K.NBC))
-        bc[:, K.BE:K.BE + 9] = model.E_tree.reshape(nb, 9)
-        bc[:, K.BAX:K.BAX + 3] = model.axis
-        bc[:, K.BLO] = np.maximum(model.lower, -NO_LIMIT)
-        bc[:, K.BHI] = np.minimum(model.upper, NO_LIMIT)
-        bc[:, K.BRV] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
-        bc[:, K.BACT] = np.asarray(model.actuated, dtype=float)
-        bc[:, K.BKL] = self.limits.stiffness
-        bc[:, K.BCL] = self.limits.damping
+        bc = np.zeros((nb, K.BODY.size))
+        bc[:, K.BODY.E_tree:K.BODY.E_tree + 9] = model.E_tree.reshape(nb, 9)
+        bc[:, K.BODY.axis:K.BODY.axis + 3] = model.axis
+        bc[:, K.BODY.lower] = np.maximum(model.lower, -NO_LIMIT)
+        bc[:, K.BODY.upper] = np.minimum(model.upper, NO_LIMIT)
+        bc[:, K.BODY.revolute] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
+        bc[:, K.BODY.actuated] = np.asarray(model.actuated, dtype=float)
+        bc[:, K.BODY.limit_stiffness] = self.limits.stiffness
+        bc[:, K.BODY.limit_damping] = self.limits.damping
         self.bc = nd(bc)
-        self.cs_values = np.zeros(K.NCS)
+        self.cs_values = np.zeros(K.CONST.size)
         self.cs = nd(self.cs_values)
         self.set_constants(dt=dt, contact=contact or GroundContact())
 
@@ -153,24 +167,24 @@ class ModelArrays:
         """Update scalar constants (dt in s; contact a GroundContact; cost weights)."""
         c = self.cs_values
         m = self.model
-        c[K.CG:K.CG + 3] = m.gravity
-        c[K.CDL] = self.limits.onset
+        c[K.CONST.gravity:K.CONST.gravity + 3] = m.gravity
+        c[K.CONST.limit_onset] = self.limits.onset
         if dt is not None:
             if not dt > 0:
                 raise ConfigError(f"dt must be > 0 s, got {dt}")
-            c[K.CDT] = dt
+            c[K.CONST.dt] = dt
         if contact is not None:
-            c[[K.CKN, K.CCN, K.CMU, K.CVE, K.CDN]] = (contact.stiffness, contact.damping, contact.friction,
+            c[[K.CONST.contact_stiffness, K.CONST.contact_damping, K.CONST.friction, K.CONST.slip_speed, K.CONST.contact_onset]] = (contact.stiffness, contact.damping, contact.friction,
                                                      contact.slip_speed, contact.onset_depth)
-            c[K.CGH] = max(contact.height, -NO_LIMIT)
+            c[K.CONST.ground_height] = max(contact.height, -NO_LIMIT)
         if effort is not None:
-            c[K.CWU] = effort
+            c[K.CONST.effort_weight] = effort
         if ee_weight is not None:
-            c[K.CWE] = ee_weight
+            c[K.CONST.ee_weight] = ee_weight
         if ee_weight_final is not None:
-            c[K.CWET] = ee_weight_final
+            c[K.CONST.ee_weight_final] = ee_weight_final
         if ee_point is not None:
-            c[K.CEEP:K.CEEP + 3] = ee_point
+            c[K.CONST.ee_point:K.CONST.ee_point + 3] = ee_point
         self.cs.from_numpy(c.astype(_real()))
 
     def param_args(self):
@@ -187,7 +201,7 @@ class ModelArrays:
 
 
 def _as_batch(model: Model, x, name: str):
-    x = np.asarray(x, dtype=float)
+    x = real_array(x, name)
     single = x.ndim == 1
     x2 = x[None] if single else x
     if x2.ndim != 2 or x2.shape[1] != model.nb:
@@ -215,11 +229,11 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
     qs[0], qds[0] = q2, qd2
-    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
+    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp, ma.cs,
-              nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, nd(np.zeros((B, 1, nb + 1))),
+              nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
               -1, ma.ncp, 0, 0, 1)
-    return _out(scr.to_numpy()[:, 0, :nb, K.OQDD].astype(float), single)
+    return _out(data.to_numpy()[:, 0, :nb, K.DATA.qdd].astype(float), single)
 
 
 def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
@@ -230,7 +244,7 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
-                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.K))), ma.ncp, tau, M)
+                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -256,12 +270,12 @@ def body_poses(model: Model, q, params=None):
     q2, single = _as_batch(model, q, "q")
     B, nb = q2.shape
     ma = ModelArrays(model, B, params)
-    scr = nd(np.zeros((B, 1, nb + 1, K.K)))
+    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.terminal(nd(q2[None]), nd(np.zeros((1, B, nb))), *ma.param_args()[:4], ma.par, ma.bc, ma.cs,
-               nd(np.zeros((B, nb, K.NQW))), nd(np.zeros((1, B, 3))), scr, -1, 0, 0, nd(np.zeros(1)))
-    s = scr.to_numpy()[:, 0, :nb].astype(float)
-    R = s[..., K.ORW:K.ORW + 9].reshape(B, nb, 3, 3)
-    p = s[..., K.OPW:K.OPW + 3]
+               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)))
+    s = data.to_numpy()[:, 0, :nb].astype(float)
+    R = s[..., K.DATA.R_world:K.DATA.R_world + 9].reshape(B, nb, 3, 3)
+    p = s[..., K.DATA.p_world:K.DATA.p_world + 3]
     return (R[0], p[0]) if single else (R, p)
 
 

@@ -28,8 +28,8 @@ One step of robot b (its own thread; robots run in parallel) is one serial loop 
 - last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
   Euler update of body i's joint.
 
-Everything a phase hands to a later one goes through the scratch ndarray ``scr[b, s, i, k]``
-(robot b, step slot s, body i, component k; layout below; robot-major, so that each robot's
+Everything a phase hands to a later one goes through the workspace ndarray ``data[b, s, i, k]``
+(robot b, step slot s, body i, component k; layout ``DATA`` below, Pinocchio's name; robot-major, so that each robot's
 thread walks its own contiguous block: twice as fast at B = 1024 as step-major). Each element
 is stored once per step, may then receive atomic adds (a child's contribution to its parent),
 and is read after that: no element is overwritten after being read (Taichi's global data
@@ -37,7 +37,7 @@ access rule), and no local variable is assigned twice, so reverse mode needs no 
 (TAICHI.md, section 0). All the passes live in one loop because sibling dynamic loops that
 feed each other lose their gradient in Taichi 1.7.4 (TAICHI.md, addendum). The world slot is
 body index nb, so root bodies need no branch. Taichi's adjoint of a store clears the stored
-element's adjoint after use, so the scratch adjoints are zero again after each ``advance.grad``.
+element's adjoint after use, so the workspace adjoints are zero again after each ``advance.grad``.
 
 Spatial quantities of a body are in its own coordinates (R. Featherstone, *Rigid Body Dynamics
 Algorithms*, 2008, chapters 5-7); joint i has the motion subspace S_i = (a_i, 0) when revolute
@@ -45,9 +45,9 @@ and (0, a_i) when prismatic, written branch-free as (rev_i a_i, (1 - rev_i) a_i)
 """
 
 import taichi as ti
-from taichi.lang import impl as _impl
 
 from .. import contact as _contact
+from ..compat import assign, subscript
 from .spatial import (
     _scalar,
     cross,
@@ -81,46 +81,48 @@ _A4 = ti.types.ndarray(ndim=4)
 _I1 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 
 
-def _layout(*fields):
-    """Offsets of consecutive named blocks: ((name, size), ...) -> ({name: offset}, total)."""
-    offsets, total = {}, 0
-    for name, size in fields:
-        offsets[name] = total
-        total += size
-    return offsets, total
+class Layout:
+    """Offsets of consecutive named blocks in the last axis of an array, derived from a declared
+    name-to-size table: ``Layout(E=9, r=3).r == 9``; ``size`` is the total. Inside kernels the
+    offsets are compile-time constants (``data[b, s, i, DATA.v + k]``)."""
+
+    def __init__(self, **sizes):
+        self.sizes = dict(sizes)
+        offset = 0
+        for name, size in sizes.items():
+            setattr(self, name, offset)
+            offset += size
+        self.size = offset
+
+    def __repr__(self):
+        return "Layout(" + ", ".join(f"{k}={v}" for k, v in self.sizes.items()) + ")"
 
 
-# scratch components of one body at one step: joint transform (E, r), velocity v, velocity-
-# product acceleration c, (articulated) inertia A|B|C, bias force pA, U, D, u, acceleration a,
-# world rotation and origin, qdd
-_SCR, K = _layout(("E", 9), ("r", 3), ("v", 6), ("c", 6), ("IA", 27), ("pA", 6), ("U", 6), ("D", 1), ("u", 1),
-                  ("a", 6), ("R_world", 9), ("p_world", 3), ("qdd", 1))
-OE, OR, OV, OC, OIA, OPA, OU, OD, OUU, OA, ORW, OPW, OQDD = _SCR.values()
+DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=1)
+"""The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
+what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
+spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
+row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
+R_world (row-major) and origin p_world (m), joint acceleration qdd."""
 
+BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1)
+"""Per-body constants ``bc[i, :]``: E_tree (row-major 3x3), joint axis, lower and upper limit,
+revolute (1.0) or prismatic (0.0), actuated (1.0) or passive (0.0: the joint's control is
+ignored), soft-limit stiffness and damping."""
 
-# body constants bc[i, :]: E_tree (row-major 3x3), axis, lower and upper limit, revolute (1.0)
-# or not (0.0), actuated (1.0) or passive (0.0: the joint's control is ignored), soft-limit
-# stiffness and damping
-_BC, NBC = _layout(("E_tree", 9), ("axis", 3), ("lower", 1), ("upper", 1), ("revolute", 1), ("actuated", 1),
-                   ("limit_stiffness", 1), ("limit_damping", 1))
-BE, BAX, BLO, BHI, BRV, BACT, BKL, BCL = _BC.values()
+CONST = Layout(gravity=3, dt=1, contact_stiffness=1, contact_damping=1, friction=1, slip_speed=1, ground_height=1,
+               contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3)
+"""Global constants ``cs[:]``: gravity (m/s^2), dt (s), ground contact stiffness, damping,
+friction, slip speed, height and onset depth, soft-limit onset, the cost's effort weight,
+running and terminal end-effector weights, end-effector point (3, body coordinates, m)."""
 
-# global constants cs[:]: gravity (3), dt, ground contact stiffness, damping, friction, slip
-# speed, height and onset depth, soft-limit onset, effort weight, running and terminal
-# end-effector weights, end-effector point (3, body coordinates)
-_CS, NCS = _layout(("gravity", 3), ("dt", 1), ("contact_stiffness", 1), ("contact_damping", 1), ("friction", 1),
-                   ("slip_speed", 1), ("ground_height", 1), ("contact_onset", 1), ("limit_onset", 1),
-                   ("effort_weight", 1), ("ee_weight", 1), ("ee_weight_final", 1), ("ee_point", 3))
-CG, CDT, CKN, CCN, CMU, CVE, CGH, CDN, CDL, CWU, CWE, CWET, CEEP = _CS.values()
-
-# per-robot, per-joint cost data qw[b, i, :]: q target, running q and qd weights, terminal q
-# and qd weights
-QT, WQ, WQD, WQT, WQDT = 0, 1, 2, 3, 4
+COST = Layout(q_target=1, q_weight=1, qd_weight=1, q_weight_final=1, qd_weight_final=1)
+"""Per-robot, per-joint cost data ``qw[b, i, :]``: q target, running q and qd weights, terminal
+q and qd weights."""
 
 LIMIT_INERTIA_RISE = 1.0
 """A stop's added inertia fades in over 1 / LIMIT_INERTIA_RISE of the limit's onset depth, with
 the force (limit_inertia). (Faster, 4.0, made a scan of rollouts through stops rougher.)"""
-NQW = 5
 
 ZERO3 = (0.0, 0.0, 0.0)
 ZERO33 = (0.0,) * 9
@@ -130,35 +132,33 @@ EYE33 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 # Element access. These run at compile time inside kernels, like the scalar algebra of
 # .spatial: plain Python is not re-parsed by Taichi's AST transformer at every call (which, for
 # small @ti.func accessors called hundreds of times, dominated the time to load a cached
-# kernel). ``_at`` is what Taichi itself emits for ``a[i, j, ...]`` in a kernel (taichi 1.7.4).
-
-
-def _at(a, *idx):
-    return _impl.subscript(None, a, *idx)
+# kernel). ``_at`` is what Taichi itself emits for ``a[i, j, ...]`` in a kernel
+# (:func:`diffsim.compat.subscript`: no public API serves).
+_at = subscript
 
 
 @_scalar
 def ld3(a, s, b, i, o):
-    """scr[b, s, i, o:o+3] as a 3-tuple."""
+    """data[b, s, i, o:o+3] as a 3-tuple."""
     return (_at(a, b, s, i, o), _at(a, b, s, i, o + 1), _at(a, b, s, i, o + 2))
 
 
 @_scalar
 def ld33(a, s, b, i, o):
-    """scr[b, s, i, o:o+9] as a row-major 3x3."""
+    """data[b, s, i, o:o+9] as a row-major 3x3."""
     return tuple(_at(a, b, s, i, o + k) for k in range(9))
 
 
 @_scalar
 def st(a, s, b, i, o, v):
-    """scr[b, s, i, o:o+len(v)] = v (a tuple of scalars)."""
+    """data[b, s, i, o:o+len(v)] = v (a tuple of scalars)."""
     for k, x in enumerate(v):
-        _at(a, b, s, i, o + k)._assign(x)
+        assign(_at(a, b, s, i, o + k), x)
 
 
 @_scalar
 def add(a, s, b, i, o, v):
-    """scr[b, s, i, o:o+len(v)] += v (atomic adds)."""
+    """data[b, s, i, o:o+len(v)] += v (atomic adds)."""
     for k, x in enumerate(v):
         ti.atomic_add(_at(a, b, s, i, o + k), x)
 
@@ -176,12 +176,12 @@ def row6(a, b, i):
 
 @_scalar
 def body_axis(bc, i):
-    return (_at(bc, i, BAX), _at(bc, i, BAX + 1), _at(bc, i, BAX + 2))
+    return (_at(bc, i, BODY.axis), _at(bc, i, BODY.axis + 1), _at(bc, i, BODY.axis + 2))
 
 
 @_scalar
 def tree_rotation(bc, i):
-    return tuple(_at(bc, i, BE + k) for k in range(9))
+    return tuple(_at(bc, i, BODY.E_tree + k) for k in range(9))
 
 
 @ti.func
@@ -189,9 +189,9 @@ def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.te
     """-damping qd + the soft-limit torque of joint i: the shared law (C^1 at the bounds)
     evaluated at the predicted position q + dt qd, which with :func:`limit_inertia` makes the
     stop a linearised backward-Euler step (diffsim.articulated.limits)."""
-    qp = qi + cs[CDT] * qdi
-    return -damp[b, i] * qdi + _contact.limit_force(qp, qdi, bc[i, BLO], bc[i, BHI], bc[i, BKL], bc[i, BCL],
-                                                     cs[CDL])
+    qp = qi + cs[CONST.dt] * qdi
+    return -damp[b, i] * qdi + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness], bc[i, BODY.limit_damping],
+                                                     cs[CONST.limit_onset])
 
 
 @ti.func
@@ -199,34 +199,34 @@ def limit_inertia(i, qi, qdi, bc: ti.template(), cs: ti.template()):
     """Added inertia s(d / delta) (dt c + dt^2 k) of joint i while its predicted position
     q + dt qd is a depth d into a stop: makes the stop linearly implicit, stable at any stiffness
     and dt; it fades in with the limit force (the law's smoothstep), so the step stays C^1."""
-    h = cs[CDT]
+    h = cs[CONST.dt]
     qp = qi + h * qdi
-    rise = LIMIT_INERTIA_RISE / cs[CDL]
-    s = _contact.smoothstep((bc[i, BLO] - qp) * rise) + _contact.smoothstep((qp - bc[i, BHI]) * rise)
-    return s * (h * bc[i, BCL] + h * h * bc[i, BKL])
+    rise = LIMIT_INERTIA_RISE / cs[CONST.limit_onset]
+    s = _contact.smoothstep((bc[i, BODY.lower] - qp) * rise) + _contact.smoothstep((qp - bc[i, BODY.upper]) * rise)
+    return s * (h * bc[i, BODY.limit_damping] + h * h * bc[i, BODY.limit_stiffness])
 
 
 @ti.func
-def world_slot(scr: ti.template(), cs: ti.template(), s, b, w):
+def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     """The world (body index w = nb): at rest, identity pose, acceleration -gravity; its
     accumulators are zeroed (the root bodies add into them; nothing reads them)."""
-    st(scr, s, b, w, OV, ZERO3 + ZERO3)
-    st(scr, s, b, w, ORW, EYE33)
-    st(scr, s, b, w, OPW, ZERO3)
-    st(scr, s, b, w, OA, ZERO3)
-    st(scr, s, b, w, OA + 3, (-cs[CG], -cs[CG + 1], -cs[CG + 2]))
-    st(scr, s, b, w, OIA, ZERO33 + ZERO33 + ZERO33)
-    st(scr, s, b, w, OPA, ZERO3 + ZERO3)
-    st(scr, s, b, w, OU, ZERO3 + ZERO3)
+    st(data, s, b, w, DATA.v, ZERO3 + ZERO3)
+    st(data, s, b, w, DATA.R_world, EYE33)
+    st(data, s, b, w, DATA.p_world, ZERO3)
+    st(data, s, b, w, DATA.a, ZERO3)
+    st(data, s, b, w, DATA.a + 3, (-cs[CONST.gravity], -cs[CONST.gravity + 1], -cs[CONST.gravity + 2]))
+    st(data, s, b, w, DATA.IA, ZERO33 + ZERO33 + ZERO33)
+    st(data, s, b, w, DATA.pA, ZERO3 + ZERO3)
+    st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
 
 
 @ti.func
 def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
-                    inert: ti.template(), joff: ti.template(), bc: ti.template(), scr: ti.template()):
+                    inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
     """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
-    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to scratch."""
+    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace."""
     p = par[i]
-    rev = bc[i, BRV]
+    rev = bc[i, BODY.revolute]
     a = body_axis(bc, i)
     Et = tree_rotation(bc, i)
     angle = qi * rev
@@ -234,65 +234,65 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * (1.0 - rev))
-    xw, xv = xform_motion(E, r, ld3(scr, s, b, p, OV), ld3(scr, s, b, p, OV + 3))
+    xw, xv = xform_motion(E, r, ld3(data, s, b, p, DATA.v), ld3(data, s, b, p, DATA.v + 3))
     w = vadd(xw, jw)
     v = vadd(xv, jv)
     cw, cv = cross_motion(w, v, jw, jv)
     A, Bm, C = rigid_inertia(mass[b, i], row3(com, b, i), inertia6(row6(inert, b, i)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    Rp = ld33(scr, s, b, p, ORW)
-    st(scr, s, b, i, OE, E)
-    st(scr, s, b, i, OR, r)
-    st(scr, s, b, i, OV, w + v)
-    st(scr, s, b, i, OC, cw + cv)
-    st(scr, s, b, i, OIA, A + Bm + C)
-    st(scr, s, b, i, OPA, bn + bf)
-    st(scr, s, b, i, ORW, mm(Rp, transpose(E)))
-    st(scr, s, b, i, OPW, vadd(ld3(scr, s, b, p, OPW), mv(Rp, r)))
+    Rp = ld33(data, s, b, p, DATA.R_world)
+    st(data, s, b, i, DATA.E, E)
+    st(data, s, b, i, DATA.r, r)
+    st(data, s, b, i, DATA.v, w + v)
+    st(data, s, b, i, DATA.c, cw + cv)
+    st(data, s, b, i, DATA.IA, A + Bm + C)
+    st(data, s, b, i, DATA.pA, bn + bf)
+    st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
+    st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
 
 
 @ti.func
-def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), scr: ti.template()):
+def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
     """Ground contact of point k (on body cb[k], at cp[k] in body coordinates) through the
     shared contact law (C^1 at first touch); the spatial force is subtracted from the body's
     bias force."""
     i = cb[k]
     pt = (cp[k, 0], cp[k, 1], cp[k, 2])
-    Rw = ld33(scr, s, b, i, ORW)
-    x = vadd(mv(Rw, pt), ld3(scr, s, b, i, OPW))
-    vel = mv(Rw, vadd(ld3(scr, s, b, i, OV + 3), cross(ld3(scr, s, b, i, OV), pt)))
-    fn = _contact.contact_normal_force(cs[CGH] - x[2], vel[2], cs[CKN], cs[CCN], cs[CDN])
-    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, cs[CMU], cs[CVE])
+    Rw = ld33(data, s, b, i, DATA.R_world)
+    x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
+    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
+    fn = _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness], cs[CONST.contact_damping], cs[CONST.contact_onset])
+    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, cs[CONST.friction], cs[CONST.slip_speed])
     Fb = mtv(Rw, (ft[0], ft[1], fn))
-    add(scr, s, b, i, OPA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
+    add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
 
 @ti.func
 def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(), bc: ti.template(),
-                     scr: ti.template()):
+                     data: ti.template()):
     """Body i, leaves to root: U = IA S, D = S^T U + armature + extra (a stop's added
     inertia), u = tau - S^T pA; hands
     X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent."""
-    rev = bc[i, BRV]
+    rev = bc[i, BODY.revolute]
     pri = 1.0 - rev
     a = body_axis(bc, i)
-    A = ld33(scr, s, b, i, OIA)
-    Bm = ld33(scr, s, b, i, OIA + 9)
-    C = ld33(scr, s, b, i, OIA + 18)
-    pn = ld3(scr, s, b, i, OPA)
-    pf = ld3(scr, s, b, i, OPA + 3)
+    A = ld33(data, s, b, i, DATA.IA)
+    Bm = ld33(data, s, b, i, DATA.IA + 9)
+    C = ld33(data, s, b, i, DATA.IA + 18)
+    pn = ld3(data, s, b, i, DATA.pA)
+    pf = ld3(data, s, b, i, DATA.pA + 3)
     Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
     D = dot(a, Un) * rev + dot(a, Uf) * pri + arm[b, i] + extra
     u = taui - dot(a, pn) * rev - dot(a, pf) * pri
-    st(scr, s, b, i, OU, Un + Uf + (D, u))
+    st(data, s, b, i, DATA.U, Un + Uf + (D, u))
     iD = 1.0 / D
-    E = ld33(scr, s, b, i, OE)
-    r = ld3(scr, s, b, i, OR)
+    E = ld33(data, s, b, i, DATA.E)
+    r = ld3(data, s, b, i, DATA.r)
     Aa = msub(A, vscale9(outer(Un, Un), iD))
     Ba = msub(Bm, vscale9(outer(Un, Uf), iD))
     Ca = msub(C, vscale9(outer(Uf, Uf), iD))
-    hn, hf = inertia_apply(Aa, Ba, Ca, ld3(scr, s, b, i, OC), ld3(scr, s, b, i, OC + 3))
+    hn, hf = inertia_apply(Aa, Ba, Ca, ld3(data, s, b, i, DATA.c), ld3(data, s, b, i, DATA.c + 3))
     EtA = mtm(E, Aa)
     EtB = mtm(E, Ba)
     EtC = mtm(E, Ca)
@@ -303,32 +303,32 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     ui = u * iD
     fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
     p = par[i]
-    add(scr, s, b, p, OIA, An + Bn + Cn)
-    add(scr, s, b, p, OPA, fn + ff)
+    add(data, s, b, p, DATA.IA, An + Bn + Cn)
+    add(data, s, b, p, DATA.pA, fn + ff)
 
 
 @ti.func
-def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), scr: ti.template()):
+def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.template()):
     """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd."""
-    rev = bc[i, BRV]
+    rev = bc[i, BODY.revolute]
     a = body_axis(bc, i)
     p = par[i]
-    xw, xv = xform_motion(ld33(scr, s, b, i, OE), ld3(scr, s, b, i, OR), ld3(scr, s, b, p, OA),
-                          ld3(scr, s, b, p, OA + 3))
-    aw = vadd(xw, ld3(scr, s, b, i, OC))
-    av = vadd(xv, ld3(scr, s, b, i, OC + 3))
-    qdd = (scr[b, s, i, OUU] - dot(ld3(scr, s, b, i, OU), aw) - dot(ld3(scr, s, b, i, OU + 3), av)) / scr[b, s, i, OD]
-    st(scr, s, b, i, OA, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * (1.0 - rev))))
-    scr[b, s, i, OQDD] = qdd
+    xw, xv = xform_motion(ld33(data, s, b, i, DATA.E), ld3(data, s, b, i, DATA.r), ld3(data, s, b, p, DATA.a),
+                          ld3(data, s, b, p, DATA.a + 3))
+    aw = vadd(xw, ld3(data, s, b, i, DATA.c))
+    av = vadd(xv, ld3(data, s, b, i, DATA.c + 3))
+    qdd = (data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av)) / data[b, s, i, DATA.D]
+    st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * (1.0 - rev))))
+    data[b, s, i, DATA.qdd] = qdd
     return qdd
 
 
 @ti.func
-def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), scr: ti.template()):
-    """World position of the end-effector point (cs[CEEP:], body ee) minus its target at t."""
-    pt = (cs[CEEP], cs[CEEP + 1], cs[CEEP + 2])
+def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), data: ti.template()):
+    """World position of the end-effector point (cs[CONST.ee_point:], body ee) minus its target at t."""
+    pt = (cs[CONST.ee_point], cs[CONST.ee_point + 1], cs[CONST.ee_point + 2])
     tt = ti.min(t, eet.shape[0] - 1)
-    x = vadd(mv(ld33(scr, s, b, ee, ORW), pt), ld3(scr, s, b, ee, OPW))
+    x = vadd(mv(ld33(data, s, b, ee, DATA.R_world), pt), ld3(data, s, b, ee, DATA.p_world))
     return vsub(x, (eet[tt, b, 0], eet[tt, b, 1], eet[tt, b, 2]))
 
 
@@ -339,13 +339,13 @@ def vscale9(M, s):
 
 @ti.kernel
 def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
-            par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, scr: _A4, cst: _A3,
+            par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4, cst: _A3,
             ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
 
-    State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); scratch
+    State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); workspace
     slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one per joint:
     dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only; the last:
     dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are ignored.
@@ -359,50 +359,50 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             t = t0 + s
             sl = slot0 + s
             if k == 0:
-                world_slot(scr, cs, s, b, nb)
+                world_slot(data, cs, s, b, nb)
             elif k <= nb:
                 i = k - 1
-                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, scr)
+                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
             elif k <= nb + ncp:
-                contact_force(k - nb - 1, s, b, cb, cp, cs, scr)
+                contact_force(k - nb - 1, s, b, cb, cp, cs, data)
             elif k <= 2 * nb + ncp:
                 i = 2 * nb + ncp - k
-                taui = bc[i, BACT] * tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
-                pass_articulated(i, taui, limit_inertia(i, q[sl, b, i], qd[sl, b, i], bc, cs), s, b, par, arm, bc, scr)
+                taui = bc[i, BODY.actuated] * tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
+                pass_articulated(i, taui, limit_inertia(i, q[sl, b, i], qd[sl, b, i], bc, cs), s, b, par, arm, bc, data)
             elif k <= 3 * nb + ncp:
                 i = k - 2 * nb - ncp - 1
-                qdd = pass_accelerations(i, s, b, par, bc, scr)
-                vn = qd[sl, b, i] + cs[CDT] * qdd
+                qdd = pass_accelerations(i, s, b, par, bc, data)
+                vn = qd[sl, b, i] + cs[CONST.dt] * qdd
                 qd[sl + 1, b, i] = vn
-                q[sl + 1, b, i] = q[sl, b, i] + cs[CDT] * vn
-                e = q[sl, b, i] - qw[b, i, QT]
-                cst[b, s, i] = cs[CDT] * (qw[b, i, WQ] * e * e + qw[b, i, WQD] * qd[sl, b, i] * qd[sl, b, i]
-                                          + cs[CWU] * bc[i, BACT] * tau[t, b, i] * tau[t, b, i])
+                q[sl + 1, b, i] = q[sl, b, i] + cs[CONST.dt] * vn
+                e = q[sl, b, i] - qw[b, i, COST.q_target]
+                cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, i] * qd[sl, b, i]
+                                          + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, i] * tau[t, b, i])
             elif ee >= 0:
-                d = ee_error(ee, t, s, b, eet, cs, scr)
-                cst[b, s, nb] = cs[CDT] * cs[CWE] * dot(d, d)
+                d = ee_error(ee, t, s, b, eet, cs, data)
+                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
             else:
                 cst[b, s, nb] = 0.0
 
 
 @ti.kernel
 def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, bc: _A2, cs: _A1,
-             qw: _A3, eet: _A3, scr: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1):
-    """Forward kinematics of the state in ``slot`` (world poses to scratch slot 0) and the
+             qw: _A3, eet: _A3, data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1):
+    """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
     terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) + w_eeT |x_ee - x*(t)|^2 into loss[0]."""
     for b in range(q.shape[1]):
         nb = q.shape[2]
         for k in range(nb + 2):
             if k == 0:
-                world_slot(scr, cs, 0, b, nb)
+                world_slot(data, cs, 0, b, nb)
             elif k <= nb:
                 i = k - 1
-                pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, scr)
-                e = q[slot, b, i] - qw[b, i, QT]
-                loss[0] += qw[b, i, WQT] * e * e + qw[b, i, WQDT] * qd[slot, b, i] * qd[slot, b, i]
+                pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
+                e = q[slot, b, i] - qw[b, i, COST.q_target]
+                loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qd[slot, b, i] * qd[slot, b, i]
             elif ee >= 0:
-                d = ee_error(ee, t, 0, b, eet, cs, scr)
-                loss[0] += cs[CWET] * dot(d, d)
+                d = ee_error(ee, t, 0, b, eet, cs, data)
+                loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
 
 
 @ti.kernel
@@ -414,7 +414,7 @@ def running_sum(cst: _A3, n: ti.i32, loss: _A1):
 
 @ti.kernel
 def zero4(a: _A4):
-    """a = 0 (a scratch adjoint); one thread, which beats a parallel ndrange here."""
+    """a = 0 (a workspace adjoint); one thread, which beats a parallel ndrange here."""
     ti.loop_config(serialize=True)
     for x in range(a.shape[0]):
         for y in range(a.shape[1]):
@@ -434,7 +434,7 @@ def zero3(a: _A3):
 
 @ti.kernel
 def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2,
-                     arm: _A2, par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, scr: _A4, ncp: ti.i32,
+                     arm: _A2, par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, data: _A4, ncp: ti.i32,
                      tau: _A2, M: _A3):
     """RNEA and CRBA of every robot (not differentiated): tau[b] = the torques giving qdd
     (with damping, limits and their added inertia, armature and ground contact as in
@@ -443,60 +443,60 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
     M[b] = M(q) + diag(armature). State in slot 0 of q, qd."""
     for b in range(q.shape[1]):
         nb = q.shape[2]
-        world_slot(scr, cs, 0, b, nb)
+        world_slot(data, cs, 0, b, nb)
         for i in range(nb):
-            pass_velocities(i, q[0, b, i], qd[0, b, i], 0, b, par, mass, com, inert, joff, bc, scr)
+            pass_velocities(i, q[0, b, i], qd[0, b, i], 0, b, par, mass, com, inert, joff, bc, data)
         for k in range(ncp):
-            contact_force(k, 0, b, cb, cp, cs, scr)
+            contact_force(k, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
         for i in range(nb):
-            rev = bc[i, BRV]
+            rev = bc[i, BODY.revolute]
             ax = body_axis(bc, i)
             p = par[i]
-            xw, xv = xform_motion(ld33(scr, 0, b, i, OE), ld3(scr, 0, b, i, OR), ld3(scr, 0, b, p, OA),
-                                  ld3(scr, 0, b, p, OA + 3))
-            aw = vadd(vadd(xw, vscale(ax, qdd[b, i] * rev)), ld3(scr, 0, b, i, OC))
-            av = vadd(vadd(xv, vscale(ax, qdd[b, i] * (1.0 - rev))), ld3(scr, 0, b, i, OC + 3))
-            st(scr, 0, b, i, OA, aw + av)
-            fn, ff = inertia_apply(ld33(scr, 0, b, i, OIA), ld33(scr, 0, b, i, OIA + 9),
-                                   ld33(scr, 0, b, i, OIA + 18), aw, av)
-            st(scr, 0, b, i, OU, vadd(fn, ld3(scr, 0, b, i, OPA)) + vadd(ff, ld3(scr, 0, b, i, OPA + 3)))
+            xw, xv = xform_motion(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), ld3(data, 0, b, p, DATA.a),
+                                  ld3(data, 0, b, p, DATA.a + 3))
+            aw = vadd(vadd(xw, vscale(ax, qdd[b, i] * rev)), ld3(data, 0, b, i, DATA.c))
+            av = vadd(vadd(xv, vscale(ax, qdd[b, i] * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3))
+            st(data, 0, b, i, DATA.a, aw + av)
+            fn, ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
+                                   ld33(data, 0, b, i, DATA.IA + 18), aw, av)
+            st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
         for k in range(nb):
             i = nb - 1 - k
-            rev = bc[i, BRV]
+            rev = bc[i, BODY.revolute]
             ax = body_axis(bc, i)
-            fn = ld3(scr, 0, b, i, OU)
-            ff = ld3(scr, 0, b, i, OU + 3)
+            fn = ld3(data, 0, b, i, DATA.U)
+            ff = ld3(data, 0, b, i, DATA.U + 3)
             tau[b, i] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
                          + (arm[b, i] + limit_inertia(i, q[0, b, i], qd[0, b, i], bc, cs)) * qdd[b, i]
                          - passive_torque(i, q[0, b, i], qd[0, b, i], damp, bc, cs, b))
-            pn, pf = xform_force_T(ld33(scr, 0, b, i, OE), ld3(scr, 0, b, i, OR), fn, ff)
-            add(scr, 0, b, par[i], OU, pn + pf)
+            pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
+            add(data, 0, b, par[i], DATA.U, pn + pf)
         # CRBA: composite inertias, leaves to root
         for k in range(nb):
             i = nb - 1 - k
-            E = ld33(scr, 0, b, i, OE)
-            Ar = mm(mtm(E, ld33(scr, 0, b, i, OIA)), E)
-            Br = mm(mtm(E, ld33(scr, 0, b, i, OIA + 9)), E)
-            Cr = mm(mtm(E, ld33(scr, 0, b, i, OIA + 18)), E)
-            An, Bn, Cn = shift_inertia(skew3(ld3(scr, 0, b, i, OR)), Ar, Br, Cr)
-            add(scr, 0, b, par[i], OIA, An + Bn + Cn)
+            E = ld33(data, 0, b, i, DATA.E)
+            Ar = mm(mtm(E, ld33(data, 0, b, i, DATA.IA)), E)
+            Br = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 9)), E)
+            Cr = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 18)), E)
+            An, Bn, Cn = shift_inertia(skew3(ld3(data, 0, b, i, DATA.r)), Ar, Br, Cr)
+            add(data, 0, b, par[i], DATA.IA, An + Bn + Cn)
         # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F
         for i in range(nb):
-            rev = bc[i, BRV]
+            rev = bc[i, BODY.revolute]
             ax = body_axis(bc, i)
-            Fn, Ff = inertia_apply(ld33(scr, 0, b, i, OIA), ld33(scr, 0, b, i, OIA + 9),
-                                   ld33(scr, 0, b, i, OIA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
+            Fn, Ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
+                                   ld33(data, 0, b, i, DATA.IA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
             M[b, i, i] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
-            st(scr, 0, b, i, OU, Fn + Ff)  # F, carried up the chain in place (no AD here)
+            st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
             j = i
             while par[j] < nb:
-                Gn, Gf = xform_force_T(ld33(scr, 0, b, j, OE), ld3(scr, 0, b, j, OR), ld3(scr, 0, b, i, OU),
-                                       ld3(scr, 0, b, i, OU + 3))
-                st(scr, 0, b, i, OU, Gn + Gf)
+                Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r), ld3(data, 0, b, i, DATA.U),
+                                       ld3(data, 0, b, i, DATA.U + 3))
+                st(data, 0, b, i, DATA.U, Gn + Gf)
                 j = par[j]
-                rj = bc[j, BRV]
+                rj = bc[j, BODY.revolute]
                 aj = body_axis(bc, j)
                 Mij = dot(aj, Gn) * rj + dot(aj, Gf) * (1.0 - rj)
                 M[b, i, j] = Mij

@@ -83,8 +83,82 @@ class JointSpec:
     actuated: bool = True
 
 
+INERTIA_RTOL = 1e-9
+"""Relative tolerance (of the largest principal moment) of the inertia checks."""
+
+
+def inertia_violation(I) -> str | None:
+    """Why the 3x3 inertia ``I`` (kg m^2, about the centre of mass) is not a rigid body's, or
+    None. A body's principal moments are >= 0 and obey the triangle inequality (each at most
+    the sum of the other two: I_xx = int (y^2 + z^2) dm, and so on). A point mass (all zero)
+    and a thin rod (one zero, the other two equal) are the degenerate limits and pass."""
+    lam = np.linalg.eigvalsh(0.5 * (I + I.T))
+    tol = INERTIA_RTOL * max(float(np.abs(lam).max()), 1e-300)
+    if lam[0] < -tol:
+        return f"has a negative principal moment {lam[0]:.6g} kg m^2 (principal moments {_fmt(lam)})"
+    if lam[2] > lam[0] + lam[1] + tol:
+        return (f"violates the triangle inequality: its largest principal moment {lam[2]:.6g} kg m^2 exceeds "
+                f"the sum of the other two, {lam[0] + lam[1]:.6g} (principal moments {_fmt(lam)}), which no "
+                "mass distribution can have")
+    return None
+
+
+def _fmt(lam):
+    return "(" + ", ".join(f"{x:.6g}" for x in lam) + ")"
+
+
+def check_inertia(I, where: str):
+    """ConfigError naming ``where`` when :func:`inertia_violation` finds ``I`` unphysical."""
+    why = inertia_violation(np.asarray(I, dtype=float))
+    if why is not None:
+        raise ConfigError(f"{where}: the inertia {why}; give the inertia about the centre of mass in the "
+                          "link frame (for a solid: I_xx = m (b^2 + c^2) / 12 for a box of sides a, b, c)")
+
+
+def finite_number(value, what, allow_inf=False) -> float:
+    """``value`` as a float; ConfigError naming ``what`` unless it is a real, finite number."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, got {value!r}") from None
+    if np.isnan(v) or (np.isinf(v) and not allow_inf):
+        raise ConfigError(f"{what} must be finite, got {value!r}")
+    return v
+
+
+def real_array(value, what) -> np.ndarray:
+    """``value`` as a float64 array; ConfigError naming ``what`` for complex or non-numeric input
+    (NumPy would drop an imaginary part with only a warning)."""
+    if np.iscomplexobj(value):
+        raise ConfigError(f"{what} must be real numbers, got complex values")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be numbers, got {value!r:.80}") from None
+
+
+def positive_int(value, what) -> int:
+    """``value`` as an int >= 1; ConfigError naming ``what`` otherwise (bools and 2.5 included)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def positive_number(value, what) -> float:
+    """``value`` as a finite float > 0; ConfigError naming ``what`` otherwise."""
+    v = finite_number(value, what)
+    if not v > 0:
+        raise ConfigError(f"{what} must be > 0, got {value!r}")
+    return v
+
+
 def _vec3(value, what):
-    v = np.asarray(value, dtype=float).reshape(-1)
+    try:
+        v = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be 3 finite numbers, got {value!r}") from None
     if v.shape != (3,) or not np.all(np.isfinite(v)):
         raise ConfigError(f"{what} must be 3 finite numbers, got {value!r}")
     return v
@@ -116,17 +190,20 @@ class RobotBuilder:
         (kg m^2; a 3x3 matrix, 6 numbers ixx, iyy, izz, ixy, ixz, iyz, or None for a point mass)."""
         if name in self.links:
             raise ConfigError(f"link '{name}' is defined twice")
-        if not np.isfinite(mass) or mass < 0:
+        mass = finite_number(mass, f"link '{name}' mass (kg)")
+        if mass < 0:
             raise ConfigError(f"link '{name}': mass {mass} kg must be finite and >= 0")
-        I = np.zeros((3, 3)) if inertia is None else np.asarray(inertia, dtype=float)
+        try:
+            I = np.zeros((3, 3)) if inertia is None else np.asarray(inertia, dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"link '{name}': inertia must be a symmetric 3x3 matrix or 6 numbers "
+                              f"(ixx, iyy, izz, ixy, ixz, iyz), got {inertia!r}") from None
         if I.shape == (6,):
             I = inertia_matrix(I)
         if I.shape != (3, 3) or not np.allclose(I, I.T) or not np.all(np.isfinite(I)):
             raise ConfigError(f"link '{name}': inertia must be a symmetric 3x3 matrix or 6 numbers "
                               f"(ixx, iyy, izz, ixy, ixz, iyz), got {inertia!r}")
-        if np.linalg.eigvalsh(I).min() < -1e-12 * max(1.0, np.abs(I).max()):
-            raise ConfigError(f"link '{name}': inertia has a negative principal moment "
-                              f"{np.linalg.eigvalsh(I).min():g} kg m^2")
+        check_inertia(I, f"link '{name}'")
         self.links[name] = LinkSpec(name, float(mass), _vec3(com, f"link '{name}' com"), I)
         return name
 
@@ -150,10 +227,16 @@ class RobotBuilder:
             if norm < 1e-12:
                 raise ConfigError(f"joint '{name}': axis {axis!r} has zero length")
             a = a / norm
+        damping = finite_number(damping, f"joint '{name}' damping (N m s/rad or N s/m)")
+        armature = finite_number(armature, f"joint '{name}' armature (kg m^2 or kg)")
         if damping < 0 or armature < 0:
             raise ConfigError(f"joint '{name}': damping ({damping}) and armature ({armature}) must be >= 0")
-        lo = -NO_LIMIT if lower is None or kind == "continuous" else float(lower)
-        hi = NO_LIMIT if upper is None or kind == "continuous" else float(upper)
+        lo = -NO_LIMIT if lower is None or kind == "continuous" else finite_number(lower, f"joint '{name}' lower limit")
+        hi = NO_LIMIT if upper is None or kind == "continuous" else finite_number(upper, f"joint '{name}' upper limit")
+        if effort is not None:
+            effort = finite_number(effort, f"joint '{name}' effort limit (N m or N)", allow_inf=True)
+            if not effort > 0:
+                raise ConfigError(f"joint '{name}': effort limit {effort} must be > 0 (N m or N), or None for none")
         if lo > hi:
             raise ConfigError(f"joint '{name}': lower limit {lo} is above upper limit {hi}")
         self.joints[name] = JointSpec(name, kind, parent, child, _vec3(xyz, f"joint '{name}' xyz"),
@@ -262,7 +345,7 @@ class RobotBuilder:
                 raise ConfigError(f"contact point on link '{link}', which is welded to the world: "
                                   "it can never move; put it on a moving link")
             contacts.append((b, R @ point + p))
-        return Model(
+        model = Model(
             name=self.name, gravity=self.gravity.copy(), root=root,
             body_names=tuple(j.child for j in joints), joint_names=tuple(j.name for j in joints),
             parent=tuple(int(bd["parent"]) for bd in bodies),
@@ -277,6 +360,31 @@ class RobotBuilder:
             frames={n: (b, R.copy(), p.copy()) for n, (b, R, p) in frames.items()},
             contact_body=tuple(int(b) for b, _ in contacts),
             contact_point=np.array([p for _, p in contacts]).reshape(-1, 3))
+        check_joint_inertia(model)
+        return model
+
+
+def check_joint_inertia(model: Model, params=None, poses=None):
+    """ConfigError when the joint-space inertia M(q) + diag(armature) is singular at one of
+    ``poses`` (default: the zero pose clipped into the limits and 16 fixed sample poses), e.g.
+    a point mass on its joint's axis: zero inertia about the axis, so forward dynamics divides
+    by zero. Names the joint that moves without inertia and the two fixes."""
+    from .limits import sample_configurations
+    from .reference import crba
+
+    for q in (sample_configurations(model) if poses is None else poses):
+        M = crba(model, q, params)
+        lam, vec = np.linalg.eigh(0.5 * (M + M.T))
+        if lam[0] > INERTIA_RTOL * max(float(lam[-1]), 1e-300) and np.all(np.isfinite(lam)):
+            continue
+        j = int(np.argmax(np.abs(vec[:, 0])))
+        kind = "moment of inertia about its axis" if model.jtype[j] == REVOLUTE else "mass along its axis"
+        raise ConfigError(
+            f"robot '{model.name}': joint '{model.joint_names[j]}' (moving link '{model.body_names[j]}' and "
+            f"what it carries) has no {kind} at q = {np.round(q, 4).tolist()} (smallest eigenvalue of the "
+            f"joint-space inertia {lam[0]:.3g}), so its acceleration is undefined (a point mass on the joint "
+            f"axis, say); give link '{model.body_names[j]}' an inertia about the axis, or the joint an "
+            "armature > 0 (kg m^2 or kg, the reflected rotor inertia)")
 
 
 @dataclass
@@ -374,6 +482,13 @@ def rod_inertia(mass: float, length: float, along: str = "x") -> np.ndarray:
     return np.diag(d)
 
 
+def _per_link(value, n, what) -> np.ndarray:
+    v = real_array(value, what)
+    if v.shape not in ((), (n,)) or not np.all(np.isfinite(v)):
+        raise ConfigError(f"{what} must be one finite number or {n} (one per link), got {value!r}")
+    return np.broadcast_to(v, (n,))
+
+
 def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping=0.05, armature=0.0,
                lower=None, upper=None, gravity=(0.0, 0.0, -9.81), base_height: float = 0.0,
                name: str = "arm", tip_contact: bool = False) -> Model:
@@ -382,12 +497,14 @@ def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping=0.05, armature=0.0,
     With q = 0 every link points along +x; the tip link ``tip`` sits at the end of the last rod.
     lengths (m), masses (kg), damping (N m s/rad), armature (kg m^2): scalars or n values.
     """
-    if n < 1:
+    if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n < 1:
         raise ConfigError(f"an arm needs at least one link, got n={n}")
-    L = np.broadcast_to(np.asarray(lengths, dtype=float), (n,))
-    M = np.broadcast_to(np.asarray(masses, dtype=float), (n,))
-    C = np.broadcast_to(np.asarray(damping, dtype=float), (n,))
-    Ar = np.broadcast_to(np.asarray(armature, dtype=float), (n,))
+    n = positive_int(n, "planar_arm n (the number of links)")
+    L, M, C, Ar = (_per_link(v, n, name) for v, name in ((lengths, "lengths (m)"), (masses, "masses (kg)"),
+                                                         (damping, "damping (N m s/rad)"),
+                                                         (armature, "armature (kg m^2)")))
+    if np.any(L <= 0):
+        raise ConfigError(f"planar_arm lengths must be > 0 m, got {lengths!r}")
     rb = RobotBuilder(name, gravity)
     rb.add_link("base")
     prev = "base"

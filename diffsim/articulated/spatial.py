@@ -20,6 +20,8 @@ kernels are written with (see the note above ``vadd``).
 
 import numpy as np
 
+from ..compat import compile_time
+
 # ---------------------------------------------------------------------------- NumPy
 
 
@@ -107,11 +109,9 @@ def inertia_six(I) -> np.ndarray:
 # an inertia [[A, B], [B^T, C]] is three 3x3 blocks.
 
 
-def _scalar(f):
-    """Mark a plain-Python helper as meant to run inside Taichi scope at compile time (Taichi
-    otherwise warns about calling a non-Taichi function)."""
-    f._is_taichi_function = False
-    return f
+_scalar = compile_time
+"""Marks a plain-Python helper as meant to run inside Taichi scope at compile time (Taichi
+otherwise warns about calling a non-Taichi function)."""
 
 
 @_scalar

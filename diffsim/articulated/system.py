@@ -19,9 +19,9 @@ x_ee is a point on a chosen link (m, world), x*(t) its target (a fixed point, on
 a trajectory of T+1 points for tracking).
 
 All B robots advance in one kernel launch per segment of steps (parallel over robots, serial
-over time and bodies). Per-step intermediates live in a scratch buffer of one segment; the
-adjoint of a segment recomputes that segment's forward pass first when the scratch holds
-another one (one extra forward per segment), so the scratch memory is O(segment), not O(T).
+over time and bodies). Per-step intermediates live in a workspace (Pinocchio's Data) of one segment; the
+adjoint of a segment recomputes that segment's forward pass first when the workspace holds
+another one (one extra forward per segment), so the workspace memory is O(segment), not O(T).
 """
 
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, nd, point_position
 from .limits import contact_effective_mass
-from .model import Model
+from .model import Model, finite_number, positive_int, positive_number, real_array
 
 _BIG = 2 ** 30
 PLAUSIBLE_Q = 1e6
@@ -64,7 +64,7 @@ class Cost:
 
 
 class _Advance:
-    """K.advance as a launchable that records which segment the scratch buffer holds."""
+    """K.advance as a launchable that records which segment the workspace (Pinocchio's Data) holds."""
 
     def __init__(self, system, key):
         self.system, self.key = system, key
@@ -84,7 +84,7 @@ class ArticulatedSystem(System):
     contact: :class:`GroundContact` for the model's contact points. cost: :class:`Cost`.
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
     q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
-    many as fit a 32 MB scratch buffer, at most 100).
+    many as fit a 32 MB workspace (Pinocchio's Data), at most 100).
 
     ``limits``: the soft-limit gains the robots step with (chosen per joint from its inertia
     and dt unless the model gives them; given gains that are unstable at dt raise a
@@ -94,7 +94,12 @@ class ArticulatedSystem(System):
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
                  cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
-        self.model, self.dt = model, float(dt)
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
+                              f"planar_arm, ...), got {type(model).__name__}")
+        self.model, self.dt = model, positive_number(dt, "dt (s)")
+        if contact is not None and not isinstance(contact, GroundContact):
+            raise ConfigError(f"contact must be a GroundContact(...) or None, got {contact!r:.80}")
         self.contact = contact or GroundContact()
         self.arrays = ModelArrays(model, batch, params, self.contact, dt, needs_grad=True, check_limits=True)
         self.limits = self.arrays.limits
@@ -102,12 +107,11 @@ class ArticulatedSystem(System):
         nb = model.nb
         self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
         self.control_shapes = {"tau": (B, nb)}
-        per_slot = B * (nb + 1) * K.K
-        self.segment = int(segment) if segment is not None else max(1, min(100, (1 << 22) // per_slot))
-        if self.segment < 1:
-            raise ConfigError(f"segment must be >= 1 step, got {segment}")
-        self._scr = self._cst = None
-        self._tscr = nd(np.zeros((B, 1, nb + 1, K.K)), needs_grad=True)
+        per_slot = B * (nb + 1) * K.DATA.size
+        self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
+                        else max(1, min(100, (1 << 22) // per_slot)))
+        self._data = self._cst = None
+        self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
         self._holds = None
         self.q0 = np.zeros((B, nb))
         self.qd0 = np.zeros((B, nb))
@@ -119,7 +123,7 @@ class ArticulatedSystem(System):
     def _per_robot(self, value, name, shape_tail=None):
         nb = self.model.nb
         tail = (nb,) if shape_tail is None else shape_tail
-        v = np.asarray(value, dtype=float)
+        v = real_array(value, name)
         if v.shape in ((), tail):
             v = np.broadcast_to(v, (self.batch, *tail))
         if v.shape != (self.batch, *tail):
@@ -140,12 +144,21 @@ class ArticulatedSystem(System):
 
     def set_cost(self, cost: Cost):
         """Install the weights and targets of ``cost``."""
+        if not isinstance(cost, Cost):
+            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...), got {cost!r:.80}")
         m = self.model
-        qw = np.zeros((self.batch, m.nb, K.NQW))
-        qw[..., K.QT] = self._per_robot(cost.q_target, "q_target")
-        for col, name in ((K.WQ, "q_weight"), (K.WQD, "qd_weight"), (K.WQT, "q_weight_final"),
-                          (K.WQDT, "qd_weight_final")):
-            qw[..., col] = self._per_robot(getattr(cost, name), name)
+        qw = np.zeros((self.batch, m.nb, K.COST.size))
+        qw[..., K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target")
+        for col, name in ((K.COST.q_weight, "q_weight"), (K.COST.qd_weight, "qd_weight"), (K.COST.q_weight_final, "q_weight_final"),
+                          (K.COST.qd_weight_final, "qd_weight_final")):
+            qw[..., col] = self._per_robot(getattr(cost, name), f"Cost.{name}")
+            if np.any(qw[..., col] < 0):
+                raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
+                                  f"got {getattr(cost, name)!r}")
+        for name in ("effort", "ee_weight", "ee_weight_final"):
+            if finite_number(getattr(cost, name), f"Cost.{name}") < 0:
+                raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
+                                  f"got {getattr(cost, name)!r}")
         self._qw = nd(qw)
         if cost.ee_link is not None:
             self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
@@ -180,49 +193,49 @@ class ArticulatedSystem(System):
 
     # ------------------------------------------------------------------ the tape's launches
 
-    def _scratch(self, n):
-        if self._scr is None or self._scr.shape[1] < n:
+    def _workspace(self, n):
+        if self._data is None or self._data.shape[1] < n:
             B, nb = self.batch, self.model.nb
-            self._scr = nd(np.zeros((B, n, nb + 1, K.K)), needs_grad=True)
+            self._data = nd(np.zeros((B, n, nb + 1, K.DATA.size)), needs_grad=True)
             self._cst = nd(np.zeros((B, n, nb + 1)), needs_grad=True)
-            K.zero4(self._scr.grad)
+            K.zero4(self._data.grad)
             K.zero3(self._cst.grad)
             self._holds = None
-        return self._scr, self._cst
+        return self._data, self._cst
 
     def _prepare_adjoint(self, key, *args):
-        """Before a segment's adjoint: recompute its scratch if another segment's forward pass
-        overwrote it. (The scratch adjoints are zero here: Taichi's adjoint of a store clears
-        the stored element's adjoint after using it, and every scratch element is stored.)"""
+        """Before a segment's adjoint: recompute its workspace if another segment's forward pass
+        overwrote it. (The workspace adjoints are zero here: Taichi's adjoint of a store clears
+        the stored element's adjoint after using it, and every workspace element is stored.)"""
         if self._holds != key:
             K.advance(*args)
             self._holds = key
 
     def _begin_adjoint(self):
-        """First launch of every adjoint sweep (before the terminal cost's): clear all scratch
+        """First launch of every adjoint sweep (before the terminal cost's): clear all workspace
         adjoints, in case an earlier sweep was interrupted."""
-        K.zero4(self._tscr.grad)
-        if self._scr is not None:
-            K.zero4(self._scr.grad)
+        K.zero4(self._terminal_data.grad)
+        if self._data is not None:
+            K.zero4(self._data.grad)
             K.zero3(self._cst.grad)
 
     def advance(self, x, u, slot0, t0, t1):
         n = t1 - t0
-        scr, cst = self._scratch(n)
+        data, cst = self._workspace(n)
         a = self.arrays
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                scr, cst, self.ee_body, a.ncp, slot0, t0, t1)
-        key = (id(x.q), slot0, t0, t1, id(scr))
-        # reversed by the adjoint sweep: recompute the scratch if needed, then advance.grad
+                data, cst, self.ee_body, a.ncp, slot0, t0, t1)
+        key = (id(x.q), slot0, t0, t1, id(data))
+        # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
-        _, cst = self._scratch(t1 - t0)
+        _, cst = self._workspace(t1 - t0)
         return [launch(K.running_sum, cst, t1 - t0, loss)]
 
     def terminal_cost(self, x, slot, loss):
         a = self.arrays
-        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._tscr,
+        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._terminal_data,
                 self.ee_body, slot, _BIG, loss)
         return [launch(K.terminal, *args), adjoint_only(self._begin_adjoint)]
 

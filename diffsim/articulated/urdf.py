@@ -62,8 +62,30 @@ def _check_children(el, allowed, where, ignore):
                               f"{sorted(allowed)}); remove it or pass ignore=('{child.tag}',)")
 
 
-def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), **finalize_kwargs) -> Model:
-    """Parse URDF text or a path to a .urdf file; returns the finalized Model.
+def read_robot_file(source, kind: str) -> str:
+    """The XML text of ``source``: XML text itself (a str starting with '<'), or a path to a
+    file (str or os.PathLike). ConfigError for anything else, naming what was given."""
+    if isinstance(source, os.PathLike):
+        path = os.fspath(source)
+    elif isinstance(source, str):
+        if source.lstrip().startswith("<"):
+            return source
+        path = source
+    else:
+        raise ConfigError(f"{kind} source must be XML text (str) or a path (str or pathlib.Path), got "
+                          f"{type(source).__name__} {source!r:.80}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{kind} '{path}' is neither XML text nor an existing file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{kind} file '{path}' cannot be read as UTF-8 text: {exc}") from None
+
+
+def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), **finalize_kwargs) -> Model:
+    """Parse URDF text (str) or a path to a .urdf file (str or os.PathLike); returns the
+    finalized Model.
 
     gravity: m/s^2 in the root link's frame. ignore: extra tag names to read past.
     contact_points: ``[(link, (x, y, z)), ...]`` points (m, link frame) that touch the ground
@@ -72,13 +94,8 @@ def load_urdf(source: str, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=
     onset; by default the gains are chosen from each joint's inertia and the system's dt).
     ``<limit effort>`` becomes the joint's effort limit (``ArticulatedSystem.control_limits()``).
     """
-    ignore = set(ignore)
-    text = source
-    if not source.lstrip().startswith("<"):
-        if not os.path.exists(source):
-            raise ConfigError(f"URDF '{source}' is neither XML text nor an existing file")
-        with open(source, encoding="utf-8") as fh:
-            text = fh.read()
+    ignore = {ignore} if isinstance(ignore, str) else set(ignore)
+    text = read_robot_file(source, "URDF")
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:

@@ -22,8 +22,11 @@ from diffsim.articulated import spatial as sp
 
 
 def random_inertia(rng, mass):
+    """A physical inertia (kg m^2): tr(S) 1 - S of a random second-moment tensor S = sum m r r^T,
+    so the principal moments obey the triangle inequality."""
     A = rng.normal(size=(3, 3))
-    return mass * (0.01 * np.eye(3) + 0.02 * A @ A.T)
+    S = mass * (0.01 * np.eye(3) + 0.02 * A @ A.T)
+    return np.trace(S) * np.eye(3) - S
 
 
 def branched_tree(seed=0, contact=False):

@@ -24,7 +24,7 @@ URDF = """<?xml version="1.0"?>
     <inertial>
       <origin xyz="0 0 0.05" rpy="0 0.3 0"/>
       <mass value="0.5"/>
-      <inertia ixx="0.002" ixy="0.0001" ixz="0" iyy="0.003" iyz="0" izz="0.001"/>
+      <inertia ixx="0.002" ixy="0.0001" ixz="0" iyy="0.003" iyz="0" izz="0.0015"/>
     </inertial>
   </link>
   <link name="tool">
@@ -58,7 +58,7 @@ def builder_twin():
     rb.add_link("base")
     rb.add_link("upper", mass=1.5, com=(0.2, 0, 0), inertia=np.diag([0.001, 0.02, 0.02]))
     R = rpy_matrix([0, 0.3, 0])
-    I = np.array([[0.002, 0.0001, 0], [0.0001, 0.003, 0], [0, 0, 0.001]])
+    I = np.array([[0.002, 0.0001, 0], [0.0001, 0.003, 0], [0, 0, 0.0015]])
     rb.add_link("slider", mass=0.5, com=(0, 0, 0.05), inertia=R @ I @ R.T)
     rb.add_link("tool", mass=0.2, inertia=np.eye(3) * 1e-4)
     rb.add_joint("shoulder", "revolute", "base", "upper", xyz=(0, 0, 0.1), axis=(0, 1, 0), lower=-1.5,
