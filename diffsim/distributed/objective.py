@@ -12,8 +12,8 @@ from .recipe import as_recipe
 def split_cases(cases, shards: int) -> list:
     """``cases`` cut into ``shards`` contiguous blocks whose sizes differ by at most one."""
     cases = list(cases)
-    if shards < 1:
-        raise ConfigError(f"shards must be >= 1, got {shards}")
+    if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 1:
+        raise ConfigError(f"shards must be a whole number >= 1, got {shards!r}")
     shards = min(shards, len(cases))
     base, extra = divmod(len(cases), shards)
     out, start = [], 0

@@ -47,8 +47,9 @@ def test_split_cases_makes_contiguous_balanced_shards():
     assert split_cases([1, 2], 5) == [[1], [2]]
     assert describe_cases([4, 5, 6]) == "3 cases: 4..6"
     assert describe_cases(["a"]) == "1 case: 'a'"
-    with pytest.raises(ConfigError):
-        split_cases(range(3), 0)
+    for shards in (0, 2.5, "2"):
+        with pytest.raises(ConfigError, match="shards must be a whole number >= 1"):
+            split_cases(range(3), shards)
 
 
 @pytest.fixture(scope="module")
