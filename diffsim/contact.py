@@ -18,6 +18,15 @@ has a continuous loss with a continuous gradient, which a plain max(0, k d - c v
 (its jump of -c v at touch makes losses step-like). As delta -> 0 it is the clamped linear
 spring-damper whose restitution :func:`damping_ratio_from_restitution` inverts exactly.
 
+Time-stepped contact (:func:`stepped_contact_normal_force`): a semi-implicit Euler step of dt
+reproduces the exact motion when the force it applies is the average of the true force over the
+neighbouring steps weighted by the hat 1 - |t|/dt; the stepped law is that average of the
+clamped spring-damper for a contact entered and left at constant speed (first touch and release
+weighted by the part of the step spent in contact, :func:`hat_step`, :func:`hat_relu`), so that
+a bounce's restitution does not depend on where in a step the contact begins or ends, plus a
+calibration of the damping to the step (:func:`discrete_damping_ratio`). Rigid contact uses it;
+articulated ground contact and joint limits use the plain law, whose onset width delta is fixed.
+
 Friction (Coulomb's law regularised at slip speed v_eps so that it is differentiable):
     f_t = -mu * f_n * v_t / sqrt(|v_t|^2 + v_eps^2)
 """
@@ -67,41 +76,134 @@ def contact_normal_force_np(depth, v_n, k_n, c_n, delta):
 
 
 @ti.func
-def onset_ramp(u):
-    """C^1 ramp over two time steps, in u = depth / (|v_n| dt) (steps since first touch at a
-    constant approach speed): 0 for u <= 0, u^2/2 on (0, 1), 1 - (2 - u)^2/2 on (1, 2), 1 above.
+def hat_step(s):
+    """The semi-implicit Euler step's average of a unit step switched on at s = 0, for s in steps
+    (C^1): 0 for s <= -1, (1 + s)^2 / 2 on (-1, 0), 1 - (1 - s)^2 / 2 on (0, 1), 1 for s >= 1.
 
-    Its slope is the hat function on [0, 2], whose unit-period copies sum to 1, so that
-    sum_k ramp(phi + k) = phi + const for every phase phi in (0, 1]: a damping term faded in
-    with this ramp puts into the time-stepped contact an impulse that grows exactly with the
-    time since first touch, whatever fraction of a step the body was inside when the step
-    began. The restitution then does not depend on when in a step a contact begins (measured:
-    spread <= 0.2 % over the phase at omega dt = 0.1), which a smoothstep over one step or a
-    fixed onset depth does not give (spread 3-15 %)."""
-    c = ti.min(ti.max(u, 0.0), 2.0)
-    return ti.select(c < 1.0, 0.5 * c * c, 1.0 - 0.5 * (2.0 - c) * (2.0 - c))
+    A semi-implicit Euler rollout (v' = v + dt F / m, x' = x + dt v') has the positions of the
+    exact motion at every step exactly when the force F_t it applies at step t is the average
+    of the true force over (t - dt, t + dt) weighted by the hat 1 - |tau| / dt (that is the
+    scheme's central second difference of positions). A force that switches on at a time
+    falling inside a step is therefore represented by this ramp in the signed number of steps
+    s since the switch, and its unit-period copies sum to 1 (the hat's do), whatever the phase
+    of the switch within a step."""
+    c = ti.min(ti.max(s, -1.0), 1.0)
+    return ti.select(c < 0.0, 0.5 * (1.0 + c) * (1.0 + c), 1.0 - 0.5 * (1.0 - c) * (1.0 - c))
 
 
-# discrete_damping_ratio: rows a = 1..3 (powers of omega dt), columns b = 0..2 (powers of zeta)
-_DISCRETE_DAMPING = ((0.6216670376660354, 0.2841345336680104, 0.0982537019303475),
-                     (0.4025621733150117, 0.5954477798708514, -0.8545470094622931),
-                     (0.2129507848355366, -0.5252167884342699, 3.2776764422347298))
+@ti.func
+def hat_relu(s):
+    """The step's hat average of a unit ramp max(s, 0) (C^2), s in steps: 0 for s <= -1,
+    (1 + s)^3 / 6 on (-1, 0), s + (1 - s)^3 / 6 on (0, 1), s for s >= 1; the integral of
+    :func:`hat_step`."""
+    c = ti.min(ti.max(s, -1.0), 1.0)
+    r = ti.select(c < 0.0, (1.0 + c) * (1.0 + c) * (1.0 + c) / 6.0, c + (1.0 - c) * (1.0 - c) * (1.0 - c) / 6.0)
+    return ti.select(s > 1.0, s, r)
+
+
+def hat_step_np(s):
+    """NumPy twin of :func:`hat_step`."""
+    import numpy as np
+
+    c = np.clip(np.asarray(s, dtype=np.float64), -1.0, 1.0)
+    return np.where(c < 0.0, 0.5 * (1.0 + c) ** 2, 1.0 - 0.5 * (1.0 - c) ** 2)
+
+
+def hat_relu_np(s):
+    """NumPy twin of :func:`hat_relu`."""
+    import numpy as np
+
+    s = np.asarray(s, dtype=np.float64)
+    c = np.clip(s, -1.0, 1.0)
+    return np.where(s > 1.0, s, np.where(c < 0.0, (1.0 + c) ** 3 / 6.0, c + (1.0 - c) ** 3 / 6.0))
+
+
+@ti.func
+def _stepped_widths(v_n, k_n, load, delta, dt):
+    """(w, w_load): the depths (m) the contact and its load term cross in one step, floored."""
+    vd = v_n * dt
+    lk = load / k_n
+    w = ti.sqrt(vd * vd + delta * delta)
+    w_load = ti.sqrt(ti.sqrt(vd * vd * vd * vd + lk * lk * lk * lk + delta * delta * delta * delta))
+    return w, w_load
+
+
+@ti.func
+def stepped_contact_normal_force(depth, v_n, k_n, c_n, load, delta, dt):
+    """The shared contact law averaged over a semi-implicit Euler step of dt (s), so that the
+    stepped contact has the exact motion's restitution whatever the phase of first touch and
+    of release within a step; normal force (N) for depth (m, > 0 inside), normal velocity v_n
+    (m/s, > 0 separating), stiffness k_n (N/m), damping c_n (N s/m), load (N, >= 0: a constant
+    force pressing the body in, gravity, which the contact carries while it lasts so that the
+    spring-damper resolves the impact alone), onset depth delta (m, a floor on the widths).
+
+    With w = sqrt((v_n dt)^2 + delta^2), the depth crossed in one step, and s = depth / w:
+        approaching (v_n < 0): f = k_n w hat_relu(s) - c_n v_n hat_step(s),
+        separating (v_n >= 0): f = k_n w hat_relu((k_n depth - c_n v_n) / (k_n w)),
+    plus load * hat_step(depth / w_load), w_load = ((v_n dt)^4 + (load/k_n)^4 + delta^4)^(1/4)
+    (no stiffer than k_n at rest). Each is the hat average (:func:`hat_step`) of the
+    continuous clamped spring-damper k_n depth - c_n v_n over the step, for a contact entered
+    and left at constant speed: the spring and the damping switch on at first touch and the
+    force switches off where it would pull. Deep inside it is k_n depth - c_n v_n exactly. It
+    acts from depth -w (the step before first touch), is C^1 in depth and v_n everywhere (the
+    two branches meet with equal value and slopes at v_n = 0) and zero below depth
+    -:func:`stepped_contact_reach`. Time stepping leaves an error of order omega dt zeta in
+    the restitution (the damping reads the velocity half a step late), which
+    :func:`discrete_damping_ratio` calibrates out. Measured on a 1 kg ball at the default
+    k_n = 1e4 N/m, dt = 1e-3 s: the restitution varies by <= 0.04 % with the phase of touch
+    (0.15-0.3 % with the earlier depth-gated law), benchmarks/fit_discrete_damping.py."""
+    w, w_load = _stepped_widths(v_n, k_n, load, delta, dt)
+    s = depth / w
+    approaching = k_n * w * hat_relu(s) - c_n * v_n * hat_step(s)
+    separating = k_n * w * hat_relu((k_n * depth - c_n * v_n) / (k_n * w))
+    return ti.select(v_n < 0.0, approaching, separating) + load * hat_step(depth / w_load)
+
+
+@ti.func
+def stepped_contact_reach(v_n, k_n, load, delta, dt):
+    """Largest separation (m) at which :func:`stepped_contact_normal_force` is nonzero: a
+    contact whose depth is below minus this needs no force evaluation."""
+    w, w_load = _stepped_widths(v_n, k_n, load, delta, dt)
+    return ti.max(w, w_load)
+
+
+def stepped_contact_normal_force_np(depth, v_n, k_n, c_n, load, delta, dt):
+    """NumPy twin of :func:`stepped_contact_normal_force` (used to fit
+    :func:`discrete_damping_ratio`, benchmarks/fit_discrete_damping.py)."""
+    import numpy as np
+
+    depth, v_n = np.asarray(depth, dtype=np.float64), np.asarray(v_n, dtype=np.float64)
+    vd, lk = v_n * dt, np.asarray(load, dtype=np.float64) / k_n
+    w = np.sqrt(vd * vd + delta * delta)
+    w_load = (vd ** 4 + lk ** 4 + delta ** 4) ** 0.25
+    s = depth / w
+    approaching = k_n * w * hat_relu_np(s) - c_n * v_n * hat_step_np(s)
+    separating = k_n * w * hat_relu_np((k_n * depth - c_n * v_n) / (k_n * w))
+    return np.where(v_n < 0.0, approaching, separating) + load * hat_step_np(depth / w_load)
+
+
+# discrete_damping_ratio: rows p = 1..3 (powers of omega dt), columns q = 0..2 (powers of zeta),
+# fitted by benchmarks/fit_discrete_damping.py
+_DISCRETE_DAMPING = ((-0.0008383992654143768, -0.4988619476004259, 0.002911459577092018),
+                     (0.0567198071565988, 0.0832627847725118, 0.09234025518035024),
+                     (-0.1318412827514598, 0.12223071090199827, 0.01964538254653308))
 
 
 @ti.func
 def discrete_damping_ratio(zeta, omega_dt):
-    """Damping ratio to give a contact stepped with semi-implicit Euler (time step dt, contact
-    frequency omega = sqrt(k_n/m_eff), damping faded in by :func:`onset_ramp`) the restitution
-    that ``zeta`` gives the continuous clamped spring-damper:
-    zeta_dt = zeta (1 + sum_{a=1..3, b=0..2} C_ab (omega dt)^a zeta^b).
+    """Damping ratio to give a contact stepped with semi-implicit Euler through
+    :func:`stepped_contact_normal_force` (time step dt, contact frequency omega =
+    sqrt(k_n/m_eff)) the restitution that ``zeta`` gives the continuous clamped spring-damper:
+    zeta_dt = zeta (1 + sum_{p=1..3, q=0..2} C_pq (omega dt)^p zeta^q).
 
-    The time-stepped contact loses less energy than the continuous one (it is shorter by the
-    integrator's frequency error and lacks the damping of the steps before the ramp), by
-    3-10 % of e at omega dt = 0.1: a first-order error in dt that no fixed stiffness removes.
-    The coefficients C were fitted to the measured restitution of the stepped contact (phase
-    averaged) for omega dt in [0.01, 0.3] and zeta in [0, 0.8] (e >= 0.2); the fit leaves
-    <= 0.11 % in e there. Arguments are clamped to that range (omega dt <= 0.3, zeta <= 1)."""
-    x = ti.min(omega_dt, 0.3)
+    The stepped contact loses more energy than the continuous one, mainly because its damping
+    reads the velocity of the step before (half a step late): to first order C_11 = -1/2, a
+    restitution error of 0.1-4 % of e at omega dt = 0.1, which no fixed stiffness removes.
+    The coefficients C were fitted by benchmarks/fit_discrete_damping.py to the phase-averaged
+    restitution of the stepped contact for omega dt in [0.02, 0.4] and zeta in [0.1, 1]
+    (e >= 0.135); the fit leaves <= 5.4e-4 of zeta there (<= 0.05 % in e). Arguments are
+    clamped to that range (omega dt <= 0.4, zeta <= 1)."""
+    x = ti.min(omega_dt, 0.4)
     z = ti.min(zeta, 1.0)
     corr = 0.0
     xa = 1.0
@@ -118,7 +220,7 @@ def discrete_damping_ratio_np(zeta, omega_dt):
     """NumPy twin of :func:`discrete_damping_ratio`."""
     import numpy as np
 
-    x = np.minimum(np.asarray(omega_dt, dtype=np.float64), 0.3)
+    x = np.minimum(np.asarray(omega_dt, dtype=np.float64), 0.4)
     zeta = np.asarray(zeta, dtype=np.float64)
     z = np.minimum(zeta, 1.0)
     corr = sum(_DISCRETE_DAMPING[a][b] * x ** (a + 1) * z ** b for a in range(3) for b in range(3))

@@ -16,14 +16,7 @@ from optimizers import minimize
 RADIUS, DT, STEPS, GOAL, WINDOW = 0.05, 1e-3, 1900, 0.20, (1.3, 1.9)
 
 
-PENALTY_ROUGH = pytest.mark.xfail(
-    reason="penalty contact: the apex after a few bounces is not smooth in the restitution at the default "
-    "stiffness and dt (0.1 kg ball, e = 1 floor: each bounce's restitution varies by 0.1-0.2 % with where in a step "
-    "the ball touches, so the 2nd and 3rd apex jump by 1-5 mm and L-BFGS stalls near e = 0.68, apex 0.157 m; "
-    "reverse mode equals central differences, so it is the physics, not the gradient); issue 13 item 3", strict=False)
-
-
-@pytest.mark.parametrize("contact", [pytest.param("penalty", marks=PENALTY_ROUGH), "impulse"])
+@pytest.mark.parametrize("contact", ["penalty", "impulse"])
 def test_third_bounce_peaks_at_twenty_centimetres(contact):
     b = ModelBuilder(3)
     b.add_body(Sphere(RADIUS), mass=0.1, position=[0.0, 0.0, 0.5 + RADIUS], restitution=0.6, friction=0.0)

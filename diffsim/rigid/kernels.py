@@ -36,11 +36,11 @@ from ..collision.narrowphase import (
     sphere_sphere,
 )
 from ..contact import (
-    contact_normal_force,
     damping_ratio_from_restitution,
     discrete_damping_ratio,
-    onset_ramp,
     smoothed_coulomb_friction,
+    stepped_contact_normal_force,
+    stepped_contact_reach,
 )
 from ..rotations import (
     quat_from_angle_z,
@@ -152,21 +152,21 @@ def store_pose(X: T, Q: T, W: T, d, i, x, q, theta_rate, wn, dt, s, dim: T):
 
 @ti.func
 def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, cs: T):
-    """Contact force on the first body (N): the shared contact law (diffsim.contact) along n
-    with stiffness k_n, onset depth delta and damping 2 zeta_dt sqrt(k_n m_eff), a load term,
-    and smoothed Coulomb friction. m_eff: effective mass of the contact along n (kg, rotation
-    included); zeta: the pair's continuous-time damping ratio, turned into zeta_dt for this
-    time step (discrete_damping_ratio, omega dt = sqrt(k_n/m_eff) dt). The damping fades in
-    over the first two steps of an approach (onset_ramp in depth / (|v_n| dt)), so that the
-    impulse of a contact does not depend on when in a step it began; a separating contact has
-    the ramp's width shrink to v_min dt, so that the damping stays on until the force ends.
+    """Contact force on the first body (N): the shared contact law averaged over the time step
+    (diffsim.contact.stepped_contact_normal_force) along n with stiffness k_n, onset depth
+    delta and damping 2 zeta_dt sqrt(k_n m_eff), and smoothed Coulomb friction. m_eff:
+    effective mass of the contact along n (kg, rotation included); zeta: the pair's
+    continuous-time damping ratio, turned into zeta_dt for this time step
+    (discrete_damping_ratio, omega dt = sqrt(k_n/m_eff) dt). The stepped law acts from the
+    step before first touch (depth > -stepped_contact_reach) and weighs the onset and the
+    release by the part of the step spent in contact, so that the restitution does not depend
+    on when in a step a contact begins or ends.
 
     load (N, >= 0): the part of the constant applied load that presses the body into the
-    contact (m_eff g_n against a static plane), carried by the contact as soon as it touches
-    (faded in over the same two steps, with a floor on the width that keeps the term no
-    stiffer than k_n at rest). The spring-damper then resolves the impact alone, as in the
-    restitution law, instead of also fighting gravity for the whole contact: without it a
-    1 kg ball at 2 m/s on k_n = 1e4 N/m bounced with e 0.46 instead of 0.5.
+    contact (m_eff g_n against a static plane), carried by the contact while it touches.
+    The spring-damper then resolves the impact alone, as in the restitution law, instead of
+    also fighting gravity for the whole contact: without it a 1 kg ball at 2 m/s on
+    k_n = 1e4 N/m bounced with e 0.46 instead of 0.5.
 
     m_t (kg): a lower bound on the contact's tangential effective mass. Regularised friction
     is a damper of rate mu f_n / (v_eps m_t) at small slip, stiff at an impact (f_n of tens of
@@ -178,13 +178,8 @@ def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, cs: T):
     vt = rel - vn * n
     kn = cs[KN]
     dt = cs[DT]
-    vmin = cs[VMIN]
-    zeta_dt = discrete_damping_ratio(zeta, ti.sqrt(kn / m_eff) * dt)
-    width = dt * (ti.sqrt(vn * vn + vmin * vmin) - vn + vmin)  # ~2 |v_n| dt approaching, ~v_min dt leaving
-    c_n = 2.0 * zeta_dt * ti.sqrt(kn * m_eff) * onset_ramp(2.0 * depth / width)
-    v_load = load / (4.0 * dt * kn) + vmin
-    fn = contact_normal_force(depth, vn, kn, c_n, cs[DELTA]) + \
-        load * onset_ramp(depth / (dt * ti.sqrt(vn * vn + v_load * v_load)))
+    c_n = 2.0 * discrete_damping_ratio(zeta, ti.sqrt(kn / m_eff) * dt) * ti.sqrt(kn * m_eff)
+    fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, cs[DELTA], dt)
     v_slip = 2.0 * dt * mu * fn / m_t
     return fn * n + smoothed_coulomb_friction(vt, fn, mu, ti.sqrt(cs[VEPS] * cs[VEPS] + v_slip * v_slip))
 
@@ -246,11 +241,11 @@ def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape:
     if shape[i] > shape[j]:  # canonical order: the lower shape code first
         a, b = j, i
     n, depth, p = pair_geometry(X, Q, shape, geom, s, a, b, dim, mask)
-    if depth > 0.0:
-        xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
-        ra, rb = p - xa, p - xb
-        rel = (load_vec(V, s, a, dim) + load_axial(W, s, a, dim).cross(ra)) - \
-              (load_vec(V, s, b, dim) + load_axial(W, s, b, dim).cross(rb))
+    xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
+    ra, rb = p - xa, p - xb
+    rel = (load_vec(V, s, a, dim) + load_axial(W, s, a, dim).cross(ra)) - \
+          (load_vec(V, s, b, dim) + load_axial(W, s, b, dim).cross(rb))
+    if depth > -stepped_contact_reach(rel.dot(n), cs[KN], 0.0, cs[DELTA], cs[DT]):
         wa = inverse_mass_at(mass[a], ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), load_quat(Q, s, a, dim), ra, n, dim)
         wb = inverse_mass_at(mass[b], ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]]), load_quat(Q, s, b, dim), rb, n, dim)
         iua, iub = ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]])
@@ -306,12 +301,12 @@ def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, shape
               planes: T, cs: T, s, i, pl, c, dim: T, mask: T):
     """Contact point c of body i against plane pl and its penalty force."""
     n, depth, p = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c, dim, mask)
-    if depth > 0.0:
-        ra = p - load_vec(X, s, i, dim)
-        rel = load_vec(V, s, i, dim) + load_axial(W, s, i, dim).cross(ra)
-        w = inverse_mass_at(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), load_quat(Q, s, i, dim), ra, n, dim)
-        m_eff = 1.0 / w
-        load = m_eff * ti.max(-gravity(cs).dot(n), 0.0)  # gravity pressing the body onto the plane
+    ra = p - load_vec(X, s, i, dim)
+    rel = load_vec(V, s, i, dim) + load_axial(W, s, i, dim).cross(ra)
+    w = inverse_mass_at(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), load_quat(Q, s, i, dim), ra, n, dim)
+    m_eff = 1.0 / w
+    load = m_eff * ti.max(-gravity(cs).dot(n), 0.0)  # gravity pressing the body onto the plane
+    if depth > -stepped_contact_reach(rel.dot(n), cs[KN], load, cs[DELTA], cs[DT]):
         m_t = 1.0 / tangential_inverse_mass_bound(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), ra)
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + planes[pl, 4]), 0.5 * (fric[i] + planes[pl, 5]), m_eff,
                        m_t, load, cs)

@@ -46,7 +46,10 @@ def _measured_restitution(contact, e, v, gravity):
     for k in range(PHASES):
         z, vz = out["x"][:, k, 2] - 0.1, out["v"][:, k, 2]
         first_up = int(np.argmax(vz > 0))
-        i = int(np.argmax((vz > 0) & (z > 0) & (np.arange(len(z)) >= first_up)))  # free flight after bounce 1
+        # free flight after bounce 1: the penalty contact acts over the step that leaves the plane (the
+        # step average of its force) and its load term up to m g / k_n = 1 mm out, so read a step later
+        clear = 2 * DT * np.maximum(vz, 1.0)
+        i = int(np.argmax((vz > 0) & (z > clear) & (np.arange(len(z)) >= first_up)))
         assert i >= first_up > 0
         if gravity:
             invariant = vz[i] ** 2 - G * DT * vz[i] + 2 * G * z[i]
@@ -63,29 +66,22 @@ def _measured_restitution(contact, e, v, gravity):
 @pytest.mark.parametrize("contact", ["penalty", "impulse"])
 def test_restitution_met_within_one_percent_at_default_settings(contact):
     """e in 0.2..1 at impact speeds 0.5-6 m/s without gravity (sphere-plane and sphere-sphere)
-    and dropped from 0.2-1.8 m. Penalty with gravity: to 1 % where the ball leaves at >= 1 m/s
-    (the contact then lasts a small part of the flight); slower exits are listed below."""
-    worst = 0.0
+    and dropped from 0.2-1.8 m, exits as slow as 0.4 m/s included. Both models meet e within
+    1 % in every lane; the impulse model to round-off without gravity, the penalty model
+    (stepped contact law, calibrated damping) within 0.2 % everywhere (measured <= 0.04 %;
+    before the stepped law 1.5-3 % low at 0.4 m/s exits under gravity, with 0.15-0.3 % of
+    spread over the phase of first touch)."""
+    worst = {False: 0.0, True: 0.0}
     for e in (0.2, 0.5, 0.8, 1.0):
-        for v in (0.5, 2.0, 6.0):
-            err = _measured_restitution(contact, e, v, gravity=False)
-            assert np.abs(err).max() < 0.01, (e, v, err)
-            worst = max(worst, np.abs(err).max())
-        for v in (2.0, 6.0):
-            if contact == "penalty" and e * v < 1.0:
-                continue
-            err = _measured_restitution(contact, e, v, gravity=True)
-            assert np.abs(err).max() < 0.01, (e, v, err)
+        for gravity, speeds in ((False, (0.5, 2.0, 6.0)), (True, (2.0, 6.0))):
+            for v in speeds:
+                err = _measured_restitution(contact, e, v, gravity=gravity)
+                assert np.abs(err).max() < 0.01, (e, v, gravity, err)
+                worst[gravity] = max(worst[gravity], np.abs(err).max())
     if contact == "impulse":
-        assert worst < 1e-9
-
-
-def test_penalty_restitution_with_gravity_at_slow_exits_is_off_by_a_known_amount():
-    """The limit of the penalty model (measured, kept honest): a 1 kg ball on the default
-    1e4 N/m contact leaving at 0.4 m/s (e = 0.2 from 2 m/s) bounces 1.5-3 % low, because the
-    load term fades in and out over two steps and gravity acts in the fade."""
-    err = _measured_restitution("penalty", 0.2, 2.0, gravity=True)
-    assert -0.04 < err.min() <= err.max() < -0.01
+        assert worst[False] < 1e-9, worst
+    else:
+        assert max(worst.values()) < 2e-3, worst
 
 
 # ------------------------------------------------------------------ apex against restitution
@@ -111,7 +107,7 @@ def test_third_apex_is_monotone_and_smooth_in_restitution(contact):
     """A fine scan (60 values of e in 0.70..0.82): the apex rises at every step. Before the fix
     the impulse model's apex went down at 117 of 150 steps (jumps of 1-4 mm, second
     differences up to 0.27 m); now its second differences are <= 20 um against a trend of
-    1.5 mm per step. The penalty model still wiggles (next test)."""
+    1.5 mm per step. The penalty model: next test."""
     es = np.linspace(0.70, 0.82, 60)
     apex = _third_apex(contact, es)
     d1, d2 = np.diff(apex), np.diff(apex, 2)
@@ -120,10 +116,10 @@ def test_third_apex_is_monotone_and_smooth_in_restitution(contact):
         assert np.abs(d2).max() < 2e-5, np.abs(d2).max()
 
 
-@pytest.mark.xfail(strict=True, reason="penalty bounces keep a phase jitter of 0.1-0.2 % in e per bounce "
-                   "(symplectic Euler at omega dt = 0.1): the third apex wiggles by 0.1-1 mm against a "
-                   "trend of 1.5 mm per 0.002 in e")
 def test_penalty_third_apex_has_bounded_second_differences():
+    """The penalty model's third apex against e: second differences below a tenth of the trend
+    (measured 1.5 % of it with the stepped contact law; 140 % before, when each bounce's
+    restitution varied by 0.1-0.2 % with the phase of first touch within a step)."""
     es = np.linspace(0.70, 0.82, 60)
     apex = _third_apex("penalty", es)
     d1, d2 = np.diff(apex), np.diff(apex, 2)
@@ -134,9 +130,9 @@ def test_penalty_third_apex_has_bounded_second_differences():
 def test_apex_slope_from_finite_differences_matches_reverse_mode(contact):
     """d(apex)/de from the trajectory (central difference, de = 0.01) against reverse mode on a
     smooth loss, the height at the time of the third apex (equal slopes there: the apex is
-    a stationary point in time). Impulse: agreement to 5 % (the finite difference spans 0.02
-    in e). Penalty: same sign and within a factor 1.5 (the local slope wiggles about the
-    trend, see the xfail above; reverse mode itself is exact, see the gradchecks below)."""
+    a stationary point in time): agreement to 5 % in both models (the finite difference spans
+    0.02 in e). The penalty model needed a factor 1.5 before the stepped contact law, its local
+    slope wiggling about the trend."""
     e0, de = 0.75, 0.01
     lo, mid, hi = _third_apex(contact, [e0 - de, e0, e0 + de])
     fd = (hi - lo) / (2 * de)
@@ -154,10 +150,7 @@ def test_apex_slope_from_finite_differences_matches_reverse_mode(contact):
     assert z_t == pytest.approx(mid + 0.1, abs=1e-9)
     reverse = g[0] / (2 * z_t)
     assert reverse > 0 and fd > 0
-    if contact == "impulse":
-        assert reverse == pytest.approx(fd, rel=0.05), (reverse, fd)
-    else:
-        assert fd / 1.5 < reverse < 1.5 * fd, (reverse, fd)
+    assert reverse == pytest.approx(fd, rel=0.05), (reverse, fd)
 
 
 def test_restitution_gradient_is_not_zero_at_one():
