@@ -95,7 +95,7 @@ def test_billiards_default_start_aims_at_the_ghost_ball_along_clear_lanes():
 def test_a_missed_goal_fails_loudly(tmp_path, capsys):
     """`diffsim run billiards` with too few iterations to pot the ball: exit status 1, one
     "GOAL MISSED" line with the distance and the goal, and a picture not titled "optimised"."""
-    from diffsim import cli
+    import diffsim_cli as cli
     from scenes import billiards
 
     code = cli.main(["run", "billiards", "--iters", "1", "--out", str(tmp_path)])
