@@ -131,6 +131,7 @@ class StoreAll:
     """Keep every state: no recomputation, O(T) memory (states and their adjoints)."""
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         return steps, 1
 
     def __str__(self):
@@ -152,6 +153,7 @@ class Periodic:
             raise ConfigError(f"Periodic(every={self.every}): every must be >= 1 step")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         if self.every % segment:
             raise ConfigError(f"Periodic(every={self.every}) must be a multiple of the segment "
                               f"length {segment} (steps fused per launch)")
@@ -178,6 +180,7 @@ class Binomial:
                               "(the initial state)")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         return segment, self.snapshots
 
     def __str__(self):

@@ -152,9 +152,9 @@ def cmd_run(args) -> int:
     module = args.module
     config = _config_from_args(module.Config, args)
     _start_runtime(args)
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out).resolve()
     result = module.run(config, out)
-    print(json.dumps(_relative_paths(result.summary(), out.resolve()), default=str))
+    print(json.dumps(_relative_paths(result.summary(), out), default=str))  # file names relative to --out
     return report(result)
 
 
