@@ -218,7 +218,7 @@ def build_case(name: str, size: dict) -> dict:
     if name == "lj":
         from scenes.lj_fluid import build
 
-        prob = build(cells=size["cells"], steps=steps, snapshots=None, segment=size["segment"])
+        prob = build(cells=size["cells"], steps=steps, snapshots=None, cut="plain", segment=size["segment"])
         return {"system": prob.system, "steps": steps}
     if name == "billiards":
         from scenes import billiards
@@ -319,12 +319,12 @@ def child_md_forward(cfg: dict, emit):
 
     size = cfg["size"]
     t0 = time.perf_counter()
-    warm = build(cells=6, steps=10, snapshots=None).system  # the smallest box in.lj's neighbour settings allow
+    warm = build(cells=6, steps=10, snapshots=None, cut="plain").system  # the smallest box in.lj's neighbour settings allow
     warm.simulate(25)  # compiles every kernel the runs below use
     warm.simulate(25, rebuild_every=20)
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prob = build(cells=size["cells"], steps=10, snapshots=None)
+    prob = build(cells=size["cells"], steps=10, snapshots=None, cut="plain")
     build_s = time.perf_counter() - t0
     system, n = prob.system, prob.model.n
     t0 = time.perf_counter()
@@ -361,7 +361,7 @@ def child_md_gradient(cfg: dict, emit):
 
     before = gpu_memory_mb()
     t0 = time.perf_counter()
-    prob = build(cells=4, steps=40, snapshots=None, segment=20)
+    prob = build(cells=4, steps=40, snapshots=None, cut="plain", segment=20)
     ro = diffsim.Rollout(prob.system, 40, diffsim.Binomial(2))
     ro.forward()
     ro.backward()

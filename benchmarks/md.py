@@ -50,7 +50,7 @@ def _ms(fn, reps=10):
 def forward(args, common):
     from scenes.lj_fluid import build
 
-    prob = build(cells=args.cells, steps=10, snapshots=None)
+    prob = build(cells=args.cells, steps=10, snapshots=None, cut="plain")
     system, n = prob.system, prob.model.n
     runs = (("lj_forward", {}), ("lj_forward_inlj_neighbor", {"rebuild_every": 20}),
             ("lj_forward_tape_kernels", {"fast": False}))
@@ -98,7 +98,7 @@ def gradient_one(cfg):
     diffsim.init(arch=cfg.get("arch", "cpu"), precision=cfg["precision"], threads=cfg["threads"])
     from scenes.lj_fluid import build
 
-    prob = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, segment=20)
+    prob = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, cut="plain", segment=20)
     n = prob.model.n
     schedule = StoreAll() if cfg["schedule"] == "StoreAll" else Binomial(int(cfg["schedule"].split("=")[1]))
     warm = Rollout(prob.system, 40, schedule if cfg["schedule"] == "StoreAll" else Binomial(2))

@@ -139,6 +139,7 @@ class StoreAll:
     """Keep every state: no recomputation, O(T) memory (states and their adjoints)."""
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         return steps, 1
 
     def __str__(self):
@@ -159,6 +160,7 @@ class Periodic:
         _whole_number("Periodic(every=...)", "every", self.every, "Periodic(every=100)")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         if self.every % segment:
             raise ConfigError(f"Periodic(every={self.every}) must be a multiple of the segment "
                               f"length {segment} (steps fused per launch)")
@@ -183,6 +185,7 @@ class Binomial:
         _whole_number("Binomial(snapshots=...)", "snapshots", self.snapshots, "Binomial(snapshots=32)")
 
     def units(self, steps: int, segment: int) -> tuple[int, int]:
+        """(steps per unit, units the schedule stores) for a rollout of ``steps`` steps fused ``segment`` per launch."""
         return segment, self.snapshots
 
     def __str__(self):

@@ -35,10 +35,12 @@ class GradcheckReport:
 
     @property
     def ok(self) -> bool:
+        """True when every checked entry and direction agrees within ``rtol``."""
         return all(r.ok for r in self.rows)
 
     @property
     def max_rel_error(self) -> float:
+        """The largest relative error over the checked rows (0.0 when none)."""
         return max((r.rel_error for r in self.rows), default=0.0)
 
     def __str__(self):

@@ -217,6 +217,7 @@ class Objective:
 
     @property
     def names(self) -> list:
+        """One name per entry of the packed vector, e.g. ``"tau[3,0,1]"`` (length ``size``)."""
         out = []
         for p, _kind, shape, _off, _size in self._layout:
             out.extend(f"{p.name}[{','.join(map(str, idx))}]" for idx in self._indices(p, shape))

@@ -160,6 +160,7 @@ def _setting(name: str, value, variable: str, choices: tuple) -> str:
 
 
 def is_initialized() -> bool:
+    """True once the runtime was started (by :func:`init` or implicitly by building a system)."""
     return _config is not None
 
 

@@ -42,9 +42,11 @@ class Launch(NamedTuple):
     args: tuple
 
     def forward(self):
+        """Run the kernel on its arguments (forward sweep)."""
         self.kernel(*self.args)
 
     def adjoint(self):
+        """Run ``kernel.grad`` on the same arguments (adjoint sweep): adds into the inputs' adjoints."""
         self.kernel.grad(*self.args)
 
 
@@ -94,9 +96,11 @@ class Slots:
         return iter(self._arrays)
 
     def items(self):
+        """(field name, ndarray) pairs."""
         return self._arrays.items()
 
     def values(self):
+        """The ndarrays, one per field."""
         return self._arrays.values()
 
 
@@ -132,18 +136,23 @@ class System:
     advance = None
 
     def parameters(self) -> dict:
+        """{name: ti.ndarray with needs_grad=True}: the fitted parameters (none by default)."""
         return {}
 
     def initial_state(self) -> dict:
+        """{field: NumPy array of the per-step shape}: x_0 (zeros by default)."""
         return {name: np.zeros(shape) for name, shape in self.state_shapes.items()}
 
     def step(self, x, u, src, dst, t) -> Sequence[Launch]:
+        """Launches that read slot ``src`` of ``x``, the parameters and ``u[t]`` and write slot ``dst``."""
         raise NotImplementedError(f"{type(self).__name__} defines neither step() nor advance()")
 
     def running_cost(self, x, u, slot0, t0, t1, loss) -> Sequence[Launch]:
+        """Launches adding sum_{t0<=t<t1} l(x_t, u_t, t) to ``loss[0]`` (none by default)."""
         return ()
 
     def terminal_cost(self, x, slot, loss) -> Sequence[Launch]:
+        """Launches adding Phi(x_T) (state in ``slot``) to ``loss[0]`` (none by default)."""
         return ()
 
     def trajectory_costs(self) -> list:

@@ -49,7 +49,8 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
         tol: stop when ``|loss_k - loss_(k-1)| <= tol``.
         gtol: stop when the gradient 2-norm (the projected gradient ``x - P(x - g)`` when
             bounded) is ``<= gtol``.
-        progress: tqdm bar on stderr; default: only when stderr is a terminal.
+        progress: a progress bar (``tqdm.auto``: text on stderr, a widget in Jupyter); default:
+            when stderr is a terminal or the code runs in a Jupyter kernel.
         checkpoint: file path. The run's full state is saved atomically there every
             ``checkpoint_every`` iterations and at the end; calling ``minimize`` again with the
             same arguments resumes from it. First-order methods resume bitwise identically to an
@@ -256,7 +257,7 @@ class _Session:
         self.objective_s = self.elapsed_before = 0.0
         self.resume_top = self.resume_payload = None
         if progress is None:
-            progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+            progress = bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
         self.show_progress = progress
         self.bar = None
 
@@ -264,7 +265,7 @@ class _Session:
     def __enter__(self):
         self.t_start = time.perf_counter()
         if self.show_progress:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
             initial = self.resume_top["it"] if self.resume_top else 0
             self.bar = tqdm(total=self.iters, initial=initial, desc=self.method,
                             unit="it", file=sys.stderr, dynamic_ncols=True)

@@ -80,6 +80,7 @@ class FirstOrderOptimizer:
         _ = self._transform  # build now, so that bad settings fail at construction
 
     def transform(self) -> GradientTransformation:
+        """The optax-like :class:`GradientTransformation` this optimizer applies to each gradient."""
         raise NotImplementedError
 
     @cached_property
@@ -87,9 +88,11 @@ class FirstOrderOptimizer:
         return self.transform()
 
     def init(self, x):
+        """Optimizer state for parameters ``x`` ((n,) float64)."""
         return self._transform.init(x)
 
     def update(self, grad, state, x):
+        """(step to add to ``x``, new state) for gradient ``grad`` at ``x``."""
         return self._transform.update(grad, state, x)
 
 

@@ -1,8 +1,22 @@
-"""Ready-made problems. Each module has ``build(**config)``, ``main(argv)`` and, when it takes
-part in ``diffsim demo``, ``demo(outdir) -> dict`` and an integer ``DEMO_ORDER``."""
+"""Ready-made problems, one module each, on the public API of ``diffsim`` and ``optimizers``.
+
+Every scene module has
+
+* ``Config``: a frozen dataclass of its options, each with help text, unit and default
+  (written once: ``build``, ``run``, ``demo`` and ``diffsim run SCENE --help`` read it);
+* ``build(config=None, **overrides)``: the problem (system, rollout, objective), e.g.
+  ``billiards.build(steps=400)``;
+* ``run(config, out) -> SceneResult``: what ``diffsim run SCENE`` does (pictures into ``out``);
+  the result's ``success`` says whether the scene's goal was reached;
+* optionally ``demo(outdir) -> dict`` and an integer ``DEMO_ORDER`` for ``diffsim demo``.
+"""
 
 import importlib
 import pkgutil
+
+from ._goal import Goal, GoalMissed, SceneResult
+
+__all__ = ["HEADLINE", "Goal", "GoalMissed", "SceneResult", "available", "demos", "load"]
 
 # What ``diffsim demo`` runs by default: the reference system and one headline scene per field
 # (robotics, game physics, molecular). ``diffsim demo --all`` runs every scene with a demo.
@@ -10,7 +24,7 @@ HEADLINE = ("hanging_chain", "arm_reach", "billiards", "forcefield_fit")
 
 
 def available() -> list:
-    """Names of the scene modules in this package."""
+    """Names of the scene modules in this package (sorted)."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 

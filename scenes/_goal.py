@@ -36,6 +36,7 @@ class Goal:
     at_least: bool = False
 
     def reached(self, figure: float) -> bool:
+        """True when ``figure`` (SI units of the scene) is finite and within the tolerance."""
         if not np.isfinite(figure):
             return False
         return figure >= self.tolerance if self.at_least else figure <= self.tolerance

@@ -44,7 +44,7 @@ class ShootingProblem:
         """Optimise the control sequence within the objective's bounds. Returns a
         :class:`SceneResult` whose ``success`` says whether the tip ended within the goal."""
         res = optimizers.minimize(self.objective, self.x0() if x0 is None else x0, method, iters,
-                                  bounds=self.objective.bounds, progress=False, **kwargs)
+                                  bounds=self.objective.bounds, **kwargs)
         traj = self.trajectory(res.x)
         tip_speed = float(np.linalg.norm(traj["tip"][-1] - traj["tip"][-2]) / self.dt)
         return SceneResult.judge(self.SCENE, self.GOAL, self.tip_distance(traj), res,

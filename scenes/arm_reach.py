@@ -13,8 +13,6 @@ is warm-started again. ``demo(outdir)`` runs both at small size and writes a GIF
 its loss curve, the joint trajectories and torques, and the MPC tracking plot.
 """
 
-import argparse
-import json
 import pathlib
 import time
 from dataclasses import dataclass
@@ -22,16 +20,38 @@ from typing import ClassVar
 
 import numpy as np
 
-import diffsim
 import optimizers
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, planar_arm
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
 
-from ._goal import Goal, report
+from ._config import option, resolve
+from ._goal import Goal, SceneResult
 from ._shooting import ShootingProblem
 
 DEMO_ORDER = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the reach (``build``, ``run`` and ``diffsim run arm_reach``)."""
+
+    n_links: int = option(5, "links of the planar arm")
+    steps: int = option(100, "time steps of the reach")
+    dt: float = option(0.02, "time step", "s")
+    target: tuple = option((0.45, 0.0, 0.35), "tip target (x, y, z), the shoulder at the origin", "m")
+    effort: float = option(1e-3, "weight of the running torque cost", "loss/(N^2 m^2 s)")
+    tip_weight: float = option(0.1, "weight of the running tip distance", "loss/(m^2 s)")
+    final_weight: float = option(100.0, "weight of the final tip distance", "loss/m^2")
+    velocity_weight: float = option(1.0, "weight of the final joint speeds", "loss s^2/rad^2")
+    torque_limit: float = option(15.0, "shoulder torque bound, shrinking to a fifth at the last joint", "N m")
+    link_length: float = option(0.2, "length of each link", "m")
+    link_mass: float = option(0.5, "mass of each link", "kg")
+    iters: int = option(150, "L-BFGS iterations")
+    mpc: bool = option(False, "also run MPC tracking of a target moving on a circle")
+
+
+DEMO = Config(steps=60, dt=0.025, iters=120)  # the demo's small size
 
 
 @dataclass
@@ -44,9 +64,7 @@ class ReachProblem(ShootingProblem):
     torque_limit: float = 15.0
 
 
-def build(n_links: int = 5, steps: int = 100, dt: float = 0.02, target=(0.45, 0.0, 0.35), effort: float = 1e-3,
-          tip_weight: float = 0.1, final_weight: float = 100.0, velocity_weight: float = 1.0,
-          torque_limit: float = 15.0, link_length: float = 0.2, link_mass: float = 0.5) -> ReachProblem:
+def build(config: Config | None = None, **overrides) -> ReachProblem:
     """An n-link arm of rods (link_length m, link_mass kg, armature 0.01 kg m^2 per joint)
     over ``steps`` steps of dt s; tip target (m, world; the shoulder is at the origin). Torque
     bounds: +-torque_limit N m at the shoulder, shrinking linearly to a fifth of it at the last
@@ -54,17 +72,19 @@ def build(n_links: int = 5, steps: int = 100, dt: float = 0.02, target=(0.45, 0.
 
     The running tip weight is small against the final one: with ``tip_weight=1`` the path cost
     (about 2) outweighs a 1 cm final error (100 x 1e-4) and L-BFGS settles with the tip 1 cm
-    off (measured); at 0.1 the tip ends within 0.4-4 mm of the target."""
-    model = arm_model(n_links, link_length, link_mass, torque_limit)
-    q0 = np.zeros(n_links)
+    off (measured); at 0.1 the tip ends within 0.4-4 mm of the target. ``overrides``: fields of
+    :class:`Config` (``build(steps=60, dt=0.025)``)."""
+    c = resolve(Config, config, **overrides)
+    model = arm_model(c.n_links, c.link_length, c.link_mass, c.torque_limit)
+    q0 = np.zeros(c.n_links)
     q0[0] = np.pi / 2  # hanging straight down
-    target = np.asarray(target, dtype=float)
-    cost = Cost(effort=effort, ee_link="tip", ee_target=target, ee_weight=tip_weight,
-                ee_weight_final=final_weight, qd_weight_final=velocity_weight)
-    system = ArticulatedSystem(model, batch=1, dt=dt, cost=cost, q0=q0)
-    rollout = Rollout(system, steps, StoreAll())
+    target = np.asarray(c.target, dtype=float)
+    cost = Cost(effort=c.effort, ee_link="tip", ee_target=target, ee_weight=c.tip_weight,
+                ee_weight_final=c.final_weight, qd_weight_final=c.velocity_weight)
+    system = ArticulatedSystem(model, batch=1, dt=c.dt, cost=cost, q0=q0)
+    rollout = Rollout(system, c.steps, StoreAll())
     objective = Objective(rollout, [Parameter("tau", lower=-model.effort, upper=model.effort)])
-    return ReachProblem(model, system, rollout, objective, target, torque_limit)
+    return ReachProblem(model, system, rollout, objective, target, c.torque_limit)
 
 
 def arm_model(n_links=5, link_length=0.2, link_mass=0.5, torque_limit=15.0):
@@ -126,8 +146,8 @@ def demo(outdir: pathlib.Path) -> dict:
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    problem = build(steps=60, dt=0.025)
-    res = problem.solve(iters=120)
+    problem = build(DEMO)
+    res = problem.solve(iters=DEMO.iters)
     traj = problem.trajectory(res.x)
     t = np.arange(problem.steps + 1) * problem.dt
     links = ["base"] + [f"link{i}" for i in range(1, problem.model.nb)] + ["tip"]
@@ -146,8 +166,6 @@ def demo(outdir: pathlib.Path) -> dict:
 
 
 def _plot_tracking(path, mpc):
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -168,28 +186,15 @@ def _plot_tracking(path, mpc):
     return str(path)
 
 
-def main(argv=None) -> int:
-    """``diffsim run arm_reach``: exit status 0 when the tip ends within 1 cm, 1 otherwise."""
-    parser = argparse.ArgumentParser(prog="diffsim run arm_reach", description=__doc__.splitlines()[0])
-    parser.add_argument("--links", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--dt", type=float, default=0.02)
-    parser.add_argument("--iters", type=int, default=150)
-    parser.add_argument("--mpc", action="store_true", help="also run MPC tracking of a moving target")
-    parser.add_argument("--out", default="diffsim-out")
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(n_links=args.links, steps=args.steps, dt=args.dt)
-    res = problem.solve(iters=args.iters)
-    out = {"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
-           "final_tip_distance_m": res.figure, "success": bool(res.success)}
-    if args.mpc:
-        mpc = track(n_links=args.links, dt=args.dt)
-        out["mpc_mean_error_m"] = float(mpc["error"].mean())
-    print(json.dumps(out))
-    return report(res)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run arm_reach``: the reach by L-BFGS (and, with ``mpc``, MPC tracking of a moving
+    target, its plot in ``out``). ``success`` when the tip ends within 1 cm of the target."""
+    problem = build(config)
+    res = problem.solve(iters=config.iters)
+    res.details.update(initial_loss=float(res.history["loss"][0]), final_loss=float(res.fun))
+    if config.mpc:
+        mpc = track(n_links=config.n_links, dt=config.dt, torque_limit=config.torque_limit)
+        pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+        res.details.update(mpc_mean_error_m=float(mpc["error"].mean()),
+                           mpc_plot=_plot_tracking(pathlib.Path(out) / "arm_reach_mpc.png", mpc))
+    return res

@@ -24,8 +24,6 @@ L-BFGS stalled 2.7-6.8 cm from the pocket; ``solve`` keeps a restart from the be
 any such stall (see :meth:`BilliardsProblem.solve`).
 """
 
-import argparse
-import json
 import os
 import pathlib
 import time
@@ -36,7 +34,8 @@ import numpy as np
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import BodyTarget, ModelBuilder, RigidSystem, Sphere
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 40
@@ -106,6 +105,25 @@ def layout_positions(layout: str, balls: int, seed: int = 4, pocket: int = 5):
 GOAL = Goal("distance of the target ball to the pocket's mouth", 0.02, "cm", 100.0)
 
 
+@dataclass(frozen=True)
+class Config:
+    """Options of the shot (``build``, ``run`` and ``diffsim run billiards``)."""
+
+    balls: int = option(16, "balls on the table, the cue ball included (2 to 16)")
+    layout: str = option("spread", "spread: a game in progress; rack: the break", choices=("spread", "rack"))
+    steps: int = option(1500, "time steps of the shot")
+    dt: float = option(1e-3, "time step", "s")
+    target_ball: int = option(1, "the ball to pot (1..balls-1; 0 is the cue ball)")
+    pocket: int = option(5, "the pocket (0..5, see billiards.pockets)")
+    speed: float = option(float("nan"), "initial guess of the cue ball's speed (nan: the naive shot)", "m/s")
+    angle: float = option(float("nan"), "initial guess of the shot's angle (nan: aim at the ghost ball)", "rad")
+    fused: bool = option(True, "advance many steps per kernel launch")
+    iters: int = option(40, "L-BFGS iterations, restarts included")
+
+
+DEMO = Config(steps=1000)  # the demo's small size (1 s of play)
+
+
 @dataclass
 class BilliardsProblem:
     """The shot as an objective over p = (speed m/s, angle rad): ``problem(p) -> (loss, grad)``.
@@ -162,7 +180,7 @@ class BilliardsProblem:
         bounds = [(0.3, 8.0), (a - aim_window, a + aim_window)]
         x, left, runs = self.x0(), iters, []
         for attempt in range(restarts + 1):
-            res = minimize(self, x, method="lbfgs", iters=left, progress=False, bounds=bounds,
+            res = minimize(self, x, method="lbfgs", iters=left, bounds=bounds,
                            callback=lambda it, p, loss, grad: loss < potted ** 2)
             runs.append(res)
             left -= max(res.nit, 1)
@@ -188,14 +206,15 @@ def naive_shot(cue, target, pocket, seconds, restitution=0.95):
     return float(speed), float(np.arctan2(d1[1], d1[0]))
 
 
-def build(balls: int = 16, layout: str = "spread", steps: int = 1500, dt: float = 1e-3, target_ball: int = 1,
-          pocket: int = 5, speed: float | None = None, angle: float | None = None,
-          fused: bool = True) -> BilliardsProblem:
+def build(config: Config | None = None, **overrides) -> BilliardsProblem:
     """A table of ``balls`` balls (2 to 16) and a shot of ``steps`` steps of ``dt`` s.
 
     target_ball: index of the ball to pot (1..balls-1; 0 is the cue ball); pocket: 0..5 (see
-    :func:`pockets`); speed (m/s) and angle (rad) of the initial guess; None takes them from
-    :func:`naive_shot` (aim at the ghost ball; the target ball reaches the pocket at the end)."""
+    :func:`pockets`); speed (m/s) and angle (rad) of the initial guess; None or nan takes them
+    from :func:`naive_shot` (aim at the ghost ball; the target ball reaches the pocket at the
+    end). ``overrides``: fields of :class:`Config` (``build(steps=400)``)."""
+    c = resolve(Config, config, **overrides)
+    balls, steps, dt, target_ball, pocket = c.balls, c.steps, c.dt, c.target_ball, c.pocket
     if not 2 <= balls <= 16:
         raise diffsim.ConfigError(f"balls must be between 2 and 16, got {balls}")
     if not 1 <= target_ball < balls:
@@ -204,7 +223,7 @@ def build(balls: int = 16, layout: str = "spread", steps: int = 1500, dt: float 
         raise diffsim.ConfigError(f"pocket must be 0..5 (see billiards.pockets), got {pocket}")
     if steps < 1:
         raise diffsim.ConfigError(f"steps must be at least 1, got {steps}")
-    pos = layout_positions(layout, balls, pocket=pocket)
+    pos = layout_positions(c.layout, balls, pocket=pocket)
     b = ModelBuilder(2)
     for i, x in enumerate(pos):
         b.add_body(Sphere(RADIUS), mass=MASS, position=x, restitution=0.95, friction=0.0,
@@ -213,19 +232,20 @@ def build(balls: int = 16, layout: str = "spread", steps: int = 1500, dt: float 
         b.add_plane(normal, offset, restitution=0.8, friction=0.0)
     target = pockets()[pocket]
     system = RigidSystem(b.finalize(), dt=dt, contact="impulse", gravity=[0.0, 0.0], rolling_resistance=0.15,
-                         friction_smoothing=0.02, fused=fused, segment=50, costs=[BodyTarget(target_ball, target)])
+                         friction_smoothing=0.02, fused=c.fused, segment=50, costs=[BodyTarget(target_ball, target)])
     rollout = Rollout(system, steps, StoreAll())
     objective = Objective(rollout, [Parameter("v", kind="state0", index=0)])
     s0, a0 = naive_shot(pos[0], pos[target_ball], target, steps * dt)
-    speed = s0 if speed is None else speed
-    angle = a0 if angle is None else angle
+    speed = s0 if c.speed is None or np.isnan(c.speed) else c.speed
+    angle = a0 if c.angle is None or np.isnan(c.angle) else c.angle
     return BilliardsProblem(system, rollout, objective, target_ball, target, np.array([speed, angle]))
 
 
 # ------------------------------------------------------------------------------------ pictures
 
 
-def _table(ax):
+def draw_table(ax):
+    """Draw the cloth (green) and the six pockets (black) on the matplotlib axes ``ax``, in metres."""
     from matplotlib.patches import Circle, Rectangle
 
     ax.add_patch(Rectangle((0, 0), LENGTH, WIDTH, color="#1f6b3a"))
@@ -234,29 +254,36 @@ def _table(ax):
     ax.set_xlim(-0.08, LENGTH + 0.08)
     ax.set_ylim(-0.08, WIDTH + 0.08)
     ax.set_aspect("equal")
-    ax.axis("off")
+    ax.set_xlabel("x (m)", fontsize=8)
+    ax.set_ylabel("y (m)", fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def animate(path, trajectories, titles, target_ball, pocket, every=None, fps=20):
-    """GIF of one or more shots side by side (positions (T + 1, n, 2) each); a frame every
-    ``every`` steps (default: about 50 frames)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """GIF of one or more shots side by side (positions (T + 1, n, 2) each, m); a frame every
+    ``every`` steps (default: about 50 frames). ``pocket``: (2,) the aimed pocket mouth (m)."""
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(trajectories), figsize=(4.2 * len(trajectories), 2.6))
-    axes = np.atleast_1d(axes)
+    fig, axes = plt.subplots(1, len(trajectories), figsize=(4.6 * len(trajectories), 3.4), squeeze=False)
+    axes = axes[0]
     dots = []
     for ax, traj, title in zip(axes, trajectories, titles):
-        _table(ax)
+        draw_table(ax)
         ax.plot(*pocket, marker="x", color="yellow", ms=8, mew=2)
         ax.set_title(title, fontsize=9)
         colors = ["white"] + ["#d62728" if i == target_ball else "#f2c14e" for i in range(1, traj.shape[1])]
         dots.append(ax.scatter(traj[0, :, 0], traj[0, :, 1], s=28, c=colors, edgecolors="k", linewidths=0.4,
                                zorder=3))
         ax.plot(traj[:, target_ball, 0], traj[:, target_ball, 1], color="#d62728", lw=0.6, alpha=0.6)
+    ball = {"marker": "o", "ls": "", "mec": "k", "mew": 0.4, "ms": 6}
+    handles = [Line2D([], [], mfc="white", label="cue ball", **ball),
+               Line2D([], [], mfc="#d62728", label=f"ball {target_ball} (to pot) and its path", **ball),
+               Line2D([], [], mfc="#f2c14e", label="other balls", **ball),
+               Line2D([], [], marker="x", ls="", color="yellow", mec="k", ms=7, label="pocket aimed at")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     every = every or max(1, trajectories[0].shape[0] // 50)
     frames = range(0, trajectories[0].shape[0], every)
 
@@ -270,17 +297,18 @@ def animate(path, trajectories, titles, target_ball, pocket, every=None, fps=20)
     plt.close(fig)
 
 
-def plot_loss(path, history, title="billiards: distance of the target ball to the pocket"):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_loss(path, history, title="billiards: distance of the target ball to the pocket", goal=GOAL.tolerance):
+    """PNG of the target ball's final distance to the pocket (m, the square root of each loss in
+    ``history``) per objective evaluation, with the goal as a dashed line."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.semilogy(np.sqrt(np.maximum(history, 1e-16)), marker=".")
+    ax.semilogy(np.sqrt(np.maximum(history, 1e-16)), marker=".", label="shot tried")
+    ax.axhline(goal, color="k", ls="--", lw=0.8, label=f"goal: within {goal * 100:.0f} cm")
     ax.set_xlabel("objective evaluation")
     ax.set_ylabel("distance to pocket (m)")
     ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     save_figure(fig, path)
 
 
@@ -290,47 +318,33 @@ def demo(outdir: pathlib.Path) -> dict:
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     small = os.environ.get("DIFFSIM_SMALL", "1") == "1"
-    problem = build(steps=1000 if small else 1500)
+    config = DEMO if small else Config()
+    problem = build(config)
     start = time.perf_counter()
     before = problem.trajectory(problem.x0())
-    result = problem.solve(iters=40)
+    result = problem.solve(iters=config.iters)
     after = problem.trajectory(result.x)
     seconds = time.perf_counter() - start
     animate(outdir / "billiards.gif", [before, after],
             ["initial guess", result.title("optimised shot: potted", "best shot found: goal MISSED")],
             problem.target_ball, problem.pocket)
-    plot_loss(outdir / "billiards_loss.png", problem.history)
+    plot_loss(outdir / "billiards_loss.png", problem.history,
+              result.title("billiards: shot (speed, angle) optimised, ball potted",
+                           "billiards: shot (speed, angle) optimised, goal MISSED"))
     return {**result.summary(), "initial_loss": problem.history[0], "final_loss": float(result.fun),
             "distance_to_pocket_m": result.figure, "evaluations": len(problem.history), "seconds": seconds,
             "gif": str(outdir / "billiards.gif"), "plot": str(outdir / "billiards_loss.png")}
 
 
-def main(argv=None) -> int:
-    """``diffsim run billiards``: exit status 0 when the ball is potted, 1 when the goal is missed."""
-    parser = argparse.ArgumentParser(prog="diffsim run billiards", description=__doc__)
-    parser.add_argument("--balls", type=int, default=16)
-    parser.add_argument("--layout", choices=["spread", "rack"], default="spread")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--dt", type=float, default=1e-3)
-    parser.add_argument("--iters", type=int, default=40)
-    parser.add_argument("--target-ball", type=int, default=1)
-    parser.add_argument("--pocket", type=int, default=5)
-    parser.add_argument("--out", default="diffsim-out")
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(balls=args.balls, layout=args.layout, steps=args.steps, dt=args.dt,
-                    target_ball=args.target_ball, pocket=args.pocket)
-    result = problem.solve(iters=args.iters)
-    out = pathlib.Path(args.out)
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run billiards``: optimise the shot and write its GIF to ``out/billiards.gif``;
+    ``success`` when the ball ends within 2 cm of the pocket's mouth."""
+    problem = build(config)
+    result = problem.solve(iters=config.iters)
+    out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     animate(out / "billiards.gif", [problem.trajectory(result.x)],
             [result.title("optimised shot: potted", "best shot found: goal MISSED")], problem.target_ball,
             problem.pocket)
-    print(json.dumps({"final_loss": float(result.fun), "speed": float(result.x[0]), "angle": float(result.x[1]),
-                      "distance_to_pocket_m": result.figure, "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    result.details.update(final_loss=float(result.fun), gif=str(out / "billiards.gif"))
+    return result

@@ -14,8 +14,6 @@ known (restitution 0.5, friction 0.5); a body and the floor combine by the mean 
 and the mean damping ratio (restitution), see :mod:`diffsim.rigid.system`.
 """
 
-import argparse
-import json
 import os
 import pathlib
 import time
@@ -23,11 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.costs import TrajectoryMatch
 from diffsim.rigid import Box, ModelBuilder, RigidSystem
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 41
@@ -37,6 +35,24 @@ GUESS = {"restitution": 0.6, "friction": 0.3, "mass": 1.0}
 HALF = (0.15, 0.1, 0.075)  # m
 KICK = np.array([60.0, 15.0, 40.0])  # N
 KICK_TIME = 0.02  # s
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the fit (``build``, ``run`` and ``diffsim run bounce_tuning``); the hidden values
+    and the guess are ``build``'s ``hidden=`` and ``guess=`` (dicts)."""
+
+    steps: int = option(900, "time steps of the observed clip")
+    dt: float = option(1e-3, "time step", "s")
+    segment: int = option(100, "steps per shooting segment")
+    noise: float = option(0.0, "Gaussian noise on the observed positions", "m")
+    seed: int = option(0, "seed of the noise")
+    tolerance: float = option(float("nan"), "goal: largest relative error of a fitted value (nan: 0.01 clean, "
+                              "0.05 with noise)", "fraction")
+    iters: int = option(30, "L-BFGS iterations")
+
+
+DEMO = Config(steps=700)  # the demo's small size
 
 
 SPIN = np.array([2.0, -1.0, 3.0])  # rad/s, initial angular velocity
@@ -133,8 +149,7 @@ class BounceProblem:
         when every fitted value is within ``tolerance`` (relative) of the hidden one."""
         from optimizers import minimize
 
-        result = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.objective.bounds,
-                          progress=False)
+        result = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.objective.bounds)
         self.objective.set(result.x)
         fitted = self.values(result.x)
         error = max(abs(fitted[k] / self.hidden[k] - 1) for k in fitted)
@@ -149,20 +164,21 @@ class BounceProblem:
         return {"x": out["x"], "q": out["q"]}
 
 
-def build(steps: int = 900, dt: float = 1e-3, segment: int = 100, noise: float = 0.0, seed: int = 0,
-          hidden=None, guess=None, tolerance: float | None = None) -> BounceProblem:
+def build(config: Config | None = None, hidden=None, guess=None, **overrides) -> BounceProblem:
     """Observed clip of ``steps`` steps made with ``hidden`` values (positions with Gaussian
     noise of ``noise`` m), and its fit from ``guess`` by multiple shooting over segments of
     ``segment`` steps. Goal: every value within ``tolerance`` (relative) of the hidden one;
-    default 1 % for a clean clip, 5 % with noise."""
+    default 1 % for a clean clip, 5 % with noise. ``overrides``: fields of :class:`Config`."""
+    c = resolve(Config, config, **overrides)
+    steps, dt, noise, tolerance = c.steps, c.dt, c.noise, c.tolerance
     hidden = dict(HIDDEN, **(hidden or {}))
     guess = dict(GUESS, **(guess or {}))
     truth = make_system(dt, **hidden)
     observed = truth.simulate(steps, controls={"force": kick(steps, dt)})
-    pos = observed["x"] + noise * np.random.default_rng(seed).standard_normal(observed["x"].shape)
-    if tolerance is None:
+    pos = observed["x"] + noise * np.random.default_rng(c.seed).standard_normal(observed["x"].shape)
+    if tolerance is None or np.isnan(tolerance):
         tolerance = 0.01 if noise == 0 else 0.05
-    return BounceProblem(make_system(dt, **guess), observed, pos, hidden, dt, segment, tolerance)
+    return BounceProblem(make_system(dt, **guess), observed, pos, hidden, dt, c.segment, tolerance)
 
 
 # ------------------------------------------------------------------------------------ pictures
@@ -179,10 +195,8 @@ def _box_faces(x, q):
 
 
 def animate(path, observed, runs, titles, dt=1e-3, every=20, fps=20):
-    """GIF: the observed box (grey, with its path) and each run (orange), one 3D panel per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """GIF: the observed box (grey, with its path) and each run (orange), one 3D panel per run;
+    ``observed`` and each run hold positions "x" (T + 1, 1, 3) m and quaternions "q" (T + 1, 1, 4)."""
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -199,6 +213,9 @@ def animate(path, observed, runs, titles, dt=1e-3, every=20, fps=20):
             ax.set_xlim(lo[0], lo[0] + span)
             ax.set_ylim(lo[1], lo[1] + span)
             ax.set_zlim(0, span)
+            ax.set_xlabel("x (m)", fontsize=8)
+            ax.set_ylabel("y (m)", fontsize=8)
+            ax.set_zlabel("z (m)", fontsize=8)
             ax.set_title(f"{title}, t = {k * dt:.2f} s", fontsize=9)
             ax.add_collection3d(Poly3DCollection(_box_faces(observed["x"][k, 0], observed["q"][k, 0]),
                                                  facecolor=(0.5, 0.5, 0.5, 0.35), edgecolor="k", lw=0.4))
@@ -212,61 +229,55 @@ def animate(path, observed, runs, titles, dt=1e-3, every=20, fps=20):
     plt.close(fig)
 
 
-def plot_fit(path, history, params, hidden):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_fit(path, history, params, hidden, title="bounce tuning: restitution, friction and mass fitted"):
+    """PNG: the trajectory mismatch per objective evaluation, and each fitted value over the
+    hidden one (1 is exact)."""
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.semilogy(history, marker=".")
     a.set_xlabel("objective evaluation")
-    a.set_ylabel("trajectory mismatch")
+    a.set_ylabel("trajectory mismatch (loss)")
     for k, name in enumerate(("restitution", "friction", "mass")):
         vals = [p[name] / hidden[name] for p in params]
         b.plot(vals, marker=".", color=f"C{k}", label=f"{name} / hidden")
-    b.axhline(1.0, color="k", lw=0.8, ls="--")
+    b.axhline(1.0, color="k", lw=0.8, ls="--", label="hidden value")
     b.set_xlabel("objective evaluation")
+    b.set_ylabel("fitted / hidden value")
     b.legend(fontsize=8)
-    fig.suptitle("bounce tuning: recovering restitution, friction and mass", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:
+    """The fit at small size (``DEMO``; ``DIFFSIM_SMALL=0``: the default size): a GIF of the guess
+    and of the fit against the observed clip, and the loss and parameter curves. ``success`` when
+    every value is recovered within the tolerance."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     small = os.environ.get("DIFFSIM_SMALL", "1") == "1"
-    problem = build(steps=700 if small else 900)
+    config = DEMO if small else Config()
+    problem = build(config)
     guess = problem.trajectory()
     start = time.perf_counter()
-    result = problem.solve(iters=30)
+    result = problem.solve(iters=config.iters)
     seconds = time.perf_counter() - start
     animate(outdir / "bounce_tuning.gif", problem.observed, [guess, problem.trajectory(result.x)],
             ["designer's guess (orange) vs observed (grey)", result.title("fitted", "fit: goal MISSED")],
             every=50 if small else 15)
-    plot_fit(outdir / "bounce_tuning_fit.png", problem.history, problem.params, problem.hidden)
+    plot_fit(outdir / "bounce_tuning_fit.png", problem.history, problem.params, problem.hidden,
+             result.title("bounce tuning: restitution, friction and mass fitted, goal reached",
+                          "bounce tuning: restitution, friction and mass fitted, goal MISSED"))
     return {**result.summary(), "initial_loss": problem.history[0], "final_loss": float(result.fun),
             "max_rel_error": result.figure,
             "evaluations": len(problem.history), "seconds": seconds,
             "gif": str(outdir / "bounce_tuning.gif"), "plot": str(outdir / "bounce_tuning_fit.png")}
 
 
-def main(argv=None) -> int:
-    """``diffsim run bounce_tuning``: exit status 0 when the values are recovered within the goal."""
-    parser = argparse.ArgumentParser(prog="diffsim run bounce_tuning", description=__doc__)
-    parser.add_argument("--steps", type=int, default=900)
-    parser.add_argument("--iters", type=int, default=30)
-    parser.add_argument("--segment", type=int, default=100, help="steps per shooting segment")
-    parser.add_argument("--noise", type=float, default=0.0, help="position noise of the observation (m)")
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(steps=args.steps, noise=args.noise, segment=args.segment)
-    result = problem.solve(iters=args.iters)
-    print(json.dumps({"fitted": problem.values(result.x), "hidden": problem.hidden, "loss": float(result.fun),
-                      "max_rel_error": result.figure, "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run bounce_tuning``: fit restitution, friction and mass; ``success`` when each is
+    within the tolerance of the hidden value."""
+    problem = build(config)
+    result = problem.solve(iters=config.iters)
+    result.details.update(loss=float(result.fun))
+    return result

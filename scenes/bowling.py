@@ -16,8 +16,6 @@ nearby throws) and keeps the best throw seen; ``demo`` writes the first and the 
 a GIF and the loss of every throw tried.
 """
 
-import argparse
-import json
 import os
 import pathlib
 import time
@@ -25,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import Capsule, ModelBuilder, RigidSystem, Sphere, Upright
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 42
@@ -49,6 +47,23 @@ def pin_spots():
 
 
 GOAL = Goal("pins still standing after the best throw", 3, "pins")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the throw (``build``, ``run`` and ``diffsim run bowling``)."""
+
+    steps: int = option(1400, "time steps of a throw")
+    dt: float = option(5e-4, "time step", "s")
+    speed: float = option(7.0, "speed of the ball", "m/s")
+    y0: float = option(0.3, "initial guess of the ball's lateral offset", "m")
+    angle: float = option(0.0, "initial guess of the ball's heading", "rad")
+    fused: bool = option(True, "advance many steps per kernel launch")
+    iters: int = option(15, "Adam steps on the smoothed loss")
+    samples: int = option(12, "jittered throws averaged per step")
+
+
+DEMO = Config(steps=1000, iters=4, samples=4)  # the demo's small size
 
 
 @dataclass
@@ -119,7 +134,7 @@ class BowlingProblem:
                 total, grad = total + loss / samples, grad + g / samples
             return total, grad
 
-        res = minimize(smoothed, self.x0(), method="adam", lr=lr, iters=iters, progress=False,
+        res = minimize(smoothed, self.x0(), method="adam", lr=lr, iters=iters,
                        bounds=[(-0.5, 0.5), (-0.3, 0.3)])
         up = self.standing(best["p"])
         return SceneResult.judge("bowling", Goal(GOAL.name, standing, GOAL.unit), up, res, x=best["p"],
@@ -127,9 +142,11 @@ class BowlingProblem:
                                  throw_angle_rad=float(best["p"][1]))
 
 
-def build(steps: int = 1200, dt: float = 5e-4, speed: float = 7.0, y0: float = 0.3, angle: float = 0.0,
-          fused: bool = True) -> BowlingProblem:
-    """The rack and a throw of ``speed`` m/s from 1.2 m before the head pin; ``steps`` of ``dt`` s."""
+def build(config: Config | None = None, **overrides) -> BowlingProblem:
+    """The rack and a throw of ``speed`` m/s from 1.2 m before the head pin; ``steps`` of ``dt`` s.
+    ``overrides``: fields of :class:`Config`."""
+    c = resolve(Config, config, **overrides)
+    steps, dt, speed, y0, angle = c.steps, c.dt, c.speed, c.y0, c.angle
     b = ModelBuilder(3)
     start_x = -1.2
     b.add_body(Sphere(BALL_RADIUS), mass=BALL_MASS, position=[start_x, y0, BALL_RADIUS - BALL_MASS * 9.81 / STIFFNESS],
@@ -140,7 +157,7 @@ def build(steps: int = 1200, dt: float = 5e-4, speed: float = 7.0, y0: float = 0
                    orientation=[0.0, 1.0, 0.0], angle=-np.pi / 2, restitution=0.5, friction=0.3, name=f"pin{k + 1}")
     b.add_plane([0, 0, 1], 0.0, restitution=0.3, friction=0.2)
     model = b.finalize()
-    system = RigidSystem(model, dt=dt, stiffness=STIFFNESS, friction_smoothing=0.02, fused=fused, segment=100,
+    system = RigidSystem(model, dt=dt, stiffness=STIFFNESS, friction_smoothing=0.02, fused=c.fused, segment=100,
                          costs=[Upright(np.arange(1, 11), axis=(1.0, 0.0, 0.0), up=(0.0, 0.0, 1.0))])
     rollout = Rollout(system, steps, StoreAll())
     objective = Objective(rollout, [Parameter("x", kind="state0"), Parameter("v", kind="state0")])
@@ -148,10 +165,8 @@ def build(steps: int = 1200, dt: float = 5e-4, speed: float = 7.0, y0: float = 0
 
 
 def animate(path, runs, titles, every=40, fps=15):
-    """GIF of throws seen from above and behind (3D)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """GIF of throws seen from above and behind (3D): the ball (blue, with its path), standing
+    pins red, fallen pins grey; each run holds "x" (T + 1, 11, 3) m and "q" (T + 1, 11, 4)."""
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
@@ -167,6 +182,9 @@ def animate(path, runs, titles, every=40, fps=15):
             ax.set_ylim(-1.0, 1.0)
             ax.set_zlim(0, 2.0)
             ax.view_init(elev=25, azim=-150)
+            ax.set_xlabel("x, down the lane (m)", fontsize=8)
+            ax.set_ylabel("y (m)", fontsize=8)
+            ax.set_zlabel("z (m)", fontsize=8)
             ax.set_title(title, fontsize=9)
             x, q = run["x"][k], run["q"][k]
             ax.plot(*run["x"][:k + 1, 0].T, color="C0", lw=0.8)
@@ -182,29 +200,31 @@ def animate(path, runs, titles, every=40, fps=15):
     plt.close(fig)
 
 
-def plot_loss(path, history):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_loss(path, history, title="bowling: throw (offset, angle) optimised"):
+    """PNG of the smooth count of standing pins (the loss) of every throw tried."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(history, marker=".")
-    ax.set_xlabel("objective evaluation")
-    ax.set_ylabel("sum over pins of (axis . z)^2")
-    ax.set_title("bowling: pins still standing (smooth count)", fontsize=9)
+    ax.set_xlabel("objective evaluation (throw tried)")
+    ax.set_ylabel("pins standing, smooth count")
+    ax.set_title(title, fontsize=9)
     save_figure(fig, path)
 
 
 def demo(outdir: pathlib.Path) -> dict:
+    """The throw search at small size (``DEMO``; ``DIFFSIM_SMALL=0``: the default size): a GIF of
+    the first and the best throw and the loss of every throw tried. ``success`` when the best
+    throw leaves at most 3 pins standing."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     small = os.environ.get("DIFFSIM_SMALL", "1") == "1"
-    problem = build(steps=1000 if small else 1400)
+    config = DEMO if small else Config()
+    problem = build(config)
     start = time.perf_counter()
     first = problem.trajectory(problem.x0())
     standing0 = problem.standing()
-    result = problem.solve(iters=4 if small else 15, samples=4 if small else 8)
+    result = problem.solve(iters=config.iters, samples=config.samples)
     p = result.x
     seconds = time.perf_counter() - start
     best = problem.trajectory(p)
@@ -213,30 +233,19 @@ def demo(outdir: pathlib.Path) -> dict:
     animate(outdir / "bowling.gif", [first, best], [f"first throw: {standing0} standing",
                                                     f"best throw: {standing1} standing{verdict}"],
             every=80 if small else 25)
-    plot_loss(outdir / "bowling_loss.png", problem.history)
+    plot_loss(outdir / "bowling_loss.png", problem.history,
+              result.title(f"bowling: throw optimised, {standing1} pins standing: goal reached",
+                           f"bowling: throw optimised, {standing1} pins standing: goal MISSED"))
     return {**result.summary(), "initial_loss": problem.history[0], "final_loss": float(result.fun),
             "pins_standing_first": standing0, "pins_standing_best": standing1,
             "evaluations": len(problem.history), "seconds": seconds,
             "gif": str(outdir / "bowling.gif"), "plot": str(outdir / "bowling_loss.png")}
 
 
-def main(argv=None) -> int:
-    """``diffsim run bowling``: exit status 0 when the best throw leaves at most 3 pins standing."""
-    parser = argparse.ArgumentParser(prog="diffsim run bowling", description=__doc__)
-    parser.add_argument("--steps", type=int, default=1400)
-    parser.add_argument("--iters", type=int, default=15)
-    parser.add_argument("--samples", type=int, default=12, help="jittered throws averaged per step")
-    parser.add_argument("--y0", type=float, default=0.3)
-    parser.add_argument("--angle", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(steps=args.steps, y0=args.y0, angle=args.angle)
-    result = problem.solve(iters=args.iters, samples=args.samples)
-    print(json.dumps({"loss": float(result.fun), "y0": float(result.x[0]), "angle": float(result.x[1]),
-                      "standing": result.details["pins_standing"], "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run bowling``: search the throw; ``success`` when the best throw leaves at most 3
+    pins standing."""
+    problem = build(config)
+    result = problem.solve(iters=config.iters, samples=config.samples)
+    result.details.update(loss=float(result.fun))
+    return result

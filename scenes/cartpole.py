@@ -11,8 +11,6 @@ a small sinusoidal push. ``demo(outdir)`` solves it at small size and writes a G
 swing-up, the loss curve, and the joint trajectories and forces.
 """
 
-import argparse
-import json
 import pathlib
 import time
 from dataclasses import dataclass
@@ -20,15 +18,37 @@ from typing import ClassVar
 
 import numpy as np
 
-import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, cartpole
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
 
-from ._goal import Goal, SceneResult, report
+from ._config import option, resolve
+from ._goal import Goal, SceneResult
 from ._shooting import ShootingProblem
 
 DEMO_ORDER = 11
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the swing-up (``build``, ``run`` and ``diffsim run cartpole``)."""
+
+    steps: int = option(120, "time steps of the swing-up")
+    dt: float = option(0.025, "time step", "s")
+    cart_mass: float = option(1.0, "mass of the cart", "kg")
+    pole_mass: float = option(0.3, "mass of the uniform pole", "kg")
+    pole_length: float = option(0.6, "length of the pole", "m")
+    force_limit: float = option(15.0, "bound on the cart force", "N")
+    track: float = option(1.0, "half-length of the rail (soft limit)", "m")
+    effort: float = option(1e-3, "weight of the running force cost", "loss/(N^2 s)")
+    tip_weight: float = option(1.0, "weight of the running tip distance to upright", "loss/(m^2 s)")
+    final_weight: float = option(100.0, "weight of the final tip distance to upright", "loss/m^2")
+    cart_weight: float = option(10.0, "weight of the final cart position", "loss/m^2")
+    velocity_weight: float = option(2.0, "weight of the final joint speeds", "loss s^2/(m^2 or rad^2)")
+    iters: int = option(200, "L-BFGS iterations")
+
+
+DEMO = Config(iters=80)  # the demo's small size
 
 
 @dataclass
@@ -50,23 +70,21 @@ class SwingUpProblem(ShootingProblem):
         return super().solve(iters, method, x0, **kwargs)
 
 
-def build(steps: int = 120, dt: float = 0.025, cart_mass: float = 1.0, pole_mass: float = 0.3,
-          pole_length: float = 0.6, force_limit: float = 15.0, track: float = 1.0, effort: float = 1e-3,
-          tip_weight: float = 1.0, final_weight: float = 100.0, cart_weight: float = 10.0,
-          velocity_weight: float = 2.0) -> SwingUpProblem:
+def build(config: Config | None = None, **overrides) -> SwingUpProblem:
     """Cart (kg) and uniform pole (kg, m) over ``steps`` steps of dt s; rail of half-length
-    ``track`` m (soft limit); |force| <= force_limit N."""
-    model = cartpole(cart_mass, pole_mass, pole_length, cart_damping=0.1, pole_damping=0.005, track=track,
-                     force_limit=force_limit)
-    target = np.array([0.0, 0.0, pole_length])
-    cost = Cost(effort=effort, ee_link="tip", ee_target=target, ee_weight=tip_weight,
-                ee_weight_final=final_weight, q_weight_final=[cart_weight, 0.0],
-                qd_weight_final=velocity_weight)
-    system = ArticulatedSystem(model, batch=1, dt=dt, cost=cost)
-    rollout = Rollout(system, steps, StoreAll())
-    lo = np.array([-force_limit, 0.0])
+    ``track`` m (soft limit); |force| <= force_limit N. ``overrides``: fields of :class:`Config`."""
+    c = resolve(Config, config, **overrides)
+    model = cartpole(c.cart_mass, c.pole_mass, c.pole_length, cart_damping=0.1, pole_damping=0.005, track=c.track,
+                     force_limit=c.force_limit)
+    target = np.array([0.0, 0.0, c.pole_length])
+    cost = Cost(effort=c.effort, ee_link="tip", ee_target=target, ee_weight=c.tip_weight,
+                ee_weight_final=c.final_weight, q_weight_final=[c.cart_weight, 0.0],
+                qd_weight_final=c.velocity_weight)
+    system = ArticulatedSystem(model, batch=1, dt=c.dt, cost=cost)
+    rollout = Rollout(system, c.steps, StoreAll())
+    lo = np.array([-c.force_limit, 0.0])
     objective = Objective(rollout, [Parameter("tau", lower=lo, upper=-lo)])
-    return SwingUpProblem(model, system, rollout, objective, target, force_limit)
+    return SwingUpProblem(model, system, rollout, objective, target, c.force_limit)
 
 
 def demo(outdir: pathlib.Path) -> dict:
@@ -74,8 +92,8 @@ def demo(outdir: pathlib.Path) -> dict:
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    problem = build()
-    res = problem.solve(iters=80)
+    problem = build(DEMO)
+    res = problem.solve(iters=DEMO.iters)
     traj = problem.trajectory(res.x)
     t = np.arange(problem.steps + 1) * problem.dt
     gif = animate_planar(outdir / "cartpole.gif", problem.model, traj["q"], ["cart", "tip"], problem.dt,
@@ -92,22 +110,9 @@ def demo(outdir: pathlib.Path) -> dict:
             "seconds": time.perf_counter() - start, "gif": gif, "plot": plot}
 
 
-def main(argv=None) -> int:
-    """``diffsim run cartpole``: exit status 0 when the pole ends upright (tip within 5 cm)."""
-    parser = argparse.ArgumentParser(prog="diffsim run cartpole", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--dt", type=float, default=0.025)
-    parser.add_argument("--iters", type=int, default=200)
-    parser.add_argument("--force-limit", type=float, default=15.0)
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(steps=args.steps, dt=args.dt, force_limit=args.force_limit)
-    res = problem.solve(iters=args.iters)
-    print(json.dumps({"initial_loss": float(res.history["loss"][0]), "final_loss": float(res.fun),
-                      "final_tip_distance_m": res.figure, "success": bool(res.success)}))
-    return report(res)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run cartpole``: the swing-up by L-BFGS; ``success`` when the pole's tip ends
+    within 5 cm of upright."""
+    res = build(config).solve(iters=config.iters)
+    res.details.update(initial_loss=float(res.history["loss"][0]), final_loss=float(res.fun))
+    return res

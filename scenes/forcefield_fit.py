@@ -13,10 +13,7 @@ Binomial-checkpointed window (see :class:`RDFProblem`). Reduced LJ units.
 Goals: force matching recovers D, alpha, r0 within 0.1 %; the RDF fit recovers sigma within 0.01.
 """
 
-import argparse
-import json
 import pathlib
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -38,7 +35,8 @@ from diffsim.md import (
     maxwell_boltzmann,
 )
 from optimizers import minimize
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 41
@@ -81,6 +79,26 @@ def build_force_matching(count=8, cells=3, reference="morse", cutoff=5.0, seed=0
     configs = copper_configurations(count, cells, reference=reference, seed=seed, cutoff=cutoff)
     morse = Morse(D=guess[0], alpha=guess[1], r0=guess[2], cutoff=cutoff, shift=True)
     return ForceMatching([morse], configs, energy_offset=True, log=("D", "alpha"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``diffsim run forcefield_fit`` and :func:`build`: which fit, and its size. The
+    small builders :func:`build_force_matching` and :func:`build_rdf_fit` take the same names."""
+
+    kind: str = option("forces", "forces: Morse force matching on Cu (Angstrom, eV); rdf: sigma from an LJ "
+                       "fluid's RDF (reduced units)", choices=("forces", "rdf"))
+    iters: int = option(50, "L-BFGS iterations")
+    count: int = option(8, "forces: labelled Cu configurations")
+    cells: int = option(3, "fcc cells per axis (forces: 4 cells^3 Cu atoms; rdf: 4 cells^3 LJ atoms)")
+    reference: str = option("morse", "forces: labels from a hidden Morse potential or ASE's EMT (needs ase)",
+                            choices=("morse", "emt"))
+    cutoff: float = option(5.0, "forces: Morse cutoff", "Angstrom")
+    rdf_cutoff: float = option(2.5, "rdf: LJ cutoff", "sigma")
+    steps: int = option(1000, "rdf: sampled Langevin steps per evaluation")
+    snapshots: int = option(10, "rdf: Binomial checkpointing snapshots per window")
+    bins: int = option(20, "rdf: RDF bins")
+    seed: int = option(0, "seed of the configurations (forces); the Langevin noise uses seed + 5 (rdf)")
 
 
 RDF_GOAL = Goal("error of the fitted sigma", 0.01, "sigma")
@@ -175,7 +193,7 @@ class RDFProblem:
         the optimum the slope changes by about 500 per unit of log sigma, so 0.5 is within 0.001 of
         it; closer, L-BFGS only chases the sampling noise). ``success`` when the fitted sigma is
         within 0.01 of the true one."""
-        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds, progress=False,
+        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds,
                        callback=lambda it, x, loss, grad: bool(np.abs(grad).max() <= gtol))
         sigma = self.sigma(res.x)
         return SceneResult.judge("forcefield_fit (RDF)", RDF_GOAL, abs(sigma - self.true_sigma), res,
@@ -227,16 +245,17 @@ def build_rdf_fit(cells=2, steps=300, sigma_true=1.0, sigma_guess=0.93, temperat
     return RDFProblem(system, parts, target, r, sigma_true, start, equilibrate)
 
 
-def build(**config):
-    """``build(kind="forces", ...)`` -> ForceMatching; ``build(kind="rdf", ...)`` -> RDFProblem."""
-    kind = config.pop("kind", "forces")
-    return build_force_matching(**config) if kind == "forces" else build_rdf_fit(**config)
+def build(config: Config | None = None, **overrides):
+    """The fit ``config.kind`` asks for: a :class:`ForceMatching` objective ("forces") or an
+    :class:`RDFProblem` ("rdf"). ``overrides``: fields of :class:`Config`."""
+    c = resolve(Config, config, **overrides)
+    if c.kind == "forces":
+        return build_force_matching(count=c.count, cells=c.cells, reference=c.reference, cutoff=c.cutoff, seed=c.seed)
+    return build_rdf_fit(cells=c.cells, cutoff=c.rdf_cutoff, steps=c.steps, snapshots=c.snapshots, bins=c.bins,
+                         seed=c.seed + 5)
 
 
-def _plot(path, fm, x, hist_fm, prob, hist_rdf, g0, g1):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _plot(path, fm, x, hist_fm, prob, hist_rdf, g0, g1, title=""):
     import matplotlib.pyplot as plt
 
     _, f = fm.predict(x)
@@ -249,8 +268,8 @@ def _plot(path, fm, x, hist_fm, prob, hist_rdf, g0, g1):
     a.set_title("force matching parity")
     b.semilogy(hist_fm, label="force matching")
     b.semilogy(hist_rdf, label="RDF matching")
-    b.set_xlabel("iteration")
-    b.set_ylabel("loss")
+    b.set_xlabel("objective evaluation")
+    b.set_ylabel("loss (force matching: (eV/A)^2; RDF: g^2)")
     b.legend()
     c.plot(prob.r, prob.target, "k-", label=f"target (sigma={prob.true_sigma})")
     c.plot(prob.r, g0, "C1--", label="initial guess")
@@ -258,13 +277,14 @@ def _plot(path, fm, x, hist_fm, prob, hist_rdf, g0, g1):
     c.set_xlabel("r (sigma)")
     c.set_ylabel("g(r), smoothed")
     c.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 
 
 def fit_forces(fm, iters=60) -> SceneResult:
     """L-BFGS force matching against the hidden Morse reference; ``success`` when D, alpha and
     r0 are within 0.1 % of the reference values (Girifalco-Weizer)."""
-    res = minimize(fm, fm.x0(), method="lbfgs", iters=iters, progress=False)
+    res = minimize(fm, fm.x0(), method="lbfgs", iters=iters)
     fitted = {k: float(v[0]) for k, v in fm.unpack(res.x).items()}
     error = max(abs(fitted[k] / GIRIFALCO_WEIZER[k] - 1) for k in ("D", "alpha", "r0"))
     return SceneResult.judge("forcefield_fit (forces)", FORCE_GOAL, error, res, fitted=fitted,
@@ -287,7 +307,9 @@ def demo(outdir: pathlib.Path) -> dict:
     loss0, g0 = prob.rdf_at(x0)
     res2 = prob.solve(iters=6)
     loss1, g1 = prob.rdf_at(res2.x)
-    _plot(outdir / "forcefield_fit.png", fm, res.x, res.history["loss"], prob, res2.history["loss"], g0, g1)
+    verdict = "both goals reached" if res.success and res2.success else "goal MISSED"
+    _plot(outdir / "forcefield_fit.png", fm, res.x, res.history["loss"], prob, res2.history["loss"], g0, g1,
+          f"Morse (D, alpha, r0) fitted to forces, LJ sigma fitted to an RDF: {verdict}")
     return {"success": bool(res.success and res2.success), "message": f"{res.message}; {res2.message}",
             "force_matching": {**res.summary(), "initial_loss": float(res.history["loss"][0]),
                                "final_loss": float(res.fun), "seconds": round(t_fm, 3)},
@@ -297,32 +319,9 @@ def demo(outdir: pathlib.Path) -> dict:
             "plots": ["forcefield_fit.png"]}
 
 
-def main(argv=None) -> int:
-    """``diffsim run forcefield_fit``: exit status 0 when the fit reaches its goal."""
-    ap = argparse.ArgumentParser(prog="diffsim run forcefield_fit", description=__doc__.splitlines()[0])
-    ap.add_argument("--kind", choices=["forces", "rdf"], default="forces")
-    ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--steps", type=int, default=1000, help="sampled steps per evaluation of the RDF fit")
-    ap.add_argument("--outdir", default="out/forcefield_fit")
-    ap.add_argument("--demo", action="store_true")
-    args = ap.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    if args.demo:
-        out = demo(pathlib.Path(args.outdir))
-        print(json.dumps(out, default=str))
-        if not out["success"]:
-            print(f"GOAL MISSED: {out['message']}", file=sys.stderr)
-        return 0 if out["success"] else 1
-    if args.kind == "forces":
-        res = fit_forces(build_force_matching(), iters=args.iters)
-        print(json.dumps({**res.details["fitted"], "loss": float(res.fun), "success": bool(res.success)}))
-    else:
-        prob = build_rdf_fit(cells=3, cutoff=2.5, steps=args.steps, snapshots=10, bins=20)
-        res = prob.solve(iters=args.iters)
-        print(json.dumps({"sigma": res.details["sigma_fitted"], "loss": float(res.fun), "success": bool(res.success)}))
-    return report(res)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run forcefield_fit``: the fit ``config.kind`` names, judged against its goal."""
+    problem = build(config)
+    if config.kind == "forces":
+        return fit_forces(problem, iters=config.iters)
+    return problem.solve(iters=config.iters)

@@ -8,24 +8,36 @@ Goal (this scene fits nothing; it shows the gradient): the reverse-mode gradient
 central differences within 1e-6 (relative), for the parameters and for sampled forces.
 """
 
-import argparse
-import json
 import pathlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-import diffsim
 from diffsim import Binomial, Objective, Rollout, StoreAll, gradcheck
 from diffsim.mass_spring import MassSpringChain
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 0
 
 
 GOAL = Goal("largest relative error of the gradient against central differences", 1e-6)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the hanging chain (``build``, ``run`` and ``diffsim run hanging_chain``)."""
+
+    n: int = option(8, "nodes of the chain")
+    steps: int = option(300, "time steps of the rollout")
+    dt: float = option(0.005, "time step", "s")
+    snapshots: int = option(8, "Binomial checkpointing snapshots (0: StoreAll, every state kept)")
+    segment: int = option(25, "steps fused into one kernel launch")
+    fit: tuple = option(("stiffness", "damping", "mass"),
+                        "what the Objective packs: force (the end force sequence), stiffness, damping, mass, q, v")
+    seed: int = option(0, "seed of the random end force")
 
 
 @dataclass
@@ -50,24 +62,23 @@ class Problem:
                                  fun=self.rollout.forward(), reports=f"{params}\n\n{forces}\n")
 
 
-def build(n: int = 8, steps: int = 300, dt: float = 0.005, snapshots: int | None = 8, segment: int = 25,
-          fit=("force",), seed: int = 0) -> Problem:
+def build(config: Config | None = None, **overrides) -> Problem:
     """A chain of ``n`` nodes over ``steps`` steps of ``dt`` seconds; Binomial(snapshots)
-    checkpointing (None: StoreAll). ``fit`` names what the Objective packs: "force" (the end
-    force sequence), "stiffness", "damping", "mass", or initial-state fields "q", "v"."""
-    system = MassSpringChain(n=n, dt=dt, stiffness=150.0, damping=0.2, mass=0.1, kappa=100.0,
-                             target=-(n + 2) * 0.1, segment=segment)
+    checkpointing (0: StoreAll). ``fit`` names what the Objective packs: "force" (the end
+    force sequence), "stiffness", "damping", "mass", or initial-state fields "q", "v".
+    ``overrides``: fields of :class:`Config` (``build(n=3, steps=10)``)."""
+    c = resolve(Config, config, **overrides)
+    n, steps, snapshots = c.n, c.steps, c.snapshots or None
+    system = MassSpringChain(n=n, dt=c.dt, stiffness=150.0, damping=0.2, mass=0.1, kappa=100.0,
+                             target=-(n + 2) * 0.1, segment=c.segment)
     schedule = StoreAll() if snapshots is None else Binomial(snapshots)
     rollout = Rollout(system, steps, schedule)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(c.seed)
     rollout.set_controls(force=0.2 * rng.standard_normal((steps, 1)))
-    return Problem(system, rollout, Objective(rollout, list(fit)))
+    return Problem(system, rollout, Objective(rollout, list(c.fit)))
 
 
 def _plot(path, t, tip, dldu, target):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
@@ -86,7 +97,7 @@ def demo(outdir: pathlib.Path) -> dict:
     """Rollout, gradient (Binomial checkpointing), gradient check and plot; a few seconds."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    problem = build(fit=("stiffness", "damping", "mass"))
+    problem = build()
     ro = problem.rollout
     loss = ro.forward()
     grads = ro.backward()
@@ -109,29 +120,19 @@ def demo(outdir: pathlib.Path) -> dict:
             "snapshots_peak": stats.snapshots_peak, "plot": str(outdir / "hanging_chain.png")}
 
 
-def main(argv=None) -> int:
-    """``diffsim run hanging_chain``: rollout, gradient and gradient check; exit status 1 when the
-    gradient disagrees with central differences."""
-    parser = argparse.ArgumentParser(prog="diffsim run hanging_chain", description=__doc__)
-    parser.add_argument("--nodes", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--snapshots", type=int, default=8, help="Binomial snapshots (0: StoreAll)")
-    parser.add_argument("--out", default="diffsim-out")
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(n=args.nodes, steps=args.steps, snapshots=args.snapshots or None,
-                    fit=("stiffness", "damping", "mass"))
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run hanging_chain``: rollout, gradient (stiffness, damping, mass) and its check
+    against central differences; the check's report goes to ``out/hanging_chain_gradcheck.txt``."""
+    problem = build(config)
     start = time.perf_counter()
     loss = problem.rollout.forward()
     problem.rollout.backward()
     seconds = time.perf_counter() - start
-    forward_steps = problem.rollout.stats.forward_steps
     result = problem.check()
-    print(json.dumps({"loss": loss, "seconds": seconds, "forward_steps": forward_steps,
-                      "gradcheck_max_rel_error": result.figure, "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hanging_chain_gradcheck.txt").write_text(result.details.pop("reports"))
+    result.details.update(loss=loss, gradient_seconds=round(seconds, 3),
+                          forward_steps=problem.rollout.stats.forward_steps,
+                          report=str(out / "hanging_chain_gradcheck.txt"))
+    return result

@@ -1,28 +1,25 @@
 """Lennard-Jones fluid, the LAMMPS ``bench/in.lj`` set-up, differentiable.
 
-fcc lattice at reduced density 0.8442, velocities for T = 1.44, LJ cutoff 2.5 (plain cut, as
-LAMMPS), Verlet skin 0.3, dt = 0.005 tau, velocity Verlet (NVE). ``build()`` returns the
+fcc lattice at reduced density 0.8442, velocities for T = 1.44, LJ cutoff 2.5 (force-shifted by
+default; plain as in LAMMPS with cut="plain"), Verlet skin 0.3, dt = 0.005 tau, velocity Verlet (NVE). ``build()`` returns the
 system and a Binomial-checkpointed rollout whose loss is the time-averaged potential energy
 per atom, so that its gradient is d<U>/d(epsilon, sigma): the sensitivity of the fluid's
 energy to the force field. Reduced LJ units throughout.
 
 Goal (this scene fits nothing; it shows the gradient): d<U>/d(epsilon, sigma) agrees with
-central differences within 1e-6 (relative). ``demo`` and ``diffsim run lj_fluid`` use the
-force-shifted potential (``shift="force"``) for that: with LAMMPS' plain cut (``build``'s
-default, kept for the benchmarks) the averaged energy jumps whenever a pair crosses the cutoff,
+central differences within 1e-6 (relative). The default cutoff treatment is therefore
+force-shifted (``cut="force-shifted"``): with LAMMPS' plain cut (``cut="plain"``, what the
+benchmarks use) the averaged energy jumps whenever a pair crosses the cutoff,
 reverse mode does not see the jumps, and it differs from central differences by 0.27 % (measured:
 108 atoms, 100 steps); force-shifted, they agree to 1.5e-7.
 """
 
-import argparse
-import json
 import pathlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-import diffsim
 from diffsim import Binomial, Objective, Rollout, StoreAll, gradcheck
 from diffsim.md import (
     RDF,
@@ -34,13 +31,36 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 DEMO_ORDER = 40
 
 
 GOAL = Goal("largest relative error of d<U>/d(epsilon, sigma) against central differences", 1e-6)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the fluid (``build``, ``run`` and ``diffsim run lj_fluid``). Reduced LJ units."""
+
+    cells: int = option(3, "fcc cells per axis (4 cells^3 atoms: 3 -> 108, 20 -> LAMMPS' 32000)")
+    density: float = option(0.8442, "number density", "sigma^-3")
+    temperature: float = option(1.44, "initial temperature (Maxwell-Boltzmann velocities)", "epsilon/k_B")
+    cutoff: float = option(2.5, "LJ cutoff radius", "sigma")
+    cut: str = option("force-shifted", "cutoff treatment: force-shifted (the gradient check needs it) or plain "
+                      "(LAMMPS' in.lj)", choices=("force-shifted", "plain"))
+    skin: float = option(0.3, "Verlet list skin", "sigma")
+    dt: float = option(0.005, "time step", "tau")
+    steps: int = option(100, "time steps of the rollout")
+    snapshots: int = option(4, "Binomial checkpointing snapshots (0: StoreAll)")
+    segment: int = option(20, "steps fused into one kernel launch")
+    seed: int = option(87287, "seed of the initial velocities")
+    rdf_bins: int = option(0, "also accumulate a smoothed RDF with this many bins up to cutoff - 0.2 (0: none)")
+
+
+DEMO = Config(steps=50, rdf_bins=40)  # the demo's small size
 
 
 @dataclass
@@ -63,12 +83,15 @@ class Problem:
                                  dU_deps=float(grad[0]), dU_dsigma=float(grad[1]), report=str(rep))
 
 
-def build(cells: int = 3, density: float = 0.8442, temperature: float = 1.44, cutoff: float = 2.5,
-          skin: float = 0.3, dt: float = 0.005, steps: int = 100, snapshots: int | None = 4, segment: int = 20,
-          shift=False, seed: int = 87287, rdf_bins: int = 0) -> Problem:
+def build(config: Config | None = None, **overrides) -> Problem:
     """``cells`` fcc cells per axis (4 cells^3 atoms; 3 -> 108, 10 -> 4000, 20 -> LAMMPS' 32000).
     Loss: (1 / (n steps)) sum_t U(x_t). ``snapshots=None``: StoreAll. ``rdf_bins``: also
-    accumulate a smoothed RDF with that many bins up to cutoff - 0.2."""
+    accumulate a smoothed RDF with that many bins up to cutoff - 0.2. ``overrides``: fields of
+    :class:`Config` (``build(cells=4, cut="plain")``)."""
+    c = resolve(Config, config, **overrides)
+    cells, density, temperature, cutoff, skin, dt, steps = c.cells, c.density, c.temperature, c.cutoff, c.skin, c.dt, c.steps
+    snapshots, segment, seed, rdf_bins = c.snapshots or None, c.segment, c.seed, c.rdf_bins
+    shift = "force" if c.cut == "force-shifted" else False
     pos, box = fcc_lattice((cells,) * 3, density)
     n = len(pos)
     model = Model(pos, masses=1.0, box=box, velocities=maxwell_boltzmann(np.ones(n), temperature, seed=seed))
@@ -80,10 +103,7 @@ def build(cells: int = 3, density: float = 0.8442, temperature: float = 1.44, cu
     return Problem(model, system, rollout, Objective(rollout, ["epsilon", "sigma"]))
 
 
-def _plot(path, thermo, r, g):
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _plot(path, thermo, r, g, title=""):
     import matplotlib.pyplot as plt
 
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -100,6 +120,7 @@ def _plot(path, thermo, r, g):
     c.axhline(1.0, color="k", lw=0.6, ls="--")
     c.set_xlabel("r (sigma)")
     c.set_ylabel("g(r), smoothed")
+    fig.suptitle(f"Lennard-Jones fluid, NVE (reduced units): energy, temperature, RDF; {title}", fontsize=10)
     save_figure(fig, path)
 
 
@@ -108,7 +129,7 @@ def demo(outdir: pathlib.Path) -> dict:
     a 50-step checkpointed rollout."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    prob = build(cells=3, steps=50, rdf_bins=40, shift="force")
+    prob = build(DEMO)
     n = prob.model.n
     t0 = time.perf_counter()
     run = prob.system.simulate(200, record_every=10)
@@ -121,7 +142,8 @@ def demo(outdir: pathlib.Path) -> dict:
     result = prob.check()
     prob.rollout.forward()  # final_state() is only valid after a forward (backward recomputes units)
     g = RDF.mean(prob.rollout.final_state()["rdf"])
-    _plot(outdir / "lj_fluid.png", thermo, prob.system.rdf.r, g)
+    _plot(outdir / "lj_fluid.png", thermo, prob.system.rdf.r, g,
+          result.title("d<U>/d(eps, sigma) matches central differences", "gradient check FAILED"))
     drift = float(abs(thermo["total"][-1] - thermo["total"][0]))
     return {**result.summary(), "atoms": n, "nve_steps": 200, "nve_seconds": round(t_sim, 3),
             "energy_drift_per_atom": drift, "final_temperature": float(thermo["temperature"][-1]),
@@ -130,34 +152,14 @@ def demo(outdir: pathlib.Path) -> dict:
             "plots": ["lj_fluid.png"]}
 
 
-def main(argv=None) -> int:
-    """``diffsim run lj_fluid``: the gradient and its check; exit status 1 when they disagree."""
-    ap = argparse.ArgumentParser(prog="diffsim run lj_fluid", description=__doc__.splitlines()[0])
-    ap.add_argument("--cells", type=int, default=3, help="fcc cells per axis (4 cells^3 atoms)")
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--snapshots", type=int, default=4)
-    ap.add_argument("--cut", choices=["force-shifted", "plain"], default="force-shifted",
-                    help="LJ cutoff treatment; the gradient check needs force-shifted")
-    ap.add_argument("--outdir", default="out/lj_fluid")
-    ap.add_argument("--demo", action="store_true", help="run the small demo and write plots")
-    args = ap.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    if args.demo:
-        out = demo(pathlib.Path(args.outdir))
-        print(json.dumps(out, default=str))
-        return 0 if out["success"] else 1
-    prob = build(cells=args.cells, steps=args.steps, snapshots=args.snapshots,
-                 shift="force" if args.cut == "force-shifted" else False)
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run lj_fluid``: d<U>/d(epsilon, sigma) and its check against central differences."""
+    prob = build(config)
     t0 = time.perf_counter()
-    loss, grad = prob.objective(prob.x0())
+    prob.objective(prob.x0())
     seconds = time.perf_counter() - t0
     result = prob.check()
-    print(json.dumps({"atoms": prob.model.n, "steps": args.steps, "mean_potential_per_atom": loss,
-                      "dU_deps": float(grad[0]), "dU_dsigma": float(grad[1]), "seconds": round(seconds, 3),
-                      "gradcheck_max_rel_error": result.figure, "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    result.details.pop("report")
+    result.details.update(atoms=prob.model.n, steps=config.steps, mean_potential_per_atom=float(result.fun),
+                          gradient_seconds=round(seconds, 3))
+    return result

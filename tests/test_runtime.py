@@ -74,15 +74,15 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
 
 
 def test_cli_info_and_unknown_scene():
-    out = run_python("from diffsim.cli import main; main(['info', '--arch', 'cpu', '--threads', '1'])")
+    out = run_python("from diffsim_cli import main; main(['info', '--arch', 'cpu', '--threads', '1'])")
     assert out.returncode == 0, out.stderr
     assert "taichi: 1.7.4" in out.stdout and "arch: cpu" in out.stdout and "threads: 1" in out.stdout
-    out = run_python("from diffsim.cli import main; raise SystemExit(main(['run', 'no_such_scene']))")
+    out = run_python("from diffsim_cli import main; raise SystemExit(main(['run', 'no_such_scene']))")
     assert out.returncode != 0 and "unknown scene 'no_such_scene'" in out.stderr
 
 
 def test_demo_writes_its_pictures_and_summary(tmp_path):
-    out = run_python(f"from diffsim.cli import main; raise SystemExit(main(['demo', '--arch', 'cpu', "
+    out = run_python(f"from diffsim_cli import main; raise SystemExit(main(['demo', '--arch', 'cpu', "
                      f"'--only', 'hanging_chain', '--out', {str(tmp_path)!r}]))")
     assert out.returncode == 0, out.stdout + out.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -93,7 +93,7 @@ def test_demo_writes_its_pictures_and_summary(tmp_path):
 
 
 def test_demo_refuses_unknown_scene_names(tmp_path):
-    out = run_python(f"from diffsim.cli import main; raise SystemExit(main(['demo', '--arch', 'cpu', "
+    out = run_python(f"from diffsim_cli import main; raise SystemExit(main(['demo', '--arch', 'cpu', "
                      f"'--only', 'no_such_scene', '--out', {str(tmp_path)!r}]))")
     assert out.returncode == 2 and "unknown scenes ['no_such_scene']" in out.stderr
 

@@ -46,8 +46,8 @@ def test_demo_exits_non_zero_when_a_scene_misses_its_goal(tmp_path, monkeypatch,
     import json
     import types
 
+    import diffsim_cli as cli
     import scenes
-    from diffsim import cli
 
     fake = types.SimpleNamespace(demo=lambda out: {"success": False, "message": "fake: figure 5 (goal <= 1): goal MISSED"})
     good = types.SimpleNamespace(demo=lambda out: {"success": True, "message": "good: goal reached"})

@@ -1,4 +1,4 @@
-"""Pictures of robots moving in the x-z plane (matplotlib, Agg): skeleton animations and plots
+"""Pictures of robots moving in the x-z plane (matplotlib; files only, any backend): skeleton animations and plots
 of joint trajectories and torques. Used by the robot scenes and the notebook."""
 
 import numpy as np
@@ -21,8 +21,6 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
     q: (T, nb) joint trajectory; targets: None, (3,) or (T, 3) target points drawn as a star;
     trail: a link whose path is drawn.
     """
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
@@ -55,6 +53,7 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
         label.set_text(f"t = {k * dt:.2f} s")
         return line, path_line, star, label
 
+    fig.tight_layout()  # keeps the axis labels inside the frame
     anim = FuncAnimation(fig, draw, frames=list(idx), blit=False)
     anim.save(str(path), writer=PillowWriter(fps=fps))
     plt.close(fig)
@@ -64,8 +63,6 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
 def plot_trajectories(path, t, q, tau, joint_names, title: str = "", loss_history=None):
     """PNG with joint positions q (T+1, nb) and controls tau (T, nb) over time t (T+1,),
     and optionally the optimiser's loss history."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = 3 if loss_history is not None else 2

@@ -68,8 +68,8 @@ def test_game_physics_notebook_reaches_its_goals_at_default_size():
     nb, text = execute_notebook("game_physics_tuning.ipynb", small=False)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    assert "full run" in text and text.count("PASS") == 2 and "fitted" in text and "distance to pocket" in text
-    assert text.count("goal reached") == 2 and "MISSED" not in text
+    assert "full run" in text and text.count("PASS") == 3 and "fitted" in text and "distance to pocket" in text
+    assert text.count("goal reached") == 3 and "MISSED" not in text  # bank shot, bounce fit, billiards
 
 
 def test_billiards_default_start_aims_at_the_ghost_ball_along_clear_lanes():
@@ -95,7 +95,7 @@ def test_billiards_default_start_aims_at_the_ghost_ball_along_clear_lanes():
 def test_a_missed_goal_fails_loudly(tmp_path, capsys):
     """`diffsim run billiards` with too few iterations to pot the ball: exit status 1, one
     "GOAL MISSED" line with the distance and the goal, and a picture not titled "optimised"."""
-    from diffsim import cli
+    import diffsim_cli as cli
     from scenes import billiards
 
     code = cli.main(["run", "billiards", "--iters", "1", "--out", str(tmp_path)])
