@@ -188,7 +188,8 @@ def _onset_scene():
 
 def test_penalty_gradients_exact_through_contact_onsets():
     """Restitution, friction, mass and initial velocity of every body, through the first touch
-    of sphere-plane, box corner-plane and sphere-sphere contacts: relative error <= 1e-6."""
+    and the release of sphere-plane and sphere-sphere contacts and the landing of a box corner
+    and a capsule: relative error <= 1e-6."""
     costs = [BodyTarget(0, [0.3, 0.1, 0.2]), BodyTarget(1, [1.0, 0.1, 0.3]), BodyTarget(2, [0.1, 1.0, 0.9]),
              BodyTarget(3, [0.2, 1.1, 0.9]), BodyTarget(4, [2.1, 0.1, 0.1])]
     system = RigidSystem(_onset_scene(), segment=20, costs=costs, pass_through=("box-capsule",))
@@ -196,6 +197,7 @@ def test_penalty_gradients_exact_through_contact_onsets():
     out = system.simulate(steps)
     assert out["x"][0, 0, 2] > 0.1 > out["x"][:, 0, 2].min()  # the ball touches during the run
     assert abs(out["v"][-1, 2, 0] - out["v"][0, 2, 0]) > 0.1  # the two balls collided
+    assert out["v"][-1, 0, 2] > 0.2 and out["x"][-1, 0, 2] > 0.102 and out["v"][-1, 2, 0] < out["v"][-1, 3, 0]  # and both contacts ended
     obj = Objective(Rollout(system, steps, StoreAll()),
                     ["restitution", "friction", "mass", Parameter("v", kind="state0")])
     x0 = obj.x0()
