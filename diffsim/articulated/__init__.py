@@ -6,7 +6,7 @@
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
-  its ``Cost``.
+  its ``Cost`` (a :class:`diffsim.costs.Cost`; other costs of that protocol add to it).
 - :mod:`.limits`: soft joint limits stable at any dt (``soft_limit_gains``, ``LimitGains``):
   gains from each joint's inertia and dt, stops linearly implicit in their joint.
 - :mod:`.reference`: NumPy versions of the same algorithms (6x6 matrices), for tests.

@@ -10,17 +10,20 @@ the tape, one value per robot): ``mass`` (B, nb), ``com`` (B, nb, 3), ``inertia`
     qd_t+1  = qd_t + dt qdd_t
     q_t+1   = q_t + dt qd_t+1
 
-Loss (:class:`Cost`), summed over the robots::
+Loss: the sum of the system's ``costs`` (the :mod:`diffsim.costs` protocol). The robots' own
+:class:`Cost` (at most one; ``cost=`` is shorthand for it), summed over the robots::
 
     L = sum_t dt [ w_u |tau_t|^2 + sum_i wq_i (q_i - q*_i)^2 + wqd_i qd_i^2 + w_ee |x_ee(t) - x*(t)|^2 ]
         + sum_i wqT_i (q_i(T) - q*_i)^2 + wqdT_i qd_i(T)^2 + w_eeT |x_ee(T) - x*(T)|^2
 
 x_ee is a point on a chosen link (m, world), x*(t) its target (a fixed point, one per robot, or
-a trajectory of T+1 points for tracking).
+a trajectory of T+1 points for tracking). Its running terms are computed inside the step
+kernel (the weights live in the system's arrays); other costs, e.g. a ``NumpyCost`` on "q",
+add to it through the tape.
 
 All B robots advance in one kernel launch per segment of steps (parallel over robots, serial
-over time and bodies). Per-step intermediates live in a workspace (Pinocchio's Data) of one segment; the
-adjoint of a segment recomputes that segment's forward pass first when the workspace holds
+over time and bodies). Per-step intermediates live in a workspace of one segment (``data``,
+Pinocchio's name; layout ``kernels.DATA``); the adjoint of a segment recomputes that segment's forward pass first when the workspace holds
 another one (one extra forward per segment), so the workspace memory is O(segment), not O(T).
 """
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import costs as costs_module
 from ..errors import ConfigError
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
@@ -42,12 +46,18 @@ PLAUSIBLE_QD = 1e4
 """Largest plausible |qd| (rad/s or m/s); beyond it the state is a divergence."""
 
 
-@dataclass
-class Cost:
-    """Weights and targets of the loss (see the module doc). Per-joint entries are scalars or
-    (nb,) arrays; ``q_target`` may also be (B, nb); ``ee_target`` (3,), (B, 3) or (T+1, B, 3)
-    (indexed by time, the last row repeating). Units: effort 1/(N^2 m^2 s) (joint torques),
-    q weights 1/(rad^2 s) running and 1/rad^2 terminal, end-effector weights 1/(m^2 s) and 1/m^2.
+@dataclass(eq=False)
+class Cost(costs_module.Cost):
+    """The robots' tracking and effort cost (see the module doc), a :class:`diffsim.costs.Cost`:
+    give it to ``ArticulatedSystem(cost=...)`` or among its ``costs=[...]`` (at most one per
+    system: its terms are computed inside the fused step kernel, with the weights the system
+    installs). Per-joint entries are scalars or (nb,) arrays; ``q_target`` may also be (B, nb);
+    ``ee_target`` (3,), (B, 3) or (T+1, B, 3) (indexed by time, the last row repeating). Units:
+    effort 1/(N^2 m^2 s) (joint torques), q weights 1/(rad^2 s) running and 1/rad^2 terminal,
+    end-effector weights 1/(m^2 s) and 1/m^2. Weights must be >= 0.
+
+    ``running``: adds the running terms the step kernel wrote for steps t0..t1-1;
+    ``terminal``: forward kinematics of the last state and the terminal terms.
     """
 
     effort: float = 0.0
@@ -62,9 +72,46 @@ class Cost:
     ee_weight: float = 0.0
     ee_weight_final: float = 0.0
 
+    def _system(self, system):
+        if not isinstance(system, ArticulatedSystem) or system.cost is not self:
+            raise ConfigError("an articulated Cost must be given to the ArticulatedSystem it measures "
+                              "(ArticulatedSystem(cost=...) or costs=[...], or system.set_cost(...)), not to a "
+                              "Rollout or another system: its terms are computed inside the step kernel with the "
+                              "weights the system installs")
+        return system
+
+    def running(self, system, x, u, slot0, t0, t1, loss):
+        """sum_{t0 <= t < t1} of the running terms, written by the step kernel (one launch)."""
+        _, cst = self._system(system)._workspace(t1 - t0)
+        return [launch(K.running_sum, cst, t1 - t0, loss)]
+
+    def terminal(self, system, x, slot, loss):
+        """Forward kinematics of the state in ``slot`` and the terminal terms (one launch)."""
+        system = self._system(system)
+        a = system.arrays
+        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, system._qw, system._eet, system._terminal_data,
+                system.ee_body, slot, _BIG, loss)
+        return [launch(K.terminal, *args)]
+
+
+def _cost_list(cost, costs) -> list:
+    """The system's cost terms: ``cost`` (the shorthand) first, then ``costs``; each a
+    diffsim.costs.Cost, at most one articulated Cost."""
+    if costs is None or isinstance(costs, (str, bytes)) or not hasattr(costs, "__iter__"):
+        costs = [costs]
+    out = ([] if cost is None else [cost]) + list(costs)
+    for c in out:
+        if not isinstance(c, costs_module.Cost):
+            raise ConfigError(f"{c!r:.80} is not a cost: give a diffsim.articulated.Cost(...) or the ready and Python "
+                              "costs of diffsim.costs (NumpyCost, TorchCost, ApexHeight, ...)")
+    if sum(isinstance(c, Cost) for c in out) > 1:
+        raise ConfigError("at most one articulated Cost per ArticulatedSystem (cost= and costs= together gave "
+                          f"{sum(isinstance(c, Cost) for c in out)}): merge their weights into one Cost")
+    return out
+
 
 class _Advance:
-    """K.advance as a launchable that records which segment the workspace (Pinocchio's Data) holds."""
+    """K.advance as a launchable that records which segment the workspace holds."""
 
     def __init__(self, system, key):
         self.system, self.key = system, key
@@ -81,10 +128,13 @@ class ArticulatedSystem(System):
     """B robots of one :class:`~diffsim.articulated.model.Model` for :class:`diffsim.Rollout`.
 
     model: the robot. batch: B, the number of robots stepped together. dt: time step (s).
-    contact: :class:`GroundContact` for the model's contact points. cost: :class:`Cost`.
+    contact: :class:`GroundContact` for the model's contact points. cost: the robots'
+    :class:`Cost` (shorthand for putting it first in ``costs``). costs: cost terms of
+    :mod:`diffsim.costs` whose sum is the loss: at most one articulated :class:`Cost`, plus
+    ready and Python costs on the trajectory (``NumpyCost`` on "q" or "qd", ...).
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
     q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
-    many as fit a 32 MB workspace (Pinocchio's Data), at most 100).
+    many as fit a 32 MB workspace, at most 100).
 
     ``limits``: the soft-limit gains the robots step with (chosen per joint from its inertia
     and dt unless the model gives them; given gains that are unstable at dt raise a
@@ -93,7 +143,8 @@ class ArticulatedSystem(System):
     """
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
-                 cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
+                 cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None,
+                 costs=()):
         if not isinstance(model, Model):
             raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
                               f"planar_arm, ...), got {type(model).__name__}")
@@ -116,7 +167,9 @@ class ArticulatedSystem(System):
         self.q0 = np.zeros((B, nb))
         self.qd0 = np.zeros((B, nb))
         self.set_initial_state(q=np.zeros(nb) if q0 is None else q0, qd=np.zeros(nb) if qd0 is None else qd0)
-        self.set_cost(cost or Cost())
+        self.costs = _cost_list(cost, costs)
+        self.cost = None
+        self.set_cost(next((c for c in self.costs if isinstance(c, Cost)), None))
 
     # ------------------------------------------------------------------ configuration
 
@@ -142,10 +195,18 @@ class ArticulatedSystem(System):
     def initial_state(self):
         return {"q": self.q0.copy(), "qd": self.qd0.copy()}
 
-    def set_cost(self, cost: Cost):
-        """Install the weights and targets of ``cost``."""
-        if not isinstance(cost, Cost):
-            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...), got {cost!r:.80}")
+    def set_cost(self, cost: Cost | None):
+        """Install the weights and targets of the articulated ``cost`` (it replaces the one in
+        ``self.costs``; None removes it)."""
+        if cost is not None and not isinstance(cost, Cost):
+            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...) or None, got {cost!r:.80}")
+        self._install(cost or Cost())
+        self.costs = [c for c in self.costs if not isinstance(c, Cost)]
+        if cost is not None:
+            self.costs.insert(0, cost)
+        self.cost = cost
+
+    def _install(self, cost: Cost):
         m = self.model
         qw = np.zeros((self.batch, m.nb, K.COST.size))
         qw[..., K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target")
@@ -164,7 +225,6 @@ class ArticulatedSystem(System):
             self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
         else:
             self.ee_body, point = -1, np.zeros(3)
-        self.cost = cost
         self.arrays.set_constants(effort=cost.effort, ee_weight=cost.ee_weight,
                                   ee_weight_final=cost.ee_weight_final, ee_point=point)
         self.set_ee_target(cost.ee_target)
@@ -230,14 +290,11 @@ class ArticulatedSystem(System):
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
-        _, cst = self._workspace(t1 - t0)
-        return [launch(K.running_sum, cst, t1 - t0, loss)]
+        return [lc for c in self.costs for lc in c.running(self, x, u, slot0, t0, t1, loss)]
 
     def terminal_cost(self, x, slot, loss):
-        a = self.arrays
-        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._terminal_data,
-                self.ee_body, slot, _BIG, loss)
-        return [launch(K.terminal, *args), adjoint_only(self._begin_adjoint)]
+        # the adjoint sweep runs these in reverse: _begin_adjoint first
+        return [*(lc for c in self.costs for lc in c.terminal(self, x, slot, loss)), adjoint_only(self._begin_adjoint)]
 
     def validate(self, steps):
         rows = self._eet.shape[0]
@@ -295,7 +352,7 @@ class ArticulatedSystem(System):
     def ee_positions(self, q_traj):
         """End-effector positions (m, world) along joint trajectories (T, B, nb) -> (T, B, 3),
         with each robot's current parameters."""
-        if self.cost.ee_link is None:
+        if self.cost is None or self.cost.ee_link is None:
             raise ConfigError("the cost has no ee_link: set Cost(ee_link=...)")
         q_traj = np.asarray(q_traj, dtype=float)
         T, B, nb = q_traj.shape
