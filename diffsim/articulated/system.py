@@ -35,7 +35,7 @@ from .. import costs as costs_module
 from ..errors import ConfigError
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
-from .dynamics import GroundContact, ModelArrays, nd, point_position
+from .dynamics import GroundContact, ModelArrays, check_quaternions, nd, point_position
 from .limits import contact_effective_mass
 from .model import Model, finite_number, positive_int, positive_number, real_array
 
@@ -89,8 +89,8 @@ class Cost(costs_module.Cost):
         """Forward kinematics of the state in ``slot`` and the terminal terms (one launch)."""
         system = self._system(system)
         a = system.arrays
-        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, system._qw, system._eet, system._terminal_data,
-                system.ee_body, slot, _BIG, loss)
+        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
+                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating)
         return [launch(K.terminal, *args)]
 
 
@@ -156,17 +156,18 @@ class ArticulatedSystem(System):
         self.limits = self.arrays.limits
         self.batch = B = self.arrays.batch
         nb = model.nb
-        self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
-        self.control_shapes = {"tau": (B, nb)}
+        self.state_shapes = {"q": (B, model.nq), "qd": (B, model.nv)}
+        self.control_shapes = {"tau": (B, model.nv)}
         per_slot = B * (nb + 1) * K.DATA.size
         self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
                         else max(1, min(100, (1 << 22) // per_slot)))
         self._data = self._cst = None
         self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
         self._holds = None
-        self.q0 = np.zeros((B, nb))
-        self.qd0 = np.zeros((B, nb))
-        self.set_initial_state(q=np.zeros(nb) if q0 is None else q0, qd=np.zeros(nb) if qd0 is None else qd0)
+        self.q0 = np.zeros((B, model.nq))
+        self.qd0 = np.zeros((B, model.nv))
+        self.set_initial_state(q=model.neutral_configuration() if q0 is None else q0,
+                               qd=np.zeros(model.nv) if qd0 is None else qd0)
         self.costs = _cost_list(cost, costs)
         self.cost = None
         self.set_cost(next((c for c in self.costs if isinstance(c, Cost)), None))
@@ -174,8 +175,7 @@ class ArticulatedSystem(System):
     # ------------------------------------------------------------------ configuration
 
     def _per_robot(self, value, name, shape_tail=None):
-        nb = self.model.nb
-        tail = (nb,) if shape_tail is None else shape_tail
+        tail = shape_tail
         v = real_array(value, name)
         if v.shape in ((), tail):
             v = np.broadcast_to(v, (self.batch, *tail))
@@ -186,11 +186,16 @@ class ArticulatedSystem(System):
         return np.ascontiguousarray(v)
 
     def set_initial_state(self, q=None, qd=None):
-        """Initial joint positions and velocities, (nb,) or (B, nb)."""
+        """Initial joint positions (nq,) or (B, nq) and velocities (nv,) or (B, nv) (a free
+        root: position, unit quaternion (w, x, y, z); angular and linear velocity in body
+        coordinates)."""
+        m = self.model
         if q is not None:
-            self.q0 = self._per_robot(q, "q0")
+            q = self._per_robot(q, "q0", (m.nq,))
+            check_quaternions(m, q, "q0")
+            self.q0 = q
         if qd is not None:
-            self.qd0 = self._per_robot(qd, "qd0")
+            self.qd0 = self._per_robot(qd, "qd0", (m.nv,))
 
     def initial_state(self):
         return {"q": self.q0.copy(), "qd": self.qd0.copy()}
@@ -209,10 +214,12 @@ class ArticulatedSystem(System):
     def _install(self, cost: Cost):
         m = self.model
         qw = np.zeros((self.batch, m.nb, K.COST.size))
-        qw[..., K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target")
-        for col, name in ((K.COST.q_weight, "q_weight"), (K.COST.qd_weight, "qd_weight"), (K.COST.q_weight_final, "q_weight_final"),
-                          (K.COST.qd_weight_final, "qd_weight_final")):
-            qw[..., col] = self._per_robot(getattr(cost, name), f"Cost.{name}")
+        joints = slice(1, None) if m.floating else slice(None)   # 1-DOF joints: no weights on a free root
+        nj = m.nb - 1 if m.floating else m.nb
+        qw[:, joints, K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target", (nj,))
+        for col, name in ((K.COST.q_weight, "q_weight"), (K.COST.qd_weight, "qd_weight"),
+                          (K.COST.q_weight_final, "q_weight_final"), (K.COST.qd_weight_final, "qd_weight_final")):
+            qw[:, joints, col] = self._per_robot(getattr(cost, name), f"Cost.{name}", (nj,))
             if np.any(qw[..., col] < 0):
                 raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
                                   f"got {getattr(cost, name)!r}")
@@ -283,8 +290,8 @@ class ArticulatedSystem(System):
         n = t1 - t0
         data, cst = self._workspace(n)
         a = self.arrays
-        args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, self.ee_body, a.ncp, slot0, t0, t1)
+        args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
+                data, cst, self.ee_body, a.ncp, slot0, t0, t1, self.model.floating)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
@@ -339,18 +346,21 @@ class ArticulatedSystem(System):
         return {"q": PLAUSIBLE_Q, "qd": PLAUSIBLE_QD}
 
     def control_limits(self):
-        """{"tau": (lower, upper)}, each (B, nb) (N m or N): +-the joints' effort limits
-        (URDF ``<limit effort=...>``, inf where unset); 0 on passive joints, whose control is
-        ignored. For ``Parameter("tau", bounds="effort")``."""
+        """{"tau": (lower, upper)}, each (B, nv) (N m or N): +-the joints' effort limits
+        (URDF ``<limit effort=...>``, inf where unset); 0 on passive joints (and a free root),
+        whose control is ignored. For ``Parameter("tau", bounds="effort")``."""
         m = self.model
-        effort = np.where(np.asarray(m.actuated, bool), np.asarray(m.effort, float), 0.0)
-        upper = np.broadcast_to(effort, (self.batch, m.nb)).copy()
+        effort = np.zeros(m.nv)
+        for i, v in enumerate(m.v_index):
+            n = 6 if m.floating and i == 0 else 1
+            effort[v:v + n] = m.effort[i] if m.actuated[i] else 0.0
+        upper = np.broadcast_to(effort, (self.batch, m.nv)).copy()
         return {"tau": (-upper, upper)}
 
     # ------------------------------------------------------------------ helpers
 
     def ee_positions(self, q_traj):
-        """End-effector positions (m, world) along joint trajectories (T, B, nb) -> (T, B, 3),
+        """End-effector positions (m, world) along joint trajectories (T, B, nq) -> (T, B, 3),
         with each robot's current parameters."""
         if self.cost is None or self.cost.ee_link is None:
             raise ConfigError("the cost has no ee_link: set Cost(ee_link=...)")
