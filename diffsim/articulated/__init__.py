@@ -1,18 +1,18 @@
 """Articulated robots: kinematic trees, Featherstone's algorithms on Taichi, and a tape System.
 
-- :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, inertias,
+- :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, a free root, inertias,
   damping, armature, soft limits, contact points), ``planar_arm`` and ``cartpole``.
 - :mod:`.urdf`: ``load_urdf`` (the common URDF subset).
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
-  its ``Cost``.
+  its ``Cost`` (a :class:`diffsim.costs.Cost`; other costs of that protocol add to it).
 - :mod:`.limits`: soft joint limits stable at any dt (``soft_limit_gains``, ``LimitGains``):
   gains from each joint's inertia and dt, stops linearly implicit in their joint.
 - :mod:`.reference`: NumPy versions of the same algorithms (6x6 matrices), for tests.
 - :mod:`.spatial`: spatial vector algebra (Featherstone's notation).
 
-No floating base: the root link is welded to the world.
+The root link is welded to the world, or moves on a free joint (``floating_base=True``).
 """
 
 from .dynamics import (
@@ -27,6 +27,7 @@ from .dynamics import (
 )
 from .limits import LimitGains, soft_limit_gains
 from .model import (
+                       FREE,
                        PRISMATIC,
                        REVOLUTE,
                        Model,
@@ -39,6 +40,7 @@ from .system import ArticulatedSystem, Cost
 from .urdf import load_urdf
 
 __all__ = [
+                       "FREE",
                        "PRISMATIC",
                        "REVOLUTE",
                        "ArticulatedSystem",

@@ -12,6 +12,7 @@ Equation of motion (see :mod:`~diffsim.articulated.reference`)::
     (M(q) + diag(armature)) qdd + h(q, qd) = tau - damping qd + tau_limit(q, qd) + J^T F_contact
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,17 @@ from ..errors import ConfigError
 from ..runtime import config
 from . import kernels as K
 from .limits import LimitGains, soft_limit_gains
-from .model import NO_LIMIT, REVOLUTE, Model, check_inertia, finite_number, positive_int, positive_number, real_array
+from .model import (
+    FREE,
+    NO_LIMIT,
+    REVOLUTE,
+    Model,
+    check_inertia,
+    finite_number,
+    positive_int,
+    positive_number,
+    real_array,
+)
 from .spatial import inertia_matrix
 
 DEFAULT_DT = 0.01
@@ -110,6 +121,26 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
     return out
 
 
+def _limit_gains(model: Model, dt: float, values: dict, check: bool) -> LimitGains:
+    """soft_limit_gains of the model; for a floating base, those of its 1-DOF joints on the
+    fixed-base twin (a stop acts on its joint's subtree, whose inertia does not depend on how the
+    base is held), with zeros for the free joint."""
+    if not model.floating:
+        return soft_limit_gains(model, dt, values, check=check)
+    if model.nb == 1:
+        z = np.zeros(1)
+        return LimitGains(stiffness=z, damping=z, onset=float(model.limit_onset), dt=float(dt), inertia=np.ones(1),
+                          omega_dt=z, max_dt=np.inf, limited=np.zeros(1, bool))
+    g = soft_limit_gains(model.fixed_base(), dt, {k: v[:, 1:] for k, v in values.items()}, check=check)
+
+    def pad(a, first):
+        return np.concatenate([[first], a])
+
+    return dataclasses.replace(g, stiffness=pad(g.stiffness, 0.0), damping=pad(g.damping, 0.0),
+                               inertia=pad(g.inertia, np.inf), omega_dt=pad(g.omega_dt, 0.0),
+                               limited=pad(g.limited, False).astype(bool))
+
+
 def _unique_body_rows(inertia) -> list:
     """(robot, body) of each distinct inertia row of a (B, nb, 6) array (a batch usually
     repeats the model's values)."""
@@ -141,9 +172,11 @@ class ModelArrays:
         dt = positive_number(dt, "dt (s)")
         if limits is not None:
             dt = limits.dt  # a stop's added inertia depends on the step its gains were chosen for
-        self.limits = limits if limits is not None else soft_limit_gains(model, dt, values, check=check_limits)
+        self.limits = limits if limits is not None else _limit_gains(model, dt, values, check_limits)
         self.params = {k: nd(values[k], needs_grad) for k in self.PARAMS}
         self.par = nd([p if p >= 0 else nb for p in model.parent], dtype=ti.i32)
+        self.qix = nd(model.q_index, dtype=ti.i32)
+        self.vix = nd(model.v_index, dtype=ti.i32)
         ncp = len(model.contact_body)
         self.ncp = ncp
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
@@ -201,14 +234,43 @@ class ModelArrays:
 
 
 def _as_batch(model: Model, x, name: str):
+    """x as (B, n) (n = nq for "q", else nv), and whether it was one robot's (n,)."""
     x = real_array(x, name)
+    n = model.nq if name == "q" else model.nv
     single = x.ndim == 1
     x2 = x[None] if single else x
-    if x2.ndim != 2 or x2.shape[1] != model.nb:
-        raise ConfigError(f"{name} must have shape ({model.nb},) or (B, {model.nb}), got {x.shape}")
+    if x2.ndim != 2 or x2.shape[1] != n:
+        raise ConfigError(f"{name} must have shape ({n},) or (B, {n}), got {x.shape}")
     if not np.all(np.isfinite(x2)):
         raise ConfigError(f"{name} must be finite")
+    if name == "q":
+        check_quaternions(model, x2, name)
     return x2, single
+
+
+QUATERNION_TOL = 1e-6
+"""Largest accepted | |quaternion| - 1 | of a free joint's orientation."""
+
+
+def check_quaternions(model: Model, q, name: str):
+    """ConfigError when a free root's orientation q[..., 3:7] is not a unit quaternion."""
+    if not model.floating:
+        return
+    norm = np.linalg.norm(np.asarray(q)[..., 3:7], axis=-1)
+    bad = np.flatnonzero(np.abs(norm - 1.0) > QUATERNION_TOL)
+    if bad.size:
+        raise ConfigError(f"{name}: the free joint's orientation q[3:7] (w, x, y, z) of robot {int(bad[0])} has norm "
+                          f"{norm.reshape(-1)[bad[0]]:.6g}; it must be a unit quaternion (divide it by its norm)")
+
+
+def _qdd_of(model: Model, data_qdd):
+    """(B, nv) joint accelerations from the workspace's per-body qdd entries (B, nb, 6)."""
+    B = data_qdd.shape[0]
+    out = np.zeros((B, model.nv))
+    for i, v in enumerate(model.v_index):
+        n = 6 if model.floating and i == 0 else 1
+        out[:, v:v + n] = data_qdd[:, i, :n]
+    return out
 
 
 def _out(x, single):
@@ -225,26 +287,29 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     q2, single = _as_batch(model, q, "q")
     qd2, _ = _as_batch(model, qd, "qd")
     tau2, _ = _as_batch(model, tau, "tau")
-    B, nb = q2.shape
+    B, nb = q2.shape[0], model.nb
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
-    qs, qds = np.zeros((2, B, nb)), np.zeros((2, B, nb))
+    qs, qds = np.zeros((2, B, model.nq)), np.zeros((2, B, model.nv))
     qs[0], qds[0] = q2, qd2
+    qs[1, :] = model.neutral_configuration()
     data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
-    K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp, ma.cs,
+    K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb, ma.bc, ma.cp, ma.cs,
               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
-              -1, ma.ncp, 0, 0, 1)
-    return _out(data.to_numpy()[:, 0, :nb, K.DATA.qdd].astype(float), single)
+              -1, ma.ncp, 0, 0, 1, model.floating)
+    qdd = data.to_numpy()[:, 0, :nb, K.DATA.qdd:K.DATA.qdd + 6].astype(float)
+    return _out(_qdd_of(model, qdd), single)
 
 
 def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     q2, single = _as_batch(model, q, "q")
     qd2, _ = _as_batch(model, qd, "qd")
     qdd2, _ = _as_batch(model, qdd, "qdd")
-    B, nb = q2.shape
+    B, nb, nv = q2.shape[0], model.nb, model.nv
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
-    tau, M = nd(np.zeros((B, nb))), nd(np.zeros((B, nb, nb)))
-    K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.cb, ma.bc, ma.cp,
-                       ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M)
+    tau, M = nd(np.zeros((B, nv))), nd(np.zeros((B, nv, nv)))
+    K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb,
+                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, int(model.floating),
+                       tau, M)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -260,7 +325,8 @@ def crba(model: Model, q, params=None):
     """Composite-rigid-body algorithm: the joint-space inertia M(q) + diag(armature), (nb, nb)
     or (B, nb, nb) (kg m^2, kg)."""
     q2, single = _as_batch(model, q, "q")
-    _, M, _ = _inverse_dynamics(model, q2, np.zeros_like(q2), np.zeros_like(q2), params, None)
+    zero = np.zeros((q2.shape[0], model.nv))
+    _, M, _ = _inverse_dynamics(model, q2, zero, zero, params, None)
     return _out(M, single)
 
 
@@ -268,11 +334,12 @@ def body_poses(model: Model, q, params=None):
     """Forward kinematics: world rotation R (B, nb, 3, 3; body axes in world coordinates) and
     origin p (B, nb, 3) (m) of every body ((nb, 3, 3), (nb, 3) for one robot)."""
     q2, single = _as_batch(model, q, "q")
-    B, nb = q2.shape
+    B, nb = q2.shape[0], model.nb
     ma = ModelArrays(model, B, params)
     data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
-    K.terminal(nd(q2[None]), nd(np.zeros((1, B, nb))), *ma.param_args()[:4], ma.par, ma.bc, ma.cs,
-               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)))
+    K.terminal(nd(q2[None]), nd(np.zeros((1, B, model.nv))), *ma.param_args()[:4], ma.par, ma.qix, ma.vix, ma.bc,
+               ma.cs, nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)),
+               model.floating)
     s = data.to_numpy()[:, 0, :nb].astype(float)
     R = s[..., K.DATA.R_world:K.DATA.R_world + 9].reshape(B, nb, 3, 3)
     p = s[..., K.DATA.p_world:K.DATA.p_world + 3]
@@ -289,6 +356,13 @@ def link_pose(model: Model, q, link: str, params=None):
     return Rb @ Rl, np.einsum("...ij,j->...i", Rb, pl) + pb
 
 
+def _skew_batch(d):
+    """(B, 3, 3) cross-product matrices of (B, 3) vectors."""
+    z = np.zeros(len(d))
+    return np.stack([np.stack([z, -d[:, 2], d[:, 1]], -1), np.stack([d[:, 2], z, -d[:, 0]], -1),
+                     np.stack([-d[:, 1], d[:, 0], z], -1)], 1)
+
+
 def _frame(model, link):
     if link not in model.frames:
         raise ConfigError(f"unknown link '{link}'; links are {sorted(model.frames)}")
@@ -302,15 +376,23 @@ def point_position(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=Non
 
 
 def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=None):
-    """Jacobian d x / d q (3, nb) or (B, 3, nb) of the world position x of a point on ``link``:
-    column j is a_j x (x - o_j) for a revolute ancestor joint j (axis a_j, origin o_j in
-    world coordinates), a_j for a prismatic one, 0 for joints that do not move the point."""
+    """Jacobian J (3, nv) or (B, 3, nv) of the world position x of a point on ``link``, with
+    dx/dt = J qd: column j is a_j x (x - o_j) for a revolute ancestor joint j (axis a_j, origin
+    o_j in world coordinates), a_j for a prismatic one, 0 for joints that do not move the point;
+    for a free root (velocity (w, v) in body coordinates, rotation R, origin p) the six columns
+    are -[x - p]x R and R. (For a fixed base, J = dx/dq.)"""
     q2, single = _as_batch(model, q, "q")
     R, p = body_poses(model, q2, params)
     x = point_position(model, q2, link, point, params)
     b = _frame(model, link)[0]
-    J = np.zeros((q2.shape[0], 3, model.nb))
+    J = np.zeros((q2.shape[0], 3, model.nv))
     for j in (model.ancestors(b) if b >= 0 else []):
+        v = model.v_index[j]
+        if model.jtype[j] == FREE:  # x' = R v + (R w) x (x - p): columns -[x - p]x R, then R
+            d = x - p[:, j]
+            J[:, :, v:v + 3] = -np.einsum("bij,bjk->bik", _skew_batch(d), R[:, j])
+            J[:, :, v + 3:v + 6] = R[:, j]
+            continue
         a = R[:, j] @ model.axis[j]
-        J[:, :, j] = np.cross(a, x - p[:, j]) if model.jtype[j] == REVOLUTE else a
+        J[:, :, v] = np.cross(a, x - p[:, j]) if model.jtype[j] == REVOLUTE else a
     return _out(J, single)

@@ -56,12 +56,15 @@ from .spatial import (
     dot,
     inertia6,
     inertia_apply,
+    inverse3,
     mm,
     msub,
     mtm,
     mtv,
     mv,
     outer,
+    quat_matrix,
+    quat_step,
     rigid_inertia,
     rotation_T,
     shift_inertia,
@@ -98,12 +101,13 @@ class Layout:
         return "Layout(" + ", ".join(f"{k}={v}" for k, v in self.sizes.items()) + ")"
 
 
-DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=1)
+DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=6)
 """The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
 what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
 spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
 row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
-R_world (row-major) and origin p_world (m), joint acceleration qdd."""
+R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
+joint)."""
 
 BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1)
 """Per-body constants ``bc[i, :]``: E_tree (row-major 3x3), joint axis, lower and upper limit,
@@ -324,6 +328,67 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
 
 
 @ti.func
+def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.template(), com: ti.template(),
+                    inert: ti.template(), data: ti.template()):
+    """The free root (body 0 of a floating robot), parent the world: X = (R^T, p) from its
+    position p = q[0:3] and unit quaternion q[3:7], velocity v = qd[0:6] (body coordinates,
+    S = 1, so c = v x S qd = 0), rigid inertia, bias force, world pose; all to the workspace."""
+    R = quat_matrix(q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6])
+    p = (q[sl, b, 0], q[sl, b, 1], q[sl, b, 2])
+    w = (qd[sl, b, 0], qd[sl, b, 1], qd[sl, b, 2])
+    v = (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5])
+    A, Bm, C = rigid_inertia(mass[b, 0], row3(com, b, 0), inertia6(row6(inert, b, 0)))
+    hn, hf = inertia_apply(A, Bm, C, w, v)
+    bn, bf = cross_force(w, v, hn, hf)
+    st(data, s, b, 0, DATA.E, transpose(R))
+    st(data, s, b, 0, DATA.r, p)
+    st(data, s, b, 0, DATA.v, w + v)
+    st(data, s, b, 0, DATA.c, ZERO3 + ZERO3)
+    st(data, s, b, 0, DATA.IA, A + Bm + C)
+    st(data, s, b, 0, DATA.pA, bn + bf)
+    st(data, s, b, 0, DATA.R_world, R)
+    st(data, s, b, 0, DATA.p_world, p)
+
+
+@ti.func
+def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), bc: ti.template(),
+                       cs: ti.template(), data: ti.template()):
+    """The free root, after the articulated pass: a = IA^-1 (tau - pA) (its whole articulated
+    inertia; gravity is in pA's world acceleration), qdd = a - X a_world = a + (0, E g); then
+    semi-implicit Euler: qd' = qd + dt qdd, p' = p + dt R v', quaternion advanced by w'."""
+    act = bc[0, BODY.actuated]
+    pn = ld3(data, s, b, 0, DATA.pA)
+    pf = ld3(data, s, b, 0, DATA.pA + 3)
+    fn = (act * tau[t, b, 0] - pn[0], act * tau[t, b, 1] - pn[1], act * tau[t, b, 2] - pn[2])
+    ff = (act * tau[t, b, 3] - pf[0], act * tau[t, b, 4] - pf[1], act * tau[t, b, 5] - pf[2])
+    # a = IA^-1 (fn, ff) by the Schur complement of C (IA = [[A, B], [B^T, C]], symmetric positive
+    # definite); each intermediate is assigned, so Taichi keeps it as a local and does not
+    # re-expand the nested expressions (the unassigned form did not compile in 15 min)
+    A = ld33(data, s, b, 0, DATA.IA)
+    Bm = ld33(data, s, b, 0, DATA.IA + 9)
+    Ci = inverse3(ld33(data, s, b, 0, DATA.IA + 18))
+    BCi = mm(Bm, Ci)
+    Si = inverse3(msub(A, mm(BCi, transpose(Bm))))
+    aw = mv(Si, vsub(fn, mv(BCi, ff)))
+    av = mv(Ci, vsub(ff, mtv(Bm, aw)))
+    st(data, s, b, 0, DATA.a, aw + av)
+    E = ld33(data, s, b, 0, DATA.E)
+    qdd = aw + vadd(av, mv(E, (cs[CONST.gravity], cs[CONST.gravity + 1], cs[CONST.gravity + 2])))
+    st(data, s, b, 0, DATA.qdd, qdd)
+    h = cs[CONST.dt]
+    vn = (qd[sl, b, 0] + h * qdd[0], qd[sl, b, 1] + h * qdd[1], qd[sl, b, 2] + h * qdd[2],
+          qd[sl, b, 3] + h * qdd[3], qd[sl, b, 4] + h * qdd[4], qd[sl, b, 5] + h * qdd[5])
+    for k in ti.static(range(6)):
+        qd[sl + 1, b, k] = vn[k]
+    dp = mtv(E, (vn[3], vn[4], vn[5]))
+    for k in ti.static(range(3)):
+        q[sl + 1, b, k] = q[sl, b, k] + h * dp[k]
+    quat = quat_step((q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6]), (vn[0], vn[1], vn[2]), h)
+    for k in ti.static(range(4)):
+        q[sl + 1, b, 3 + k] = quat[k]
+
+
+@ti.func
 def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), data: ti.template()):
     """World position of the end-effector point (cs[CONST.ee_point:], body ee) minus its target at t."""
     pt = (cs[CONST.ee_point], cs[CONST.ee_point + 1], cs[CONST.ee_point + 2])
@@ -337,21 +402,52 @@ def vscale9(M, s):
     return tuple(m * s for m in M)
 
 
+@ti.func
+def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+               vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
+               data: ti.template(), cst: ti.template()):
+    """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd,
+    its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
+    qi, vi = qix[i], vix[i]
+    qdd = pass_accelerations(i, s, b, par, bc, data)
+    vn = qd[sl, b, vi] + cs[CONST.dt] * qdd
+    qd[sl + 1, b, vi] = vn
+    q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
+    e = q[sl, b, qi] - qw[b, i, COST.q_target]
+    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi] ** 2
+                                   + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi] ** 2)
+
+
+@ti.func
+def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                      vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
+                      bc: ti.template(), cs: ti.template(), data: ti.template()):
+    """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
+    ABA's articulated inertia handed to the parent."""
+    qi, vi = q[sl, b, qix[i]], qd[sl, b, vix[i]]
+    taui = bc[i, BODY.actuated] * tau[t, b, vix[i]] + passive_torque(i, qi, vi, damp, bc, cs, b)
+    pass_articulated(i, taui, limit_inertia(i, qi, vi, bc, cs), s, b, par, arm, bc, data)
+
+
 @ti.kernel
 def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
-            par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4, cst: _A3,
-            ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32):
+            par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
+            cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, floating: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
 
-    State t in slot slot0 + t - t0 of q, qd (slots, B, nb); torques tau (T, B, nb); workspace
-    slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one per joint:
-    dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only; the last:
-    dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are ignored.
+    (a free root: its quaternion advanced by the new angular velocity, its position by the new
+    velocity in world coordinates). State t in slot slot0 + t - t0 of q (slots, B, nq) and qd
+    (slots, B, nv); torques tau (T, B, nv); body i's joint coordinates start at q index qix[i]
+    and velocity index vix[i]; ``floating``: body 0 is on a free joint (compiled separately).
+    Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
+    per body: dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only, 0 for a
+    free root; the last: dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are
+    ignored.
     """
     for b in range(q.shape[1]):
-        nb = q.shape[2]
+        nb = mass.shape[1]
         nph = 3 * nb + ncp + 2
         for m in range((t1 - t0) * nph):
             s = m // nph
@@ -362,22 +458,34 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 world_slot(data, cs, s, b, nb)
             elif k <= nb:
                 i = k - 1
-                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
+                if ti.static(floating):
+                    if i == 0:
+                        free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+                    else:
+                        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
+                                        bc, data)
+                else:
+                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc,
+                                    data)
             elif k <= nb + ncp:
                 contact_force(k - nb - 1, s, b, cb, cp, cs, data)
             elif k <= 2 * nb + ncp:
                 i = 2 * nb + ncp - k
-                taui = bc[i, BODY.actuated] * tau[t, b, i] + passive_torque(i, q[sl, b, i], qd[sl, b, i], damp, bc, cs, b)
-                pass_articulated(i, taui, limit_inertia(i, q[sl, b, i], qd[sl, b, i], bc, cs), s, b, par, arm, bc, data)
+                if ti.static(floating):
+                    if i > 0:
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
+                else:
+                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
             elif k <= 3 * nb + ncp:
                 i = k - 2 * nb - ncp - 1
-                qdd = pass_accelerations(i, s, b, par, bc, data)
-                vn = qd[sl, b, i] + cs[CONST.dt] * qdd
-                qd[sl + 1, b, i] = vn
-                q[sl + 1, b, i] = q[sl, b, i] + cs[CONST.dt] * vn
-                e = q[sl, b, i] - qw[b, i, COST.q_target]
-                cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, i] * qd[sl, b, i]
-                                          + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, i] * tau[t, b, i])
+                if ti.static(floating):
+                    if i == 0:
+                        free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
+                        cst[b, s, 0] = 0.0
+                    else:
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+                else:
+                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
             elif ee >= 0:
                 d = ee_error(ee, t, s, b, eet, cs, data)
                 cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
@@ -385,21 +493,38 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 cst[b, s, nb] = 0.0
 
 
+@ti.func
+def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
+                   qw: ti.template(), loss: ti.template()):
+    e = q[slot, b, qix[i]] - qw[b, i, COST.q_target]
+    loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qd[slot, b, vix[i]] ** 2
+
+
 @ti.kernel
-def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, bc: _A2, cs: _A1,
-             qw: _A3, eet: _A3, data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1):
+def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2,
+             cs: _A1, qw: _A3, eet: _A3, data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1,
+             floating: ti.template()):
     """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
-    terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) + w_eeT |x_ee - x*(t)|^2 into loss[0]."""
+    terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) (1-DOF joints) + w_eeT |x_ee - x*(t)|^2
+    into loss[0]."""
     for b in range(q.shape[1]):
-        nb = q.shape[2]
+        nb = mass.shape[1]
         for k in range(nb + 2):
             if k == 0:
                 world_slot(data, cs, 0, b, nb)
             elif k <= nb:
                 i = k - 1
-                pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
-                e = q[slot, b, i] - qw[b, i, COST.q_target]
-                loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qd[slot, b, i] * qd[slot, b, i]
+                if ti.static(floating):
+                    if i == 0:
+                        free_velocities(0, b, slot, q, qd, mass, com, inert, data)
+                    else:
+                        pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert,
+                                        joff, bc, data)
+                        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
+                else:
+                    pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert, joff,
+                                    bc, data)
+                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
             elif ee >= 0:
                 d = ee_error(ee, t, 0, b, eet, cs, data)
                 loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
@@ -434,45 +559,60 @@ def zero3(a: _A3):
 
 @ti.kernel
 def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2,
-                     arm: _A2, par: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, data: _A4, ncp: ti.i32,
-                     tau: _A2, M: _A3):
-    """RNEA and CRBA of every robot (not differentiated): tau[b] = the torques giving qdd
+                     arm: _A2, par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, data: _A4,
+                     ncp: ti.i32, floating: ti.i32, tau: _A2, M: _A3):
+    """RNEA and CRBA of every robot (not differentiated): tau[b] (nv,) = the torques giving qdd
     (with damping, limits and their added inertia, armature and ground contact as in
-    ``advance``; for a passive joint,
-    what an actuator there would have to supply) and
-    M[b] = M(q) + diag(armature). State in slot 0 of q, qd."""
+    ``advance``; for a passive joint, what an actuator there would have to supply; for a free
+    root, the wrench (moment, force; body coordinates) that would have to act on it) and
+    M[b] (nv, nv) = M(q) + diag(armature). State in slot 0 of q, qd; ``floating``: 1 when body
+    0 is on a free joint."""
     for b in range(q.shape[1]):
-        nb = q.shape[2]
+        nb = mass.shape[1]
         world_slot(data, cs, 0, b, nb)
         for i in range(nb):
-            pass_velocities(i, q[0, b, i], qd[0, b, i], 0, b, par, mass, com, inert, joff, bc, data)
+            if floating == 1 and i == 0:
+                free_velocities(0, b, 0, q, qd, mass, com, inert, data)
+            else:
+                pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data)
         for k in range(ncp):
             contact_force(k, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
         for i in range(nb):
-            rev = bc[i, BODY.revolute]
-            ax = body_axis(bc, i)
             p = par[i]
             xw, xv = xform_motion(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), ld3(data, 0, b, p, DATA.a),
                                   ld3(data, 0, b, p, DATA.a + 3))
-            aw = vadd(vadd(xw, vscale(ax, qdd[b, i] * rev)), ld3(data, 0, b, i, DATA.c))
-            av = vadd(vadd(xv, vscale(ax, qdd[b, i] * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3))
-            st(data, 0, b, i, DATA.a, aw + av)
+            if floating == 1 and i == 0:
+                st(data, 0, b, i, DATA.a, vadd(xw, (qdd[b, 0], qdd[b, 1], qdd[b, 2]))
+                   + vadd(xv, (qdd[b, 3], qdd[b, 4], qdd[b, 5])))
+            else:
+                rev = bc[i, BODY.revolute]
+                ax = body_axis(bc, i)
+                qddi = qdd[b, vix[i]]
+                st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
+                   + vadd(vadd(xv, vscale(ax, qddi * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3)))
             fn, ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                   ld33(data, 0, b, i, DATA.IA + 18), aw, av)
+                                   ld33(data, 0, b, i, DATA.IA + 18), ld3(data, 0, b, i, DATA.a),
+                                   ld3(data, 0, b, i, DATA.a + 3))
             st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
         for k in range(nb):
             i = nb - 1 - k
-            rev = bc[i, BODY.revolute]
-            ax = body_axis(bc, i)
             fn = ld3(data, 0, b, i, DATA.U)
             ff = ld3(data, 0, b, i, DATA.U + 3)
-            tau[b, i] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
-                         + (arm[b, i] + limit_inertia(i, q[0, b, i], qd[0, b, i], bc, cs)) * qdd[b, i]
-                         - passive_torque(i, q[0, b, i], qd[0, b, i], damp, bc, cs, b))
-            pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
-            add(data, 0, b, par[i], DATA.U, pn + pf)
+            if floating == 1 and i == 0:
+                for c in ti.static(range(3)):
+                    tau[b, c] = fn[c]
+                    tau[b, 3 + c] = ff[c]
+            else:
+                rev = bc[i, BODY.revolute]
+                ax = body_axis(bc, i)
+                qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
+                tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
+                                  + (arm[b, i] + limit_inertia(i, qi, vi, bc, cs)) * qdd[b, vix[i]]
+                                  - passive_torque(i, qi, vi, damp, bc, cs, b))
+                pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
+                add(data, 0, b, par[i], DATA.U, pn + pf)
         # CRBA: composite inertias, leaves to root
         for k in range(nb):
             i = nb - 1 - k
@@ -482,22 +622,41 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             Cr = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 18)), E)
             An, Bn, Cn = shift_inertia(skew3(ld3(data, 0, b, i, DATA.r)), Ar, Br, Cr)
             add(data, 0, b, par[i], DATA.IA, An + Bn + Cn)
-        # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F
+        # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F (S = 1 for a free root)
         for i in range(nb):
-            rev = bc[i, BODY.revolute]
-            ax = body_axis(bc, i)
-            Fn, Ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                   ld33(data, 0, b, i, DATA.IA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
-            M[b, i, i] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
-            st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
-            j = i
-            while par[j] < nb:
-                Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r), ld3(data, 0, b, i, DATA.U),
-                                       ld3(data, 0, b, i, DATA.U + 3))
-                st(data, 0, b, i, DATA.U, Gn + Gf)
-                j = par[j]
-                rj = bc[j, BODY.revolute]
-                aj = body_axis(bc, j)
-                Mij = dot(aj, Gn) * rj + dot(aj, Gf) * (1.0 - rj)
-                M[b, i, j] = Mij
-                M[b, j, i] = Mij
+            if floating == 1 and i == 0:
+                A = ld33(data, 0, b, 0, DATA.IA)
+                Bm = ld33(data, 0, b, 0, DATA.IA + 9)
+                C = ld33(data, 0, b, 0, DATA.IA + 18)
+                for r in ti.static(range(3)):
+                    for c in ti.static(range(3)):
+                        M[b, r, c] = A[3 * r + c]
+                        M[b, r, 3 + c] = Bm[3 * r + c]
+                        M[b, 3 + c, r] = Bm[3 * r + c]
+                        M[b, 3 + r, 3 + c] = C[3 * r + c]
+            else:
+                rev = bc[i, BODY.revolute]
+                ax = body_axis(bc, i)
+                vi = vix[i]
+                Fn, Ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
+                                       ld33(data, 0, b, i, DATA.IA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
+                M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
+                st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
+                j = i
+                while par[j] < nb:
+                    Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r),
+                                           ld3(data, 0, b, i, DATA.U), ld3(data, 0, b, i, DATA.U + 3))
+                    st(data, 0, b, i, DATA.U, Gn + Gf)
+                    j = par[j]
+                    if floating == 1 and j == 0:
+                        for c in ti.static(range(3)):
+                            M[b, vi, c] = Gn[c]
+                            M[b, c, vi] = Gn[c]
+                            M[b, vi, 3 + c] = Gf[c]
+                            M[b, 3 + c, vi] = Gf[c]
+                    else:
+                        rj = bc[j, BODY.revolute]
+                        aj = body_axis(bc, j)
+                        Mij = dot(aj, Gn) * rj + dot(aj, Gf) * (1.0 - rj)
+                        M[b, vi, vix[j]] = Mij
+                        M[b, vix[j], vi] = Mij

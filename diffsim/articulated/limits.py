@@ -217,6 +217,8 @@ def contact_effective_mass(model: Model, params: dict | None = None) -> np.ndarr
     """(ncp,) the smallest mass (kg) each ground-contact point presents along the normal z:
     1 / (J M^-1 J^T)_zz over the sample configurations (J the point's Jacobian)."""
     sets = _parameter_sets(model, params)
+    if model.floating:  # a lower bound: the mass of the body carrying the point (the NumPy CRBA is fixed-base)
+        return np.array([min(float(p["mass"][b]) for p in sets) for b in model.contact_body])
     out = np.full(len(model.contact_body), np.inf)
     for p in sets:
         for q in sample_configurations(model):

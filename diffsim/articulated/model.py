@@ -1,8 +1,12 @@
 """Kinematic trees of links and joints: ``RobotBuilder`` assembles them, ``Model`` freezes them.
 
 A robot is a tree of *links* (rigid bodies with mass, centre of mass and inertia) joined by
-*joints* (revolute, continuous, prismatic or fixed), with a fixed base: the one link that is no
-joint's child is welded to the world (a floating base is not supported). Units: SI (m, kg, s,
+*joints* (revolute, continuous, prismatic or fixed). The one link that is no joint's child, the
+root, is welded to the world (a fixed base), or with ``RobotBuilder(floating_base=True)`` moves
+freely on a *free joint*: body 0, configuration (position (m), unit quaternion (w, x, y, z)) in
+q[0:7], velocity (angular (rad/s), linear of its origin (m/s), both in body coordinates:
+Featherstone's spatial velocity) in qd[0:6]; the 1-DOF joints follow (``Model.q_index``,
+``Model.v_index``). The free joint is not actuated (its 6 entries of tau are ignored). Units: SI (m, kg, s,
 rad, N, N m).
 
 ``finalize()`` turns the tree into Featherstone's form:
@@ -41,21 +45,24 @@ import numpy as np
 from ..errors import ConfigError
 from .spatial import inertia_matrix, inertia_six, rpy_matrix
 
-REVOLUTE, PRISMATIC = 0, 1
+REVOLUTE, PRISMATIC, FREE = 0, 1, 2
 JOINT_KINDS = {"revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC, "fixed": None}
 NO_LIMIT = 1e30
 DEFAULT_LIMIT_ONSET = 0.05
 """Onset depth (rad or m) of a soft joint limit: the stop's force fades in over it."""
 
 
-def _gain(value, nb, name):
-    """None, or a scalar/(nb,) soft-limit gain as an (nb,) array."""
+def _gain(value, nb, name, floating=False):
+    """None, or a scalar/(nj,) soft-limit gain (nj 1-DOF joints) as an (nb,) array (0 for a
+    free root, which has no limit)."""
     if value is None:
         return None
+    nj = nb - 1 if floating else nb
     v = np.asarray(value, dtype=float)
-    if v.shape not in ((), (nb,)):
-        raise ConfigError(f"{name} must be a scalar or one value per moving joint ({nb}), got shape {v.shape}")
-    return np.broadcast_to(v, (nb,)).copy()
+    if v.shape not in ((), (nj,)):
+        raise ConfigError(f"{name} must be a scalar or one value per moving joint ({nj}), got shape {v.shape}")
+    v = np.broadcast_to(v, (nj,))
+    return np.concatenate([[0.0], v]) if floating else v.copy()
 
 
 @dataclass
@@ -167,6 +174,9 @@ def _vec3(value, what):
 class RobotBuilder:
     """Assemble a robot link by link, joint by joint, then ``finalize()`` into a :class:`Model`.
 
+    ``floating_base``: the root link moves freely (a free joint, see the module doc) instead of
+    being welded to the world.
+
     Example: a two-link planar arm swinging about y in the x-z plane, gravity along -z::
 
         rb = RobotBuilder("arm")
@@ -178,12 +188,15 @@ class RobotBuilder:
         model = rb.finalize()
     """
 
-    def __init__(self, name: str = "robot", gravity=(0.0, 0.0, -9.81)):
+    def __init__(self, name: str = "robot", gravity=(0.0, 0.0, -9.81), floating_base: bool = False):
         self.name = name
         self.gravity = _vec3(gravity, "gravity")
+        if not isinstance(floating_base, (bool, np.bool_)):
+            raise ConfigError(f"floating_base must be True or False, got {floating_base!r}")
+        self.floating_base = bool(floating_base)
         self.links: dict[str, LinkSpec] = {}
         self.joints: dict[str, JointSpec] = {}
-        self.contacts: list[tuple[str, np.ndarray]] = []
+        self.contacts: list[tuple[str, np.ndarray, float]] = []
 
     def add_link(self, name: str, mass: float = 0.0, com=(0.0, 0.0, 0.0), inertia=None) -> str:
         """A link: mass (kg), centre of mass (m, link frame), inertia about the centre of mass
@@ -220,7 +233,7 @@ class RobotBuilder:
             raise ConfigError(f"joint '{name}' is defined twice")
         if kind not in JOINT_KINDS:
             raise ConfigError(f"joint '{name}': type '{kind}' is not supported; use one of "
-                              f"{sorted(JOINT_KINDS)} (a floating base is not supported)")
+                              f"{sorted(JOINT_KINDS)} (for a floating base: RobotBuilder(floating_base=True))")
         a = _vec3(axis, f"joint '{name}' axis")
         if JOINT_KINDS[kind] is not None:
             norm = np.linalg.norm(a)
@@ -245,10 +258,17 @@ class RobotBuilder:
                                       np.inf if effort is None else float(effort), bool(actuated))
         return name
 
-    def add_contact_point(self, link: str, point=(0.0, 0.0, 0.0)):
+    def add_contact_point(self, link: str, point=(0.0, 0.0, 0.0), radius: float = 0.0):
         """A point (m, in ``link``'s frame) that touches the ground plane z = ground height
-        through the shared penalty contact model (diffsim.contact)."""
-        self.contacts.append((link, _vec3(point, f"contact point on '{link}'")))
+        through the shared penalty contact model (diffsim.contact); with a ``radius`` (m) > 0,
+        a sphere centred there (it touches with its lowest point, where friction acts)."""
+        r = finite_number(radius, f"contact point on '{link}': radius (m)")
+        if r < 0:
+            raise ConfigError(f"contact point on '{link}': radius {r} m must be >= 0")
+        if r > 0:
+            raise ConfigError(f"contact point on '{link}': contact spheres (radius > 0) are not supported yet; "
+                              "use points (radius 0)")
+        self.contacts.append((link, _vec3(point, f"contact point on '{link}'"), r))
 
     def finalize(self, limit_stiffness=None, limit_damping=None, limit_onset: float = DEFAULT_LIMIT_ONSET) -> Model:
         """Check the tree, merge fixed joints, order bodies parent-first; return the Model.
@@ -290,6 +310,11 @@ class RobotBuilder:
         # frames[link] = (body index or -1 for the world, R (link axes in body coords), p (m))
         frames: dict[str, tuple[int, np.ndarray, np.ndarray]] = {root: (-1, np.eye(3), np.zeros(3))}
         bodies: list[dict] = []
+        if self.floating_base:  # body 0: the root link on a free joint (position + unit quaternion)
+            free = JointSpec(f"{root}_free", "free", "world", root, np.zeros(3), np.zeros(3), np.zeros(3),
+                             actuated=False)
+            bodies.append({"joint": free, "parent": -1, "E_tree": np.eye(3), "offset": np.zeros(3)})
+            frames[root] = (0, np.eye(3), np.zeros(3))
         order = [root]
         k = 0
         while k < len(order):
@@ -299,7 +324,7 @@ class RobotBuilder:
             for j in children_of[link]:
                 Rj = Rl @ rpy_matrix(j.rpy)
                 pj = pl + Rl @ j.xyz
-                if JOINT_KINDS[j.kind] is None:
+                if JOINT_KINDS.get(j.kind) is None:
                     frames[j.child] = (body, Rj, pj)
                 else:
                     bodies.append({"joint": j, "parent": body, "E_tree": Rj.T, "offset": pj})
@@ -337,30 +362,39 @@ class RobotBuilder:
             inertia[b] = inertia_six(0.5 * (Ic + Ic.T))
         joints = [bd["joint"] for bd in bodies]
         contacts = []
-        for link, point in self.contacts:
+        for link, point, radius in self.contacts:
             if link not in frames:
                 raise ConfigError(f"contact point on unknown link '{link}'; links are {sorted(self.links)}")
             b, R, p = frames[link]
             if b < 0:
                 raise ConfigError(f"contact point on link '{link}', which is welded to the world: "
                                   "it can never move; put it on a moving link")
-            contacts.append((b, R @ point + p))
+            contacts.append((b, R @ point + p, radius))
         model = Model(
             name=self.name, gravity=self.gravity.copy(), root=root,
             body_names=tuple(j.child for j in joints), joint_names=tuple(j.name for j in joints),
             parent=tuple(int(bd["parent"]) for bd in bodies),
-            jtype=tuple(JOINT_KINDS[j.kind] for j in joints),
+            jtype=tuple(FREE if j.kind == "free" else JOINT_KINDS[j.kind] for j in joints),
             axis=np.array([j.axis for j in joints]), E_tree=np.array([bd["E_tree"] for bd in bodies]),
             joint_offset=np.array([bd["offset"] for bd in bodies]), mass=mass, com=com, inertia=inertia,
             damping=np.array([j.damping for j in joints]), armature=np.array([j.armature for j in joints]),
             lower=np.array([j.lower for j in joints]), upper=np.array([j.upper for j in joints]),
             effort=np.array([j.effort for j in joints]), actuated=np.array([j.actuated for j in joints]),
-            limit_stiffness=_gain(limit_stiffness, nb, "limit_stiffness"),
-            limit_damping=_gain(limit_damping, nb, "limit_damping"), limit_onset=float(limit_onset),
+            limit_stiffness=_gain(limit_stiffness, nb, "limit_stiffness", self.floating_base),
+            limit_damping=_gain(limit_damping, nb, "limit_damping", self.floating_base),
+            limit_onset=float(limit_onset),
             frames={n: (b, R.copy(), p.copy()) for n, (b, R, p) in frames.items()},
-            contact_body=tuple(int(b) for b, _ in contacts),
-            contact_point=np.array([p for _, p in contacts]).reshape(-1, 3))
-        check_joint_inertia(model)
+            contact_body=tuple(int(c[0]) for c in contacts),
+            contact_point=np.array([c[1] for c in contacts]).reshape(-1, 3),
+            contact_radius=np.array([c[2] for c in contacts], dtype=float), floating=self.floating_base)
+        if model.floating:
+            lam = np.linalg.eigvalsh(inertia_matrix(model.inertia[0]))
+            if lam[0] <= INERTIA_RTOL * max(lam[-1], 1e-300):
+                raise ConfigError(f"root link '{root}' of the floating robot '{self.name}' (with the links welded to "
+                                  f"it) has no rotational inertia about some axis (principal moments {_fmt(lam)}), "
+                                  "so its free joint's acceleration is undefined: give it an inertia")
+        if model.nv > (6 if model.floating else 0):
+            check_joint_inertia(model.fixed_base() if model.floating else model)
         return model
 
 
@@ -423,7 +457,9 @@ class Model:
     frames: dict = field(repr=False)
     contact_body: tuple = ()
     contact_point: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    contact_radius: np.ndarray = field(default_factory=lambda: np.zeros(0))
     limit_onset: float = DEFAULT_LIMIT_ONSET
+    floating: bool = False
 
     PARAMETERS = ("mass", "com", "inertia", "joint_offset", "damping", "armature")
 
@@ -434,7 +470,58 @@ class Model:
 
     @property
     def ndof(self) -> int:
-        return len(self.parent)
+        """Degrees of freedom (= nv)."""
+        return self.nv
+
+    @property
+    def nq(self) -> int:
+        """Length of the configuration q: one per 1-DOF joint, plus 7 for a free joint (position
+        (m) and unit quaternion (w, x, y, z) of the root body in the world)."""
+        return self.nb + 6 if self.floating else self.nb
+
+    @property
+    def nv(self) -> int:
+        """Length of the velocity qd (and of the torques tau): one per 1-DOF joint, plus 6 for a
+        free joint (the root body's angular velocity (rad/s) and the velocity of its origin (m/s),
+        both in body coordinates: Featherstone's spatial velocity)."""
+        return self.nb + 5 if self.floating else self.nb
+
+    @property
+    def q_index(self) -> tuple:
+        """Index in q of each body's first joint coordinate."""
+        return tuple(i + 6 if self.floating and i > 0 else i for i in range(self.nb))
+
+    @property
+    def v_index(self) -> tuple:
+        """Index in qd (and tau) of each body's first joint velocity."""
+        return tuple(i + 5 if self.floating and i > 0 else i for i in range(self.nb))
+
+    def neutral_configuration(self) -> np.ndarray:
+        """q (nq,) with every joint at 0 and a free root at the origin, unrotated."""
+        q = np.zeros(self.nq)
+        if self.floating:
+            q[3] = 1.0
+        return q
+
+    def fixed_base(self) -> Model:
+        """The same robot with its root welded to the world: a floating model's 1-DOF joints
+        alone (bodies 1.. renumbered from 0; contact points on the root dropped). Used for what
+        concerns those joints only (soft-limit gains, their inertia checks)."""
+        if not self.floating:
+            return self
+        keep = [k for k, b in enumerate(self.contact_body) if b > 0]
+        return Model(
+            name=self.name, gravity=self.gravity, root=self.root, body_names=self.body_names[1:],
+            joint_names=self.joint_names[1:], parent=tuple(p - 1 for p in self.parent[1:]), jtype=self.jtype[1:],
+            axis=self.axis[1:], E_tree=self.E_tree[1:], joint_offset=self.joint_offset[1:], mass=self.mass[1:],
+            com=self.com[1:], inertia=self.inertia[1:], damping=self.damping[1:], armature=self.armature[1:],
+            lower=self.lower[1:], upper=self.upper[1:], effort=self.effort[1:], actuated=self.actuated[1:],
+            limit_stiffness=None if self.limit_stiffness is None else self.limit_stiffness[1:],
+            limit_damping=None if self.limit_damping is None else self.limit_damping[1:],
+            frames={n: (b - 1, R, p) for n, (b, R, p) in self.frames.items()},
+            contact_body=tuple(self.contact_body[k] - 1 for k in keep),
+            contact_point=self.contact_point[keep].reshape(-1, 3), contact_radius=self.contact_radius[keep],
+            limit_onset=self.limit_onset)
 
     @property
     def topology(self) -> tuple:

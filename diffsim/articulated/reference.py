@@ -21,11 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..contact import contact_normal_force_np
+from ..errors import ConfigError
 from .model import REVOLUTE, Model
 from .spatial import crf, crm, inertia_matrix, plucker, rotation_about, spatial_inertia
 
 
 def _params(model: Model, params) -> dict:
+    if model.floating:
+        raise ConfigError(f"the NumPy reference algorithms cover fixed-base robots; '{model.name}' has a floating "
+                          "base: use diffsim.articulated's aba, rnea, crba (or model.fixed_base())")
     p = model.parameters()
     if params:
         p.update({k: np.asarray(v, dtype=float) for k, v in params.items()})
@@ -131,7 +135,8 @@ def passive_torque(model: Model, q, qd, params=None, limits=None) -> np.ndarray:
 
 
 def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
-    """Spatial forces (body coordinates) of the ground contacts on each body (shared model:
+    """Spatial forces (body coordinates) of the ground contacts on each body (points, or spheres
+    touching at their lowest point; shared model:
     the C^1 normal force of :func:`diffsim.contact.contact_normal_force_np` and smoothed Coulomb friction, ground plane
     z = contact['height'], as GroundContact.as_dict() gives it)."""
     f = [np.zeros(6) for _ in range(model.nb)]
@@ -139,7 +144,8 @@ def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
         return f
     R, P = body_poses(model, q, params)
     v = velocities(model, q, qd, params)
-    for b, pt in zip(model.contact_body, model.contact_point):
+    for b, c, r in zip(model.contact_body, model.contact_point, model.contact_radius):
+        pt = c - r * R[b][2]   # the lowest point of the sphere of radius r at c (body coordinates)
         x = R[b] @ pt + P[b]
         vel = R[b] @ (v[b][3:] + np.cross(v[b][:3], pt))
         depth = contact["height"] - x[2]

@@ -258,3 +258,40 @@ def shift_inertia(R, Ar, Br, Cr):
 def inertia_to_parent(E, r, A, B, C):
     """X^T I X for X = (E, r): an inertia given in B coordinates, in A coordinates."""
     return shift_inertia(skew3(r), mm(mtm(E, A), E), mm(mtm(E, B), E), mm(mtm(E, C), E))
+
+
+# ---------------------------------------------------------------------------- free joint
+
+
+@_scalar
+def quat_matrix(qw, qx, qy, qz):
+    """Rotation matrix (row-major) of the unit quaternion (w, x, y, z): body axes in world
+    coordinates."""
+    return (1.0 - 2.0 * (qy * qy + qz * qz), 2.0 * (qx * qy - qw * qz), 2.0 * (qx * qz + qw * qy),
+            2.0 * (qx * qy + qw * qz), 1.0 - 2.0 * (qx * qx + qz * qz), 2.0 * (qy * qz - qw * qx),
+            2.0 * (qx * qz - qw * qy), 2.0 * (qy * qz + qw * qx), 1.0 - 2.0 * (qx * qx + qy * qy))
+
+
+@_scalar
+def quat_step(quat, w, h):
+    """quat (w, x, y, z) advanced by the body angular velocity w (rad/s) over h (s): the first
+    order update quat + h/2 quat (x) (0, w), renormalised (smooth, exact to O(h^2))."""
+    a, b, c, d = quat
+    n = (a - 0.5 * h * (b * w[0] + c * w[1] + d * w[2]),
+         b + 0.5 * h * (a * w[0] + c * w[2] - d * w[1]),
+         c + 0.5 * h * (a * w[1] + d * w[0] - b * w[2]),
+         d + 0.5 * h * (a * w[2] + b * w[1] - c * w[0]))
+    s = 1.0 / (n[0] * n[0] + n[1] * n[1] + n[2] * n[2] + n[3] * n[3]) ** 0.5
+    return (n[0] * s, n[1] * s, n[2] * s, n[3] * s)
+
+
+@_scalar
+def inverse3(M):
+    """Inverse of a 3x3 (row-major) by cofactors."""
+    c00 = M[4] * M[8] - M[5] * M[7]
+    c01 = M[5] * M[6] - M[3] * M[8]
+    c02 = M[3] * M[7] - M[4] * M[6]
+    inv_det = 1.0 / (M[0] * c00 + M[1] * c01 + M[2] * c02)
+    return (c00 * inv_det, (M[2] * M[7] - M[1] * M[8]) * inv_det, (M[1] * M[5] - M[2] * M[4]) * inv_det,
+            c01 * inv_det, (M[0] * M[8] - M[2] * M[6]) * inv_det, (M[2] * M[3] - M[0] * M[5]) * inv_det,
+            c02 * inv_det, (M[1] * M[6] - M[0] * M[7]) * inv_det, (M[0] * M[4] - M[1] * M[3]) * inv_det)

@@ -10,17 +10,20 @@ the tape, one value per robot): ``mass`` (B, nb), ``com`` (B, nb, 3), ``inertia`
     qd_t+1  = qd_t + dt qdd_t
     q_t+1   = q_t + dt qd_t+1
 
-Loss (:class:`Cost`), summed over the robots::
+Loss: the sum of the system's ``costs`` (the :mod:`diffsim.costs` protocol). The robots' own
+:class:`Cost` (at most one; ``cost=`` is shorthand for it), summed over the robots::
 
     L = sum_t dt [ w_u |tau_t|^2 + sum_i wq_i (q_i - q*_i)^2 + wqd_i qd_i^2 + w_ee |x_ee(t) - x*(t)|^2 ]
         + sum_i wqT_i (q_i(T) - q*_i)^2 + wqdT_i qd_i(T)^2 + w_eeT |x_ee(T) - x*(T)|^2
 
 x_ee is a point on a chosen link (m, world), x*(t) its target (a fixed point, one per robot, or
-a trajectory of T+1 points for tracking).
+a trajectory of T+1 points for tracking). Its running terms are computed inside the step
+kernel (the weights live in the system's arrays); other costs, e.g. a ``NumpyCost`` on "q",
+add to it through the tape.
 
 All B robots advance in one kernel launch per segment of steps (parallel over robots, serial
-over time and bodies). Per-step intermediates live in a workspace (Pinocchio's Data) of one segment; the
-adjoint of a segment recomputes that segment's forward pass first when the workspace holds
+over time and bodies). Per-step intermediates live in a workspace of one segment (``data``,
+Pinocchio's name; layout ``kernels.DATA``); the adjoint of a segment recomputes that segment's forward pass first when the workspace holds
 another one (one extra forward per segment), so the workspace memory is O(segment), not O(T).
 """
 
@@ -28,10 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import costs as costs_module
 from ..errors import ConfigError
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
-from .dynamics import GroundContact, ModelArrays, nd, point_position
+from .dynamics import GroundContact, ModelArrays, check_quaternions, nd, point_position
 from .limits import contact_effective_mass
 from .model import Model, finite_number, positive_int, positive_number, real_array
 
@@ -42,12 +46,18 @@ PLAUSIBLE_QD = 1e4
 """Largest plausible |qd| (rad/s or m/s); beyond it the state is a divergence."""
 
 
-@dataclass
-class Cost:
-    """Weights and targets of the loss (see the module doc). Per-joint entries are scalars or
-    (nb,) arrays; ``q_target`` may also be (B, nb); ``ee_target`` (3,), (B, 3) or (T+1, B, 3)
-    (indexed by time, the last row repeating). Units: effort 1/(N^2 m^2 s) (joint torques),
-    q weights 1/(rad^2 s) running and 1/rad^2 terminal, end-effector weights 1/(m^2 s) and 1/m^2.
+@dataclass(eq=False)
+class Cost(costs_module.Cost):
+    """The robots' tracking and effort cost (see the module doc), a :class:`diffsim.costs.Cost`:
+    give it to ``ArticulatedSystem(cost=...)`` or among its ``costs=[...]`` (at most one per
+    system: its terms are computed inside the fused step kernel, with the weights the system
+    installs). Per-joint entries are scalars or (nb,) arrays; ``q_target`` may also be (B, nb);
+    ``ee_target`` (3,), (B, 3) or (T+1, B, 3) (indexed by time, the last row repeating). Units:
+    effort 1/(N^2 m^2 s) (joint torques), q weights 1/(rad^2 s) running and 1/rad^2 terminal,
+    end-effector weights 1/(m^2 s) and 1/m^2. Weights must be >= 0.
+
+    ``running``: adds the running terms the step kernel wrote for steps t0..t1-1;
+    ``terminal``: forward kinematics of the last state and the terminal terms.
     """
 
     effort: float = 0.0
@@ -62,9 +72,46 @@ class Cost:
     ee_weight: float = 0.0
     ee_weight_final: float = 0.0
 
+    def _system(self, system):
+        if not isinstance(system, ArticulatedSystem) or system.cost is not self:
+            raise ConfigError("an articulated Cost must be given to the ArticulatedSystem it measures "
+                              "(ArticulatedSystem(cost=...) or costs=[...], or system.set_cost(...)), not to a "
+                              "Rollout or another system: its terms are computed inside the step kernel with the "
+                              "weights the system installs")
+        return system
+
+    def running(self, system, x, u, slot0, t0, t1, loss):
+        """sum_{t0 <= t < t1} of the running terms, written by the step kernel (one launch)."""
+        _, cst = self._system(system)._workspace(t1 - t0)
+        return [launch(K.running_sum, cst, t1 - t0, loss)]
+
+    def terminal(self, system, x, slot, loss):
+        """Forward kinematics of the state in ``slot`` and the terminal terms (one launch)."""
+        system = self._system(system)
+        a = system.arrays
+        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
+                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating)
+        return [launch(K.terminal, *args)]
+
+
+def _cost_list(cost, costs) -> list:
+    """The system's cost terms: ``cost`` (the shorthand) first, then ``costs``; each a
+    diffsim.costs.Cost, at most one articulated Cost."""
+    if costs is None or isinstance(costs, (str, bytes)) or not hasattr(costs, "__iter__"):
+        costs = [costs]
+    out = ([] if cost is None else [cost]) + list(costs)
+    for c in out:
+        if not isinstance(c, costs_module.Cost):
+            raise ConfigError(f"{c!r:.80} is not a cost: give a diffsim.articulated.Cost(...) or the ready and Python "
+                              "costs of diffsim.costs (NumpyCost, TorchCost, ApexHeight, ...)")
+    if sum(isinstance(c, Cost) for c in out) > 1:
+        raise ConfigError("at most one articulated Cost per ArticulatedSystem (cost= and costs= together gave "
+                          f"{sum(isinstance(c, Cost) for c in out)}): merge their weights into one Cost")
+    return out
+
 
 class _Advance:
-    """K.advance as a launchable that records which segment the workspace (Pinocchio's Data) holds."""
+    """K.advance as a launchable that records which segment the workspace holds."""
 
     def __init__(self, system, key):
         self.system, self.key = system, key
@@ -81,10 +128,13 @@ class ArticulatedSystem(System):
     """B robots of one :class:`~diffsim.articulated.model.Model` for :class:`diffsim.Rollout`.
 
     model: the robot. batch: B, the number of robots stepped together. dt: time step (s).
-    contact: :class:`GroundContact` for the model's contact points. cost: :class:`Cost`.
+    contact: :class:`GroundContact` for the model's contact points. cost: the robots'
+    :class:`Cost` (shorthand for putting it first in ``costs``). costs: cost terms of
+    :mod:`diffsim.costs` whose sum is the loss: at most one articulated :class:`Cost`, plus
+    ready and Python costs on the trajectory (``NumpyCost`` on "q" or "qd", ...).
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
     q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
-    many as fit a 32 MB workspace (Pinocchio's Data), at most 100).
+    many as fit a 32 MB workspace, at most 100).
 
     ``limits``: the soft-limit gains the robots step with (chosen per joint from its inertia
     and dt unless the model gives them; given gains that are unstable at dt raise a
@@ -93,7 +143,8 @@ class ArticulatedSystem(System):
     """
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
-                 cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None):
+                 cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None,
+                 costs=()):
         if not isinstance(model, Model):
             raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
                               f"planar_arm, ...), got {type(model).__name__}")
@@ -105,24 +156,26 @@ class ArticulatedSystem(System):
         self.limits = self.arrays.limits
         self.batch = B = self.arrays.batch
         nb = model.nb
-        self.state_shapes = {"q": (B, nb), "qd": (B, nb)}
-        self.control_shapes = {"tau": (B, nb)}
+        self.state_shapes = {"q": (B, model.nq), "qd": (B, model.nv)}
+        self.control_shapes = {"tau": (B, model.nv)}
         per_slot = B * (nb + 1) * K.DATA.size
         self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
                         else max(1, min(100, (1 << 22) // per_slot)))
         self._data = self._cst = None
         self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
         self._holds = None
-        self.q0 = np.zeros((B, nb))
-        self.qd0 = np.zeros((B, nb))
-        self.set_initial_state(q=np.zeros(nb) if q0 is None else q0, qd=np.zeros(nb) if qd0 is None else qd0)
-        self.set_cost(cost or Cost())
+        self.q0 = np.zeros((B, model.nq))
+        self.qd0 = np.zeros((B, model.nv))
+        self.set_initial_state(q=model.neutral_configuration() if q0 is None else q0,
+                               qd=np.zeros(model.nv) if qd0 is None else qd0)
+        self.costs = _cost_list(cost, costs)
+        self.cost = None
+        self.set_cost(next((c for c in self.costs if isinstance(c, Cost)), None))
 
     # ------------------------------------------------------------------ configuration
 
     def _per_robot(self, value, name, shape_tail=None):
-        nb = self.model.nb
-        tail = (nb,) if shape_tail is None else shape_tail
+        tail = shape_tail
         v = real_array(value, name)
         if v.shape in ((), tail):
             v = np.broadcast_to(v, (self.batch, *tail))
@@ -133,25 +186,40 @@ class ArticulatedSystem(System):
         return np.ascontiguousarray(v)
 
     def set_initial_state(self, q=None, qd=None):
-        """Initial joint positions and velocities, (nb,) or (B, nb)."""
+        """Initial joint positions (nq,) or (B, nq) and velocities (nv,) or (B, nv) (a free
+        root: position, unit quaternion (w, x, y, z); angular and linear velocity in body
+        coordinates)."""
+        m = self.model
         if q is not None:
-            self.q0 = self._per_robot(q, "q0")
+            q = self._per_robot(q, "q0", (m.nq,))
+            check_quaternions(m, q, "q0")
+            self.q0 = q
         if qd is not None:
-            self.qd0 = self._per_robot(qd, "qd0")
+            self.qd0 = self._per_robot(qd, "qd0", (m.nv,))
 
     def initial_state(self):
         return {"q": self.q0.copy(), "qd": self.qd0.copy()}
 
-    def set_cost(self, cost: Cost):
-        """Install the weights and targets of ``cost``."""
-        if not isinstance(cost, Cost):
-            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...), got {cost!r:.80}")
+    def set_cost(self, cost: Cost | None):
+        """Install the weights and targets of the articulated ``cost`` (it replaces the one in
+        ``self.costs``; None removes it)."""
+        if cost is not None and not isinstance(cost, Cost):
+            raise ConfigError(f"cost must be a diffsim.articulated.Cost(...) or None, got {cost!r:.80}")
+        self._install(cost or Cost())
+        self.costs = [c for c in self.costs if not isinstance(c, Cost)]
+        if cost is not None:
+            self.costs.insert(0, cost)
+        self.cost = cost
+
+    def _install(self, cost: Cost):
         m = self.model
         qw = np.zeros((self.batch, m.nb, K.COST.size))
-        qw[..., K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target")
-        for col, name in ((K.COST.q_weight, "q_weight"), (K.COST.qd_weight, "qd_weight"), (K.COST.q_weight_final, "q_weight_final"),
-                          (K.COST.qd_weight_final, "qd_weight_final")):
-            qw[..., col] = self._per_robot(getattr(cost, name), f"Cost.{name}")
+        joints = slice(1, None) if m.floating else slice(None)   # 1-DOF joints: no weights on a free root
+        nj = m.nb - 1 if m.floating else m.nb
+        qw[:, joints, K.COST.q_target] = self._per_robot(cost.q_target, "Cost.q_target", (nj,))
+        for col, name in ((K.COST.q_weight, "q_weight"), (K.COST.qd_weight, "qd_weight"),
+                          (K.COST.q_weight_final, "q_weight_final"), (K.COST.qd_weight_final, "qd_weight_final")):
+            qw[:, joints, col] = self._per_robot(getattr(cost, name), f"Cost.{name}", (nj,))
             if np.any(qw[..., col] < 0):
                 raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
                                   f"got {getattr(cost, name)!r}")
@@ -164,7 +232,6 @@ class ArticulatedSystem(System):
             self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
         else:
             self.ee_body, point = -1, np.zeros(3)
-        self.cost = cost
         self.arrays.set_constants(effort=cost.effort, ee_weight=cost.ee_weight,
                                   ee_weight_final=cost.ee_weight_final, ee_point=point)
         self.set_ee_target(cost.ee_target)
@@ -223,21 +290,18 @@ class ArticulatedSystem(System):
         n = t1 - t0
         data, cst = self._workspace(n)
         a = self.arrays
-        args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, self.ee_body, a.ncp, slot0, t0, t1)
+        args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
+                data, cst, self.ee_body, a.ncp, slot0, t0, t1, self.model.floating)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
-        _, cst = self._workspace(t1 - t0)
-        return [launch(K.running_sum, cst, t1 - t0, loss)]
+        return [lc for c in self.costs for lc in c.running(self, x, u, slot0, t0, t1, loss)]
 
     def terminal_cost(self, x, slot, loss):
-        a = self.arrays
-        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.bc, a.cs, self._qw, self._eet, self._terminal_data,
-                self.ee_body, slot, _BIG, loss)
-        return [launch(K.terminal, *args), adjoint_only(self._begin_adjoint)]
+        # the adjoint sweep runs these in reverse: _begin_adjoint first
+        return [*(lc for c in self.costs for lc in c.terminal(self, x, slot, loss)), adjoint_only(self._begin_adjoint)]
 
     def validate(self, steps):
         rows = self._eet.shape[0]
@@ -282,20 +346,23 @@ class ArticulatedSystem(System):
         return {"q": PLAUSIBLE_Q, "qd": PLAUSIBLE_QD}
 
     def control_limits(self):
-        """{"tau": (lower, upper)}, each (B, nb) (N m or N): +-the joints' effort limits
-        (URDF ``<limit effort=...>``, inf where unset); 0 on passive joints, whose control is
-        ignored. For ``Parameter("tau", bounds="effort")``."""
+        """{"tau": (lower, upper)}, each (B, nv) (N m or N): +-the joints' effort limits
+        (URDF ``<limit effort=...>``, inf where unset); 0 on passive joints (and a free root),
+        whose control is ignored. For ``Parameter("tau", bounds="effort")``."""
         m = self.model
-        effort = np.where(np.asarray(m.actuated, bool), np.asarray(m.effort, float), 0.0)
-        upper = np.broadcast_to(effort, (self.batch, m.nb)).copy()
+        effort = np.zeros(m.nv)
+        for i, v in enumerate(m.v_index):
+            n = 6 if m.floating and i == 0 else 1
+            effort[v:v + n] = m.effort[i] if m.actuated[i] else 0.0
+        upper = np.broadcast_to(effort, (self.batch, m.nv)).copy()
         return {"tau": (-upper, upper)}
 
     # ------------------------------------------------------------------ helpers
 
     def ee_positions(self, q_traj):
-        """End-effector positions (m, world) along joint trajectories (T, B, nb) -> (T, B, 3),
+        """End-effector positions (m, world) along joint trajectories (T, B, nq) -> (T, B, 3),
         with each robot's current parameters."""
-        if self.cost.ee_link is None:
+        if self.cost is None or self.cost.ee_link is None:
             raise ConfigError("the cost has no ee_link: set Cost(ee_link=...)")
         q_traj = np.asarray(q_traj, dtype=float)
         T, B, nb = q_traj.shape

@@ -3,8 +3,9 @@
 Supported: ``<robot>`` with ``<link>`` (``<inertial>``: ``<origin xyz rpy>``, ``<mass value>``,
 ``<inertia ixx ixy ixz iyy iyz izz>``) and ``<joint>`` of type revolute, continuous, prismatic
 or fixed (``<origin>``, ``<parent link>``, ``<child link>``, ``<axis xyz>``, ``<limit lower upper
-effort velocity>``, ``<dynamics damping friction>``). ``<visual>``, ``<collision>`` and
-``<material>`` are geometry and colour: read past. Anything else (``<transmission>``,
+effort velocity>``, ``<dynamics damping friction>``). ``<visual>`` and ``<material>`` are read
+past; ``<collision>`` too, unless ``collisions=True``: then each ``<collision>`` shape becomes
+ground-contact geometry of its link (:func:`collision_points`). Anything else (``<transmission>``,
 ``<gazebo>``, ``<mimic>``, floating or planar joints, a non-zero Coulomb ``friction``...) raises a
 :class:`~diffsim.errors.ConfigError` that names the tag and where it is, unless it is listed in
 ``ignore``. Only ``xml.etree`` is used. Units: SI, as URDF specifies.
@@ -83,7 +84,78 @@ def read_robot_file(source, kind: str) -> str:
         raise ConfigError(f"{kind} file '{path}' cannot be read as UTF-8 text: {exc}") from None
 
 
-def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), **finalize_kwargs) -> Model:
+CYLINDER_RIM_POINTS = 8
+"""Points on each rim circle of a cylinder's collision shape."""
+
+
+def collision_points(shape: str, size: dict, where: str) -> list:
+    """Contact geometry of a collision primitive, in its own frame: [(point (3,), radius), ...].
+
+    sphere (radius r): its centre with radius r; capsule (radius r, length l along z): the two
+    end spheres at z = +-l/2; box (size a b c): its 8 corners; cylinder (radius r, length l along
+    z): CYLINDER_RIM_POINTS points on each rim circle. Against a plane these are exact for the
+    sphere, capsule and box (their lowest point is one of them), and within r (1 - cos(pi / 8))
+    (8 % of r) for the cylinder."""
+    if shape == "sphere":
+        return [(np.zeros(3), size["radius"])]
+    if shape == "capsule":
+        return [(np.array([0.0, 0.0, s * size["length"] / 2]), size["radius"]) for s in (-1.0, 1.0)]
+    if shape == "box":
+        a, b, c = size["size"] / 2
+        return [(np.array([x, y, z]), 0.0) for x in (-a, a) for y in (-b, b) for z in (-c, c)]
+    if shape == "cylinder":
+        ang = 2 * np.pi * np.arange(CYLINDER_RIM_POINTS) / CYLINDER_RIM_POINTS
+        r, h = size["radius"], size["length"] / 2
+        return [(np.array([r * np.cos(t), r * np.sin(t), z]), 0.0) for z in (-h, h) for t in ang]
+    raise ConfigError(f"URDF {where}: collision geometry <{shape}> is not supported as contact geometry "
+                      "(spheres, capsules, boxes, cylinders are); replace it by primitives, or load with "
+                      "collisions=False and add contact points yourself (contact_points=...)")
+
+
+def _collisions(link, where) -> list:
+    """[(point in the link frame, radius), ...] of every <collision> of ``link``."""
+    out = []
+    for col in link.findall("collision"):
+        origin = col.find("origin")
+        R = rpy_matrix(_floats(origin, "rpy", 3, (0, 0, 0), where))
+        o = _floats(origin, "xyz", 3, (0, 0, 0), where)
+        geom = col.find("geometry")
+        shapes = [g for g in (geom if geom is not None else []) if isinstance(g.tag, str)]
+        if len(shapes) != 1:
+            raise ConfigError(f"URDF {where}: a <collision> needs one shape inside <geometry>, found "
+                              f"{[g.tag for g in shapes]}")
+        g = shapes[0]
+        size = {}
+        if g.tag in ("sphere", "capsule", "cylinder"):
+            size["radius"] = _float(g, "radius", where)
+        if g.tag in ("capsule", "cylinder"):
+            size["length"] = _float(g, "length", where)
+        if g.tag == "box":
+            size["size"] = _floats(g, "size", 3, None, where) if g.get("size") else None
+            if size["size"] is None:
+                raise ConfigError(f"URDF {where}: <box> needs the attribute 'size'")
+        if any(np.any(np.asarray(v) < 0) or not np.all(np.isfinite(v)) for v in size.values()):
+            raise ConfigError(f"URDF {where}: collision <{g.tag}> sizes must be finite and >= 0, got {size}")
+        out += [(R @ p + o, r) for p, r in collision_points(g.tag, size, where)]
+    return out
+
+
+def _welded_to_world(rb) -> set:
+    """Links of a fixed-base robot that cannot move: the root and links fixed to it."""
+    child = {j.child for j in rb.joints.values()}
+    static = {n for n in rb.links if n not in child}
+    grew = True
+    while grew:
+        grew = False
+        for j in rb.joints.values():
+            if j.kind == "fixed" and j.parent in static and j.child not in static:
+                static.add(j.child)
+                grew = True
+    return static
+
+
+def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), floating_base: bool = False,
+              collisions: bool = False, **finalize_kwargs) -> Model:
     """Parse URDF text (str) or a path to a .urdf file (str or os.PathLike); returns the
     finalized Model.
 
@@ -93,6 +165,10 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), *
     finalize_kwargs: passed to :meth:`RobotBuilder.finalize` (soft-limit stiffness, damping,
     onset; by default the gains are chosen from each joint's inertia and the system's dt).
     ``<limit effort>`` becomes the joint's effort limit (``ArticulatedSystem.control_limits()``).
+    floating_base: the root link moves freely on a free joint (legged robots, humanoids).
+    collisions: turn every ``<collision>`` sphere, capsule, box and cylinder into contact points
+    (spheres with radii) against the ground (:func:`collision_points`; then give the system a
+    :class:`~diffsim.articulated.dynamics.GroundContact`); a mesh is a ConfigError naming the link.
     """
     ignore = {ignore} if isinstance(ignore, str) else set(ignore)
     text = read_robot_file(source, "URDF")
@@ -104,13 +180,16 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), *
         raise ConfigError(f"URDF root element must be <robot>, got <{root.tag}>")
     name = root.get("name", "robot")
     _check_children(root, _ROBOT_TAGS, f"robot '{name}'", ignore)
-    rb = RobotBuilder(name, gravity)
+    rb = RobotBuilder(name, gravity, floating_base=floating_base)
+    contacts = []
     for link in root.findall("link"):
         lname = link.get("name")
         if not lname:
             raise ConfigError("URDF: a <link> has no name")
         where = f"link '{lname}'"
         _check_children(link, _LINK_TAGS, where, ignore)
+        if collisions:
+            contacts += [(lname, p, r) for p, r in _collisions(link, where)]
         inertial = link.find("inertial")
         if inertial is None:
             rb.add_link(lname)
@@ -136,7 +215,8 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), *
         kind = joint.get("type")
         if kind not in _JOINT_TYPES:
             raise ConfigError(f"URDF {where}: type '{kind}' is not supported; supported types are "
-                              f"{sorted(_JOINT_TYPES)} (no floating base, planar joints or mimic)")
+                              f"{sorted(_JOINT_TYPES)} (no planar joints or mimic; for a floating base pass "
+                              "floating_base=True and leave out the world link and its joint)")
         _check_children(joint, _JOINT_TAGS, where, ignore)
         parent, child = joint.find("parent"), joint.find("child")
         if parent is None or child is None or not parent.get("link") or not child.get("link"):
@@ -165,6 +245,10 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), *
                      rpy=_floats(origin, "rpy", 3, (0, 0, 0), where),
                      axis=_floats(joint.find("axis"), "xyz", 3, (1, 0, 0), where),
                      damping=damping, lower=lower, upper=upper, effort=effort)
+    static = set() if floating_base else _welded_to_world(rb)
+    for lname, point, radius in contacts:
+        if lname not in static:   # a fixed base's own collision shapes never move: no contact
+            rb.add_contact_point(lname, point, radius)
     for entry in contact_points:
         try:
             link, point = entry

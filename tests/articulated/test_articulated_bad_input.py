@@ -145,7 +145,7 @@ def arm():
     ({"q0": ["a", 0.0]}, "q0 must be numbers"),
     ({"qd0": [np.nan, 0.0]}, "qd0 must be finite"),
     ({"contact": "floor"}, "contact must be a GroundContact"),
-    ({"cost": "reach"}, "cost must be"),
+    ({"cost": "reach"}, "is not a cost"),
     ({"cost": Cost(effort=-1.0)}, "Cost.effort must be >= 0"),
     ({"cost": Cost(effort=np.nan)}, "Cost.effort must be finite"),
     ({"cost": Cost(q_weight=[1.0, -1.0])}, "Cost.q_weight must be >= 0"),

@@ -84,3 +84,57 @@ def test_divergence_is_reported_with_advice():
     ro.set_controls(tau=np.full((200, 1, 2), 50.0))
     with pytest.raises(SimulationDiverged, match="reduce dt"):
         ro.forward()
+
+
+def test_articulated_cost_is_the_protocol_cost_and_sums_with_python_costs():
+    """Cost is a diffsim.costs.Cost: cost= is shorthand for costs=[...], both give the same loss
+    bitwise; a NumPy cost on the trajectory adds to it, and the sum's gradient (torques and
+    initial state) matches central differences."""
+    import diffsim.costs
+    from diffsim import Objective, gradcheck
+
+    model = planar_arm(2, lengths=[0.3, 0.2], masses=[1.0, 0.5], damping=0.05)
+    T = 12
+    rng = np.random.default_rng(2)
+    tau = rng.normal(size=(T, 1, 2))
+
+    def reach():
+        return Cost(effort=0.1, q_weight=0.2, q_weight_final=1.0, q_target=[0.3, -0.2], ee_link="tip",
+                    ee_target=[0.3, 0.0, 0.2], ee_weight_final=3.0)
+
+    assert isinstance(reach(), diffsim.costs.Cost)
+    losses = []
+    for kwargs in ({"cost": reach()}, {"costs": [reach()]}):
+        system = ArticulatedSystem(model, dt=0.01, q0=[0.2, 0.4], **kwargs)
+        assert len(system.costs) == 1 and system.costs[0] is system.cost
+        losses.append(Rollout(system, T).forward(controls={"tau": tau}))
+    assert losses[0] == losses[1]
+
+    # a Python cost on the trajectory: 5 (sum of final q)^2, beside the articulated Cost
+    spread = diffsim.costs.NumpyCost(lambda s, t: 5.0 * s["q"][-1].sum() ** 2,
+                                     lambda s, t: {"q": np.full_like(s["q"], 10.0 * s["q"][-1].sum())},
+                                     "q", steps="last")
+    system = ArticulatedSystem(model, dt=0.01, q0=[0.2, 0.4], cost=reach(), costs=[spread])
+    ro = Rollout(system, T)
+    total = ro.forward(controls={"tau": tau})
+    q_final = ro.trajectory("q")[-1, 0]
+    assert np.isclose(total, losses[0] + 5.0 * q_final.sum() ** 2, rtol=1e-13)
+    obj = Objective(ro, ["tau", "q"])
+    report = gradcheck(obj, obj.x0(), rtol=1e-6, entries=8, directions=2)
+    assert report.ok, str(report)
+    assert max(abs(r.reverse) for r in report.rows) > 1e-2
+
+
+def test_articulated_cost_misuse_is_clear():
+    model = planar_arm(2)
+    with pytest.raises(ConfigError, match="at most one articulated Cost"):
+        ArticulatedSystem(model, cost=Cost(effort=1.0), costs=[Cost(q_weight=1.0)])
+    system = ArticulatedSystem(model)
+    assert system.costs == [] and system.cost is None
+    with pytest.raises(ConfigError, match="must be given to the ArticulatedSystem"):
+        Rollout(system, 5, costs=[Cost(effort=1.0)]).forward()
+    cost = Cost(effort=1.0)
+    system.set_cost(cost)
+    assert len(system.costs) == 1 and system.costs[0] is cost
+    system.set_cost(None)
+    assert system.costs == [] and Rollout(system, 5).forward() == 0.0
