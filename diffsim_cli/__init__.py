@@ -106,9 +106,10 @@ def cmd_demo(args) -> int:
     print(f"[diffsim demo] writing to {out}")
     summary, failed, missed = {}, [], []
     names = args.only or (None if args.all else scenes.HEADLINE)
-    for name, module in scenes.demos(names):
+    chosen = scenes.demos(names)
+    for k, (name, module) in enumerate(chosen, 1):
         start = time.perf_counter()
-        print(f"\n== {name}", flush=True)
+        print(f"\n== {name} (scene {k} of {len(chosen)})", flush=True)
         try:
             if isinstance(module, Exception):
                 raise module
