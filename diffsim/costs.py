@@ -87,9 +87,12 @@ class Cost:
     requires: tuple = ()
 
     def running(self, system, x, u, slot0, t0, t1, loss):
+        """Launches adding this cost's sum over steps t0 <= t < t1 to ``loss[0]``; the state of
+        step t is in slot ``slot0 + t - t0`` of ``x``, its controls in ``u[t]``."""
         return ()
 
     def terminal(self, system, x, slot, loss):
+        """Launches adding this cost's terminal part, read from slot ``slot`` of ``x``, to ``loss[0]``."""
         return ()
 
 

@@ -26,6 +26,7 @@ import traceback
 __all__ = ["main"]
 
 ARCHS = ("auto", "cpu", "cuda", "vulkan", "metal")
+EXTRAS = {"torch": "torch", "ase": "md", "ray": "distributed"}  # optional package -> pyproject extra
 
 
 def _quiet_taichi():
@@ -106,9 +107,10 @@ def cmd_demo(args) -> int:
     print(f"[diffsim demo] writing to {out}")
     summary, failed, missed = {}, [], []
     names = args.only or (None if args.all else scenes.HEADLINE)
-    for name, module in scenes.demos(names):
+    chosen = scenes.demos(names)
+    for k, (name, module) in enumerate(chosen, 1):
         start = time.perf_counter()
-        print(f"\n== {name}", flush=True)
+        print(f"\n== {name} (scene {k} of {len(chosen)})", flush=True)
         try:
             if isinstance(module, Exception):
                 raise module
@@ -275,9 +277,15 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or argparse's own usage error (status 2)
         return exc.code if isinstance(exc.code, int) else 2
+    where = f"diffsim {args.command}" + (f" {args.scene}" if getattr(args, "scene", None) else "")
     try:
         return args.func(args)
     except DiffsimError as exc:  # bad input or a diverged run: one line, not a traceback
-        where = f"diffsim {args.command}" + (f" {args.scene}" if getattr(args, "scene", None) else "")
         print(f"{where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency (torch, ase, ray) is not installed
+        if exc.name not in EXTRAS:
+            raise
+        print(f"{where}: needs the Python package {exc.name!r}: pip install -e \".[{EXTRAS[exc.name]}]\" "
+              f"(or pip install {exc.name})", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ class ShootingProblem:
     rollout: Rollout
     objective: Objective
     target: np.ndarray
+    config: object = None  # the scene's Config; ``solve`` takes its ``iters``
 
     @property
     def steps(self):
@@ -40,9 +41,11 @@ class ShootingProblem:
         """Initial guess: zero torques."""
         return np.zeros(self.objective.size)
 
-    def solve(self, iters: int = 150, method: str = "lbfgs", x0=None, **kwargs) -> SceneResult:
-        """Optimise the control sequence within the objective's bounds. Returns a
-        :class:`SceneResult` whose ``success`` says whether the tip ended within the goal."""
+    def solve(self, iters: int | None = None, method: str = "lbfgs", x0=None, **kwargs) -> SceneResult:
+        """Optimise the control sequence within the objective's bounds, ``iters`` iterations
+        (default: the scene config's ``iters``). Returns a :class:`SceneResult` whose ``success``
+        says whether the tip ended within the goal."""
+        iters = self.config.iters if iters is None else iters
         res = optimizers.minimize(self.objective, self.x0() if x0 is None else x0, method, iters,
                                   bounds=self.objective.bounds, **kwargs)
         traj = self.trajectory(res.x)

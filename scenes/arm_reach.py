@@ -84,7 +84,7 @@ def build(config: Config | None = None, **overrides) -> ReachProblem:
     system = ArticulatedSystem(model, batch=1, dt=c.dt, cost=cost, q0=q0)
     rollout = Rollout(system, c.steps, StoreAll())
     objective = Objective(rollout, [Parameter("tau", lower=-model.effort, upper=model.effort)])
-    return ReachProblem(model, system, rollout, objective, target, c.torque_limit)
+    return ReachProblem(model, system, rollout, objective, target, c, c.torque_limit)
 
 
 def arm_model(n_links=5, link_length=0.2, link_mass=0.5, torque_limit=15.0):
@@ -147,7 +147,7 @@ def demo(outdir: pathlib.Path) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     problem = build(DEMO)
-    res = problem.solve(iters=DEMO.iters)
+    res = problem.solve()
     traj = problem.trajectory(res.x)
     t = np.arange(problem.steps + 1) * problem.dt
     links = ["base"] + [f"link{i}" for i in range(1, problem.model.nb)] + ["tip"]
@@ -190,7 +190,7 @@ def run(config: Config, out: pathlib.Path) -> SceneResult:
     """``diffsim run arm_reach``: the reach by L-BFGS (and, with ``mpc``, MPC tracking of a moving
     target, its plot in ``out``). ``success`` when the tip ends within 1 cm of the target."""
     problem = build(config)
-    res = problem.solve(iters=config.iters)
+    res = problem.solve()
     res.details.update(initial_loss=float(res.history["loss"][0]), final_loss=float(res.fun))
     if config.mpc:
         mpc = track(n_links=config.n_links, dt=config.dt, torque_limit=config.torque_limit)

@@ -139,6 +139,7 @@ class BilliardsProblem:
     pocket: np.ndarray
     p0: np.ndarray
     history: list = field(default_factory=list)
+    config: Config | None = None  # ``solve`` takes its ``iters``
 
     def x0(self):
         return self.p0.copy()
@@ -166,14 +167,16 @@ class BilliardsProblem:
         """Distance (m) of the target ball from the pocket's mouth at the end of the shot p."""
         return float(np.linalg.norm(self.trajectory(p)[-1, self.target_ball] - self.pocket))
 
-    def solve(self, iters=40, aim_window=0.05, potted=GOAL.tolerance, restarts=3) -> SceneResult:
+    def solve(self, iters=None, aim_window=0.05, potted=GOAL.tolerance, restarts=3) -> SceneResult:
         """L-BFGS-B on (speed, angle), speed in [0.3, 8] m/s and the angle within ``aim_window``
         rad of the initial aim (outside it the cue ball misses the target ball, where the
         gradient is zero). Stops once the ball ends within ``potted`` m of the pocket's mouth
         (a pocket is about 6 cm wide). When L-BFGS stops short of that, it starts again from the
         best shot so far with the speed moved by 1 % (up to ``restarts`` times, within ``iters``
-        iterations in all), should a rough patch of the outcome stall the line search. Returns a :class:`SceneResult`:
-        ``success`` when the ball ended within ``potted`` m."""
+        iterations in all; default: the config's ``iters``), should a rough patch of the outcome
+        stall the line search. Returns a :class:`SceneResult`: ``success`` when the ball ended
+        within ``potted`` m."""
+        iters = self.config.iters if iters is None else iters
         from optimizers import minimize
 
         a = self.p0[1]
@@ -238,7 +241,7 @@ def build(config: Config | None = None, **overrides) -> BilliardsProblem:
     s0, a0 = naive_shot(pos[0], pos[target_ball], target, steps * dt)
     speed = s0 if c.speed is None or np.isnan(c.speed) else c.speed
     angle = a0 if c.angle is None or np.isnan(c.angle) else c.angle
-    return BilliardsProblem(system, rollout, objective, target_ball, target, np.array([speed, angle]))
+    return BilliardsProblem(system, rollout, objective, target_ball, target, np.array([speed, angle]), config=c)
 
 
 # ------------------------------------------------------------------------------------ pictures

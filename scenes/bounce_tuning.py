@@ -105,6 +105,7 @@ class BounceProblem:
     parts: list = field(default_factory=list)
     history: list = field(default_factory=list)
     params: list = field(default_factory=list)
+    config: Config | None = None  # ``solve`` takes its ``iters``
 
     def __post_init__(self):
         total = self.positions.shape[0] - 1
@@ -144,9 +145,11 @@ class BounceProblem:
         return Goal("largest relative error of the fitted restitution, friction and mass", self.tolerance,
                     "%", 100.0)
 
-    def solve(self, iters=30) -> SceneResult:
-        """L-BFGS-B within the parameters' bounds. Returns a :class:`SceneResult`: ``success``
-        when every fitted value is within ``tolerance`` (relative) of the hidden one."""
+    def solve(self, iters=None) -> SceneResult:
+        """L-BFGS-B within the parameters' bounds, ``iters`` iterations (default: the config's).
+        Returns a :class:`SceneResult`: ``success`` when every fitted value is within
+        ``tolerance`` (relative) of the hidden one."""
+        iters = self.config.iters if iters is None else iters
         from optimizers import minimize
 
         result = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.objective.bounds)
@@ -178,7 +181,7 @@ def build(config: Config | None = None, hidden=None, guess=None, **overrides) ->
     pos = observed["x"] + noise * np.random.default_rng(c.seed).standard_normal(observed["x"].shape)
     if tolerance is None or np.isnan(tolerance):
         tolerance = 0.01 if noise == 0 else 0.05
-    return BounceProblem(make_system(dt, **guess), observed, pos, hidden, dt, c.segment, tolerance)
+    return BounceProblem(make_system(dt, **guess), observed, pos, hidden, dt, c.segment, tolerance, config=c)
 
 
 # ------------------------------------------------------------------------------------ pictures

@@ -77,6 +77,7 @@ class BowlingProblem:
     start_x: float
     p0: np.ndarray
     history: list = field(default_factory=list)
+    config: Config | None = None  # ``solve`` takes its ``iters`` and ``samples``
 
     def x0(self):
         return self.p0.copy()
@@ -112,14 +113,17 @@ class BowlingProblem:
         self.rollout.forward(state0={"x": x, "v": v})
         return {"x": self.rollout.trajectory("x"), "q": self.rollout.trajectory("q")}
 
-    def solve(self, iters=10, lr=0.02, samples=8, jitter=(0.03, 0.01), seed=0, standing=GOAL.tolerance) -> SceneResult:
+    def solve(self, iters=None, lr=0.02, samples=None, jitter=(0.03, 0.01), seed=0, standing=GOAL.tolerance) -> SceneResult:
         """Adam on the loss smoothed over the throw: each step averages value and gradient over
         ``samples`` throws jittered by ``jitter`` (m, rad) around the current one (randomized
         smoothing: pin action is chaotic, and the gradient of one throw says little about its
         neighbours). Returns a :class:`SceneResult` for the best throw seen (``x``: the throw,
-        ``fun``: its loss): ``success`` when it leaves at most ``standing`` pins up."""
+        ``fun``: its loss): ``success`` when it leaves at most ``standing`` pins up. ``iters``
+        and ``samples`` default to the config's."""
         from optimizers import minimize
 
+        iters = self.config.iters if iters is None else iters
+        samples = self.config.samples if samples is None else samples
         rng = np.random.default_rng(seed)
         best = {"loss": np.inf, "p": self.x0()}
         scale = np.asarray(jitter, dtype=np.float64)
@@ -161,7 +165,7 @@ def build(config: Config | None = None, **overrides) -> BowlingProblem:
                          costs=[Upright(np.arange(1, 11), axis=(1.0, 0.0, 0.0), up=(0.0, 0.0, 1.0))])
     rollout = Rollout(system, steps, StoreAll())
     objective = Objective(rollout, [Parameter("x", kind="state0"), Parameter("v", kind="state0")])
-    return BowlingProblem(system, rollout, objective, speed, start_x, np.array([y0, angle]))
+    return BowlingProblem(system, rollout, objective, speed, start_x, np.array([y0, angle]), config=c)
 
 
 def animate(path, runs, titles, every=40, fps=15):

@@ -66,9 +66,6 @@ class SwingUpProblem(ShootingProblem):
         tau[:, 0, 0] = amplitude * np.sin(2 * np.pi * t / 1.0)
         return tau.ravel()
 
-    def solve(self, iters: int = 200, method: str = "lbfgs", x0=None, **kwargs) -> SceneResult:
-        return super().solve(iters, method, x0, **kwargs)
-
 
 def build(config: Config | None = None, **overrides) -> SwingUpProblem:
     """Cart (kg) and uniform pole (kg, m) over ``steps`` steps of dt s; rail of half-length
@@ -84,7 +81,7 @@ def build(config: Config | None = None, **overrides) -> SwingUpProblem:
     rollout = Rollout(system, c.steps, StoreAll())
     lo = np.array([-c.force_limit, 0.0])
     objective = Objective(rollout, [Parameter("tau", lower=lo, upper=-lo)])
-    return SwingUpProblem(model, system, rollout, objective, target, c.force_limit)
+    return SwingUpProblem(model, system, rollout, objective, target, c, c.force_limit)
 
 
 def demo(outdir: pathlib.Path) -> dict:
@@ -93,7 +90,7 @@ def demo(outdir: pathlib.Path) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     problem = build(DEMO)
-    res = problem.solve(iters=DEMO.iters)
+    res = problem.solve()
     traj = problem.trajectory(res.x)
     t = np.arange(problem.steps + 1) * problem.dt
     gif = animate_planar(outdir / "cartpole.gif", problem.model, traj["q"], ["cart", "tip"], problem.dt,
@@ -113,6 +110,6 @@ def demo(outdir: pathlib.Path) -> dict:
 def run(config: Config, out: pathlib.Path) -> SceneResult:
     """``diffsim run cartpole``: the swing-up by L-BFGS; ``success`` when the pole's tip ends
     within 5 cm of upright."""
-    res = build(config).solve(iters=config.iters)
+    res = build(config).solve()
     res.details.update(initial_loss=float(res.history["loss"][0]), final_loss=float(res.fun))
     return res

@@ -85,8 +85,11 @@ class Problem:
         total = dtorch.rollout_loss(self.rollout, tau=tau, q=torch.as_tensor(q), qd=torch.as_tensor(qd))
         return total / self.batch
 
-    def train(self, iters=40, lr=1e-2):
-        """Adam on the network weights; returns (held-out loss before, after, history)."""
+    def train(self, iters=None, lr=None):
+        """Adam on the network weights, ``iters`` steps of learning rate ``lr`` (default: the
+        config's); returns (held-out loss before, after, history)."""
+        iters = self.config.iters if iters is None else iters
+        lr = self.config.lr if lr is None else lr
         torch = self.torch
         opt = torch.optim.Adam(self.policy.parameters(), lr=lr)
         with torch.no_grad():
@@ -103,7 +106,7 @@ class Problem:
         return before, after, history
 
 
-    def solve(self, iters=40, lr=1e-2) -> SceneResult:
+    def solve(self, iters=None, lr=None) -> SceneResult:
         """:meth:`train`, judged: ``success`` when the held-out loss ends below ``GOAL``."""
         import optimizers
 

@@ -103,6 +103,15 @@ def test_scene_config_errors_are_one_line(tmp_path, capsys):
     assert err == "diffsim run billiards: ConfigError: balls must be between 2 and 16, got 1"
 
 
+def test_a_missing_optional_package_names_its_extra(monkeypatch, tmp_path, capsys):
+    """policy_cartpole without torch: one line naming the package and the extra to install."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ModuleNotFoundError
+    assert cli.main(["run", "policy_cartpole", "--iters", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "diffsim run policy_cartpole: needs the Python package 'torch': pip install -e \".[torch]\" " \
+                  "(or pip install torch)"
+
+
 def test_build_rejects_unknown_options():
     from diffsim.errors import ConfigError
     from scenes import hanging_chain

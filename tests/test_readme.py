@@ -12,6 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 # What each example must print, in README order: the figure a reader is told to expect.
 EXPECTED = [
+    r"billiards: distance of the target ball .* goal (reached|MISSED)\nspeed",  # a scene from Python
     r"max relative error .*: PASS",                                    # a rollout, its gradient, its check
     r"stiffness 150\.00 N/m \(true 150\), damping 0\.200 \(true 0\.2\)",  # fitting a recorded trajectory
     r"third apex 0\.(199[5-9]|200[0-5]) m \(goal 0\.20 m\)",            # the bounce fit

@@ -88,6 +88,7 @@ def test_demo_writes_its_pictures_and_summary(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     chain = summary["hanging_chain"]
     assert chain["gradcheck_ok"] is True and chain["gradcheck_max_rel_error"] < 1e-6
+    assert chain["plot"] == "hanging_chain.png"  # file names relative to --out, where summary.json lives
     assert (tmp_path / "hanging_chain.png").stat().st_size > 10_000
     assert "PASS" in (tmp_path / "hanging_chain_gradcheck.txt").read_text()
 

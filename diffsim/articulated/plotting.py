@@ -38,9 +38,10 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
-    (line,) = ax.plot([], [], "o-", lw=3, color="tab:blue", ms=5)
-    (path_line,) = ax.plot([], [], "-", lw=1, color="tab:gray")
-    (star,) = ax.plot([], [], "*", ms=14, color="tab:red")
+    (line,) = ax.plot([], [], "o-", lw=3, color="tab:blue", ms=5, label="links")
+    (path_line,) = ax.plot([], [], "-", lw=1, color="tab:gray", label=f"{trail} path" if trail else None)
+    (star,) = ax.plot([], [], "*", ms=14, color="tab:red", label="target" if targets is not None else None)
+    ax.legend(loc="lower right", fontsize=7)
     label = ax.text(0.02, 0.95, "", transform=ax.transAxes)
     ax.set_title(title)
 
@@ -75,6 +76,7 @@ def plot_trajectories(path, t, q, tau, joint_names, title: str = "", loss_histor
     axes[1].set_xlabel("time (s)")
     axes[1].set_ylabel("torque / force (N m or N)")
     axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     if loss_history is not None:
         axes[2].semilogy(np.asarray(loss_history))
         axes[2].set_xlabel("iteration")
