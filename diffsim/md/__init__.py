@@ -10,7 +10,7 @@ Units: reduced Lennard-Jones units ("lj") or Angstrom, eV, amu, fs ("metal"), ch
     rollout = diffsim.Rollout(system, 1000, diffsim.Binomial(8))
 """
 
-from .ase_io import from_ase, to_ase, write_extxyz
+from .ase_io import frame_atoms, from_ase, to_ase, write_extxyz
 from .fitting import ForceMatching
 from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
@@ -22,13 +22,17 @@ from .observables import (
                           KineticEnergy,
                           MSDMatch,
                           PotentialEnergy,
+                          PressureMatch,
                           RDFMatch,
+                          kinetic_tensor,
                           msd,
                           pressure,
+                          pressure_tensor,
                           rdf_smoothed,
 )
 from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere
 from .system import MDSystem
+from .trajectory import Frames
 from .units import UNITS, Units
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
                           "Evaluation",
                           "ForceField",
                           "ForceMatching",
+                          "Frames",
                           "HarmonicAngle",
                           "HarmonicBond",
                           "KineticEnergy",
@@ -50,17 +55,21 @@ __all__ = [
                           "Morse",
                           "NeighborList",
                           "PotentialEnergy",
+                          "PressureMatch",
                           "RDFMatch",
                           "SoftSphere",
                           "Units",
                           "VelocityVerlet",
                           "brute_force_pairs",
                           "fcc_lattice",
+                          "frame_atoms",
                           "from_ase",
                           "kinetic_energy",
+                          "kinetic_tensor",
                           "maxwell_boltzmann",
                           "msd",
                           "pressure",
+                          "pressure_tensor",
                           "rdf_smoothed",
                           "temperature",
                           "to_ase",

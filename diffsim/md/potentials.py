@@ -3,8 +3,9 @@
 Every potential holds its parameters in ``ti.ndarray(needs_grad=True)`` vectors (listed by
 ``parameters()``) and returns launches that ADD, for positions ``x[xs]`` (ndarray
 (slots, n, 3)), forces into ``f[fs]`` (slots, n, 3) and, when ``track`` is on, per-atom
-potential energy into ``pe[os]`` (slots, n) and per-atom virial ``sum_j r_ij . f_ij / 2``
-into ``vir[os]``. Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
+potential energy into ``pe[os]`` (slots, n) and the per-atom virial tensor
+``W_i,ab = sum_j d_a f_b / 2`` (d = x_i - x_j, f the pair force on i; components xx, yy, zz, xy,
+xz, yz in LAMMPS's order, energy unit) into ``vir[os]`` (slots, n, 6). Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
 third law over the half neighbour list (``f[i] += f_ij; f[j] -= f_ij``).
 
 Pair potentials take per type-pair parameters: a scalar (one value for every pair), a
@@ -65,7 +66,7 @@ def _soft(r2, eps, sig, n):
 @ti.func
 def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2):
     """Newton's third law: force s * d on i and -s * d on j; with ``track``, half the pair
-    energy e and half the pair virial s r^2 to each atom."""
+    energy e and half the pair virial tensor s d_a d_b to each atom."""
     f[fs, i, 0] += s * d0
     f[fs, i, 1] += s * d1
     f[fs, i, 2] += s * d2
@@ -75,14 +76,40 @@ def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, t
     if track != 0:
         pe[os, i] += 0.5 * e
         pe[os, j] += 0.5 * e
-        w = 0.5 * s * r2
-        vir[os, i] += w
-        vir[os, j] += w
+        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2)
+
+
+VOIGT_A = (0, 1, 2, 0, 0, 1)  # the axes a, b of the components xx, yy, zz, xy, xz, yz
+VOIGT_B = (0, 1, 2, 1, 2, 2)
+
+
+@ti.func
+def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2):
+    """vir[os, i] and vir[os, j] += w d d^T in the order xx, yy, zz, xy, xz, yz (a pair's force
+    on i is f = s d, so w = s / 2 gives each atom half the pair's virial)."""
+    t0 = w * d0 * d0
+    t1 = w * d1 * d1
+    t2 = w * d2 * d2
+    t3 = w * d0 * d1
+    t4 = w * d0 * d2
+    t5 = w * d1 * d2
+    vir[os, i, 0] += t0
+    vir[os, i, 1] += t1
+    vir[os, i, 2] += t2
+    vir[os, i, 3] += t3
+    vir[os, i, 4] += t4
+    vir[os, i, 5] += t5
+    vir[os, j, 0] += t0
+    vir[os, j, 1] += t1
+    vir[os, j, 2] += t2
+    vir[os, j, 3] += t3
+    vir[os, j, 4] += t4
+    vir[os, j, 5] += t5
 
 
 def _make_pair_kernel(pair):
     @ti.kernel
-    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                     types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
                     p0: _A2, p1: _A2, p2: _A2, rc: _A1, shift: ti.template(), multi: ti.template(),
                     a0: ti.i32, a1: ti.i32):
@@ -227,7 +254,12 @@ def make_gather_row(pair):
         f1 = 0.0
         f2 = 0.0
         ei = 0.0
-        wi = 0.0
+        w0 = 0.0
+        w1 = 0.0
+        w2 = 0.0
+        w3 = 0.0
+        w4 = 0.0
+        w5 = 0.0
         a0 = table[0, T0]
         a1 = table[0, T1]
         a2 = table[0, T2]
@@ -265,7 +297,12 @@ def make_gather_row(pair):
                     if ti.static(shift != 0):
                         e -= ecp
                     ei += ti.select(inside, e, 0.0)
-                    wi += g * r2
+                    w0 += g * d0 * d0
+                    w1 += g * d1 * d1
+                    w2 += g * d2 * d2
+                    w3 += g * d0 * d1
+                    w4 += g * d0 * d2
+                    w5 += g * d1 * d2
         if ti.static(assign):
             f[s, i, 0] = f0
             f[s, i, 1] = f1
@@ -276,7 +313,12 @@ def make_gather_row(pair):
             f[s, i, 2] += f2
         if ti.static(track):
             pe[s, i] += 0.5 * ei
-            vir[s, i] += 0.5 * wi
+            vir[s, i, 0] += 0.5 * w0
+            vir[s, i, 1] += 0.5 * w1
+            vir[s, i, 2] += 0.5 * w2
+            vir[s, i, 3] += 0.5 * w3
+            vir[s, i, 4] += 0.5 * w4
+            vir[s, i, 5] += 0.5 * w5
 
     return gather_row
 
@@ -285,7 +327,7 @@ def _make_gather_kernel(pair):
     gather_row = make_gather_row(pair)
 
     @ti.kernel
-    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), types: _A1, box: _A1,
                     pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
                     shift: ti.template()):
         for row in range(x.shape[1]):
@@ -308,7 +350,7 @@ def _kernel(form, kind):
 
 
 @ti.kernel
-def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                 cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1):
     for b in range(bonds.shape[0]):
         i = bonds[b, 0]
@@ -323,7 +365,7 @@ def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: t
 
 
 @ti.kernel
-def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                  cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1):
     for b in range(angles.shape[0]):
         i = angles[b, 0]
@@ -348,13 +390,16 @@ def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: 
             f[fs, j, q] -= fi[q] + fm[q]
         if track != 0:
             e = 0.5 * k[t] * (theta - theta0[t]) ** 2
-            w = a.dot(fi) + bb.dot(fm)
             pe[os, i] += e / 3.0
             pe[os, j] += e / 3.0
             pe[os, m] += e / 3.0
-            vir[os, i] += w / 3.0
-            vir[os, j] += w / 3.0
-            vir[os, m] += w / 3.0
+            # W_ab = a_a fi_b + b_a fm_b (positions relative to the vertex), a third to each atom
+            for q in ti.static(range(6)):
+                u, w = ti.static(VOIGT_A[q], VOIGT_B[q])
+                wq = (a[u] * fi[w] + bb[u] * fm[w]) / 3.0
+                vir[os, i, q] += wq
+                vir[os, j, q] += wq
+                vir[os, m, q] += wq
 
 
 # ---------------------------------------------------------------------- helpers
