@@ -11,6 +11,7 @@ Units: reduced Lennard-Jones units ("lj") or Angstrom, eV, amu, fs ("metal"), ch
 """
 
 from .ase_io import frame_atoms, from_ase, to_ase, write_extxyz
+from .eam import EAM
 from .fitting import ForceMatching
 from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
@@ -40,6 +41,7 @@ __all__ = [
                           "UNITS",
                           "Berendsen",
                           "Cost",
+                          "EAM",
                           "Evaluation",
                           "ForceField",
                           "ForceMatching",

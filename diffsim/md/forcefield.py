@@ -123,7 +123,9 @@ class ForceField:
         self.types.from_numpy(self.types_np)
         cut = max(p.max_cutoff() for p in potentials)
         self.cutoff = cut
-        self.has_pairs = any(isinstance(p, PairPotential) for p in potentials)
+        self.has_pairs = any(p.needs_list for p in potentials)  # pair or many-body terms: a neighbour list
+        # the forward-only gather path (full list) serves pair potentials only
+        self.gathers = all(isinstance(p, PairPotential) or not p.needs_list for p in potentials)
         boxes = np.zeros((1, 3)) if box is None else np.atleast_2d(np.asarray(box, dtype=np.float64))
         self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method)
         self.boxes_np = self.nlist.boxes_np

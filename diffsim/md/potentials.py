@@ -458,6 +458,8 @@ class Potential:
     """Base class. ``parameters()`` -> {name: ndarray}; ``force_launches(ctx, ...)`` -> launches."""
 
     prefix = ""
+    #: whether the potential reads the force field's neighbour list (pair and many-body terms)
+    needs_list = False
 
     def parameters(self) -> dict:
         return {self.prefix + k: v for k, v in self._params.items()}
@@ -488,6 +490,7 @@ class PairPotential(Potential):
 
     kind = ""
     names = ()
+    needs_list = True
 
     def __init__(self, values: dict, cutoff, shift: bool, ntypes: int | None, prefix: str, extra=None):
         self.prefix = prefix

@@ -306,7 +306,7 @@ class MDSystem(System):
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
         list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
-        With fast=False (or open boundaries) the tape's own kernels run.
+        With fast=False (or open boundaries, or a many-body potential such as EAM) the tape's own kernels run.
         rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than
         skin/2, checked every step, so no pair is ever missed. N > 0 rebuilds every N steps
         unchecked, as LAMMPS's ``neigh_modify every N check no`` (bench/in.lj uses 20; fast path
@@ -492,7 +492,7 @@ class MDSystem(System):
 
     def _full_list(self):
         """The full neighbour list of the fast forward path, or None where it does not apply."""
-        if not self.ff.has_pairs or self.ff.nlist.method != "cells":
+        if not self.ff.has_pairs or not self.ff.gathers or self.ff.nlist.method != "cells":
             return None
         if getattr(self, "_cells", None) is None:
             nl = self.ff.nlist

@@ -138,8 +138,9 @@ def test_table_gradients_fitting_and_writing_back(setfl, tmp_path):
         fd = (fm(x0 + e)[0] - fm(x0 - e)[0]) / (2 * h)
         assert g[k] == pytest.approx(fd, rel=1e-5, abs=1e-9 * np.abs(g).max()), names[k]
     assert np.abs(g[big[0]]) > 1e-3
-    far = names.index(f"embedding[{eam.get('embedding').shape[1] - 1}]")  # rho = 30: no atom is that dense
-    assert g[far] == 0.0
+    # rho = 30: no atom is that dense; only the spline's global slope solve reaches it (decaying ~3.7x per point)
+    far = names.index(f"embedding[{eam.get('embedding').shape[1] - 1}]")
+    assert abs(g[far]) < 1e-20 * np.abs(g).max()
     # a random direction through every table at once
     d = np.random.default_rng(0).normal(size=x0.size)
     d /= np.linalg.norm(d)
@@ -169,10 +170,11 @@ def test_eam_dynamics_conserve_energy_and_rollout_gradient(setfl):
     model = Model(pos + rng.normal(0, 0.03, pos.shape), masses=masses, types=types, box=box, units="metal",
                   velocities=maxwell_boltzmann(masses, 300.0, seed=1, units="metal"))
     ff = ForceField([eam], types, box, skin=0.4)
-    system = MDSystem(model, ff, dt=2.0, segment=10)
-    run = system.simulate(200, record_every=20)
-    assert np.ptp(run["total"]) < 2e-3 * np.ptp(run["potential"]) + 1e-4 * len(pos)
-    assert np.ptp(run["kinetic"]) > 10 * np.ptp(run["total"])
+    # velocity Verlet on EAM forces: the energy error is second order in dt (the lattice is far from
+    # this made-up potential's minimum, so the potential energy swings by ~28 eV in 200 fs)
+    runs = [MDSystem(model, ff, dt=dt).simulate(int(200 / dt), record_every=int(20 / dt)) for dt in (2.0, 1.0)]
+    errors = [np.ptp(r["total"]) for r in runs]
+    assert errors[1] < 0.3 * errors[0] and errors[1] < 0.01 * np.ptp(runs[1]["potential"])
     # a rollout's gradient with respect to a few table entries, through the tape
     cost_system = MDSystem(model, ff, dt=2.0, segment=5, costs=[PotentialEnergy()])
     index = np.zeros(eam.get("phi").shape, bool)
