@@ -17,6 +17,7 @@ from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
 from .model import Model, fcc_lattice, kinetic_energy, maxwell_boltzmann, temperature
 from .neighbors import NeighborList, brute_force_pairs
+from .npt import BerendsenBarostat, equilibrate_npt
 from .observables import (
                           RDF,
                           Cost,
@@ -40,6 +41,7 @@ __all__ = [
                           "RDF",
                           "UNITS",
                           "Berendsen",
+                          "BerendsenBarostat",
                           "Cost",
                           "EAM",
                           "Evaluation",
@@ -63,6 +65,7 @@ __all__ = [
                           "Units",
                           "VelocityVerlet",
                           "brute_force_pairs",
+                          "equilibrate_npt",
                           "fcc_lattice",
                           "frame_atoms",
                           "from_ase",
