@@ -286,7 +286,7 @@ class MDSystem(System):
     # ------------------------------------------------------------------ forward-only runs
 
     def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True,
-                 rebuild_every=0, trajectory=None, keep_frames=True):
+                 rebuild_every=0, trajectory=None, keep_frames=True, first_step=0):
         """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate or to sample.
 
         thermostat: None or :class:`Berendsen` (rescales velocities after every step).
@@ -303,6 +303,9 @@ class MDSystem(System):
         trajectory: a path ending in .xyz/.extxyz (extended XYZ) or .traj (ASE trajectory): each
         frame is written as it is taken, through ASE (see :mod:`diffsim.md.trajectory`).
         keep_frames: False keeps only the thermodynamics in memory (long runs streamed to a file).
+        first_step: the number of the first step (an int >= 0): Langevin noise is keyed by (seed,
+        step, atom), so a run continued from where another ended passes that run's step count here;
+        from the same first step two calls draw the same noise. Frames are numbered from it.
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
         list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
@@ -325,6 +328,9 @@ class MDSystem(System):
         steps = _count("steps", steps)
         record_every = _count("record_every", record_every)
         rebuild_every = _count("rebuild_every", rebuild_every)
+        t0 = _count("first_step", first_step)
+        if t0 + steps >= 2 ** 31:
+            raise ConfigError(f"first_step + steps = {t0 + steps} is beyond the 2^31 steps the noise counter holds")
         if trajectory is not None and not record_every:
             raise ConfigError(f"trajectory={str(trajectory)!r} needs frames: pass record_every=k (a frame every k "
                               "steps)")
@@ -393,7 +399,7 @@ class MDSystem(System):
             zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
             forces(0, int(bool(record_every)))
             if record_every:
-                record(0, 0)
+                record(t0, 0)
             cur = 0
             kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
             if cells is not None:
@@ -410,11 +416,12 @@ class MDSystem(System):
                 gathered = False
                 if cells is None:
                     md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
-                             self.integrator.mode, seed, t, cur, nxt, int(self.track or recorded), 0, 0)
+                             self.integrator.mode, seed, t0 + t, cur, nxt, int(self.track or recorded), 0, 0)
                     self._check(xs, nxt, t, cur)
                 else:
                     scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
-                    step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t, cur, nxt, kicks)
+                    step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t0 + t, cur, nxt,
+                            kicks)
                     if fused is None or recorded or scheduled:
                         moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
                     else:
@@ -441,7 +448,7 @@ class MDSystem(System):
                     scale_velocities(xs.v, nxt, float(lam))
                 cur = nxt
                 if record_every and (t + 1) % record_every == 0:
-                    record(t + 1, cur)
+                    record(t0 + t + 1, cur)
             self._used.clear()
             if cells is not None:
                 cells.unwrap(xs.x, cur)

@@ -11,6 +11,7 @@ from diffsim.md import (
     UNITS,
     ForceField,
     Frames,
+    Langevin,
     LennardJones,
     MDSystem,
     Model,
@@ -88,6 +89,20 @@ def test_frames_equal_stepping_by_hand_and_the_written_file(cells, suffix, tmp_p
     lean = system.simulate(20, record_every=10, trajectory=tmp_path / f"lean{suffix}", keep_frames=False)
     assert lean["frames"].positions is None and len(lean["frames"]) == 3
     assert len(ase_io.read(tmp_path / f"lean{suffix}", ":")) == 3
+
+
+def test_langevin_run_continued_with_first_step_equals_one_run():
+    """Langevin noise is keyed by (seed, step, atom): a run continued in pieces numbers its steps
+    on (first_step) and follows the single run; restarting the count repeats the noise."""
+    system = _system(2, integrator=Langevin(1.2, 2.0, seed=4))
+    run = system.simulate(20, record_every=10)
+    a = system.simulate(10)
+    b = system.simulate(10, positions=a["positions"], velocities=a["velocities"], first_step=10, record_every=10)
+    np.testing.assert_allclose(b["positions"], run["positions"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(b["step"], [10, 20])
+    np.testing.assert_allclose(b["frames"].pressure_tensor[-1], run["frames"].pressure_tensor[-1], rtol=1e-10)
+    repeated = system.simulate(10, positions=a["positions"], velocities=a["velocities"])
+    assert np.abs(repeated["positions"] - run["positions"]).max() > 1e-3
 
 
 def test_thermo_pressure_tensor_on_the_tape_and_its_cost_gradient():
