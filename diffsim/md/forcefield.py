@@ -51,7 +51,8 @@ def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32
         if track != 0:
             pe[os, i] = 0.0
             for q in ti.static(range(6)):
-                vir[os, i, q] = 0.0
+                if q < vir.shape[2]:
+                    vir[os, i, q] = 0.0
 
 
 @dataclass

@@ -109,7 +109,8 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, disp: _A3, rdf: _A2, inv
             if track != 0:
                 pe[dst, i] = 0.0
                 for q in ti.static(range(6)):
-                    vir[dst, i, q] = 0.0
+                    if q < vir.shape[2]:  # the tensor (6) or the trace (1)
+                        vir[dst, i, q] = 0.0
         if i < nrdf:
             rdf[dst, i] = rdf[src, i]
 
@@ -138,7 +139,8 @@ def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe:
     if ti.static(clear == 2):
         pe[dst, i] = 0.0
         for q in ti.static(range(6)):
-            vir[dst, i, q] = 0.0
+            if q < vir.shape[2]:
+                vir[dst, i, q] = 0.0
     if not d2 < 1e300:  # NaN compares false
         d2 = ti.math.inf
     return d2

@@ -226,9 +226,10 @@ class PressureMatch(Cost):
     state, P = (K + W) / V as in :func:`pressure_tensor` (energy/length^3). ``target``: a number
     (the hydrostatic pressure: the diagonal components xx, yy, zz are matched, the off-diagonal
     ones left free) or six components (xx, yy, zz, xy, xz, yz) with NaN for a free one. Needs
-    the per-atom virials (``requires`` "energy") and a periodic box."""
+    the per-atom virial tensors (``requires`` "pressure": the system observes them) and a
+    periodic box."""
 
-    requires = ("energy",)
+    requires = ("pressure",)
 
     def __init__(self, target, weight=1.0):
         t = np.asarray(target, dtype=np.float64)

@@ -5,7 +5,8 @@ Every potential holds its parameters in ``ti.ndarray(needs_grad=True)`` vectors 
 (slots, n, 3)), forces into ``f[fs]`` (slots, n, 3) and, when ``track`` is on, per-atom
 potential energy into ``pe[os]`` (slots, n) and the per-atom virial tensor
 ``W_i,ab = sum_j d_a f_b / 2`` (d = x_i - x_j, f the pair force on i; components xx, yy, zz, xy,
-xz, yz in LAMMPS's order, energy unit) into ``vir[os]`` (slots, n, 6). Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
+xz, yz in LAMMPS's order, energy unit) into ``vir[os]`` (slots, n, 6), or its trace alone
+(the scalar virial ``sum_j r_ij . f_ij / 2``) into an array of width 1 (slots, n, 1). Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
 third law over the half neighbour list (``f[i] += f_ij; f[j] -= f_ij``).
 
 Pair potentials take per type-pair parameters: a scalar (one value for every pair), a
@@ -86,25 +87,31 @@ VOIGT_B = (0, 1, 2, 1, 2, 2)
 @ti.func
 def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2):
     """vir[os, i] and vir[os, j] += w d d^T in the order xx, yy, zz, xy, xz, yz (a pair's force
-    on i is f = s d, so w = s / 2 gives each atom half the pair's virial)."""
-    t0 = w * d0 * d0
-    t1 = w * d1 * d1
-    t2 = w * d2 * d2
-    t3 = w * d0 * d1
-    t4 = w * d0 * d2
-    t5 = w * d1 * d2
-    vir[os, i, 0] += t0
-    vir[os, i, 1] += t1
-    vir[os, i, 2] += t2
-    vir[os, i, 3] += t3
-    vir[os, i, 4] += t4
-    vir[os, i, 5] += t5
-    vir[os, j, 0] += t0
-    vir[os, j, 1] += t1
-    vir[os, j, 2] += t2
-    vir[os, j, 3] += t3
-    vir[os, j, 4] += t4
-    vir[os, j, 5] += t5
+    on i is f = s d, so w = s / 2 gives each atom half the pair's virial). A virial array of
+    width 1 (slots, n, 1) gets the trace only, the scalar virial: 2 atomic adds, not 12."""
+    if vir.shape[2] == 6:
+        t0 = w * d0 * d0
+        t1 = w * d1 * d1
+        t2 = w * d2 * d2
+        t3 = w * d0 * d1
+        t4 = w * d0 * d2
+        t5 = w * d1 * d2
+        vir[os, i, 0] += t0
+        vir[os, i, 1] += t1
+        vir[os, i, 2] += t2
+        vir[os, i, 3] += t3
+        vir[os, i, 4] += t4
+        vir[os, i, 5] += t5
+        vir[os, j, 0] += t0
+        vir[os, j, 1] += t1
+        vir[os, j, 2] += t2
+        vir[os, j, 3] += t3
+        vir[os, j, 4] += t4
+        vir[os, j, 5] += t5
+    else:
+        t = w * (d0 * d0 + d1 * d1 + d2 * d2)
+        vir[os, i, 0] += t
+        vir[os, j, 0] += t
 
 
 def _make_pair_kernel(pair):
@@ -313,12 +320,15 @@ def make_gather_row(pair):
             f[s, i, 2] += f2
         if ti.static(track):
             pe[s, i] += 0.5 * ei
-            vir[s, i, 0] += 0.5 * w0
-            vir[s, i, 1] += 0.5 * w1
-            vir[s, i, 2] += 0.5 * w2
-            vir[s, i, 3] += 0.5 * w3
-            vir[s, i, 4] += 0.5 * w4
-            vir[s, i, 5] += 0.5 * w5
+            if vir.shape[2] == 6:
+                vir[s, i, 0] += 0.5 * w0
+                vir[s, i, 1] += 0.5 * w1
+                vir[s, i, 2] += 0.5 * w2
+                vir[s, i, 3] += 0.5 * w3
+                vir[s, i, 4] += 0.5 * w4
+                vir[s, i, 5] += 0.5 * w5
+            else:  # the trace only (see add_virial)
+                vir[s, i, 0] += 0.5 * (w0 + w1 + w2)
 
     return gather_row
 
@@ -394,12 +404,18 @@ def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: 
             pe[os, j] += e / 3.0
             pe[os, m] += e / 3.0
             # W_ab = a_a fi_b + b_a fm_b (positions relative to the vertex), a third to each atom
-            for q in ti.static(range(6)):
-                u, w = ti.static(VOIGT_A[q], VOIGT_B[q])
-                wq = (a[u] * fi[w] + bb[u] * fm[w]) / 3.0
-                vir[os, i, q] += wq
-                vir[os, j, q] += wq
-                vir[os, m, q] += wq
+            if vir.shape[2] == 6:
+                for q in ti.static(range(6)):
+                    u, w = ti.static(VOIGT_A[q], VOIGT_B[q])
+                    wq = (a[u] * fi[w] + bb[u] * fm[w]) / 3.0
+                    vir[os, i, q] += wq
+                    vir[os, j, q] += wq
+                    vir[os, m, q] += wq
+            else:  # the trace only (see add_virial)
+                wt = (a.dot(fi) + bb.dot(fm)) / 3.0
+                vir[os, i, 0] += wt
+                vir[os, j, 0] += wt
+                vir[os, m, 0] += wt
 
 
 # ---------------------------------------------------------------------- helpers

@@ -2,8 +2,8 @@
 
 State per time slot: positions ``x`` (n, 3), velocities ``v`` (n, 3), forces ``f`` (n, 3)
 (forces are state, so each step evaluates them once, at the new positions); optionally
-per-atom potential energy ``pe`` (n,) and virial tensor ``vir`` (n, 6) (xx, yy, zz, xy, xz, yz;
-``observe=("energy",)``),
+per-atom potential energy ``pe`` (n,) and scalar virial ``vir`` (n, 1) (``observe=("energy",)``),
+or with ``observe=("pressure",)`` the per-atom virial tensor ``vir`` (n, 6) (xx, yy, zz, xy, xz, yz),
 displacement since t = 0 ``disp`` (n, 3) (``"msd"``), and the accumulated smoothed RDF
 ``rdf`` (nbins + 1,) (``rdf=RDF(...)``). Parameters: those of the force field's potentials
 (``epsilon``, ``sigma``, ``D``, ``alpha``, ``r0``, ...). Positions are never wrapped.
@@ -58,7 +58,7 @@ from .observables import Cost, kinetic_tensor
 from .step import kick_drift_gather
 from .trajectory import Recorder
 
-OBSERVE = ("energy", "msd")
+OBSERVE = ("energy", "pressure", "msd")
 
 
 def _count(name, value) -> int:
@@ -87,9 +87,11 @@ class MDSystem(System):
     integrator: :class:`VelocityVerlet` (default) or :class:`Langevin`.
     dt: time step (tau in reduced units, fs in metal units).
     segment: steps per tape segment (neighbour list forced rebuild interval, checkpoint unit).
-    observe: extra state fields on the tape: "energy" (pe (n,) and the virial tensor vir (n, 6)
-        per atom, for :meth:`thermo` and energy or pressure costs), "msd" (disp). Forward-only
-        runs (:meth:`simulate`) record energies and pressures without it.
+    observe: extra state fields on the tape: "energy" (pe (n,) and the scalar virial vir (n, 1) per
+        atom: :meth:`thermo`'s energies and pressure, energy costs), "pressure" (the same with the
+        virial tensor vir (n, 6): also the pressure tensor, :class:`PressureMatch`; 12 atomic adds
+        per pair instead of 2, and 5 more numbers per atom on the tape), "msd" (disp). Forward-only
+        runs (:meth:`simulate`) record energies and the pressure tensor without either.
     rdf: an :class:`~diffsim.md.observables.RDF` to accumulate during the rollout.
     costs: list of :class:`diffsim.costs.Cost` (the md costs of :mod:`~diffsim.md.observables`,
         whose required fields are observed, and the ready and Python costs of :mod:`diffsim.costs`).
@@ -136,13 +138,14 @@ class MDSystem(System):
         self.rdf = rdf
         if rdf is not None:
             rdf.bind(self.ff, self.n, model.volume)
-        self.track = int("energy" in observe)
+        self.track = int("energy" in observe or "pressure" in observe)
+        self.virial_width = 6 if "pressure" in observe else 1  # the tensor, or its trace
         self.tdisp = int("msd" in observe)
         self.nrdf = rdf.nbins + 1 if rdf is not None else 0
         n = self.n
         self.state_shapes = {"x": (n, 3), "v": (n, 3), "f": (n, 3)}
         if self.track:
-            self.state_shapes.update(pe=(n,), vir=(n, 6))
+            self.state_shapes.update(pe=(n,), vir=(n, self.virial_width))
         if self.tdisp:
             self.state_shapes["disp"] = (n, 3)
         if rdf is not None:
@@ -155,7 +158,7 @@ class MDSystem(System):
         self.cs = ti.ndarray(real, 5)
         self._write_consts()
         self._dummy1 = ti.ndarray(real, (1, 1), needs_grad=True)
-        self._dummy2 = ti.ndarray(real, (1, 1, 6), needs_grad=True)
+        self._dummy2 = ti.ndarray(real, (1, 1, 1), needs_grad=True)
         self._dummy3 = ti.ndarray(real, (1, 1, 3), needs_grad=True)
         self._dummy4 = ti.ndarray(real, (1, 1), needs_grad=True)
         self._nl_key = None
@@ -508,18 +511,23 @@ class MDSystem(System):
 
     def thermo(self, rollout) -> dict:
         """Per-step thermodynamics of a StoreAll rollout, arrays over steps 0..T: ``potential``,
-        ``kinetic``, ``total`` (energy), ``temperature`` (epsilon/k_B or K), ``pressure`` and
-        ``pressure_tensor`` (T + 1, 6) (LAMMPS's convention, kinetic plus virial, order xx, yy, zz,
-        xy, xz, yz; energy/length^3), and ``units`` (the unit of each). Needs the per-atom energies
-        and virials on the tape: build the system with ``observe=("energy",)``."""
+        ``kinetic``, ``total`` (energy), ``temperature`` (epsilon/k_B or K), ``pressure``
+        (energy/length^3) and, with ``observe=("pressure",)``, ``pressure_tensor`` (T + 1, 6)
+        (LAMMPS's convention, kinetic plus virial, order xx, yy, zz, xy, xz, yz), and ``units`` (the
+        unit of each). Needs the per-atom energies and virials on the tape: build the system with
+        ``observe=("energy",)`` or ``("pressure",)``."""
         if not self.track:
             raise ConfigError("thermo() needs the per-atom energies and virials on the tape: build the system with "
-                              "MDSystem(..., observe=('energy',)) (or use simulate(record_every=k), which needs none)")
+                              "MDSystem(..., observe=('energy',)) or ('pressure',) for the pressure tensor (or use "
+                              "simulate(record_every=k), which needs neither)")
         v = rollout.trajectory("v")
         kt = kinetic_tensor(self.model.masses, v, self.units)
         ke = 0.5 * kt[:, :3].sum(1)
         pe = rollout.trajectory("pe").sum(1)
-        ptens = (kt + rollout.trajectory("vir").sum(1)) / self.model.volume
+        w = rollout.trajectory("vir").sum(1)
         dof = max(3 * self.n - 3, 1)
-        return {"potential": pe, "kinetic": ke, "total": pe + ke, "temperature": 2 * ke / (dof * self.units.kB),
-                "pressure": ptens[:, :3].mean(1), "pressure_tensor": ptens, "units": self.units.describe()}
+        out = {"potential": pe, "kinetic": ke, "total": pe + ke, "temperature": 2 * ke / (dof * self.units.kB),
+               "pressure": (2 * ke + w[:, :3].sum(1)) / (3 * self.model.volume), "units": self.units.describe()}
+        if self.virial_width == 6:
+            out["pressure_tensor"] = (kt + w) / self.model.volume
+        return out

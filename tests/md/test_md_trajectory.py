@@ -106,7 +106,8 @@ def test_langevin_run_continued_with_first_step_equals_one_run():
 
 
 def test_thermo_pressure_tensor_on_the_tape_and_its_cost_gradient():
-    system = _system(2, observe=("energy",))
+    scalar = _system(2, observe=("energy",))
+    system = _system(2, observe=("pressure",))
     rollout = Rollout(system, 20, StoreAll())
     rollout.forward()
     th = system.thermo(rollout)
@@ -115,10 +116,17 @@ def test_thermo_pressure_tensor_on_the_tape_and_its_cost_gradient():
         p = system.ff.evaluate(xs[t]).pressure_tensor(system.model.masses, vs[t])
         np.testing.assert_allclose(th["pressure_tensor"][t], p, rtol=1e-10, atol=1e-12)
     assert th["units"]["pressure"] == "epsilon/sigma^3"
+    np.testing.assert_allclose(th["pressure"], th["pressure_tensor"][:, :3].mean(1), rtol=1e-12)
+    # observe=("energy",) keeps the scalar virial only (2 atomic adds per pair, not 12): same pressure
+    light = Rollout(scalar, 20, StoreAll())
+    light.forward()
+    th1 = scalar.thermo(light)
+    assert "pressure_tensor" not in th1 and light.trajectory("vir").shape[-1] == 1
+    np.testing.assert_allclose(th1["pressure"], th["pressure"], rtol=1e-10, atol=1e-12)
     # matching the whole tensor (off-diagonal targets too) differentiates through forces and virials
     target = th["pressure_tensor"][-1] + np.array([0.3, -0.2, 0.1, 0.05, -0.05, 0.02])
     cost_system = _system(2, costs=[PressureMatch(target, weight=2.0)])
-    assert "energy" in cost_system.observe
+    assert "pressure" in cost_system.observe
     obj = Objective(Rollout(cost_system, 20, StoreAll()), ["epsilon", "sigma"])
     loss, _ = obj(obj.x0())
     assert loss == pytest.approx(2.0 * np.sum((target - th["pressure_tensor"][-1]) ** 2), rel=1e-10)
@@ -134,6 +142,6 @@ def test_trajectory_and_pressure_bad_input(tmp_path):
         system.simulate(5, record_every=1, trajectory=tmp_path / "a.pdb")
     with pytest.raises(ConfigError, match="PressureMatch target"):
         PressureMatch([1.0, 2.0])
-    with pytest.raises(ConfigError, match="observe=\\('energy',\\)"):
+    with pytest.raises(ConfigError, match=r"observe=\('energy',\)\) or \('pressure',\)"):
         system.thermo(Rollout(system, 2, StoreAll()))
     assert UNITS["metal"].pressure_in_bar == pytest.approx(1.602176634e6)
