@@ -35,7 +35,7 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import forward_only, launch
-from .potentials import Potential, _add_pair, _ndarray, n_pairs, pair_index
+from .potentials import Potential, _add_pair, _ndarray, is_tensor, n_pairs, pair_index
 from .space import displacement
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -158,7 +158,7 @@ def eam_embed(rho: _A2, xs: ti.i32, types: _A1, emb: _A2, emb_slope: _A2, drho: 
 @ti.kernel
 def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1, pidx: _A2, fp: _A2,
                dens: _A2, dens_slope: _A2, phi: _A2, phi_slope: _A2, dr: ti.f64, rc: ti.f64,
-               f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32):
+               f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32, tensor: ti.template()):
     for i in range(x.shape[1]):
         for q in range(nnb[i]):
             j = nbr[i, q]
@@ -172,7 +172,7 @@ def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, nbr: _A2, n
                 _fi, gi = hermite(dens, dens_slope, ai, r, 0.0, dr)
                 e, ge = hermite(phi, phi_slope, pidx[ai, aj], r, dr, dr)
                 dedr = ge + fp[xs, i] * gj + fp[xs, j] * gi
-                _add_pair(f, fs, pe, vir, os, track, i, j, -dedr / r, d0, d1, d2, e, r2)
+                _add_pair(f, fs, pe, vir, os, track, i, j, -dedr / r, d0, d1, d2, e, r2, tensor)
 
 
 # ---------------------------------------------------------------------- the potential
@@ -303,4 +303,4 @@ class EAM(Potential):
                 launch(eam_embed, rho, xs, ff.types, emb, es.slopes, self.drho, pe, os, int(track), fp),
                 ff.lazy(eam_forces, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.pidx, fp, den,
                                              ds.slopes, ph, ps.slopes, self.dr, self.cutoff, f, fs, pe, vir, os,
-                                             int(track)))]
+                                             int(track), is_tensor(vir)))]

@@ -65,7 +65,8 @@ def _soft(r2, eps, sig, n):
 
 
 @ti.func
-def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2):
+def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2,
+              tensor: ti.template()):
     """Newton's third law: force s * d on i and -s * d on j; with ``track``, half the pair
     energy e and half the pair virial tensor s d_a d_b to each atom."""
     f[fs, i, 0] += s * d0
@@ -77,7 +78,7 @@ def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, t
     if track != 0:
         pe[os, i] += 0.5 * e
         pe[os, j] += 0.5 * e
-        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2)
+        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2, tensor)
 
 
 VOIGT_A = (0, 1, 2, 0, 0, 1)  # the axes a, b of the components xx, yy, zz, xy, xz, yz
@@ -85,11 +86,12 @@ VOIGT_B = (0, 1, 2, 1, 2, 2)
 
 
 @ti.func
-def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2):
+def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2, tensor: ti.template()):
     """vir[os, i] and vir[os, j] += w d d^T in the order xx, yy, zz, xy, xz, yz (a pair's force
-    on i is f = s d, so w = s / 2 gives each atom half the pair's virial). A virial array of
-    width 1 (slots, n, 1) gets the trace only, the scalar virial: 2 atomic adds, not 12."""
-    if vir.shape[2] == 6:
+    on i is f = s d, so w = s / 2 gives each atom half the pair's virial). Without ``tensor``
+    (compile-time; a virial array of width 1, (slots, n, 1)) the trace only, the scalar virial:
+    2 atomic adds, not 12."""
+    if ti.static(tensor):
         t0 = w * d0 * d0
         t1 = w * d1 * d1
         t2 = w * d2 * d2
@@ -114,12 +116,18 @@ def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2):
         vir[os, j, 0] += t
 
 
+def is_tensor(vir) -> bool:
+    """Whether a virial array (slots, n, 6 or 1) holds the tensor (else the trace): the
+    compile-time ``tensor`` switch of the force kernels."""
+    return vir.shape[-1] == 6
+
+
 def _make_pair_kernel(pair):
     @ti.kernel
     def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                     types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
                     p0: _A2, p1: _A2, p2: _A2, rc: _A1, shift: ti.template(), multi: ti.template(),
-                    a0: ti.i32, a1: ti.i32):
+                    a0: ti.i32, a1: ti.i32, tensor: ti.template()):
         # p0, p1, p2: the parameters copied per atom row (see RowParameters). shift and multi
         # (several atom types) are compile-time: no per-pair branches or type lookups where they
         # are not needed (the reverse pass is about 30 % faster). The parameters are not hoisted
@@ -143,7 +151,7 @@ def _make_pair_kernel(pair):
                             r = ti.sqrt(r2)
                             e += (r - rcp) * rcp * sc
                             s -= rcp * sc / r
-                    _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2)
+                    _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2, tensor)
 
     return pair_forces
 
@@ -361,7 +369,7 @@ def _kernel(form, kind):
 
 @ti.kernel
 def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
-                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1):
+                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1, tensor: ti.template()):
     for b in range(bonds.shape[0]):
         i = bonds[b, 0]
         j = bonds[b, 1]
@@ -371,12 +379,12 @@ def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: t
         r = ti.sqrt(r2)
         dr = r - r0[t]
         s = -k[t] * dr / r
-        _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, 0.5 * k[t] * dr * dr, r2)
+        _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, 0.5 * k[t] * dr * dr, r2, tensor)
 
 
 @ti.kernel
 def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
-                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1):
+                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1, tensor: ti.template()):
     for b in range(angles.shape[0]):
         i = angles[b, 0]
         j = angles[b, 1]
@@ -404,7 +412,7 @@ def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: 
             pe[os, j] += e / 3.0
             pe[os, m] += e / 3.0
             # W_ab = a_a fi_b + b_a fm_b (positions relative to the vertex), a third to each atom
-            if vir.shape[2] == 6:
+            if ti.static(tensor):
                 for q in ti.static(range(6)):
                     u, w = ti.static(VOIGT_A[q], VOIGT_B[q])
                     wq = (a[u] * fi[w] + bb[u] * fm[w]) / 3.0
@@ -564,7 +572,7 @@ class PairPotential(Potential):
         return [launch(rows),
                 ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes,
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
-                                         a0, a1))]
+                                         a0, a1, is_tensor(vir)))]
 
     def _row_parameters(self, n):
         """The :class:`RowParameters` launch of this potential for n atoms (one per n)."""
@@ -715,7 +723,7 @@ class HarmonicBond(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         p = self._params
         return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
-                       self.index, self.tidx, p["bond_k"], p["bond_r0"])]
+                       self.index, self.tidx, p["bond_k"], p["bond_r0"], is_tensor(vir))]
 
 
 class HarmonicAngle(_Bonded):
@@ -729,4 +737,4 @@ class HarmonicAngle(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         p = self._params
         return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
-                       self.index, self.tidx, p["angle_k"], p["angle_theta0"])]
+                       self.index, self.tidx, p["angle_k"], p["angle_theta0"], is_tensor(vir))]
