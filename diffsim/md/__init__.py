@@ -32,7 +32,7 @@ from .observables import (
                           pressure_tensor,
                           rdf_smoothed,
 )
-from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere
+from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, Shift, SoftSphere
 from .system import MDSystem
 from .trajectory import Frames
 from .units import UNITS, Units
@@ -61,6 +61,7 @@ __all__ = [
                           "PotentialEnergy",
                           "PressureMatch",
                           "RDFMatch",
+                          "Shift",
                           "SoftSphere",
                           "Units",
                           "VelocityVerlet",

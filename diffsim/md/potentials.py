@@ -25,6 +25,8 @@ order (0,0), (0,1), ..., (0,T-1), (1,1), ... (``pair_index``). Units: reduced LJ
   vertex, theta in radians.
 """
 
+import enum
+
 import numpy as np
 import taichi as ti
 
@@ -62,6 +64,41 @@ def _soft(r2, eps, sig, n):
     r = ti.sqrt(r2)
     e = eps * ti.pow(sig / r, n)
     return e, n * e / r2
+
+
+class Shift(enum.IntEnum):
+    """The cutoff transform of a pair potential e(r) at r = rc (JAX MD's energy -> cutoff -> neighbour
+    map, in one place: :func:`cutoff_shift`). NONE: plain cut; ENERGY: e - e(rc), energy continuous;
+    FORCE: e - e(rc) - (r - rc) e'(rc), energy and force continuous (trajectories stay
+    differentiable in the parameters when pairs cross the cutoff)."""
+
+    NONE = 0
+    ENERGY = 1
+    FORCE = 2
+
+    @classmethod
+    def of(cls, value) -> "Shift":
+        """From a constructor's ``shift=``: False/None, True/"energy", "force", or a Shift."""
+        if isinstance(value, Shift):
+            return value
+        table = {False: cls.NONE, None: cls.NONE, True: cls.ENERGY, "energy": cls.ENERGY, "force": cls.FORCE}
+        if isinstance(value, (bool, str, type(None))) and value in table:
+            return table[value]
+        raise ConfigError(f"shift must be False, True/'energy' or 'force' (or a Shift), got {value!r}")
+
+
+@ti.func
+def cutoff_shift(e, s, r2, rc, ec, sc, shift: ti.template()):
+    """(e, s) of a pair function (energy, and force factor: f_i = s d) at r^2 = r2, shifted as
+    ``shift`` (a :class:`Shift`, compile-time) says, with (ec, sc) the pair function at rc.
+    e'(rc) = -rc sc, so the force shift subtracts rc sc / r from s."""
+    if ti.static(shift != Shift.NONE):
+        e -= ec
+    if ti.static(shift == Shift.FORCE):
+        r = ti.sqrt(r2)
+        e += (r - rc) * rc * sc
+        s -= rc * sc / r
+    return e, s
 
 
 @ti.func
@@ -144,13 +181,9 @@ def _make_pair_kernel(pair):
                 rcp = rc[p]
                 if r2 < rcp * rcp:
                     e, s = pair(r2, p0[i, p], p1[i, p], p2[i, p])
-                    if ti.static(shift != 0):
+                    if ti.static(shift != Shift.NONE):
                         ec, sc = pair(rcp * rcp, p0[i, p], p1[i, p], p2[i, p])
-                        e -= ec
-                        if ti.static(shift == 2):  # shifted force: e - e(rc) - (r - rc) e'(rc), e'(rc) = -rc sc
-                            r = ti.sqrt(r2)
-                            e += (r - rcp) * rcp * sc
-                            s -= rcp * sc / r
+                        e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
                     _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2, tensor)
 
     return pair_forces
@@ -299,18 +332,13 @@ def make_gather_row(pair):
                 # every listed pair is evaluated and those beyond the cutoff are masked: no
                 # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
                 e, g = pair(r2, a0, a1, a2)
-                if ti.static(shift == 2):
-                    r = ti.sqrt(r2)
-                    e += (r - rcp) * rcp * scp
-                    g -= rcp * scp / r
+                e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
                 inside = r2 < rcp * rcp
                 g = ti.select(inside, g, 0.0)
                 f0 += g * d0
                 f1 += g * d1
                 f2 += g * d2
                 if ti.static(track):
-                    if ti.static(shift != 0):
-                        e -= ecp
                     ei += ti.select(inside, e, 0.0)
                     w0 += g * d0 * d0
                     w1 += g * d1 * d1
@@ -516,11 +544,9 @@ class PairPotential(Potential):
     names = ()
     needs_list = True
 
-    def __init__(self, values: dict, cutoff, shift: bool, ntypes: int | None, prefix: str, extra=None):
+    def __init__(self, values: dict, cutoff, shift, ntypes: int | None, prefix: str, extra=None):
         self.prefix = prefix
-        if shift not in (False, True, "energy", "force", None):
-            raise ConfigError(f"shift must be False, True/'energy' or 'force', got {shift!r}")
-        self.shift = {False: 0, None: 0, True: 1, "energy": 1, "force": 2}[shift]
+        self.shift = Shift.of(shift)
         self._values, self._cutoff_value = values, cutoff
         self._extra = extra
         self.ntypes = None
@@ -609,9 +635,9 @@ class PairPotential(Potential):
         r = np.asarray(r, dtype=np.float64)
         e = self._e_np(r, *vals)
         rc = self.cutoffs[p]
-        if self.shift:
+        if self.shift != Shift.NONE:
             e = e - self._e_np(rc, *vals)
-        if self.shift == 2:
+        if self.shift == Shift.FORCE:
             h = 1e-6 * rc
             de = (self._e_np(rc + h, *vals) - self._e_np(rc - h, *vals)) / (2 * h)
             e = e - (r - rc) * de

@@ -11,6 +11,7 @@ from diffsim.md import (
     HarmonicBond,
     LennardJones,
     Morse,
+    Shift,
     SoftSphere,
     fcc_lattice,
 )
@@ -171,6 +172,8 @@ def test_packed_parameters_and_bad_potentials():
         LennardJones(epsilon=[1.0, 2.0], ntypes=3)
     with pytest.raises(ConfigError, match="shift"):
         LennardJones(shift="both")
+    assert LennardJones(shift="force").shift is Shift.FORCE and LennardJones(shift=True).shift is Shift.ENERGY
+    assert Morse(shift=Shift.NONE).shift is Shift.NONE and LennardJones().shift is Shift.NONE
     with pytest.raises(ConfigError, match="repeats"):
         HarmonicBond([[0, 0]])
     pos, box = _config()
