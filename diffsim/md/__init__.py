@@ -10,35 +10,44 @@ Units: reduced Lennard-Jones units ("lj") or Angstrom, eV, amu, fs ("metal"), ch
     rollout = diffsim.Rollout(system, 1000, diffsim.Binomial(8))
 """
 
-from .ase_io import from_ase, to_ase, write_extxyz
+from .ase_io import frame_atoms, from_ase, to_ase, write_extxyz
+from .eam import EAM
 from .fitting import ForceMatching
 from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
 from .model import Model, fcc_lattice, kinetic_energy, maxwell_boltzmann, temperature
 from .neighbors import NeighborList, brute_force_pairs
+from .npt import BerendsenBarostat, equilibrate_npt
 from .observables import (
                           RDF,
                           Cost,
                           KineticEnergy,
                           MSDMatch,
                           PotentialEnergy,
+                          PressureMatch,
                           RDFMatch,
+                          kinetic_tensor,
                           msd,
                           pressure,
+                          pressure_tensor,
                           rdf_smoothed,
 )
-from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, SoftSphere
+from .potentials import HarmonicAngle, HarmonicBond, LennardJones, Morse, Shift, SoftSphere
 from .system import MDSystem
+from .trajectory import Frames
 from .units import UNITS, Units
 
 __all__ = [
                           "RDF",
                           "UNITS",
                           "Berendsen",
+                          "BerendsenBarostat",
                           "Cost",
+                          "EAM",
                           "Evaluation",
                           "ForceField",
                           "ForceMatching",
+                          "Frames",
                           "HarmonicAngle",
                           "HarmonicBond",
                           "KineticEnergy",
@@ -50,17 +59,23 @@ __all__ = [
                           "Morse",
                           "NeighborList",
                           "PotentialEnergy",
+                          "PressureMatch",
                           "RDFMatch",
+                          "Shift",
                           "SoftSphere",
                           "Units",
                           "VelocityVerlet",
                           "brute_force_pairs",
+                          "equilibrate_npt",
                           "fcc_lattice",
+                          "frame_atoms",
                           "from_ase",
                           "kinetic_energy",
+                          "kinetic_tensor",
                           "maxwell_boltzmann",
                           "msd",
                           "pressure",
+                          "pressure_tensor",
                           "rdf_smoothed",
                           "temperature",
                           "to_ase",

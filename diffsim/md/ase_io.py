@@ -62,6 +62,24 @@ def to_ase(model: Model, positions=None, velocities=None, symbols=None):
     return atoms
 
 
+def frame_atoms(model: Model, positions, velocities=None):
+    """ASE ``Atoms`` of one frame of ``model`` in either unit system (for trajectory files):
+    positions (n, 3) in the model's length unit, velocities (n, 3) converted from Angstrom/fs to
+    ASE's unit for ``units="metal"``, passed unchanged (sigma/tau) in reduced units. Symbols: the
+    model's, else 'X' (ASE's placeholder element)."""
+    u = _ase()
+    from ase import Atoms
+
+    syms = list(model.symbols or [])
+    syms += ["X"] * (model.ntypes - len(syms))
+    atoms = Atoms([syms[t] for t in model.types], positions=np.asarray(positions, dtype=np.float64),
+                  masses=model.masses, cell=np.diag(np.where(model.box > 0, model.box, 0.0)), pbc=model.box > 0)
+    if velocities is not None:
+        scale = 1.0 / u.fs if model.units == "metal" else 1.0
+        atoms.set_velocities(np.asarray(velocities, dtype=np.float64) * scale)
+    return atoms
+
+
 def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces=None, wrap=False):
     """Write an extended-XYZ trajectory (plain text, no ASE needed; ASE and OVITO read it).
 

@@ -144,7 +144,7 @@ class ForceMatching:
         self.x = arr((1, n, 3), self.positions_np, grad=True)
         self.f = arr((1, n, 3), grad=True)
         self.pe = arr((1, n), grad=True)
-        self.vir = arr((1, n), grad=True)
+        self.vir = arr((1, n, 1), grad=True)  # the scalar virial (not fitted)
         self.ec = arr((self.nconf,), grad=True)
         self.loss = arr((1,), grad=True)
         self.fref = arr((n, 3), self.fref_np)

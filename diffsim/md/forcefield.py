@@ -44,25 +44,42 @@ MAX_TYPES = 4096  # per-pair tables of 4096^2 entries: 134 MB per parameter in f
 
 
 @ti.kernel
-def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32):
+def zero_forces(f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32):
     for i in range(f.shape[1]):
         for k in ti.static(range(3)):
             f[fs, i, k] = 0.0
         if track != 0:
             pe[os, i] = 0.0
-            vir[os, i] = 0.0
+            for q in ti.static(range(6)):
+                if q < vir.shape[2]:
+                    vir[os, i, q] = 0.0
 
 
 @dataclass
 class Evaluation:
-    """Energy (energy unit), forces (n, 3, energy/length), virial W = sum_pairs r_ij . f_ij
-    (energy), per-atom energies (n,) and per-atom virials (n,)."""
+    """One configuration's energy (energy unit), forces (n, 3, energy/length), virial
+    W = sum_pairs r_ij . f_ij (energy), per-atom energies (n,) and per-atom virials (n,) (their
+    traces), the virial tensor ``virial_tensor`` (6,) W_ab = sum_pairs (r_ij)_a (f_ij)_b in
+    LAMMPS's order xx, yy, zz, xy, xz, yz (energy), its per-atom parts ``atom_virials`` (n, 6),
+    and the box ``volume`` (length^3; NaN if an axis is open)."""
 
     energy: float
     forces: np.ndarray
     virial: float
     energies: np.ndarray
     virials: np.ndarray
+    virial_tensor: np.ndarray = None
+    atom_virials: np.ndarray = None
+    volume: float = float("nan")
+
+    def pressure_tensor(self, masses=None, velocities=None, units="lj") -> np.ndarray:
+        """Pressure tensor (6,) P_ab = (sum_i m_i v_ia v_ib + W_ab) / V in the order xx, yy, zz, xy,
+        xz, yz (LAMMPS's ``compute pressure``), energy/length^3 (reduced: epsilon/sigma^3; metal:
+        eV/Angstrom^3, times ``UNITS["metal"].pressure_in_bar`` for bar). Without velocities, the
+        virial part only (the kinetic part of atoms at rest). masses (n,), velocities (n, 3)."""
+        from .observables import pressure_tensor
+
+        return pressure_tensor(self.virial_tensor, self.volume, masses, velocities, units)
 
 
 class ForceField:
@@ -107,7 +124,9 @@ class ForceField:
         self.types.from_numpy(self.types_np)
         cut = max(p.max_cutoff() for p in potentials)
         self.cutoff = cut
-        self.has_pairs = any(isinstance(p, PairPotential) for p in potentials)
+        self.has_pairs = any(p.needs_list for p in potentials)  # pair or many-body terms: a neighbour list
+        # the forward-only gather path (full list) serves pair potentials only
+        self.gathers = all(isinstance(p, PairPotential) or not p.needs_list for p in potentials)
         boxes = np.zeros((1, 3)) if box is None else np.atleast_2d(np.asarray(box, dtype=np.float64))
         self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method)
         self.boxes_np = self.nlist.boxes_np
@@ -160,7 +179,7 @@ class ForceField:
         if self._scratch is None:
             real = config().real
             self._scratch = {k: ti.ndarray(real, s) for k, s in
-                             (("x", (1, self.n, 3)), ("f", (1, self.n, 3)), ("pe", (1, self.n)), ("vir", (1, self.n)))}
+                             (("x", (1, self.n, 3)), ("f", (1, self.n, 3)), ("pe", (1, self.n)), ("vir", (1, self.n, 6)))}
         return self._scratch
 
     def evaluate(self, positions, rebuild=True) -> Evaluation:
@@ -183,4 +202,8 @@ class ForceField:
             lc.forward()
         pe = b["pe"].to_numpy()[0].astype(np.float64)
         vir = b["vir"].to_numpy()[0].astype(np.float64)
-        return Evaluation(float(pe.sum()), b["f"].to_numpy()[0].astype(np.float64), float(vir.sum()), pe, vir)
+        trace = vir[:, :3].sum(1)
+        box = self.boxes_np[0]
+        volume = float(np.prod(box)) if len(self.boxes_np) == 1 and np.all(box > 0) else float("nan")
+        return Evaluation(float(pe.sum()), b["f"].to_numpy()[0].astype(np.float64), float(trace.sum()), pe, trace,
+                          vir.sum(0), vir, volume)

@@ -91,7 +91,7 @@ def _drift(vh, dt, mode, c1, c2sv, seed, t, idx):
 
 
 @ti.kernel
-def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv_m: _A1, cs: _A1,
+def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, disp: _A3, rdf: _A2, inv_m: _A1, cs: _A1,
              mode: ti.i32, seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, track: ti.i32, tdisp: ti.i32,
              nrdf: ti.i32):
     for i in range(ti.max(x.shape[1], nrdf)):
@@ -108,7 +108,9 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, disp: _A3, rdf: _A2, inv
                     disp[dst, i, k] = disp[src, i, k] + dx
             if track != 0:
                 pe[dst, i] = 0.0
-                vir[dst, i] = 0.0
+                for q in ti.static(range(6)):
+                    if q < vir.shape[2]:  # the tensor (6) or the trace (1)
+                        vir[dst, i, q] = 0.0
         if i < nrdf:
             rdf[dst, i] = rdf[src, i]
 
@@ -136,14 +138,16 @@ def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe:
         d2 += d * d
     if ti.static(clear == 2):
         pe[dst, i] = 0.0
-        vir[dst, i] = 0.0
+        for q in ti.static(range(6)):
+            if q < vir.shape[2]:
+                vir[dst, i, q] = 0.0
     if not d2 < 1e300:  # NaN compares false
         d2 = ti.math.inf
     return d2
 
 
 @ti.kernel
-def md_kick_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A2, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32,
+def md_kick_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32,
                   seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, track: ti.template()) -> ti.f64:
     """:func:`kick_drift_atom` for every atom, zeroing f[dst] (and pe, vir with ``track``);
     returns the largest squared displacement."""

@@ -40,6 +40,34 @@ def pressure(kinetic, virial, volume):
     return (2.0 * kinetic + virial) / (3.0 * volume)
 
 
+#: the six components of a symmetric tensor, LAMMPS's order: xx, yy, zz, xy, xz, yz
+VOIGT = ("xx", "yy", "zz", "xy", "xz", "yz")
+_VOIGT_AXES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+def kinetic_tensor(masses, velocities, units="lj"):
+    """K_ab = sum_i m_i v_ia v_ib (energy; twice the kinetic energy on the diagonal) of velocities
+    (..., n, 3) and masses (n,), as (..., 6) in the order xx, yy, zz, xy, xz, yz."""
+    from .units import get_units
+
+    v = np.asarray(velocities, dtype=np.float64)
+    m = np.asarray(masses, dtype=np.float64)
+    return np.stack([np.einsum("i,...i,...i->...", m, v[..., a], v[..., b]) for a, b in _VOIGT_AXES], -1) \
+        / get_units(units).ftm
+
+
+def pressure_tensor(virial_tensor, volume, masses=None, velocities=None, units="lj"):
+    """P_ab = (K_ab + W_ab) / V (LAMMPS's ``compute pressure``: kinetic plus virial part):
+    virial_tensor W (..., 6) (energy, order xx, yy, zz, xy, xz, yz), volume (length^3), and
+    optionally masses (n,) with velocities (..., n, 3) for the kinetic part K
+    (:func:`kinetic_tensor`). Returns (..., 6) in energy/length^3 (reduced: epsilon/sigma^3;
+    metal: eV/Angstrom^3). The scalar pressure is the mean of the first three components."""
+    w = np.asarray(virial_tensor, dtype=np.float64)
+    if velocities is not None:
+        w = w + kinetic_tensor(masses, velocities, units)
+    return w / float(volume)
+
+
 def rdf_smoothed(positions, box, r, width, reach=None):
     """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
     positions (n, 3), box (3,) all periodic, r: bin centres (length), width: Gaussian sigma."""
@@ -177,6 +205,66 @@ def _msd_cost(acc: _A1, target: ti.f64, w: ti.f64, loss: _A1):
 def _zero1(a: _A1):
     for i in range(a.shape[0]):
         a[i] = 0.0
+
+
+@ti.kernel
+def _pressure_sum(v: _A3, vir: _A3, s: ti.i32, mass: _A1, inv_vftm: ti.f64, inv_v: ti.f64, acc: _A1):
+    for i in range(v.shape[1]):
+        for q in ti.static(range(6)):
+            a, b = ti.static(_VOIGT_AXES[q][0], _VOIGT_AXES[q][1])
+            acc[q] += mass[i] * v[s, i, a] * v[s, i, b] * inv_vftm + vir[s, i, q] * inv_v
+
+
+@ti.kernel
+def _tensor_cost(acc: _A1, target: _A1, weights: _A1, loss: _A1):
+    for q in range(6):
+        loss[0] += weights[q] * (acc[q] - target[q]) ** 2
+
+
+class PressureMatch(Cost):
+    """weight * sum_c (P_c(T) - target_c)^2 over the pressure tensor components c of the final
+    state, P = (K + W) / V as in :func:`pressure_tensor` (energy/length^3). ``target``: a number
+    (the hydrostatic pressure: the diagonal components xx, yy, zz are matched, the off-diagonal
+    ones left free) or six components (xx, yy, zz, xy, xz, yz) with NaN for a free one. Needs
+    the per-atom virial tensors (``requires`` "pressure": the system observes them) and a
+    periodic box."""
+
+    requires = ("pressure",)
+
+    def __init__(self, target, weight=1.0):
+        t = np.asarray(target, dtype=np.float64)
+        if t.ndim == 0:
+            t = np.array([float(t)] * 3 + [np.nan] * 3)
+        if t.shape != (6,) or not np.all(np.isfinite(t) | np.isnan(t)) or np.all(np.isnan(t)):
+            raise ConfigError(f"PressureMatch target must be a number or 6 components (xx, yy, zz, xy, xz, yz; NaN: "
+                              f"free), got {target!r}")
+        if not np.isfinite(weight):
+            raise ConfigError(f"PressureMatch weight must be finite, got {weight!r}")
+        self.target_np, self.weight = t, float(weight)
+        self._arrays = None
+
+    def terminal(self, system, x, slot, loss):
+        volume = system.model.volume
+        if not np.isfinite(volume):
+            raise ConfigError("PressureMatch needs a periodic box in all three axes (the pressure needs a volume)")
+        if self._arrays is None:
+            real, npr = config().real, config().numpy_real
+            acc = ti.ndarray(real, 6, needs_grad=True)
+            target = ti.ndarray(real, 6)
+            target.from_numpy(np.nan_to_num(self.target_np).astype(npr))
+            weights = ti.ndarray(real, 6)
+            weights.from_numpy((self.weight * np.isfinite(self.target_np)).astype(npr))
+            self._arrays = acc, target, weights
+        acc, target, weights = self._arrays
+
+        def reset():
+            _zero1(acc)
+            _zero1(acc.grad)
+
+        return [forward_only(reset),
+                launch(_pressure_sum, x.v, x.vir, slot, system.mass, 1.0 / (volume * system.units.ftm), 1.0 / volume,
+                       acc),
+                launch(_tensor_cost, acc, target, weights, loss)]
 
 
 class PotentialEnergy(Cost):

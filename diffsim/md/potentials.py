@@ -3,8 +3,10 @@
 Every potential holds its parameters in ``ti.ndarray(needs_grad=True)`` vectors (listed by
 ``parameters()``) and returns launches that ADD, for positions ``x[xs]`` (ndarray
 (slots, n, 3)), forces into ``f[fs]`` (slots, n, 3) and, when ``track`` is on, per-atom
-potential energy into ``pe[os]`` (slots, n) and per-atom virial ``sum_j r_ij . f_ij / 2``
-into ``vir[os]``. Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
+potential energy into ``pe[os]`` (slots, n) and the per-atom virial tensor
+``W_i,ab = sum_j d_a f_b / 2`` (d = x_i - x_j, f the pair force on i; components xx, yy, zz, xy,
+xz, yz in LAMMPS's order, energy unit) into ``vir[os]`` (slots, n, 6), or its trace alone
+(the scalar virial ``sum_j r_ij . f_ij / 2``) into an array of width 1 (slots, n, 1). Forces accumulate into global arrays (TAICHI.md rule 1), with Newton's
 third law over the half neighbour list (``f[i] += f_ij; f[j] -= f_ij``).
 
 Pair potentials take per type-pair parameters: a scalar (one value for every pair), a
@@ -22,6 +24,8 @@ order (0,0), (0,1), ..., (0,T-1), (1,1), ... (``pair_index``). Units: reduced LJ
 - :class:`HarmonicAngle`: ``e = k/2 (theta - theta0)^2`` over listed angles (i, j, k), j the
   vertex, theta in radians.
 """
+
+import enum
 
 import numpy as np
 import taichi as ti
@@ -62,10 +66,46 @@ def _soft(r2, eps, sig, n):
     return e, n * e / r2
 
 
+class Shift(enum.IntEnum):
+    """The cutoff transform of a pair potential e(r) at r = rc (JAX MD's energy -> cutoff -> neighbour
+    map, in one place: :func:`cutoff_shift`). NONE: plain cut; ENERGY: e - e(rc), energy continuous;
+    FORCE: e - e(rc) - (r - rc) e'(rc), energy and force continuous (trajectories stay
+    differentiable in the parameters when pairs cross the cutoff)."""
+
+    NONE = 0
+    ENERGY = 1
+    FORCE = 2
+
+    @classmethod
+    def of(cls, value) -> "Shift":
+        """From a constructor's ``shift=``: False/None, True/"energy", "force", or a Shift."""
+        if isinstance(value, Shift):
+            return value
+        table = {False: cls.NONE, None: cls.NONE, True: cls.ENERGY, "energy": cls.ENERGY, "force": cls.FORCE}
+        if isinstance(value, (bool, str, type(None))) and value in table:
+            return table[value]
+        raise ConfigError(f"shift must be False, True/'energy' or 'force' (or a Shift), got {value!r}")
+
+
 @ti.func
-def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2):
+def cutoff_shift(e, s, r2, rc, ec, sc, shift: ti.template()):
+    """(e, s) of a pair function (energy, and force factor: f_i = s d) at r^2 = r2, shifted as
+    ``shift`` (a :class:`Shift`, compile-time) says, with (ec, sc) the pair function at rc.
+    e'(rc) = -rc sc, so the force shift subtracts rc sc / r from s."""
+    if ti.static(shift != Shift.NONE):
+        e -= ec
+    if ti.static(shift == Shift.FORCE):
+        r = ti.sqrt(r2)
+        e += (r - rc) * rc * sc
+        s -= rc * sc / r
+    return e, s
+
+
+@ti.func
+def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, track, i, j, s, d0, d1, d2, e, r2,
+              tensor: ti.template()):
     """Newton's third law: force s * d on i and -s * d on j; with ``track``, half the pair
-    energy e and half the pair virial s r^2 to each atom."""
+    energy e and half the pair virial tensor s d_a d_b to each atom."""
     f[fs, i, 0] += s * d0
     f[fs, i, 1] += s * d1
     f[fs, i, 2] += s * d2
@@ -75,17 +115,56 @@ def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, t
     if track != 0:
         pe[os, i] += 0.5 * e
         pe[os, j] += 0.5 * e
-        w = 0.5 * s * r2
-        vir[os, i] += w
-        vir[os, j] += w
+        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2, tensor)
+
+
+VOIGT_A = (0, 1, 2, 0, 0, 1)  # the axes a, b of the components xx, yy, zz, xy, xz, yz
+VOIGT_B = (0, 1, 2, 1, 2, 2)
+
+
+@ti.func
+def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2, tensor: ti.template()):
+    """vir[os, i] and vir[os, j] += w d d^T in the order xx, yy, zz, xy, xz, yz (a pair's force
+    on i is f = s d, so w = s / 2 gives each atom half the pair's virial). Without ``tensor``
+    (compile-time; a virial array of width 1, (slots, n, 1)) the trace only, the scalar virial:
+    2 atomic adds, not 12."""
+    if ti.static(tensor):
+        t0 = w * d0 * d0
+        t1 = w * d1 * d1
+        t2 = w * d2 * d2
+        t3 = w * d0 * d1
+        t4 = w * d0 * d2
+        t5 = w * d1 * d2
+        vir[os, i, 0] += t0
+        vir[os, i, 1] += t1
+        vir[os, i, 2] += t2
+        vir[os, i, 3] += t3
+        vir[os, i, 4] += t4
+        vir[os, i, 5] += t5
+        vir[os, j, 0] += t0
+        vir[os, j, 1] += t1
+        vir[os, j, 2] += t2
+        vir[os, j, 3] += t3
+        vir[os, j, 4] += t4
+        vir[os, j, 5] += t5
+    else:
+        t = w * (d0 * d0 + d1 * d1 + d2 * d2)
+        vir[os, i, 0] += t
+        vir[os, j, 0] += t
+
+
+def is_tensor(vir) -> bool:
+    """Whether a virial array (slots, n, 6 or 1) holds the tensor (else the trace): the
+    compile-time ``tensor`` switch of the force kernels."""
+    return vir.shape[-1] == 6
 
 
 def _make_pair_kernel(pair):
     @ti.kernel
-    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
+    def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                     types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
                     p0: _A2, p1: _A2, p2: _A2, rc: _A1, shift: ti.template(), multi: ti.template(),
-                    a0: ti.i32, a1: ti.i32):
+                    a0: ti.i32, a1: ti.i32, tensor: ti.template()):
         # p0, p1, p2: the parameters copied per atom row (see RowParameters). shift and multi
         # (several atom types) are compile-time: no per-pair branches or type lookups where they
         # are not needed (the reverse pass is about 30 % faster). The parameters are not hoisted
@@ -102,14 +181,10 @@ def _make_pair_kernel(pair):
                 rcp = rc[p]
                 if r2 < rcp * rcp:
                     e, s = pair(r2, p0[i, p], p1[i, p], p2[i, p])
-                    if ti.static(shift != 0):
+                    if ti.static(shift != Shift.NONE):
                         ec, sc = pair(rcp * rcp, p0[i, p], p1[i, p], p2[i, p])
-                        e -= ec
-                        if ti.static(shift == 2):  # shifted force: e - e(rc) - (r - rc) e'(rc), e'(rc) = -rc sc
-                            r = ti.sqrt(r2)
-                            e += (r - rcp) * rcp * sc
-                            s -= rcp * sc / r
-                    _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2)
+                        e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
+                    _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, e, r2, tensor)
 
     return pair_forces
 
@@ -227,7 +302,12 @@ def make_gather_row(pair):
         f1 = 0.0
         f2 = 0.0
         ei = 0.0
-        wi = 0.0
+        w0 = 0.0
+        w1 = 0.0
+        w2 = 0.0
+        w3 = 0.0
+        w4 = 0.0
+        w5 = 0.0
         a0 = table[0, T0]
         a1 = table[0, T1]
         a2 = table[0, T2]
@@ -252,20 +332,20 @@ def make_gather_row(pair):
                 # every listed pair is evaluated and those beyond the cutoff are masked: no
                 # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
                 e, g = pair(r2, a0, a1, a2)
-                if ti.static(shift == 2):
-                    r = ti.sqrt(r2)
-                    e += (r - rcp) * rcp * scp
-                    g -= rcp * scp / r
+                e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
                 inside = r2 < rcp * rcp
                 g = ti.select(inside, g, 0.0)
                 f0 += g * d0
                 f1 += g * d1
                 f2 += g * d2
                 if ti.static(track):
-                    if ti.static(shift != 0):
-                        e -= ecp
                     ei += ti.select(inside, e, 0.0)
-                    wi += g * r2
+                    w0 += g * d0 * d0
+                    w1 += g * d1 * d1
+                    w2 += g * d2 * d2
+                    w3 += g * d0 * d1
+                    w4 += g * d0 * d2
+                    w5 += g * d1 * d2
         if ti.static(assign):
             f[s, i, 0] = f0
             f[s, i, 1] = f1
@@ -276,7 +356,15 @@ def make_gather_row(pair):
             f[s, i, 2] += f2
         if ti.static(track):
             pe[s, i] += 0.5 * ei
-            vir[s, i] += 0.5 * wi
+            if vir.shape[2] == 6:
+                vir[s, i, 0] += 0.5 * w0
+                vir[s, i, 1] += 0.5 * w1
+                vir[s, i, 2] += 0.5 * w2
+                vir[s, i, 3] += 0.5 * w3
+                vir[s, i, 4] += 0.5 * w4
+                vir[s, i, 5] += 0.5 * w5
+            else:  # the trace only (see add_virial)
+                vir[s, i, 0] += 0.5 * (w0 + w1 + w2)
 
     return gather_row
 
@@ -285,7 +373,7 @@ def _make_gather_kernel(pair):
     gather_row = make_gather_row(pair)
 
     @ti.kernel
-    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A2, track: ti.template(), types: _A1, box: _A1,
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), types: _A1, box: _A1,
                     pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
                     shift: ti.template()):
         for row in range(x.shape[1]):
@@ -308,8 +396,8 @@ def _kernel(form, kind):
 
 
 @ti.kernel
-def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
-                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1):
+def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
+                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1, tensor: ti.template()):
     for b in range(bonds.shape[0]):
         i = bonds[b, 0]
         j = bonds[b, 1]
@@ -319,12 +407,12 @@ def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: t
         r = ti.sqrt(r2)
         dr = r - r0[t]
         s = -k[t] * dr / r
-        _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, 0.5 * k[t] * dr * dr, r2)
+        _add_pair(f, fs, pe, vir, os, track, i, j, s, d0, d1, d2, 0.5 * k[t] * dr * dr, r2, tensor)
 
 
 @ti.kernel
-def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: ti.i32, track: ti.i32,
-                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1):
+def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
+                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1, tensor: ti.template()):
     for b in range(angles.shape[0]):
         i = angles[b, 0]
         j = angles[b, 1]
@@ -348,13 +436,22 @@ def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A2, os: 
             f[fs, j, q] -= fi[q] + fm[q]
         if track != 0:
             e = 0.5 * k[t] * (theta - theta0[t]) ** 2
-            w = a.dot(fi) + bb.dot(fm)
             pe[os, i] += e / 3.0
             pe[os, j] += e / 3.0
             pe[os, m] += e / 3.0
-            vir[os, i] += w / 3.0
-            vir[os, j] += w / 3.0
-            vir[os, m] += w / 3.0
+            # W_ab = a_a fi_b + b_a fm_b (positions relative to the vertex), a third to each atom
+            if ti.static(tensor):
+                for q in ti.static(range(6)):
+                    u, w = ti.static(VOIGT_A[q], VOIGT_B[q])
+                    wq = (a[u] * fi[w] + bb[u] * fm[w]) / 3.0
+                    vir[os, i, q] += wq
+                    vir[os, j, q] += wq
+                    vir[os, m, q] += wq
+            else:  # the trace only (see add_virial)
+                wt = (a.dot(fi) + bb.dot(fm)) / 3.0
+                vir[os, i, 0] += wt
+                vir[os, j, 0] += wt
+                vir[os, m, 0] += wt
 
 
 # ---------------------------------------------------------------------- helpers
@@ -413,6 +510,8 @@ class Potential:
     """Base class. ``parameters()`` -> {name: ndarray}; ``force_launches(ctx, ...)`` -> launches."""
 
     prefix = ""
+    #: whether the potential reads the force field's neighbour list (pair and many-body terms)
+    needs_list = False
 
     def parameters(self) -> dict:
         return {self.prefix + k: v for k, v in self._params.items()}
@@ -443,12 +542,11 @@ class PairPotential(Potential):
 
     kind = ""
     names = ()
+    needs_list = True
 
-    def __init__(self, values: dict, cutoff, shift: bool, ntypes: int | None, prefix: str, extra=None):
+    def __init__(self, values: dict, cutoff, shift, ntypes: int | None, prefix: str, extra=None):
         self.prefix = prefix
-        if shift not in (False, True, "energy", "force", None):
-            raise ConfigError(f"shift must be False, True/'energy' or 'force', got {shift!r}")
-        self.shift = {False: 0, None: 0, True: 1, "energy": 1, "force": 2}[shift]
+        self.shift = Shift.of(shift)
         self._values, self._cutoff_value = values, cutoff
         self._extra = extra
         self.ntypes = None
@@ -500,7 +598,7 @@ class PairPotential(Potential):
         return [launch(rows),
                 ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes,
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
-                                         a0, a1))]
+                                         a0, a1, is_tensor(vir)))]
 
     def _row_parameters(self, n):
         """The :class:`RowParameters` launch of this potential for n atoms (one per n)."""
@@ -537,9 +635,9 @@ class PairPotential(Potential):
         r = np.asarray(r, dtype=np.float64)
         e = self._e_np(r, *vals)
         rc = self.cutoffs[p]
-        if self.shift:
+        if self.shift != Shift.NONE:
             e = e - self._e_np(rc, *vals)
-        if self.shift == 2:
+        if self.shift == Shift.FORCE:
             h = 1e-6 * rc
             de = (self._e_np(rc + h, *vals) - self._e_np(rc - h, *vals)) / (2 * h)
             e = e - (r - rc) * de
@@ -651,7 +749,7 @@ class HarmonicBond(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         p = self._params
         return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
-                       self.index, self.tidx, p["bond_k"], p["bond_r0"])]
+                       self.index, self.tidx, p["bond_k"], p["bond_r0"], is_tensor(vir))]
 
 
 class HarmonicAngle(_Bonded):
@@ -665,4 +763,4 @@ class HarmonicAngle(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         p = self._params
         return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
-                       self.index, self.tidx, p["angle_k"], p["angle_theta0"])]
+                       self.index, self.tidx, p["angle_k"], p["angle_theta0"], is_tensor(vir))]

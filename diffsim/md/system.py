@@ -2,7 +2,8 @@
 
 State per time slot: positions ``x`` (n, 3), velocities ``v`` (n, 3), forces ``f`` (n, 3)
 (forces are state, so each step evaluates them once, at the new positions); optionally
-per-atom potential energy ``pe`` (n,) and virial ``vir`` (n,) (``observe=("energy",)``),
+per-atom potential energy ``pe`` (n,) and scalar virial ``vir`` (n, 1) (``observe=("energy",)``),
+or with ``observe=("pressure",)`` the per-atom virial tensor ``vir`` (n, 6) (xx, yy, zz, xy, xz, yz),
 displacement since t = 0 ``disp`` (n, 3) (``"msd"``), and the accumulated smoothed RDF
 ``rdf`` (nbins + 1,) (``rdf=RDF(...)``). Parameters: those of the force field's potentials
 (``epsilon``, ``sigma``, ``D``, ``alpha``, ``r0``, ...). Positions are never wrapped.
@@ -53,10 +54,11 @@ from .integrators import (
     scale_velocities,
 )
 from .model import Model
-from .observables import Cost
+from .observables import Cost, kinetic_tensor
 from .step import kick_drift_gather
+from .trajectory import Recorder
 
-OBSERVE = ("energy", "msd")
+OBSERVE = ("energy", "pressure", "msd")
 
 
 def _count(name, value) -> int:
@@ -85,7 +87,11 @@ class MDSystem(System):
     integrator: :class:`VelocityVerlet` (default) or :class:`Langevin`.
     dt: time step (tau in reduced units, fs in metal units).
     segment: steps per tape segment (neighbour list forced rebuild interval, checkpoint unit).
-    observe: extra state fields: "energy" (pe, vir per atom), "msd" (disp).
+    observe: extra state fields on the tape: "energy" (pe (n,) and the scalar virial vir (n, 1) per
+        atom: :meth:`thermo`'s energies and pressure, energy costs), "pressure" (the same with the
+        virial tensor vir (n, 6): also the pressure tensor, :class:`PressureMatch`; 12 atomic adds
+        per pair instead of 2, and 5 more numbers per atom on the tape), "msd" (disp). Forward-only
+        runs (:meth:`simulate`) record energies and the pressure tensor without either.
     rdf: an :class:`~diffsim.md.observables.RDF` to accumulate during the rollout.
     costs: list of :class:`diffsim.costs.Cost` (the md costs of :mod:`~diffsim.md.observables`,
         whose required fields are observed, and the ready and Python costs of :mod:`diffsim.costs`).
@@ -132,13 +138,14 @@ class MDSystem(System):
         self.rdf = rdf
         if rdf is not None:
             rdf.bind(self.ff, self.n, model.volume)
-        self.track = int("energy" in observe)
+        self.track = int("energy" in observe or "pressure" in observe)
+        self.virial_width = 6 if "pressure" in observe else 1  # the tensor, or its trace
         self.tdisp = int("msd" in observe)
         self.nrdf = rdf.nbins + 1 if rdf is not None else 0
         n = self.n
         self.state_shapes = {"x": (n, 3), "v": (n, 3), "f": (n, 3)}
         if self.track:
-            self.state_shapes.update(pe=(n,), vir=(n,))
+            self.state_shapes.update(pe=(n,), vir=(n, self.virial_width))
         if self.tdisp:
             self.state_shapes["disp"] = (n, 3)
         if rdf is not None:
@@ -151,7 +158,7 @@ class MDSystem(System):
         self.cs = ti.ndarray(real, 5)
         self._write_consts()
         self._dummy1 = ti.ndarray(real, (1, 1), needs_grad=True)
-        self._dummy2 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._dummy2 = ti.ndarray(real, (1, 1, 1), needs_grad=True)
         self._dummy3 = ti.ndarray(real, (1, 1, 3), needs_grad=True)
         self._dummy4 = ti.ndarray(real, (1, 1), needs_grad=True)
         self._nl_key = None
@@ -282,18 +289,30 @@ class MDSystem(System):
     # ------------------------------------------------------------------ forward-only runs
 
     def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True,
-                 rebuild_every=0):
+                 rebuild_every=0, trajectory=None, keep_frames=True, first_step=0):
         """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate or to sample.
 
         thermostat: None or :class:`Berendsen` (rescales velocities after every step).
-        record_every: record thermodynamics every k steps (0: never). Returns a dict with the
-        final ``positions`` (unwrapped), ``velocities`` (NumPy) and, when recording, ``step``,
-        ``potential``, ``kinetic``, ``total``, ``temperature``, ``pressure`` arrays. Updates
-        nothing in the model.
+        record_every: take a frame every k steps, step 0 included (0: never). Returns a dict with
+        the final ``positions`` (unwrapped, length) and ``velocities`` (length/time) as NumPy
+        arrays and, when recording, ``frames``: a :class:`~diffsim.md.trajectory.Frames` (step,
+        time, positions and velocities (T, n, 3), potential, kinetic and total energy,
+        temperature, pressure and the pressure tensor (T, 6) in LAMMPS's convention and order xx,
+        yy, zz, xy, xz, yz, with their ``units``), and the same thermodynamics as flat arrays
+        ``step``, ``time``, ``potential``, ``kinetic``, ``total``, ``temperature``, ``pressure``,
+        ``pressure_tensor``, and ``units`` (the unit of each, by name: energies in epsilon or
+        eV, temperature in epsilon/k_B or K, pressure in epsilon/sigma^3 or eV/Angstrom^3).
+        No ``observe=`` is needed. Updates nothing in the model.
+        trajectory: a path ending in .xyz/.extxyz (extended XYZ) or .traj (ASE trajectory): each
+        frame is written as it is taken, through ASE (see :mod:`diffsim.md.trajectory`).
+        keep_frames: False keeps only the thermodynamics in memory (long runs streamed to a file).
+        first_step: the number of the first step (an int >= 0): Langevin noise is keyed by (seed,
+        step, atom), so a run continued from where another ended passes that run's step count here;
+        from the same first step two calls draw the same noise. Frames are numbered from it.
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
         list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
-        With fast=False (or open boundaries) the tape's own kernels run.
+        With fast=False (or open boundaries, or a many-body potential such as EAM) the tape's own kernels run.
         rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than
         skin/2, checked every step, so no pair is ever missed. N > 0 rebuilds every N steps
         unchecked, as LAMMPS's ``neigh_modify every N check no`` (bench/in.lj uses 20; fast path
@@ -312,6 +331,12 @@ class MDSystem(System):
         steps = _count("steps", steps)
         record_every = _count("record_every", record_every)
         rebuild_every = _count("rebuild_every", rebuild_every)
+        t0 = _count("first_step", first_step)
+        if t0 + steps >= 2 ** 31:
+            raise ConfigError(f"first_step + steps = {t0 + steps} is beyond the 2^31 steps the noise counter holds")
+        if trajectory is not None and not record_every:
+            raise ConfigError(f"trajectory={str(trajectory)!r} needs frames: pass record_every=k (a frame every k "
+                              "steps)")
         st = self.initial_state()
         given = {"x": ("positions", positions), "v": ("velocities", velocities)}
         for k, (name, value) in given.items():
@@ -341,7 +366,7 @@ class MDSystem(System):
                               "periodic box of at least three list radii)")
         late = 0
         if getattr(self, "_run_slots", None) is None:
-            shapes = dict(self.state_shapes, pe=(self.n,), vir=(self.n,))  # energies always recordable
+            shapes = dict(self.state_shapes, pe=(self.n,), vir=(self.n, 6))  # energies always recordable
             self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in shapes.items()})
             self._run_io = {k: storage.slots(s, 1, False) for k, s in shapes.items()}
         xs = self._run_slots
@@ -350,98 +375,97 @@ class MDSystem(System):
             storage.copy_slot(self._run_io[k], 0, xs[k], 0)
         dof = max(3 * self.n - 3, 1)
         kB, ftm = self.units.kB, self.units.ftm
-        rec = {k: [] for k in ("step", "potential", "kinetic", "total", "temperature", "pressure")}
-        energies = cells is not None or self.track
+        recorder = Recorder(self.model, self.dt, record_every, trajectory, keep_frames) if record_every else None
 
         def record(t, s):
-            ke = float(kinetic_sum(xs.v, s, self.mass)) / ftm
-            rec["step"].append(t)
-            rec["kinetic"].append(ke)
-            rec["temperature"].append(2 * ke / (dof * kB))
-            if energies:
-                pe = float(xs.pe.to_numpy()[s].sum())
-                w = float(xs.vir.to_numpy()[s].sum())
-                rec["potential"].append(pe)
-                rec["total"].append(pe + ke)
-                rec["pressure"].append((2 * ke + w) / (3 * self.model.volume))
+            pos = xs.x.to_numpy()[s].astype(np.float64)
+            if cells is not None:  # wrapped in the box: add the counted crossings and the initial shift back
+                pos += cells.image.to_numpy() * cells.box_np + shift
+            recorder.record(t, pos, xs.v.to_numpy()[s].astype(np.float64), float(xs.pe.to_numpy()[s].sum()),
+                            xs.vir.to_numpy()[s].astype(np.float64).sum(0))
 
         def forces(s, track):
             if cells is None:
-                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, self.track):
+                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, int(self.track or track)):
                     lc.forward()
             else:
                 self.ff.gather_forces(cells, xs.x, s, xs.f, xs.pe, xs.vir, track)
 
-        seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
-        if cells is None:
-            self._build(xs, 0, 0)
-        else:
-            cells.build(xs.x, 0)
-            self.ff.prepare_gather()
-            self.rebuilds += 1
-        zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
-        forces(0, int(bool(record_every)))
-        if record_every:
-            record(0, 0)
-        cur = 0
-        kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
-        if cells is not None:
-            # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a
-            # box: with rebuild_every=N an atom may legitimately move farther than jump_limit() between builds)
-            skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
-            # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
-            # skipped when the displacement reaches limit2 (the list must be rebuilt first)
-            fused = self.ff.potentials[0] if len(self.ff.potentials) == 1 else None
-            limit2 = jump2 if rebuild_every else min(skin2, jump2)
-        for t in range(steps):
-            nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
-            recorded = bool(record_every) and (t + 1) % record_every == 0
-            gathered = False
+        try:
+            seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
             if cells is None:
-                md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
-                         self.integrator.mode, seed, t, cur, nxt, int(self.track), 0, 0)
-                self._check(xs, nxt, t, cur)
+                self._build(xs, 0, 0)
             else:
-                scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
-                step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t, cur, nxt, kicks)
-                if fused is None or recorded or scheduled:
-                    moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
+                cells.build(xs.x, 0)
+                self.ff.prepare_gather()
+                self.rebuilds += 1
+            zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
+            forces(0, int(bool(record_every)))
+            if record_every:
+                record(t0, 0)
+            cur = 0
+            kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
+            if cells is not None:
+                # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a
+                # box: with rebuild_every=N an atom may legitimately move farther than jump_limit() between builds)
+                skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
+                # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
+                # skipped when the displacement reaches limit2 (the list must be rebuilt first)
+                fused = self.ff.potentials[0] if len(self.ff.potentials) == 1 else None
+                limit2 = jump2 if rebuild_every else min(skin2, jump2)
+            for t in range(steps):
+                nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
+                recorded = bool(record_every) and (t + 1) % record_every == 0
+                gathered = False
+                if cells is None:
+                    md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
+                             self.integrator.mode, seed, t0 + t, cur, nxt, int(self.track or recorded), 0, 0)
+                    self._check(xs, nxt, t, cur)
                 else:
-                    moved2 = kick_drift_gather(fused, self.ff, cells, *step, limit2)
-                    gathered = moved2 < limit2
+                    scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
+                    step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t0 + t, cur, nxt,
+                            kicks)
+                    if fused is None or recorded or scheduled:
+                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
+                    else:
+                        moved2 = kick_drift_gather(fused, self.ff, cells, *step, limit2)
+                        gathered = moved2 < limit2
+                    if not gathered:
+                        if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
+                            self._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)
+                        if scheduled or not rebuild_every and not moved2 < skin2:
+                            late += scheduled and not moved2 < skin2
+                            cells.build(xs.x, nxt)
+                            self.rebuilds += 1
                 if not gathered:
-                    if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
-                        self._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)
-                    if scheduled or not rebuild_every and not moved2 < skin2:
-                        late += scheduled and not moved2 < skin2
-                        cells.build(xs.x, nxt)
-                        self.rebuilds += 1
-            if not gathered:
-                forces(nxt, int(recorded))
-            # the closing half-kick waits for the next drift unless velocities are needed now
-            kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
-            if kicks == 1:
-                md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
-            if thermostat is not None:
-                ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
-                temp = 2 * ke / (dof * kB)
-                lam = np.sqrt(max(1.0 + self.dt / thermostat.tau * (thermostat.temperature / max(temp, 1e-300) - 1.0),
-                                  0.0))
-                scale_velocities(xs.v, nxt, float(lam))
-            cur = nxt
-            if record_every and (t + 1) % record_every == 0:
-                record(t + 1, cur)
-        self._used.clear()
-        if cells is not None:
-            cells.unwrap(xs.x, cur)
-        out = {}
-        for k in ("x", "v"):
-            storage.copy_slot(xs[k], cur, self._run_io[k], 0)
-            out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
-        if shift is not None:
-            out["x"] += shift
-        if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["v"]))):  # forces of the last step
-            self._raise_diverged(xs, [(steps, cur, ["x", "v", "f"])], None)
+                    forces(nxt, int(recorded))
+                # the closing half-kick waits for the next drift unless velocities are needed now
+                kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
+                if kicks == 1:
+                    md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
+                if thermostat is not None:
+                    ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
+                    temp = 2 * ke / (dof * kB)
+                    lam = np.sqrt(max(1.0 + self.dt / thermostat.tau * (thermostat.temperature / max(temp, 1e-300) - 1.0),
+                                      0.0))
+                    scale_velocities(xs.v, nxt, float(lam))
+                cur = nxt
+                if record_every and (t + 1) % record_every == 0:
+                    record(t0 + t + 1, cur)
+            self._used.clear()
+            if cells is not None:
+                cells.unwrap(xs.x, cur)
+            out = {}
+            for k in ("x", "v"):
+                storage.copy_slot(xs[k], cur, self._run_io[k], 0)
+                out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
+            if shift is not None:
+                out["x"] += shift
+            if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["v"]))):  # forces of the last step
+                self._raise_diverged(xs, [(steps, cur, ["x", "v", "f"])], None)
+        finally:
+            if recorder is not None:
+                recorder.close()
         result = {"positions": out["x"], "velocities": out["v"]}
         if rebuild_every:
             result["late_rebuilds"] = late
@@ -450,7 +474,10 @@ class MDSystem(System):
                               f"had moved more than skin/2 = {cells.skin / 2:.3g}: pairs may have been missed; use a "
                               "smaller rebuild_every or rebuild_every=0", RuntimeWarning, stacklevel=2)
         if record_every:
-            result.update({k: np.array(v) for k, v in rec.items() if v})
+            frames = recorder.frames()
+            result["frames"] = frames
+            result.update({k: getattr(frames, k) for k in ("step", "time", "potential", "kinetic", "total",
+                                                           "temperature", "pressure", "pressure_tensor", "units")})
         return result
 
     def _raise_diverged(self, x, checks, ref):
@@ -475,7 +502,7 @@ class MDSystem(System):
 
     def _full_list(self):
         """The full neighbour list of the fast forward path, or None where it does not apply."""
-        if not self.ff.has_pairs or self.ff.nlist.method != "cells":
+        if not self.ff.has_pairs or not self.ff.gathers or self.ff.nlist.method != "cells":
             return None
         if getattr(self, "_cells", None) is None:
             nl = self.ff.nlist
@@ -483,14 +510,24 @@ class MDSystem(System):
         return self._cells
 
     def thermo(self, rollout) -> dict:
-        """Per-step potential, kinetic and total energy, temperature and pressure from a StoreAll
-        rollout (needs observe "energy"); arrays of length steps + 1."""
+        """Per-step thermodynamics of a StoreAll rollout, arrays over steps 0..T: ``potential``,
+        ``kinetic``, ``total`` (energy), ``temperature`` (epsilon/k_B or K), ``pressure``
+        (energy/length^3) and, with ``observe=("pressure",)``, ``pressure_tensor`` (T + 1, 6)
+        (LAMMPS's convention, kinetic plus virial, order xx, yy, zz, xy, xz, yz), and ``units`` (the
+        unit of each). Needs the per-atom energies and virials on the tape: build the system with
+        ``observe=("energy",)`` or ``("pressure",)``."""
         if not self.track:
-            raise ConfigError("thermo() needs MDSystem(observe=('energy',))")
+            raise ConfigError("thermo() needs the per-atom energies and virials on the tape: build the system with "
+                              "MDSystem(..., observe=('energy',)) or ('pressure',) for the pressure tensor (or use "
+                              "simulate(record_every=k), which needs neither)")
         v = rollout.trajectory("v")
-        ke = 0.5 * np.einsum("i,tij->t", self.model.masses, v * v) / self.units.ftm
+        kt = kinetic_tensor(self.model.masses, v, self.units)
+        ke = 0.5 * kt[:, :3].sum(1)
         pe = rollout.trajectory("pe").sum(1)
         w = rollout.trajectory("vir").sum(1)
         dof = max(3 * self.n - 3, 1)
-        return {"potential": pe, "kinetic": ke, "total": pe + ke, "temperature": 2 * ke / (dof * self.units.kB),
-                "pressure": (2 * ke + w) / (3 * self.model.volume)}
+        out = {"potential": pe, "kinetic": ke, "total": pe + ke, "temperature": 2 * ke / (dof * self.units.kB),
+               "pressure": (2 * ke + w[:, :3].sum(1)) / (3 * self.model.volume), "units": self.units.describe()}
+        if self.virial_width == 6:
+            out["pressure_tensor"] = (kt + w) / self.model.volume
+        return out

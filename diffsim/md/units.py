@@ -27,12 +27,31 @@ class Units:
     energy: str
     mass: str
     time: str
+    temperature: str = "epsilon/k_B"
+    #: one pressure unit (energy/length^3) in bar (LAMMPS "metal" reports bar); NaN in reduced units
+    pressure_in_bar: float = float("nan")
+
+    @property
+    def velocity(self) -> str:
+        return f"{self.length}/{self.time}"
+
+    @property
+    def pressure(self) -> str:
+        return f"{self.energy}/{self.length}^3"
+
+    def describe(self) -> dict:
+        """The unit of every recorded quantity, by name (the metadata of trajectories)."""
+        return {"system": self.name, "time": self.time, "positions": self.length, "velocities": self.velocity,
+                "energy": self.energy, "temperature": self.temperature, "pressure": self.pressure,
+                "mass": self.mass}
 
 
 UNITS = {
     "lj": Units("lj", 1.0, 1.0, "sigma", "epsilon", "m", "tau"),
     # 1 eV / (Angstrom amu) = 1.602176634e-19 J / (1e-10 m * 1.66053906660e-27 kg) = 9.648533212e-3 A/fs^2
-    "metal": Units("metal", 9.6485332123310018e-3, 8.617333262e-5, "Angstrom", "eV", "amu", "fs"),
+    # 1 eV/Angstrom^3 = 1.602176634e-19 J / 1e-30 m^3 = 1.602176634e11 Pa = 1.602176634e6 bar
+    "metal": Units("metal", 9.6485332123310018e-3, 8.617333262e-5, "Angstrom", "eV", "amu", "fs", "K",
+                   1.602176634e6),
 }
 
 

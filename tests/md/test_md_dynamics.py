@@ -150,7 +150,7 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="RDF reaches"):
         _lj_system(model, rdf=RDF(np.linspace(0.5, 1.6, 5)))
     with pytest.raises(ConfigError, match="observables"):
-        _lj_system(model, observe=("pressure",))
+        _lj_system(model, observe=("stress",))
     system = _lj_system(model)
     with pytest.raises(ConfigError, match="shape"):
         system.simulate(1, positions=np.zeros((3, 3)))

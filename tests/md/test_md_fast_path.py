@@ -99,7 +99,7 @@ def test_gather_forces_equal_the_differentiable_kernels(make):
     ff = ForceField([make()], model.types, model.box, skin=SKIN)
     ref = ff.evaluate(model.positions)
     x, f = _slots(model.positions), _slots(np.zeros((model.n, 3)))
-    pe, vir = _slots(np.zeros(model.n)), _slots(np.zeros(model.n))
+    pe, vir = _slots(np.zeros(model.n)), _slots(np.zeros((model.n, 6)))
     cl = FullNeighborList(model.n, ff.cutoff, SKIN, model.box)
     cl.build(x, 0)
     ff.prepare_gather()
@@ -108,7 +108,7 @@ def test_gather_forces_equal_the_differentiable_kernels(make):
     scale = np.abs(ref.forces).max()
     np.testing.assert_allclose(f.to_numpy()[0], ref.forces, rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(pe.to_numpy()[0], ref.energies, rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(vir.to_numpy()[0], ref.virials, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(vir.to_numpy()[0], ref.atom_virials, rtol=1e-11, atol=1e-13)
 
 
 def _system(model, integrator=None, potentials=None, observe=("energy",)):
@@ -129,8 +129,8 @@ def test_fast_simulate_follows_the_tape_kernels(integrator, thermostat):
     slow = system.simulate(300, record_every=50, thermostat=thermostat, fast=False)
     np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(fast["velocities"], slow["velocities"], rtol=0, atol=1e-7)
-    for k in ("potential", "kinetic", "pressure", "temperature"):
-        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-9, err_msg=k)
+    for k in ("potential", "kinetic", "pressure", "temperature", "pressure_tensor"):
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-9, atol=1e-12, err_msg=k)
     moved = np.abs(fast["positions"] - model.positions).max()
     assert moved > 0.3  # far enough to have crossed cell and box faces
 
@@ -157,8 +157,10 @@ def test_fast_simulate_with_bonds_and_without_energy_observation():
     fast = system.simulate(100, record_every=25)
     slow = system.simulate(100, record_every=25, fast=False)
     np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-9)
-    # energies are recorded by the fast path even where the tape does not observe them
-    assert len(fast["potential"]) == 5 and "potential" not in slow
+    # energies and pressures are recorded on both paths though the tape does not observe them
+    for k in ("potential", "pressure_tensor"):
+        assert len(fast[k]) == 5
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-9, atol=1e-9, err_msg=k)
     assert np.all(np.isfinite(fast["pressure"]))
 
 

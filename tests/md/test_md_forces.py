@@ -11,6 +11,7 @@ from diffsim.md import (
     HarmonicBond,
     LennardJones,
     Morse,
+    Shift,
     SoftSphere,
     fcc_lattice,
 )
@@ -42,7 +43,7 @@ def _ad_gradient(ff, pos):
     x = ti.ndarray(ti.f64, (1, n, 3), needs_grad=True)
     f = ti.ndarray(ti.f64, (1, n, 3), needs_grad=True)
     pe = ti.ndarray(ti.f64, (1, n), needs_grad=True)
-    vir = ti.ndarray(ti.f64, (1, n), needs_grad=True)
+    vir = ti.ndarray(ti.f64, (1, n, 6), needs_grad=True)
     x.from_numpy(pos[None])
     ff.build(x, 0)
     zero_forces(f, 0, pe, vir, 0, 1)
@@ -94,6 +95,9 @@ def test_bonded_forces_are_minus_energy_gradient():
     scale = np.abs(ev.forces).max()
     np.testing.assert_allclose(ev.forces, fd, atol=1e-7 * scale)
     np.testing.assert_allclose(-_ad_gradient(ff, pos), ev.forces, atol=1e-10 * scale)
+    # open boundaries, translation and rotation invariance: the virial tensor is sum_i x_i (x) F_i
+    w = np.einsum("ia,ib->ab", pos, ev.forces)
+    np.testing.assert_allclose(ev.virial_tensor, w[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]], atol=1e-10 * np.abs(w).max())
     # energy from the formulas
     def ang(i, j, k):
         a, b = pos[i] - pos[j], pos[k] - pos[j]
@@ -105,9 +109,9 @@ def test_bonded_forces_are_minus_energy_gradient():
 
 
 def _lj_numpy(pos, box, types, eps, sig, rc, shift):
-    """All-pairs minimum-image LJ: energy, forces, virial sum r_ij . f_ij."""
+    """All-pairs minimum-image LJ: energy, forces, virial tensor sum r_ij (x) f_ij (3, 3)."""
     n = len(pos)
-    e, f, w = 0.0, np.zeros((n, 3)), 0.0
+    e, f, w = 0.0, np.zeros((n, 3)), np.zeros((3, 3))
     for i in range(n):
         for j in range(i + 1, n):
             d = pos[i] - pos[j]
@@ -124,7 +128,7 @@ def _lj_numpy(pos, box, types, eps, sig, rc, shift):
             fs = 24 * eps[a, b] * (2 * s6 * s6 - s6) / r2
             f[i] += fs * d
             f[j] -= fs * d
-            w += fs * r2
+            w += fs * np.outer(d, d)
     return e, f, w
 
 
@@ -144,7 +148,16 @@ def test_lj_matches_numpy_all_pairs(cells, method):
     e, f, w = _lj_numpy(pos, box, types, eps, sig, rc, True)
     assert ev.energy == pytest.approx(e, rel=1e-12)
     np.testing.assert_allclose(ev.forces, f, atol=1e-10 * np.abs(f).max())
-    assert ev.virial == pytest.approx(w, rel=1e-12)
+    assert ev.virial == pytest.approx(np.trace(w), rel=1e-12)
+    # the virial tensor, LAMMPS's order xx, yy, zz, xy, xz, yz, and the pressure tensor it gives
+    voigt = w[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]
+    np.testing.assert_allclose(ev.virial_tensor, voigt, rtol=1e-12, atol=1e-12 * np.abs(w).max())
+    np.testing.assert_allclose(ev.atom_virials.sum(0), voigt, rtol=1e-12, atol=1e-12 * np.abs(w).max())
+    m = rng.uniform(1.0, 2.0, len(pos))
+    v = rng.normal(size=(len(pos), 3))
+    kin = np.einsum("i,ia,ib->ab", m, v, v)
+    p_ref = ((kin + w) / np.prod(box))[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]
+    np.testing.assert_allclose(ev.pressure_tensor(m, v), p_ref, rtol=1e-12, atol=1e-14)
     assert ev.energies.sum() == pytest.approx(e, rel=1e-12)
 
 
@@ -159,6 +172,8 @@ def test_packed_parameters_and_bad_potentials():
         LennardJones(epsilon=[1.0, 2.0], ntypes=3)
     with pytest.raises(ConfigError, match="shift"):
         LennardJones(shift="both")
+    assert LennardJones(shift="force").shift is Shift.FORCE and LennardJones(shift=True).shift is Shift.ENERGY
+    assert Morse(shift=Shift.NONE).shift is Shift.NONE and LennardJones().shift is Shift.NONE
     with pytest.raises(ConfigError, match="repeats"):
         HarmonicBond([[0, 0]])
     pos, box = _config()
