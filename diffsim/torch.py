@@ -17,6 +17,8 @@ from .errors import ConfigError
 from .objective import Objective, Parameter
 from .runtime import config
 
+__all__ = ["rollout_loss"]
+
 _DTYPES = {"f64": torch.float64, "f32": torch.float32}
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import scenes
 
-PACKAGES = ["diffsim", "diffsim.costs", "optimizers", "scenes", "diffsim_cli"]
+PACKAGES = ["diffsim", "diffsim.costs", "diffsim.distributed", "diffsim.torch", "optimizers", "scenes", "diffsim_cli"]
 SCENE_NAMES = ("Config", "build", "run")
 
 

@@ -61,16 +61,20 @@ class Executor:
     workers = 1
 
     def start(self, recipe, shards):
+        """Build one worker per shard from ``recipe`` (a :class:`Recipe`); ``shards``: a list of
+        case lists. Raises :class:`WorkerError` naming the worker and its cases if a build fails."""
         raise NotImplementedError
 
     def evaluate(self, x):
+        """Every shard's ``(loss, grad)`` at the float64 parameter vector ``x``, in shard order."""
         raise NotImplementedError
 
     def info(self) -> dict:
+        """What the shards' problem reports about itself (``x0``, ``names``, ``bounds``, ...)."""
         raise NotImplementedError
 
     def close(self):
-        pass
+        """Stop the workers; the executor can be started again."""
 
     def __enter__(self):
         return self

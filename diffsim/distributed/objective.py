@@ -88,6 +88,7 @@ class ShardedObjective:
 
     @property
     def size(self) -> int:
+        """Number of entries of the parameter vector."""
         return int(self.x0().size)
 
     def close(self):

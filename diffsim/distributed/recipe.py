@@ -57,10 +57,12 @@ class Recipe:
 
     @property
     def module(self) -> str:
+        """The dotted module of ``target`` (before the colon)."""
         return self.target.partition(":")[0]
 
     @property
     def function(self) -> str:
+        """The builder's name in that module (after the colon; ``build`` when none is given)."""
         return self.target.partition(":")[2] or "build"
 
     def resolve(self):
