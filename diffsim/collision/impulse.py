@@ -64,8 +64,11 @@ def sphere_time_of_impact(p, u, radius_sum, dt):
     the unit normal from b to a at the moment of impact (not at the overlapping end-of-step
     positions, whose normal turns with the tangential motion: taking that one made the result
     jump when an impact moved from the end of one step to the start of the next), the time tau
-    (s) from impact to the end of the step, and whether the spheres were apart at the start
-    (ok = 0: they already overlapped; the caller then falls back to the end-of-step normal).
+    (s) from impact to the end of the step, and whether they meet within the step (ok = 1:
+    apart at the start and touching at some s <= dt). This is a swept test: spheres that pass
+    through each other within one step (a 2000 m/s ball against another) meet here although
+    their end-of-step positions do not overlap. ok = 0 also when they already overlapped at the
+    start; the caller then falls back to the end-of-step normal.
     s solves |p + s u| = R, the smaller root, in the cancellation-free form C / (-B + sqrt(D))."""
     a = u.dot(u)
     b = p.dot(u)
@@ -76,9 +79,10 @@ def sphere_time_of_impact(p, u, radius_sum, dt):
     ok = 0
     if c > 0.0 and b < 0.0 and disc > 0.0:
         s = c / (-b + ti.sqrt(disc))
-        tau = ti.min(ti.max(dt - s, 0.0), dt)
-        n = (p + s * u) / radius_sum
-        ok = 1
+        if s <= dt:
+            tau = ti.min(ti.max(dt - s, 0.0), dt)
+            n = (p + s * u) / radius_sum
+            ok = 1
     return n, tau, ok
 
 

@@ -355,16 +355,17 @@ def imp_predict(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, mass: T, lin
 
 @ti.func
 def imp_pair(X: T, V: T, S0: T, S2: T, S3: T, mass: T, rest: T, geom: T, cs: T, s, a, b, dim: T):
-    """Sphere-sphere impulse when the predicted positions x + dt v* overlap, along the normal at
-    the moment of impact (sphere_time_of_impact), with TOI."""
+    """Sphere-sphere impulse when the spheres drifting at v* meet within the step (a swept test:
+    no tunnelling at any speed) or the predicted positions x + dt v* overlap, along the normal
+    at the moment of impact (sphere_time_of_impact), with TOI."""
     dt = cs[DT]
     va, vb = load3(S0, s, a), load3(S0, s, b)
     xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
     n, depth, _p = sphere_sphere(xa + dt * va, geom[a, 0], xb + dt * vb, geom[b, 0])
-    if depth > 0.0:
+    ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geom[a, 0] + geom[b, 0], dt)
+    if depth > 0.0 or ok == 1:
         wa, wb = 1.0 / mass[a], 1.0 / mass[b]
         e = 0.5 * (rest[a] + rest[b])
-        ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geom[a, 0] + geom[b, 0], dt)
         j = 0.0
         if ok == 1:
             n = ni

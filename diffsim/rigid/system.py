@@ -34,6 +34,12 @@ Contact models (``contact=``):
   sphere-sphere normal and the velocity-dependent forces (rolling resistance, damping) are
   taken at the moment of impact, so the state after a step is continuous when an impact
   moves from one step to the next, and the restitution (apex ratio under gravity) is exact.
+  Sphere-sphere contact is swept (spheres that meet within a step collide, at any speed), and
+  the per-step broad phase sweeps too (:meth:`GridBroadPhase.run_swept`).
+
+Checks (:mod:`.checks`), at build and at the first step of every forward sweep: coincident
+centres and (penalty) bodies fast enough to pass through another are ConfigErrors naming the
+bodies and the fix; so is a mass <= 0 written by an optimizer (fit it with a log transform).
 
 Stepping: either one launch per phase and step (``fused=False``: a grid broad phase per step,
 for large scenes) or a fused ``advance`` running a segment of steps in one launch
@@ -53,6 +59,7 @@ from ..contact import damping_ratio_from_restitution_np
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import Rollout, StoreAll, System, adjoint_only, forward_only, launch
+from . import checks
 from . import kernels as K
 from .model import RigidModel
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
@@ -136,6 +143,7 @@ class RigidSystem(System):
             raise ConfigError(f"this model has {' and '.join(refused)} shape pairs, which have no contact yet "
                               "(they would pass through each other): use spheres or capsules for the bodies that "
                               f"touch, or pass pass_through={tuple(refused)!r} if those bodies never meet")
+        checks.coincident_pairs_np(model.x0, model.names)
         g = np.asarray(gravity if gravity is not None else ([0.0, -9.81] if d == 2 else [0.0, 0.0, -9.81]), float)
         if g.shape != (d,):
             raise ConfigError(f"gravity must have {d} components, got {g.shape}")
@@ -188,6 +196,17 @@ class RigidSystem(System):
             self._static_pairs.from_numpy(buf)
             self._static_count = ti.ndarray(ti.i32, 1)
             self._static_count.from_numpy(np.array([len(ap)], np.int32))
+        geom = model.geometry
+        half_thickness = np.where(model.shape == BOX, np.min(np.where(geom > 0, geom, np.inf), axis=1), geom[:, 0])
+        self._thickness = ti.ndarray(real, n)
+        self._thickness.from_numpy(half_thickness.astype(npr))
+        if contact == "penalty":
+            speed = np.linalg.norm(model.v0, axis=1)
+            ratio = speed * np.sqrt(model.mass / self.stiffness) / half_thickness
+            if np.max(ratio) > 1.0:
+                i = int(np.argmax(ratio))
+                raise checks.tunnelling_error(i, model.names, speed[i], model.mass[i], half_thickness[i],
+                                              self.stiffness, self.dt)
         self._scratch: dict[int, _Scratch] = {}
         self._step_kernels = ((K.penalty_init, K.penalty_pairs, K.penalty_planes, K.penalty_integrate)
                               if contact == "penalty" else
@@ -211,6 +230,31 @@ class RigidSystem(System):
                 want = {"mass": "> 0 kg", "restitution": "in [0, 1]"}.get(name, ">= 0")
                 raise ConfigError(f"{name} of body {i} ({self.model.names[i]}) is {arr[i]}: it must be {want}")
             self._params[name].from_numpy(arr.astype(config().numpy_real))
+
+    def _check_start(self, xx, vv, slot, pairs, count, ps):
+        """First step of a forward sweep: the masses an optimizer wrote are positive (other
+        parameters may leave their physical range smoothly, as finite differences at a bound
+        need), no two centres coincide, and (penalty) no body is fast enough to pass through
+        another."""
+        values = self.get_parameters()
+        mass = values["mass"]
+        bad = ~(np.isfinite(mass) & (mass > 0))
+        if np.any(bad):  # the one parameter whose wrong sign breaks the arithmetic (1/m)
+            i = int(np.argmax(bad))
+            raise ConfigError(f"mass of body {i} ({self.model.names[i]}) is {mass[i]} kg: it must be > 0. If an "
+                              "optimizer set it, fit it so that it stays positive: Parameter('mass', "
+                              "transform='log'), or lower= bounds passed to minimize(..., bounds=objective.bounds)")
+        k = checks.first_coincident_pair(xx, slot, pairs, count, ps, self.dim, checks.COINCIDENT_DISTANCE)
+        if k >= 0:
+            i, j = (int(v) for v in pairs.to_numpy()[ps, k])
+            raise checks.coincident_error(i, j, self.model.names, xx.to_numpy()[slot, i])
+        if self.contact == "penalty":
+            i = checks.deepest_stopping_ratio(vv, slot, self._params["mass"], self._thickness, self.stiffness,
+                                              self.dim)
+            if i >= 0:
+                v = vv.to_numpy()[slot, i]
+                raise checks.tunnelling_error(i, self.model.names, float(np.linalg.norm(v)), values["mass"][i],
+                                              float(self._thickness.to_numpy()[i]), self.stiffness, self.dt)
 
     def get_parameters(self) -> dict:
         return {k: a.to_numpy().astype(np.float64) for k, a in self._params.items()}
@@ -245,9 +289,11 @@ class RigidSystem(System):
         out = [launch(init, *args, src, dst, t)]
         if self.contact == "penalty":
             bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src)
-        else:  # impulses act at the predicted positions x + dt v*
-            bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
+        else:  # impulses act along the swept path x + s v*, s in [0, dt]
+            bp = forward_only(self.broadphase.run_swept, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
         out.append(bp)
+        if t == 0:
+            out.append(forward_only(self._check_start, x.x, x.v, src, sc.pairs, sc.count, src))
         if self.n > 1:
             out.append(launch(pairs, *args, src, dst, t))
         if self.nplanes:
@@ -265,6 +311,8 @@ class RigidSystem(System):
             args = self._args(x, u, sc, sc.pairs, sc.count, slot0)
             out.append(forward_only(self.broadphase.run, x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
                               self.skin))
+        if t0 == 0:
+            out.append(forward_only(self._check_start, x.x, x.v, slot0, *args[-4:-1]))
         out.append(launch(self._advance_kernel, *args, slot0, t0, t1))
         if self.skin is not None:
             out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))
