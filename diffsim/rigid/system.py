@@ -5,8 +5,17 @@ State (per time slot), in SI units:
   ``omega`` (n, 3) rad/s in the world frame;
 - 2D: ``x`` (n, 2) m, ``theta`` (n,) rad, ``v`` (n, 2) m/s, ``omega`` (n,) rad/s.
 
-Parameters (fitted through the tape, one entry per body): ``mass`` (kg), ``restitution`` (in
-[0, 1]), ``friction`` (Coulomb coefficient), ``linear_damping`` and ``angular_damping`` (1/s).
+Parameters (fitted through the tape), one entry per body: ``mass`` (kg), ``restitution`` (in
+[0, 1]), ``friction`` (Coulomb coefficient), ``linear_damping`` and ``angular_damping`` (1/s),
+``contact_stiffness`` (N/m) and ``contact_damping`` (N s/m) of an explicit contact law (0: none);
+one entry per plane (when the scene has planes): ``plane_restitution`` and ``plane_friction``.
+
+Materials of a contact (body with body, or body with plane): friction coefficient mu = the mean
+of the two (both models); restitution e = the mean of the two (impulse model), or, in the
+penalty model, the mean of the two continuous-time damping ratios zeta(e) (so e is exact for
+two equal materials); an explicit law (k, c) of a body replaces stiffness and restitution in
+the penalty model: alone against a plane or a body without one, in series (k_a k_b / (k_a + k_b),
+likewise c) between two bodies that both give one.
 Controls (per step): ``force`` (n, dim) N and ``torque`` ((n, 3) or (n,)) N m, applied at the
 centre of mass. Initial velocities are fitted through the initial state (``Parameter("v",
 kind="state0")``).
@@ -29,8 +38,11 @@ Contact models (``contact=``):
   (e.g. -2 % leaving at 0.4 m/s, -6 % at 0.25 m/s). Shape pairs: those of
   :mod:`diffsim.collision.narrowphase`; box-box and box-capsule are not implemented and pass
   through each other (listed in ``system.unsupported``).
-- ``"impulse"``: frictionless impulses with restitution and time-of-impact correction
-  (:mod:`diffsim.collision.impulse`); spheres (discs) and planes only. The impact speed, the
+- ``"impulse"``: impulses with restitution and time-of-impact correction, and Coulomb friction
+  at the contact point (:func:`diffsim.collision.impulse.coulomb_friction_impulse`: the
+  impulse that stops the slip when it lies in the friction cone, else mu j_n against the slip;
+  tangential restitution zero), which spins the bodies (:mod:`diffsim.collision.impulse`);
+  spheres (discs) and planes only. The impact speed, the
   sphere-sphere normal and the velocity-dependent forces (rolling resistance, damping) are
   taken at the moment of impact, so the state after a step is continuous when an impact
   moves from one step to the next, and the restitution (apex ratio under gravity) is exact.
@@ -55,7 +67,6 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..contact import damping_ratio_from_restitution_np
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import Rollout, StoreAll, System, adjoint_only, forward_only, launch
@@ -64,18 +75,24 @@ from . import kernels as K
 from .model import RigidModel
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
 
-PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping")
+BODY_PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping", "contact_stiffness",
+                   "contact_damping")
+PLANE_PARAMETERS = ("plane_restitution", "plane_friction")
+PARAMETERS = BODY_PARAMETERS + PLANE_PARAMETERS
 
 
 class _Scratch:
     """Per-slot scratch of one rollout size: S0..S3 (slots, n, 3) and S4 (slots, n) with
-    adjoints, and the pair lists (slots, capacity, 2) with their counts."""
+    adjoints (their meaning per contact model: kernels.py), the impulse model's angular
+    velocity change ``dw`` (slots, n, 3) rad/s, and the pair lists (slots, capacity, 2) with
+    their counts."""
 
     def __init__(self, slots, n, capacity):
         real = config().real
         self.S = [ti.ndarray(real, (slots, n, 3), needs_grad=True) for _ in range(4)]
         self.S.append(ti.ndarray(real, (slots, n), needs_grad=True))
-        for a in self.S:
+        self.dw = ti.ndarray(real, (slots, n, 3), needs_grad=True)
+        for a in [*self.S, self.dw]:
             a.fill(0.0)
             a.grad.fill(0.0)
         self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
@@ -165,20 +182,27 @@ class RigidSystem(System):
         self.costs = list(costs)
 
         real, npr = config().real, config().numpy_real
-        self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in PARAMETERS}
-        self.set_parameters(**{name: getattr(model, name) for name in PARAMETERS})
+        if contact == "impulse" and np.any(model.contact_stiffness > 0):
+            i = int(np.argmax(model.contact_stiffness > 0))
+            raise ConfigError(f"body {i} ({model.names[i]}) gives an explicit contact law (contact_stiffness), which "
+                              "the impulse model has no use for: use contact='penalty' or drop contact_stiffness")
+        self.nplanes = model.n_planes
+        self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in BODY_PARAMETERS}
+        self._params.update({name: ti.ndarray(real, max(1, self.nplanes), needs_grad=True)
+                             for name in PLANE_PARAMETERS})
+        self._params["plane_restitution"].fill(0.0)
+        self._params["plane_friction"].fill(0.0)
+        self.set_parameters(**{name: getattr(model, name) for name in PARAMETERS if name in BODY_PARAMETERS
+                               or self.nplanes})
         self.shape = ti.ndarray(ti.i32, n)
         self.shape.from_numpy(model.shape.astype(np.int32))
         self.geom = ti.ndarray(real, (n, 3))
         self.geom.from_numpy(model.geometry.astype(npr))
         self.iu = ti.ndarray(real, (n, 3))
         self.iu.from_numpy(model.unit_inertia.astype(npr))
-        self.nplanes = model.n_planes
-        self.planes = ti.ndarray(real, (max(1, self.nplanes), 6))
+        self.planes = ti.ndarray(real, (max(1, self.nplanes), 6))  # normal, offset (materials: parameters)
         pl = np.zeros((max(1, self.nplanes), 6))
         pl[:self.nplanes] = model.planes
-        if contact == "penalty":  # a plane's restitution enters the penalty model as a damping ratio
-            pl[:self.nplanes, 4] = damping_ratio_from_restitution_np(model.planes[:, 4])
         self.planes.from_numpy(pl.astype(npr))
         cs = np.zeros(K.N_CONSTS)
         cs[K.DT], cs[K.KN], cs[K.VEPS], cs[K.VMIN], cs[K.ROLL], cs[K.DELTA] = (
@@ -216,11 +240,24 @@ class RigidSystem(System):
     # ------------------------------------------------------------------ parameters and state
 
     def set_parameters(self, **values):
-        """Write per-body parameters (scalars broadcast): mass (kg, > 0), restitution ([0, 1]),
-        friction (>= 0), linear_damping and angular_damping (1/s, >= 0)."""
+        """Write parameters (scalars broadcast). Per body (n,): mass (kg, > 0), restitution
+        ([0, 1]), friction (>= 0), linear_damping and angular_damping (1/s, >= 0),
+        contact_stiffness (N/m) and contact_damping (N s/m) of explicit contact laws (>= 0; 0:
+        none). Per plane (P,): plane_restitution ([0, 1]) and plane_friction (>= 0)."""
         for name, value in values.items():
             if name not in PARAMETERS:
                 raise ConfigError(f"unknown rigid-body parameter {name!r}; parameters are {PARAMETERS}")
+            if name in PLANE_PARAMETERS:
+                if not self.nplanes:
+                    raise ConfigError(f"{name}: the scene has no planes")
+                arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.nplanes,)).copy()
+                bad = ~(np.isfinite(arr) & (arr >= 0) & ((arr <= 1) if name == "plane_restitution" else True))
+                if np.any(bad):
+                    i = int(np.argmax(bad))
+                    want = "in [0, 1]" if name == "plane_restitution" else ">= 0"
+                    raise ConfigError(f"{name} of plane {i} is {arr[i]}: it must be {want}")
+                self._params[name].from_numpy(arr.astype(config().numpy_real))
+                continue
             arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.n,)).copy()
             lo_ok = arr > 0 if name == "mass" else arr >= 0
             hi_ok = arr <= 1 if name == "restitution" else np.ones(self.n, bool)
@@ -257,10 +294,13 @@ class RigidSystem(System):
                                               float(self._thickness.to_numpy()[i]), self.stiffness, self.dt)
 
     def get_parameters(self) -> dict:
-        return {k: a.to_numpy().astype(np.float64) for k, a in self._params.items()}
+        """{name: values} of :meth:`parameters` as float64 arrays ((n,) per body, (P,) per plane)."""
+        return {k: a.to_numpy().astype(np.float64) for k, a in self.parameters().items()}
 
     def parameters(self):
-        return dict(self._params)
+        """The fittable parameters (ndarrays with gradients): the per-body ones, and the per-plane
+        materials when the scene has planes."""
+        return {k: a for k, a in self._params.items() if self.nplanes or k not in PLANE_PARAMETERS}
 
     def initial_state(self):
         return self.model.initial_state()
@@ -275,12 +315,13 @@ class RigidSystem(System):
 
     def _args(self, x, u, sc, pairs, count, ps):
         p = self._params
-        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, p["mass"], p["restitution"],
-                p["friction"], p["linear_damping"], p["angular_damping"], u.force, u.torque, self.shape, self.geom,
-                self.iu, self.planes, self.consts, pairs, count, ps, self.nplanes)
+        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, sc.dw, p["mass"],
+                p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"], p["contact_stiffness"],
+                p["contact_damping"], u.force, u.torque, self.shape, self.geom, self.iu, self.planes,
+                p["plane_restitution"], p["plane_friction"], self.consts, pairs, count, ps, self.nplanes)
 
     def _zero_hook(self, sc, s0, s1):
-        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), s0, s1)
+        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), sc.dw.grad, s0, s1)
 
     def step(self, x, u, src, dst, t):
         sc = self._scratch_for(x)
