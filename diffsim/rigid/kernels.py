@@ -28,6 +28,8 @@ import taichi as ti
 
 from ..collision.impulse import coulomb_friction_impulse, impulse_at, normal_impulse, sphere_time_of_impact
 from ..collision.narrowphase import (
+    box_box_point,
+    box_capsule_point,
     capsule_capsule,
     capsule_sphere,
     point_plane,
@@ -56,6 +58,8 @@ DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL, DELTA = range(9)
 N_CONSTS = 9
 
 M_SPHERE, M_BOX, M_CAPSULE = 1 << SPHERE, 1 << BOX, 1 << CAPSULE
+# compile-time flags beside the shapes: the scene has box-box / box-capsule pairs that collide
+M_BOX_BOX, M_BOX_CAPSULE = 1 << 3, 1 << 4
 
 T = ti.template()
 
@@ -220,27 +224,54 @@ def pen_init(V: T, F: T, TQ: T, Z: T, mass: T, rest: T, uF: T, uT: T, cs: T, s, 
     Z[s, i] = damping_ratio_from_restitution(rest[i])
 
 
+def pair_points(mask, dim):
+    """Contact points per candidate pair (compile time): box-box 8 incident corners (4 in 2D), box-capsule
+    2 ends + 8 corners (4 in 2D), 1 for the other pairs."""
+    if mask & M_BOX_BOX:
+        return 4 if dim == 2 else 8
+    if mask & M_BOX_CAPSULE:
+        return 6 if dim == 2 else 10
+    return 1
+
+
+def box_corners(dim):
+    return 4 if dim == 2 else 8
+
+
 @ti.func
-def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, dim: T, mask: T):
-    """Narrow phase of bodies a, b with shape[a] <= shape[b]: (normal from b to a, depth, point).
-    Unsupported pairs (box-box, box-capsule) give depth -1 (no contact)."""
+def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, c, dim: T, mask: T):
+    """Contact point c of bodies a, b with shape[a] <= shape[b]: (normal from b to a, depth,
+    point). Box-box and box-capsule pairs have several points (pair_points; a manifold of
+    corners, :func:`~diffsim.collision.narrowphase.box_box_point`), the others one (c = 0);
+    points a pair does not have, and pairs the scene lets pass through, give depth -1."""
     sa, sb = shape[a], shape[b]
     xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
     n = ti.Vector([0.0, 0.0, 0.0])
     depth = -1.0
     p = ti.Vector([0.0, 0.0, 0.0])
-    if sa == SPHERE and sb == SPHERE:
+    if sa == SPHERE and sb == SPHERE and c == 0:
         n, depth, p = sphere_sphere(xa, geom[a, 0], xb, geom[b, 0])
     if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
-        if sa == SPHERE and sb == BOX:
+        if sa == SPHERE and sb == BOX and c == 0:
             n, depth, p = sphere_box(xa, geom[a, 0], xb, load_quat(Q, s, b, dim),
                                      ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]))
     if ti.static(mask & M_CAPSULE):
-        if sa == SPHERE and sb == CAPSULE:
+        if sa == SPHERE and sb == CAPSULE and c == 0:
             n, depth, p = capsule_sphere(xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1], xa, geom[a, 0])
-        elif sa == CAPSULE and sb == CAPSULE:
+        elif sa == CAPSULE and sb == CAPSULE and c == 0:
             n, depth, p = capsule_capsule(xa, load_quat(Q, s, a, dim), geom[a, 0], geom[a, 1],
                                           xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1])
+    if ti.static(mask & M_BOX_BOX):  # noqa: SIM102 -- compile-time gate
+        if sa == BOX and sb == BOX:
+            n, depth, p = box_box_point(xa, load_quat(Q, s, a, dim), ti.Vector([geom[a, 0], geom[a, 1], geom[a, 2]]),
+                                        xb, load_quat(Q, s, b, dim), ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]),
+                                        c, dim)
+    if ti.static(mask & M_BOX_CAPSULE):  # noqa: SIM102 -- compile-time gate
+        if sa == BOX and sb == CAPSULE:
+            n, depth, p = box_capsule_point(xa, load_quat(Q, s, a, dim),
+                                            ti.Vector([geom[a, 0], geom[a, 1], geom[a, 2]]),
+                                            xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1], c,
+                                            ti.static(box_corners(dim)))
     return n, depth, p
 
 
@@ -262,12 +293,12 @@ def explicit_pair_law(ka, ca, kb, cb):
 
 @ti.func
 def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T, cc: T, shape: T, geom: T, iu: T,
-             cs: T, s, i, j, dim: T, mask: T):
-    """Narrow phase of candidate pair (i, j) and its penalty force on both bodies."""
+             cs: T, s, i, j, c, dim: T, mask: T):
+    """Contact point c of candidate pair (i, j) and its penalty force on both bodies."""
     a, b = i, j
     if shape[i] > shape[j]:  # canonical order: the lower shape code first
         a, b = j, i
-    n, depth, p = pair_geometry(X, Q, shape, geom, s, a, b, dim, mask)
+    n, depth, p = pair_geometry(X, Q, shape, geom, s, a, b, c, dim, mask)
     if depth > 0.0:
         xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
         ra, rb = p - xa, p - xb
@@ -519,10 +550,10 @@ def penalty_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S
                   rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
                   planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
                   t: ti.i32):
-    for k in range(pairs.shape[1]):
+    for k, c in ti.ndrange(pairs.shape[1], ti.static(pair_points(mask, dim))):
         if k < pcount[ps]:
             pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, cs, s, pairs[ps, k, 0], pairs[ps, k, 1],
-                     dim, mask)
+                     c, dim, mask)
 
 
 @ti.kernel
@@ -553,25 +584,27 @@ def penalty_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A,
         n = X.shape[1]
         cap = pairs.shape[1]
         npts = ti.static(plane_points(mask, dim))
+        npp = ti.static(pair_points(mask, dim))
         npl = n * nplanes * npts
-        width = n + cap + npl + n
+        ncp = cap * npp
+        width = n + ncp + npl + n
         for it in range((t1 - t0) * width):
             k = it // width
             j = it % width
             s = slot0 + k
             if j < n:
                 pen_init(V, S0, S1, S4, mass, rest, uF, uT, cs, s, t0 + k, j, dim)
-            elif j < n + cap:
-                c = j - n
+            elif j < n + ncp:
+                c = (j - n) // npp
                 if c < pcount[ps]:
                     pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, cs, s, pairs[ps, c, 0],
-                             pairs[ps, c, 1], dim, mask)
-            elif j < n + cap + npl:
-                c = j - n - cap
+                             pairs[ps, c, 1], (j - n) % npp, dim, mask)
+            elif j < n + ncp + npl:
+                c = j - n - ncp
                 pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, planes, prest, pfric, cs, s, c // (nplanes * npts),
                           (c // npts) % nplanes, c % npts, dim, mask)
             else:
-                pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, s + 1, j - n - cap - npl, dim)
+                pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, s + 1, j - n - ncp - npl, dim)
 
 
 @ti.kernel

@@ -35,9 +35,11 @@ Contact models (``contact=``):
   (dt 1e-3 s, 1e4 N/m, 1 kg balls): the restitution is met within 0.75 % for e in 0.2..1 and
   impact speeds 0.5..6 m/s without gravity (sphere-plane and sphere-sphere), and within 0.6 %
   for balls dropped under gravity that leave the floor at >= 1 m/s; slower exits bounce low
-  (e.g. -2 % leaving at 0.4 m/s, -6 % at 0.25 m/s). Shape pairs: those of
-  :mod:`diffsim.collision.narrowphase`; box-box and box-capsule are not implemented and pass
-  through each other (listed in ``system.unsupported``).
+  (e.g. -2 % leaving at 0.4 m/s, -6 % at 0.25 m/s). Shape pairs: all of
+  :mod:`diffsim.collision.narrowphase`; box-box contact is a manifold of up to 8 (2D: 4)
+  points from a separating-axis test over the face normals (no edge-edge axes) with the
+  incident corners clamped onto the reference face, box-capsule the capsule's end spheres
+  and the box corners inside the capsule (``pass_through=`` lets a scene turn either off).
 - ``"impulse"``: impulses with restitution and time-of-impact correction, and Coulomb friction
   at the contact point (:func:`diffsim.collision.impulse.coulomb_friction_impulse`: the
   impulse that stops the slip when it lies in the friction cone, else mu j_n against the slip;
@@ -112,9 +114,9 @@ class RigidSystem(System):
     toi_min_speed: v_min (m/s) of the TOI correction; fused: None (auto: n <= 64), True or False;
     segment: steps per fused launch; skin: broad-phase skin (m) of the fused path, None = all
     pairs; max_pairs: pair-list capacity of the per-step broad phase; costs: cost terms
-    (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs without a
-    narrow phase ("box-box", "box-capsule") that the scene accepts to pass through each other
-    (bodies that never meet); any other such pair in the model is a ConfigError.
+    (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs ("box-box",
+    "box-capsule") whose contact the scene turns off (bodies that never meet: their multi-point
+    narrow phase then costs nothing), listed in ``system.unsupported``.
     """
 
     def __init__(self, model: RigidModel, dt: float = 1e-3, contact: str = "penalty", stiffness: float = 1e4,
@@ -150,22 +152,22 @@ class RigidSystem(System):
                                   f"pair (effective mass {m_min:.3g} kg): dt*sqrt(k/m) = {w_dt:.2f} > 1 diverges; "
                                   f"take dt <= {0.2 / np.sqrt(self.stiffness / m_min):.2e} s or a softer stiffness")
         boxes = int(np.sum(model.shape == BOX))
-        self.unsupported = []
-        if boxes > 1:
-            self.unsupported.append("box-box")
-        if boxes and np.any(model.shape == CAPSULE):
-            self.unsupported.append("box-capsule")
-        refused = [pair for pair in self.unsupported if pair not in tuple(pass_through)]
-        if refused:
-            raise ConfigError(f"this model has {' and '.join(refused)} shape pairs, which have no contact yet "
-                              "(they would pass through each other): use spheres or capsules for the bodies that "
-                              f"touch, or pass pass_through={tuple(refused)!r} if those bodies never meet")
+        present = (["box-box"] if boxes > 1 else []) + \
+            (["box-capsule"] if boxes and np.any(model.shape == CAPSULE) else [])
+        for pair in pass_through:
+            if pair not in ("box-box", "box-capsule"):
+                raise ConfigError(f"pass_through takes 'box-box' and 'box-capsule', got {pair!r}")
+        self.unsupported = [pair for pair in present if pair in tuple(pass_through)]  # pairs left without contact
         checks.coincident_pairs_np(model.x0, model.names)
         g = np.asarray(gravity if gravity is not None else ([0.0, -9.81] if d == 2 else [0.0, 0.0, -9.81]), float)
         if g.shape != (d,):
             raise ConfigError(f"gravity must have {d} components, got {g.shape}")
         self.gravity = g
         self.mask = sum(1 << int(s) for s in model.shapes_present())
+        if "box-box" in present and "box-box" not in self.unsupported:
+            self.mask |= K.M_BOX_BOX
+        if "box-capsule" in present and "box-capsule" not in self.unsupported:
+            self.mask |= K.M_BOX_CAPSULE
         self.orientation = model.orientation_name
         self.state_shapes = {"x": (n, d), self.orientation: (n, 4) if d == 3 else (n,),
                              "v": (n, d), "omega": (n, 3) if d == 3 else (n,)}
