@@ -1,9 +1,12 @@
 """Rigid-body benchmark: the 16-ball break (forward and forward+backward steps/s, fused and
 per-step), the cost of a full gradient through it against finite differences in MuJoCo, the
-bounce-tuning box, and the grid broad phase for 5,000 bodies. One JSON line per figure.
+bounce-tuning box, the grid broad phase for 5,000 bodies, and stacks at rest (a tower of 10
+boxes and a pyramid of 15, penalty box-box contact: largest drift and turn over 2 s). One JSON
+line per figure.
 
     python benchmarks/rigid.py            # T = 1000 steps for the break
     python benchmarks/rigid.py --quick    # T = 200, fewer repeats
+    python benchmarks/rigid.py --only stacks
 
 MuJoCo reference (quoted in the issue): about 18 ms per step for a finite-difference gradient,
 i.e. a gradient through T steps costs about 18 ms * T there. Here the tape's reverse mode gives
@@ -32,6 +35,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
+    ap.add_argument("--only", choices=["stacks"], default=None, help="run one group of figures")
     args = ap.parse_args(argv)
     import diffsim
     from diffsim import Binomial, Rollout
@@ -42,6 +46,9 @@ def main(argv=None):
     steps = args.steps or (200 if args.quick else 1000)
     repeats = 2 if args.quick else 5
     common = {"precision": args.precision, "threads": args.threads or "all"}
+    if args.only == "stacks":
+        stacks(common)
+        return
 
     # --- the 16-ball break: cue ball at 6 m/s into the rack, impulse contacts with TOI
     for fused in (True, False):
@@ -103,6 +110,32 @@ def main(argv=None):
         tref = time.perf_counter() - t0
         print(json.dumps({"figure": f"broadphase_{dim}d", **common, "bodies": n, "pairs": len(ref),
                           "grid_ms": round(1e3 * t, 3), "numpy_brute_force_ms": round(1e3 * tref, 1)}))
+    stacks(common)
+
+
+def stacks(common):
+    """A 10-box tower and a 15-box pyramid (10 cm cubes, 3D, stiffness 1e5 N/m, dt 5e-4 s): after
+    0.5 s of settling, the largest distance (mm) and turn (rad) of any box over the next 2 s,
+    against the goal of 1 mm and 0.01 rad, and the seconds the rollout took (forward only)."""
+    from diffsim.rigid import RigidSystem
+    from diffsim.rotations import quat_angle_between_np
+    from scenes.stacking import pyramid, tower
+
+    dt, settle, hold = 5e-4, 1000, 4000
+    for name, builder in (("tower10", tower(10, dim=3, stiffness=1e5)), ("pyramid15", pyramid(5, dim=3))):
+        model = builder.finalize()
+        system = RigidSystem(model, dt=dt, stiffness=1e5, segment=250)
+        t0 = time.perf_counter()
+        out = system.simulate(settle + hold)
+        seconds = time.perf_counter() - t0
+        x, q = out["x"][settle:], out["q"][settle:]
+        drift = float(np.abs(x - x[0]).max())
+        turn = max(quat_angle_between_np(q[t, i], q[0, i]) for t in range(0, hold + 1, 100) for i in range(model.n))
+        print(json.dumps({"figure": f"stack_{name}_at_rest", **common, "bodies": model.n, "dt_s": dt,
+                          "settle_s": settle * dt, "hold_s": hold * dt, "max_drift_mm": round(1e3 * drift, 4),
+                          "max_turn_rad": round(float(turn), 6),
+                          "at_rest": bool(drift <= 1e-3 and turn <= 0.01),
+                          "seconds_incl_compile": round(seconds, 2)}))
 
 
 if __name__ == "__main__":

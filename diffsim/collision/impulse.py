@@ -28,6 +28,8 @@ bounce is e^2 times the one before, to O((a dt)^2): the apex ratio is e^2 at eve
 
 import taichi as ti
 
+from ..contact import smooth_relu
+
 
 @ti.func
 def impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt):
@@ -64,8 +66,11 @@ def sphere_time_of_impact(p, u, radius_sum, dt):
     the unit normal from b to a at the moment of impact (not at the overlapping end-of-step
     positions, whose normal turns with the tangential motion: taking that one made the result
     jump when an impact moved from the end of one step to the start of the next), the time tau
-    (s) from impact to the end of the step, and whether the spheres were apart at the start
-    (ok = 0: they already overlapped; the caller then falls back to the end-of-step normal).
+    (s) from impact to the end of the step, and whether they meet within the step (ok = 1:
+    apart at the start and touching at some s <= dt). This is a swept test: spheres that pass
+    through each other within one step (a 2000 m/s ball against another) meet here although
+    their end-of-step positions do not overlap. ok = 0 also when they already overlapped at the
+    start; the caller then falls back to the end-of-step normal.
     s solves |p + s u| = R, the smaller root, in the cancellation-free form C / (-B + sqrt(D))."""
     a = u.dot(u)
     b = p.dot(u)
@@ -76,10 +81,29 @@ def sphere_time_of_impact(p, u, radius_sum, dt):
     ok = 0
     if c > 0.0 and b < 0.0 and disc > 0.0:
         s = c / (-b + ti.sqrt(disc))
-        tau = ti.min(ti.max(dt - s, 0.0), dt)
-        n = (p + s * u) / radius_sum
-        ok = 1
+        if s <= dt:
+            tau = ti.min(ti.max(dt - s, 0.0), dt)
+            n = (p + s * u) / radius_sum
+            ok = 1
     return n, tau, ok
 
 
-__all__ = ["impulse_at", "normal_impulse", "sphere_time_of_impact"]
+@ti.func
+def coulomb_friction_impulse(v_t, inv_mass_t, j_n, mu):
+    """Tangential impulse (N s, a vector) that Coulomb friction applies with a normal impulse
+    j_n (N s, >= 0) to a contact sliding at v_t (m/s, tangential relative velocity of the
+    contact points): the impulse that stops the slip (tangential restitution zero) when it lies
+    in the friction cone |j_t| <= mu j_n (sticking), else mu j_n against the slip (sliding).
+    inv_mass_t: the contact's inverse effective mass along v_t (1/kg, rotation included).
+
+    The switch between the two is a C^1 minimum of width 0.1 mu j_n (it never exceeds either
+    branch and never pushes), so that a fit may cross it with a continuous gradient."""
+    speed = ti.sqrt(v_t.dot(v_t) + 1e-24)
+    stick = speed / inv_mass_t
+    cap = mu * j_n
+    width = 0.1 * cap + 1e-15
+    jt = stick - smooth_relu(stick - (cap - 0.5 * width), width)
+    return -jt * v_t / speed
+
+
+__all__ = ["coulomb_friction_impulse", "impulse_at", "normal_impulse", "sphere_time_of_impact"]

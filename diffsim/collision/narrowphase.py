@@ -17,6 +17,8 @@ import taichi as ti
 from ..contact import safe_normalized
 from ..rotations import quat_rotate, quat_rotate_inv
 
+_OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
+
 EPS_NORMAL = 1e-9  # m: length below which a normal is "zero" (safe_normalized)
 
 
@@ -150,9 +152,136 @@ def capsule_capsule(ca, qa, ra, ha, cb, qb, rb, hb):
     return sphere_sphere(pa, ra, pb, rb)
 
 
+@ti.func
+def box_corner_at(c, q, h, k):
+    """World position of corner k (a runtime index 0..7; bit 0 -> x sign, bit 1 -> y, bit 2 -> z)
+    of a box of centre c (m), orientation q and half extents h (m)."""
+    sx = 2.0 * (k & 1) - 1.0
+    sy = 2.0 * ((k >> 1) & 1) - 1.0
+    sz = 2.0 * ((k >> 2) & 1) - 1.0
+    return c + quat_rotate(q, ti.Vector([sx * h[0], sy * h[1], sz * h[2]]))
+
+
+@ti.func
+def box_axes(q):
+    """The world directions of a box's body axes x, y, z (unit 3-vectors)."""
+    return (quat_rotate(q, ti.Vector([1.0, 0.0, 0.0])), quat_rotate(q, ti.Vector([0.0, 1.0, 0.0])),
+            quat_rotate(q, ti.Vector([0.0, 0.0, 1.0])))
+
+
+@ti.func
+def box_radius_along(axes_x, axes_y, axes_z, h, direction):
+    """Half the width (m) of a box (axes, half extents h) projected on a unit direction."""
+    return (h[0] * ti.abs(axes_x.dot(direction)) + h[1] * ti.abs(axes_y.dot(direction))
+            + h[2] * ti.abs(axes_z.dot(direction)))
+
+
+@ti.func
+def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
+    """Contact point k (0..7; 0..3 in 2D, where h[2] = 0) of two boxes: (normal from b to a,
+    depth, point).
+
+    Separating-axis test over the face normals of both boxes (3 + 3; 2 + 2 in 2D; the 9
+    edge-edge axes are left out): the axis of least overlap picks a reference face (on the box
+    it belongs to) and the other box is the incident one. Point k is the incident box's corner
+    k: its depth below the reference face's plane (a's faces are preferred: b's face is taken
+    only if its overlap is smaller by 1 % of the smallest half extent, so that two faces of
+    equal overlap, a box resting on another, do not swap from step to step), its contact point on the reference face with
+    the lateral coordinates clamped to the face's rectangle (so a corner beyond the face edge
+    contacts at the edge: for faces lying on faces the points span their overlap, as clipping
+    would give), midway through the overlap. Corners above the face give depth <= 0 (no
+    contact), so a face on a face has 4 points, an edge 2, a corner 1. Separated boxes give
+    depth < 0 for every k. Boxes crossing edge on edge with no corner below a face are not
+    detected (no edge-edge axes)."""
+    xa, ya, za = box_axes(qa)
+    xb, yb, zb = box_axes(qb)
+    d = ca - cb
+    margin = 0.01 * ti.min(ti.min(ha[0], ha[1]), ti.min(hb[0], hb[1]))
+    # the faces' axes and half extents: a's x, y, z then b's (2D: x, y of each); no mutated locals
+    # (they made the gradient kernel compile for minutes): separations, then an integer choice
+    axes = ti.static((0, 1) if dim == 2 else (0, 1, 2))
+    dirs = (xa, ya, za, xb, yb, zb)
+    sep = ti.Vector([0.0] * 6)
+    for f in ti.static(range(6)):
+        sep[f] = (ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
+                  - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin)
+    best = -1e30
+    for f in ti.static(range(6)):
+        if ti.static(f % 3 in axes):
+            best = ti.max(best, sep[f])
+    face = 0
+    for f in ti.static((5, 4, 3, 2, 1, 0)):  # the first face reaching the best separation
+        if ti.static(f % 3 in axes):
+            face = ti.select(sep[f] == best, f, face)
+    ref_is_a = 1 if face < 3 else 0
+    L = ti.Vector([0.0, 0.0, 0.0])
+    u1 = ti.Vector([0.0, 0.0, 0.0])
+    u2 = ti.Vector([0.0, 0.0, 0.0])
+    h_ref = 0.0
+    h1 = 0.0
+    h2 = 0.0
+    for f in ti.static(range(6)):
+        if ti.static(f % 3 in axes):
+            o1, o2 = ti.static(_OTHER_AXES[f % 3])
+            base = ti.static(0 if f < 3 else 3)
+            h = ha
+            if ti.static(f >= 3):
+                h = hb
+            pick = face == f
+            L = ti.select(pick, dirs[f], L)
+            u1 = ti.select(pick, dirs[base + o1], u1)
+            u2 = ti.select(pick, dirs[base + o2], u2)
+            h_ref = ti.select(pick, h[f % 3], h_ref)
+            h1 = ti.select(pick, h[o1], h1)
+            h2 = ti.select(pick, h[o2], h2)
+    sign = 1.0 if d.dot(L) >= 0.0 else -1.0  # L oriented from b to a
+    n_ref = sign * L  # reference face normal, towards the incident box
+    if ref_is_a == 1:
+        n_ref = -sign * L
+    c_ref, q_inc, c_inc, h_inc = cb, qa, ca, ha
+    if ref_is_a == 1:
+        c_ref, q_inc, c_inc, h_inc = ca, qb, cb, hb
+    corner = box_corner_at(c_inc, q_inc, h_inc, k)
+    rel = corner - c_ref
+    depth = h_ref - n_ref.dot(rel)
+    if best > 0.0:  # separated along an axis (b's margin makes this conservative by at most the margin)
+        depth = -best
+    lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
+    lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
+    point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
+    n = n_ref
+    if ref_is_a == 1:
+        n = -n_ref
+    return n, depth, point
+
+
+@ti.func
+def box_capsule_point(ca, qa, ha, cc, qc, rc, hc, k, corners: ti.template()):
+    """Contact point k of a box a and a capsule (normal from the capsule to the box, depth,
+    point): k = 0, 1: the capsule's end spheres against the box; 2 <= k < 2 + corners: box
+    corner k - 2 inside the capsule. A capsule lying on a face rests on its two ends; a box
+    edge across the middle of a capsule with no corner inside it is not detected."""
+    n = ti.Vector([0.0, 0.0, 0.0])
+    depth = -1.0
+    p = ca
+    if k < 2:
+        p0, p1 = capsule_segment(cc, qc, hc)
+        end = p0 + k * (p1 - p0)
+        nb, depth, p = sphere_box(end, rc, ca, qa, ha)
+        n = -nb
+    elif k < 2 + corners:
+        n, depth, p = capsule_sphere(cc, qc, rc, hc, box_corner_at(ca, qa, ha, k - 2), 0.0)
+    return n, depth, p
+
+
 __all__ = [
     "EPS_NORMAL",
+    "box_axes",
+    "box_box_point",
+    "box_radius_along",
+    "box_capsule_point",
     "box_corner",
+    "box_corner_at",
     "capsule_capsule",
     "capsule_segment",
     "capsule_sphere",

@@ -2,10 +2,12 @@
 
 ``ModelBuilder(dim)`` -> ``add_body(Sphere(r) | Box(h) | Capsule(r, h), mass= or density=, ...)``,
 ``add_plane(normal, offset)`` -> ``finalize()`` -> :class:`RigidModel` ->
-``RigidSystem(model, dt, contact="penalty" | "impulse", costs=[...])`` -> ``diffsim.Rollout``.
+``RigidSystem(model, dt, contact="penalty" | "impulse", costs=[...])`` -> ``diffsim.Rollout``;
+``draw_frame(model, state)`` and ``animate(model, trajectory, path)`` draw it (matplotlib).
 """
 
 from .costs import BodyTarget, Cost, PoseMatch, Upright
+from .draw import animate, draw_frame
 from .model import ModelBuilder, RigidModel
 from .shapes import BOX, CAPSULE, SPHERE, Box, Capsule, Plane, Sphere
 from .system import PARAMETERS, RigidSystem
@@ -26,4 +28,6 @@ __all__ = [
            "RigidSystem",
            "Sphere",
            "Upright",
+           "animate",
+           "draw_frame",
 ]

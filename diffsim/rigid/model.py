@@ -33,8 +33,9 @@ class RigidModel:
     dim: 2 or 3. shape: (n,) int codes; geometry: (n, 3) shape sizes (sphere (r, 0, 0), box
     (hx, hy, hz), capsule (r, half_length, 0)); bounding_radius: (n,) m; unit_inertia: (n, 3)
     principal inertia per unit mass (m^2); mass (kg), restitution, friction, linear_damping
-    and angular_damping (1/s): (n,); planes: (P, 6) rows (normal (3), offset m, restitution,
-    friction); the initial state: x (n, dim) m, orientation ((n, 4) quaternion or (n,) angle),
+    and angular_damping (1/s): (n,); contact_stiffness (N/m) and contact_damping (N s/m): (n,)
+    explicit contact laws (0: none, the system's stiffness and the restitution decide); planes:
+    (P, 6) rows (normal (3), offset m, restitution, friction); the initial state: x (n, dim) m, orientation ((n, 4) quaternion or (n,) angle),
     v (n, dim) m/s, omega ((n, 3) or (n,)) rad/s; names: (n,) labels.
     """
 
@@ -48,6 +49,8 @@ class RigidModel:
     friction: np.ndarray
     linear_damping: np.ndarray
     angular_damping: np.ndarray
+    contact_stiffness: np.ndarray
+    contact_damping: np.ndarray
     planes: np.ndarray
     x0: np.ndarray
     orientation0: np.ndarray
@@ -62,6 +65,16 @@ class RigidModel:
     @property
     def n_planes(self) -> int:
         return int(self.planes.shape[0])
+
+    @property
+    def plane_restitution(self) -> np.ndarray:
+        """(P,) restitution of each plane's material."""
+        return self.planes[:, 4].copy()
+
+    @property
+    def plane_friction(self) -> np.ndarray:
+        """(P,) Coulomb friction coefficient of each plane's material."""
+        return self.planes[:, 5].copy()
 
     @property
     def orientation_name(self) -> str:
@@ -100,7 +113,8 @@ class ModelBuilder:
 
     def add_body(self, shape, *, mass=None, density=None, inertia=None, position=None, orientation=None,
                  angle=None, velocity=None, angular_velocity=None, restitution=0.5, friction=0.5,
-                 linear_damping=0.0, angular_damping=0.0, name=None) -> int:
+                 linear_damping=0.0, angular_damping=0.0, contact_stiffness=None, contact_damping=None,
+                 name=None) -> int:
         """Add a dynamic body; returns its index.
 
         shape: Sphere, Box or Capsule. mass (kg) or density (kg/m^3; kg/m^2 in 2D): exactly one.
@@ -109,6 +123,11 @@ class ModelBuilder:
         (normalised here); angle: 2D angle in rad (or, in 3D, with ``orientation`` an axis (3,)
         it rotates about). velocity (dim,) m/s; angular_velocity: 3D (3,) rad/s, 2D a number.
         restitution in [0, 1]; friction >= 0; linear/angular damping >= 0 (1/s).
+        contact_stiffness (N/m, > 0) and contact_damping (N s/m, >= 0): an explicit contact law
+        (penalty model) instead of the system's stiffness and this restitution: the normal force
+        is then :func:`diffsim.contact.contact_normal_force` with exactly this k and c. Against a
+        plane the body's law acts alone; two such bodies combine in series (k_a k_b / (k_a + k_b),
+        likewise c); a body with a law against one without uses its own law.
         """
         where = f"body {len(self._bodies)}" + (f" ({name})" if name else "")
         if not isinstance(shape, SHAPES):
@@ -139,6 +158,15 @@ class ModelBuilder:
             if not (0.0 <= value <= hi):
                 rng = "[0, 1]" if hi == 1.0 else ">= 0"
                 raise ConfigError(f"{where}: {label} must be {rng}, got {value}")
+        if contact_stiffness is None:
+            if contact_damping is not None:
+                raise ConfigError(f"{where}: contact_damping needs contact_stiffness (N/m) as well")
+            k_c, c_c = 0.0, 0.0
+        else:
+            k_c, c_c = float(contact_stiffness), float(0.0 if contact_damping is None else contact_damping)
+            if not (np.isfinite(k_c) and k_c > 0 and np.isfinite(c_c) and c_c >= 0):
+                raise ConfigError(f"{where}: contact_stiffness must be > 0 N/m and contact_damping >= 0 N s/m, "
+                                  f"got {contact_stiffness!r} and {contact_damping!r}")
         pos = _vec("position", np.zeros(d) if position is None else position, d, where)
         vel = _vec("velocity", np.zeros(d) if velocity is None else velocity, d, where)
         if d == 3:
@@ -163,11 +191,15 @@ class ModelBuilder:
         self._bodies.append({"shape": shape, "mass": mass, "unit_inertia": unit_inertia, "x": pos, "q": orient, "v": vel, "w": w,
                                  "restitution": float(restitution), "friction": float(friction),
                                  "linear_damping": float(linear_damping), "angular_damping": float(angular_damping),
+                                 "contact_stiffness": k_c, "contact_damping": c_c,
                                  "name": name or f"{SHAPE_NAMES[shape.code]}{len(self._bodies)}"})
         return len(self._bodies) - 1
 
     def add_plane(self, normal, offset=0.0, restitution=0.5, friction=0.5) -> int:
-        """Add a static plane {p : normal . p >= offset} (a line in 2D); returns its index."""
+        """Add a static plane {p : normal . p >= offset} (a line in 2D); returns its index.
+        restitution in [0, 1] and friction >= 0 are its material (fittable: the system
+        parameters ``plane_restitution`` and ``plane_friction``); a contact takes the mean of
+        the body's and the plane's."""
         plane = Plane(tuple(np.asarray(normal, float).reshape(-1)), float(offset), restitution, friction)
         if len(plane.normal) != self.dim:
             raise ConfigError(f"plane {len(self._planes)}: normal needs {self.dim} components in {self.dim}D, "
@@ -197,6 +229,8 @@ class ModelBuilder:
             friction=np.array([s["friction"] for s in b]),
             linear_damping=np.array([s["linear_damping"] for s in b]),
             angular_damping=np.array([s["angular_damping"] for s in b]),
+            contact_stiffness=np.array([s["contact_stiffness"] for s in b]),
+            contact_damping=np.array([s["contact_damping"] for s in b]),
             planes=planes,
             x0=np.array([s["x"] for s in b]),
             orientation0=np.array([s["q"] for s in b]),

@@ -5,8 +5,17 @@ State (per time slot), in SI units:
   ``omega`` (n, 3) rad/s in the world frame;
 - 2D: ``x`` (n, 2) m, ``theta`` (n,) rad, ``v`` (n, 2) m/s, ``omega`` (n,) rad/s.
 
-Parameters (fitted through the tape, one entry per body): ``mass`` (kg), ``restitution`` (in
-[0, 1]), ``friction`` (Coulomb coefficient), ``linear_damping`` and ``angular_damping`` (1/s).
+Parameters (fitted through the tape), one entry per body: ``mass`` (kg), ``restitution`` (in
+[0, 1]), ``friction`` (Coulomb coefficient), ``linear_damping`` and ``angular_damping`` (1/s),
+``contact_stiffness`` (N/m) and ``contact_damping`` (N s/m) of an explicit contact law (0: none);
+one entry per plane (when the scene has planes): ``plane_restitution`` and ``plane_friction``.
+
+Materials of a contact (body with body, or body with plane): friction coefficient mu = the mean
+of the two (both models); restitution e = the mean of the two (impulse model), or, in the
+penalty model, the mean of the two continuous-time damping ratios zeta(e) (so e is exact for
+two equal materials); an explicit law (k, c) of a body replaces stiffness and restitution in
+the penalty model: alone against a plane or a body without one, in series (k_a k_b / (k_a + k_b),
+likewise c) between two bodies that both give one.
 Controls (per step): ``force`` (n, dim) N and ``torque`` ((n, 3) or (n,)) N m, applied at the
 centre of mass. Initial velocities are fitted through the initial state (``Parameter("v",
 kind="state0")``).
@@ -28,14 +37,25 @@ Contact models (``contact=``):
   0.2..1 at impact speeds 0.5..6 m/s without gravity and for balls dropped under gravity
   leaving at >= 0.4 m/s (0.4 % low leaving at 0.25 m/s), with <= 0.04 % of spread over the
   phase of first touch; the third apex of a ball is smooth in e (second differences 1.5 % of
-  the trend). Shape pairs: those of
-  :mod:`diffsim.collision.narrowphase`; box-box and box-capsule are not implemented and pass
-  through each other (listed in ``system.unsupported``).
-- ``"impulse"``: frictionless impulses with restitution and time-of-impact correction
-  (:mod:`diffsim.collision.impulse`); spheres (discs) and planes only. The impact speed, the
+  the trend). Shape pairs: all of
+  :mod:`diffsim.collision.narrowphase`; box-box contact is a manifold of up to 8 (2D: 4)
+  points from a separating-axis test over the face normals (no edge-edge axes) with the
+  incident corners clamped onto the reference face, box-capsule the capsule's end spheres
+  and the box corners inside the capsule (``pass_through=`` lets a scene turn either off).
+- ``"impulse"``: impulses with restitution and time-of-impact correction, and Coulomb friction
+  at the contact point (:func:`diffsim.collision.impulse.coulomb_friction_impulse`: the
+  impulse that stops the slip when it lies in the friction cone, else mu j_n against the slip;
+  tangential restitution zero), which spins the bodies (:mod:`diffsim.collision.impulse`);
+  spheres (discs) and planes only. The impact speed, the
   sphere-sphere normal and the velocity-dependent forces (rolling resistance, damping) are
   taken at the moment of impact, so the state after a step is continuous when an impact
   moves from one step to the next, and the restitution (apex ratio under gravity) is exact.
+  Sphere-sphere contact is swept (spheres that meet within a step collide, at any speed), and
+  the per-step broad phase sweeps too (:meth:`GridBroadPhase.run_swept`).
+
+Checks (:mod:`.checks`), at build and at the first step of every forward sweep: coincident
+centres and (penalty) bodies fast enough to pass through another are ConfigErrors naming the
+bodies and the fix; so is a mass <= 0 written by an optimizer (fit it with a log transform).
 
 Stepping: either one launch per phase and step (``fused=False``: a grid broad phase per step,
 for large scenes) or a fused ``advance`` running a segment of steps in one launch
@@ -51,26 +71,32 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..contact import damping_ratio_from_restitution_np
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import Rollout, StoreAll, System, adjoint_only, forward_only, launch
+from . import checks
 from . import kernels as K
 from .model import RigidModel
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
 
-PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping")
+BODY_PARAMETERS = ("mass", "restitution", "friction", "linear_damping", "angular_damping", "contact_stiffness",
+                   "contact_damping")
+PLANE_PARAMETERS = ("plane_restitution", "plane_friction")
+PARAMETERS = BODY_PARAMETERS + PLANE_PARAMETERS
 
 
 class _Scratch:
     """Per-slot scratch of one rollout size: S0..S3 (slots, n, 3) and S4 (slots, n) with
-    adjoints, and the pair lists (slots, capacity, 2) with their counts."""
+    adjoints (their meaning per contact model: kernels.py), the impulse model's angular
+    velocity change ``dw`` (slots, n, 3) rad/s, and the pair lists (slots, capacity, 2) with
+    their counts."""
 
     def __init__(self, slots, n, capacity):
         real = config().real
         self.S = [ti.ndarray(real, (slots, n, 3), needs_grad=True) for _ in range(4)]
         self.S.append(ti.ndarray(real, (slots, n), needs_grad=True))
-        for a in self.S:
+        self.dw = ti.ndarray(real, (slots, n, 3), needs_grad=True)
+        for a in [*self.S, self.dw]:
             a.fill(0.0)
             a.grad.fill(0.0)
         self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
@@ -90,9 +116,9 @@ class RigidSystem(System):
     toi_min_speed: v_min (m/s) of the TOI correction; fused: None (auto: n <= 64), True or False;
     segment: steps per fused launch; skin: broad-phase skin (m) of the fused path, None = all
     pairs; max_pairs: pair-list capacity of the per-step broad phase; costs: cost terms
-    (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs without a
-    narrow phase ("box-box", "box-capsule") that the scene accepts to pass through each other
-    (bodies that never meet); any other such pair in the model is a ConfigError.
+    (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs ("box-box",
+    "box-capsule") whose contact the scene turns off (bodies that never meet: their multi-point
+    narrow phase then costs nothing), listed in ``system.unsupported``.
     """
 
     def __init__(self, model: RigidModel, dt: float = 1e-3, contact: str = "penalty", stiffness: float = 1e4,
@@ -128,21 +154,22 @@ class RigidSystem(System):
                                   f"pair (effective mass {m_min:.3g} kg): dt*sqrt(k/m) = {w_dt:.2f} > 1 diverges; "
                                   f"take dt <= {0.2 / np.sqrt(self.stiffness / m_min):.2e} s or a softer stiffness")
         boxes = int(np.sum(model.shape == BOX))
-        self.unsupported = []
-        if boxes > 1:
-            self.unsupported.append("box-box")
-        if boxes and np.any(model.shape == CAPSULE):
-            self.unsupported.append("box-capsule")
-        refused = [pair for pair in self.unsupported if pair not in tuple(pass_through)]
-        if refused:
-            raise ConfigError(f"this model has {' and '.join(refused)} shape pairs, which have no contact yet "
-                              "(they would pass through each other): use spheres or capsules for the bodies that "
-                              f"touch, or pass pass_through={tuple(refused)!r} if those bodies never meet")
+        present = (["box-box"] if boxes > 1 else []) + \
+            (["box-capsule"] if boxes and np.any(model.shape == CAPSULE) else [])
+        for pair in pass_through:
+            if pair not in ("box-box", "box-capsule"):
+                raise ConfigError(f"pass_through takes 'box-box' and 'box-capsule', got {pair!r}")
+        self.unsupported = [pair for pair in present if pair in tuple(pass_through)]  # pairs left without contact
+        checks.coincident_pairs_np(model.x0, model.names)
         g = np.asarray(gravity if gravity is not None else ([0.0, -9.81] if d == 2 else [0.0, 0.0, -9.81]), float)
         if g.shape != (d,):
             raise ConfigError(f"gravity must have {d} components, got {g.shape}")
         self.gravity = g
         self.mask = sum(1 << int(s) for s in model.shapes_present())
+        if "box-box" in present and "box-box" not in self.unsupported:
+            self.mask |= K.M_BOX_BOX
+        if "box-capsule" in present and "box-capsule" not in self.unsupported:
+            self.mask |= K.M_BOX_CAPSULE
         self.orientation = model.orientation_name
         self.state_shapes = {"x": (n, d), self.orientation: (n, 4) if d == 3 else (n,),
                              "v": (n, d), "omega": (n, 3) if d == 3 else (n,)}
@@ -159,20 +186,27 @@ class RigidSystem(System):
         self.costs = list(costs)
 
         real, npr = config().real, config().numpy_real
-        self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in PARAMETERS}
-        self.set_parameters(**{name: getattr(model, name) for name in PARAMETERS})
+        if contact == "impulse" and np.any(model.contact_stiffness > 0):
+            i = int(np.argmax(model.contact_stiffness > 0))
+            raise ConfigError(f"body {i} ({model.names[i]}) gives an explicit contact law (contact_stiffness), which "
+                              "the impulse model has no use for: use contact='penalty' or drop contact_stiffness")
+        self.nplanes = model.n_planes
+        self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in BODY_PARAMETERS}
+        self._params.update({name: ti.ndarray(real, max(1, self.nplanes), needs_grad=True)
+                             for name in PLANE_PARAMETERS})
+        self._params["plane_restitution"].fill(0.0)
+        self._params["plane_friction"].fill(0.0)
+        self.set_parameters(**{name: getattr(model, name) for name in PARAMETERS if name in BODY_PARAMETERS
+                               or self.nplanes})
         self.shape = ti.ndarray(ti.i32, n)
         self.shape.from_numpy(model.shape.astype(np.int32))
         self.geom = ti.ndarray(real, (n, 3))
         self.geom.from_numpy(model.geometry.astype(npr))
         self.iu = ti.ndarray(real, (n, 3))
         self.iu.from_numpy(model.unit_inertia.astype(npr))
-        self.nplanes = model.n_planes
-        self.planes = ti.ndarray(real, (max(1, self.nplanes), 6))
+        self.planes = ti.ndarray(real, (max(1, self.nplanes), 6))  # normal, offset (materials: parameters)
         pl = np.zeros((max(1, self.nplanes), 6))
         pl[:self.nplanes] = model.planes
-        if contact == "penalty":  # a plane's restitution enters the penalty model as a damping ratio
-            pl[:self.nplanes, 4] = damping_ratio_from_restitution_np(model.planes[:, 4])
         self.planes.from_numpy(pl.astype(npr))
         cs = np.zeros(K.N_CONSTS)
         cs[K.DT], cs[K.KN], cs[K.VEPS], cs[K.VMIN], cs[K.ROLL], cs[K.DELTA] = (
@@ -190,6 +224,17 @@ class RigidSystem(System):
             self._static_pairs.from_numpy(buf)
             self._static_count = ti.ndarray(ti.i32, 1)
             self._static_count.from_numpy(np.array([len(ap)], np.int32))
+        geom = model.geometry
+        half_thickness = np.where(model.shape == BOX, np.min(np.where(geom > 0, geom, np.inf), axis=1), geom[:, 0])
+        self._thickness = ti.ndarray(real, n)
+        self._thickness.from_numpy(half_thickness.astype(npr))
+        if contact == "penalty":
+            speed = np.linalg.norm(model.v0, axis=1)
+            ratio = speed * np.sqrt(model.mass / self.stiffness) / half_thickness
+            if np.max(ratio) > 1.0:
+                i = int(np.argmax(ratio))
+                raise checks.tunnelling_error(i, model.names, speed[i], model.mass[i], half_thickness[i],
+                                              self.stiffness, self.dt)
         self._scratch: dict[int, _Scratch] = {}
         self._step_kernels = ((K.penalty_init, K.penalty_pairs, K.penalty_planes, K.penalty_integrate)
                               if contact == "penalty" else
@@ -199,11 +244,24 @@ class RigidSystem(System):
     # ------------------------------------------------------------------ parameters and state
 
     def set_parameters(self, **values):
-        """Write per-body parameters (scalars broadcast): mass (kg, > 0), restitution ([0, 1]),
-        friction (>= 0), linear_damping and angular_damping (1/s, >= 0)."""
+        """Write parameters (scalars broadcast). Per body (n,): mass (kg, > 0), restitution
+        ([0, 1]), friction (>= 0), linear_damping and angular_damping (1/s, >= 0),
+        contact_stiffness (N/m) and contact_damping (N s/m) of explicit contact laws (>= 0; 0:
+        none). Per plane (P,): plane_restitution ([0, 1]) and plane_friction (>= 0)."""
         for name, value in values.items():
             if name not in PARAMETERS:
                 raise ConfigError(f"unknown rigid-body parameter {name!r}; parameters are {PARAMETERS}")
+            if name in PLANE_PARAMETERS:
+                if not self.nplanes:
+                    raise ConfigError(f"{name}: the scene has no planes")
+                arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.nplanes,)).copy()
+                bad = ~(np.isfinite(arr) & (arr >= 0) & ((arr <= 1) if name == "plane_restitution" else True))
+                if np.any(bad):
+                    i = int(np.argmax(bad))
+                    want = "in [0, 1]" if name == "plane_restitution" else ">= 0"
+                    raise ConfigError(f"{name} of plane {i} is {arr[i]}: it must be {want}")
+                self._params[name].from_numpy(arr.astype(config().numpy_real))
+                continue
             arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.n,)).copy()
             lo_ok = arr > 0 if name == "mass" else arr >= 0
             hi_ok = arr <= 1 if name == "restitution" else np.ones(self.n, bool)
@@ -214,11 +272,39 @@ class RigidSystem(System):
                 raise ConfigError(f"{name} of body {i} ({self.model.names[i]}) is {arr[i]}: it must be {want}")
             self._params[name].from_numpy(arr.astype(config().numpy_real))
 
+    def _check_start(self, xx, vv, slot, pairs, count, ps):
+        """First step of a forward sweep: the masses an optimizer wrote are positive (other
+        parameters may leave their physical range smoothly, as finite differences at a bound
+        need), no two centres coincide, and (penalty) no body is fast enough to pass through
+        another."""
+        values = self.get_parameters()
+        mass = values["mass"]
+        bad = ~(np.isfinite(mass) & (mass > 0))
+        if np.any(bad):  # the one parameter whose wrong sign breaks the arithmetic (1/m)
+            i = int(np.argmax(bad))
+            raise ConfigError(f"mass of body {i} ({self.model.names[i]}) is {mass[i]} kg: it must be > 0. If an "
+                              "optimizer set it, fit it so that it stays positive: Parameter('mass', "
+                              "transform='log'), or lower= bounds passed to minimize(..., bounds=objective.bounds)")
+        k = checks.first_coincident_pair(xx, slot, pairs, count, ps, self.dim, checks.COINCIDENT_DISTANCE)
+        if k >= 0:
+            i, j = (int(v) for v in pairs.to_numpy()[ps, k])
+            raise checks.coincident_error(i, j, self.model.names, xx.to_numpy()[slot, i])
+        if self.contact == "penalty":
+            i = checks.deepest_stopping_ratio(vv, slot, self._params["mass"], self._thickness, self.stiffness,
+                                              self.dim)
+            if i >= 0:
+                v = vv.to_numpy()[slot, i]
+                raise checks.tunnelling_error(i, self.model.names, float(np.linalg.norm(v)), values["mass"][i],
+                                              float(self._thickness.to_numpy()[i]), self.stiffness, self.dt)
+
     def get_parameters(self) -> dict:
-        return {k: a.to_numpy().astype(np.float64) for k, a in self._params.items()}
+        """{name: values} of :meth:`parameters` as float64 arrays ((n,) per body, (P,) per plane)."""
+        return {k: a.to_numpy().astype(np.float64) for k, a in self.parameters().items()}
 
     def parameters(self):
-        return dict(self._params)
+        """The fittable parameters (ndarrays with gradients): the per-body ones, and the per-plane
+        materials when the scene has planes."""
+        return {k: a for k, a in self._params.items() if self.nplanes or k not in PLANE_PARAMETERS}
 
     def initial_state(self):
         return self.model.initial_state()
@@ -233,12 +319,13 @@ class RigidSystem(System):
 
     def _args(self, x, u, sc, pairs, count, ps):
         p = self._params
-        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, p["mass"], p["restitution"],
-                p["friction"], p["linear_damping"], p["angular_damping"], u.force, u.torque, self.shape, self.geom,
-                self.iu, self.planes, self.consts, pairs, count, ps, self.nplanes)
+        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, sc.dw, p["mass"],
+                p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"], p["contact_stiffness"],
+                p["contact_damping"], u.force, u.torque, self.shape, self.geom, self.iu, self.planes,
+                p["plane_restitution"], p["plane_friction"], self.consts, pairs, count, ps, self.nplanes)
 
     def _zero_hook(self, sc, s0, s1):
-        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), s0, s1)
+        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), sc.dw.grad, s0, s1)
 
     def step(self, x, u, src, dst, t):
         sc = self._scratch_for(x)
@@ -247,9 +334,11 @@ class RigidSystem(System):
         out = [launch(init, *args, src, dst, t)]
         if self.contact == "penalty":
             bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src)
-        else:  # impulses act at the predicted positions x + dt v*
-            bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
+        else:  # impulses act along the swept path x + s v*, s in [0, dt]
+            bp = forward_only(self.broadphase.run_swept, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
         out.append(bp)
+        if t == 0:
+            out.append(forward_only(self._check_start, x.x, x.v, src, sc.pairs, sc.count, src))
         if self.n > 1:
             out.append(launch(pairs, *args, src, dst, t))
         if self.nplanes:
@@ -267,6 +356,8 @@ class RigidSystem(System):
             args = self._args(x, u, sc, sc.pairs, sc.count, slot0)
             out.append(forward_only(self.broadphase.run, x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
                               self.skin))
+        if t0 == 0:
+            out.append(forward_only(self._check_start, x.x, x.v, slot0, *args[-4:-1]))
         out.append(launch(self._advance_kernel, *args, slot0, t0, t1))
         if self.skin is not None:
             out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))

@@ -128,17 +128,15 @@ def test_quaternion_functions_match_numpy():
     np.testing.assert_allclose(out[:, 13:17], quat_mul_np(dq, q), atol=1e-6)
 
 
-def test_shape_pairs_without_contact_are_refused_at_build():
-    """Two boxes would fall through each other (no box-box narrow phase yet): say so at build,
-    not with a sinking box; a scene whose box and capsule never meet may say so."""
-    b = ModelBuilder(3)
-    b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0, position=[0, 0, 0.1])
-    b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0, position=[0, 0, 0.35])
-    with pytest.raises(ConfigError, match=r"box-box shape pairs.*pass_through=\('box-box',\)"):
-        RigidSystem(b.finalize())
+def test_box_pairs_have_contact_unless_the_scene_turns_it_off():
+    """Box-box and box-capsule pairs have contact (test_rigid_boxes.py); a scene whose boxes
+    never meet may turn it off, and a misspelt pair is refused."""
     b = ModelBuilder(3)
     b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0, position=[0, 0, 0.1])
     b.add_body(Capsule(0.05, 0.1), mass=1.0, position=[3.0, 0, 0.1])
-    with pytest.raises(ConfigError, match="box-capsule"):
-        RigidSystem(b.finalize())
+    assert RigidSystem(b.finalize()).unsupported == []
     assert RigidSystem(b.finalize(), pass_through=("box-capsule",)).unsupported == ["box-capsule"]
+    with pytest.raises(ConfigError, match="pass_through takes"):
+        RigidSystem(b.finalize(), pass_through=("box-sphere",))
+    with pytest.raises(ConfigError, match="impulse contact model handles spheres"):
+        RigidSystem(b.finalize(), contact="impulse")

@@ -1,0 +1,180 @@
+"""Stacking: find the flick that sends the top box of a tower onto a marked spot on the floor.
+
+A 2D tower of ``levels`` wooden cubes (10 cm, 1 kg; friction 0.5, restitution 0.2) stands on
+a floor. The top box is flicked sideways with speed u (m/s): it slides across the box below,
+tips over its edge, falls, lands and slides to rest. The loss is the squared distance (m^2)
+between where its centre ends and a marked spot; L-BFGS-B finds u through the tape (the only
+parameter: ``Parameter("v", kind="state0", index=(top, 0))``). Box-box and box-floor contacts
+are penalty contacts (box-box: :func:`diffsim.collision.narrowphase.box_box_point`). Goal: the
+box ends within 2 cm of the spot; ``solve`` returns a :class:`~scenes._goal.SceneResult` that
+says whether it did, and ``main`` exits with status 1 when it did not. ``demo`` writes the
+flick before and after as a GIF (:func:`diffsim.rigid.animate`) and the loss.
+
+``tower`` and ``pyramid`` build the stacks (2D or 3D) that the tests and benchmarks/rigid.py
+use, each box started at the static penetration of the contacts below it.
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import numpy as np
+
+import diffsim
+from diffsim import Objective, Parameter, Rollout, StoreAll
+from diffsim.rigid import BodyTarget, Box, ModelBuilder, RigidSystem, animate
+from scenes._goal import Goal, SceneResult, report
+from scenes._plots import save_figure
+
+HALF, MASS = 0.05, 1.0  # m (half side of a cube), kg
+GRAVITY = 9.81
+GOAL = Goal("distance of the flicked box from the spot", 0.02, "cm", 100.0)
+
+
+def tower(levels: int, half: float = HALF, dim: int = 2, stiffness: float = 2e4, friction: float = 0.5,
+          restitution: float = 0.2) -> ModelBuilder:
+    """A builder holding ``levels`` cubes of half side ``half`` (m) and mass 1 kg stacked on the
+    floor z = 0 (y = 0 in 2D), each at the static penetration of its 4 (2D: 2) corner contacts
+    for contact stiffness ``stiffness`` (N/m); add bodies or call ``finalize()``."""
+    if levels < 1:
+        raise diffsim.ConfigError(f"a tower needs at least 1 box, got {levels}")
+    corners = 4 if dim == 3 else 2
+    b = ModelBuilder(dim)
+    up = 0.0
+    for i in range(levels):
+        up += half - (levels - i) * MASS * GRAVITY / (corners * stiffness)
+        b.add_body(Box((half,) * dim), mass=MASS, position=[0.0] * (dim - 1) + [up], restitution=restitution,
+                   friction=friction, name=f"box{i}")
+        up += half
+    b.add_plane([0.0] * (dim - 1) + [1.0], 0.0, restitution=restitution, friction=friction)
+    return b
+
+
+def pyramid(base: int, half: float = HALF, dim: int = 3, gap: float = 2e-3, friction: float = 0.5,
+            restitution: float = 0.2) -> ModelBuilder:
+    """A builder holding a pyramid of cubes in rows of base, base - 1, ..., 1 (base (base + 1) / 2
+    boxes; 15 for base 5) along x, each row centred on the gaps of the one below, boxes ``gap``
+    (m) apart, resting on the floor (started touching: let it settle before measuring)."""
+    if base < 1:
+        raise diffsim.ConfigError(f"a pyramid needs a base of at least 1 box, got {base}")
+    b = ModelBuilder(dim)
+    for row in range(base):
+        count = base - row
+        for k in range(count):
+            x = (k - 0.5 * (count - 1)) * (2 * half + gap)
+            b.add_body(Box((half,) * dim), mass=MASS, position=[x] + [0.0] * (dim - 2) + [half + 2 * half * row],
+                       restitution=restitution, friction=friction, name=f"row{row}_box{k}")
+    b.add_plane([0.0] * (dim - 1) + [1.0], 0.0, restitution=restitution, friction=friction)
+    return b
+
+
+class StackingProblem:
+    """The flick as an objective over u (m/s): ``problem([u]) -> (loss, grad)``; the loss is the
+    squared distance (m^2) of the top box's final centre from the spot."""
+
+    def __init__(self, system, rollout, objective, top, spot, u0):
+        self.system, self.rollout, self.objective = system, rollout, objective
+        self.top, self.spot, self.u0 = top, np.asarray(spot, float), float(u0)
+        self.history = []
+
+    def x0(self):
+        return np.array([self.u0])
+
+    def __call__(self, p):
+        loss, grad = self.objective(np.asarray(p, dtype=np.float64))
+        self.history.append(float(loss))
+        return loss, grad
+
+    def trajectory(self, p) -> dict:
+        """{"x", "theta"}: (T + 1, n, 2) m and (T + 1, n) rad for the flick p = [u]."""
+        self.objective.set(np.asarray(p, dtype=np.float64))
+        self.rollout.forward()
+        return {name: self.rollout.trajectory(name) for name in ("x", "theta")}
+
+    def distance(self, p) -> float:
+        """Distance (m) of the flicked box's final centre from the spot."""
+        return float(np.linalg.norm(self.trajectory(p)["x"][-1, self.top] - self.spot))
+
+    def solve(self, iters: int = 20) -> SceneResult:
+        """L-BFGS-B on u in [0.2, 4] m/s, stopping once the box ends within the goal's 2 cm."""
+        from optimizers import minimize
+
+        res = minimize(self, self.x0(), method="lbfgs", iters=iters, progress=False, bounds=[(0.2, 4.0)],
+                       callback=lambda it, p, loss, grad: loss < (0.5 * GOAL.tolerance) ** 2)
+        return SceneResult.judge("stacking", GOAL, self.distance(res.x), res, flick_m_s=float(res.x[0]))
+
+
+def build(levels: int = 3, spot: float = 0.25, seconds: float = 1.0, dt: float = 1e-3, stiffness: float = 2e4,
+          flick: float = 0.7, fused: bool = True) -> StackingProblem:
+    """A 2D tower of ``levels`` boxes; the top one is to end at x = ``spot`` m on the floor after
+    ``seconds`` s of ``dt`` s steps, from a first flick of ``flick`` m/s."""
+    if levels < 2:
+        raise diffsim.ConfigError(f"levels must be at least 2 (a box to flick off a box), got {levels}")
+    if not spot > 2 * HALF:
+        raise diffsim.ConfigError(f"spot must lie beyond the tower's foot, x > {2 * HALF} m, got {spot}")
+    steps = int(round(seconds / dt))
+    if steps < 1:
+        raise diffsim.ConfigError(f"seconds / dt must give at least one step, got {seconds} / {dt}")
+    model = tower(levels, dim=2, stiffness=stiffness).finalize()
+    top = levels - 1
+    target = np.array([spot, HALF])
+    system = RigidSystem(model, dt=dt, stiffness=stiffness, friction_smoothing=0.02, fused=fused, segment=100,
+                         costs=[BodyTarget(top, target)])
+    rollout = Rollout(system, steps, StoreAll())
+    objective = Objective(rollout, [Parameter("v", kind="state0", index=(top, 0))])
+    return StackingProblem(system, rollout, objective, top, target, flick)
+
+
+def plot_loss(path, history):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.semilogy(np.sqrt(np.maximum(history, 1e-16)), marker=".")
+    ax.set_xlabel("objective evaluation")
+    ax.set_ylabel("distance to the spot (m)")
+    ax.set_title("stacking: flick the top box onto the spot", fontsize=9)
+    save_figure(fig, path)
+
+
+def demo(outdir) -> dict:
+    """Solve at the default size; GIF of the first and the found flick and the loss curve."""
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    problem = build()
+    start = time.perf_counter()
+    before = problem.trajectory(problem.x0())
+    result = problem.solve()
+    after = problem.trajectory(result.x)
+    seconds = time.perf_counter() - start
+    model = problem.system.model
+    animate(model, before, outdir / "stacking_first.gif", title="first flick")
+    animate(model, after, outdir / "stacking.gif",
+            title=result.title("found flick: on the spot", "best flick: goal MISSED"))
+    plot_loss(outdir / "stacking_loss.png", problem.history)
+    return {**result.summary(), "flick_m_s": float(result.x[0]), "distance_m": result.figure,
+            "evaluations": len(problem.history), "seconds": seconds, "gif": str(outdir / "stacking.gif"),
+            "plot": str(outdir / "stacking_loss.png")}
+
+
+def main(argv=None) -> int:
+    """``python -m scenes.stacking``: exit status 0 when the box ends on the spot, 1 otherwise."""
+    parser = argparse.ArgumentParser(prog="stacking", description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=int, default=3)
+    parser.add_argument("--spot", type=float, default=0.25)
+    parser.add_argument("--iters", type=int, default=20)
+    args = parser.parse_args(argv)
+    if not diffsim.is_initialized():
+        diffsim.init()
+    problem = build(levels=args.levels, spot=args.spot)
+    result = problem.solve(iters=args.iters)
+    print(json.dumps({"flick_m_s": float(result.x[0]), "distance_m": result.figure,
+                      "success": bool(result.success)}))
+    return report(result)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
