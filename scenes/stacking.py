@@ -7,24 +7,24 @@ between where its centre ends and a marked spot; L-BFGS-B finds u through the ta
 parameter: ``Parameter("v", kind="state0", index=(top, 0))``). Box-box and box-floor contacts
 are penalty contacts (box-box: :func:`diffsim.collision.narrowphase.box_box_point`). Goal: the
 box ends within 2 cm of the spot; ``solve`` returns a :class:`~scenes._goal.SceneResult` that
-says whether it did, and ``main`` exits with status 1 when it did not. ``demo`` writes the
-flick before and after as a GIF (:func:`diffsim.rigid.animate`) and the loss.
+says whether it did, and ``diffsim run stacking`` exits with status 1 when it did not. ``demo``
+writes the flick before and after as a GIF (:func:`diffsim.rigid.animate`) and the loss.
 
 ``tower`` and ``pyramid`` build the stacks (2D or 3D) that the tests and benchmarks/rigid.py
 use, each box started at the static penetration of the contacts below it.
 """
 
-import argparse
-import json
 import pathlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import BodyTarget, Box, ModelBuilder, RigidSystem, animate
-from scenes._goal import Goal, SceneResult, report
+from scenes._config import option, resolve
+from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
 HALF, MASS = 0.05, 1.0  # m (half side of a cube), kg
@@ -77,11 +77,14 @@ class StackingProblem:
         self.system, self.rollout, self.objective = system, rollout, objective
         self.top, self.spot, self.u0 = top, np.asarray(spot, float), float(u0)
         self.history = []
+        self.config = Config()
 
     def x0(self):
+        """The first guess [u] (m/s)."""
         return np.array([self.u0])
 
     def __call__(self, p):
+        """(loss m^2, d loss / d u) for the flick p = [u]; each loss is kept in ``history``."""
         loss, grad = self.objective(np.asarray(p, dtype=np.float64))
         self.history.append(float(loss))
         return loss, grad
@@ -96,19 +99,40 @@ class StackingProblem:
         """Distance (m) of the flicked box's final centre from the spot."""
         return float(np.linalg.norm(self.trajectory(p)["x"][-1, self.top] - self.spot))
 
-    def solve(self, iters: int = 20) -> SceneResult:
-        """L-BFGS-B on u in [0.2, 4] m/s, stopping once the box ends within the goal's 2 cm."""
+    def solve(self, iters: int | None = None) -> SceneResult:
+        """L-BFGS-B on u in [0.2, 4] m/s (``iters`` iterations, default the config's), stopping
+        once the box ends within the goal's 2 cm."""
         from optimizers import minimize
 
+        iters = self.config.iters if iters is None else iters
         res = minimize(self, self.x0(), method="lbfgs", iters=iters, progress=False, bounds=[(0.2, 4.0)],
                        callback=lambda it, p, loss, grad: loss < (0.5 * GOAL.tolerance) ** 2)
         return SceneResult.judge("stacking", GOAL, self.distance(res.x), res, flick_m_s=float(res.x[0]))
 
 
-def build(levels: int = 3, spot: float = 0.25, seconds: float = 1.0, dt: float = 1e-3, stiffness: float = 2e4,
-          flick: float = 0.7, fused: bool = True) -> StackingProblem:
+@dataclass(frozen=True)
+class Config:
+    """Options of the flick (``build``, ``run`` and ``diffsim run stacking``)."""
+
+    levels: int = option(3, "boxes in the tower (at least 2)")
+    spot: float = option(0.25, "where the top box must end, on the floor beyond the tower's foot", "m")
+    seconds: float = option(1.0, "simulated time of the flick", "s")
+    dt: float = option(1e-3, "time step", "s")
+    stiffness: float = option(2e4, "contact stiffness", "N/m")
+    flick: float = option(0.7, "initial guess of the flick speed", "m/s")
+    fused: bool = option(True, "advance many steps per kernel launch")
+    iters: int = option(20, "L-BFGS iterations")
+
+
+DEMO = Config()  # the default size runs in well under a minute
+
+
+def build(config: Config | None = None, **overrides) -> StackingProblem:
     """A 2D tower of ``levels`` boxes; the top one is to end at x = ``spot`` m on the floor after
-    ``seconds`` s of ``dt`` s steps, from a first flick of ``flick`` m/s."""
+    ``seconds`` s of ``dt`` s steps, from a first flick of ``flick`` m/s. ``overrides``: fields
+    of :class:`Config` (``build(levels=4)``)."""
+    c = resolve(Config, config, **overrides)
+    levels, spot, seconds, dt, stiffness = c.levels, c.spot, c.seconds, c.dt, c.stiffness
     if levels < 2:
         raise diffsim.ConfigError(f"levels must be at least 2 (a box to flick off a box), got {levels}")
     if not spot > 2 * HALF:
@@ -119,11 +143,13 @@ def build(levels: int = 3, spot: float = 0.25, seconds: float = 1.0, dt: float =
     model = tower(levels, dim=2, stiffness=stiffness).finalize()
     top = levels - 1
     target = np.array([spot, HALF])
-    system = RigidSystem(model, dt=dt, stiffness=stiffness, friction_smoothing=0.02, fused=fused, segment=100,
+    system = RigidSystem(model, dt=dt, stiffness=stiffness, friction_smoothing=0.02, fused=c.fused, segment=100,
                          costs=[BodyTarget(top, target)])
     rollout = Rollout(system, steps, StoreAll())
     objective = Objective(rollout, [Parameter("v", kind="state0", index=(top, 0))])
-    return StackingProblem(system, rollout, objective, top, target, flick)
+    problem = StackingProblem(system, rollout, objective, top, target, c.flick)
+    problem.config = c
+    return problem
 
 
 def plot_loss(path, history):
@@ -144,7 +170,7 @@ def demo(outdir) -> dict:
     """Solve at the default size; GIF of the first and the found flick and the loss curve."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    problem = build()
+    problem = build(DEMO)
     start = time.perf_counter()
     before = problem.trajectory(problem.x0())
     result = problem.solve()
@@ -160,21 +186,14 @@ def demo(outdir) -> dict:
             "plot": str(outdir / "stacking_loss.png")}
 
 
-def main(argv=None) -> int:
-    """``python -m scenes.stacking``: exit status 0 when the box ends on the spot, 1 otherwise."""
-    parser = argparse.ArgumentParser(prog="stacking", description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", type=int, default=3)
-    parser.add_argument("--spot", type=float, default=0.25)
-    parser.add_argument("--iters", type=int, default=20)
-    args = parser.parse_args(argv)
-    if not diffsim.is_initialized():
-        diffsim.init()
-    problem = build(levels=args.levels, spot=args.spot)
-    result = problem.solve(iters=args.iters)
-    print(json.dumps({"flick_m_s": float(result.x[0]), "distance_m": result.figure,
-                      "success": bool(result.success)}))
-    return report(result)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(config: Config, out: pathlib.Path) -> SceneResult:
+    """``diffsim run stacking``: find the flick and write its GIF to ``out/stacking.gif``;
+    ``success`` when the box ends within 2 cm of the spot."""
+    problem = build(config)
+    result = problem.solve()
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    animate(problem.system.model, problem.trajectory(result.x), out / "stacking.gif",
+            title=result.title("found flick: on the spot", "best flick: goal MISSED"))
+    result.details.update(gif=str(out / "stacking.gif"))
+    return result

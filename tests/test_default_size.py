@@ -17,10 +17,17 @@ pytestmark = pytest.mark.default_size
 
 SCENES = ["arm_reach", "billiards", "bounce_tuning", "bowling", "cartpole", "forcefield_fit", "hanging_chain",
           "lj_fluid", "policy_cartpole"]
+# scenes whose default-size run (``run(Config(), out)``, what ``diffsim run SCENE`` calls) is a test of
+# their own folder, with more physics checked on the result
+SCENES_ELSEWHERE = {"stacking": "rigid/test_rigid_stacking.py"}
 
 
 def test_every_scene_is_listed():
-    assert sorted(SCENES) == scenes.available()
+    assert sorted([*SCENES, *SCENES_ELSEWHERE]) == scenes.available()
+    tests = pathlib.Path(__file__).parent
+    for name, path in SCENES_ELSEWHERE.items():
+        source = (tests / path).read_text()
+        assert f"{name}.run({name}.Config(), " in source and "@pytest.mark.default_size" in source
 
 
 @pytest.mark.parametrize("name", SCENES)
