@@ -386,7 +386,8 @@ class MDSystem(System):
 
         def forces(s, track):
             if cells is None:
-                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, int(self.track or track)):
+                # energies and virials only where a frame is taken (the tape's observe= is not needed here)
+                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, int(track)):
                     lc.forward()
             else:
                 self.ff.gather_forces(cells, xs.x, s, xs.f, xs.pe, xs.vir, track)
@@ -419,7 +420,7 @@ class MDSystem(System):
                 gathered = False
                 if cells is None:
                     md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
-                             self.integrator.mode, seed, t0 + t, cur, nxt, int(self.track or recorded), 0, 0)
+                             self.integrator.mode, seed, t0 + t, cur, nxt, int(recorded), 0, 0)
                     self._check(xs, nxt, t, cur)
                 else:
                     scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
