@@ -115,7 +115,7 @@ def _add_pair(f: ti.template(), fs, pe: ti.template(), vir: ti.template(), os, t
     if track != 0:
         pe[os, i] += 0.5 * e
         pe[os, j] += 0.5 * e
-        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2, tensor)
+        add_virial(vir, os, i, j, 0.5 * s, d0, d1, d2, r2, tensor)
 
 
 VOIGT_A = (0, 1, 2, 0, 0, 1)  # the axes a, b of the components xx, yy, zz, xy, xz, yz
@@ -123,9 +123,9 @@ VOIGT_B = (0, 1, 2, 1, 2, 2)
 
 
 @ti.func
-def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2, tensor: ti.template()):
+def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2, r2, tensor: ti.template()):
     """vir[os, i] and vir[os, j] += w d d^T in the order xx, yy, zz, xy, xz, yz (a pair's force
-    on i is f = s d, so w = s / 2 gives each atom half the pair's virial). Without ``tensor``
+    on i is f = s d, so w = s / 2 gives each atom half the pair's virial; r2 = |d|^2). Without ``tensor``
     (compile-time; a virial array of width 1, (slots, n, 1)) the trace only, the scalar virial:
     2 atomic adds, not 12."""
     if ti.static(tensor):
@@ -148,7 +148,7 @@ def add_virial(vir: ti.template(), os, i, j, w, d0, d1, d2, tensor: ti.template(
         vir[os, j, 4] += t4
         vir[os, j, 5] += t5
     else:
-        t = w * (d0 * d0 + d1 * d1 + d2 * d2)
+        t = w * r2
         vir[os, i, 0] += t
         vir[os, j, 0] += t
 
