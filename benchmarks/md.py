@@ -75,7 +75,7 @@ def forward(args, common):
         print(json.dumps(fig), flush=True)
 
     # kernel times of the fast path (median ms), on the state after the runs above
-    xs, cells, ff = system._run_slots, system._cells, system.ff
+    xs, cells, ff = system.forward_runner.slots, system.forward_runner.cells, system.ff
     cells.build(xs.x, 0)
     ff.prepare_gather()
     print(json.dumps({"figure": "lj_kernels_ms", **common,

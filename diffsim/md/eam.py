@@ -35,8 +35,9 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import forward_only, launch
-from .potentials import Potential, _add_pair, _ndarray, is_tensor, n_pairs, pair_index
+from .potentials import n_pairs, pair_index
 from .space import displacement
+from .terms import Potential, _add_pair, _ndarray, is_tensor
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)

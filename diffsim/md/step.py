@@ -10,8 +10,9 @@ rebuild test, or a blow-up), and the caller then rebuilds and gathers separately
 
 import taichi as ti
 
+from .gather import make_gather_row
 from .integrators import kick_drift_atom
-from .potentials import _PAIR_FUNCS, make_gather_row
+from .potentials import _PAIR_FUNCS
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)

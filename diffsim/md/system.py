@@ -27,36 +27,28 @@ rollout, so that a recomputed step sees exactly the list the original step saw:
 The forward pass costs one build per segment plus the skin-triggered ones, the backward pass
 about the same number again.
 
-Runs without gradients (:meth:`MDSystem.simulate`) take a faster path in a periodic box: a
-full list with periodic images (:mod:`diffsim.md.cells`) and gather force kernels; with a lone
-pair potential each step is one launch (:mod:`diffsim.md.step`).
+Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
+in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
+gather force kernels; with a lone pair potential each step is one launch (:mod:`diffsim.md.step`).
 """
 
-import warnings
 
 import numpy as np
 import taichi as ti
 
-from .. import storage
 from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
-from ..tape import Slots, System, adjoint_only, forward_only, launch
-from .cells import FullNeighborList, max_displacement_sq
+from ..tape import System, adjoint_only, forward_only, launch
+from .cells import max_displacement_sq
 from .forcefield import ForceField, zero_forces
 from .integrators import (
-    Berendsen,
     Langevin,
     VelocityVerlet,
-    kinetic_sum,
     md_drift,
     md_kick,
-    md_kick_drift,
-    scale_velocities,
 )
 from .model import Model
 from .observables import Cost, kinetic_tensor
-from .step import kick_drift_gather
-from .trajectory import Recorder
 
 OBSERVE = ("energy", "pressure", "msd")
 
@@ -234,7 +226,8 @@ class MDSystem(System):
         d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
         # without pair potentials there is no list (nor reference positions): finiteness only
         if not d2 < (self.jump_limit() ** 2 if self.ff.has_pairs else np.inf):
-            fields = list(self.state_shapes) if x is not getattr(self, "_run_slots", None) else ["x", "v", "f"]
+            runner = self.__dict__.get("_runner")
+            fields = ["x", "v", "f"] if runner is not None and x is runner.slots else list(self.state_shapes)
             self._raise_diverged(x, [(t, prev, fields), (t + 1, slot, ["x"])], nl.ref)
         if self.ff.has_pairs and 2.0 * np.sqrt(d2) > nl.skin:
             self._build(x, slot, t + 1)
@@ -326,159 +319,18 @@ class MDSystem(System):
         exploded positions. Atoms may start any number of boxes out: the fast path takes whole
         boxes off in float64 and adds them back to the result.
         """
-        if thermostat is not None and not isinstance(thermostat, Berendsen):
-            raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
-        steps = _count("steps", steps)
-        record_every = _count("record_every", record_every)
-        rebuild_every = _count("rebuild_every", rebuild_every)
-        t0 = _count("first_step", first_step)
-        if t0 + steps >= 2 ** 31:
-            raise ConfigError(f"first_step + steps = {t0 + steps} is beyond the 2^31 steps the noise counter holds")
-        if trajectory is not None and not record_every:
-            raise ConfigError(f"trajectory={str(trajectory)!r} needs frames: pass record_every=k (a frame every k "
-                              "steps)")
-        st = self.initial_state()
-        given = {"x": ("positions", positions), "v": ("velocities", velocities)}
-        for k, (name, value) in given.items():
-            if value is not None:
-                if np.iscomplexobj(value):
-                    raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would "
-                                      "be dropped)")
-                try:
-                    st[k] = np.array(value, dtype=np.float64)
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"{name} must be a real array of shape ({self.n}, 3): {exc}") from None
-            if st[k].shape != (self.n, 3):
-                raise ConfigError(f"{name} must have shape ({self.n}, 3), got {st[k].shape}")
-            if not np.all(np.isfinite(st[k])):
-                i = tuple(int(q) for q in np.argwhere(~np.isfinite(st[k]))[0])
-                raise ConfigError(f"{name}[{i[0]}, {i[1]}] is {st[k][i]}: the initial {name} must be finite "
-                                  f"({'given to simulate()' if value is not None else 'from the model'})")
-        cells = self._full_list() if fast else None
-        shift = None
-        if cells is not None:
-            # start inside the box: the list counts box crossings in int32 (an atom 2^31 boxes out
-            # would wrap around); the whole boxes taken off here, in float64, are added back at the end
-            shift = np.floor(st["x"] / cells.box_np) * cells.box_np
-            st["x"] = st["x"] - shift
-        if rebuild_every and cells is None:
-            raise ConfigError(f"rebuild_every={rebuild_every}: use 0, or N > 0 with the fast path (fast=True in a "
-                              "periodic box of at least three list radii)")
-        late = 0
-        if getattr(self, "_run_slots", None) is None:
-            shapes = dict(self.state_shapes, pe=(self.n,), vir=(self.n, 6))  # energies always recordable
-            self._run_slots = Slots({k: storage.slots(s, 2, False) for k, s in shapes.items()})
-            self._run_io = {k: storage.slots(s, 1, False) for k, s in shapes.items()}
-        xs = self._run_slots
-        for k in ("x", "v"):
-            self._run_io[k].from_numpy(st[k][None].astype(config().numpy_real))
-            storage.copy_slot(self._run_io[k], 0, xs[k], 0)
-        dof = max(3 * self.n - 3, 1)
-        kB, ftm = self.units.kB, self.units.ftm
-        recorder = Recorder(self.model, self.dt, record_every, trajectory, keep_frames) if record_every else None
+        return self.forward_runner.run(steps, positions, velocities, thermostat, record_every, fast, rebuild_every,
+                                       trajectory, keep_frames, first_step)
 
-        def record(t, s):
-            pos = xs.x.to_numpy()[s].astype(np.float64)
-            if cells is not None:  # wrapped in the box: add the counted crossings and the initial shift back
-                pos += cells.image.to_numpy() * cells.box_np + shift
-            recorder.record(t, pos, xs.v.to_numpy()[s].astype(np.float64), float(xs.pe.to_numpy()[s].sum()),
-                            xs.vir.to_numpy()[s].astype(np.float64).sum(0))
+    @property
+    def forward_runner(self):
+        """The :class:`~diffsim.md.runner.ForwardRunner` of :meth:`simulate` (made on first use)."""
+        if self.__dict__.get("_runner") is None:
+            from .runner import ForwardRunner
 
-        def forces(s, track):
-            if cells is None:
-                for lc in self.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, int(self.track or track)):
-                    lc.forward()
-            else:
-                self.ff.gather_forces(cells, xs.x, s, xs.f, xs.pe, xs.vir, track)
+            self._runner = ForwardRunner(self)
+        return self._runner
 
-        try:
-            seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
-            if cells is None:
-                self._build(xs, 0, 0)
-            else:
-                cells.build(xs.x, 0)
-                self.ff.prepare_gather()
-                self.rebuilds += 1
-            zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
-            forces(0, int(bool(record_every)))
-            if record_every:
-                record(t0, 0)
-            cur = 0
-            kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
-            if cells is not None:
-                # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a
-                # box: with rebuild_every=N an atom may legitimately move farther than jump_limit() between builds)
-                skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
-                # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
-                # skipped when the displacement reaches limit2 (the list must be rebuilt first)
-                fused = self.ff.potentials[0] if len(self.ff.potentials) == 1 else None
-                limit2 = jump2 if rebuild_every else min(skin2, jump2)
-            for t in range(steps):
-                nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
-                recorded = bool(record_every) and (t + 1) % record_every == 0
-                gathered = False
-                if cells is None:
-                    md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, self._dummy3, self._dummy4, self.inv_m, self.cs,
-                             self.integrator.mode, seed, t0 + t, cur, nxt, int(self.track or recorded), 0, 0)
-                    self._check(xs, nxt, t, cur)
-                else:
-                    scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
-                    step = (xs.x, xs.v, xs.f, self.inv_m, self.cs, self.integrator.mode, seed, t0 + t, cur, nxt,
-                            kicks)
-                    if fused is None or recorded or scheduled:
-                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
-                    else:
-                        moved2 = kick_drift_gather(fused, self.ff, cells, *step, limit2)
-                        gathered = moved2 < limit2
-                    if not gathered:
-                        if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
-                            self._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)
-                        if scheduled or not rebuild_every and not moved2 < skin2:
-                            late += scheduled and not moved2 < skin2
-                            cells.build(xs.x, nxt)
-                            self.rebuilds += 1
-                if not gathered:
-                    forces(nxt, int(recorded))
-                # the closing half-kick waits for the next drift unless velocities are needed now
-                kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
-                if kicks == 1:
-                    md_kick(xs.v, xs.f, self.inv_m, self.cs, nxt)
-                if thermostat is not None:
-                    ke = float(kinetic_sum(xs.v, nxt, self.mass)) / ftm
-                    temp = 2 * ke / (dof * kB)
-                    lam = np.sqrt(max(1.0 + self.dt / thermostat.tau * (thermostat.temperature / max(temp, 1e-300) - 1.0),
-                                      0.0))
-                    scale_velocities(xs.v, nxt, float(lam))
-                cur = nxt
-                if record_every and (t + 1) % record_every == 0:
-                    record(t0 + t + 1, cur)
-            self._used.clear()
-            if cells is not None:
-                cells.unwrap(xs.x, cur)
-            out = {}
-            for k in ("x", "v"):
-                storage.copy_slot(xs[k], cur, self._run_io[k], 0)
-                out[k] = self._run_io[k].to_numpy()[0].astype(np.float64)
-            if shift is not None:
-                out["x"] += shift
-            if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["v"]))):  # forces of the last step
-                self._raise_diverged(xs, [(steps, cur, ["x", "v", "f"])], None)
-        finally:
-            if recorder is not None:
-                recorder.close()
-        result = {"positions": out["x"], "velocities": out["v"]}
-        if rebuild_every:
-            result["late_rebuilds"] = late
-            if late:
-                warnings.warn(f"{late} of the neighbour-list rebuilds every {rebuild_every} steps came after an atom "
-                              f"had moved more than skin/2 = {cells.skin / 2:.3g}: pairs may have been missed; use a "
-                              "smaller rebuild_every or rebuild_every=0", RuntimeWarning, stacklevel=2)
-        if record_every:
-            frames = recorder.frames()
-            result["frames"] = frames
-            result.update({k: getattr(frames, k) for k in ("step", "time", "potential", "kinetic", "total",
-                                                           "temperature", "pressure", "pressure_tensor", "units")})
-        return result
 
     def _raise_diverged(self, x, checks, ref):
         """Raise SimulationDiverged at the first non-finite entry among ``checks`` [(step, slot,
@@ -499,15 +351,6 @@ class MDSystem(System):
                                  f"atom {i} jumped {jump[i]:.3g} {self.units.length} since the last neighbour-list "
                                  f"build (more than the {self.jump_limit():.3g} a resolved step can reach); "
                                  + self.divergence_hint())
-
-    def _full_list(self):
-        """The full neighbour list of the fast forward path, or None where it does not apply."""
-        if not self.ff.has_pairs or not self.ff.gathers or self.ff.nlist.method != "cells":
-            return None
-        if getattr(self, "_cells", None) is None:
-            nl = self.ff.nlist
-            self._cells = FullNeighborList(self.n, nl.cutoff, nl.skin, nl.boxes_np[0])
-        return self._cells
 
     def thermo(self, rollout) -> dict:
         """Per-step thermodynamics of a StoreAll rollout, arrays over steps 0..T: ``potential``,

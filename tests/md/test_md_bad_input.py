@@ -135,7 +135,7 @@ def test_simulate_tape_kernel_path_reports_the_first_diverged_step(box_open):
     """108 atoms (periodic but too small for the cell list, or open): before, the finite blow-up
     (positions ~1e5 sigma) came back as a result, or a NaN was reported at the last step."""
     system = _liquid(box_open, sigma=2.0)  # sigma twice the spacing the lattice was built for
-    assert system.ff.nlist.method == "brute" and system._full_list() is None
+    assert system.ff.nlist.method == "brute" and system.forward_runner.full_list() is None
     with pytest.raises(SimulationDiverged) as err:
         system.simulate(200)
     e = err.value
@@ -185,7 +185,7 @@ def test_atom_billions_of_boxes_out_comes_back_where_it_was():
     """The fast path counts box crossings in int32: an atom 3e9 boxes out used to come back 5e10 off."""
     pos, box = fcc_lattice((6, 6, 6), density=0.8442)
     system = MDSystem(Model(pos, box=box), [LennardJones(cutoff=2.5)], dt=0.005)
-    assert system._full_list() is not None
+    assert system.forward_runner.full_list() is not None
     far = pos.copy()
     far[5] += np.array([3e9, -7e9, 0.0]) * box
     out = system.simulate(2, positions=far)

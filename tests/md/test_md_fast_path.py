@@ -125,7 +125,7 @@ def test_fast_simulate_follows_the_tape_kernels(integrator, thermostat):
     system = _system(model, integrator)
     # atoms cross the periodic boundary during the run: unwrapping must give continuous paths
     fast = system.simulate(300, record_every=50, thermostat=thermostat)
-    assert system._cells is not None and system._cells.builds > 5
+    assert system.forward_runner.cells is not None and system.forward_runner.cells.builds > 5
     slow = system.simulate(300, record_every=50, thermostat=thermostat, fast=False)
     np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(fast["velocities"], slow["velocities"], rtol=0, atol=1e-7)
@@ -144,7 +144,7 @@ def test_fast_simulate_of_a_binary_mixture_follows_the_tape_kernels():
     system = _system(model, potentials=[lj])
     fast = system.simulate(200, record_every=100)
     slow = system.simulate(200, record_every=100, fast=False)
-    assert system._cells.builds > 3
+    assert system.forward_runner.cells.builds > 3
     np.testing.assert_allclose(fast["positions"], slow["positions"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(fast["potential"], slow["potential"], rtol=1e-10)
 
@@ -204,7 +204,7 @@ pos = pos + np.random.default_rng(0).normal(0, 0.05, pos.shape)
 model = Model(pos, box=box, velocities=maxwell_boltzmann(np.ones(len(pos)), 1.2, seed=0))
 system = MDSystem(model, ForceField([LennardJones(cutoff=1.6, shift="force")], model.types, box, skin=0.2), dt=0.005)
 out = [system.simulate(150, record_every=50) for _ in range(2)]
-assert system._cells.method == "half" and system._cells.tasks == 2
+assert system.forward_runner.cells.method == "half" and system.forward_runner.cells.tasks == 2
 print(out[0]["positions"].tobytes().hex()[:64], out[0]["positions"].sum().hex(), out[1]["positions"].sum().hex(),
       out[0]["potential"][-1].hex())
 """

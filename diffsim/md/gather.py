@@ -1,0 +1,156 @@
+"""Forward-only pair forces gathered over a full neighbour list (:mod:`diffsim.md.cells`), for
+:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>`: each atom sums its own force in
+registers and writes it once (no atomics; not differentiable, TAICHI.md rule 1), with the pair
+function and cutoff transform of the differentiable kernel and the shift constants of each type
+pair precomputed in a table."""
+
+import taichi as ti
+
+from .cells import CODE_BITS
+from .terms import cutoff_shift
+
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+
+# columns of the gather table (one row per type pair): the parameters, the cutoff, and the
+# energy and force factor at the cutoff (the shift constants)
+T0, T1, T2, TRC, TEC, TSC = range(6)
+
+
+def _make_table_kernel(pair):
+    @ti.kernel
+    def gather_table(p0: _A1, p1: _A1, p2: _A1, rc: _A1, table: _A2):
+        for p in range(rc.shape[0]):
+            e, g = pair(rc[p] * rc[p], p0[p], p1[p], p2[p])
+            table[p, T0] = p0[p]
+            table[p, T1] = p1[p]
+            table[p, T2] = p2[p]
+            table[p, TRC] = rc[p]
+            table[p, TEC] = e
+            table[p, TSC] = g
+
+    return gather_table
+
+
+def make_gather_row(pair):
+    """Forward-only force on one atom from a full list (:mod:`diffsim.md.cells`): the atom sums
+    its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
+    rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
+    A ``ti.func`` of (row, x, s, f, pe, vir, assign, track, types, box, pidx, multi, atoms, nbr,
+    nhome, nimage, table, shift) that adds the force into f (assigns it with ``assign``), shared
+    by the gather kernel and the one-launch step (:mod:`diffsim.md.step`)."""
+
+    @ti.func
+    def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, image: ti.template()):
+        """Atom j of list entry c and d = x_i - x_j, shifted by the entry's image code."""
+        j = c >> CODE_BITS
+        d0 = xi0 - x[s, j, 0]
+        d1 = xi1 - x[s, j, 1]
+        d2 = xi2 - x[s, j, 2]
+        if ti.static(image):
+            d0 -= ((c & 3) - 1) * b0
+            d1 -= (((c >> 2) & 3) - 1) * b1
+            d2 -= (((c >> 4) & 3) - 1) * b2
+        return j, d0, d1, d2
+
+    @ti.func
+    def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
+                   assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(),
+                   pidx: ti.template(), multi: ti.template(), atoms: ti.template(), nbr: ti.template(),
+                   nhome: ti.template(), nimage: ti.template(), table: ti.template(), shift: ti.template()):
+        # track, multi (several atom types) and shift are compile-time: each variant is its own
+        # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
+        cap = nbr.shape[1]
+        i = atoms[row]  # rows in cell order (see FullNeighborList)
+        ti_ = types[i]
+        b0 = box[0]
+        b1 = box[1]
+        b2 = box[2]
+        xi0 = x[s, i, 0]
+        xi1 = x[s, i, 1]
+        xi2 = x[s, i, 2]
+        f0 = 0.0
+        f1 = 0.0
+        f2 = 0.0
+        ei = 0.0
+        w0 = 0.0
+        w1 = 0.0
+        w2 = 0.0
+        w3 = 0.0
+        w4 = 0.0
+        w5 = 0.0
+        a0 = table[0, T0]
+        a1 = table[0, T1]
+        a2 = table[0, T2]
+        rcp = table[0, TRC]
+        ecp = table[0, TEC]
+        scp = table[0, TSC]
+        # neighbours in the home box (front of the row), then those through an image (back)
+        for image in ti.static(range(2)):
+            q0 = 0 if ti.static(image == 0) else cap - nimage[row]
+            q1 = nhome[row] if ti.static(image == 0) else cap
+            for q in range(q0, q1):
+                j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, image)
+                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                if ti.static(multi):
+                    p = pidx[ti_, types[j]]
+                    a0 = table[p, T0]
+                    a1 = table[p, T1]
+                    a2 = table[p, T2]
+                    rcp = table[p, TRC]
+                    ecp = table[p, TEC]
+                    scp = table[p, TSC]
+                # every listed pair is evaluated and those beyond the cutoff are masked: no
+                # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+                e, g = pair(r2, a0, a1, a2)
+                e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
+                inside = r2 < rcp * rcp
+                g = ti.select(inside, g, 0.0)
+                f0 += g * d0
+                f1 += g * d1
+                f2 += g * d2
+                if ti.static(track):
+                    ei += ti.select(inside, e, 0.0)
+                    w0 += g * d0 * d0
+                    w1 += g * d1 * d1
+                    w2 += g * d2 * d2
+                    w3 += g * d0 * d1
+                    w4 += g * d0 * d2
+                    w5 += g * d1 * d2
+        if ti.static(assign):
+            f[s, i, 0] = f0
+            f[s, i, 1] = f1
+            f[s, i, 2] = f2
+        else:
+            f[s, i, 0] += f0
+            f[s, i, 1] += f1
+            f[s, i, 2] += f2
+        if ti.static(track):
+            pe[s, i] += 0.5 * ei
+            if vir.shape[2] == 6:
+                vir[s, i, 0] += 0.5 * w0
+                vir[s, i, 1] += 0.5 * w1
+                vir[s, i, 2] += 0.5 * w2
+                vir[s, i, 3] += 0.5 * w3
+                vir[s, i, 4] += 0.5 * w4
+                vir[s, i, 5] += 0.5 * w5
+            else:  # the trace only (see add_virial)
+                vir[s, i, 0] += 0.5 * (w0 + w1 + w2)
+
+    return gather_row
+
+
+def _make_gather_kernel(pair):
+    gather_row = make_gather_row(pair)
+
+    @ti.kernel
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), types: _A1, box: _A1,
+                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
+                    shift: ti.template()):
+        for row in range(x.shape[1]):
+            gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
+                       shift)
+
+    return pair_gather

@@ -1,0 +1,206 @@
+"""Forward-only runs of an :class:`~diffsim.md.system.MDSystem`: the engine of
+:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>`, apart from the tape.
+
+A :class:`ForwardRunner` owns two state slots (stepped in place on the fast path) and, in a
+periodic box of at least three list radii with pair potentials only, the full neighbour list
+of :mod:`diffsim.md.cells` with gather force kernels; with a lone pair potential each step is
+one launch (:mod:`diffsim.md.step`). Elsewhere (open boxes, small boxes, many-body potentials,
+``fast=False``) it runs the tape's own kernels. Frames go to a
+:class:`~diffsim.md.trajectory.Recorder`. Checked against the tape's kernels in
+tests/md/test_md_fast_path.py.
+"""
+
+import warnings
+
+import numpy as np
+
+from .. import storage
+from ..errors import ConfigError
+from ..runtime import config
+from ..tape import Slots
+from .cells import FullNeighborList
+from .forcefield import zero_forces
+from .integrators import Berendsen, kinetic_sum, md_drift, md_kick, md_kick_drift, scale_velocities
+from .step import kick_drift_gather
+from .system import _count
+from .trajectory import Recorder
+
+
+class ForwardRunner:
+    """Runs ``system`` forward without a tape (see the module doc). ``slots``: the two state
+    slots (x, v, f, pe, vir (n, 6), and the system's other fields); ``cells``: the full list of
+    the fast path once built (None before, or where it does not apply)."""
+
+    def __init__(self, system):
+        self.system = system
+        n = system.n
+        shapes = dict(system.state_shapes, pe=(n,), vir=(n, 6))  # energies and pressures always recordable
+        self.slots = Slots({k: storage.slots(s, 2, False) for k, s in shapes.items()})
+        self.io = {k: storage.slots(s, 1, False) for k, s in shapes.items()}
+        self.cells = None
+
+    def full_list(self):
+        """The full neighbour list of the fast path, or None where it does not apply."""
+        ff = self.system.ff
+        if not ff.has_pairs or not ff.gathers or ff.nlist.method != "cells":
+            return None
+        if self.cells is None:
+            nl = ff.nlist
+            self.cells = FullNeighborList(self.system.n, nl.cutoff, nl.skin, nl.boxes_np[0])
+        return self.cells
+
+    def run(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True, rebuild_every=0,
+            trajectory=None, keep_frames=True, first_step=0) -> dict:
+        """:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>` (its docstring says what
+        each argument means and what comes back)."""
+        sysm = self.system
+        if thermostat is not None and not isinstance(thermostat, Berendsen):
+            raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
+        steps = _count("steps", steps)
+        record_every = _count("record_every", record_every)
+        rebuild_every = _count("rebuild_every", rebuild_every)
+        t0 = _count("first_step", first_step)
+        if t0 + steps >= 2 ** 31:
+            raise ConfigError(f"first_step + steps = {t0 + steps} is beyond the 2^31 steps the noise counter holds")
+        if trajectory is not None and not record_every:
+            raise ConfigError(f"trajectory={str(trajectory)!r} needs frames: pass record_every=k (a frame every k "
+                              "steps)")
+        st = sysm.initial_state()
+        given = {"x": ("positions", positions), "v": ("velocities", velocities)}
+        for k, (name, value) in given.items():
+            if value is not None:
+                if np.iscomplexobj(value):
+                    raise ConfigError(f"{name} must be real numbers, got a complex array (its imaginary part would "
+                                      "be dropped)")
+                try:
+                    st[k] = np.array(value, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{name} must be a real array of shape ({sysm.n}, 3): {exc}") from None
+            if st[k].shape != (sysm.n, 3):
+                raise ConfigError(f"{name} must have shape ({sysm.n}, 3), got {st[k].shape}")
+            if not np.all(np.isfinite(st[k])):
+                i = tuple(int(q) for q in np.argwhere(~np.isfinite(st[k]))[0])
+                raise ConfigError(f"{name}[{i[0]}, {i[1]}] is {st[k][i]}: the initial {name} must be finite "
+                                  f"({'given to simulate()' if value is not None else 'from the model'})")
+        cells = self.full_list() if fast else None
+        shift = None
+        if cells is not None:
+            # start inside the box: the list counts box crossings in int32 (an atom 2^31 boxes out
+            # would wrap around); the whole boxes taken off here, in float64, are added back at the end
+            shift = np.floor(st["x"] / cells.box_np) * cells.box_np
+            st["x"] = st["x"] - shift
+        if rebuild_every and cells is None:
+            raise ConfigError(f"rebuild_every={rebuild_every}: use 0, or N > 0 with the fast path (fast=True in a "
+                              "periodic box of at least three list radii)")
+        late = 0
+        xs = self.slots
+        for k in ("x", "v"):
+            self.io[k].from_numpy(st[k][None].astype(config().numpy_real))
+            storage.copy_slot(self.io[k], 0, xs[k], 0)
+        dof = max(3 * sysm.n - 3, 1)
+        kB, ftm = sysm.units.kB, sysm.units.ftm
+        recorder = Recorder(sysm.model, sysm.dt, record_every, trajectory, keep_frames) if record_every else None
+
+        def record(t, s):
+            pos = xs.x.to_numpy()[s].astype(np.float64)
+            if cells is not None:  # wrapped in the box: add the counted crossings and the initial shift back
+                pos += cells.image.to_numpy() * cells.box_np + shift
+            recorder.record(t, pos, xs.v.to_numpy()[s].astype(np.float64), float(xs.pe.to_numpy()[s].sum()),
+                            xs.vir.to_numpy()[s].astype(np.float64).sum(0))
+
+        def forces(s, track):
+            if cells is None:
+                # energies and virials only where a frame is taken (the tape's observe= is not needed here)
+                for lc in sysm.ff.force_launches(xs.x, s, xs.f, s, xs.pe, xs.vir, s, int(track)):
+                    lc.forward()
+            else:
+                sysm.ff.gather_forces(cells, xs.x, s, xs.f, xs.pe, xs.vir, track)
+
+        try:
+            seed = int(getattr(sysm.integrator, "seed", 0)) & 0x7FFFFFFF
+            if cells is None:
+                sysm._build(xs, 0, 0)
+            else:
+                cells.build(xs.x, 0)
+                sysm.ff.prepare_gather()
+                sysm.rebuilds += 1
+            zero_forces(xs.f, 0, xs.pe, xs.vir, 0, 1)
+            forces(0, int(bool(record_every)))
+            if record_every:
+                record(t0, 0)
+            cur = 0
+            kicks = 1  # half-kicks the next drift applies (2: the closing kick of the last step was deferred)
+            if cells is not None:
+                # squared displacements: the rebuild test (skin/2) and a jump no dynamics makes (half a
+                # box: with rebuild_every=N an atom may legitimately move farther than jump_limit() between builds)
+                skin2, jump2 = (0.5 * cells.skin) ** 2, (0.5 * float(cells.box_np.min())) ** 2
+                # one launch per step (kick-drift, then forces) for a lone pair potential, its forces
+                # skipped when the displacement reaches limit2 (the list must be rebuilt first)
+                fused = sysm.ff.potentials[0] if len(sysm.ff.potentials) == 1 else None
+                limit2 = jump2 if rebuild_every else min(skin2, jump2)
+            for t in range(steps):
+                nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
+                recorded = bool(record_every) and (t + 1) % record_every == 0
+                gathered = False
+                if cells is None:
+                    md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, sysm._dummy3, sysm._dummy4, sysm.inv_m, sysm.cs,
+                             sysm.integrator.mode, seed, t0 + t, cur, nxt, int(recorded), 0, 0)
+                    sysm._check(xs, nxt, t, cur)
+                else:
+                    scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
+                    step = (xs.x, xs.v, xs.f, sysm.inv_m, sysm.cs, sysm.integrator.mode, seed, t0 + t, cur, nxt,
+                            kicks)
+                    if fused is None or recorded or scheduled:
+                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
+                    else:
+                        moved2 = kick_drift_gather(fused, sysm.ff, cells, *step, limit2)
+                        gathered = moved2 < limit2
+                    if not gathered:
+                        if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
+                            sysm._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)
+                        if scheduled or not rebuild_every and not moved2 < skin2:
+                            late += scheduled and not moved2 < skin2
+                            cells.build(xs.x, nxt)
+                            sysm.rebuilds += 1
+                if not gathered:
+                    forces(nxt, int(recorded))
+                # the closing half-kick waits for the next drift unless velocities are needed now
+                kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
+                if kicks == 1:
+                    md_kick(xs.v, xs.f, sysm.inv_m, sysm.cs, nxt)
+                if thermostat is not None:
+                    ke = float(kinetic_sum(xs.v, nxt, sysm.mass)) / ftm
+                    temp = 2 * ke / (dof * kB)
+                    lam = np.sqrt(max(1.0 + sysm.dt / thermostat.tau * (thermostat.temperature / max(temp, 1e-300) - 1.0),
+                                      0.0))
+                    scale_velocities(xs.v, nxt, float(lam))
+                cur = nxt
+                if record_every and (t + 1) % record_every == 0:
+                    record(t0 + t + 1, cur)
+            sysm._used.clear()
+            if cells is not None:
+                cells.unwrap(xs.x, cur)
+            out = {}
+            for k in ("x", "v"):
+                storage.copy_slot(xs[k], cur, self.io[k], 0)
+                out[k] = self.io[k].to_numpy()[0].astype(np.float64)
+            if shift is not None:
+                out["x"] += shift
+            if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["v"]))):  # forces of the last step
+                sysm._raise_diverged(xs, [(steps, cur, ["x", "v", "f"])], None)
+        finally:
+            if recorder is not None:
+                recorder.close()
+        result = {"positions": out["x"], "velocities": out["v"]}
+        if rebuild_every:
+            result["late_rebuilds"] = late
+            if late:
+                warnings.warn(f"{late} of the neighbour-list rebuilds every {rebuild_every} steps came after an atom "
+                              f"had moved more than skin/2 = {cells.skin / 2:.3g}: pairs may have been missed; use a "
+                              "smaller rebuild_every or rebuild_every=0", RuntimeWarning, stacklevel=3)
+        if record_every:
+            frames = recorder.frames()
+            result["frames"] = frames
+            result.update({k: getattr(frames, k) for k in ("step", "time", "potential", "kinetic", "total",
+                                                           "temperature", "pressure", "pressure_tensor", "units")})
+        return result
