@@ -109,6 +109,7 @@ class ForceField:
                               "pair tables are ntypes x ntypes): number the types 0, 1, 2, ... without gaps, e.g. "
                               "np.unique(types, return_inverse=True)[1]")
         self.potentials = potentials
+        config()  # start the default runtime if nothing has yet, as building a system does
         names = {}
         for p in potentials:
             p.bind(self.ntypes)

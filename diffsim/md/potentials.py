@@ -179,6 +179,7 @@ class PairPotential(Potential):
         if self.ntypes is not None:
             raise ConfigError(f"{type(self).__name__} was set up for {self.ntypes} atom types, the model has {ntypes}")
         self.ntypes = ntypes
+        config()  # start the default runtime if nothing has yet: the tables are Taichi ndarrays
         self.pidx_np = pair_index(ntypes)
         self.pidx = ti.ndarray(ti.i32, (ntypes, ntypes))
         self.pidx.from_numpy(self.pidx_np)

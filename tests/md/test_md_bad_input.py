@@ -295,3 +295,18 @@ def test_neighbor_list_rejects_a_slot_outside_the_positions():
             nl.build(x, slot)
     with pytest.raises(ConfigError, match=r"positions must be a \(slots, 108, 3\) ti.ndarray"):
         nl.max_displacement(storage.slots((5, 3), 1, False), 0)
+
+
+def test_a_force_field_built_first_starts_the_runtime_itself():
+    """Building a ForceField before anything else (no diffsim.init) must not give Taichi's raw
+    'forgot to call ti.init()' error: it starts the default runtime, as building a system does."""
+    import subprocess
+    import sys
+
+    code = ("from diffsim.md import ForceField, LennardJones, Model, fcc_lattice\n"
+            "pos, box = fcc_lattice((2, 2, 2))\n"
+            "model = Model(pos, box=box)\n"
+            "ForceField([LennardJones(cutoff=1.5, ntypes=1)], model.types, box)\n"
+            "print('built')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "built" in out.stdout, out.stderr[-2000:]
