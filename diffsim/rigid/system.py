@@ -277,8 +277,7 @@ class RigidSystem(System):
         parameters may leave their physical range smoothly, as finite differences at a bound
         need), no two centres coincide, and (penalty) no body is fast enough to pass through
         another."""
-        values = self.get_parameters()
-        mass = values["mass"]
+        mass = self._params["mass"].to_numpy().astype(np.float64)  # one read: this runs every forward sweep
         bad = ~(np.isfinite(mass) & (mass > 0))
         if np.any(bad):  # the one parameter whose wrong sign breaks the arithmetic (1/m)
             i = int(np.argmax(bad))
@@ -294,7 +293,7 @@ class RigidSystem(System):
                                               self.dim)
             if i >= 0:
                 v = vv.to_numpy()[slot, i]
-                raise checks.tunnelling_error(i, self.model.names, float(np.linalg.norm(v)), values["mass"][i],
+                raise checks.tunnelling_error(i, self.model.names, float(np.linalg.norm(v)), mass[i],
                                               float(self._thickness.to_numpy()[i]), self.stiffness, self.dt)
 
     def get_parameters(self) -> dict:

@@ -102,3 +102,18 @@ def test_gradients_through_box_box_and_box_capsule_contact_match_central_differe
                      Parameter("omega", kind="state0", index=0)])
     report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-6, entries=12, directions=1, seed=2)
     assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("e", [0.3, 0.8])
+def test_face_on_box_box_impact_meets_the_restitution(e):
+    """Two 1 kg cubes meeting face on (4 contact points at once): the relative speed leaves at e
+    times the approach speed within 1 % (3D; measured in 2D, where a face has 2 points: +10 % at
+    e = 0.3, +2 % at 0.8)."""
+    b = ModelBuilder(3)
+    b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0, position=[-0.21, 0, 0], velocity=[1.0, 0, 0], restitution=e,
+               friction=0.0)
+    b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0, position=[0.0, 0, 0], restitution=e, friction=0.0)
+    out = RigidSystem(b.finalize(), dt=5e-4, stiffness=2e4, gravity=[0, 0, 0], segment=100).simulate(1000)
+    v = out["v"][-1, :, 0]
+    assert v[1] - v[0] == pytest.approx(e, rel=0.01)
+    assert v.sum() == pytest.approx(1.0, abs=1e-12)
