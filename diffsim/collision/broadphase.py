@@ -174,10 +174,12 @@ class GridBroadPhase:
         self._own = None
 
     def cell_size(self, margin=None) -> float:
+        """Edge (m) of the grid's cells: twice the largest bounding radius plus the margin."""
         m = self.margin if margin is None else margin
         return max(2.0 * self.rmax + m, 1e-6)
 
     def run(self, x, s: int, pairs, count, ps: int, v=None, h: float = 0.0, margin: float | None = None) -> int:
+        """Write the candidate pairs of slot ``s`` of positions ``x`` into row ``ps`` of ``pairs`` (count into ``count``); swept over a step of ``h`` s when velocities ``v`` are given. Returns the number of pairs; raises when they overflow."""
         m = self.margin if margin is None else float(margin)
         total = grid_pairs(x, x if v is None else v, float(h), int(s), self.dim, self.radius, m,
                            self.cell_size(m), self._cell, self._bucket, self._start, self._fill, self._items,

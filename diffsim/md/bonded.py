@@ -119,6 +119,7 @@ class HarmonicBond(_Bonded):
         super().__init__(bonds, bond_types, 2, (k, r0), ("bond_k", "bond_r0"), prefix, "bonds")
 
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        """Tape launches adding the harmonic bond forces, energies and virials to ``f``, ``pe`` and ``vir``."""
         p = self._params
         return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
                        self.index, self.tidx, p["bond_k"], p["bond_r0"], is_tensor(vir))]
@@ -133,6 +134,7 @@ class HarmonicAngle(_Bonded):
         super().__init__(angles, angle_types, 3, (k, theta0), ("angle_k", "angle_theta0"), prefix, "angles")
 
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        """Tape launches adding the harmonic angle forces, energies and virials to ``f``, ``pe`` and ``vir``."""
         p = self._params
         return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
                        self.index, self.tidx, p["angle_k"], p["angle_theta0"], is_tensor(vir))]

@@ -234,6 +234,7 @@ class EAM(Potential):
     # ------------------------------------------------------------------ parameters and files
 
     def max_cutoff(self):
+        """The tables' cutoff (length units of the model): the reach of every EAM pair term."""
         return self.cutoff
 
     def bind(self, ntypes):
@@ -291,6 +292,7 @@ class EAM(Potential):
         return self._buffers[key]
 
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+        """Tape launches for the EAM forces, energies and virials of all atoms (densities, embedding, pair terms)."""
         if a0 != 0 or (a1 is not None and a1 != ff.n):
             raise ConfigError("EAM evaluates all atoms at once (its densities need every pair)")
         nl = ff.nlist

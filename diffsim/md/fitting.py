@@ -177,12 +177,14 @@ class ForceMatching:
 
     @property
     def names(self):
+        """A label per entry of the parameter vector, e.g. ``epsilon[0,0]``."""
         out = []
         for nm, sz in zip(self.params, self.sizes):
             out += [f"{nm}[{k}]" for k in range(sz)]
         return out
 
     def x0(self):
+        """The current parameter values as one float64 vector."""
         parts = []
         for nm in self.params:
             v = self.table[nm].to_numpy().astype(np.float64).ravel()
@@ -194,6 +196,7 @@ class ForceMatching:
         return np.concatenate(parts)
 
     def unpack(self, x):
+        """{parameter: array} from the flat vector ``x`` (shape (size,)); a ConfigError for another shape."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.size,):
             raise ConfigError(f"parameter vector must have shape ({self.size},), got {x.shape}")
@@ -209,6 +212,7 @@ class ForceMatching:
         return out
 
     def set(self, x):
+        """Write the flat vector ``x`` into the force field's parameter tables."""
         for nm, v in self.unpack(x).items():
             arr = self.table[nm]
             arr.from_numpy(v.reshape(arr.shape).astype(config().numpy_real))

@@ -136,9 +136,11 @@ class ForceField:
     # ------------------------------------------------------------------ launches
 
     def lazy(self, kernel, args_fn):
+        """A launch of ``kernel`` whose arguments ``args_fn()`` gives when it runs (arrays that are rebuilt between steps)."""
         return launch(LazyKernel(kernel, args_fn))
 
     def parameters(self) -> dict:
+        """{name: ndarray} of every potential's fittable parameters (the pair tables, with gradients)."""
         out = {}
         for p in self.potentials:
             out.update(p.parameters())

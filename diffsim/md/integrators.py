@@ -37,6 +37,7 @@ class VelocityVerlet:
     mode = 0
 
     def consts(self, dt, units):
+        """The step kernel's constants [dt, force-to-acceleration factor, c1, c2, kT]: no friction or noise."""
         return [dt, units.ftm, 1.0, 0.0, 0.0]
 
 
@@ -60,6 +61,7 @@ class Langevin:
                               f"{self.temperature}, friction={self.friction}")
 
     def consts(self, dt, units):
+        """The step kernel's constants [dt, force-to-acceleration factor, c1 = exp(-gamma dt), sqrt(1 - c1^2), kB T] of the Langevin step."""
         c1 = float(np.exp(-self.friction * dt))
         return [dt, units.ftm, c1, float(np.sqrt(max(1.0 - c1 * c1, 0.0))), units.kB * self.temperature]
 

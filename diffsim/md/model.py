@@ -118,14 +118,17 @@ class Model:
 
     @property
     def n(self) -> int:
+        """Number of atoms."""
         return self.positions.shape[0]
 
     @property
     def ntypes(self) -> int:
+        """Number of atom types (types are numbered 0..ntypes-1)."""
         return int(self.types.max()) + 1
 
     @property
     def periodic(self) -> np.ndarray:
+        """(3,) bool: which axes are periodic (box length > 0)."""
         return self.box > 0
 
     @property
@@ -134,6 +137,7 @@ class Model:
         return float(np.prod(self.box)) if np.all(self.box > 0) else float("nan")
 
     def copy(self, **changes) -> Model:
+        """A deep copy with the given fields (positions, masses, types, box, velocities, units, symbols) replaced."""
         kw = {"positions": self.positions.copy(), "masses": self.masses.copy(), "types": self.types.copy(),
                   "box": self.box.copy(), "velocities": self.velocities.copy(), "units": self.units,
                   "symbols": list(self.symbols)}

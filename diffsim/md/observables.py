@@ -136,9 +136,11 @@ class RDF:
 
     @property
     def nbins(self):
+        """Number of histogram bins (the radii r at which g(r) is sampled)."""
         return self.r.size
 
     def bind(self, ff, n, volume):
+        """Attach to force field ``ff`` for ``n`` atoms in ``volume`` (box volume, length^3); a ConfigError if the RDF reaches past the cutoff."""
         reach = float(self.r.max() + 4 * self.width)
         self.reach = reach
         if reach > ff.cutoff + 1e-12:
@@ -153,6 +155,7 @@ class RDF:
         self.pref.from_numpy(pref.astype(config().numpy_real))
 
     def launches(self, ff, x, xs, rdf, os):
+        """Tape launches that add this state's smoothed pair histogram to ``rdf`` (slot ``xs`` of positions ``x``)."""
         nl = ff.nlist
         # The frame count is a constant: counted forward-only. (Counting it inside rdf_accumulate,
         # under `if i == 0 and b == 0` before the pair loop, made Taichi 1.7.4's reverse mode

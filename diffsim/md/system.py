@@ -258,6 +258,7 @@ class MDSystem(System):
         return out
 
     def advance(self, x, u, slot0, t0, t1):
+        """Launches that run steps t0..t1-1 from slot slot0 (neighbour list rebuilt first; see :class:`diffsim.System`)."""
         out = [forward_only(lambda: self._build(x, slot0, t0))]
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)

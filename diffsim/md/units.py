@@ -33,10 +33,12 @@ class Units:
 
     @property
     def velocity(self) -> str:
+        """The unit of velocities, e.g. "Angstrom/fs"."""
         return f"{self.length}/{self.time}"
 
     @property
     def pressure(self) -> str:
+        """The unit of pressures and of the pressure tensor, e.g. "eV/Angstrom^3" (LJ: epsilon/sigma^3)."""
         return f"{self.energy}/{self.length}^3"
 
     def describe(self) -> dict:

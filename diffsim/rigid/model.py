@@ -60,10 +60,12 @@ class RigidModel:
 
     @property
     def n(self) -> int:
+        """Number of bodies."""
         return int(self.shape.size)
 
     @property
     def n_planes(self) -> int:
+        """Number of static planes."""
         return int(self.planes.shape[0])
 
     @property
@@ -78,9 +80,11 @@ class RigidModel:
 
     @property
     def orientation_name(self) -> str:
+        """The orientation's state field: "q" (unit quaternions, 3D) or "theta" (angles in rad, 2D)."""
         return "q" if self.dim == 3 else "theta"
 
     def shapes_present(self) -> set:
+        """The shape codes (SPHERE, BOX, CAPSULE) of the bodies in the scene."""
         return {int(s) for s in np.unique(self.shape)}
 
     def inertia(self) -> np.ndarray:
@@ -88,10 +92,12 @@ class RigidModel:
         return self.mass[:, None] * self.unit_inertia
 
     def initial_state(self) -> dict:
+        """The state at t = 0: {"x", "q" or "theta", "v", "omega"} as float64 copies, SI units."""
         return {"x": self.x0.copy(), self.orientation_name: self.orientation0.copy(),
                 "v": self.v0.copy(), "omega": self.omega0.copy()}
 
     def index(self, name: str) -> int:
+        """The index of the body called ``name``; a ConfigError listing the names if there is none."""
         if name not in self.names:
             raise ConfigError(f"no body named {name!r}; bodies are {self.names}")
         return self.names.index(name)
@@ -208,6 +214,7 @@ class ModelBuilder:
         return len(self._planes) - 1
 
     def finalize(self) -> RigidModel:
+        """Freeze the bodies and planes added so far into a :class:`RigidModel` (checks the scene)."""
         if not self._bodies:
             raise ConfigError("the scene has no bodies: call add_body() first")
         d = self.dim

@@ -39,9 +39,11 @@ class Sphere:
         _positive("Sphere radius", self.radius)
 
     def geometry(self):
+        """(radius m, 0, 0): the shape's row of the kernels' geometry table."""
         return (float(self.radius), 0.0, 0.0)
 
     def volume(self, dim):
+        """Volume (m^3; in 2D the disc's area, m^2)."""
         r = self.radius
         return np.pi * r * r if dim == 2 else 4.0 / 3.0 * np.pi * r ** 3
 
@@ -52,6 +54,7 @@ class Sphere:
         return np.array([k, k, k])
 
     def bounding_radius(self, dim):
+        """Radius (m) of the smallest sphere about the centre that holds the shape (broad phase)."""
         return float(self.radius)
 
 
@@ -78,13 +81,16 @@ class Box:
         return (h[0], h[1], h[2] if dim == 3 else 0.0)
 
     def geometry(self, dim=3):
+        """(hx, hy, hz) m: the half extents, the shape's row of the kernels' geometry table (hz = 0 in 2D)."""
         return self._h(dim)
 
     def volume(self, dim):
+        """Volume (m^3; in 2D the rectangle's area, m^2)."""
         hx, hy, hz = self._h(dim)
         return 4.0 * hx * hy if dim == 2 else 8.0 * hx * hy * hz
 
     def unit_inertia(self, dim):
+        """Principal moments of inertia per unit mass (m^2) about the body axes; in 2D only the z moment is used."""
         hx, hy, hz = self._h(dim)
         if dim == 2:
             izz = (hx * hx + hy * hy) / 3.0
@@ -92,6 +98,7 @@ class Box:
         return np.array([hy * hy + hz * hz, hx * hx + hz * hz, hx * hx + hy * hy]) / 3.0
 
     def bounding_radius(self, dim):
+        """Radius (m) of the sphere about the centre through the box's corners (broad phase)."""
         return float(np.linalg.norm(self._h(dim)))
 
 
@@ -110,9 +117,11 @@ class Capsule:
         _positive("Capsule half_length", self.half_length)
 
     def geometry(self, dim=3):
+        """(radius m, half_length m, 0): the shape's row of the kernels' geometry table."""
         return (float(self.radius), float(self.half_length), 0.0)
 
     def volume(self, dim):
+        """Volume (m^3; in 2D the stadium's area, m^2)."""
         r, h = self.radius, self.half_length
         if dim == 2:
             return 4.0 * r * h + np.pi * r * r
@@ -138,6 +147,7 @@ class Capsule:
         return np.array([i_axis, i_perp, i_perp]) / vol
 
     def bounding_radius(self, dim):
+        """radius + half_length (m): the sphere about the centre that holds the capsule (broad phase)."""
         return float(self.radius + self.half_length)
 
 

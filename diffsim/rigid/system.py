@@ -347,6 +347,7 @@ class RigidSystem(System):
         return out
 
     def advance(self, x, u, slot0, t0, t1):
+        """Launches that run steps t0..t1-1 from slot slot0 in one fused kernel (see :class:`diffsim.System`)."""
         sc = self._scratch_for(x)
         out = []
         if self.skin is None:
