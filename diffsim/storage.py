@@ -127,6 +127,7 @@ def slots(shape: tuple, count: int, needs_grad: bool):
 
 
 INDEX_LIMIT = 2**31 - 1  # Taichi 1.7.4 counts an ndarray's elements in int32 (TAICHI.md)
+MEMORY_SHARE = 0.8  # the largest share of the available host memory a rollout's storage may take
 
 
 def available_memory() -> int | None:
@@ -146,8 +147,8 @@ def available_memory() -> int | None:
 
 def check_plan(plan, hint: str, available: int | None = None) -> int:
     """Refuse, before anything is allocated, a set of slot arrays that Taichi cannot index or
-    that does not fit in memory. ``plan``: (what, shape, with_grad) per array; returns the total
-    bytes. Raises ConfigError naming the array or the total, the bytes and ``hint`` (what to do).
+    that does not fit in memory (more than ``MEMORY_SHARE`` of what is available). ``plan``:
+    (what, shape, with_grad) per array; returns the total bytes. Raises ConfigError naming the array or the total, the bytes and ``hint`` (what to do).
 
     An ndarray of 2^31 elements or more is allocated wrongly by Taichi 1.7.4 (int32 element
     counts: a 1.8e19-byte request, or 32 bytes and a segfault later), so it is refused here.
@@ -166,11 +167,12 @@ def check_plan(plan, hint: str, available: int | None = None) -> int:
     if config().arch != "cpu":
         return total
     available = available_memory() if available is None else available
-    if available is not None and total > available:
+    if available is not None and total > MEMORY_SHARE * available:
         parts.sort(reverse=True)
         biggest = ", ".join(f"{what}: {size / 1e9:.3g} GB" for size, what in parts[:3])
         raise ConfigError(f"this rollout needs {total / 1e9:.3g} GB of storage ({biggest}) but only "
-                          f"{available / 1e9:.3g} GB of memory is available; {hint}")
+                          f"{available / 1e9:.3g} GB of memory is available (the tape takes at most "
+                          f"{MEMORY_SHARE:.0%} of it, leaving the rest to the process); {hint}")
     return total
 
 

@@ -71,7 +71,8 @@ def test_storage_beyond_available_memory_is_refused(monkeypatch):
     monkeypatch.setattr(storage, "available_memory", lambda: 50_000_000)  # 50 MB free
     system = MassSpringChain(n=3, dt=0.01)
     with pytest.raises(ConfigError, match=r"needs 0.336 GB of storage \(state field '[qv]', 3000001 working slots: "
-                                          r"0.144 GB.*only 0.05 GB of memory is available; store fewer states"):
+                                          r"0.144 GB.*only 0.05 GB of memory is available \(the tape takes at most 80% of it.*\); "
+                                          r"store fewer states"):
         Rollout(system, steps=3_000_000)
     with pytest.raises(ConfigError, match="control 'force'.* stored whatever the schedule"):
         Rollout(system, steps=4_000_000, schedule=Binomial(16))
