@@ -2,7 +2,7 @@
 
 - :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, a free root, inertias,
   damping, armature, soft limits, contact points), ``planar_arm`` and ``cartpole``.
-- :mod:`.urdf`: ``load_urdf`` (the common URDF subset).
+- :mod:`.urdf`: ``load_urdf`` (the common URDF subset; ``<collision>`` primitives as contact geometry).
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
