@@ -414,31 +414,41 @@ def vscale9(M, s):
     return tuple(m * s for m in M)
 
 
+@_scalar
+def joint_index(table, i, floating):
+    """Where body i's joint coordinates start in q or qd: table[i] (qix or vix) for a floating
+    robot, i itself otherwise (no indirection in the fixed-base kernels: it cost them 2x)."""
+    return subscript(table, i) if floating else i
+
+
 @ti.func
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
-               data: ti.template(), cst: ti.template()):
+               data: ti.template(), cst: ti.template(), floating: ti.template()):
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd,
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
-    qi, vi = qix[i], vix[i]
+    qi = joint_index(qix, i, floating)
+    vi = joint_index(vix, i, floating)
     qdd = pass_accelerations(i, s, b, par, bc, data)
     vn = qd[sl, b, vi] + cs[CONST.dt] * qdd
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
     e = q[sl, b, qi] - qw[b, i, COST.q_target]
-    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi] ** 2
-                                   + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi] ** 2)
+    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
+                                   * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi]
+                                   * tau[t, b, vi])
 
 
 @ti.func
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
-                      bc: ti.template(), cs: ti.template(), data: ti.template()):
+                      bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template()):
     """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
     ABA's articulated inertia handed to the parent."""
-    qi, vi = q[sl, b, qix[i]], qd[sl, b, vix[i]]
-    taui = bc[i, BODY.actuated] * tau[t, b, vix[i]] + passive_torque(i, qi, vi, damp, bc, cs, b)
-    pass_articulated(i, taui, limit_inertia(i, qi, vi, bc, cs), s, b, par, arm, bc, data)
+    vi = joint_index(vix, i, floating)
+    qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
+    taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
+    pass_articulated(i, taui, limit_inertia(i, qi, qdi, bc, cs), s, b, par, arm, bc, data)
 
 
 @ti.kernel
@@ -477,17 +487,16 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
                                         bc, data)
                 else:
-                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc,
-                                    data)
+                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
             elif k <= nb + ncp:
                 contact_force(k - nb - 1, s, b, cb, cp, cs, data)
             elif k <= 2 * nb + ncp:
                 i = 2 * nb + ncp - k
                 if ti.static(floating):
                     if i > 0:
-                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
                 else:
-                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
+                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
             elif k <= 3 * nb + ncp:
                 i = k - 2 * nb - ncp - 1
                 if ti.static(floating):
@@ -495,9 +504,9 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
                         cst[b, s, 0] = 0.0
                     else:
-                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
                 else:
-                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
             elif ee >= 0:
                 d = ee_error(ee, t, s, b, eet, cs, data)
                 cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
@@ -507,9 +516,10 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
 
 @ti.func
 def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
-                   qw: ti.template(), loss: ti.template()):
-    e = q[slot, b, qix[i]] - qw[b, i, COST.q_target]
-    loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qd[slot, b, vix[i]] ** 2
+                   qw: ti.template(), loss: ti.template(), floating: ti.template()):
+    e = q[slot, b, joint_index(qix, i, floating)] - qw[b, i, COST.q_target]
+    qdi = qd[slot, b, joint_index(vix, i, floating)]
+    loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qdi * qdi
 
 
 @ti.kernel
@@ -532,11 +542,10 @@ def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _
                     else:
                         pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert,
                                         joff, bc, data)
-                        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
+                        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
                 else:
-                    pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert, joff,
-                                    bc, data)
-                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
+                    pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
+                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
             elif ee >= 0:
                 d = ee_error(ee, t, 0, b, eet, cs, data)
                 loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
