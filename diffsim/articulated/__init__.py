@@ -2,7 +2,8 @@
 
 - :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, a free root, inertias,
   damping, armature, soft limits, contact points), ``planar_arm`` and ``cartpole``.
-- :mod:`.urdf`: ``load_urdf`` (the common URDF subset).
+- :mod:`.mjcf`: ``load_mjcf`` (the common MJCF subset, parsed here).
+- :mod:`.urdf`: ``load_urdf`` (the common URDF subset; ``<collision>`` primitives as contact geometry).
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
@@ -26,6 +27,7 @@ from .dynamics import (
                        rnea,
 )
 from .limits import LimitGains, soft_limit_gains
+from .mjcf import load_mjcf
 from .model import (
                        FREE,
                        PRISMATIC,
@@ -54,6 +56,7 @@ __all__ = [
                        "cartpole",
                        "crba",
                        "link_pose",
+                       "load_mjcf",
                        "load_urdf",
                        "planar_arm",
                        "point_jacobian",

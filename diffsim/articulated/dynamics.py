@@ -180,7 +180,7 @@ class ModelArrays:
         ncp = len(model.contact_body)
         self.ncp = ncp
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
-        self.cp = nd(model.contact_point if ncp else np.zeros((1, 3)))
+        self.cp = nd(np.c_[model.contact_point, model.contact_radius] if ncp else np.zeros((1, 4)))
         bc = np.zeros((nb, K.BODY.size))
         bc[:, K.BODY.E_tree:K.BODY.E_tree + 9] = model.E_tree.reshape(nb, 9)
         bc[:, K.BODY.axis:K.BODY.axis + 3] = model.axis
@@ -379,8 +379,8 @@ def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=Non
     """Jacobian J (3, nv) or (B, 3, nv) of the world position x of a point on ``link``, with
     dx/dt = J qd: column j is a_j x (x - o_j) for a revolute ancestor joint j (axis a_j, origin
     o_j in world coordinates), a_j for a prismatic one, 0 for joints that do not move the point;
-    for a free root (velocity (w, v) in body coordinates, rotation R, origin p) the six columns
-    are -[x - p]x R and R. (For a fixed base, J = dx/dq.)"""
+    for a free root (angular velocity w in body coordinates, origin velocity v in world
+    coordinates, rotation R, origin p) the six columns are -[x - p]x R and 1. (For a fixed base, J = dx/dq.)"""
     q2, single = _as_batch(model, q, "q")
     R, p = body_poses(model, q2, params)
     x = point_position(model, q2, link, point, params)
@@ -388,10 +388,10 @@ def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=Non
     J = np.zeros((q2.shape[0], 3, model.nv))
     for j in (model.ancestors(b) if b >= 0 else []):
         v = model.v_index[j]
-        if model.jtype[j] == FREE:  # x' = R v + (R w) x (x - p): columns -[x - p]x R, then R
+        if model.jtype[j] == FREE:  # x' = v + (R w) x (x - p): columns -[x - p]x R, then 1
             d = x - p[:, j]
             J[:, :, v:v + 3] = -np.einsum("bij,bjk->bik", _skew_batch(d), R[:, j])
-            J[:, :, v + 3:v + 6] = R[:, j]
+            J[:, :, v + 3:v + 6] = np.eye(3)
             continue
         a = R[:, j] @ model.axis[j]
         J[:, :, v] = np.cross(a, x - p[:, j]) if model.jtype[j] == REVOLUTE else a

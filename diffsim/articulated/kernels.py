@@ -258,12 +258,14 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
 
 @ti.func
 def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
-    """Ground contact of point k (on body cb[k], at cp[k] in body coordinates) through the
-    shared contact law (C^1 at first touch); the spatial force is subtracted from the body's
-    bias force."""
+    """Ground contact of point k (on body cb[k]; cp[k, 0:3] in body coordinates, radius cp[k, 3]:
+    a sphere touching with its lowest point, where the force acts) through the shared contact law
+    (C^1 at first touch) and smoothed Coulomb friction; the spatial force is subtracted from the
+    body's bias force."""
     i = cb[k]
-    pt = (cp[k, 0], cp[k, 1], cp[k, 2])
     Rw = ld33(data, s, b, i, DATA.R_world)
+    rad = cp[k, 3]
+    pt = (cp[k, 0] - rad * Rw[6], cp[k, 1] - rad * Rw[7], cp[k, 2] - rad * Rw[8])
     x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
     vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
     fn = _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness], cs[CONST.contact_damping], cs[CONST.contact_onset])
@@ -330,20 +332,23 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
 @ti.func
 def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.template(), com: ti.template(),
                     inert: ti.template(), data: ti.template()):
-    """The free root (body 0 of a floating robot), parent the world: X = (R^T, p) from its
-    position p = q[0:3] and unit quaternion q[3:7], velocity v = qd[0:6] (body coordinates,
-    S = 1, so c = v x S qd = 0), rigid inertia, bias force, world pose; all to the workspace."""
+    """The free root (body 0 of a floating robot), parent the world: X = (E, p), E = R^T, from
+    its position p = q[0:3] and unit quaternion q[3:7]; qd[0:3] is its angular velocity w in
+    body coordinates, qd[3:6] the world velocity of its origin, so S = diag(1, E), its spatial
+    velocity (w, E qd[3:6]) and c = S' qd = (0, -w x v); rigid inertia, bias force, world pose;
+    all to the workspace."""
     R = quat_matrix(q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6])
+    E = transpose(R)
     p = (q[sl, b, 0], q[sl, b, 1], q[sl, b, 2])
     w = (qd[sl, b, 0], qd[sl, b, 1], qd[sl, b, 2])
-    v = (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5])
+    v = mtv(R, (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5]))
     A, Bm, C = rigid_inertia(mass[b, 0], row3(com, b, 0), inertia6(row6(inert, b, 0)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    st(data, s, b, 0, DATA.E, transpose(R))
+    st(data, s, b, 0, DATA.E, E)
     st(data, s, b, 0, DATA.r, p)
     st(data, s, b, 0, DATA.v, w + v)
-    st(data, s, b, 0, DATA.c, ZERO3 + ZERO3)
+    st(data, s, b, 0, DATA.c, ZERO3 + vscale(cross(w, v), -1.0))
     st(data, s, b, 0, DATA.IA, A + Bm + C)
     st(data, s, b, 0, DATA.pA, bn + bf)
     st(data, s, b, 0, DATA.R_world, R)
@@ -353,14 +358,20 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
 @ti.func
 def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), bc: ti.template(),
                        cs: ti.template(), data: ti.template()):
-    """The free root, after the articulated pass: a = IA^-1 (tau - pA) (its whole articulated
-    inertia; gravity is in pA's world acceleration), qdd = a - X a_world = a + (0, E g); then
-    semi-implicit Euler: qd' = qd + dt qdd, p' = p + dt R v', quaternion advanced by w'."""
+    """The free root, after the articulated pass: S^T (IA a + pA) = tau gives a = IA^-1 (S^-T
+    tau - pA) (its whole articulated inertia; gravity is in the world's acceleration -g), and
+    qdd = S^-1 (a - X a_world - c) = (a_w, R (a_v + w x v) + g); then semi-implicit Euler:
+    qd' = qd + dt qdd, p' = p + dt qd'[3:6], the quaternion advanced by w' = qd'[0:3]. (With the
+    linear velocity in world coordinates a spinning body translates exactly; in body
+    coordinates the explicit step rotated it outward, a rolling ball gained 9 % speed per
+    second at 15 rad/s.)"""
     act = bc[0, BODY.actuated]
+    E = ld33(data, s, b, 0, DATA.E)
     pn = ld3(data, s, b, 0, DATA.pA)
     pf = ld3(data, s, b, 0, DATA.pA + 3)
+    tl = mv(E, (act * tau[t, b, 3], act * tau[t, b, 4], act * tau[t, b, 5]))
     fn = (act * tau[t, b, 0] - pn[0], act * tau[t, b, 1] - pn[1], act * tau[t, b, 2] - pn[2])
-    ff = (act * tau[t, b, 3] - pf[0], act * tau[t, b, 4] - pf[1], act * tau[t, b, 5] - pf[2])
+    ff = vsub(tl, pf)
     # a = IA^-1 (fn, ff) by the Schur complement of C (IA = [[A, B], [B^T, C]], symmetric positive
     # definite); each intermediate is assigned, so Taichi keeps it as a local and does not
     # re-expand the nested expressions (the unassigned form did not compile in 15 min)
@@ -372,17 +383,18 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
     aw = mv(Si, vsub(fn, mv(BCi, ff)))
     av = mv(Ci, vsub(ff, mtv(Bm, aw)))
     st(data, s, b, 0, DATA.a, aw + av)
-    E = ld33(data, s, b, 0, DATA.E)
-    qdd = aw + vadd(av, mv(E, (cs[CONST.gravity], cs[CONST.gravity + 1], cs[CONST.gravity + 2])))
+    w = ld3(data, s, b, 0, DATA.v)
+    lin = vadd(mtv(E, vadd(av, cross(w, ld3(data, s, b, 0, DATA.v + 3)))),
+               (cs[CONST.gravity], cs[CONST.gravity + 1], cs[CONST.gravity + 2]))
+    qdd = aw + lin
     st(data, s, b, 0, DATA.qdd, qdd)
     h = cs[CONST.dt]
     vn = (qd[sl, b, 0] + h * qdd[0], qd[sl, b, 1] + h * qdd[1], qd[sl, b, 2] + h * qdd[2],
           qd[sl, b, 3] + h * qdd[3], qd[sl, b, 4] + h * qdd[4], qd[sl, b, 5] + h * qdd[5])
     for k in ti.static(range(6)):
         qd[sl + 1, b, k] = vn[k]
-    dp = mtv(E, (vn[3], vn[4], vn[5]))
     for k in ti.static(range(3)):
-        q[sl + 1, b, k] = q[sl, b, k] + h * dp[k]
+        q[sl + 1, b, k] = q[sl, b, k] + h * vn[3 + k]
     quat = quat_step((q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6]), (vn[0], vn[1], vn[2]), h)
     for k in ti.static(range(4)):
         q[sl + 1, b, 3 + k] = quat[k]
@@ -402,31 +414,41 @@ def vscale9(M, s):
     return tuple(m * s for m in M)
 
 
+@_scalar
+def joint_index(table, i, floating):
+    """Where body i's joint coordinates start in q or qd: table[i] (qix or vix) for a floating
+    robot, i itself otherwise (no indirection in the fixed-base kernels: it cost them 2x)."""
+    return subscript(table, i) if floating else i
+
+
 @ti.func
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
-               data: ti.template(), cst: ti.template()):
+               data: ti.template(), cst: ti.template(), floating: ti.template()):
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd,
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
-    qi, vi = qix[i], vix[i]
+    qi = joint_index(qix, i, floating)
+    vi = joint_index(vix, i, floating)
     qdd = pass_accelerations(i, s, b, par, bc, data)
     vn = qd[sl, b, vi] + cs[CONST.dt] * qdd
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
     e = q[sl, b, qi] - qw[b, i, COST.q_target]
-    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi] ** 2
-                                   + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi] ** 2)
+    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
+                                   * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi]
+                                   * tau[t, b, vi])
 
 
 @ti.func
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
-                      bc: ti.template(), cs: ti.template(), data: ti.template()):
+                      bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template()):
     """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
     ABA's articulated inertia handed to the parent."""
-    qi, vi = q[sl, b, qix[i]], qd[sl, b, vix[i]]
-    taui = bc[i, BODY.actuated] * tau[t, b, vix[i]] + passive_torque(i, qi, vi, damp, bc, cs, b)
-    pass_articulated(i, taui, limit_inertia(i, qi, vi, bc, cs), s, b, par, arm, bc, data)
+    vi = joint_index(vix, i, floating)
+    qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
+    taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
+    pass_articulated(i, taui, limit_inertia(i, qi, qdi, bc, cs), s, b, par, arm, bc, data)
 
 
 @ti.kernel
@@ -465,17 +487,16 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
                                         bc, data)
                 else:
-                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc,
-                                    data)
+                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
             elif k <= nb + ncp:
                 contact_force(k - nb - 1, s, b, cb, cp, cs, data)
             elif k <= 2 * nb + ncp:
                 i = 2 * nb + ncp - k
                 if ti.static(floating):
                     if i > 0:
-                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
                 else:
-                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data)
+                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
             elif k <= 3 * nb + ncp:
                 i = k - 2 * nb - ncp - 1
                 if ti.static(floating):
@@ -483,9 +504,9 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
                         cst[b, s, 0] = 0.0
                     else:
-                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
                 else:
-                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
             elif ee >= 0:
                 d = ee_error(ee, t, s, b, eet, cs, data)
                 cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
@@ -495,9 +516,10 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
 
 @ti.func
 def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
-                   qw: ti.template(), loss: ti.template()):
-    e = q[slot, b, qix[i]] - qw[b, i, COST.q_target]
-    loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qd[slot, b, vix[i]] ** 2
+                   qw: ti.template(), loss: ti.template(), floating: ti.template()):
+    e = q[slot, b, joint_index(qix, i, floating)] - qw[b, i, COST.q_target]
+    qdi = qd[slot, b, joint_index(vix, i, floating)]
+    loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qdi * qdi
 
 
 @ti.kernel
@@ -520,11 +542,10 @@ def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _
                     else:
                         pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert,
                                         joff, bc, data)
-                        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
+                        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
                 else:
-                    pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert, joff,
-                                    bc, data)
-                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss)
+                    pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
+                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
             elif ee >= 0:
                 d = ee_error(ee, t, 0, b, eet, cs, data)
                 loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
@@ -582,9 +603,10 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             p = par[i]
             xw, xv = xform_motion(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), ld3(data, 0, b, p, DATA.a),
                                   ld3(data, 0, b, p, DATA.a + 3))
-            if floating == 1 and i == 0:
+            if floating == 1 and i == 0:   # a = X a_world + S qdd + c, S = diag(1, E)
+                lin = mv(ld33(data, 0, b, 0, DATA.E), (qdd[b, 3], qdd[b, 4], qdd[b, 5]))
                 st(data, 0, b, i, DATA.a, vadd(xw, (qdd[b, 0], qdd[b, 1], qdd[b, 2]))
-                   + vadd(xv, (qdd[b, 3], qdd[b, 4], qdd[b, 5])))
+                   + vadd(vadd(xv, lin), ld3(data, 0, b, 0, DATA.c + 3)))
             else:
                 rev = bc[i, BODY.revolute]
                 ax = body_axis(bc, i)
@@ -600,10 +622,11 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             i = nb - 1 - k
             fn = ld3(data, 0, b, i, DATA.U)
             ff = ld3(data, 0, b, i, DATA.U + 3)
-            if floating == 1 and i == 0:
+            if floating == 1 and i == 0:   # tau = S^T f: the moment (body) and the force (world)
+                fw = mtv(ld33(data, 0, b, 0, DATA.E), ff)
                 for c in ti.static(range(3)):
                     tau[b, c] = fn[c]
-                    tau[b, 3 + c] = ff[c]
+                    tau[b, 3 + c] = fw[c]
             else:
                 rev = bc[i, BODY.revolute]
                 ax = body_axis(bc, i)
@@ -624,10 +647,11 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             add(data, 0, b, par[i], DATA.IA, An + Bn + Cn)
         # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F (S = 1 for a free root)
         for i in range(nb):
-            if floating == 1 and i == 0:
+            if floating == 1 and i == 0:   # S^T Ic S = [[A, B E], [E^T B^T, E^T C E]]
+                E0 = ld33(data, 0, b, 0, DATA.E)
                 A = ld33(data, 0, b, 0, DATA.IA)
-                Bm = ld33(data, 0, b, 0, DATA.IA + 9)
-                C = ld33(data, 0, b, 0, DATA.IA + 18)
+                Bm = mm(ld33(data, 0, b, 0, DATA.IA + 9), E0)
+                C = mtm(E0, mm(ld33(data, 0, b, 0, DATA.IA + 18), E0))
                 for r in ti.static(range(3)):
                     for c in ti.static(range(3)):
                         M[b, r, c] = A[3 * r + c]
@@ -649,11 +673,12 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                     st(data, 0, b, i, DATA.U, Gn + Gf)
                     j = par[j]
                     if floating == 1 and j == 0:
+                        Gw = mtv(ld33(data, 0, b, 0, DATA.E), Gf)
                         for c in ti.static(range(3)):
                             M[b, vi, c] = Gn[c]
                             M[b, c, vi] = Gn[c]
-                            M[b, vi, 3 + c] = Gf[c]
-                            M[b, 3 + c, vi] = Gf[c]
+                            M[b, vi, 3 + c] = Gw[c]
+                            M[b, 3 + c, vi] = Gw[c]
                     else:
                         rj = bc[j, BODY.revolute]
                         aj = body_axis(bc, j)

@@ -4,8 +4,9 @@ A robot is a tree of *links* (rigid bodies with mass, centre of mass and inertia
 *joints* (revolute, continuous, prismatic or fixed). The one link that is no joint's child, the
 root, is welded to the world (a fixed base), or with ``RobotBuilder(floating_base=True)`` moves
 freely on a *free joint*: body 0, configuration (position (m), unit quaternion (w, x, y, z)) in
-q[0:7], velocity (angular (rad/s), linear of its origin (m/s), both in body coordinates:
-Featherstone's spatial velocity) in qd[0:6]; the 1-DOF joints follow (``Model.q_index``,
+q[0:7], velocity in qd[0:6]: its angular velocity (rad/s) in body coordinates, then the velocity
+of its origin (m/s) in world coordinates (MuJoCo's convention: a spinning body then translates
+exactly under the explicit step); the 1-DOF joints follow (``Model.q_index``,
 ``Model.v_index``). The free joint is not actuated (its 6 entries of tau are ignored). Units: SI (m, kg, s,
 rad, N, N m).
 
@@ -265,9 +266,6 @@ class RobotBuilder:
         r = finite_number(radius, f"contact point on '{link}': radius (m)")
         if r < 0:
             raise ConfigError(f"contact point on '{link}': radius {r} m must be >= 0")
-        if r > 0:
-            raise ConfigError(f"contact point on '{link}': contact spheres (radius > 0) are not supported yet; "
-                              "use points (radius 0)")
         self.contacts.append((link, _vec3(point, f"contact point on '{link}'"), r))
 
     def finalize(self, limit_stiffness=None, limit_damping=None, limit_onset: float = DEFAULT_LIMIT_ONSET) -> Model:
@@ -482,8 +480,8 @@ class Model:
     @property
     def nv(self) -> int:
         """Length of the velocity qd (and of the torques tau): one per 1-DOF joint, plus 6 for a
-        free joint (the root body's angular velocity (rad/s) and the velocity of its origin (m/s),
-        both in body coordinates: Featherstone's spatial velocity)."""
+        free joint (the root body's angular velocity (rad/s) in body coordinates and the velocity
+        of its origin (m/s) in world coordinates)."""
         return self.nb + 5 if self.floating else self.nb
 
     @property

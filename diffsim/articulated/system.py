@@ -187,8 +187,8 @@ class ArticulatedSystem(System):
 
     def set_initial_state(self, q=None, qd=None):
         """Initial joint positions (nq,) or (B, nq) and velocities (nv,) or (B, nv) (a free
-        root: position, unit quaternion (w, x, y, z); angular and linear velocity in body
-        coordinates)."""
+        root: position, unit quaternion (w, x, y, z); angular velocity in body coordinates,
+        velocity of its origin in world coordinates)."""
         m = self.model
         if q is not None:
             q = self._per_robot(q, "q0", (m.nq,))

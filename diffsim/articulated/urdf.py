@@ -6,7 +6,8 @@ or fixed (``<origin>``, ``<parent link>``, ``<child link>``, ``<axis xyz>``, ``<
 effort velocity>``, ``<dynamics damping friction>``). ``<visual>`` and ``<material>`` are read
 past; ``<collision>`` too, unless ``collisions=True``: then each ``<collision>`` shape becomes
 ground-contact geometry of its link (:func:`collision_points`). Anything else (``<transmission>``,
-``<gazebo>``, ``<mimic>``, floating or planar joints, a non-zero Coulomb ``friction``...) raises a
+``<gazebo>``, ``<mimic>``, floating or planar joints (a floating base is ``floating_base=True``), a
+non-zero Coulomb ``friction``...) raises a
 :class:`~diffsim.errors.ConfigError` that names the tag and where it is, unless it is listed in
 ``ignore``. Only ``xml.etree`` is used. Units: SI, as URDF specifies.
 """

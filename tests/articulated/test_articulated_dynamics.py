@@ -50,6 +50,7 @@ def branched_tree(seed=0, contact=False):
         rb.add_contact_point("l6", (0.1, 0.0, 0.0))
         rb.add_contact_point("l5", (0.0, 0.05, 0.0))
         rb.add_contact_point("l3", (0.0, 0.0, 0.0))
+        rb.add_contact_point("l6", (0.0, 0.0, 0.05), radius=0.08)   # a sphere: touches with its lowest point
     return rb.finalize(limit_stiffness=200.0, limit_damping=3.0)
 
 

@@ -102,7 +102,7 @@ def test_rnea_inverts_aba_and_crba_is_spd():
 
 
 def test_free_fall_and_the_six_joint_twin():
-    """A free body falls with g whatever its orientation (body coordinates: E g); at the
+    """A free body falls with g whatever its orientation; at the
     identity orientation and zero velocity the free joint equals the 3 prismatic + 3 revolute
     base (same mass matrix and accelerations, velocity order (w, v) against (x, y, z, rx, ry, rz))."""
     m = floating()
@@ -114,7 +114,7 @@ def test_free_fall_and_the_six_joint_twin():
     qdd = aba(lone, q[:7], np.zeros(6), np.zeros(6))
     R, _ = body_poses(lone, q[:7])
     np.testing.assert_allclose(qdd[:3], 0.0, atol=1e-12)
-    np.testing.assert_allclose(qdd[3:], R[0].T @ [0, 0, -9.81], atol=1e-12)
+    np.testing.assert_allclose(qdd[3:], [0, 0, -9.81], atol=1e-12)   # linear velocity in world coordinates
 
     twin = six_joint_twin()
     perm = [3, 4, 5, 0, 1, 2, 6]   # free velocity k <-> twin joint perm[k]
@@ -129,10 +129,11 @@ def test_free_fall_and_the_six_joint_twin():
 
 def world_momentum(m, q, qd):
     """Spatial momentum of the whole robot in world coordinates (angular about the world
-    origin, linear), from the free joint's rows of M qd (its momentum in base coordinates)."""
+    origin, linear), from the free joint's rows of M qd: S^T h, the angular momentum about the
+    base origin in base coordinates and the linear momentum in world coordinates."""
     h = np.einsum("tij,tj->ti", crba(m, q)[:, :6], qd)
     R, p = body_poses(m, q)
-    lin = np.einsum("tij,tj->ti", R[:, 0], h[:, 3:])
+    lin = h[:, 3:]
     ang = np.einsum("tij,tj->ti", R[:, 0], h[:, :3]) + np.cross(p[:, 0], lin)
     return ang, lin
 
@@ -158,14 +159,13 @@ def flight(m, q0, qd0, dt, T, torque):
 def test_free_flight_conserves_momentum():
     """Tumbling without gravity, the arm driven by a torque (internal): the dynamics conserve
     the spatial momentum exactly (its rate along aba's accelerations is 0), and the
-    semi-implicit Euler steps (velocities in body coordinates) keep it to first order in dt."""
+    semi-implicit Euler steps keep it to first order in dt."""
     m = floating((0.0, 0.0, 0.0))
     rng = np.random.default_rng(2)
     q, qd = random_state(m, rng)
     qdd = aba(m, q, qd, np.r_[np.zeros(6), 1.5])
-    R, _ = body_poses(m, q)
     w, v = qd[:3], qd[3:6]
-    qdot = np.r_[R[0] @ v, 0.5 * np.r_[-q[4:7] @ w, q[3] * w + np.cross(q[4:7], w)], qd[6]]
+    qdot = np.r_[v, 0.5 * np.r_[-q[4:7] @ w, q[3] * w + np.cross(q[4:7], w)], qd[6]]
     h = 1e-6
     plus = world_momentum(m, (q + h * qdot)[None], (qd + h * qdd)[None])
     minus = world_momentum(m, (q - h * qdot)[None], (qd - h * qdd)[None])
@@ -201,8 +201,7 @@ def test_point_jacobian_of_the_free_joint_is_the_velocity_map():
 
     def moved(s):   # the configuration after time s at velocity qd (to first order)
         qq = q.copy()
-        R, _ = body_poses(m, q)
-        qq[:3] += s * R[0] @ v
+        qq[:3] += s * v
         a, b = q[3], q[4:7]
         dq = 0.5 * s * np.r_[-b @ w, a * w + np.cross(b, w)]
         qq[3:7] += dq
@@ -257,4 +256,4 @@ def test_gradient_through_the_free_joint():
     _, g = obj(x)
     hinge = g[:60 * m.nv].reshape(60, m.nv)
     assert np.all(hinge[:, :6] == 0.0)   # the free joint is not actuated
-    assert np.abs(hinge[:, 6]).min() > 1e-2 and np.abs(g[60 * m.nv:]).min() > 1e-3   # not vacuous
+    assert np.abs(hinge[:, 6]).min() > 1e-2 and np.abs(g[60 * m.nv:]).max() > 1e-1   # not vacuous

@@ -1,0 +1,251 @@
+"""Load a robot from MJCF (MuJoCo's XML, the common subset) into a :class:`~diffsim.articulated.model.Model`.
+
+Supported: ``<mujoco>`` with ``<compiler angle eulerseq>`` (angles in degrees unless
+``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
+name pos quat|euler>`` under ``<worldbody>``, at most one joint per body: ``<joint type="hinge"|
+"slide" axis pos range damping armature>`` or ``<freejoint/>`` / ``type="free"`` on the top body
+(a floating base), ``<geom type="sphere"|"capsule"|"box"|"cylinder" size pos quat|euler fromto
+mass density>`` (mass and inertia from the geometry, density 1000 kg/m^3 by default, unless the
+body has an ``<inertial pos mass diaginertia|fullinertia quat>``; geoms also become contact
+geometry with ``collisions=True``), and ``<actuator><motor joint gear ctrlrange>`` (the joint's
+effort limit is gear * max|ctrlrange|; joints without a motor are passive). Anything else
+(``<default>`` classes, ``<tendon>``, ``<equality>``, ball joints, meshes, several joints in one
+body...) raises a :class:`~diffsim.errors.ConfigError` naming it. Units: SI. Only ``xml.etree``
+is used (the ``mujoco`` package would compile the full format, but version 4.0.0 pulls in
+mujoco-core, mujoco-studio, glfw and pyopengl for what this subset needs).
+
+Returns ``(model, options)``: ``options`` holds ``timestep`` (s) when the file gives one and, for a
+floating base, ``root_pose`` (7,): the top body's position and quaternion in the file (a q0[:7]).
+"""
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+from ..errors import ConfigError
+from .model import RobotBuilder
+from .spatial import rotation_about
+from .urdf import collision_points, read_robot_file
+
+_TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset"}
+_BODY = {"body", "joint", "freejoint", "geom", "inertial", "site", "camera", "light"}
+_GEOMS = {"sphere", "capsule", "box", "cylinder"}
+
+
+def _vec(el, attr, n, default, where):
+    text = el.get(attr)
+    if text is None:
+        return None if default is None else np.array(default, dtype=float)
+    try:
+        v = np.array([float(x) for x in text.split()])
+    except ValueError:
+        raise ConfigError(f"MJCF {where}: {attr}='{text}' is not a list of numbers") from None
+    if v.shape != (n,) or not np.all(np.isfinite(v)):
+        raise ConfigError(f"MJCF {where}: {attr}='{text}' needs {n} finite numbers")
+    return v
+
+
+def _quat_matrix(q):
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def _orientation(el, where, deg, seq):
+    """Rotation (3x3) of an element's quat or euler attribute (identity if neither)."""
+    if el.get("quat") is not None and el.get("euler") is not None:
+        raise ConfigError(f"MJCF {where}: give quat or euler, not both")
+    if el.get("quat") is not None:
+        return _quat_matrix(_vec(el, "quat", 4, None, where))
+    if el.get("euler") is not None:
+        angles = _vec(el, "euler", 3, None, where) * (np.pi / 180 if deg else 1.0)
+        R = np.eye(3)
+        for axis, a in zip(seq, angles):   # lower case: axes of the rotating frame (intrinsic)
+            e = np.eye(3)["xyzXYZ".index(axis) % 3]
+            R = R @ rotation_about(e, a) if axis.islower() else rotation_about(e, a) @ R
+        return R
+    for attr in ("axisangle", "xyaxes", "zaxis"):
+        if el.get(attr) is not None:
+            raise ConfigError(f"MJCF {where}: orientation '{attr}' is not supported; use quat or euler")
+    return np.eye(3)
+
+
+def _geom_mass(kind, size, density):
+    """(mass, 3x3 inertia about the centre, axes of the geom frame) of a solid primitive."""
+    if kind == "sphere":
+        r = size[0]
+        m = density * 4 / 3 * np.pi * r ** 3
+        return m, np.eye(3) * 0.4 * m * r * r
+    if kind == "box":
+        a, b, c = 2 * size[:3]
+        m = density * a * b * c
+        return m, np.diag([b * b + c * c, a * a + c * c, a * a + b * b]) * m / 12
+    r, h = size[0], 2 * size[1]   # cylinder and capsule: half-length size[1] along z
+    mc = density * np.pi * r * r * h
+    ixx = mc * (3 * r * r + h * h) / 12
+    izz = mc * r * r / 2
+    if kind == "cylinder":
+        return mc, np.diag([ixx, ixx, izz])
+    ms = density * 4 / 3 * np.pi * r ** 3   # two hemispheres, each centroid 3r/8 beyond its end
+    d = h / 2 + 3 * r / 8
+    hemi = 83 / 320 * ms * r * r   # each hemisphere about its own centroid (transverse), both together
+    ixx += hemi + ms * d * d
+    izz += 0.4 * ms * r * r
+    return mc + ms, np.diag([ixx, ixx, izz])
+
+
+def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
+    """Parse MJCF text (str) or a path (str or os.PathLike); returns ``(Model, options)`` (see
+    the module doc). ``ignore``: extra tag names to read past; ``collisions``: geoms become
+    ground-contact geometry; finalize_kwargs: passed to :meth:`RobotBuilder.finalize`."""
+    ignore = {ignore} if isinstance(ignore, str) else set(ignore)
+    try:
+        root = ET.fromstring(read_robot_file(source, "MJCF"))
+    except ET.ParseError as exc:
+        raise ConfigError(f"MJCF is not well-formed XML: {exc}") from None
+    if root.tag != "mujoco":
+        raise ConfigError(f"MJCF root element must be <mujoco>, got <{root.tag}>")
+    for child in root:
+        if isinstance(child.tag, str) and child.tag not in _TOP and child.tag not in ignore:
+            raise ConfigError(f"MJCF: <{child.tag}> is not supported (supported: {sorted(_TOP)}); remove it or "
+                              f"pass ignore=('{child.tag}',)")
+    compiler = root.find("compiler")
+    deg = compiler is None or compiler.get("angle", "degree") == "degree"
+    seq = "xyz" if compiler is None else compiler.get("eulerseq", "xyz")
+    option = root.find("option")
+    gravity = (0.0, 0.0, -9.81) if option is None else _vec(option, "gravity", 3, (0, 0, -9.81), "<option>")
+    options = {}
+    if option is not None and option.get("timestep") is not None:
+        options["timestep"] = float(option.get("timestep"))
+    world = root.find("worldbody")
+    tops = [] if world is None else world.findall("body")
+    if len(tops) != 1:
+        raise ConfigError(f"MJCF: <worldbody> must hold exactly one <body> tree, found {len(tops)}")
+    free = tops[0].find("freejoint") is not None or any(j.get("type") == "free" for j in tops[0].findall("joint"))
+    rb = RobotBuilder(root.get("model", "robot"), gravity, floating_base=free)
+    effort = {}
+    for motor in ([] if root.find("actuator") is None else root.find("actuator")):
+        if not isinstance(motor.tag, str):
+            continue
+        if motor.tag != "motor" and motor.tag not in ignore:
+            raise ConfigError(f"MJCF <actuator>: <{motor.tag}> is not supported (only <motor>)")
+        gear = float(motor.get("gear", "1").split()[0])
+        rng = _vec(motor, "ctrlrange", 2, (-np.inf, np.inf), "<motor>")
+        effort[motor.get("joint")] = abs(gear) * float(np.max(np.abs(rng)))
+    rb.add_link("world")
+    frames = {"world": (np.eye(3), np.zeros(3), np.zeros(3))}
+    _body(rb, tops[0], "world", frames, deg, seq, effort, collisions, ignore, top=True)
+    if free:   # the world link only held the tree: the top body is the floating root
+        del rb.links["world"]
+        R, p, _ = frames[tops[0].get("name")]
+        w = np.sqrt(max(1.0 + np.trace(R), 1e-300)) / 2
+        options["root_pose"] = np.r_[p, w, (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w),
+                                     (R[1, 0] - R[0, 1]) / (4 * w)]
+    unknown = set(effort) - {j for j in rb.joints}
+    if unknown:
+        raise ConfigError(f"MJCF <motor> on unknown joint(s) {sorted(unknown)}; joints are {sorted(rb.joints)}")
+    return rb.finalize(**finalize_kwargs), options
+
+
+def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=False):
+    """Add body ``el`` (and its subtree) under link ``parent``; frames[link] = (R, p) in the world
+    at the zero configuration (each link's frame sits at its joint), and the body's origin."""
+    R, _, pos = frames[parent]
+    name = el.get("name")
+    if not name:
+        raise ConfigError(f"MJCF: a <body> under '{parent}' has no name")
+    where = f"body '{name}'"
+    for child in el:
+        if isinstance(child.tag, str) and child.tag not in _BODY and child.tag not in ignore:
+            raise ConfigError(f"MJCF {where}: <{child.tag}> is not supported (supported: {sorted(_BODY)})")
+    p = pos + R @ _vec(el, "pos", 3, (0, 0, 0), where)
+    Rb = R @ _orientation(el, where, deg, seq)
+    joints = [j for j in el.findall("joint")] + el.findall("freejoint")
+    if len(joints) > 1:
+        raise ConfigError(f"MJCF {where}: {len(joints)} joints in one body are not supported (one per body)")
+    jel = joints[0] if joints else None
+    kind = None if jel is None else ("free" if jel.tag == "freejoint" else jel.get("type", "hinge"))
+    if kind == "free" and not top:
+        raise ConfigError(f"MJCF {where}: a free joint is supported only on the top body (a floating base)")
+    if kind not in (None, "free", "hinge", "slide"):
+        raise ConfigError(f"MJCF {where}: joint type '{kind}' is not supported (hinge, slide, free)")
+    # the link frame sits at the joint (MuJoCo's joint pos is in the body frame)
+    jpos = np.zeros(3) if jel is None or kind == "free" else _vec(jel, "pos", 3, (0, 0, 0), where)
+    mass, first, second = 0.0, np.zeros(3), np.zeros((3, 3))
+    inertial = el.find("inertial")
+    if inertial is not None:
+        m = float(inertial.get("mass", "0"))
+        c = _vec(inertial, "pos", 3, (0, 0, 0), where) - jpos
+        Ri = _orientation(inertial, where + " <inertial>", deg, seq)
+        if inertial.get("diaginertia") is not None:
+            I = np.diag(_vec(inertial, "diaginertia", 3, None, where))
+        else:
+            f = _vec(inertial, "fullinertia", 6, None, where)
+            if f is None:
+                raise ConfigError(f"MJCF {where} <inertial>: needs diaginertia or fullinertia")
+            I = np.array([[f[0], f[3], f[4]], [f[3], f[1], f[5]], [f[4], f[5], f[2]]])
+        I = Ri @ I @ Ri.T
+        mass, first, second = m, m * c, I + m * (c @ c * np.eye(3) - np.outer(c, c))
+    contacts = []
+    for g in el.findall("geom"):
+        gk = g.get("type", "sphere")
+        if gk not in _GEOMS:
+            raise ConfigError(f"MJCF {where}: geom type '{gk}' is not supported ({sorted(_GEOMS)})")
+        size = np.array([float(x) for x in g.get("size", "0").split()])
+        Rg = _orientation(g, where + " <geom>", deg, seq)
+        c = _vec(g, "pos", 3, (0, 0, 0), where)
+        if g.get("fromto") is not None:
+            if gk not in ("capsule", "cylinder"):
+                raise ConfigError(f"MJCF {where}: fromto is for capsules and cylinders")
+            a, b = np.split(_vec(g, "fromto", 6, None, where), 2)
+            c, d = (a + b) / 2, b - a
+            size = np.array([size[0], np.linalg.norm(d) / 2])
+            z = d / np.linalg.norm(d)
+            k = np.cross([0, 0, 1.0], z)
+            Rg = rotation_about(k / np.linalg.norm(k), np.arccos(np.clip(z[2], -1, 1))) if k @ k > 1e-24 else \
+                np.diag([1.0, 1.0, np.sign(z[2])]) if z[2] < 0 else np.eye(3)
+        c = c - jpos
+        if inertial is None:
+            m, I = _geom_mass(gk, size, float(g.get("density", "1000")))
+            if g.get("mass") is not None:
+                scale = float(g.get("mass")) / m if m > 0 else 0.0
+                m, I = m * scale, I * scale
+            I = Rg @ I @ Rg.T
+            mass += m
+            first += m * c
+            second += I + m * (c @ c * np.eye(3) - np.outer(c, c))
+        if collisions:
+            shape = {"sphere": {"radius": size[0]}, "capsule": {"radius": size[0], "length": 2 * size[1]},
+                     "cylinder": {"radius": size[0], "length": 2 * size[1]}, "box": {"size": 2 * size[:3]}}[gk]
+            contacts += [(Rg @ pt + c, r) for pt, r in collision_points(gk, shape, where)]
+    com = first / mass if mass > 0 else np.zeros(3)
+    Ic = second - mass * (com @ com * np.eye(3) - np.outer(com, com))
+    rb.add_link(name, mass=mass, com=com, inertia=0.5 * (Ic + Ic.T))
+    for pt, r in contacts:
+        rb.add_contact_point(name, pt, r)
+    jp = p + Rb @ jpos
+    Rp, pp, _ = frames[parent]
+    xyz, rpy = Rp.T @ (jp - pp), _rpy(Rp.T @ Rb)
+    if jel is None:
+        rb.add_joint(f"{name}_weld", "fixed", parent, name, xyz=xyz, rpy=rpy)
+    elif kind != "free":
+        jname = jel.get("name") or f"{name}_joint"
+        rng = _vec(jel, "range", 2, None, where)
+        limited = rng is not None and jel.get("limited", "auto") != "false"
+        if limited and kind == "hinge" and deg:
+            rng = rng * np.pi / 180
+        rb.add_joint(jname, "revolute" if kind == "hinge" else "prismatic", parent, name, xyz=xyz, rpy=rpy,
+                     axis=_vec(jel, "axis", 3, (0, 0, 1), where), damping=float(jel.get("damping", "0")),
+                     armature=float(jel.get("armature", "0")), lower=rng[0] if limited else None,
+                     upper=rng[1] if limited else None, effort=effort.get(jname), actuated=jname in effort)
+    frames[name] = (Rb, jp, p)
+    for child in el.findall("body"):
+        _body(rb, child, name, frames, deg, seq, effort, collisions, ignore)
+
+
+def _rpy(R):
+    """URDF roll-pitch-yaw of a rotation R = Rz(y) Ry(p) Rx(r)."""
+    pitch = -np.arcsin(np.clip(R[2, 0], -1, 1))
+    return np.array([np.arctan2(R[2, 1], R[2, 2]), pitch, np.arctan2(R[1, 0], R[0, 0])])
+

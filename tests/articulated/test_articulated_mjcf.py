@@ -1,0 +1,104 @@
+"""MJCF import (the common subset): the same robot written in MJCF and in URDF gives the same
+model (mass matrix, gravity torques), with inertia from geometry; a free joint; clear errors."""
+
+import numpy as np
+import pytest
+
+from diffsim.articulated import ArticulatedSystem, crba, load_mjcf, load_urdf, rnea
+from diffsim.errors import ConfigError
+
+MJCF = """<mujoco model="arm">
+  <compiler angle="degree"/>
+  <option gravity="0 0 -9.81" timestep="0.002"/>
+  <worldbody>
+    <body name="upper" pos="0 0 0.1">
+      <joint name="shoulder" type="hinge" axis="0 1 0" range="-90 90" damping="0.1"/>
+      <inertial pos="0.2 0 0" mass="1.5" diaginertia="0.001 0.02 0.02"/>
+      <body name="fore" pos="0.4 0 0" euler="0 0 30">
+        <joint name="elbow" type="hinge" axis="0 0 1" pos="0.05 0 0" armature="0.01"/>
+        <geom type="box" size="0.15 0.02 0.01" pos="0.2 0 0"/>
+        <body name="slider" pos="0.35 0 0">
+          <joint name="slide" type="slide" axis="1 0 0"/>
+          <geom type="sphere" size="0.03"/>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="shoulder" gear="2" ctrlrange="-5 5"/><motor joint="elbow" ctrlrange="-1 1"/></actuator>
+</mujoco>"""
+
+
+def urdf():
+    mb = 1000 * 0.3 * 0.04 * 0.02
+    a, b, c = 0.3, 0.04, 0.02
+    box = np.array([b * b + c * c, a * a + c * c, a * a + b * b]) * mb / 12
+    ms = 1000 * 4 / 3 * np.pi * 0.03 ** 3
+    isph = 0.4 * ms * 0.03 ** 2
+    return f"""<robot name="arm"><link name="world"/>
+      <link name="upper"><inertial><origin xyz="0.2 0 0"/><mass value="1.5"/>
+        <inertia ixx="0.001" iyy="0.02" izz="0.02" ixy="0" ixz="0" iyz="0"/></inertial></link>
+      <link name="fore"><inertial><origin xyz="0.15 0 0"/><mass value="{mb}"/>
+        <inertia ixx="{box[0]}" iyy="{box[1]}" izz="{box[2]}" ixy="0" ixz="0" iyz="0"/></inertial></link>
+      <link name="slider"><inertial><mass value="{ms}"/>
+        <inertia ixx="{isph}" iyy="{isph}" izz="{isph}" ixy="0" ixz="0" iyz="0"/></inertial></link>
+      <joint name="shoulder" type="revolute"><parent link="world"/><child link="upper"/>
+        <origin xyz="0 0 0.1"/><axis xyz="0 1 0"/><limit lower="-1.5707963267948966" upper="1.5707963267948966"
+        effort="10" velocity="1"/><dynamics damping="0.1"/></joint>
+      <joint name="elbow" type="revolute"><parent link="upper"/><child link="fore"/>
+        <origin xyz="{0.4 + 0.05 * np.cos(np.pi / 6)} {0.05 * np.sin(np.pi / 6)} 0" rpy="0 0 {np.pi / 6}"/>
+        <axis xyz="0 0 1"/></joint>
+      <joint name="slide" type="prismatic"><parent link="fore"/><child link="slider"/>
+        <origin xyz="0.3 0 0"/><axis xyz="1 0 0"/></joint></robot>"""
+
+
+def test_mjcf_and_urdf_of_the_same_robot_give_the_same_mass_matrix():
+    m, options = load_mjcf(MJCF)
+    u = load_urdf(urdf())
+    assert options == {"timestep": 0.002}
+    assert m.joint_names == u.joint_names == ("shoulder", "elbow", "slide")
+    np.testing.assert_allclose(m.lower[0], -np.pi / 2)
+    np.testing.assert_allclose(m.armature, [0.0, 0.01, 0.0])
+    rng = np.random.default_rng(0)
+    for q in rng.uniform(-1, 1, size=(4, 3)):
+        Mm, Mu = crba(m, q), crba(u, q)
+        np.testing.assert_allclose(Mm - np.diag(m.armature), Mu, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(rnea(m, q, np.zeros(3), np.zeros(3)), rnea(u, q, np.zeros(3), np.zeros(3)),
+                                   rtol=1e-10, atol=1e-12)
+    lo, hi = ArticulatedSystem(m).control_limits()["tau"]
+    np.testing.assert_allclose(hi[0], [10.0, 1.0, 0.0])   # gear * ctrlrange; the slide has no motor
+
+
+def test_mjcf_free_joint_and_capsule_inertia():
+    text = """<mujoco><compiler angle="radian"/><worldbody>
+      <body name="torso" pos="0 0 1" quat="1 0 0 0"><freejoint/>
+        <geom type="capsule" fromto="0 0 -0.2 0 0 0.2" size="0.05"/>
+        <body name="leg" pos="0 0 -0.2"><joint name="hip" axis="0 1 0" range="-1 1"/>
+          <geom type="capsule" fromto="0 0 0 0 0 -0.3" size="0.03" mass="0.5"/></body>
+      </body></worldbody></mujoco>"""
+    m, options = load_mjcf(text)
+    assert m.floating and (m.nq, m.nv) == (8, 7)
+    np.testing.assert_allclose(options["root_pose"], [0, 0, 1, 1, 0, 0, 0])
+    r, h = 0.05, 0.4   # a capsule: cylinder + sphere mass, density 1000
+    assert m.mass[0] == pytest.approx(1000 * np.pi * r * r * (h + 4 / 3 * r))
+    assert m.mass[1] == pytest.approx(0.5)
+    assert m.com[1] == pytest.approx([0, 0, -0.15])
+    assert np.linalg.eigvalsh(crba(m, np.r_[0, 0, 1, 1, 0, 0, 0, 0.3])).min() > 0
+    c, _ = load_mjcf(text, collisions=True)   # each capsule: its two end spheres
+    assert c.contact_body == (0, 0, 1, 1)
+    np.testing.assert_allclose(c.contact_radius, [0.05, 0.05, 0.03, 0.03])
+    np.testing.assert_allclose(np.sort(c.contact_point[2:, 2]), [-0.3, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("<robot/>", "root element must be <mujoco>"),
+    ("<mujoco><default/><worldbody><body name='a'/></worldbody></mujoco>", "<default> is not supported"),
+    ("<mujoco><worldbody><body name='a'><joint type='ball'/><geom size='0.1'/></body></worldbody></mujoco>",
+     "joint type 'ball' is not supported"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='mesh'/></body></worldbody></mujoco>",
+     "geom type 'mesh' is not supported"),
+    ("<mujoco><worldbody><body name='a'><joint/><joint/><geom size='0.1'/></body></worldbody></mujoco>",
+     "2 joints in one body"),
+])
+def test_mjcf_errors_name_the_problem(text, words):
+    with pytest.raises(ConfigError, match=words):
+        load_mjcf(text)
