@@ -67,6 +67,7 @@ class GroundContact:
         self.height = finite_number(self.height, "GroundContact.height (m)")
 
     def as_dict(self) -> dict:
+        """The contact law's constants by their kernel names: kn (N/m), cn (N s/m), mu, v_eps (m/s), height (m), delta (m)."""
         return {"kn": self.stiffness, "cn": self.damping, "mu": self.friction,
                 "v_eps": self.slip_speed, "height": self.height, "delta": self.onset_depth}
 

@@ -554,6 +554,7 @@ class Model:
         return out
 
     def children(self, body: int) -> list:
+        """Indices of the bodies whose parent is ``body``."""
         return [i for i, p in enumerate(self.parent) if p == body]
 
 

@@ -253,6 +253,7 @@ class ArticulatedSystem(System):
         self.arrays.set_parameters(**values)
 
     def get_parameters(self) -> dict:
+        """{name: float64 array (nb, ...) or (B, nb, ...)} of the per-body parameters now in use (mass kg, inertia kg m^2, ...)."""
         return {k: a.to_numpy().astype(float) for k, a in self.arrays.params.items()}
 
     def parameters(self):
@@ -287,6 +288,7 @@ class ArticulatedSystem(System):
             K.zero3(self._cst.grad)
 
     def advance(self, x, u, slot0, t0, t1):
+        """Launches that run steps t0..t1-1 from slot slot0 in one fused kernel (see :class:`diffsim.System`)."""
         n = t1 - t0
         data, cst = self._workspace(n)
         a = self.arrays
@@ -302,6 +304,12 @@ class ArticulatedSystem(System):
     def terminal_cost(self, x, slot, loss):
         # the adjoint sweep runs these in reverse: _begin_adjoint first
         return [*(lc for c in self.costs for lc in c.terminal(self, x, slot, loss)), adjoint_only(self._begin_adjoint)]
+
+    def check_state(self, state: dict) -> None:
+        """A free root's orientation q[..., 3:7] must be a unit quaternion (also when the tape's
+        initial state is set or fitted, not only through ``set_initial_state``)."""
+        if "q" in state:
+            check_quaternions(self.model, state["q"], "initial state 'q'")
 
     def validate(self, steps):
         rows = self._eet.shape[0]

@@ -77,6 +77,9 @@ def test_shapes_and_bad_quaternion():
         aba(m, [0, 0, 0, 2.0, 0, 0, 0, 0], np.zeros(7), np.zeros(7))
     with pytest.raises(ConfigError, match="q0: the free joint's orientation .* norm 2"):
         ArticulatedSystem(m, q0=[0, 0, 0, 2.0, 0, 0, 0, 0])
+    rollout = Rollout(ArticulatedSystem(m), 5)
+    with pytest.raises(ConfigError, match="initial state 'q': the free joint's orientation .* norm 2"):
+        rollout.set_state0(q=np.array([[0, 0, 0, 2.0, 0, 0, 0, 0]]))  # the tape's initial state, as a fit sets it
     with pytest.raises(ConfigError, match="root link 'b' of the floating robot .* no rotational inertia"):
         rb = RobotBuilder("pt", floating_base=True)
         rb.add_link("b", mass=1.0)
