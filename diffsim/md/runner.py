@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import storage
 from ..errors import ConfigError
+from ..progress import progress_bar
 from ..runtime import config
 from ..tape import Slots
 from .cells import FullNeighborList
@@ -50,7 +51,7 @@ class ForwardRunner:
         return self.cells
 
     def run(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True, rebuild_every=0,
-            trajectory=None, keep_frames=True, first_step=0) -> dict:
+            trajectory=None, keep_frames=True, first_step=0, progress=None) -> dict:
         """:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>` (its docstring says what
         each argument means and what comes back)."""
         sysm = self.system
@@ -138,7 +139,11 @@ class ForwardRunner:
                 # skipped when the displacement reaches limit2 (the list must be rebuilt first)
                 fused = sysm.ff.potentials[0] if len(sysm.ff.potentials) == 1 else None
                 limit2 = jump2 if rebuild_every else min(skin2, jump2)
+            bar = progress_bar(steps, "simulate", progress)
+            tick = max(1, steps // 200)
             for t in range(steps):
+                if (t + 1) % tick == 0:
+                    bar.update(tick)
                 nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
                 recorded = bool(record_every) and (t + 1) % record_every == 0
                 gathered = False
@@ -177,6 +182,7 @@ class ForwardRunner:
                 cur = nxt
                 if record_every and (t + 1) % record_every == 0:
                     record(t0 + t + 1, cur)
+            bar.close()
             sysm._used.clear()
             if cells is not None:
                 cells.unwrap(xs.x, cur)

@@ -283,7 +283,7 @@ class MDSystem(System):
     # ------------------------------------------------------------------ forward-only runs
 
     def simulate(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True,
-                 rebuild_every=0, trajectory=None, keep_frames=True, first_step=0):
+                 rebuild_every=0, trajectory=None, keep_frames=True, first_step=0, progress=None):
         """Run ``steps`` steps forward only (no tape, two slots), e.g. to equilibrate or to sample.
 
         thermostat: None or :class:`Berendsen` (rescales velocities after every step).
@@ -313,6 +313,8 @@ class MDSystem(System):
         only); the result's ``late_rebuilds`` counts rebuilds that found an atom already moved
         more than skin/2 (pairs may have been missed in that interval; a warning says so).
 
+        progress: a progress bar (:mod:`diffsim.progress`: text on stderr, a widget in Jupyter);
+        default None shows it for runs of 10,000 steps or more in a terminal or notebook.
         steps, record_every, rebuild_every: ints >= 0 (anything else is a ConfigError).
         Every step is checked: a NaN or Inf, or an atom that jumped farther since the last list
         build than a resolved step can (:meth:`jump_limit`), raises :class:`SimulationDiverged`
@@ -321,7 +323,7 @@ class MDSystem(System):
         boxes off in float64 and adds them back to the result.
         """
         return self.forward_runner.run(steps, positions, velocities, thermostat, record_every, fast, rebuild_every,
-                                       trajectory, keep_frames, first_step)
+                                       trajectory, keep_frames, first_step, progress)
 
     @property
     def forward_runner(self):
