@@ -243,7 +243,8 @@ def demo(outdir: pathlib.Path) -> dict:
 
 
 def draw(problem: JumpProblem, res: SceneResult, outdir: pathlib.Path) -> dict:
-    """GIF of the jump (x-z plane, m) titled with the verdict, and the joint/torque/loss plot."""
+    """GIF of the jump (x-z plane, m; the star: the goal height of the hip) titled with the
+    verdict, and the joint/torque/loss plot."""
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     traj = problem.trajectory(res.x)
@@ -251,7 +252,7 @@ def draw(problem: JumpProblem, res: SceneResult, outdir: pathlib.Path) -> dict:
     apex = np.array([0.0, 0.0, problem.config.goal_height])
     verdict = f"hip apex {res.figure:.3f} m"
     gif = animate_planar(outdir / "hopper.gif", problem.model, traj["q"], list(LINKS), problem.dt, targets=apex,
-                         trail="torso", frames=30,
+                         trail="torso", frames=30, ground=0.0,
                          title=res.title(f"hopper jump: {verdict} (goal reached)", f"hopper jump: {verdict}, goal MISSED"))
     plot = plot_trajectories(outdir / "hopper.png", t, traj["q"], traj["tau"],
                              ["x (m)", "z (m)", "pitch (rad)", "hip (rad)", "knee (rad)"],
