@@ -16,7 +16,7 @@ import scenes
 pytestmark = pytest.mark.default_size
 
 SCENES = ["arm_reach", "billiards", "bounce_tuning", "bowling", "cartpole", "forcefield_fit", "hanging_chain",
-          "lj_fluid", "policy_cartpole"]
+          "hopper", "lj_fluid", "policy_cartpole"]
 # scenes whose default-size run (``run(Config(), out)``, what ``diffsim run SCENE`` calls) is a test of
 # their own folder, with more physics checked on the result
 SCENES_ELSEWHERE = {"stacking": "rigid/test_rigid_stacking.py"}

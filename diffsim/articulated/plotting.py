@@ -15,11 +15,11 @@ def skeleton(model: Model, q, links) -> np.ndarray:
 
 
 def animate_planar(path, model: Model, q, links, dt: float, targets=None, title: str = "", frames: int = 30,
-                   trail: str | None = None, fps: int = 12):
+                   trail: str | None = None, fps: int = 12, ground: float | None = None):
     """Write a GIF of the skeleton through ``links`` (x-z plane), subsampled to ``frames``.
 
     q: (T, nb) joint trajectory; targets: None, (3,) or (T, 3) target points drawn as a star;
-    trail: a link whose path is drawn.
+    trail: a link whose path is drawn; ground: None, or the height (m) of a ground line drawn.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
@@ -30,7 +30,8 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
     tgt = None if targets is None else np.broadcast_to(np.asarray(targets, float), (T, 3))
     trail_pts = None if trail is None else skeleton(model, q, [trail])[:, 0]
     allx = np.concatenate([pts[..., 0].ravel()] + ([tgt[:, 0]] if tgt is not None else []))
-    allz = np.concatenate([pts[..., 2].ravel()] + ([tgt[:, 2]] if tgt is not None else []))
+    allz = np.concatenate([pts[..., 2].ravel()] + ([tgt[:, 2]] if tgt is not None else [])
+                          + ([[ground]] if ground is not None else []))
     pad = 0.1 * max(np.ptp(allx), np.ptp(allz), 0.2)
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     ax.set_xlim(allx.min() - pad, allx.max() + pad)
@@ -38,6 +39,8 @@ def animate_planar(path, model: Model, q, links, dt: float, targets=None, title:
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
+    if ground is not None:
+        ax.axhline(ground, color="k", lw=1.5, label="ground")
     (line,) = ax.plot([], [], "o-", lw=3, color="tab:blue", ms=5, label="links")
     (path_line,) = ax.plot([], [], "-", lw=1, color="tab:gray", label=f"{trail} path" if trail else None)
     (star,) = ax.plot([], [], "*", ms=14, color="tab:red", label="target" if targets is not None else None)

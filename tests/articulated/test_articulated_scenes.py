@@ -63,7 +63,7 @@ def test_cartpole_demo_swings_up(tmp_path):
 @pytest.mark.default_size
 def test_robot_trajectory_optimization_notebook_reaches_its_goals_at_default_size():
     """The notebook as a user runs it (DIFFSIM_SMALL unset): its cells assert the reach, MPC
-    tracking and swing-up goals, so a miss fails here."""
+    tracking, swing-up and jump goals, so a miss fails here."""
     _nb, text = execute_notebook("robot_trajectory_optimization.ipynb", small=False)
-    assert "RNEA(ABA(tau)) - tau" in text and "swing-up" in text
-    assert text.count("goal reached") == 3 and "MISSED" not in text  # reach, MPC tracking, swing-up
+    assert "RNEA(ABA(tau)) - tau" in text and "swing-up" in text and "jump" in text
+    assert text.count("goal reached") == 4 and "MISSED" not in text  # reach, MPC tracking, swing-up, jump
