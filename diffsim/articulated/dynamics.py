@@ -4,8 +4,11 @@ Each function takes a :class:`~diffsim.articulated.model.Model` and states of on
 or of a batch (B, nb), runs the Taichi kernels of :mod:`~diffsim.articulated.kernels` (the
 same code the simulator steps with) and returns NumPy arrays with a leading batch axis when
 the input had one. ``params`` overrides per-body parameters ({name: (nb, ...) or (B, nb, ...)},
-names as in ``Model.PARAMETERS``); ``contact`` (a :class:`GroundContact`) adds the ground
-contact forces of the model's contact points.
+names as in ``Model.PARAMETERS``); ``contact`` (a :class:`GroundContact`) is the ground the
+model's contact points touch, and ``None`` means the default ``GroundContact()`` (the plane z = 0),
+as in :class:`~diffsim.articulated.system.ArticulatedSystem`: a model with contact points always
+has its ground (move it away with ``GroundContact(height=...)``); a model without contact points
+feels none.
 
 Equation of motion (see :mod:`~diffsim.articulated.reference`)::
 
