@@ -8,7 +8,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..tape import launch
-from .space import displacement, min_image
+from .space import displacement, fold
 from .terms import VOIGT_A, VOIGT_B, Potential, _add_pair, _ndarray, is_tensor
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -40,8 +40,10 @@ def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: 
         m = angles[b, 2]
         c = cfg[j]
         t = atype[b]
-        a = ti.Vector([min_image(x[xs, i, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
-        bb = ti.Vector([min_image(x[xs, m, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
+        a0, a1, a2 = fold(x[xs, i, 0] - x[xs, j, 0], x[xs, i, 1] - x[xs, j, 1], x[xs, i, 2] - x[xs, j, 2], boxes, c)
+        b0, b1, b2 = fold(x[xs, m, 0] - x[xs, j, 0], x[xs, m, 1] - x[xs, j, 1], x[xs, m, 2] - x[xs, j, 2], boxes, c)
+        a = ti.Vector([a0, a1, a2])
+        bb = ti.Vector([b0, b1, b2])
         ra = a.norm()
         rb = bb.norm()
         cos = a.dot(bb) / (ra * rb)
