@@ -32,14 +32,14 @@ _A3 = ti.types.ndarray(ndim=3)
 
 
 @ti.kernel
-def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2, rl2: ti.f64,
+def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2, tilted: ti.template(), rl2: ti.f64,
                  nbr: _A2, nnb: _A1) -> ti.i32:
     most = 0
     for i in range(x.shape[1]):
         c = cfg[i]
         cnt = 0
         for j in range(i + 1, cend[c]):
-            _d0, _d1, _d2, r2 = displacement(x, s, i, j, boxes, c)
+            _d0, _d1, _d2, r2 = displacement(x, s, i, j, boxes, c, tilted)
             if r2 < rl2:
                 if cnt < nbr.shape[1]:
                     nbr[i, cnt] = j
@@ -165,7 +165,7 @@ class NeighborList:
     def _build_once(self, x, slot) -> int:
         rl2 = self.rl * self.rl
         if self.method == "brute":
-            return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, rl2, self.nbr, self.nnb))
+            return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, self.triclinic, rl2, self.nbr, self.nnb))
         return self._columns.half_list(x, slot, self.nbr, self.nnb)
 
     def build(self, x, slot: int = 0):

@@ -41,25 +41,34 @@ def _images(d, length):
 
 
 @ti.func
-def fold(e0, e1, e2, boxes: ti.template(), c):
-    """Minimum image (d0, d1, d2) of the displacement (e0, e1, e2) in configuration c's cell
-    (``boxes[c] = (lx, ly, lz, xy, xz, yz)``; see the module doc). Zero tilts: the orthorhombic
-    fold of each component, bitwise."""
-    n2 = _images(e2, boxes[c, 2])
-    d2 = e2 - n2 * boxes[c, 2]
-    f1 = e1 - n2 * boxes[c, 5]
-    n1 = _images(f1, boxes[c, 1])
-    d1 = f1 - n1 * boxes[c, 1]
-    f0 = e0 - n2 * boxes[c, 4] - n1 * boxes[c, 3]
-    d0 = f0 - _images(f0, boxes[c, 0]) * boxes[c, 0]
-    return d0, d1, d2
+def _fold_orthorhombic(e0, e1, e2, boxes: ti.template(), c):
+    return min_image(e0, boxes[c, 0]), min_image(e1, boxes[c, 1]), min_image(e2, boxes[c, 2])
 
 
 @ti.func
-def displacement(x: ti.template(), s, i, j, boxes: ti.template(), c):
-    """Minimum-image components of x[s, i] - x[s, j] in configuration c's cell, and their square
-    length (d0, d1, d2, r2)."""
-    d0, d1, d2 = fold(x[s, i, 0] - x[s, j, 0], x[s, i, 1] - x[s, j, 1], x[s, i, 2] - x[s, j, 2], boxes, c)
+def _fold_triclinic(e0, e1, e2, boxes: ti.template(), c):
+    # straight-line, no mutated locals (they would need the AD stack inside the pair loops)
+    n2 = _images(e2, boxes[c, 2])
+    f1 = e1 - n2 * boxes[c, 5]
+    n1 = _images(f1, boxes[c, 1])
+    f0 = e0 - n2 * boxes[c, 4] - n1 * boxes[c, 3]
+    return f0 - _images(f0, boxes[c, 0]) * boxes[c, 0], f1 - n1 * boxes[c, 1], e2 - n2 * boxes[c, 2]
+
+
+@ti.func
+def fold(e0, e1, e2, boxes: ti.template(), c, tilted: ti.template()):
+    """Minimum image (d0, d1, d2) of the displacement (e0, e1, e2) in configuration c's cell
+    (``boxes[c] = (lx, ly, lz, xy, xz, yz)``; see the module doc). ``tilted`` is compile-time:
+    False compiles the orthorhombic fold of each component (tilts not read), True the triclinic
+    fold (with zero tilts it gives the orthorhombic result bitwise)."""
+    return ti.static(_fold_triclinic if tilted else _fold_orthorhombic)(e0, e1, e2, boxes, c)
+
+
+@ti.func
+def displacement(x: ti.template(), s, i, j, boxes: ti.template(), c, tilted: ti.template()):
+    """Minimum-image components of x[s, i] - x[s, j] in configuration c's cell (``tilted``:
+    compile-time, see :func:`fold`), and their square length (d0, d1, d2, r2)."""
+    d0, d1, d2 = fold(x[s, i, 0] - x[s, j, 0], x[s, i, 1] - x[s, j, 1], x[s, i, 2] - x[s, j, 2], boxes, c, tilted)
     return d0, d1, d2, d0 * d0 + d1 * d1 + d2 * d2
 
 

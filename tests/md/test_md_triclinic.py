@@ -118,7 +118,7 @@ def test_rollout_gradient_through_a_tilted_cell():
     assert rep.ok, str(rep)
 
 
-def test_ase_round_trip_of_a_tilted_cell():
+def test_ase_round_trip_of_a_tilted_cell(tmp_path):
     from ase import Atoms
 
     rng = np.random.default_rng(5)
@@ -138,6 +138,18 @@ def test_ase_round_trip_of_a_tilted_cell():
     np.testing.assert_allclose(back.get_velocities() @ rot, atoms.get_velocities(), atol=1e-14)
     np.testing.assert_allclose(back.get_all_distances(mic=True), atoms.get_all_distances(mic=True), atol=1e-10)
     assert back.get_chemical_symbols() == atoms.get_chemical_symbols()
+    # an extxyz frame folded into the tilted cell: the same fractional positions modulo 1
+    import ase.io
+
+    from diffsim.md import write_extxyz
+
+    write_extxyz(tmp_path / "tri.extxyz", model.positions, model, wrap=True)
+    read = ase.io.read(tmp_path / "tri.extxyz")
+    np.testing.assert_allclose(read.cell[:], model.cell, atol=1e-9)
+    frac = read.cell.scaled_positions(read.get_positions())
+    assert np.all((frac > -1e-9) & (frac < 1 + 1e-9))
+    dfrac = frac - back.get_scaled_positions()
+    np.testing.assert_allclose(dfrac - np.round(dfrac), 0.0, atol=1e-8)
 
 
 def test_cutoff_beyond_the_minimum_image_and_bad_cells():
