@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..runtime import config
 from .cells import FullNeighborList, copy_positions, max_displacement_sq
 from .space import cell_rows, check_cutoff, displacement, min_image_np
+from .tricells import TriclinicCells, bins_per_axis
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -64,9 +65,8 @@ class NeighborList:
 
     n: atoms; boxes: (nconf, 3) box edges per configuration (0 = open axis), or (3,);
     tilts: optional (nconf, 3) or (3,) triclinic tilts (xy, xz, yz) (length; LAMMPS's cell, see
-    :mod:`diffsim.md.space`), default zero. A tilted cell must be periodic on every axis and is
-    listed by brute force (all pairs of a configuration: the cell list bins orthorhombic boxes
-    only);
+    :mod:`diffsim.md.space`), default zero. A tilted cell must be periodic on every axis; its
+    "cells" method bins fractional coordinates (:mod:`diffsim.md.tricells`);
     cfg: (n,) configuration of each atom (default all 0; atoms of one configuration must be
     contiguous); capacity: neighbours per atom to allocate (default: estimated from the
     density); grow: enlarge and rebuild on overflow (else raise ConfigError).
@@ -129,19 +129,24 @@ class NeighborList:
         self.cend.from_numpy(ends)
         self.ref = ti.ndarray(real, (self.n, 3))
         nc = np.floor(boxes[0] / self.rl).astype(int) if len(boxes) == 1 else np.zeros(3, int)
-        cells_ok = len(boxes) == 1 and np.all(boxes[0] > 0) and np.all(nc >= 3) and not self.triclinic
+        if self.triclinic and len(boxes) == 1:
+            nc = bins_per_axis(boxes[0], tilts[0], self.rl)  # fractional bins (diffsim.md.tricells)
+        cells_ok = len(boxes) == 1 and np.all(boxes[0] > 0) and np.all(nc >= 3)
         if method == "auto":
             method = "cells" if cells_ok else "brute"
-        if method == "cells" and self.triclinic:
-            raise ConfigError("the cell list bins orthorhombic boxes only; a triclinic cell is listed with "
-                              "method='brute' (or 'auto')")
+        if method == "cells" and not cells_ok and self.triclinic:
+            raise ConfigError(f"the triclinic cell list needs one cell with >= 3 bins of {self.rl:.4g} across each "
+                              f"perpendicular width (bins {nc.tolist()}); use method='brute'")
         if method == "cells" and not cells_ok:
             raise ConfigError(f"cell list needs one periodic box with >= 3 cells of {self.rl:.4g} per axis "
                               f"(box {boxes[0]}); use method='brute'")
         if method not in ("cells", "brute"):
             raise ConfigError(f"method must be 'auto', 'cells' or 'brute', got {method!r}")
         self.method = method
-        if method == "cells":
+        self._tri = None
+        if method == "cells" and self.triclinic:
+            self._tri = TriclinicCells(self.n, boxes[0], tilts[0], self.rl)
+        elif method == "cells":
             self._columns = FullNeighborList(self.n, self.cutoff, self.skin, boxes[0], method="half")
         self.grow = grow
         if capacity is None:
@@ -166,6 +171,8 @@ class NeighborList:
         rl2 = self.rl * self.rl
         if self.method == "brute":
             return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, self.triclinic, rl2, self.nbr, self.nnb))
+        if self._tri is not None:
+            return self._tri.half_list(x, slot, self.boxes, rl2, self.nbr, self.nnb)
         return self._columns.half_list(x, slot, self.nbr, self.nnb)
 
     def build(self, x, slot: int = 0):

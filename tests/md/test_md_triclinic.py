@@ -12,6 +12,7 @@ from diffsim.md.neighbors import brute_force_pairs
 
 # strongly tilted: every tilt beyond half its length (LAMMPS would refuse to run it without flipping)
 CELL = np.array([[6.4, 0.0, 0.0], [3.6, 6.2, 0.0], [-3.4, 3.3, 6.6]])
+TILT = [CELL[1, 0], CELL[2, 0], CELL[2, 1]]  # xy, xz, yz
 
 
 def _positions(seed=0, cell=CELL, grid=4, jitter=0.05):
@@ -67,7 +68,7 @@ def test_lj_energy_forces_virial_match_ase_on_a_tilted_cell():
 def test_morse_against_a_sum_over_periodic_images():
     pos = _positions(seed=1)
     pot = Morse(D=0.7, alpha=2.1, r0=1.7, cutoff=2.8, shift=True)
-    ff = ForceField([pot], np.zeros(len(pos), int), CELL.diagonal(), tilt=[CELL[1, 0], CELL[2, 0], CELL[2, 1]])
+    ff = ForceField([pot], np.zeros(len(pos), int), CELL.diagonal(), tilt=TILT)
     ev = ff.evaluate(pos)
     e_ref, f_ref, w_ref = _image_sum(pos, CELL, lambda r: Morse._e_np(r, 0.7, 2.1, 1.7), 2.8, True)
     assert ev.energy == pytest.approx(e_ref, rel=1e-12)
@@ -156,15 +157,28 @@ def test_cutoff_beyond_the_minimum_image_and_bad_cells():
     pos = _positions()
     with pytest.raises(ConfigError, match=r"cutoff 3\.5 \+ skin 0\.3 = 3\.8 is beyond .* 3\.1 = half the smallest length"):
         ForceField([LennardJones(cutoff=3.5)], np.zeros(64, int), CELL.diagonal(),
-                   tilt=[CELL[1, 0], CELL[2, 0], CELL[2, 1]])
+                   tilt=TILT)
     with pytest.raises(ConfigError, match="lower-triangular"):
         Model(pos, box=CELL.T)
     with pytest.raises(ConfigError, match="periodic on every axis"):
         Model(pos, box=[6.4, 6.2, 0.0], tilt=[1.0, 0.0, 0.0])
     with pytest.raises(ConfigError, match="overlap"):
         Model(np.array([[0.0, 0.0, 0.0], [6.4 + 3.6 - 3.4 + 1e-4, 6.2 + 3.3, 6.6]]), box=CELL)
-    with pytest.raises(ConfigError, match="triclinic"):
-        ForceField([LennardJones(cutoff=1.0)], np.zeros(64, int), CELL.diagonal(), tilt=[1.0, 0, 0], method="cells")
+    with pytest.raises(ConfigError, match="triclinic cell list needs"):
+        ForceField([LennardJones(cutoff=2.5)], np.zeros(64, int), CELL.diagonal(), tilt=TILT, method="cells")
+
+
+def test_fractional_cell_list_equals_brute_force():
+    pos = _positions(seed=8, grid=6)
+    pos[::7] += np.array([1, -2, 1]) @ CELL  # some atoms several cells away (positions are never wrapped)
+    lists = [ForceField([LennardJones(cutoff=1.1)], np.zeros(len(pos), int), CELL.diagonal(), skin=0.3, tilt=TILT,
+                        method=m) for m in ("auto", "brute")]
+    assert lists[0].nlist.method == "cells"
+    ev = [ff.evaluate(pos) for ff in lists]
+    np.testing.assert_array_equal(lists[0].nlist.pairs(), lists[1].nlist.pairs())
+    np.testing.assert_array_equal(lists[0].nlist.pairs(), brute_force_pairs(pos, CELL.diagonal(), 1.4, tilt=TILT))
+    assert ev[0].energy == pytest.approx(ev[1].energy, rel=1e-13)
+    np.testing.assert_allclose(ev[0].forces, ev[1].forces, rtol=1e-12, atol=1e-12 * np.abs(ev[1].forces).max())
 
 
 def test_bonds_and_angles_across_tilted_boundaries_equal_the_unwrapped_molecule():
@@ -178,7 +192,7 @@ def test_bonds_and_angles_across_tilted_boundaries_equal_the_unwrapped_molecule(
         return [HarmonicBond([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]], k=40.0, r0=1.1),
                 HarmonicAngle([[0, 1, 2], [1, 2, 3], [3, 4, 5]], k=6.0, theta0=1.9)]
 
-    tilted = ForceField(terms(), np.zeros(6, int), CELL.diagonal(), tilt=[CELL[1, 0], CELL[2, 0], CELL[2, 1]])
+    tilted = ForceField(terms(), np.zeros(6, int), CELL.diagonal(), tilt=TILT)
     ev = tilted.evaluate(scattered)
     ref = ForceField(terms(), np.zeros(6, int), None).evaluate(mol)  # open boundaries, no images
     assert ev.energy == pytest.approx(ref.energy, rel=1e-12)
