@@ -179,6 +179,16 @@ def test_fractional_cell_list_equals_brute_force():
     np.testing.assert_array_equal(lists[0].nlist.pairs(), brute_force_pairs(pos, CELL.diagonal(), 1.4, tilt=TILT))
     assert ev[0].energy == pytest.approx(ev[1].energy, rel=1e-13)
     np.testing.assert_allclose(ev[0].forces, ev[1].forces, rtol=1e-12, atol=1e-12 * np.abs(ev[1].forces).max())
+    # a run with rebuilds on moving (unwrapped) atoms: the same trajectory from either list
+    model = Model(pos, box=CELL, velocities=maxwell_boltzmann(np.ones(len(pos)), 1.0, seed=9))
+    finals = []
+    for m in ("auto", "brute"):
+        ff = ForceField([LennardJones(cutoff=1.1, shift="force")], model.types, model.box, skin=0.3, tilt=TILT,
+                        method=m)
+        system = MDSystem(model, ff, dt=0.002)
+        finals.append(system.simulate(60)["positions"])
+        assert system.rebuilds > 2
+    np.testing.assert_allclose(finals[0], finals[1], atol=1e-9)
 
 
 def test_bonds_and_angles_across_tilted_boundaries_equal_the_unwrapped_molecule():
