@@ -2,7 +2,10 @@
 
 ASE works in Angstrom, eV, amu and its own time unit; positions, masses and cells map onto a
 ``units="metal"`` :class:`~diffsim.md.model.Model` directly; velocities are converted from
-ASE's (Angstrom / ase-time) to Angstrom/fs. Only orthorhombic cells are supported.
+ASE's (Angstrom / ase-time) to Angstrom/fs. A tilted cell, periodic on every axis, is rotated
+into LAMMPS's lower-triangular orientation (a along x, b in the xy plane), positions and
+velocities rotated alike; :func:`to_ase` gives that orientation back (the same crystal: lengths,
+angles, fractional positions and distances, not the original axes).
 """
 
 import numpy as np
@@ -23,24 +26,58 @@ def _ase():
     return units
 
 
+def lammps_cell(cell):
+    """LAMMPS's lower-triangular form of a right-handed cell (3, 3) (rows a, b, c, length):
+    returns (H, R) with H = cell @ R lower-triangular (a along x, b in the xy plane) and R the
+    rotation (3, 3) to apply to row vectors (positions @ R, velocities @ R)."""
+    cell = np.asarray(cell, dtype=np.float64)
+    a, b, c = cell
+    det = float(np.linalg.det(cell))
+    if not det > 0:
+        raise ConfigError(f"the cell {cell.tolist()} has determinant {det:.6g}: a triclinic cell must be "
+                          "right-handed with a positive volume (reorder or negate a cell vector)")
+    lx = float(np.linalg.norm(a))
+    xy = float(b @ a) / lx
+    ly = float(np.sqrt(b @ b - xy * xy))
+    xz = float(c @ a) / lx
+    yz = (float(b @ c) - xy * xz) / ly
+    lz = float(np.sqrt(c @ c - xz * xz - yz * yz))
+    h = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+    return h, np.linalg.solve(cell, h)
+
+
 def from_ase(atoms, units: str = "metal") -> Model:
     """A Model from ASE ``Atoms``: types numbered by first appearance of each chemical symbol,
-    box from the (orthorhombic) cell with non-periodic axes open. Only ``units="metal"``."""
+    box from an orthorhombic cell with non-periodic axes open, or a tilted cell (periodic on every
+    axis) rotated into LAMMPS's orientation with positions and velocities (module doc; see
+    :func:`lammps_cell`). Only ``units="metal"``."""
     u = _ase()
     if units != "metal":
         raise ConfigError("from_ase gives Angstrom/eV/amu/fs, i.e. units='metal'")
     cell = np.asarray(atoms.get_cell())
-    if np.any(np.abs(cell - np.diag(np.diag(cell))) > 1e-9):
-        raise ConfigError(f"only orthorhombic cells are supported, got cell {cell.tolist()}")
     pbc = np.asarray(atoms.get_pbc(), dtype=bool)
-    box = np.where(pbc, np.diag(cell), 0.0)
+    pos = atoms.get_positions()
+    vel = atoms.get_velocities()
+    vel = np.zeros((len(atoms), 3)) if vel is None else vel * u.fs  # (A / ase-time) -> A/fs
+    if np.any(np.abs(cell - np.diag(np.diag(cell))) > 1e-9):
+        if not np.all(pbc):
+            raise ConfigError(f"a tilted cell must be periodic on every axis, got pbc {pbc.tolist()} with cell "
+                              f"{cell.tolist()}")
+        box, rot = lammps_cell(cell)
+        box[np.triu_indices(3, 1)] = 0.0
+        pos, vel = pos @ rot, vel @ rot
+    else:
+        box = np.where(pbc, np.diag(cell), 0.0)
     symbols = atoms.get_chemical_symbols()
     order = list(dict.fromkeys(symbols))
     types = np.array([order.index(s) for s in symbols], dtype=np.int32)
-    vel = atoms.get_velocities()
-    vel = np.zeros((len(atoms), 3)) if vel is None else vel * u.fs  # (A / ase-time) -> A/fs
-    return Model(atoms.get_positions(), masses=atoms.get_masses(), types=types, box=box, velocities=vel,
+    return Model(pos, masses=atoms.get_masses(), types=types, box=box, velocities=vel,
                  units="metal", symbols=order)
+
+
+def _ase_cell(model: Model) -> np.ndarray:
+    """The model's cell (3, 3) for ASE: open axes as zero rows."""
+    return model.cell if model.triclinic else np.diag(np.where(model.box > 0, model.box, 0.0))
 
 
 def to_ase(model: Model, positions=None, velocities=None, symbols=None):
@@ -56,7 +93,7 @@ def to_ase(model: Model, positions=None, velocities=None, symbols=None):
         syms += ["X"] * (model.ntypes - len(syms))
     pos = model.positions if positions is None else np.asarray(positions, dtype=np.float64)
     atoms = Atoms([syms[t] for t in model.types], positions=pos, masses=model.masses,
-                  cell=np.where(model.box > 0, model.box, 0.0), pbc=model.box > 0)
+                  cell=_ase_cell(model), pbc=model.box > 0)
     vel = model.velocities if velocities is None else np.asarray(velocities, dtype=np.float64)
     atoms.set_velocities(vel / u.fs)
     return atoms
@@ -73,7 +110,7 @@ def frame_atoms(model: Model, positions, velocities=None):
     syms = list(model.symbols or [])
     syms += ["X"] * (model.ntypes - len(syms))
     atoms = Atoms([syms[t] for t in model.types], positions=np.asarray(positions, dtype=np.float64),
-                  masses=model.masses, cell=np.diag(np.where(model.box > 0, model.box, 0.0)), pbc=model.box > 0)
+                  masses=model.masses, cell=_ase_cell(model), pbc=model.box > 0)
     if velocities is not None:
         scale = 1.0 / u.fs if model.units == "metal" else 1.0
         atoms.set_velocities(np.asarray(velocities, dtype=np.float64) * scale)
@@ -94,11 +131,15 @@ def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces
     syms = list(symbols or model.symbols or [])
     syms += [f"X{t}" if model.ntypes > 1 else "X" for t in range(len(syms), model.ntypes)]
     box = model.box
-    lattice = " ".join(f"{v:.10g}" for v in np.diag(np.where(box > 0, box, 0.0)).ravel())
+    lattice = " ".join(f"{v:.10g}" for v in _ase_cell(model).ravel())
     pbc = " ".join("T" if b > 0 else "F" for b in box)
     with open(path, "w") as fh:
         for k, pos in enumerate(frames):
-            if wrap:
+            if wrap and model.triclinic:
+                h = model.cell
+                frac = np.linalg.solve(h.T, pos.T).T
+                pos = (frac - np.floor(frac)) @ h
+            elif wrap:
                 per = box > 0
                 pos = pos.copy()
                 pos[:, per] -= box[per] * np.floor(pos[:, per] / box[per])

@@ -8,7 +8,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..tape import launch
-from .space import displacement, min_image
+from .space import displacement, fold
 from .terms import VOIGT_A, VOIGT_B, Potential, _add_pair, _ndarray, is_tensor
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -18,13 +18,13 @@ _A3 = ti.types.ndarray(ndim=3)
 
 @ti.kernel
 def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
-                cfg: _A1, boxes: _A2, bonds: _A2, btype: _A1, k: _A1, r0: _A1, tensor: ti.template()):
+                cfg: _A1, boxes: _A2, tilted: ti.template(), bonds: _A2, btype: _A1, k: _A1, r0: _A1, tensor: ti.template()):
     for b in range(bonds.shape[0]):
         i = bonds[b, 0]
         j = bonds[b, 1]
         c = cfg[i]
         t = btype[b]
-        d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c)
+        d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
         r = ti.sqrt(r2)
         dr = r - r0[t]
         s = -k[t] * dr / r
@@ -33,15 +33,17 @@ def bond_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: t
 
 @ti.kernel
 def angle_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
-                 cfg: _A1, boxes: _A2, angles: _A2, atype: _A1, k: _A1, theta0: _A1, tensor: ti.template()):
+                 cfg: _A1, boxes: _A2, tilted: ti.template(), angles: _A2, atype: _A1, k: _A1, theta0: _A1, tensor: ti.template()):
     for b in range(angles.shape[0]):
         i = angles[b, 0]
         j = angles[b, 1]
         m = angles[b, 2]
         c = cfg[j]
         t = atype[b]
-        a = ti.Vector([min_image(x[xs, i, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
-        bb = ti.Vector([min_image(x[xs, m, q] - x[xs, j, q], boxes[c, q]) for q in ti.static(range(3))])
+        a0, a1, a2 = fold(x[xs, i, 0] - x[xs, j, 0], x[xs, i, 1] - x[xs, j, 1], x[xs, i, 2] - x[xs, j, 2], boxes, c, tilted)
+        b0, b1, b2 = fold(x[xs, m, 0] - x[xs, j, 0], x[xs, m, 1] - x[xs, j, 1], x[xs, m, 2] - x[xs, j, 2], boxes, c, tilted)
+        a = ti.Vector([a0, a1, a2])
+        bb = ti.Vector([b0, b1, b2])
         ra = a.norm()
         rb = bb.norm()
         cos = a.dot(bb) / (ra * rb)
@@ -121,7 +123,7 @@ class HarmonicBond(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         """Tape launches adding the harmonic bond forces, energies and virials to ``f``, ``pe`` and ``vir``."""
         p = self._params
-        return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
+        return [launch(bond_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes, ff.nlist.triclinic,
                        self.index, self.tidx, p["bond_k"], p["bond_r0"], is_tensor(vir))]
 
 
@@ -136,5 +138,5 @@ class HarmonicAngle(_Bonded):
     def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
         """Tape launches adding the harmonic angle forces, energies and virials to ``f``, ``pe`` and ``vir``."""
         p = self._params
-        return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes,
+        return [launch(angle_forces, x, xs, f, fs, pe, vir, os, track, ff.nlist.cfg, ff.nlist.boxes, ff.nlist.triclinic,
                        self.index, self.tidx, p["angle_k"], p["angle_theta0"], is_tensor(vir))]

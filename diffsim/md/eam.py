@@ -131,13 +131,13 @@ def eam_zero(rho: _A2, rho_grad: _A2, fp_grad: _A2, s: ti.i32):
 
 
 @ti.kernel
-def eam_density(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1,
+def eam_density(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), nbr: _A2, nnb: _A1,
                 dens: _A2, dens_slope: _A2, dr: ti.f64, rc: ti.f64, rho: _A2):
     for i in range(x.shape[1]):
         for q in range(nnb[i]):
             j = nbr[i, q]
             c = cfg[i]
-            _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c)
+            _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
             if r2 < rc * rc:
                 r = ti.sqrt(r2)
                 fj, _gj = hermite(dens, dens_slope, types[j], r, 0.0, dr)
@@ -157,14 +157,14 @@ def eam_embed(rho: _A2, xs: ti.i32, types: _A1, emb: _A2, emb_slope: _A2, drho: 
 
 
 @ti.kernel
-def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1, pidx: _A2, fp: _A2,
+def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), nbr: _A2, nnb: _A1, pidx: _A2, fp: _A2,
                dens: _A2, dens_slope: _A2, phi: _A2, phi_slope: _A2, dr: ti.f64, rc: ti.f64,
                f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32, tensor: ti.template()):
     for i in range(x.shape[1]):
         for q in range(nnb[i]):
             j = nbr[i, q]
             c = cfg[i]
-            d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c)
+            d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
             if r2 < rc * rc:
                 r = ti.sqrt(r2)
                 ai = types[i]
@@ -301,9 +301,9 @@ class EAM(Potential):
         es, ds, ps = (self._slopes[k] for k in ("embedding", "density", "phi"))
         return [launch(es), launch(ds), launch(ps),
                 forward_only(eam_zero, rho, rho.grad, fp.grad, xs),
-                ff.lazy(eam_density, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.nbr, nl.nnb, den, ds.slopes,
+                ff.lazy(eam_density, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, den, ds.slopes,
                                               self.dr, self.cutoff, rho)),
                 launch(eam_embed, rho, xs, ff.types, emb, es.slopes, self.drho, pe, os, int(track), fp),
-                ff.lazy(eam_forces, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.pidx, fp, den,
+                ff.lazy(eam_forces, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, self.pidx, fp, den,
                                              ds.slopes, ph, ps.slopes, self.dr, self.cutoff, f, fs, pe, vir, os,
                                              int(track), is_tensor(vir)))]

@@ -74,6 +74,9 @@ def _config_arrays(cfg):
         from .ase_io import from_ase
 
         m = from_ase(cfg)
+        if m.triclinic:
+            raise ConfigError("force matching takes orthorhombic configurations only (ASE Atoms with a diagonal "
+                              f"cell); this one is tilted: {np.asarray(cfg.get_cell()).tolist()}")
         return m.positions, m.types, m.box, float(cfg.get_potential_energy()), np.asarray(cfg.get_forces())
     if isinstance(cfg, dict):
         missing = [k for k in ("positions", "energy", "forces") if k not in cfg]
@@ -88,6 +91,8 @@ def _config_arrays(cfg):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"a configuration's positions (n, 3), box (3,), energy (a number) and forces (n, 3) "
                               f"must be real numbers: {exc}") from None
+        if box.ndim == 2:
+            raise ConfigError(f"force matching takes orthorhombic boxes (3,) only, got a {box.shape} cell")
         types = np.zeros(len(pos), np.int32) if cfg.get("types") is None else cfg["types"]
         return pos, types, box, energy, forces
     raise ConfigError(f"a configuration must be a dict (positions, box, types, energy, forces) or ASE Atoms "

@@ -87,12 +87,15 @@ class ForceField:
 
     potentials: list of :class:`~diffsim.md.potentials.Potential`.
     types: (n,) ints; box: (3,) edges (0 = open) or ``boxes`` (nconf, 3) with ``cfg`` (n,) for
-    several stacked configurations (force matching). skin: Verlet skin (length) added to the
-    largest cutoff; capacity/grow: see :class:`~diffsim.md.neighbors.NeighborList`.
+    several stacked configurations (force matching). tilt: optional triclinic tilts (xy, xz, yz)
+    (length), (3,) or (nconf, 3), LAMMPS's cell a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)
+    with ``box`` = (lx, ly, lz) (see :mod:`diffsim.md.space`; the volume is lx ly lz, the
+    cell's determinant). skin: Verlet skin (length) added to the largest cutoff; capacity/grow:
+    see :class:`~diffsim.md.neighbors.NeighborList`.
     """
 
     def __init__(self, potentials, types, box=None, skin=0.3, cfg=None, capacity=None, grow=True,
-                 method="auto"):
+                 method="auto", tilt=None):
         if isinstance(potentials, Potential):
             potentials = [potentials]
         potentials = list(potentials)
@@ -129,8 +132,10 @@ class ForceField:
         # the forward-only gather path (full list) serves pair potentials only
         self.gathers = all(isinstance(p, PairPotential) or not p.needs_list for p in potentials)
         boxes = np.zeros((1, 3)) if box is None else np.atleast_2d(np.asarray(box, dtype=np.float64))
-        self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method)
+        self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method,
+                                  tilts=tilt)
         self.boxes_np = self.nlist.boxes_np
+        self.tilts_np = self.nlist.tilts_np
         self._scratch = None
 
     # ------------------------------------------------------------------ launches

@@ -2,8 +2,13 @@
 
 :class:`Model` is the fixed description of a set of atoms: positions (n, 3), masses (n,),
 integer types (n,), an orthorhombic box (3,) whose zero entries are open axes (``box=None``:
-open in every direction), optional velocities (n, 3), and the unit system (``"lj"`` reduced
-units or ``"metal"``: Angstrom, eV, amu, fs; see :mod:`diffsim.md.units`).
+open in every direction) or a triclinic cell (3, 3), optional velocities (n, 3), and the unit
+system (``"lj"`` reduced units or ``"metal"``: Angstrom, eV, amu, fs; see :mod:`diffsim.md.units`).
+
+A triclinic cell is LAMMPS's: rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz) of a
+lower-triangular matrix (rotate other cells into it, as :func:`~diffsim.md.ase_io.from_ase`
+does), periodic on every axis. The model keeps it as ``box`` = (lx, ly, lz) and ``tilt`` =
+(xy, xz, yz); a diagonal (3, 3) cell is exactly the box of its diagonal.
 """
 
 from __future__ import annotations
@@ -53,6 +58,51 @@ def atom_types(types, n=None, name="types") -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def _parse_cell(box, tilt):
+    """(box (3,), tilt (3,)) from a box (3,) or scalar with optional tilts, or a (3, 3) cell."""
+    if box is None:
+        box = np.zeros(3)
+    if np.ndim(box) == 2:
+        cell = _as_array("box", box, (3, 3))
+        if tilt is not None:
+            raise ConfigError("give the tilts either in a (3, 3) cell or as tilt=(xy, xz, yz), not both")
+        upper = cell[np.triu_indices(3, 1)]
+        if np.any(upper != 0):
+            raise ConfigError(f"a (3, 3) cell must be lower-triangular (LAMMPS: a = (lx, 0, 0), b = (xy, ly, 0), "
+                              f"c = (xz, yz, lz)), got {cell.tolist()}; rotate it (diffsim.md.from_ase does)")
+        box, tilt = np.diag(cell).copy(), np.array([cell[1, 0], cell[2, 0], cell[2, 1]])
+    else:
+        box = _as_array("box", np.broadcast_to(np.asarray(box, dtype=np.float64), (3,)) if np.ndim(box) == 0
+                        else box, (3,))
+        tilt = np.zeros(3) if tilt is None else _as_array("tilt", tilt, (3,))
+    if np.any(box < 0):
+        raise ConfigError(f"box edges must be >= 0 (0 = open axis), got {box}")
+    if np.any(tilt != 0) and not np.all(box > 0):
+        raise ConfigError(f"a triclinic cell must be periodic on every axis (positive lx, ly, lz), got lengths "
+                          f"{box.tolist()} with tilts {tilt.tolist()}")
+    return box, tilt + 0.0  # -0.0 tilts read as 0
+
+
+def _check_overlaps_triclinic(pos, box, tilt, min_distance):
+    """:func:`_check_overlaps` in a tilted cell: the 27 neighbouring images of the folded cloud."""
+    from scipy.spatial import cKDTree
+
+    from .space import cell_matrix, min_image_np
+
+    h = cell_matrix(box, tilt)
+    frac = np.linalg.solve(h.T, pos.T).T
+    wrapped = (frac - np.floor(frac)) @ h
+    shifts = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3) @ h
+    images = (wrapped[None] + shifts[:, None]).reshape(-1, 3)
+    n = len(pos)
+    for a, b in cKDTree(images).query_pairs(min_distance, output_type="ndarray"):
+        i, j = sorted((int(a) % n, int(b) % n))
+        if i != j and (a < 14 * n and a >= 13 * n or b < 14 * n and b >= 13 * n):
+            d = min_image_np(pos[i] - pos[j], box, tilt)
+            raise ConfigError(f"atoms {i} and {j} overlap: {np.linalg.norm(d):.3g} apart, closer than "
+                              f"min_distance={min_distance}; remove one or move them apart")
+
+
 def _check_overlaps(pos, box, min_distance):
     """ConfigError naming the first pair of atoms closer than ``min_distance`` (minimum image)."""
     from scipy.spatial import cKDTree
@@ -78,7 +128,9 @@ class Model:
 
     positions: (n, 3) float (sigma or Angstrom). masses: (n,) or scalar, > 0 (m or amu).
     types: (n,) int in [0, ntypes) (default all 0). box: (3,) edge lengths, 0 = open axis,
-    None = open everywhere. velocities: (n, 3) (sigma/tau or Angstrom/fs), default zero.
+    None = open everywhere, or a lower-triangular (3, 3) triclinic cell (rows a, b, c; module doc),
+    kept as ``box`` (lx, ly, lz) and ``tilt`` (xy, xz, yz). tilt: (3,) tilts (length) with a (3,)
+    box, default zero. velocities: (n, 3) (sigma/tau or Angstrom/fs), default zero.
     symbols: optional chemical symbol per type (for ASE and extxyz).
     """
 
@@ -90,6 +142,7 @@ class Model:
     units: str = "lj"
     symbols: list = field(default_factory=list)
     min_distance: float = 1e-3
+    tilt: object = None
 
     def __post_init__(self):
         pos = np.asarray(self.positions)
@@ -103,18 +156,17 @@ class Model:
             i = int(np.argmax(self.masses <= 0))
             raise ConfigError(f"mass of atom {i} is {self.masses[i]}: masses must be positive")
         self.types = np.zeros(n, dtype=np.int32) if self.types is None else atom_types(self.types, n)
-        self.box = np.zeros(3) if self.box is None else _as_array(
-            "box", np.broadcast_to(np.asarray(self.box, dtype=np.float64), (3,)) if np.ndim(self.box) == 0
-            else self.box, (3,))
-        if np.any(self.box < 0):
-            raise ConfigError(f"box edges must be >= 0 (0 = open axis), got {self.box}")
+        self.box, self.tilt = _parse_cell(self.box, self.tilt)
         self.velocities = (np.zeros((n, 3)) if self.velocities is None
                            else _as_array("velocities", self.velocities, (n, 3)))
         self.units_info = get_units(self.units)
         self.units = self.units_info.name
         self.symbols = list(self.symbols)
         if self.min_distance > 0:
-            _check_overlaps(self.positions, self.box, self.min_distance)
+            if self.triclinic:
+                _check_overlaps_triclinic(self.positions, self.box, self.tilt, self.min_distance)
+            else:
+                _check_overlaps(self.positions, self.box, self.min_distance)
 
     @property
     def n(self) -> int:
@@ -132,15 +184,31 @@ class Model:
         return self.box > 0
 
     @property
+    def triclinic(self) -> bool:
+        """True when the cell is tilted (some tilt xy, xz, yz is not zero)."""
+        return bool(np.any(self.tilt != 0))
+
+    @property
+    def cell(self) -> np.ndarray:
+        """(3, 3) lower-triangular cell, rows a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)
+        (length; open axes have zero rows)."""
+        from .space import cell_matrix
+
+        return cell_matrix(self.box, self.tilt)
+
+    @property
     def volume(self) -> float:
-        """Box volume (length^3); NaN when an axis is open."""
+        """Box volume (length^3), lx ly lz = det(cell); NaN when an axis is open."""
         return float(np.prod(self.box)) if np.all(self.box > 0) else float("nan")
 
     def copy(self, **changes) -> Model:
-        """A deep copy with the given fields (positions, masses, types, box, velocities, units, symbols) replaced."""
+        """A deep copy with the given fields (positions, masses, types, box, tilt, velocities, units,
+        symbols) replaced; a (3, 3) ``box`` brings its own tilts."""
         kw = {"positions": self.positions.copy(), "masses": self.masses.copy(), "types": self.types.copy(),
                   "box": self.box.copy(), "velocities": self.velocities.copy(), "units": self.units,
-                  "symbols": list(self.symbols)}
+                  "symbols": list(self.symbols), "tilt": self.tilt.copy()}
+        if np.ndim(changes.get("box", 0)) == 2 and "tilt" not in changes:
+            kw.pop("tilt")
         kw.update(changes)
         return Model(**kw)
 

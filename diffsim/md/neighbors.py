@@ -24,7 +24,8 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from .cells import FullNeighborList, copy_positions, max_displacement_sq
-from .space import displacement, min_image_np
+from .space import cell_rows, check_cutoff, displacement, min_image_np
+from .tricells import TriclinicCells, bins_per_axis
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -32,14 +33,14 @@ _A3 = ti.types.ndarray(ndim=3)
 
 
 @ti.kernel
-def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2, rl2: ti.f64,
+def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2, tilted: ti.template(), rl2: ti.f64,
                  nbr: _A2, nnb: _A1) -> ti.i32:
     most = 0
     for i in range(x.shape[1]):
         c = cfg[i]
         cnt = 0
         for j in range(i + 1, cend[c]):
-            _d0, _d1, _d2, r2 = displacement(x, s, i, j, boxes, c)
+            _d0, _d1, _d2, r2 = displacement(x, s, i, j, boxes, c, tilted)
             if r2 < rl2:
                 if cnt < nbr.shape[1]:
                     nbr[i, cnt] = j
@@ -63,6 +64,9 @@ class NeighborList:
     """Verlet half list of pairs within ``cutoff + skin`` (lengths in the model's unit).
 
     n: atoms; boxes: (nconf, 3) box edges per configuration (0 = open axis), or (3,);
+    tilts: optional (nconf, 3) or (3,) triclinic tilts (xy, xz, yz) (length; LAMMPS's cell, see
+    :mod:`diffsim.md.space`), default zero. A tilted cell must be periodic on every axis; its
+    "cells" method bins fractional coordinates (:mod:`diffsim.md.tricells`);
     cfg: (n,) configuration of each atom (default all 0; atoms of one configuration must be
     contiguous); capacity: neighbours per atom to allocate (default: estimated from the
     density); grow: enlarge and rebuild on overflow (else raise ConfigError).
@@ -72,7 +76,8 @@ class NeighborList:
     ``builds`` counts builds, ``last_build_seconds`` is not tracked (use the benchmark).
     """
 
-    def __init__(self, n, cutoff, skin=0.3, boxes=None, cfg=None, capacity=None, grow=True, method="auto"):
+    def __init__(self, n, cutoff, skin=0.3, boxes=None, cfg=None, capacity=None, grow=True, method="auto",
+                 tilts=None):
         if cutoff <= 0 or skin < 0:
             raise ConfigError(f"neighbour list needs cutoff > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
         self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
@@ -87,18 +92,33 @@ class NeighborList:
         if self.n > 1 and np.any(np.diff(cfg) < 0) or cfg.min() < 0 or cfg.max() >= len(boxes):
             raise ConfigError("atoms of one configuration must be contiguous, configurations numbered "
                               f"0..{len(boxes) - 1} in order")
+        tilts = np.zeros_like(boxes) if tilts is None else np.asarray(tilts, dtype=np.float64)
+        if tilts.ndim == 1:
+            tilts = tilts[None]
+        if tilts.shape != boxes.shape or not np.all(np.isfinite(tilts)):
+            raise ConfigError(f"tilts must be finite with the shape of boxes {boxes.shape}, got {tilts.shape}")
+        self.triclinic = bool(np.any(tilts != 0))
         for c, box in enumerate(boxes):
+            if np.any(tilts[c] != 0) and not np.all(box > 0):
+                raise ConfigError(f"configuration {c}: a tilted (triclinic) cell must be periodic on every axis, got "
+                                  f"lengths {box.tolist()} with tilts {tilts[c].tolist()}")
             small = (box > 0) & (box < 2 * self.cutoff)
+            if np.any(tilts[c] != 0):
+                # the fold is exact within min(l)/2 only (orthorhombic: per component, at any
+                # distance), and a pair the list misses beyond it may come within the cutoff
+                # before the next build: the whole list radius must fit
+                check_cutoff(self.cutoff, box, tilts[c], f"configuration {c}", skin=self.skin)
             if np.any(small):
                 raise ConfigError(
                     f"configuration {c}: box edge {box[small].min():.6g} is smaller than twice the cutoff "
                     f"{self.cutoff:.6g}: the minimum image would miss interactions; use a larger box "
                     f"(replicate the cell) or a shorter cutoff")
-        self.boxes_np, self.cfg_np = boxes, cfg
+        self.boxes_np, self.tilts_np, self.cfg_np = boxes, tilts, cfg
         self.rl = self.cutoff + self.skin
         real = config().real
-        self.boxes = ti.ndarray(real, boxes.shape)
-        self.boxes.from_numpy(boxes.astype(config().numpy_real))
+        rows = cell_rows(boxes, tilts)  # (nconf, 6): lx, ly, lz, xy, xz, yz
+        self.boxes = ti.ndarray(real, rows.shape)
+        self.boxes.from_numpy(rows.astype(config().numpy_real))
         self.cfg = ti.ndarray(ti.i32, self.n)
         self.cfg.from_numpy(cfg)
         starts = np.searchsorted(cfg, np.arange(len(boxes)), side="left").astype(np.int32)
@@ -109,16 +129,24 @@ class NeighborList:
         self.cend.from_numpy(ends)
         self.ref = ti.ndarray(real, (self.n, 3))
         nc = np.floor(boxes[0] / self.rl).astype(int) if len(boxes) == 1 else np.zeros(3, int)
+        if self.triclinic and len(boxes) == 1:
+            nc = bins_per_axis(boxes[0], tilts[0], self.rl)  # fractional bins (diffsim.md.tricells)
         cells_ok = len(boxes) == 1 and np.all(boxes[0] > 0) and np.all(nc >= 3)
         if method == "auto":
             method = "cells" if cells_ok else "brute"
+        if method == "cells" and not cells_ok and self.triclinic:
+            raise ConfigError(f"the triclinic cell list needs one cell with >= 3 bins of {self.rl:.4g} across each "
+                              f"perpendicular width (bins {nc.tolist()}); use method='brute'")
         if method == "cells" and not cells_ok:
             raise ConfigError(f"cell list needs one periodic box with >= 3 cells of {self.rl:.4g} per axis "
                               f"(box {boxes[0]}); use method='brute'")
         if method not in ("cells", "brute"):
             raise ConfigError(f"method must be 'auto', 'cells' or 'brute', got {method!r}")
         self.method = method
-        if method == "cells":
+        self._tri = None
+        if method == "cells" and self.triclinic:
+            self._tri = TriclinicCells(self.n, boxes[0], tilts[0], self.rl)
+        elif method == "cells":
             self._columns = FullNeighborList(self.n, self.cutoff, self.skin, boxes[0], method="half")
         self.grow = grow
         if capacity is None:
@@ -142,7 +170,9 @@ class NeighborList:
     def _build_once(self, x, slot) -> int:
         rl2 = self.rl * self.rl
         if self.method == "brute":
-            return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, rl2, self.nbr, self.nnb))
+            return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, self.triclinic, rl2, self.nbr, self.nnb))
+        if self._tri is not None:
+            return self._tri.half_list(x, slot, self.boxes, rl2, self.nbr, self.nnb)
         return self._columns.half_list(x, slot, self.nbr, self.nnb)
 
     def build(self, x, slot: int = 0):
@@ -177,15 +207,17 @@ class NeighborList:
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 
-def brute_force_pairs(positions, box, cutoff, cfg=None) -> np.ndarray:
-    """All pairs (i < j, same configuration) with minimum-image distance < cutoff (NumPy reference)."""
+def brute_force_pairs(positions, box, cutoff, cfg=None, tilt=None) -> np.ndarray:
+    """All pairs (i < j, same configuration) with minimum-image distance < cutoff (NumPy reference);
+    ``tilt``: optional triclinic tilts (xy, xz, yz), (3,) or (nconf, 3)."""
     x = np.asarray(positions, dtype=np.float64)
     n = len(x)
     cfg = np.zeros(n, int) if cfg is None else np.asarray(cfg)
     boxes = np.atleast_2d(np.asarray(box, dtype=np.float64))
+    tilts = np.zeros_like(boxes) if tilt is None else np.broadcast_to(np.asarray(tilt, dtype=np.float64), boxes.shape)
     out = []
     for i in range(n - 1):
-        d = min_image_np(x[i] - x[i + 1:], boxes[cfg[i]])
+        d = min_image_np(x[i] - x[i + 1:], boxes[cfg[i]], tilts[cfg[i]])
         r2 = np.sum(d * d, axis=1)
         js = np.nonzero((r2 < cutoff * cutoff) & (cfg[i + 1:] == cfg[i]))[0] + i + 1
         out.extend((i, int(j)) for j in js)

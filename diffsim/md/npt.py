@@ -85,6 +85,9 @@ def equilibrate_npt(system: MDSystem, steps, barostat: BerendsenBarostat, thermo
     steps = _count("steps", steps)
     if steps % barostat.every:
         raise ConfigError(f"steps={steps} must be a multiple of the barostat's every={barostat.every}")
+    if system.model.triclinic:
+        raise ConfigError("the Berendsen barostat scales orthorhombic boxes only; this model's cell is triclinic "
+                          f"(tilts {system.model.tilt.tolist()})")
     if not np.all(system.model.box > 0):
         raise ConfigError(f"constant pressure needs a box periodic on all axes, got box {system.model.box}")
     sample = max(1, barostat.every // 5)

@@ -102,13 +102,13 @@ def rdf_count_frame(rdf: _A2, os: ti.i32):
 
 
 @ti.kernel
-def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A2, nbr: _A2, nnb: _A1,
+def rdf_accumulate(x: _A3, xs: ti.i32, rdf: _A2, os: ti.i32, cfg: _A1, boxes: _A2, tilted: ti.template(), nbr: _A2, nnb: _A1,
                    rb: _A1, pref: _A1, width: ti.f64, rcut: ti.f64):
     for i, b in ti.ndrange(x.shape[1], rb.shape[0]):
         for q in range(nnb[i]):
             j = nbr[i, q]
             c = cfg[i]
-            _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c)
+            _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
             r = ti.sqrt(r2)
             if r < rcut:  # pairs beyond the last bin + 4 width: not all listed, so none counted
                 dr = rb[b] - r
@@ -161,7 +161,7 @@ class RDF:
         # under `if i == 0 and b == 0` before the pair loop, made Taichi 1.7.4's reverse mode
         # return wrong position gradients, silently.)
         return [forward_only(rdf_count_frame, rdf, os),
-                ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.nbr, nl.nnb, self.rb,
+                ff.lazy(rdf_accumulate, lambda: (x, xs, rdf, os, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, self.rb,
                                                  self.pref, self.width, self.reach))]
 
     @staticmethod

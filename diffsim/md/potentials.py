@@ -74,7 +74,7 @@ def _soft(r2, eps, sig, n):
 def _make_pair_kernel(pair):
     @ti.kernel
     def pair_forces(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
-                    types: _A1, cfg: _A1, boxes: _A2, pidx: _A2, nbr: _A2, nnb: _A1,
+                    types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), pidx: _A2, nbr: _A2, nnb: _A1,
                     p0: _A2, p1: _A2, p2: _A2, rc: _A1, shift: ti.template(), multi: ti.template(),
                     a0: ti.i32, a1: ti.i32, tensor: ti.template()):
         # p0, p1, p2: the parameters copied per atom row (see RowParameters). shift and multi
@@ -86,7 +86,7 @@ def _make_pair_kernel(pair):
             for q in range(nnb[i]):
                 j = nbr[i, q]
                 c = cfg[i]
-                d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c)
+                d0, d1, d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
                 p = 0
                 if ti.static(multi):
                     p = pidx[types[i], types[j]]
@@ -217,7 +217,7 @@ class PairPotential(Potential):
         rows = self._row_parameters(ff.n)
         p0, p1, p2 = rows.rows
         return [launch(rows),
-                ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes,
+                ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes, nl.triclinic,
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
                                          a0, a1, is_tensor(vir)))]
 

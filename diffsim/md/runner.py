@@ -5,7 +5,7 @@ A :class:`ForwardRunner` owns two state slots (stepped in place on the fast path
 periodic box of at least three list radii with pair potentials only, the full neighbour list
 of :mod:`diffsim.md.cells` with gather force kernels; with a lone pair potential each step is
 one launch (:mod:`diffsim.md.step`). Elsewhere (open boxes, small boxes, many-body potentials,
-``fast=False``) it runs the tape's own kernels. Frames go to a
+triclinic cells, ``fast=False``) it runs the tape's own kernels. Frames go to a
 :class:`~diffsim.md.trajectory.Recorder`. Checked against the tape's kernels in
 tests/md/test_md_fast_path.py.
 """
@@ -43,7 +43,7 @@ class ForwardRunner:
     def full_list(self):
         """The full neighbour list of the fast path, or None where it does not apply."""
         ff = self.system.ff
-        if not ff.has_pairs or not ff.gathers or ff.nlist.method != "cells":
+        if not ff.has_pairs or not ff.gathers or ff.nlist.method != "cells" or ff.nlist.triclinic:
             return None
         if self.cells is None:
             nl = ff.nlist

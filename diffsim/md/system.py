@@ -94,13 +94,17 @@ class MDSystem(System):
         if not isinstance(model, Model):
             raise ConfigError(f"model must be a diffsim.md.Model, got {type(model).__name__}")
         if not isinstance(forcefield, ForceField):
-            forcefield = ForceField(forcefield, model.types, model.box, skin=skin)
+            forcefield = ForceField(forcefield, model.types, model.box, skin=skin,
+                                    tilt=model.tilt if model.triclinic else None)
         if forcefield.n != model.n:
             raise ConfigError(f"force field is for {forcefield.n} atoms, the model has {model.n}")
         if not np.array_equal(forcefield.types_np, model.types):
             raise ConfigError("force field atom types differ from the model's")
         if not np.allclose(forcefield.boxes_np[0], model.box):
             raise ConfigError(f"force field box {forcefield.boxes_np[0]} differs from the model's {model.box}")
+        if not np.allclose(forcefield.tilts_np[0], model.tilt):
+            raise ConfigError(f"force field tilts {forcefield.tilts_np[0]} differ from the model's {model.tilt} "
+                              "(build it with ForceField(..., tilt=model.tilt))")
         real = isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
         if not (real and dt > 0 and np.isfinite(dt)):
             raise ConfigError(f"dt must be a positive finite time step (tau or fs), got {dt!r}")

@@ -47,10 +47,14 @@ def test_extxyz_is_read_by_ase(tmp_path):
     np.testing.assert_allclose(read[1].get_forces(), forces[1], atol=1e-9)
 
 
-def test_non_orthorhombic_cell_is_rejected():
+def test_tilted_cell_is_rotated_or_rejected():
     from ase.build import bulk
 
-    with pytest.raises(ConfigError, match="orthorhombic"):
-        from_ase(bulk("Cu", "fcc", a=3.61))  # primitive cell
+    prim = bulk("Cu", "fcc", a=3.61)  # primitive cell: tilted, rotated into LAMMPS's orientation
+    model = from_ase(prim)
+    assert model.triclinic and model.volume == pytest.approx(prim.get_volume(), rel=1e-12)
+    prim.pbc = (True, True, False)
+    with pytest.raises(ConfigError, match="periodic on every axis"):
+        from_ase(prim)
     with pytest.raises(ConfigError, match="frames"):
         write_extxyz("/tmp/x.xyz", np.zeros((2, 3, 3)), Model(np.arange(12.0).reshape(4, 3)))
