@@ -41,7 +41,6 @@ from ..contact import (
     contact_normal_force,
     damping_ratio_from_restitution,
     discrete_damping_ratio,
-    smooth_relu,
     smoothed_coulomb_friction,
     stepped_contact_normal_force,
     stepped_contact_reach,
@@ -157,7 +156,7 @@ def store_pose(X: T, Q: T, W: T, d, i, x, q, theta_rate, wn, dt, s, dim: T):
 
 
 @ti.func
-def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, f_beside, k_explicit, c_explicit, cs: T):
+def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, k_explicit, c_explicit, cs: T):
     """Contact force on the first body (N): the shared contact law averaged over the time step
     (diffsim.contact.stepped_contact_normal_force) along n with stiffness k_n, onset depth
     delta and damping 2 zeta_dt sqrt(k_n m_eff), and smoothed Coulomb friction. m_eff:
@@ -180,17 +179,10 @@ def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, f_beside, k_explicit, c
     defaults). The slip speed of the regularisation is raised to
     sqrt(v_eps^2 + (2 dt mu f_n / m_t)^2), which keeps that rate below 1/(2 dt) and leaves
     sliding friction (slip >> v_eps) Coulomb's. Points that press at once on one body act in
-    parallel and their rates add, so the bound counts them all: f_beside (N, >= 0) is the
-    normal force of the body's other points pressing on the same surface (a box's other
-    corners on a plane, spring part), f_n + f_beside / 2 replaces f_n in the slip speed (the
-    combined rate of a face's 4 equally loaded corners stays below 0.8 / dt, under the 1 / dt
-    where it would flip sign each step; one corner alone keeps 1 / (2 dt); the full sum
-    f_n + f_beside widened the regularisation enough to bias the noisy friction fit of
-    scenes/bounce_tuning.py, 0.42 for 0.40); a box face on a box shares the tangential mass
-    among its corners instead (m_t / face_points).
-    Without that the 3D tower of tests/rigid/test_rigid_boxes.py rocked at the Nyquist
-    frequency (omega_x +-0.22 rad/s, slip +-0.02 m/s, sign flipping every step) and walked
-    0.6 mm/s; a box hitting the floor on one corner keeps the single-point bound.
+    parallel and their rates add: a box face resting on a plane or a box (face_points: 4, 2 in
+    2D) shares the body's tangential mass among its corners, m_t / 4 each. Without that share
+    the 3D tower of tests/rigid/test_rigid_boxes.py rocked at the Nyquist frequency
+    (omega_x +-0.22 rad/s, slip +-0.02 m/s, sign flipping every step) and walked 0.6 mm/s.
 
     k_explicit (N/m), c_explicit (N s/m): a contact law the materials give directly (k > 0):
     then the normal force is contact_normal_force(depth, v_n, k, c, delta) exactly, with none
@@ -203,7 +195,7 @@ def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, f_beside, k_explicit, c
     fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, cs[DELTA], dt)
     if k_explicit > 0.0:
         fn = contact_normal_force(depth, vn, k_explicit, c_explicit, cs[DELTA])
-    v_slip = 2.0 * dt * mu * (fn + 0.5 * f_beside) / m_t
+    v_slip = 2.0 * dt * mu * fn / m_t
     return fn * n + smoothed_coulomb_friction(vt, fn, mu, ti.sqrt(cs[VEPS] * cs[VEPS] + v_slip * v_slip))
 
 
@@ -326,7 +318,7 @@ def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T,
             m_t = m_t / ti.static(face_points(dim))  # a face on a face presses at once on all its corners
         k_pair, c_pair = explicit_pair_law(kc[a], cc[a], kc[b], cc[b])
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), 1.0 / (wa + wb), m_t,
-                       0.0, 0.0, k_pair, c_pair, cs)
+                       0.0, k_pair, c_pair, cs)
         ta, tb = ra.cross(fc), rb.cross(fc)
         for k in ti.static(range(3)):
             F[s, a, k] += fc[k]
@@ -372,19 +364,6 @@ def plane_geometry(X: T, Q: T, shape: T, geom: T, planes: T, s, i, pl, c, dim: T
 
 
 @ti.func
-def corners_beside_force(X: T, Q: T, shape: T, geom: T, planes: T, cs: T, s, i, pl, c, dim: T, mask: T):
-    """Spring force (N) of box i's corners other than c pressing on plane pl:
-    sum of smooth_relu(k_n depth, k_n delta) over them (C^1); 0 for spheres and capsules."""
-    f = 0.0
-    if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
-        if shape[i] == BOX:
-            for c2 in ti.static(range(box_corners(dim))):
-                _, d2, _ = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c2, dim, mask)
-                f += ti.select(c2 == c, 0.0, smooth_relu(cs[KN] * d2, cs[KN] * cs[DELTA]))
-    return f
-
-
-@ti.func
 def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T, cc: T, shape: T, geom: T, iu: T,
               planes: T, prest: T, pfric: T, cs: T, s, i, pl, c, dim: T, mask: T):
     """Contact point c of body i against plane pl and its penalty force."""
@@ -396,9 +375,11 @@ def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T
     load = m_eff * ti.max(-gravity(cs).dot(n), 0.0)  # gravity pressing the body onto the plane
     if depth > -stepped_contact_reach(rel.dot(n), cs[KN], load, cs[DELTA], cs[DT]):
         m_t = 1.0 / tangential_inverse_mass_bound(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), ra)
+        if shape[i] == BOX:
+            m_t = m_t / ti.static(face_points(dim))  # a face on the plane presses at once on all its corners
         zeta_plane = damping_ratio_from_restitution(prest[pl])
         fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + zeta_plane), 0.5 * (fric[i] + pfric[pl]), m_eff, m_t, load,
-                       corners_beside_force(X, Q, shape, geom, planes, cs, s, i, pl, c, dim, mask), kc[i], cc[i], cs)
+                       kc[i], cc[i], cs)
         ta = ra.cross(fc)
         for k in ti.static(range(3)):
             F[s, i, k] += fc[k]
