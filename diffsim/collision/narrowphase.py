@@ -191,8 +191,10 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     contacts at the edge: for faces lying on faces the points span their overlap, as clipping
     would give), midway through the overlap. Corners above the face give depth <= 0 (no
     contact), so a face on a face has 4 points, an edge 2, a corner 1. Separated boxes give
-    depth < 0 for every k. Boxes crossing edge on edge with no corner below a face are not
-    detected (no edge-edge axes)."""
+    every corner its own depth below the reference face, capped at minus the separation
+    (< 0 for every k, continuous at first touch): a law that acts just before touch (the
+    stepped law) then sees only the corners about to touch, not all of them at once. Boxes
+    crossing edge on edge with no corner below a face are not detected (no edge-edge axes)."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
     d = ca - cb
@@ -245,7 +247,7 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     rel = corner - c_ref
     depth = h_ref - n_ref.dot(rel)
     if best > 0.0:  # separated along an axis (b's margin makes this conservative by at most the margin)
-        depth = -best
+        depth = ti.min(depth, -best)
     lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
     lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
