@@ -10,8 +10,13 @@ import sys
 
 
 def interactive() -> bool:
-    """True in a terminal (stderr is a TTY) or a Jupyter kernel."""
-    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+    """True in a terminal (stderr is a TTY) or inside a running Jupyter kernel (an IPython shell
+    from ipykernel; ``optimizers.minimize`` decides alike without importing the engine)."""
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    return shell is not None and type(shell).__module__.startswith("ipykernel")
 
 
 class _Silent:

@@ -234,6 +234,16 @@ def _run_first_order(sess, opt, x0, iters):
     return sess.finish("first_order", top, it, x, loss, grad, it, stop)
 
 
+def _watched() -> bool:
+    """True in a terminal (stderr is a TTY) or inside a running Jupyter kernel (an IPython shell
+    from ipykernel, not merely ipykernel imported, as a test run that executes notebooks does)."""
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    return shell is not None and type(shell).__module__.startswith("ipykernel")
+
+
 class _Session:
     """What every method shares: evaluation, history, stopping tests, progress, checkpoints."""
 
@@ -257,7 +267,7 @@ class _Session:
         self.objective_s = self.elapsed_before = 0.0
         self.resume_top = self.resume_payload = None
         if progress is None:
-            progress = bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+            progress = _watched()
         self.show_progress = progress
         self.bar = None
 

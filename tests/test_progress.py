@@ -27,3 +27,18 @@ def test_simulate_shows_progress_when_asked(capsys):
     err = capsys.readouterr().err
     assert "simulate" in err and "40/40" in err
     np.testing.assert_array_equal(quiet["positions"], shown["positions"])  # the bar changes nothing
+
+
+def test_an_imported_ipykernel_is_not_a_notebook(monkeypatch, capsys):
+    """A test run that executes notebooks imports ipykernel; bars must still stay off there."""
+    import sys
+    import types
+
+    import optimizers as opt
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    bar = progress_bar(50_000, "x")
+    bar.update(1)
+    bar.close()
+    opt.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), "adam", 3)
+    assert capsys.readouterr().err == ""
