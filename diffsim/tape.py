@@ -32,6 +32,7 @@ import taichi as ti
 from . import storage
 from .checkpointing import Binomial, StoreAll, revolve, snapshots_for_budget
 from .errors import ConfigError, DiffsimError, SimulationDiverged
+from .progress import progress_bar
 from .runtime import config
 
 
@@ -182,6 +183,21 @@ class System:
         actuator limits (a URDF joint's effort) that ``Parameter(name, bounds="effort")`` uses."""
         return {}
 
+    def simulate(self, steps: int, state0: dict | None = None, controls: dict | None = None,
+                 segment: int | None = None, progress=None) -> dict:
+        """Run ``steps`` steps forward with every state stored (no gradient).
+
+        ``state0``/``controls``: as for :meth:`Rollout.forward` (the system's initial state and
+        zero controls by default). ``progress``: a bar over the steps (text on stderr, a widget
+        in Jupyter); None shows it when someone watches a run of at least 10,000 steps.
+        Returns {state field: (steps + 1, *per-step shape) array, in the field's units} plus
+        ``"loss"``, the value of the system's costs (a float)."""
+        ro = Rollout(self, steps, StoreAll(), segment=segment)
+        loss = ro.forward(state0=state0, controls=controls, progress=progress)
+        out = {name: ro.trajectory(name) for name in self.state_shapes}
+        out["loss"] = loss
+        return out
+
 
 def is_trajectory_cost(cost) -> bool:
     """True for a cost the tape evaluates in Python on the stored states (it has ``reads`` and
@@ -312,6 +328,7 @@ class Rollout:
         self._cur = 0
         self._ran = False
         self._final = None
+        self._forward_bar = self._reverse_bar = progress_bar(0, "", False)  # silent outside the sweeps
 
     def _storage_plan(self, unit: int, nsnap: int, steps: int) -> list:
         """Every array the tape is about to allocate: (what, shape, with_grad)."""
@@ -590,6 +607,7 @@ class Rollout:
             if with_cost:
                 for lc in self._running_cost(a - t0, a, b):
                     lc.forward()
+            self._forward_bar.update(b - a)
         if with_cost:  # the recording sweep: hand the states the Python costs read to NumPy
             self._capture(0, t0, t1 if t1 == self.steps else t1 - 1)
         self.stats.forward_steps += t1 - t0
@@ -611,6 +629,7 @@ class Rollout:
                 for lc in self.system.step(self.x, self.u, self._cur, nxt, t):
                     lc.forward()
                 self._cur = nxt
+                self._forward_bar.update(1)
             self.stats.forward_steps += t1 - t0
             return
         for u in range(a, c):
@@ -631,6 +650,7 @@ class Rollout:
                 self._capture(self._cur, t, t)
                 self._cur = nxt
                 self.stats.forward_steps += 1
+                self._forward_bar.update(1)
             return
         for u in range(a, c):
             self._to_slot0()
@@ -697,8 +717,20 @@ class Rollout:
 
     # ------------------------------------------------------------------ the two sweeps
 
-    def forward(self, state0: dict | None = None, controls: dict | None = None) -> float:
-        """Run the rollout, keep what the schedule keeps, and return the loss L (a float)."""
+    def forward(self, state0: dict | None = None, controls: dict | None = None, progress=False) -> float:
+        """Run the rollout, keep what the schedule keeps, and return the loss L (a float).
+
+        ``progress``: a bar over the ``steps`` steps (:mod:`diffsim.progress`: text on stderr, a
+        widget in Jupyter); False (the default, as an optimizer calls it many times) shows none,
+        True always, None when someone watches a run of at least 10,000 steps."""
+        self._forward_bar = progress_bar(self.steps, "forward", progress)
+        try:
+            return self._run_forward(state0, controls)
+        finally:
+            self._forward_bar.close()
+            self._forward_bar = progress_bar(0, "", False)
+
+    def _run_forward(self, state0: dict | None, controls: dict | None) -> float:
         t_start = time.perf_counter()
         if state0:
             self.set_state0(**state0)
@@ -764,11 +796,22 @@ class Rollout:
             self._add_seeds(a + 1, b, t0)
             for lc in reversed(self._step_launches(a - t0, a, b)):
                 lc.adjoint()
+            self._reverse_bar.update(b - a)
         if t0 == 0:
             self._add_seeds(0, 0, 0)
 
-    def backward(self) -> Gradients:
-        """Run the adjoint sweep; return dL/d(parameters, controls, initial state)."""
+    def backward(self, progress=False) -> Gradients:
+        """Run the adjoint sweep; return dL/d(parameters, controls, initial state).
+
+        ``progress``: a bar over the ``steps`` reversed steps, as in :meth:`forward`."""
+        self._reverse_bar = progress_bar(self.steps, "backward", progress)
+        try:
+            return self._run_backward()
+        finally:
+            self._reverse_bar.close()
+            self._reverse_bar = progress_bar(0, "", False)
+
+    def _run_backward(self) -> Gradients:
         if self._plan is None:
             if self._ran:
                 raise DiffsimError("backward() was already run for this forward(): call forward() again")

@@ -73,7 +73,7 @@ import taichi as ti
 from ..collision.broadphase import GridBroadPhase, all_pairs
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import Rollout, StoreAll, System, adjoint_only, forward_only, launch
+from ..tape import System, adjoint_only, forward_only, launch
 from . import checks
 from . import kernels as K
 from .model import RigidModel
@@ -424,18 +424,6 @@ class RigidSystem(System):
                "omega": 1e3 * w0 + speed / float(np.min(m.bounding_radius))}
         if self.dim == 3:
             out["q"] = 10.0
-        return out
-
-    # ------------------------------------------------------------------ conveniences
-
-    def simulate(self, steps: int, state0: dict | None = None, controls: dict | None = None,
-                 segment: int | None = None) -> dict:
-        """Run ``steps`` steps with every state stored; returns {field: (steps + 1, ...) array}
-        plus "loss" (the costs' value)."""
-        ro = Rollout(self, steps, StoreAll(), segment=segment)
-        loss = ro.forward(state0=state0, controls=controls)
-        out = {name: ro.trajectory(name) for name in self.state_shapes}
-        out["loss"] = loss
         return out
 
 
