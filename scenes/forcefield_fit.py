@@ -188,13 +188,22 @@ class RDFProblem:
             g.append(RDF.mean(state["rdf"]))
         return loss, np.mean(g, axis=0)
 
-    def solve(self, iters=10, gtol=0.5) -> SceneResult:
+    def solve(self, iters=10, gtol=0.5, callback=None, progress=None) -> SceneResult:
         """L-BFGS-B on log sigma within its bounds, stopped once |dL/dlog sigma| <= ``gtol`` (near
         the optimum the slope changes by about 500 per unit of log sigma, so 0.5 is within 0.001 of
         it; closer, L-BFGS only chases the sampling noise). ``success`` when the fitted sigma is
-        within 0.01 of the true one."""
-        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds,
-                       callback=lambda it, x, loss, grad: bool(np.abs(grad).max() <= gtol))
+        within 0.01 of the true one.
+
+        ``callback(iteration, x, loss, grad)``: called after each iterate, as in
+        :func:`optimizers.minimize` (``self.sigma(x)`` gives sigma); a true return stops the fit
+        as well. ``progress``: :func:`optimizers.minimize`'s bar (None: shown when watched)."""
+
+        def stop(it, x, loss, grad):
+            asked = bool(callback(it, x, loss, grad)) if callback is not None else False
+            return asked or bool(np.abs(grad).max() <= gtol)
+
+        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=self.bounds, callback=stop,
+                       progress=progress)
         sigma = self.sigma(res.x)
         return SceneResult.judge("forcefield_fit (RDF)", RDF_GOAL, abs(sigma - self.true_sigma), res,
                                  sigma_fitted=sigma, sigma_true=self.true_sigma)
