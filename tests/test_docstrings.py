@@ -13,7 +13,7 @@ import pytest
 import scenes
 
 PACKAGES = ["diffsim", "diffsim.articulated", "diffsim.collision", "diffsim.costs", "diffsim.distributed", "diffsim.md",
-            "diffsim.rigid", "diffsim.torch", "optimizers", "scenes", "diffsim_cli"]
+            "diffsim.particles", "diffsim.rigid", "diffsim.torch", "optimizers", "scenes", "diffsim_cli"]
 SCENE_NAMES = ("Config", "build", "run")
 
 

@@ -16,6 +16,7 @@ EXPECTED = [
     r"max relative error .*: PASS",                                    # a rollout, its gradient, its check
     r"stiffness 150\.00 N/m \(true 150\), damping 0\.200 \(true 0\.2\)",  # fitting a recorded trajectory
     r"third apex 0\.(199[5-9]|200[0-5]) m \(goal 0\.20 m\)",            # the bounce fit
+    r"the disc stops at 0\.(799|800)\d m \(goal 0\.8 m\)",               # your own law, fused
     r"'D': 0\.3429, 'alpha': 1\.3588, 'r0': 2\.866",                    # MD gradient and force matching
 ]
 
