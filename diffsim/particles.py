@@ -34,7 +34,8 @@ Conventions
   (annotate it ``p: ti.template()``), and return a force vector of ``dim`` entries (N). They
   must be straight-line code (``ti.static`` loops are fine): a dynamic loop or a local that a
   loop mutates breaks Taichi's reverse mode or its compile time.
-- Every ordered pair (i, j), i != j, is evaluated: n (n - 1) calls per step, no broad phase.
+- Every ordered pair (i, j), i != j, is evaluated: n (n - 1) calls per step, no broad phase
+  (half as many with ``newton_third_law=True``).
   This is the path for tens of bodies; a large scene wants a broad phase (:mod:`diffsim.rigid`).
 """
 
@@ -57,14 +58,16 @@ class ParticleSystem(System):
     x0, v0: (n, dim) initial positions (m) and velocities (m/s; zero by default). dt: time step
     (s). pair_force(i, j, xi, vi, xj, vj, p) and body_force(i, x, v, p): ``@ti.func``
     returning the force (N, a ``dim``-vector) on body i; either may be None. parameters:
-    {name: number or array}, ``mass`` required (kg). costs: costs on the trajectory
+    {name: number or array}, ``mass`` required (kg). newton_third_law: evaluate each unordered
+    pair once and apply -F to body j (half the pair calls; right only for a pair force that is
+    equal and opposite, F(j, i) = -F(i, j), as contact and central forces are). costs: costs on the trajectory
     (:mod:`diffsim.costs`). segment: steps per fused launch.
     """
 
     control_shapes: ClassVar[dict] = {}
 
     def __init__(self, x0, v0=None, *, dt: float, parameters: dict, pair_force: Callable | None = None,
-                 body_force: Callable | None = None, costs=(), segment: int = 100):
+                 body_force: Callable | None = None, newton_third_law: bool = False, costs=(), segment: int = 100):
         config()  # starts the default runtime if none was started
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 2 or x0.shape[1] not in (2, 3) or len(x0) < 1:
@@ -96,7 +99,7 @@ class ParticleSystem(System):
             raise ConfigError(f"mass must be a positive number or {n} positive numbers (kg), got {mass!r}")
         self.p = types.SimpleNamespace(**self._fields)
         self._scratch = {}
-        self._advance = _fused_kernel(pair_force, body_force, self.p, dim, mass.shape == ())
+        self._advance = _fused_kernel(pair_force, body_force, self.p, dim, mass.shape == (), bool(newton_third_law))
         self._zero = _zero_slots
 
     @staticmethod
@@ -145,7 +148,7 @@ def _zero_slots(a: ti.types.ndarray(), s0: ti.i32, s1: ti.i32):
         a[s, i, k] = 0.0
 
 
-def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool):
+def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool, newton_third_law: bool):
     """The segment kernel for these force functions: one serial loop over (step, phase item), the
     phases being each body's own force, each ordered pair's force, and each body's update."""
     has_pairs, has_body = pair_force is not None, body_force is not None
@@ -182,10 +185,12 @@ def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool):
                 elif j < n + n * n:  # the force on a from b
                     a, b = (j - n) // n, (j - n) % n
                     if ti.static(has_pairs):
-                        if a != b:
+                        if a < b or (a > b and not ti.static(newton_third_law)):
                             fab = pair_force(a, b, vec(x, s, a), vec(v, s, a), vec(x, s, b), vec(v, s, b), p)
                             for c in ti.static(range(dim)):
                                 f[s, a, c] += fab[c]
+                                if ti.static(newton_third_law):
+                                    f[s, b, c] -= fab[c]
                 else:  # semi-implicit Euler
                     i = j - n - n * n
                     for c in ti.static(range(dim)):

@@ -80,6 +80,21 @@ def test_trajectory_is_the_law_stepped_by_hand_and_conserves_momentum(system):
     np.testing.assert_allclose(momentum, np.tile(momentum[0], (STEPS + 1, 1)), rtol=0, atol=1e-13)
 
 
+def test_newton_third_law_halves_the_pairs_and_changes_nothing_but_rounding(system):
+    half = ParticleSystem(X0, V0, dt=DT, pair_force=soft_contact, body_force=drag, parameters=PARAMS, segment=50,
+                          newton_third_law=True)
+    costs = [NumpyCost(lambda s, t: float(np.sum(s["x"] ** 2)), lambda s, t: {"x": 2.0 * s["x"]}, fields="x")]
+    out = []
+    for sys_ in (system, half):
+        ro = Rollout(sys_, STEPS, costs=costs)
+        out.append((ro.forward(), ro.trajectory("x"), ro.backward()))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-13)
+    np.testing.assert_allclose(out[1][1], out[0][1], rtol=0, atol=1e-13)
+    for name in ("stiffness", "mass", "radius"):
+        np.testing.assert_allclose(out[1][2].params[name], out[0][2].params[name], rtol=1e-11)
+    np.testing.assert_allclose(out[1][2].state0["v"], out[0][2].state0["v"], rtol=1e-11)
+
+
 def test_gradient_through_a_collision_matches_central_differences(system):
     target = np.array([0.55, 0.02])
 
