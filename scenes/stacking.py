@@ -105,7 +105,7 @@ class StackingProblem:
         from optimizers import minimize
 
         iters = self.config.iters if iters is None else iters
-        res = minimize(self, self.x0(), method="lbfgs", iters=iters, progress=False, bounds=[(0.2, 4.0)],
+        res = minimize(self, self.x0(), method="lbfgs", iters=iters, bounds=[(0.2, 4.0)],
                        callback=lambda it, p, loss, grad: loss < (0.5 * GOAL.tolerance) ** 2)
         return SceneResult.judge("stacking", GOAL, self.distance(res.x), res, flick_m_s=float(res.x[0]))
 
