@@ -33,6 +33,18 @@ from .errors import CheckpointError, ConfigError
 from .finite import nonfinite_error
 from .result import Reason
 
+# L-BFGS-B's relative-reduction test (ftol) also fires where the loss merely stopped falling
+# (a quasi-Newton memory gone bad in a stiff valley, or a kink) with the gradient far from zero.
+# Near a smooth minimum that test fires only once the projected gradient is a tiny fraction of
+# its value at x0 (|g| ~ sqrt(2 ftol lambda)), so a stop with it above STALL_RATIO of that value,
+# in a run whose loss fell by more than STALL_DECREASE ftol max(|f|, 1) (not a warm start that
+# began at its minimum), is premature: it is retried from the same point with an empty memory,
+# at most STALL_RESTARTS times, and reported as ``reason="stalled"``, ``success=False`` if the
+# last retry ends the same way.
+STALL_RATIO = 1e-2
+STALL_DECREASE = 1e3
+STALL_RESTARTS = 2
+
 
 class _Stop(Exception):
     """Raised inside scipy's callback to end the run on one of ``minimize``'s criteria."""
@@ -194,9 +206,19 @@ class LBFGS:
         def tape_len():  # commit the tape before the checkpoint that counts its records
             return {"tape_len": tape.commit()} if tape is not None else {}
 
+        def pgnorm(x, g):
+            return float(np.linalg.norm(box.projected_gradient(x, g) if box else g))
+
+        def stalled():
+            """Is the latest iterate a premature relative-reduction stop (see STALL_RATIO)?"""
+            x, f, g = last["accepted"]
+            went = sess.loss[0] - f > STALL_DECREASE * self.ftol * max(abs(f), 1.0)
+            return went and pgnorm(x, g) > STALL_RATIO * last["pg0"]
+
         def accept(evaluation):
             x, f, g = evaluation
             last["accepted"] = evaluation
+            last.setdefault("pg0", pgnorm(x, g))
             search.update(failed=[], points=[], best=None)
             sess.record(it, f, g)
             replaying = pos < n_replay
@@ -221,6 +243,7 @@ class LBFGS:
         options = {"maxcor": self.maxcor, "ftol": self.ftol, "gtol": self.gtol,
                    "maxls": self.maxls}
         x_scipy, nfev0 = x_start, sess.nfev
+        stalls = 0
         try:
             try:
                 while True:
@@ -236,6 +259,11 @@ class LBFGS:
                     if not res.success and search["failed"]:
                         x_scipy = restart()  # scipy gave up on a line search after NaN trials
                         continue
+                    if res.success and _reduction_stop(res) and stalls < STALL_RESTARTS and it < iters and stalled():
+                        stalls += 1  # the loss stopped falling, the gradient did not: forget the memory
+                        search["fresh"], search["resume_at"] = True, last["accepted"]
+                        x_scipy = last["accepted"][0]
+                        continue
                     break
             except _Stop as s:
                 stop = s.args[0]
@@ -243,11 +271,25 @@ class LBFGS:
             else:
                 stop = _scipy_stop(res)
                 x, f, g = (res.x, res.fun, res.jac) if res.success else last["accepted"]
+                if res.success and _reduction_stop(res) and stalls >= STALL_RESTARTS and stalled():
+                    pg = pgnorm(*last["accepted"][::2])
+                    stop = (f"stalled: L-BFGS-B stopped because the loss no longer fell ({res.message}), but the "
+                            f"{'projected ' if box else ''}gradient norm is still {pg:.3g}, "
+                            f"{pg / last['pg0']:.1%} of its {last['pg0']:.3g} at the start, also after "
+                            f"{stalls} restarts with a fresh memory: this is not a smooth minimum (a kink, "
+                            "or a valley too stiff for the memory). Rescale the "
+                            "parameters (or their bounds), smooth the loss, or continue with method='adam'",
+                            False, Reason.STALLED)
             return sess.finish("lbfgs", {"it": it, "x": last["accepted"][0]}, len(sess.loss), x,
                                f, g, it, stop, **tape_len())
         finally:
             if tape is not None:
                 tape.close()
+
+
+def _reduction_stop(res) -> bool:
+    """scipy ended on its relative-reduction test (ftol), not on the projected gradient."""
+    return "REDUCTION" in str(res.message).upper()
 
 
 def _scipy_stop(res):

@@ -12,7 +12,7 @@ class Reason(StrEnum):
     Success: ``GTOL``, ``TOL``, ``CONVERGED`` (L-BFGS-B's own tests), ``CALLBACK`` and ``BUDGET``
     (when no ``tol``/``gtol`` was asked for), unless the loss ended above where it started.
     Failure, always: ``LOSS_INCREASED``, ``NO_PROGRESS``, ``ZERO_GRADIENT``, ``DIVERGED``,
-    ``LINE_SEARCH``.
+    ``LINE_SEARCH``, ``STALLED``.
     """
 
     GTOL = "gtol"                      # gradient norm <= gtol
@@ -25,6 +25,7 @@ class Reason(StrEnum):
     ZERO_GRADIENT = "zero_gradient"    # gradient exactly 0 at x0: nothing to follow
     DIVERGED = "diverged"              # non-finite losses that backing off could not get past
     LINE_SEARCH = "line_search"        # L-BFGS-B's line search found no lower point
+    STALLED = "stalled"                # L-BFGS-B's loss stopped falling with the gradient far from 0
 
 
 @dataclass

@@ -216,3 +216,28 @@ def test_lbfgs_with_a_gradient_that_is_not_the_loss_says_so():
     assert res.message == ("ABNORMAL: L-BFGS-B's line search found no lower point along its "
                            "direction (is the gradient the loss's? is the loss smooth here?)")
     assert res.fun == 2.0 and np.all(res.x == 1.0)  # the last iterate, not a rejected trial
+
+
+def test_lbfgs_that_stops_on_a_kink_says_stalled_not_converged():
+    """L-BFGS-B's relative-reduction test fires on an L1 kink with the gradient as large as at the
+    start; scipy calls that convergence. After retries with a fresh memory the run says
+    ``stalled``, success False, and why."""
+
+    def l1(x):
+        return float(np.sum(np.abs(x - 1.0)) + 0.1 * x @ x) + 3.0, np.sign(x - 1.0) + 0.2 * x
+
+    res = opt.minimize(l1, np.array([3.3, -2.1, 0.7]), "lbfgs", 500)
+    assert not res.success and res.reason == Reason.STALLED, res.message
+    assert res.message.startswith("stalled: L-BFGS-B stopped because the loss no longer fell")
+    assert "not a smooth minimum" in res.message and "method='adam'" in res.message
+    # a smooth but badly scaled bowl that L-BFGS-B solves is still converged, and so is a warm
+    # start that begins at its minimum (the loss cannot fall: no premature stop)
+
+    def valley(x):
+        w = np.array([1.0, 1e4])
+        return float(0.5 * np.sum(w * (x - 1.0) ** 2)), w * (x - 1.0)
+
+    res = opt.minimize(valley, np.array([5.0, -3.0]), "lbfgs", 200)
+    assert res.success and res.reason == Reason.CONVERGED and np.allclose(res.x, 1.0, atol=1e-4)
+    res = opt.minimize(valley, np.array([1.0 + 1e-7, 1.0 - 1e-9]), "lbfgs", 200)
+    assert res.success, res.message
