@@ -18,7 +18,7 @@ What is used, and why nothing public serves:
   which silences Taichi's "Calling non-taichi function" SyntaxWarning for it (and only for it).
 - :func:`arch_built_in`: whether the installed Taichi was built with an arch's backend, asked
   without starting it (``ti.init(arch=ti.gpu)`` would probe OpenGL, which segfaults on machines
-  without a display; TAICHI.md section 10). The running configuration itself is public: ``ti.cfg``.
+  without a display). The running configuration itself is public: ``ti.cfg``.
 """
 
 import warnings

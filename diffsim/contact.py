@@ -245,7 +245,7 @@ def smoothed_coulomb_friction(v_t, f_n, mu, v_eps):
 @ti.func
 def safe_normalized(d, eps):
     """d / |d| with a zero-length guard: returns (unit vector, length); a zero vector gives a
-    zero direction and zero gradient instead of NaN (TAICHI.md, section 5)."""
+    zero direction and zero gradient instead of NaN."""
     r2 = d.dot(d)
     r = ti.sqrt(r2 + eps * eps)
     return d / r, r

@@ -166,7 +166,8 @@ def forward_jvp(run, loss, param, direction) -> float:
     tape's rollouts are checked in reverse mode and by finite differences). ``run()`` launches
     the kernels; ``loss`` is a 0-d scalar field, ``param`` a scalar field with ``needs_dual``.
     The seed is written in full precision (FwdMode's own seed goes through float32).
-    Kernels using vectors need ``ti.init(force_scalarize_matrix=True)`` (TAICHI.md, section 3).
+    Kernels using vectors need ``ti.init(force_scalarize_matrix=True)`` (Taichi 1.7.4's forward mode
+    fails to compile vector expressions otherwise).
     """
     direction = np.asarray(direction, dtype=np.float64).reshape(param.shape)
     seed = ti.field(ti.f64, shape=param.shape)

@@ -163,6 +163,7 @@ class MassSpringChain(System):
         return [launch(chain_step, *self._args(x, u), src, dst, t)]
 
     def advance(self, x, u, slot0, t0, t1):
+        """Steps t0..t1-1 in one fused launch (see :class:`diffsim.System`)."""
         return [launch(chain_advance, *self._args(x, u), slot0, t0, t1)]
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
@@ -180,3 +181,6 @@ class MassSpringChain(System):
     def divergence_hint(self):
         return (f"reduce dt (now {self.dt} s) or the stiffness; explicit integration of a spring of "
                 f"stiffness k and mass m needs dt < 2 sqrt(m/k)")
+
+
+__all__ = ["MassSpringChain"]

@@ -3,8 +3,9 @@
 Convention: a quaternion is ``(w, x, y, z)``, scalar first, as a 4-vector; it rotates body-frame
 vectors into the world frame, ``v_world = R(q) v_body``. Angular velocities ``omega`` are in the
 world frame (rad/s). Every ``ti.func`` here is straight-line code (no dynamic loops, no
-loop-carried locals), so it is safe inside differentiated kernels and fused time loops
-(TAICHI.md, section 0). NumPy twins (suffix ``_np``) serve builders and tests.
+loop-carried locals), so it is safe inside differentiated kernels and fused time loops (Taichi
+1.7.4's reverse mode mishandles locals that a dynamic loop mutates). NumPy twins (suffix ``_np``)
+serve builders and tests.
 
 Kinematics (semi-implicit step of length dt, then renormalisation):
 

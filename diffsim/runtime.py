@@ -1,7 +1,7 @@
 """Taichi runtime: one ``diffsim.init`` per process, with arch and precision chosen once.
 
 ``init(arch="auto")`` tries CUDA, then Vulkan, then the CPU, and never asks Taichi for
-``ti.gpu`` (its OpenGL probe segfaults on machines without a display, see TAICHI.md).
+``ti.gpu`` (its OpenGL probe segfaults on machines without a display).
 ``DIFFSIM_ARCH`` and ``DIFFSIM_PRECISION`` override the arguments.
 """
 

@@ -2,7 +2,7 @@
 
 Every state field is stored as one ndarray of shape (slots, *shape) whose first index is a
 time slot. Kernels take ndarray arguments, so they compile once per (dtype, ndim), whatever
-the sizes (TAICHI.md: fields recompile on every new shape, ndarrays do not).
+the sizes (Taichi recompiles a kernel for every new field shape, not for ndarrays).
 """
 
 import math
@@ -126,7 +126,7 @@ def slots(shape: tuple, count: int, needs_grad: bool):
     return arr
 
 
-INDEX_LIMIT = 2**31 - 1  # Taichi 1.7.4 counts an ndarray's elements in int32 (TAICHI.md)
+INDEX_LIMIT = 2**31 - 1  # Taichi 1.7.4 counts an ndarray's elements in int32
 MEMORY_SHARE = 0.8  # the largest share of the available host memory a rollout's storage may take
 
 

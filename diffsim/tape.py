@@ -120,8 +120,8 @@ class System:
       and ``u[t]``; write slot ``dst``; nothing else but scratch the system owns.
     - ``advance(x, u, slot0, t0, t1)`` (optional, fused): steps t0..t1-1 in one launch, state t
       in slot ``slot0 + t - t0``. Exact gradients need a straight-line or ``ti.static`` body
-      per step (TAICHI.md, addendum).
-    - ``running_cost(x, u, slot0, t0, t1, loss)``: add sum_{t0<=t<t1} l(x_t, u_t, t) to
+      per step (Taichi 1.7.4's reverse mode drops gradients between sibling dynamic loops).
+    - ``running_cost(x, u, slot0, t0, t1, loss)``: add the sum of l(x_t, u_t, t) over t0 <= t < t1 to
       ``loss[0]``, x_t in slot ``slot0 + t - t0``.
     - ``terminal_cost(x, slot, loss)``: add Phi(x_T) to ``loss[0]``.
     - ``trajectory_costs()``: costs written in Python on the trajectory
@@ -149,7 +149,7 @@ class System:
         raise NotImplementedError(f"{type(self).__name__} defines neither step() nor advance()")
 
     def running_cost(self, x, u, slot0, t0, t1, loss) -> Sequence[Launch]:
-        """Launches adding sum_{t0<=t<t1} l(x_t, u_t, t) to ``loss[0]`` (none by default)."""
+        """Launches adding the sum of l(x_t, u_t, t) over t0 <= t < t1 to ``loss[0]`` (none by default)."""
         return ()
 
     def terminal_cost(self, x, slot, loss) -> Sequence[Launch]:
