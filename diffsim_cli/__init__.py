@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import io
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -220,17 +222,26 @@ def _one_line(module) -> str:
     return sentence + "."
 
 
+def _goal_line(module) -> str:
+    """The sentence of a scene's docstring that states its goal ("Goal: ..."), markup removed."""
+    doc = " ".join((module.__doc__ or "").split()).replace("``", "")
+    found = re.search(r"\bGoals?\b[^:.]{0,60}:\s*(.*?)(?:\.\s|\.$|$)", doc)
+    return f"Goal: {found.group(1)}." if found else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``diffsim`` (imports every scene to list its options)."""
     import scenes
 
-    parser = argparse.ArgumentParser(prog="diffsim", description="Differentiable physics on Taichi.")
+    parser = argparse.ArgumentParser(prog="diffsim", description="Differentiable physics on Taichi.",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("info", help="Taichi version, arch, precision, threads",
+    by_command = parser.by_command = {}  # (command, scene or None) -> its parser, for error messages
+    p = by_command["info", None] = sub.add_parser("info", allow_abbrev=False, help="Taichi version, arch, precision, threads",
                        description="Start the runtime and print its settings.")
     _runtime_args(p)
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("demo", help="run the headline scenes (--all: every scene) at small size, write pictures",
+    p = by_command["demo", None] = sub.add_parser("demo", allow_abbrev=False, help="run the headline scenes (--all: every scene) at small size, write pictures",
                        description="Run scene demos at small size; pictures and summary.json go into --out.")
     _runtime_args(p)
     p.add_argument("--out", default="diffsim-out", help="folder for pictures and summary.json (default: diffsim-out)")
@@ -238,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(scenes.HEADLINE)})")
     p.add_argument("--all", action="store_true", help="run every scene's demo")
     p.set_defaults(func=cmd_demo)
-    run = sub.add_parser("run", help="run one scene at its default size: diffsim run SCENE [options]",
+    run = by_command["run", None] = sub.add_parser("run", allow_abbrev=False, help="run one scene at its default size: diffsim run SCENE [options]",
                          description="Run one ready-made problem and say whether it reached its goal "
                                      "(exit status 1 when it did not). `diffsim run SCENE --help` lists its options.")
     scenes_sub = run.add_subparsers(dest="scene", required=True, metavar="SCENE", title="scenes")
@@ -248,18 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
         except Exception as exc:  # noqa: BLE001 -- listed with the reason, never hidden
             scenes_sub.add_parser(name, help=f"(cannot be loaded: {type(exc).__name__}: {exc})")
             continue
-        p = scenes_sub.add_parser(name, help=_one_line(module), description=_one_line(module))
+        p = by_command["run", name] = scenes_sub.add_parser(name, help=_one_line(module), allow_abbrev=False,
+                                  description=f"{_one_line(module)} {_goal_line(module)}".strip())
         _add_scene_options(p, module.Config)
         p.add_argument("--out", default="diffsim-out", help="folder for pictures (default: diffsim-out)")
         _runtime_args(p)
         p.set_defaults(func=cmd_run, module=module)
-    p = sub.add_parser("bench", help="run benchmarks/*.py (one JSON line per figure)",
+    p = by_command["bench", None] = sub.add_parser("bench", allow_abbrev=False, help="run benchmarks/*.py (one JSON line per figure)",
                        description="Run the benchmark scripts of a checkout, one JSON line per figure.")
     p.add_argument("--dir", default="benchmarks", help="folder of benchmark scripts (default: benchmarks)")
     p.add_argument("--quick", action="store_true", help="small sizes")
     p.add_argument("--only", nargs="*", metavar="NAME", help="script names without .py")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _flags(parsers: dict, args) -> list:
+    """The options (from its help text) of the command, or scene of ``run``, that ``args`` ran."""
+    key = (args.command, getattr(args, "scene", None))
+    return sorted(set(re.findall(r"--[a-z][a-z0-9-]*", parsers[key].format_help())))
 
 
 def main(argv=None) -> int:
@@ -271,12 +294,20 @@ def main(argv=None) -> int:
     from diffsim.errors import DiffsimError
 
     if len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-") and argv[1] not in scenes.available():
-        print(f"diffsim run: unknown scene {argv[1]!r}; scenes are {', '.join(scenes.available())}", file=sys.stderr)
+        print(f"diffsim run: unknown scene {argv[1]!r}{_did_you_mean(argv[1], scenes.available())}; "
+              f"scenes are {', '.join(scenes.available())}", file=sys.stderr)
         return 2
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help, or argparse's own usage error (status 2)
         return exc.code if isinstance(exc.code, int) else 2
+    if extra:  # named here, with the options of the command or scene it was given to
+        where = f"diffsim {args.command}" + (f" {args.scene}" if getattr(args, "scene", None) else "")
+        flags = _flags(parser.by_command, args)
+        print(f"{where}: unknown argument {extra[0]!r}{_did_you_mean(extra[0], flags)}; "
+              f"see {where} --help", file=sys.stderr)
+        return 2
     where = f"diffsim {args.command}" + (f" {args.scene}" if getattr(args, "scene", None) else "")
     try:
         return args.func(args)

@@ -1,9 +1,10 @@
 """A scene's options, written once: a config dataclass whose fields carry their help text and unit.
 
-Each scene declares ``Config`` with :func:`option` fields; ``build(config)``, ``run(config, out)``,
-its ``demo`` and ``diffsim run SCENE --help`` all read it, so a default is written in one place::
+Each scene declares ``Config`` with :func:`option` fields under :func:`scene_config`;
+``build(config)``, ``run(config, out)``, its ``demo`` and ``diffsim run SCENE --help`` all read
+it, so a default is written in one place::
 
-    @dataclass(frozen=True)
+    @scene_config
     class Config:
         steps: int = option(1500, "time steps of the shot", "steps")
         dt: float = option(1e-3, "time step", "s")
@@ -14,6 +15,8 @@ its ``demo`` and ``diffsim run SCENE --help`` all read it, so a default is writt
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 from dataclasses import dataclass, field
 
 from diffsim.errors import ConfigError
@@ -41,6 +44,30 @@ def options(config_type) -> list:
     """The :class:`OptionSpec` of every field of the config dataclass ``config_type``, in order."""
     return [OptionSpec(f.name, f.default, f.metadata.get("help", ""), f.metadata.get("unit", ""),
                        f.metadata.get("choices")) for f in dataclasses.fields(config_type)]
+
+
+def scene_config(cls):
+    """A frozen dataclass of :func:`option` fields whose constructor names an unknown option (a
+    :class:`ConfigError` with the nearest option and the list, not a bare TypeError) and whose
+    docstring lists every option with its unit and default (``help(Config)``)."""
+    cls = dataclass(frozen=True)(cls)
+    init, known = cls.__init__, [f.name for f in dataclasses.fields(cls)]
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{cls.__module__}.{cls.__qualname__}: unknown option {unknown[0]!r}{hint}; "
+                              f"the options are {known}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked_init
+    lines = [f"- ``{o.name}`` = {o.default!r}: {o.help}" + (f" [{o.unit}]" if o.unit else "") for o in options(cls)]
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Options (default: meaning [unit]):\n\n" + "\n".join(
+        "    " + line for line in lines) + "\n"
+    return cls
 
 
 def resolve(config_type, config=None, **overrides):

@@ -12,7 +12,7 @@ only the cue ball's velocity is a parameter (``Parameter("v", kind="state0", ind
 The loss is the squared distance (m^2) of the target ball from the pocket's mouth at the end of
 the rollout, minimised over (s, a) by L-BFGS-B through the tape, from the shot a player would
 try first (:func:`naive_shot`: aim at the ghost ball, hard enough for the target ball to arrive
-at the end). Goal: the target ball ends within 2 cm of the pocket's mouth; ``solve`` returns a
+at the end). Goal: the target ball ends within 2 cm of the pocket's mouth. ``solve`` returns a
 :class:`~scenes._goal.SceneResult` that says whether it did, and ``diffsim run billiards`` exits
 with status 1 when it did not. ``demo`` writes the shot before and after as a GIF and the loss.
 
@@ -34,7 +34,7 @@ import numpy as np
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import BodyTarget, ModelBuilder, RigidSystem, Sphere
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -105,7 +105,7 @@ def layout_positions(layout: str, balls: int, seed: int = 4, pocket: int = 5):
 GOAL = Goal("distance of the target ball to the pocket's mouth", 0.02, "cm", 100.0)
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the shot (``build``, ``run`` and ``diffsim run billiards``)."""
 
@@ -114,7 +114,8 @@ class Config:
     steps: int = option(1500, "time steps of the shot")
     dt: float = option(1e-3, "time step", "s")
     target_ball: int = option(1, "the ball to pot (1..balls-1; 0 is the cue ball)")
-    pocket: int = option(5, "the pocket (0..5, see billiards.pockets)")
+    pocket: int = option(5, "the pocket: 0, 1, 2 along the near long side (y = 0) from x = 0 (corner, "
+                                "middle, corner), 3, 4, 5 along the far side likewise")
     speed: float = option(float("nan"), "initial guess of the cue ball's speed (nan: the naive shot)", "m/s")
     angle: float = option(float("nan"), "initial guess of the shot's angle (nan: aim at the ghost ball)", "rad")
     fused: bool = option(True, "advance many steps per kernel launch")

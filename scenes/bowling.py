@@ -1,4 +1,4 @@
-"""Bowling: find the throw that knocks the most pins down.
+"""Bowling: find the throw that knocks the most pins down. Goal: at most 3 pins left standing.
 
 3D, penalty contacts: a 6.35 kg ball (radius 0.108 m) thrown along a lane (a plane with
 friction 0.2) at ten pins (capsules of radius 6 cm and height 0.38 m, 1.5 kg) racked in the
@@ -25,7 +25,7 @@ import numpy as np
 
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import Capsule, ModelBuilder, RigidSystem, Sphere, Upright
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -49,7 +49,7 @@ def pin_spots():
 GOAL = Goal("pins still standing after the best throw", 3, "pins")
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the throw (``build``, ``run`` and ``diffsim run bowling``)."""
 

@@ -35,7 +35,7 @@ from diffsim.md import (
     maxwell_boltzmann,
 )
 from optimizers import minimize
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -81,7 +81,7 @@ def build_force_matching(count=8, cells=3, reference="morse", cutoff=5.0, seed=0
     return ForceMatching([morse], configs, energy_offset=True, log=("D", "alpha"))
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of ``diffsim run forcefield_fit`` and :func:`build`: which fit, and its size. The
     small builders :func:`build_force_matching` and :func:`build_rdf_fit` take the same names."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from diffsim import Binomial, Objective, Rollout, StoreAll, gradcheck
 from diffsim.mass_spring import MassSpringChain
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -26,7 +26,7 @@ DEMO_ORDER = 0
 GOAL = Goal("largest relative error of the gradient against central differences", 1e-6)
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the hanging chain (``build``, ``run`` and ``diffsim run hanging_chain``)."""
 

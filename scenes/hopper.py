@@ -1,6 +1,7 @@
 """Hopper jump: a planar one-legged robot (torso, thigh, shin, a round foot) stands on the ground
 and must jump so that its hip rises at least ``goal_height`` m above the ground, higher than its
-straightened leg can reach, so the whole robot is in the air.
+straightened leg can reach, so the whole robot is in the air. Goal: the hip's apex at least
+``goal_height`` (0.70 m by default) above the ground.
 
 The robot moves in the x-z plane on a fixed-base chain of joints (cheaper to compile than a free
 joint): passive sliders x and z and a passive pitch hinge carry the torso, whose origin is the
@@ -46,7 +47,7 @@ from diffsim.articulated import (
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
 from diffsim.costs import ApexHeight
 
-from ._config import option, resolve
+from ._config import option, resolve, scene_config
 from ._goal import Goal, SceneResult
 
 DEMO_ORDER = 12
@@ -54,7 +55,7 @@ LINKS = ("head", "torso", "shin", "foot")   # drawn in the animation: head, hip,
 Z = 1                                        # index of the hip height in q
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the jump (``build``, ``run`` and ``diffsim run hopper``)."""
 

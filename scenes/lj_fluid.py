@@ -31,7 +31,7 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -41,7 +41,7 @@ DEMO_ORDER = 40
 GOAL = Goal("largest relative error of d<U>/d(epsilon, sigma) against central differences", 1e-6)
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the fluid (``build``, ``run`` and ``diffsim run lj_fluid``). Reduced LJ units."""
 

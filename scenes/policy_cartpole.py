@@ -13,13 +13,12 @@ Goal: the held-out loss per cart-pole (16 starts never trained on) falls below 1
 """
 
 import pathlib
-from dataclasses import dataclass
 
 import numpy as np
 
 from diffsim import Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, cartpole
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -29,7 +28,7 @@ DEMO_ORDER = 60
 GOAL = Goal("held-out loss per cart-pole after training", 1.0)
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the training (``build``, ``run`` and ``diffsim run policy_cartpole``)."""
 

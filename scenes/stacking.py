@@ -6,7 +6,7 @@ tips over its edge, falls, lands and slides to rest. The loss is the squared dis
 between where its centre ends and a marked spot; L-BFGS-B finds u through the tape (the only
 parameter: ``Parameter("v", kind="state0", index=(top, 0))``). Box-box and box-floor contacts
 are penalty contacts (box-box: :func:`diffsim.collision.narrowphase.box_box_point`). Goal: the
-box ends within 2 cm of the spot; ``solve`` returns a :class:`~scenes._goal.SceneResult` that
+box ends within 2 cm of the spot. ``solve`` returns a :class:`~scenes._goal.SceneResult` that
 says whether it did, and ``diffsim run stacking`` exits with status 1 when it did not. ``demo``
 writes the flick before and after as a GIF (:func:`diffsim.rigid.animate`) and the loss.
 
@@ -16,14 +16,13 @@ use, each box started at the static penetration of the contacts below it.
 
 import pathlib
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 import diffsim
 from diffsim import Objective, Parameter, Rollout, StoreAll
 from diffsim.rigid import BodyTarget, Box, ModelBuilder, RigidSystem, animate
-from scenes._config import option, resolve
+from scenes._config import option, resolve, scene_config
 from scenes._goal import Goal, SceneResult
 from scenes._plots import save_figure
 
@@ -110,7 +109,7 @@ class StackingProblem:
         return SceneResult.judge("stacking", GOAL, self.distance(res.x), res, flick_m_s=float(res.x[0]))
 
 
-@dataclass(frozen=True)
+@scene_config
 class Config:
     """Options of the flick (``build``, ``run`` and ``diffsim run stacking``)."""
 

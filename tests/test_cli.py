@@ -90,6 +90,8 @@ def test_options_that_conflict_with_the_running_runtime(capsys):
 def test_unknown_scene_and_bad_option_values(capsys):
     assert cli.main(["run", "no_such_scene"]) == 2
     assert "unknown scene 'no_such_scene'; scenes are arm_reach" in capsys.readouterr().err
+    assert cli.main(["run", "bilards"]) == 2
+    assert "unknown scene 'bilards' (did you mean 'billiards'?)" in capsys.readouterr().err
     assert cli.main(["run", "hanging_chain", "--threads", "1.5"]) == 2
     assert "invalid int value: '1.5'" in capsys.readouterr().err
     assert cli.main(["run", "billiards", "--layout", "square"]) == 2
@@ -131,3 +133,31 @@ def test_engine_imports_no_scene_and_no_cli():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_misspelt_option_is_named_with_the_scenes_options_and_never_abbreviated(capsys):
+    assert cli.main(["run", "billiards", "--bals", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("diffsim run billiards: unknown argument '--bals' (did you mean '--balls'?); "
+                   "see diffsim run billiards --help")
+    assert cli.main(["run", "billiards", "--ball", "3"]) == 2  # a prefix is not taken for --balls
+    assert "unknown argument '--ball'" in capsys.readouterr().err
+    assert cli.main(["info", "--arhc", "cpu"]) == 2
+    assert "(did you mean '--arch'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", scenes.available())
+def test_every_scene_states_its_goal_in_its_help(name, capsys):
+    assert cli.main(["run", name, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Goal: " in out and ":class:" not in out, out[:400]
+
+
+def test_a_config_names_an_unknown_option_and_documents_its_units():
+    from diffsim.errors import ConfigError
+    from scenes import billiards
+
+    with pytest.raises(ConfigError, match=r"unknown option 'ballz' \(did you mean 'balls'\?\); the options are"):
+        billiards.Config(ballz=6)
+    assert billiards.Config(balls=6).balls == 6
+    assert "``dt`` = 0.001: time step [s]" in billiards.Config.__doc__
