@@ -268,3 +268,51 @@ def test_stepped_bounce_meets_restitution_at_every_phase(omega_dt):
     tol, spread = (1e-3, 5e-4) if omega_dt < 0.2 else (6e-3, 6e-3)
     assert np.abs(err).max() < tol, np.abs(err).max(axis=1)
     assert np.ptp(err, axis=1).max() < spread, np.ptp(err, axis=1)
+
+
+def test_the_damping_cap_keeps_a_zero_restitution_contact_stable_and_leaves_calibrated_ones_alone():
+    """e = 0 asks for an infinite damping ratio (clipped at e = 1e-3: zeta ~ 12); on a box's four
+    corners at omega dt = 0.1 the explicit damping overshoots every step and the body leaves at
+    5.3 m/s after arriving at 1 m/s (a resting box was thrown 0.2 m up). Capped, it leaves at
+    0.13 m/s, the least a stepped contact gives; zeta of the calibrated range (<= 1, omega dt
+    <= 0.4 for one point, <= 0.1 for four) is unchanged to 3e-6."""
+    omega_dt, points = 0.1, 4
+    zeta0 = float(contact.damping_ratio_from_restitution_np(0.0))
+    assert zeta0 > 10
+    for zeta, stable in ((zeta0, False), (float(contact.stable_damping_ratio_np(zeta0, omega_dt, points)), True)):
+        mass = K_N * DT_S**2 / omega_dt**2  # one body's mass; `points` springs act on it in parallel
+        c_n = 2.0 * zeta * np.sqrt(K_N * mass)
+        depth, v_n, peak = -1e-3, -1.0, 0.0
+        for _ in range(400):
+            f = points * contact.stepped_contact_normal_force_np(depth, v_n, K_N, c_n, 0.0, DELTA_S, DT_S)
+            v_n = v_n + DT_S * f / mass
+            depth = depth - DT_S * v_n
+            peak = max(peak, abs(v_n))
+        if stable:
+            assert peak <= 1.0 + 1e-12 and 0.0 <= v_n < 0.15, (peak, v_n)
+        else:
+            assert v_n > 5.0  # what a user met: the box thrown off the floor
+    zeta = np.linspace(0.0, 1.0, 11)
+    for x in (0.02, 0.1, 0.4):
+        np.testing.assert_allclose(contact.stable_damping_ratio_np(zeta, x, 1), zeta, rtol=3e-6)
+    np.testing.assert_allclose(contact.stable_damping_ratio_np(zeta, 0.1, 4), zeta, rtol=3e-6)
+    big = contact.stable_damping_ratio_np(np.array([10.0, 1e3, 1e6]), 0.1, 4)
+    assert np.all(big <= 1.875 + 1e-12) and big[-1] == pytest.approx(1.875, rel=1e-9)
+    # the Taichi function is its twin, with a gradient
+    zs = ti.ndarray(ti.f64, 5, needs_grad=True)
+    out = ti.ndarray(ti.f64, 5, needs_grad=True)
+    values = np.array([0.1, 0.5, 1.0, 2.0, 12.0])
+
+    @ti.kernel
+    def cap(z: ti.types.ndarray(), o: ti.types.ndarray()):
+        for i in range(5):
+            o[i] = contact.stable_damping_ratio(z[i], 0.1, 4.0)
+
+    zs.from_numpy(values)
+    cap(zs, out)
+    np.testing.assert_allclose(out.to_numpy(), contact.stable_damping_ratio_np(values, 0.1, 4), rtol=1e-14)
+    out.grad.from_numpy(np.ones(5))
+    cap.grad(zs, out)
+    h = 1e-6
+    fd = (contact.stable_damping_ratio_np(values + h, 0.1, 4) - contact.stable_damping_ratio_np(values - h, 0.1, 4)) / (2 * h)
+    np.testing.assert_allclose(zs.grad.to_numpy(), fd, rtol=1e-7, atol=1e-10)
