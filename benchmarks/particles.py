@@ -3,7 +3,8 @@
 The law: 16 discs on a table (a triangle rack and a cue ball at 6 m/s), a smooth repulsive
 contact between every pair and linear drag, semi-implicit Euler at dt = 0.5 ms, T = 2,048 steps,
 float64; the figure is forward + gradient of the final squared distance of one ball to a spot
-with respect to the cue velocity (StoreAll). The per-step System launches two kernels a step
+with respect to the cue velocity (StoreAll). The built-in billiards scene (rigid discs, penalty
+contact with friction, the same rack, T and dt) is timed beside them for reference. The per-step System launches two kernels a step
 (pair forces, then the update: one kernel would lose gradients, TAICHI.md), as a user writing
 ``diffsim.System.step`` would. Prints one JSON line per figure (median of ``--repeats``).
 
@@ -155,6 +156,12 @@ def main(argv=None):
         print(json.dumps({"figure": "16 discs forward+gradient wrt the cue velocity", "system": name,
                           "steps": args.steps, "seconds": median_s, "first_call_incl_compile_s": first_s,
                           "loss": loss}), flush=True)
+    from scenes import billiards  # the built-in rigid billiards (its own law: penalty discs with friction)
+
+    built_in = billiards.build(balls=16, layout="rack", steps=args.steps, dt=dt, speed=6.0, angle=0.0, fused=True)
+    first_s, median_s, *_ = timed(built_in, args.repeats)
+    print(json.dumps({"figure": "16 discs forward+gradient wrt the cue velocity", "system": "built-in billiards scene",
+                      "steps": args.steps, "seconds": median_s, "first_call_incl_compile_s": first_s}), flush=True)
     (a, la, ga), _, (b, lb, gb) = rows.values()
     print(json.dumps({"figure": "speed-up of the fused ParticleSystem over the per-step System", "ratio": b / a,
                       "loss_rel_diff": abs(la - lb) / abs(lb),
