@@ -180,3 +180,22 @@ def kinetic_sum(v: _A3, s: ti.i32, mass: _A1) -> ti.f64:
 def scale_velocities(v: _A3, s: ti.i32, lam: ti.f64):
     for i, k in ti.ndrange(v.shape[1], 3):
         v[s, i, k] *= lam
+
+
+@ti.kernel
+def scale_state(x: _A3, v: _A3, ref: _A2, s: ti.i32, mu: ti.f64):
+    """Positions x[s] and reference positions ref times mu, velocities v[s] divided by mu (a box
+    rescaled by mu)."""
+    for i, k in ti.ndrange(x.shape[1], 3):
+        x[s, i, k] *= mu
+        ref[i, k] *= mu
+        v[s, i, k] /= mu
+
+
+@ti.kernel
+def virial_trace(vir: _A3, s: ti.i32) -> ti.f64:
+    """Sum over atoms of vir[s, i, 0] + vir[s, i, 1] + vir[s, i, 2] (energy): the virial W of P = (2 K + W) / (3 V)."""
+    w = 0.0
+    for i in range(vir.shape[1]):
+        w += vir[s, i, 0] + vir[s, i, 1] + vir[s, i, 2]
+    return w
