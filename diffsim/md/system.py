@@ -48,6 +48,7 @@ from .integrators import (
     md_kick,
 )
 from .model import Model
+from .neighbors import copy_list
 from .observables import Cost, kinetic_tensor
 
 OBSERVE = ("energy", "pressure", "msd")
@@ -205,10 +206,43 @@ class MDSystem(System):
         rdf = x.rdf if self.nrdf else self._dummy4
         return pe, vir, disp, rdf
 
-    def _build(self, x, slot, key):
+    def _build(self, x, slot, key, remember=True):
         self.ff.build(x.x, slot)
         self._nl_key = key
         self.rebuilds += 1
+        if remember and self.ff.has_pairs:
+            self._remember(x, key)
+
+    def _remember(self, x, key):
+        """Keep a copy of the list just built from the tape's states ``x`` for step ``key``, so the
+        adjoint sweep restores it (one copy launch) instead of rebuilding it (a cell sort and a
+        search, several launches): within :attr:`list_cache_bytes`; forward-only runs keep none."""
+        runner = self.__dict__.get("_runner")
+        if runner is not None and x is runner.slots:
+            return
+        nl = self.ff.nlist
+        cache = self.__dict__.setdefault("_lists", {})  # insertion order: oldest first
+        name = (id(x.x), key)
+        entry = cache.pop(name, None)
+        size = 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n)
+        if size > self.list_cache_bytes:
+            return
+        while cache and 4 * sum(e[0].shape[0] * e[0].shape[1] + e[1].shape[0] for e in cache.values()) + size > \
+                self.list_cache_bytes:
+            old = cache.pop(next(iter(cache)))  # the oldest list goes (reused for this one if it fits)
+            if entry is None or entry[0].shape != nl.nbr.shape:
+                entry = old
+        if entry is None or entry[0].shape != nl.nbr.shape:
+            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n))
+        cache[name] = entry
+        copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
+
+    #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest ones
+    #: (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll rollout
+    #: needs all its lists (one per segment and per skin-triggered rebuild: at N = 1,000 and 1,000
+    #: steps about 150 of 0.5 MB); a Binomial one only its current segment's, which its recomputation
+    #: has just built.
+    list_cache_bytes = 64 * 2 ** 20
 
     def jump_limit(self) -> float:
         """Largest distance (length) an atom may have moved since the last neighbour-list build
@@ -240,12 +274,18 @@ class MDSystem(System):
     def _ensure(self, x, s0, t0, key):
         r = self._used[key] if key != "init" else t0
         if self._nl_key != r:
-            self._build(x, s0 + r - t0, r)
+            entry = self.__dict__.get("_lists", {}).get((id(x.x), r))
+            if entry is not None:  # the list the forward sweep built from this state
+                nl = self.ff.nlist
+                copy_list(entry[0], entry[1], nl.nbr, nl.nnb)
+                self._nl_key = r
+            else:
+                self._build(x, s0 + r - t0, r, remember=False)
 
     def _forces(self, x, s):
         pe, vir, _, _ = self._fields(x)
         out = [launch(zero_forces, x.f, s, pe, vir, s, self.track)]
-        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track)
+        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track, rows=False)
         return out
 
     def _one_step(self, x, src, dst, t, s0, t0):
@@ -254,7 +294,7 @@ class MDSystem(System):
         out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf),
                forward_only(lambda: self._check(x, dst, t, src))]
-        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track)
+        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track, rows=False)
         out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
             out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
@@ -263,7 +303,9 @@ class MDSystem(System):
 
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 (neighbour list rebuilt first; see :class:`diffsim.System`)."""
-        out = [forward_only(lambda: self._build(x, slot0, t0))]
+        # the parameter rows of the pair kernels once per segment, not per step (their adjoint, which
+        # sums the rows into the parameters' gradients, then runs once after the segment's steps)
+        out = [forward_only(lambda: self._build(x, slot0, t0))] + self.ff.row_launches()
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
             out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))
