@@ -44,7 +44,7 @@ from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
     VelocityVerlet,
-    md_drift,
+    md_close_drift,
     md_kick,
 )
 from .model import Model
@@ -158,6 +158,9 @@ class MDSystem(System):
         self._dummy2 = ti.ndarray(real, (1, 1, 1), needs_grad=True)
         self._dummy3 = ti.ndarray(real, (1, 1, 3), needs_grad=True)
         self._dummy4 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._moved = ti.ndarray(real, 1, needs_grad=True)  # md_close_drift's displacement test (grad kept 0)
+        self._moved.fill(0.0)
+        self._moved.grad.fill(0.0)
         self._nl_key = None
         self._used = {}
         self.rebuilds = 0
@@ -255,13 +258,17 @@ class MDSystem(System):
         step = min([nl.rl] + [0.5 * float(e) for e in box if e > 0])
         return step + 0.5 * nl.skin
 
-    def _check(self, x, slot, t, prev):
+    def _check(self, x, slot, t, prev, moved=None):
         """Forward only, after the drift of step t wrote x_{t+1} to ``slot`` (state t is complete in
         slot ``prev``): SimulationDiverged if x_{t+1} is not finite or an atom jumped beyond
         :meth:`jump_limit` (checked before any rebuild bins the positions), else rebuild the list
         when an atom moved more than skin/2."""
         nl = self.ff.nlist
-        d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
+        if moved is None:
+            d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
+        else:  # the step kernel's own measure (md_close_drift)
+            d2 = float(moved[0])
+            moved[0] = 0.0
         # without pair potentials there is no list (nor reference positions): finiteness only
         if not d2 < (self.jump_limit() ** 2 if self.ff.has_pairs else np.inf):
             runner = self.__dict__.get("_runner")
@@ -291,11 +298,13 @@ class MDSystem(System):
     def _one_step(self, x, src, dst, t, s0, t0):
         pe, vir, disp, rdf = self._fields(x)
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
-        out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
-                      seed, t, src, dst, self.track, self.tdisp, self.nrdf),
-               forward_only(lambda: self._check(x, dst, t, src))]
+        # one launch per step: the previous step's closing half-kick (except at the segment start,
+        # whose state is complete) with this step's drift; the segment's last kick is its own launch
+        out = [launch(md_close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
+                      seed, t, src, dst, self.track, self.tdisp, self.nrdf, int(t > t0), self.ff.nlist.ref,
+                      self._moved),
+               forward_only(lambda: self._check(x, dst, t, src, self._moved))]
         out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track, rows=False)
-        out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
             out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
@@ -312,6 +321,7 @@ class MDSystem(System):
         for t in range(t0, t1):
             s = slot0 + t - t0
             out += self._one_step(x, s, s + 1, t, slot0, t0)
+        out.insert(len(out) - 1, launch(md_kick, x.v, x.f, self.inv_m, self.cs, slot0 + t1 - t0))
         return out
 
     def running_cost(self, x, u, slot0, t0, t1, loss):
