@@ -247,6 +247,20 @@ def test_funcfl_and_finnis_sinclair_files_give_ases_energies_and_forces(form, tm
         swapped.set(density=den[[0, 2, 1, 3]])
         ev2 = ForceField([swapped], types, np.diag(atoms.cell.array), skin=0.3).evaluate(atoms.positions)
         assert abs(ev2.energy - ev.energy) > 1e-3
+        # gradients of a force-matching loss with respect to the cross densities (rows 1: Cu at Ag,
+        # 2: Ag at Cu) near the first neighbour shell, against central differences
+        cfg = {"positions": atoms.positions, "box": np.diag(atoms.cell.array), "types": types,
+               "energy": atoms.get_potential_energy() + 0.2, "forces": f_ase * 1.03}
+        fm = ForceMatching([eam], [cfg], energy_weight=1.0, force_weight=1.0)
+        x0 = fm.x0()
+        _loss, g = fm(x0)
+        k0 = int(2.6 / eam.dr)
+        for k in (fm.names.index(f"density[{300 + k0}]"), fm.names.index(f"density[{600 + k0 + 3}]")):
+            h = 1e-5 * max(1.0, abs(x0[k]))
+            e = np.zeros_like(x0)
+            e[k] = h
+            fd = (fm(x0 + e)[0] - fm(x0 - e)[0]) / (2 * h)
+            assert g[k] == pytest.approx(fd, rel=1e-5) and abs(fd) > 1e-6, fm.names[k]
         with pytest.raises(ConfigError, match="Finnis-Sinclair"):
             eam.write_setfl(tmp_path / "out.eam.alloy")
     else:  # one element: also written back and read as a setfl file
