@@ -10,6 +10,10 @@ skin 0.3, dt 0.005, NVE). One JSON line per figure.
     python benchmarks/md.py --arch cuda --cells 63 --all             # N = 10^6 on a GPU
     python benchmarks/md.py --arch cuda --cells 63 --gradient --schedules Binomial=32
 
+Gradient figures: wall seconds of a forward and of a forward plus backward, and the process's CPU
+seconds for each (all threads; on a shared, loaded machine the CPU time of a one-thread run,
+``--threads 1``, is the steadier measure of the work done).
+
 Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice):
 - ``lj_forward``: MDSystem.simulate(), the fast path (full list, gather forces), rebuilding
   the list whenever an atom moved more than skin/2 (checked every step: no pair is ever missed);
@@ -128,17 +132,18 @@ def gradient_one(cfg):
     warm.backward()  # compiles
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ro = Rollout(system, cfg["steps"], schedule, check_finite=False)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ro.forward()
-    tf = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    tf, cf = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     ro.forward()
     g = ro.backward()
-    tb = time.perf_counter() - t0
+    tb, cb = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"figure": "lj_gradient", "atoms": n, "precision": cfg["precision"], "steps": cfg["steps"],
             "schedule": str(ro.schedule), "forward_s": round(tf, 3), "forward_backward_s": round(tb, 3),
-            "ratio": round(tb / tf, 2), "recomputed_steps": ro.stats.recomputed_steps,
+            "ratio": round(tb / tf, 2), "forward_cpu_s": round(cf, 3), "forward_backward_cpu_s": round(cb, 3),
+            "threads": cfg["threads"], "recomputed_steps": ro.stats.recomputed_steps,
             "tape_storage_mb": round(ro.stats.storage_bytes / 2**20, 1), "peak_rss_mb": round(peak, 1),
             "added_rss_mb": round(peak - base, 1), "dL_depsilon": float(g.params["epsilon"][0]),
             "dL_dsigma": float(g.params["sigma"][0]), "dL_dx0_norm": float((g.state0["x"] ** 2).sum() ** 0.5)}

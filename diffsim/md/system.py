@@ -244,7 +244,8 @@ class MDSystem(System):
     #: (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll rollout
     #: needs all its lists (one per segment and per skin-triggered rebuild: at N = 1,000 and 1,000
     #: steps about 150 of 0.5 MB); a Binomial one only its current segment's, which its recomputation
-    #: has just built.
+    #: has just built, so a few MB serve it as well as 64 (set it per system where memory is short:
+    #: at the default a Binomial rollout's forward sweep fills the 64 MB with lists it will rebuild).
     list_cache_bytes = 64 * 2 ** 20
 
     def jump_limit(self) -> float:
