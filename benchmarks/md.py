@@ -6,8 +6,13 @@ skin 0.3, dt 0.005, NVE). One JSON line per figure.
     python benchmarks/md.py --precision f32
     python benchmarks/md.py --gradient           # T = 1,000 at N = 4,000: StoreAll and Binomial(32),
                                                  # each in its own process (peak memory)
+    python benchmarks/md.py --gradient --grid 10 # the same at N = 1,000 from a simple cubic grid
     python benchmarks/md.py --arch cuda --cells 63 --all             # N = 10^6 on a GPU
     python benchmarks/md.py --arch cuda --cells 63 --gradient --schedules Binomial=32
+
+Gradient figures: wall seconds of a forward and of a forward plus backward, and the process's CPU
+seconds for each (all threads; on a shared, loaded machine the CPU time of a one-thread run,
+``--threads 1``, is the steadier measure of the work done).
 
 Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice):
 - ``lj_forward``: MDSystem.simulate(), the fast path (full list, gather forces), rebuilding
@@ -90,6 +95,24 @@ def forward(args, common):
                       "capacity": cells.capacity}), flush=True)
 
 
+def _grid_system(k, steps):
+    """The in.lj fluid (density 0.8442, T = 1.44, cutoff 2.5, skin 0.3, dt 0.005, plain cut) started
+    from a simple cubic k x k x k grid (k = 10: N = 1,000, the size of the comparison with Warp's
+    tape), the loss the lj_fluid scene's: the mean potential energy per atom over the steps."""
+    import numpy as np
+
+    from diffsim.md import ForceField, LennardJones, MDSystem, Model, PotentialEnergy, maxwell_boltzmann
+
+    n = k ** 3
+    edge = (n / 0.8442) ** (1 / 3)
+    g = (np.arange(k) + 0.5) * edge / k
+    pos = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    model = Model(pos, masses=1.0, box=np.full(3, edge), velocities=maxwell_boltzmann(np.ones(n), 1.44, seed=0))
+    ff = ForceField([LennardJones(1.0, 1.0, cutoff=2.5, shift=False)], model.types, model.box, skin=0.3)
+    return MDSystem(model, ff, dt=0.005, segment=20, observe=("energy",),
+                    costs=[PotentialEnergy(1.0 / (n * steps), running=True)])
+
+
 def gradient_one(cfg):
     """One schedule in this process: forward, forward+backward, peak resident memory."""
     import diffsim
@@ -98,25 +121,29 @@ def gradient_one(cfg):
     diffsim.init(arch=cfg.get("arch", "cpu"), precision=cfg["precision"], threads=cfg["threads"])
     from scenes.lj_fluid import build
 
-    prob = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, cut="plain", segment=20)
-    n = prob.model.n
+    if cfg.get("grid"):
+        system = _grid_system(cfg["grid"], cfg["steps"])
+    else:
+        system = build(cells=cfg["cells"], steps=cfg["steps"], snapshots=None, cut="plain", segment=20).system
+    n = system.n
     schedule = StoreAll() if cfg["schedule"] == "StoreAll" else Binomial(int(cfg["schedule"].split("=")[1]))
-    warm = Rollout(prob.system, 40, schedule if cfg["schedule"] == "StoreAll" else Binomial(2))
+    warm = Rollout(system, 40, schedule if cfg["schedule"] == "StoreAll" else Binomial(2))
     warm.forward()
     warm.backward()  # compiles
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ro = Rollout(prob.system, cfg["steps"], schedule, check_finite=False)
-    t0 = time.perf_counter()
+    ro = Rollout(system, cfg["steps"], schedule, check_finite=False)
+    t0, c0 = time.perf_counter(), time.process_time()
     ro.forward()
-    tf = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    tf, cf = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     ro.forward()
     g = ro.backward()
-    tb = time.perf_counter() - t0
+    tb, cb = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"figure": "lj_gradient", "atoms": n, "precision": cfg["precision"], "steps": cfg["steps"],
             "schedule": str(ro.schedule), "forward_s": round(tf, 3), "forward_backward_s": round(tb, 3),
-            "ratio": round(tb / tf, 2), "recomputed_steps": ro.stats.recomputed_steps,
+            "ratio": round(tb / tf, 2), "forward_cpu_s": round(cf, 3), "forward_backward_cpu_s": round(cb, 3),
+            "threads": cfg["threads"], "recomputed_steps": ro.stats.recomputed_steps,
             "tape_storage_mb": round(ro.stats.storage_bytes / 2**20, 1), "peak_rss_mb": round(peak, 1),
             "added_rss_mb": round(peak - base, 1), "dL_depsilon": float(g.params["epsilon"][0]),
             "dL_dsigma": float(g.params["sigma"][0]), "dL_dx0_norm": float((g.state0["x"] ** 2).sum() ** 0.5)}
@@ -133,6 +160,8 @@ def main(argv=None):
                     help="cuda: the GPU check (--cells 63 gives N = 1,000,188)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
     ap.add_argument("--gradient", action="store_true", help="gradient figures instead of forward ones")
+    ap.add_argument("--grid", type=int, default=0,
+                    help="--gradient from a simple cubic grid of GRID^3 atoms instead of fcc cells (10: N = 1,000)")
     ap.add_argument("--schedules", default="StoreAll,Binomial=32")
     ap.add_argument("--all", action="store_true", help="also the tape kernels' forward at N > 10,000")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -143,7 +172,7 @@ def main(argv=None):
     if args.gradient:
         for name in args.schedules.split(","):
             cfg = {"cells": args.cells, "steps": args.steps or 1000, "schedule": name, "precision": args.precision,
-                   "threads": args.threads, "arch": args.arch}
+                   "threads": args.threads, "arch": args.arch, "grid": args.grid}
             out = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
                                  text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), check=False)
             lines = [line for line in out.stdout.splitlines() if line.startswith("{")]

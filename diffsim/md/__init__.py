@@ -17,7 +17,7 @@ from .forcefield import Evaluation, ForceField
 from .integrators import Berendsen, Langevin, VelocityVerlet
 from .model import Model, fcc_lattice, kinetic_energy, maxwell_boltzmann, temperature
 from .neighbors import NeighborList, brute_force_pairs
-from .npt import BerendsenBarostat, equilibrate_npt
+from .npt import BerendsenBarostat, StochasticCellRescaling, equilibrate_npt, simulate_npt
 from .observables import (
                           RDF,
                           Cost,
@@ -62,6 +62,7 @@ __all__ = [
                           "PressureMatch",
                           "RDFMatch",
                           "Shift",
+                          "StochasticCellRescaling",
                           "SoftSphere",
                           "Units",
                           "VelocityVerlet",
@@ -77,6 +78,7 @@ __all__ = [
                           "pressure",
                           "pressure_tensor",
                           "rdf_smoothed",
+                          "simulate_npt",
                           "temperature",
                           "to_ase",
                           "write_extxyz",

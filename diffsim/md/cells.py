@@ -406,36 +406,55 @@ class FullNeighborList:
         if method not in ("full", "half"):
             raise ConfigError(f"method must be 'auto', 'full' or 'half', got {method!r}")
         self.method = method
-        self.box_np = box
-        # columns of half the list radius in x and y; thin cells (an eighth) along z, scanned as
-        # one contiguous window per column
-        self.nc_np = np.floor(box / (self.rl * np.array([0.5, 0.5, 0.125]))).astype(np.int32)
-        ncell = int(np.prod(self.nc_np))
         real = config().real
         self.box = ti.ndarray(real, 3)
-        self.box.from_numpy(box.astype(config().numpy_real))
         self.nc = ti.ndarray(ti.i32, 3)
-        self.nc.from_numpy(self.nc_np)
+        self.nc_np = None
+        self._tasks_asked = tasks
+        self._grid(box)
         self.cell_of = ti.ndarray(ti.i32, self.n)
         self.atoms = ti.ndarray(ti.i32, self.n)
-        self.count = ti.ndarray(ti.i32, ncell)
-        self.start = ti.ndarray(ti.i32, ncell)
-        self.fill = ti.ndarray(ti.i32, ncell)
-        nblock = -(-ncell // SCAN_BLOCK)
-        self._block_total = ti.ndarray(ti.i32, nblock)
-        self._block_offset = ti.ndarray(ti.i32, nblock)
         self.xs = ti.ndarray(real, (self.n, 3))
         self.ref = ti.ndarray(real, (self.n, 3))
         self.image = ti.ndarray(ti.i32, (self.n, 3))
         self.nhome = ti.ndarray(ti.i32, self.n)
         self.nimage = ti.ndarray(ti.i32, self.n)
-        self._slabs = self._slab_tasks(tasks)
         if capacity is None:
             density = self.n / float(np.prod(box))
             capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
         self._alloc(min(int(capacity), max(self.n - 1, 1)))
         self.builds = 0
         self.max_count = 0
+
+    def _grid(self, box):
+        """Set the box and the cell grid for it (the cell arrays are reallocated when the number of
+        cells changes)."""
+        self.box_np = box
+        self.box.from_numpy(box.astype(config().numpy_real))
+        # columns of half the list radius in x and y; thin cells (an eighth) along z, scanned as
+        # one contiguous window per column
+        nc = np.floor(box / (self.rl * np.array([0.5, 0.5, 0.125]))).astype(np.int32)
+        if self.nc_np is not None and np.array_equal(nc, self.nc_np):
+            return
+        self.nc_np = nc
+        self.nc.from_numpy(nc)
+        ncell = int(np.prod(nc))
+        self.count = ti.ndarray(ti.i32, ncell)
+        self.start = ti.ndarray(ti.i32, ncell)
+        self.fill = ti.ndarray(ti.i32, ncell)
+        nblock = -(-ncell // SCAN_BLOCK)
+        self._block_total = ti.ndarray(ti.i32, nblock)
+        self._block_offset = ti.ndarray(ti.i32, nblock)
+        self._slabs = self._slab_tasks(self._tasks_asked)
+
+    def rebox(self, box):
+        """Change the box to ``box`` (3,) (length; a barostat's rescaling) and the cell grid with
+        it; positions are not touched. Call :meth:`build` before the next force evaluation."""
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        if box.shape != (3,) or not np.all(box >= 2.5 * self.rl):
+            raise ConfigError(f"the box shrank to {box}, below 2.5 list radii ({2.5 * self.rl:.4g}) per axis: the "
+                              "fast neighbour list cannot hold it; simulate more atoms or use a shorter cutoff")
+        self._grid(box)
 
     def _slab_tasks(self, tasks):
         """Cell ranges of the two "half" launches: slab interiors, then the two columns at each

@@ -18,7 +18,9 @@ Fitted parameters (``prefix`` + ``embedding`` (nel, nrho), ``density`` (nel, nr)
 derives the spline slopes at the grid points, a linear map s = D y of the values (a banded
 solve, :class:`SplineSlopes`, whose adjoint applies D^T), then evaluates cubic Hermite pieces
 from values and slopes, which equal the spline exactly. :meth:`EAM.from_setfl` reads a file
-through ASE and :meth:`EAM.write_setfl` writes the current (e.g. fitted) tables back.
+through ASE and :meth:`EAM.write_setfl` writes the current (e.g. fitted) tables back;
+:meth:`EAM.from_file` also reads ``funcfl`` (``.eam``, one element) and Finnis-Sinclair (``.eam.fs``)
+files, whose density functions depend on the elements of both atoms (rho_i = sum_j f_{a_j a_i}(r_ij)).
 
 Kernels (differentiable, half neighbour list, global accumulation as TAICHI.md rule 1 asks):
 densities rho (Newton: each pair adds to both atoms), embedding F(rho) and F'(rho) per atom,
@@ -132,7 +134,7 @@ def eam_zero(rho: _A2, rho_grad: _A2, fp_grad: _A2, s: ti.i32):
 
 @ti.kernel
 def eam_density(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), nbr: _A2, nnb: _A1,
-                dens: _A2, dens_slope: _A2, dr: ti.f64, rc: ti.f64, rho: _A2):
+                drow: _A2, dens: _A2, dens_slope: _A2, dr: ti.f64, rc: ti.f64, rho: _A2):
     for i in range(x.shape[1]):
         for q in range(nnb[i]):
             j = nbr[i, q]
@@ -140,8 +142,9 @@ def eam_density(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti
             _d0, _d1, _d2, r2 = displacement(x, xs, i, j, boxes, c, tilted)
             if r2 < rc * rc:
                 r = ti.sqrt(r2)
-                fj, _gj = hermite(dens, dens_slope, types[j], r, 0.0, dr)
-                fi, _gi = hermite(dens, dens_slope, types[i], r, 0.0, dr)
+                # drow[a, b]: the density table row of an atom of element a seen at one of element b
+                fj, _gj = hermite(dens, dens_slope, drow[types[j], types[i]], r, 0.0, dr)
+                fi, _gi = hermite(dens, dens_slope, drow[types[i], types[j]], r, 0.0, dr)
                 rho[xs, i] += fj
                 rho[xs, j] += fi
 
@@ -158,7 +161,7 @@ def eam_embed(rho: _A2, xs: ti.i32, types: _A1, emb: _A2, emb_slope: _A2, drho: 
 
 @ti.kernel
 def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), nbr: _A2, nnb: _A1, pidx: _A2, fp: _A2,
-               dens: _A2, dens_slope: _A2, phi: _A2, phi_slope: _A2, dr: ti.f64, rc: ti.f64,
+               drow: _A2, dens: _A2, dens_slope: _A2, phi: _A2, phi_slope: _A2, dr: ti.f64, rc: ti.f64,
                f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32, tensor: ti.template()):
     for i in range(x.shape[1]):
         for q in range(nnb[i]):
@@ -169,8 +172,8 @@ def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.
                 r = ti.sqrt(r2)
                 ai = types[i]
                 aj = types[j]
-                _fj, gj = hermite(dens, dens_slope, aj, r, 0.0, dr)
-                _fi, gi = hermite(dens, dens_slope, ai, r, 0.0, dr)
+                _fj, gj = hermite(dens, dens_slope, drow[aj, ai], r, 0.0, dr)
+                _fi, gi = hermite(dens, dens_slope, drow[ai, aj], r, 0.0, dr)
                 e, ge = hermite(phi, phi_slope, pidx[ai, aj], r, dr, dr)
                 dedr = ge + fp[xs, i] * gj + fp[xs, j] * gi
                 _add_pair(f, fs, pe, vir, os, track, i, j, -dedr / r, d0, d1, d2, e, r2, tensor)
@@ -181,7 +184,9 @@ def eam_forces(x: _A3, xs: ti.i32, types: _A1, cfg: _A1, boxes: _A2, tilted: ti.
 class EAM(Potential):
     """Embedded-atom method (see the module doc for the energy, tables and parameters).
 
-    embedding: (nel, nrho) F(k drho) (eV); density: (nel, nr) f(k dr); phi: (npairs, nr - 1)
+    embedding: (nel, nrho) F(k drho) (eV); density: (nel, nr) f(k dr), or (nel^2, nr) for the
+    Finnis-Sinclair form (row a * nel + b: the density an atom of element a gives one of element b);
+    phi: (npairs, nr - 1)
     phi(k dr) for k = 1..nr-1 (eV), pairs packed (0,0), (0,1), ..., (1,1), ...; drho, dr: grid
     steps (density unit, Angstrom); cutoff (Angstrom). elements: chemical symbols (atom type t
     is element t); meta: ASE's header/Z/mass/a/lattice for :meth:`write_setfl`.
@@ -194,9 +199,9 @@ class EAM(Potential):
         den = np.atleast_2d(np.asarray(density, dtype=np.float64))
         ph = np.atleast_2d(np.asarray(phi, dtype=np.float64))
         nel = emb.shape[0]
-        if den.shape[0] != nel or ph.shape != (n_pairs(nel), den.shape[1] - 1):
+        if den.shape[0] not in (nel, nel * nel) or ph.shape != (n_pairs(nel), den.shape[1] - 1):
             raise ConfigError(f"EAM tables disagree: embedding {emb.shape}, density {den.shape} and phi {ph.shape} must "
-                              f"be (nel, nrho), (nel, nr), (nel (nel + 1) / 2, nr - 1)")
+                              f"be (nel, nrho), (nel, nr) or (nel^2, nr) (Finnis-Sinclair), (nel (nel + 1) / 2, nr - 1)")
         for name, v in (("embedding", emb), ("density", den), ("phi", ph)):
             if not np.all(np.isfinite(v)):
                 raise ConfigError(f"EAM {name} table holds NaN or Inf")
@@ -212,23 +217,50 @@ class EAM(Potential):
                         "phi": SplineSlopes(self._params["phi"], self.dr)}
         self.pidx = ti.ndarray(ti.i32, (nel, nel))
         self.pidx.from_numpy(pair_index(nel))
+        #: Finnis-Sinclair form (``.eam.fs``): one density function per ordered pair of elements
+        self.finnis_sinclair = den.shape[0] == nel * nel and nel > 1
+        rows = np.arange(nel)[:, None] * (nel if self.finnis_sinclair else 1) + np.arange(nel)[None, :] * \
+            int(self.finnis_sinclair)
+        self.drow = ti.ndarray(ti.i32, (nel, nel))  # drow[a, b]: density row of element a at element b
+        self.drow.from_numpy(rows.astype(np.int32))
         self._buffers = {}
 
     @classmethod
     def from_setfl(cls, path, prefix=""):
         """Read a LAMMPS ``setfl`` file (``.eam.alloy``) through ASE; types are the file's elements
         in its order."""
+        return cls.from_file(path, prefix, form="alloy")
+
+    @classmethod
+    def from_file(cls, path, prefix="", form=None):
+        """Read any of LAMMPS's EAM table files through ASE: ``form`` "eam" (``funcfl``, one
+        element: ``pair_style eam``; the pair term from its effective charges Z(r) as
+        phi = 27.2 * 0.529 Z^2 / r eV), "alloy" (``setfl``, ``eam/alloy``) or "fs" (Finnis-Sinclair,
+        ``eam/fs``: a density function per ordered pair of elements, ``density`` (nel^2, nr), row
+        a * nel + b the density an atom of element a gives one of element b); None: from the name's
+        ending (.eam, .alloy, .fs), as ASE decides. Types are the file's elements in its order."""
         from ase.calculators.eam import EAM as AseEAM
 
+        if form not in (None, "eam", "alloy", "fs"):
+            raise ConfigError(f"form must be None, 'eam' (funcfl), 'alloy' (setfl) or 'fs', got {form!r}")
+        name = str(path)
+        if form is None and not name.endswith((".eam", ".alloy", ".fs")):
+            raise ConfigError(f"cannot tell the EAM format of {name!r} from its name: pass form='eam' (funcfl), "
+                              "'alloy' (setfl) or 'fs' (Finnis-Sinclair)")
         try:
-            calc = AseEAM(potential=str(path), form="alloy")
-        except (OSError, ValueError, IndexError) as exc:
-            raise ConfigError(f"cannot read the setfl file {str(path)!r} with ASE: {exc}") from None
+            calc = AseEAM(potential=name, form=form) if form else AseEAM(potential=name)
+        except (OSError, ValueError, IndexError, KeyError, RuntimeError) as exc:
+            kind = {"eam": "funcfl", "alloy": "setfl", "fs": "Finnis-Sinclair"}.get(form) or "EAM"
+            raise ConfigError(f"cannot read the {kind} file {name!r} with ASE: {exc}") from None
+        if calc.form not in ("eam", "alloy", "fs"):
+            raise ConfigError(f"{name!r} is an EAM file of form {calc.form!r}; diffsim reads eam, alloy and fs")
         nel = len(calc.elements)
         phi = [calc.rphi_data[a, b][1:] / calc.r[1:] for a in range(nel) for b in range(a, nel)]
-        meta = {"header": list(calc.header), "Z": np.array(calc.Z), "mass": np.array(calc.mass),
+        header = list(calc.header) + ["(read by diffsim from a funcfl file)\n", "\n"][:max(0, 3 - len(calc.header))]
+        meta = {"header": header, "Z": np.array(calc.Z), "mass": np.array(calc.mass),
                 "a": np.array(calc.a), "lattice": list(calc.lattice)}
-        return cls(calc.embedded_data, calc.density_data, np.array(phi), calc.drho, calc.dr, calc.cutoff,
+        density = calc.density_data.reshape(-1, calc.density_data.shape[-1])  # fs: (nel, nel, nr) -> (nel^2, nr)
+        return cls(calc.embedded_data, density, np.array(phi), calc.drho, calc.dr, calc.cutoff,
                    elements=list(calc.elements), prefix=prefix, meta=meta)
 
     # ------------------------------------------------------------------ parameters and files
@@ -259,11 +291,13 @@ class EAM(Potential):
                              "mass": np.ones(self.nel), "a": np.zeros(self.nel), "lattice": ["fcc"] * self.nel}
         emb, den, ph = (self.get(k) for k in ("embedding", "density", "phi"))
         nrho, nr = emb.shape[1], den.shape[1]
-        calc = AseEAM(form="alloy", elements=list(self.elements), cutoff=self.cutoff, drho=self.drho, dr=self.dr,
+        fs = self.finnis_sinclair
+        calc = AseEAM(form="fs" if fs else "alloy", elements=list(self.elements), cutoff=self.cutoff, drho=self.drho,
+                      dr=self.dr,
                       nrho=nrho, nr=nr, Z=np.asarray(meta["Z"]), mass=np.asarray(meta["mass"]),
                       a=np.asarray(meta["a"]), lattice=list(meta["lattice"]), header=list(meta["header"]))
         calc.Nelements = self.nel
-        calc.embedded_data, calc.density_data = emb, den
+        calc.embedded_data, calc.density_data = emb, den.reshape(self.nel, self.nel, nr) if fs else den
         calc.r, calc.rho = np.arange(nr) * self.dr, np.arange(nrho) * self.drho
         calc.rphi_data = np.zeros((self.nel, self.nel, nr))
         p = 0
@@ -272,12 +306,19 @@ class EAM(Potential):
                 calc.rphi_data[a, b, 1:] = calc.r[1:] * ph[p]
                 calc.rphi_data[b, a] = calc.rphi_data[a, b]
                 p += 1
-        calc.set_splines()
+        if fs:
+            calc.set_fs_splines()
+        else:
+            calc.set_splines()
         return calc
 
     def write_setfl(self, path):
         """Write the current tables as a LAMMPS ``setfl`` file (through ASE's writer, full
         precision); what :meth:`from_setfl` and LAMMPS's ``pair_style eam/alloy`` read."""
+        if self.finnis_sinclair:
+            raise ConfigError("write_setfl writes eam/alloy files, whose density depends on the neighbour's element "
+                              "only; these tables are Finnis-Sinclair (a density per pair of elements): use to_ase() "
+                              "and ASE's writer for the fs form")
         calc = self.to_ase()
         nc = 5 if calc.nr % 5 == 0 and calc.nrho % 5 == 0 else 1
         calc.write_potential(str(path), nc=nc)
@@ -301,9 +342,11 @@ class EAM(Potential):
         es, ds, ps = (self._slopes[k] for k in ("embedding", "density", "phi"))
         return [launch(es), launch(ds), launch(ps),
                 forward_only(eam_zero, rho, rho.grad, fp.grad, xs),
-                ff.lazy(eam_density, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, den, ds.slopes,
+                ff.lazy(eam_density, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, self.drow,
+                                              den, ds.slopes,
                                               self.dr, self.cutoff, rho)),
                 launch(eam_embed, rho, xs, ff.types, emb, es.slopes, self.drho, pe, os, int(track), fp),
-                ff.lazy(eam_forces, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, self.pidx, fp, den,
+                ff.lazy(eam_forces, lambda: (x, xs, ff.types, nl.cfg, nl.boxes, nl.triclinic, nl.nbr, nl.nnb, self.pidx, fp,
+                                             self.drow, den,
                                              ds.slopes, ph, ps.slopes, self.dr, self.cutoff, f, fs, pe, vir, os,
                                              int(track), is_tensor(vir)))]

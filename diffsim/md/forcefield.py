@@ -151,13 +151,24 @@ class ForceField:
             out.update(p.parameters())
         return out
 
-    def force_launches(self, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+    def force_launches(self, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True):
         """Launches adding forces on ``x[xs]`` into ``f[fs]`` (and pe/vir into slot ``os`` when
-        ``track``) for every potential; the caller zeroes the buffers. Differentiable."""
+        ``track``) for every potential; the caller zeroes the buffers. Differentiable.
+        rows=False leaves out the pair potentials' parameter rows (:meth:`row_launches`): a
+        caller evaluating forces many times with the same parameters launches those once before."""
         out = []
         for p in self.potentials:
-            out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1))
+            if isinstance(p, PairPotential):
+                out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1, rows=rows))
+            else:
+                out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1))
         return out
+
+    def row_launches(self):
+        """The pair potentials' parameter-row launches (see :meth:`force_launches`' ``rows``): on
+        the tape, before every force launch that was made with rows=False, and after the parameters
+        last changed; their adjoints must run after those launches' adjoints."""
+        return [p.row_launch(self.n) for p in self.potentials if isinstance(p, PairPotential)]
 
     def gather_forces(self, cells, x, s, f, pe, vir, track):
         """Forward only: add the forces on ``x[s]`` into ``f[s]`` (pe/vir when ``track``), pair

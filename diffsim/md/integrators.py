@@ -117,6 +117,46 @@ def md_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, disp: _A3, rdf: _A2, inv
             rdf[dst, i] = rdf[src, i]
 
 
+@ti.kernel
+def md_close_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, disp: _A3, rdf: _A2, inv_m: _A1, cs: _A1,
+                   mode: ti.i32, seed: ti.i32, t: ti.i32, src: ti.i32, dst: ti.i32, track: ti.i32, tdisp: ti.i32,
+                   nrdf: ti.i32, close: ti.i32, ref: _A2, moved: _A1):
+    """The tape's step kernel: with ``close`` = 1 the closing half-kick of the previous step first,
+    v[src] += dt/2 f[src] / m (state src complete), then :func:`md_drift` from slot src to dst, in
+    one launch (differentiable: the kick is an atomic add, whose adjoint needs no stored value,
+    and the drift reads v[src] after it). Also raises moved[0] to the largest squared
+    displacement of x[dst] from ``ref`` (inf for NaN): the neighbour-list test, read by the caller
+    (moved needs a gradient array, kept zero: the max takes no part in the derivatives)."""
+    for i in range(ti.max(x.shape[1], nrdf)):
+        if i < x.shape[1]:
+            dt = cs[DT]
+            a = 0.5 * dt * cs[FTM] * inv_m[i]
+            sv = ti.sqrt(cs[KT] * cs[FTM] * inv_m[i])
+            d2 = 0.0
+            for k in ti.static(range(3)):
+                if close != 0:
+                    v[src, i, k] += a * f[src, i, k]
+                dx, vn = _drift(v[src, i, k] + a * f[src, i, k], dt, mode, cs[C1], cs[C2] * sv, seed, t, 3 * i + k)
+                xn = x[src, i, k] + dx
+                x[dst, i, k] = xn
+                v[dst, i, k] = vn
+                f[dst, i, k] = 0.0
+                if tdisp != 0:
+                    disp[dst, i, k] = disp[src, i, k] + dx
+                d = xn - ref[i, k]
+                d2 += d * d
+            if track != 0:
+                pe[dst, i] = 0.0
+                for q in ti.static(range(6)):
+                    if q < vir.shape[2]:  # the tensor (6) or the trace (1)
+                        vir[dst, i, q] = 0.0
+            if not d2 < 1e300:  # NaN compares false
+                d2 = ti.math.inf
+            ti.atomic_max(moved[0], d2)
+        if i < nrdf:
+            rdf[dst, i] = rdf[src, i]
+
+
 @ti.func
 def kick_drift_atom(i, x: ti.template(), v: ti.template(), f: ti.template(), pe: ti.template(), vir: ti.template(),
                     ref: ti.template(), inv_m: ti.template(), cs: ti.template(), mode, seed, t, src, dst, kicks,
@@ -180,3 +220,22 @@ def kinetic_sum(v: _A3, s: ti.i32, mass: _A1) -> ti.f64:
 def scale_velocities(v: _A3, s: ti.i32, lam: ti.f64):
     for i, k in ti.ndrange(v.shape[1], 3):
         v[s, i, k] *= lam
+
+
+@ti.kernel
+def scale_state(x: _A3, v: _A3, ref: _A2, s: ti.i32, mu: ti.f64):
+    """Positions x[s] and reference positions ref times mu, velocities v[s] divided by mu (a box
+    rescaled by mu)."""
+    for i, k in ti.ndrange(x.shape[1], 3):
+        x[s, i, k] *= mu
+        ref[i, k] *= mu
+        v[s, i, k] /= mu
+
+
+@ti.kernel
+def virial_trace(vir: _A3, s: ti.i32) -> ti.f64:
+    """Sum over atoms of vir[s, i, 0] + vir[s, i, 1] + vir[s, i, 2] (energy): the virial W of P = (2 K + W) / (3 V)."""
+    w = 0.0
+    for i in range(vir.shape[1]):
+        w += vir[s, i, 0] + vir[s, i, 1] + vir[s, i, 2]
+    return w

@@ -50,6 +50,17 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
     return most
 
 
+@ti.kernel
+def copy_list(nbr: _A2, nnb: _A1, nbr_out: _A2, nnb_out: _A1):
+    """Copy a half list (rows ``nbr`` (n, capacity) of ``nnb`` (n,) entries) into ``nbr_out``,
+    ``nnb_out`` (whose capacity may be larger)."""
+    for i in range(nnb.shape[0]):
+        m = nnb[i]
+        nnb_out[i] = m
+        for k in range(m):
+            nbr_out[i, k] = nbr[i, k]
+
+
 def check_positions(x, slot, n):
     """ConfigError unless ``x`` is a (slots, n, 3) ndarray and ``slot`` one of its slots (a kernel
     reading past the array would crash the interpreter)."""

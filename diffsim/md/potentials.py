@@ -210,16 +210,23 @@ class PairPotential(Potential):
     def max_cutoff(self):
         return float(np.max(self.cutoffs))
 
-    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None):
+    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True):
+        """The launches adding this potential's forces (see :class:`~diffsim.md.terms.Potential`):
+        the per-atom parameter rows (:meth:`row_launch`; left out with ``rows=False``, where the
+        caller launches them once for many force evaluations), then the pair kernel."""
         a1 = ff.n if a1 is None else a1
         kernel = _kernel("newton", self.kind)
         nl = ff.nlist
-        rows = self._row_parameters(ff.n)
-        p0, p1, p2 = rows.rows
-        return [launch(rows),
+        p0, p1, p2 = self._row_parameters(ff.n).rows
+        return [self.row_launch(ff.n)] * bool(rows) + [
                 ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes, nl.triclinic,
                                          self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
                                          a0, a1, is_tensor(vir)))]
+
+    def row_launch(self, n):
+        """The launch copying the parameters into one row per atom (n atoms) for the pair kernel;
+        its adjoint sums the rows' gradients into the parameters' (see :class:`~diffsim.md.rows.RowParameters`)."""
+        return launch(self._row_parameters(n))
 
     def _row_parameters(self, n):
         """The :class:`RowParameters` launch of this potential for n atoms (one per n)."""

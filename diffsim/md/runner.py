@@ -21,7 +21,16 @@ from ..runtime import config
 from ..tape import Slots
 from .cells import FullNeighborList
 from .forcefield import zero_forces
-from .integrators import Berendsen, kinetic_sum, md_drift, md_kick, md_kick_drift, scale_velocities
+from .integrators import (
+    Berendsen,
+    kinetic_sum,
+    md_drift,
+    md_kick,
+    md_kick_drift,
+    scale_state,
+    scale_velocities,
+    virial_trace,
+)
 from .step import kick_drift_gather
 from .system import _count
 from .trajectory import Recorder
@@ -51,9 +60,16 @@ class ForwardRunner:
         return self.cells
 
     def run(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True, rebuild_every=0,
-            trajectory=None, keep_frames=True, first_step=0, progress=None) -> dict:
+            trajectory=None, keep_frames=True, first_step=0, progress=None, barostat=None) -> dict:
         """:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>` (its docstring says what
-        each argument means and what comes back)."""
+        each argument means and what comes back).
+
+        barostat: None, or a callable ``barostat(step, pressure, volume) -> mu`` with an ``every``
+        attribute (steps), called after every ``every``-th step with the instantaneous pressure
+        (kinetic plus virial, energy/length^3) and volume (length^3); positions and the box are then
+        scaled by mu, velocities by 1/mu, and the list rebuilt (:func:`diffsim.md.npt.simulate_npt`;
+        fast path only). The box at the end is in ``result["box"]``; the list is dropped afterwards,
+        so later runs use the model's box again."""
         sysm = self.system
         if thermostat is not None and not isinstance(thermostat, Berendsen):
             raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
@@ -84,6 +100,12 @@ class ForwardRunner:
                 raise ConfigError(f"{name}[{i[0]}, {i[1]}] is {st[k][i]}: the initial {name} must be finite "
                                   f"({'given to simulate()' if value is not None else 'from the model'})")
         cells = self.full_list() if fast else None
+        if barostat is not None and cells is None:
+            raise ConfigError("constant pressure runs on the fast path only: pair potentials, an orthorhombic box "
+                              "periodic on all axes and at least three list radii (cutoff + skin) wide, fast=True")
+        if barostat is not None and record_every:
+            raise ConfigError("record_every with a barostat: frames would carry a fixed box; the run returns the "
+                              "volume and pressure at each barostat step instead")
         shift = None
         if cells is not None:
             # start inside the box: the list counts box crossings in int32 (an atom 2^31 boxes out
@@ -139,6 +161,7 @@ class ForwardRunner:
                 # skipped when the displacement reaches limit2 (the list must be rebuilt first)
                 fused = sysm.ff.potentials[0] if len(sysm.ff.potentials) == 1 else None
                 limit2 = jump2 if rebuild_every else min(skin2, jump2)
+                scale_since_build = 1.0  # a barostat's box scale since the last build
             bar = progress_bar(steps, "simulate", progress)
             tick = max(1, steps // 200)
             for t in range(steps):
@@ -146,6 +169,8 @@ class ForwardRunner:
                     bar.update(tick)
                 nxt = cur if cells is not None else 1 - cur  # the fast path steps in place (less memory traffic)
                 recorded = bool(record_every) and (t + 1) % record_every == 0
+                coupled = barostat is not None and (t + 1) % barostat.every == 0
+                tracked = recorded or coupled  # energies and virials wanted after this step
                 gathered = False
                 if cells is None:
                     md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, sysm._dummy3, sysm._dummy4, sysm.inv_m, sysm.cs,
@@ -155,8 +180,8 @@ class ForwardRunner:
                     scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
                     step = (xs.x, xs.v, xs.f, sysm.inv_m, sysm.cs, sysm.integrator.mode, seed, t0 + t, cur, nxt,
                             kicks)
-                    if fused is None or recorded or scheduled:
-                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], recorded)
+                    if fused is None or tracked or scheduled:
+                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], tracked)
                     else:
                         moved2 = kick_drift_gather(fused, sysm.ff, cells, *step, limit2)
                         gathered = moved2 < limit2
@@ -167,10 +192,14 @@ class ForwardRunner:
                             late += scheduled and not moved2 < skin2
                             cells.build(xs.x, nxt)
                             sysm.rebuilds += 1
+                            if barostat is not None:
+                                scale_since_build = 1.0
+                                skin2 = (0.5 * cells.skin) ** 2
+                                limit2 = min(skin2, jump2)
                 if not gathered:
-                    forces(nxt, int(recorded))
+                    forces(nxt, int(tracked))
                 # the closing half-kick waits for the next drift unless velocities are needed now
-                kicks = 2 if cells is not None and thermostat is None and not recorded and t + 1 < steps else 1
+                kicks = 2 if cells is not None and thermostat is None and not tracked and t + 1 < steps else 1
                 if kicks == 1:
                     md_kick(xs.v, xs.f, sysm.inv_m, sysm.cs, nxt)
                 if thermostat is not None:
@@ -180,6 +209,26 @@ class ForwardRunner:
                                       0.0))
                     scale_velocities(xs.v, nxt, float(lam))
                 cur = nxt
+                if coupled:
+                    volume = float(np.prod(cells.box_np))
+                    w = float(virial_trace(xs.vir, cur))
+                    p = (2.0 * float(kinetic_sum(xs.v, cur, sysm.mass)) / ftm + w) / (3.0 * volume)
+                    mu = float(barostat(t0 + t + 1, p, volume))
+                    # positions, the list's reference positions and the box scale together; a pair beyond the
+                    # list radius rl at the last build is now at least strain * rl closer (strain: |1 - the
+                    # scale since that build|), so the list holds every pair within the cutoff while atoms
+                    # moved less than (skin - strain * rl) / 2: rebuild when that margin falls below skin / 4
+                    scale_state(xs.x, xs.v, cells.ref, cur, mu)
+                    cells.rebox(cells.box_np * mu)
+                    scale_since_build *= mu
+                    margin = cells.skin - abs(1.0 - scale_since_build) * cells.rl
+                    if margin < 0.5 * cells.skin:
+                        cells.build(xs.x, cur)
+                        sysm.rebuilds += 1
+                        scale_since_build, margin = 1.0, cells.skin
+                    skin2 = (0.5 * margin) ** 2
+                    jump2 = (0.5 * float(cells.box_np.min())) ** 2
+                    limit2 = min(skin2, jump2)
                 if record_every and (t + 1) % record_every == 0:
                     record(t0 + t + 1, cur)
             bar.close()
@@ -197,7 +246,12 @@ class ForwardRunner:
         finally:
             if recorder is not None:
                 recorder.close()
+            if barostat is not None:  # the list's box is the barostat's: the next run starts from the model's
+                final_box = cells.box_np.copy()
+                self.cells = None
         result = {"positions": out["x"], "velocities": out["v"]}
+        if barostat is not None:
+            result["box"] = final_box
         if rebuild_every:
             result["late_rebuilds"] = late
             if late:

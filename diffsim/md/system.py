@@ -44,10 +44,11 @@ from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
     VelocityVerlet,
-    md_drift,
+    md_close_drift,
     md_kick,
 )
 from .model import Model
+from .neighbors import copy_list
 from .observables import Cost, kinetic_tensor
 
 OBSERVE = ("energy", "pressure", "msd")
@@ -157,6 +158,9 @@ class MDSystem(System):
         self._dummy2 = ti.ndarray(real, (1, 1, 1), needs_grad=True)
         self._dummy3 = ti.ndarray(real, (1, 1, 3), needs_grad=True)
         self._dummy4 = ti.ndarray(real, (1, 1), needs_grad=True)
+        self._moved = ti.ndarray(real, 1, needs_grad=True)  # md_close_drift's displacement test (grad kept 0)
+        self._moved.fill(0.0)
+        self._moved.grad.fill(0.0)
         self._nl_key = None
         self._used = {}
         self.rebuilds = 0
@@ -205,10 +209,44 @@ class MDSystem(System):
         rdf = x.rdf if self.nrdf else self._dummy4
         return pe, vir, disp, rdf
 
-    def _build(self, x, slot, key):
+    def _build(self, x, slot, key, remember=True):
         self.ff.build(x.x, slot)
         self._nl_key = key
         self.rebuilds += 1
+        if remember and self.ff.has_pairs:
+            self._remember(x, key)
+
+    def _remember(self, x, key):
+        """Keep a copy of the list just built from the tape's states ``x`` for step ``key``, so the
+        adjoint sweep restores it (one copy launch) instead of rebuilding it (a cell sort and a
+        search, several launches): within :attr:`list_cache_bytes`; forward-only runs keep none."""
+        runner = self.__dict__.get("_runner")
+        if runner is not None and x is runner.slots:
+            return
+        nl = self.ff.nlist
+        cache = self.__dict__.setdefault("_lists", {})  # insertion order: oldest first
+        name = (id(x.x), key)
+        entry = cache.pop(name, None)
+        size = 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n)
+        if size > self.list_cache_bytes:
+            return
+        while cache and 4 * sum(e[0].shape[0] * e[0].shape[1] + e[1].shape[0] for e in cache.values()) + size > \
+                self.list_cache_bytes:
+            old = cache.pop(next(iter(cache)))  # the oldest list goes (reused for this one if it fits)
+            if entry is None or entry[0].shape != nl.nbr.shape:
+                entry = old
+        if entry is None or entry[0].shape != nl.nbr.shape:
+            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n))
+        cache[name] = entry
+        copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
+
+    #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest ones
+    #: (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll rollout
+    #: needs all its lists (one per segment and per skin-triggered rebuild: at N = 1,000 and 1,000
+    #: steps about 150 of 0.5 MB); a Binomial one only its current segment's, which its recomputation
+    #: has just built, so a few MB serve it as well as 64 (set it per system where memory is short:
+    #: at the default a Binomial rollout's forward sweep fills the 64 MB with lists it will rebuild).
+    list_cache_bytes = 64 * 2 ** 20
 
     def jump_limit(self) -> float:
         """Largest distance (length) an atom may have moved since the last neighbour-list build
@@ -221,13 +259,17 @@ class MDSystem(System):
         step = min([nl.rl] + [0.5 * float(e) for e in box if e > 0])
         return step + 0.5 * nl.skin
 
-    def _check(self, x, slot, t, prev):
+    def _check(self, x, slot, t, prev, moved=None):
         """Forward only, after the drift of step t wrote x_{t+1} to ``slot`` (state t is complete in
         slot ``prev``): SimulationDiverged if x_{t+1} is not finite or an atom jumped beyond
         :meth:`jump_limit` (checked before any rebuild bins the positions), else rebuild the list
         when an atom moved more than skin/2."""
         nl = self.ff.nlist
-        d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
+        if moved is None:
+            d2 = float(max_displacement_sq(x.x, slot, nl.ref))  # inf if any coordinate is NaN or Inf
+        else:  # the step kernel's own measure (md_close_drift)
+            d2 = float(moved[0])
+            moved[0] = 0.0
         # without pair potentials there is no list (nor reference positions): finiteness only
         if not d2 < (self.jump_limit() ** 2 if self.ff.has_pairs else np.inf):
             runner = self.__dict__.get("_runner")
@@ -240,22 +282,30 @@ class MDSystem(System):
     def _ensure(self, x, s0, t0, key):
         r = self._used[key] if key != "init" else t0
         if self._nl_key != r:
-            self._build(x, s0 + r - t0, r)
+            entry = self.__dict__.get("_lists", {}).get((id(x.x), r))
+            if entry is not None:  # the list the forward sweep built from this state
+                nl = self.ff.nlist
+                copy_list(entry[0], entry[1], nl.nbr, nl.nnb)
+                self._nl_key = r
+            else:
+                self._build(x, s0 + r - t0, r, remember=False)
 
     def _forces(self, x, s):
         pe, vir, _, _ = self._fields(x)
         out = [launch(zero_forces, x.f, s, pe, vir, s, self.track)]
-        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track)
+        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track, rows=False)
         return out
 
     def _one_step(self, x, src, dst, t, s0, t0):
         pe, vir, disp, rdf = self._fields(x)
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
-        out = [launch(md_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
-                      seed, t, src, dst, self.track, self.tdisp, self.nrdf),
-               forward_only(lambda: self._check(x, dst, t, src))]
-        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track)
-        out.append(launch(md_kick, x.v, x.f, self.inv_m, self.cs, dst))
+        # one launch per step: the previous step's closing half-kick (except at the segment start,
+        # whose state is complete) with this step's drift; the segment's last kick is its own launch
+        out = [launch(md_close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
+                      seed, t, src, dst, self.track, self.tdisp, self.nrdf, int(t > t0), self.ff.nlist.ref,
+                      self._moved),
+               forward_only(lambda: self._check(x, dst, t, src, self._moved))]
+        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track, rows=False)
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
             out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
@@ -263,13 +313,16 @@ class MDSystem(System):
 
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 (neighbour list rebuilt first; see :class:`diffsim.System`)."""
-        out = [forward_only(lambda: self._build(x, slot0, t0))]
+        # the parameter rows of the pair kernels once per segment, not per step (their adjoint, which
+        # sums the rows into the parameters' gradients, then runs once after the segment's steps)
+        out = [forward_only(lambda: self._build(x, slot0, t0))] + self.ff.row_launches()
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
             out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))
         for t in range(t0, t1):
             s = slot0 + t - t0
             out += self._one_step(x, s, s + 1, t, slot0, t0)
+        out.insert(len(out) - 1, launch(md_kick, x.v, x.f, self.inv_m, self.cs, slot0 + t1 - t0))
         return out
 
     def running_cost(self, x, u, slot0, t0, t1, loss):

@@ -110,7 +110,39 @@ def test_rollout_gradients_morse_with_rebuilds_inside_segments():
     before = system.rebuilds
     rep = gradcheck(obj, obj.x0(), rtol=2e-6, step=1e-6)
     assert rep.ok, str(rep)
-    assert system.rebuilds - before > 2 * 9  # skin 0.05: rebuilt inside segments, again in the adjoint sweep
+    assert system.rebuilds - before > 2 * 9  # skin 0.05: rebuilt inside segments
+
+
+def test_adjoint_sweep_restores_the_forward_lists_or_rebuilds_them_alike():
+    """The adjoint sweep restores the neighbour lists the forward sweep kept (MDSystem.list_cache_bytes)
+    instead of rebuilding them; with no room (0) or room for two lists it rebuilds all or the older
+    ones, and every way gives the same loss and gradients, under StoreAll and Binomial."""
+    model = _lj_model(temp=2.0)
+    ff = ForceField([Morse(D=1.0, alpha=3.0, r0=1.12, cutoff=1.6, shift="force")], model.types, model.box, skin=0.05)
+    system = MDSystem(model, ff, dt=0.004, segment=10, observe=("energy",), costs=[PotentialEnergy()])
+    one_list = 4 * (ff.nlist.nbr.shape[0] * ff.nlist.nbr.shape[1] + model.n)
+    for schedule in (StoreAll(), Binomial(snapshots=2)):
+        results, adjoint_builds = [], []
+        for room in (MDSystem.list_cache_bytes, 0, 2 * one_list):
+            system.list_cache_bytes = room
+            rollout = Rollout(system, 50, schedule)
+            loss = rollout.forward()
+            before = system.rebuilds
+            g = rollout.backward()
+            adjoint_builds.append(system.rebuilds - before)
+            results.append((loss, g))
+        for loss, g in results[1:]:
+            assert loss == results[0][0]
+            for k in g.params:
+                assert np.array_equal(g.params[k], results[0][1].params[k]), k
+            assert np.array_equal(g.state0["x"], results[0][1].state0["x"])
+        forward_builds = 5 + 9  # per segment, plus the skin-triggered ones (at least 9 at skin 0.05)
+        if isinstance(schedule, StoreAll):
+            assert adjoint_builds[0] == 0 and adjoint_builds[1] >= forward_builds
+            assert 0 < adjoint_builds[2] < adjoint_builds[1]
+        else:  # recomputation builds the lists again (counted here), their adjoints restore them
+            assert adjoint_builds[0] < adjoint_builds[2] <= adjoint_builds[1]
+    del system.list_cache_bytes
 
 
 def test_rdf_and_msd_costs_gradients():

@@ -187,6 +187,90 @@ def test_eam_dynamics_conserve_energy_and_rollout_gradient(setfl):
     assert rep.ok, str(rep)
 
 
+def _values(v):
+    v = np.asarray(v, dtype=np.float64).ravel()
+    return "".join(" ".join(f"{x:.16e}" for x in v[k:k + 5]) + "\n" for k in range(0, len(v), 5))
+
+
+def _write_funcfl(path, nr=300, nrho=300):
+    """A one-element funcfl file (LAMMPS ``pair_style eam``: F(rho), the effective charge Z(r),
+    rho(r)), written by hand in the format ASE reads."""
+    dr, drho = (RC + 0.3) / nr, 30.0 / nrho
+    r, rho = np.arange(nr) * dr, np.arange(nrho) * drho
+    emb = -1.4 * np.sqrt(rho + 0.5) + 0.05 * rho ** 2
+    charge = 0.9 * np.exp(-0.8 * (r - 2.0)) * _taper(r)
+    dens = np.exp(-3.0 * (r - 2.55)) * _taper(r)
+    path.write_text("a made-up Cu funcfl\n29 63.546 3.61 fcc\n"
+                    f"{nrho} {drho!r} {nr} {dr!r} {RC!r}\n" + _values(emb) + _values(charge) + _values(dens))
+    return path
+
+
+def _write_fs(path, nr=300, nrho=300):
+    """A two-element Finnis-Sinclair file (``pair_style eam/fs``: a density per ordered pair of
+    elements), written by hand in the format ASE reads: per element F, then its nel densities;
+    then r phi for the pairs (0,0), (0,1), (1,1)."""
+    dr, drho = (RC + 0.3) / nr, 30.0 / nrho
+    r, rho = np.arange(nr) * dr, np.arange(nrho) * drho
+    beta = np.array([[3.0, 2.6], [2.2, 2.8]])  # density of element a at element b: unequal across the diagonal
+    out = "made-up\nFinnis-Sinclair\nCu Ag\n2 Cu Ag\n" + f"{nrho} {drho!r} {nr} {dr!r} {RC!r}\n"
+    for a, (z, m, lat) in enumerate(((29, 63.546, 3.61), (47, 107.8682, 4.09))):
+        out += f"{z} {m} {lat} fcc\n" + _values((-1.4 + 0.2 * a) * np.sqrt(rho + 0.5) + 0.05 * rho ** 2)
+        for b in range(2):
+            out += _values(np.exp(-beta[a, b] * (r - 2.6)) * _taper(r))
+    for a in range(2):
+        for b in range(a + 1):
+            ex = np.exp(-1.35 * (r - 2.6 - 0.15 * (a + b)))
+            out += _values(r * 0.22 * (ex * ex - 2 * ex) * _taper(r))
+    path.write_text(out)
+    return path
+
+
+@pytest.mark.parametrize("form", ["eam", "fs"])
+def test_funcfl_and_finnis_sinclair_files_give_ases_energies_and_forces(form, tmp_path):
+    path = _write_funcfl(tmp_path / "Cu.eam") if form == "eam" else _write_fs(tmp_path / "CuAg.eam.fs")
+    eam = EAM.from_file(path)
+    assert eam.finnis_sinclair == (form == "fs")
+    atoms = _alloy(seed=6) if form == "fs" else bulk("Cu", "fcc", a=3.7, cubic=True).repeat((3, 3, 3))
+    atoms.positions += np.random.default_rng(7).normal(0, 0.08, atoms.positions.shape)
+    types = np.array([eam.elements.index(s) for s in atoms.get_chemical_symbols()])
+    ev = ForceField([eam], types, np.diag(atoms.cell.array), skin=0.3).evaluate(atoms.positions)
+    atoms.calc = AseEAM(potential=str(path))
+    f_ase = atoms.get_forces()
+    assert ev.energy == pytest.approx(atoms.get_potential_energy(), rel=1e-11, abs=1e-10)
+    np.testing.assert_allclose(ev.forces, f_ase, rtol=0, atol=1e-10 * np.abs(f_ase).max())
+    assert np.abs(f_ase).max() > 0.1
+    w = ev.virial_tensor[[0, 1, 2, 5, 4, 3]]
+    np.testing.assert_allclose(-w / atoms.get_volume(), atoms.get_stress(), rtol=1e-9, atol=1e-12)
+    if form == "fs":  # the cross densities differ, and each is used the way round ASE uses it
+        swapped = EAM.from_file(path)
+        den = swapped.get("density")
+        swapped.set(density=den[[0, 2, 1, 3]])
+        ev2 = ForceField([swapped], types, np.diag(atoms.cell.array), skin=0.3).evaluate(atoms.positions)
+        assert abs(ev2.energy - ev.energy) > 1e-3
+        # gradients of a force-matching loss with respect to the cross densities (rows 1: Cu at Ag,
+        # 2: Ag at Cu) near the first neighbour shell, against central differences
+        cfg = {"positions": atoms.positions, "box": np.diag(atoms.cell.array), "types": types,
+               "energy": atoms.get_potential_energy() + 0.2, "forces": f_ase * 1.03}
+        fm = ForceMatching([eam], [cfg], energy_weight=1.0, force_weight=1.0)
+        x0 = fm.x0()
+        _loss, g = fm(x0)
+        k0 = int(2.6 / eam.dr)
+        for k in (fm.names.index(f"density[{300 + k0}]"), fm.names.index(f"density[{600 + k0 + 3}]")):
+            h = 1e-5 * max(1.0, abs(x0[k]))
+            e = np.zeros_like(x0)
+            e[k] = h
+            fd = (fm(x0 + e)[0] - fm(x0 - e)[0]) / (2 * h)
+            assert g[k] == pytest.approx(fd, rel=1e-5) and abs(fd) > 1e-6, fm.names[k]
+        with pytest.raises(ConfigError, match="Finnis-Sinclair"):
+            eam.write_setfl(tmp_path / "out.eam.alloy")
+    else:  # one element: also written back and read as a setfl file
+        eam.write_setfl(tmp_path / "Cu.eam.alloy")
+        again = EAM.from_setfl(tmp_path / "Cu.eam.alloy")
+        np.testing.assert_allclose(again.get("phi"), eam.get("phi"), rtol=1e-13, atol=1e-15)
+    with pytest.raises(ConfigError, match="form"):
+        EAM.from_file(tmp_path / "x.table")
+
+
 def test_eam_bad_input(setfl, tmp_path):
     bad = tmp_path / "bad.eam.alloy"
     bad.write_text("not\na\nsetfl\n2 Cu\n")
