@@ -226,9 +226,13 @@ def _tensor_cost(acc: _A1, target: _A1, weights: _A1, loss: _A1):
 
 class PressureMatch(Cost):
     """weight * sum_c (P_c(T) - target_c)^2 over the pressure tensor components c of the final
-    state, P = (K + W) / V as in :func:`pressure_tensor` (energy/length^3). ``target``: a number
-    (the hydrostatic pressure: the diagonal components xx, yy, zz are matched, the off-diagonal
-    ones left free) or six components (xx, yy, zz, xy, xz, yz) with NaN for a free one. Needs
+    state, P = (K + W) / V as in :func:`pressure_tensor` (energy/length^3). ``target``: a number,
+    to which each of the three diagonal components xx, yy, zz is driven separately (three squares,
+    the off-diagonal ones left free; the optimum is where their mean, the hydrostatic pressure,
+    meets it, when the three respond alike to the parameters), or six components (xx, yy, zz,
+    xy, xz, yz) with NaN for a free one. One frame's pressure fluctuates: to match a mean
+    pressure, average frames in a :class:`~diffsim.costs.NumpyCost` on the ``"vir"`` field or
+    match over several windows. Needs
     the per-atom virial tensors (``requires`` "pressure": the system observes them) and a
     periodic box."""
 
@@ -271,7 +275,10 @@ class PressureMatch(Cost):
 
 
 class PotentialEnergy(Cost):
-    """weight * U(x_T) (terminal), or weight * sum_{t < T} U(x_t) with ``running=True``; energy unit."""
+    """weight * U(x_T) (terminal), or weight * (sum of U(x_t) over t < T) with ``running=True``;
+    energy unit. Linear in U: to drive U (or its mean) to a target value, write the squared
+    difference as a :class:`~diffsim.costs.NumpyCost` on the ``"pe"`` field (per-atom energies,
+    observed with ``MDSystem(observe=("energy",))``)."""
 
     requires = ("energy",)
 

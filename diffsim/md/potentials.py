@@ -274,7 +274,10 @@ class PairPotential(Potential):
 
 class LennardJones(PairPotential):
     """``e(r) = 4 eps ((sig/r)^12 - (sig/r)^6)``, r < cutoff; parameters ``epsilon`` (energy),
-    ``sigma`` (length), per type pair. ``shift``: subtract e(cutoff). Reduced units: eps = sigma = 1."""
+    ``sigma`` (length), per type pair. Reduced units: eps = sigma = 1. ``shift``, the cutoff
+    transform (:class:`Shift`): False (plain cut), True or ``"energy"`` (subtract e(cutoff): the
+    energy is continuous), ``"force"`` (also subtract (r - cutoff) e'(cutoff): energy and force
+    continuous; use it to differentiate trajectories, whose pairs cross the cutoff)."""
 
     kind = "lj"
     names = ("epsilon", "sigma")
