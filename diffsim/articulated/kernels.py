@@ -109,16 +109,26 @@ row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, 
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
 joint)."""
 
-BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1)
+BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1,
+              velocity_limit=1, velocity_onset=1)
 """Per-body constants ``bc[i, :]``: E_tree (row-major 3x3), joint axis, lower and upper limit,
 revolute (1.0) or prismatic (0.0), actuated (1.0) or passive (0.0: the joint's control is
-ignored), soft-limit stiffness and damping."""
+ignored), soft-limit stiffness and damping, velocity limit v_max (rad/s or m/s) and the width
+w of its smooth clamp (rad/s or m/s, > 0; :func:`velocity_clamp`)."""
 
 CONST = Layout(gravity=3, dt=1, contact_stiffness=1, contact_damping=1, friction=1, slip_speed=1, ground_height=1,
-               contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3)
+               contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3,
+               implicit_damping=1)
 """Global constants ``cs[:]``: gravity (m/s^2), dt (s), ground contact stiffness, damping,
 friction, slip speed, height and onset depth, soft-limit onset, the cost's effort weight,
-running and terminal end-effector weights, end-effector point (3, body coordinates, m)."""
+running and terminal end-effector weights, end-effector point (3, body coordinates, m),
+implicit_damping (1.0: joint damping stepped implicitly, dt * damping added to the joint's
+inertia; 0.0: explicitly)."""
+
+CONTACT = Layout(point=3, radius=1, tangential_mass=1)
+"""Per contact point ``cp[k, :]``: point (body coordinates, m), sphere radius (m), the lower
+bound on its tangential effective mass that caps friction's stiffness (kg;
+limits.contact_tangential_mass)."""
 
 COST = Layout(q_target=1, q_weight=1, qd_weight=1, q_weight_final=1, qd_weight_final=1)
 """Per-robot, per-joint cost data ``qw[b, i, :]``: q target, running q and qd weights, terminal
@@ -194,8 +204,9 @@ def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.te
     evaluated at the predicted position q + dt qd, which with :func:`limit_inertia` makes the
     stop a linearised backward-Euler step (diffsim.articulated.limits)."""
     qp = qi + cs[CONST.dt] * qdi
-    return -damp[b, i] * qdi + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness], bc[i, BODY.limit_damping],
-                                                     cs[CONST.limit_onset])
+    return (-damp[b, i] * qdi
+            + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness],
+                                   bc[i, BODY.limit_damping], cs[CONST.limit_onset]))
 
 
 @ti.func
@@ -208,6 +219,24 @@ def limit_inertia(i, qi, qdi, bc: ti.template(), cs: ti.template()):
     rise = LIMIT_INERTIA_RISE / cs[CONST.limit_onset]
     s = _contact.smoothstep((bc[i, BODY.lower] - qp) * rise) + _contact.smoothstep((qp - bc[i, BODY.upper]) * rise)
     return s * (h * bc[i, BODY.limit_damping] + h * h * bc[i, BODY.limit_stiffness])
+
+
+@ti.func
+def implicit_inertia(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b):
+    """What joint i's diagonal of the inertia gains so that its stiff passive terms step
+    implicitly: a pressed stop's :func:`limit_inertia`, and dt * damping with the
+    implicit-damping integrator (then (M + dt D) qdd = tau - D qd - ...: backward Euler in the
+    joint damping, stable at any damping)."""
+    return limit_inertia(i, qi, qdi, bc, cs) + cs[CONST.implicit_damping] * cs[CONST.dt] * damp[b, i]
+
+
+@ti.func
+def velocity_clamp(x, vmax, w):
+    """Joint velocity x (rad/s or m/s) smoothly clamped to (-vmax, vmax): x itself while
+    |x| <= vmax - w, then (vmax - w) + w tanh((|x| - vmax + w) / w) with x's sign (C^2, slope
+    in (0, 1], never reaching vmax)."""
+    a = vmax - w
+    return ti.select(x > a, a + w * ti.tanh((x - a) / w), ti.select(x < -a, -a + w * ti.tanh((x + a) / w), x))
 
 
 @ti.func
@@ -258,18 +287,28 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
 
 @ti.func
 def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
-    """Ground contact of point k (on body cb[k]; cp[k, 0:3] in body coordinates, radius cp[k, 3]:
-    a sphere touching with its lowest point, where the force acts) through the shared contact law
-    (C^1 at first touch) and smoothed Coulomb friction; the spatial force is subtracted from the
-    body's bias force."""
+    """Ground contact of point k (on body cb[k]; layout CONTACT: a point in body coordinates and
+    a radius: a sphere touching with its lowest point, where the force acts) through the shared
+    contact law (C^1 at first touch) and smoothed Coulomb friction; the spatial force is
+    subtracted from the body's bias force.
+
+    Friction regularised at slip speed v_eps is a damper of rate mu f_n / (v_eps m_t) at small
+    slip (m_t the point's tangential effective mass), stepped explicitly: at the default
+    v_eps = 0.01 m/s and dt = 2 ms it was near its stability bound and gradients through it were
+    67-100 % off. As in rigid contact, the slip speed is raised to
+    sqrt(v_eps^2 + (2 dt mu f_n / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass],
+    which keeps the rate below 1 / (2 dt) and leaves sliding friction (slip >> v_eps) Coulomb's."""
     i = cb[k]
     Rw = ld33(data, s, b, i, DATA.R_world)
-    rad = cp[k, 3]
+    rad = cp[k, CONTACT.radius]
     pt = (cp[k, 0] - rad * Rw[6], cp[k, 1] - rad * Rw[7], cp[k, 2] - rad * Rw[8])
     x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
     vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
     fn = _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness], cs[CONST.contact_damping], cs[CONST.contact_onset])
-    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, cs[CONST.friction], cs[CONST.slip_speed])
+    mu = cs[CONST.friction]
+    v_cap = 2.0 * cs[CONST.dt] * mu * fn / cp[k, CONTACT.tangential_mass]
+    v_eps = cs[CONST.slip_speed]
+    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap))
     Fb = mtv(Rw, (ft[0], ft[1], fn))
     add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
@@ -425,12 +464,13 @@ def joint_index(table, i, floating):
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
                data: ti.template(), cst: ti.template(), floating: ti.template()):
-    """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd,
+    """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
+    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
     qdd = pass_accelerations(i, s, b, par, bc, data)
-    vn = qd[sl, b, vi] + cs[CONST.dt] * qdd
+    vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
     e = q[sl, b, qi] - qw[b, i, COST.q_target]
@@ -448,7 +488,7 @@ def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: 
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
     taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
-    pass_articulated(i, taui, limit_inertia(i, qi, qdi, bc, cs), s, b, par, arm, bc, data)
+    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data)
 
 
 @ti.kernel
@@ -457,7 +497,11 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, floating: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
-        qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
+        qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
+
+    (clamp: the smooth velocity limit of each 1-DOF joint, the identity where it has none;
+    with cs[CONST.implicit_damping] = 1, qdd has the joint damping implicit, see
+    :func:`implicit_inertia`)
 
     (a free root: its quaternion advanced by the new angular velocity, its position by the new
     velocity in world coordinates). State t in slot slot0 + t - t0 of q (slots, B, nq) and qd
@@ -632,7 +676,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 ax = body_axis(bc, i)
                 qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
                 tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
-                                  + (arm[b, i] + limit_inertia(i, qi, vi, bc, cs)) * qdd[b, vix[i]]
+                                  + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
                                   - passive_torque(i, qi, vi, damp, bc, cs, b))
                 pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
                 add(data, 0, b, par[i], DATA.U, pn + pf)
