@@ -236,7 +236,8 @@ def velocity_clamp(x, vmax, w):
     |x| <= vmax - w, then (vmax - w) + w tanh((|x| - vmax + w) / w) with x's sign (C^2, slope
     in (0, 1], never reaching vmax)."""
     a = vmax - w
-    return ti.select(x > a, a + w * ti.tanh((x - a) / w), ti.select(x < -a, -a + w * ti.tanh((x + a) / w), x))
+    ax = ti.abs(x)
+    return ti.select(ax > a, ti.math.sign(x) * (a + w * ti.tanh((ax - a) / w)), x)
 
 
 @ti.func
