@@ -23,6 +23,7 @@ One step of robot b (its own thread; robots run in parallel) is one serial loop 
 - phase 0: the world slot (body index nb) gets velocity 0, pose identity and acceleration
   -gravity (Featherstone's trick: gravity enters as an upward acceleration of the base);
 - phases 1..nb (root to leaves): ``pass_velocities``, forward kinematics and velocities;
+- next ncp phases: ``contact_load``, each contact point's normal force added to its body's load;
 - next ncp phases: ``contact_force`` of each contact point through diffsim.contact;
 - next nb phases (leaves to root): ``pass_articulated``, ABA's articulated inertias;
 - last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
@@ -101,13 +102,13 @@ class Layout:
         return "Layout(" + ", ".join(f"{k}={v}" for k, v in self.sizes.items()) + ")"
 
 
-DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=6)
+DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=6, load=1)
 """The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
 what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
 spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
 row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
-joint)."""
+joint), load: the sum of the normal forces of the body's contact points (N)."""
 
 BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1,
               velocity_limit=1, velocity_onset=1)
@@ -284,6 +285,36 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     st(data, s, b, i, DATA.pA, bn + bf)
     st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
     st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
+    st(data, s, b, i, DATA.load, (0.0,))
+
+
+@_scalar
+def contact_kinematics(k, s, b, cb, cp, data):
+    """(i, Rw, pt, x, vel) of contact point k: its body i = cb[k], the body's world rotation Rw,
+    the touching point pt (the lowest point of the sphere; body coordinates), its world position
+    x and velocity vel (m, m/s)."""
+    i = _at(cb, k)
+    Rw = ld33(data, s, b, i, DATA.R_world)
+    rad = _at(cp, k, CONTACT.radius)
+    pt = (_at(cp, k, 0) - rad * Rw[6], _at(cp, k, 1) - rad * Rw[7], _at(cp, k, 2) - rad * Rw[8])
+    x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
+    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
+    return i, Rw, pt, x, vel
+
+
+@ti.func
+def contact_normal(x, vel, cs: ti.template()):
+    """Normal force (N) of the shared contact law at world position x and velocity vel."""
+    return _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness],
+                                         cs[CONST.contact_damping], cs[CONST.contact_onset])
+
+
+@ti.func
+def contact_load(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
+    """Adds contact point k's normal force to its body's load (DATA.load), which shares the
+    friction cap among the body's pressing points (:func:`contact_force`)."""
+    i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
+    add(data, s, b, i, DATA.load, (contact_normal(x, vel, cs),))
 
 
 @ti.func
@@ -297,17 +328,15 @@ def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template
     slip (m_t the point's tangential effective mass), stepped explicitly: at the default
     v_eps = 0.01 m/s and dt = 2 ms it was near its stability bound and gradients through it were
     67-100 % off. As in rigid contact, the slip speed is raised to
-    sqrt(v_eps^2 + (2 dt mu f_n / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass],
-    which keeps the rate below 1 / (2 dt) and leaves sliding friction (slip >> v_eps) Coulomb's."""
-    i = cb[k]
-    Rw = ld33(data, s, b, i, DATA.R_world)
-    rad = cp[k, CONTACT.radius]
-    pt = (cp[k, 0] - rad * Rw[6], cp[k, 1] - rad * Rw[7], cp[k, 2] - rad * Rw[8])
-    x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
-    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
-    fn = _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness], cs[CONST.contact_damping], cs[CONST.contact_onset])
+    sqrt(v_eps^2 + (2 dt mu F / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass]
+    and F the body's load (the normal forces of all its points, :func:`contact_load`), which
+    keeps the rates of the body's points, which act in parallel and add, below 1 / (2 dt) in
+    sum, and leaves sliding friction (slip >> v_eps) Coulomb's. (Sharing by load rather than by
+    the number of points: a URDF box has 8 corner points, of which 4 press.)"""
+    i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
+    fn = contact_normal(x, vel, cs)
     mu = cs[CONST.friction]
-    v_cap = 2.0 * cs[CONST.dt] * mu * fn / cp[k, CONTACT.tangential_mass]
+    v_cap = 2.0 * cs[CONST.dt] * mu * data[b, s, i, DATA.load] / cp[k, CONTACT.tangential_mass]
     v_eps = cs[CONST.slip_speed]
     ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap))
     Fb = mtv(Rw, (ft[0], ft[1], fn))
@@ -393,6 +422,7 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     st(data, s, b, 0, DATA.pA, bn + bf)
     st(data, s, b, 0, DATA.R_world, R)
     st(data, s, b, 0, DATA.p_world, p)
+    st(data, s, b, 0, DATA.load, (0.0,))
 
 
 @ti.func
@@ -515,7 +545,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     """
     for b in range(q.shape[1]):
         nb = mass.shape[1]
-        nph = 3 * nb + ncp + 2
+        nph = 3 * nb + 2 * ncp + 2
         for m in range((t1 - t0) * nph):
             s = m // nph
             k = m - s * nph
@@ -534,16 +564,18 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
             elif k <= nb + ncp:
-                contact_force(k - nb - 1, s, b, cb, cp, cs, data)
-            elif k <= 2 * nb + ncp:
-                i = 2 * nb + ncp - k
+                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+            elif k <= nb + 2 * ncp:
+                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+            elif k <= 2 * nb + 2 * ncp:
+                i = 2 * nb + 2 * ncp - k
                 if ti.static(floating):
                     if i > 0:
                         joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
                 else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-            elif k <= 3 * nb + ncp:
-                i = k - 2 * nb - ncp - 1
+            elif k <= 3 * nb + 2 * ncp:
+                i = k - 2 * nb - 2 * ncp - 1
                 if ti.static(floating):
                     if i == 0:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
@@ -641,6 +673,8 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 free_velocities(0, b, 0, q, qd, mass, com, inert, data)
             else:
                 pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data)
+        for k in range(ncp):
+            contact_load(k, 0, b, cb, cp, cs, data)
         for k in range(ncp):
             contact_force(k, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext

@@ -247,9 +247,9 @@ def velocity_clamp_np(x, vmax, w):
 
 
 def contact_tangential_mass(model: Model, params: dict | None = None) -> np.ndarray:
-    """(ncp,) a lower bound (kg) on the mass each ground-contact point presents to friction,
-    shared among the points on its body (divided by their number: points of one body that press
-    at once act in parallel and their rates add). Fixed base: 1 / lambda_max(J_t M^-1 J_t^T)
+    """(ncp,) a lower bound (kg) on the mass each ground-contact point presents to friction (the
+    kernels share it among a body's pressing points in proportion to their normal forces).
+    Fixed base: 1 / lambda_max(J_t M^-1 J_t^T)
     (J_t the x and y rows of the point's Jacobian) over the sample configurations and parameter
     sets. Floating base: the carrying body alone as a free rigid body, 1 / (1/m + (|c - p| +
     r)^2 / I_min) (c the point, p the centre of mass, r the sphere radius, I_min the smallest
@@ -275,5 +275,4 @@ def contact_tangential_mass(model: Model, params: dict | None = None) -> np.ndar
                     lam = np.linalg.eigvalsh(J @ Minv @ J.T)[-1]
                     if lam > 0:
                         out[n] = min(out[n], 1.0 / lam)
-    counts = np.bincount(np.asarray(model.contact_body, int), minlength=model.nb) if ncp else np.zeros(0)
-    return np.array([min(m, NO_LIMIT) / counts[b] for m, b in zip(out, model.contact_body)])
+    return np.minimum(out, NO_LIMIT)
