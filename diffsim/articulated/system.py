@@ -330,8 +330,10 @@ class ArticulatedSystem(System):
         n = t1 - t0
         data, cst = self._workspace(n)
         a = self.arrays
+        # no running end-effector term without its weight: the kernel then skips that phase's work
+        ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, self.ee_body, a.ncp, slot0, t0, t1, self.model.floating)
+                data, cst, ee, a.ncp, slot0, t0, t1, self.model.floating)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
