@@ -234,11 +234,13 @@ def implicit_inertia(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.
 @ti.func
 def velocity_clamp(x, vmax, w):
     """Joint velocity x (rad/s or m/s) smoothly clamped to (-vmax, vmax): x itself while
-    |x| <= vmax - w, then (vmax - w) + w tanh((|x| - vmax + w) / w) with x's sign (C^2, slope
+    |x| <= vmax - w, then (vmax - w) + w g((|x| - vmax + w) / w) with x's sign, g(u) =
+    u / sqrt(1 + u^2) (a sqrt is cheaper than a tanh in every step of every joint) (C^2, slope
     in (0, 1], never reaching vmax)."""
     a = vmax - w
     ax = ti.abs(x)
-    return ti.select(ax > a, ti.math.sign(x) * (a + w * ti.tanh((ax - a) / w)), x)
+    u = (ax - a) / w
+    return ti.select(ax > a, ti.math.sign(x) * (a + w * u / ti.sqrt(1.0 + u * u)), x)
 
 
 @ti.func

@@ -239,11 +239,13 @@ this fraction w / v_max of the limit below it (kernels.velocity_clamp)."""
 
 def velocity_clamp_np(x, vmax, w):
     """NumPy twin of the kernels' smooth velocity clamp (kernels.velocity_clamp): x (rad/s or
-    m/s) while |x| <= vmax - w, then sign(x) ((vmax - w) + w tanh((|x| - vmax + w) / w))."""
+    m/s) while |x| <= vmax - w, then sign(x) ((vmax - w) + w g((|x| - vmax + w) / w)),
+    g(u) = u / sqrt(1 + u^2)."""
     x = np.asarray(x, float)
     a = np.asarray(vmax, float) - w
     s = np.sign(x)
-    return np.where(np.abs(x) > a, s * (a + w * np.tanh((np.abs(x) - a) / w)), x)
+    u = (np.abs(x) - a) / w
+    return np.where(np.abs(x) > a, s * (a + w * u / np.sqrt(1.0 + u * u)), x)
 
 
 def contact_tangential_mass(model: Model, params: dict | None = None) -> np.ndarray:
