@@ -327,9 +327,10 @@ def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template
     subtracted from the body's bias force.
 
     Friction regularised at slip speed v_eps is a damper of rate mu f_n / (v_eps m_t) at small
-    slip (m_t the point's tangential effective mass), stepped explicitly: at the default
-    v_eps = 0.01 m/s and dt = 2 ms it was near its stability bound and gradients through it were
-    67-100 % off. As in rigid contact, the slip speed is raised to
+    slip (m_t the point's tangential effective mass), stepped explicitly, unstable above 2 / dt:
+    at the default v_eps = 0.01 m/s and dt = 2 ms a 1.5 kg foot pressed with 40 N chattered at
+    +-0.02 m/s instead of sticking (issue 16 reports gradients 67-100 % off in such cases, hence
+    the hopper's former v_eps = 0.3 m/s). As in rigid contact, the slip speed is raised to
     sqrt(v_eps^2 + (2 dt mu F / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass]
     and F the body's load (the normal forces of all its points, :func:`contact_load`), which
     keeps the rates of the body's points, which act in parallel and add, below 1 / (2 dt) in
