@@ -81,7 +81,8 @@ class Config:
     stiffness: float = option(1e4, "ground contact stiffness", "N/m")
     damping: float = option(50.0, "ground contact damping", "N s/m")
     friction: float = option(0.8, "friction coefficient of the foot")
-    slip_speed: float = option(0.3, "slip speed smoothing Coulomb friction (explicit steps need it wide)", "m/s")
+    slip_speed: float = option(0.01, "slip speed smoothing Coulomb friction (raised where the step needs it: "
+                                     "GroundContact)", "m/s")
     iters: int = option(150, "L-BFGS iterations")
 
 

@@ -6,7 +6,8 @@
 - :mod:`.urdf`: ``load_urdf`` (the common URDF subset; ``<collision>`` primitives as contact geometry).
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
-- :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler, fused segments) and
+- :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler or, ``Integrator``, implicit
+  joint damping; fused segments) and
   its ``Cost`` (a :class:`diffsim.costs.Cost`; other costs of that protocol add to it).
 - :mod:`.limits`: soft joint limits stable at any dt (``soft_limit_gains``, ``LimitGains``):
   gains from each joint's inertia and dt, stops linearly implicit in their joint.
@@ -38,7 +39,7 @@ from .model import (
                        planar_arm,
                        rod_inertia,
 )
-from .system import ArticulatedSystem, Cost
+from .system import ArticulatedSystem, Cost, Integrator
 from .urdf import load_urdf
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
                        "ArticulatedSystem",
                        "Cost",
                        "GroundContact",
+                       "Integrator",
                        "LimitGains",
                        "Model",
                        "RobotBuilder",

@@ -24,7 +24,8 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from . import kernels as K
-from .limits import LimitGains, soft_limit_gains
+from . import limits as _limits
+from .limits import LimitGains, contact_tangential_mass, soft_limit_gains
 from .model import (
     FREE,
     NO_LIMIT,
@@ -50,7 +51,12 @@ class GroundContact:
     force fades in over the first delta of penetration; 1 mm by default, a tenth of the static
     depth m g / k_n of a 10 kg robot on the default stiffness, so that a resting foot sits on the
     linear part of the law, at depth m g / k_n + delta / 2), ``friction`` mu and the smoothing
-    ``slip_speed`` v_eps (m/s) of Coulomb's law."""
+    ``slip_speed`` v_eps (m/s) of Coulomb's law. Friction is stepped explicitly: at each point
+    the slip speed is raised to sqrt(v_eps^2 + (2 dt mu f_n / m_t)^2) (m_t a lower bound on the
+    point's tangential effective mass, :func:`~diffsim.articulated.limits.contact_tangential_mass`),
+    which keeps its rate mu f_n / (v_eps m_t) below 1 / (2 dt), so that a sticking foot steps
+    stably and gradients through it are right at any v_eps; sliding friction (slip >> v_eps)
+    stays Coulomb's."""
 
     stiffness: float = 1e4
     damping: float = 100.0
@@ -184,7 +190,12 @@ class ModelArrays:
         ncp = len(model.contact_body)
         self.ncp = ncp
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
-        self.cp = nd(np.c_[model.contact_point, model.contact_radius] if ncp else np.zeros((1, 4)))
+        cp = np.ones((max(ncp, 1), K.CONTACT.size))
+        if ncp:
+            cp[:, K.CONTACT.point:K.CONTACT.point + 3] = model.contact_point
+            cp[:, K.CONTACT.radius] = model.contact_radius
+            cp[:, K.CONTACT.tangential_mass] = contact_tangential_mass(model, values)
+        self.cp = nd(cp)
         bc = np.zeros((nb, K.BODY.size))
         bc[:, K.BODY.E_tree:K.BODY.E_tree + 9] = model.E_tree.reshape(nb, 9)
         bc[:, K.BODY.axis:K.BODY.axis + 3] = model.axis
@@ -194,14 +205,17 @@ class ModelArrays:
         bc[:, K.BODY.actuated] = np.asarray(model.actuated, dtype=float)
         bc[:, K.BODY.limit_stiffness] = self.limits.stiffness
         bc[:, K.BODY.limit_damping] = self.limits.damping
+        bc[:, K.BODY.velocity_limit] = np.minimum(model.velocity_limit, NO_LIMIT)
+        bc[:, K.BODY.velocity_onset] = _limits.VELOCITY_LIMIT_ONSET * bc[:, K.BODY.velocity_limit]
         self.bc = nd(bc)
         self.cs_values = np.zeros(K.CONST.size)
         self.cs = nd(self.cs_values)
         self.set_constants(dt=dt, contact=contact or GroundContact())
 
     def set_constants(self, dt=None, contact=None, effort=None, ee_weight=None, ee_weight_final=None,
-                      ee_point=None):
-        """Update scalar constants (dt in s; contact a GroundContact; cost weights)."""
+                      ee_point=None, implicit_damping=None):
+        """Update scalar constants (dt in s; contact a GroundContact; cost weights;
+        implicit_damping: True to step joint damping implicitly)."""
         c = self.cs_values
         m = self.model
         c[K.CONST.gravity:K.CONST.gravity + 3] = m.gravity
@@ -222,6 +236,8 @@ class ModelArrays:
             c[K.CONST.ee_weight_final] = ee_weight_final
         if ee_point is not None:
             c[K.CONST.ee_point:K.CONST.ee_point + 3] = ee_point
+        if implicit_damping is not None:
+            c[K.CONST.implicit_damping] = 1.0 if implicit_damping else 0.0
         self.cs.from_numpy(c.astype(_real()))
 
     def param_args(self):

@@ -23,6 +23,7 @@ One step of robot b (its own thread; robots run in parallel) is one serial loop 
 - phase 0: the world slot (body index nb) gets velocity 0, pose identity and acceleration
   -gravity (Featherstone's trick: gravity enters as an upward acceleration of the base);
 - phases 1..nb (root to leaves): ``pass_velocities``, forward kinematics and velocities;
+- next ncp phases: ``contact_load``, each contact point's normal force added to its body's load;
 - next ncp phases: ``contact_force`` of each contact point through diffsim.contact;
 - next nb phases (leaves to root): ``pass_articulated``, ABA's articulated inertias;
 - last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
@@ -101,24 +102,34 @@ class Layout:
         return "Layout(" + ", ".join(f"{k}={v}" for k, v in self.sizes.items()) + ")"
 
 
-DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=6)
+DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_world=3, qdd=6, load=1)
 """The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
 what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
 spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
 row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
-joint)."""
+joint), load: the sum of the normal forces of the body's contact points (N)."""
 
-BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1)
+BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1,
+              velocity_limit=1, velocity_onset=1)
 """Per-body constants ``bc[i, :]``: E_tree (row-major 3x3), joint axis, lower and upper limit,
 revolute (1.0) or prismatic (0.0), actuated (1.0) or passive (0.0: the joint's control is
-ignored), soft-limit stiffness and damping."""
+ignored), soft-limit stiffness and damping, velocity limit v_max (rad/s or m/s) and the width
+w of its smooth clamp (rad/s or m/s, > 0; :func:`velocity_clamp`)."""
 
 CONST = Layout(gravity=3, dt=1, contact_stiffness=1, contact_damping=1, friction=1, slip_speed=1, ground_height=1,
-               contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3)
+               contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3,
+               implicit_damping=1)
 """Global constants ``cs[:]``: gravity (m/s^2), dt (s), ground contact stiffness, damping,
 friction, slip speed, height and onset depth, soft-limit onset, the cost's effort weight,
-running and terminal end-effector weights, end-effector point (3, body coordinates, m)."""
+running and terminal end-effector weights, end-effector point (3, body coordinates, m),
+implicit_damping (1.0: joint damping stepped implicitly, dt * damping added to the joint's
+inertia; 0.0: explicitly)."""
+
+CONTACT = Layout(point=3, radius=1, tangential_mass=1)
+"""Per contact point ``cp[k, :]``: point (body coordinates, m), sphere radius (m), the lower
+bound on its tangential effective mass that caps friction's stiffness (kg;
+limits.contact_tangential_mass)."""
 
 COST = Layout(q_target=1, q_weight=1, qd_weight=1, q_weight_final=1, qd_weight_final=1)
 """Per-robot, per-joint cost data ``qw[b, i, :]``: q target, running q and qd weights, terminal
@@ -194,8 +205,9 @@ def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.te
     evaluated at the predicted position q + dt qd, which with :func:`limit_inertia` makes the
     stop a linearised backward-Euler step (diffsim.articulated.limits)."""
     qp = qi + cs[CONST.dt] * qdi
-    return -damp[b, i] * qdi + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness], bc[i, BODY.limit_damping],
-                                                     cs[CONST.limit_onset])
+    return (-damp[b, i] * qdi
+            + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness],
+                                   bc[i, BODY.limit_damping], cs[CONST.limit_onset]))
 
 
 @ti.func
@@ -208,6 +220,27 @@ def limit_inertia(i, qi, qdi, bc: ti.template(), cs: ti.template()):
     rise = LIMIT_INERTIA_RISE / cs[CONST.limit_onset]
     s = _contact.smoothstep((bc[i, BODY.lower] - qp) * rise) + _contact.smoothstep((qp - bc[i, BODY.upper]) * rise)
     return s * (h * bc[i, BODY.limit_damping] + h * h * bc[i, BODY.limit_stiffness])
+
+
+@ti.func
+def implicit_inertia(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b):
+    """What joint i's diagonal of the inertia gains so that its stiff passive terms step
+    implicitly: a pressed stop's :func:`limit_inertia`, and dt * damping with the
+    implicit-damping integrator (then (M + dt D) qdd = tau - D qd - ...: backward Euler in the
+    joint damping, stable at any damping)."""
+    return limit_inertia(i, qi, qdi, bc, cs) + cs[CONST.implicit_damping] * cs[CONST.dt] * damp[b, i]
+
+
+@ti.func
+def velocity_clamp(x, vmax, w):
+    """Joint velocity x (rad/s or m/s) smoothly clamped to (-vmax, vmax): x itself while
+    |x| <= vmax - w, then (vmax - w) + w g((|x| - vmax + w) / w) with x's sign, g(u) =
+    u / sqrt(1 + u^2) (a sqrt is cheaper than a tanh in every step of every joint) (C^2, slope
+    in (0, 1], never reaching vmax)."""
+    a = vmax - w
+    ax = ti.abs(x)
+    u = (ax - a) / w
+    return ti.select(ax > a, ti.math.sign(x) * (a + w * u / ti.sqrt(1.0 + u * u)), x)
 
 
 @ti.func
@@ -254,22 +287,61 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     st(data, s, b, i, DATA.pA, bn + bf)
     st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
     st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
+    st(data, s, b, i, DATA.load, (0.0,))
+
+
+@_scalar
+def contact_kinematics(k, s, b, cb, cp, data):
+    """(i, Rw, pt, x, vel) of contact point k: its body i = cb[k], the body's world rotation Rw,
+    the touching point pt (the lowest point of the sphere; body coordinates), its world position
+    x and velocity vel (m, m/s)."""
+    i = _at(cb, k)
+    Rw = ld33(data, s, b, i, DATA.R_world)
+    rad = _at(cp, k, CONTACT.radius)
+    pt = (_at(cp, k, 0) - rad * Rw[6], _at(cp, k, 1) - rad * Rw[7], _at(cp, k, 2) - rad * Rw[8])
+    x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
+    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
+    return i, Rw, pt, x, vel
+
+
+@ti.func
+def contact_normal(x, vel, cs: ti.template()):
+    """Normal force (N) of the shared contact law at world position x and velocity vel."""
+    return _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness],
+                                         cs[CONST.contact_damping], cs[CONST.contact_onset])
+
+
+@ti.func
+def contact_load(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
+    """Adds contact point k's normal force to its body's load (DATA.load), which shares the
+    friction cap among the body's pressing points (:func:`contact_force`)."""
+    i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
+    add(data, s, b, i, DATA.load, (contact_normal(x, vel, cs),))
 
 
 @ti.func
 def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
-    """Ground contact of point k (on body cb[k]; cp[k, 0:3] in body coordinates, radius cp[k, 3]:
-    a sphere touching with its lowest point, where the force acts) through the shared contact law
-    (C^1 at first touch) and smoothed Coulomb friction; the spatial force is subtracted from the
-    body's bias force."""
-    i = cb[k]
-    Rw = ld33(data, s, b, i, DATA.R_world)
-    rad = cp[k, 3]
-    pt = (cp[k, 0] - rad * Rw[6], cp[k, 1] - rad * Rw[7], cp[k, 2] - rad * Rw[8])
-    x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
-    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
-    fn = _contact.contact_normal_force(cs[CONST.ground_height] - x[2], vel[2], cs[CONST.contact_stiffness], cs[CONST.contact_damping], cs[CONST.contact_onset])
-    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, cs[CONST.friction], cs[CONST.slip_speed])
+    """Ground contact of point k (on body cb[k]; layout CONTACT: a point in body coordinates and
+    a radius: a sphere touching with its lowest point, where the force acts) through the shared
+    contact law (C^1 at first touch) and smoothed Coulomb friction; the spatial force is
+    subtracted from the body's bias force.
+
+    Friction regularised at slip speed v_eps is a damper of rate mu f_n / (v_eps m_t) at small
+    slip (m_t the point's tangential effective mass), stepped explicitly, unstable above 2 / dt:
+    at the default v_eps = 0.01 m/s and dt = 2 ms a 1.5 kg foot pressed with 40 N chattered at
+    +-0.02 m/s instead of sticking (issue 16 reports gradients 67-100 % off in such cases, hence
+    the hopper's former v_eps = 0.3 m/s). As in rigid contact, the slip speed is raised to
+    sqrt(v_eps^2 + (2 dt mu F / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass]
+    and F the body's load (the normal forces of all its points, :func:`contact_load`), which
+    keeps the rates of the body's points, which act in parallel and add, below 1 / (2 dt) in
+    sum, and leaves sliding friction (slip >> v_eps) Coulomb's. (Sharing by load rather than by
+    the number of points: a URDF box has 8 corner points, of which 4 press.)"""
+    i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
+    fn = contact_normal(x, vel, cs)
+    mu = cs[CONST.friction]
+    v_cap = 2.0 * cs[CONST.dt] * mu * data[b, s, i, DATA.load] / cp[k, CONTACT.tangential_mass]
+    v_eps = cs[CONST.slip_speed]
+    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap))
     Fb = mtv(Rw, (ft[0], ft[1], fn))
     add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
@@ -353,6 +425,7 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     st(data, s, b, 0, DATA.pA, bn + bf)
     st(data, s, b, 0, DATA.R_world, R)
     st(data, s, b, 0, DATA.p_world, p)
+    st(data, s, b, 0, DATA.load, (0.0,))
 
 
 @ti.func
@@ -425,12 +498,13 @@ def joint_index(table, i, floating):
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
                data: ti.template(), cst: ti.template(), floating: ti.template()):
-    """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd,
+    """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
+    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
     qdd = pass_accelerations(i, s, b, par, bc, data)
-    vn = qd[sl, b, vi] + cs[CONST.dt] * qdd
+    vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
     e = q[sl, b, qi] - qw[b, i, COST.q_target]
@@ -448,7 +522,7 @@ def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: 
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
     taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
-    pass_articulated(i, taui, limit_inertia(i, qi, qdi, bc, cs), s, b, par, arm, bc, data)
+    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data)
 
 
 @ti.kernel
@@ -457,7 +531,11 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, floating: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
-        qd[t+1] = qd[t] + dt qdd(q[t], qd[t], tau[t]),   q[t+1] = q[t] + dt qd[t+1]
+        qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
+
+    (clamp: the smooth velocity limit of each 1-DOF joint, the identity where it has none;
+    with cs[CONST.implicit_damping] = 1, qdd has the joint damping implicit, see
+    :func:`implicit_inertia`)
 
     (a free root: its quaternion advanced by the new angular velocity, its position by the new
     velocity in world coordinates). State t in slot slot0 + t - t0 of q (slots, B, nq) and qd
@@ -470,7 +548,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     """
     for b in range(q.shape[1]):
         nb = mass.shape[1]
-        nph = 3 * nb + ncp + 2
+        nph = 3 * nb + 2 * ncp + 2
         for m in range((t1 - t0) * nph):
             s = m // nph
             k = m - s * nph
@@ -489,16 +567,18 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
             elif k <= nb + ncp:
-                contact_force(k - nb - 1, s, b, cb, cp, cs, data)
-            elif k <= 2 * nb + ncp:
-                i = 2 * nb + ncp - k
+                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+            elif k <= nb + 2 * ncp:
+                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+            elif k <= 2 * nb + 2 * ncp:
+                i = 2 * nb + 2 * ncp - k
                 if ti.static(floating):
                     if i > 0:
                         joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
                 else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-            elif k <= 3 * nb + ncp:
-                i = k - 2 * nb - ncp - 1
+            elif k <= 3 * nb + 2 * ncp:
+                i = k - 2 * nb - 2 * ncp - 1
                 if ti.static(floating):
                     if i == 0:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
@@ -597,6 +677,8 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             else:
                 pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data)
         for k in range(ncp):
+            contact_load(k, 0, b, cb, cp, cs, data)
+        for k in range(ncp):
             contact_force(k, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
         for i in range(nb):
@@ -632,7 +714,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 ax = body_axis(bc, i)
                 qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
                 tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
-                                  + (arm[b, i] + limit_inertia(i, qi, vi, bc, cs)) * qdd[b, vix[i]]
+                                  + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
                                   - passive_torque(i, qi, vi, damp, bc, cs, b))
                 pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
                 add(data, 0, b, par[i], DATA.U, pn + pf)

@@ -46,6 +46,7 @@ from ..errors import ConfigError
 from . import reference
 from .kernels import LIMIT_INERTIA_RISE
 from .model import NO_LIMIT, REVOLUTE, Model
+from .spatial import inertia_matrix
 
 AUTO_OMEGA_DT = 2.0
 """omega dt = sqrt(k / M_ii) dt of the automatic stops (linearly implicit, so stable)."""
@@ -229,3 +230,51 @@ def contact_effective_mass(model: Model, params: dict | None = None) -> np.ndarr
                 if inv_m > 0:
                     out[n] = min(out[n], 1.0 / inv_m)
     return out
+
+
+VELOCITY_LIMIT_ONSET = 0.05
+"""Velocity limits: the smooth clamp of a joint's new velocity departs from the identity over
+this fraction w / v_max of the limit below it (kernels.velocity_clamp)."""
+
+
+def velocity_clamp_np(x, vmax, w):
+    """NumPy twin of the kernels' smooth velocity clamp (kernels.velocity_clamp): x (rad/s or
+    m/s) while |x| <= vmax - w, then sign(x) ((vmax - w) + w g((|x| - vmax + w) / w)),
+    g(u) = u / sqrt(1 + u^2)."""
+    x = np.asarray(x, float)
+    a = np.asarray(vmax, float) - w
+    s = np.sign(x)
+    u = (np.abs(x) - a) / w
+    return np.where(np.abs(x) > a, s * (a + w * u / np.sqrt(1.0 + u * u)), x)
+
+
+def contact_tangential_mass(model: Model, params: dict | None = None) -> np.ndarray:
+    """(ncp,) a lower bound (kg) on the mass each ground-contact point presents to friction (the
+    kernels share it among a body's pressing points in proportion to their normal forces).
+    Fixed base: 1 / lambda_max(J_t M^-1 J_t^T)
+    (J_t the x and y rows of the point's Jacobian) over the sample configurations and parameter
+    sets. Floating base: the carrying body alone as a free rigid body, 1 / (1/m + (|c - p| +
+    r)^2 / I_min) (c the point, p the centre of mass, r the sphere radius, I_min the smallest
+    principal moment about p), which the rest of the tree can only make heavier. Used to cap the
+    stiffness of smoothed friction (dynamics.GroundContact)."""
+    ncp = len(model.contact_body)
+    out = np.full(ncp, np.inf)
+    sets = _parameter_sets(model, params)
+    if model.floating:
+        for p in sets:
+            for n, (b, pt, r) in enumerate(zip(model.contact_body, model.contact_point, model.contact_radius)):
+                lam = np.linalg.eigvalsh(inertia_matrix(np.asarray(p["inertia"][b], float)))[0]
+                arm = np.linalg.norm(pt - np.asarray(p["com"][b], float)) + r
+                inv = 1.0 / float(p["mass"][b]) + (arm * arm / lam if lam > 0 else np.inf)
+                out[n] = min(out[n], 1.0 / inv)
+    else:
+        for p in sets:
+            for q in sample_configurations(model):
+                Minv = np.linalg.inv(reference.crba(model, q, p))
+                R, _ = reference.body_poses(model, q, p)
+                for n, (b, pt, r) in enumerate(zip(model.contact_body, model.contact_point, model.contact_radius)):
+                    J = reference.point_jacobian(model, q, b, pt - r * R[b][2], p)[:2]
+                    lam = np.linalg.eigvalsh(J @ Minv @ J.T)[-1]
+                    if lam > 0:
+                        out[n] = min(out[n], 1.0 / lam)
+    return np.minimum(out, NO_LIMIT)

@@ -10,7 +10,9 @@ body has an ``<inertial pos mass diaginertia|fullinertia quat>``; geoms also bec
 geometry with ``collisions=True``), and ``<actuator><motor joint gear ctrlrange>`` (the joint's
 effort limit is gear * max|ctrlrange|; joints without a motor are passive). Anything else
 (``<default>`` classes, ``<tendon>``, ``<equality>``, ball joints, meshes, several joints in one
-body...) raises a :class:`~diffsim.errors.ConfigError` naming it. Units: SI. Only ``xml.etree``
+body...) raises a :class:`~diffsim.errors.ConfigError` naming it. MJCF has no joint velocity
+limit (MuJoCo bounds actuator forces, not joint speeds), so ``Model.velocity_limit`` stays unset
+(set it on the model, or use URDF's ``<limit velocity>``). Units: SI. Only ``xml.etree``
 is used (the ``mujoco`` package would compile the full format, but version 4.0.0 pulls in
 mujoco-core, mujoco-studio, glfw and pyopengl for what this subset needs).
 

@@ -89,6 +89,7 @@ class JointSpec:
     upper: float = NO_LIMIT
     effort: float = np.inf
     actuated: bool = True
+    velocity: float = np.inf
 
 
 INERTIA_RTOL = 1e-9
@@ -224,12 +225,14 @@ class RobotBuilder:
     def add_joint(self, name: str, kind: str, parent: str, child: str, xyz=(0.0, 0.0, 0.0),
                   rpy=(0.0, 0.0, 0.0), axis=(1.0, 0.0, 0.0), damping: float = 0.0,
                   armature: float = 0.0, lower: float | None = None, upper: float | None = None,
-                  effort: float | None = None, actuated: bool = True) -> str:
+                  effort: float | None = None, actuated: bool = True, velocity: float | None = None) -> str:
         """A joint of ``kind`` revolute, continuous, prismatic or fixed, placing ``child``'s frame
         at ``xyz`` (m) and roll-pitch-yaw ``rpy`` (rad) in ``parent``'s frame; ``axis`` (unit
         after normalising) in the child frame; damping, armature, position limits (rad or m;
         None for none), the actuator's effort limit (N m or N; informative, e.g. for optimizer
-        bounds) and whether the joint is ``actuated`` (a passive joint ignores its control)."""
+        bounds), whether the joint is ``actuated`` (a passive joint ignores its control) and its
+        ``velocity`` limit (rad/s or m/s, > 0; None for none: each step smoothly clamps the new velocity to it, see
+        ``Model.velocity_limit``)."""
         if name in self.joints:
             raise ConfigError(f"joint '{name}' is defined twice")
         if kind not in JOINT_KINDS:
@@ -253,10 +256,16 @@ class RobotBuilder:
                 raise ConfigError(f"joint '{name}': effort limit {effort} must be > 0 (N m or N), or None for none")
         if lo > hi:
             raise ConfigError(f"joint '{name}': lower limit {lo} is above upper limit {hi}")
+        if velocity is not None:
+            velocity = finite_number(velocity, f"joint '{name}' velocity limit (rad/s or m/s)", allow_inf=True)
+            if not velocity > 0:
+                raise ConfigError(f"joint '{name}': velocity limit {velocity} must be > 0 (rad/s or m/s), or None "
+                                  "for none")
         self.joints[name] = JointSpec(name, kind, parent, child, _vec3(xyz, f"joint '{name}' xyz"),
                                       _vec3(rpy, f"joint '{name}' rpy"), a, float(damping),
                                       float(armature), lo, hi,
-                                      np.inf if effort is None else float(effort), bool(actuated))
+                                      np.inf if effort is None else float(effort), bool(actuated),
+                                      np.inf if velocity is None else float(velocity))
         return name
 
     def add_contact_point(self, link: str, point=(0.0, 0.0, 0.0), radius: float = 0.0):
@@ -378,6 +387,7 @@ class RobotBuilder:
             damping=np.array([j.damping for j in joints]), armature=np.array([j.armature for j in joints]),
             lower=np.array([j.lower for j in joints]), upper=np.array([j.upper for j in joints]),
             effort=np.array([j.effort for j in joints]), actuated=np.array([j.actuated for j in joints]),
+            velocity_limit=np.array([getattr(j, "velocity", np.inf) for j in joints], dtype=float),
             limit_stiffness=_gain(limit_stiffness, nb, "limit_stiffness", self.floating_base),
             limit_damping=_gain(limit_damping, nb, "limit_damping", self.floating_base),
             limit_onset=float(limit_onset),
@@ -425,7 +435,11 @@ class Model:
 
     Shapes: nb bodies = degrees of freedom; ``axis``, ``joint_offset``, ``com`` (nb, 3);
     ``E_tree`` (nb, 3, 3); ``inertia`` (nb, 6); ``mass``, ``damping``, ``armature``, ``lower``,
-    ``upper``, ``effort`` (nb,), ``actuated`` (nb,) bool; ``limit_stiffness``, ``limit_damping``
+    ``upper``, ``effort`` (nb,), ``actuated`` (nb,) bool; ``velocity_limit`` (nb,) (rad/s or m/s,
+    inf for none: each step's new joint velocity is smoothly clamped to (-v_max, v_max), the
+    identity up to v_max - w (w = 5 % of v_max) and C^2, so that |qd| <= v_max always; within the
+    band above v_max - w it is also a slow drag towards v_max - w (a smooth clamp cannot be
+    idempotent); URDF ``<limit velocity>``); ``limit_stiffness``, ``limit_damping``
     None (chosen per joint from its inertia and dt) or (nb,); ``limit_onset`` (rad or m). ``frames[link] = (body, R, p)``
     places every link (including those merged by fixed joints) in its body's frame; body -1 is
     the world.
@@ -458,6 +472,11 @@ class Model:
     contact_radius: np.ndarray = field(default_factory=lambda: np.zeros(0))
     limit_onset: float = DEFAULT_LIMIT_ONSET
     floating: bool = False
+    velocity_limit: object = None  # (nb,) rad/s | m/s, inf for none (None: no limits)
+
+    def __post_init__(self):
+        v = np.full(len(self.parent), np.inf) if self.velocity_limit is None else self.velocity_limit
+        self.velocity_limit = np.asarray(v, dtype=float)
 
     PARAMETERS = ("mass", "com", "inertia", "joint_offset", "damping", "armature")
 
@@ -519,7 +538,7 @@ class Model:
             frames={n: (b - 1, R, p) for n, (b, R, p) in self.frames.items()},
             contact_body=tuple(self.contact_body[k] - 1 for k in keep),
             contact_point=self.contact_point[keep].reshape(-1, 3), contact_radius=self.contact_radius[keep],
-            limit_onset=self.limit_onset)
+            limit_onset=self.limit_onset, velocity_limit=self.velocity_limit[1:])
 
     @property
     def topology(self) -> tuple:

@@ -138,20 +138,30 @@ def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
     """Spatial forces (body coordinates) of the ground contacts on each body (points, or spheres
     touching at their lowest point; shared model:
     the C^1 normal force of :func:`diffsim.contact.contact_normal_force_np` and smoothed Coulomb friction, ground plane
-    z = contact['height'], as GroundContact.as_dict() gives it)."""
+    z = contact['height'], as GroundContact.as_dict() gives it; with ``contact['dt']`` (s) and
+    ``contact['m_t']`` (ncp,) (kg, limits.contact_tangential_mass), the slip speed raised to
+    sqrt(v_eps^2 + (2 dt mu F / m_t)^2), F the sum of the normal forces on the point's body, as
+    the simulator does)."""
     f = [np.zeros(6) for _ in range(model.nb)]
     if not model.contact_body:
         return f
     R, P = body_poses(model, q, params)
     v = velocities(model, q, qd, params)
+    m_t = contact.get("m_t", np.full(len(model.contact_body), np.inf))
+    points = []
+    load = np.zeros(model.nb)
     for b, c, r in zip(model.contact_body, model.contact_point, model.contact_radius):
         pt = c - r * R[b][2]   # the lowest point of the sphere of radius r at c (body coordinates)
         x = R[b] @ pt + P[b]
         vel = R[b] @ (v[b][3:] + np.cross(v[b][:3], pt))
         depth = contact["height"] - x[2]
         fn = float(contact_normal_force_np(depth, vel[2], contact["kn"], contact["cn"], contact["delta"]))
+        load[b] += fn
+        points.append((b, pt, vel, fn))
+    for (b, pt, vel, fn), mt in zip(points, m_t):
         vt = vel[:2]
-        ft = -contact["mu"] * fn * vt / np.sqrt(vt @ vt + contact["v_eps"] ** 2)
+        v_cap = 2.0 * contact.get("dt", 0.0) * contact["mu"] * load[b] / mt
+        ft = -contact["mu"] * fn * vt / np.sqrt(vt @ vt + contact["v_eps"] ** 2 + v_cap ** 2)
         Fb = R[b].T @ np.array([ft[0], ft[1], fn])
         f[b] += np.concatenate([np.cross(pt, Fb), Fb])
     return f

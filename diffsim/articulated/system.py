@@ -1,4 +1,4 @@
-"""A batch of robots as a tape System: fused semi-implicit Euler steps of ABA forward dynamics.
+"""A batch of robots as a tape System: fused Euler steps of ABA forward dynamics.
 
 State per step: joint positions ``q`` and velocities ``qd``, (B, nb) (rad or m, rad/s or m/s).
 Control per step: joint torques/forces ``tau``, (B, nb) (N m or N). Parameters (fitted through
@@ -9,6 +9,13 @@ the tape, one value per robot): ``mass`` (B, nb), ``com`` (B, nb, 3), ``inertia`
     qdd_t   = ABA(q_t, qd_t, tau_t)                  (with damping, soft limits, ground contact)
     qd_t+1  = qd_t + dt qdd_t
     q_t+1   = q_t + dt qd_t+1
+
+``integrator`` (:class:`Integrator`): ``"semi_implicit_euler"`` (the default) as above;
+``"implicit_euler_damping"`` the same with the joint damping D stepped implicitly,
+(M + diag(armature) + dt D) qdd_t = tau - D qd_t - h(q_t, qd_t) + ..., i.e. backward Euler in the
+damping (qd_t+1 = qd_t / (1 + dt d / m) for a lone joint), stable at any damping where the
+explicit step needs dt d / m < 2. Soft limits and velocity limits are stepped implicitly in
+both (:mod:`~diffsim.articulated.limits`).
 
 Loss: the sum of the system's ``costs`` (the :mod:`diffsim.costs` protocol). The robots' own
 :class:`Cost` (at most one; ``cost=`` is shorthand for it), summed over the robots::
@@ -28,6 +35,7 @@ another one (one extra forward per segment), so the workspace memory is O(segmen
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
@@ -110,6 +118,24 @@ def _cost_list(cost, costs) -> list:
     return out
 
 
+class Integrator(str, Enum):
+    """Time stepping of :class:`ArticulatedSystem` (see the module doc); a string of the same
+    value is accepted. ``SEMI_IMPLICIT_EULER``: qd' = qd + dt qdd, q' = q + dt qd' with every
+    joint force explicit but the stops and velocity limits. ``IMPLICIT_EULER_DAMPING``: the same
+    with the joint damping implicit, (M + dt D) qdd = tau - D qd - ... (stable at any damping)."""
+
+    SEMI_IMPLICIT_EULER = "semi_implicit_euler"
+    IMPLICIT_EULER_DAMPING = "implicit_euler_damping"
+
+
+def _integrator(value) -> Integrator:
+    try:
+        return Integrator(value)
+    except ValueError:
+        raise ConfigError(f"integrator must be one of {[i.value for i in Integrator]} (or diffsim.articulated."
+                          f"Integrator), got {value!r}") from None
+
+
 class _Advance:
     """K.advance as a launchable that records which segment the workspace holds."""
 
@@ -122,6 +148,8 @@ class _Advance:
 
     def grad(self, *args):
         K.advance.grad(*args)
+        if self.key[2] == 0:   # the sweep's last segment: every workspace adjoint is zero again
+            self.system._adjoint_clean = True
 
 
 class ArticulatedSystem(System):
@@ -134,7 +162,9 @@ class ArticulatedSystem(System):
     ready and Python costs on the trajectory (``NumpyCost`` on "q" or "qd", ...).
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
     q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
-    many as fit a 32 MB workspace, at most 100).
+    many as fit a 32 MB workspace, at most 100). integrator: an :class:`Integrator` or its
+    value, "semi_implicit_euler" (default) or "implicit_euler_damping" (joint damping stepped
+    implicitly, stable at any damping).
 
     ``limits``: the soft-limit gains the robots step with (chosen per joint from its inertia
     and dt unless the model gives them; given gains that are unstable at dt raise a
@@ -144,7 +174,7 @@ class ArticulatedSystem(System):
 
     def __init__(self, model: Model, batch: int = 1, dt: float = 0.01, contact: GroundContact | None = None,
                  cost: Cost | None = None, params=None, q0=None, qd0=None, segment: int | None = None,
-                 costs=()):
+                 costs=(), integrator: Integrator | str = Integrator.SEMI_IMPLICIT_EULER):
         if not isinstance(model, Model):
             raise ConfigError(f"model must be a diffsim.articulated Model (RobotBuilder.finalize(), load_urdf, "
                               f"planar_arm, ...), got {type(model).__name__}")
@@ -152,7 +182,9 @@ class ArticulatedSystem(System):
         if contact is not None and not isinstance(contact, GroundContact):
             raise ConfigError(f"contact must be a GroundContact(...) or None, got {contact!r:.80}")
         self.contact = contact or GroundContact()
+        self.integrator = _integrator(integrator)
         self.arrays = ModelArrays(model, batch, params, self.contact, dt, needs_grad=True, check_limits=True)
+        self.arrays.set_constants(implicit_damping=self.integrator is Integrator.IMPLICIT_EULER_DAMPING)
         self.limits = self.arrays.limits
         self.batch = B = self.arrays.batch
         nb = model.nb
@@ -164,6 +196,7 @@ class ArticulatedSystem(System):
         self._data = self._cst = None
         self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
         self._holds = None
+        self._adjoint_clean = False   # the workspace adjoints are known to be zero
         self.q0 = np.zeros((B, model.nq))
         self.qd0 = np.zeros((B, model.nv))
         self.set_initial_state(q=model.neutral_configuration() if q0 is None else q0,
@@ -281,19 +314,26 @@ class ArticulatedSystem(System):
 
     def _begin_adjoint(self):
         """First launch of every adjoint sweep (before the terminal cost's): clear all workspace
-        adjoints, in case an earlier sweep was interrupted."""
-        K.zero4(self._terminal_data.grad)
-        if self._data is not None:
-            K.zero4(self._data.grad)
-            K.zero3(self._cst.grad)
+        adjoints, unless the last sweep ran to its end (Taichi's adjoint of a store clears the
+        stored element's adjoint, and every workspace element is stored, so a completed sweep
+        leaves them zero; an interrupted one may not). Skipping it saved 0.9 of 16 ms per
+        gradient of the benchmark's T = 1,000 single arm."""
+        if not self._adjoint_clean:
+            K.zero4(self._terminal_data.grad)
+            if self._data is not None:
+                K.zero4(self._data.grad)
+                K.zero3(self._cst.grad)
+        self._adjoint_clean = False
 
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 in one fused kernel (see :class:`diffsim.System`)."""
         n = t1 - t0
         data, cst = self._workspace(n)
         a = self.arrays
+        # no running end-effector term without its weight: the kernel then skips that phase's work
+        ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, self.ee_body, a.ncp, slot0, t0, t1, self.model.floating)
+                data, cst, ee, a.ncp, slot0, t0, t1, self.model.floating)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
@@ -338,9 +378,11 @@ class ArticulatedSystem(System):
                          f"point, {mass:.3g} kg, stepped explicitly, so keep it below about 0.8: a softer "
                          "GroundContact(stiffness=...) or a smaller dt)")
         gamma_dt = self.get_parameters()["damping"].max(axis=0) / g.inertia * self.dt
-        for j in np.flatnonzero(gamma_dt > 1.0):
-            terms.append(f"joint damping of '{m.joint_names[j]}' (damping dt / inertia = {gamma_dt[j]:.2g}; "
-                         "unstable above 2)")
+        if self.integrator is Integrator.SEMI_IMPLICIT_EULER:
+            for j in np.flatnonzero(gamma_dt > 1.0):
+                terms.append(f"joint damping of '{m.joint_names[j]}' (damping dt / inertia = {gamma_dt[j]:.2g}; "
+                             "unstable above 2: ArticulatedSystem(integrator='implicit_euler_damping') steps it "
+                             "stably)")
         stiff = ("; ".join(terms) if terms else
                  "none found (no soft limits, no ground contact, no strong damping): look at the torques and at "
                  "light links")

@@ -165,7 +165,8 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), f
     (URDF has no tag for them; see :meth:`RobotBuilder.add_contact_point`).
     finalize_kwargs: passed to :meth:`RobotBuilder.finalize` (soft-limit stiffness, damping,
     onset; by default the gains are chosen from each joint's inertia and the system's dt).
-    ``<limit effort>`` becomes the joint's effort limit (``ArticulatedSystem.control_limits()``).
+    ``<limit effort>`` becomes the joint's effort limit (``ArticulatedSystem.control_limits()``),
+    ``<limit velocity>`` its velocity limit (``Model.velocity_limit``: a smooth clamp).
     floating_base: the root link moves freely on a free joint (legged robots, humanoids).
     collisions: turn every ``<collision>`` sphere, capsule, box and cylinder into contact points
     (spheres with radii) against the ground (:func:`collision_points`; then give the system a
@@ -223,7 +224,7 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), f
         if parent is None or child is None or not parent.get("link") or not child.get("link"):
             raise ConfigError(f"URDF {where}: needs <parent link=...> and <child link=...>")
         origin = joint.find("origin")
-        lower = upper = effort = None
+        lower = upper = effort = velocity = None
         limit = joint.find("limit")
         if limit is not None and kind in ("revolute", "prismatic"):
             lower = _float(limit, "lower", where, 0.0)
@@ -234,6 +235,10 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), f
             effort = _float(limit, "effort", where, np.inf)
             if not effort > 0:
                 raise ConfigError(f"URDF {where}: <limit effort='{limit.get('effort')}'> must be > 0 (N m or N)")
+            velocity = _float(limit, "velocity", where, np.inf)
+            if not velocity > 0:
+                raise ConfigError(f"URDF {where}: <limit velocity='{limit.get('velocity')}'> must be > 0 (rad/s or "
+                                  "m/s)")
         damping = 0.0
         dyn = joint.find("dynamics")
         if dyn is not None:
@@ -245,7 +250,7 @@ def load_urdf(source, gravity=(0.0, 0.0, -9.81), ignore=(), contact_points=(), f
                      xyz=_floats(origin, "xyz", 3, (0, 0, 0), where),
                      rpy=_floats(origin, "rpy", 3, (0, 0, 0), where),
                      axis=_floats(joint.find("axis"), "xyz", 3, (1, 0, 0), where),
-                     damping=damping, lower=lower, upper=upper, effort=effort)
+                     damping=damping, lower=lower, upper=upper, effort=effort, velocity=velocity)
     static = set() if floating_base else _welded_to_world(rb)
     for lname, point, radius in contacts:
         if lname not in static:   # a fixed base's own collision shapes never move: no contact

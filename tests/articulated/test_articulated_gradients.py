@@ -142,3 +142,22 @@ def test_batch_equals_single_runs():
         for name in ("q", "qd"):
             assert np.array_equal(gb.state0[name][0], g.state0[name][b])
     assert np.isclose(total, loss, rtol=1e-13)
+
+
+def test_repeated_and_interrupted_sweeps_give_the_same_gradient():
+    """The workspace adjoints are zero after a completed adjoint sweep (what lets the next sweep
+    skip clearing them); a sweep that was interrupted is cleared before the next one."""
+    ro = arm_rollout(steps=T)
+    loss, g = _all(ro)
+    s = ro.system
+    for a in (s._data.grad, s._cst.grad, s._terminal_data.grad):
+        assert not np.any(a.to_numpy())
+    loss2, g2 = _all(ro)
+    s._data.grad.fill(1.0)            # as an interrupted sweep may leave them
+    s._adjoint_clean = False
+    loss3, g3 = _all(ro)
+    for other in (g2, g3):
+        for table in ("params", "controls", "state0"):
+            for name, value in getattr(g, table).items():
+                assert np.array_equal(getattr(other, table)[name], value), (table, name)
+    assert loss == loss2 == loss3
