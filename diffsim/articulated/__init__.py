@@ -13,6 +13,8 @@
   gains from each joint's inertia and dt, stops linearly implicit in their joint.
 - :mod:`.reference`: NumPy versions of the same algorithms (6x6 matrices), for tests.
 - :mod:`.spatial`: spatial vector algebra (Featherstone's notation).
+- :mod:`.plotting`: pictures of robots in the x-z plane: ``animate_planar`` (a GIF of the
+  skeleton), ``plot_trajectories`` (joint angles and torques), ``skeleton`` (link positions).
 
 The root link is welded to the world, or moves on a free joint (``floating_base=True``).
 """
@@ -39,6 +41,7 @@ from .model import (
                        planar_arm,
                        rod_inertia,
 )
+from .plotting import animate_planar, plot_trajectories, skeleton
 from .system import ArticulatedSystem, Cost, Integrator
 from .urdf import load_urdf
 
@@ -54,6 +57,7 @@ __all__ = [
                        "Model",
                        "RobotBuilder",
                        "aba",
+                       "animate_planar",
                        "body_poses",
                        "cartpole",
                        "crba",
@@ -61,9 +65,11 @@ __all__ = [
                        "load_mjcf",
                        "load_urdf",
                        "planar_arm",
+                       "plot_trajectories",
                        "point_jacobian",
                        "point_position",
                        "rnea",
                        "rod_inertia",
+                       "skeleton",
                        "soft_limit_gains",
 ]

@@ -599,7 +599,9 @@ def planar_arm(n: int = 5, lengths=0.3, masses=1.0, damping=0.05, armature=0.0,
                name: str = "arm", tip_contact: bool = False) -> Model:
     """An n-link serial arm of uniform rods moving in the x-z plane (joints about y).
 
-    With q = 0 every link points along +x; the tip link ``tip`` sits at the end of the last rod.
+    With q = 0 every link points along +x; a positive joint angle turns its link from +x toward
+    -z (right-handed about +y: with gravity along -z, q = pi/2 at the first joint hangs the arm
+    straight down). The tip link ``tip`` sits at the end of the last rod.
     lengths (m), masses (kg), damping (N m s/rad), armature (kg m^2): scalars or n values.
     """
     if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n < 1:
