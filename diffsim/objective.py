@@ -300,7 +300,7 @@ class Objective:
                 raise
             self.last_divergence = err
             return float("nan"), np.full(self.size, np.nan)
-        grads = self.rollout.backward()
+        grads = self.rollout.backward(only={p.name for p, *_ in self._layout})
         g = np.empty(self.size)
         for p, kind, _shape, off, size in self._layout:
             table = {"param": grads.params, "control": grads.controls, "state0": grads.state0}[kind]

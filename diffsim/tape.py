@@ -800,18 +800,21 @@ class Rollout:
         if t0 == 0:
             self._add_seeds(0, 0, 0)
 
-    def backward(self, progress=False) -> Gradients:
+    def backward(self, progress=False, only=None) -> Gradients:
         """Run the adjoint sweep; return dL/d(parameters, controls, initial state).
 
-        ``progress``: a bar over the ``steps`` reversed steps, as in :meth:`forward`."""
+        ``progress``: a bar over the ``steps`` reversed steps, as in :meth:`forward`.
+        ``only``: names of the parameters, controls and state fields whose gradients to copy to
+        NumPy (None: all); the others are left out of the result (an :class:`Objective` asks
+        for what it fits: a copy costs ~0.1-0.2 ms an array)."""
         self._reverse_bar = progress_bar(self.steps, "backward", progress)
         try:
-            return self._run_backward()
+            return self._run_backward(None if only is None else set(only))
         finally:
             self._reverse_bar.close()
             self._reverse_bar = progress_bar(0, "", False)
 
-    def _run_backward(self) -> Gradients:
+    def _run_backward(self, only) -> Gradients:
         if self._plan is None:
             if self._ran:
                 raise DiffsimError("backward() was already run for this forward(): call forward() again")
@@ -847,10 +850,13 @@ class Rollout:
                 self._fill_unit(action.a, with_cost=False)
                 self._reverse_unit(action.a, carry=True)
         self.stats.recomputed_steps = self.stats.forward_steps - forward_steps
+        def wanted(arrays):
+            return {k: a for k, a in arrays.items() if only is None or k in only}
+
         grads = Gradients(
-            params={k: a.grad.to_numpy().astype(np.float64) for k, a in self.params.items()},
-            controls={k: a.grad.to_numpy().astype(np.float64) for k, a in self.u.items()},
-            state0={k: v for k, v in self._read_slot(Slots({k: a.grad for k, a in self.x.items()}), 0).items()})
+            params={k: a.grad.to_numpy().astype(np.float64) for k, a in wanted(self.params).items()},
+            controls={k: a.grad.to_numpy().astype(np.float64) for k, a in wanted(self.u).items()},
+            state0=self._read_slot(Slots({k: a.grad for k, a in wanted(self.x).items()}), 0))
         self.stats.backward_seconds = time.perf_counter() - t_start
         self.grad = grads
         return grads
