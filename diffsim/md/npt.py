@@ -43,6 +43,20 @@ from .integrators import Berendsen, Langevin
 from .system import MDSystem, _count
 
 
+def _check_coupling(barostat):
+    """A barostat's pressure (finite), tau, compressibility and max_strain (finite, > 0) and
+    every (a whole number >= 1), each named in a ConfigError."""
+    kind = type(barostat).__name__
+    for name in ("pressure", "tau", "compressibility", "max_strain"):
+        v = getattr(barostat, name)
+        real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not (real and np.isfinite(v)) or (name != "pressure" and v <= 0):
+            raise ConfigError(f"{kind} {name} must be a finite number{'' if name == 'pressure' else ' > 0'}, "
+                              f"got {v!r}")
+    if _count("every", barostat.every) < 1:
+        raise ConfigError(f"{kind} every must be >= 1 step, got {barostat.every}")
+
+
 @dataclass
 class BerendsenBarostat:
     """Berendsen pressure coupling (see the module doc).
@@ -61,15 +75,7 @@ class BerendsenBarostat:
     max_strain: float = 0.01
 
     def __post_init__(self):
-        vals = {"pressure": self.pressure, "tau": self.tau, "compressibility": self.compressibility,
-                "max_strain": self.max_strain}
-        for name, v in vals.items():
-            real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            if not (real and np.isfinite(v)) or (name != "pressure" and v <= 0):
-                raise ConfigError(f"BerendsenBarostat {name} must be a finite number{'' if name == 'pressure' else ' > 0'}"
-                                  f", got {v!r}")
-        if _count("every", self.every) < 1:
-            raise ConfigError(f"BerendsenBarostat every must be >= 1 step, got {self.every}")
+        _check_coupling(self)
 
     def scale(self, pressure, dt) -> float:
         """mu for a measured ``pressure`` after ``every`` steps of ``dt``."""
@@ -155,15 +161,7 @@ class StochasticCellRescaling:
     max_strain: float = 0.02
 
     def __post_init__(self):
-        vals = {"pressure": self.pressure, "tau": self.tau, "compressibility": self.compressibility,
-                "max_strain": self.max_strain}
-        for name, v in vals.items():
-            real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            if not (real and np.isfinite(v)) or (name != "pressure" and v <= 0):
-                raise ConfigError(f"StochasticCellRescaling {name} must be a finite number"
-                                  f"{'' if name == 'pressure' else ' > 0'}, got {v!r}")
-        if _count("every", self.every) < 1:
-            raise ConfigError(f"StochasticCellRescaling every must be >= 1 step, got {self.every}")
+        _check_coupling(self)
         _count("seed", self.seed)
 
     def log_volume_step(self, pressure, volume, kT, dt, noise) -> float:

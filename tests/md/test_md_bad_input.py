@@ -310,3 +310,18 @@ def test_a_force_field_built_first_starts_the_runtime_itself():
             "print('built')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "built" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("barostat", ["BerendsenBarostat", "StochasticCellRescaling"])
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"pressure": 1.0, "tau": -1.0}, "tau must be a finite number > 0, got -1.0"),
+    ({"pressure": float("nan")}, "pressure must be a finite number, got nan"),
+    ({"pressure": 1.0, "compressibility": 0.0}, "compressibility must be a finite number > 0"),
+    ({"pressure": 1.0, "every": 0}, "every must be >= 1 step, got 0"),
+    ({"pressure": "1 bar"}, "pressure must be a finite number, got '1 bar'"),
+])
+def test_barostat_settings_are_named(barostat, kwargs, message):
+    import diffsim.md as md
+
+    with pytest.raises(ConfigError, match=f"{barostat} {message}".replace("(", r"\(").replace(")", r"\)")):
+        getattr(md, barostat)(**kwargs)
