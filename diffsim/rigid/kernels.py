@@ -816,10 +816,10 @@ def zero_impulse_adjoints(predicted_velocity: _A, predicted_angular_velocity: _A
 
 
 @ti.kernel
-def max_drift(X: _A, slot0: ti.i32, s1: ti.i32, dim: T) -> ti.f64:
+def max_drift(dim: T, position: _A, slot0: ti.i32, s1: ti.i32) -> ti.f64:
     """Largest distance (m) any body moved from its position in slot0 over slots (slot0, s1]."""
     worst = 0.0
-    for s, i in ti.ndrange((slot0 + 1, s1 + 1), X.shape[1]):
-        d = load_vec(X, s, i, dim) - load_vec(X, slot0, i, dim)
+    for s, i in ti.ndrange((slot0 + 1, s1 + 1), position.shape[1]):
+        d = load_vec(position, s, i, dim) - load_vec(position, slot0, i, dim)
         ti.atomic_max(worst, d.norm())
     return worst

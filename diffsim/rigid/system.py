@@ -402,7 +402,7 @@ class RigidSystem(System):
         return out
 
     def _check_drift(self, xx, slot0, s1, t0):
-        drift = K.max_drift(xx, slot0, s1, self.dim)
+        drift = K.max_drift(self.dim, xx, slot0, s1)
         if drift > 0.5 * self.skin:
             raise DiffsimError(f"steps {t0}..{t0 + s1 - slot0}: a body moved {drift:.3g} m within one fused segment, "
                                f"more than half the broad-phase skin ({self.skin} m), so a contact may have been "
