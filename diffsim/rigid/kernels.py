@@ -489,44 +489,49 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
     at rest wrong): exact for balls of isotropic inertia, an upper bound otherwise, so that
     the sticking impulse never overshoots (the slip then stops over a few steps)."""
     dt = consts[DT]
-    va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
-    xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
-    n, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
-    ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
-    if depth > 0.0 or ok == 1:
-        wa, wb = 1.0 / mass[a], 1.0 / mass[b]
-        e = 0.5 * (restitution[a] + restitution[b])
-        j = 0.0
-        if ok == 1:
-            n = ni
-            v_n = (va - vb).dot(n)
-            if v_n < 0.0:
-                j = impulse_at(v_n, (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), tau, wa, wb,
-                               e, dt)
-        else:  # overlapping since the start of the step: resolve along the end-of-step normal
-            j, tau = normal_impulse(-depth, (va - vb).dot(n),
-                                    (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), wa, wb, e,
-                                    dt, consts[VMIN])
-        ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
-        qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
-        iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
-        slip = (va + load3(predicted_angular_velocity, s, a).cross(ra)) - \
-               (vb + load3(predicted_angular_velocity, s, b).cross(rb))
-        v_t = slip - slip.dot(n) * n
-        w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
-        jt = ti.Vector([0.0, 0.0, 0.0])
-        if j > 0.0:
-            jt = coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b]))
-        da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
-        dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
-        dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
-        for k in ti.static(range(3)):
-            velocity_change[s, a, k] += da[k]
-            position_correction[s, a, k] += tau * da[k]
-            velocity_change[s, b, k] += db[k]
-            position_correction[s, b, k] += tau * db[k]
-            angular_velocity_change[s, a, k] += dwa[k]
-            angular_velocity_change[s, b, k] += dwb[k]
+    # swept reach: centres farther apart than the radii plus the step's relative drift neither
+    # overlap at the end of the step nor meet within it (skips the rest, forward and adjoint)
+    drift = dt * (load3(predicted_velocity, s, a) - load3(predicted_velocity, s, b)).norm()
+    gap = (load_vec(position, s, a, dim) - load_vec(position, s, b, dim)).norm()
+    if gap <= 1.01 * (geometry[a, 0] + geometry[b, 0] + drift) + 1e-9:
+        va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
+        xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
+        n, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
+        ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
+        if depth > 0.0 or ok == 1:
+            wa, wb = 1.0 / mass[a], 1.0 / mass[b]
+            e = 0.5 * (restitution[a] + restitution[b])
+            j = 0.0
+            if ok == 1:
+                n = ni
+                v_n = (va - vb).dot(n)
+                if v_n < 0.0:
+                    j = impulse_at(v_n, (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), tau, wa, wb,
+                                   e, dt)
+            else:  # overlapping since the start of the step: resolve along the end-of-step normal
+                j, tau = normal_impulse(-depth, (va - vb).dot(n),
+                                        (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), wa, wb, e,
+                                        dt, consts[VMIN])
+            ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
+            qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
+            iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
+            slip = (va + load3(predicted_angular_velocity, s, a).cross(ra)) - \
+                   (vb + load3(predicted_angular_velocity, s, b).cross(rb))
+            v_t = slip - slip.dot(n) * n
+            w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
+            jt = ti.Vector([0.0, 0.0, 0.0])
+            if j > 0.0:
+                jt = coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b]))
+            da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
+            dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
+            dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
+            for k in ti.static(range(3)):
+                velocity_change[s, a, k] += da[k]
+                position_correction[s, a, k] += tau * da[k]
+                velocity_change[s, b, k] += db[k]
+                position_correction[s, b, k] += tau * db[k]
+                angular_velocity_change[s, a, k] += dwa[k]
+                angular_velocity_change[s, b, k] += dwb[k]
 
 
 @ti.func
