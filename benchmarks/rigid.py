@@ -7,6 +7,7 @@ figure.
 
     python benchmarks/rigid.py            # T = 1000 steps for the break
     python benchmarks/rigid.py --quick    # T = 200, fewer repeats
+    python benchmarks/rigid.py --only break --steps 2048   # the 16-ball break alone
     python benchmarks/rigid.py --only stacks
     python benchmarks/rigid.py --only bin [--bin-bodies 10000 --bin-steps 100]
 
@@ -37,7 +38,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
-    ap.add_argument("--only", choices=["stacks", "bin"], default=None, help="run one group of figures")
+    ap.add_argument("--only", choices=["break", "stacks", "bin"], default=None, help="run one group of figures")
     ap.add_argument("--bin-bodies", type=int, default=10_000, help="boxes falling into the bin")
     ap.add_argument("--bin-steps", type=int, default=100, help="steps of the bin rollout (dt 1e-3 s)")
     args = ap.parse_args(argv)
@@ -78,6 +79,8 @@ def main(argv=None):
         if fused:
             moved = np.linalg.norm(ro.trajectory("v")[-1], axis=1)
             broken = int(np.sum(moved[1:] > 0.05))
+    if args.only == "break":
+        return
 
     # same gradient with Binomial checkpointing (memory for recomputation)
     problem = billiards.build(balls=16, layout="rack", steps=steps, speed=6.0, angle=0.0, fused=True)
