@@ -1,12 +1,15 @@
 """Rigid-body benchmark: the 16-ball break (forward and forward+backward steps/s, fused and
 per-step), the cost of a full gradient through it against finite differences in MuJoCo, the
-bounce-tuning box, the grid broad phase for 5,000 bodies, and stacks at rest (a tower of 10
-boxes and a pyramid of 15, penalty box-box contact: largest drift and turn over 2 s). One JSON
-line per figure.
+bounce-tuning box, the grid broad phase for 5,000 bodies, stacks at rest (a tower of 10
+boxes and a pyramid of 15, penalty box-box contact: largest drift and turn over 2 s), and
+10,000 boxes falling into a bin (body-steps/s forward and with gradient). One JSON line per
+figure.
 
     python benchmarks/rigid.py            # T = 1000 steps for the break
     python benchmarks/rigid.py --quick    # T = 200, fewer repeats
+    python benchmarks/rigid.py --only break --steps 2048   # the 16-ball break alone
     python benchmarks/rigid.py --only stacks
+    python benchmarks/rigid.py --only bin [--bin-bodies 10000 --bin-steps 100]
 
 MuJoCo reference (quoted in the issue): about 18 ms per step for a finite-difference gradient,
 i.e. a gradient through T steps costs about 18 ms * T there. Here the tape's reverse mode gives
@@ -35,7 +38,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
-    ap.add_argument("--only", choices=["stacks"], default=None, help="run one group of figures")
+    ap.add_argument("--only", choices=["break", "stacks", "bin"], default=None, help="run one group of figures")
+    ap.add_argument("--bin-bodies", type=int, default=10_000, help="boxes falling into the bin")
+    ap.add_argument("--bin-steps", type=int, default=100, help="steps of the bin rollout (dt 1e-3 s)")
     args = ap.parse_args(argv)
     import diffsim
     from diffsim import Binomial, Rollout
@@ -48,6 +53,9 @@ def main(argv=None):
     common = {"precision": args.precision, "threads": args.threads or "all"}
     if args.only == "stacks":
         stacks(common)
+        return
+    if args.only == "bin":
+        boxes_bin(common, args.bin_bodies, args.bin_steps, repeats=2)
         return
 
     # --- the 16-ball break: cue ball at 6 m/s into the rack, impulse contacts with TOI
@@ -71,6 +79,8 @@ def main(argv=None):
         if fused:
             moved = np.linalg.norm(ro.trajectory("v")[-1], axis=1)
             broken = int(np.sum(moved[1:] > 0.05))
+    if args.only == "break":
+        return
 
     # same gradient with Binomial checkpointing (memory for recomputation)
     problem = billiards.build(balls=16, layout="rack", steps=steps, speed=6.0, angle=0.0, fused=True)
@@ -111,6 +121,64 @@ def main(argv=None):
         print(json.dumps({"figure": f"broadphase_{dim}d", **common, "bodies": n, "pairs": len(ref),
                           "grid_ms": round(1e3 * t, 3), "numpy_brute_force_ms": round(1e3 * tref, 1)}))
     stacks(common)
+    boxes_bin(common, args.bin_bodies, args.bin_steps, repeats=1 if args.quick else 2)
+
+
+def bin_model(bodies: int, seed: int = 0):
+    """``bodies`` boxes (10 cm cubes, 0.5 kg, each turned up to 0.2 rad about a random axis) on a
+    lattice of pitch 15 cm (no two touch), four layers deep, above the floor of a square bin (four
+    walls); the lowest layer starts 1 to 3 cm above the floor. 3D, penalty contact: box-box (8 corners per pair)
+    and box-plane."""
+    from diffsim.rigid import Box, ModelBuilder
+
+    half, pitch = 0.05, 0.15
+    side = max(2, int(np.ceil(np.sqrt(bodies / 4))))
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder(3)
+    for k in range(bodies):
+        i, j, layer = k % side, (k // side) % side, k // (side * side)
+        tilt = rng.uniform(-0.2, 0.2)
+        b.add_body(Box((half, half, half)), mass=0.5,
+                   position=[pitch * (i + 0.5), pitch * (j + 0.5), 0.08 + pitch * layer],
+                   orientation=rng.normal(size=3), angle=tilt, restitution=0.3, friction=0.5)
+    width = pitch * side
+    for normal, offset in (([0, 0, 1], 0.0), ([1, 0, 0], 0.0), ([-1, 0, 0], -width), ([0, 1, 0], 0.0),
+                           ([0, -1, 0], -width)):
+        b.add_plane(normal, offset, restitution=0.3, friction=0.5)
+    return b.finalize()
+
+
+def boxes_bin(common, bodies, steps, repeats=2):
+    """Boxes falling into a bin (:func:`bin_model`; dt 1e-3 s, stiffness 1e4 N/m, per-step grid
+    broad phase): body-steps/s of the forward rollout, and of forward + backward (gradient of
+    a cost on one box's final position with respect to every parameter and initial state;
+    every state stored). Compile time is measured on the same kernels first (8 boxes)."""
+    import diffsim
+    from diffsim.rigid import BodyTarget, RigidSystem
+
+    def rollout(model, t):
+        system = RigidSystem(model, dt=1e-3, stiffness=1e4, fused=False, max_pairs=16 * model.n + 64,
+                             costs=[BodyTarget(0, [0.0, 0.0, 0.0])])
+        return diffsim.Rollout(system, t, diffsim.StoreAll())
+
+    t0 = time.perf_counter()
+    small = rollout(bin_model(8), 4)
+    small.forward()
+    small.backward()
+    compile_s = time.perf_counter() - t0
+    model = bin_model(bodies)
+    ro = rollout(model, steps)
+    ro.forward()  # allocations at this size
+    tf = _best(ro.forward, repeats)
+    z0 = model.initial_state()["x"][:, 2]
+    z = ro.final_state()["x"][:, 2]
+    tfb = _best(lambda: (ro.forward(), ro.backward()), repeats)
+    print(json.dumps({"figure": "bin_boxes_forward", **common, "bodies": model.n, "steps": steps, "dt_s": 1e-3,
+                      "seconds": round(tf, 3), "body_steps_per_s": round(model.n * steps / tf),
+                      "mean_drop_m": round(float(np.mean(z0 - z)), 5),
+                      "compile_s": round(compile_s, 1)}))
+    print(json.dumps({"figure": "bin_boxes_forward_backward", **common, "bodies": model.n, "steps": steps,
+                      "dt_s": 1e-3, "seconds": round(tfb, 3), "body_steps_per_s": round(model.n * steps / tfb)}))
 
 
 def stacks(common):

@@ -236,7 +236,8 @@ def build(config: Config | None = None, **overrides) -> BilliardsProblem:
         b.add_plane(normal, offset, restitution=0.8, friction=0.0)
     target = pockets()[pocket]
     system = RigidSystem(b.finalize(), dt=dt, contact="impulse", gravity=[0.0, 0.0], rolling_resistance=0.15,
-                         friction_smoothing=0.02, fused=c.fused, segment=50, costs=[BodyTarget(target_ball, target)])
+                         friction_smoothing=0.02, fused=c.fused, segment=256,  # launches cost ~0.3 ms each
+                         costs=[BodyTarget(target_ball, target)])
     rollout = Rollout(system, steps, StoreAll())
     objective = Objective(rollout, [Parameter("v", kind="state0", index=0)])
     s0, a0 = naive_shot(pos[0], pos[target_ball], target, steps * dt)

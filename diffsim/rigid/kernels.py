@@ -3,25 +3,31 @@
 One step from slot s to slot d (semi-implicit Euler, world-frame angular velocity):
 
     penalty model                                impulse model (spheres and planes)
-    F, tau = m g + u_F, u_tau      (init)        v*, w* = v, w advanced by forces (predict)
-    F, tau += contact forces       (pairs,       dv, dx += impulses with TOI at the
-              on pair and plane     planes)              predicted positions x + dt v*
+    F, tau = m g + u_F, u_tau  (body loads)      v*, w* = v, w advanced by forces (predict)
+    F, tau += contact forces   (pair and         dv, dx += impulses with TOI at the
+              on pair and plane  plane contacts)         predicted positions x + dt v*
     v' = (v + dt F/m) / (1 + dt c_v)             v' = v* + dv
-    w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w)   w' = w*
+    w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w)   w' = w* + dw
     x' = x + dt v',  q' = normalize(q + dt/2 (0, w') q)  x' = x + dt v* + dx  (integrate)
 
 In 2D (the x-y plane) every vector is a 3-vector with z = 0, the orientation is an angle
 (theta' = theta + dt w'_z) and inertia is I_zz alone. The same ``ti.func``s serve the
 per-step kernels (one parallel launch per phase) and the fused ``*_advance`` kernels, which
 run many steps in one launch as one flat serial loop over (step, item): items of a step are
-its bodies (init), its candidate pairs, its (body, plane) pairs and its bodies again
-(integrate). Iterations feed later ones only through global memory, which reverse mode
-handles (a flat loop, not sibling loops; TAICHI.md addendum). Scratch (forces, torques or
-predicted velocities and impulses) is per time slot, written once per forward pass.
+its bodies (body loads or predict), its candidate pairs, its (body, plane) pairs and its
+bodies again (integrate). Iterations feed later ones only through global memory, which
+reverse mode handles (a flat loop, not sibling loops; TAICHI.md addendum).
 
-Argument order of every kernel: dim, shapes mask, states X Q V W, scratch S0..S4,
-parameters mass restitution friction linear_damping angular_damping, controls uF uT, model
-shape geometry unit_inertia planes consts, pair list pairs count, then the slots and times.
+Each contact model has its own per-slot workspace, written once per forward pass
+(:data:`PENALTY_WORKSPACE`, :data:`IMPULSE_WORKSPACE`: name -> per-body shape).
+
+Arguments, in the order of Warp's ``integrate_bodies``: the compile-time switches (``dim``,
+``mask``), then what the kernel reads (state ``position orientation velocity
+angular_velocity`` at slot s; the model's ``shape geometry unit_inertia planes``; the
+parameters, controls and workspace it uses; ``consts``; a pair list), then the slot and time
+indices, and last what it writes (workspace entries, or the state arrays at slot d). Names
+are the physics: ``force`` (N), ``torque`` (N m), ``damping_ratio``, ``predicted_velocity``
+(m/s) and so on; the states are read at slot s and written at slot d of the same arrays.
 """
 
 import taichi as ti
@@ -54,9 +60,25 @@ from ..rotations import (
 )
 from .shapes import BOX, CAPSULE, SPHERE
 
-# consts layout (an ndarray of reals)
-DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL, DELTA = range(9)
-N_CONSTS = 9
+# consts: an ndarray of reals with these entries (names of the system's scalar settings)
+CONSTS = ("dt", "stiffness", "friction_smoothing", "gravity_x", "gravity_y", "gravity_z", "toi_min_speed",
+          "rolling_resistance", "onset_depth")
+DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL, DELTA = range(len(CONSTS))
+N_CONSTS = len(CONSTS)
+
+# Per-slot workspace of each contact model: name -> per-body shape (after (slots, n))
+PENALTY_WORKSPACE = {
+    "force": (3,),          # N: gravity, controls and contact forces on each body
+    "torque": (3,),         # N m: about the centre of mass, world frame
+    "damping_ratio": (),    # zeta of each body's contacts, from its restitution
+}
+IMPULSE_WORKSPACE = {
+    "predicted_velocity": (3,),          # m/s: v* before impulses
+    "predicted_angular_velocity": (3,),  # rad/s: w* before impulses
+    "velocity_change": (3,),             # m/s: dv, the impulses' sum
+    "position_correction": (3,),         # m: dx, sum of tau dv (the part of the step after each impact)
+    "angular_velocity_change": (3,),     # rad/s: dw of the friction impulses
+}
 
 M_SPHERE, M_BOX, M_CAPSULE = 1 << SPHERE, 1 << BOX, 1 << CAPSULE
 # compile-time flags beside the shapes: the scene has box-box / box-capsule pairs that collide
@@ -88,6 +110,12 @@ def store3(A: T, s, i, r):
 
 
 @ti.func
+def row3(A: T, i):
+    """Row i of an (n, 3) table (a body's unit inertia) as a 3-vector."""
+    return ti.Vector([A[i, 0], A[i, 1], A[i, 2]])
+
+
+@ti.func
 def load_quat(Q: T, s, i, dim: T):
     q = ti.Vector([1.0, 0.0, 0.0, 0.0])
     if ti.static(dim == 3):
@@ -110,17 +138,17 @@ def load_axial(A: T, s, i, dim: T):
 
 
 @ti.func
-def gravity(cs: T):
-    return ti.Vector([cs[GX], cs[GY], cs[GZ]])
+def gravity(consts: T):
+    return ti.Vector([consts[GX], consts[GY], consts[GZ]])
 
 
 @ti.func
-def body_force(V: T, mass: T, uF: T, cs: T, s, t, i, dim: T):
+def body_force(dim: T, velocity: T, mass: T, force_control: T, consts: T, s, t, i):
     """Gravity, the control force and (2D top-down tables) rolling resistance on body i (N)."""
     m = mass[i]
-    f = m * gravity(cs) + load_vec(uF, t, i, dim)
-    if cs[ROLL] > 0.0:
-        f += smoothed_coulomb_friction(load_vec(V, s, i, dim), m * cs[ROLL], 1.0, cs[VEPS])
+    f = m * gravity(consts) + load_vec(force_control, t, i, dim)
+    if consts[ROLL] > 0.0:
+        f += smoothed_coulomb_friction(load_vec(velocity, s, i, dim), m * consts[ROLL], 1.0, consts[VEPS])
     return f
 
 
@@ -136,27 +164,27 @@ def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
 
 
 @ti.func
-def store_pose(X: T, Q: T, W: T, d, i, x, q, theta_rate, wn, dt, s, dim: T):
+def store_pose(dim: T, x, q, theta_rate, wn, dt, s, d, i, position: T, orientation: T, angular_velocity: T):
+    """Write body i's new position x, orientation (q integrated over dt with wn in 3D; the angle
+    at slot s advanced by dt theta_rate in 2D) and angular velocity wn into slot d."""
     for k in ti.static(range(dim)):
-        X[d, i, k] = x[k]
+        position[d, i, k] = x[k]
     if ti.static(dim == 3):
         qn = quat_integrate(q, wn, dt)
         for k in ti.static(range(4)):
-            Q[d, i, k] = qn[k]
+            orientation[d, i, k] = qn[k]
         for k in ti.static(range(3)):
-            W[d, i, k] = wn[k]
+            angular_velocity[d, i, k] = wn[k]
     else:
-        Q[d, i] = Q[s, i] + dt * theta_rate
-        W[d, i] = wn[2]
+        orientation[d, i] = orientation[s, i] + dt * theta_rate
+        angular_velocity[d, i] = wn[2]
 
 
 # ------------------------------------------------------------------------------- penalty model
-# scratch: S0 = force (N), S1 = torque (N m), S4 = damping ratio zeta of each body (from its
-# restitution); a pair's damping ratio is the mean of its two bodies' (a plane's is a constant)
 
 
 @ti.func
-def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, k_explicit, c_explicit, cs: T):
+def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, load, k_explicit, c_explicit):
     """Contact force on the first body (N): the shared contact law averaged over the time step
     (diffsim.contact.stepped_contact_normal_force) along n with stiffness k_n, onset depth
     delta and damping 2 zeta_dt sqrt(k_n m_eff), and smoothed Coulomb friction. m_eff:
@@ -189,14 +217,14 @@ def pen_force(n, depth, rel, zeta, mu, m_eff, m_t, load, k_explicit, c_explicit,
     of the calibration above (no restitution mapping, step averaging or load term)."""
     vn = rel.dot(n)
     vt = rel - vn * n
-    kn = cs[KN]
-    dt = cs[DT]
+    kn = consts[KN]
+    dt = consts[DT]
     c_n = 2.0 * discrete_damping_ratio(zeta, ti.sqrt(kn / m_eff) * dt) * ti.sqrt(kn * m_eff)
-    fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, cs[DELTA], dt)
+    fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, consts[DELTA], dt)
     if k_explicit > 0.0:
-        fn = contact_normal_force(depth, vn, k_explicit, c_explicit, cs[DELTA])
+        fn = contact_normal_force(depth, vn, k_explicit, c_explicit, consts[DELTA])
     v_slip = 2.0 * dt * mu * fn / m_t
-    return fn * n + smoothed_coulomb_friction(vt, fn, mu, ti.sqrt(cs[VEPS] * cs[VEPS] + v_slip * v_slip))
+    return fn * n + smoothed_coulomb_friction(vt, fn, mu, ti.sqrt(consts[VEPS] * consts[VEPS] + v_slip * v_slip))
 
 
 @ti.func
@@ -218,10 +246,13 @@ def inverse_mass_at(m, iu, q, r, n, dim: T):
 
 
 @ti.func
-def pen_init(V: T, F: T, TQ: T, Z: T, mass: T, rest: T, uF: T, uT: T, cs: T, s, t, i, dim: T):
-    store3(F, s, i, body_force(V, mass, uF, cs, s, t, i, dim))
-    store3(TQ, s, i, load_axial(uT, t, i, dim))
-    Z[s, i] = damping_ratio_from_restitution(rest[i])
+def penalty_body_load(dim: T, velocity: T, mass: T, restitution: T, force_control: T, torque_control: T,
+                      consts: T, s, t, i, force: T, torque: T, damping_ratio: T):
+    """Body i's loads before contact (gravity, controls, rolling resistance) and the damping
+    ratio zeta(e) its contacts take from its restitution e."""
+    store3(force, s, i, body_force(dim, velocity, mass, force_control, consts, s, t, i))
+    store3(torque, s, i, load_axial(torque_control, t, i, dim))
+    damping_ratio[s, i] = damping_ratio_from_restitution(restitution[i])
 
 
 def pair_points(mask, dim):
@@ -245,38 +276,37 @@ def face_points(dim):
 
 
 @ti.func
-def pair_geometry(X: T, Q: T, shape: T, geom: T, s, a, b, c, dim: T, mask: T):
+def pair_geometry(dim: T, mask: T, position: T, orientation: T, shape: T, geometry: T, s, a, b, c):
     """Contact point c of bodies a, b with shape[a] <= shape[b]: (normal from b to a, depth,
     point). Box-box and box-capsule pairs have several points (pair_points; a manifold of
     corners, :func:`~diffsim.collision.narrowphase.box_box_point`), the others one (c = 0);
     points a pair does not have, and pairs the scene lets pass through, give depth -1."""
     sa, sb = shape[a], shape[b]
-    xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
+    xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
     n = ti.Vector([0.0, 0.0, 0.0])
     depth = -1.0
     p = ti.Vector([0.0, 0.0, 0.0])
     if sa == SPHERE and sb == SPHERE and c == 0:
-        n, depth, p = sphere_sphere(xa, geom[a, 0], xb, geom[b, 0])
+        n, depth, p = sphere_sphere(xa, geometry[a, 0], xb, geometry[b, 0])
     if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
         if sa == SPHERE and sb == BOX and c == 0:
-            n, depth, p = sphere_box(xa, geom[a, 0], xb, load_quat(Q, s, b, dim),
-                                     ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]))
+            n, depth, p = sphere_box(xa, geometry[a, 0], xb, load_quat(orientation, s, b, dim),
+                                     row3(geometry, b))
     if ti.static(mask & M_CAPSULE):
         if sa == SPHERE and sb == CAPSULE and c == 0:
-            n, depth, p = capsule_sphere(xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1], xa, geom[a, 0])
+            n, depth, p = capsule_sphere(xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1], xa,
+                                         geometry[a, 0])
         elif sa == CAPSULE and sb == CAPSULE and c == 0:
-            n, depth, p = capsule_capsule(xa, load_quat(Q, s, a, dim), geom[a, 0], geom[a, 1],
-                                          xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1])
+            n, depth, p = capsule_capsule(xa, load_quat(orientation, s, a, dim), geometry[a, 0], geometry[a, 1],
+                                          xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1])
     if ti.static(mask & M_BOX_BOX):  # noqa: SIM102 -- compile-time gate
         if sa == BOX and sb == BOX:
-            n, depth, p = box_box_point(xa, load_quat(Q, s, a, dim), ti.Vector([geom[a, 0], geom[a, 1], geom[a, 2]]),
-                                        xb, load_quat(Q, s, b, dim), ti.Vector([geom[b, 0], geom[b, 1], geom[b, 2]]),
-                                        c, dim)
+            n, depth, p = box_box_point(xa, load_quat(orientation, s, a, dim), row3(geometry, a),
+                                        xb, load_quat(orientation, s, b, dim), row3(geometry, b), c, dim)
     if ti.static(mask & M_BOX_CAPSULE):  # noqa: SIM102 -- compile-time gate
         if sa == BOX and sb == CAPSULE:
-            n, depth, p = box_capsule_point(xa, load_quat(Q, s, a, dim),
-                                            ti.Vector([geom[a, 0], geom[a, 1], geom[a, 2]]),
-                                            xb, load_quat(Q, s, b, dim), geom[b, 0], geom[b, 1], c,
+            n, depth, p = box_capsule_point(xa, load_quat(orientation, s, a, dim), row3(geometry, a),
+                                            xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1], c,
                                             ti.static(box_corners(dim)))
     return n, depth, p
 
@@ -298,33 +328,36 @@ def explicit_pair_law(ka, ca, kb, cb):
 
 
 @ti.func
-def pen_pair(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T, cc: T, shape: T, geom: T, iu: T,
-             cs: T, s, i, j, c, dim: T, mask: T):
-    """Contact point c of candidate pair (i, j) and its penalty force on both bodies."""
+def penalty_pair_contact(dim: T, mask: T, position: T, orientation: T, velocity: T, angular_velocity: T, shape: T,
+                         geometry: T, unit_inertia: T, mass: T, friction: T, contact_stiffness: T,
+                         contact_damping: T, damping_ratio: T, consts: T, s, i, j, c, force: T, torque: T):
+    """Contact point c of candidate pair (i, j) and its penalty force, added to both bodies'
+    force and torque (a pair's damping ratio is the mean of its bodies', likewise friction)."""
     a, b = i, j
     if shape[i] > shape[j]:  # canonical order: the lower shape code first
         a, b = j, i
-    n, depth, p = pair_geometry(X, Q, shape, geom, s, a, b, c, dim, mask)
-    xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
+    n, depth, p = pair_geometry(dim, mask, position, orientation, shape, geometry, s, a, b, c)
+    xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
     ra, rb = p - xa, p - xb
-    rel = (load_vec(V, s, a, dim) + load_axial(W, s, a, dim).cross(ra)) - \
-          (load_vec(V, s, b, dim) + load_axial(W, s, b, dim).cross(rb))
-    if depth > -stepped_contact_reach(rel.dot(n), cs[KN], 0.0, cs[DELTA], cs[DT]):
-        wa = inverse_mass_at(mass[a], ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), load_quat(Q, s, a, dim), ra, n, dim)
-        wb = inverse_mass_at(mass[b], ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]]), load_quat(Q, s, b, dim), rb, n, dim)
-        iua, iub = ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]])
+    rel = (load_vec(velocity, s, a, dim) + load_axial(angular_velocity, s, a, dim).cross(ra)) - \
+          (load_vec(velocity, s, b, dim) + load_axial(angular_velocity, s, b, dim).cross(rb))
+    if depth > -stepped_contact_reach(rel.dot(n), consts[KN], 0.0, consts[DELTA], consts[DT]):
+        wa = inverse_mass_at(mass[a], row3(unit_inertia, a), load_quat(orientation, s, a, dim), ra, n, dim)
+        wb = inverse_mass_at(mass[b], row3(unit_inertia, b), load_quat(orientation, s, b, dim), rb, n, dim)
+        iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
         m_t = 1.0 / (tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb))
         if shape[a] == BOX and shape[b] == BOX:
             m_t = m_t / ti.static(face_points(dim))  # a face on a face presses at once on all its corners
-        k_pair, c_pair = explicit_pair_law(kc[a], cc[a], kc[b], cc[b])
-        fc = pen_force(n, depth, rel, 0.5 * (Z[s, a] + Z[s, b]), 0.5 * (fric[a] + fric[b]), 1.0 / (wa + wb), m_t,
-                       0.0, k_pair, c_pair, cs)
+        k_pair, c_pair = explicit_pair_law(contact_stiffness[a], contact_damping[a], contact_stiffness[b],
+                                           contact_damping[b])
+        fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, a] + damping_ratio[s, b]),
+                                   0.5 * (friction[a] + friction[b]), 1.0 / (wa + wb), m_t, 0.0, k_pair, c_pair)
         ta, tb = ra.cross(fc), rb.cross(fc)
         for k in ti.static(range(3)):
-            F[s, a, k] += fc[k]
-            TQ[s, a, k] += ta[k]
-            F[s, b, k] -= fc[k]
-            TQ[s, b, k] -= tb[k]
+            force[s, a, k] += fc[k]
+            torque[s, a, k] += ta[k]
+            force[s, b, k] -= fc[k]
+            torque[s, b, k] -= tb[k]
 
 
 def plane_points(mask, dim):
@@ -336,88 +369,99 @@ def plane_points(mask, dim):
 
 
 @ti.func
-def plane_geometry(X: T, Q: T, shape: T, geom: T, planes: T, s, i, pl, c, dim: T, mask: T):
+def plane_geometry(dim: T, mask: T, position: T, orientation: T, shape: T, geometry: T, planes: T, s, i, pl, c):
     """Contact point c of body i against plane pl: (normal, depth, point); depth -1 when body i
     has no point c (a sphere has 1, a capsule 2, a box 8 corners, 4 in 2D)."""
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
     off = planes[pl, 3]
-    x = load_vec(X, s, i, dim)
+    x = load_vec(position, s, i, dim)
     si = shape[i]
     n = pn
     depth = -1.0
     p = x
     if si == SPHERE and c == 0:
-        n, depth, p = sphere_plane(x, geom[i, 0], pn, off)
+        n, depth, p = sphere_plane(x, geometry[i, 0], pn, off)
     if ti.static(mask & M_CAPSULE):  # noqa: SIM102 -- compile-time gate
         if si == CAPSULE and c < 2:
-            ax = quat_rotate(load_quat(Q, s, i, dim), ti.Vector([geom[i, 1], 0.0, 0.0]))
-            n, depth, p = sphere_plane(x + (2.0 * c - 1.0) * ax, geom[i, 0], pn, off)
+            ax = quat_rotate(load_quat(orientation, s, i, dim), ti.Vector([geometry[i, 1], 0.0, 0.0]))
+            n, depth, p = sphere_plane(x + (2.0 * c - 1.0) * ax, geometry[i, 0], pn, off)
     if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
         if si == BOX:
             sx = 2.0 * (c & 1) - 1.0
             sy = 2.0 * ((c >> 1) & 1) - 1.0
             sz = 2.0 * ((c >> 2) & 1) - 1.0
-            corner = x + quat_rotate(load_quat(Q, s, i, dim),
-                                     ti.Vector([sx * geom[i, 0], sy * geom[i, 1], sz * geom[i, 2]]))
+            corner = x + quat_rotate(load_quat(orientation, s, i, dim),
+                                     ti.Vector([sx * geometry[i, 0], sy * geometry[i, 1], sz * geometry[i, 2]]))
             n, depth, p = point_plane(corner, pn, off)
     return n, depth, p
 
 
 @ti.func
-def pen_plane(X: T, Q: T, V: T, W: T, F: T, TQ: T, Z: T, mass: T, fric: T, kc: T, cc: T, shape: T, geom: T, iu: T,
-              planes: T, prest: T, pfric: T, cs: T, s, i, pl, c, dim: T, mask: T):
-    """Contact point c of body i against plane pl and its penalty force."""
-    n, depth, p = plane_geometry(X, Q, shape, geom, planes, s, i, pl, c, dim, mask)
-    ra = p - load_vec(X, s, i, dim)
-    rel = load_vec(V, s, i, dim) + load_axial(W, s, i, dim).cross(ra)
-    w = inverse_mass_at(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), load_quat(Q, s, i, dim), ra, n, dim)
+def penalty_plane_contact(dim: T, mask: T, position: T, orientation: T, velocity: T, angular_velocity: T,
+                          shape: T, geometry: T, unit_inertia: T, planes: T, mass: T, friction: T,
+                          contact_stiffness: T, contact_damping: T, damping_ratio: T, plane_restitution: T,
+                          plane_friction: T, consts: T, s, i, pl, c, force: T, torque: T):
+    """Contact point c of body i against plane pl and its penalty force, added to the body's
+    force and torque."""
+    n, depth, p = plane_geometry(dim, mask, position, orientation, shape, geometry, planes, s, i, pl, c)
+    ra = p - load_vec(position, s, i, dim)
+    rel = load_vec(velocity, s, i, dim) + load_axial(angular_velocity, s, i, dim).cross(ra)
+    w = inverse_mass_at(mass[i], row3(unit_inertia, i), load_quat(orientation, s, i, dim), ra, n, dim)
     m_eff = 1.0 / w
-    load = m_eff * ti.max(-gravity(cs).dot(n), 0.0)  # gravity pressing the body onto the plane
-    if depth > -stepped_contact_reach(rel.dot(n), cs[KN], load, cs[DELTA], cs[DT]):
-        m_t = 1.0 / tangential_inverse_mass_bound(mass[i], ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]]), ra)
+    load = m_eff * ti.max(-gravity(consts).dot(n), 0.0)  # gravity pressing the body onto the plane
+    if depth > -stepped_contact_reach(rel.dot(n), consts[KN], load, consts[DELTA], consts[DT]):
+        m_t = 1.0 / tangential_inverse_mass_bound(mass[i], row3(unit_inertia, i), ra)
         if shape[i] == BOX:
             m_t = m_t / ti.static(face_points(dim))  # a face on the plane presses at once on all its corners
-        zeta_plane = damping_ratio_from_restitution(prest[pl])
-        fc = pen_force(n, depth, rel, 0.5 * (Z[s, i] + zeta_plane), 0.5 * (fric[i] + pfric[pl]), m_eff, m_t, load,
-                       kc[i], cc[i], cs)
+        zeta_plane = damping_ratio_from_restitution(plane_restitution[pl])
+        fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, i] + zeta_plane),
+                                   0.5 * (friction[i] + plane_friction[pl]), m_eff, m_t, load,
+                                   contact_stiffness[i], contact_damping[i])
         ta = ra.cross(fc)
         for k in ti.static(range(3)):
-            F[s, i, k] += fc[k]
-            TQ[s, i, k] += ta[k]
+            force[s, i, k] += fc[k]
+            torque[s, i, k] += ta[k]
 
 
 @ti.func
-def pen_integrate(X: T, Q: T, V: T, W: T, F: T, TQ: T, mass: T, lind: T, angd: T, iu: T, cs: T, s, d, i,
-                  dim: T):
-    dt = cs[DT]
+def penalty_integrate_body(dim: T, mass: T, linear_damping: T, angular_damping: T, unit_inertia: T, consts: T,
+                           force: T, torque: T, s, d, i, position: T, orientation: T, velocity: T,
+                           angular_velocity: T):
+    """Semi-implicit Euler for body i from slot s to slot d under its summed force and torque."""
+    dt = consts[DT]
     m = mass[i]
-    vn = (load_vec(V, s, i, dim) + dt * load3(F, s, i) / m) / (1.0 + dt * lind[i])
-    q = load_quat(Q, s, i, dim)
-    iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
-    wn = angular_update(load_axial(W, s, i, dim), q, load3(TQ, s, i), m, iuv, angd[i], dt, dim)
+    vn = (load_vec(velocity, s, i, dim) + dt * load3(force, s, i) / m) / (1.0 + dt * linear_damping[i])
+    q = load_quat(orientation, s, i, dim)
+    iu = row3(unit_inertia, i)
+    wn = angular_update(load_axial(angular_velocity, s, i, dim), q, load3(torque, s, i), m, iu, angular_damping[i], dt,
+                        dim)
     for k in ti.static(range(dim)):
-        V[d, i, k] = vn[k]
-    store_pose(X, Q, W, d, i, load_vec(X, s, i, dim) + dt * vn, q, wn[2], wn, dt, s, dim)
+        velocity[d, i, k] = vn[k]
+    store_pose(dim, load_vec(position, s, i, dim) + dt * vn, q, wn[2], wn, dt, s, d, i, position, orientation,
+               angular_velocity)
 
 
 # ------------------------------------------------------------------------------- impulse model
-# scratch: S0 = predicted velocity v*, S1 = predicted angular velocity w*, S2 = dv, S3 = dx,
-# DW = dw (angular velocity change of the friction impulses)
 
 
 @ti.func
-def imp_predict(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, DW: T, mass: T, lind: T, angd: T, uF: T, uT: T,
-                iu: T, cs: T, s, t, i, dim: T):
-    dt = cs[DT]
+def impulse_predict_body(dim: T, orientation: T, velocity: T, angular_velocity: T, mass: T, linear_damping: T,
+                         angular_damping: T, force_control: T, torque_control: T, unit_inertia: T, consts: T, s, t,
+                         i, predicted_velocity: T, predicted_angular_velocity: T, velocity_change: T,
+                         position_correction: T, angular_velocity_change: T):
+    """Body i's velocities v*, w* advanced by the step's forces alone, and its impulse sums
+    (dv, dx, dw) cleared."""
+    dt = consts[DT]
     m = mass[i]
-    f = body_force(V, mass, uF, cs, s, t, i, dim)
-    store3(S0, s, i, (load_vec(V, s, i, dim) + dt * f / m) / (1.0 + dt * lind[i]))
-    iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
-    store3(S1, s, i, angular_update(load_axial(W, s, i, dim), load_quat(Q, s, i, dim),
-                                    load_axial(uT, t, i, dim), m, iuv, angd[i], dt, dim))
-    store3(S2, s, i, ti.Vector([0.0, 0.0, 0.0]))
-    store3(S3, s, i, ti.Vector([0.0, 0.0, 0.0]))
-    store3(DW, s, i, ti.Vector([0.0, 0.0, 0.0]))
+    f = body_force(dim, velocity, mass, force_control, consts, s, t, i)
+    store3(predicted_velocity, s, i, (load_vec(velocity, s, i, dim) + dt * f / m) / (1.0 + dt * linear_damping[i]))
+    iu = row3(unit_inertia, i)
+    store3(predicted_angular_velocity, s, i,
+           angular_update(load_axial(angular_velocity, s, i, dim), load_quat(orientation, s, i, dim),
+                          load_axial(torque_control, t, i, dim), m, iu, angular_damping[i], dt, dim))
+    store3(velocity_change, s, i, ti.Vector([0.0, 0.0, 0.0]))
+    store3(position_correction, s, i, ti.Vector([0.0, 0.0, 0.0]))
+    store3(angular_velocity_change, s, i, ti.Vector([0.0, 0.0, 0.0]))
 
 
 @ti.func
@@ -432,8 +476,10 @@ def angular_kick(m, iu, q, r, impulse, dim: T):
 
 
 @ti.func
-def imp_pair(X: T, Q: T, V: T, S0: T, S1: T, S2: T, S3: T, DW: T, mass: T, rest: T, fric: T, geom: T, iu: T, cs: T,
-             s, a, b, dim: T):
+def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predicted_velocity: T,
+                         predicted_angular_velocity: T, geometry: T, unit_inertia: T, mass: T, restitution: T,
+                         friction: T, consts: T, s, a, b, velocity_change: T, position_correction: T,
+                         angular_velocity_change: T):
     """Sphere-sphere impulse when the spheres drifting at v* meet within the step (a swept test:
     no tunnelling at any speed) or the predicted positions x + dt v* overlap, along the normal
     at the moment of impact (sphere_time_of_impact), with TOI; then Coulomb friction at the
@@ -442,103 +488,123 @@ def imp_pair(X: T, Q: T, V: T, S0: T, S1: T, S2: T, S3: T, DW: T, mass: T, rest:
     depend on the slip's direction (a direction taken from a vanishing slip made the gradient
     at rest wrong): exact for balls of isotropic inertia, an upper bound otherwise, so that
     the sticking impulse never overshoots (the slip then stops over a few steps)."""
-    dt = cs[DT]
-    va, vb = load3(S0, s, a), load3(S0, s, b)
-    xa, xb = load_vec(X, s, a, dim), load_vec(X, s, b, dim)
-    n, depth, _p = sphere_sphere(xa + dt * va, geom[a, 0], xb + dt * vb, geom[b, 0])
-    ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geom[a, 0] + geom[b, 0], dt)
-    if depth > 0.0 or ok == 1:
-        wa, wb = 1.0 / mass[a], 1.0 / mass[b]
-        e = 0.5 * (rest[a] + rest[b])
-        j = 0.0
-        if ok == 1:
-            n = ni
-            v_n = (va - vb).dot(n)
-            if v_n < 0.0:
-                j = impulse_at(v_n, (load_vec(V, s, a, dim) - load_vec(V, s, b, dim)).dot(n), tau, wa, wb, e, dt)
-        else:  # overlapping since the start of the step: resolve along the end-of-step normal
-            j, tau = normal_impulse(-depth, (va - vb).dot(n), (load_vec(V, s, a, dim) - load_vec(V, s, b, dim)).dot(n),
-                                    wa, wb, e, dt, cs[VMIN])
-        ra, rb = -geom[a, 0] * n, geom[b, 0] * n
-        qa, qb = load_quat(Q, s, a, dim), load_quat(Q, s, b, dim)
-        iua, iub = ti.Vector([iu[a, 0], iu[a, 1], iu[a, 2]]), ti.Vector([iu[b, 0], iu[b, 1], iu[b, 2]])
-        slip = (va + load3(S1, s, a).cross(ra)) - (vb + load3(S1, s, b).cross(rb))
-        v_t = slip - slip.dot(n) * n
-        w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
-        jt = ti.Vector([0.0, 0.0, 0.0])
-        if j > 0.0:
-            jt = coulomb_friction_impulse(v_t, w_t, j, 0.5 * (fric[a] + fric[b]))
-        da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
-        dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
-        dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
-        for k in ti.static(range(3)):
-            S2[s, a, k] += da[k]
-            S3[s, a, k] += tau * da[k]
-            S2[s, b, k] += db[k]
-            S3[s, b, k] += tau * db[k]
-            DW[s, a, k] += dwa[k]
-            DW[s, b, k] += dwb[k]
+    dt = consts[DT]
+    # swept reach: centres farther apart than the radii plus the step's relative drift neither
+    # overlap at the end of the step nor meet within it (skips the rest, forward and adjoint)
+    drift = dt * (load3(predicted_velocity, s, a) - load3(predicted_velocity, s, b)).norm()
+    gap = (load_vec(position, s, a, dim) - load_vec(position, s, b, dim)).norm()
+    if gap <= 1.01 * (geometry[a, 0] + geometry[b, 0] + drift) + 1e-9:
+        va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
+        xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
+        n, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
+        ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
+        if depth > 0.0 or ok == 1:
+            wa, wb = 1.0 / mass[a], 1.0 / mass[b]
+            e = 0.5 * (restitution[a] + restitution[b])
+            j = 0.0
+            if ok == 1:
+                n = ni
+                v_n = (va - vb).dot(n)
+                if v_n < 0.0:
+                    j = impulse_at(v_n, (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), tau, wa, wb,
+                                   e, dt)
+            else:  # overlapping since the start of the step: resolve along the end-of-step normal
+                j, tau = normal_impulse(-depth, (va - vb).dot(n),
+                                        (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), wa, wb, e,
+                                        dt, consts[VMIN])
+            ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
+            qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
+            iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
+            slip = (va + load3(predicted_angular_velocity, s, a).cross(ra)) - \
+                   (vb + load3(predicted_angular_velocity, s, b).cross(rb))
+            v_t = slip - slip.dot(n) * n
+            w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
+            jt = ti.Vector([0.0, 0.0, 0.0])
+            if j > 0.0:
+                jt = coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b]))
+            da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
+            dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
+            dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
+            for k in ti.static(range(3)):
+                velocity_change[s, a, k] += da[k]
+                position_correction[s, a, k] += tau * da[k]
+                velocity_change[s, b, k] += db[k]
+                position_correction[s, b, k] += tau * db[k]
+                angular_velocity_change[s, a, k] += dwa[k]
+                angular_velocity_change[s, b, k] += dwb[k]
 
 
 @ti.func
-def imp_plane(X: T, Q: T, V: T, S0: T, S1: T, S2: T, S3: T, DW: T, mass: T, rest: T, fric: T, geom: T, iu: T,
-              planes: T, prest: T, pfric: T, cs: T, s, i, pl, dim: T):
+def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, predicted_velocity: T,
+                          predicted_angular_velocity: T, geometry: T, unit_inertia: T, planes: T, mass: T,
+                          restitution: T, friction: T, plane_restitution: T, plane_friction: T, consts: T, s, i, pl,
+                          velocity_change: T, position_correction: T, angular_velocity_change: T):
     """Sphere-plane impulse with TOI (normal_impulse), then Coulomb friction at the contact point."""
-    dt = cs[DT]
+    dt = consts[DT]
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
-    v = load3(S0, s, i)
+    v = load3(predicted_velocity, s, i)
     m = mass[i]
-    n, depth, _p = sphere_plane(load_vec(X, s, i, dim) + dt * v, geom[i, 0], pn, planes[pl, 3])
-    j, tau = normal_impulse(-depth, v.dot(n), load_vec(V, s, i, dim).dot(n), 1.0 / m, 0.0,
-                            0.5 * (rest[i] + prest[pl]), dt, cs[VMIN])
-    r = -geom[i, 0] * n
-    q = load_quat(Q, s, i, dim)
-    iuv = ti.Vector([iu[i, 0], iu[i, 1], iu[i, 2]])
-    slip = v + load3(S1, s, i).cross(r)
-    v_t = slip - slip.dot(n) * n
-    jt = ti.Vector([0.0, 0.0, 0.0])
-    if j > 0.0:  # friction only in contact (exactly zero in flight)
-        jt = coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iuv, r), j, 0.5 * (fric[i] + pfric[pl]))
-    dv = (j / m) * n + jt / m
-    dw = angular_kick(m, iuv, q, r, jt, dim)
-    for k in ti.static(range(3)):
-        S2[s, i, k] += dv[k]
-        S3[s, i, k] += tau * dv[k]
-        DW[s, i, k] += dw[k]
+    # out of reach: the sphere ends the step apart from the plane, whatever its direction
+    # (skips the rest, forward and adjoint; an impulse needs an end-of-step overlap)
+    clearance = load_vec(position, s, i, dim).dot(pn) - planes[pl, 3] - geometry[i, 0]
+    if clearance <= 1.01 * dt * ti.sqrt(v.dot(v)) + 1e-9:
+        n, depth, _p = sphere_plane(load_vec(position, s, i, dim) + dt * v, geometry[i, 0], pn, planes[pl, 3])
+        j, tau = normal_impulse(-depth, v.dot(n), load_vec(velocity, s, i, dim).dot(n), 1.0 / m, 0.0,
+                                0.5 * (restitution[i] + plane_restitution[pl]), dt, consts[VMIN])
+        r = -geometry[i, 0] * n
+        q = load_quat(orientation, s, i, dim)
+        iu = row3(unit_inertia, i)
+        slip = v + load3(predicted_angular_velocity, s, i).cross(r)
+        v_t = slip - slip.dot(n) * n
+        jt = ti.Vector([0.0, 0.0, 0.0])
+        if j > 0.0:  # friction only in contact (exactly zero in flight)
+            jt = coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iu, r), j,
+                                          0.5 * (friction[i] + plane_friction[pl]))
+        dv = (j / m) * n + jt / m
+        dw = angular_kick(m, iu, q, r, jt, dim)
+        for k in ti.static(range(3)):
+            velocity_change[s, i, k] += dv[k]
+            position_correction[s, i, k] += tau * dv[k]
+            angular_velocity_change[s, i, k] += dw[k]
 
 
 @ti.func
-def velocity_dependent_acceleration(v, c_lin, cs: T):
+def velocity_dependent_acceleration(v, c_lin, consts: T):
     """Rolling resistance (2D top-down tables) and linear damping (m/s^2) at velocity v."""
     a = -c_lin * v
-    if cs[ROLL] > 0.0:
-        a += smoothed_coulomb_friction(v, cs[ROLL], 1.0, cs[VEPS])
+    if consts[ROLL] > 0.0:
+        a += smoothed_coulomb_friction(v, consts[ROLL], 1.0, consts[VEPS])
     return a
 
 
 @ti.func
-def imp_integrate(X: T, Q: T, V: T, W: T, S0: T, S1: T, S2: T, S3: T, DW: T, lind: T, cs: T, s, d, i, dim: T):
+def impulse_integrate_body(dim: T, linear_damping: T, consts: T, predicted_velocity: T,
+                           predicted_angular_velocity: T, velocity_change: T, position_correction: T,
+                           angular_velocity_change: T, s, d, i, position: T, orientation: T, velocity: T,
+                           angular_velocity: T):
     """v' = v* + dv, x' = x + dt v* + tau dv; the step's kick of the velocity-dependent forces
     (rolling resistance, linear damping) was taken at the velocity before the impact, so the
     part of the step after it (tau) gets the difference a(v* + dv) - a(v*): an impact at the end
     of a step and one at the start of the next then give the same state (tau from the summed
     tau dv, exact for one impact per body and step)."""
-    dt = cs[DT]
-    vs = load3(S0, s, i)
-    dv = load3(S2, s, i)
-    dx = load3(S3, s, i)
+    dt = consts[DT]
+    vs = load3(predicted_velocity, s, i)
+    dv = load3(velocity_change, s, i)
+    dx = load3(position_correction, s, i)
     vn = vs + dv
-    xn = load_vec(X, s, i, dim) + dt * vs + dx
+    xn = load_vec(position, s, i, dim) + dt * vs + dx
     dv2 = dv.dot(dv)
     if dv2 > 0.0:
         tau = dx.dot(dv) / dv2
-        corr = tau * (velocity_dependent_acceleration(vn, lind[i], cs) - velocity_dependent_acceleration(vs, lind[i], cs))
+        corr = tau * (velocity_dependent_acceleration(vn, linear_damping[i], consts)
+                      - velocity_dependent_acceleration(vs, linear_damping[i], consts))
         vn += corr
         xn += tau * corr
-    wn = load3(S1, s, i) + load3(DW, s, i)
+    wn = load3(predicted_angular_velocity, s, i) + load3(angular_velocity_change, s, i)
     for k in ti.static(range(dim)):
-        V[d, i, k] = vn[k]
-    store_pose(X, Q, W, d, i, xn, load_quat(Q, s, i, dim), wn[2], wn, dt, s, dim)
+        velocity[d, i, k] = vn[k]
+    store_pose(dim, xn, load_quat(orientation, s, i, dim), wn[2], wn, dt, s, d, i, position, orientation,
+               angular_velocity)
 
 
 # ------------------------------------------------------------------------------- kernels
@@ -547,55 +613,67 @@ _A = ti.types.ndarray()
 
 
 @ti.kernel
-def penalty_init(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                 rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                 planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                 t: ti.i32):
-    for i in range(X.shape[1]):
-        pen_init(V, S0, S1, S4, mass, rest, uF, uT, cs, s, t, i, dim)
+def penalty_body_loads(dim: T, velocity: _A, mass: _A, restitution: _A, force_control: _A, torque_control: _A,
+                       consts: _A, s: ti.i32, t: ti.i32, force: _A, torque: _A, damping_ratio: _A):
+    """Every body's force and torque before contact, and its contacts' damping ratio (slot s,
+    controls of step t)."""
+    for i in range(velocity.shape[1]):
+        penalty_body_load(dim, velocity, mass, restitution, force_control, torque_control, consts, s, t, i, force,
+                          torque, damping_ratio)
 
 
 @ti.kernel
-def penalty_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                  rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                  planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                  t: ti.i32):
+def penalty_pair_contacts(dim: T, mask: T, position: _A, orientation: _A, velocity: _A, angular_velocity: _A,
+                          shape: _A, geometry: _A, unit_inertia: _A, mass: _A, friction: _A, contact_stiffness: _A,
+                          contact_damping: _A, damping_ratio: _A, consts: _A, pairs: _A, pair_count: _A,
+                          pair_row: ti.i32, s: ti.i32, force: _A, torque: _A):
+    """Penalty forces of the candidate pairs in row pair_row of the pair list (pair_count of
+    them), added into force and torque at slot s."""
     for k, c in ti.ndrange(pairs.shape[1], ti.static(pair_points(mask, dim))):
-        if k < pcount[ps]:
-            pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, cs, s, pairs[ps, k, 0], pairs[ps, k, 1],
-                     c, dim, mask)
+        if k < pair_count[pair_row]:
+            penalty_pair_contact(dim, mask, position, orientation, velocity, angular_velocity, shape, geometry,
+                                 unit_inertia, mass, friction, contact_stiffness, contact_damping, damping_ratio,
+                                 consts, s, pairs[pair_row, k, 0], pairs[pair_row, k, 1], c, force, torque)
 
 
 @ti.kernel
-def penalty_planes(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                   rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                   planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                   t: ti.i32):
-    for i, pl, c in ti.ndrange(X.shape[1], nplanes, ti.static(plane_points(mask, dim))):
-        pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, planes, prest, pfric, cs, s, i, pl, c, dim, mask)
+def penalty_plane_contacts(dim: T, mask: T, position: _A, orientation: _A, velocity: _A, angular_velocity: _A,
+                           shape: _A, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, friction: _A,
+                           contact_stiffness: _A, contact_damping: _A, damping_ratio: _A, plane_restitution: _A,
+                           plane_friction: _A, consts: _A, n_planes: ti.i32, s: ti.i32, force: _A, torque: _A):
+    """Penalty forces of every body against the first n_planes planes, added into force and
+    torque at slot s."""
+    for i, pl, c in ti.ndrange(position.shape[1], n_planes, ti.static(plane_points(mask, dim))):
+        penalty_plane_contact(dim, mask, position, orientation, velocity, angular_velocity, shape, geometry,
+                              unit_inertia, planes, mass, friction, contact_stiffness, contact_damping,
+                              damping_ratio, plane_restitution, plane_friction, consts, s, i, pl, c, force, torque)
 
 
 @ti.kernel
-def penalty_integrate(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                      rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                      planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32,
-                      d: ti.i32, t: ti.i32):
-    for i in range(X.shape[1]):
-        pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, d, i, dim)
+def penalty_integrate(dim: T, mass: _A, linear_damping: _A, angular_damping: _A, unit_inertia: _A, consts: _A,
+                      force: _A, torque: _A, s: ti.i32, d: ti.i32, position: _A, orientation: _A, velocity: _A,
+                      angular_velocity: _A):
+    """Every body from slot s to slot d (semi-implicit Euler)."""
+    for i in range(position.shape[1]):
+        penalty_integrate_body(dim, mass, linear_damping, angular_damping, unit_inertia, consts, force, torque, s, d,
+                               i, position, orientation, velocity, angular_velocity)
 
 
 @ti.kernel
-def penalty_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                    rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                    planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, slot0: ti.i32,
-                    t0: ti.i32, t1: ti.i32):
-    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop."""
+def penalty_advance(dim: T, mask: T, shape: _A, geometry: _A, unit_inertia: _A, planes: _A, mass: _A,
+                    restitution: _A, friction: _A, linear_damping: _A, angular_damping: _A, contact_stiffness: _A,
+                    contact_damping: _A, plane_restitution: _A, plane_friction: _A, force_control: _A,
+                    torque_control: _A, consts: _A, pairs: _A, pair_count: _A, pair_row: ti.i32, n_planes: ti.i32,
+                    slot0: ti.i32, t0: ti.i32, t1: ti.i32, force: _A, torque: _A, damping_ratio: _A, position: _A,
+                    orientation: _A, velocity: _A, angular_velocity: _A):
+    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
+    (step, item): body loads, pair contacts, plane contacts, integration."""
     for _ in range(1):
-        n = X.shape[1]
+        n = position.shape[1]
         cap = pairs.shape[1]
         npts = ti.static(plane_points(mask, dim))
         npp = ti.static(pair_points(mask, dim))
-        npl = n * nplanes * npts
+        npl = n * n_planes * npts
         ncp = cap * npp
         width = n + ncp + npl + n
         for it in range((t1 - t0) * width):
@@ -603,102 +681,154 @@ def penalty_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A,
             j = it % width
             s = slot0 + k
             if j < n:
-                pen_init(V, S0, S1, S4, mass, rest, uF, uT, cs, s, t0 + k, j, dim)
+                penalty_body_load(dim, velocity, mass, restitution, force_control, torque_control, consts, s, t0 + k,
+                                  j, force, torque, damping_ratio)
             elif j < n + ncp:
                 c = (j - n) // npp
-                if c < pcount[ps]:
-                    pen_pair(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, cs, s, pairs[ps, c, 0],
-                             pairs[ps, c, 1], (j - n) % npp, dim, mask)
+                if c < pair_count[pair_row]:
+                    penalty_pair_contact(dim, mask, position, orientation, velocity, angular_velocity, shape,
+                                         geometry, unit_inertia, mass, friction, contact_stiffness, contact_damping,
+                                         damping_ratio, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
+                                         (j - n) % npp, force, torque)
             elif j < n + ncp + npl:
                 c = j - n - ncp
-                pen_plane(X, Q, V, W, S0, S1, S4, mass, fric, kc, cc, shape, geom, iu, planes, prest, pfric, cs, s, c // (nplanes * npts),
-                          (c // npts) % nplanes, c % npts, dim, mask)
+                penalty_plane_contact(dim, mask, position, orientation, velocity, angular_velocity, shape, geometry,
+                                      unit_inertia, planes, mass, friction, contact_stiffness, contact_damping,
+                                      damping_ratio, plane_restitution, plane_friction, consts, s,
+                                      c // (n_planes * npts), (c // npts) % n_planes, c % npts, force, torque)
             else:
-                pen_integrate(X, Q, V, W, S0, S1, mass, lind, angd, iu, cs, s, s + 1, j - n - ncp - npl, dim)
+                penalty_integrate_body(dim, mass, linear_damping, angular_damping, unit_inertia, consts, force,
+                                       torque, s, s + 1, j - n - ncp - npl, position, orientation, velocity,
+                                       angular_velocity)
 
 
 @ti.kernel
-def impulse_predict(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                    rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                    planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                    t: ti.i32):
-    for i in range(X.shape[1]):
-        imp_predict(X, Q, V, W, S0, S1, S2, S3, DW, mass, lind, angd, uF, uT, iu, cs, s, t, i, dim)
+def impulse_predict(dim: T, orientation: _A, velocity: _A, angular_velocity: _A, mass: _A, linear_damping: _A,
+                    angular_damping: _A, force_control: _A, torque_control: _A, unit_inertia: _A, consts: _A,
+                    s: ti.i32, t: ti.i32, predicted_velocity: _A, predicted_angular_velocity: _A,
+                    velocity_change: _A, position_correction: _A, angular_velocity_change: _A):
+    """Every body's v*, w* (slot s, controls of step t); the impulse sums cleared."""
+    for i in range(velocity.shape[1]):
+        impulse_predict_body(dim, orientation, velocity, angular_velocity, mass, linear_damping, angular_damping,
+                             force_control, torque_control, unit_inertia, consts, s, t, i, predicted_velocity,
+                             predicted_angular_velocity, velocity_change, position_correction,
+                             angular_velocity_change)
 
 
 @ti.kernel
-def impulse_pairs(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                  rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                  planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                  t: ti.i32):
+def impulse_pair_contacts(dim: T, position: _A, orientation: _A, velocity: _A, predicted_velocity: _A,
+                          predicted_angular_velocity: _A, geometry: _A, unit_inertia: _A, mass: _A, restitution: _A,
+                          friction: _A, consts: _A, pairs: _A, pair_count: _A, pair_row: ti.i32, s: ti.i32,
+                          velocity_change: _A, position_correction: _A, angular_velocity_change: _A):
+    """Sphere-sphere impulses of the candidate pairs in row pair_row, added into the impulse
+    sums at slot s."""
     for k in range(pairs.shape[1]):
-        if k < pcount[ps]:
-            imp_pair(X, Q, V, S0, S1, S2, S3, DW, mass, rest, fric, geom, iu, cs, s, pairs[ps, k, 0], pairs[ps, k, 1], dim)
+        if k < pair_count[pair_row]:
+            impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity, predicted_angular_velocity,
+                                 geometry, unit_inertia, mass, restitution, friction, consts, s, pairs[pair_row, k, 0],
+                                 pairs[pair_row, k, 1], velocity_change, position_correction,
+                                 angular_velocity_change)
 
 
 @ti.kernel
-def impulse_planes(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                   rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                   planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32, d: ti.i32,
-                   t: ti.i32):
-    for i, pl in ti.ndrange(X.shape[1], nplanes):
-        imp_plane(X, Q, V, S0, S1, S2, S3, DW, mass, rest, fric, geom, iu, planes, prest, pfric, cs, s, i, pl, dim)
+def impulse_plane_contacts(dim: T, position: _A, orientation: _A, velocity: _A, predicted_velocity: _A,
+                           predicted_angular_velocity: _A, geometry: _A, unit_inertia: _A, planes: _A, mass: _A,
+                           restitution: _A, friction: _A, plane_restitution: _A, plane_friction: _A, consts: _A,
+                           n_planes: ti.i32, s: ti.i32, velocity_change: _A, position_correction: _A,
+                           angular_velocity_change: _A):
+    """Sphere-plane impulses of every body against the first n_planes planes, added into the
+    impulse sums at slot s."""
+    for i, pl in ti.ndrange(position.shape[1], n_planes):
+        impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity, predicted_angular_velocity,
+                              geometry, unit_inertia, planes, mass, restitution, friction, plane_restitution,
+                              plane_friction, consts, s, i, pl, velocity_change, position_correction,
+                              angular_velocity_change)
 
 
 @ti.kernel
-def impulse_integrate(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                      rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                      planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, s: ti.i32,
-                      d: ti.i32, t: ti.i32):
-    for i in range(X.shape[1]):
-        imp_integrate(X, Q, V, W, S0, S1, S2, S3, DW, lind, cs, s, d, i, dim)
+def impulse_integrate(dim: T, linear_damping: _A, consts: _A, predicted_velocity: _A,
+                      predicted_angular_velocity: _A, velocity_change: _A, position_correction: _A,
+                      angular_velocity_change: _A, s: ti.i32, d: ti.i32, position: _A, orientation: _A,
+                      velocity: _A, angular_velocity: _A):
+    """Every body from slot s to slot d: predicted velocities plus the impulses' changes."""
+    for i in range(position.shape[1]):
+        impulse_integrate_body(dim, linear_damping, consts, predicted_velocity, predicted_angular_velocity,
+                               velocity_change, position_correction, angular_velocity_change, s, d, i, position,
+                               orientation, velocity, angular_velocity)
 
 
 @ti.kernel
-def impulse_advance(dim: T, mask: T, X: _A, Q: _A, V: _A, W: _A, S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, mass: _A,
-                    rest: _A, fric: _A, lind: _A, angd: _A, kc: _A, cc: _A, uF: _A, uT: _A, shape: _A, geom: _A, iu: _A,
-                    planes: _A, prest: _A, pfric: _A, cs: _A, pairs: _A, pcount: _A, ps: ti.i32, nplanes: ti.i32, slot0: ti.i32,
-                    t0: ti.i32, t1: ti.i32):
+def impulse_advance(dim: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, restitution: _A, friction: _A,
+                    linear_damping: _A, angular_damping: _A, plane_restitution: _A, plane_friction: _A,
+                    force_control: _A, torque_control: _A, consts: _A, pairs: _A, pair_count: _A,
+                    pair_row: ti.i32, n_planes: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
+                    predicted_velocity: _A, predicted_angular_velocity: _A, velocity_change: _A,
+                    position_correction: _A, angular_velocity_change: _A, position: _A, orientation: _A,
+                    velocity: _A, angular_velocity: _A):
+    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
+    (step, item): predict, pair impulses, plane impulses, integration."""
     for _ in range(1):
-        n = X.shape[1]
+        n = position.shape[1]
         cap = pairs.shape[1]
-        npl = n * nplanes
+        npl = n * n_planes
         width = n + cap + npl + n
         for it in range((t1 - t0) * width):
             k = it // width
             j = it % width
             s = slot0 + k
             if j < n:
-                imp_predict(X, Q, V, W, S0, S1, S2, S3, DW, mass, lind, angd, uF, uT, iu, cs, s, t0 + k, j, dim)
+                impulse_predict_body(dim, orientation, velocity, angular_velocity, mass, linear_damping,
+                                     angular_damping, force_control, torque_control, unit_inertia, consts, s, t0 + k,
+                                     j, predicted_velocity, predicted_angular_velocity, velocity_change,
+                                     position_correction, angular_velocity_change)
             elif j < n + cap:
                 c = j - n
-                if c < pcount[ps]:
-                    imp_pair(X, Q, V, S0, S1, S2, S3, DW, mass, rest, fric, geom, iu, cs, s, pairs[ps, c, 0], pairs[ps, c, 1], dim)
+                if c < pair_count[pair_row]:
+                    impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity,
+                                         predicted_angular_velocity, geometry, unit_inertia, mass, restitution,
+                                         friction, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
+                                         velocity_change, position_correction, angular_velocity_change)
             elif j < n + cap + npl:
                 c = j - n - cap
-                imp_plane(X, Q, V, S0, S1, S2, S3, DW, mass, rest, fric, geom, iu, planes, prest, pfric, cs, s, c // nplanes, c % nplanes, dim)
+                impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity,
+                                      predicted_angular_velocity, geometry, unit_inertia, planes, mass, restitution,
+                                      friction, plane_restitution, plane_friction, consts, s, c // n_planes,
+                                      c % n_planes, velocity_change, position_correction, angular_velocity_change)
             else:
-                imp_integrate(X, Q, V, W, S0, S1, S2, S3, DW, lind, cs, s, s + 1, j - n - cap - npl, dim)
+                impulse_integrate_body(dim, linear_damping, consts, predicted_velocity, predicted_angular_velocity,
+                                       velocity_change, position_correction, angular_velocity_change, s, s + 1,
+                                       j - n - cap - npl, position, orientation, velocity, angular_velocity)
 
 
 @ti.kernel
-def zero_scratch_grads(S0: _A, S1: _A, S2: _A, S3: _A, S4: _A, DW: _A, s0: ti.i32, s1: ti.i32):
-    """Adjoint bookkeeping: scratch adjoints of slots [s0, s1) start from zero in a reverse sweep."""
-    for s, i, k in ti.ndrange((s0, s1), S0.shape[1], 3):
+def zero_penalty_adjoints(force: _A, torque: _A, damping_ratio: _A, s0: ti.i32, s1: ti.i32):
+    """Adjoint bookkeeping: the penalty workspace's adjoints (pass the ``.grad`` arrays) of
+    slots [s0, s1) start from zero in a reverse sweep."""
+    for s, i, k in ti.ndrange((s0, s1), force.shape[1], 3):
         if k == 0:
-            S4[s, i] = 0.0
-        S0[s, i, k] = 0.0
-        S1[s, i, k] = 0.0
-        S2[s, i, k] = 0.0
-        S3[s, i, k] = 0.0
-        DW[s, i, k] = 0.0
+            damping_ratio[s, i] = 0.0
+        force[s, i, k] = 0.0
+        torque[s, i, k] = 0.0
 
 
 @ti.kernel
-def max_drift(X: _A, slot0: ti.i32, s1: ti.i32, dim: T) -> ti.f64:
+def zero_impulse_adjoints(predicted_velocity: _A, predicted_angular_velocity: _A, velocity_change: _A,
+                          position_correction: _A, angular_velocity_change: _A, s0: ti.i32, s1: ti.i32):
+    """Adjoint bookkeeping: the impulse workspace's adjoints (pass the ``.grad`` arrays) of
+    slots [s0, s1) start from zero in a reverse sweep."""
+    for s, i, k in ti.ndrange((s0, s1), predicted_velocity.shape[1], 3):
+        predicted_velocity[s, i, k] = 0.0
+        predicted_angular_velocity[s, i, k] = 0.0
+        velocity_change[s, i, k] = 0.0
+        position_correction[s, i, k] = 0.0
+        angular_velocity_change[s, i, k] = 0.0
+
+
+@ti.kernel
+def max_drift(dim: T, position: _A, slot0: ti.i32, s1: ti.i32) -> ti.f64:
     """Largest distance (m) any body moved from its position in slot0 over slots (slot0, s1]."""
     worst = 0.0
-    for s, i in ti.ndrange((slot0 + 1, s1 + 1), X.shape[1]):
-        d = load_vec(X, s, i, dim) - load_vec(X, slot0, i, dim)
+    for s, i in ti.ndrange((slot0 + 1, s1 + 1), position.shape[1]):
+        d = load_vec(position, s, i, dim) - load_vec(position, slot0, i, dim)
         ti.atomic_max(worst, d.norm())
     return worst

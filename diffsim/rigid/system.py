@@ -85,20 +85,19 @@ PLANE_PARAMETERS = ("plane_restitution", "plane_friction")
 PARAMETERS = BODY_PARAMETERS + PLANE_PARAMETERS
 
 
-class _Scratch:
-    """Per-slot scratch of one rollout size: S0..S3 (slots, n, 3) and S4 (slots, n) with
-    adjoints (their meaning per contact model: kernels.py), the impulse model's angular
-    velocity change ``dw`` (slots, n, 3) rad/s, and the pair lists (slots, capacity, 2) with
-    their counts."""
+class _Workspace:
+    """Per-slot workspace of one rollout size for one contact model: an ndarray with adjoints per
+    entry of its layout (:data:`kernels.PENALTY_WORKSPACE` or :data:`kernels.IMPULSE_WORKSPACE`,
+    name -> per-body shape), e.g. ``force`` (slots, n, 3) N, and the pair lists (slots,
+    capacity, 2) with their counts (slots,)."""
 
-    def __init__(self, slots, n, capacity):
+    def __init__(self, layout: dict, slots, n, capacity):
         real = config().real
-        self.S = [ti.ndarray(real, (slots, n, 3), needs_grad=True) for _ in range(4)]
-        self.S.append(ti.ndarray(real, (slots, n), needs_grad=True))
-        self.dw = ti.ndarray(real, (slots, n, 3), needs_grad=True)
-        for a in [*self.S, self.dw]:
+        self.arrays = {name: ti.ndarray(real, (slots, n, *shape), needs_grad=True) for name, shape in layout.items()}
+        for a in self.arrays.values():
             a.fill(0.0)
             a.grad.fill(0.0)
+        self.__dict__.update(self.arrays)
         self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
         self.count = ti.ndarray(ti.i32, slots)
         self.count.fill(0)
@@ -235,11 +234,7 @@ class RigidSystem(System):
                 i = int(np.argmax(ratio))
                 raise checks.tunnelling_error(i, model.names, speed[i], model.mass[i], half_thickness[i],
                                               self.stiffness, self.dt)
-        self._scratch: dict[int, _Scratch] = {}
-        self._step_kernels = ((K.penalty_init, K.penalty_pairs, K.penalty_planes, K.penalty_integrate)
-                              if contact == "penalty" else
-                              (K.impulse_predict, K.impulse_pairs, K.impulse_planes, K.impulse_integrate))
-        self._advance_kernel = K.penalty_advance if contact == "penalty" else K.impulse_advance
+        self._workspace: dict[int, _Workspace] = {}
 
     # ------------------------------------------------------------------ parameters and state
 
@@ -310,62 +305,104 @@ class RigidSystem(System):
 
     # ------------------------------------------------------------------ launches
 
-    def _scratch_for(self, x) -> _Scratch:
+    def _workspace_for(self, x) -> _Workspace:
         slots = int(x.x.shape[0])
-        if slots not in self._scratch:
-            self._scratch[slots] = _Scratch(slots, self.n, self.broadphase.capacity)
-        return self._scratch[slots]
+        if slots not in self._workspace:
+            layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
+            self._workspace[slots] = _Workspace(layout, slots, self.n, self.broadphase.capacity)
+        return self._workspace[slots]
 
-    def _args(self, x, u, sc, pairs, count, ps):
-        p = self._params
-        return (self.dim, self.mask, x.x, x[self.orientation], x.v, x.omega, *sc.S, sc.dw, p["mass"],
-                p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"], p["contact_stiffness"],
-                p["contact_damping"], u.force, u.torque, self.shape, self.geom, self.iu, self.planes,
-                p["plane_restitution"], p["plane_friction"], self.consts, pairs, count, ps, self.nplanes)
+    def _zero_adjoints(self, ws, s0, s1):
+        kernel = K.zero_penalty_adjoints if self.contact == "penalty" else K.zero_impulse_adjoints
+        return adjoint_only(kernel, *(a.grad for a in ws.arrays.values()), s0, s1)
 
-    def _zero_hook(self, sc, s0, s1):
-        return adjoint_only(K.zero_scratch_grads, *(a.grad for a in sc.S), sc.dw.grad, s0, s1)
+    def _penalty_step(self, x, u, ws, s, d, t):
+        """The penalty model's per-step launches: (body loads, pair contacts, plane contacts,
+        integration), None where the scene has no pairs or planes."""
+        p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
+        state = (x.x, ori, x.v, x.omega)
+        loads = launch(K.penalty_body_loads, dim, x.v, p["mass"], p["restitution"], u.force, u.torque, self.consts,
+                       s, t, ws.force, ws.torque, ws.damping_ratio)
+        pairs = launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
+                       p["friction"], p["contact_stiffness"], p["contact_damping"], ws.damping_ratio, self.consts,
+                       ws.pairs, ws.count, s, s, ws.force, ws.torque) if self.n > 1 else None
+        planes = launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
+                        p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], ws.damping_ratio,
+                        p["plane_restitution"], p["plane_friction"], self.consts, self.nplanes, s, ws.force,
+                        ws.torque) if self.nplanes else None
+        integrate = launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
+                           self.consts, ws.force, ws.torque, s, d, *state)
+        return loads, pairs, planes, integrate
+
+    def _impulse_step(self, x, u, ws, s, d, t):
+        """The impulse model's per-step launches: (predict, pair impulses, plane impulses,
+        integration), None where the scene has no pairs or planes."""
+        p, dim, ori = self._params, self.dim, x[self.orientation]
+        state = (x.x, ori, x.v, x.omega)
+        sums = (ws.velocity_change, ws.position_correction, ws.angular_velocity_change)
+        predict = launch(K.impulse_predict, dim, ori, x.v, x.omega, p["mass"], p["linear_damping"],
+                         p["angular_damping"], u.force, u.torque, self.iu, self.consts, s, t, ws.predicted_velocity,
+                         ws.predicted_angular_velocity, *sums)
+        pairs = launch(K.impulse_pair_contacts, dim, x.x, ori, x.v, ws.predicted_velocity,
+                       ws.predicted_angular_velocity, self.geom, self.iu, p["mass"], p["restitution"], p["friction"],
+                       self.consts, ws.pairs, ws.count, s, s, *sums) if self.n > 1 else None
+        planes = launch(K.impulse_plane_contacts, dim, x.x, ori, x.v, ws.predicted_velocity,
+                        ws.predicted_angular_velocity, self.geom, self.iu, self.planes, p["mass"], p["restitution"],
+                        p["friction"], p["plane_restitution"], p["plane_friction"], self.consts, self.nplanes, s,
+                        *sums) if self.nplanes else None
+        integrate = launch(K.impulse_integrate, dim, p["linear_damping"], self.consts, ws.predicted_velocity,
+                           ws.predicted_angular_velocity, *sums, s, d, *state)
+        return predict, pairs, planes, integrate
 
     def step(self, x, u, src, dst, t):
-        sc = self._scratch_for(x)
-        args = self._args(x, u, sc, sc.pairs, sc.count, src)
-        init, pairs, planes, integrate = self._step_kernels
-        out = [launch(init, *args, src, dst, t)]
+        ws = self._workspace_for(x)
         if self.contact == "penalty":
-            bp = forward_only(self.broadphase.run, x.x, src, sc.pairs, sc.count, src)
+            first, pairs, planes, integrate = self._penalty_step(x, u, ws, src, dst, t)
+            bp = forward_only(self.broadphase.run, x.x, src, ws.pairs, ws.count, src)
         else:  # impulses act along the swept path x + s v*, s in [0, dt]
-            bp = forward_only(self.broadphase.run_swept, x.x, src, sc.pairs, sc.count, src, sc.S[0], self.dt)
-        out.append(bp)
+            first, pairs, planes, integrate = self._impulse_step(x, u, ws, src, dst, t)
+            bp = forward_only(self.broadphase.run_swept, x.x, src, ws.pairs, ws.count, src, ws.predicted_velocity,
+                              self.dt)
+        out = [first, bp]
         if t == 0:
-            out.append(forward_only(self._check_start, x.x, x.v, src, sc.pairs, sc.count, src))
-        if self.n > 1:
-            out.append(launch(pairs, *args, src, dst, t))
-        if self.nplanes:
-            out.append(launch(planes, *args, src, dst, t))
-        out.append(launch(integrate, *args, src, dst, t))
-        out.append(self._zero_hook(sc, src, src + 1))
+            out.append(forward_only(self._check_start, x.x, x.v, src, ws.pairs, ws.count, src))
+        out += [k for k in (pairs, planes) if k is not None]
+        out.append(integrate)
+        out.append(self._zero_adjoints(ws, src, src + 1))
         return out
 
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 in one fused kernel (see :class:`diffsim.System`)."""
-        sc = self._scratch_for(x)
+        ws = self._workspace_for(x)
         out = []
         if self.skin is None:
-            args = self._args(x, u, sc, self._static_pairs, self._static_count, 0)
+            pair_list = (self._static_pairs, self._static_count, 0)
         else:
-            args = self._args(x, u, sc, sc.pairs, sc.count, slot0)
-            out.append(forward_only(self.broadphase.run, x.x, slot0, sc.pairs, sc.count, slot0, None, 0.0,
-                              self.skin))
+            pair_list = (ws.pairs, ws.count, slot0)
+            out.append(forward_only(self.broadphase.run, x.x, slot0, ws.pairs, ws.count, slot0, None, 0.0,
+                                    self.skin))
         if t0 == 0:
-            out.append(forward_only(self._check_start, x.x, x.v, slot0, *args[-4:-1]))
-        out.append(launch(self._advance_kernel, *args, slot0, t0, t1))
+            out.append(forward_only(self._check_start, x.x, x.v, slot0, *pair_list))
+        p, state = self._params, (x.x, x[self.orientation], x.v, x.omega)
+        materials = (p["mass"], p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"])
+        planes = (p["plane_restitution"], p["plane_friction"])
+        if self.contact == "penalty":
+            out.append(launch(K.penalty_advance, self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
+                              *materials, p["contact_stiffness"], p["contact_damping"], *planes, u.force, u.torque,
+                              self.consts, *pair_list, self.nplanes, slot0, t0, t1, ws.force, ws.torque,
+                              ws.damping_ratio, *state))
+        else:
+            out.append(launch(K.impulse_advance, self.dim, self.geom, self.iu, self.planes, *materials, *planes,
+                              u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,
+                              ws.predicted_velocity, ws.predicted_angular_velocity, ws.velocity_change,
+                              ws.position_correction, ws.angular_velocity_change, *state))
         if self.skin is not None:
             out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))
-        out.append(self._zero_hook(sc, slot0, slot0 + t1 - t0))
+        out.append(self._zero_adjoints(ws, slot0, slot0 + t1 - t0))
         return out
 
     def _check_drift(self, xx, slot0, s1, t0):
-        drift = K.max_drift(xx, slot0, s1, self.dim)
+        drift = K.max_drift(self.dim, xx, slot0, s1)
         if drift > 0.5 * self.skin:
             raise DiffsimError(f"steps {t0}..{t0 + s1 - slot0}: a body moved {drift:.3g} m within one fused segment, "
                                f"more than half the broad-phase skin ({self.skin} m), so a contact may have been "
