@@ -48,6 +48,7 @@ from ..contact import (
     damping_ratio_from_restitution,
     discrete_damping_ratio,
     smoothed_coulomb_friction,
+    stable_damping_ratio,
     stepped_contact_normal_force,
     stepped_contact_reach,
 )
@@ -184,7 +185,7 @@ def store_pose(dim: T, x, q, theta_rate, wn, dt, s, d, i, position: T, orientati
 
 
 @ti.func
-def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, load, k_explicit, c_explicit):
+def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, points, load, k_explicit, c_explicit):
     """Contact force on the first body (N): the shared contact law averaged over the time step
     (diffsim.contact.stepped_contact_normal_force) along n with stiffness k_n, onset depth
     delta and damping 2 zeta_dt sqrt(k_n m_eff), and smoothed Coulomb friction. m_eff:
@@ -193,7 +194,10 @@ def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, load, 
     (discrete_damping_ratio, omega dt = sqrt(k_n/m_eff) dt). The stepped law acts from the
     step before first touch (depth > -stepped_contact_reach) and weighs the onset and the
     release by the part of the step spent in contact, so that the restitution does not depend
-    on when in a step a contact begins or ends.
+    on when in a step a contact begins or ends. points: how many such points press on the body
+    at once (a box face: face_points, 4 in 3D, 2 in 2D; else 1): their damping acts in
+    parallel, and zeta_dt is capped so that it stays stable (diffsim.contact.stable_damping_ratio;
+    a restitution of 0 on a box threw it off the floor without the cap).
 
     load (N, >= 0): the part of the constant applied load that presses the body into the
     contact (m_eff g_n against a static plane), carried by the contact while it touches.
@@ -219,7 +223,8 @@ def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, load, 
     vt = rel - vn * n
     kn = consts[KN]
     dt = consts[DT]
-    c_n = 2.0 * discrete_damping_ratio(zeta, ti.sqrt(kn / m_eff) * dt) * ti.sqrt(kn * m_eff)
+    omega_dt = ti.sqrt(kn / m_eff) * dt
+    c_n = 2.0 * stable_damping_ratio(discrete_damping_ratio(zeta, omega_dt), omega_dt, points) * ti.sqrt(kn * m_eff)
     fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, consts[DELTA], dt)
     if k_explicit > 0.0:
         fn = contact_normal_force(depth, vn, k_explicit, c_explicit, consts[DELTA])
@@ -346,12 +351,16 @@ def penalty_pair_contact(dim: T, mask: T, position: T, orientation: T, velocity:
         wb = inverse_mass_at(mass[b], row3(unit_inertia, b), load_quat(orientation, s, b, dim), rb, n, dim)
         iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
         m_t = 1.0 / (tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb))
+        face = ti.static(float(face_points(dim)))  # bound at compile time: `x = ti.static(..)` in a branch is lost
+        points = 1.0
         if shape[a] == BOX and shape[b] == BOX:
-            m_t = m_t / ti.static(face_points(dim))  # a face on a face presses at once on all its corners
+            points = face  # a face on a face presses at once on all its corners
+        m_t = m_t / points
         k_pair, c_pair = explicit_pair_law(contact_stiffness[a], contact_damping[a], contact_stiffness[b],
                                            contact_damping[b])
         fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, a] + damping_ratio[s, b]),
-                                   0.5 * (friction[a] + friction[b]), 1.0 / (wa + wb), m_t, 0.0, k_pair, c_pair)
+                                   0.5 * (friction[a] + friction[b]), 1.0 / (wa + wb), m_t, points, 0.0, k_pair,
+                                   c_pair)
         ta, tb = ra.cross(fc), rb.cross(fc)
         for k in ti.static(range(3)):
             force[s, a, k] += fc[k]
@@ -411,11 +420,14 @@ def penalty_plane_contact(dim: T, mask: T, position: T, orientation: T, velocity
     load = m_eff * ti.max(-gravity(consts).dot(n), 0.0)  # gravity pressing the body onto the plane
     if depth > -stepped_contact_reach(rel.dot(n), consts[KN], load, consts[DELTA], consts[DT]):
         m_t = 1.0 / tangential_inverse_mass_bound(mass[i], row3(unit_inertia, i), ra)
+        face = ti.static(float(face_points(dim)))  # bound at compile time: `x = ti.static(..)` in a branch is lost
+        points = 1.0
         if shape[i] == BOX:
-            m_t = m_t / ti.static(face_points(dim))  # a face on the plane presses at once on all its corners
+            points = face  # a face on the plane presses at once on all its corners
+        m_t = m_t / points
         zeta_plane = damping_ratio_from_restitution(plane_restitution[pl])
         fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, i] + zeta_plane),
-                                   0.5 * (friction[i] + plane_friction[pl]), m_eff, m_t, load,
+                                   0.5 * (friction[i] + plane_friction[pl]), m_eff, m_t, points, load,
                                    contact_stiffness[i], contact_damping[i])
         ta = ra.cross(fc)
         for k in ti.static(range(3)):

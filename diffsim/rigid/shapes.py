@@ -67,7 +67,11 @@ class Box:
     code = BOX
 
     def __post_init__(self):
-        h = tuple(float(v) for v in self.half_extents)
+        try:
+            h = tuple(float(v) for v in self.half_extents)
+        except TypeError:
+            raise ConfigError(f"Box needs its half extents as 2 (2D) or 3 (3D) numbers in m, e.g. Box((0.05, 0.05, "
+                              f"0.05)) for a 10 cm cube; got {self.half_extents!r}") from None
         if len(h) not in (2, 3):
             raise ConfigError(f"Box half_extents must have 2 (2D) or 3 (3D) entries, got {self.half_extents!r}")
         for v in h:

@@ -118,6 +118,12 @@ class RigidSystem(System):
     (:mod:`diffsim.rigid.costs`) whose sum is the loss; pass_through: shape pairs ("box-box",
     "box-capsule") whose contact the scene turns off (bodies that never meet: their multi-point
     narrow phase then costs nothing), listed in ``system.unsupported``.
+
+    State (per step): ``x`` (n, dim) m; ``q`` (n, 4) unit quaternions (w, x, y, z) in 3D or
+    ``theta`` (n,) rad in 2D; ``v`` (n, dim) m/s; ``omega`` (n, 3) or (n,) rad/s, world frame.
+    Controls (per step, zero by default; ``Rollout.set_controls`` or ``simulate(controls=)``):
+    ``force`` (n, dim) N at each body's centre and ``torque`` (n, 3) N m in 3D, (n,) in 2D.
+    Parameters (``Parameter(name)``): see :data:`PARAMETERS`.
     """
 
     def __init__(self, model: RigidModel, dt: float = 1e-3, contact: str = "penalty", stiffness: float = 1e4,
@@ -146,11 +152,11 @@ class RigidSystem(System):
                                   f"({model.names[bad[0]]}) is a {SHAPE_NAMES[int(model.shape[bad[0]])]}: "
                                   "use contact='penalty'")
         else:
-            m_min = float(np.min(model.mass)) / 2.0
+            m_min = lightest_contact_mass(model.mass)
             w_dt = self.dt * np.sqrt(self.stiffness / m_min)
             if w_dt > 1.0:
                 raise ConfigError(f"dt={dt} s is too long for contact stiffness {stiffness} N/m and the lightest "
-                                  f"pair (effective mass {m_min:.3g} kg): dt*sqrt(k/m) = {w_dt:.2f} > 1 diverges; "
+                                  f"contact (effective mass {m_min:.3g} kg): dt*sqrt(k/m) = {w_dt:.2f} > 1 diverges; "
                                   f"take dt <= {0.2 / np.sqrt(self.stiffness / m_min):.2e} s or a softer stiffness")
         boxes = int(np.sum(model.shape == BOX))
         present = (["box-box"] if boxes > 1 else []) + \
@@ -415,9 +421,9 @@ class RigidSystem(System):
         return [lc for c in self.costs for lc in c.terminal(self, x, slot, loss)]
 
     def _lightest_contact(self):
-        """(effective mass kg, omega dt) of the lightest contact the scene can have: two of its
-        lightest bodies (a body against a plane has twice that effective mass)."""
-        m_eff = float(np.min(self.get_parameters()["mass"])) / 2.0
+        """(effective mass kg, omega dt) of the lightest contact the scene can have
+        (:func:`lightest_contact_mass`)."""
+        m_eff = lightest_contact_mass(self.get_parameters()["mass"])
         return m_eff, self.dt * float(np.sqrt(self.stiffness / m_eff))
 
     def divergence_hint(self):
@@ -462,6 +468,14 @@ class RigidSystem(System):
         if self.dim == 3:
             out["q"] = 10.0
         return out
+
+
+def lightest_contact_mass(masses) -> float:
+    """Effective mass (kg) of the lightest contact bodies of these masses (kg) can have, along
+    the centre line: the reduced mass m1 m2 / (m1 + m2) of the two lightest, or the mass of a
+    lone body (against a plane). Off-centre contacts (a box's corner) are lighter still."""
+    m = np.sort(np.asarray(masses, dtype=np.float64).ravel())
+    return float(m[0] * m[1] / (m[0] + m[1])) if m.size > 1 else float(m[0])
 
 
 __all__ = ["PARAMETERS", "RigidSystem"]

@@ -137,3 +137,28 @@ def test_an_explicit_contact_law_reproduces_the_linear_spring_damper_bounce():
     assert e < 0.9  # the damping did act (undamped would be 1)
     with pytest.raises(ConfigError, match="explicit contact law"):
         RigidSystem(b.finalize(), contact="impulse")
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_a_box_of_restitution_zero_slides_to_rest_on_the_floor(dim):
+    """A new user's box with restitution 0 (the penalty default contact) was thrown 0.2 m off the
+    floor: e -> 0 asks for an unbounded damping ratio, and its four corners' explicit damping
+    overshot every step. With the damping capped (diffsim.contact.stable_damping_ratio) it
+    stays on the floor and stops where Coulomb's law says, like a box of e = 0.5."""
+    from diffsim.rigid import Box, ModelBuilder, RigidSystem
+
+    v0, mu, g = 1.5, 0.3, 9.81
+    ends = []
+    for e in (0.0, 0.5):
+        b = ModelBuilder(dim)
+        up = [0.0] * (dim - 1) + [0.1]
+        b.add_body(Box((0.1,) * dim), mass=1.0, position=up, velocity=[v0] + [0.0] * (dim - 1), friction=mu,
+                   restitution=e)
+        b.add_plane([0.0] * (dim - 1) + [1.0], 0.0, friction=mu, restitution=e)
+        out = RigidSystem(b.finalize(), dt=1e-3, stiffness=1e4).simulate(1200)
+        height = out["x"][:, 0, -1]
+        assert height.max() < 0.1 + 1e-4 and height.min() > 0.1 - 1e-3, (e, height.max(), height.min())
+        assert np.abs(out["v"][-1]).max() < 1e-3
+        ends.append(out["x"][-1, 0, 0])
+    assert ends[0] == pytest.approx(v0**2 / (2 * mu * g), rel=0.01)
+    assert ends[0] == pytest.approx(ends[1], abs=1e-3)
