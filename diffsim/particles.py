@@ -47,6 +47,7 @@ from typing import ClassVar
 import numpy as np
 import taichi as ti
 
+from . import storage
 from .errors import ConfigError
 from .runtime import config
 from .tape import Launch, System, adjoint_only, launch
@@ -100,7 +101,6 @@ class ParticleSystem(System):
         self.p = types.SimpleNamespace(**self._fields)
         self._scratch = {}
         self._advance = _fused_kernel(pair_force, body_force, self.p, dim, mass.shape == (), bool(newton_third_law))
-        self._zero = _zero_slots
 
     @staticmethod
     def _field(name, value):
@@ -136,16 +136,7 @@ class ParticleSystem(System):
         f = self._force_scratch(x)
         s1 = slot0 + t1 - t0
         return [launch(self._advance, x.x, x.v, f, u.force, self.dt, slot0, t0, t1),
-                adjoint_only(self._zero, f.grad, slot0, s1)]  # reversed first: the force adjoints start at 0
-
-
-@ti.kernel
-def _zero_slots(a: ti.types.ndarray(), s0: ti.i32, s1: ti.i32):
-    """Zero slots [s0, s1] of a (slots, n, dim) array (serial: a few thousand entries, and a
-    parallel launch would cost more than the work)."""
-    ti.loop_config(serialize=True)
-    for s, i, k in ti.ndrange((s0, s1 + 1), a.shape[1], a.shape[2]):
-        a[s, i, k] = 0.0
+                adjoint_only(storage.zero_slots, f.grad, slot0, s1 + 1)]  # reversed first: the force adjoints start at 0
 
 
 def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool, newton_third_law: bool):
