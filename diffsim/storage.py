@@ -80,7 +80,32 @@ def _add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
         dst[j + s, k, c] += src[i + s, k, c]
 
 
-_OPS = {2: (_copy2, _zero2, _first_bad_slot2, _add2), 3: (_copy3, _zero3, _first_bad_slot3, _add3)}
+@ti.kernel
+def _write2(values: ti.types.ndarray(ndim=1), dst: _ANY2, j: ti.i32):
+    for k in range(dst.shape[1]):
+        dst[j, k] = values[k]
+
+
+@ti.kernel
+def _write3(values: ti.types.ndarray(ndim=2), dst: _ANY3, j: ti.i32):
+    for k, c in ti.ndrange(dst.shape[1], dst.shape[2]):
+        dst[j, k, c] = values[k, c]
+
+
+@ti.kernel
+def _read2(src: _ANY2, i: ti.i32, out: ti.types.ndarray(ndim=1)):
+    for k in range(src.shape[1]):
+        out[k] = src[i, k]
+
+
+@ti.kernel
+def _read3(src: _ANY3, i: ti.i32, out: ti.types.ndarray(ndim=2)):
+    for k, c in ti.ndrange(src.shape[1], src.shape[2]):
+        out[k, c] = src[i, k, c]
+
+
+_OPS = {2: (_copy2, _zero2, _first_bad_slot2, _add2, _write2, _read2),
+        3: (_copy3, _zero3, _first_bad_slot3, _add3, _write3, _read3)}
 
 
 def _ops(a):
@@ -115,6 +140,19 @@ def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
     slots' gradients, one launch."""
     if count > 0:
         _ops(src)[3](src, i, dst, j, count)
+
+
+def write_slot(values: np.ndarray, dst, j: int) -> None:
+    """dst[j] = values, a NumPy array of the per-slot shape in the storage's precision
+    (``config().numpy_real``): one launch, no intermediate ndarray."""
+    _ops(dst)[4](np.ascontiguousarray(values, dtype=config().numpy_real), dst, j)
+
+
+def read_slot(src, i: int) -> np.ndarray:
+    """src[i] as a new float64 NumPy array: one launch, no intermediate ndarray."""
+    out = np.empty(tuple(src.shape[1:]), dtype=config().numpy_real)
+    _ops(src)[5](src, i, out)
+    return out.astype(np.float64, copy=False)
 
 
 def slots(shape: tuple, count: int, needs_grad: bool):

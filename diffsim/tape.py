@@ -310,7 +310,6 @@ class Rollout:
         self.x = Slots({k: storage.slots(s, unit + 1, True) for k, s in self.state_shapes.items()})
         self.snap = Slots({k: storage.slots(s, max(nsnap, 1), False) for k, s in self.state_shapes.items()})
         self.u = Slots({k: storage.slots(s, steps, True) for k, s in self.control_shapes.items()})
-        self._io = Slots({k: storage.slots(s, 1, False) for k, s in self.state_shapes.items()})
         self.loss = ti.ndarray(config().real, 1, needs_grad=True)
         self.state0 = {k: np.asarray(v, dtype=np.float64) for k, v in system.initial_state().items()}
         self._check_state(self.state0)
@@ -318,7 +317,7 @@ class Rollout:
         self.stats = RolloutStats(
             steps=steps, schedule=str(schedule), segment=segment, unit_steps=unit, units=self.units,
             snapshot_capacity=nsnap, work_slots=unit + 1,
-            state_bytes=sum(storage.nbytes(a, False) for a in self._io.values()),
+            state_bytes=sum(storage.nbytes(a, False) for a in self.x.values()) // (unit + 1),
             work_bytes=sum(storage.nbytes(a) for a in self.x.values()),
             snapshot_bytes=sum(storage.nbytes(a) for a in self.snap.values()) if nsnap else 0,
             control_bytes=sum(storage.nbytes(a) for a in self.u.values()))
@@ -472,8 +471,7 @@ class Rollout:
     def _read_slot(self, arrays: Slots, slot: int) -> dict:
         out = {}
         for name, arr in arrays.items():
-            storage.copy_slot(arr, slot, self._io[name], 0)
-            out[name] = self._io[name].to_numpy()[0].astype(np.float64)
+            out[name] = storage.read_slot(arr, slot)
         return out
 
     def final_state(self) -> dict:
@@ -543,8 +541,7 @@ class Rollout:
                     self._captured[name, t] = block[s0 + t - ta].astype(np.float64)
             else:
                 for t in ts:
-                    storage.copy_slot(self.x[name], s0 + t - ta, self._io[name], 0)
-                    self._captured[name, t] = self._io[name].to_numpy()[0].astype(np.float64)
+                    self._captured[name, t] = storage.read_slot(self.x[name], s0 + t - ta)
 
     def _evaluate_trajectory_costs(self) -> float:
         """Evaluate the Python costs on the captured states; keep their gradients as seeds."""
@@ -673,8 +670,7 @@ class Rollout:
 
     def _write_state0(self):
         for name, value in self.state0.items():
-            self._io[name].from_numpy(value.astype(config().numpy_real)[None])
-            storage.copy_slot(self._io[name], 0, self.x[name], 0)
+            storage.write_slot(value, self.x[name], 0)
         self._cur = 0
 
     # ------------------------------------------------------------------ divergence checks
@@ -688,6 +684,17 @@ class Rollout:
             if slot is not None and (best is None or slot < best[0]):
                 best = (slot, name)
         return best
+
+    def _implausible_state0(self):
+        """The first state field whose initial value, as stored, holds a NaN, an Inf or an entry
+        beyond the field's plausible magnitude, or None: ``_first_bad`` of slot 0, in NumPy."""
+        real = config().numpy_real
+        for name in self.x:
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = np.abs(self.state0[name].astype(real))
+            if not np.all(np.isfinite(value) & (value <= self.limits.get(name, math.inf))):
+                return name
+        return None
 
     def _raise_diverged(self, step: int, slot: int, name: str):
         value = self._read_slot(self.x, slot)[name]
@@ -743,9 +750,9 @@ class Rollout:
         self.loss.from_numpy(np.zeros(1, dtype=config().numpy_real))
         self._write_state0()
         if self.check_finite:
-            hit = self._first_bad(0, 1)
-            if hit is not None:
-                self._raise_diverged(0, *hit)
+            name = self._implausible_state0()
+            if name is not None:
+                self._raise_diverged(0, 0, name)
         plan = revolve(self.units, self.snapshots)
         good = 0
         for action in plan:
@@ -783,10 +790,10 @@ class Rollout:
         or already in grad slot L. Leaves dL/dx_{start} in grad slot 0."""
         t0, t1 = self._unit_bounds(u)
         length = t1 - t0
-        for arr in self.x.values():
-            if carry:
+        if carry:  # else the caller has cleared the slots and seeded slot L
+            for arr in self.x.values():
                 storage.copy_slot(arr.grad, 0, arr.grad, length)
-            storage.zero_slots(arr.grad, 0, length)
+                storage.zero_slots(arr.grad, 0, length)
         # A Python cost's seed dC/dx_t enters after everything later in time and the running cost
         # of x_t's own segment, and before the adjoint of the segment that computed x_t: the same
         # order of additions under every schedule.
