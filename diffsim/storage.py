@@ -19,30 +19,6 @@ _ANY2 = ti.types.ndarray(ndim=2)
 _ANY3 = ti.types.ndarray(ndim=3)
 
 
-@ti.kernel
-def _copy2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32):
-    for k in range(src.shape[1]):
-        dst[j, k] = src[i, k]
-
-
-@ti.kernel
-def _copy3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32):
-    for k, c in ti.ndrange(src.shape[1], src.shape[2]):
-        dst[j, k, c] = src[i, k, c]
-
-
-@ti.kernel
-def _zero2(a: _ANY2, s0: ti.i32, s1: ti.i32):
-    for s, k in ti.ndrange((s0, s1), a.shape[1]):
-        a[s, k] = 0
-
-
-@ti.kernel
-def _zero3(a: _ANY3, s0: ti.i32, s1: ti.i32):
-    for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
-        a[s, k, c] = 0
-
-
 @ti.func
 def _implausible(x, limit):
     """True for NaN, +-Inf and |x| > limit (limit = inf: the finiteness test alone)."""
@@ -50,80 +26,132 @@ def _implausible(x, limit):
     return not (ax < ti.math.inf and ax <= limit)  # every comparison with NaN is false
 
 
-@ti.kernel
-def _first_bad_slot2(a: _ANY2, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
-    first = s1
-    for s, k in ti.ndrange((s0, s1), a.shape[1]):
-        if _implausible(a[s, k], limit):
-            ti.atomic_min(first, s)
-    return first
+def _slot_kernels(serial: bool) -> dict:
+    """The slot kernels for ndarrays of ndim 2 and 3: {ndim: (copy, zero, first_bad, add, write,
+    read, clear, read_all)}. ``serial``: one thread, no wake-up of the thread pool, which costs a
+    parallel loop ~60 us a launch on CPU (TAICHI.md, "launch cost of parallel loops"); used for
+    the small arrays most slots are."""
+
+    @ti.kernel
+    def copy2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32):
+        ti.loop_config(serialize=serial)
+        for k in range(src.shape[1]):
+            dst[j, k] = src[i, k]
+
+    @ti.kernel
+    def copy3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32):
+        ti.loop_config(serialize=serial)
+        for k, c in ti.ndrange(src.shape[1], src.shape[2]):
+            dst[j, k, c] = src[i, k, c]
+
+    @ti.kernel
+    def zero2(a: _ANY2, s0: ti.i32, s1: ti.i32):
+        ti.loop_config(serialize=serial)
+        for s, k in ti.ndrange((s0, s1), a.shape[1]):
+            a[s, k] = 0
+
+    @ti.kernel
+    def zero3(a: _ANY3, s0: ti.i32, s1: ti.i32):
+        ti.loop_config(serialize=serial)
+        for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
+            a[s, k, c] = 0
+
+    @ti.kernel
+    def first_bad2(a: _ANY2, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
+        first = s1
+        ti.loop_config(serialize=serial)
+        for s, k in ti.ndrange((s0, s1), a.shape[1]):
+            if _implausible(a[s, k], limit):
+                ti.atomic_min(first, s)
+        return first
+
+    @ti.kernel
+    def first_bad3(a: _ANY3, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
+        first = s1
+        ti.loop_config(serialize=serial)
+        for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
+            if _implausible(a[s, k, c], limit):
+                ti.atomic_min(first, s)
+        return first
+
+    @ti.kernel
+    def add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32, count: ti.i32):
+        ti.loop_config(serialize=serial)
+        for s, k in ti.ndrange(count, src.shape[1]):
+            dst[j + s, k] += src[i + s, k]
+
+    @ti.kernel
+    def add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
+        ti.loop_config(serialize=serial)
+        for s, k, c in ti.ndrange(count, src.shape[1], src.shape[2]):
+            dst[j + s, k, c] += src[i + s, k, c]
+
+    @ti.kernel
+    def write2(values: ti.types.ndarray(ndim=1), dst: _ANY2, j: ti.i32):
+        ti.loop_config(serialize=serial)
+        for k in range(dst.shape[1]):
+            dst[j, k] = values[k]
+
+    @ti.kernel
+    def write3(values: ti.types.ndarray(ndim=2), dst: _ANY3, j: ti.i32):
+        ti.loop_config(serialize=serial)
+        for k, c in ti.ndrange(dst.shape[1], dst.shape[2]):
+            dst[j, k, c] = values[k, c]
+
+    @ti.kernel
+    def read2(src: _ANY2, i: ti.i32, out: ti.types.ndarray(ndim=1)):
+        ti.loop_config(serialize=serial)
+        for k in range(src.shape[1]):
+            out[k] = src[i, k]
+
+    @ti.kernel
+    def read3(src: _ANY3, i: ti.i32, out: ti.types.ndarray(ndim=2)):
+        ti.loop_config(serialize=serial)
+        for k, c in ti.ndrange(src.shape[1], src.shape[2]):
+            out[k, c] = src[i, k, c]
+
+    return {2: (copy2, zero2, first_bad2, add2, write2, read2),
+            3: (copy3, zero3, first_bad3, add3, write3, read3)}
 
 
 @ti.kernel
-def _first_bad_slot3(a: _ANY3, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
-    first = s1
-    for s, k, c in ti.ndrange((s0, s1), a.shape[1], a.shape[2]):
-        if _implausible(a[s, k, c], limit):
-            ti.atomic_min(first, s)
-    return first
+def _clear_serial(a: ti.types.ndarray()):
+    ti.loop_config(serialize=True)
+    for index in ti.grouped(ti.ndrange(*a.shape)):  # ti.grouped(a) ignores serialize
+        a[index] = 0
 
 
 @ti.kernel
-def _add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32, count: ti.i32):
-    for s, k in ti.ndrange(count, src.shape[1]):
-        dst[j + s, k] += src[i + s, k]
+def _to_numpy_serial(a: ti.types.ndarray(), out: ti.types.ndarray()):
+    ti.loop_config(serialize=True)
+    for index in ti.grouped(ti.ndrange(*a.shape)):
+        out[index] = a[index]
 
 
-@ti.kernel
-def _add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
-    for s, k, c in ti.ndrange(count, src.shape[1], src.shape[2]):
-        dst[j + s, k, c] += src[i + s, k, c]
+_OPS = {False: _slot_kernels(serial=False), True: _slot_kernels(serial=True)}
+SERIAL_BELOW = 1 << 15  # elements: below, one thread beats waking the pool (2 cores: ~60 us)
 
 
-@ti.kernel
-def _write2(values: ti.types.ndarray(ndim=1), dst: _ANY2, j: ti.i32):
-    for k in range(dst.shape[1]):
-        dst[j, k] = values[k]
-
-
-@ti.kernel
-def _write3(values: ti.types.ndarray(ndim=2), dst: _ANY3, j: ti.i32):
-    for k, c in ti.ndrange(dst.shape[1], dst.shape[2]):
-        dst[j, k, c] = values[k, c]
-
-
-@ti.kernel
-def _read2(src: _ANY2, i: ti.i32, out: ti.types.ndarray(ndim=1)):
-    for k in range(src.shape[1]):
-        out[k] = src[i, k]
-
-
-@ti.kernel
-def _read3(src: _ANY3, i: ti.i32, out: ti.types.ndarray(ndim=2)):
-    for k, c in ti.ndrange(src.shape[1], src.shape[2]):
-        out[k, c] = src[i, k, c]
-
-
-_OPS = {2: (_copy2, _zero2, _first_bad_slot2, _add2, _write2, _read2),
-        3: (_copy3, _zero3, _first_bad_slot3, _add3, _write3, _read3)}
-
-
-def _ops(a):
+def _ops(a, elements: int):
     ndim = len(a.shape)
-    if ndim not in _OPS:
+    if ndim not in (2, 3):
         raise ValueError(f"slot storage supports 1 or 2 axes per slot, got shape {a.shape}")
-    return _OPS[ndim]
+    return _OPS[elements < SERIAL_BELOW][ndim]
+
+
+def _per_slot(a) -> int:
+    return math.prod(a.shape[1:])
 
 
 def copy_slot(src, i: int, dst, j: int) -> None:
     """dst[j] = src[i] (ndarrays or their .grad, same per-slot shape)."""
-    _ops(src)[0](src, i, dst, j)
+    _ops(src, _per_slot(src))[0](src, i, dst, j)
 
 
 def zero_slots(a, s0: int, s1: int) -> None:
     """a[s0:s1] = 0."""
     if s1 > s0:
-        _ops(a)[1](a, s0, s1)
+        _ops(a, (s1 - s0) * _per_slot(a))[1](a, s0, s1)
 
 
 def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
@@ -131,7 +159,7 @@ def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
     (a state's plausible magnitude; inf checks finiteness only), or None. One launch."""
     if s1 <= s0:
         return None
-    first = _ops(a)[2](a, s0, s1, float(limit))
+    first = _ops(a, (s1 - s0) * _per_slot(a))[2](a, s0, s1, float(limit))
     return None if first >= s1 else int(first)
 
 
@@ -139,19 +167,39 @@ def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
     """dst[j + s] += src[i + s] for s < count (same per-slot shape): adds adjoint seeds into
     slots' gradients, one launch."""
     if count > 0:
-        _ops(src)[3](src, i, dst, j, count)
+        _ops(src, count * _per_slot(src))[3](src, i, dst, j, count)
 
 
 def write_slot(values: np.ndarray, dst, j: int) -> None:
     """dst[j] = values, a NumPy array of the per-slot shape in the storage's precision
     (``config().numpy_real``): one launch, no intermediate ndarray."""
-    _ops(dst)[4](np.ascontiguousarray(values, dtype=config().numpy_real), dst, j)
+    _ops(dst, _per_slot(dst))[4](np.ascontiguousarray(values, dtype=config().numpy_real), dst, j)
 
 
 def read_slot(src, i: int) -> np.ndarray:
     """src[i] as a new float64 NumPy array: one launch, no intermediate ndarray."""
     out = np.empty(tuple(src.shape[1:]), dtype=config().numpy_real)
-    _ops(src)[5](src, i, out)
+    _ops(src, _per_slot(src))[5](src, i, out)
+    return out.astype(np.float64, copy=False)
+
+
+def clear(a) -> None:
+    """a[...] = 0 for a whole real ndarray of any shape (e.g. a parameter's gradient): one serial
+    launch when it is small, else Taichi's own parallel ``fill``."""
+    if isinstance(a, ti.ScalarNdarray) and math.prod(a.shape) < SERIAL_BELOW:
+        _clear_serial(a)
+    else:
+        a.fill(0)
+
+
+def to_numpy(a) -> np.ndarray:
+    """A whole real ndarray as a float64 NumPy array: one serial launch when it is small, else
+    Taichi's own ``to_numpy``."""
+    if isinstance(a, ti.ScalarNdarray) and math.prod(a.shape) < SERIAL_BELOW:
+        out = np.empty(tuple(a.shape), dtype=config().numpy_real)
+        _to_numpy_serial(a, out)
+    else:
+        out = a.to_numpy()
     return out.astype(np.float64, copy=False)
 
 

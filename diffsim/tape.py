@@ -747,7 +747,7 @@ class Rollout:
         self._plan, self._ran = None, False  # a forward that raises leaves nothing to backpropagate
         self._slot_of, self._free, self._final = {}, [], None
         self._captured, self._seed_rows, self._seed_arrays = {}, {}, {}
-        self.loss.from_numpy(np.zeros(1, dtype=config().numpy_real))
+        self.loss[0] = 0.0  # Python-scope access: no launch
         self._write_state0()
         if self.check_finite:
             name = self._implausible_state0()
@@ -775,7 +775,7 @@ class Rollout:
                 for lc in self._terminal_cost(length):
                     lc.forward()
                 break
-        loss = float(self.loss.to_numpy()[0])
+        loss = float(self.loss[0])
         if self._traj:
             loss += self._evaluate_trajectory_costs()
         self._plan, self._ran = plan, True
@@ -830,10 +830,10 @@ class Rollout:
         plan, self._plan = self._plan, None
         forward_steps = self.stats.forward_steps
         for arr in self.params.values():
-            arr.grad.fill(0)
+            storage.clear(arr.grad)
         for arr in self.u.values():
             storage.zero_slots(arr.grad, 0, self.steps)
-        self.loss.grad.from_numpy(np.ones(1, dtype=config().numpy_real))
+        self.loss.grad[0] = 1.0
         last = self.units - 1
         length = self.steps - last * self.unit
         if self.units > 1:  # the recomputations below overwrite x_T's slot
@@ -861,8 +861,8 @@ class Rollout:
             return {k: a for k, a in arrays.items() if only is None or k in only}
 
         grads = Gradients(
-            params={k: a.grad.to_numpy().astype(np.float64) for k, a in wanted(self.params).items()},
-            controls={k: a.grad.to_numpy().astype(np.float64) for k, a in wanted(self.u).items()},
+            params={k: storage.to_numpy(a.grad) for k, a in wanted(self.params).items()},
+            controls={k: storage.to_numpy(a.grad) for k, a in wanted(self.u).items()},
             state0=self._read_slot(Slots({k: a.grad for k, a in wanted(self.x).items()}), 0))
         self.stats.backward_seconds = time.perf_counter() - t_start
         self.grad = grads
