@@ -245,13 +245,14 @@ class PairPotential(Potential):
         _kernel("table", self.kind)(p0, p1, p2, self.rc, self.table)
 
     def gather_args(self, ff, cells):
-        """The arguments of :func:`make_gather_row` after ``track``: types through ``shift``."""
+        """The arguments of :func:`make_gather_row` after ``track``: types through ``tilted``."""
         return (ff.types, cells.box, self.pidx, self.ntypes > 1, cells.atoms, cells.nbr, cells.nhome, cells.nimage,
-                self.table, self.shift)
+                self.table, self.shift, cells.tilted)
 
     def gather(self, ff, cells, x, s, f, pe, vir, track):
         """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a
-        :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
+        :class:`~diffsim.md.cells.FullNeighborList` or a triclinic
+        :class:`~diffsim.md.tricells.TriclinicFullList`) into ``f[s]``, and pe/vir when ``track``."""
         _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), *self.gather_args(ff, cells))
 
     def pair_energy_np(self, r, a, b):
