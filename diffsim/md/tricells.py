@@ -11,6 +11,11 @@ are tested on folded positions without a minimum image; with rl <= min(lx, ly, l
 by the neighbour list) a pair has one image within rl, so each pair is listed once. Atoms are
 placed in their bins by a serial loop (positions stored in bin order), so the list (and the
 force sums over it) is the same at any thread count.
+
+:class:`TriclinicFullList` is the forward-only fast path's list on the same bins (used by
+:meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>` and the barostats): positions
+wrapped into the cell in place, every pair at both atoms with the code of the lattice vector it
+is seen through, the rows and methods of :class:`~diffsim.md.cells.FullNeighborList`.
 """
 
 import numpy as np
