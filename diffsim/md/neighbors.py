@@ -205,8 +205,8 @@ class NeighborList:
         """(nbr, nnb) of the full list (each pair at both atoms, rows in a fixed order) of the last
         build, mirrored from the half list once per build (set ``keep_full`` to use it)."""
         if self._full_of != self.builds:
-            if self._full is None or self._full[0].shape[1] < 2 * self.capacity:
-                self._full = (ti.ndarray(ti.i32, (self.n, 2 * self.capacity)), ti.ndarray(ti.i32, self.n))
+            if self._full is None:  # the half list's capacity is sized for a full sphere of neighbours
+                self._full = (ti.ndarray(ti.i32, (self.n, self.capacity)), ti.ndarray(ti.i32, self.n))
             most = int(_mirror(self.nbr, self.nnb, *self._full))
             if most > self._full[0].shape[1]:
                 self._full = (ti.ndarray(ti.i32, (self.n, int(most * 1.25) + 8)), self._full[1])

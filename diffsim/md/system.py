@@ -27,7 +27,7 @@ rollout, so that a recomputed step sees exactly the list the original step saw:
 The forward pass costs one build per segment plus the skin-triggered ones, the backward pass
 about the same number again.
 
-Pair forces on the tape: the forward sweep gathers them over the full twin of the half list
+Pair forces on the tape (CPU): the forward sweep gathers them over the full twin of the half list
 (each atom sums its own force, energy and virial and adds them once; the twin is mirrored from
 the half list at each build), the adjoint sweep runs the Newton kernel's adjoint over the half
 list (:class:`~diffsim.md.potentials.GatheredNewton`): the same values to rounding, without a
@@ -167,7 +167,9 @@ class MDSystem(System):
         self._moved = ti.ndarray(real, 1, needs_grad=True)  # md_close_drift's displacement test (grad kept 0)
         self._moved.fill(0.0)
         self._moved.grad.fill(0.0)
-        if self.ff.has_pairs:  # the tape's forward gathers pair forces over the list's full twin
+        if self.ff.has_pairs and config().arch not in ("cuda", "vulkan", "metal"):
+            # the tape's forward gathers pair forces over the list's full twin (mirrored by a serial
+            # loop: a CPU's job; on a GPU the Newton kernel's atomics are cheap and stay)
             self.ff.nlist.keep_full = True
         self._nl_key = None
         self._used = {}
