@@ -371,7 +371,8 @@ class MDSystem(System):
         step, atom), so a run continued from where another ended passes that run's step count here;
         from the same first step two calls draw the same noise. Frames are numbered from it.
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
-        list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
+        list (:mod:`diffsim.md.cells`; in a triclinic cell
+        :class:`~diffsim.md.tricells.TriclinicFullList`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
         With fast=False (or open boundaries, or a many-body potential such as EAM) the tape's own kernels run.
         rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than
