@@ -22,7 +22,9 @@ Forward figures (atom-steps per second, median of --repeats runs of --steps step
 - ``lj_forward_tape_kernels``: simulate(fast=False), the differentiable kernels (half list, Newton).
 Reference on this kind of 2-core machine (issue 4): LAMMPS 4.2-4.3 M atom-steps/s with 2 OpenMP
 threads, OpenMM CPU 1.3 M. The speed of these virtual machines drifts by +-30 % within minutes:
-compare with LAMMPS run just before or after (benchmarks/lammps_inlj.py).
+compare with LAMMPS run just before or after (benchmarks/lammps_inlj.py). benchmarks/md_peers.py
+runs the peers (LAMMPS for the forward, Warp's tape, benchmarks/warp_lj.py, for the gradient) and
+this script in alternating rounds and prints the ratios.
 """
 
 import argparse

@@ -373,7 +373,38 @@ def _unwrap(x: _A3, s: ti.i32, image: _A2, box: _A1):
         image[i, k] = 0
 
 
-class FullNeighborList:
+class ImageCodedList:
+    """What the full lists of the fast path share (:class:`FullNeighborList` here, the triclinic
+    :class:`~diffsim.md.tricells.TriclinicFullList`): row p of ``nbr`` holds the entries
+    ``j << 6 | image code`` of atom ``atoms[p]``, ``nhome[p]`` from the front (code ``HOME``),
+    ``nimage[p]`` through a periodic image from the back; ``tilted`` (a class constant) says how
+    the gather kernels turn a code into a shift (lattice vectors a, b, c, or box edges)."""
+
+    tilted = False
+
+    def rows(self):
+        """{atom i: its list entries (int array)} (for tests and inspection)."""
+        nbr, atoms = self.nbr.to_numpy(), self.atoms.to_numpy()
+        nh, ni, cap = self.nhome.to_numpy(), self.nimage.to_numpy(), self.capacity
+        return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
+
+    def pairs(self) -> np.ndarray:
+        """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""
+        out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i, row in self.rows().items()
+               for c in row}
+        return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
+
+    def max_displacement(self, x, slot) -> float:
+        """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
+        NaN or Inf); the list holds every pair within the cutoff while this is <= skin/2."""
+        return float(np.sqrt(max_displacement_sq(x, slot, self.ref)))
+
+    def volume(self) -> float:
+        """Volume of the cell (length^3): lx ly lz, tilted or not."""
+        return float(np.prod(self.box_np))
+
+
+class FullNeighborList(ImageCodedList):
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
@@ -533,23 +564,18 @@ class FullNeighborList:
                 _build_half(*args, lo, hi)
         return int(_row_max(self.nhome, self.nimage))
 
-    def max_displacement(self, x, slot) -> float:
-        """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
-        NaN or Inf); the list holds every pair within the cutoff while this is <= skin/2."""
-        return float(np.sqrt(max_displacement_sq(x, slot, self.ref)))
-
     def unwrap(self, x, slot):
         """Add the counted box crossings back: ``x[slot]`` becomes continuous (unwrapped) again."""
         _unwrap(x, slot, self.image, self.box)
 
-    def rows(self):
-        """{atom i: its list entries (int array)} (for tests and inspection)."""
-        nbr, atoms = self.nbr.to_numpy(), self.atoms.to_numpy()
-        nh, ni, cap = self.nhome.to_numpy(), self.nimage.to_numpy(), self.capacity
-        return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
+    def offsets_np(self) -> np.ndarray:
+        """(n, 3) what :meth:`unwrap` would add: the counted box crossings times the box."""
+        return self.image.to_numpy() * self.box_np
 
-    def pairs(self) -> np.ndarray:
-        """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""
-        out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i, row in self.rows().items()
-               for c in row}
-        return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
+    def whole_cells_np(self, x) -> np.ndarray:
+        """(n, 3) the whole boxes to take off positions ``x`` (n, 3) to bring them into the box."""
+        return np.floor(x / self.box_np) * self.box_np
+
+    def rescale(self, mu):
+        """Scale the box by ``mu`` (a barostat; :meth:`rebox`)."""
+        self.rebox(self.box_np * mu)

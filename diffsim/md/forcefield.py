@@ -151,7 +151,7 @@ class ForceField:
             out.update(p.parameters())
         return out
 
-    def force_launches(self, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True):
+    def force_launches(self, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True, gathered=False):
         """Launches adding forces on ``x[xs]`` into ``f[fs]`` (and pe/vir into slot ``os`` when
         ``track``) for every potential; the caller zeroes the buffers. Differentiable.
         rows=False leaves out the pair potentials' parameter rows (:meth:`row_launches`): a
@@ -159,7 +159,8 @@ class ForceField:
         out = []
         for p in self.potentials:
             if isinstance(p, PairPotential):
-                out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1, rows=rows))
+                out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1, rows=rows,
+                                            gathered=gathered))
             else:
                 out.extend(p.force_launches(self, x, xs, f, fs, pe, vir, os, track, a0, a1))
         return out

@@ -39,35 +39,53 @@ def make_gather_row(pair):
     its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
     A ``ti.func`` of (row, x, s, f, pe, vir, assign, track, types, box, pidx, multi, atoms, nbr,
-    nhome, nimage, table, shift) that adds the force into f (assigns it with ``assign``), shared
+    nhome, nimage, table, shift, tilted) that adds the force into f (assigns it with ``assign``), shared
     by the gather kernel and the one-launch step (:mod:`diffsim.md.step`)."""
 
     @ti.func
-    def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, image: ti.template()):
-        """Atom j of list entry c and d = x_i - x_j, shifted by the entry's image code."""
+    def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, xy, xz, yz, image: ti.template(),
+                tilted: ti.template()):
+        """Atom j of list entry c and d = x_i - x_j, shifted by the entry's image code: whole box
+        edges (b0, b1, b2), or with ``tilted`` the lattice vector n0 a + n1 b + n2 c of the cell
+        a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
         j = c >> CODE_BITS
         d0 = xi0 - x[s, j, 0]
         d1 = xi1 - x[s, j, 1]
         d2 = xi2 - x[s, j, 2]
-        if ti.static(image):
+        if ti.static(image and not tilted):
             d0 -= ((c & 3) - 1) * b0
             d1 -= (((c >> 2) & 3) - 1) * b1
             d2 -= (((c >> 4) & 3) - 1) * b2
+        if ti.static(image and tilted):
+            n0 = (c & 3) - 1
+            n1 = ((c >> 2) & 3) - 1
+            n2 = ((c >> 4) & 3) - 1
+            d0 -= n0 * b0 + n1 * xy + n2 * xz
+            d1 -= n1 * b1 + n2 * yz
+            d2 -= n2 * b2
         return j, d0, d1, d2
 
     @ti.func
     def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
                    assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(),
                    pidx: ti.template(), multi: ti.template(), atoms: ti.template(), nbr: ti.template(),
-                   nhome: ti.template(), nimage: ti.template(), table: ti.template(), shift: ti.template()):
-        # track, multi (several atom types) and shift are compile-time: each variant is its own
-        # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
+                   nhome: ti.template(), nimage: ti.template(), table: ti.template(), shift: ti.template(),
+                   tilted: ti.template()):
+        # track, multi (several atom types), shift and tilted are compile-time: each variant is its
+        # own loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
         cap = nbr.shape[1]
         i = atoms[row]  # rows in cell order (see FullNeighborList)
         ti_ = types[i]
         b0 = box[0]
         b1 = box[1]
         b2 = box[2]
+        xy = 0.0  # tilts: box is the cell row (lx, ly, lz, xy, xz, yz) of a tilted cell
+        xz = 0.0
+        yz = 0.0
+        if ti.static(tilted):
+            xy = box[3]
+            xz = box[4]
+            yz = box[5]
         xi0 = x[s, i, 0]
         xi1 = x[s, i, 1]
         xi2 = x[s, i, 2]
@@ -92,7 +110,7 @@ def make_gather_row(pair):
             q0 = 0 if ti.static(image == 0) else cap - nimage[row]
             q1 = nhome[row] if ti.static(image == 0) else cap
             for q in range(q0, q1):
-                j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, image)
+                j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, xy, xz, yz, image, tilted)
                 r2 = d0 * d0 + d1 * d1 + d2 * d2
                 if ti.static(multi):
                     p = pidx[ti_, types[j]]
@@ -148,9 +166,9 @@ def _make_gather_kernel(pair):
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), types: _A1, box: _A1,
                     pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
-                    shift: ti.template()):
+                    shift: ti.template(), tilted: ti.template()):
         for row in range(x.shape[1]):
             gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
-                       shift)
+                       shift, tilted)
 
     return pair_gather

@@ -51,6 +51,31 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
 
 
 @ti.kernel
+def _mirror(nbr: _A2, nnb: _A1, full: _A2, nfull: _A1) -> ti.i32:
+    """The full list of a half list: each pair (i, j) of row i also as (j, i) in row j. Serial,
+    so every row's order (and the sums over it) is the same at any thread count."""
+    for i in range(nnb.shape[0]):
+        nfull[i] = 0
+    cap = full.shape[1]
+    ti.loop_config(serialize=True)
+    for i in range(nnb.shape[0]):
+        for q in range(nnb[i]):
+            j = nbr[i, q]
+            a = nfull[i]
+            b = nfull[j]
+            if a < cap:
+                full[i, a] = j
+            if b < cap:
+                full[j, b] = i
+            nfull[i] = a + 1
+            nfull[j] = b + 1
+    most = 0
+    for i in range(nnb.shape[0]):
+        ti.atomic_max(most, nfull[i])
+    return most
+
+
+@ti.kernel
 def copy_list(nbr: _A2, nnb: _A1, nbr_out: _A2, nnb_out: _A1):
     """Copy a half list (rows ``nbr`` (n, capacity) of ``nnb`` (n,) entries) into ``nbr_out``,
     ``nnb_out`` (whose capacity may be larger)."""
@@ -172,6 +197,22 @@ class NeighborList:
         self.builds = 0
         self.grown = 0
         self.max_count = 0
+        self.keep_full = False
+        self._full = None
+        self._full_of = -1
+
+    def full_list(self):
+        """(nbr, nnb) of the full list (each pair at both atoms, rows in a fixed order) of the last
+        build, mirrored from the half list once per build (set ``keep_full`` to use it)."""
+        if self._full_of != self.builds:
+            if self._full is None:  # the half list's capacity is sized for a full sphere of neighbours
+                self._full = (ti.ndarray(ti.i32, (self.n, self.capacity)), ti.ndarray(ti.i32, self.n))
+            most = int(_mirror(self.nbr, self.nnb, *self._full))
+            if most > self._full[0].shape[1]:
+                self._full = (ti.ndarray(ti.i32, (self.n, int(most * 1.25) + 8)), self._full[1])
+                _mirror(self.nbr, self.nnb, *self._full)
+            self._full_of = self.builds
+        return self._full
 
     def _alloc(self, capacity):
         self.capacity = capacity

@@ -31,6 +31,10 @@ steps in the Euler form (the "E" integrator of the authors' SimpleMD and the GRO
 form: the kinetic energy in P, velocities scaled), with a Langevin thermostat (the system's
 :class:`~diffsim.md.integrators.Langevin` integrator) for the temperature. Forward only: there is
 no gradient through a changing box.
+
+Both barostats scale a triclinic cell isotropically: its lengths and tilts by mu, so its shape is
+kept and only its volume samples the ensemble (ln V is the only cell variable above). Anisotropic
+and fully flexible cells (the shape relaxing under the pressure tensor) are not offered.
 """
 
 from dataclasses import dataclass
@@ -84,10 +88,12 @@ class BerendsenBarostat:
         return float(np.clip(mu, 1.0 - self.max_strain, 1.0 + self.max_strain))
 
 
-def _rebuilt(system, box, positions, velocities):
-    """``system`` for a new box (same potentials, integrator and settings)."""
-    model = system.model.copy(positions=positions, velocities=velocities, box=box)
-    ff = ForceField(system.ff.potentials, system.ff.types_np, box, skin=system.ff.nlist.skin)
+def _rebuilt(system, box, tilt, positions, velocities):
+    """``system`` for a new cell, lengths ``box`` and tilts ``tilt`` (same potentials, integrator
+    and settings)."""
+    model = system.model.copy(positions=positions, velocities=velocities, box=box, tilt=tilt)
+    ff = ForceField(system.ff.potentials, system.ff.types_np, box, skin=system.ff.nlist.skin,
+                    tilt=tilt if model.triclinic else None)
     return MDSystem(model, ff, integrator=system.integrator, dt=system.dt, segment=system.segment)
 
 
@@ -99,8 +105,9 @@ def equilibrate_npt(system: MDSystem, steps, barostat: BerendsenBarostat, thermo
     velocities and box, ready for an :class:`MDSystem`), ``system`` (that MDSystem, same force
     field potentials), ``box`` (3,) (length), and per rescaling: ``step``, ``pressure`` (the mean
     over the preceding ``every`` steps, energy/length^3), ``volume`` (length^3, after the
-    rescaling), ``density`` (atoms/length^3), ``scale`` (mu); ``units``. Needs a box periodic on
-    all three axes.
+    rescaling), ``density`` (atoms/length^3), ``scale`` (mu); ``units``; ``tilt`` (3,) (length;
+    zero for an orthorhombic box). Needs a cell periodic on all three axes; a triclinic cell is
+    scaled isotropically (lengths and tilts by mu: its shape is kept).
     """
     if not isinstance(system, MDSystem):
         raise ConfigError(f"system must be an MDSystem, got {type(system).__name__}")
@@ -109,14 +116,11 @@ def equilibrate_npt(system: MDSystem, steps, barostat: BerendsenBarostat, thermo
     steps = _count("steps", steps)
     if steps % barostat.every:
         raise ConfigError(f"steps={steps} must be a multiple of the barostat's every={barostat.every}")
-    if system.model.triclinic:
-        raise ConfigError("the Berendsen barostat scales orthorhombic boxes only; this model's cell is triclinic "
-                          f"(tilts {system.model.tilt.tolist()})")
     if not np.all(system.model.box > 0):
         raise ConfigError(f"constant pressure needs a box periodic on all axes, got box {system.model.box}")
     sample = max(1, barostat.every // 5)
     rows = {k: [] for k in ("step", "pressure", "volume", "density", "scale")}
-    cur, box = system, system.model.box.copy()
+    cur, box, tilt = system, system.model.box.copy(), system.model.tilt.copy()
     x, v = system.model.positions, system.model.velocities
     for k in range(steps // barostat.every):
         # steps numbered on from the last chunk: Langevin noise keyed by step never repeats (a repeated
@@ -125,9 +129,9 @@ def equilibrate_npt(system: MDSystem, steps, barostat: BerendsenBarostat, thermo
                            first_step=k * barostat.every)
         p = float(np.mean(run["pressure"][1:]))
         mu = barostat.scale(p, system.dt)
-        box = box * mu
+        box, tilt = box * mu, tilt * mu
         x, v = run["positions"] * mu, run["velocities"]
-        cur = _rebuilt(system, box, x, v)
+        cur = _rebuilt(system, box, tilt, x, v)
         volume = float(np.prod(box))
         rows["step"].append((k + 1) * barostat.every)
         rows["pressure"].append(p)
@@ -135,7 +139,7 @@ def equilibrate_npt(system: MDSystem, steps, barostat: BerendsenBarostat, thermo
         rows["density"].append(system.n / volume)
         rows["scale"].append(mu)
     out = {k: np.array(val) for k, val in rows.items()}
-    out.update(model=cur.model, system=cur, box=box, units=system.units.describe())
+    out.update(model=cur.model, system=cur, box=box, tilt=tilt, units=system.units.describe())
     return out
 
 
@@ -202,13 +206,17 @@ def simulate_npt(system: MDSystem, steps, barostat: StochasticCellRescaling, pos
     integrator holds the temperature) under ``barostat`` (forward only).
 
     Runs on :meth:`MDSystem.simulate <diffsim.md.system.MDSystem.simulate>`'s fast path, so it
-    needs pair potentials and an orthorhombic box periodic on all axes, at least three list radii
-    (cutoff + skin) wide. positions, velocities: the start ((n, 3) arrays; default the model's).
-    first_step: the number of the first step (Langevin and barostat noise are keyed by step).
+    needs pair potentials and a cell periodic on all axes, at least three list radii (cutoff +
+    skin) across (every perpendicular width of a triclinic cell). The scaling is isotropic: a
+    triclinic cell keeps its shape (lengths and tilts scale together); shape fluctuations
+    (anisotropic or fully flexible cells) are not sampled. positions, velocities: the start
+    ((n, 3) arrays; default the model's). first_step: the number of the first step (Langevin and
+    barostat noise are keyed by step).
 
     Returns a dict: ``positions`` and ``velocities`` (n, 3) at the end (unwrapped by the final
-    box), ``box`` (3,) (length), ``model`` and ``system`` (a :class:`~diffsim.md.model.Model` and
-    an :class:`MDSystem` with the final state and box), and per rescaling (every
+    cell), ``box`` (3,) and ``tilt`` (3,) (length; tilts zero for an orthorhombic box), ``model``
+    and ``system`` (a :class:`~diffsim.md.model.Model` and an :class:`MDSystem` with the final
+    state and cell), and per rescaling (every
     ``barostat.every`` steps): ``step``, ``pressure`` (the instantaneous pressure the rescaling
     used, energy/length^3), ``volume`` (after the rescaling, length^3), ``density``
     (atoms/length^3) and ``scale`` (mu); ``units``.
@@ -221,19 +229,16 @@ def simulate_npt(system: MDSystem, steps, barostat: StochasticCellRescaling, pos
     if not isinstance(system.integrator, Langevin):
         raise ConfigError("simulate_npt samples at constant temperature: build the system with integrator="
                           f"Langevin(T, friction), got {system.integrator!r}")
-    if system.model.triclinic:
-        raise ConfigError("stochastic cell rescaling here is isotropic on orthorhombic boxes; this model's cell is "
-                          f"triclinic (tilts {system.model.tilt.tolist()})")
     if not np.all(system.model.box > 0):
         raise ConfigError(f"constant pressure needs a box periodic on all axes, got box {system.model.box}")
     steps = _count("steps", steps)
     coupling = _Coupling(barostat, system.dt, system.units.kB * system.integrator.temperature)
     run = system.forward_runner.run(steps, positions, velocities, None, 0, True, 0, None, True, first_step, progress,
                                     barostat=coupling)
-    box = run["box"]
+    box, tilt = run["box"], run["tilt"]
     out = {k: np.array(v, dtype=np.int64 if k == "step" else np.float64) for k, v in coupling.rows.items()}
     out["density"] = system.n / out["volume"]
-    cur = _rebuilt(system, box, run["positions"], run["velocities"])
-    out.update(positions=run["positions"], velocities=run["velocities"], box=box, model=cur.model, system=cur,
-               units=system.units.describe())
+    cur = _rebuilt(system, box, tilt, run["positions"], run["velocities"])
+    out.update(positions=run["positions"], velocities=run["velocities"], box=box, tilt=tilt, model=cur.model,
+               system=cur, units=system.units.describe())
     return out

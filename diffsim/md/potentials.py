@@ -28,7 +28,7 @@ from ..tape import launch
 from .bonded import HarmonicAngle, HarmonicBond, angle_forces, bond_forces  # noqa: F401 (names of this module before)
 from .gather import T0, T1, T2, TEC, TRC, TSC, _make_gather_kernel, _make_table_kernel, make_gather_row  # noqa: F401
 from .rows import RowParameters
-from .space import displacement
+from .space import displacement, fold
 from .terms import (  # noqa: F401 (names of this module before)
     VOIGT_A,
     VOIGT_B,
@@ -101,14 +101,127 @@ def _make_pair_kernel(pair):
     return pair_forces
 
 
+def _make_full_gather_kernel(pair):
+    @ti.kernel
+    def pair_forces_gathered(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
+                             types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), pidx: _A2, nbr: _A2, nnb: _A1,
+                             p0: _A2, p1: _A2, p2: _A2, rc: _A1, shift: ti.template(), multi: ti.template(),
+                             a0: ti.i32, a1: ti.i32, tensor: ti.template()):
+        """Forward only: the values of ``pair_forces`` (same arguments) from a *full* list (each
+        pair at both atoms: :meth:`~diffsim.md.neighbors.NeighborList.full_list`), every atom
+        summing its own force, half of each pair energy and virial in registers and adding them
+        once (no atomics per pair); rows a0..a1 of the list."""
+        for i in range(a0, a1):
+            f0 = 0.0
+            f1 = 0.0
+            f2 = 0.0
+            ei = 0.0
+            w0 = 0.0
+            w1 = 0.0
+            w2 = 0.0
+            w3 = 0.0
+            w4 = 0.0
+            w5 = 0.0
+            c = cfg[i]
+            # the parameters of type pair 0 in registers (forward only: no reverse pass to break)
+            a0_ = p0[i, 0]
+            a1_ = p1[i, 0]
+            a2_ = p2[i, 0]
+            rcp = rc[0]
+            ec = 0.0
+            sc = 0.0
+            if ti.static(shift != Shift.NONE and not multi):
+                ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
+            xi0 = x[xs, i, 0]
+            xi1 = x[xs, i, 1]
+            xi2 = x[xs, i, 2]
+            # an orthorhombic box's edges and their inverses in registers (0: an open axis)
+            l0 = boxes[c, 0]
+            l1 = boxes[c, 1]
+            l2 = boxes[c, 2]
+            i0 = 1.0 / ti.max(l0, 1e-30)
+            i1 = 1.0 / ti.max(l1, 1e-30)
+            i2 = 1.0 / ti.max(l2, 1e-30)
+            for q in range(nnb[i]):
+                j = nbr[i, q]
+                e0 = xi0 - x[xs, j, 0]
+                e1 = xi1 - x[xs, j, 1]
+                e2 = xi2 - x[xs, j, 2]
+                d0, d1, d2 = e0, e1, e2
+                if ti.static(tilted):
+                    d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
+                else:
+                    d0 = ti.select(l0 > 0, e0 - l0 * ti.floor(e0 * i0 + 0.5), e0)
+                    d1 = ti.select(l1 > 0, e1 - l1 * ti.floor(e1 * i1 + 0.5), e1)
+                    d2 = ti.select(l2 > 0, e2 - l2 * ti.floor(e2 * i2 + 0.5), e2)
+                r2 = d0 * d0 + d1 * d1 + d2 * d2
+                if ti.static(multi):
+                    p = pidx[types[i], types[j]]
+                    a0_ = p0[i, p]
+                    a1_ = p1[i, p]
+                    a2_ = p2[i, p]
+                    rcp = rc[p]
+                    if ti.static(shift != Shift.NONE):
+                        ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
+                if r2 < rcp * rcp:
+                    e, s = pair(r2, a0_, a1_, a2_)
+                    if ti.static(shift != Shift.NONE):
+                        e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
+                    f0 += s * d0
+                    f1 += s * d1
+                    f2 += s * d2
+                    ei += e
+                    w0 += s * d0 * d0
+                    w1 += s * d1 * d1
+                    w2 += s * d2 * d2
+                    w3 += s * d0 * d1
+                    w4 += s * d0 * d2
+                    w5 += s * d1 * d2
+            f[fs, i, 0] += f0
+            f[fs, i, 1] += f1
+            f[fs, i, 2] += f2
+            if track != 0:
+                pe[os, i] += 0.5 * ei
+                if ti.static(tensor):
+                    vir[os, i, 0] += 0.5 * w0
+                    vir[os, i, 1] += 0.5 * w1
+                    vir[os, i, 2] += 0.5 * w2
+                    vir[os, i, 3] += 0.5 * w3
+                    vir[os, i, 4] += 0.5 * w4
+                    vir[os, i, 5] += 0.5 * w5
+                else:
+                    vir[os, i, 0] += 0.5 * (w0 + w1 + w2)
+
+    return pair_forces_gathered
+
+
+class GatheredNewton:
+    """A 'kernel' for :func:`diffsim.tape.launch` whose forward is ``gather`` over the full list
+    and whose adjoint is the Newton kernel's (``newton.grad``) over the half list, on the same
+    arguments otherwise (``args_fn(full)`` gives them when the launch runs): the forward values
+    without an atomic add per pair (each atom sums its own), the reverse pass as before. The two
+    forwards agree to rounding (tests/md/test_md_dynamics.py); the adjoint needs no forward
+    values, only the inputs."""
+
+    def __init__(self, gather, newton, args_fn):
+        self.gather, self.newton, self.args_fn = gather, newton, args_fn
+
+    def __call__(self):
+        self.gather(*self.args_fn(True))
+
+    def grad(self):
+        self.newton.grad(*self.args_fn(False))
+
+
 _PAIR_FUNCS = {"lj": _lj, "morse": _morse, "soft": _soft}
 _KERNELS = {}
 
 
 def _kernel(form, kind):
-    """The kernel of one ``form`` ("newton", "gather" or "table") for one potential ``kind``."""
+    """The kernel of one ``form`` ("newton", "gather", "table" or "full") for one potential ``kind``."""
     if (form, kind) not in _KERNELS:
-        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel}[form]
+        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel,
+                "full": _make_full_gather_kernel}[form]
         _KERNELS[form, kind] = make(_PAIR_FUNCS[kind])
     return _KERNELS[form, kind]
 
@@ -210,18 +323,27 @@ class PairPotential(Potential):
     def max_cutoff(self):
         return float(np.max(self.cutoffs))
 
-    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True):
+    def force_launches(self, ff, x, xs, f, fs, pe, vir, os, track, a0=0, a1=None, rows=True, gathered=False):
         """The launches adding this potential's forces (see :class:`~diffsim.md.terms.Potential`):
         the per-atom parameter rows (:meth:`row_launch`; left out with ``rows=False``, where the
-        caller launches them once for many force evaluations), then the pair kernel."""
+        caller launches them once for many force evaluations), then the pair kernel. ``gathered``
+        (all atoms only; the list must keep its full twin, ``nlist.keep_full``): the forward values
+        gathered over the full list, the adjoint the Newton kernel's (:class:`GatheredNewton`)."""
         a1 = ff.n if a1 is None else a1
         kernel = _kernel("newton", self.kind)
         nl = ff.nlist
         p0, p1, p2 = self._row_parameters(ff.n).rows
-        return [self.row_launch(ff.n)] * bool(rows) + [
-                ff.lazy(kernel, lambda: (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes, nl.triclinic,
-                                         self.pidx, nl.nbr, nl.nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1,
-                                         a0, a1, is_tensor(vir)))]
+
+        def args(full=False):
+            nbr, nnb = nl.full_list() if full else (nl.nbr, nl.nnb)
+            return (x, xs, f, fs, pe, vir, os, int(track), ff.types, nl.cfg, nl.boxes, nl.triclinic, self.pidx, nbr,
+                    nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1, a0, a1, is_tensor(vir))
+
+        if gathered and (a0, a1) == (0, ff.n) and nl.keep_full:
+            out = launch(GatheredNewton(_kernel("full", self.kind), kernel, args))
+        else:
+            out = ff.lazy(kernel, args)
+        return [self.row_launch(ff.n)] * bool(rows) + [out]
 
     def row_launch(self, n):
         """The launch copying the parameters into one row per atom (n atoms) for the pair kernel;
@@ -245,13 +367,14 @@ class PairPotential(Potential):
         _kernel("table", self.kind)(p0, p1, p2, self.rc, self.table)
 
     def gather_args(self, ff, cells):
-        """The arguments of :func:`make_gather_row` after ``track``: types through ``shift``."""
+        """The arguments of :func:`make_gather_row` after ``track``: types through ``tilted``."""
         return (ff.types, cells.box, self.pidx, self.ntypes > 1, cells.atoms, cells.nbr, cells.nhome, cells.nimage,
-                self.table, self.shift)
+                self.table, self.shift, cells.tilted)
 
     def gather(self, ff, cells, x, s, f, pe, vir, track):
         """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a
-        :class:`~diffsim.md.cells.FullNeighborList`) into ``f[s]``, and pe/vir when ``track``."""
+        :class:`~diffsim.md.cells.FullNeighborList` or a triclinic
+        :class:`~diffsim.md.tricells.TriclinicFullList`) into ``f[s]``, and pe/vir when ``track``."""
         _kernel("gather", self.kind)(x, s, f, pe, vir, bool(track), *self.gather_args(ff, cells))
 
     def pair_energy_np(self, r, a, b):

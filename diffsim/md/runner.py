@@ -3,9 +3,11 @@
 
 A :class:`ForwardRunner` owns two state slots (stepped in place on the fast path) and, in a
 periodic box of at least three list radii with pair potentials only, the full neighbour list
-of :mod:`diffsim.md.cells` with gather force kernels; with a lone pair potential each step is
-one launch (:mod:`diffsim.md.step`). Elsewhere (open boxes, small boxes, many-body potentials,
-triclinic cells, ``fast=False``) it runs the tape's own kernels. Frames go to a
+of :mod:`diffsim.md.cells` (in a triclinic cell its twin
+:class:`~diffsim.md.tricells.TriclinicFullList`, binned in fractional coordinates, at least three
+list radii across every perpendicular width) with gather force kernels; with a lone pair
+potential each step is one launch (:mod:`diffsim.md.step`). Elsewhere (open boxes, small boxes,
+many-body potentials, ``fast=False``) it runs the tape's own kernels. Frames go to a
 :class:`~diffsim.md.trajectory.Recorder`. Checked against the tape's kernels in
 tests/md/test_md_fast_path.py.
 """
@@ -34,6 +36,7 @@ from .integrators import (
 from .step import kick_drift_gather
 from .system import _count
 from .trajectory import Recorder
+from .tricells import TriclinicFullList
 
 
 class ForwardRunner:
@@ -52,11 +55,14 @@ class ForwardRunner:
     def full_list(self):
         """The full neighbour list of the fast path, or None where it does not apply."""
         ff = self.system.ff
-        if not ff.has_pairs or not ff.gathers or ff.nlist.method != "cells" or ff.nlist.triclinic:
+        if not ff.has_pairs or not ff.gathers or ff.nlist.method != "cells":
             return None
         if self.cells is None:
             nl = ff.nlist
-            self.cells = FullNeighborList(self.system.n, nl.cutoff, nl.skin, nl.boxes_np[0])
+            if nl.triclinic:  # the "cells" method has checked >= 3 bins per axis and the cutoff
+                self.cells = TriclinicFullList(self.system.n, nl.cutoff, nl.skin, nl.boxes_np[0], nl.tilts_np[0])
+            else:
+                self.cells = FullNeighborList(self.system.n, nl.cutoff, nl.skin, nl.boxes_np[0])
         return self.cells
 
     def run(self, steps, positions=None, velocities=None, thermostat=None, record_every=0, fast=True, rebuild_every=0,
@@ -66,10 +72,11 @@ class ForwardRunner:
 
         barostat: None, or a callable ``barostat(step, pressure, volume) -> mu`` with an ``every``
         attribute (steps), called after every ``every``-th step with the instantaneous pressure
-        (kinetic plus virial, energy/length^3) and volume (length^3); positions and the box are then
-        scaled by mu, velocities by 1/mu, and the list rebuilt (:func:`diffsim.md.npt.simulate_npt`;
-        fast path only). The box at the end is in ``result["box"]``; the list is dropped afterwards,
-        so later runs use the model's box again."""
+        (kinetic plus virial, energy/length^3) and volume (length^3); positions and the cell (lengths
+        and tilts: its shape is kept) are then scaled by mu, velocities by 1/mu, and the list rebuilt
+        (:func:`diffsim.md.npt.simulate_npt`; fast path only). The cell at the end is in
+        ``result["box"]`` (and ``result["tilt"]``); the list is dropped afterwards, so later runs use
+        the model's cell again."""
         sysm = self.system
         if thermostat is not None and not isinstance(thermostat, Berendsen):
             raise ConfigError(f"thermostat must be None or Berendsen(...), got {thermostat!r}")
@@ -101,8 +108,9 @@ class ForwardRunner:
                                   f"({'given to simulate()' if value is not None else 'from the model'})")
         cells = self.full_list() if fast else None
         if barostat is not None and cells is None:
-            raise ConfigError("constant pressure runs on the fast path only: pair potentials, an orthorhombic box "
-                              "periodic on all axes and at least three list radii (cutoff + skin) wide, fast=True")
+            raise ConfigError("constant pressure runs on the fast path only: pair potentials, a cell periodic on all "
+                              "axes and at least three list radii (cutoff + skin) across (every perpendicular width of "
+                              "a triclinic cell), fast=True")
         if barostat is not None and record_every:
             raise ConfigError("record_every with a barostat: frames would carry a fixed box; the run returns the "
                               "volume and pressure at each barostat step instead")
@@ -110,7 +118,7 @@ class ForwardRunner:
         if cells is not None:
             # start inside the box: the list counts box crossings in int32 (an atom 2^31 boxes out
             # would wrap around); the whole boxes taken off here, in float64, are added back at the end
-            shift = np.floor(st["x"] / cells.box_np) * cells.box_np
+            shift = cells.whole_cells_np(st["x"])
             st["x"] = st["x"] - shift
         if rebuild_every and cells is None:
             raise ConfigError(f"rebuild_every={rebuild_every}: use 0, or N > 0 with the fast path (fast=True in a "
@@ -127,7 +135,7 @@ class ForwardRunner:
         def record(t, s):
             pos = xs.x.to_numpy()[s].astype(np.float64)
             if cells is not None:  # wrapped in the box: add the counted crossings and the initial shift back
-                pos += cells.image.to_numpy() * cells.box_np + shift
+                pos += cells.offsets_np() + shift
             recorder.record(t, pos, xs.v.to_numpy()[s].astype(np.float64), float(xs.pe.to_numpy()[s].sum()),
                             xs.vir.to_numpy()[s].astype(np.float64).sum(0))
 
@@ -210,7 +218,7 @@ class ForwardRunner:
                     scale_velocities(xs.v, nxt, float(lam))
                 cur = nxt
                 if coupled:
-                    volume = float(np.prod(cells.box_np))
+                    volume = cells.volume()
                     w = float(virial_trace(xs.vir, cur))
                     p = (2.0 * float(kinetic_sum(xs.v, cur, sysm.mass)) / ftm + w) / (3.0 * volume)
                     mu = float(barostat(t0 + t + 1, p, volume))
@@ -219,7 +227,7 @@ class ForwardRunner:
                     # scale since that build|), so the list holds every pair within the cutoff while atoms
                     # moved less than (skin - strain * rl) / 2: rebuild when that margin falls below skin / 4
                     scale_state(xs.x, xs.v, cells.ref, cur, mu)
-                    cells.rebox(cells.box_np * mu)
+                    cells.rescale(mu)
                     scale_since_build *= mu
                     margin = cells.skin - abs(1.0 - scale_since_build) * cells.rl
                     if margin < 0.5 * cells.skin:
@@ -248,10 +256,12 @@ class ForwardRunner:
                 recorder.close()
             if barostat is not None:  # the list's box is the barostat's: the next run starts from the model's
                 final_box = cells.box_np.copy()
+                final_tilt = cells.tilt_np.copy() if cells.tilted else np.zeros(3)
                 self.cells = None
         result = {"positions": out["x"], "velocities": out["v"]}
         if barostat is not None:
             result["box"] = final_box
+            result["tilt"] = final_tilt
         if rebuild_every:
             result["late_rebuilds"] = late
             if late:

@@ -27,6 +27,12 @@ rollout, so that a recomputed step sees exactly the list the original step saw:
 The forward pass costs one build per segment plus the skin-triggered ones, the backward pass
 about the same number again.
 
+Pair forces on the tape (CPU): the forward sweep gathers them over the full twin of the half list
+(each atom sums its own force, energy and virial and adds them once; the twin is mirrored from
+the half list at each build), the adjoint sweep runs the Newton kernel's adjoint over the half
+list (:class:`~diffsim.md.potentials.GatheredNewton`): the same values to rounding, without a
+float atomic add per pair and component in the forward sweep.
+
 Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
 in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
 gather force kernels; with a lone pair potential each step is one launch (:mod:`diffsim.md.step`).
@@ -161,6 +167,10 @@ class MDSystem(System):
         self._moved = ti.ndarray(real, 1, needs_grad=True)  # md_close_drift's displacement test (grad kept 0)
         self._moved.fill(0.0)
         self._moved.grad.fill(0.0)
+        if self.ff.has_pairs and config().arch not in ("cuda", "vulkan", "metal"):
+            # the tape's forward gathers pair forces over the list's full twin (mirrored by a serial
+            # loop: a CPU's job; on a GPU the Newton kernel's atomics are cheap and stay)
+            self.ff.nlist.keep_full = True
         self._nl_key = None
         self._used = {}
         self.rebuilds = 0
@@ -293,7 +303,7 @@ class MDSystem(System):
     def _forces(self, x, s):
         pe, vir, _, _ = self._fields(x)
         out = [launch(zero_forces, x.f, s, pe, vir, s, self.track)]
-        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track, rows=False)
+        out += self.ff.force_launches(x.x, s, x.f, s, pe, vir, s, self.track, rows=False, gathered=True)
         return out
 
     def _one_step(self, x, src, dst, t, s0, t0):
@@ -305,7 +315,7 @@ class MDSystem(System):
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf, int(t > t0), self.ff.nlist.ref,
                       self._moved),
                forward_only(lambda: self._check(x, dst, t, src, self._moved))]
-        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track, rows=False)
+        out += self.ff.force_launches(x.x, dst, x.f, dst, pe, vir, dst, self.track, rows=False, gathered=True)
         if self.rdf is not None and (t + 1) % self.rdf.every == 0:
             out += self.rdf.launches(self.ff, x.x, dst, rdf, dst)
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
@@ -361,7 +371,8 @@ class MDSystem(System):
         step, atom), so a run continued from where another ended passes that run's step count here;
         from the same first step two calls draw the same noise. Frames are numbered from it.
         fast: in a periodic box (the neighbour list's "cells" method), gather forces over a full
-        list (:mod:`diffsim.md.cells`), computing energies only on recorded steps; the same
+        list (:mod:`diffsim.md.cells`; in a triclinic cell
+        :class:`~diffsim.md.tricells.TriclinicFullList`), computing energies only on recorded steps; the same
         dynamics as the tape's kernels up to summation order (positions within 1e-12 after 300 steps).
         With fast=False (or open boundaries, or a many-body potential such as EAM) the tape's own kernels run.
         rebuild_every: 0 (default) rebuilds the neighbour list whenever an atom has moved more than

@@ -215,3 +215,38 @@ print(out[0]["positions"].tobytes().hex()[:64], out[0]["positions"].sum().hex(),
         runs[threads] = res.stdout.split()[-4:]
     assert runs[1][1] == runs[1][2] and runs[2][1] == runs[2][2]  # run to run
     assert runs[1] == runs[2]  # thread count
+
+
+@pytest.mark.parametrize("make,tilt", [
+    (lambda: LennardJones(1.0, 1.0, cutoff=RC), None),
+    (lambda: LennardJones([[1.0, 0.7], [0.7, 1.3]], [[1.0, 0.9], [0.9, 1.1]], cutoff=[[RC, 1.3], [1.3, 1.5]],
+                          shift="force"), None),
+    (lambda: Morse(0.8, 2.0, 1.1, cutoff=RC, shift=True), [1.5, -0.8, 0.6]),
+], ids=["lj", "lj-2types-force-shift", "morse-tilted"])
+def test_tape_forward_gathers_the_values_of_the_newton_kernel(make, tilt):
+    """On the tape the pair forces, energies and virials are gathered over the list's full twin
+    (GatheredNewton); they equal the Newton kernel's (whose adjoint the reverse pass runs)."""
+    model = _fluid(types=np.arange(256) % 2)
+    pos = model.positions + 2.0 * model.box  # unwrapped: the minimum image does the work
+    if tilt is not None:
+        model = Model(pos, box=model.box, tilt=tilt, types=model.types)
+    ff = ForceField([make()], model.types, model.box, skin=SKIN, tilt=tilt)
+    ff.nlist.keep_full = True
+    x = _slots(pos)
+    ff.build(x, 0)
+    out = []
+    for gathered in (False, True):
+        f, pe, vir = _slots(np.zeros((model.n, 3))), _slots(np.zeros(model.n)), _slots(np.zeros((model.n, 6)))
+        zero_forces(f, 0, pe, vir, 0, 1)
+        launches = ff.force_launches(x, 0, f, 0, pe, vir, 0, 1, gathered=gathered)
+        assert (type(launches[-1].kernel).__name__ == "GatheredNewton") == gathered
+        for lc in launches:
+            lc.forward()
+        out.append([a.to_numpy()[0] for a in (f, pe, vir)])
+    nbr, nnb = ff.nlist.full_list()
+    assert nnb.to_numpy().sum() == 2 * ff.nlist.nnb.to_numpy().sum()
+    scale = np.abs(out[0][0]).max()
+    assert scale > 1.0
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(out[1][2], out[0][2], rtol=1e-11, atol=1e-13)

@@ -20,6 +20,7 @@ from diffsim.md import (
     maxwell_boltzmann,
     simulate_npt,
 )
+from diffsim.md.tricells import TriclinicFullList
 
 T, RHO = 1.5, 0.8
 
@@ -38,7 +39,7 @@ def eos():
     result of its 1,000-step melt from the lattice)."""
     liquid = _system(RHO, seed=2)
     eq = liquid.simulate(1000)  # melt the lattice: 300 steps leave P(0.80) about 0.15 too low
-    out = {"liquid": eq}
+    out = {"liquid": eq, "liquid_box": liquid.model.box}
     for rho in (0.76, RHO, 0.84):
         x = eq["positions"] * (RHO / rho) ** (1 / 3)
         nvt = _system(rho, seed=3)
@@ -127,3 +128,52 @@ def test_stochastic_cell_rescaling_is_repeatable_and_rejects_bad_input():
         simulate_npt(_system(RHO, 0), 10, BerendsenBarostat(1.0))
     with pytest.raises(ConfigError, match="max_strain"):  # a far too soft box: the first rescaling is refused
         simulate_npt(_system(RHO, 0), 10, StochasticCellRescaling(0.0, tau=0.01, compressibility=1.0, every=5))
+
+
+def test_stochastic_cell_rescaling_of_a_triclinic_cell_keeps_its_shape_and_samples_the_density(eos):
+    """The liquid of the test above in a sheared cell of the same volume (tilts 0.3, -0.2 and 0.25 of
+    the edge: the affine shear is relaxed by the 1,000 steps left out), at the same target pressure:
+    the same mean density (1 %, as above), the cell scaled isotropically (tilts over lengths kept
+    to rounding), the final cell and model triclinic."""
+    eq = eos["liquid"]
+    edge = float(eos["liquid_box"][0])
+    cell = edge * np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [-0.2, 0.25, 1.0]])
+    frac = eq["positions"] / edge
+    model = Model(frac @ cell, box=cell, velocities=eq["velocities"])
+    ff = ForceField([LennardJones(cutoff=1.6, shift="force")], model.types, model.box, skin=0.2, tilt=model.tilt)
+    npt = MDSystem(model, ff, dt=0.005, integrator=Langevin(T, 2.0, seed=6))
+    assert isinstance(npt.forward_runner.full_list(), TriclinicFullList)  # the fast path runs the tilted cell
+    out = simulate_npt(npt, 8000, StochasticCellRescaling(eos[RHO], tau=0.25, compressibility=0.04, every=5, seed=7))
+    keep = out["step"] > 1000
+    assert np.mean(out["density"][keep]) == pytest.approx(RHO, rel=0.01)
+    assert np.mean(out["pressure"][keep]) == pytest.approx(eos[RHO], abs=0.3)
+    assert out["volume"][keep].std() > 2.0  # the volume fluctuates (about 5 at this size)
+    np.testing.assert_allclose(out["tilt"] / out["box"][0], model.tilt / edge, rtol=1e-12)
+    np.testing.assert_allclose(out["box"] / out["box"][0], [1.0, 1.0, 1.0], rtol=1e-12)
+    assert np.prod(out["box"]) == pytest.approx(out["volume"][-1], rel=1e-12)
+    assert out["model"].triclinic and np.allclose(out["model"].tilt, out["tilt"])
+    assert out["system"].ff.nlist.triclinic
+
+
+def test_berendsen_barostat_scales_a_triclinic_cell_isotropically():
+    pos, box = fcc_lattice((4, 4, 4), 0.72)
+    cell = box[0] * np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [-0.2, 0.25, 1.0]])
+    model = Model(pos / box[0] @ cell, box=cell, velocities=maxwell_boltzmann(np.ones(len(pos)), T, seed=8))
+    ff = ForceField([LennardJones(cutoff=1.6, shift="force")], model.types, model.box, skin=0.2, tilt=model.tilt)
+    system = MDSystem(model, ff, dt=0.005, integrator=Langevin(T, 2.0, seed=8))
+    out = equilibrate_npt(system, 200, BerendsenBarostat(0.0, tau=0.5, compressibility=0.1, every=20))
+    assert out["density"][-1] < 0.71  # the hot liquid (P > 2) expands towards zero pressure
+    np.testing.assert_allclose(out["tilt"], model.tilt * out["box"][0] / box[0], rtol=1e-12)
+    assert out["model"].triclinic and np.allclose(out["model"].tilt, out["tilt"])
+
+
+def test_constant_pressure_names_what_it_cannot_run():
+    """A cell too small for the fast list (here a tilted one with fewer than 3 bins of cutoff + skin
+    across a perpendicular width) or a many-body potential cannot take a barostat: a named error."""
+    cell = np.array([[6.4, 0.0, 0.0], [3.6, 6.2, 0.0], [-3.4, 3.3, 6.6]])
+    g = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) / 4
+    model = Model(g @ cell, box=cell)
+    system = MDSystem(model, [LennardJones(cutoff=2.5, shift="force")], dt=0.005, integrator=Langevin(T, 2.0))
+    assert system.forward_runner.full_list() is None  # the tape's kernels run it at constant volume
+    with pytest.raises(ConfigError, match="fast path only.*perpendicular width of a triclinic cell"):
+        simulate_npt(system, 10, StochasticCellRescaling(1.0))

@@ -1,14 +1,19 @@
 """Triclinic (LAMMPS-oriented, lower-triangular) periodic cells: pair energies, forces and
 virial against ASE and an all-pairs sum over periodic images, NVE, rollout gradients, ASE
-round trip, the cutoff limit of the minimum image."""
+round trip, the cutoff limit of the minimum image; the forward-only fast path of simulate()
+(full list in fractional bins with lattice image codes) against brute force, ASE and the tape."""
 
 import numpy as np
 import pytest
 
-from diffsim import Objective, Parameter, Rollout, StoreAll, gradcheck
+from diffsim import Objective, Parameter, Rollout, StoreAll, gradcheck, storage
 from diffsim.errors import ConfigError
 from diffsim.md import ForceField, LennardJones, MDSystem, Model, Morse, maxwell_boltzmann
+from diffsim.md.cells import CODE_BITS, HOME
+from diffsim.md.forcefield import zero_forces
 from diffsim.md.neighbors import brute_force_pairs
+from diffsim.md.space import min_image_np
+from diffsim.md.tricells import TriclinicFullList
 
 # strongly tilted: every tilt beyond half its length (LAMMPS would refuse to run it without flipping)
 CELL = np.array([[6.4, 0.0, 0.0], [3.6, 6.2, 0.0], [-3.4, 3.3, 6.6]])
@@ -208,3 +213,116 @@ def test_bonds_and_angles_across_tilted_boundaries_equal_the_unwrapped_molecule(
     assert ev.energy == pytest.approx(ref.energy, rel=1e-12)
     np.testing.assert_allclose(ev.forces, ref.forces, atol=1e-10 * np.abs(ref.forces).max())
     np.testing.assert_allclose(ev.virial_tensor, ref.virial_tensor, atol=1e-10 * np.abs(ref.virial_tensor).max())
+
+
+# ------------------------------------------------------------------ the fast path of simulate()
+
+BIG = 2.0 * CELL  # the same strongly tilted shape, >= 3 bins of cutoff + skin = 2.3 per axis
+BIG_TILT = [BIG[1, 0], BIG[2, 0], BIG[2, 1]]
+
+
+def _slots(arr):
+    a = storage.slots(arr.shape, 1, False)
+    a.from_numpy(arr[None])
+    return a
+
+
+def _sheared_fluid(seed, temp=1.0, **kw):
+    """343 atoms on a jittered grid of the tilted cell BIG (not folded into it), LJ sigma 1.5
+    (nearest neighbours near the minimum), cutoff 2.0, skin 0.3."""
+    pos = _positions(seed=seed, cell=BIG, grid=7)
+    model = Model(pos, box=BIG, velocities=maxwell_boltzmann(np.ones(len(pos)), temp, seed=seed + 1))
+    return model, MDSystem(model, [LennardJones(sigma=1.5, cutoff=2.0, shift=kw.pop("shift", "force"))], skin=0.3,
+                           dt=0.004, **kw)
+
+
+def test_fast_list_of_a_tilted_cell_equals_brute_force_with_lattice_image_codes():
+    pos = _positions(seed=12, cell=BIG, grid=7)
+    pos += np.random.default_rng(13).integers(-3, 4, (len(pos), 3)) @ BIG  # unwrapped, cells away
+    n, box = len(pos), BIG.diagonal()
+    x = _slots(pos)
+    cl = TriclinicFullList(n, 2.0, 0.3, box, BIG_TILT)
+    cl.build(x, 0)
+    assert np.array_equal(cl.pairs(), brute_force_pairs(pos, box, 2.3, tilt=BIG_TILT))
+    rows = cl.rows()
+    assert sum(len(r) for r in rows.values()) == 2 * len(cl.pairs())  # every pair at both atoms
+    wrapped = x.to_numpy()[0]
+    frac = wrapped @ np.linalg.inv(BIG)
+    assert np.all((frac > -1e-12) & (frac < 1 + 1e-12))  # folded into the cell in place
+    for i in range(0, n, 5):
+        assert len(set(rows[i].tolist())) == len(rows[i])
+        for c in rows[i]:
+            j, code = int(c) >> CODE_BITS, int(c) & 63
+            w = np.array([(code >> (2 * k)) & 3 for k in range(3)]) - 1  # lattice vector w @ BIG
+            d = wrapped[i] - wrapped[j] - w @ BIG
+            np.testing.assert_allclose(d, min_image_np(pos[i] - pos[j], box, BIG_TILT), atol=1e-11)
+    nbr, nhome, nimage = (a.to_numpy() for a in (cl.nbr, cl.nhome, cl.nimage))
+    assert all(np.all(nbr[p, :nhome[p]] & 63 == HOME) and np.all(nbr[p, cl.capacity - nimage[p]:] & 63 != HOME)
+               for p in range(n))
+    assert 0 < nimage.sum() < nhome.sum()
+    cl.unwrap(x, 0)
+    np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-11)
+    with pytest.raises(ConfigError, match="3 bins"):
+        TriclinicFullList(n, 2.5, 0.3, CELL.diagonal(), TILT)
+
+
+def test_fast_path_forces_and_pressure_tensor_equal_ase_on_a_sheared_cell():
+    from ase import Atoms
+    from ase.calculators.lj import LennardJones as AseLJ
+
+    model, system = _sheared_fluid(seed=14, shift=True)  # energy-shifted, plain force cut: ASE's smooth=False
+    pos = model.positions
+    cl = system.forward_runner.full_list()
+    assert isinstance(cl, TriclinicFullList)
+    x, f = _slots(pos), _slots(np.zeros_like(pos))
+    pe, vir = _slots(np.zeros(model.n)), _slots(np.zeros((model.n, 6)))
+    cl.build(x, 0)
+    system.ff.prepare_gather()
+    zero_forces(f, 0, pe, vir, 0, 1)
+    system.ff.gather_forces(cl, x, 0, f, pe, vir, 1)  # the fast path's kernels
+    atoms = Atoms(f"Ar{model.n}", positions=pos, cell=BIG, pbc=True, masses=np.ones(model.n))
+    atoms.set_velocities(model.velocities)  # reduced units: m v^2 in epsilon, as ASE's in eV
+    atoms.calc = AseLJ(sigma=1.5, epsilon=1.0, rc=2.0, smooth=False)
+    forces = atoms.get_forces()
+    assert np.abs(forces).max() > 1.0
+    np.testing.assert_allclose(f.to_numpy()[0], forces, rtol=0, atol=1e-11 * np.abs(forces).max())
+    assert pe.to_numpy()[0].sum() == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    # ASE's stress (xx, yy, zz, yz, xz, xy) is minus the virial part of the pressure tensor
+    w = vir.to_numpy()[0].sum(0) / model.volume
+    np.testing.assert_allclose(w, -atoms.get_stress(voigt=True)[[0, 1, 2, 5, 4, 3]], rtol=1e-10, atol=1e-12)
+    # a frame of simulate(): the pressure tensor with its kinetic part, ASE's with the ideal gas
+    run = system.simulate(0, record_every=1)
+    p_ase = -atoms.get_stress(voigt=True, include_ideal_gas=True)[[0, 1, 2, 5, 4, 3]]
+    assert np.abs(p_ase[3:]).max() > 0.01  # the shear components are not zero
+    np.testing.assert_allclose(run["pressure_tensor"][0], p_ase, rtol=1e-10, atol=1e-12)
+    assert run["potential"][0] == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+
+
+def test_fast_simulate_in_a_tilted_cell_follows_the_tape():
+    """simulate() on the fast path against the differentiable path (a StoreAll rollout of the tape's
+    kernels and its thermo) on the same tilted cell: positions, velocities, energies and the
+    pressure tensor of every 10th step, while atoms cross the cell's faces and the lists rebuild."""
+    model, system = _sheared_fluid(seed=16, temp=1.5, observe=("pressure",))
+    steps = 120
+    run = system.simulate(steps, record_every=10)
+    cells = system.forward_runner.cells
+    assert isinstance(cells, TriclinicFullList) and cells.builds >= 3
+    rollout = Rollout(system, steps, StoreAll())
+    rollout.forward()
+    xs, vs = rollout.trajectory("x")[::10], rollout.trajectory("v")[::10]
+    th = system.thermo(rollout)
+    frames = run["frames"]
+    np.testing.assert_allclose(frames.positions, xs, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(frames.velocities, vs, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(run["positions"], xs[-1], rtol=0, atol=1e-10)
+    for k in ("potential", "kinetic", "pressure", "pressure_tensor"):
+        np.testing.assert_allclose(run[k], th[k][::10], rtol=1e-10, atol=1e-11, err_msg=k)
+    assert np.abs(run["pressure_tensor"][:, 3:]).max() > 0.01
+    # continuous (unwrapped) paths: some atoms crossed a face of the cell (their fractional
+    # coordinates passed an integer), none jumped by a lattice vector
+    frac = frames.positions @ np.linalg.inv(BIG)
+    assert np.any(np.floor(frac[-1]) != np.floor(frac[0]))
+    assert np.abs(np.diff(frames.positions, axis=0)).max() < 1.0
+    # the tape's kernels on the forward-only path (fast=False) take the same steps
+    slow = system.simulate(steps, record_every=60, fast=False)
+    np.testing.assert_allclose(slow["positions"], run["positions"], rtol=0, atol=1e-10)
