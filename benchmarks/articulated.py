@@ -5,13 +5,17 @@ Prints one JSON line per figure:
 - the time of the gradient of the tip position (terminal cost |x_tip(T) - x*|^2) with respect to
   all T x 5 torques of a T=1,000 rollout at B=1 (forward + backward), for the planar arm and for
   issue 16's chain (5 links of 1 kg and 0.2 m, axes alternating x/y, dt = 1 ms);
-- B = 64 (fewer robots than Taichi's CPU tasks of 512: spread over both threads).
+- B = 64 (fewer robots than Taichi's CPU tasks of 512: spread over both threads);
+- one Adam iteration (loss, gradient, update) of a 5-link pendulum's T = 500 torques, from zero
+  torques, over 100 iterations.
 Reference points measured elsewhere on this kind of machine: MuJoCo steps a comparable arm at
 230-370k steps/s forward; Pinocchio's NumPy-driven adjoint takes 14-26 ms for the gradient.
 Compile time (first call) is reported separately: with the offline cache as found, or with
-``--cold`` an empty one (a fresh TI_OFFLINE_CACHE_FILE_PATH).
+``--cold`` an empty one (a fresh TI_OFFLINE_CACHE_FILE_PATH). ``--no-cfg-optimization`` starts
+Taichi with ``cfg_optimization=False`` (its control-flow-graph passes took most of the gradient
+kernels' compile time; see the closing note of issue 16 for the trade-off).
 
-    python benchmarks/articulated.py [--quick] [--cold]
+    python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization]
 """
 
 import argparse
@@ -23,7 +27,8 @@ import time
 import numpy as np
 
 import diffsim
-from diffsim import Rollout, StoreAll
+import optimizers
+from diffsim import Objective, Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, RobotBuilder, planar_arm, rod_inertia
 
 
@@ -76,10 +81,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--cold", action="store_true", help="compile into an empty Taichi offline cache")
+    parser.add_argument("--no-cfg-optimization", action="store_true", help="Taichi's cfg_optimization=False")
     args = parser.parse_args(argv)
     if args.cold:  # read by ti.init
         os.environ["TI_OFFLINE_CACHE_FILE_PATH"] = tempfile.mkdtemp(prefix="diffsim_cold_cache_")
-    diffsim.init(arch="cpu", precision="f64")
+    options = {"cfg_optimization": False} if args.no_cfg_optimization else {}
+    diffsim.init(arch="cpu", precision="f64", **options)
     steps = 200 if args.quick else 1000
     big = 64 if args.quick else 1024
     repeats = 3 if args.quick else 5
@@ -121,6 +128,15 @@ def main(argv=None):
         print(json.dumps({"figure": "gradient of tip position w.r.t. all torques", "robot": robot, "T": steps,
                           "B": 1, "n_torques": int(g.size), "seconds": seconds, "ms": 1e3 * seconds,
                           "reference": "Pinocchio NumPy adjoint 14-26 ms", "target_ms": 3.0}))
+
+    ro = rollout_for(1, steps // 2, steps // 2)
+    objective = Objective(ro, ["tau"])
+    x0 = np.zeros(ro.steps * 5)
+    optimizers.minimize(objective, x0, "adam", 2)
+    iters = 20 if args.quick else 100
+    seconds = min(_median_time(lambda: optimizers.minimize(objective, x0, "adam", iters), 1) for _ in range(repeats))
+    print(json.dumps({"figure": "Adam iteration (loss, gradient, update)", "robot": "5-link planar arm", "T": ro.steps,
+                      "B": 1, "iterations": iters, "ms_per_iteration": 1e3 * seconds / iters, "target_ms": 2.3}))
 
 
 if __name__ == "__main__":
