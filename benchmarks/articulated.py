@@ -3,23 +3,33 @@
 Prints one JSON line per figure:
 - forward steps/s and forward+backward steps/s at B=1 and B=1024 robots (robot-steps per second);
 - the time of the gradient of the tip position (terminal cost |x_tip(T) - x*|^2) with respect to
-  all T x 5 torques of a T=1,000 rollout at B=1 (forward + backward).
+  all T x 5 torques of a T=1,000 rollout at B=1 (forward + backward), for the planar arm and for
+  issue 16's chain (5 links of 1 kg and 0.2 m, axes alternating x/y, dt = 1 ms);
+- B = 64 (fewer robots than Taichi's CPU tasks of 512: spread over both threads);
+- one Adam iteration (loss, gradient, update) of a 5-link pendulum's T = 500 torques, from zero
+  torques, over 100 iterations.
 Reference points measured elsewhere on this kind of machine: MuJoCo steps a comparable arm at
 230-370k steps/s forward; Pinocchio's NumPy-driven adjoint takes 14-26 ms for the gradient.
-Compile time (first call, offline cache as found) is reported separately.
+Compile time (first call) is reported separately: with the offline cache as found, or with
+``--cold`` an empty one (a fresh TI_OFFLINE_CACHE_FILE_PATH). ``--no-cfg-optimization`` starts
+Taichi with ``cfg_optimization=False`` (its control-flow-graph passes took most of the gradient
+kernels' compile time; see the closing note of issue 16 for the trade-off).
 
-    python benchmarks/articulated.py [--quick]
+    python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization]
 """
 
 import argparse
 import json
+import os
+import tempfile
 import time
 
 import numpy as np
 
 import diffsim
-from diffsim import Rollout, StoreAll
-from diffsim.articulated import ArticulatedSystem, Cost, planar_arm
+import optimizers
+from diffsim import Objective, Rollout, StoreAll
+from diffsim.articulated import ArticulatedSystem, Cost, RobotBuilder, planar_arm, rod_inertia
 
 
 def _median_time(fn, repeats):
@@ -42,11 +52,41 @@ def rollout_for(batch, steps, segment=None):
     return ro
 
 
+def alternating_chain(n=5, length=0.2, mass=1.0):
+    """Issue 16's chain: n rods of ``mass`` kg and ``length`` m hanging along -z, joint axes
+    alternating x and y, a tip link at the end of the last rod."""
+    rb = RobotBuilder("chain")
+    rb.add_link("base")
+    prev = "base"
+    for i in range(n):
+        rb.add_link(f"link{i}", mass=mass, com=(0.0, 0.0, -length / 2), inertia=rod_inertia(mass, length, "z"))
+        rb.add_joint(f"joint{i}", "revolute", prev, f"link{i}", xyz=(0.0, 0.0, 0.0 if i == 0 else -length),
+                     axis=(1.0, 0.0, 0.0) if i % 2 == 0 else (0.0, 1.0, 0.0))
+        prev = f"link{i}"
+    rb.add_link("tip")
+    rb.add_joint("tip_weld", "fixed", prev, "tip", xyz=(0.0, 0.0, -length))
+    return rb.finalize()
+
+
+def chain_rollout(steps):
+    model = alternating_chain()
+    cost = Cost(ee_link="tip", ee_target=[0.3, 0.2, -0.7], ee_weight_final=1.0)
+    system = ArticulatedSystem(model, batch=1, dt=1e-3, cost=cost, q0=[0.3, -0.2, 0.1, 0.2, -0.1], segment=steps)
+    ro = Rollout(system, steps, StoreAll())
+    ro.set_controls(tau=np.random.default_rng(1).normal(scale=0.5, size=(steps, 1, model.nb)))
+    return ro
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    parser.add_argument("--cold", action="store_true", help="compile into an empty Taichi offline cache")
+    parser.add_argument("--no-cfg-optimization", action="store_true", help="Taichi's cfg_optimization=False")
     args = parser.parse_args(argv)
-    diffsim.init(arch="cpu", precision="f64")
+    if args.cold:  # read by ti.init
+        os.environ["TI_OFFLINE_CACHE_FILE_PATH"] = tempfile.mkdtemp(prefix="diffsim_cold_cache_")
+    options = {"cfg_optimization": False} if args.no_cfg_optimization else {}
+    diffsim.init(arch="cpu", precision="f64", **options)
     steps = 200 if args.quick else 1000
     big = 64 if args.quick else 1024
     repeats = 3 if args.quick else 5
@@ -55,9 +95,10 @@ def main(argv=None):
     ro = rollout_for(1, 10)
     ro.forward()
     ro.backward()
-    print(json.dumps({"figure": "first call incl. compile (fwd + bwd kernels)", "seconds": time.perf_counter() - t}))
+    print(json.dumps({"figure": "first call incl. compile (fwd + bwd kernels)", "seconds": time.perf_counter() - t,
+                      "offline_cache": "empty" if args.cold else "as found"}))
 
-    for batch, segment in ((1, steps), (1, 100), (big, None)):
+    for batch, segment in ((1, steps), (1, 100), (64, None), (big, None)):
         ro = rollout_for(batch, steps, segment)
         ro.forward()
         fwd = _median_time(ro.forward, repeats)
@@ -75,17 +116,27 @@ def main(argv=None):
         print(json.dumps({"figure": "forward+backward steps/s", **common, "seconds": both,
                           "robot_steps_per_s": batch * steps / both}))
 
-    ro = rollout_for(1, steps, steps)
+    for robot, ro in (("5-link planar arm", rollout_for(1, steps, steps)),
+                      ("5-link chain, axes x/y, dt 1 ms", chain_rollout(steps))):
 
-    def grad():
-        ro.forward()
-        return ro.backward().controls["tau"]
+        def grad(ro=ro):
+            ro.forward()
+            return ro.backward().controls["tau"]
 
-    g = grad()
-    seconds = _median_time(grad, repeats)
-    print(json.dumps({"figure": "gradient of tip position w.r.t. all torques", "T": steps, "B": 1,
-                      "n_torques": int(g.size), "seconds": seconds, "ms": 1e3 * seconds,
-                      "reference": "Pinocchio NumPy adjoint 14-26 ms"}))
+        g = grad()
+        seconds = _median_time(grad, repeats)
+        print(json.dumps({"figure": "gradient of tip position w.r.t. all torques", "robot": robot, "T": steps,
+                          "B": 1, "n_torques": int(g.size), "seconds": seconds, "ms": 1e3 * seconds,
+                          "reference": "Pinocchio NumPy adjoint 14-26 ms", "target_ms": 3.0}))
+
+    ro = rollout_for(1, steps // 2, steps // 2)
+    objective = Objective(ro, ["tau"])
+    x0 = np.zeros(ro.steps * 5)
+    optimizers.minimize(objective, x0, "adam", 2)
+    iters = 20 if args.quick else 100
+    seconds = min(_median_time(lambda: optimizers.minimize(objective, x0, "adam", iters), 1) for _ in range(repeats))
+    print(json.dumps({"figure": "Adam iteration (loss, gradient, update)", "robot": "5-link planar arm", "T": ro.steps,
+                      "B": 1, "iterations": iters, "ms_per_iteration": 1e3 * seconds / iters, "target_ms": 2.3}))
 
 
 if __name__ == "__main__":

@@ -528,7 +528,8 @@ def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: 
 @ti.kernel
 def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
-            cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, floating: ti.template()):
+            cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
+            floating: ti.template(), spread_robots: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -545,53 +546,89 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     per body: dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only, 0 for a
     free root; the last: dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are
     ignored.
+
+    ``spread_robots`` (compiled separately): robot b is iteration b * spread of the parallel
+    loop (:func:`robot_spread`), so that a batch of fewer than 1024 robots per CPU thread uses
+    every thread. Not the default: the robot index is then no longer the loop index, and Taichi
+    keeps every atomic add to the workspace (and every one of its adjoints) atomic, which it
+    demotes to plain adds when each thread provably owns its elements (measured: 1e6 adds 2.0 ms
+    against 3.1-3.4 ms), so a single robot runs the plain loop.
     """
-    for b in range(q.shape[1]):
-        nb = mass.shape[1]
-        nph = 3 * nb + 2 * ncp + 2
-        for m in range((t1 - t0) * nph):
-            s = m // nph
-            k = m - s * nph
-            t = t0 + s
-            sl = slot0 + s
-            if k == 0:
-                world_slot(data, cs, s, b, nb)
-            elif k <= nb:
-                i = k - 1
-                if ti.static(floating):
-                    if i == 0:
-                        free_velocities(s, b, sl, q, qd, mass, com, inert, data)
-                    else:
-                        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
-                                        bc, data)
+    if ti.static(spread_robots):
+        for b, j in ti.ndrange(q.shape[1], spread):
+            advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
+                          data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating)
+    else:
+        for b in range(q.shape[1]):
+            advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
+                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating)
+
+
+def robot_spread(batch: int, threads: int) -> int:
+    """Iterations of ``advance``'s parallel loop per robot that give every CPU thread robots:
+    Taichi's CPU range-for hands its threads tasks of 512 to 1024 iterations (its adaptive
+    block size, on by default), so up to 512 robots of one iteration each ran on one thread.
+    Spread over 1024 iterations per thread, they fall into at least ``threads`` tasks (the
+    iterations between them do nothing). 1 (no spreading) for one robot or one thread, and
+    where the plain loop's tasks of 512 already share the robots out evenly: B a multiple of 512
+    with at least one task per thread, or at least 8 tasks per thread."""
+    if batch == 1 or threads == 1 or (batch % 512 == 0 and batch >= 512 * threads) or batch >= 8 * 512 * threads:
+        return 1
+    return -(-1024 * threads // batch)
+
+
+@ti.func
+def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass: ti.template(), com: ti.template(),
+                  inert: ti.template(), joff: ti.template(), damp: ti.template(), arm: ti.template(),
+                  par: ti.template(), qix: ti.template(), vix: ti.template(), cb: ti.template(), bc: ti.template(),
+                  cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
+                  cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template()):
+    """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
+    nb = mass.shape[1]
+    nph = 3 * nb + 2 * ncp + 2
+    for m in range(steps * nph):
+        s = m // nph
+        k = m - s * nph
+        t = t0 + s
+        sl = slot0 + s
+        if k == 0:
+            world_slot(data, cs, s, b, nb)
+        elif k <= nb:
+            i = k - 1
+            if ti.static(floating):
+                if i == 0:
+                    free_velocities(s, b, sl, q, qd, mass, com, inert, data)
                 else:
-                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
-            elif k <= nb + ncp:
-                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
-            elif k <= nb + 2 * ncp:
-                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
-            elif k <= 2 * nb + 2 * ncp:
-                i = 2 * nb + 2 * ncp - k
-                if ti.static(floating):
-                    if i > 0:
-                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-                else:
+                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
+                                    bc, data)
+            else:
+                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
+        elif k <= nb + ncp:
+            contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+        elif k <= nb + 2 * ncp:
+            contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+        elif k <= 2 * nb + 2 * ncp:
+            i = 2 * nb + 2 * ncp - k
+            if ti.static(floating):
+                if i > 0:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-            elif k <= 3 * nb + 2 * ncp:
-                i = k - 2 * nb - 2 * ncp - 1
-                if ti.static(floating):
-                    if i == 0:
-                        free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
-                        cst[b, s, 0] = 0.0
-                    else:
-                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
+            else:
+                joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
+        elif k <= 3 * nb + 2 * ncp:
+            i = k - 2 * nb - 2 * ncp - 1
+            if ti.static(floating):
+                if i == 0:
+                    free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
+                    cst[b, s, 0] = 0.0
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
-            elif ee >= 0:
-                d = ee_error(ee, t, s, b, eet, cs, data)
-                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
             else:
-                cst[b, s, nb] = 0.0
+                joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
+        elif ee >= 0:
+            d = ee_error(ee, t, s, b, eet, cs, data)
+            cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
+        else:
+            cst[b, s, nb] = 0.0
 
 
 @ti.func
@@ -633,9 +670,15 @@ def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _
 
 @ti.kernel
 def running_sum(cst: _A3, n: ti.i32, loss: _A1):
-    """loss[0] += the running-cost terms of the first n steps of a segment."""
-    for b, s, k in ti.ndrange(cst.shape[0], n, cst.shape[2]):
-        loss[0] += cst[b, s, k]
+    """loss[0] += the running-cost terms of the first n steps of a segment. One thread: a
+    parallel loop's threads contended for loss[0] (66-120 us a launch forward and backward for
+    one robot's 1,000 steps, measured with Taichi's kernel profiler), and a serial kernel
+    launches in a fifth of the time (TAICHI.md, addendum)."""
+    ti.loop_config(serialize=True)
+    for b in range(cst.shape[0]):
+        for s in range(n):
+            for k in range(cst.shape[2]):
+                loss[0] += cst[b, s, k]
 
 
 @ti.kernel

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import costs as costs_module
 from ..errors import ConfigError
+from ..runtime import info as runtime_info
 from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, check_quaternions, nd, point_position
@@ -194,6 +195,8 @@ class ArticulatedSystem(System):
         self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
                         else max(1, min(100, (1 << 22) // per_slot)))
         self._data = self._cst = None
+        cfg = runtime_info()
+        self._spread = K.robot_spread(B, cfg["threads"]) if cfg["arch"] == "cpu" else 1
         self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
         self._holds = None
         self._adjoint_clean = False   # the workspace adjoints are known to be zero
@@ -333,7 +336,7 @@ class ArticulatedSystem(System):
         # no running end-effector term without its weight: the kernel then skips that phase's work
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, ee, a.ncp, slot0, t0, t1, self.model.floating)
+                data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]

@@ -1,6 +1,8 @@
 """The tape System: its loss against a NumPy recomputation, ground contact at rest, and clear
 errors for bad configuration."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,69 @@ def test_articulated_cost_misuse_is_clear():
     assert len(system.costs) == 1 and system.costs[0] is cost
     system.set_cost(None)
     assert system.costs == [] and Rollout(system, 5).forward() == 0.0
+
+
+def test_robot_spread_gives_every_thread_robots_and_counts_each_once():
+    from diffsim.articulated.kernels import robot_spread
+
+    for threads in (1, 2, 4):
+        for batch in (1, 2, 3, 16, 100, 511, 512, 600, 1000, 1024, 3000, 5000):
+            spread = robot_spread(batch, threads)
+            if batch == 1 or threads == 1:
+                assert spread == 1
+                continue
+            # Taichi's adaptive CPU tasks: blocks of 512..1024 iterations; robot b is iteration b * spread
+            iterations = batch * spread
+            block = min(1024, max(512, iterations // (threads * 32)))
+            robots_per_task = np.bincount(np.arange(batch) * spread // block)
+            assert robots_per_task.sum() == batch and len(robots_per_task) >= threads
+            assert robots_per_task.max() <= -(-batch // threads)
+
+
+def test_a_spread_batch_steps_each_robot_as_it_steps_alone():
+    """With two threads, a batch of 3 robots runs the spread loop (robot b at iteration
+    b * spread, so that both threads get robots); each robot's loss, trajectory and gradients
+    equal those of a run of that robot alone (the plain loop), to round-off. In a subprocess:
+    the test session runs one thread."""
+    from tests.conftest import run_python
+
+    code = """
+import json
+import numpy as np
+import diffsim
+diffsim.init(arch="cpu", precision="f64", threads=2)
+from diffsim import Rollout, StoreAll
+from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, planar_arm
+model = planar_arm(3, lengths=[0.3, 0.2, 0.1], masses=[1.0, 0.5, 0.3], tip_contact=True)
+B, T = 3, 40
+rng = np.random.default_rng(2)
+q0, tau = rng.normal(size=(B, 3)), rng.normal(scale=2.0, size=(T, B, 3))
+cost = dict(effort=0.1, q_weight=0.3, ee_link="tip", ee_target=[0.3, 0.0, 0.1], ee_weight=1.0, ee_weight_final=2.0)
+ground = GroundContact(stiffness=1000.0, damping=10.0)
+system = ArticulatedSystem(model, batch=B, dt=0.002, contact=ground, cost=Cost(**cost), q0=q0, segment=15)
+ro = Rollout(system, T, StoreAll())
+loss = ro.forward(controls={"tau": tau})
+g = ro.backward()
+out = {"spread": system._spread, "loss": loss, "alone": 0.0, "spreads_alone": [], "dev": {}}
+def dev(name, a, b):
+    out["dev"][name] = max(out["dev"].get(name, 0.0), float(np.max(np.abs(a - b)) / np.max(np.abs(b))))
+for b in range(B):
+    one = ArticulatedSystem(model, batch=1, dt=0.002, contact=ground, cost=Cost(**cost), q0=q0[b], segment=15)
+    out["spreads_alone"].append(one._spread)
+    r1 = Rollout(one, T, StoreAll())
+    out["alone"] += r1.forward(controls={"tau": tau[:, b:b + 1]})
+    g1 = r1.backward()
+    dev("q", ro.trajectory("q")[:, b], r1.trajectory("q")[:, 0])
+    dev("tau", g.controls["tau"][:, b], g1.controls["tau"][:, 0])
+    for name, value in g1.params.items():
+        dev(name, g.params[name][b], value[0])
+print(json.dumps(out))
+"""
+    proc = run_python(code, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["spread"] > 1 and out["spreads_alone"] == [1, 1, 1]
+    assert np.isclose(out["loss"], out["alone"], rtol=1e-13)
+    assert set(out["dev"]) == {"q", "tau", "mass", "com", "inertia", "joint_offset", "damping", "armature"}
+    for name, d in out["dev"].items():
+        assert d < 1e-12, (name, d)
