@@ -72,6 +72,11 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
         reverse-mode kernels are summed in a different order by two threads.
     debug: Taichi's debug mode (bounds checks; with ``Tape(validation=True)`` the
         global-data-access-rule check). About 2x slower.
+    taichi_options: handed to ``ti.init``. ``cfg_optimization=False`` is the one worth knowing:
+        Taichi then skips its control-flow optimisation, which is most of a cold compile (a
+        5-link arm's forward and gradient kernels compiled in 11 s instead of 36 s on 2 loaded
+        cores) for gradient kernels about 1.35x slower and results within ~1e-12 of the
+        default's: for a short session on an empty offline cache, not for a long fit.
 
     A second call with settings the running runtime satisfies (the same ones, or ``arch``
     naming the arch it runs on) returns the running config, also when the runtime was started
