@@ -10,6 +10,7 @@ figure.
     python benchmarks/rigid.py --only break --steps 2048   # the 16-ball break alone
     python benchmarks/rigid.py --only stacks
     python benchmarks/rigid.py --only bin [--bin-bodies 10000 --bin-steps 100]
+    python benchmarks/rigid.py --only cold  # each rigid scene's first forward+gradient, empty cache
 
 MuJoCo reference (quoted in the issue): about 18 ms per step for a finite-difference gradient,
 i.e. a gradient through T steps costs about 18 ms * T there. Here the tape's reverse mode gives
@@ -38,10 +39,13 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--precision", default="f64", choices=["f32", "f64"])
-    ap.add_argument("--only", choices=["break", "stacks", "bin"], default=None, help="run one group of figures")
+    ap.add_argument("--only", choices=["break", "stacks", "bin", "cold"], default=None, help="run one group of figures")
     ap.add_argument("--bin-bodies", type=int, default=10_000, help="boxes falling into the bin")
     ap.add_argument("--bin-steps", type=int, default=100, help="steps of the bin rollout (dt 1e-3 s)")
     args = ap.parse_args(argv)
+    if args.only == "cold":
+        cold_compile({"precision": args.precision, "threads": args.threads or "all"}, args.precision, args.threads)
+        return
     import diffsim
     from diffsim import Binomial, Rollout
     diffsim.init(arch="cpu", precision=args.precision, threads=args.threads)
@@ -204,6 +208,44 @@ def stacks(common):
                           "max_turn_rad": round(float(turn), 6),
                           "at_rest": bool(drift <= 1e-3 and turn <= 0.01),
                           "seconds_incl_compile": round(seconds, 2)}))
+
+
+COLD_SCENES = ("billiards", "bounce_tuning", "bowling", "stacking")
+
+_COLD_RUN = """
+import json, sys, tempfile, time
+cpu0, wall0 = time.process_time(), time.perf_counter()
+import diffsim
+diffsim.init(arch="cpu", precision=sys.argv[2], threads=None if sys.argv[3] == "all" else int(sys.argv[3]),
+             offline_cache_file_path=tempfile.mkdtemp(prefix="diffsim_cold_"))
+import importlib
+problem = importlib.import_module("scenes." + sys.argv[1]).build()
+x0 = problem.x0()
+cpu1, wall1 = time.process_time(), time.perf_counter()
+problem(x0)
+cpu2, wall2 = time.process_time(), time.perf_counter()
+problem(x0)
+wall3 = time.perf_counter()
+print(json.dumps({"build_s": round(wall1 - wall0, 2), "first_forward_gradient_s": round(wall2 - wall1, 2),
+                  "first_forward_gradient_cpu_s": round(cpu2 - cpu1, 2), "warm_forward_gradient_s": round(wall3 - wall2, 4)}))
+"""
+
+
+def cold_compile(common, precision, threads):
+    """Each rigid scene at its default size in a fresh process with an empty offline cache: the
+    seconds (wall and CPU) of its first forward+gradient, which compiles its kernels (goal: 10 s),
+    and of the second, warm one. The CPU seconds are the figure to compare on a loaded machine:
+    compiling is single-threaded, and the wall clock also counts other processes' turns."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for name in COLD_SCENES:
+        out = subprocess.run([sys.executable, "-c", _COLD_RUN, name, precision, str(threads or "all")], cwd=root,
+                             capture_output=True, text=True, check=True)
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps({"figure": f"cold_compile_{name}", **common, **figures, "goal_s": 10.0}))
 
 
 if __name__ == "__main__":

@@ -176,14 +176,65 @@ def box_radius_along(axes_x, axes_y, axes_z, h, direction):
             + h[2] * ti.abs(axes_z.dot(direction)))
 
 
+EDGE_PARALLEL = 1e-6  # |e_a x e_b| (unit edge directions) below which two edges count as parallel
+
+
+@ti.func
+def edge_offset(axis, n, h, along):
+    """h axis turned towards n (0 when ``along``: the edge runs along this axis)."""
+    return ti.select(along, 0.0, ti.select(axis.dot(n) >= 0.0, h, -h)) * axis
+
+
+@ti.func
+def box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb):
+    """The edge-edge axes of two 3D boxes (centres c, body axes x y z as world unit vectors, half
+    extents h): (separation, normal, point). Over the 9 axes e_a x e_b (an edge direction of
+    each box; parallel pairs have none) the largest separation (m; < 0 when the boxes overlap
+    along every one of them, -1e30 when all pairs are parallel), its unit axis oriented from b
+    to a, and the point midway between the closest points of the two edges that meet along it
+    (the edge of a farthest towards b and the edge of b farthest towards a; Ericson's
+    segment_segment)."""
+    d = ca - cb
+    dirs_a = (xa, ya, za)
+    dirs_b = (xb, yb, zb)
+    sep = ti.Vector([0.0] * 9)
+    for e in ti.static(range(9)):
+        axis = dirs_a[e // 3].cross(dirs_b[e % 3])
+        length2 = axis.dot(axis)  # sqrt of a floor, not norm(): a finite gradient at exactly parallel edges
+        gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+        sep[e] = ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
+                           gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
+    best = -1e30
+    for e in ti.static(range(9)):
+        best = ti.max(best, sep[e])
+    edge = 0
+    for e in ti.static((8, 7, 6, 5, 4, 3, 2, 1, 0)):  # the first axis reaching the best separation
+        edge = ti.select(sep[e] == best, e, edge)
+    i, j = edge // 3, edge % 3
+    ea = ti.select(i == 0, xa, ti.select(i == 1, ya, za))
+    eb = ti.select(j == 0, xb, ti.select(j == 1, yb, zb))
+    la = ti.select(i == 0, ha[0], ti.select(i == 1, ha[1], ha[2]))
+    lb = ti.select(j == 0, hb[0], ti.select(j == 1, hb[1], hb[2]))
+    axis = ea.cross(eb)
+    n = axis / ti.sqrt(ti.max(axis.dot(axis), EDGE_PARALLEL * EDGE_PARALLEL))
+    n = ti.select(d.dot(n) >= 0.0, n, -n)
+    # the edges' centres: each box's corner farthest towards the other, moved back to mid-edge
+    mid_a = ca - edge_offset(xa, n, ha[0], i == 0) - edge_offset(ya, n, ha[1], i == 1) - \
+        edge_offset(za, n, ha[2], i == 2)
+    mid_b = cb + edge_offset(xb, n, hb[0], j == 0) + edge_offset(yb, n, hb[1], j == 1) + \
+        edge_offset(zb, n, hb[2], j == 2)
+    pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
+    return best, n, 0.5 * (pa + pb)
+
+
 @ti.func
 def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     """Contact point k (0..7; 0..3 in 2D, where h[2] = 0) of two boxes: (normal from b to a,
     depth, point).
 
-    Separating-axis test over the face normals of both boxes (3 + 3; 2 + 2 in 2D; the 9
-    edge-edge axes are left out): the axis of least overlap picks a reference face (on the box
-    it belongs to) and the other box is the incident one. Point k is the incident box's corner
+    Separating-axis test over the face normals of both boxes (3 + 3; 2 + 2 in 2D) and, in 3D,
+    the 9 edge-edge axes (:func:`box_edge_edge`). When a face axis has the least overlap, it
+    picks a reference face (on the box it belongs to) and the other box is the incident one. Point k is the incident box's corner
     k: its depth below the reference face's plane (a's faces are preferred: b's face is taken
     only if its overlap is smaller by 1 % of the smallest half extent, so that two faces of
     equal overlap, a box resting on another, do not swap from step to step), its contact point on the reference face with
@@ -193,8 +244,15 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     contact), so a face on a face has 4 points, an edge 2, a corner 1. Separated boxes give
     every corner its own depth below the reference face, capped at minus the separation
     (< 0 for every k, continuous at first touch): a law that acts just before touch (the
-    stepped law) then sees only the corners about to touch, not all of them at once. Boxes
-    crossing edge on edge with no corner below a face are not detected (no edge-edge axes)."""
+    stepped law) then sees only the corners about to touch, not all of them at once.
+
+    An edge-edge axis wins only when its separation beats every face's by the same margin (two
+    faces resting on each other give edge axes of equal separation: the faces keep them). Then
+    the pair has one contact, point 0: midway between the closest points of the two edges,
+    with depth minus the separation along the axis (negative while apart, as above); points
+    1..7 get depth -1 (no contact). Crossed edges (a box turned 45 degrees about x lying across
+    one turned about y) touch at that one point instead of a face contact deep in the wrong
+    place."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
     d = ca - cb
@@ -254,6 +312,12 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     n = n_ref
     if ref_is_a == 1:
         n = -n_ref
+    if ti.static(dim == 3):  # an edge-edge axis wins only by the margin: faces keep resting boxes
+        sep_edge, n_edge, point_edge = box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb)
+        edge = sep_edge > best + margin
+        n = ti.select(edge, n_edge, n)
+        depth = ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth)
+        point = ti.select(edge, point_edge, point)
     return n, depth, point
 
 
@@ -277,6 +341,7 @@ def box_capsule_point(ca, qa, ha, cc, qc, rc, hc, k, corners: ti.template()):
 
 
 __all__ = [
+    "EDGE_PARALLEL",
     "EPS_NORMAL",
     "box_axes",
     "box_box_point",
@@ -284,6 +349,7 @@ __all__ = [
     "box_capsule_point",
     "box_corner",
     "box_corner_at",
+    "box_edge_edge",
     "capsule_capsule",
     "capsule_segment",
     "capsule_sphere",

@@ -44,18 +44,11 @@ def test_bounce_identification_recovers_hidden_values(tmp_path):
     assert (tmp_path / "bounce_tuning_fit.png").stat().st_size > 1000
 
 
-@pytest.mark.xfail(strict=True, reason="known regression: with 2 mm position noise the friction comes out 0.443 "
-                   "against 0.40 (11 %, was within 5 %) since a box face's corners share the friction stability "
-                   "bound (m_t / 4 per corner, which keeps stacked boxes from rocking) and so smooth the friction "
-                   "of a box landing on one corner more than it needs. Tried: the exact largest tangential "
-                   "inverse mass of each corner (2x2 eigenvalue) under the same share gave 0.433 (8 %); counting "
-                   "the pressing corners' spring force (39dbf7e) gave 0.4205 with the full sum (5.1 %) and passed "
-                   "with half of it, but that broke the penalty gradient check and the stacking scene (453dbd1); "
-                   "the exact eigenvalue with the full sum and no share for box-plane corners gave 0.413 (3.4 %), "
-                   "kept stacks at rest (15-pyramid drift 0.70 mm against 0.36 mm) and passed the gradient "
-                   "checks, but the stacking flick's L-BFGS then stopped 5.4 cm from the spot (goal 2 cm)")
 def test_bounce_identification_with_noise_within_five_percent():
-    """With 2 mm position noise: restitution, friction and mass within 5 %."""
+    """With 2 mm position noise: restitution, friction and mass within 5 %. (Was 0.443 for the
+    friction 0.40 while a box's corners on a plane shared the friction stability bound, m_t / 4
+    each; they now count the spring force of the corners that press at once, see
+    diffsim.rigid.kernels.penalty_contact_force.)"""
     from scenes import bounce_tuning
 
     noisy = bounce_tuning.build(steps=700, noise=0.002, hidden={"restitution": 0.5, "friction": 0.4, "mass": 2.5})
