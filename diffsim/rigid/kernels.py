@@ -57,6 +57,7 @@ from ..rotations import (
     quat_from_angle_z,
     quat_integrate,
     quat_rotate,
+    quat_rotate_inv,
     world_inertia_apply,
     world_inertia_inv_apply,
 )
@@ -459,9 +460,15 @@ def penalty_plane_contact(dim: T, mask: T, position: T, orientation: T, velocity
         f_beside = 0.0  # spring force of the box's other corners on this plane (C^1 in their depths)
         if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
             if shape[i] == BOX:
+                # corner c2 = x + R (s h) lies at depth off - n . x - sum_k s_k h_k (R^T n)_k: the
+                # plane's normal goes to the body frame once, not once per corner
+                pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
+                n_body = quat_rotate_inv(load_quat(orientation, s, i, dim), pn)
+                base = planes[pl, 3] - pn.dot(load_vec(position, s, i, dim))
                 for c2 in ti.static(range(box_corners(dim))):
-                    _n2, d2, _p2 = plane_geometry(dim, mask, position, orientation, shape, geometry, planes, s, i, pl,
-                                                  c2)
+                    d2 = base
+                    for k in ti.static(range(3)):
+                        d2 -= (2.0 * ((c2 >> k) & 1) - 1.0) * geometry[i, k] * n_body[k]
                     f_beside += ti.select(c2 == c, 0.0, smooth_relu(consts[KN] * d2, consts[KN] * consts[DELTA]))
         zeta_plane = damping_ratio_from_restitution(plane_restitution[pl])
         fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, i] + zeta_plane),
