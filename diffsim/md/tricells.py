@@ -54,7 +54,7 @@ def _bin_of(f, n):
 
 
 @ti.kernel
-def _bin_fractional(x: _A3, s: ti.i32, h: _A2, hinv: _A2, nb: _A1, cell_of: _A1, count: _A1, xw: _A2):
+def _bin_fractional(x: _A3, s: ti.i32, h: _A2, hinv: _A2, nb: _A1, cell_of: _A1, count: _A1, xw: _A3):
     for c in range(count.shape[0]):
         count[c] = 0
     for i in range(x.shape[1]):
@@ -63,27 +63,9 @@ def _bin_fractional(x: _A3, s: ti.i32, h: _A2, hinv: _A2, nb: _A1, cell_of: _A1,
         f2 = _folded(x, s, i, hinv, 2)
         cid = (_bin_of(f0, nb[0]) * nb[1] + _bin_of(f1, nb[1])) * nb[2] + _bin_of(f2, nb[2])
         for k in ti.static(range(3)):  # the folded position, inside the cell
-            xw[i, k] = f0 * h[0, k] + f1 * h[1, k] + f2 * h[2, k]
+            xw[0, i, k] = f0 * h[0, k] + f1 * h[1, k] + f2 * h[2, k]
         cell_of[i] = cid
         ti.atomic_add(count[cid], 1)
-
-
-@ti.kernel
-def _sort_into_bins(cell_of: _A1, count: _A1, start: _A1, atoms: _A1, xw: _A2, xs: _A2):
-    start[0] = 0
-    ti.loop_config(serialize=True)
-    for c in range(1, count.shape[0]):
-        start[c] = start[c - 1] + count[c - 1]
-    for c in range(count.shape[0]):
-        count[c] = 0
-    ti.loop_config(serialize=True)
-    for i in range(cell_of.shape[0]):
-        c = cell_of[i]
-        q = start[c] + count[c]
-        atoms[q] = i
-        for k in ti.static(range(3)):
-            xs[q, k] = xw[i, k]
-        count[c] += 1
 
 
 @ti.func
@@ -94,7 +76,7 @@ def _wrap_bin(raw, n):
 
 
 @ti.kernel
-def _half_rows(h: _A2, nb: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, xw: _A2, xs: _A2,
+def _half_rows(h: _A2, nb: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, xw: _A3, xs: _A2,
                rl2: ti.f64, nbr: _A2, nnb: _A1) -> ti.i32:
     most = 0
     for i in range(cell_of.shape[0]):
@@ -109,9 +91,9 @@ def _half_rows(h: _A2, nb: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1
             b2, w2 = _wrap_bin(c2 + o % 3 - 1, nb[2])
             cc = (b0 * nb[1] + b1) * nb[2] + b2
             # the atoms of bin cc seen across w0 a + w1 b + w2 c: x_i - x_j - shift
-            e0 = xw[i, 0] - (w0 * h[0, 0] + w1 * h[1, 0] + w2 * h[2, 0])
-            e1 = xw[i, 1] - (w1 * h[1, 1] + w2 * h[2, 1])
-            e2 = xw[i, 2] - w2 * h[2, 2]
+            e0 = xw[0, i, 0] - (w0 * h[0, 0] + w1 * h[1, 0] + w2 * h[2, 0])
+            e1 = xw[0, i, 1] - (w1 * h[1, 1] + w2 * h[2, 1])
+            e2 = xw[0, i, 2] - w2 * h[2, 2]
             for q in range(start[cc], start[cc] + count[cc]):
                 j = atoms[q]
                 d0 = e0 - xs[q, 0]
@@ -141,7 +123,7 @@ class TriclinicCells:
         self.h.from_numpy(h.astype(config().numpy_real))
         self.hinv = ti.ndarray(real, (3, 3))
         self.hinv.from_numpy(np.linalg.inv(h).astype(config().numpy_real))
-        self.xw = ti.ndarray(real, (n, 3))
+        self.xw = ti.ndarray(real, (1, n, 3))  # one slot: the folded positions, sorted by _sort_by_bin
         self.xs = ti.ndarray(real, (n, 3))
         self.nb = ti.ndarray(ti.i32, 3)
         self.nb.from_numpy(self.nb_np.astype(np.int32))
@@ -154,7 +136,7 @@ class TriclinicCells:
         """Fill ``nbr``/``nnb`` with the pairs j > i within sqrt(rl2) of ``x[slot]``; returns the
         largest count (which may exceed nbr's capacity: then the caller grows and rebuilds)."""
         _bin_fractional(x, slot, self.h, self.hinv, self.nb, self.cell_of, self.count, self.xw)
-        _sort_into_bins(self.cell_of, self.count, self.start, self.atoms, self.xw, self.xs)
+        _sort_by_bin(self.xw, 0, self.cell_of, self.count, self.start, self.atoms, self.xs)
         return int(_half_rows(self.h, self.nb, self.cell_of, self.start, self.count, self.atoms, self.xw, self.xs,
                               rl2, nbr, nnb))
 
