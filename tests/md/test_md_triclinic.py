@@ -326,3 +326,35 @@ def test_fast_simulate_in_a_tilted_cell_follows_the_tape():
     # the tape's kernels on the forward-only path (fast=False) take the same steps
     slow = system.simulate(steps, record_every=60, fast=False)
     np.testing.assert_allclose(slow["positions"], run["positions"], rtol=0, atol=1e-10)
+
+
+def test_fcc_argon_in_its_primitive_cell_has_the_cubic_cells_energy_and_pressure_and_conserves_energy():
+    """One crystal, two cells: fcc argon as 4x4x4 cubic cells (orthorhombic) and as 6x6x6 primitive
+    rhombohedral cells (triclinic, through ASE) must have the same energy per atom and the same
+    (isotropic) pressure on the fast path; a thermal NVE run in the tilted cell conserves energy."""
+    pytest.importorskip("ase")
+    from ase.build import bulk
+    from ase.units import fs
+
+    from diffsim.md import from_ase
+
+    def frames(atoms, steps):
+        model = from_ase(atoms)
+        lj = LennardJones(epsilon=0.0104, sigma=3.40, cutoff=8.5, shift="energy")  # eV, Angstrom
+        system = MDSystem(model, ForceField([lj], model.types, model.box, tilt=model.tilt), dt=2.0)
+        return system.simulate(steps, record_every=max(steps // 10, 1))["frames"]
+
+    cubic = bulk("Ar", "fcc", a=5.26, cubic=True).repeat((4, 4, 4))
+    prim = bulk("Ar", "fcc", a=5.26).repeat((6, 6, 6))
+    assert not np.allclose(prim.cell.array, np.diag(np.diag(prim.cell.array)))  # a tilted cell
+    fc, fp = frames(cubic, 0), frames(prim, 0)
+    assert fp.potential[0] / len(prim) == pytest.approx(fc.potential[0] / len(cubic), rel=1e-12)
+    assert fp.pressure[0] == pytest.approx(fc.pressure[0], rel=1e-9)
+    np.testing.assert_allclose(fp.pressure_tensor[0][:3], fc.pressure[0], rtol=1e-9)
+    np.testing.assert_allclose(fp.pressure_tensor[0][3:], 0.0, atol=1e-12 * abs(fc.pressure[0]) + 1e-15)
+
+    v = maxwell_boltzmann(prim.get_masses(), 80.0, seed=0, units="metal")  # K -> Angstrom/fs
+    prim.set_velocities(v / fs)  # ASE's own velocity unit
+    f = frames(prim, 1000)  # 2 ps
+    assert f.temperature.mean() > 20.0  # the atoms do move
+    assert (f.total.max() - f.total.min()) / len(prim) < 2e-6  # eV per atom
