@@ -164,7 +164,7 @@ def test_a_spread_batch_steps_each_robot_as_it_steps_alone():
     b * spread, so that both threads get robots); each robot's loss, trajectory and gradients
     equal those of a run of that robot alone (the plain loop), to round-off. In a subprocess:
     the test session runs one thread."""
-    from tests.conftest import run_python
+    from conftest import run_python
 
     code = """
 import json
