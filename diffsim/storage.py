@@ -28,9 +28,9 @@ def _implausible(x, limit):
 
 def _slot_kernels(serial: bool) -> dict:
     """The slot kernels for ndarrays of ndim 2 and 3: {ndim: (copy, zero, first_bad, add, write,
-    read, clear, read_all)}. ``serial``: one thread, no wake-up of the thread pool, which costs a
-    parallel loop ~60 us a launch on CPU (TAICHI.md, "launch cost of parallel loops"); used for
-    the small arrays most slots are."""
+    read)}. ``serial``: one thread, no wake-up of the thread pool, which costs a parallel loop
+    ~60 us a launch on CPU (TAICHI.md, "launch cost of parallel loops"); used for the small
+    arrays most slots are."""
 
     @ti.kernel
     def copy2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32):
