@@ -611,14 +611,21 @@ class Runner:
         """Target process (runtime, schedules) beside the CPU reference process, then compare."""
         base = {"kind": "agreement", "out": self.arrays, "sizes": sizes, "cases": cases, "checks": checks}
         target = self.spawn({**base, "role": "target", "arch": args.arch})
-        # Start the reference once the target has started Taichi: two processes opening the offline
-        # cache at once contend for its lock, and the loser compiles every kernel afresh.
-        self.wait_first_line(target, 120)
-        ref = self.spawn({**base, "role": "reference", "arch": "cpu"}) if cases else None
         limit = TIMEOUTS[args.small]["agreement"]
         want = ([("runtime", "runtime")] if "runtime" in checks else []) + \
                [(c, n) for n in cases for c in ("saved", "schedules")]
-        got = self.collect(target, want, limit, keep=False)
+        if args.arch == "cpu":
+            # The same kernels as the target's: start the reference once the target has exited and
+            # written them to Taichi's offline cache (a process writes it only at exit), so that they
+            # are compiled once, not twice side by side.
+            got = self.collect(target, want, limit, keep=False)
+            ref = self.spawn({**base, "role": "reference", "arch": "cpu"}) if cases else None
+        else:
+            # Start the reference once the target has started Taichi: two processes opening the offline
+            # cache at once contend for its lock, and the loser compiles every kernel afresh.
+            self.wait_first_line(target, 120)
+            ref = self.spawn({**base, "role": "reference", "arch": "cpu"}) if cases else None
+            got = self.collect(target, want, limit, keep=False)
         ref_got = self.collect(ref, [("saved", n) for n in cases], limit, keep=False) if ref else []
         for ln in got:
             if ln["check"] != "saved" and (ln["check"] != "runtime" or "runtime" in checks):

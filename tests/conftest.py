@@ -52,3 +52,27 @@ def execute_notebook(name: str, small: bool = True):
         os.environ.update(saved)
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     return nb, text
+
+
+# The plain `pytest` runs in two worker processes (pytest-xdist, `-n auto --dist loadgroup` in
+# pyproject.toml): the suite is mostly Taichi compiles, one core each. Taichi writes what a process
+# compiled to its offline cache only when the process exits, so two workers running tests of the same
+# simulator would each compile its kernels: each simulator's tests form one group that one worker
+# runs, in the order below (longest first; `--no-loadscope-reorder` keeps it). Tests outside these
+# folders are handed out one by one after them.
+GROUPS = ("rigid", "articulated", "md")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    tests = os.path.join(ROOT, "tests")
+
+    def folder(item):
+        part = os.path.relpath(str(item.path), tests).split(os.sep)[0]
+        return part if part in GROUPS else None
+
+    for item in items:
+        if folder(item):
+            item.add_marker(pytest.mark.xdist_group(folder(item)))
+    rank = {name: k for k, name in enumerate(GROUPS)}
+    items.sort(key=lambda item: rank.get(folder(item), len(GROUPS)))  # stable: files keep their order
