@@ -61,6 +61,9 @@ def _probe(name: str) -> bool:
     return arch_built_in(name) if name in ("cuda", "vulkan") else name == "cpu"
 
 
+OFFLINE_CACHE_BYTES = 1 << 30  # what Taichi's offline cache may hold before it drops old kernels
+
+
 def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
          deterministic: bool = False, debug: bool = False, **taichi_options) -> RuntimeConfig:
     """Start Taichi once for this process and return the settled :class:`RuntimeConfig`.
@@ -123,8 +126,11 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
         candidates = [a for a in ("cuda", "vulkan") if _probe(a)] + ["cpu"]
     else:
         candidates = [arch]
+    # Taichi's offline cache keeps 100 MB by default and then drops the least recently used quarter:
+    # the kernels of a few scenes and their gradients fill that, and every dropped kernel is a cold
+    # compile of up to minutes again (all of this project's tests compile 70-100 MB). Keep 1 GiB.
     options = {"default_fp": ti.f64 if precision == "f64" else ti.f32, "debug": debug,
-                   "offline_cache": True, "log_level": ti.WARN}
+               "offline_cache": True, "offline_cache_max_size_of_files": OFFLINE_CACHE_BYTES, "log_level": ti.WARN}
     if threads is not None:
         options["cpu_max_num_threads"] = threads
     options.update(taichi_options)

@@ -105,3 +105,16 @@ def test_headline_scenes_exist_and_have_demos():
     names = [name for name, module in scenes.demos(scenes.HEADLINE)]
     assert sorted(names) == sorted(scenes.HEADLINE)
     assert all(not isinstance(m, Exception) for _, m in scenes.demos())
+
+
+def test_the_offline_cache_keeps_every_kernel_of_a_session():
+    """Taichi's default (100 MB, then the least recently used quarter dropped) evicts kernels that
+    take minutes to compile again; diffsim.init raises it, and a user's option still wins."""
+    import taichi as ti
+
+    from diffsim.runtime import OFFLINE_CACHE_BYTES
+
+    assert OFFLINE_CACHE_BYTES >= 1 << 30 and ti.cfg.offline_cache_max_size_of_files == OFFLINE_CACHE_BYTES
+    out = run_python("import taichi as ti, diffsim; diffsim.init('cpu', offline_cache_max_size_of_files=12345); "
+                     "print('MAX', ti.cfg.offline_cache_max_size_of_files)")
+    assert "MAX 12345" in out.stdout, out.stderr
