@@ -86,10 +86,11 @@ SIZES = {
 }
 # Seconds each check process may run before its missing lines are reported as errors.
 TIMEOUTS = {False: {"agreement": 240, "md_forward": 120, "md_gradient": 150, "robot_batch": 120, "rigid_bin": 90},
-            True: {"agreement": 400, "md_forward": 200, "md_gradient": 200, "robot_batch": 200, "rigid_bin": 200}}
+            True: {"agreement": 900, "md_forward": 200, "md_gradient": 200, "robot_batch": 200, "rigid_bin": 200}}
 # The whole command's default --budget: the device's 8 minutes; --small: time for an empty Taichi
-# cache on a loaded 2-core machine (warm, it needs about 20 s).
-BUDGET = {False: 480.0, True: 840.0}
+# cache on a loaded 2-core machine, where the box stack's gradient kernel alone compiles for minutes
+# (warm, the whole command needs about a minute).
+BUDGET = {False: 480.0, True: 1500.0}
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -709,7 +710,7 @@ def main(argv=None) -> int:
     ap.add_argument("--small", "--quick", action="store_true",
                     help="tiny sizes: seconds on a CPU (the test suite's run; --quick for `diffsim bench --quick`)")
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds for the whole command (default 480, 8 min; --small: 840): a check still running "
+                    help="seconds for the whole command (default 480, 8 min; --small: 1500): a check still running "
                          "then is stopped and reported, the rest are reported as not run")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(CHECKS)}")
     ap.add_argument("--keep-arrays", action="store_true",
