@@ -51,7 +51,7 @@ from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
     VelocityVerlet,
-    md_close_drift,
+    close_drift,
     md_kick,
 )
 from .model import Model
@@ -311,7 +311,7 @@ class MDSystem(System):
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
         # one launch per step: the previous step's closing half-kick (except at the segment start,
         # whose state is complete) with this step's drift; the segment's last kick is its own launch
-        out = [launch(md_close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
+        out = [launch(close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf, int(t > t0), self.ff.nlist.ref,
                       self._moved),
                forward_only(lambda: self._check(x, dst, t, src, self._moved))]
