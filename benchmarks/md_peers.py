@@ -92,6 +92,9 @@ def gradient_summary(figures):
     def warp(f):
         return f["forward_backward_s"] if f["figure"] == "warp_lj_gradient" else None
 
+    def warp_cpu(f):
+        return f.get("forward_backward_cpu_s") if f["figure"] == "warp_lj_gradient" else None
+
     for code in ("this", "baseline"):
         for schedule, target in (("StoreAll()", "<= 0.6"), ("Binomial(snapshots=32)", "<= 1.0")):
             def ours(f, schedule=schedule, code=code):
@@ -102,6 +105,15 @@ def gradient_summary(figures):
             if pairs:
                 _summary(f"gradient N=1000 T=1000 f64: diffsim ({code} checkout) {schedule} time / Warp tape time",
                          min(p[0] for p in pairs), min(p[1] for p in pairs), [a / b for a, b in pairs], target)
+
+            def ours_cpu(f, schedule=schedule, code=code):
+                keep = f["figure"] == "lj_gradient" and f["schedule"] == schedule and f.get("code", "this") == code
+                return f.get("forward_backward_cpu_s") if keep else None
+
+            pairs = _per_round(figures, ours_cpu, warp_cpu)
+            if pairs:  # CPU seconds (diffsim's threads summed): steadier than wall time on a loaded machine
+                _summary(f"gradient N=1000 T=1000 f64: diffsim ({code} checkout) {schedule} CPU time / Warp tape CPU "
+                         f"time", min(p[0] for p in pairs), min(p[1] for p in pairs), [a / b for a, b in pairs], None)
 
 
 def forward(args):
