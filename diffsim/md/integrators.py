@@ -11,6 +11,9 @@ evaluation at the new positions, so that forces are part of the state (f_t is st
   and zeroes f_{t+1};
 - forces f_{t+1} = F(x_{t+1}) (the potentials' kernels);
 - kick (differentiable): v_{t+1} = v'' + dt/2 f_{t+1} / m (B).
+
+The tape's step kernel (:func:`md_close_drift`: the closing kick of step t-1 with the drift of
+step t) runs its hand-written adjoint (:class:`CloseDrift`), equal to Taichi's autodiff of it.
 """
 
 from dataclasses import dataclass

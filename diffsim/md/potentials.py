@@ -15,6 +15,7 @@ order (0,0), (0,1), ..., (0,T-1), (1,1), ... (``pair_index``). Units: reduced LJ
 
 The pieces live by job: what all terms share in :mod:`diffsim.md.terms`, the per-atom parameter
 rows in :mod:`diffsim.md.rows`, the forward-only gather form in :mod:`diffsim.md.gather`, the
+hand-written adjoint the tape runs on the CPU in :mod:`diffsim.md.pair_adjoint`, the
 bonded terms in :mod:`diffsim.md.bonded`, the embedded-atom method in :mod:`diffsim.md.eam`. The
 names they define are importable from here too (earlier code did).
 """
@@ -200,7 +201,7 @@ class GatheredPair:
     hand-written adjoint gathered over the same full list, on the Newton kernel's arguments
     (``args_fn(True)`` gives them when the launch runs): every atom sums its own force forward
     and its own position adjoint backward, with no atomic add per pair either way. The forward
-    values equal the Newton kernel's to rounding (tests/md/test_md_dynamics.py), and so does the
+    values equal the Newton kernel's to rounding (tests/md/test_md_fast_path.py), and so does the
     adjoint its autodiff's (tests/md/test_md_pair_adjoint.py); the adjoint needs no forward
     values, only the inputs."""
 
