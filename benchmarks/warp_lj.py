@@ -24,7 +24,8 @@ diffsim's default rule does. ``--check`` also compares that list with a brute-fo
 Warp's CPU backend runs each kernel on one thread.
 
 Figures: ``warp_lj_gradient`` with ``forward_s`` (the rollout without a tape), ``forward_backward_s``
-(the rollout recorded on a wp.Tape plus ``tape.backward``), their ratio, the gradient (to compare
+(the rollout recorded on a wp.Tape plus ``tape.backward``; ``forward_backward_cpu_s`` the process's
+CPU time for it), their ratio, the gradient (to compare
 with md.py's ``lj_gradient`` line), the list builds; ``warp_lj_check`` (``--check``): dL/depsilon
 against a central difference of the loss over a shorter rollout.
 """
@@ -236,7 +237,7 @@ def main(argv=None):
     ro = Rollout(args.grid, args.steps)
     eps, sig = parameters(False)
     ro.run(eps, sig)  # compile (Warp caches kernels on disk)
-    fwd, both = [], []
+    fwd, both, both_cpu = [], [], []
     for _ in range(args.repeats):
         eps, sig = parameters(False)
         t0 = time.perf_counter()
@@ -244,17 +245,19 @@ def main(argv=None):
         value = float(loss.numpy()[0])
         fwd.append(time.perf_counter() - t0)
         eps, sig = parameters(True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tape = wp.Tape()
         loss, x0, builds_g = ro.run(eps, sig, tape=tape)
         tape.backward(loss=loss)
         g_eps, g_sig, g_x0 = float(eps.grad.numpy()[0]), float(sig.grad.numpy()[0]), x0.grad.numpy().copy()
         both.append(time.perf_counter() - t0)
+        both_cpu.append(time.process_time() - c0)
         tape.reset()
         ro._keep = None
     print(json.dumps({"figure": "warp_lj_gradient", "warp": wp.__version__, "device": "cpu (one thread)",
                       "atoms": ro.n, "precision": "f64", "steps": args.steps, "forward_s": round(min(fwd), 3),
                       "forward_backward_s": round(min(both), 3), "ratio": round(min(both) / min(fwd), 2),
+                      "forward_backward_cpu_s": round(min(both_cpu), 3),
                       "runs": args.repeats, "forward_s_all": [round(t, 3) for t in fwd],
                       "forward_backward_s_all": [round(t, 3) for t in both], "list_builds": builds,
                       "list_builds_gradient_run": builds_g, "loss": value, "dL_depsilon": g_eps, "dL_dsigma": g_sig,

@@ -268,7 +268,19 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                         d0 = xi0 - xs[q, 0] - sx
                         d1 = xi1 - xs[q, 1] - sy
                         d2 = xi2 - xs[q, 2] - sz
-                        if d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p:
+                        hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
+                        if ti.static(not mirror):
+                            # branch-free: about half the candidates are hits, a branch on it is
+                            # mispredicted half the time. The candidate is written where a hit goes
+                            # (a miss is overwritten by the next hit or lies past the row's count)
+                            # and the count advances by the hit: the rows are those of the branch
+                            if nh + ni < cap:
+                                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+                            if home:
+                                nh += ti.cast(hit, ti.i32)
+                            else:
+                                ni += ti.cast(hit, ti.i32)
+                        elif hit:
                             if nh + ni < cap:
                                 nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
                             if home:

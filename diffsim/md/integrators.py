@@ -11,6 +11,9 @@ evaluation at the new positions, so that forces are part of the state (f_t is st
   and zeroes f_{t+1};
 - forces f_{t+1} = F(x_{t+1}) (the potentials' kernels);
 - kick (differentiable): v_{t+1} = v'' + dt/2 f_{t+1} / m (B).
+
+The tape's step kernel (:func:`md_close_drift`: the closing kick of step t-1 with the drift of
+step t) runs its hand-written adjoint (:class:`CloseDrift`), equal to Taichi's autodiff of it.
 """
 
 from dataclasses import dataclass
@@ -155,6 +158,78 @@ def md_close_drift(x: _A3, v: _A3, f: _A3, pe: _A2, vir: _A3, disp: _A3, rdf: _A
             ti.atomic_max(moved[0], d2)
         if i < nrdf:
             rdf[dst, i] = rdf[src, i]
+
+
+@ti.kernel
+def md_close_drift_adjoint(inv_m: _A1, cs: _A1, mode: ti.i32, src: ti.i32, dst: ti.i32, track: ti.i32, tdisp: ti.i32,
+                           nrdf: ti.i32, close: ti.i32, xb: _A3, vb: _A3, fb: _A3, peb: _A2, virb: _A3, dispb: _A3,
+                           rdfb: _A2):
+    """The adjoint of :func:`md_close_drift` written out (the values of Taichi's autodiff of it,
+    tests/md/test_md_drift_adjoint.py), on the adjoints xb = dL/dx, vb, fb, peb, virb, dispb,
+    rdfb of the same arrays: per coordinate, with vh the half-kicked velocity,
+
+        dL/dvh = dt xb[dst] + vb[dst]                              (velocity Verlet)
+               = dt/2 xb[dst] + c1 (vb[dst] + dt/2 xb[dst])          (BAOAB; the noise is fixed)
+        xb[src] += xb[dst],  vb[src] += dL/dvh,  fb[src] += a dL/dvh  (a = dt/2 ftm / m)
+        close: fb[src] += a vb[src]  (the closing kick v[src] += a f[src], after the line above)
+
+    (xb[dst] takes dispb[dst] too when displacements are tracked), and the adjoints of every
+    element the step writes in slot dst are cleared, as Taichi's adjoint of a store does. The
+    step is linear in the state: no primal array is read, and the launch takes 9 arrays where
+    Taichi's adjoint takes the step's 11 and their adjoints."""
+    for i in range(ti.max(xb.shape[1], nrdf)):
+        if i < xb.shape[1]:
+            dt = cs[DT]
+            a = 0.5 * dt * cs[FTM] * inv_m[i]
+            c1 = cs[C1]
+            for k in ti.static(range(3)):
+                dxb = xb[dst, i, k]
+                xb[src, i, k] += dxb
+                xb[dst, i, k] = 0.0
+                if tdisp != 0:
+                    db = dispb[dst, i, k]
+                    dxb += db
+                    dispb[src, i, k] += db
+                    dispb[dst, i, k] = 0.0
+                vnb = vb[dst, i, k]
+                vb[dst, i, k] = 0.0
+                vhb = dt * dxb + vnb
+                if mode == 1:
+                    vhb = 0.5 * dt * dxb + c1 * (vnb + 0.5 * dt * dxb)
+                vsb = vb[src, i, k] + vhb
+                vb[src, i, k] = vsb
+                fk = a * vhb
+                if close != 0:
+                    fk += a * vsb
+                fb[src, i, k] += fk
+                fb[dst, i, k] = 0.0
+            if track != 0:
+                peb[dst, i] = 0.0
+                for q in ti.static(range(6)):
+                    if q < virb.shape[2]:
+                        virb[dst, i, q] = 0.0
+        if i < nrdf:
+            rdfb[src, i] += rdfb[dst, i]
+            rdfb[dst, i] = 0.0
+
+
+class CloseDrift:
+    """A 'kernel' for :func:`diffsim.tape.launch`: :func:`md_close_drift` forward, and its
+    hand-written adjoint :func:`md_close_drift_adjoint` (Taichi's autodiff of the step passes
+    every primal array and its adjoint, and adds through its generic reverse pass)."""
+
+    def __call__(self, x, v, f, pe, vir, disp, rdf, inv_m, cs, mode, seed, t, src, dst, track, tdisp, nrdf, close, ref,
+                 moved):
+        md_close_drift(x, v, f, pe, vir, disp, rdf, inv_m, cs, mode, seed, t, src, dst, track, tdisp, nrdf, close,
+                       ref, moved)
+
+    def grad(self, x, v, f, pe, vir, disp, rdf, inv_m, cs, mode, seed, t, src, dst, track, tdisp, nrdf, close, ref,
+             moved):
+        md_close_drift_adjoint(inv_m, cs, mode, src, dst, track, tdisp, nrdf, close, x.grad, v.grad, f.grad, pe.grad,
+                               vir.grad, disp.grad, rdf.grad)
+
+
+close_drift = CloseDrift()
 
 
 @ti.func

@@ -214,6 +214,12 @@ class NeighborList:
             self._full_of = self.builds
         return self._full
 
+    def restore(self, nbr, nnb):
+        """Make the list the half list (``nbr``, ``nnb``) kept from an earlier build of the same
+        capacity (:func:`copy_list`); its full twin is mirrored again at the next :meth:`full_list`."""
+        copy_list(nbr, nnb, self.nbr, self.nnb)
+        self._full_of = -1
+
     def _alloc(self, capacity):
         self.capacity = capacity
         self.nbr = ti.ndarray(ti.i32, (self.n, capacity))

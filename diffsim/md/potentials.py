@@ -15,6 +15,7 @@ order (0,0), (0,1), ..., (0,T-1), (1,1), ... (``pair_index``). Units: reduced LJ
 
 The pieces live by job: what all terms share in :mod:`diffsim.md.terms`, the per-atom parameter
 rows in :mod:`diffsim.md.rows`, the forward-only gather form in :mod:`diffsim.md.gather`, the
+hand-written adjoint the tape runs on the CPU in :mod:`diffsim.md.pair_adjoint`, the
 bonded terms in :mod:`diffsim.md.bonded`, the embedded-atom method in :mod:`diffsim.md.eam`. The
 names they define are importable from here too (earlier code did).
 """
@@ -27,8 +28,9 @@ from ..runtime import config
 from ..tape import launch
 from .bonded import HarmonicAngle, HarmonicBond, angle_forces, bond_forces  # noqa: F401 (names of this module before)
 from .gather import T0, T1, T2, TEC, TRC, TSC, _make_gather_kernel, _make_table_kernel, make_gather_row  # noqa: F401
+from .pair_adjoint import JETS, make_pair_adjoint
 from .rows import RowParameters
-from .space import displacement, fold
+from .space import displacement, fold, min_image_scaled
 from .terms import (  # noqa: F401 (names of this module before)
     VOIGT_A,
     VOIGT_B,
@@ -151,9 +153,7 @@ def _make_full_gather_kernel(pair):
                 if ti.static(tilted):
                     d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
                 else:
-                    d0 = ti.select(l0 > 0, e0 - l0 * ti.floor(e0 * i0 + 0.5), e0)
-                    d1 = ti.select(l1 > 0, e1 - l1 * ti.floor(e1 * i1 + 0.5), e1)
-                    d2 = ti.select(l2 > 0, e2 - l2 * ti.floor(e2 * i2 + 0.5), e2)
+                    d0, d1, d2 = min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2)
                 r2 = d0 * d0 + d1 * d1 + d2 * d2
                 if ti.static(multi):
                     p = pidx[types[i], types[j]]
@@ -195,22 +195,29 @@ def _make_full_gather_kernel(pair):
     return pair_forces_gathered
 
 
-class GatheredNewton:
+class GatheredPair:
     """A 'kernel' for :func:`diffsim.tape.launch` whose forward is ``gather`` over the full list
-    and whose adjoint is the Newton kernel's (``newton.grad``) over the half list, on the same
-    arguments otherwise (``args_fn(full)`` gives them when the launch runs): the forward values
-    without an atomic add per pair (each atom sums its own), the reverse pass as before. The two
-    forwards agree to rounding (tests/md/test_md_dynamics.py); the adjoint needs no forward
+    and whose adjoint is ``adjoint`` (:func:`~diffsim.md.pair_adjoint.make_pair_adjoint`), the
+    hand-written adjoint gathered over the same full list, on the Newton kernel's arguments
+    (``args_fn(True)`` gives them when the launch runs): every atom sums its own force forward
+    and its own position adjoint backward, with no atomic add per pair either way. The forward
+    values equal the Newton kernel's to rounding (tests/md/test_md_fast_path.py), and so does the
+    adjoint its autodiff's (tests/md/test_md_pair_adjoint.py); the adjoint needs no forward
     values, only the inputs."""
 
-    def __init__(self, gather, newton, args_fn):
-        self.gather, self.newton, self.args_fn = gather, newton, args_fn
+    def __init__(self, gather, adjoint, args_fn):
+        self.gather, self.adjoint, self.args_fn = gather, adjoint, args_fn
 
     def __call__(self):
         self.gather(*self.args_fn(True))
 
     def grad(self):
-        self.newton.grad(*self.args_fn(False))
+        (x, xs, f, fs, pe, vir, os, track, types, cfg, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc, shift, multi,
+         _a0, _a1, tensor) = self.args_fn(True)
+        track = bool(track)
+        peb, vb = (pe.grad, vir.grad) if track else (pe, vir)  # not read without track
+        self.adjoint(x, xs, f.grad, fs, peb, vb, os, track, types, cfg, boxes, tilted, pidx, nbr, nnb, p0, p1, p2,
+                     rc, shift, multi, tensor, x.grad, p0.grad, p1.grad, p2.grad)
 
 
 _PAIR_FUNCS = {"lj": _lj, "morse": _morse, "soft": _soft}
@@ -218,11 +225,14 @@ _KERNELS = {}
 
 
 def _kernel(form, kind):
-    """The kernel of one ``form`` ("newton", "gather", "table" or "full") for one potential ``kind``."""
+    """The kernel of one ``form`` ("newton", "gather", "table", "full" or "adjoint") for one potential ``kind``."""
     if (form, kind) not in _KERNELS:
-        make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel,
-                "full": _make_full_gather_kernel}[form]
-        _KERNELS[form, kind] = make(_PAIR_FUNCS[kind])
+        if form == "adjoint":
+            _KERNELS[form, kind] = make_pair_adjoint(JETS[kind])
+        else:
+            make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel,
+                    "full": _make_full_gather_kernel}[form]
+            _KERNELS[form, kind] = make(_PAIR_FUNCS[kind])
     return _KERNELS[form, kind]
 
 
@@ -328,7 +338,7 @@ class PairPotential(Potential):
         the per-atom parameter rows (:meth:`row_launch`; left out with ``rows=False``, where the
         caller launches them once for many force evaluations), then the pair kernel. ``gathered``
         (all atoms only; the list must keep its full twin, ``nlist.keep_full``): the forward values
-        gathered over the full list, the adjoint the Newton kernel's (:class:`GatheredNewton`)."""
+        and the adjoint gathered over the full list (:class:`GatheredPair`)."""
         a1 = ff.n if a1 is None else a1
         kernel = _kernel("newton", self.kind)
         nl = ff.nlist
@@ -340,7 +350,7 @@ class PairPotential(Potential):
                     nnb, p0, p1, p2, self.rc, self.shift, self.ntypes > 1, a0, a1, is_tensor(vir))
 
         if gathered and (a0, a1) == (0, ff.n) and nl.keep_full:
-            out = launch(GatheredNewton(_kernel("full", self.kind), kernel, args))
+            out = launch(GatheredPair(_kernel("full", self.kind), _kernel("adjoint", self.kind), args))
         else:
             out = ff.lazy(kernel, args)
         return [self.row_launch(ff.n)] * bool(rows) + [out]

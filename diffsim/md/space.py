@@ -34,6 +34,17 @@ def min_image(d, length):
 
 
 @ti.func
+def min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2):
+    """Orthorhombic minimum image of (e0, e1, e2) with the box edges (l0, l1, l2) (0: an open
+    axis) and their inverses i_k = 1 / max(l_k, 1e-30) held in registers by the caller: a
+    multiplication per component where :func:`min_image` divides (for loops over many pairs
+    of one atom; not for differentiated kernels' inner loops, see min_image)."""
+    return (ti.select(l0 > 0, e0 - l0 * ti.floor(e0 * i0 + 0.5), e0),
+            ti.select(l1 > 0, e1 - l1 * ti.floor(e1 * i1 + 0.5), e1),
+            ti.select(l2 > 0, e2 - l2 * ti.floor(e2 * i2 + 0.5), e2))
+
+
+@ti.func
 def _images(d, length):
     """Whole periods to take off ``d`` along an edge ``length`` (0: open axis, no image)."""
     safe = ti.max(length, 1e-30)

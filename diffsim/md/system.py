@@ -29,9 +29,10 @@ about the same number again.
 
 Pair forces on the tape (CPU): the forward sweep gathers them over the full twin of the half list
 (each atom sums its own force, energy and virial and adds them once; the twin is mirrored from
-the half list at each build), the adjoint sweep runs the Newton kernel's adjoint over the half
-list (:class:`~diffsim.md.potentials.GatheredNewton`): the same values to rounding, without a
-float atomic add per pair and component in the forward sweep.
+the half list at each build), and the adjoint sweep runs a hand-written adjoint gathered over
+the same twin (:class:`~diffsim.md.potentials.GatheredPair`, :mod:`diffsim.md.pair_adjoint`):
+the Newton kernel's values and its autodiff's adjoints to rounding, without a float atomic add
+per pair and component in either sweep.
 
 Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
 in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
@@ -50,7 +51,7 @@ from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
     VelocityVerlet,
-    md_close_drift,
+    close_drift,
     md_kick,
 )
 from .model import Model
@@ -294,8 +295,7 @@ class MDSystem(System):
         if self._nl_key != r:
             entry = self.__dict__.get("_lists", {}).get((id(x.x), r))
             if entry is not None:  # the list the forward sweep built from this state
-                nl = self.ff.nlist
-                copy_list(entry[0], entry[1], nl.nbr, nl.nnb)
+                self.ff.nlist.restore(entry[0], entry[1])
                 self._nl_key = r
             else:
                 self._build(x, s0 + r - t0, r, remember=False)
@@ -311,7 +311,7 @@ class MDSystem(System):
         seed = int(getattr(self.integrator, "seed", 0)) & 0x7FFFFFFF
         # one launch per step: the previous step's closing half-kick (except at the segment start,
         # whose state is complete) with this step's drift; the segment's last kick is its own launch
-        out = [launch(md_close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
+        out = [launch(close_drift, x.x, x.v, x.f, pe, vir, disp, rdf, self.inv_m, self.cs, self.integrator.mode,
                       seed, t, src, dst, self.track, self.tdisp, self.nrdf, int(t > t0), self.ff.nlist.ref,
                       self._moved),
                forward_only(lambda: self._check(x, dst, t, src, self._moved))]

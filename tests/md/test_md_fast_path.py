@@ -225,7 +225,7 @@ print(out[0]["positions"].tobytes().hex()[:64], out[0]["positions"].sum().hex(),
 ], ids=["lj", "lj-2types-force-shift", "morse-tilted"])
 def test_tape_forward_gathers_the_values_of_the_newton_kernel(make, tilt):
     """On the tape the pair forces, energies and virials are gathered over the list's full twin
-    (GatheredNewton); they equal the Newton kernel's (whose adjoint the reverse pass runs)."""
+    (GatheredPair); they equal the Newton kernel's."""
     model = _fluid(types=np.arange(256) % 2)
     pos = model.positions + 2.0 * model.box  # unwrapped: the minimum image does the work
     if tilt is not None:
@@ -239,7 +239,7 @@ def test_tape_forward_gathers_the_values_of_the_newton_kernel(make, tilt):
         f, pe, vir = _slots(np.zeros((model.n, 3))), _slots(np.zeros(model.n)), _slots(np.zeros((model.n, 6)))
         zero_forces(f, 0, pe, vir, 0, 1)
         launches = ff.force_launches(x, 0, f, 0, pe, vir, 0, 1, gathered=gathered)
-        assert (type(launches[-1].kernel).__name__ == "GatheredNewton") == gathered
+        assert (type(launches[-1].kernel).__name__ == "GatheredPair") == gathered
         for lc in launches:
             lc.forward()
         out.append([a.to_numpy()[0] for a in (f, pe, vir)])
