@@ -257,6 +257,29 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
 
 
+@_scalar
+def joint_transform(i, qi, b, joff, bc):
+    """(E, r) of joint i at position qi: X = X_J(q) X_tree (a rotation about the axis by qi
+    when revolute, a shift along it when prismatic), the axis a and the tree rotation Et."""
+    rev = _at(bc, i, BODY.revolute)
+    a = body_axis(bc, i)
+    Et = tree_rotation(bc, i)
+    angle = qi * rev
+    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
+    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    return E, r
+
+
+@_scalar
+def store_pose(i, p, E, r, s, b, data):
+    """Body i's joint transform (E, r) and world pose (from its parent p's) to the workspace."""
+    Rp = ld33(data, s, b, p, DATA.R_world)
+    st(data, s, b, i, DATA.E, E)
+    st(data, s, b, i, DATA.r, r)
+    st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
+    st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
+
+
 @ti.func
 def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
                     inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
@@ -265,10 +288,7 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     p = par[i]
     rev = bc[i, BODY.revolute]
     a = body_axis(bc, i)
-    Et = tree_rotation(bc, i)
-    angle = qi * rev
-    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
-    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    E, r = joint_transform(i, qi, b, joff, bc)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * (1.0 - rev))
     xw, xv = xform_motion(E, r, ld3(data, s, b, p, DATA.v), ld3(data, s, b, p, DATA.v + 3))
@@ -278,16 +298,20 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     A, Bm, C = rigid_inertia(mass[b, i], row3(com, b, i), inertia6(row6(inert, b, i)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    Rp = ld33(data, s, b, p, DATA.R_world)
-    st(data, s, b, i, DATA.E, E)
-    st(data, s, b, i, DATA.r, r)
+    store_pose(i, p, E, r, s, b, data)
     st(data, s, b, i, DATA.v, w + v)
     st(data, s, b, i, DATA.c, cw + cv)
     st(data, s, b, i, DATA.IA, A + Bm + C)
     st(data, s, b, i, DATA.pA, bn + bf)
-    st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
-    st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
     st(data, s, b, i, DATA.load, (0.0,))
+
+
+@ti.func
+def pass_pose(i, qi, s, b, par: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
+    """Body i's joint transform and world pose only (forward kinematics: what the terminal cost
+    reads; no velocities, inertias or forces, which made its gradient kernel slow to compile)."""
+    E, r = joint_transform(i, qi, b, joff, bc)
+    store_pose(i, par[i], E, r, s, b, data)
 
 
 @_scalar
@@ -409,23 +433,30 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     body coordinates, qd[3:6] the world velocity of its origin, so S = diag(1, E), its spatial
     velocity (w, E qd[3:6]) and c = S' qd = (0, -w x v); rigid inertia, bias force, world pose;
     all to the workspace."""
-    R = quat_matrix(q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6])
-    E = transpose(R)
-    p = (q[sl, b, 0], q[sl, b, 1], q[sl, b, 2])
+    R = free_pose(s, b, sl, q, data)
     w = (qd[sl, b, 0], qd[sl, b, 1], qd[sl, b, 2])
     v = mtv(R, (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5]))
     A, Bm, C = rigid_inertia(mass[b, 0], row3(com, b, 0), inertia6(row6(inert, b, 0)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    st(data, s, b, 0, DATA.E, E)
-    st(data, s, b, 0, DATA.r, p)
     st(data, s, b, 0, DATA.v, w + v)
     st(data, s, b, 0, DATA.c, ZERO3 + vscale(cross(w, v), -1.0))
     st(data, s, b, 0, DATA.IA, A + Bm + C)
     st(data, s, b, 0, DATA.pA, bn + bf)
+    st(data, s, b, 0, DATA.load, (0.0,))
+
+
+@_scalar
+def free_pose(s, b, sl, q, data):
+    """The free root's transform X = (E, p) = (R^T, q[0:3]) and world pose (R, p) to the
+    workspace; returns R (the rotation of the unit quaternion q[3:7])."""
+    R = quat_matrix(_at(q, sl, b, 3), _at(q, sl, b, 4), _at(q, sl, b, 5), _at(q, sl, b, 6))
+    p = (_at(q, sl, b, 0), _at(q, sl, b, 1), _at(q, sl, b, 2))
+    st(data, s, b, 0, DATA.E, transpose(R))
+    st(data, s, b, 0, DATA.r, p)
     st(data, s, b, 0, DATA.R_world, R)
     st(data, s, b, 0, DATA.p_world, p)
-    st(data, s, b, 0, DATA.load, (0.0,))
+    return R
 
 
 @ti.func
@@ -591,44 +622,58 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
         k = m - s * nph
         t = t0 + s
         sl = slot0 + s
+        # every phase's work sits in a loop of one iteration: Taichi's autodiff then makes each
+        # phase an independent block of its own (its adjoint locals declared and zeroed there,
+        # not all at the top of the phase loop), and the gradient kernel compiled in 9.2 s of
+        # CPU time instead of 22 s (cold cache, 5-link arm), gradients within 4e-15.
+        # (Splitting a phase in two, through the workspace, did not help: 10.9 s. The cost
+        # follows the size of the whole kernel, not of its largest phase.)
         if k == 0:
-            world_slot(data, cs, s, b, nb)
+            for _ in range(1):
+                world_slot(data, cs, s, b, nb)
         elif k <= nb:
-            i = k - 1
-            if ti.static(floating):
-                if i == 0:
-                    free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+            for _ in range(1):
+                i = k - 1
+                if ti.static(floating):
+                    if i == 0:
+                        free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+                    else:
+                        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert,
+                                        joff, bc, data)
                 else:
-                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
-                                    bc, data)
-            else:
-                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
+                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
         elif k <= nb + ncp:
-            contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+            for _ in range(1):
+                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
         elif k <= nb + 2 * ncp:
-            contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+            for _ in range(1):
+                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
         elif k <= 2 * nb + 2 * ncp:
-            i = 2 * nb + 2 * ncp - k
-            if ti.static(floating):
-                if i > 0:
+            for _ in range(1):
+                i = 2 * nb + 2 * ncp - k
+                if ti.static(floating):
+                    if i > 0:
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
+                else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-            else:
-                joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
         elif k <= 3 * nb + 2 * ncp:
-            i = k - 2 * nb - 2 * ncp - 1
-            if ti.static(floating):
-                if i == 0:
-                    free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
-                    cst[b, s, 0] = 0.0
+            for _ in range(1):
+                i = k - 2 * nb - 2 * ncp - 1
+                if ti.static(floating):
+                    if i == 0:
+                        free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
+                        cst[b, s, 0] = 0.0
+                    else:
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
-            else:
-                joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
         elif ee >= 0:
-            d = ee_error(ee, t, s, b, eet, cs, data)
-            cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
+            for _ in range(1):
+                d = ee_error(ee, t, s, b, eet, cs, data)
+                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
         else:
-            cst[b, s, nb] = 0.0
+            for _ in range(1):
+                cst[b, s, nb] = 0.0
 
 
 @ti.func
@@ -640,32 +685,34 @@ def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.temp
 
 
 @ti.kernel
-def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2,
-             cs: _A1, qw: _A3, eet: _A3, data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1,
-             floating: ti.template()):
+def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, cs: _A1, qw: _A3, eet: _A3,
+             data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1, floating: ti.template()):
     """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
     terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) (1-DOF joints) + w_eeT |x_ee - x*(t)|^2
     into loss[0]."""
     for b in range(q.shape[1]):
-        nb = mass.shape[1]
+        nb = joff.shape[1]
         for k in range(nb + 2):
+            # each phase in a loop of one iteration, as in advance_robot (its own block for autodiff)
             if k == 0:
-                world_slot(data, cs, 0, b, nb)
+                for _ in range(1):
+                    world_slot(data, cs, 0, b, nb)
             elif k <= nb:
-                i = k - 1
-                if ti.static(floating):
-                    if i == 0:
-                        free_velocities(0, b, slot, q, qd, mass, com, inert, data)
+                for _ in range(1):
+                    i = k - 1
+                    if ti.static(floating):
+                        if i == 0:
+                            free_pose(0, b, slot, q, data)
+                        else:
+                            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data)
+                            joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
                     else:
-                        pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert,
-                                        joff, bc, data)
+                        pass_pose(i, q[slot, b, i], 0, b, par, joff, bc, data)
                         joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
-                else:
-                    pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
-                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
             elif ee >= 0:
-                d = ee_error(ee, t, 0, b, eet, cs, data)
-                loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
+                for _ in range(1):
+                    d = ee_error(ee, t, 0, b, eet, cs, data)
+                    loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
 
 
 @ti.kernel
