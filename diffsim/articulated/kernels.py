@@ -51,6 +51,7 @@ from .. import contact as _contact
 from ..compat import assign, subscript
 from .spatial import (
     _scalar,
+    congruence_symmetric,
     cross,
     cross_force,
     cross_motion,
@@ -63,13 +64,16 @@ from .spatial import (
     mtm,
     mtv,
     mv,
-    outer,
     quat_matrix,
     quat_step,
     rigid_inertia,
     rotation_T,
     shift_inertia,
+    shift_inertia_symmetric,
     skew3,
+    sub_outer,
+    sub_outer_symmetric,
+    symmetric,
     transpose,
     vadd,
     vscale,
@@ -162,6 +166,12 @@ def ld3(a, s, b, i, o):
 def ld33(a, s, b, i, o):
     """data[b, s, i, o:o+9] as a row-major 3x3."""
     return tuple(_at(a, b, s, i, o + k) for k in range(9))
+
+
+@_scalar
+def ld_symmetric(a, s, b, i, o):
+    """data[b, s, i, o:o+9], a symmetric row-major 3x3 (an inertia block), from its upper entries."""
+    return symmetric({(r, c): _at(a, b, s, i, o + 3 * r + c) for r in range(3) for c in range(r, 3)})
 
 
 @_scalar
@@ -379,9 +389,9 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     rev = bc[i, BODY.revolute]
     pri = 1.0 - rev
     a = body_axis(bc, i)
-    A = ld33(data, s, b, i, DATA.IA)
+    A = ld_symmetric(data, s, b, i, DATA.IA)
     Bm = ld33(data, s, b, i, DATA.IA + 9)
-    C = ld33(data, s, b, i, DATA.IA + 18)
+    C = ld_symmetric(data, s, b, i, DATA.IA + 18)
     pn = ld3(data, s, b, i, DATA.pA)
     pf = ld3(data, s, b, i, DATA.pA + 3)
     Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
@@ -391,17 +401,15 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     iD = 1.0 / D
     E = ld33(data, s, b, i, DATA.E)
     r = ld3(data, s, b, i, DATA.r)
-    Aa = msub(A, vscale9(outer(Un, Un), iD))
-    Ba = msub(Bm, vscale9(outer(Un, Uf), iD))
-    Ca = msub(C, vscale9(outer(Uf, Uf), iD))
+    # Ia = IA - U U^T / D: its blocks A and C are symmetric, and so are their images in X^T Ia X
+    Vn = vscale(Un, iD)
+    Vf = vscale(Uf, iD)
+    Aa = sub_outer_symmetric(A, Un, Vn)
+    Ba = sub_outer(Bm, Un, Vf)
+    Ca = sub_outer_symmetric(C, Uf, Vf)
     hn, hf = inertia_apply(Aa, Ba, Ca, ld3(data, s, b, i, DATA.c), ld3(data, s, b, i, DATA.c + 3))
-    EtA = mtm(E, Aa)
-    EtB = mtm(E, Ba)
-    EtC = mtm(E, Ca)
-    Ar = mm(EtA, E)
-    Br = mm(EtB, E)
-    Cr = mm(EtC, E)
-    An, Bn, Cn = shift_inertia(skew3(r), Ar, Br, Cr)
+    An, Bn, Cn = shift_inertia_symmetric(r, congruence_symmetric(E, Aa), mm(mtm(E, Ba), E),
+                                         congruence_symmetric(E, Ca))
     ui = u * iD
     fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
     p = par[i]
@@ -511,11 +519,6 @@ def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), data: ti.templa
     tt = ti.min(t, eet.shape[0] - 1)
     x = vadd(mv(ld33(data, s, b, ee, DATA.R_world), pt), ld3(data, s, b, ee, DATA.p_world))
     return vsub(x, (eet[tt, b, 0], eet[tt, b, 1], eet[tt, b, 2]))
-
-
-@_scalar
-def vscale9(M, s):
-    return tuple(m * s for m in M)
 
 
 @_scalar
