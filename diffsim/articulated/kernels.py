@@ -12,6 +12,14 @@ With the shared C^1 contact law for limits and ground and the stops' added inert
 side by side with the kernels before them (cold cache, both runs on a 2-core machine at load
 6-7, so only the comparison counts): forward kernels 3.3 and 7.1 s (before: 4.5, 6.5 s), their
 gradients 27 and 42 s (36, 37 s), ``inverse_dynamics`` 5.4 and 4.5 s (7.4, 6.6 s).
+Later, with each phase in a loop of its own (its own block for Taichi's autodiff; see
+``advance_robot``), forward kinematics only in ``terminal`` and the symmetric inertia blocks
+of the articulated pass: a 5-link arm's forward and gradient kernels took 15.4 s of CPU time
+against 23.4-23.9 s for the kernels before (cold cache, same hour, load 4-7; ``advance.grad``
+alone 8.4-9.9 s against 22 s). What remains is mostly Taichi's control-flow-graph passes
+(store-to-load forwarding, dead stores), whose cost grows faster than linearly with the size
+of the whole kernel: cutting a third of the articulated pass halved the gradient's compile,
+while splitting that pass into two phases made it slower.
 
 Joint limits: ``passive_torque`` applies the shared law at the predicted position q + dt qd
 and ``limit_inertia`` adds dt c + dt^2 k (faded in with the force) to a pressed joint's D,
