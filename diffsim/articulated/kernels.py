@@ -118,7 +118,8 @@ DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_
 """The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
 what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
 spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
-row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
+row-major 3x3 blocks; of the symmetric A and C only the upper entries are used, see
+:func:`st_inertia`), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
 joint), load: the sum of the normal forces of the body's contact points (N)."""
 
@@ -180,6 +181,38 @@ def ld33(a, s, b, i, o):
 def ld_symmetric(a, s, b, i, o):
     """data[b, s, i, o:o+9], a symmetric row-major 3x3 (an inertia block), from its upper entries."""
     return symmetric({(r, c): _at(a, b, s, i, o + 3 * r + c) for r in range(3) for c in range(r, 3)})
+
+
+UPPER = tuple(3 * r + c for r in range(3) for c in range(r, 3))
+"""Row-major indices of the upper entries of a symmetric 3x3."""
+
+
+@_scalar
+def ld_inertia(a, s, b, i):
+    """Blocks (A, B, C) of the inertia data[b, s, i, DATA.IA:] (A and C from their upper
+    entries, see :func:`st_inertia`)."""
+    return ld_symmetric(a, s, b, i, DATA.IA), ld33(a, s, b, i, DATA.IA + 9), ld_symmetric(a, s, b, i, DATA.IA + 18)
+
+
+@_scalar
+def st_inertia(a, s, b, i, A, Bm, C):
+    """Stores the inertia [[A, B], [B^T, C]] (A and C symmetric) to data[b, s, i, DATA.IA:]:
+    the upper entries of A and C and all of B; their lower entries are never written nor read
+    (fewer workspace accesses made the gradient kernel faster to compile)."""
+    for k in UPPER:
+        assign(_at(a, b, s, i, DATA.IA + k), A[k])
+        assign(_at(a, b, s, i, DATA.IA + 18 + k), C[k])
+    st(a, s, b, i, DATA.IA + 9, Bm)
+
+
+@_scalar
+def add_inertia(a, s, b, i, A, Bm, C):
+    """Atomic adds of a symmetric-block inertia into data[b, s, i, DATA.IA:] (as
+    :func:`st_inertia` stores it)."""
+    for k in UPPER:
+        ti.atomic_add(_at(a, b, s, i, DATA.IA + k), A[k])
+        ti.atomic_add(_at(a, b, s, i, DATA.IA + 18 + k), C[k])
+    add(a, s, b, i, DATA.IA + 9, Bm)
 
 
 @_scalar
@@ -270,7 +303,7 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     st(data, s, b, w, DATA.p_world, ZERO3)
     st(data, s, b, w, DATA.a, ZERO3)
     st(data, s, b, w, DATA.a + 3, (-cs[CONST.gravity], -cs[CONST.gravity + 1], -cs[CONST.gravity + 2]))
-    st(data, s, b, w, DATA.IA, ZERO33 + ZERO33 + ZERO33)
+    st_inertia(data, s, b, w, ZERO33, ZERO33, ZERO33)
     st(data, s, b, w, DATA.pA, ZERO3 + ZERO3)
     st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
 
@@ -319,7 +352,7 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     store_pose(i, p, E, r, s, b, data)
     st(data, s, b, i, DATA.v, w + v)
     st(data, s, b, i, DATA.c, cw + cv)
-    st(data, s, b, i, DATA.IA, A + Bm + C)
+    st_inertia(data, s, b, i, A, Bm, C)
     st(data, s, b, i, DATA.pA, bn + bf)
     st(data, s, b, i, DATA.load, (0.0,))
 
@@ -397,9 +430,7 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     rev = bc[i, BODY.revolute]
     pri = 1.0 - rev
     a = body_axis(bc, i)
-    A = ld_symmetric(data, s, b, i, DATA.IA)
-    Bm = ld33(data, s, b, i, DATA.IA + 9)
-    C = ld_symmetric(data, s, b, i, DATA.IA + 18)
+    A, Bm, C = ld_inertia(data, s, b, i)
     pn = ld3(data, s, b, i, DATA.pA)
     pf = ld3(data, s, b, i, DATA.pA + 3)
     Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
@@ -421,7 +452,7 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     ui = u * iD
     fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
     p = par[i]
-    add(data, s, b, p, DATA.IA, An + Bn + Cn)
+    add_inertia(data, s, b, p, An, Bn, Cn)
     add(data, s, b, p, DATA.pA, fn + ff)
 
 
@@ -457,7 +488,7 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     bn, bf = cross_force(w, v, hn, hf)
     st(data, s, b, 0, DATA.v, w + v)
     st(data, s, b, 0, DATA.c, ZERO3 + vscale(cross(w, v), -1.0))
-    st(data, s, b, 0, DATA.IA, A + Bm + C)
+    st_inertia(data, s, b, 0, A, Bm, C)
     st(data, s, b, 0, DATA.pA, bn + bf)
     st(data, s, b, 0, DATA.load, (0.0,))
 
@@ -495,9 +526,8 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
     # a = IA^-1 (fn, ff) by the Schur complement of C (IA = [[A, B], [B^T, C]], symmetric positive
     # definite); each intermediate is assigned, so Taichi keeps it as a local and does not
     # re-expand the nested expressions (the unassigned form did not compile in 15 min)
-    A = ld33(data, s, b, 0, DATA.IA)
-    Bm = ld33(data, s, b, 0, DATA.IA + 9)
-    Ci = inverse3(ld33(data, s, b, 0, DATA.IA + 18))
+    A, Bm, C = ld_inertia(data, s, b, 0)
+    Ci = inverse3(C)
     BCi = mm(Bm, Ci)
     Si = inverse3(msub(A, mm(BCi, transpose(Bm))))
     aw = mv(Si, vsub(fn, mv(BCi, ff)))
@@ -796,8 +826,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 qddi = qdd[b, vix[i]]
                 st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
                    + vadd(vadd(xv, vscale(ax, qddi * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3)))
-            fn, ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                   ld33(data, 0, b, i, DATA.IA + 18), ld3(data, 0, b, i, DATA.a),
+            fn, ff = inertia_apply(*ld_inertia(data, 0, b, i), ld3(data, 0, b, i, DATA.a),
                                    ld3(data, 0, b, i, DATA.a + 3))
             st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
@@ -823,18 +852,19 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
         for k in range(nb):
             i = nb - 1 - k
             E = ld33(data, 0, b, i, DATA.E)
-            Ar = mm(mtm(E, ld33(data, 0, b, i, DATA.IA)), E)
-            Br = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 9)), E)
-            Cr = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 18)), E)
+            Ai, Bi, Ci = ld_inertia(data, 0, b, i)
+            Ar = mm(mtm(E, Ai), E)
+            Br = mm(mtm(E, Bi), E)
+            Cr = mm(mtm(E, Ci), E)
             An, Bn, Cn = shift_inertia(skew3(ld3(data, 0, b, i, DATA.r)), Ar, Br, Cr)
-            add(data, 0, b, par[i], DATA.IA, An + Bn + Cn)
+            add_inertia(data, 0, b, par[i], An, Bn, Cn)
         # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F (S = 1 for a free root)
         for i in range(nb):
             if floating == 1 and i == 0:   # S^T Ic S = [[A, B E], [E^T B^T, E^T C E]]
                 E0 = ld33(data, 0, b, 0, DATA.E)
-                A = ld33(data, 0, b, 0, DATA.IA)
-                Bm = mm(ld33(data, 0, b, 0, DATA.IA + 9), E0)
-                C = mtm(E0, mm(ld33(data, 0, b, 0, DATA.IA + 18), E0))
+                A, Bc, Cc = ld_inertia(data, 0, b, 0)
+                Bm = mm(Bc, E0)
+                C = mtm(E0, mm(Cc, E0))
                 for r in ti.static(range(3)):
                     for c in ti.static(range(3)):
                         M[b, r, c] = A[3 * r + c]
@@ -845,8 +875,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 rev = bc[i, BODY.revolute]
                 ax = body_axis(bc, i)
                 vi = vix[i]
-                Fn, Ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                       ld33(data, 0, b, i, DATA.IA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
+                Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, 1.0 - rev))
                 M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
                 st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
                 j = i
