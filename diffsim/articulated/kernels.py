@@ -447,8 +447,12 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     Ba = sub_outer(Bm, Un, Vf)
     Ca = sub_outer_symmetric(C, Uf, Vf)
     hn, hf = inertia_apply(Aa, Ba, Ca, ld3(data, s, b, i, DATA.c), ld3(data, s, b, i, DATA.c + 3))
-    An, Bn, Cn = shift_inertia_symmetric(r, congruence_symmetric(E, Aa), mm(mtm(E, Ba), E),
-                                         congruence_symmetric(E, Ca))
+    # each intermediate assigned: Taichi keeps it as a local instead of re-expanding its expression at every use
+    Ar = congruence_symmetric(E, Aa)
+    EtB = mtm(E, Ba)
+    Br = mm(EtB, E)
+    Cr = congruence_symmetric(E, Ca)
+    An, Bn, Cn = shift_inertia_symmetric(r, Ar, Br, Cr)
     ui = u * iD
     fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
     p = par[i]
@@ -529,7 +533,8 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
     A, Bm, C = ld_inertia(data, s, b, 0)
     Ci = inverse3(C)
     BCi = mm(Bm, Ci)
-    Si = inverse3(msub(A, mm(BCi, transpose(Bm))))
+    Sc = msub(A, mm(BCi, transpose(Bm)))   # the Schur complement, assigned (see above)
+    Si = inverse3(Sc)
     aw = mv(Si, vsub(fn, mv(BCi, ff)))
     av = mv(Ci, vsub(ff, mtv(Bm, aw)))
     st(data, s, b, 0, DATA.a, aw + av)
