@@ -14,12 +14,14 @@ side by side with the kernels before them (cold cache, both runs on a 2-core mac
 gradients 27 and 42 s (36, 37 s), ``inverse_dynamics`` 5.4 and 4.5 s (7.4, 6.6 s).
 Later, with each phase in a loop of its own (its own block for Taichi's autodiff; see
 ``advance_robot``), forward kinematics only in ``terminal`` and the symmetric inertia blocks
-of the articulated pass: a 5-link arm's forward and gradient kernels took 15.4 s of CPU time
-against 23.4-23.9 s for the kernels before (cold cache, same hour, load 4-7; ``advance.grad``
-alone 8.4-9.9 s against 22 s). What remains is mostly Taichi's control-flow-graph passes
+of the articulated pass, and the symmetric blocks stored once: a 5-link arm's forward and
+gradient kernels compiled in 12.2-12.6 s against 22.4-22.5 s for the kernels before (cold
+cache, alternating runs, load 2.4; forward 3.4-3.6 s against 3.0-3.1 s, backward 8.6-9.2 s
+against 19.3-19.5 s). What remains is mostly Taichi's control-flow-graph passes
 (store-to-load forwarding, dead stores), whose cost grows faster than linearly with the size
 of the whole kernel: cutting a third of the articulated pass halved the gradient's compile,
-while splitting that pass into two phases made it slower.
+while splitting that pass into two phases made it slower; fewer workspace accesses (stores
+above all) helped more than fewer arithmetic operations.
 
 Joint limits: ``passive_torque`` applies the shared law at the predicted position q + dt qd
 and ``limit_inertia`` adds dt c + dt^2 k (faded in with the force) to a pressed joint's D,
