@@ -357,7 +357,7 @@ def body_poses(model: Model, q, params=None):
     B, nb = q2.shape[0], model.nb
     ma = ModelArrays(model, B, params)
     data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
-    K.terminal(nd(q2[None]), nd(np.zeros((1, B, model.nv))), *ma.param_args()[:4], ma.par, ma.qix, ma.vix, ma.bc,
+    K.terminal(nd(q2[None]), nd(np.zeros((1, B, model.nv))), ma.params["joint_offset"], ma.par, ma.qix, ma.vix, ma.bc,
                ma.cs, nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)),
                model.floating)
     s = data.to_numpy()[:, 0, :nb].astype(float)

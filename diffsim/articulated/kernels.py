@@ -12,6 +12,16 @@ With the shared C^1 contact law for limits and ground and the stops' added inert
 side by side with the kernels before them (cold cache, both runs on a 2-core machine at load
 6-7, so only the comparison counts): forward kernels 3.3 and 7.1 s (before: 4.5, 6.5 s), their
 gradients 27 and 42 s (36, 37 s), ``inverse_dynamics`` 5.4 and 4.5 s (7.4, 6.6 s).
+Later, with each phase in a loop of its own (its own block for Taichi's autodiff; see
+``advance_robot``), forward kinematics only in ``terminal`` and the symmetric inertia blocks
+of the articulated pass, and the symmetric blocks stored once: a 5-link arm's forward and
+gradient kernels compiled in 12.2-12.6 s against 22.4-22.5 s for the kernels before (cold
+cache, alternating runs, load 2.4; forward 3.4-3.6 s against 3.0-3.1 s, backward 8.6-9.2 s
+against 19.3-19.5 s). What remains is mostly Taichi's control-flow-graph passes
+(store-to-load forwarding, dead stores), whose cost grows faster than linearly with the size
+of the whole kernel: cutting a third of the articulated pass halved the gradient's compile,
+while splitting that pass into two phases made it slower; fewer workspace accesses (stores
+above all) helped more than fewer arithmetic operations.
 
 Joint limits: ``passive_torque`` applies the shared law at the predicted position q + dt qd
 and ``limit_inertia`` adds dt c + dt^2 k (faded in with the force) to a pressed joint's D,
@@ -51,6 +61,7 @@ from .. import contact as _contact
 from ..compat import assign, subscript
 from .spatial import (
     _scalar,
+    congruence_symmetric,
     cross,
     cross_force,
     cross_motion,
@@ -63,13 +74,16 @@ from .spatial import (
     mtm,
     mtv,
     mv,
-    outer,
     quat_matrix,
     quat_step,
     rigid_inertia,
     rotation_T,
     shift_inertia,
+    shift_inertia_symmetric,
     skew3,
+    sub_outer,
+    sub_outer_symmetric,
+    symmetric,
     transpose,
     vadd,
     vscale,
@@ -106,7 +120,8 @@ DATA = Layout(E=9, r=3, v=6, c=6, IA=27, pA=6, U=6, D=1, u=1, a=6, R_world=9, p_
 """The workspace ``data[b, s, i, :]`` of body i of robot b at step slot s (Pinocchio's ``Data``:
 what the algorithms compute, as opposed to the Model): joint transform (E, r) from the parent,
 spatial velocity v, velocity-product acceleration c, (articulated) inertia IA = A|B|C (three
-row-major 3x3 blocks), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
+row-major 3x3 blocks; of the symmetric A and C only the upper entries are used, see
+:func:`st_inertia`), bias force pA, ABA's U, D and u, spatial acceleration a, world rotation
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
 joint), load: the sum of the normal forces of the body's contact points (N)."""
 
@@ -162,6 +177,44 @@ def ld3(a, s, b, i, o):
 def ld33(a, s, b, i, o):
     """data[b, s, i, o:o+9] as a row-major 3x3."""
     return tuple(_at(a, b, s, i, o + k) for k in range(9))
+
+
+@_scalar
+def ld_symmetric(a, s, b, i, o):
+    """data[b, s, i, o:o+9], a symmetric row-major 3x3 (an inertia block), from its upper entries."""
+    return symmetric({(r, c): _at(a, b, s, i, o + 3 * r + c) for r in range(3) for c in range(r, 3)})
+
+
+UPPER = tuple(3 * r + c for r in range(3) for c in range(r, 3))
+"""Row-major indices of the upper entries of a symmetric 3x3."""
+
+
+@_scalar
+def ld_inertia(a, s, b, i):
+    """Blocks (A, B, C) of the inertia data[b, s, i, DATA.IA:] (A and C from their upper
+    entries, see :func:`st_inertia`)."""
+    return ld_symmetric(a, s, b, i, DATA.IA), ld33(a, s, b, i, DATA.IA + 9), ld_symmetric(a, s, b, i, DATA.IA + 18)
+
+
+@_scalar
+def st_inertia(a, s, b, i, A, Bm, C):
+    """Stores the inertia [[A, B], [B^T, C]] (A and C symmetric) to data[b, s, i, DATA.IA:]:
+    the upper entries of A and C and all of B; their lower entries are never written nor read
+    (fewer workspace accesses made the gradient kernel faster to compile)."""
+    for k in UPPER:
+        assign(_at(a, b, s, i, DATA.IA + k), A[k])
+        assign(_at(a, b, s, i, DATA.IA + 18 + k), C[k])
+    st(a, s, b, i, DATA.IA + 9, Bm)
+
+
+@_scalar
+def add_inertia(a, s, b, i, A, Bm, C):
+    """Atomic adds of a symmetric-block inertia into data[b, s, i, DATA.IA:] (as
+    :func:`st_inertia` stores it)."""
+    for k in UPPER:
+        ti.atomic_add(_at(a, b, s, i, DATA.IA + k), A[k])
+        ti.atomic_add(_at(a, b, s, i, DATA.IA + 18 + k), C[k])
+    add(a, s, b, i, DATA.IA + 9, Bm)
 
 
 @_scalar
@@ -252,9 +305,32 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     st(data, s, b, w, DATA.p_world, ZERO3)
     st(data, s, b, w, DATA.a, ZERO3)
     st(data, s, b, w, DATA.a + 3, (-cs[CONST.gravity], -cs[CONST.gravity + 1], -cs[CONST.gravity + 2]))
-    st(data, s, b, w, DATA.IA, ZERO33 + ZERO33 + ZERO33)
+    st_inertia(data, s, b, w, ZERO33, ZERO33, ZERO33)
     st(data, s, b, w, DATA.pA, ZERO3 + ZERO3)
     st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
+
+
+@_scalar
+def joint_transform(i, qi, b, joff, bc):
+    """(E, r) of joint i at position qi: X = X_J(q) X_tree (a rotation about the axis by qi
+    when revolute, a shift along it when prismatic), the axis a and the tree rotation Et."""
+    rev = _at(bc, i, BODY.revolute)
+    a = body_axis(bc, i)
+    Et = tree_rotation(bc, i)
+    angle = qi * rev
+    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
+    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    return E, r
+
+
+@_scalar
+def store_pose(i, p, E, r, s, b, data):
+    """Body i's joint transform (E, r) and world pose (from its parent p's) to the workspace."""
+    Rp = ld33(data, s, b, p, DATA.R_world)
+    st(data, s, b, i, DATA.E, E)
+    st(data, s, b, i, DATA.r, r)
+    st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
+    st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
 
 
 @ti.func
@@ -265,10 +341,7 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     p = par[i]
     rev = bc[i, BODY.revolute]
     a = body_axis(bc, i)
-    Et = tree_rotation(bc, i)
-    angle = qi * rev
-    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
-    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    E, r = joint_transform(i, qi, b, joff, bc)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * (1.0 - rev))
     xw, xv = xform_motion(E, r, ld3(data, s, b, p, DATA.v), ld3(data, s, b, p, DATA.v + 3))
@@ -278,16 +351,20 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     A, Bm, C = rigid_inertia(mass[b, i], row3(com, b, i), inertia6(row6(inert, b, i)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    Rp = ld33(data, s, b, p, DATA.R_world)
-    st(data, s, b, i, DATA.E, E)
-    st(data, s, b, i, DATA.r, r)
+    store_pose(i, p, E, r, s, b, data)
     st(data, s, b, i, DATA.v, w + v)
     st(data, s, b, i, DATA.c, cw + cv)
-    st(data, s, b, i, DATA.IA, A + Bm + C)
+    st_inertia(data, s, b, i, A, Bm, C)
     st(data, s, b, i, DATA.pA, bn + bf)
-    st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
-    st(data, s, b, i, DATA.p_world, vadd(ld3(data, s, b, p, DATA.p_world), mv(Rp, r)))
     st(data, s, b, i, DATA.load, (0.0,))
+
+
+@ti.func
+def pass_pose(i, qi, s, b, par: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
+    """Body i's joint transform and world pose only (forward kinematics: what the terminal cost
+    reads; no velocities, inertias or forces, which made its gradient kernel slow to compile)."""
+    E, r = joint_transform(i, qi, b, joff, bc)
+    store_pose(i, par[i], E, r, s, b, data)
 
 
 @_scalar
@@ -355,9 +432,7 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     rev = bc[i, BODY.revolute]
     pri = 1.0 - rev
     a = body_axis(bc, i)
-    A = ld33(data, s, b, i, DATA.IA)
-    Bm = ld33(data, s, b, i, DATA.IA + 9)
-    C = ld33(data, s, b, i, DATA.IA + 18)
+    A, Bm, C = ld_inertia(data, s, b, i)
     pn = ld3(data, s, b, i, DATA.pA)
     pf = ld3(data, s, b, i, DATA.pA + 3)
     Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
@@ -367,21 +442,23 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     iD = 1.0 / D
     E = ld33(data, s, b, i, DATA.E)
     r = ld3(data, s, b, i, DATA.r)
-    Aa = msub(A, vscale9(outer(Un, Un), iD))
-    Ba = msub(Bm, vscale9(outer(Un, Uf), iD))
-    Ca = msub(C, vscale9(outer(Uf, Uf), iD))
+    # Ia = IA - U U^T / D: its blocks A and C are symmetric, and so are their images in X^T Ia X
+    Vn = vscale(Un, iD)
+    Vf = vscale(Uf, iD)
+    Aa = sub_outer_symmetric(A, Un, Vn)
+    Ba = sub_outer(Bm, Un, Vf)
+    Ca = sub_outer_symmetric(C, Uf, Vf)
     hn, hf = inertia_apply(Aa, Ba, Ca, ld3(data, s, b, i, DATA.c), ld3(data, s, b, i, DATA.c + 3))
-    EtA = mtm(E, Aa)
+    # each intermediate assigned: Taichi keeps it as a local instead of re-expanding its expression at every use
+    Ar = congruence_symmetric(E, Aa)
     EtB = mtm(E, Ba)
-    EtC = mtm(E, Ca)
-    Ar = mm(EtA, E)
     Br = mm(EtB, E)
-    Cr = mm(EtC, E)
-    An, Bn, Cn = shift_inertia(skew3(r), Ar, Br, Cr)
+    Cr = congruence_symmetric(E, Ca)
+    An, Bn, Cn = shift_inertia_symmetric(r, Ar, Br, Cr)
     ui = u * iD
     fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
     p = par[i]
-    add(data, s, b, p, DATA.IA, An + Bn + Cn)
+    add_inertia(data, s, b, p, An, Bn, Cn)
     add(data, s, b, p, DATA.pA, fn + ff)
 
 
@@ -409,23 +486,30 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     body coordinates, qd[3:6] the world velocity of its origin, so S = diag(1, E), its spatial
     velocity (w, E qd[3:6]) and c = S' qd = (0, -w x v); rigid inertia, bias force, world pose;
     all to the workspace."""
-    R = quat_matrix(q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6])
-    E = transpose(R)
-    p = (q[sl, b, 0], q[sl, b, 1], q[sl, b, 2])
+    R = free_pose(s, b, sl, q, data)
     w = (qd[sl, b, 0], qd[sl, b, 1], qd[sl, b, 2])
     v = mtv(R, (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5]))
     A, Bm, C = rigid_inertia(mass[b, 0], row3(com, b, 0), inertia6(row6(inert, b, 0)))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    st(data, s, b, 0, DATA.E, E)
-    st(data, s, b, 0, DATA.r, p)
     st(data, s, b, 0, DATA.v, w + v)
     st(data, s, b, 0, DATA.c, ZERO3 + vscale(cross(w, v), -1.0))
-    st(data, s, b, 0, DATA.IA, A + Bm + C)
+    st_inertia(data, s, b, 0, A, Bm, C)
     st(data, s, b, 0, DATA.pA, bn + bf)
+    st(data, s, b, 0, DATA.load, (0.0,))
+
+
+@_scalar
+def free_pose(s, b, sl, q, data):
+    """The free root's transform X = (E, p) = (R^T, q[0:3]) and world pose (R, p) to the
+    workspace; returns R (the rotation of the unit quaternion q[3:7])."""
+    R = quat_matrix(_at(q, sl, b, 3), _at(q, sl, b, 4), _at(q, sl, b, 5), _at(q, sl, b, 6))
+    p = (_at(q, sl, b, 0), _at(q, sl, b, 1), _at(q, sl, b, 2))
+    st(data, s, b, 0, DATA.E, transpose(R))
+    st(data, s, b, 0, DATA.r, p)
     st(data, s, b, 0, DATA.R_world, R)
     st(data, s, b, 0, DATA.p_world, p)
-    st(data, s, b, 0, DATA.load, (0.0,))
+    return R
 
 
 @ti.func
@@ -448,11 +532,11 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
     # a = IA^-1 (fn, ff) by the Schur complement of C (IA = [[A, B], [B^T, C]], symmetric positive
     # definite); each intermediate is assigned, so Taichi keeps it as a local and does not
     # re-expand the nested expressions (the unassigned form did not compile in 15 min)
-    A = ld33(data, s, b, 0, DATA.IA)
-    Bm = ld33(data, s, b, 0, DATA.IA + 9)
-    Ci = inverse3(ld33(data, s, b, 0, DATA.IA + 18))
+    A, Bm, C = ld_inertia(data, s, b, 0)
+    Ci = inverse3(C)
     BCi = mm(Bm, Ci)
-    Si = inverse3(msub(A, mm(BCi, transpose(Bm))))
+    Sc = msub(A, mm(BCi, transpose(Bm)))   # the Schur complement, assigned (see above)
+    Si = inverse3(Sc)
     aw = mv(Si, vsub(fn, mv(BCi, ff)))
     av = mv(Ci, vsub(ff, mtv(Bm, aw)))
     st(data, s, b, 0, DATA.a, aw + av)
@@ -480,11 +564,6 @@ def ee_error(ee, t, s, b, eet: ti.template(), cs: ti.template(), data: ti.templa
     tt = ti.min(t, eet.shape[0] - 1)
     x = vadd(mv(ld33(data, s, b, ee, DATA.R_world), pt), ld3(data, s, b, ee, DATA.p_world))
     return vsub(x, (eet[tt, b, 0], eet[tt, b, 1], eet[tt, b, 2]))
-
-
-@_scalar
-def vscale9(M, s):
-    return tuple(m * s for m in M)
 
 
 @_scalar
@@ -591,44 +670,58 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
         k = m - s * nph
         t = t0 + s
         sl = slot0 + s
+        # every phase's work sits in a loop of one iteration: Taichi's autodiff then makes each
+        # phase an independent block of its own (its adjoint locals declared and zeroed there,
+        # not all at the top of the phase loop), and the gradient kernel compiled in 9.2 s of
+        # CPU time instead of 22 s (cold cache, 5-link arm), gradients within 4e-15.
+        # (Splitting a phase in two, through the workspace, did not help: 10.9 s. The cost
+        # follows the size of the whole kernel, not of its largest phase.)
         if k == 0:
-            world_slot(data, cs, s, b, nb)
+            for _ in range(1):
+                world_slot(data, cs, s, b, nb)
         elif k <= nb:
-            i = k - 1
-            if ti.static(floating):
-                if i == 0:
-                    free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+            for _ in range(1):
+                i = k - 1
+                if ti.static(floating):
+                    if i == 0:
+                        free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+                    else:
+                        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert,
+                                        joff, bc, data)
                 else:
-                    pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff,
-                                    bc, data)
-            else:
-                pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
+                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
         elif k <= nb + ncp:
-            contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+            for _ in range(1):
+                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
         elif k <= nb + 2 * ncp:
-            contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+            for _ in range(1):
+                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
         elif k <= 2 * nb + 2 * ncp:
-            i = 2 * nb + 2 * ncp - k
-            if ti.static(floating):
-                if i > 0:
+            for _ in range(1):
+                i = 2 * nb + 2 * ncp - k
+                if ti.static(floating):
+                    if i > 0:
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
+                else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
-            else:
-                joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
         elif k <= 3 * nb + 2 * ncp:
-            i = k - 2 * nb - 2 * ncp - 1
-            if ti.static(floating):
-                if i == 0:
-                    free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
-                    cst[b, s, 0] = 0.0
+            for _ in range(1):
+                i = k - 2 * nb - 2 * ncp - 1
+                if ti.static(floating):
+                    if i == 0:
+                        free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
+                        cst[b, s, 0] = 0.0
+                    else:
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
-            else:
-                joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
         elif ee >= 0:
-            d = ee_error(ee, t, s, b, eet, cs, data)
-            cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
+            for _ in range(1):
+                d = ee_error(ee, t, s, b, eet, cs, data)
+                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
         else:
-            cst[b, s, nb] = 0.0
+            for _ in range(1):
+                cst[b, s, nb] = 0.0
 
 
 @ti.func
@@ -640,32 +733,34 @@ def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.temp
 
 
 @ti.kernel
-def terminal(q: _A3, qd: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2,
-             cs: _A1, qw: _A3, eet: _A3, data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1,
-             floating: ti.template()):
+def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, cs: _A1, qw: _A3, eet: _A3,
+             data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1, floating: ti.template()):
     """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
     terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) (1-DOF joints) + w_eeT |x_ee - x*(t)|^2
     into loss[0]."""
     for b in range(q.shape[1]):
-        nb = mass.shape[1]
+        nb = joff.shape[1]
         for k in range(nb + 2):
+            # each phase in a loop of one iteration, as in advance_robot (its own block for autodiff)
             if k == 0:
-                world_slot(data, cs, 0, b, nb)
+                for _ in range(1):
+                    world_slot(data, cs, 0, b, nb)
             elif k <= nb:
-                i = k - 1
-                if ti.static(floating):
-                    if i == 0:
-                        free_velocities(0, b, slot, q, qd, mass, com, inert, data)
+                for _ in range(1):
+                    i = k - 1
+                    if ti.static(floating):
+                        if i == 0:
+                            free_pose(0, b, slot, q, data)
+                        else:
+                            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data)
+                            joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
                     else:
-                        pass_velocities(i, q[slot, b, qix[i]], qd[slot, b, vix[i]], 0, b, par, mass, com, inert,
-                                        joff, bc, data)
+                        pass_pose(i, q[slot, b, i], 0, b, par, joff, bc, data)
                         joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
-                else:
-                    pass_velocities(i, q[slot, b, i], qd[slot, b, i], 0, b, par, mass, com, inert, joff, bc, data)
-                    joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
             elif ee >= 0:
-                d = ee_error(ee, t, 0, b, eet, cs, data)
-                loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
+                for _ in range(1):
+                    d = ee_error(ee, t, 0, b, eet, cs, data)
+                    loss[0] += cs[CONST.ee_weight_final] * dot(d, d)
 
 
 @ti.kernel
@@ -738,8 +833,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 qddi = qdd[b, vix[i]]
                 st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
                    + vadd(vadd(xv, vscale(ax, qddi * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3)))
-            fn, ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                   ld33(data, 0, b, i, DATA.IA + 18), ld3(data, 0, b, i, DATA.a),
+            fn, ff = inertia_apply(*ld_inertia(data, 0, b, i), ld3(data, 0, b, i, DATA.a),
                                    ld3(data, 0, b, i, DATA.a + 3))
             st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
@@ -765,18 +859,19 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
         for k in range(nb):
             i = nb - 1 - k
             E = ld33(data, 0, b, i, DATA.E)
-            Ar = mm(mtm(E, ld33(data, 0, b, i, DATA.IA)), E)
-            Br = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 9)), E)
-            Cr = mm(mtm(E, ld33(data, 0, b, i, DATA.IA + 18)), E)
+            Ai, Bi, Ci = ld_inertia(data, 0, b, i)
+            Ar = mm(mtm(E, Ai), E)
+            Br = mm(mtm(E, Bi), E)
+            Cr = mm(mtm(E, Ci), E)
             An, Bn, Cn = shift_inertia(skew3(ld3(data, 0, b, i, DATA.r)), Ar, Br, Cr)
-            add(data, 0, b, par[i], DATA.IA, An + Bn + Cn)
+            add_inertia(data, 0, b, par[i], An, Bn, Cn)
         # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F (S = 1 for a free root)
         for i in range(nb):
             if floating == 1 and i == 0:   # S^T Ic S = [[A, B E], [E^T B^T, E^T C E]]
                 E0 = ld33(data, 0, b, 0, DATA.E)
-                A = ld33(data, 0, b, 0, DATA.IA)
-                Bm = mm(ld33(data, 0, b, 0, DATA.IA + 9), E0)
-                C = mtm(E0, mm(ld33(data, 0, b, 0, DATA.IA + 18), E0))
+                A, Bc, Cc = ld_inertia(data, 0, b, 0)
+                Bm = mm(Bc, E0)
+                C = mtm(E0, mm(Cc, E0))
                 for r in ti.static(range(3)):
                     for c in ti.static(range(3)):
                         M[b, r, c] = A[3 * r + c]
@@ -787,8 +882,7 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                 rev = bc[i, BODY.revolute]
                 ax = body_axis(bc, i)
                 vi = vix[i]
-                Fn, Ff = inertia_apply(ld33(data, 0, b, i, DATA.IA), ld33(data, 0, b, i, DATA.IA + 9),
-                                       ld33(data, 0, b, i, DATA.IA + 18), vscale(ax, rev), vscale(ax, 1.0 - rev))
+                Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, 1.0 - rev))
                 M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
                 st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
                 j = i

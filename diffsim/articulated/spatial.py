@@ -255,6 +255,51 @@ def shift_inertia(R, Ar, Br, Cr):
 
 
 @_scalar
+def symmetric(upper):
+    """The row-major 3x3 of a symmetric matrix from its upper entries {(r, c): value, r <= c}."""
+    return tuple(upper[min(r, c), max(r, c)] for r in range(3) for c in range(3))
+
+
+@_scalar
+def sub_outer(M, u, v):
+    """M - u v^T."""
+    return tuple(M[3 * r + c] - u[r] * v[c] for r in range(3) for c in range(3))
+
+
+@_scalar
+def sub_outer_symmetric(S, u, v):
+    """S - u v^T where the result is symmetric (v parallel to u: U U^T / D in ABA), from the six
+    upper entries."""
+    return symmetric({(r, c): S[3 * r + c] - u[r] * v[c] for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def congruence_symmetric(E, S):
+    """E^T S E for a symmetric S: six entries computed, the rest mirrored (45 products, not 54)."""
+    T = mm(S, E)
+    return symmetric({(r, c): E[r] * T[c] + E[3 + r] * T[3 + c] + E[6 + r] * T[6 + c]
+                      for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def shift_inertia_symmetric(r, Ar, Br, Cr):
+    """``shift_inertia(skew3(r), Ar, Br, Cr)`` for symmetric Ar and Cr, with cross products (no
+    products with the zeros of r^) and A' from its six upper entries: B' = Br + r^ Cr (columns
+    r x Cr[:, j]) and A' = Ar + r^ Br^T - B' r^, where (r^ Br^T)_ij = (r x Br[j, :])_i and
+    (B' r^)_ij = -(r x B'[i, :])_j."""
+    rc = [cross(r, (Cr[j], Cr[3 + j], Cr[6 + j])) for j in range(3)]
+    Bn = tuple(Br[3 * i + j] + rc[j][i] for i in range(3) for j in range(3))
+
+    def cross_k(a, M, row, k):   # component k of a x M[row, :]
+        b = (M[3 * row], M[3 * row + 1], M[3 * row + 2])
+        return a[(k + 1) % 3] * b[(k + 2) % 3] - a[(k + 2) % 3] * b[(k + 1) % 3]
+
+    An = symmetric({(i, j): Ar[3 * i + j] + cross_k(r, Br, j, i) + cross_k(r, Bn, i, j)
+                    for i in range(3) for j in range(i, 3)})
+    return An, Bn, Cr
+
+
+@_scalar
 def inertia_to_parent(E, r, A, B, C):
     """X^T I X for X = (E, r): an inertia given in B coordinates, in A coordinates."""
     return shift_inertia(skew3(r), mm(mtm(E, A), E), mm(mtm(E, B), E), mm(mtm(E, C), E))

@@ -98,7 +98,7 @@ class Cost(costs_module.Cost):
         """Forward kinematics of the state in ``slot`` and the terminal terms (one launch)."""
         system = self._system(system)
         a = system.arrays
-        args = (x.q, x.qd, *a.param_args()[:4], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
+        args = (x.q, x.qd, a.params["joint_offset"], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
                 system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating)
         return [launch(K.terminal, *args)]
 

@@ -190,6 +190,35 @@ def test_scalar_spatial_algebra_matches_6x6_matrices():
                        sp.rotation_about(axis, 0.3).T)
 
 
+def test_symmetric_inertia_algebra_matches_6x6_matrices():
+    """The symmetric shortcuts of ABA's articulated pass: Ia = IA - U U^T / D on the upper
+    entries, and X^T Ia X with the A and C blocks rotated and shifted as symmetric matrices."""
+    rng = np.random.default_rng(11)
+    E = sp.rotation_about(rng.normal(size=3) / 2, 1.1).T
+    r = rng.normal(size=3)
+    X = sp.plucker(E, r)
+    M = rng.normal(size=(6, 6))
+    I6 = M @ M.T + 6.0 * np.eye(6)            # an articulated inertia: symmetric, not rigid
+    A, B, C = (tuple(I6[:3, :3].ravel()), tuple(I6[:3, 3:].ravel()), tuple(I6[3:, 3:].ravel()))
+    S = np.concatenate([rng.normal(size=3), np.zeros(3)])
+    U = I6 @ S
+    D = S @ U
+    Ia = I6 - np.outer(U, U) / D
+    Un, Uf = U[:3], U[3:]
+    Aa = sp.sub_outer_symmetric(A, Un, Un / D)
+    Ba = sp.sub_outer(B, Un, Uf / D)
+    Ca = sp.sub_outer_symmetric(C, Uf, Uf / D)
+    got = np.block([[np.reshape(Aa, (3, 3)), np.reshape(Ba, (3, 3))], [np.reshape(Ba, (3, 3)).T, np.reshape(Ca, (3, 3))]])
+    assert np.allclose(got, Ia, rtol=0, atol=1e-12)
+    Et = tuple(E.ravel())
+    An, Bn, Cn = sp.shift_inertia_symmetric(r, sp.congruence_symmetric(Et, Aa), sp.mm(sp.mtm(Et, Ba), Et),
+                                            sp.congruence_symmetric(Et, Ca))
+    moved = np.block([[np.reshape(An, (3, 3)), np.reshape(Bn, (3, 3))], [np.reshape(Bn, (3, 3)).T, np.reshape(Cn, (3, 3))]])
+    assert np.allclose(moved, X.T @ Ia @ X, rtol=0, atol=1e-11)
+    full = sp.inertia_to_parent(Et, r, Aa, Ba, Ca)   # the general (unsymmetric) formula
+    assert all(np.allclose(x, y, rtol=0, atol=1e-11) for x, y in zip((An, Bn, Cn), full))
+
+
 def test_fixed_joints_are_merged_into_their_parent_body():
     model = TREES["tree"]()
     assert model.nb == 6 and "l3" not in model.body_names
