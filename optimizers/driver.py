@@ -300,6 +300,10 @@ class _Session:
             out = self.objective(x.copy())
         except FloatingPointError as err:
             if self.on_nonfinite != "backoff":
+                if self.nfev > 0 and hasattr(err, "add_note"):  # a trial point, not x0 (notes: Python 3.11+)
+                    err.add_note("This was a trial point of the optimizer's: minimize(..., on_nonfinite='backoff') "
+                                 "steps back from such points; or bound the parameters to where the "
+                                 "simulation stays stable.")
                 raise
             self.raised = err
             out = np.nan, np.full(x.shape, np.nan)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import optimizers as opt
-from diffsim import Objective, Parameter, Rollout
+from diffsim import Objective, Parameter, Rollout, SimulationDiverged
 from diffsim.costs import TrajectoryMatch
 from diffsim.mass_spring import MassSpringChain
 
@@ -60,3 +60,16 @@ def test_lbfgs_backs_off_from_a_diverged_rollout_and_fits(fit):
     strict = Objective(objective.rollout, [Parameter("stiffness", transform="log")])
     again = opt.minimize(Scaled(strict), z0, "lbfgs", 50, on_nonfinite="backoff")
     assert again.x.tobytes() == res.x.tobytes() and again.nbackoff == res.nbackoff
+
+
+def test_a_trial_that_diverges_says_how_to_back_off(fit):
+    """With the default on_nonfinite="raise" the objective's own SimulationDiverged propagates,
+    with a note naming the option that steps back from such trial points."""
+    objective, z0 = fit
+    strict = Objective(objective.rollout, [Parameter("stiffness", transform="log")])
+    with pytest.raises(SimulationDiverged) as info:
+        opt.minimize(Scaled(strict), z0, "lbfgs", 50)
+    assert any("on_nonfinite='backoff'" in note for note in getattr(info.value, "__notes__", [])), info.value
+    with pytest.raises(SimulationDiverged) as at_x0:  # at x0 the note would mislead: no trial yet
+        opt.minimize(Scaled(strict), np.log([5e11]) / SCALE, "lbfgs", 5)
+    assert not getattr(at_x0.value, "__notes__", None)
