@@ -136,6 +136,29 @@ def quat_to_matrix_np(q):
     ], -2)
 
 
+def quat_from_matrix_np(R):
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (3, 3). Each case divides by
+    the largest of 4w^2, 4x^2, 4y^2, 4z^2 (at least 1), so turns near 180 degrees come out as
+    accurately as small ones."""
+    R = np.asarray(R, float)
+    t = np.trace(R)
+    d = np.diag(R)
+    k = int(np.argmax([t, *d]))
+    if k == 0:
+        s = 2.0 * np.sqrt(1.0 + t)
+        q = np.array([s / 4, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
+    else:
+        i, j, m = k - 1, k % 3, (k + 1) % 3
+        s = 2.0 * np.sqrt(1.0 + d[i] - d[j] - d[m])
+        q = np.empty(4)
+        q[0] = (R[m, j] - R[j, m]) / s
+        q[1 + i] = s / 4
+        q[1 + j] = (R[j, i] + R[i, j]) / s
+        q[1 + m] = (R[m, i] + R[i, m]) / s
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
 def quat_rotate_np(q, v):
     """R(q) v, broadcasting over leading axes."""
     return np.einsum("...ij,...j->...i", quat_to_matrix_np(q), np.asarray(v, float))
@@ -152,6 +175,7 @@ __all__ = [
     "quat_conj",
     "quat_from_angle_z",
     "quat_from_axis_angle_np",
+    "quat_from_matrix_np",
     "quat_integrate",
     "quat_mul",
     "quat_mul_np",

@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from ..errors import ConfigError
+from ..rotations import quat_from_matrix_np, quat_to_matrix_np
 from .model import RobotBuilder
 from .spatial import rotation_about
 from .urdf import collision_points, read_robot_file
@@ -47,11 +48,11 @@ def _vec(el, attr, n, default, where):
     return v
 
 
-def _quat_matrix(q):
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+def _quat_matrix(q, where):
+    n = np.linalg.norm(q)
+    if not n > 0:
+        raise ConfigError(f"MJCF {where}: quat='0 0 0 0' is not a rotation; the identity is quat='1 0 0 0'")
+    return quat_to_matrix_np(q / n)
 
 
 def _orientation(el, where, deg, seq):
@@ -59,7 +60,7 @@ def _orientation(el, where, deg, seq):
     if el.get("quat") is not None and el.get("euler") is not None:
         raise ConfigError(f"MJCF {where}: give quat or euler, not both")
     if el.get("quat") is not None:
-        return _quat_matrix(_vec(el, "quat", 4, None, where))
+        return _quat_matrix(_vec(el, "quat", 4, None, where), where)
     if el.get("euler") is not None:
         angles = _vec(el, "euler", 3, None, where) * (np.pi / 180 if deg else 1.0)
         R = np.eye(3)
@@ -119,7 +120,9 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     gravity = (0.0, 0.0, -9.81) if option is None else _vec(option, "gravity", 3, (0, 0, -9.81), "<option>")
     options = {}
     if option is not None and option.get("timestep") is not None:
-        options["timestep"] = float(option.get("timestep"))
+        options["timestep"] = float(_vec(option, "timestep", 1, None, "<option>")[0])
+        if not options["timestep"] > 0:
+            raise ConfigError(f"MJCF <option>: timestep={options['timestep']} s must be > 0")
     world = root.find("worldbody")
     tops = [] if world is None else world.findall("body")
     if len(tops) != 1:
@@ -132,8 +135,12 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
             continue
         if motor.tag != "motor" and motor.tag not in ignore:
             raise ConfigError(f"MJCF <actuator>: <{motor.tag}> is not supported (only <motor>)")
-        gear = float(motor.get("gear", "1").split()[0])
-        rng = _vec(motor, "ctrlrange", 2, (-np.inf, np.inf), "<motor>")
+        where = f"<motor joint='{motor.get('joint')}'>"
+        text = motor.get("gear")
+        gear = 1.0 if text is None else _vec(motor, "gear", max(1, len(text.split())), None, where)[0]
+        rng = _vec(motor, "ctrlrange", 2, (-np.inf, np.inf), where)
+        if not rng[0] < rng[1]:
+            raise ConfigError(f"MJCF {where}: ctrlrange='{motor.get('ctrlrange')}' needs lower < upper")
         effort[motor.get("joint")] = abs(gear) * float(np.max(np.abs(rng)))
     rb.add_link("world")
     frames = {"world": (np.eye(3), np.zeros(3), np.zeros(3))}
@@ -141,9 +148,7 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     if free:   # the world link only held the tree: the top body is the floating root
         del rb.links["world"]
         R, p, _ = frames[tops[0].get("name")]
-        w = np.sqrt(max(1.0 + np.trace(R), 1e-300)) / 2
-        options["root_pose"] = np.r_[p, w, (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w),
-                                     (R[1, 0] - R[0, 1]) / (4 * w)]
+        options["root_pose"] = np.r_[p, quat_from_matrix_np(R)]
     unknown = set(effort) - {j for j in rb.joints}
     if unknown:
         raise ConfigError(f"MJCF <motor> on unknown joint(s) {sorted(unknown)}; joints are {sorted(rb.joints)}")

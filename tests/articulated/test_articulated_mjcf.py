@@ -98,7 +98,32 @@ def test_mjcf_free_joint_and_capsule_inertia():
      "geom type 'mesh' is not supported"),
     ("<mujoco><worldbody><body name='a'><joint/><joint/><geom size='0.1'/></body></worldbody></mujoco>",
      "2 joints in one body"),
+    ("<mujoco><worldbody><body name='a' quat='0 0 0 0'><joint/><geom size='0.1'/></body></worldbody></mujoco>",
+     "quat='0 0 0 0' is not a rotation"),
+    ("<mujoco><option timestep='-0.01'/><worldbody><body name='a'><joint/><geom size='0.1'/></body></worldbody>"
+     "</mujoco>", "timestep=-0.01 s must be > 0"),
+    ("<mujoco><option timestep='fast'/><worldbody><body name='a'><joint/><geom size='0.1'/></body></worldbody>"
+     "</mujoco>", "timestep='fast' is not a list of numbers"),
+    ("<mujoco><worldbody><body name='a'><joint name='h'/><geom size='0.1'/></body></worldbody>"
+     "<actuator><motor joint='h' ctrlrange='5 -5'/></actuator></mujoco>", "ctrlrange='5 -5' needs lower < upper"),
+    ("<mujoco><worldbody><body name='a'><joint name='h'/><geom size='0.1'/></body></worldbody>"
+     "<actuator><motor joint='h' gear='two'/></actuator></mujoco>", "gear='two' is not a list of numbers"),
 ])
 def test_mjcf_errors_name_the_problem(text, words):
     with pytest.raises(ConfigError, match=words):
         load_mjcf(text)
+
+
+@pytest.mark.parametrize("quat", ["1 0 0 0", "0 0 0 1", "0 1 0 0", "0.001 0 1 0", "0.5 -0.5 0.5 0.5", "-0.6 0 0.8 0"])
+def test_a_turned_floating_base_starts_at_the_files_orientation(quat):
+    """The root pose's quaternion gives back the file's rotation, half turns included (a
+    quaternion taken from the matrix through 1 + trace alone degenerates there)."""
+    text = (f"<mujoco><worldbody><body name='torso' pos='0.1 0.2 1' quat='{quat}'><freejoint/>"
+            "<geom size='0.1'/></body></worldbody></mujoco>")
+    _, options = load_mjcf(text)
+    q = np.array(quat.split(), dtype=float)
+    q /= np.linalg.norm(q)
+    got = options["root_pose"]
+    np.testing.assert_allclose(got[:3], [0.1, 0.2, 1.0])
+    assert np.linalg.norm(got[3:]) == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_allclose(abs(got[3:] @ q), 1.0, atol=1e-14)   # the same rotation (q and -q)
