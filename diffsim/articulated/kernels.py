@@ -311,15 +311,28 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
 
 
 @_scalar
-def joint_transform(i, qi, b, joff, bc):
+def joint_kind(bc, i, revolute_only):
+    """(rev, pri) of 1-DOF joint i, its motion subspace being S = (rev a, pri a): (1, 0) when
+    revolute, (0, 1) when prismatic, read from bc; the Python constants (1.0, 0.0) when every
+    1-DOF joint of the robot is revolute (``revolute_only``, a compile-time switch): Taichi then
+    folds the prismatic terms away (x * 0.0 and x * 1.0 are simplified under its default
+    fast_math), which shrinks the kernels and their gradients."""
+    if revolute_only:
+        return 1.0, 0.0
+    rev = _at(bc, i, BODY.revolute)
+    return rev, 1.0 - rev
+
+
+@_scalar
+def joint_transform(i, qi, b, joff, bc, revolute_only):
     """(E, r) of joint i at position qi: X = X_J(q) X_tree (a rotation about the axis by qi
     when revolute, a shift along it when prismatic), the axis a and the tree rotation Et."""
-    rev = _at(bc, i, BODY.revolute)
+    rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     Et = tree_rotation(bc, i)
     angle = qi * rev
     E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
-    r = vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * (1.0 - rev)))
+    r = row3(joff, b, i) if revolute_only else vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * pri))
     return E, r
 
 
@@ -335,15 +348,17 @@ def store_pose(i, p, E, r, s, b, data):
 
 @ti.func
 def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
-                    inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
+                    inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template(),
+                    revolute_only: ti.template(), contacts: ti.template()):
     """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
-    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace."""
+    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace
+    (its contact load zeroed only where the robot has contact points)."""
     p = par[i]
-    rev = bc[i, BODY.revolute]
+    rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
-    E, r = joint_transform(i, qi, b, joff, bc)
+    E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     jw = vscale(a, qdi * rev)
-    jv = vscale(a, qdi * (1.0 - rev))
+    jv = vscale(a, qdi * pri)
     xw, xv = xform_motion(E, r, ld3(data, s, b, p, DATA.v), ld3(data, s, b, p, DATA.v + 3))
     w = vadd(xw, jw)
     v = vadd(xv, jv)
@@ -356,14 +371,16 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     st(data, s, b, i, DATA.c, cw + cv)
     st_inertia(data, s, b, i, A, Bm, C)
     st(data, s, b, i, DATA.pA, bn + bf)
-    st(data, s, b, i, DATA.load, (0.0,))
+    if ti.static(contacts):
+        st(data, s, b, i, DATA.load, (0.0,))
 
 
 @ti.func
-def pass_pose(i, qi, s, b, par: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template()):
+def pass_pose(i, qi, s, b, par: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template(),
+              revolute_only: ti.template()):
     """Body i's joint transform and world pose only (forward kinematics: what the terminal cost
     reads; no velocities, inertias or forces, which made its gradient kernel slow to compile)."""
-    E, r = joint_transform(i, qi, b, joff, bc)
+    E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     store_pose(i, par[i], E, r, s, b, data)
 
 
@@ -425,12 +442,11 @@ def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template
 
 @ti.func
 def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(), bc: ti.template(),
-                     data: ti.template()):
+                     data: ti.template(), revolute_only: ti.template()):
     """Body i, leaves to root: U = IA S, D = S^T U + armature + extra (a stop's added
     inertia), u = tau - S^T pA; hands
     X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent."""
-    rev = bc[i, BODY.revolute]
-    pri = 1.0 - rev
+    rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     A, Bm, C = ld_inertia(data, s, b, i)
     pn = ld3(data, s, b, i, DATA.pA)
@@ -463,9 +479,10 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
 
 
 @ti.func
-def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.template()):
+def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.template(),
+                       revolute_only: ti.template()):
     """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd."""
-    rev = bc[i, BODY.revolute]
+    rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     p = par[i]
     xw, xv = xform_motion(ld33(data, s, b, i, DATA.E), ld3(data, s, b, i, DATA.r), ld3(data, s, b, p, DATA.a),
@@ -473,14 +490,14 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
     aw = vadd(xw, ld3(data, s, b, i, DATA.c))
     av = vadd(xv, ld3(data, s, b, i, DATA.c + 3))
     qdd = (data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av)) / data[b, s, i, DATA.D]
-    st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * (1.0 - rev))))
+    st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
     data[b, s, i, DATA.qdd] = qdd
     return qdd
 
 
 @ti.func
 def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.template(), com: ti.template(),
-                    inert: ti.template(), data: ti.template()):
+                    inert: ti.template(), data: ti.template(), contacts: ti.template()):
     """The free root (body 0 of a floating robot), parent the world: X = (E, p), E = R^T, from
     its position p = q[0:3] and unit quaternion q[3:7]; qd[0:3] is its angular velocity w in
     body coordinates, qd[3:6] the world velocity of its origin, so S = diag(1, E), its spatial
@@ -496,7 +513,8 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     st(data, s, b, 0, DATA.c, ZERO3 + vscale(cross(w, v), -1.0))
     st_inertia(data, s, b, 0, A, Bm, C)
     st(data, s, b, 0, DATA.pA, bn + bf)
-    st(data, s, b, 0, DATA.load, (0.0,))
+    if ti.static(contacts):
+        st(data, s, b, 0, DATA.load, (0.0,))
 
 
 @_scalar
@@ -576,13 +594,13 @@ def joint_index(table, i, floating):
 @ti.func
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
-               data: ti.template(), cst: ti.template(), floating: ti.template()):
+               data: ti.template(), cst: ti.template(), floating: ti.template(), revolute_only: ti.template()):
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
     (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
-    qdd = pass_accelerations(i, s, b, par, bc, data)
+    qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only)
     vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
@@ -595,20 +613,23 @@ def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.temp
 @ti.func
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
-                      bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template()):
+                      bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template(),
+                      revolute_only: ti.template()):
     """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
     ABA's articulated inertia handed to the parent."""
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
     taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
-    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data)
+    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data,
+                     revolute_only)
 
 
 @ti.kernel
 def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
-            floating: ti.template(), spread_robots: ti.template()):
+            floating: ti.template(), spread_robots: ti.template(), revolute_only: ti.template(),
+            contacts: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -636,11 +657,12 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     if ti.static(spread_robots):
         for b, j in ti.ndrange(q.shape[1], spread):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
-                          data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating)
+                          data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating,
+                          revolute_only, contacts)
     else:
         for b in range(q.shape[1]):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
-                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating)
+                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts)
 
 
 def robot_spread(batch: int, threads: int) -> int:
@@ -661,7 +683,8 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                   inert: ti.template(), joff: ti.template(), damp: ti.template(), arm: ti.template(),
                   par: ti.template(), qix: ti.template(), vix: ti.template(), cb: ti.template(), bc: ti.template(),
                   cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
-                  cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template()):
+                  cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template(),
+                  revolute_only: ti.template(), contacts: ti.template()):
     """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
     nb = mass.shape[1]
     nph = 3 * nb + 2 * ncp + 2
@@ -684,26 +707,31 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                 i = k - 1
                 if ti.static(floating):
                     if i == 0:
-                        free_velocities(s, b, sl, q, qd, mass, com, inert, data)
+                        free_velocities(s, b, sl, q, qd, mass, com, inert, data, contacts)
                     else:
                         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert,
-                                        joff, bc, data)
+                                        joff, bc, data, revolute_only, contacts)
                 else:
-                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data)
+                    pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data,
+                                    revolute_only, contacts)
         elif k <= nb + ncp:
-            for _ in range(1):
-                contact_load(k - nb - 1, s, b, cb, cp, cs, data)
+            if ti.static(contacts):
+                for _ in range(1):
+                    contact_load(k - nb - 1, s, b, cb, cp, cs, data)
         elif k <= nb + 2 * ncp:
-            for _ in range(1):
-                contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+            if ti.static(contacts):
+                for _ in range(1):
+                    contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
         elif k <= 2 * nb + 2 * ncp:
             for _ in range(1):
                 i = 2 * nb + 2 * ncp - k
                 if ti.static(floating):
                     if i > 0:
-                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
+                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
+                                          revolute_only)
                 else:
-                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating)
+                    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
+                                          revolute_only)
         elif k <= 3 * nb + 2 * ncp:
             for _ in range(1):
                 i = k - 2 * nb - 2 * ncp - 1
@@ -712,9 +740,11 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
                         cst[b, s, 0] = 0.0
                     else:
-                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
+                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
+                                   revolute_only)
                 else:
-                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating)
+                    joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
+                                   revolute_only)
         elif ee >= 0:
             for _ in range(1):
                 d = ee_error(ee, t, s, b, eet, cs, data)
@@ -734,7 +764,8 @@ def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.temp
 
 @ti.kernel
 def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, cs: _A1, qw: _A3, eet: _A3,
-             data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1, floating: ti.template()):
+             data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1, floating: ti.template(),
+             revolute_only: ti.template()):
     """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
     terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) (1-DOF joints) + w_eeT |x_ee - x*(t)|^2
     into loss[0]."""
@@ -752,10 +783,10 @@ def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, 
                         if i == 0:
                             free_pose(0, b, slot, q, data)
                         else:
-                            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data)
+                            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data, revolute_only)
                             joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
                     else:
-                        pass_pose(i, q[slot, b, i], 0, b, par, joff, bc, data)
+                        pass_pose(i, q[slot, b, i], 0, b, par, joff, bc, data, revolute_only)
                         joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
             elif ee >= 0:
                 for _ in range(1):
@@ -811,9 +842,10 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
         world_slot(data, cs, 0, b, nb)
         for i in range(nb):
             if floating == 1 and i == 0:
-                free_velocities(0, b, 0, q, qd, mass, com, inert, data)
+                free_velocities(0, b, 0, q, qd, mass, com, inert, data, True)
             else:
-                pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data)
+                pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data,
+                                False, True)
         for k in range(ncp):
             contact_load(k, 0, b, cb, cp, cs, data)
         for k in range(ncp):
