@@ -33,8 +33,8 @@ One step of robot b (its own thread; robots run in parallel) is one serial loop 
 - phase 0: the world slot (body index nb) gets velocity 0, pose identity and acceleration
   -gravity (Featherstone's trick: gravity enters as an upward acceleration of the base);
 - phases 1..nb (root to leaves): ``pass_velocities``, forward kinematics and velocities;
-- next ncp phases: ``contact_load``, each contact point's normal force added to its body's load;
-- next ncp phases: ``contact_force`` of each contact point through diffsim.contact;
+- next 2 ncp phases (``contact_phase``): each contact point's normal force added to its body's
+  load, then the contact force of each contact point through diffsim.contact;
 - next nb phases (leaves to root): ``pass_articulated``, ABA's articulated inertias;
 - last nb phases (root to leaves): ``pass_accelerations``, ABA's qdd, and the semi-implicit
   Euler update of body i's joint.
@@ -310,6 +310,15 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
 
 
+@ti.func
+def local(x: ti.template()):
+    """x (a Taichi expression, or a tuple of them) assigned to local variables. A compile-time
+    helper's result used several times is otherwise emitted again at every use (its loads and
+    its arithmetic), which Taichi's passes must then merge."""
+    y = x
+    return y
+
+
 @_scalar
 def joint_kind(bc, i, revolute_only):
     """(rev, pri) of 1-DOF joint i, its motion subspace being S = (rev a, pri a): (1, 0) when
@@ -328,10 +337,11 @@ def joint_transform(i, qi, b, joff, bc, revolute_only):
     """(E, r) of joint i at position qi: X = X_J(q) X_tree (a rotation about the axis by qi
     when revolute, a shift along it when prismatic), the axis a and the tree rotation Et."""
     rev, pri = joint_kind(bc, i, revolute_only)
-    a = body_axis(bc, i)
-    Et = tree_rotation(bc, i)
+    a = local(body_axis(bc, i))
+    Et = local(tree_rotation(bc, i))
     angle = qi * rev
-    E = mm(rotation_T(a, ti.cos(angle), ti.sin(angle)), Et)
+    cs = local((ti.cos(angle), ti.sin(angle)))
+    E = mm(rotation_T(a, cs[0], cs[1]), Et)
     r = row3(joff, b, i) if revolute_only else vadd(row3(joff, b, i), vscale(mtv(Et, a), qi * pri))
     return E, r
 
@@ -339,7 +349,7 @@ def joint_transform(i, qi, b, joff, bc, revolute_only):
 @_scalar
 def store_pose(i, p, E, r, s, b, data):
     """Body i's joint transform (E, r) and world pose (from its parent p's) to the workspace."""
-    Rp = ld33(data, s, b, p, DATA.R_world)
+    Rp = local(ld33(data, s, b, p, DATA.R_world))
     st(data, s, b, i, DATA.E, E)
     st(data, s, b, i, DATA.r, r)
     st(data, s, b, i, DATA.R_world, mm(Rp, transpose(E)))
@@ -359,11 +369,17 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * pri)
-    xw, xv = xform_motion(E, r, ld3(data, s, b, p, DATA.v), ld3(data, s, b, p, DATA.v + 3))
+    # inputs used several times are assigned first (see :func:`local`)
+    vp = ld3(data, s, b, p, DATA.v)
+    vpl = ld3(data, s, b, p, DATA.v + 3)
+    xw, xv = xform_motion(E, r, vp, vpl)
     w = vadd(xw, jw)
     v = vadd(xv, jv)
     cw, cv = cross_motion(w, v, jw, jv)
-    A, Bm, C = rigid_inertia(mass[b, i], row3(com, b, i), inertia6(row6(inert, b, i)))
+    m = mass[b, i]
+    cm = row3(com, b, i)
+    I6 = row6(inert, b, i)
+    A, Bm, C = rigid_inertia(m, cm, inertia6(I6))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
     store_pose(i, p, E, r, s, b, data)
@@ -390,9 +406,9 @@ def contact_kinematics(k, s, b, cb, cp, data):
     the touching point pt (the lowest point of the sphere; body coordinates), its world position
     x and velocity vel (m, m/s)."""
     i = _at(cb, k)
-    Rw = ld33(data, s, b, i, DATA.R_world)
+    Rw = local(ld33(data, s, b, i, DATA.R_world))
     rad = _at(cp, k, CONTACT.radius)
-    pt = (_at(cp, k, 0) - rad * Rw[6], _at(cp, k, 1) - rad * Rw[7], _at(cp, k, 2) - rad * Rw[8])
+    pt = local((_at(cp, k, 0) - rad * Rw[6], _at(cp, k, 1) - rad * Rw[7], _at(cp, k, 2) - rad * Rw[8]))
     x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
     vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
     return i, Rw, pt, x, vel
@@ -406,16 +422,15 @@ def contact_normal(x, vel, cs: ti.template()):
 
 
 @ti.func
-def contact_load(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
-    """Adds contact point k's normal force to its body's load (DATA.load), which shares the
-    friction cap among the body's pressing points (:func:`contact_force`)."""
-    i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
-    add(data, s, b, i, DATA.load, (contact_normal(x, vel, cs),))
+def contact_phase(j, ncp, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
+    """Contact phase j of 2 ncp: for j < ncp, adds point k = j's normal force to its body's
+    load (DATA.load), which shares the friction cap among the body's pressing points; then, for
+    j >= ncp, the ground contact force of point k = j - ncp.
 
+    Both passes share one copy of the point's kinematics and normal force (two phases of their
+    own held two, and the gradient kernel compiled slower).
 
-@ti.func
-def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template(), data: ti.template()):
-    """Ground contact of point k (on body cb[k]; layout CONTACT: a point in body coordinates and
+    Ground contact of point k (on body cb[k]; layout CONTACT: a point in body coordinates and
     a radius: a sphere touching with its lowest point, where the force acts) through the shared
     contact law (C^1 at first touch) and smoothed Coulomb friction; the spatial force is
     subtracted from the body's bias force.
@@ -426,18 +441,23 @@ def contact_force(k, s, b, cb: ti.template(), cp: ti.template(), cs: ti.template
     +-0.02 m/s instead of sticking (issue 16 reports gradients 67-100 % off in such cases, hence
     the hopper's former v_eps = 0.3 m/s). As in rigid contact, the slip speed is raised to
     sqrt(v_eps^2 + (2 dt mu F / m_t)^2) with m_t the lower bound cp[k, CONTACT.tangential_mass]
-    and F the body's load (the normal forces of all its points, :func:`contact_load`), which
+    and F the body's load (the normal forces of all its points, the first pass), which
     keeps the rates of the body's points, which act in parallel and add, below 1 / (2 dt) in
     sum, and leaves sliding friction (slip >> v_eps) Coulomb's. (Sharing by load rather than by
     the number of points: a URDF box has 8 corner points, of which 4 press.)"""
+    k = ti.select(j < ncp, j, j - ncp)
     i, Rw, pt, x, vel = contact_kinematics(k, s, b, cb, cp, data)
     fn = contact_normal(x, vel, cs)
-    mu = cs[CONST.friction]
-    v_cap = 2.0 * cs[CONST.dt] * mu * data[b, s, i, DATA.load] / cp[k, CONTACT.tangential_mass]
-    v_eps = cs[CONST.slip_speed]
-    ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap))
-    Fb = mtv(Rw, (ft[0], ft[1], fn))
-    add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
+    if j < ncp:
+        add(data, s, b, i, DATA.load, (fn,))
+    else:
+        mu = cs[CONST.friction]
+        v_cap = 2.0 * cs[CONST.dt] * mu * data[b, s, i, DATA.load] / cp[k, CONTACT.tangential_mass]
+        v_eps = cs[CONST.slip_speed]
+        ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu,
+                                                ti.sqrt(v_eps * v_eps + v_cap * v_cap))
+        Fb = mtv(Rw, (ft[0], ft[1], fn))
+        add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
 
 @ti.func
@@ -485,8 +505,10 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     p = par[i]
-    xw, xv = xform_motion(ld33(data, s, b, i, DATA.E), ld3(data, s, b, i, DATA.r), ld3(data, s, b, p, DATA.a),
-                          ld3(data, s, b, p, DATA.a + 3))
+    E = ld33(data, s, b, i, DATA.E)
+    ap = ld3(data, s, b, p, DATA.a)
+    apl = ld3(data, s, b, p, DATA.a + 3)
+    xw, xv = xform_motion(E, ld3(data, s, b, i, DATA.r), ap, apl)
     aw = vadd(xw, ld3(data, s, b, i, DATA.c))
     av = vadd(xv, ld3(data, s, b, i, DATA.c + 3))
     qdd = (data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av)) / data[b, s, i, DATA.D]
@@ -506,7 +528,10 @@ def free_velocities(s, b, sl, q: ti.template(), qd: ti.template(), mass: ti.temp
     R = free_pose(s, b, sl, q, data)
     w = (qd[sl, b, 0], qd[sl, b, 1], qd[sl, b, 2])
     v = mtv(R, (qd[sl, b, 3], qd[sl, b, 4], qd[sl, b, 5]))
-    A, Bm, C = rigid_inertia(mass[b, 0], row3(com, b, 0), inertia6(row6(inert, b, 0)))
+    m = mass[b, 0]
+    cm = row3(com, b, 0)
+    I6 = row6(inert, b, 0)
+    A, Bm, C = rigid_inertia(m, cm, inertia6(I6))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
     st(data, s, b, 0, DATA.v, w + v)
@@ -714,14 +739,10 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data,
                                     revolute_only, contacts)
-        elif k <= nb + ncp:
-            if ti.static(contacts):
-                for _ in range(1):
-                    contact_load(k - nb - 1, s, b, cb, cp, cs, data)
         elif k <= nb + 2 * ncp:
             if ti.static(contacts):
                 for _ in range(1):
-                    contact_force(k - nb - ncp - 1, s, b, cb, cp, cs, data)
+                    contact_phase(k - nb - 1, ncp, s, b, cb, cp, cs, data)
         elif k <= 2 * nb + 2 * ncp:
             for _ in range(1):
                 i = 2 * nb + 2 * ncp - k
@@ -846,10 +867,8 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             else:
                 pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data,
                                 False, True)
-        for k in range(ncp):
-            contact_load(k, 0, b, cb, cp, cs, data)
-        for k in range(ncp):
-            contact_force(k, 0, b, cb, cp, cs, data)
+        for j in range(2 * ncp):
+            contact_phase(j, ncp, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
         for i in range(nb):
             p = par[i]
