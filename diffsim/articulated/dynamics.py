@@ -331,8 +331,8 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nv))), nd(np.zeros((B, nv, nv)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb,
-                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, int(model.floating),
-                       tau, M)
+                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M,
+                       model.floating, ma.revolute_only, ma.contacts)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 

@@ -851,61 +851,66 @@ def zero3(a: _A3):
 @ti.kernel
 def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2,
                      arm: _A2, par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, data: _A4,
-                     ncp: ti.i32, floating: ti.i32, tau: _A2, M: _A3):
+                     ncp: ti.i32, tau: _A2, M: _A3, floating: ti.template(), revolute_only: ti.template(),
+                     contacts: ti.template()):
     """RNEA and CRBA of every robot (not differentiated): tau[b] (nv,) = the torques giving qdd
     (with damping, limits and their added inertia, armature and ground contact as in
     ``advance``; for a passive joint, what an actuator there would have to supply; for a free
     root, the wrench (moment, force; body coordinates) that would have to act on it) and
-    M[b] (nv, nv) = M(q) + diag(armature). State in slot 0 of q, qd; ``floating``: 1 when body
-    0 is on a free joint."""
+    M[b] (nv, nv) = M(q) + diag(armature). State in slot 0 of q, qd. Compile-time switches as in
+    ``advance``: ``floating`` (body 0 is on a free joint, handled before or after the loops
+    over the 1-DOF joints, which then start at body 1), ``revolute_only``, ``contacts``; a
+    fixed-base robot's kernel holds none of the free joint's code (the hopper's compiled in
+    a third of the CPU time of the kernel with runtime switches)."""
     for b in range(q.shape[1]):
         nb = mass.shape[1]
+        first = ti.static(1 if floating else 0)   # the first 1-DOF joint
         world_slot(data, cs, 0, b, nb)
-        for i in range(nb):
-            if floating == 1 and i == 0:
-                free_velocities(0, b, 0, q, qd, mass, com, inert, data, True)
-            else:
-                pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data,
-                                False, True)
-        for j in range(2 * ncp):
-            contact_phase(j, ncp, 0, b, cb, cp, cs, data)
+        if ti.static(floating):
+            free_velocities(0, b, 0, q, qd, mass, com, inert, data, contacts)
+        for i in range(first, nb):
+            pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data,
+                            revolute_only, contacts)
+        if ti.static(contacts):
+            for j in range(2 * ncp):
+                contact_phase(j, ncp, 0, b, cb, cp, cs, data)
         # RNEA, root to leaves: a_i = X a_parent + S qdd + c, f_i = I a_i + v x* I v - f_ext
-        for i in range(nb):
+        if ti.static(floating):   # a = X a_world + S qdd + c, S = diag(1, E)
+            xw, xv = xform_motion(ld33(data, 0, b, 0, DATA.E), ld3(data, 0, b, 0, DATA.r),
+                                  ld3(data, 0, b, nb, DATA.a), ld3(data, 0, b, nb, DATA.a + 3))
+            lin = mv(ld33(data, 0, b, 0, DATA.E), (qdd[b, 3], qdd[b, 4], qdd[b, 5]))
+            st(data, 0, b, 0, DATA.a, vadd(xw, (qdd[b, 0], qdd[b, 1], qdd[b, 2]))
+               + vadd(vadd(xv, lin), ld3(data, 0, b, 0, DATA.c + 3)))
+            rnea_force(0, b, data)
+        for i in range(first, nb):
             p = par[i]
             xw, xv = xform_motion(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), ld3(data, 0, b, p, DATA.a),
                                   ld3(data, 0, b, p, DATA.a + 3))
-            if floating == 1 and i == 0:   # a = X a_world + S qdd + c, S = diag(1, E)
-                lin = mv(ld33(data, 0, b, 0, DATA.E), (qdd[b, 3], qdd[b, 4], qdd[b, 5]))
-                st(data, 0, b, i, DATA.a, vadd(xw, (qdd[b, 0], qdd[b, 1], qdd[b, 2]))
-                   + vadd(vadd(xv, lin), ld3(data, 0, b, 0, DATA.c + 3)))
-            else:
-                rev = bc[i, BODY.revolute]
-                ax = body_axis(bc, i)
-                qddi = qdd[b, vix[i]]
-                st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
-                   + vadd(vadd(xv, vscale(ax, qddi * (1.0 - rev))), ld3(data, 0, b, i, DATA.c + 3)))
-            fn, ff = inertia_apply(*ld_inertia(data, 0, b, i), ld3(data, 0, b, i, DATA.a),
-                                   ld3(data, 0, b, i, DATA.a + 3))
-            st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
+            rev, pri = joint_kind(bc, i, revolute_only)
+            ax = body_axis(bc, i)
+            qddi = qdd[b, vix[i]]
+            st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
+               + vadd(vadd(xv, vscale(ax, qddi * pri)), ld3(data, 0, b, i, DATA.c + 3)))
+            rnea_force(i, b, data)
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
-        for k in range(nb):
+        for k in range(nb - first):
             i = nb - 1 - k
             fn = ld3(data, 0, b, i, DATA.U)
             ff = ld3(data, 0, b, i, DATA.U + 3)
-            if floating == 1 and i == 0:   # tau = S^T f: the moment (body) and the force (world)
-                fw = mtv(ld33(data, 0, b, 0, DATA.E), ff)
-                for c in ti.static(range(3)):
-                    tau[b, c] = fn[c]
-                    tau[b, 3 + c] = fw[c]
-            else:
-                rev = bc[i, BODY.revolute]
-                ax = body_axis(bc, i)
-                qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
-                tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * (1.0 - rev)
-                                  + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
-                                  - passive_torque(i, qi, vi, damp, bc, cs, b))
-                pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
-                add(data, 0, b, par[i], DATA.U, pn + pf)
+            rev, pri = joint_kind(bc, i, revolute_only)
+            ax = body_axis(bc, i)
+            qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
+            tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * pri
+                              + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
+                              - passive_torque(i, qi, vi, damp, bc, cs, b))
+            pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
+            add(data, 0, b, par[i], DATA.U, pn + pf)
+        if ti.static(floating):   # tau = S^T f: the moment (body) and the force (world)
+            fn = ld3(data, 0, b, 0, DATA.U)
+            fw = mtv(ld33(data, 0, b, 0, DATA.E), ld3(data, 0, b, 0, DATA.U + 3))
+            for c in ti.static(range(3)):
+                tau[b, c] = fn[c]
+                tau[b, 3 + c] = fw[c]
         # CRBA: composite inertias, leaves to root
         for k in range(nb):
             i = nb - 1 - k
@@ -917,32 +922,32 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             An, Bn, Cn = shift_inertia(skew3(ld3(data, 0, b, i, DATA.r)), Ar, Br, Cr)
             add_inertia(data, 0, b, par[i], An, Bn, Cn)
         # CRBA: F = Ic_i S_i carried up the chain, M_ij = S_j^T F (S = 1 for a free root)
-        for i in range(nb):
-            if floating == 1 and i == 0:   # S^T Ic S = [[A, B E], [E^T B^T, E^T C E]]
-                E0 = ld33(data, 0, b, 0, DATA.E)
-                A, Bc, Cc = ld_inertia(data, 0, b, 0)
-                Bm = mm(Bc, E0)
-                C = mtm(E0, mm(Cc, E0))
-                for r in ti.static(range(3)):
-                    for c in ti.static(range(3)):
-                        M[b, r, c] = A[3 * r + c]
-                        M[b, r, 3 + c] = Bm[3 * r + c]
-                        M[b, 3 + c, r] = Bm[3 * r + c]
-                        M[b, 3 + r, 3 + c] = C[3 * r + c]
-            else:
-                rev = bc[i, BODY.revolute]
-                ax = body_axis(bc, i)
-                vi = vix[i]
-                Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, 1.0 - rev))
-                M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * (1.0 - rev) + arm[b, i]
-                st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
-                j = i
-                while par[j] < nb:
-                    Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r),
-                                           ld3(data, 0, b, i, DATA.U), ld3(data, 0, b, i, DATA.U + 3))
-                    st(data, 0, b, i, DATA.U, Gn + Gf)
-                    j = par[j]
-                    if floating == 1 and j == 0:
+        if ti.static(floating):   # S^T Ic S = [[A, B E], [E^T B^T, E^T C E]]
+            E0 = ld33(data, 0, b, 0, DATA.E)
+            A, Bc, Cc = ld_inertia(data, 0, b, 0)
+            Bm = mm(Bc, E0)
+            C = mtm(E0, mm(Cc, E0))
+            for r in ti.static(range(3)):
+                for c in ti.static(range(3)):
+                    M[b, r, c] = A[3 * r + c]
+                    M[b, r, 3 + c] = Bm[3 * r + c]
+                    M[b, 3 + c, r] = Bm[3 * r + c]
+                    M[b, 3 + r, 3 + c] = C[3 * r + c]
+        for i in range(first, nb):
+            rev, pri = joint_kind(bc, i, revolute_only)
+            ax = body_axis(bc, i)
+            vi = vix[i]
+            Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, pri))
+            M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * pri + arm[b, i]
+            st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
+            j = i
+            while par[j] < nb:
+                Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r),
+                                       ld3(data, 0, b, i, DATA.U), ld3(data, 0, b, i, DATA.U + 3))
+                st(data, 0, b, i, DATA.U, Gn + Gf)
+                j = par[j]
+                if ti.static(floating):
+                    if j == 0:
                         Gw = mtv(ld33(data, 0, b, 0, DATA.E), Gf)
                         for c in ti.static(range(3)):
                             M[b, vi, c] = Gn[c]
@@ -950,8 +955,24 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                             M[b, vi, 3 + c] = Gw[c]
                             M[b, 3 + c, vi] = Gw[c]
                     else:
-                        rj = bc[j, BODY.revolute]
-                        aj = body_axis(bc, j)
-                        Mij = dot(aj, Gn) * rj + dot(aj, Gf) * (1.0 - rj)
-                        M[b, vi, vix[j]] = Mij
-                        M[b, vix[j], vi] = Mij
+                        crba_entry(i, j, Gn, Gf, b, vix, bc, M, revolute_only)
+                else:
+                    crba_entry(i, j, Gn, Gf, b, vix, bc, M, revolute_only)
+
+
+@ti.func
+def rnea_force(i, b, data: ti.template()):
+    """RNEA's f_i = I a_i + (v x* I v - f_ext) of body i (the bias pA), to DATA.U."""
+    fn, ff = inertia_apply(*ld_inertia(data, 0, b, i), ld3(data, 0, b, i, DATA.a), ld3(data, 0, b, i, DATA.a + 3))
+    st(data, 0, b, i, DATA.U, vadd(fn, ld3(data, 0, b, i, DATA.pA)) + vadd(ff, ld3(data, 0, b, i, DATA.pA + 3)))
+
+
+@ti.func
+def crba_entry(i, j, Gn, Gf, b, vix: ti.template(), bc: ti.template(), M: ti.template(),
+               revolute_only: ti.template()):
+    """CRBA's M_ij = M_ji = S_j^T F for body i's F = (Gn, Gf) carried to 1-DOF joint j."""
+    rj, pj = joint_kind(bc, j, revolute_only)
+    aj = body_axis(bc, j)
+    Mij = dot(aj, Gn) * rj + dot(aj, Gf) * pj
+    M[b, vix[i], vix[j]] = Mij
+    M[b, vix[j], vix[i]] = Mij
