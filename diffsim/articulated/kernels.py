@@ -69,6 +69,7 @@ from .spatial import (
     inertia6,
     inertia_apply,
     inverse3,
+    local,
     mm,
     msub,
     mtm,
@@ -310,15 +311,6 @@ def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
     st(data, s, b, w, DATA.U, ZERO3 + ZERO3)
 
 
-@ti.func
-def local(x: ti.template()):
-    """x (a Taichi expression, or a tuple of them) assigned to local variables. A compile-time
-    helper's result used several times is otherwise emitted again at every use (its loads and
-    its arithmetic), which Taichi's passes must then merge."""
-    y = x
-    return y
-
-
 @_scalar
 def joint_kind(bc, i, revolute_only):
     """(rev, pri) of 1-DOF joint i, its motion subspace being S = (rev a, pri a): (1, 0) when
@@ -410,7 +402,7 @@ def contact_kinematics(k, s, b, cb, cp, data):
     rad = _at(cp, k, CONTACT.radius)
     pt = local((_at(cp, k, 0) - rad * Rw[6], _at(cp, k, 1) - rad * Rw[7], _at(cp, k, 2) - rad * Rw[8]))
     x = vadd(mv(Rw, pt), ld3(data, s, b, i, DATA.p_world))
-    vel = mv(Rw, vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt)))
+    vel = mv(Rw, local(vadd(ld3(data, s, b, i, DATA.v + 3), cross(ld3(data, s, b, i, DATA.v), pt))))
     return i, Rw, pt, x, vel
 
 
