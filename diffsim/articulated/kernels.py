@@ -659,6 +659,11 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     velocity in world coordinates). State t in slot slot0 + t - t0 of q (slots, B, nq) and qd
     (slots, B, nv); torques tau (T, B, nv); body i's joint coordinates start at q index qix[i]
     and velocity index vix[i]; ``floating``: body 0 is on a free joint (compiled separately).
+    Compile-time switches that leave out what a robot lacks (ModelArrays sets them; each
+    combination compiles its own kernels): ``revolute_only``, every 1-DOF joint is revolute
+    (:func:`joint_kind`); ``contacts``, the robot has contact points (ncp > 0). A 5-link arm's
+    forward and gradient kernels compiled in 9.1-9.2 s of CPU time instead of 12.6-13.2 s (cold
+    cache, alternating runs, load 3.4-4.0), states and gradients within 2e-15 relative.
     Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
     per body: dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2), tau of actuated joints only, 0 for a
     free root; the last: dt w_ee |x_ee - x*(t)|^2, 0 if ee < 0). Controls of passive joints are
