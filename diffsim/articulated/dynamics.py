@@ -189,6 +189,9 @@ class ModelArrays:
         self.vix = nd(model.v_index, dtype=ti.i32)
         ncp = len(model.contact_body)
         self.ncp = ncp
+        # compile-time switches of the step kernels (each combination compiles its own kernels)
+        self.contacts = ncp > 0
+        self.revolute_only = all(j == REVOLUTE for j in model.jtype if j != FREE)
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
         cp = np.ones((max(ncp, 1), K.CONTACT.size))
         if ncp:
@@ -315,7 +318,7 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb, ma.bc, ma.cp, ma.cs,
               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
-              -1, ma.ncp, 0, 0, 1, 1, model.floating, False)
+              -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts)
     qdd = data.to_numpy()[:, 0, :nb, K.DATA.qdd:K.DATA.qdd + 6].astype(float)
     return _out(_qdd_of(model, qdd), single)
 
@@ -328,8 +331,8 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nv))), nd(np.zeros((B, nv, nv)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb,
-                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, int(model.floating),
-                       tau, M)
+                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M,
+                       model.floating, ma.revolute_only, ma.contacts)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -359,7 +362,7 @@ def body_poses(model: Model, q, params=None):
     data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
     K.terminal(nd(q2[None]), nd(np.zeros((1, B, model.nv))), ma.params["joint_offset"], ma.par, ma.qix, ma.vix, ma.bc,
                ma.cs, nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)),
-               model.floating)
+               model.floating, ma.revolute_only)
     s = data.to_numpy()[:, 0, :nb].astype(float)
     R = s[..., K.DATA.R_world:K.DATA.R_world + 9].reshape(B, nb, 3, 3)
     p = s[..., K.DATA.p_world:K.DATA.p_world + 3]

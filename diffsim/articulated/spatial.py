@@ -18,7 +18,10 @@ scalar functions (3x3 blocks and pairs of 3-vectors as tuples of scalars) are wh
 kernels are written with (see the note above ``vadd``).
 """
 
+import numbers
+
 import numpy as np
+import taichi as ti
 
 from ..compat import compile_time
 
@@ -114,6 +117,25 @@ _scalar = compile_time
 otherwise warns about calling a non-Taichi function)."""
 
 
+@ti.func
+def _assigned(x: ti.template()):
+    y = x
+    return y
+
+
+@_scalar
+def local(x):
+    """x (a scalar or a tuple of them) as local variables when it holds Taichi expressions; x
+    itself on plain numbers. An intermediate that a helper uses several times (the vector in
+    ``mv(E, vsub(v, cross(r, w)))`` enters all three rows) is otherwise emitted again at every
+    use, its loads and arithmetic with it, which Taichi's passes must then merge (and which made
+    the gradient kernels slower to compile)."""
+    items = x if isinstance(x, tuple) else (x,)
+    if all(isinstance(v, numbers.Number) for v in items):
+        return x
+    return _assigned(x)
+
+
 @_scalar
 def vadd(a, b):
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
@@ -203,13 +225,13 @@ def rotation_T(a, c, s):
 @_scalar
 def xform_motion(E, r, w, v):
     """X m for X = (E, r) and m = (w, v): (E w, E (v - r x w))."""
-    return mv(E, w), mv(E, vsub(v, cross(r, w)))
+    return mv(E, w), mv(E, local(vsub(v, cross(r, w))))
 
 
 @_scalar
 def xform_force_T(E, r, n, f):
     """X^T f, a force in B coordinates carried back to A: (E^T n + r x E^T f, E^T f)."""
-    ft = mtv(E, f)
+    ft = local(mtv(E, f))
     return vadd(mtv(E, n), cross(r, ft)), ft
 
 
@@ -276,7 +298,7 @@ def sub_outer_symmetric(S, u, v):
 @_scalar
 def congruence_symmetric(E, S):
     """E^T S E for a symmetric S: six entries computed, the rest mirrored (45 products, not 54)."""
-    T = mm(S, E)
+    T = local(mm(S, E))
     return symmetric({(r, c): E[r] * T[c] + E[3 + r] * T[3 + c] + E[6 + r] * T[6 + c]
                       for r in range(3) for c in range(r, 3)})
 

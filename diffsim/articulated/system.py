@@ -99,7 +99,7 @@ class Cost(costs_module.Cost):
         system = self._system(system)
         a = system.arrays
         args = (x.q, x.qd, a.params["joint_offset"], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
-                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating)
+                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating, a.revolute_only)
         return [launch(K.terminal, *args)]
 
 
@@ -336,7 +336,8 @@ class ArticulatedSystem(System):
         # no running end-effector term without its weight: the kernel then skips that phase's work
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
-                data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1)
+                data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,
+                a.revolute_only, a.contacts)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
