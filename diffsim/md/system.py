@@ -57,6 +57,8 @@ from .integrators import (
 from .model import Model
 from .neighbors import copy_list
 from .observables import Cost, kinetic_tensor
+from .pair_step import PairStep
+from .potentials import PairPotential
 
 OBSERVE = ("energy", "pressure", "msd")
 
@@ -321,6 +323,22 @@ class MDSystem(System):
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
         return out
 
+    def _fuses(self) -> bool:
+        """Whether a step runs as one launch with its pair forces (:mod:`diffsim.md.pair_step`): one
+        pair potential gathered over the full list (the CPU tape), no RDF accumulated."""
+        pots = self.ff.potentials
+        return (self.ff.has_pairs and self.ff.nlist.keep_full and len(pots) == 1
+                and isinstance(pots[0], PairPotential) and not self.nrdf)
+
+    def _pair_step(self, x, s, t, s0, t0, moved):
+        """Step t from slot s to s + 1 as one :class:`~diffsim.md.pair_step.PairStep` launch (the
+        forces at s, except at the segment start, where they are part of the state), the list check
+        after it, and the adjoint-only restore of the list its successor's forces use."""
+        first = t == t0
+        return [launch(PairStep(self, x, s, t, not first, not first, True, True, moved)),
+                forward_only(lambda: self._check(x, s + 1, t, s, moved)),
+                adjoint_only(lambda: self._ensure(x, s0, t0, t))]
+
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 (neighbour list rebuilt first; see :class:`diffsim.System`)."""
         # the parameter rows of the pair kernels once per segment, not per step (their adjoint, which
@@ -329,6 +347,13 @@ class MDSystem(System):
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
             out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))
+        if self._fuses():
+            moved = [0.0]
+            for t in range(t0, t1):
+                out += self._pair_step(x, slot0 + t - t0, t, slot0, t0, moved)
+            # the forces of the segment's last state and its closing half-kick
+            out.append(launch(PairStep(self, x, slot0 + t1 - t0, t1, True, True, False, False, moved)))
+            return out
         for t in range(t0, t1):
             s = slot0 + t - t0
             out += self._one_step(x, s, s + 1, t, slot0, t0)
