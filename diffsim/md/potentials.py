@@ -163,20 +163,23 @@ def make_full_row(pair):
                 rcp = rc[p]
                 if ti.static(shift != Shift.NONE):
                     ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
-            if r2 < rcp * rcp:
-                e, s = pair(r2, a0_, a1_, a2_)
-                if ti.static(shift != Shift.NONE):
-                    e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
-                f0 += s * d0
-                f1 += s * d1
-                f2 += s * d2
-                ei += e
-                w0 += s * d0 * d0
-                w1 += s * d1 * d1
-                w2 += s * d2 * d2
-                w3 += s * d0 * d1
-                w4 += s * d0 * d2
-                w5 += s * d1 * d2
+            # every listed pair is evaluated and those beyond the cutoff are masked (their terms
+            # are exact zeros): no branch, as in the adjoint (diffsim.md.pair_adjoint)
+            e, s = pair(r2, a0_, a1_, a2_)
+            if ti.static(shift != Shift.NONE):
+                e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
+            inside = r2 < rcp * rcp
+            s = ti.select(inside, s, 0.0)
+            f0 += s * d0
+            f1 += s * d1
+            f2 += s * d2
+            ei += ti.select(inside, e, 0.0)
+            w0 += s * d0 * d0
+            w1 += s * d1 * d1
+            w2 += s * d2 * d2
+            w3 += s * d0 * d1
+            w4 += s * d0 * d2
+            w5 += s * d1 * d2
         return ti.Vector([f0, f1, f2]), ei, ti.Vector([w0, w1, w2, w3, w4, w5])
 
     return full_row
