@@ -280,24 +280,23 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                                 nh += ti.cast(hit, ti.i32)
                             else:
                                 ni += ti.cast(hit, ti.i32)
-                        elif hit:
+                        else:
+                            # branch-free as above, in row p and (mirrored) in row q, which sees p
+                            # through the opposite image; plain (not atomic) read-modify-writes: no
+                            # other task writes row q now
+                            h = ti.cast(hit, ti.i32)
                             if nh + ni < cap:
                                 nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+                            mh = nhome[q]
+                            mi = nimage[q]
+                            if mh + mi < cap:
+                                nbr[q, mh if home else cap - 1 - mi] = (atoms[p] << CODE_BITS) | (42 - code)
                             if home:
-                                nh += 1
+                                nh += h
+                                nhome[q] = mh + h
                             else:
-                                ni += 1
-                            if ti.static(mirror):
-                                # q sees p through the opposite image; plain (not atomic)
-                                # read-modify-writes: no other task writes row q now
-                                mh = nhome[q]
-                                mi = nimage[q]
-                                if mh + mi < cap:
-                                    nbr[q, mh if home else cap - 1 - mi] = (atoms[p] << CODE_BITS) | (42 - code)
-                                if home:
-                                    nhome[q] = mh + 1
-                                else:
-                                    nimage[q] = mi + 1
+                                ni += h
+                                nimage[q] = mi + h
     nhome[p] = nh
     nimage[p] = ni
 

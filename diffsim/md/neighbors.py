@@ -53,25 +53,27 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
 @ti.kernel
 def _mirror(nbr: _A2, nnb: _A1, full: _A2, nfull: _A1) -> ti.i32:
     """The full list of a half list: each pair (i, j) of row i also as (j, i) in row j. Serial,
-    so every row's order (and the sums over it) is the same at any thread count."""
-    for i in range(nnb.shape[0]):
-        nfull[i] = 0
+    so every row's order (and the sums over it) is the same at any thread count; all of it on
+    the calling thread (a loop handed to the thread pool costs more than these loops' work)."""
+    most = 0
     cap = full.shape[1]
     ti.loop_config(serialize=True)
-    for i in range(nnb.shape[0]):
-        for q in range(nnb[i]):
-            j = nbr[i, q]
-            a = nfull[i]
-            b = nfull[j]
-            if a < cap:
-                full[i, a] = j
-            if b < cap:
-                full[j, b] = i
-            nfull[i] = a + 1
-            nfull[j] = b + 1
-    most = 0
-    for i in range(nnb.shape[0]):
-        ti.atomic_max(most, nfull[i])
+    for _ in range(1):
+        for i in range(nnb.shape[0]):
+            nfull[i] = 0
+        for i in range(nnb.shape[0]):
+            for q in range(nnb[i]):
+                j = nbr[i, q]
+                a = nfull[i]
+                b = nfull[j]
+                if a < cap:
+                    full[i, a] = j
+                if b < cap:
+                    full[j, b] = i
+                nfull[i] = a + 1
+                nfull[j] = b + 1
+        for i in range(nnb.shape[0]):
+            most = ti.max(most, nfull[i])
     return most
 
 
