@@ -1,6 +1,7 @@
-"""The fused step (diffsim.md.pair_step: a step's pair forces, kick and drift in one launch, and
-its shifted adjoint) gives the loss and gradients of the separate launches (close-drift kernel,
-gathered pair forces and their adjoints) in every mode it serves, under StoreAll and Binomial."""
+"""The fused steps (diffsim.md.pair_step: a step's pair forces, kick and drift per atom, several
+steps per launch, and the shifted adjoint) give the loss and gradients of the separate launches
+(close-drift kernel, gathered pair forces and their adjoints) in every mode they serve, under
+StoreAll and Binomial, whatever the number of steps per launch."""
 
 import numpy as np
 import pytest
@@ -41,14 +42,14 @@ def _system(case):
 
 def _gradient(system, schedule, fused, monkeypatch):
     calls = []
-    step = pair_step_module.PairStep.__call__
+    step = pair_step_module.SegmentSteps.__call__
 
     def counted(self):
         calls.append(1)
         step(self)
 
     with monkeypatch.context() as m:
-        m.setattr(pair_step_module.PairStep, "__call__", counted)
+        m.setattr(pair_step_module.SegmentSteps, "__call__", counted)
         if not fused:
             m.setattr(MDSystem, "_fuses", lambda self: False)
         ro = Rollout(system, 24, schedule)
@@ -74,6 +75,20 @@ def test_fused_step_gives_the_separate_launches_loss_and_gradients(case, monkeyp
             scale = np.abs(ref.state0[name]).max()
             assert scale > 0
             np.testing.assert_allclose(g.state0[name], ref.state0[name], rtol=0, atol=1e-12 * scale)
+
+
+def test_steps_per_launch_do_not_change_the_result(monkeypatch):
+    """One step per launch (the kernels compiled for it) gives the bits of several per launch."""
+    system = _system("nve")
+    loss, g = _gradient(system, StoreAll(), True, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr(pair_step_module, "STEPS_PER_LAUNCH", 1)
+        m.setattr(pair_step_module, "_KERNELS", {})
+        one_loss, one = _gradient(system, StoreAll(), True, monkeypatch)
+    assert one_loss == loss
+    for name in ("epsilon", "sigma"):
+        assert np.array_equal(one.params[name], g.params[name])
+    assert np.array_equal(one.state0["x"], g.state0["x"])
 
 
 def test_fused_step_schedules_agree_bitwise(monkeypatch):
