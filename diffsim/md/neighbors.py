@@ -53,25 +53,27 @@ def _brute_build(x: _A3, s: ti.i32, cfg: _A1, cstart: _A1, cend: _A1, boxes: _A2
 @ti.kernel
 def _mirror(nbr: _A2, nnb: _A1, full: _A2, nfull: _A1) -> ti.i32:
     """The full list of a half list: each pair (i, j) of row i also as (j, i) in row j. Serial,
-    so every row's order (and the sums over it) is the same at any thread count."""
-    for i in range(nnb.shape[0]):
-        nfull[i] = 0
+    so every row's order (and the sums over it) is the same at any thread count; all of it on
+    the calling thread (a loop handed to the thread pool costs more than these loops' work)."""
+    most = 0
     cap = full.shape[1]
     ti.loop_config(serialize=True)
-    for i in range(nnb.shape[0]):
-        for q in range(nnb[i]):
-            j = nbr[i, q]
-            a = nfull[i]
-            b = nfull[j]
-            if a < cap:
-                full[i, a] = j
-            if b < cap:
-                full[j, b] = i
-            nfull[i] = a + 1
-            nfull[j] = b + 1
-    most = 0
-    for i in range(nnb.shape[0]):
-        ti.atomic_max(most, nfull[i])
+    for _ in range(1):
+        for i in range(nnb.shape[0]):
+            nfull[i] = 0
+        for i in range(nnb.shape[0]):
+            for q in range(nnb[i]):
+                j = nbr[i, q]
+                a = nfull[i]
+                b = nfull[j]
+                if a < cap:
+                    full[i, a] = j
+                if b < cap:
+                    full[j, b] = i
+                nfull[i] = a + 1
+                nfull[j] = b + 1
+        for i in range(nnb.shape[0]):
+            most = ti.max(most, nfull[i])
     return most
 
 
@@ -200,6 +202,7 @@ class NeighborList:
         self.keep_full = False
         self._full = None
         self._full_of = -1
+        self._full_made = False
 
     def full_list(self):
         """(nbr, nnb) of the full list (each pair at both atoms, rows in a fixed order) of the last
@@ -227,6 +230,14 @@ class NeighborList:
 
     def _build_once(self, x, slot) -> int:
         rl2 = self.rl * self.rl
+        if self.keep_full and self.method == "cells" and self._tri is None and config().arch not in ("cuda", "vulkan", "metal"):
+            # the half list, its full twin and the reference positions in one launch (a dozen
+            # launches otherwise: most of a build's time at 10^3 atoms)
+            if self._full is None:
+                self._full = (ti.ndarray(ti.i32, (self.n, self.capacity)), ti.ndarray(ti.i32, self.n))
+            most, most_full = self._columns.tape_lists(x, slot, self.ref, self.nbr, self.nnb, *self._full)
+            self._full_made = most <= self.capacity and most_full <= self._full[0].shape[1]
+            return most
         if self.method == "brute":
             return int(_brute_build(x, slot, self.cfg, self.cstart, self.cend, self.boxes, self.triclinic, rl2, self.nbr, self.nnb))
         if self._tri is not None:
@@ -236,6 +247,7 @@ class NeighborList:
     def build(self, x, slot: int = 0):
         """Build from positions ``x[slot]`` (x: ndarray (slots, n, 3)); remembers them as reference."""
         check_positions(x, slot, self.n)
+        self._full_made = False
         most = self._build_once(x, slot)
         if most > self.capacity:
             if not self.grow:
@@ -246,8 +258,12 @@ class NeighborList:
             self.grown += 1
             most = self._build_once(x, slot)
         self.max_count = most
-        copy_positions(x, slot, self.ref)
+        made = self._full_made
+        if not made:  # else the one-launch build has copied them
+            copy_positions(x, slot, self.ref)
         self.builds += 1
+        if made:  # its full twin too
+            self._full_of = self.builds
 
     def max_displacement(self, x, slot: int) -> float:
         """Largest distance an atom moved since the last build (length)."""

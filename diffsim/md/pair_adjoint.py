@@ -112,8 +112,114 @@ def shift_jet(e, s, ds, e_t, s_t, u, rc, ec, sc, ec_t, sc_t, shift: ti.template(
     return e, s, ds, e_t, s_t
 
 
+def make_adjoint_row(jet):
+    """The adjoint of one atom's row of the full list (see the module doc), for the pair adjoint
+    kernel below and the fused step adjoint (:mod:`diffsim.md.pair_step`): a ``ti.func`` of (i, x,
+    xs, fb, fs, peb, vb, os, track, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc, shift,
+    multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
+    p0b, p1b, p2b and returns dL/dx_i (a 3-vector; the caller adds it)."""
+
+    @ti.func
+    def adjoint_row(i, x: ti.template(), xs, fb: ti.template(), fs, peb: ti.template(), vb: ti.template(), os,
+                    track: ti.template(), types: ti.template(), c, boxes: ti.template(), tilted: ti.template(),
+                    pidx: ti.template(), nbr: ti.template(), nnb: ti.template(), p0: ti.template(),
+                    p1: ti.template(), p2: ti.template(), rc: ti.template(), shift: ti.template(),
+                    multi: ti.template(), tensor: ti.template(), p0b: ti.template(), p1b: ti.template(),
+                    p2b: ti.template()):
+        xi = ti.Vector([x[xs, i, 0], x[xs, i, 1], x[xs, i, 2]])
+        fbi = ti.Vector([fb[fs, i, 0], fb[fs, i, 1], fb[fs, i, 2]])
+        pbi = 0.0
+        vbi = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        if ti.static(track):
+            pbi = peb[os, i]
+            if ti.static(tensor):
+                vbi = ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
+                                 vb[os, i, 5]])
+            else:
+                vbi[0] = vb[os, i, 0]
+        # type pair 0's parameters, cutoff and cutoff jet in registers (multi: per pair below)
+        a0 = p0[i, 0]
+        a1 = p1[i, 0]
+        a2 = p2[i, 0]
+        rcp = rc[0]
+        ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
+        l0 = boxes[c, 0]
+        l1 = boxes[c, 1]
+        l2 = boxes[c, 2]
+        i0 = 1.0 / ti.max(l0, 1e-30)
+        i1 = 1.0 / ti.max(l1, 1e-30)
+        i2 = 1.0 / ti.max(l2, 1e-30)
+        xbar = ti.Vector([0.0, 0.0, 0.0])
+        tbar = ti.Vector([0.0, 0.0, 0.0])
+        for q in range(nnb[i]):
+            j = nbr[i, q]
+            e0 = xi[0] - x[xs, j, 0]
+            e1 = xi[1] - x[xs, j, 1]
+            e2 = xi[2] - x[xs, j, 2]
+            d0, d1, d2 = e0, e1, e2
+            if ti.static(tilted):
+                d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
+            else:
+                d0, d1, d2 = min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2)
+            d = ti.Vector([d0, d1, d2])
+            u = d.dot(d)
+            p = 0
+            if ti.static(multi):
+                p = pidx[types[i], types[j]]
+                a0 = p0[i, p]
+                a1 = p1[i, p]
+                a2 = p2[i, p]
+                rcp = rc[p]
+                if ti.static(shift != Shift.NONE):
+                    ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
+            # every listed pair is evaluated and those beyond the cutoff are masked (all
+            # their terms exact zeros): no branch, which halved this kernel's time
+            e, s, ds, e_t, s_t = jet(u, a0, a1, a2)
+            e, s, ds, e_t, s_t = shift_jet(e, s, ds, e_t, s_t, u, rcp, ec, sc, ec_t, sc_t, shift)
+            inside = u < rcp * rcp
+            s = ti.select(inside, s, 0.0)
+            ds = ti.select(inside, ds, 0.0)
+            e_t = ti.select(inside, e_t, 0.0)
+            s_t = ti.select(inside, s_t, 0.0)
+            g = fbi - ti.Vector([fb[fs, j, 0], fb[fs, j, 1], fb[fs, j, 2]])
+            gw = g.dot(d)  # g . d + W
+            pb = 0.0
+            if ti.static(track):
+                pb = 0.5 * (pbi + peb[os, j])
+                if ti.static(tensor):
+                    v0 = 0.5 * (vbi[0] + vb[os, j, 0])
+                    v1 = 0.5 * (vbi[1] + vb[os, j, 1])
+                    v2 = 0.5 * (vbi[2] + vb[os, j, 2])
+                    v3 = 0.5 * (vbi[3] + vb[os, j, 3])
+                    v4 = 0.5 * (vbi[4] + vb[os, j, 4])
+                    v5 = 0.5 * (vbi[5] + vb[os, j, 5])
+                    gw += v0 * d0 * d0 + v1 * d1 * d1 + v2 * d2 * d2 + v3 * d0 * d1 + v4 * d0 * d2 + v5 * d1 * d2
+                    g += ti.Vector([2.0 * v0 * d0 + v3 * d1 + v4 * d2, 2.0 * v1 * d1 + v3 * d0 + v5 * d2,
+                                    2.0 * v2 * d2 + v4 * d0 + v5 * d1])
+                else:
+                    v0 = 0.5 * (vbi[0] + vb[os, j, 0])
+                    gw += v0 * u
+                    g += 2.0 * v0 * d
+            xbar += s * g + 2.0 * (ds * gw - 0.5 * s * pb) * d
+            t = s_t * gw + e_t * pb
+            if ti.static(multi):
+                p0b[i, p] += 0.5 * t[0]
+                p1b[i, p] += 0.5 * t[1]
+                p2b[i, p] += 0.5 * t[2]
+            else:
+                tbar += t
+        if ti.static(not multi):
+            p0b[i, 0] += 0.5 * tbar[0]
+            p1b[i, 0] += 0.5 * tbar[1]
+            p2b[i, 0] += 0.5 * tbar[2]
+        return xbar
+
+    return adjoint_row
+
+
 def make_pair_adjoint(jet):
     """The adjoint kernel of one pair function (its jet, see :data:`JETS`)."""
+    adjoint_row = make_adjoint_row(jet)
 
     @ti.kernel
     def pair_forces_adjoint(x: _A3, xs: ti.i32, fb: _A3, fs: ti.i32, peb: _A2, vb: _A3, os: ti.i32,
@@ -125,94 +231,9 @@ def make_pair_adjoint(jet):
         tensor or, without ``tensor``, the trace); (nbr, nnb) is the full list, the other
         arguments are the pair kernel's (:func:`~diffsim.md.potentials._make_pair_kernel`)."""
         for i in range(x.shape[1]):
-            c = cfg[i]
-            xi = ti.Vector([x[xs, i, 0], x[xs, i, 1], x[xs, i, 2]])
-            fbi = ti.Vector([fb[fs, i, 0], fb[fs, i, 1], fb[fs, i, 2]])
-            pbi = 0.0
-            vbi = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-            if ti.static(track):
-                pbi = peb[os, i]
-                if ti.static(tensor):
-                    vbi = ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
-                                     vb[os, i, 5]])
-                else:
-                    vbi[0] = vb[os, i, 0]
-            # type pair 0's parameters, cutoff and cutoff jet in registers (multi: per pair below)
-            a0 = p0[i, 0]
-            a1 = p1[i, 0]
-            a2 = p2[i, 0]
-            rcp = rc[0]
-            ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
-            l0 = boxes[c, 0]
-            l1 = boxes[c, 1]
-            l2 = boxes[c, 2]
-            i0 = 1.0 / ti.max(l0, 1e-30)
-            i1 = 1.0 / ti.max(l1, 1e-30)
-            i2 = 1.0 / ti.max(l2, 1e-30)
-            xbar = ti.Vector([0.0, 0.0, 0.0])
-            tbar = ti.Vector([0.0, 0.0, 0.0])
-            for q in range(nnb[i]):
-                j = nbr[i, q]
-                e0 = xi[0] - x[xs, j, 0]
-                e1 = xi[1] - x[xs, j, 1]
-                e2 = xi[2] - x[xs, j, 2]
-                d0, d1, d2 = e0, e1, e2
-                if ti.static(tilted):
-                    d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
-                else:
-                    d0, d1, d2 = min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2)
-                d = ti.Vector([d0, d1, d2])
-                u = d.dot(d)
-                p = 0
-                if ti.static(multi):
-                    p = pidx[types[i], types[j]]
-                    a0 = p0[i, p]
-                    a1 = p1[i, p]
-                    a2 = p2[i, p]
-                    rcp = rc[p]
-                    if ti.static(shift != Shift.NONE):
-                        ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
-                # every listed pair is evaluated and those beyond the cutoff are masked (all
-                # their terms exact zeros): no branch, which halved this kernel's time
-                e, s, ds, e_t, s_t = jet(u, a0, a1, a2)
-                e, s, ds, e_t, s_t = shift_jet(e, s, ds, e_t, s_t, u, rcp, ec, sc, ec_t, sc_t, shift)
-                inside = u < rcp * rcp
-                s = ti.select(inside, s, 0.0)
-                ds = ti.select(inside, ds, 0.0)
-                e_t = ti.select(inside, e_t, 0.0)
-                s_t = ti.select(inside, s_t, 0.0)
-                g = fbi - ti.Vector([fb[fs, j, 0], fb[fs, j, 1], fb[fs, j, 2]])
-                gw = g.dot(d)  # g . d + W
-                pb = 0.0
-                if ti.static(track):
-                    pb = 0.5 * (pbi + peb[os, j])
-                    if ti.static(tensor):
-                        v0 = 0.5 * (vbi[0] + vb[os, j, 0])
-                        v1 = 0.5 * (vbi[1] + vb[os, j, 1])
-                        v2 = 0.5 * (vbi[2] + vb[os, j, 2])
-                        v3 = 0.5 * (vbi[3] + vb[os, j, 3])
-                        v4 = 0.5 * (vbi[4] + vb[os, j, 4])
-                        v5 = 0.5 * (vbi[5] + vb[os, j, 5])
-                        gw += v0 * d0 * d0 + v1 * d1 * d1 + v2 * d2 * d2 + v3 * d0 * d1 + v4 * d0 * d2 + v5 * d1 * d2
-                        g += ti.Vector([2.0 * v0 * d0 + v3 * d1 + v4 * d2, 2.0 * v1 * d1 + v3 * d0 + v5 * d2,
-                                        2.0 * v2 * d2 + v4 * d0 + v5 * d1])
-                    else:
-                        v0 = 0.5 * (vbi[0] + vb[os, j, 0])
-                        gw += v0 * u
-                        g += 2.0 * v0 * d
-                xbar += s * g + 2.0 * (ds * gw - 0.5 * s * pb) * d
-                t = s_t * gw + e_t * pb
-                if ti.static(multi):
-                    p0b[i, p] += 0.5 * t[0]
-                    p1b[i, p] += 0.5 * t[1]
-                    p2b[i, p] += 0.5 * t[2]
-                else:
-                    tbar += t
+            xbar = adjoint_row(i, x, xs, fb, fs, peb, vb, os, track, types, cfg[i], boxes, tilted, pidx, nbr, nnb,
+                               p0, p1, p2, rc, shift, multi, tensor, p0b, p1b, p2b)
             for k in ti.static(range(3)):
                 xb[xs, i, k] += xbar[k]
-            if ti.static(not multi):
-                p0b[i, 0] += 0.5 * tbar[0]
-                p1b[i, 0] += 0.5 * tbar[1]
-                p2b[i, 0] += 0.5 * tbar[2]
 
     return pair_forces_adjoint

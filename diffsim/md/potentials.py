@@ -103,7 +103,91 @@ def _make_pair_kernel(pair):
     return pair_forces
 
 
+def make_full_row(pair):
+    """The force, energy and virial sums of one atom over a *full* list (each pair at both atoms:
+    :meth:`~diffsim.md.neighbors.NeighborList.full_list`), in registers, for the forward-only
+    gathers of the tape (:func:`_make_full_gather_kernel`, :mod:`diffsim.md.pair_step`): a
+    ``ti.func`` of (i, x, xs, c, boxes, tilted, types, pidx, nbr, nnb, p0, p1, p2, rc, shift,
+    multi) returning (f, e, w): the force on i (3-vector), the sum of its pair energies and the
+    sum of its pair virials s d_a d_b (6-vector, xx, yy, zz, xy, xz, yz); the caller halves e and w."""
+
+    @ti.func
+    def full_row(i, x: ti.template(), xs, c, boxes: ti.template(), tilted: ti.template(), types: ti.template(),
+                 pidx: ti.template(), nbr: ti.template(), nnb: ti.template(), p0: ti.template(), p1: ti.template(),
+                 p2: ti.template(), rc: ti.template(), shift: ti.template(), multi: ti.template()):
+        f0 = 0.0
+        f1 = 0.0
+        f2 = 0.0
+        ei = 0.0
+        w0 = 0.0
+        w1 = 0.0
+        w2 = 0.0
+        w3 = 0.0
+        w4 = 0.0
+        w5 = 0.0
+        # the parameters of type pair 0 in registers (forward only: no reverse pass to break)
+        a0_ = p0[i, 0]
+        a1_ = p1[i, 0]
+        a2_ = p2[i, 0]
+        rcp = rc[0]
+        ec = 0.0
+        sc = 0.0
+        if ti.static(shift != Shift.NONE and not multi):
+            ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
+        xi0 = x[xs, i, 0]
+        xi1 = x[xs, i, 1]
+        xi2 = x[xs, i, 2]
+        # an orthorhombic box's edges and their inverses in registers (0: an open axis)
+        l0 = boxes[c, 0]
+        l1 = boxes[c, 1]
+        l2 = boxes[c, 2]
+        i0 = 1.0 / ti.max(l0, 1e-30)
+        i1 = 1.0 / ti.max(l1, 1e-30)
+        i2 = 1.0 / ti.max(l2, 1e-30)
+        for q in range(nnb[i]):
+            j = nbr[i, q]
+            e0 = xi0 - x[xs, j, 0]
+            e1 = xi1 - x[xs, j, 1]
+            e2 = xi2 - x[xs, j, 2]
+            d0, d1, d2 = e0, e1, e2
+            if ti.static(tilted):
+                d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
+            else:
+                d0, d1, d2 = min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2)
+            r2 = d0 * d0 + d1 * d1 + d2 * d2
+            if ti.static(multi):
+                p = pidx[types[i], types[j]]
+                a0_ = p0[i, p]
+                a1_ = p1[i, p]
+                a2_ = p2[i, p]
+                rcp = rc[p]
+                if ti.static(shift != Shift.NONE):
+                    ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
+            # every listed pair is evaluated and those beyond the cutoff are masked (their terms
+            # are exact zeros): no branch, as in the adjoint (diffsim.md.pair_adjoint)
+            e, s = pair(r2, a0_, a1_, a2_)
+            if ti.static(shift != Shift.NONE):
+                e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
+            inside = r2 < rcp * rcp
+            s = ti.select(inside, s, 0.0)
+            f0 += s * d0
+            f1 += s * d1
+            f2 += s * d2
+            ei += ti.select(inside, e, 0.0)
+            w0 += s * d0 * d0
+            w1 += s * d1 * d1
+            w2 += s * d2 * d2
+            w3 += s * d0 * d1
+            w4 += s * d0 * d2
+            w5 += s * d1 * d2
+        return ti.Vector([f0, f1, f2]), ei, ti.Vector([w0, w1, w2, w3, w4, w5])
+
+    return full_row
+
+
 def _make_full_gather_kernel(pair):
+    full_row = make_full_row(pair)
+
     @ti.kernel
     def pair_forces_gathered(x: _A3, xs: ti.i32, f: _A3, fs: ti.i32, pe: _A2, vir: _A3, os: ti.i32, track: ti.i32,
                              types: _A1, cfg: _A1, boxes: _A2, tilted: ti.template(), pidx: _A2, nbr: _A2, nnb: _A1,
@@ -114,83 +198,16 @@ def _make_full_gather_kernel(pair):
         summing its own force, half of each pair energy and virial in registers and adding them
         once (no atomics per pair); rows a0..a1 of the list."""
         for i in range(a0, a1):
-            f0 = 0.0
-            f1 = 0.0
-            f2 = 0.0
-            ei = 0.0
-            w0 = 0.0
-            w1 = 0.0
-            w2 = 0.0
-            w3 = 0.0
-            w4 = 0.0
-            w5 = 0.0
-            c = cfg[i]
-            # the parameters of type pair 0 in registers (forward only: no reverse pass to break)
-            a0_ = p0[i, 0]
-            a1_ = p1[i, 0]
-            a2_ = p2[i, 0]
-            rcp = rc[0]
-            ec = 0.0
-            sc = 0.0
-            if ti.static(shift != Shift.NONE and not multi):
-                ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
-            xi0 = x[xs, i, 0]
-            xi1 = x[xs, i, 1]
-            xi2 = x[xs, i, 2]
-            # an orthorhombic box's edges and their inverses in registers (0: an open axis)
-            l0 = boxes[c, 0]
-            l1 = boxes[c, 1]
-            l2 = boxes[c, 2]
-            i0 = 1.0 / ti.max(l0, 1e-30)
-            i1 = 1.0 / ti.max(l1, 1e-30)
-            i2 = 1.0 / ti.max(l2, 1e-30)
-            for q in range(nnb[i]):
-                j = nbr[i, q]
-                e0 = xi0 - x[xs, j, 0]
-                e1 = xi1 - x[xs, j, 1]
-                e2 = xi2 - x[xs, j, 2]
-                d0, d1, d2 = e0, e1, e2
-                if ti.static(tilted):
-                    d0, d1, d2 = fold(e0, e1, e2, boxes, c, tilted)
-                else:
-                    d0, d1, d2 = min_image_scaled(e0, e1, e2, l0, l1, l2, i0, i1, i2)
-                r2 = d0 * d0 + d1 * d1 + d2 * d2
-                if ti.static(multi):
-                    p = pidx[types[i], types[j]]
-                    a0_ = p0[i, p]
-                    a1_ = p1[i, p]
-                    a2_ = p2[i, p]
-                    rcp = rc[p]
-                    if ti.static(shift != Shift.NONE):
-                        ec, sc = pair(rcp * rcp, a0_, a1_, a2_)
-                if r2 < rcp * rcp:
-                    e, s = pair(r2, a0_, a1_, a2_)
-                    if ti.static(shift != Shift.NONE):
-                        e, s = cutoff_shift(e, s, r2, rcp, ec, sc, shift)
-                    f0 += s * d0
-                    f1 += s * d1
-                    f2 += s * d2
-                    ei += e
-                    w0 += s * d0 * d0
-                    w1 += s * d1 * d1
-                    w2 += s * d2 * d2
-                    w3 += s * d0 * d1
-                    w4 += s * d0 * d2
-                    w5 += s * d1 * d2
-            f[fs, i, 0] += f0
-            f[fs, i, 1] += f1
-            f[fs, i, 2] += f2
+            fi, ei, w = full_row(i, x, xs, cfg[i], boxes, tilted, types, pidx, nbr, nnb, p0, p1, p2, rc, shift, multi)
+            for k in ti.static(range(3)):
+                f[fs, i, k] += fi[k]
             if track != 0:
                 pe[os, i] += 0.5 * ei
                 if ti.static(tensor):
-                    vir[os, i, 0] += 0.5 * w0
-                    vir[os, i, 1] += 0.5 * w1
-                    vir[os, i, 2] += 0.5 * w2
-                    vir[os, i, 3] += 0.5 * w3
-                    vir[os, i, 4] += 0.5 * w4
-                    vir[os, i, 5] += 0.5 * w5
+                    for q in ti.static(range(6)):
+                        vir[os, i, q] += 0.5 * w[q]
                 else:
-                    vir[os, i, 0] += 0.5 * (w0 + w1 + w2)
+                    vir[os, i, 0] += 0.5 * (w[0] + w[1] + w[2])
 
     return pair_forces_gathered
 

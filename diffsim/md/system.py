@@ -32,7 +32,9 @@ Pair forces on the tape (CPU): the forward sweep gathers them over the full twin
 the half list at each build), and the adjoint sweep runs a hand-written adjoint gathered over
 the same twin (:class:`~diffsim.md.potentials.GatheredPair`, :mod:`diffsim.md.pair_adjoint`):
 the Newton kernel's values and its autodiff's adjoints to rounding, without a float atomic add
-per pair and component in either sweep.
+per pair and component in either sweep. With one pair potential (and no RDF) a segment's steps
+run fused with their forces, a few steps per launch each way, the list checks and restores
+between launches (:mod:`diffsim.md.pair_step`), with the same values bit for bit.
 
 Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
 in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
@@ -57,6 +59,8 @@ from .integrators import (
 from .model import Model
 from .neighbors import copy_list
 from .observables import Cost, kinetic_tensor
+from .pair_step import SegmentSteps
+from .potentials import PairPotential
 
 OBSERVE = ("energy", "pressure", "msd")
 
@@ -321,6 +325,13 @@ class MDSystem(System):
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
         return out
 
+    def _fuses(self) -> bool:
+        """Whether a step runs as one launch with its pair forces (:mod:`diffsim.md.pair_step`): one
+        pair potential gathered over the full list (the CPU tape), no RDF accumulated."""
+        pots = self.ff.potentials
+        return (self.ff.has_pairs and self.ff.nlist.keep_full and len(pots) == 1
+                and isinstance(pots[0], PairPotential) and not self.nrdf)
+
     def advance(self, x, u, slot0, t0, t1):
         """Launches that run steps t0..t1-1 from slot slot0 (neighbour list rebuilt first; see :class:`diffsim.System`)."""
         # the parameter rows of the pair kernels once per segment, not per step (their adjoint, which
@@ -329,6 +340,9 @@ class MDSystem(System):
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
             out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))
+        if self._fuses():  # the segment's steps, checks and list restores in few launches
+            out.append(launch(SegmentSteps(self, x, slot0, t0, t1)))
+            return out
         for t in range(t0, t1):
             s = slot0 + t - t0
             out += self._one_step(x, s, s + 1, t, slot0, t0)
