@@ -48,7 +48,7 @@ import taichi as ti
 from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
 from ..tape import System, adjoint_only, forward_only, launch
-from .cells import max_displacement_sq
+from .cells import copy_positions, max_displacement_sq
 from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
@@ -225,42 +225,70 @@ class MDSystem(System):
         return pe, vir, disp, rdf
 
     def _build(self, x, slot, key, remember=True):
+        if remember and self._reuse(x, slot, key):
+            return
         self.ff.build(x.x, slot)
         self._nl_key = key
         self.rebuilds += 1
         if remember and self.ff.has_pairs:
-            self._remember(x, key)
+            self._remember(x, slot, key)
 
-    def _remember(self, x, key):
-        """Keep a copy of the list just built from the tape's states ``x`` for step ``key``, so the
-        adjoint sweep restores it (one copy launch) instead of rebuilding it (a cell sort and a
-        search, several launches): within :attr:`list_cache_bytes`; forward-only runs keep none."""
+    def _reuse(self, x, slot, key) -> bool:
+        """In the adjoint sweep (a recomputation), make the list for step ``key`` the one kept from
+        an earlier build, if that build was from these very positions x[slot] (checked exactly):
+        a copy and a test instead of a sort and a search (the same list, bit for bit). Not across
+        forward sweeps (each builds its own lists, as a fit with new parameters would)."""
+        if not self.__dict__.get("_in_adjoint") or not self.ff.has_pairs:
+            return False
+        cache = self.__dict__.get("_lists", {})
+        name = (id(x.x), key)
+        entry = cache.get(name)
+        nl = self.ff.nlist
+        if entry is None or entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
+            return False
+        nl.restore(entry[0], entry[1])
+        copy_positions(x.x, slot, nl.ref)
+        cache[name] = cache.pop(name)  # the latest used goes last: evicted last
+        self._nl_key = key
+        return True
+
+    def _entry_bytes(self) -> int:
+        """Bytes of one kept list: the half list, its row lengths and the positions it came from."""
+        nl = self.ff.nlist
+        return 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n) + np.dtype(config().numpy_real).itemsize * 3 * nl.n
+
+    def _remember(self, x, slot, key):
+        """Keep a copy of the list just built from the tape's states ``x`` (slot ``slot``) for step
+        ``key``, and of the positions it came from, so the adjoint sweep restores it (one copy
+        launch) instead of rebuilding it (a cell sort and a search), and a recomputation from the
+        same positions reuses it: within :attr:`list_cache_bytes`; forward-only runs keep none."""
         runner = self.__dict__.get("_runner")
         if runner is not None and x is runner.slots:
             return
         nl = self.ff.nlist
-        cache = self.__dict__.setdefault("_lists", {})  # insertion order: oldest first
+        cache = self.__dict__.setdefault("_lists", {})  # insertion (or last use) order: oldest first
         name = (id(x.x), key)
         entry = cache.pop(name, None)
-        size = 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n)
+        size = self._entry_bytes()
         if size > self.list_cache_bytes:
             return
-        while cache and 4 * sum(e[0].shape[0] * e[0].shape[1] + e[1].shape[0] for e in cache.values()) + size > \
-                self.list_cache_bytes:
+        while cache and len(cache) * size + size > self.list_cache_bytes:
             old = cache.pop(next(iter(cache)))  # the oldest list goes (reused for this one if it fits)
             if entry is None or entry[0].shape != nl.nbr.shape:
                 entry = old
         if entry is None or entry[0].shape != nl.nbr.shape:
-            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n))
+            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n), ti.ndarray(config().real, (nl.n, 3)))
         cache[name] = entry
         copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
+        copy_positions(x.x, slot, entry[2])
 
-    #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest ones
-    #: (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll rollout
-    #: needs all its lists (one per segment and per skin-triggered rebuild: at N = 1,000 and 1,000
-    #: steps about 150 of 0.5 MB); a Binomial one only its current segment's, which its recomputation
-    #: has just built, so a few MB serve it as well as 64 (set it per system where memory is short:
-    #: at the default a Binomial rollout's forward sweep fills the 64 MB with lists it will rebuild).
+    #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest used
+    #: ones (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll
+    #: rollout needs all its lists (one per segment and per skin-triggered rebuild: at N = 1,000 and
+    #: 1,000 steps about 200 of 0.5 MB); a Binomial one restores its current segment's, and its
+    #: recomputations reuse those kept from the same positions (``_reuse``: at N = 1,000, T = 1,000
+    #: and 32 snapshots about 380 builds instead of 590 at the default; set it per system where
+    #: memory is short).
     list_cache_bytes = 64 * 2 ** 20
 
     def jump_limit(self) -> float:
@@ -295,11 +323,15 @@ class MDSystem(System):
         self._used[t] = self._nl_key
 
     def _ensure(self, x, s0, t0, key):
+        self._in_adjoint = True  # until the next forward sweep (recomputations may reuse kept lists)
         r = self._used[key] if key != "init" else t0
         if self._nl_key != r:
-            entry = self.__dict__.get("_lists", {}).get((id(x.x), r))
+            cache = self.__dict__.get("_lists", {})
+            name = (id(x.x), r)
+            entry = cache.get(name)
             if entry is not None:  # the list the forward sweep built from this state
                 self.ff.nlist.restore(entry[0], entry[1])
+                cache[name] = cache.pop(name)  # the latest used goes last: evicted last
                 self._nl_key = r
             else:
                 self._build(x, s0 + r - t0, r, remember=False)
@@ -325,6 +357,9 @@ class MDSystem(System):
         out.append(adjoint_only(lambda: self._ensure(x, s0, t0, t)))
         return out
 
+    def _forward_sweep(self):
+        self._in_adjoint = False  # no list kept from another sweep is reused (see _reuse)
+
     def _fuses(self) -> bool:
         """Whether a step runs as one launch with its pair forces (:mod:`diffsim.md.pair_step`): one
         pair potential gathered over the full list (the CPU tape), no RDF accumulated."""
@@ -337,6 +372,8 @@ class MDSystem(System):
         # the parameter rows of the pair kernels once per segment, not per step (their adjoint, which
         # sums the rows into the parameters' gradients, then runs once after the segment's steps)
         out = [forward_only(lambda: self._build(x, slot0, t0))] + self.ff.row_launches()
+        if t0 == 0:  # a forward sweep starts (or the adjoint sweep recomputes from the start)
+            out.insert(0, forward_only(self._forward_sweep))
         if t0 == 0:  # forces (and energies) of the initial state are computed on the tape
             out += self._forces(x, slot0)
             out.append(adjoint_only(lambda: self._ensure(x, slot0, t0, "init")))

@@ -113,6 +113,35 @@ def test_rollout_gradients_morse_with_rebuilds_inside_segments():
     assert system.rebuilds - before > 2 * 9  # skin 0.05: rebuilt inside segments
 
 
+def test_recomputation_reuses_the_kept_lists_and_a_new_forward_sweep_builds_its_own():
+    """A Binomial rollout's recomputations take the lists kept from the same positions instead of
+    building them (fewer builds than with no room for lists, the same bits); a second forward sweep
+    builds all its lists again (it may follow other parameters)."""
+    model = _lj_model(temp=2.0)
+    ff = ForceField([LennardJones(1.0, 1.0, cutoff=1.6, shift="force")], model.types, model.box, skin=0.05)
+    system = MDSystem(model, ff, dt=0.004, segment=5, observe=("energy",), costs=[PotentialEnergy()])
+    runs = []
+    for room in (MDSystem.list_cache_bytes, 0):
+        system.list_cache_bytes = room
+        rollout = Rollout(system, 60, Binomial(snapshots=2))
+        before = system.rebuilds
+        loss = rollout.forward()
+        forward_builds = system.rebuilds - before
+        g = rollout.backward()
+        runs.append((loss, g, forward_builds, system.rebuilds - before - forward_builds))
+        assert rollout.stats.recomputed_steps > 0
+        before = system.rebuilds
+        assert rollout.forward() == loss
+        assert system.rebuilds - before == forward_builds  # nothing reused across forward sweeps
+    del system.list_cache_bytes
+    (loss, g, fb, kept), (loss0, g0, fb0, none) = runs
+    assert fb == fb0 and 0 < kept < none
+    assert loss == loss0
+    for k in g.params:
+        assert np.array_equal(g.params[k], g0.params[k]), k
+    assert np.array_equal(g.state0["x"], g0.state0["x"])
+
+
 def test_adjoint_sweep_restores_the_forward_lists_or_rebuilds_them_alike():
     """The adjoint sweep restores the neighbour lists the forward sweep kept (MDSystem.list_cache_bytes)
     instead of rebuilding them; with no room (0) or room for two lists it rebuilds all or the older
@@ -120,7 +149,7 @@ def test_adjoint_sweep_restores_the_forward_lists_or_rebuilds_them_alike():
     model = _lj_model(temp=2.0)
     ff = ForceField([Morse(D=1.0, alpha=3.0, r0=1.12, cutoff=1.6, shift="force")], model.types, model.box, skin=0.05)
     system = MDSystem(model, ff, dt=0.004, segment=10, observe=("energy",), costs=[PotentialEnergy()])
-    one_list = 4 * (ff.nlist.nbr.shape[0] * ff.nlist.nbr.shape[1] + model.n)
+    one_list = system._entry_bytes()  # a kept list: its rows, their lengths and the positions it came from
     for schedule in (StoreAll(), Binomial(snapshots=2)):
         results, adjoint_builds = [], []
         for room in (MDSystem.list_cache_bytes, 0, 2 * one_list):
