@@ -13,12 +13,16 @@ Reference points measured elsewhere on this kind of machine: MuJoCo steps a comp
 Compile time (first call) is reported separately: with the offline cache as found, or with
 ``--cold`` an empty one (a fresh TI_OFFLINE_CACHE_FILE_PATH). ``--no-cfg-optimization`` starts
 Taichi with ``cfg_optimization=False`` (its control-flow-graph passes took most of the gradient
-kernels' compile time; see the closing note of issue 16 for the trade-off).
+kernels' compile time; see the closing note of issue 16 for the trade-off). ``--scene NAME``
+(arm_reach, cartpole, hopper) times instead that robot scene's start up to its first gradient:
+``build()`` at its default size, its initial guess, one loss and gradient (wall and CPU seconds;
+with ``--cold`` every kernel compiles), and exits.
 
-    python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization]
+    python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization] [--scene NAME]
 """
 
 import argparse
+import importlib
 import json
 import os
 import tempfile
@@ -77,16 +81,42 @@ def chain_rollout(steps):
     return ro
 
 
+def scene_start(name):
+    """A robot scene's start up to its first gradient: {step: [wall s, CPU s]}."""
+    out = {}
+
+    def clock(step, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        out[step] = [time.perf_counter() - wall, time.process_time() - cpu]
+        return result
+
+    scene = clock("import", lambda: importlib.import_module(f"scenes.{name}"))
+    problem = clock("build", scene.build)
+    x0 = clock("initial guess", problem.x0 if hasattr(problem, "x0") else problem.objective.x0)
+    clock("loss and gradient", lambda: problem.objective(x0))
+    out["total"] = [sum(v[0] for v in out.values()), sum(v[1] for v in out.values())]
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--cold", action="store_true", help="compile into an empty Taichi offline cache")
     parser.add_argument("--no-cfg-optimization", action="store_true", help="Taichi's cfg_optimization=False")
+    parser.add_argument("--scene", choices=("arm_reach", "cartpole", "hopper"),
+                        help="time this robot scene's start up to its first gradient instead")
     args = parser.parse_args(argv)
     if args.cold:  # read by ti.init
         os.environ["TI_OFFLINE_CACHE_FILE_PATH"] = tempfile.mkdtemp(prefix="diffsim_cold_cache_")
     options = {"cfg_optimization": False} if args.no_cfg_optimization else {}
     diffsim.init(arch="cpu", precision="f64", **options)
+    if args.scene:
+        times = scene_start(args.scene)
+        print(json.dumps({"figure": "scene start to first gradient", "scene": args.scene,
+                          "offline_cache": "empty" if args.cold else "as found", "load": os.getloadavg()[0],
+                          **{f"{k} (wall s, CPU s)": [round(v, 2) for v in t] for k, t in times.items()}}))
+        return
     steps = 200 if args.quick else 1000
     big = 64 if args.quick else 1024
     repeats = 3 if args.quick else 5
