@@ -51,12 +51,9 @@ def normal_impulse(gap, v_n, v_n_start, inv_ma, inv_mb, e, dt, v_min):
     approaching), v_n_start: the same at the start of the step (before the step's kick of
     gravity and applied forces); v_min (m/s, > 0) bounds 1/|v_n| in the TOI so that grazing
     contacts do not divide by zero. Zero when the shapes do not overlap or already separate."""
-    j = 0.0
-    tau = 0.0
-    if gap < 0.0 and v_n < 0.0:
-        tau = ti.min(gap / ti.min(v_n, -v_min), dt)
-        j = impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt)
-    return j, tau
+    hit = gap < 0.0 and v_n < 0.0
+    tau = ti.min(gap / ti.min(v_n, -v_min), dt)  # branch-free (no adstacks in gradient kernels)
+    return ti.select(hit, impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt), 0.0), ti.select(hit, tau, 0.0)
 
 
 @ti.func
@@ -76,16 +73,14 @@ def sphere_time_of_impact(p, u, radius_sum, dt):
     b = p.dot(u)
     c = p.dot(p) - radius_sum * radius_sum
     disc = b * b - a * c
-    n = ti.Vector([0.0, 0.0, 0.0])
-    tau = dt
-    ok = 0
-    if c > 0.0 and b < 0.0 and disc > 0.0:
-        s = c / (-b + ti.sqrt(disc))
-        if s <= dt:
-            tau = ti.min(ti.max(dt - s, 0.0), dt)
-            n = (p + s * u) / radius_sum
-            ok = 1
-    return n, tau, ok
+    # branch-free (no adstacks in gradient kernels); the branch not taken takes a square root
+    # of 1 and divides by 1, so that its adjoint (multiplied by zero) stays finite
+    meet = c > 0.0 and b < 0.0 and disc > 0.0
+    s = c / ti.select(meet, -b + ti.sqrt(ti.select(meet, disc, 1.0)), 1.0)
+    hit = meet and s <= dt
+    tau = ti.select(hit, ti.min(ti.max(dt - s, 0.0), dt), dt)
+    n = ti.select(hit, (p + s * u) / radius_sum, ti.Vector([0.0, 0.0, 0.0]))
+    return n, tau, ti.select(hit, 1, 0)
 
 
 @ti.func

@@ -18,6 +18,40 @@ from ..contact import safe_normalized
 from ..rotations import quat_rotate, quat_rotate_inv
 
 _OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
+# faces of a box pair, f = 0..5: a's x, y, z then b's; the axes (of the same box) beside face f's
+# normal, as indices into the same six (the face's lateral directions and half extents)
+_FACES = (0, 1, 2, 3, 4, 5)
+_BESIDE_1 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][0] for f in range(6))
+_BESIDE_2 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][1] for f in range(6))
+
+
+@ti.func
+def max_over(values, keys: ti.template(), k: ti.template()):
+    """max(values[key] for key in keys[k:]) as one expression (compile-time recursion: no local
+    assigned twice, which the gradient kernels' compile time pays for)."""
+    if ti.static(k == len(keys) - 1):
+        return values[keys[k]]
+    else:
+        return ti.max(values[keys[k]], max_over(values, keys, k + 1))
+
+
+@ti.func
+def first_reaching(values, target, keys: ti.template(), k: ti.template()):
+    """The first key of keys[k:] whose value equals target (the last key when none does)."""
+    if ti.static(k == len(keys) - 1):
+        return keys[k]
+    else:
+        return ti.select(values[keys[k]] == target, keys[k], first_reaching(values, target, keys, k + 1))
+
+
+@ti.func
+def pick(choice, values: ti.template(), index: ti.template(), keys: ti.template(), k: ti.template()):
+    """values[index[choice]] for a runtime choice among keys[k:] (the last key's entry when the
+    choice is none of them), as nested selects."""
+    if ti.static(k == len(keys) - 1):
+        return values[index[keys[k]]]
+    else:
+        return ti.select(choice == keys[k], values[index[keys[k]]], pick(choice, values, index, keys, k + 1))
 
 EPS_NORMAL = 1e-9  # m: length below which a normal is "zero" (safe_normalized)
 
@@ -66,30 +100,26 @@ def sphere_box(c, r, cb, qb, h):
     clamped = ti.Vector([ti.min(ti.max(local[0], -h[0]), h[0]), ti.min(ti.max(local[1], -h[1]), h[1]),
                          ti.min(ti.max(local[2], -h[2]), h[2])])
     d = local - clamped
-    n_local, dist = safe_normalized(d, EPS_NORMAL)
-    depth = r - dist
-    p_local = clamped
+    n_out, dist = safe_normalized(d, EPS_NORMAL)
     # a 2D box has h[2] = 0: its z extent never decides (the scene lives in z = 0)
     inside = ti.abs(local[0]) < h[0] and ti.abs(local[1]) < h[1] and (h[2] == 0.0 or ti.abs(local[2]) < h[2])
-    if inside:
-        gx, gy = h[0] - ti.abs(local[0]), h[1] - ti.abs(local[1])
-        gz = h[2] - ti.abs(local[2])
-        if h[2] == 0.0:
-            gz = 1e30
-        sx = 1.0 if local[0] >= 0.0 else -1.0
-        sy = 1.0 if local[1] >= 0.0 else -1.0
-        sz = 1.0 if local[2] >= 0.0 else -1.0
-        n_local = ti.Vector([sx, 0.0, 0.0])
-        depth = r + gx
-        p_local = ti.Vector([sx * h[0], local[1], local[2]])
-        if gy < gx and gy <= gz:
-            n_local = ti.Vector([0.0, sy, 0.0])
-            depth = r + gy
-            p_local = ti.Vector([local[0], sy * h[1], local[2]])
-        elif gz < gx and gz < gy:
-            n_local = ti.Vector([0.0, 0.0, sz])
-            depth = r + gz
-            p_local = ti.Vector([local[0], local[1], sz * h[2]])
+    # centre inside: the nearest face (selects, not branches: no adstacks in gradient kernels)
+    gx, gy = h[0] - ti.abs(local[0]), h[1] - ti.abs(local[1])
+    gz = ti.select(h[2] == 0.0, 1e30, h[2] - ti.abs(local[2]))
+    sx = ti.select(local[0] >= 0.0, 1.0, -1.0)
+    sy = ti.select(local[1] >= 0.0, 1.0, -1.0)
+    sz = ti.select(local[2] >= 0.0, 1.0, -1.0)
+    face_y = gy < gx and gy <= gz
+    face_z = not face_y and gz < gx and gz < gy
+    gap = ti.select(face_y, gy, ti.select(face_z, gz, gx))
+    n_in = ti.select(face_y, ti.Vector([0.0, sy, 0.0]), ti.select(face_z, ti.Vector([0.0, 0.0, sz]),
+                                                                 ti.Vector([sx, 0.0, 0.0])))
+    p_in = ti.select(face_y, ti.Vector([local[0], sy * h[1], local[2]]),
+                     ti.select(face_z, ti.Vector([local[0], local[1], sz * h[2]]),
+                               ti.Vector([sx * h[0], local[1], local[2]])))
+    n_local = ti.select(inside, n_in, n_out)
+    depth = ti.select(inside, r + gap, r - dist)
+    p_local = ti.select(inside, p_in, clamped)
     n = quat_rotate(qb, n_local)
     point = cb + quat_rotate(qb, p_local) + n * (0.5 * depth)
     return n, depth, point
@@ -120,7 +150,8 @@ def capsule_sphere(cc, qc, rc, hc, cs, rs):
 @ti.func
 def segment_segment(p1, q1, p2, q2):
     """Closest points (c1 on p1-q1, c2 on p2-q2) of two segments (Ericson, Real-Time Collision
-    Detection, 5.1.9); parallel segments take s = 0 on the first."""
+    Detection, 5.1.9); parallel segments take s = 0 on the first. A segment may have zero
+    length (a point: a sphere seen as a capsule of half length 0)."""
     d1 = q1 - p1
     d2 = q2 - p2
     r = p1 - p2
@@ -130,16 +161,17 @@ def segment_segment(p1, q1, p2, q2):
     c = d1.dot(r)
     b = d1.dot(d2)
     denom = a * e - b * b
-    s = 0.0
-    if denom > 1e-12 * a * e:
-        s = ti.min(ti.max((b * f - c * e) / denom, 0.0), 1.0)
-    t = (b * s + f) / e
-    if t < 0.0:
-        t = 0.0
-        s = ti.min(ti.max(-c / a, 0.0), 1.0)
-    elif t > 1.0:
-        t = 1.0
-        s = ti.min(ti.max((b - c) / a, 0.0), 1.0)
+    # branch-free (selects; the branch not taken divides by 1): locals assigned in runtime
+    # branches become adstacks in gradient kernels
+    skew = denom > 1e-12 * a * e
+    s_free = ti.select(skew, ti.min(ti.max((b * f - c * e) / ti.select(skew, denom, 1.0), 0.0), 1.0), 0.0)
+    # a segment of zero length (a sphere taken as a capsule) divides by 1: its point is its end
+    t_free = (b * s_free + f) / ti.select(e > 0.0, e, 1.0)
+    below, above = t_free < 0.0, t_free > 1.0
+    t = ti.select(below, 0.0, ti.select(above, 1.0, t_free))
+    a_safe = ti.select(a > 0.0, a, 1.0)
+    s = ti.select(below, ti.min(ti.max(-c / a_safe, 0.0), 1.0),
+                  ti.select(above, ti.min(ti.max((b - c) / a_safe, 0.0), 1.0), s_free))
     return p1 + s * d1, p2 + t * d2
 
 
@@ -186,6 +218,16 @@ def edge_offset(axis, n, h, along):
 
 
 @ti.func
+def edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, axis):
+    """Separation (m) of two boxes (centres d apart, body axes, half extents) along an
+    edge-edge axis e_a x e_b (not normalised); -1e30 for parallel edges (no axis)."""
+    length2 = axis.dot(axis)  # sqrt of a floor, not norm(): a finite gradient at exactly parallel edges
+    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+    return ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
+                     gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
+
+
+@ti.func
 def box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb):
     """The edge-edge axes of two 3D boxes (centres c, body axes x y z as world unit vectors, half
     extents h): (separation, normal, point). Over the 9 axes e_a x e_b (an edge direction of
@@ -197,27 +239,20 @@ def box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb):
     d = ca - cb
     dirs_a = (xa, ya, za)
     dirs_b = (xb, yb, zb)
-    sep = ti.Vector([0.0] * 9)
-    for e in ti.static(range(9)):
-        axis = dirs_a[e // 3].cross(dirs_b[e % 3])
-        length2 = axis.dot(axis)  # sqrt of a floor, not norm(): a finite gradient at exactly parallel edges
-        gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
-        sep[e] = ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
-                           gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
-    best = -1e30
-    for e in ti.static(range(9)):
-        best = ti.max(best, sep[e])
-    edge = 0
-    for e in ti.static((8, 7, 6, 5, 4, 3, 2, 1, 0)):  # the first axis reaching the best separation
-        edge = ti.select(sep[e] == best, e, edge)
+    # each axis's separation, then the best and the first axis reaching it: expressions and
+    # compile-time recursion, no local assigned twice (gradient kernels compile far longer then)
+    sep = ti.Vector([edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, dirs_a[e // 3].cross(dirs_b[e % 3]))
+                     for e in ti.static(range(9))])
+    best = max_over(sep, ti.static(tuple(range(9))), 0)
+    edge = first_reaching(sep, best, ti.static(tuple(range(9))), 0)
     i, j = edge // 3, edge % 3
     ea = ti.select(i == 0, xa, ti.select(i == 1, ya, za))
     eb = ti.select(j == 0, xb, ti.select(j == 1, yb, zb))
     la = ti.select(i == 0, ha[0], ti.select(i == 1, ha[1], ha[2]))
     lb = ti.select(j == 0, hb[0], ti.select(j == 1, hb[1], hb[2]))
     axis = ea.cross(eb)
-    n = axis / ti.sqrt(ti.max(axis.dot(axis), EDGE_PARALLEL * EDGE_PARALLEL))
-    n = ti.select(d.dot(n) >= 0.0, n, -n)
+    unit = axis / ti.sqrt(ti.max(axis.dot(axis), EDGE_PARALLEL * EDGE_PARALLEL))
+    n = ti.select(d.dot(unit) >= 0.0, unit, -unit)
     # the edges' centres: each box's corner farthest towards the other, moved back to mid-edge
     mid_a = ca - edge_offset(xa, n, ha[0], i == 0) - edge_offset(ya, n, ha[1], i == 1) - \
         edge_offset(za, n, ha[2], i == 2)
@@ -257,68 +292,45 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     xb, yb, zb = box_axes(qb)
     d = ca - cb
     margin = 0.01 * ti.min(ti.min(ha[0], ha[1]), ti.min(hb[0], hb[1]))
-    # the faces' axes and half extents: a's x, y, z then b's (2D: x, y of each); no mutated locals
-    # (they made the gradient kernel compile for minutes): separations, then an integer choice
-    axes = ti.static((0, 1) if dim == 2 else (0, 1, 2))
+    # the faces' axes and half extents: a's x, y, z then b's (2D: x, y of each); separations,
+    # then an integer choice, as expressions: no local assigned twice and no runtime branch
+    # (they made the gradient kernel compile for minutes)
+    faces = ti.static((0, 1, 3, 4) if dim == 2 else _FACES)
     dirs = (xa, ya, za, xb, yb, zb)
-    sep = ti.Vector([0.0] * 6)
-    for f in ti.static(range(6)):
-        sep[f] = (ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
-                  - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin)
-    best = -1e30
-    for f in ti.static(range(6)):
-        if ti.static(f % 3 in axes):
-            best = ti.max(best, sep[f])
-    face = 0
-    for f in ti.static((5, 4, 3, 2, 1, 0)):  # the first face reaching the best separation
-        if ti.static(f % 3 in axes):
-            face = ti.select(sep[f] == best, f, face)
-    ref_is_a = 1 if face < 3 else 0
-    L = ti.Vector([0.0, 0.0, 0.0])
-    u1 = ti.Vector([0.0, 0.0, 0.0])
-    u2 = ti.Vector([0.0, 0.0, 0.0])
-    h_ref = 0.0
-    h1 = 0.0
-    h2 = 0.0
-    for f in ti.static(range(6)):
-        if ti.static(f % 3 in axes):
-            o1, o2 = ti.static(_OTHER_AXES[f % 3])
-            base = ti.static(0 if f < 3 else 3)
-            h = ha
-            if ti.static(f >= 3):
-                h = hb
-            pick = face == f
-            L = ti.select(pick, dirs[f], L)
-            u1 = ti.select(pick, dirs[base + o1], u1)
-            u2 = ti.select(pick, dirs[base + o2], u2)
-            h_ref = ti.select(pick, h[f % 3], h_ref)
-            h1 = ti.select(pick, h[o1], h1)
-            h2 = ti.select(pick, h[o2], h2)
-    sign = 1.0 if d.dot(L) >= 0.0 else -1.0  # L oriented from b to a
-    n_ref = sign * L  # reference face normal, towards the incident box
-    if ref_is_a == 1:
-        n_ref = -sign * L
-    c_ref, q_inc, c_inc, h_inc = cb, qa, ca, ha
-    if ref_is_a == 1:
-        c_ref, q_inc, c_inc, h_inc = ca, qb, cb, hb
-    corner = box_corner_at(c_inc, q_inc, h_inc, k)
+    halves = (ha[0], ha[1], ha[2], hb[0], hb[1], hb[2])
+    sep = ti.Vector([ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
+                     - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin
+                     for f in ti.static(range(6))])
+    best = max_over(sep, faces, 0)
+    face = first_reaching(sep, best, faces, 0)  # the first face reaching the best separation
+    L = pick(face, dirs, _FACES, faces, 0)
+    u1 = pick(face, dirs, _BESIDE_1, faces, 0)
+    u2 = pick(face, dirs, _BESIDE_2, faces, 0)
+    h_ref = pick(face, halves, _FACES, faces, 0)
+    h1 = pick(face, halves, _BESIDE_1, faces, 0)
+    h2 = pick(face, halves, _BESIDE_2, faces, 0)
+    # every choice below is a select: locals assigned in runtime branches become adstacks in
+    # the gradient kernel, which then compiles far longer
+    ref_a = face < 3
+    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
+    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
+    c_ref = ti.select(ref_a, ca, cb)
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
     rel = corner - c_ref
-    depth = h_ref - n_ref.dot(rel)
-    if best > 0.0:  # separated along an axis (b's margin makes this conservative by at most the margin)
-        depth = ti.min(depth, -best)
+    below = h_ref - n_ref.dot(rel)
+    # separated along an axis (b's margin makes this conservative by at most the margin)
+    depth = ti.select(best > 0.0, ti.min(below, -best), below)
     lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
     lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
-    n = n_ref
-    if ref_is_a == 1:
-        n = -n_ref
+    n = ti.select(ref_a, -n_ref, n_ref)
     if ti.static(dim == 3):  # an edge-edge axis wins only by the margin: faces keep resting boxes
         sep_edge, n_edge, point_edge = box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb)
         edge = sep_edge > best + margin
-        n = ti.select(edge, n_edge, n)
-        depth = ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth)
-        point = ti.select(edge, point_edge, point)
-    return n, depth, point
+        return (ti.select(edge, n_edge, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
+                ti.select(edge, point_edge, point))
+    else:
+        return n, depth, point
 
 
 @ti.func

@@ -19,7 +19,19 @@ bodies again (integrate). Iterations feed later ones only through global memory,
 reverse mode handles (a flat loop, not sibling loops; TAICHI.md addendum).
 
 Each contact model has its own per-slot workspace, written once per forward pass
-(:data:`PENALTY_WORKSPACE`, :data:`IMPULSE_WORKSPACE`: name -> per-body shape).
+(:data:`PENALTY_WORKSPACE`, :data:`IMPULSE_WORKSPACE`: name -> per-body shape). The penalty
+model's damping ratios zeta(e) are a function of the parameters alone: :func:`damping_ratios`
+computes them once before the steps that read them (with a hand-written adjoint).
+
+Compile time. The gradient of a fused kernel is one large Taichi function, and Taichi 1.7.4's
+IR passes (store-to-load forwarding over the control-flow graph) took time that grew about
+with the square of its size: without plane contacts the bowling scene's gradient compiled in
+12 s, without pair contacts in 9 s, with both in 30 s. So the kernels here compile only what
+the scene has (``mask``: its shapes, its kinds of pairs, rolling resistance, explicit contact
+laws; a scene of one kind of pair or one shape tests none at run time), choose with
+``ti.select`` rather than runtime branches (a local assigned in a runtime branch becomes an
+adstack and splits the graph), give each ``ti.func`` one ``return`` per compile-time branch
+(no local assigned twice), and rotate vectors into a body's frame once per contact.
 
 Arguments, in the order of Warp's ``integrate_bodies``: the compile-time switches (``dim``,
 ``mask``), then what the kernel reads (state ``position orientation velocity
@@ -44,6 +56,7 @@ from ..collision.narrowphase import (
     sphere_sphere,
 )
 from ..contact import (
+    _acos_ratio,
     contact_normal_force,
     damping_ratio_from_restitution,
     discrete_damping_ratio,
@@ -58,7 +71,6 @@ from ..rotations import (
     quat_integrate,
     quat_rotate,
     quat_rotate_inv,
-    world_inertia_apply,
     world_inertia_inv_apply,
 )
 from .shapes import BOX, CAPSULE, SPHERE
@@ -73,7 +85,6 @@ N_CONSTS = len(CONSTS)
 PENALTY_WORKSPACE = {
     "force": (3,),          # N: gravity, controls and contact forces on each body
     "torque": (3,),         # N m: about the centre of mass, world frame
-    "damping_ratio": (),    # zeta of each body's contacts, from its restitution
 }
 IMPULSE_WORKSPACE = {
     "predicted_velocity": (3,),          # m/s: v* before impulses
@@ -84,8 +95,16 @@ IMPULSE_WORKSPACE = {
 }
 
 M_SPHERE, M_BOX, M_CAPSULE = 1 << SPHERE, 1 << BOX, 1 << CAPSULE
-# compile-time flags beside the shapes: the scene has box-box / box-capsule pairs that collide
+# compile-time flags beside the shapes: the kinds of body pairs the scene has (and lets collide);
+# the fused step compiles the narrow phase of these kinds alone
 M_BOX_BOX, M_BOX_CAPSULE = 1 << 3, 1 << 4
+M_SPHERE_SPHERE, M_SPHERE_BOX, M_SPHERE_CAPSULE, M_CAPSULE_CAPSULE = 1 << 5, 1 << 6, 1 << 7, 1 << 8
+M_PAIRS = M_BOX_BOX | M_BOX_CAPSULE | M_SPHERE_SPHERE | M_SPHERE_BOX | M_SPHERE_CAPSULE | M_CAPSULE_CAPSULE
+PAIR_KINDS = {(SPHERE, SPHERE): M_SPHERE_SPHERE, (SPHERE, BOX): M_SPHERE_BOX, (SPHERE, CAPSULE): M_SPHERE_CAPSULE,
+              (CAPSULE, CAPSULE): M_CAPSULE_CAPSULE, (BOX, BOX): M_BOX_BOX, (BOX, CAPSULE): M_BOX_CAPSULE}
+M_SHAPES = M_SPHERE | M_BOX | M_CAPSULE
+M_ROLLING = 1 << 9  # the scene has rolling resistance (2D top-down tables): compiled only then
+M_EXPLICIT = 1 << 10  # a body gives its own contact law (contact_stiffness > 0): compiled only then
 
 T = ti.template()
 
@@ -95,10 +114,10 @@ T = ti.template()
 @ti.func
 def load_vec(A: T, s, i, dim: T):
     """A[s, i] as a 3-vector (z = 0 in 2D)."""
-    r = ti.Vector([A[s, i, 0], A[s, i, 1], 0.0])
-    if ti.static(dim == 3):
-        r = ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
-    return r
+    if ti.static(dim == 3):  # a return per static branch: no local assigned twice (module docstring)
+        return ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
+    else:
+        return ti.Vector([A[s, i, 0], A[s, i, 1], 0.0])
 
 
 @ti.func
@@ -120,24 +139,20 @@ def row3(A: T, i):
 
 @ti.func
 def load_quat(Q: T, s, i, dim: T):
-    q = ti.Vector([1.0, 0.0, 0.0, 0.0])
     if ti.static(dim == 3):
-        q = ti.Vector([Q[s, i, 0], Q[s, i, 1], Q[s, i, 2], Q[s, i, 3]])
+        return ti.Vector([Q[s, i, 0], Q[s, i, 1], Q[s, i, 2], Q[s, i, 3]])
     else:
-        q = quat_from_angle_z(Q[s, i])
-    return q
+        return quat_from_angle_z(Q[s, i])
 
 
 @ti.func
 def load_axial(A: T, s, i, dim: T):
     """An axial 3-vector (angular velocity, torque) of body i at slot s: three components in
     3D, the z component alone in 2D."""
-    w = ti.Vector([0.0, 0.0, 0.0])
     if ti.static(dim == 3):
-        w = ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
+        return ti.Vector([A[s, i, 0], A[s, i, 1], A[s, i, 2]])
     else:
-        w = ti.Vector([0.0, 0.0, A[s, i]])
-    return w
+        return ti.Vector([0.0, 0.0, A[s, i]])
 
 
 @ti.func
@@ -146,24 +161,26 @@ def gravity(consts: T):
 
 
 @ti.func
-def body_force(dim: T, velocity: T, mass: T, force_control: T, consts: T, s, t, i):
+def body_force(dim: T, mask: T, velocity: T, mass: T, force_control: T, consts: T, s, t, i):
     """Gravity, the control force and (2D top-down tables) rolling resistance on body i (N)."""
     m = mass[i]
-    f = m * gravity(consts) + load_vec(force_control, t, i, dim)
-    if consts[ROLL] > 0.0:
-        f += smoothed_coulomb_friction(load_vec(velocity, s, i, dim), m * consts[ROLL], 1.0, consts[VEPS])
-    return f
+    applied = m * gravity(consts) + load_vec(force_control, t, i, dim)
+    if ti.static(mask & M_ROLLING):
+        return applied + smoothed_coulomb_friction(load_vec(velocity, s, i, dim), m * consts[ROLL], 1.0, consts[VEPS])
+    else:
+        return applied
 
 
 @ti.func
 def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
     """w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w), I = m * iu (principal, body frame)."""
-    wn = ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])
-    if ti.static(dim == 3):
+    if ti.static(dim == 3):  # in the body frame: R^T (w x I w) = w_b x (I_b w_b)
         inertia = m * iu
-        gyro = w.cross(world_inertia_apply(q, inertia, w))
-        wn = (w + dt * world_inertia_inv_apply(q, 1.0 / inertia, tau - gyro)) / (1.0 + dt * damp)
-    return wn
+        wb = quat_rotate_inv(q, w)
+        rhs = quat_rotate_inv(q, tau) - wb.cross(inertia * wb)
+        return (w + dt * quat_rotate(q, rhs / inertia)) / (1.0 + dt * damp)
+    else:
+        return ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])
 
 
 @ti.func
@@ -187,7 +204,23 @@ def store_pose(dim: T, x, q, theta_rate, wn, dt, s, d, i, position: T, orientati
 
 
 @ti.func
-def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, points, load, k_explicit, c_explicit,
+def normal_force(mask: T, consts: T, depth, vn, c_n, load, k_explicit, c_explicit):
+    """The stepped contact law's normal force (N), or a body's explicit law where it gives one
+    (k_explicit > 0; compiled only when the scene has one, M_EXPLICIT). The explicit law is
+    evaluated with the system's stiffness when the body has none (k = 0 would divide by zero
+    in the branch not taken, and its NaN adjoint would leak through the select)."""
+    stepped = stepped_contact_normal_force(depth, vn, consts[KN], c_n, load, consts[DELTA], consts[DT])
+    if ti.static(mask & M_EXPLICIT):
+        explicit = k_explicit > 0.0
+        return ti.select(explicit, contact_normal_force(depth, vn, ti.select(explicit, k_explicit, consts[KN]),
+                                                        ti.select(explicit, c_explicit, 0.0), consts[DELTA]),
+                         stepped)
+    else:
+        return stepped
+
+
+@ti.func
+def penalty_contact_force(mask: T, consts: T, n, depth, rel, zeta, mu, m_eff, m_t, points, load, k_explicit, c_explicit,
                           f_beside=0.0):
     """Contact force on the first body (N): the shared contact law averaged over the time step
     (diffsim.contact.stepped_contact_normal_force) along n with stiffness k_n, onset depth
@@ -234,9 +267,7 @@ def penalty_contact_force(consts: T, n, depth, rel, zeta, mu, m_eff, m_t, points
     dt = consts[DT]
     omega_dt = ti.sqrt(kn / m_eff) * dt
     c_n = 2.0 * stable_damping_ratio(discrete_damping_ratio(zeta, omega_dt), omega_dt, points) * ti.sqrt(kn * m_eff)
-    fn = stepped_contact_normal_force(depth, vn, kn, c_n, load, consts[DELTA], dt)
-    if k_explicit > 0.0:
-        fn = contact_normal_force(depth, vn, k_explicit, c_explicit, consts[DELTA])
+    fn = normal_force(mask, consts, depth, vn, c_n, load, k_explicit, c_explicit)
     v_slip = 2.0 * dt * mu * (fn + f_beside) / m_t
     return fn * n + smoothed_coulomb_friction(vt, fn, mu, ti.sqrt(consts[VEPS] * consts[VEPS] + v_slip * v_slip))
 
@@ -253,48 +284,69 @@ def inverse_mass_at(m, iu, q, r, n, dim: T):
     """1/m + (r x n) . I^-1 (r x n) (1/kg): inverse effective mass of a body along n at the
     point r (m) from its centre; I = m iu (principal, body frame)."""
     rn = r.cross(n)
-    w = 1.0 / m + rn[2] * rn[2] / (m * iu[2])
-    if ti.static(dim == 3):
-        w = 1.0 / m + rn.dot(world_inertia_inv_apply(q, 1.0 / (m * iu), rn))
-    return w
+    if ti.static(dim == 3):  # in the body frame: one rotation
+        rb = quat_rotate_inv(q, rn)
+        return 1.0 / m + (rb * rb).dot(1.0 / (m * iu))
+    else:
+        return 1.0 / m + rn[2] * rn[2] / (m * iu[2])
 
 
 @ti.func
-def tangential_inverse_mass(m, iu, q, r, n, dim: T):
+def to_body(q, v, dim: T):
+    """A world vector in the body frame (3D; 2D keeps world vectors: the formulas below need
+    only the z component of r x n, which a turn about z leaves alone)."""
+    if ti.static(dim == 3):
+        return quat_rotate_inv(q, v)
+    else:
+        return v
+
+
+@ti.func
+def inverse_mass_local(m, iu, r, n, dim: T):
+    """1/m + (r x n) . I^-1 (r x n) (1/kg) with r (m) and n in the body frame (:func:`to_body`);
+    I = m iu (principal, body frame)."""
+    rn = r.cross(n)
+    if ti.static(dim == 3):
+        return 1.0 / m + (rn * rn).dot(1.0 / (m * iu))
+    else:
+        return 1.0 / m + rn[2] * rn[2] / (m * iu[2])
+
+
+@ti.func
+def tangential_inverse_mass(m, iu, r, n, dim: T):
     """Largest inverse effective mass (1/kg) of a body at the point r (m) from its centre over
     the directions tangent to n: lambda_max of the tangential block of 1/m + [r]x^T I^-1 [r]x
-    (exact; 2D: the one tangent). I = m iu (principal, body frame), q its orientation."""
-    w = inverse_mass_at(m, iu, q, r, ti.Vector([-n[1], n[0], 0.0]), dim)
+    (exact; 2D: the one tangent). I = m iu (principal, body frame); r and n in the body frame
+    (:func:`to_body`), where I is diagonal: no rotation here."""
     if ti.static(dim == 3):
-        a = ti.Vector([1.0, 0.0, 0.0])
-        if ti.abs(n[0]) > 0.6:
-            a = ti.Vector([0.0, 1.0, 0.0])
+        a = ti.select(ti.abs(n[0]) > 0.6, ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
         t1 = (a - a.dot(n) * n).normalized()
         t2 = n.cross(t1)
         inv_i = 1.0 / (m * iu)
-        u1, u2 = r.cross(t1), r.cross(t2)
-        k1 = world_inertia_inv_apply(q, inv_i, u1)
-        a11 = 1.0 / m + u1.dot(k1)
-        a22 = 1.0 / m + u2.dot(world_inertia_inv_apply(q, inv_i, u2))
-        a12 = u2.dot(k1)
+        b1, b2 = r.cross(t1), r.cross(t2)
+        k1 = inv_i * b1
+        a11 = 1.0 / m + b1.dot(k1)
+        a22 = 1.0 / m + b2.dot(inv_i * b2)
+        a12 = b2.dot(k1)
         h = 0.5 * (a11 - a22)
-        w = 0.5 * (a11 + a22) + ti.sqrt(h * h + a12 * a12 + (1e-9 / m) ** 2)
-    return w
+        return 0.5 * (a11 + a22) + ti.sqrt(h * h + a12 * a12 + (1e-9 / m) ** 2)
+    else:
+        return inverse_mass_local(m, iu, r, ti.Vector([-n[1], n[0], 0.0]), dim)
 
 
 @ti.func
-def penalty_body_load(dim: T, velocity: T, mass: T, restitution: T, force_control: T, torque_control: T,
-                      consts: T, s, t, i, force: T, torque: T, damping_ratio: T):
-    """Body i's loads before contact (gravity, controls, rolling resistance) and the damping
-    ratio zeta(e) its contacts take from its restitution e."""
-    store3(force, s, i, body_force(dim, velocity, mass, force_control, consts, s, t, i))
+def penalty_body_load(dim: T, mask: T, velocity: T, mass: T, force_control: T, torque_control: T, consts: T, s, t, i,
+                      force: T, torque: T):
+    """Body i's loads before contact (gravity, controls, rolling resistance)."""
+    store3(force, s, i, body_force(dim, mask, velocity, mass, force_control, consts, s, t, i))
     store3(torque, s, i, load_axial(torque_control, t, i, dim))
-    damping_ratio[s, i] = damping_ratio_from_restitution(restitution[i])
 
 
 def pair_points(mask, dim):
     """Contact points per candidate pair (compile time): box-box 8 incident corners (4 in 2D), box-capsule
-    2 ends + 8 corners (4 in 2D), 1 for the other pairs."""
+    2 ends + 8 corners (4 in 2D), 1 for the other pairs; 0 when the scene has no pairs that collide."""
+    if not mask & M_PAIRS:
+        return 0
     if mask & M_BOX_BOX:
         return 4 if dim == 2 else 8
     if mask & M_BOX_CAPSULE:
@@ -313,48 +365,60 @@ def face_points(dim):
 
 
 @ti.func
-def pair_geometry(dim: T, mask: T, position: T, orientation: T, shape: T, geometry: T, s, a, b, c):
-    """Contact point c of bodies a, b with shape[a] <= shape[b]: (normal from b to a, depth,
-    point). Box-box and box-capsule pairs have several points (pair_points; a manifold of
-    corners, :func:`~diffsim.collision.narrowphase.box_box_point`), the others one (c = 0);
-    points a pair does not have, and pairs the scene lets pass through, give depth -1."""
-    sa, sb = shape[a], shape[b]
-    xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
-    n = ti.Vector([0.0, 0.0, 0.0])
-    depth = -1.0
-    p = ti.Vector([0.0, 0.0, 0.0])
-    if sa == SPHERE and sb == SPHERE and c == 0:
-        n, depth, p = sphere_sphere(xa, geometry[a, 0], xb, geometry[b, 0])
-    if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
-        if sa == SPHERE and sb == BOX and c == 0:
-            n, depth, p = sphere_box(xa, geometry[a, 0], xb, load_quat(orientation, s, b, dim),
-                                     row3(geometry, b))
-    if ti.static(mask & M_CAPSULE):
-        if sa == SPHERE and sb == CAPSULE and c == 0:
-            n, depth, p = capsule_sphere(xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1], xa,
-                                         geometry[a, 0])
-        elif sa == CAPSULE and sb == CAPSULE and c == 0:
-            n, depth, p = capsule_capsule(xa, load_quat(orientation, s, a, dim), geometry[a, 0], geometry[a, 1],
-                                          xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1])
-    if ti.static(mask & M_BOX_BOX):  # noqa: SIM102 -- compile-time gate
-        if sa == BOX and sb == BOX:
-            n, depth, p = box_box_point(xa, load_quat(orientation, s, a, dim), row3(geometry, a),
-                                        xb, load_quat(orientation, s, b, dim), row3(geometry, b), c, dim)
-    if ti.static(mask & M_BOX_CAPSULE):  # noqa: SIM102 -- compile-time gate
-        if sa == BOX and sb == CAPSULE:
-            n, depth, p = box_capsule_point(xa, load_quat(orientation, s, a, dim), row3(geometry, a),
-                                            xb, load_quat(orientation, s, b, dim), geometry[b, 0], geometry[b, 1], c,
-                                            ti.static(box_corners(dim)))
-    return n, depth, p
+def pair_geometry(dim: T, mask: T, sa, sb, xa, qa, ga, xb, qb, gb, c):
+    """Contact point c of bodies a, b with shapes sa <= sb (centres x, orientations q, geometry
+    rows g): (normal from b to a, depth, point). Box-box and box-capsule pairs have several
+    points (pair_points; a manifold of corners,
+    :func:`~diffsim.collision.narrowphase.box_box_point`), the others one (c = 0); points a pair
+    does not have, and pairs the scene lets pass through, give depth -1. Only the pair kinds
+    of the scene (mask) are compiled; a scene of one kind tests none."""
+    kind = ti.static(mask & M_PAIRS)  # one kind of pair: no runtime test of the kind
+    if ti.static(kind == M_SPHERE_SPHERE):
+        return sphere_sphere(xa, ga[0], xb, gb[0])
+    elif ti.static(kind == M_SPHERE_BOX):
+        return sphere_box(xa, ga[0], xb, qb, gb)
+    elif ti.static(kind == M_SPHERE_CAPSULE):
+        return capsule_sphere(xb, qb, gb[0], gb[1], xa, ga[0])
+    elif ti.static(kind == M_CAPSULE_CAPSULE):
+        return capsule_capsule(xa, qa, ga[0], ga[1], xb, qb, gb[0], gb[1])
+    elif ti.static(kind == M_BOX_BOX):
+        return box_box_point(xa, qa, ga, xb, qb, gb, c, dim)
+    elif ti.static(kind == M_BOX_CAPSULE):
+        return box_capsule_point(xa, qa, ga, xb, qb, gb[0], gb[1], c, ti.static(box_corners(dim)))
+    elif ti.static((kind & (M_SPHERE_SPHERE | M_SPHERE_CAPSULE | M_CAPSULE_CAPSULE)) == kind):
+        # round shapes alone: a sphere is a capsule of half length 0 (geometry (r, 0, 0)), and
+        # the capsule-capsule test gives its sphere-sphere and sphere-capsule results exactly
+        return capsule_capsule(xa, qa, ga[0], ga[1], xb, qb, gb[0], gb[1])
+    else:
+        n = ti.Vector([0.0, 0.0, 0.0])
+        depth = -1.0
+        p = ti.Vector([0.0, 0.0, 0.0])
+        if ti.static(mask & M_SPHERE_SPHERE):  # noqa: SIM102 -- compile-time gate
+            if sa == SPHERE and sb == SPHERE and c == 0:
+                n, depth, p = sphere_sphere(xa, ga[0], xb, gb[0])
+        if ti.static(mask & M_SPHERE_BOX):  # noqa: SIM102 -- compile-time gate
+            if sa == SPHERE and sb == BOX and c == 0:
+                n, depth, p = sphere_box(xa, ga[0], xb, qb, gb)
+        if ti.static(mask & M_SPHERE_CAPSULE):  # noqa: SIM102 -- compile-time gate
+            if sa == SPHERE and sb == CAPSULE and c == 0:
+                n, depth, p = capsule_sphere(xb, qb, gb[0], gb[1], xa, ga[0])
+        if ti.static(mask & M_CAPSULE_CAPSULE):  # noqa: SIM102 -- compile-time gate
+            if sa == CAPSULE and sb == CAPSULE and c == 0:
+                n, depth, p = capsule_capsule(xa, qa, ga[0], ga[1], xb, qb, gb[0], gb[1])
+        if ti.static(mask & M_BOX_BOX):  # noqa: SIM102 -- compile-time gate
+            if sa == BOX and sb == BOX:
+                n, depth, p = box_box_point(xa, qa, ga, xb, qb, gb, c, dim)
+        if ti.static(mask & M_BOX_CAPSULE):  # noqa: SIM102 -- compile-time gate
+            if sa == BOX and sb == CAPSULE:
+                n, depth, p = box_capsule_point(xa, qa, ga, xb, qb, gb[0], gb[1], c, ti.static(box_corners(dim)))
+        return n, depth, p
 
 
 @ti.func
 def series(a, b):
     """a b / (a + b): two springs (or dampers) in series; the other one alone when one is 0."""
-    out = a + b
-    if a > 0.0 and b > 0.0:
-        out = a * b / (a + b)
-    return out
+    both = a > 0.0 and b > 0.0
+    return ti.select(both, a * b / ti.select(both, a + b, 1.0), a + b)
 
 
 @ti.func
@@ -369,30 +433,33 @@ def penalty_pair_contact(dim: T, mask: T, position: T, orientation: T, velocity:
                          geometry: T, unit_inertia: T, mass: T, friction: T, contact_stiffness: T,
                          contact_damping: T, damping_ratio: T, consts: T, s, i, j, c, force: T, torque: T):
     """Contact point c of candidate pair (i, j) and its penalty force, added to both bodies'
-    force and torque (a pair's damping ratio is the mean of its bodies', likewise friction)."""
+    force and torque (a pair's damping ratio is the mean of its bodies', likewise friction).
+    Each body's state is read once into locals (every read of a differentiated array is an
+    atomic add in the gradient kernel)."""
     a, b = i, j
     if shape[i] > shape[j]:  # canonical order: the lower shape code first
         a, b = j, i
-    n, depth, p = pair_geometry(dim, mask, position, orientation, shape, geometry, s, a, b, c)
     xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
+    qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
+    n, depth, p = pair_geometry(dim, mask, shape[a], shape[b], xa, qa, row3(geometry, a), xb, qb, row3(geometry, b),
+                                c)
     ra, rb = p - xa, p - xb
     rel = (load_vec(velocity, s, a, dim) + load_axial(angular_velocity, s, a, dim).cross(ra)) - \
           (load_vec(velocity, s, b, dim) + load_axial(angular_velocity, s, b, dim).cross(rb))
     if depth > -stepped_contact_reach(rel.dot(n), consts[KN], 0.0, consts[DELTA], consts[DT]):
-        wa = inverse_mass_at(mass[a], row3(unit_inertia, a), load_quat(orientation, s, a, dim), ra, n, dim)
-        wb = inverse_mass_at(mass[b], row3(unit_inertia, b), load_quat(orientation, s, b, dim), rb, n, dim)
+        ma, mb = mass[a], mass[b]
         iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
-        m_t = 1.0 / (tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb))
-        face = ti.static(float(face_points(dim)))  # bound at compile time: `x = ti.static(..)` in a branch is lost
-        points = 1.0
-        if shape[a] == BOX and shape[b] == BOX:
-            points = face  # a face on a face presses at once on all its corners
-        m_t = m_t / points
+        wa = inverse_mass_at(ma, iua, qa, ra, n, dim)
+        wb = inverse_mass_at(mb, iub, qb, rb, n, dim)
+        m_t = 1.0 / (tangential_inverse_mass_bound(ma, iua, ra) + tangential_inverse_mass_bound(mb, iub, rb))
+        # a face on a face presses at once on all its corners
+        points = ti.select(shape[a] == BOX and shape[b] == BOX,
+                           ti.static(float(face_points(dim)) if mask & M_BOX_BOX else 1.0), 1.0)
         k_pair, c_pair = explicit_pair_law(contact_stiffness[a], contact_damping[a], contact_stiffness[b],
                                            contact_damping[b])
-        fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, a] + damping_ratio[s, b]),
-                                   0.5 * (friction[a] + friction[b]), 1.0 / (wa + wb), m_t, points, 0.0, k_pair,
-                                   c_pair)
+        fc = penalty_contact_force(mask, consts, n, depth, rel, 0.5 * (damping_ratio[a] + damping_ratio[b]),
+                                   0.5 * (friction[a] + friction[b]), 1.0 / (wa + wb), m_t / points, points, 0.0,
+                                   k_pair, c_pair)
         ta, tb = ra.cross(fc), rb.cross(fc)
         for k in ti.static(range(3)):
             force[s, a, k] += fc[k]
@@ -410,68 +477,113 @@ def plane_points(mask, dim):
 
 
 @ti.func
-def plane_geometry(dim: T, mask: T, position: T, orientation: T, shape: T, geometry: T, planes: T, s, i, pl, c):
-    """Contact point c of body i against plane pl: (normal, depth, point); depth -1 when body i
-    has no point c (a sphere has 1, a capsule 2, a box 8 corners, 4 in 2D)."""
-    pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
-    off = planes[pl, 3]
-    x = load_vec(position, s, i, dim)
-    si = shape[i]
-    n = pn
-    depth = -1.0
-    p = x
-    if si == SPHERE and c == 0:
-        n, depth, p = sphere_plane(x, geometry[i, 0], pn, off)
-    if ti.static(mask & M_CAPSULE):  # noqa: SIM102 -- compile-time gate
-        if si == CAPSULE and c < 2:
-            ax = quat_rotate(load_quat(orientation, s, i, dim), ti.Vector([geometry[i, 1], 0.0, 0.0]))
-            n, depth, p = sphere_plane(x + (2.0 * c - 1.0) * ax, geometry[i, 0], pn, off)
-    if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
-        if si == BOX:
-            sx = 2.0 * (c & 1) - 1.0
-            sy = 2.0 * ((c >> 1) & 1) - 1.0
-            sz = 2.0 * ((c >> 2) & 1) - 1.0
-            corner = x + quat_rotate(load_quat(orientation, s, i, dim),
-                                     ti.Vector([sx * geometry[i, 0], sy * geometry[i, 1], sz * geometry[i, 2]]))
-            n, depth, p = point_plane(corner, pn, off)
-    return n, depth, p
+def plane_geometry(dim: T, mask: T, si, x, q, g, pn, off, c):
+    """Contact point c of a body (shape si, centre x, orientation q, geometry row g) against
+    the plane pn . p >= off: (normal, depth, point); depth -1 when the body has no point c (a
+    sphere has 1, a capsule 2, a box 8 corners, 4 in 2D)."""
+    if ti.static((mask & M_SHAPES) == M_SPHERE):  # bodies of one shape: every point c exists, no runtime test
+        return sphere_plane(x, g[0], pn, off)
+    elif ti.static((mask & M_SHAPES) == M_CAPSULE):
+        return capsule_end_plane(x, q, g, pn, off, c)
+    elif ti.static((mask & M_SHAPES) == M_BOX):
+        return box_corner_plane(x, q, g, pn, off, c)
+    elif ti.static((mask & M_SHAPES) == (M_SPHERE | M_CAPSULE)):
+        # spheres are capsules of half length 0 whose second end does not exist
+        n, depth, p = capsule_end_plane(x, q, g, pn, off, c)
+        return n, ti.select(si == CAPSULE or c == 0, depth, -1.0), p
+    else:
+        n = pn
+        depth = -1.0
+        p = x
+        if ti.static(mask & M_SPHERE):  # noqa: SIM102 -- compile-time gate
+            if si == SPHERE and c == 0:
+                n, depth, p = sphere_plane(x, g[0], pn, off)
+        if ti.static(mask & M_CAPSULE):  # noqa: SIM102 -- compile-time gate
+            if si == CAPSULE and c < 2:
+                n, depth, p = capsule_end_plane(x, q, g, pn, off, c)
+        if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
+            if si == BOX:
+                n, depth, p = box_corner_plane(x, q, g, pn, off, c)
+        return n, depth, p
+
+
+@ti.func
+def capsule_end_plane(x, q, g, pn, off, c):
+    """End sphere c (0, 1) of a capsule (centre x, orientation q, radius g[0], half length g[1])
+    against a plane: (normal, depth, point)."""
+    ax = quat_rotate(q, ti.Vector([g[1], 0.0, 0.0]))
+    return sphere_plane(x + (2.0 * c - 1.0) * ax, g[0], pn, off)
+
+
+@ti.func
+def box_corner_plane(x, q, h, pn, off, c):
+    """Corner c of a box (centre x, orientation q, half extents h) against a plane: (normal,
+    depth, point)."""
+    sx = 2.0 * (c & 1) - 1.0
+    sy = 2.0 * ((c >> 1) & 1) - 1.0
+    sz = 2.0 * ((c >> 2) & 1) - 1.0
+    return point_plane(x + quat_rotate(q, ti.Vector([sx * h[0], sy * h[1], sz * h[2]])), pn, off)
+
+
+@ti.func
+def plane_normal_in_body(q, pn, n_body, dim: T):
+    """A plane's normal pn in the body frame: n_body as :func:`to_body` gave it in 3D, rotated
+    here in 2D (where to_body keeps world vectors)."""
+    if ti.static(dim == 3):
+        return n_body
+    else:
+        return quat_rotate_inv(q, pn)
+
+
+@ti.func
+def corner_springs_beside(dim: T, mask: T, is_box, q, n_body, x, h, pn, off, c, consts: T):
+    """Spring force (N) of a box's corners other than c on the plane pn . p >= off (C^1 in
+    their depths; 0 for other shapes): corner c2 = x + R (s h) lies at depth
+    off - n . x - sum_k s_k h_k (R^T n)_k, so the plane's normal goes to the body frame once,
+    not once per corner (n_body: the plane's normal in the body frame, :func:`to_body`)."""
+    if ti.static(mask & M_BOX):
+        nb = plane_normal_in_body(q, pn, n_body, dim)
+        base = off - pn.dot(x)
+        kn = consts[KN]
+        springs = ti.Vector([ti.select(c2 == c, 0.0, smooth_relu(
+            kn * (base - ti.static(2.0 * (c2 & 1) - 1.0) * h[0] * nb[0]
+                  - ti.static(2.0 * ((c2 >> 1) & 1) - 1.0) * h[1] * nb[1]
+                  - ti.static(2.0 * ((c2 >> 2) & 1) - 1.0) * h[2] * nb[2]), kn * consts[DELTA]))
+            for c2 in ti.static(range(box_corners(dim)))])
+        return ti.select(is_box, springs.sum(), 0.0)
+    else:
+        return 0.0
 
 
 @ti.func
 def penalty_plane_contact(dim: T, mask: T, position: T, orientation: T, velocity: T, angular_velocity: T,
                           shape: T, geometry: T, unit_inertia: T, planes: T, mass: T, friction: T,
-                          contact_stiffness: T, contact_damping: T, damping_ratio: T, plane_restitution: T,
+                          contact_stiffness: T, contact_damping: T, damping_ratio: T, plane_damping_ratio: T,
                           plane_friction: T, consts: T, s, i, pl, c, force: T, torque: T):
     """Contact point c of body i against plane pl and its penalty force, added to the body's
-    force and torque."""
-    n, depth, p = plane_geometry(dim, mask, position, orientation, shape, geometry, planes, s, i, pl, c)
-    ra = p - load_vec(position, s, i, dim)
+    force and torque (damping ratios zeta(e) of the bodies and planes: :func:`damping_ratios`).
+    The body's state is read once into locals."""
+    pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
+    off = planes[pl, 3]
+    x = load_vec(position, s, i, dim)
+    q = load_quat(orientation, s, i, dim)
+    g = row3(geometry, i)
+    n, depth, p = plane_geometry(dim, mask, shape[i], x, q, g, pn, off, c)
+    ra = p - x
     rel = load_vec(velocity, s, i, dim) + load_axial(angular_velocity, s, i, dim).cross(ra)
-    w = inverse_mass_at(mass[i], row3(unit_inertia, i), load_quat(orientation, s, i, dim), ra, n, dim)
-    m_eff = 1.0 / w
+    m = mass[i]
+    iu = row3(unit_inertia, i)
+    r_body, n_body = to_body(q, ra, dim), to_body(q, n, dim)  # the inertia's frame: two rotations for all below
+    m_eff = 1.0 / inverse_mass_local(m, iu, r_body, n_body, dim)
     load = m_eff * ti.max(-gravity(consts).dot(n), 0.0)  # gravity pressing the body onto the plane
     if depth > -stepped_contact_reach(rel.dot(n), consts[KN], load, consts[DELTA], consts[DT]):
-        m_t = 1.0 / tangential_inverse_mass(mass[i], row3(unit_inertia, i), load_quat(orientation, s, i, dim), ra,
-                                            n, dim)
-        face = ti.static(float(face_points(dim)))  # bound at compile time: `x = ti.static(..)` in a branch is lost
-        points = 1.0
-        if shape[i] == BOX:
-            points = face  # a face on the plane presses at once on all its corners
-        f_beside = 0.0  # spring force of the box's other corners on this plane (C^1 in their depths)
-        if ti.static(mask & M_BOX):  # noqa: SIM102 -- compile-time gate
-            if shape[i] == BOX:
-                # corner c2 = x + R (s h) lies at depth off - n . x - sum_k s_k h_k (R^T n)_k: the
-                # plane's normal goes to the body frame once, not once per corner
-                pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
-                n_body = quat_rotate_inv(load_quat(orientation, s, i, dim), pn)
-                base = planes[pl, 3] - pn.dot(load_vec(position, s, i, dim))
-                for c2 in ti.static(range(box_corners(dim))):
-                    d2 = base
-                    for k in ti.static(range(3)):
-                        d2 -= (2.0 * ((c2 >> k) & 1) - 1.0) * geometry[i, k] * n_body[k]
-                    f_beside += ti.select(c2 == c, 0.0, smooth_relu(consts[KN] * d2, consts[KN] * consts[DELTA]))
-        zeta_plane = damping_ratio_from_restitution(plane_restitution[pl])
-        fc = penalty_contact_force(consts, n, depth, rel, 0.5 * (damping_ratio[s, i] + zeta_plane),
+        m_t = 1.0 / tangential_inverse_mass(m, iu, r_body, n_body, dim)
+        is_box = shape[i] == BOX
+        # a face on the plane presses at once on all its corners
+        points = ti.select(is_box, ti.static(float(face_points(dim)) if mask & M_BOX else 1.0), 1.0)
+        # the plane's normal in the body frame: n_body in 3D (n is pn), rotated for the corners in 2D
+        f_beside = corner_springs_beside(dim, mask, is_box, q, n_body, x, g, pn, off, c, consts)
+        fc = penalty_contact_force(mask, consts, n, depth, rel, 0.5 * (damping_ratio[i] + plane_damping_ratio[pl]),
                                    0.5 * (friction[i] + plane_friction[pl]), m_eff, m_t, points, load,
                                    contact_stiffness[i], contact_damping[i], f_beside)
         ta = ra.cross(fc)
@@ -502,7 +614,7 @@ def penalty_integrate_body(dim: T, mass: T, linear_damping: T, angular_damping: 
 
 
 @ti.func
-def impulse_predict_body(dim: T, orientation: T, velocity: T, angular_velocity: T, mass: T, linear_damping: T,
+def impulse_predict_body(dim: T, mask: T, orientation: T, velocity: T, angular_velocity: T, mass: T, linear_damping: T,
                          angular_damping: T, force_control: T, torque_control: T, unit_inertia: T, consts: T, s, t,
                          i, predicted_velocity: T, predicted_angular_velocity: T, velocity_change: T,
                          position_correction: T, angular_velocity_change: T):
@@ -510,7 +622,7 @@ def impulse_predict_body(dim: T, orientation: T, velocity: T, angular_velocity: 
     (dv, dx, dw) cleared."""
     dt = consts[DT]
     m = mass[i]
-    f = body_force(dim, velocity, mass, force_control, consts, s, t, i)
+    f = body_force(dim, mask, velocity, mass, force_control, consts, s, t, i)
     store3(predicted_velocity, s, i, (load_vec(velocity, s, i, dim) + dt * f / m) / (1.0 + dt * linear_damping[i]))
     iu = row3(unit_inertia, i)
     store3(predicted_angular_velocity, s, i,
@@ -526,10 +638,10 @@ def angular_kick(m, iu, q, r, impulse, dim: T):
     """Angular velocity change (rad/s) of a body (mass m, unit inertia iu, orientation q) from an
     impulse (N s) at the point r (m) from its centre: I^-1 (r x J)."""
     tq = r.cross(impulse)
-    dw = ti.Vector([0.0, 0.0, tq[2] / (m * iu[2])])
     if ti.static(dim == 3):
-        dw = world_inertia_inv_apply(q, 1.0 / (m * iu), tq)
-    return dw
+        return world_inertia_inv_apply(q, 1.0 / (m * iu), tq)
+    else:
+        return ti.Vector([0.0, 0.0, tq[2] / (m * iu[2])])
 
 
 @ti.func
@@ -553,22 +665,22 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
     if gap <= 1.01 * (geometry[a, 0] + geometry[b, 0] + drift) + 1e-9:
         va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
         xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
-        n, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
-        ni, tau, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
+        n_end, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
+        ni, tau_toi, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
         if depth > 0.0 or ok == 1:
             wa, wb = 1.0 / mass[a], 1.0 / mass[b]
             e = 0.5 * (restitution[a] + restitution[b])
-            j = 0.0
-            if ok == 1:
-                n = ni
-                v_n = (va - vb).dot(n)
-                if v_n < 0.0:
-                    j = impulse_at(v_n, (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), tau, wa, wb,
-                                   e, dt)
-            else:  # overlapping since the start of the step: resolve along the end-of-step normal
-                j, tau = normal_impulse(-depth, (va - vb).dot(n),
-                                        (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n), wa, wb, e,
-                                        dt, consts[VMIN])
+            # branch-free from here (selects; no adstacks in the gradient kernel): an impact
+            # within the step (toi) along the normal at impact, else (overlapping since the
+            # start of the step) along the end-of-step normal
+            toi = ok == 1
+            n = ti.select(toi, ni, n_end)
+            v_n = (va - vb).dot(n)
+            v_n_start = (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n)
+            j_toi = ti.select(v_n < 0.0, impulse_at(v_n, v_n_start, tau_toi, wa, wb, e, dt), 0.0)
+            j_end, tau_end = normal_impulse(-depth, v_n, v_n_start, wa, wb, e, dt, consts[VMIN])
+            j = ti.select(toi, j_toi, j_end)
+            tau = ti.select(toi, tau_toi, tau_end)
             ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
             qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
             iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
@@ -576,9 +688,8 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
                    (vb + load3(predicted_angular_velocity, s, b).cross(rb))
             v_t = slip - slip.dot(n) * n
             w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
-            jt = ti.Vector([0.0, 0.0, 0.0])
-            if j > 0.0:
-                jt = coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b]))
+            jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b])),
+                           ti.Vector([0.0, 0.0, 0.0]))
             da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
             dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
             dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
@@ -613,10 +724,10 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
         iu = row3(unit_inertia, i)
         slip = v + load3(predicted_angular_velocity, s, i).cross(r)
         v_t = slip - slip.dot(n) * n
-        jt = ti.Vector([0.0, 0.0, 0.0])
-        if j > 0.0:  # friction only in contact (exactly zero in flight)
-            jt = coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iu, r), j,
-                                          0.5 * (friction[i] + plane_friction[pl]))
+        # friction only in contact (exactly zero in flight); a select, not a branch
+        jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iu, r), j,
+                                                         0.5 * (friction[i] + plane_friction[pl])),
+                       ti.Vector([0.0, 0.0, 0.0]))
         dv = (j / m) * n + jt / m
         dw = angular_kick(m, iu, q, r, jt, dim)
         for k in ti.static(range(3)):
@@ -626,16 +737,16 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
 
 
 @ti.func
-def velocity_dependent_acceleration(v, c_lin, consts: T):
+def velocity_dependent_acceleration(mask: T, v, c_lin, consts: T):
     """Rolling resistance (2D top-down tables) and linear damping (m/s^2) at velocity v."""
-    a = -c_lin * v
-    if consts[ROLL] > 0.0:
-        a += smoothed_coulomb_friction(v, consts[ROLL], 1.0, consts[VEPS])
-    return a
+    if ti.static(mask & M_ROLLING):
+        return -c_lin * v + smoothed_coulomb_friction(v, consts[ROLL], 1.0, consts[VEPS])
+    else:
+        return -c_lin * v
 
 
 @ti.func
-def impulse_integrate_body(dim: T, linear_damping: T, consts: T, predicted_velocity: T,
+def impulse_integrate_body(dim: T, mask: T, linear_damping: T, consts: T, predicted_velocity: T,
                            predicted_angular_velocity: T, velocity_change: T, position_correction: T,
                            angular_velocity_change: T, s, d, i, position: T, orientation: T, velocity: T,
                            angular_velocity: T):
@@ -651,12 +762,13 @@ def impulse_integrate_body(dim: T, linear_damping: T, consts: T, predicted_veloc
     vn = vs + dv
     xn = load_vec(position, s, i, dim) + dt * vs + dx
     dv2 = dv.dot(dv)
-    if dv2 > 0.0:
-        tau = dx.dot(dv) / dv2
-        corr = tau * (velocity_dependent_acceleration(vn, linear_damping[i], consts)
-                      - velocity_dependent_acceleration(vs, linear_damping[i], consts))
-        vn += corr
-        xn += tau * corr
+    kicked = dv2 > 0.0  # selects, not a branch (no adstacks in the gradient kernel); 1 divides when not
+    tau = dx.dot(dv) / ti.select(kicked, dv2, 1.0)
+    corr = ti.select(kicked, tau * (velocity_dependent_acceleration(mask, vn, linear_damping[i], consts)
+                                    - velocity_dependent_acceleration(mask, vs, linear_damping[i], consts)),
+                     ti.Vector([0.0, 0.0, 0.0]))
+    vn += corr
+    xn += tau * corr
     wn = load3(predicted_angular_velocity, s, i) + load3(angular_velocity_change, s, i)
     for k in ti.static(range(dim)):
         velocity[d, i, k] = vn[k]
@@ -670,13 +782,55 @@ _A = ti.types.ndarray()
 
 
 @ti.kernel
-def penalty_body_loads(dim: T, velocity: _A, mass: _A, restitution: _A, force_control: _A, torque_control: _A,
-                       consts: _A, s: ti.i32, t: ti.i32, force: _A, torque: _A, damping_ratio: _A):
-    """Every body's force and torque before contact, and its contacts' damping ratio (slot s,
-    controls of step t)."""
+def penalty_body_loads(dim: T, mask: T, velocity: _A, mass: _A, force_control: _A, torque_control: _A, consts: _A,
+                       s: ti.i32, t: ti.i32, force: _A, torque: _A):
+    """Every body's force and torque before contact (slot s, controls of step t)."""
     for i in range(velocity.shape[1]):
-        penalty_body_load(dim, velocity, mass, restitution, force_control, torque_control, consts, s, t, i, force,
-                          torque, damping_ratio)
+        penalty_body_load(dim, mask, velocity, mass, force_control, torque_control, consts, s, t, i, force, torque)
+
+
+@ti.func
+def damping_ratio_and_slope(e):
+    """(zeta, dzeta/de) of a restitution e: zeta from
+    :func:`diffsim.contact.damping_ratio_from_restitution`, its slope from the relation it
+    inverts, G = -log(max(e, 1e-3)) = 2 zeta h(zeta): dzeta/de = -1 / (e (2 h + 2 zeta h'))
+    (0 where e is clipped), the derivative of the converged Newton iteration."""
+    zeta = damping_ratio_from_restitution(e)
+    h, dh = _acos_ratio(zeta)
+    return zeta, ti.select(e > 1e-3, -1.0 / (ti.max(e, 1e-3) * (2.0 * h + 2.0 * zeta * dh)), 0.0)
+
+
+@ti.kernel
+def damping_ratios(serial: T, restitution: _A, plane_restitution: _A, n_planes: ti.i32, damping_ratio: _A,
+                   plane_damping_ratio: _A, slope: _A, plane_slope: _A):
+    """The damping ratio zeta(e) (diffsim.contact.damping_ratio_from_restitution) of every
+    body's restitution and of the first n_planes planes', and its slope dzeta/de: a function
+    of the parameters alone, launched once before the steps that read it (its Newton
+    iteration inlined in every step kernel made their gradients compile for a minute), with
+    :func:`damping_ratios_adjoint` as its hand-written adjoint (reverse mode through the
+    iteration compiled for 1.4 s). serial: one thread (small scenes, where waking the
+    thread pool costs more than the loop)."""
+    ti.loop_config(serialize=serial)
+    for k in range(restitution.shape[0] + n_planes):
+        n = restitution.shape[0]
+        if k < n:
+            damping_ratio[k], slope[k] = damping_ratio_and_slope(restitution[k])
+        else:
+            plane_damping_ratio[k - n], plane_slope[k - n] = damping_ratio_and_slope(plane_restitution[k - n])
+
+
+@ti.kernel
+def damping_ratios_adjoint(serial: T, slope: _A, plane_slope: _A, n_planes: ti.i32, damping_ratio: _A,
+                           plane_damping_ratio: _A, restitution: _A, plane_restitution: _A):
+    """Adjoint of :func:`damping_ratios` (pass the ``.grad`` arrays of the ratios and the
+    restitutions): dL/de += dzeta/de dL/dzeta."""
+    ti.loop_config(serialize=serial)
+    for k in range(slope.shape[0] + n_planes):
+        n = slope.shape[0]
+        if k < n:
+            restitution[k] += slope[k] * damping_ratio[k]
+        else:
+            plane_restitution[k - n] += plane_slope[k - n] * plane_damping_ratio[k - n]
 
 
 @ti.kernel
@@ -696,14 +850,14 @@ def penalty_pair_contacts(dim: T, mask: T, position: _A, orientation: _A, veloci
 @ti.kernel
 def penalty_plane_contacts(dim: T, mask: T, position: _A, orientation: _A, velocity: _A, angular_velocity: _A,
                            shape: _A, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, friction: _A,
-                           contact_stiffness: _A, contact_damping: _A, damping_ratio: _A, plane_restitution: _A,
+                           contact_stiffness: _A, contact_damping: _A, damping_ratio: _A, plane_damping_ratio: _A,
                            plane_friction: _A, consts: _A, n_planes: ti.i32, s: ti.i32, force: _A, torque: _A):
     """Penalty forces of every body against the first n_planes planes, added into force and
     torque at slot s."""
     for i, pl, c in ti.ndrange(position.shape[1], n_planes, ti.static(plane_points(mask, dim))):
         penalty_plane_contact(dim, mask, position, orientation, velocity, angular_velocity, shape, geometry,
                               unit_inertia, planes, mass, friction, contact_stiffness, contact_damping,
-                              damping_ratio, plane_restitution, plane_friction, consts, s, i, pl, c, force, torque)
+                              damping_ratio, plane_damping_ratio, plane_friction, consts, s, i, pl, c, force, torque)
 
 
 @ti.kernel
@@ -718,11 +872,11 @@ def penalty_integrate(dim: T, mass: _A, linear_damping: _A, angular_damping: _A,
 
 @ti.kernel
 def penalty_advance(dim: T, mask: T, shape: _A, geometry: _A, unit_inertia: _A, planes: _A, mass: _A,
-                    restitution: _A, friction: _A, linear_damping: _A, angular_damping: _A, contact_stiffness: _A,
-                    contact_damping: _A, plane_restitution: _A, plane_friction: _A, force_control: _A,
+                    damping_ratio: _A, friction: _A, linear_damping: _A, angular_damping: _A, contact_stiffness: _A,
+                    contact_damping: _A, plane_damping_ratio: _A, plane_friction: _A, force_control: _A,
                     torque_control: _A, consts: _A, pairs: _A, pair_count: _A, pair_row: ti.i32, n_planes: ti.i32,
-                    slot0: ti.i32, t0: ti.i32, t1: ti.i32, force: _A, torque: _A, damping_ratio: _A, position: _A,
-                    orientation: _A, velocity: _A, angular_velocity: _A):
+                    slot0: ti.i32, t0: ti.i32, t1: ti.i32, force: _A, torque: _A, position: _A, orientation: _A,
+                    velocity: _A, angular_velocity: _A):
     """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
     (step, item): body loads, pair contacts, plane contacts, integration."""
     for _ in range(1):
@@ -738,20 +892,21 @@ def penalty_advance(dim: T, mask: T, shape: _A, geometry: _A, unit_inertia: _A, 
             j = it % width
             s = slot0 + k
             if j < n:
-                penalty_body_load(dim, velocity, mass, restitution, force_control, torque_control, consts, s, t0 + k,
-                                  j, force, torque, damping_ratio)
+                penalty_body_load(dim, mask, velocity, mass, force_control, torque_control, consts, s, t0 + k, j,
+                                  force, torque)
             elif j < n + ncp:
-                c = (j - n) // npp
-                if c < pair_count[pair_row]:
-                    penalty_pair_contact(dim, mask, position, orientation, velocity, angular_velocity, shape,
-                                         geometry, unit_inertia, mass, friction, contact_stiffness, contact_damping,
-                                         damping_ratio, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
-                                         (j - n) % npp, force, torque)
+                if ti.static(npp > 0):  # the scene has pairs that collide
+                    c = (j - n) // npp
+                    if c < pair_count[pair_row]:
+                        penalty_pair_contact(dim, mask, position, orientation, velocity, angular_velocity, shape,
+                                             geometry, unit_inertia, mass, friction, contact_stiffness,
+                                             contact_damping, damping_ratio, consts, s, pairs[pair_row, c, 0],
+                                             pairs[pair_row, c, 1], (j - n) % npp, force, torque)
             elif j < n + ncp + npl:
                 c = j - n - ncp
                 penalty_plane_contact(dim, mask, position, orientation, velocity, angular_velocity, shape, geometry,
                                       unit_inertia, planes, mass, friction, contact_stiffness, contact_damping,
-                                      damping_ratio, plane_restitution, plane_friction, consts, s,
+                                      damping_ratio, plane_damping_ratio, plane_friction, consts, s,
                                       c // (n_planes * npts), (c // npts) % n_planes, c % npts, force, torque)
             else:
                 penalty_integrate_body(dim, mass, linear_damping, angular_damping, unit_inertia, consts, force,
@@ -760,13 +915,14 @@ def penalty_advance(dim: T, mask: T, shape: _A, geometry: _A, unit_inertia: _A, 
 
 
 @ti.kernel
-def impulse_predict(dim: T, orientation: _A, velocity: _A, angular_velocity: _A, mass: _A, linear_damping: _A,
+def impulse_predict(dim: T, mask: T, orientation: _A, velocity: _A, angular_velocity: _A, mass: _A, linear_damping: _A,
                     angular_damping: _A, force_control: _A, torque_control: _A, unit_inertia: _A, consts: _A,
                     s: ti.i32, t: ti.i32, predicted_velocity: _A, predicted_angular_velocity: _A,
                     velocity_change: _A, position_correction: _A, angular_velocity_change: _A):
     """Every body's v*, w* (slot s, controls of step t); the impulse sums cleared."""
     for i in range(velocity.shape[1]):
-        impulse_predict_body(dim, orientation, velocity, angular_velocity, mass, linear_damping, angular_damping,
+        impulse_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
+                             angular_damping,
                              force_control, torque_control, unit_inertia, consts, s, t, i, predicted_velocity,
                              predicted_angular_velocity, velocity_change, position_correction,
                              angular_velocity_change)
@@ -803,19 +959,19 @@ def impulse_plane_contacts(dim: T, position: _A, orientation: _A, velocity: _A, 
 
 
 @ti.kernel
-def impulse_integrate(dim: T, linear_damping: _A, consts: _A, predicted_velocity: _A,
+def impulse_integrate(dim: T, mask: T, linear_damping: _A, consts: _A, predicted_velocity: _A,
                       predicted_angular_velocity: _A, velocity_change: _A, position_correction: _A,
                       angular_velocity_change: _A, s: ti.i32, d: ti.i32, position: _A, orientation: _A,
                       velocity: _A, angular_velocity: _A):
     """Every body from slot s to slot d: predicted velocities plus the impulses' changes."""
     for i in range(position.shape[1]):
-        impulse_integrate_body(dim, linear_damping, consts, predicted_velocity, predicted_angular_velocity,
+        impulse_integrate_body(dim, mask, linear_damping, consts, predicted_velocity, predicted_angular_velocity,
                                velocity_change, position_correction, angular_velocity_change, s, d, i, position,
                                orientation, velocity, angular_velocity)
 
 
 @ti.kernel
-def impulse_advance(dim: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, restitution: _A, friction: _A,
+def impulse_advance(dim: T, mask: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, restitution: _A, friction: _A,
                     linear_damping: _A, angular_damping: _A, plane_restitution: _A, plane_friction: _A,
                     force_control: _A, torque_control: _A, consts: _A, pairs: _A, pair_count: _A,
                     pair_row: ti.i32, n_planes: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
@@ -834,7 +990,7 @@ def impulse_advance(dim: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A
             j = it % width
             s = slot0 + k
             if j < n:
-                impulse_predict_body(dim, orientation, velocity, angular_velocity, mass, linear_damping,
+                impulse_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
                                      angular_damping, force_control, torque_control, unit_inertia, consts, s, t0 + k,
                                      j, predicted_velocity, predicted_angular_velocity, velocity_change,
                                      position_correction, angular_velocity_change)
@@ -852,20 +1008,25 @@ def impulse_advance(dim: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A
                                       friction, plane_restitution, plane_friction, consts, s, c // n_planes,
                                       c % n_planes, velocity_change, position_correction, angular_velocity_change)
             else:
-                impulse_integrate_body(dim, linear_damping, consts, predicted_velocity, predicted_angular_velocity,
+                impulse_integrate_body(dim, mask, linear_damping, consts, predicted_velocity,
+                                       predicted_angular_velocity,
                                        velocity_change, position_correction, angular_velocity_change, s, s + 1,
                                        j - n - cap - npl, position, orientation, velocity, angular_velocity)
 
 
 @ti.kernel
-def zero_penalty_adjoints(force: _A, torque: _A, damping_ratio: _A, s0: ti.i32, s1: ti.i32):
+def zero_penalty_adjoints(force: _A, torque: _A, damping_ratio: _A, plane_damping_ratio: _A, s0: ti.i32,
+                          s1: ti.i32):
     """Adjoint bookkeeping: the penalty workspace's adjoints (pass the ``.grad`` arrays) of
-    slots [s0, s1) start from zero in a reverse sweep."""
+    slots [s0, s1), and those of the damping ratios (:func:`damping_ratios`), start from zero
+    in a reverse sweep."""
     for s, i, k in ti.ndrange((s0, s1), force.shape[1], 3):
-        if k == 0:
-            damping_ratio[s, i] = 0.0
+        if s == s0 and k == 0:
+            damping_ratio[i] = 0.0
         force[s, i, k] = 0.0
         torque[s, i, k] = 0.0
+    for p in range(plane_damping_ratio.shape[0]):
+        plane_damping_ratio[p] = 0.0
 
 
 @ti.kernel

@@ -103,6 +103,25 @@ class _Workspace:
         self.count.fill(0)
 
 
+class _DampingRatios:
+    """zeta(e) of a system's bodies and planes as one tape launch: ``kernels.damping_ratios``
+    forward, ``kernels.damping_ratios_adjoint`` in the adjoint sweep."""
+
+    def __init__(self, system):
+        self.system = system
+
+    def __call__(self):
+        s, p = self.system, self.system._params
+        K.damping_ratios(s.n <= 64, p["restitution"], p["plane_restitution"], s.nplanes, s._damping_ratio,
+                         s._plane_damping_ratio, s._damping_slope, s._plane_damping_slope)
+
+    def grad(self):
+        s, p = self.system, self.system._params
+        K.damping_ratios_adjoint(s.n <= 64, s._damping_slope, s._plane_damping_slope, s.nplanes,
+                                 s._damping_ratio.grad, s._plane_damping_ratio.grad, p["restitution"].grad,
+                                 p["plane_restitution"].grad)
+
+
 class RigidSystem(System):
     """Rigid bodies of a :class:`RigidModel` with contact (see the module docstring).
 
@@ -171,10 +190,14 @@ class RigidSystem(System):
             raise ConfigError(f"gravity must have {d} components, got {g.shape}")
         self.gravity = g
         self.mask = sum(1 << int(s) for s in model.shapes_present())
-        if "box-box" in present and "box-box" not in self.unsupported:
-            self.mask |= K.M_BOX_BOX
-        if "box-capsule" in present and "box-capsule" not in self.unsupported:
-            self.mask |= K.M_BOX_CAPSULE
+        counts = {int(s): int(np.sum(model.shape == s)) for s in model.shapes_present()}
+        for (sa, sb), flag in K.PAIR_KINDS.items():  # the kinds of pairs the scene has, compiled alone
+            has = counts.get(sa, 0) > 1 if sa == sb else counts.get(sa, 0) > 0 and counts.get(sb, 0) > 0
+            name = f"{SHAPE_NAMES[sa]}-{SHAPE_NAMES[sb]}"
+            if has and name not in self.unsupported:
+                self.mask |= flag
+        if rolling_resistance > 0:
+            self.mask |= K.M_ROLLING
         self.orientation = model.orientation_name
         self.state_shapes = {"x": (n, d), self.orientation: (n, 4) if d == 3 else (n,),
                              "v": (n, d), "omega": (n, 3) if d == 3 else (n,)}
@@ -197,6 +220,15 @@ class RigidSystem(System):
                               "the impulse model has no use for: use contact='penalty' or drop contact_stiffness")
         self.nplanes = model.n_planes
         self._params = {name: ti.ndarray(real, n, needs_grad=True) for name in BODY_PARAMETERS}
+        # zeta(e) of each body's and plane's restitution (penalty model), computed from the
+        # parameters before the steps that read it
+        self._damping_ratio = ti.ndarray(real, n, needs_grad=True)
+        self._plane_damping_ratio = ti.ndarray(real, max(1, self.nplanes), needs_grad=True)
+        for a in (self._damping_ratio, self._plane_damping_ratio):
+            a.fill(0.0)
+            a.grad.fill(0.0)
+        self._damping_slope = ti.ndarray(real, n)  # dzeta/de, for the hand-written adjoint
+        self._plane_damping_slope = ti.ndarray(real, max(1, self.nplanes))
         self._params.update({name: ti.ndarray(real, max(1, self.nplanes), needs_grad=True)
                              for name in PLANE_PARAMETERS})
         self._params["plane_restitution"].fill(0.0)
@@ -272,6 +304,8 @@ class RigidSystem(System):
                 want = {"mass": "> 0 kg", "restitution": "in [0, 1]"}.get(name, ">= 0")
                 raise ConfigError(f"{name} of body {i} ({self.model.names[i]}) is {arr[i]}: it must be {want}")
             self._params[name].from_numpy(arr.astype(config().numpy_real))
+            if name == "contact_stiffness" and np.any(arr > 0):  # the kernels compile the explicit law from now
+                self.mask |= K.M_EXPLICIT
 
     def _check_start(self, xx, vv, slot, pairs, count, ps):
         """First step of a forward sweep: the masses an optimizer wrote are positive (other
@@ -319,22 +353,30 @@ class RigidSystem(System):
         return self._workspace[slots]
 
     def _zero_adjoints(self, ws, s0, s1):
-        kernel = K.zero_penalty_adjoints if self.contact == "penalty" else K.zero_impulse_adjoints
-        return adjoint_only(kernel, *(a.grad for a in ws.arrays.values()), s0, s1)
+        if self.contact == "penalty":
+            return adjoint_only(K.zero_penalty_adjoints, ws.force.grad, ws.torque.grad, self._damping_ratio.grad,
+                                self._plane_damping_ratio.grad, s0, s1)
+        return adjoint_only(K.zero_impulse_adjoints, *(a.grad for a in ws.arrays.values()), s0, s1)
+
+    def _damping_ratios(self):
+        """The launch computing zeta(e) of every body and plane (penalty model) from the
+        restitution parameters, before the steps that read it; its adjoint (hand-written,
+        :func:`kernels.damping_ratios_adjoint`) runs after theirs."""
+        return launch(_DampingRatios(self))
 
     def _penalty_step(self, x, u, ws, s, d, t):
         """The penalty model's per-step launches: (body loads, pair contacts, plane contacts,
         integration), None where the scene has no pairs or planes."""
         p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
         state = (x.x, ori, x.v, x.omega)
-        loads = launch(K.penalty_body_loads, dim, x.v, p["mass"], p["restitution"], u.force, u.torque, self.consts,
-                       s, t, ws.force, ws.torque, ws.damping_ratio)
+        loads = launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s, t, ws.force,
+                       ws.torque)
         pairs = launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
-                       p["friction"], p["contact_stiffness"], p["contact_damping"], ws.damping_ratio, self.consts,
-                       ws.pairs, ws.count, s, s, ws.force, ws.torque) if self.n > 1 else None
+                       p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio, self.consts,
+                       ws.pairs, ws.count, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
         planes = launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
-                        p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], ws.damping_ratio,
-                        p["plane_restitution"], p["plane_friction"], self.consts, self.nplanes, s, ws.force,
+                        p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
+                        self._plane_damping_ratio, p["plane_friction"], self.consts, self.nplanes, s, ws.force,
                         ws.torque) if self.nplanes else None
         integrate = launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
                            self.consts, ws.force, ws.torque, s, d, *state)
@@ -343,10 +385,10 @@ class RigidSystem(System):
     def _impulse_step(self, x, u, ws, s, d, t):
         """The impulse model's per-step launches: (predict, pair impulses, plane impulses,
         integration), None where the scene has no pairs or planes."""
-        p, dim, ori = self._params, self.dim, x[self.orientation]
+        p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
         state = (x.x, ori, x.v, x.omega)
         sums = (ws.velocity_change, ws.position_correction, ws.angular_velocity_change)
-        predict = launch(K.impulse_predict, dim, ori, x.v, x.omega, p["mass"], p["linear_damping"],
+        predict = launch(K.impulse_predict, dim, mask, ori, x.v, x.omega, p["mass"], p["linear_damping"],
                          p["angular_damping"], u.force, u.torque, self.iu, self.consts, s, t, ws.predicted_velocity,
                          ws.predicted_angular_velocity, *sums)
         pairs = launch(K.impulse_pair_contacts, dim, x.x, ori, x.v, ws.predicted_velocity,
@@ -356,20 +398,22 @@ class RigidSystem(System):
                         ws.predicted_angular_velocity, self.geom, self.iu, self.planes, p["mass"], p["restitution"],
                         p["friction"], p["plane_restitution"], p["plane_friction"], self.consts, self.nplanes, s,
                         *sums) if self.nplanes else None
-        integrate = launch(K.impulse_integrate, dim, p["linear_damping"], self.consts, ws.predicted_velocity,
+        integrate = launch(K.impulse_integrate, dim, mask, p["linear_damping"], self.consts, ws.predicted_velocity,
                            ws.predicted_angular_velocity, *sums, s, d, *state)
         return predict, pairs, planes, integrate
 
     def step(self, x, u, src, dst, t):
         ws = self._workspace_for(x)
+        zeta = []
         if self.contact == "penalty":
             first, pairs, planes, integrate = self._penalty_step(x, u, ws, src, dst, t)
+            zeta = [self._damping_ratios()]
             bp = forward_only(self.broadphase.run, x.x, src, ws.pairs, ws.count, src)
         else:  # impulses act along the swept path x + s v*, s in [0, dt]
             first, pairs, planes, integrate = self._impulse_step(x, u, ws, src, dst, t)
             bp = forward_only(self.broadphase.run_swept, x.x, src, ws.pairs, ws.count, src, ws.predicted_velocity,
                               self.dt)
-        out = [first, bp]
+        out = [*zeta, first, bp]
         if t == 0:
             out.append(forward_only(self._check_start, x.x, x.v, src, ws.pairs, ws.count, src))
         out += [k for k in (pairs, planes) if k is not None]
@@ -393,12 +437,14 @@ class RigidSystem(System):
         materials = (p["mass"], p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"])
         planes = (p["plane_restitution"], p["plane_friction"])
         if self.contact == "penalty":
+            out.append(self._damping_ratios())
             out.append(launch(K.penalty_advance, self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
-                              *materials, p["contact_stiffness"], p["contact_damping"], *planes, u.force, u.torque,
-                              self.consts, *pair_list, self.nplanes, slot0, t0, t1, ws.force, ws.torque,
-                              ws.damping_ratio, *state))
+                              p["mass"], self._damping_ratio, p["friction"], p["linear_damping"],
+                              p["angular_damping"], p["contact_stiffness"], p["contact_damping"],
+                              self._plane_damping_ratio, p["plane_friction"], u.force, u.torque, self.consts,
+                              *pair_list, self.nplanes, slot0, t0, t1, ws.force, ws.torque, *state))
         else:
-            out.append(launch(K.impulse_advance, self.dim, self.geom, self.iu, self.planes, *materials, *planes,
+            out.append(launch(K.impulse_advance, self.dim, self.mask, self.geom, self.iu, self.planes, *materials, *planes,
                               u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,
                               ws.predicted_velocity, ws.predicted_angular_velocity, ws.velocity_change,
                               ws.position_correction, ws.angular_velocity_change, *state))
