@@ -319,6 +319,17 @@ def damping_ratio_from_restitution(e):
 
 
 @ti.func
+def damping_ratio_and_slope(e):
+    """(zeta, dzeta/de) of a restitution e: zeta from
+    :func:`damping_ratio_from_restitution`, its slope from the relation it
+    inverts, G = -log(max(e, 1e-3)) = 2 zeta h(zeta): dzeta/de = -1 / (e (2 h + 2 zeta h'))
+    (0 where e is clipped), the derivative of the converged Newton iteration."""
+    zeta = damping_ratio_from_restitution(e)
+    h, dh = _acos_ratio(zeta)
+    return zeta, ti.select(e > 1e-3, -1.0 / (ti.max(e, 1e-3) * (2.0 * h + 2.0 * zeta * dh)), 0.0)
+
+
+@ti.func
 def damping_from_restitution(e, k_n, m_eff):
     """Damping c_n (N s/m) that gives the clamped penalty contact of stiffness k_n (N/m) between
     bodies of effective mass m_eff (kg) the restitution e (exact in continuous time; time

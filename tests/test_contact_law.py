@@ -156,6 +156,26 @@ def test_damping_maps_match_numpy_and_keep_their_gradient_at_e_one():
     assert de[0] < -0.3  # at e = 1: d zeta/de = -1/pi (times the discrete factor), not 0
 
 
+@ti.kernel
+def _ratio_and_slope(e: ti.types.ndarray(), zeta: ti.types.ndarray(), slope: ti.types.ndarray()):
+    for i in range(e.shape[0]):
+        zeta[i], slope[i] = contact.damping_ratio_and_slope(e[i])
+
+
+def test_damping_ratio_slope_equals_central_differences_of_the_numpy_map():
+    """The slope a rigid scene's hand-written adjoint uses (dzeta/de from the relation the
+    Newton iteration inverts) against central differences of the NumPy twin, across the
+    underdamped, critical (e = e^-2) and overdamped ranges; zero where e is clipped."""
+    e = np.array([1.0, 0.999, 0.9, 0.6, 0.3, np.exp(-2.0), 0.1, 0.02, 0.002, 5e-4])
+    zeta, slope = np.zeros_like(e), np.zeros_like(e)
+    _ratio_and_slope(e, zeta, slope)
+    np.testing.assert_allclose(zeta, contact.damping_ratio_from_restitution_np(e), rtol=1e-12, atol=1e-15)
+    h = 1e-7 * e
+    fd = (contact.damping_ratio_from_restitution_np(e + h) - contact.damping_ratio_from_restitution_np(e - h)) / (2 * h)
+    np.testing.assert_allclose(slope[:-1], fd[:-1], rtol=2e-6)
+    assert slope[-1] == 0.0 and slope[0] == pytest.approx(-1.0 / np.pi, rel=1e-9)
+
+
 # ------------------------------------------------------------------ the law averaged over a step
 
 DT_S, DELTA_S, LOAD = 1.0e-3, 1.0e-5, 9.81  # the rigid defaults: dt, onset depth; 1 kg under gravity

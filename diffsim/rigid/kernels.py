@@ -56,9 +56,8 @@ from ..collision.narrowphase import (
     sphere_sphere,
 )
 from ..contact import (
-    _acos_ratio,
     contact_normal_force,
-    damping_ratio_from_restitution,
+    damping_ratio_and_slope,
     discrete_damping_ratio,
     smooth_relu,
     smoothed_coulomb_friction,
@@ -787,17 +786,6 @@ def penalty_body_loads(dim: T, mask: T, velocity: _A, mass: _A, force_control: _
     """Every body's force and torque before contact (slot s, controls of step t)."""
     for i in range(velocity.shape[1]):
         penalty_body_load(dim, mask, velocity, mass, force_control, torque_control, consts, s, t, i, force, torque)
-
-
-@ti.func
-def damping_ratio_and_slope(e):
-    """(zeta, dzeta/de) of a restitution e: zeta from
-    :func:`diffsim.contact.damping_ratio_from_restitution`, its slope from the relation it
-    inverts, G = -log(max(e, 1e-3)) = 2 zeta h(zeta): dzeta/de = -1 / (e (2 h + 2 zeta h'))
-    (0 where e is clipped), the derivative of the converged Newton iteration."""
-    zeta = damping_ratio_from_restitution(e)
-    h, dh = _acos_ratio(zeta)
-    return zeta, ti.select(e > 1e-3, -1.0 / (ti.max(e, 1e-3) * (2.0 * h + 2.0 * zeta * dh)), 0.0)
 
 
 @ti.kernel
