@@ -327,23 +327,59 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True)
 
 
+@ti.func
+def _half_row(p, xs: ti.template(), box: ti.template(), nc: ti.template(), cell_of: ti.template(),
+              start: ti.template(), count: ti.template(), atoms: ti.template(), rl2, scratch: ti.template(),
+              nhome: ti.template(), nimage: ti.template(), nbr: ti.template(), nnb: ti.template()):
+    """Row atoms[p] of the tape's half list (the forward half of the 5x5 column block around the
+    atom, plain atom indices) from the column search; returns the row's full length (it may
+    exceed the list's width, which the caller checks)."""
+    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False)
+    cap = scratch.shape[1]
+    nh = nhome[p]
+    cnt = nh + nimage[p]
+    i = atoms[p]
+    for k in range(ti.min(cnt, nbr.shape[1], cap)):
+        c = scratch[p, k] if k < nh else scratch[p, cap - 1 - (k - nh)]
+        nbr[i, k] = c >> CODE_BITS
+    nnb[i] = cnt
+    return cnt
+
+
+@ti.func
+def mirror_rows(nbr: ti.template(), nnb: ti.template(), full: ti.template(), nfull: ti.template()):
+    """The full list of a half list: each pair (i, j) of row i also as (j, i) in row j, rows in
+    the half list's order (so sums over them are the same at any thread count). Serial loops:
+    call it from a serialized scope. Returns the longest full row (it may exceed the width)."""
+    most = 0
+    cap = full.shape[1]
+    for i in range(nnb.shape[0]):
+        nfull[i] = 0
+    for i in range(nnb.shape[0]):
+        for q in range(nnb[i]):
+            j = nbr[i, q]
+            a = nfull[i]
+            b = nfull[j]
+            if a < cap:
+                full[i, a] = j
+            if b < cap:
+                full[j, b] = i
+            nfull[i] = a + 1
+            nfull[j] = b + 1
+    for i in range(nnb.shape[0]):
+        most = ti.max(most, nfull[i])
+    return most
+
+
 @ti.kernel
 def _half_rows(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
                scratch: _A2, nhome: _A1, nimage: _A1, nbr: _A2, nnb: _A1) -> ti.i32:
     """The tape's half list: each pair once (the forward half of the block), row i holding plain
     atom indices; in parallel over atoms (no row is written by two)."""
     most = 0
-    cap = scratch.shape[1]
     for p in range(xs.shape[0]):
-        _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False)
-        nh = nhome[p]
-        cnt = nh + nimage[p]
-        i = atoms[p]
-        for k in range(ti.min(cnt, nbr.shape[1], cap)):
-            c = scratch[p, k] if k < nh else scratch[p, cap - 1 - (k - nh)]
-            nbr[i, k] = c >> CODE_BITS
-        nnb[i] = cnt
-        ti.atomic_max(most, cnt)
+        ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
+                                      nnb))
     return most
 
 
@@ -392,37 +428,14 @@ def _tape_lists(x: _A3, s: ti.i32, box: _A1, nc: _A1, limit: ti.f64, cell_of: _A
                 u, _m = _wrapped(x[s, i, k], box[k])
                 xs[p, k] = u
     most = 0
-    cap = scratch.shape[1]
     for p in range(n):
-        _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False)
-        nh = nhome[p]
-        cnt = nh + nimage[p]
-        i = atoms[p]
-        for k in range(ti.min(cnt, nbr.shape[1], cap)):
-            c = scratch[p, k] if k < nh else scratch[p, cap - 1 - (k - nh)]
-            nbr[i, k] = c >> CODE_BITS
-        nnb[i] = cnt
-        ti.atomic_max(most, cnt)
+        ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
+                                      nnb))
     ti.loop_config(serialize=True)
     for _ in range(1):
         out[0] = most
-        if most <= ti.min(nbr.shape[1], cap):  # else the caller grows the list and builds again
-            fcap = full.shape[1]
-            for i in range(n):
-                nfull[i] = 0
-            for i in range(n):
-                for q in range(nnb[i]):
-                    j = nbr[i, q]
-                    a = nfull[i]
-                    b = nfull[j]
-                    if a < fcap:
-                        full[i, a] = j
-                    if b < fcap:
-                        full[j, b] = i
-                    nfull[i] = a + 1
-                    nfull[j] = b + 1
-            for i in range(n):
-                out[1] = ti.max(out[1], nfull[i])
+        if most <= ti.min(nbr.shape[1], scratch.shape[1]):  # else the caller grows the list and builds again
+            out[1] = mirror_rows(nbr, nnb, full, nfull)
     return out
 
 

@@ -23,7 +23,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
-from .cells import FullNeighborList, copy_positions, max_displacement_sq
+from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows
 from .space import cell_rows, check_cutoff, displacement, min_image_np
 from .tricells import TriclinicCells, bins_per_axis
 
@@ -56,24 +56,9 @@ def _mirror(nbr: _A2, nnb: _A1, full: _A2, nfull: _A1) -> ti.i32:
     so every row's order (and the sums over it) is the same at any thread count; all of it on
     the calling thread (a loop handed to the thread pool costs more than these loops' work)."""
     most = 0
-    cap = full.shape[1]
     ti.loop_config(serialize=True)
     for _ in range(1):
-        for i in range(nnb.shape[0]):
-            nfull[i] = 0
-        for i in range(nnb.shape[0]):
-            for q in range(nnb[i]):
-                j = nbr[i, q]
-                a = nfull[i]
-                b = nfull[j]
-                if a < cap:
-                    full[i, a] = j
-                if b < cap:
-                    full[j, b] = i
-                nfull[i] = a + 1
-                nfull[j] = b + 1
-        for i in range(nnb.shape[0]):
-            most = ti.max(most, nfull[i])
+        most = mirror_rows(nbr, nnb, full, nfull)
     return most
 
 
