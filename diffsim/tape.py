@@ -792,8 +792,7 @@ class Rollout:
         length = t1 - t0
         if carry:  # else the caller has cleared the slots and seeded slot L
             for arr in self.x.values():
-                storage.copy_slot(arr.grad, 0, arr.grad, length)
-                storage.zero_slots(arr.grad, 0, length)
+                storage.carry_slot(arr.grad, length)
         # A Python cost's seed dC/dx_t enters after everything later in time and the running cost
         # of x_t's own segment, and before the adjoint of the segment that computed x_t: the same
         # order of additions under every schedule.

@@ -1,0 +1,63 @@
+"""The tape's slot kernels against NumPy: every path (small arrays on one thread, large ones in
+parallel, the CPU's loops over whole slots and the flat loops of one slot) and both slot ranks."""
+
+import numpy as np
+import pytest
+import taichi as ti
+
+from diffsim import storage
+from diffsim.runtime import config
+
+
+def _array(rng, shape):
+    a = ti.ndarray(config().real, shape)
+    values = rng.standard_normal(shape)
+    a.from_numpy(values)
+    return a, values
+
+
+# per-slot shapes below and above storage.SERIAL_BELOW elements over 3 slots, ranks 1 and 2
+SHAPES = [(7,), (5, 3), (20_000,), (12_000, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_zero_add_and_carry_slots_equal_numpy(shape):
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    slots = 6
+    a, ref = _array(rng, (slots, *shape))
+    storage.zero_slots(a, 1, 4)
+    ref[1:4] = 0
+    storage.zero_slots(a, 5, 6)  # one slot
+    ref[5] = 0
+    np.testing.assert_array_equal(a.to_numpy(), ref)
+
+    src, src_ref = _array(rng, (slots, *shape))
+    storage.add_slots(src, 2, a, 0, 3)
+    ref[0:3] += src_ref[2:5]
+    storage.add_slots(src, 0, a, 5, 1)
+    ref[5] += src_ref[0]
+    np.testing.assert_array_equal(a.to_numpy(), ref)
+
+    for length in (4, 1):  # several slots, and the one-slot fallback
+        storage.carry_slot(a, length)
+        first = ref[0].copy()
+        ref[:length] = 0
+        ref[length] = first
+        np.testing.assert_array_equal(a.to_numpy(), ref)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_first_bad_slot_finds_the_earliest_nan_inf_or_implausible_entry(shape):
+    rng = np.random.default_rng(7)
+    a, values = _array(rng, (8, *shape))
+    assert storage.first_bad_slot(a, 0, 8) is None
+    assert storage.first_bad_slot(a, 0, 8, limit=1e-9) == 0
+    index = tuple(n - 1 for n in shape)
+    for slot, bad in ((6, np.inf), (3, np.nan), (5, -1e30)):
+        values[(slot, *index)] = bad
+    a.from_numpy(values)
+    assert storage.first_bad_slot(a, 0, 8) == 3
+    assert storage.first_bad_slot(a, 4, 8) == 6  # -1e30 is finite
+    assert storage.first_bad_slot(a, 4, 8, limit=1e6) == 5
+    assert storage.first_bad_slot(a, 4, 5) is None
+    assert storage.first_bad_slot(a, 6, 7) == 6  # one slot
