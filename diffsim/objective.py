@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import storage
 from .errors import ConfigError, SimulationDiverged
 from .runtime import config
 
@@ -269,7 +270,7 @@ class Objective:
         for name, value in self.unpack(x).items():
             kind = next(k for p, k, *_ in self._layout if p.name == name)
             if kind == "param":
-                r.params[name].from_numpy(value.astype(dtype))
+                storage.from_numpy(value.astype(dtype), r.params[name])
             elif kind == "control":
                 r.set_controls(**{name: value})
             else:

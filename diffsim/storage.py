@@ -206,11 +206,20 @@ def _clear_serial(a: ti.types.ndarray()):
         a[index] = 0
 
 
-@ti.kernel
-def _to_numpy_serial(a: ti.types.ndarray(), out: ti.types.ndarray()):
-    ti.loop_config(serialize=True)
-    for index in ti.grouped(ti.ndrange(*a.shape)):
-        out[index] = a[index]
+def _whole_copy(serial: bool):
+    @ti.kernel
+    def copy(a: ti.types.ndarray(), out: ti.types.ndarray()):
+        ti.loop_config(serialize=serial)
+        for index in ti.grouped(ti.ndrange(*a.shape)):
+            out[index] = a[index]
+
+    return copy
+
+
+# out[...] = a[...] for two arrays of one shape, ndarrays or NumPy arrays (which a kernel reads and
+# writes in place): 2-5x faster than Taichi's own from_numpy/to_numpy here (a (500, 1, 5) array:
+# 145 -> 79 us; (20000, 3): 970 -> 190 us)
+_WHOLE_COPY = {False: _whole_copy(serial=False), True: _whole_copy(serial=True)}
 
 
 _OPS = {False: _slot_kernels(serial=False), True: _slot_kernels(serial=True)}
@@ -300,14 +309,23 @@ def clear(a) -> None:
 
 
 def to_numpy(a) -> np.ndarray:
-    """A whole real ndarray as a float64 NumPy array: one serial launch when it is small, else
-    Taichi's own ``to_numpy``."""
-    if isinstance(a, ti.ScalarNdarray) and math.prod(a.shape) < SERIAL_BELOW:
-        out = np.empty(tuple(a.shape), dtype=config().numpy_real)
-        _to_numpy_serial(a, out)
-    else:
-        out = a.to_numpy()
+    """A whole real ndarray as a float64 NumPy array, in one launch."""
+    if not isinstance(a, ti.ScalarNdarray):
+        return a.to_numpy().astype(np.float64, copy=False)
+    out = np.empty(tuple(a.shape), dtype=config().numpy_real)
+    _WHOLE_COPY[math.prod(a.shape) < SERIAL_BELOW](a, out)
     return out.astype(np.float64, copy=False)
+
+
+def from_numpy(values: np.ndarray, a) -> None:
+    """a[...] = values, a NumPy array of a's shape in the storage's precision, in one launch."""
+    if not isinstance(a, ti.ScalarNdarray):
+        a.from_numpy(values)
+        return
+    values = np.ascontiguousarray(values, dtype=config().numpy_real)
+    if values.shape != tuple(a.shape):
+        raise ValueError(f"an array of shape {values.shape} cannot fill storage of shape {tuple(a.shape)}")
+    _WHOLE_COPY[values.size < SERIAL_BELOW](values, a)
 
 
 def slots(shape: tuple, count: int, needs_grad: bool):

@@ -462,7 +462,7 @@ class Rollout:
             if not np.all(np.isfinite(value)):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
                 raise ConfigError(f"control '{name}'{list(bad)} is {value[bad]}: controls must be finite")
-            self.u[name].from_numpy(value)
+            storage.from_numpy(value, self.u[name])
 
     def controls(self) -> dict:
         """The control sequences as numpy arrays (steps, *shape)."""
@@ -574,7 +574,7 @@ class Rollout:
             if ts:
                 self._seed_rows[f] = {t: k for k, t in enumerate(ts)}
                 arr = ti.ndarray(config().real, (len(ts), *self.state_shapes[f]))
-                arr.from_numpy(np.stack([seeds[f, t] for t in ts]).astype(dtype))
+                storage.from_numpy(np.stack([seeds[f, t] for t in ts]).astype(dtype), arr)
                 self._seed_arrays[f] = arr
         return total
 

@@ -61,3 +61,15 @@ def test_first_bad_slot_finds_the_earliest_nan_inf_or_implausible_entry(shape):
     assert storage.first_bad_slot(a, 4, 8, limit=1e6) == 5
     assert storage.first_bad_slot(a, 4, 5) is None
     assert storage.first_bad_slot(a, 6, 7) == 6  # one slot
+
+
+@pytest.mark.parametrize("shape", [(7, 2), (500, 1, 5), (20_000, 3)])
+def test_from_numpy_and_to_numpy_round_trip(shape):
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal(shape)
+    a = ti.ndarray(config().real, shape)
+    storage.from_numpy(values, a)
+    np.testing.assert_array_equal(a.to_numpy(), values)
+    np.testing.assert_array_equal(storage.to_numpy(a), values)
+    with pytest.raises(ValueError, match="cannot fill"):
+        storage.from_numpy(values[:-1], a)
