@@ -207,18 +207,34 @@ def _clear_serial(a: ti.types.ndarray()):
 
 
 def _whole_copy(serial: bool):
+    """out[...] = a[...] for two arrays of one shape, ndarrays or NumPy arrays (a kernel reads and
+    writes NumPy arrays in place): faster than Taichi's own from_numpy/to_numpy here (a (2048, 16,
+    2) array: 1.6-3.1 ms against 0.25-0.45 ms, under load)."""
+
     @ti.kernel
     def copy(a: ti.types.ndarray(), out: ti.types.ndarray()):
-        ti.loop_config(serialize=serial)
-        for index in ti.grouped(ti.ndrange(*a.shape)):
-            out[index] = a[index]
+        # a loop over the first axis with plain loops inside: a flat ndrange over all axes computes
+        # every index by division (a (2048, 16, 2) array: ~1.3 ms against ~0.25 ms)
+        if ti.static(len(a.shape) > 3):
+            ti.loop_config(serialize=serial)
+            for index in ti.grouped(ti.ndrange(*a.shape)):
+                out[index] = a[index]
+        else:
+            ti.loop_config(serialize=serial)
+            for i in range(a.shape[0]):
+                if ti.static(len(a.shape) == 1):
+                    out[i] = a[i]
+                elif ti.static(len(a.shape) == 2):
+                    for j in range(a.shape[1]):
+                        out[i, j] = a[i, j]
+                else:
+                    for j in range(a.shape[1]):
+                        for k in range(a.shape[2]):
+                            out[i, j, k] = a[i, j, k]
 
     return copy
 
 
-# out[...] = a[...] for two arrays of one shape, ndarrays or NumPy arrays (which a kernel reads and
-# writes in place): 2-5x faster than Taichi's own from_numpy/to_numpy here (a (500, 1, 5) array:
-# 145 -> 79 us; (20000, 3): 970 -> 190 us)
 _WHOLE_COPY = {False: _whole_copy(serial=False), True: _whole_copy(serial=True)}
 
 

@@ -63,7 +63,7 @@ def test_first_bad_slot_finds_the_earliest_nan_inf_or_implausible_entry(shape):
     assert storage.first_bad_slot(a, 6, 7) == 6  # one slot
 
 
-@pytest.mark.parametrize("shape", [(7, 2), (500, 1, 5), (20_000, 3)])
+@pytest.mark.parametrize("shape", [(9,), (7, 2), (500, 1, 5), (20_000, 3), (2048, 16, 2), (3, 2, 4, 2)])
 def test_from_numpy_and_to_numpy_round_trip(shape):
     rng = np.random.default_rng(3)
     values = rng.standard_normal(shape)
