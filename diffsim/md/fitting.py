@@ -18,7 +18,7 @@ import taichi as ti
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from .forcefield import ForceField
-from .model import atom_types
+from .model import atom_types, parse_cell
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -68,16 +68,19 @@ def _check_finite(c, positions, box, energy, forces):
                               "finite; fix or drop this configuration")
 
 
-def _config_arrays(cfg):
-    """(positions, types, box, energy, forces) from a dict, a Model with energy/forces, or ASE Atoms."""
+def _config_arrays(c, cfg):
+    """(positions, types, box, tilt, energy, forces) from a dict, a Model with energy/forces, or
+    ASE Atoms. A tilted ASE cell is rotated into LAMMPS's orientation (:func:`~diffsim.md.ase_io.from_ase`),
+    its reference forces with it. ``c``: the configuration's index, for the messages."""
     if hasattr(cfg, "get_positions") and hasattr(cfg, "get_forces"):  # ASE Atoms with a calculator
-        from .ase_io import from_ase
+        from .ase_io import from_ase, lammps_cell
 
         m = from_ase(cfg)
+        forces = np.asarray(cfg.get_forces(), dtype=np.float64)
+        _check_finite(c, m.positions, m.box, cfg.get_potential_energy(), forces)
         if m.triclinic:
-            raise ConfigError("force matching takes orthorhombic configurations only (ASE Atoms with a diagonal "
-                              f"cell); this one is tilted: {np.asarray(cfg.get_cell()).tolist()}")
-        return m.positions, m.types, m.box, float(cfg.get_potential_energy()), np.asarray(cfg.get_forces())
+            forces = forces @ lammps_cell(np.asarray(cfg.get_cell()))[1]
+        return m.positions, m.types, m.box, m.tilt, float(cfg.get_potential_energy()), forces
     if isinstance(cfg, dict):
         missing = [k for k in ("positions", "energy", "forces") if k not in cfg]
         if missing:
@@ -89,12 +92,12 @@ def _config_arrays(cfg):
             energy = float(cfg["energy"])
             forces = np.asarray(cfg["forces"], dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"a configuration's positions (n, 3), box (3,), energy (a number) and forces (n, 3) "
-                              f"must be real numbers: {exc}") from None
-        if box.ndim == 2:
-            raise ConfigError(f"force matching takes orthorhombic boxes (3,) only, got a {box.shape} cell")
+            raise ConfigError(f"a configuration's positions (n, 3), box (3,) or (3, 3) cell, energy (a number) and "
+                              f"forces (n, 3) must be real numbers: {exc}") from None
+        _check_finite(c, pos, box, energy, forces)
+        box, tilt = parse_cell(box, cfg.get("tilt"))
         types = np.zeros(len(pos), np.int32) if cfg.get("types") is None else cfg["types"]
-        return pos, types, box, energy, forces
+        return pos, types, box, tilt, energy, forces
     raise ConfigError(f"a configuration must be a dict (positions, box, types, energy, forces) or ASE Atoms "
                       f"with a calculator, got {type(cfg).__name__}")
 
@@ -102,8 +105,10 @@ def _config_arrays(cfg):
 class ForceMatching:
     """``x -> (loss, grad)`` for fitting ``potentials`` to reference configurations (see module doc).
 
-    configs: list of dicts {positions (n, 3), box (3,), types (n,), energy, forces (n, 3)} or ASE
-        Atoms with results. All boxes must be at least twice the largest cutoff (periodic axes).
+    configs: list of dicts {positions (n, 3), box (3,) or a lower-triangular (3, 3) cell (or box
+        with tilt (xy, xz, yz)), types (n,), energy, forces (n, 3)} or ASE Atoms with results (a
+        tilted cell is rotated into LAMMPS's orientation, forces alike). Every periodic cell must
+        be at least twice the largest cutoff across (its perpendicular widths when tilted).
     params: names of the fitted parameters (default: all of the potentials'); ``energy_offset``
         adds ``e0`` (energy per atom). ``log``: fit log(p) for these names (keeps them positive).
     energy_weight, force_weight: w_E, w_F.
@@ -118,16 +123,16 @@ class ForceMatching:
         configs = list(configs)
         if not configs:
             raise ConfigError("force matching needs at least one configuration")
-        arrays = [_config_arrays(c) for c in configs]
-        pos, types, boxes, cfg, eref, fref = [], [], [], [], [], []
-        for c, (p, t, b, e, f) in enumerate(arrays):
+        arrays = [_config_arrays(c, cfg) for c, cfg in enumerate(configs)]
+        pos, types, boxes, tilts, cfg, eref, fref = [], [], [], [], [], [], []
+        for c, (p, t, b, tilt, e, f) in enumerate(arrays):
             if p.ndim != 2 or p.shape[1] != 3 or f.shape != p.shape or np.shape(t) != (len(p),):
                 raise ConfigError(f"configuration {c}: positions {p.shape}, forces {f.shape} and types "
                                   f"{np.shape(t)} must be (n, 3), (n, 3), (n,)")
-            _check_finite(c, p, b, e, f)
             pos.append(p)
             types.append(atom_types(t, len(p), name=f"configuration {c}: types"))
             boxes.append(np.broadcast_to(b, (3,)))
+            tilts.append(tilt)
             cfg.append(np.full(len(p), c))
             eref.append(e)
             fref.append(f)
@@ -137,7 +142,8 @@ class ForceMatching:
         self.positions_np = np.concatenate(pos)
         self.eref_np = np.array(eref)
         self.fref_np = np.concatenate(fref)
-        self.ff = ForceField(potentials, np.concatenate(types), np.array(boxes), skin=0.0, cfg=self.cfg_np)
+        self.ff = ForceField(potentials, np.concatenate(types), np.array(boxes), skin=0.0, cfg=self.cfg_np,
+                             tilt=np.array(tilts))
         n = self.ff.n
         real, npr = config().real, config().numpy_real
 

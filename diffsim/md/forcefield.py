@@ -14,7 +14,7 @@ import taichi as ti
 from ..errors import ConfigError
 from ..runtime import config
 from ..tape import launch
-from .model import atom_types
+from .model import atom_types, parse_cell
 from .neighbors import NeighborList
 from .potentials import PairPotential, Potential
 
@@ -86,11 +86,13 @@ class ForceField:
     """Potentials acting on ``n`` atoms of given ``types`` in a box.
 
     potentials: list of :class:`~diffsim.md.potentials.Potential`.
-    types: (n,) ints; box: (3,) edges (0 = open) or ``boxes`` (nconf, 3) with ``cfg`` (n,) for
-    several stacked configurations (force matching). tilt: optional triclinic tilts (xy, xz, yz)
-    (length), (3,) or (nconf, 3), LAMMPS's cell a = (lx, 0, 0), b = (xy, ly, 0), c = (xz, yz, lz)
-    with ``box`` = (lx, ly, lz) (see :mod:`diffsim.md.space`; the volume is lx ly lz, the
-    cell's determinant). skin: Verlet skin (length) added to the largest cutoff; capacity/grow:
+    types: (n,) ints; box: (3,) edges (0 = open), a lower-triangular (3, 3) cell as
+    :attr:`Model.cell <diffsim.md.model.Model.cell>` gives it (a triclinic model's force field:
+    ``ForceField(potentials, model.types, model.cell)``), or ``boxes`` (nconf, 3) with ``cfg``
+    (n,) for several stacked configurations (force matching). tilt: optional triclinic tilts
+    (xy, xz, yz) (length), (3,) or (nconf, 3), LAMMPS's cell a = (lx, 0, 0), b = (xy, ly, 0),
+    c = (xz, yz, lz) with ``box`` = (lx, ly, lz) (see :mod:`diffsim.md.space`; the volume is
+    lx ly lz, the cell's determinant). skin: Verlet skin (length) added to the largest cutoff; capacity/grow:
     see :class:`~diffsim.md.neighbors.NeighborList`.
     """
 
@@ -131,6 +133,8 @@ class ForceField:
         self.has_pairs = any(p.needs_list for p in potentials)  # pair or many-body terms: a neighbour list
         # the forward-only gather path (full list) serves pair potentials only
         self.gathers = all(isinstance(p, PairPotential) or not p.needs_list for p in potentials)
+        if cfg is None and np.shape(box) == (3, 3):  # one configuration's cell, not three boxes
+            box, tilt = parse_cell(box, tilt)
         boxes = np.zeros((1, 3)) if box is None else np.atleast_2d(np.asarray(box, dtype=np.float64))
         self.nlist = NeighborList(self.n, cut if cut > 0 else 1.0, skin, boxes, cfg, capacity, grow, method,
                                   tilts=tilt)

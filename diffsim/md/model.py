@@ -58,7 +58,7 @@ def atom_types(types, n=None, name="types") -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def _parse_cell(box, tilt):
+def parse_cell(box, tilt):
     """(box (3,), tilt (3,)) from a box (3,) or scalar with optional tilts, or a (3, 3) cell."""
     if box is None:
         box = np.zeros(3)
@@ -156,7 +156,7 @@ class Model:
             i = int(np.argmax(self.masses <= 0))
             raise ConfigError(f"mass of atom {i} is {self.masses[i]}: masses must be positive")
         self.types = np.zeros(n, dtype=np.int32) if self.types is None else atom_types(self.types, n)
-        self.box, self.tilt = _parse_cell(self.box, self.tilt)
+        self.box, self.tilt = parse_cell(self.box, self.tilt)
         self.velocities = (np.zeros((n, 3)) if self.velocities is None
                            else _as_array("velocities", self.velocities, (n, 3)))
         self.units_info = get_units(self.units)
