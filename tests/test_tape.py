@@ -252,3 +252,21 @@ def test_within_budget_refuses_a_reversal_that_would_never_finish(chain):
     assert snapshots_for_budget(1_000, 100, 1_000_000, max_sweeps=float("inf")) == 10
     with pytest.raises(ConfigError, match="max_sweeps=30"):
         Rollout.within_budget(chain, 200_000, 3_200_500, segment=1)  # controls 3.2 MB, then one snapshot
+
+
+def test_gradients_left_out_by_only_do_not_leak_into_a_later_backward(chain):
+    """backward(only=...) neither clears nor copies the parameters and controls it leaves out:
+    a later backward that asks for them (after several that did not) gives exactly the
+    gradients of a fresh rollout."""
+    T = 40
+    _, _, full = run(chain, T, StoreAll(), 10)
+    ro = Rollout(chain, T, StoreAll(), segment=10)
+    ro.set_controls(**controls(T))
+    for _ in range(3):
+        ro.forward()
+        part = ro.backward(only=("stiffness", "q"))
+        assert set(part.params) == {"stiffness"} and not part.controls and set(part.state0) == {"q"}
+        assert np.array_equal(part.params["stiffness"], full.params["stiffness"])
+    ro.forward()
+    again = ro.backward()
+    assert_bitwise((0.0, again), (0.0, full))
