@@ -72,10 +72,14 @@ def main(argv=None):
         reps = repeats if fused else 1
         tf = _best(lambda ro=ro, v0=v0: ro.forward(state0={"v": v0}), reps)
         tfb = _best(lambda ro=ro, v0=v0: (ro.forward(state0={"v": v0}), ro.backward()), reps)
+        # the figure: the gradient with respect to the cue velocity alone (what an
+        # Objective fitting it asks for: backward(only=...) leaves the other adjoints alone)
+        tcue = _best(lambda ro=ro, v0=v0: (ro.forward(state0={"v": v0}), ro.backward(only=("v",))), reps)
         label = "fused" if fused else "per_step"
         print(json.dumps({"figure": f"break16_{label}", **common, "bodies": 16, "steps": steps,
                           "dt_s": problem.system.dt, "segment": ro.segment if fused else 1,
                           "forward_seconds": round(tf, 5), "forward_backward_seconds": round(tfb, 5),
+                          "forward_cue_velocity_gradient_seconds": round(tcue, 5),
                           "forward_steps_per_s": round(steps / tf), "forward_backward_steps_per_s": round(steps / tfb),
                           "gradient_ms_per_step": round(1e3 * tfb / steps, 4),
                           "mujoco_fd_gradient_seconds": round(0.018 * steps, 2),
