@@ -286,9 +286,10 @@ def check_quaternions(model: Model, q, name: str):
         norm = np.linalg.norm(np.asarray(q)[..., k:k + 4], axis=-1)
         bad = np.flatnonzero(np.abs(norm - 1.0) > QUATERNION_TOL)
         if bad.size:
-            raise ConfigError(f"{name}: the orientation q[{k}:{k + 4}] (w, x, y, z) of joint '{joint}' of robot "
-                              f"{int(bad[0])} has norm {norm.reshape(-1)[bad[0]]:.6g}; it must be a unit quaternion "
-                              "(divide it by its norm)")
+            which = "the free joint's" if model.floating and k == 3 else f"the ball joint '{joint}''s"
+            raise ConfigError(f"{name}: {which} orientation q[{k}:{k + 4}] (w, x, y, z) of robot {int(bad[0])} has "
+                              f"norm {norm.reshape(-1)[bad[0]]:.6g}; it must be a unit quaternion (divide it by its "
+                              "norm)")
 
 
 def _qdd_of(model: Model, data_qdd):
