@@ -418,18 +418,6 @@ def ball_transform(i, quat, b, joff, bc):
 
 
 @ti.func
-def ball_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
-                    par: ti.template(), mass: ti.template(), com: ti.template(), inert: ti.template(),
-                    joff: ti.template(), bc: ti.template(), data: ti.template(), contacts: ti.template()):
-    """Body i on a ball joint: S = [1; 0], S qd = (w, 0) with w = qd[vix[i]:+3] (rad/s, body
-    coordinates); then as a 1-DOF joint (:func:`body_velocities`)."""
-    E, r = ball_transform(i, ball_quaternion(q, sl, b, qix[i]), b, joff, bc)
-    v = vix[i]
-    jw = ball_row(qd, sl, b, v)
-    body_velocities(i, par[i], E, r, jw, ZERO3, s, b, mass, com, inert, data, contacts)
-
-
-@ti.func
 def ball_pose(i, s, b, slot, q: ti.template(), qix: ti.template(), par: ti.template(), joff: ti.template(),
               bc: ti.template(), data: ti.template()):
     """Ball joint i's transform and world pose only (forward kinematics, as :func:`pass_pose`)."""
@@ -508,10 +496,14 @@ def contact_phase(j, ncp, s, b, cb: ti.template(), cp: ti.template(), cs: ti.tem
 
 @ti.func
 def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(), bc: ti.template(),
-                     data: ti.template(), revolute_only: ti.template()):
+                     data: ti.template(), revolute_only: ti.template(), ball: ti.template(), ball_tau, ball_d):
     """Body i, leaves to root: U = IA S, D = S^T U + armature + extra (a stop's added
     inertia), u = tau - S^T pA; hands
-    X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent."""
+    X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent. With ``ball`` (a
+    compile-time switch), body i may be on a ball joint (torque ``ball_tau``, diagonal
+    ``ball_d``): both joints' blocks are computed and the body's are picked
+    (:func:`ball_to_parent`), so that the hand-over to the parent, the bulk of the pass, is
+    compiled once (with a branch per joint kind, the gradient kernel compiled twice as long)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     A, Bm, C = ld_inertia(data, s, b, i)
@@ -521,7 +513,7 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     D = dot(a, Un) * rev + dot(a, Uf) * pri + arm[b, i] + extra
     u = taui - dot(a, pn) * rev - dot(a, pf) * pri
     st(data, s, b, i, DATA.U, Un + Uf + (D, u))
-    iD = 1.0 / D
+    iD = 1.0 / ball_guard(D, bc, i, ball)
     # Ia = IA - U U^T / D: its blocks A and C are symmetric, and so are their images in X^T Ia X
     Vn = vscale(Un, iD)
     Vf = vscale(Uf, iD)
@@ -529,7 +521,30 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     Ba = sub_outer(Bm, Un, Vf)
     Ca = sub_outer_symmetric(C, Uf, Vf)
     ui = u * iD
-    articulated_to_parent(i, Aa, Ba, Ca, pn, pf, vscale(Un, ui), vscale(Uf, ui), s, b, par, data)
+    if ti.static(ball):
+        ball_to_parent(i, A, Bm, C, pn, pf, Aa, Ba, Ca, vscale(Un, ui), vscale(Uf, ui), ball_tau, ball_d, s, b, par,
+                       bc, data)
+    else:
+        articulated_to_parent(i, Aa, Ba, Ca, pn, pf, vscale(Un, ui), vscale(Uf, ui), s, b, par, data)
+
+
+@_scalar
+def is_ball(bc, i):
+    """Whether body i is on a ball joint (bc's flag; kernels compiled with ``ball`` only)."""
+    return _at(bc, i, BODY.ball) > 0.5
+
+
+@_scalar
+def ball_guard(D, bc, i, ball):
+    """D; with ``ball``, 1 on a ball joint's body (whose 1-DOF blocks, computed and dropped,
+    must stay finite, gradients included)."""
+    return ti.select(is_ball(bc, i), 1.0, D) if ball else D
+
+
+@_scalar
+def pick(cond, x, y):
+    """x where cond holds, else y, entry by entry (tuples)."""
+    return tuple(ti.select(cond, a, c) for a, c in zip(x, y))
 
 
 @ti.func
@@ -558,57 +573,75 @@ def add_diagonal(A, d):
 
 
 @_scalar
-def ball_row(a, t, b, v):
-    """a[t, b, v:v+3] (a ball joint's 3 entries of qd, tau, ...)."""
-    return (_at(a, t, b, v), _at(a, t, b, v + 1), _at(a, t, b, v + 2))
+def tuple_scale(M, s):
+    """Every entry of the tuple M (a 3x3, ...) times s."""
+    return tuple(x * s for x in M)
+
+
+@_scalar
+def ball_aa(Di, d):
+    """d 1 - d^2 D^-1 (symmetric, from its upper entries): a ball joint's articulated A block."""
+    return symmetric({(r, c): (d if r == c else 0.0) - d * d * Di[3 * r + c] for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def symmetric_sub_mtm(C, B, G):
+    """C - B^T G where the result is symmetric (G = D^-1 B), from its six upper entries."""
+    return symmetric({(r, c): C[3 * r + c] - (B[r] * G[c] + B[3 + r] * G[3 + c] + B[6 + r] * G[6 + c])
+                      for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def clamped_row(a, t, b, v, n):
+    """a[t, b, v:v+n] with indices past the last clamped (read for every body by the kernels
+    that serve 1-DOF and ball joints alike; dropped where body i is not on a ball joint)."""
+    last = a.shape[2] - 1
+    return tuple(_at(a, t, b, ti.min(v + k, last)) for k in range(n))
 
 
 @ti.func
-def ball_articulated(i, s, b, sl, t, qd: ti.template(), tau: ti.template(), vix: ti.template(),
-                     damp: ti.template(), arm: ti.template(), par: ti.template(), bc: ti.template(),
-                     cs: ti.template(), data: ti.template()):
-    """Ball joint i, leaves to root (ABA with S = [1; 0], 3 columns): its torque tau = the control
-    (if actuated) - damping w; U = IA S = [A; B^T], D = A + (armature + the implicit damping) 1,
-    u = tau - pA_n; D^-1 and u stored (BALL_DATA); Ia = IA - U D^-1 U^T and U D^-1 u handed
-    to the parent."""
-    v = vix[i]
-    act = bc[i, BODY.actuated]
-    c = damp[b, i]
-    w = ball_row(qd, sl, b, v)
-    diag = arm[b, i] + cs[CONST.implicit_damping] * cs[CONST.dt] * c
-    A, Bm, C = ld_inertia(data, s, b, i)
-    pn = ld3(data, s, b, i, DATA.pA)
-    pf = ld3(data, s, b, i, DATA.pA + 3)
-    Di = local(inverse3(add_diagonal(A, diag)))
-    u = local(vsub(vsub(vscale(ball_row(tau, t, b, v), act), vscale(w, c)), pn))
+def ball_to_parent(i, A, Bm, C, pn, pf, Aa1, Ba1, Ca1, g1n, g1f, tau3, d, s, b, par: ti.template(),
+                   bc: ti.template(), data: ti.template()):
+    """Body i's hand-over to its parent where it may be on a ball joint (ABA with S = [1; 0], 3
+    columns): torque tau3 (the control if actuated - damping w), U = IA S = [A; B^T],
+    D = A + d 1 (d = armature + the implicit damping), u = tau3 - pA_n; D^-1 and u stored
+    (BALL_DATA); Ia = IA - U D^-1 U^T and U D^-1 u. Since A D^-1 = 1 - d D^-1, the blocks
+    are Ia = [[d 1 - d^2 D^-1, d D^-1 B], [., C - B^T D^-1 B]] and U D^-1 u = (u - d D^-1 u,
+    B^T D^-1 u): exactly 0 and (u, B^T D^-1 u) without armature. On a 1-DOF joint's body the
+    1-DOF blocks (Aa1, ..., g1f) are handed over instead (and D = 1 keeps the dropped ball
+    blocks finite)."""
+    ball = is_ball(bc, i)
+    Di = local(inverse3(pick(ball, add_diagonal(A, d), EYE33)))
+    u = local(vsub(tau3, pn))
     st(data, s, b, i, BALL_DATA.Dinv, Di)
     st(data, s, b, i, BALL_DATA.u, u)
-    ADi = local(mm(A, Di))      # U_n D^-1
-    BtDi = local(mtm(Bm, Di))   # U_f D^-1
-    Aa = msub(A, mm(ADi, A))
-    Ba = msub(Bm, mm(ADi, Bm))
-    Ca = msub(C, mm(BtDi, Bm))
-    articulated_to_parent(i, Aa, Ba, Ca, pn, pf, mv(ADi, u), mv(BtDi, u), s, b, par, data)
+    DiB = local(mm(Di, Bm))
+    Diu = local(mv(Di, u))
+    articulated_to_parent(i, pick(ball, ball_aa(Di, d), Aa1), pick(ball, tuple_scale(DiB, d), Ba1),
+                          pick(ball, symmetric_sub_mtm(C, Bm, DiB), Ca1), pn, pf,
+                          pick(ball, vsub(u, vscale(Diu, d)), g1n), pick(ball, mtv(Bm, Diu), g1f), s, b, par, data)
+
+
+@_scalar
+def ball_torque(ball, i, sl, t, b, v, qd, tau, damp, arm, bc, cs):
+    """(tau3, d) of body i where it may be on a ball joint (``ball``): the control (if actuated)
+    minus damping w, and armature + the implicit damping; (0, 0) without ``ball``. Indices
+    past the last velocity are clamped (on a 1-DOF joint's body these are computed and dropped)."""
+    if not ball:
+        return ZERO3, 0.0
+    c = _at(damp, b, i)
+    tau3 = vsub(vscale(clamped_row(tau, t, b, v, 3), _at(bc, i, BODY.actuated)), vscale(clamped_row(qd, sl, b, v, 3), c))
+    return local(tau3), _at(arm, b, i) + _at(cs, CONST.implicit_damping) * _at(cs, CONST.dt) * c
 
 
 @ti.func
-def ball_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
-              vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
-              data: ti.template(), cst: ti.template()):
-    """Ball joint i, root to leaves: a' = X a_parent + c, qdd = D^-1 (u - U^T a') (U^T a' =
-    A a'_w + B a'_v), a = a' + (qdd, 0); semi-implicit Euler as the free joint's rotation,
-    w' = w + dt qdd and the quaternion advanced by w' (:func:`step_quaternion`); running cost
-    dt (wqd |w|^2 + w_u |tau|^2) to cst[b, s, i]."""
-    p = par[i]
-    E = ld33(data, s, b, i, DATA.E)
-    xw, xv = xform_motion(E, ld3(data, s, b, i, DATA.r), ld3(data, s, b, p, DATA.a), ld3(data, s, b, p, DATA.a + 3))
-    aw = local(vadd(xw, ld3(data, s, b, i, DATA.c)))
-    av = local(vadd(xv, ld3(data, s, b, i, DATA.c + 3)))
-    A, Bm, _ = ld_inertia(data, s, b, i)
-    rhs = vsub(ld3(data, s, b, i, BALL_DATA.u), vadd(mv(A, aw), mv(Bm, av)))
-    qdd = local(mv(ld33(data, s, b, i, BALL_DATA.Dinv), rhs))
-    st(data, s, b, i, DATA.a, vadd(aw, qdd) + av)
-    st(data, s, b, i, DATA.qdd, qdd)
+def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), data: ti.template(),
+                cst: ti.template()):
+    """Ball joint i's semi-implicit Euler update, as the free joint's rotation: w' = w + dt qdd
+    (qdd stored by :func:`ball_accelerations`) and the quaternion advanced by w'
+    (:func:`step_quaternion`); running cost dt (wqd |w|^2 + w_u |tau|^2) to cst[b, s, i]."""
+    qdd = ld3(data, s, b, i, DATA.qdd)
     h = cs[CONST.dt]
     v = vix[i]
     w = (qd[sl, b, v], qd[sl, b, v + 1], qd[sl, b, v + 2])
@@ -631,8 +664,10 @@ def ball_terminal(i, b, slot, qd: ti.template(), vix: ti.template(), qw: ti.temp
 
 @ti.func
 def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.template(),
-                       revolute_only: ti.template()):
-    """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd."""
+                       revolute_only: ti.template(), ball: ti.template()):
+    """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd
+    (with ``ball``, body i may be on a ball joint: :func:`ball_accelerations` picks and stores
+    its a and qdd; the returned 1-DOF qdd is then meaningless on a ball joint's body)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     p = par[i]
@@ -642,10 +677,27 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
     xw, xv = xform_motion(E, ld3(data, s, b, i, DATA.r), ap, apl)
     aw = vadd(xw, ld3(data, s, b, i, DATA.c))
     av = vadd(xv, ld3(data, s, b, i, DATA.c + 3))
-    qdd = (data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av)) / data[b, s, i, DATA.D]
-    st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
-    data[b, s, i, DATA.qdd] = qdd
+    qdd = ((data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av))
+           / ball_guard(data[b, s, i, DATA.D], bc, i, ball))
+    if ti.static(ball):
+        ball_accelerations(i, s, b, aw, av, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)), qdd, bc,
+                           data)
+    else:
+        st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
+        data[b, s, i, DATA.qdd] = qdd
     return qdd
+
+
+@ti.func
+def ball_accelerations(i, s, b, aw, av, a1, qdd1, bc: ti.template(), data: ti.template()):
+    """Where body i is on a ball joint: qdd = D^-1 (u - U^T a') (U^T a' = A a'_w + B a'_v),
+    a = a' + (qdd, 0); else a1 and qdd1 (the 1-DOF joint's); both stored."""
+    on_ball = is_ball(bc, i)
+    A, Bm, _ = ld_inertia(data, s, b, i)
+    qdd3 = local(mv(ld33(data, s, b, i, BALL_DATA.Dinv),
+                    vsub(ld3(data, s, b, i, BALL_DATA.u), vadd(mv(A, aw), mv(Bm, av)))))
+    st(data, s, b, i, DATA.a, pick(on_ball, vadd(aw, qdd3) + av, a1))
+    st(data, s, b, i, DATA.qdd, pick(on_ball, qdd3, (qdd1, 0.0, 0.0)))
 
 
 @ti.func
@@ -761,9 +813,18 @@ def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.temp
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
     (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
+    joint_update(i, pass_accelerations(i, s, b, par, bc, data, revolute_only, False), s, b, sl, t, q, qd, tau, qix,
+                 vix, bc, cs, qw, cst, floating)
+
+
+@ti.func
+def joint_update(i, qdd, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                 vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), cst: ti.template(),
+                 floating: ti.template()):
+    """1-DOF joint i's semi-implicit Euler update with acceleration qdd and its running cost
+    (see :func:`joint_step`)."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
-    qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only)
     vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
@@ -777,14 +838,15 @@ def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.temp
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
                       bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template(),
-                      revolute_only: ti.template()):
-    """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
-    ABA's articulated inertia handed to the parent."""
+                      revolute_only: ti.template(), ball: ti.template()):
+    """1-DOF joint i (or, with ``ball``, a ball joint), leaves to root: its torque (control if
+    actuated, damping, soft limit) and ABA's articulated inertia handed to the parent."""
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
     taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
+    tau3, d = ball_torque(ball, i, sl, t, b, vi, qd, tau, damp, arm, bc, cs)
     pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data,
-                     revolute_only)
+                     revolute_only, ball, tau3, d)
 
 
 @ti.kernel
@@ -853,14 +915,19 @@ def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.t
                      par: ti.template(), mass: ti.template(), com: ti.template(), inert: ti.template(),
                      joff: ti.template(), bc: ti.template(), data: ti.template(), revolute_only: ti.template(),
                      contacts: ti.template(), ball: ti.template()):
-    """Body i's velocity pass, its joint coordinates found through qix, vix: a ball joint's
-    (compiled only with ``ball``) or a 1-DOF joint's."""
+    """Body i's velocity pass, its joint coordinates found through qix, vix: a 1-DOF joint's,
+    or with ``ball`` one that serves both kinds: the joint transform and motion of both are
+    computed and the body's picked, so that :func:`body_velocities` is compiled once."""
     if ti.static(ball):
-        if bc[i, BODY.ball] > 0.5:
-            ball_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data, contacts)
-        else:
-            pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc, data,
-                            revolute_only, contacts)
+        qi, qdi = q[sl, b, qix[i]], qd[sl, b, vix[i]]
+        rev, pri = joint_kind(bc, i, revolute_only)
+        a = body_axis(bc, i)
+        E1, r1 = joint_transform(i, qi, b, joff, bc, revolute_only)
+        Eb, rb = ball_transform(i, clamped_row(q, sl, b, qix[i], 4), b, joff, bc)
+        on_ball = is_ball(bc, i)
+        body_velocities(i, par[i], pick(on_ball, Eb, E1), pick(on_ball, rb, r1),
+                        pick(on_ball, clamped_row(qd, sl, b, vix[i], 3), vscale(a, qdi * rev)),
+                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts)
     else:
         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc, data,
                         revolute_only, contacts)
@@ -871,15 +938,9 @@ def joint_or_ball_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(
                               qix: ti.template(), vix: ti.template(), damp: ti.template(), arm: ti.template(),
                               par: ti.template(), bc: ti.template(), cs: ti.template(), data: ti.template(),
                               revolute_only: ti.template(), ball: ti.template()):
-    """Body i's articulated pass (coordinates through qix, vix): a ball joint's or a 1-DOF joint's."""
-    if ti.static(ball):
-        if bc[i, BODY.ball] > 0.5:
-            ball_articulated(i, s, b, sl, t, qd, tau, vix, damp, arm, par, bc, cs, data)
-        else:
-            joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True,
-                              revolute_only)
-    else:
-        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True, revolute_only)
+    """Body i's articulated pass (coordinates through qix, vix): a ball joint's or a 1-DOF joint's
+    (with ``ball``, one pass that serves both, :func:`pass_articulated`)."""
+    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True, revolute_only, ball)
 
 
 @ti.func
@@ -887,12 +948,14 @@ def joint_or_ball_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau:
                        vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(),
                        qw: ti.template(), data: ti.template(), cst: ti.template(), revolute_only: ti.template(),
                        ball: ti.template()):
-    """Body i's acceleration pass and step (coordinates through qix, vix): a ball joint's or a 1-DOF joint's."""
+    """Body i's acceleration pass and step (coordinates through qix, vix): a 1-DOF joint's, or
+    with ``ball`` one acceleration pass for both kinds, then the joint's own update."""
     if ti.static(ball):
-        if bc[i, BODY.ball] > 0.5:
-            ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst)
+        qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only, True)
+        if is_ball(bc, i):
+            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst)
         else:
-            joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only)
+            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True)
     else:
         joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only)
 
@@ -952,7 +1015,7 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                                               revolute_only, ball)
                 else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
-                                      revolute_only)
+                                      revolute_only, False)
         elif k <= 3 * nb + 2 * ncp:
             for _ in range(1):
                 i = k - 2 * nb - 2 * ncp - 1
