@@ -1,6 +1,6 @@
 """Articulated robots: kinematic trees, Featherstone's algorithms on Taichi, and a tape System.
 
-- :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/fixed joints, a free root, inertias,
+- :mod:`.model`: ``RobotBuilder`` -> ``Model`` (links, revolute/prismatic/ball/fixed joints, a free root, inertias,
   damping, armature, soft limits, contact points), ``planar_arm`` and ``cartpole``.
 - :mod:`.mjcf`: ``load_mjcf`` (the common MJCF subset, parsed here).
 - :mod:`.urdf`: ``load_urdf`` (the common URDF subset; ``<collision>`` primitives as contact geometry).
@@ -32,6 +32,7 @@ from .dynamics import (
 from .limits import LimitGains, soft_limit_gains
 from .mjcf import load_mjcf
 from .model import (
+                       BALL,
                        FREE,
                        PRISMATIC,
                        REVOLUTE,
@@ -46,6 +47,7 @@ from .system import ArticulatedSystem, Cost, Integrator
 from .urdf import load_urdf
 
 __all__ = [
+                       "BALL",
                        "FREE",
                        "PRISMATIC",
                        "REVOLUTE",

@@ -27,6 +27,7 @@ from . import kernels as K
 from . import limits as _limits
 from .limits import LimitGains, contact_tangential_mass, soft_limit_gains
 from .model import (
+    BALL,
     FREE,
     NO_LIMIT,
     REVOLUTE,
@@ -191,7 +192,9 @@ class ModelArrays:
         self.ncp = ncp
         # compile-time switches of the step kernels (each combination compiles its own kernels)
         self.contacts = ncp > 0
-        self.revolute_only = all(j == REVOLUTE for j in model.jtype if j != FREE)
+        self.revolute_only = all(j == REVOLUTE for j in model.jtype if j not in (FREE, BALL))
+        self.ball = model.has_ball
+        self.data_size = K.data_size(self.ball)   # workspace entries per body
         self.cb = nd(list(model.contact_body) or [0], dtype=ti.i32)
         cp = np.ones((max(ncp, 1), K.CONTACT.size))
         if ncp:
@@ -205,6 +208,7 @@ class ModelArrays:
         bc[:, K.BODY.lower] = np.maximum(model.lower, -NO_LIMIT)
         bc[:, K.BODY.upper] = np.minimum(model.upper, NO_LIMIT)
         bc[:, K.BODY.revolute] = [1.0 if j == REVOLUTE else 0.0 for j in model.jtype]
+        bc[:, K.BODY.ball] = [1.0 if j == BALL else 0.0 for j in model.jtype]
         bc[:, K.BODY.actuated] = np.asarray(model.actuated, dtype=float)
         bc[:, K.BODY.limit_stiffness] = self.limits.stiffness
         bc[:, K.BODY.limit_damping] = self.limits.damping
@@ -272,26 +276,27 @@ def _as_batch(model: Model, x, name: str):
 
 
 QUATERNION_TOL = 1e-6
-"""Largest accepted | |quaternion| - 1 | of a free joint's orientation."""
+"""Largest accepted | |quaternion| - 1 | of a free or ball joint's orientation."""
 
 
 def check_quaternions(model: Model, q, name: str):
-    """ConfigError when a free root's orientation q[..., 3:7] is not a unit quaternion."""
-    if not model.floating:
-        return
-    norm = np.linalg.norm(np.asarray(q)[..., 3:7], axis=-1)
-    bad = np.flatnonzero(np.abs(norm - 1.0) > QUATERNION_TOL)
-    if bad.size:
-        raise ConfigError(f"{name}: the free joint's orientation q[3:7] (w, x, y, z) of robot {int(bad[0])} has norm "
-                          f"{norm.reshape(-1)[bad[0]]:.6g}; it must be a unit quaternion (divide it by its norm)")
+    """ConfigError when a free root's orientation q[..., 3:7] or a ball joint's quaternion is
+    not a unit quaternion."""
+    for joint, k in model.quaternion_slices():
+        norm = np.linalg.norm(np.asarray(q)[..., k:k + 4], axis=-1)
+        bad = np.flatnonzero(np.abs(norm - 1.0) > QUATERNION_TOL)
+        if bad.size:
+            which = "the free joint's" if model.floating and k == 3 else f"the ball joint '{joint}''s"
+            raise ConfigError(f"{name}: {which} orientation q[{k}:{k + 4}] (w, x, y, z) of robot {int(bad[0])} has "
+                              f"norm {norm.reshape(-1)[bad[0]]:.6g}; it must be a unit quaternion (divide it by its "
+                              "norm)")
 
 
 def _qdd_of(model: Model, data_qdd):
     """(B, nv) joint accelerations from the workspace's per-body qdd entries (B, nb, 6)."""
     B = data_qdd.shape[0]
     out = np.zeros((B, model.nv))
-    for i, v in enumerate(model.v_index):
-        n = 6 if model.floating and i == 0 else 1
+    for i, (v, n) in enumerate(zip(model.v_index, model.joint_dofs)):
         out[:, v:v + n] = data_qdd[:, i, :n]
     return out
 
@@ -315,10 +320,10 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     qs, qds = np.zeros((2, B, model.nq)), np.zeros((2, B, model.nv))
     qs[0], qds[0] = q2, qd2
     qs[1, :] = model.neutral_configuration()
-    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
+    data = nd(np.zeros((B, 1, nb + 1, ma.data_size)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb, ma.bc, ma.cp, ma.cs,
               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
-              -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts)
+              -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts, ma.ball)
     qdd = data.to_numpy()[:, 0, :nb, K.DATA.qdd:K.DATA.qdd + 6].astype(float)
     return _out(_qdd_of(model, qdd), single)
 
@@ -331,8 +336,8 @@ def _inverse_dynamics(model, q, qd, qdd, params, contact, limits=None):
     ma = ModelArrays(model, B, params, contact or GroundContact(), limits=limits)
     tau, M = nd(np.zeros((B, nv))), nd(np.zeros((B, nv, nv)))
     K.inverse_dynamics(nd(q2[None]), nd(qd2[None]), nd(qdd2), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb,
-                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, K.DATA.size))), ma.ncp, tau, M,
-                       model.floating, ma.revolute_only, ma.contacts)
+                       ma.bc, ma.cp, ma.cs, nd(np.zeros((B, 1, nb + 1, ma.data_size))), ma.ncp, tau, M,
+                       model.floating, ma.revolute_only, ma.contacts, ma.ball)
     return tau.to_numpy().astype(float), M.to_numpy().astype(float), single
 
 
@@ -359,10 +364,10 @@ def body_poses(model: Model, q, params=None):
     q2, single = _as_batch(model, q, "q")
     B, nb = q2.shape[0], model.nb
     ma = ModelArrays(model, B, params)
-    data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)))
+    data = nd(np.zeros((B, 1, nb + 1, ma.data_size)))
     K.terminal(nd(q2[None]), nd(np.zeros((1, B, model.nv))), ma.params["joint_offset"], ma.par, ma.qix, ma.vix, ma.bc,
                ma.cs, nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, -1, 0, 0, nd(np.zeros(1)),
-               model.floating, ma.revolute_only)
+               model.floating, ma.revolute_only, ma.ball)
     s = data.to_numpy()[:, 0, :nb].astype(float)
     R = s[..., K.DATA.R_world:K.DATA.R_world + 9].reshape(B, nb, 3, 3)
     p = s[..., K.DATA.p_world:K.DATA.p_world + 3]
@@ -403,7 +408,9 @@ def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=Non
     dx/dt = J qd: column j is a_j x (x - o_j) for a revolute ancestor joint j (axis a_j, origin
     o_j in world coordinates), a_j for a prismatic one, 0 for joints that do not move the point;
     for a free root (angular velocity w in body coordinates, origin velocity v in world
-    coordinates, rotation R, origin p) the six columns are -[x - p]x R and 1. (For a fixed base, J = dx/dq.)"""
+    coordinates, rotation R, origin p) the six columns are -[x - p]x R and 1, for a ball joint
+    (angular velocity in its child's coordinates, child rotation R, joint origin p) the three
+    columns -[x - p]x R. (For a fixed base of 1-DOF joints, J = dx/dq.)"""
     q2, single = _as_batch(model, q, "q")
     R, p = body_poses(model, q2, params)
     x = point_position(model, q2, link, point, params)
@@ -411,10 +418,11 @@ def point_jacobian(model: Model, q, link: str, point=(0.0, 0.0, 0.0), params=Non
     J = np.zeros((q2.shape[0], 3, model.nv))
     for j in (model.ancestors(b) if b >= 0 else []):
         v = model.v_index[j]
-        if model.jtype[j] == FREE:  # x' = v + (R w) x (x - p): columns -[x - p]x R, then 1
+        if model.jtype[j] in (FREE, BALL):  # x' = v + (R w) x (x - p): columns -[x - p]x R (then 1)
             d = x - p[:, j]
             J[:, :, v:v + 3] = -np.einsum("bij,bjk->bik", _skew_batch(d), R[:, j])
-            J[:, :, v + 3:v + 6] = np.eye(3)
+            if model.jtype[j] == FREE:
+                J[:, :, v + 3:v + 6] = np.eye(3)
             continue
         a = R[:, j] @ model.axis[j]
         J[:, :, v] = np.cross(a, x - p[:, j]) if model.jtype[j] == REVOLUTE else a

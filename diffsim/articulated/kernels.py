@@ -105,9 +105,9 @@ class Layout:
     name-to-size table: ``Layout(E=9, r=3).r == 9``; ``size`` is the total. Inside kernels the
     offsets are compile-time constants (``data[b, s, i, DATA.v + k]``)."""
 
-    def __init__(self, **sizes):
+    def __init__(self, start=0, **sizes):
         self.sizes = dict(sizes)
-        offset = 0
+        offset = start
         for name, size in sizes.items():
             setattr(self, name, offset)
             offset += size
@@ -126,12 +126,25 @@ row-major 3x3 blocks; of the symmetric A and C only the upper entries are used, 
 R_world (row-major) and origin p_world (m), joint acceleration qdd (1 entry; 6 for a free
 joint), load: the sum of the normal forces of the body's contact points (N)."""
 
+BALL_DATA = Layout(DATA.size, Dinv=9, u=3)
+"""What a ball joint's body adds to the workspace after ``DATA`` (robots with ball joints only,
+:func:`data_size`): ABA's D^-1 (row-major 3x3; D = S^T IA S + armature + the implicit damping,
+S = [1; 0]) and u = tau - S^T pA (3). Its U = IA S = [A; B^T] is read from IA, not stored."""
+
+
+def data_size(has_ball: bool) -> int:
+    """Entries per body of the workspace: ``DATA``, and ``BALL_DATA`` after it for a robot with
+    ball joints (a robot without them keeps the smaller workspace)."""
+    return BALL_DATA.size if has_ball else DATA.size
+
+
 BODY = Layout(E_tree=9, axis=3, lower=1, upper=1, revolute=1, actuated=1, limit_stiffness=1, limit_damping=1,
-              velocity_limit=1, velocity_onset=1)
+              velocity_limit=1, velocity_onset=1, ball=1)
 """Per-body constants ``bc[i, :]``: E_tree (row-major 3x3), joint axis, lower and upper limit,
 revolute (1.0) or prismatic (0.0), actuated (1.0) or passive (0.0: the joint's control is
 ignored), soft-limit stiffness and damping, velocity limit v_max (rad/s or m/s) and the width
-w of its smooth clamp (rad/s or m/s, > 0; :func:`velocity_clamp`)."""
+w of its smooth clamp (rad/s or m/s, > 0; :func:`velocity_clamp`), ball (1.0: a ball joint,
+read only by the kernels compiled with the ``ball`` switch)."""
 
 CONST = Layout(gravity=3, dt=1, contact_stiffness=1, contact_damping=1, friction=1, slip_speed=1, ground_height=1,
                contact_onset=1, limit_onset=1, effort_weight=1, ee_weight=1, ee_weight_final=1, ee_point=3,
@@ -355,12 +368,20 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
     c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace
     (its contact load zeroed only where the robot has contact points)."""
-    p = par[i]
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * pri)
+    body_velocities(i, par[i], E, r, jw, jv, s, b, mass, com, inert, data, contacts)
+
+
+@ti.func
+def body_velocities(i, p, E, r, jw, jv, s, b, mass: ti.template(), com: ti.template(), inert: ti.template(),
+                    data: ti.template(), contacts: ti.template()):
+    """Body i (parent p) with joint transform (E, r) and joint velocity (jw, jv) = S qd:
+    v = X v_parent + S qd, c = v x (S qd), rigid inertia I, bias force v x* I v, world pose;
+    all to the workspace (shared by the 1-DOF and the ball joints)."""
     # inputs used several times are assigned first (see :func:`local`)
     vp = ld3(data, s, b, p, DATA.v)
     vpl = ld3(data, s, b, p, DATA.v + 3)
@@ -381,6 +402,27 @@ def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), c
     st(data, s, b, i, DATA.pA, bn + bf)
     if ti.static(contacts):
         st(data, s, b, i, DATA.load, (0.0,))
+
+
+@_scalar
+def ball_quaternion(q, sl, b, k):
+    """The unit quaternion (w, x, y, z) at q[sl, b, k:k+4]."""
+    return (_at(q, sl, b, k), _at(q, sl, b, k + 1), _at(q, sl, b, k + 2), _at(q, sl, b, k + 3))
+
+
+@_scalar
+def ball_transform(i, quat, b, joff, bc):
+    """(E, r) of ball joint i at its unit quaternion quat: X = X_J X_tree with X_J a pure
+    rotation, E = R(quat)^T E_tree, r = joint_offset (the joint origin in the parent)."""
+    return mtm(quat_matrix(*quat), local(tree_rotation(bc, i))), row3(joff, b, i)
+
+
+@ti.func
+def ball_pose(i, s, b, slot, q: ti.template(), qix: ti.template(), par: ti.template(), joff: ti.template(),
+              bc: ti.template(), data: ti.template()):
+    """Ball joint i's transform and world pose only (forward kinematics, as :func:`pass_pose`)."""
+    E, r = ball_transform(i, ball_quaternion(q, slot, b, qix[i]), b, joff, bc)
+    store_pose(i, par[i], E, r, s, b, data)
 
 
 @ti.func
@@ -454,10 +496,14 @@ def contact_phase(j, ncp, s, b, cb: ti.template(), cp: ti.template(), cs: ti.tem
 
 @ti.func
 def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(), bc: ti.template(),
-                     data: ti.template(), revolute_only: ti.template()):
+                     data: ti.template(), revolute_only: ti.template(), ball: ti.template(), ball_tau, ball_d):
     """Body i, leaves to root: U = IA S, D = S^T U + armature + extra (a stop's added
     inertia), u = tau - S^T pA; hands
-    X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent."""
+    X^T (IA - U U^T / D) X and X^T (pA + Ia c + U u / D) to the parent. With ``ball`` (a
+    compile-time switch), body i may be on a ball joint (torque ``ball_tau``, diagonal
+    ``ball_d``): both joints' blocks are computed and the body's are picked
+    (:func:`ball_to_parent`), so that the hand-over to the parent, the bulk of the pass, is
+    compiled once (with a branch per joint kind, the gradient kernel compiled twice as long)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     A, Bm, C = ld_inertia(data, s, b, i)
@@ -467,15 +513,46 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     D = dot(a, Un) * rev + dot(a, Uf) * pri + arm[b, i] + extra
     u = taui - dot(a, pn) * rev - dot(a, pf) * pri
     st(data, s, b, i, DATA.U, Un + Uf + (D, u))
-    iD = 1.0 / D
-    E = ld33(data, s, b, i, DATA.E)
-    r = ld3(data, s, b, i, DATA.r)
+    iD = 1.0 / ball_guard(D, bc, i, ball)
     # Ia = IA - U U^T / D: its blocks A and C are symmetric, and so are their images in X^T Ia X
     Vn = vscale(Un, iD)
     Vf = vscale(Uf, iD)
     Aa = sub_outer_symmetric(A, Un, Vn)
     Ba = sub_outer(Bm, Un, Vf)
     Ca = sub_outer_symmetric(C, Uf, Vf)
+    ui = u * iD
+    if ti.static(ball):
+        ball_to_parent(i, A, Bm, C, pn, pf, Aa, Ba, Ca, vscale(Un, ui), vscale(Uf, ui), ball_tau, ball_d, s, b, par,
+                       bc, data)
+    else:
+        articulated_to_parent(i, Aa, Ba, Ca, pn, pf, vscale(Un, ui), vscale(Uf, ui), s, b, par, data)
+
+
+@_scalar
+def is_ball(bc, i):
+    """Whether body i is on a ball joint (bc's flag; kernels compiled with ``ball`` only)."""
+    return _at(bc, i, BODY.ball) > 0.5
+
+
+@_scalar
+def ball_guard(D, bc, i, ball):
+    """D; with ``ball``, 1 on a ball joint's body (whose 1-DOF blocks, computed and dropped,
+    must stay finite, gradients included)."""
+    return ti.select(is_ball(bc, i), 1.0, D) if ball else D
+
+
+@_scalar
+def pick(cond, x, y):
+    """x where cond holds, else y, entry by entry (tuples)."""
+    return tuple(ti.select(cond, a, c) for a, c in zip(x, y))
+
+
+@ti.func
+def articulated_to_parent(i, Aa, Ba, Ca, pn, pf, gn, gf, s, b, par: ti.template(), data: ti.template()):
+    """Body i's hand-over to its parent, leaves to root: X^T Ia X and X^T (pA + Ia c + g), with
+    Ia = (Aa, Ba, Ca) (symmetric Aa, Ca) and g = U D^-1 u (shared by the 1-DOF and ball joints)."""
+    E = ld33(data, s, b, i, DATA.E)
+    r = ld3(data, s, b, i, DATA.r)
     hn, hf = inertia_apply(Aa, Ba, Ca, ld3(data, s, b, i, DATA.c), ld3(data, s, b, i, DATA.c + 3))
     # each intermediate assigned: Taichi keeps it as a local instead of re-expanding its expression at every use
     Ar = congruence_symmetric(E, Aa)
@@ -483,17 +560,114 @@ def pass_articulated(i, taui, extra, s, b, par: ti.template(), arm: ti.template(
     Br = mm(EtB, E)
     Cr = congruence_symmetric(E, Ca)
     An, Bn, Cn = shift_inertia_symmetric(r, Ar, Br, Cr)
-    ui = u * iD
-    fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), vscale(Un, ui)), vadd(vadd(pf, hf), vscale(Uf, ui)))
+    fn, ff = xform_force_T(E, r, vadd(vadd(pn, hn), gn), vadd(vadd(pf, hf), gf))
     p = par[i]
     add_inertia(data, s, b, p, An, Bn, Cn)
     add(data, s, b, p, DATA.pA, fn + ff)
 
 
+@_scalar
+def add_diagonal(A, d):
+    """A + d 1 of a row-major 3x3."""
+    return tuple(A[k] + d if k in (0, 4, 8) else A[k] for k in range(9))
+
+
+@_scalar
+def tuple_scale(M, s):
+    """Every entry of the tuple M (a 3x3, ...) times s."""
+    return tuple(x * s for x in M)
+
+
+@_scalar
+def ball_aa(Di, d):
+    """d 1 - d^2 D^-1 (symmetric, from its upper entries): a ball joint's articulated A block."""
+    return symmetric({(r, c): (d if r == c else 0.0) - d * d * Di[3 * r + c] for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def symmetric_sub_mtm(C, B, G):
+    """C - B^T G where the result is symmetric (G = D^-1 B), from its six upper entries."""
+    return symmetric({(r, c): C[3 * r + c] - (B[r] * G[c] + B[3 + r] * G[3 + c] + B[6 + r] * G[6 + c])
+                      for r in range(3) for c in range(r, 3)})
+
+
+@_scalar
+def clamped_row(a, t, b, v, n):
+    """a[t, b, v:v+n] with indices past the last clamped (read for every body by the kernels
+    that serve 1-DOF and ball joints alike; dropped where body i is not on a ball joint)."""
+    last = a.shape[2] - 1
+    return tuple(_at(a, t, b, ti.min(v + k, last)) for k in range(n))
+
+
+@ti.func
+def ball_to_parent(i, A, Bm, C, pn, pf, Aa1, Ba1, Ca1, g1n, g1f, tau3, d, s, b, par: ti.template(),
+                   bc: ti.template(), data: ti.template()):
+    """Body i's hand-over to its parent where it may be on a ball joint (ABA with S = [1; 0], 3
+    columns): torque tau3 (the control if actuated - damping w), U = IA S = [A; B^T],
+    D = A + d 1 (d = armature + the implicit damping), u = tau3 - pA_n; D^-1 and u stored
+    (BALL_DATA); Ia = IA - U D^-1 U^T and U D^-1 u. Since A D^-1 = 1 - d D^-1, the blocks
+    are Ia = [[d 1 - d^2 D^-1, d D^-1 B], [., C - B^T D^-1 B]] and U D^-1 u = (u - d D^-1 u,
+    B^T D^-1 u): exactly 0 and (u, B^T D^-1 u) without armature. On a 1-DOF joint's body the
+    1-DOF blocks (Aa1, ..., g1f) are handed over instead (and D = 1 keeps the dropped ball
+    blocks finite)."""
+    ball = is_ball(bc, i)
+    Di = local(inverse3(pick(ball, add_diagonal(A, d), EYE33)))
+    u = local(vsub(tau3, pn))
+    st(data, s, b, i, BALL_DATA.Dinv, Di)
+    st(data, s, b, i, BALL_DATA.u, u)
+    DiB = local(mm(Di, Bm))
+    Diu = local(mv(Di, u))
+    articulated_to_parent(i, pick(ball, ball_aa(Di, d), Aa1), pick(ball, tuple_scale(DiB, d), Ba1),
+                          pick(ball, symmetric_sub_mtm(C, Bm, DiB), Ca1), pn, pf,
+                          pick(ball, vsub(u, vscale(Diu, d)), g1n), pick(ball, mtv(Bm, Diu), g1f), s, b, par, data)
+
+
+@_scalar
+def ball_torque(ball, i, sl, t, b, v, qd, tau, damp, arm, bc, cs):
+    """(tau3, d) of body i where it may be on a ball joint (``ball``): the control (if actuated)
+    minus damping w, and armature + the implicit damping; (0, 0) without ``ball``. Indices
+    past the last velocity are clamped (on a 1-DOF joint's body these are computed and dropped)."""
+    if not ball:
+        return ZERO3, 0.0
+    c = _at(damp, b, i)
+    tau3 = vsub(vscale(clamped_row(tau, t, b, v, 3), _at(bc, i, BODY.actuated)), vscale(clamped_row(qd, sl, b, v, 3), c))
+    return local(tau3), _at(arm, b, i) + _at(cs, CONST.implicit_damping) * _at(cs, CONST.dt) * c
+
+
+@ti.func
+def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), data: ti.template(),
+                cst: ti.template()):
+    """Ball joint i's semi-implicit Euler update, as the free joint's rotation: w' = w + dt qdd
+    (qdd stored by :func:`ball_accelerations`) and the quaternion advanced by w'
+    (:func:`step_quaternion`); running cost dt (wqd |w|^2 + w_u |tau|^2) to cst[b, s, i]."""
+    qdd = ld3(data, s, b, i, DATA.qdd)
+    h = cs[CONST.dt]
+    v = vix[i]
+    w = (qd[sl, b, v], qd[sl, b, v + 1], qd[sl, b, v + 2])
+    vn = (w[0] + h * qdd[0], w[1] + h * qdd[1], w[2] + h * qdd[2])
+    for k in ti.static(range(3)):
+        qd[sl + 1, b, v + k] = vn[k]
+    step_quaternion(q, sl, b, qix[i], vn, h)
+    act = bc[i, BODY.actuated]
+    tq = (tau[t, b, v], tau[t, b, v + 1], tau[t, b, v + 2])
+    cst[b, s, i] = h * (qw[b, i, COST.qd_weight] * dot(w, w) + cs[CONST.effort_weight] * act * dot(tq, tq))
+
+
+@ti.func
+def ball_terminal(i, b, slot, qd: ti.template(), vix: ti.template(), qw: ti.template(), loss: ti.template()):
+    """A ball joint's terminal cost wqdT |w|^2."""
+    v = vix[i]
+    w = (qd[slot, b, v], qd[slot, b, v + 1], qd[slot, b, v + 2])
+    loss[0] += qw[b, i, COST.qd_weight_final] * dot(w, w)
+
+
 @ti.func
 def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.template(),
-                       revolute_only: ti.template()):
-    """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd."""
+                       revolute_only: ti.template(), ball: ti.template()):
+    """Body i, root to leaves: a' = X a_parent + c, qdd = (u - U^T a') / D, a = a' + S qdd
+    (with ``ball``, body i may be on a ball joint: :func:`ball_accelerations` picks and stores
+    its a and qdd; the returned 1-DOF qdd is then meaningless on a ball joint's body)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     p = par[i]
@@ -503,10 +677,27 @@ def pass_accelerations(i, s, b, par: ti.template(), bc: ti.template(), data: ti.
     xw, xv = xform_motion(E, ld3(data, s, b, i, DATA.r), ap, apl)
     aw = vadd(xw, ld3(data, s, b, i, DATA.c))
     av = vadd(xv, ld3(data, s, b, i, DATA.c + 3))
-    qdd = (data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av)) / data[b, s, i, DATA.D]
-    st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
-    data[b, s, i, DATA.qdd] = qdd
+    qdd = ((data[b, s, i, DATA.u] - dot(ld3(data, s, b, i, DATA.U), aw) - dot(ld3(data, s, b, i, DATA.U + 3), av))
+           / ball_guard(data[b, s, i, DATA.D], bc, i, ball))
+    if ti.static(ball):
+        ball_accelerations(i, s, b, aw, av, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)), qdd, bc,
+                           data)
+    else:
+        st(data, s, b, i, DATA.a, vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
+        data[b, s, i, DATA.qdd] = qdd
     return qdd
+
+
+@ti.func
+def ball_accelerations(i, s, b, aw, av, a1, qdd1, bc: ti.template(), data: ti.template()):
+    """Where body i is on a ball joint: qdd = D^-1 (u - U^T a') (U^T a' = A a'_w + B a'_v),
+    a = a' + (qdd, 0); else a1 and qdd1 (the 1-DOF joint's); both stored."""
+    on_ball = is_ball(bc, i)
+    A, Bm, _ = ld_inertia(data, s, b, i)
+    qdd3 = local(mv(ld33(data, s, b, i, BALL_DATA.Dinv),
+                    vsub(ld3(data, s, b, i, BALL_DATA.u), vadd(mv(A, aw), mv(Bm, av)))))
+    st(data, s, b, i, DATA.a, pick(on_ball, vadd(aw, qdd3) + av, a1))
+    st(data, s, b, i, DATA.qdd, pick(on_ball, qdd3, (qdd1, 0.0, 0.0)))
 
 
 @ti.func
@@ -587,9 +778,16 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
         qd[sl + 1, b, k] = vn[k]
     for k in ti.static(range(3)):
         q[sl + 1, b, k] = q[sl, b, k] + h * vn[3 + k]
-    quat = quat_step((q[sl, b, 3], q[sl, b, 4], q[sl, b, 5], q[sl, b, 6]), (vn[0], vn[1], vn[2]), h)
-    for k in ti.static(range(4)):
-        q[sl + 1, b, 3 + k] = quat[k]
+    step_quaternion(q, sl, b, 3, (vn[0], vn[1], vn[2]), h)
+
+
+@_scalar
+def step_quaternion(q, sl, b, k, w, h):
+    """q[sl + 1, b, k:k+4] = the unit quaternion q[sl, b, k:k+4] advanced by the body angular
+    velocity w over h (:func:`quat_step`; the free joint's and the ball joints' rotation)."""
+    quat = quat_step(ball_quaternion(q, sl, b, k), w, h)
+    for c in range(4):
+        assign(_at(q, sl + 1, b, k + c), quat[c])
 
 
 @ti.func
@@ -615,9 +813,18 @@ def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.temp
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
     (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
     its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
+    joint_update(i, pass_accelerations(i, s, b, par, bc, data, revolute_only, False), s, b, sl, t, q, qd, tau, qix,
+                 vix, bc, cs, qw, cst, floating)
+
+
+@ti.func
+def joint_update(i, qdd, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                 vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), cst: ti.template(),
+                 floating: ti.template()):
+    """1-DOF joint i's semi-implicit Euler update with acceleration qdd and its running cost
+    (see :func:`joint_step`)."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
-    qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only)
     vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
@@ -631,14 +838,15 @@ def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.temp
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
                       bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template(),
-                      revolute_only: ti.template()):
-    """1-DOF joint i, leaves to root: its torque (control if actuated, damping, soft limit) and
-    ABA's articulated inertia handed to the parent."""
+                      revolute_only: ti.template(), ball: ti.template()):
+    """1-DOF joint i (or, with ``ball``, a ball joint), leaves to root: its torque (control if
+    actuated, damping, soft limit) and ABA's articulated inertia handed to the parent."""
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
     taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
+    tau3, d = ball_torque(ball, i, sl, t, b, vi, qd, tau, damp, arm, bc, cs)
     pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data,
-                     revolute_only)
+                     revolute_only, ball, tau3, d)
 
 
 @ti.kernel
@@ -646,7 +854,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
             floating: ti.template(), spread_robots: ti.template(), revolute_only: ti.template(),
-            contacts: ti.template()):
+            contacts: ti.template(), ball: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -661,7 +869,9 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     and velocity index vix[i]; ``floating``: body 0 is on a free joint (compiled separately).
     Compile-time switches that leave out what a robot lacks (ModelArrays sets them; each
     combination compiles its own kernels): ``revolute_only``, every 1-DOF joint is revolute
-    (:func:`joint_kind`); ``contacts``, the robot has contact points (ncp > 0). A 5-link arm's
+    (:func:`joint_kind`); ``contacts``, the robot has contact points (ncp > 0); ``ball``, the
+    robot has ball joints (bc[i, BODY.ball]; the workspace then has ``BALL_DATA`` after
+    ``DATA``: :func:`data_size`), without which no ball-joint code is compiled. A 5-link arm's
     forward and gradient kernels compiled in 9.1-9.2 s of CPU time instead of 12.6-13.2 s (cold
     cache, alternating runs, load 3.4-4.0), states and gradients within 2e-15 relative.
     Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
@@ -680,11 +890,11 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
         for b, j in ti.ndrange(q.shape[1], spread):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
                           data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating,
-                          revolute_only, contacts)
+                          revolute_only, contacts, ball)
     else:
         for b in range(q.shape[1]):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
-                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts)
+                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball)
 
 
 def robot_spread(batch: int, threads: int) -> int:
@@ -701,12 +911,62 @@ def robot_spread(batch: int, threads: int) -> int:
 
 
 @ti.func
+def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
+                     par: ti.template(), mass: ti.template(), com: ti.template(), inert: ti.template(),
+                     joff: ti.template(), bc: ti.template(), data: ti.template(), revolute_only: ti.template(),
+                     contacts: ti.template(), ball: ti.template()):
+    """Body i's velocity pass, its joint coordinates found through qix, vix: a 1-DOF joint's,
+    or with ``ball`` one that serves both kinds: the joint transform and motion of both are
+    computed and the body's picked, so that :func:`body_velocities` is compiled once."""
+    if ti.static(ball):
+        qi, qdi = q[sl, b, qix[i]], qd[sl, b, vix[i]]
+        rev, pri = joint_kind(bc, i, revolute_only)
+        a = body_axis(bc, i)
+        E1, r1 = joint_transform(i, qi, b, joff, bc, revolute_only)
+        Eb, rb = ball_transform(i, clamped_row(q, sl, b, qix[i], 4), b, joff, bc)
+        on_ball = is_ball(bc, i)
+        body_velocities(i, par[i], pick(on_ball, Eb, E1), pick(on_ball, rb, r1),
+                        pick(on_ball, clamped_row(qd, sl, b, vix[i], 3), vscale(a, qdi * rev)),
+                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts)
+    else:
+        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc, data,
+                        revolute_only, contacts)
+
+
+@ti.func
+def joint_or_ball_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(),
+                              qix: ti.template(), vix: ti.template(), damp: ti.template(), arm: ti.template(),
+                              par: ti.template(), bc: ti.template(), cs: ti.template(), data: ti.template(),
+                              revolute_only: ti.template(), ball: ti.template()):
+    """Body i's articulated pass (coordinates through qix, vix): a ball joint's or a 1-DOF joint's
+    (with ``ball``, one pass that serves both, :func:`pass_articulated`)."""
+    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True, revolute_only, ball)
+
+
+@ti.func
+def joint_or_ball_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
+                       vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(),
+                       qw: ti.template(), data: ti.template(), cst: ti.template(), revolute_only: ti.template(),
+                       ball: ti.template()):
+    """Body i's acceleration pass and step (coordinates through qix, vix): a 1-DOF joint's, or
+    with ``ball`` one acceleration pass for both kinds, then the joint's own update."""
+    if ti.static(ball):
+        qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only, True)
+        if is_ball(bc, i):
+            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst)
+        else:
+            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True)
+    else:
+        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only)
+
+
+@ti.func
 def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass: ti.template(), com: ti.template(),
                   inert: ti.template(), joff: ti.template(), damp: ti.template(), arm: ti.template(),
                   par: ti.template(), qix: ti.template(), vix: ti.template(), cb: ti.template(), bc: ti.template(),
                   cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
                   cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template(),
-                  revolute_only: ti.template(), contacts: ti.template()):
+                  revolute_only: ti.template(), contacts: ti.template(), ball: ti.template()):
     """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
     nb = mass.shape[1]
     nph = 3 * nb + 2 * ncp + 2
@@ -731,8 +991,11 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                     if i == 0:
                         free_velocities(s, b, sl, q, qd, mass, com, inert, data, contacts)
                     else:
-                        pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert,
-                                        joff, bc, data, revolute_only, contacts)
+                        joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
+                                         revolute_only, contacts, ball)
+                elif ti.static(ball):
+                    joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
+                                     revolute_only, contacts, ball)
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data,
                                     revolute_only, contacts)
@@ -745,11 +1008,14 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                 i = 2 * nb + 2 * ncp - k
                 if ti.static(floating):
                     if i > 0:
-                        joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
-                                          revolute_only)
+                        joint_or_ball_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data,
+                                                  revolute_only, ball)
+                elif ti.static(ball):
+                    joint_or_ball_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data,
+                                              revolute_only, ball)
                 else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
-                                          revolute_only)
+                                      revolute_only, False)
         elif k <= 3 * nb + 2 * ncp:
             for _ in range(1):
                 i = k - 2 * nb - 2 * ncp - 1
@@ -758,11 +1024,14 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
                         cst[b, s, 0] = 0.0
                     else:
-                        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
-                                   revolute_only)
+                        joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
+                                           revolute_only, ball)
+                elif ti.static(ball):
+                    joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
+                                       revolute_only, ball)
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
-                                   revolute_only)
+                               revolute_only)
         elif ee >= 0:
             for _ in range(1):
                 d = ee_error(ee, t, s, b, eet, cs, data)
@@ -780,10 +1049,27 @@ def joint_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.temp
     loss[0] += qw[b, i, COST.q_weight_final] * e * e + qw[b, i, COST.qd_weight_final] * qdi * qdi
 
 
+@ti.func
+def joint_pose_terminal(i, b, slot, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
+                        par: ti.template(), joff: ti.template(), bc: ti.template(), qw: ti.template(),
+                        data: ti.template(), loss: ti.template(), revolute_only: ti.template(), ball: ti.template()):
+    """Body i's pose and terminal cost term (coordinates through qix, vix): a ball joint's or a 1-DOF joint's."""
+    if ti.static(ball):
+        if bc[i, BODY.ball] > 0.5:
+            ball_pose(i, 0, b, slot, q, qix, par, joff, bc, data)
+            ball_terminal(i, b, slot, qd, vix, qw, loss)
+        else:
+            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data, revolute_only)
+            joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, True)
+    else:
+        pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data, revolute_only)
+        joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, True)
+
+
 @ti.kernel
 def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, cs: _A1, qw: _A3, eet: _A3,
              data: _A4, ee: ti.i32, slot: ti.i32, t: ti.i32, loss: _A1, floating: ti.template(),
-             revolute_only: ti.template()):
+             revolute_only: ti.template(), ball: ti.template()):
     """Forward kinematics of the state in ``slot`` (world poses to workspace slot 0) and the
     terminal cost sum_i (wqT (q_i - q*_i)^2 + wqdT qd_i^2) (1-DOF joints) + w_eeT |x_ee - x*(t)|^2
     into loss[0]."""
@@ -801,8 +1087,11 @@ def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, 
                         if i == 0:
                             free_pose(0, b, slot, q, data)
                         else:
-                            pass_pose(i, q[slot, b, qix[i]], 0, b, par, joff, bc, data, revolute_only)
-                            joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
+                            joint_pose_terminal(i, b, slot, q, qd, qix, vix, par, joff, bc, qw, data, loss,
+                                                revolute_only, ball)
+                    elif ti.static(ball):
+                        joint_pose_terminal(i, b, slot, q, qd, qix, vix, par, joff, bc, qw, data, loss,
+                                            revolute_only, ball)
                     else:
                         pass_pose(i, q[slot, b, i], 0, b, par, joff, bc, data, revolute_only)
                         joint_terminal(i, b, slot, q, qd, qix, vix, qw, loss, floating)
@@ -849,14 +1138,15 @@ def zero3(a: _A3):
 def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2,
                      arm: _A2, par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, data: _A4,
                      ncp: ti.i32, tau: _A2, M: _A3, floating: ti.template(), revolute_only: ti.template(),
-                     contacts: ti.template()):
+                     contacts: ti.template(), ball: ti.template()):
     """RNEA and CRBA of every robot (not differentiated): tau[b] (nv,) = the torques giving qdd
     (with damping, limits and their added inertia, armature and ground contact as in
     ``advance``; for a passive joint, what an actuator there would have to supply; for a free
     root, the wrench (moment, force; body coordinates) that would have to act on it) and
     M[b] (nv, nv) = M(q) + diag(armature). State in slot 0 of q, qd. Compile-time switches as in
     ``advance``: ``floating`` (body 0 is on a free joint, handled before or after the loops
-    over the 1-DOF joints, which then start at body 1), ``revolute_only``, ``contacts``; a
+    over the 1-DOF joints, which then start at body 1), ``revolute_only``, ``contacts``,
+    ``ball`` (ball joints: S = [1; 0], 3 columns, tau and qdd 3 entries each); a
     fixed-base robot's kernel holds none of the free joint's code (the hopper's compiled in
     a third of the CPU time of the kernel with runtime switches)."""
     for b in range(q.shape[1]):
@@ -866,8 +1156,8 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
         if ti.static(floating):
             free_velocities(0, b, 0, q, qd, mass, com, inert, data, contacts)
         for i in range(first, nb):
-            pass_velocities(i, q[0, b, qix[i]], qd[0, b, vix[i]], 0, b, par, mass, com, inert, joff, bc, data,
-                            revolute_only, contacts)
+            joint_velocities(i, 0, b, 0, q, qd, qix, vix, par, mass, com, inert, joff, bc, data, revolute_only,
+                             contacts, ball)
         if ti.static(contacts):
             for j in range(2 * ncp):
                 contact_phase(j, ncp, 0, b, cb, cp, cs, data)
@@ -883,23 +1173,32 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
             p = par[i]
             xw, xv = xform_motion(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), ld3(data, 0, b, p, DATA.a),
                                   ld3(data, 0, b, p, DATA.a + 3))
-            rev, pri = joint_kind(bc, i, revolute_only)
-            ax = body_axis(bc, i)
-            qddi = qdd[b, vix[i]]
-            st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
-               + vadd(vadd(xv, vscale(ax, qddi * pri)), ld3(data, 0, b, i, DATA.c + 3)))
+            if ti.static(ball):
+                if bc[i, BODY.ball] > 0.5:
+                    v3 = vix[i]
+                    st(data, 0, b, i, DATA.a, vadd(vadd(xw, (qdd[b, v3], qdd[b, v3 + 1], qdd[b, v3 + 2])),
+                                                   ld3(data, 0, b, i, DATA.c)) + vadd(xv, ld3(data, 0, b, i, DATA.c + 3)))
+                else:
+                    rnea_joint_acceleration(i, b, xw, xv, qdd, vix, bc, data, revolute_only)
+            else:
+                rnea_joint_acceleration(i, b, xw, xv, qdd, vix, bc, data, revolute_only)
             rnea_force(i, b, data)
         # RNEA, leaves to root: tau_i = S^T f_i, f_parent += X^T f_i
         for k in range(nb - first):
             i = nb - 1 - k
             fn = ld3(data, 0, b, i, DATA.U)
             ff = ld3(data, 0, b, i, DATA.U + 3)
-            rev, pri = joint_kind(bc, i, revolute_only)
-            ax = body_axis(bc, i)
-            qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
-            tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * pri
-                              + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
-                              - passive_torque(i, qi, vi, damp, bc, cs, b))
+            if ti.static(ball):
+                if bc[i, BODY.ball] > 0.5:   # tau = f_n + (armature + implicit damping) qdd + damping w
+                    v3 = vix[i]
+                    c = damp[b, i]
+                    diag = arm[b, i] + cs[CONST.implicit_damping] * cs[CONST.dt] * c
+                    for j in ti.static(range(3)):
+                        tau[b, v3 + j] = fn[j] + diag * qdd[b, v3 + j] + c * qd[0, b, v3 + j]
+                else:
+                    rnea_joint_torque(i, b, fn, ff, q, qd, qdd, qix, vix, damp, arm, bc, cs, tau, revolute_only)
+            else:
+                rnea_joint_torque(i, b, fn, ff, q, qd, qdd, qix, vix, damp, arm, bc, cs, tau, revolute_only)
             pn, pf = xform_force_T(ld33(data, 0, b, i, DATA.E), ld3(data, 0, b, i, DATA.r), fn, ff)
             add(data, 0, b, par[i], DATA.U, pn + pf)
         if ti.static(floating):   # tau = S^T f: the moment (body) and the force (world)
@@ -931,30 +1230,99 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
                     M[b, 3 + c, r] = Bm[3 * r + c]
                     M[b, 3 + r, 3 + c] = C[3 * r + c]
         for i in range(first, nb):
-            rev, pri = joint_kind(bc, i, revolute_only)
-            ax = body_axis(bc, i)
-            vi = vix[i]
-            Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, pri))
-            M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * pri + arm[b, i]
-            st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
-            j = i
-            while par[j] < nb:
-                Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r),
-                                       ld3(data, 0, b, i, DATA.U), ld3(data, 0, b, i, DATA.U + 3))
-                st(data, 0, b, i, DATA.U, Gn + Gf)
-                j = par[j]
-                if ti.static(floating):
-                    if j == 0:
-                        Gw = mtv(ld33(data, 0, b, 0, DATA.E), Gf)
+            if ti.static(ball):
+                if bc[i, BODY.ball] > 0.5:   # three columns F = Ic S e_c, S = [1; 0]
+                    vi = vix[i]
+                    for col in range(3):
+                        e = (ti.select(col == 0, 1.0, 0.0), ti.select(col == 1, 1.0, 0.0),
+                             ti.select(col == 2, 1.0, 0.0))
+                        Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), e, ZERO3)
                         for c in ti.static(range(3)):
-                            M[b, vi, c] = Gn[c]
-                            M[b, c, vi] = Gn[c]
-                            M[b, vi, 3 + c] = Gw[c]
-                            M[b, 3 + c, vi] = Gw[c]
-                    else:
-                        crba_entry(i, j, Gn, Gf, b, vix, bc, M, revolute_only)
+                            M[b, vi + col, vi + c] = Fn[c] + e[c] * arm[b, i]
+                        crba_carry(i, vi + col, Fn, Ff, b, nb, par, vix, bc, data, M, floating, revolute_only, ball)
                 else:
-                    crba_entry(i, j, Gn, Gf, b, vix, bc, M, revolute_only)
+                    crba_joint(i, b, nb, par, vix, arm, bc, data, M, floating, revolute_only, ball)
+            else:
+                crba_joint(i, b, nb, par, vix, arm, bc, data, M, floating, revolute_only, ball)
+
+
+@ti.func
+def rnea_joint_acceleration(i, b, xw, xv, qdd: ti.template(), vix: ti.template(), bc: ti.template(),
+                            data: ti.template(), revolute_only: ti.template()):
+    """RNEA's a_i = X a_parent + S qdd + c of 1-DOF joint i, (xw, xv) = X a_parent."""
+    rev, pri = joint_kind(bc, i, revolute_only)
+    ax = body_axis(bc, i)
+    qddi = qdd[b, vix[i]]
+    st(data, 0, b, i, DATA.a, vadd(vadd(xw, vscale(ax, qddi * rev)), ld3(data, 0, b, i, DATA.c))
+       + vadd(vadd(xv, vscale(ax, qddi * pri)), ld3(data, 0, b, i, DATA.c + 3)))
+
+
+@ti.func
+def rnea_joint_torque(i, b, fn, ff, q: ti.template(), qd: ti.template(), qdd: ti.template(), qix: ti.template(),
+                      vix: ti.template(), damp: ti.template(), arm: ti.template(), bc: ti.template(),
+                      cs: ti.template(), tau: ti.template(), revolute_only: ti.template()):
+    """RNEA's tau_i = S^T f_i + (armature + added inertia) qdd - passive torque of 1-DOF joint i."""
+    rev, pri = joint_kind(bc, i, revolute_only)
+    ax = body_axis(bc, i)
+    qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
+    tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * pri
+                      + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
+                      - passive_torque(i, qi, vi, damp, bc, cs, b))
+
+
+@ti.func
+def crba_joint(i, b, nb, par: ti.template(), vix: ti.template(), arm: ti.template(), bc: ti.template(),
+               data: ti.template(), M: ti.template(), floating: ti.template(), revolute_only: ti.template(),
+               ball: ti.template()):
+    """CRBA of 1-DOF joint i: M_ii = S^T Ic S + armature, then F = Ic S carried up the chain."""
+    rev, pri = joint_kind(bc, i, revolute_only)
+    ax = body_axis(bc, i)
+    vi = vix[i]
+    Fn, Ff = inertia_apply(*ld_inertia(data, 0, b, i), vscale(ax, rev), vscale(ax, pri))
+    M[b, vi, vi] = dot(ax, Fn) * rev + dot(ax, Ff) * pri + arm[b, i]
+    crba_carry(i, vi, Fn, Ff, b, nb, par, vix, bc, data, M, floating, revolute_only, ball)
+
+
+@ti.func
+def crba_carry(i, vi, Fn, Ff, b, nb, par: ti.template(), vix: ti.template(), bc: ti.template(), data: ti.template(),
+               M: ti.template(), floating: ti.template(), revolute_only: ti.template(), ball: ti.template()):
+    """CRBA: body i's F = (Fn, Ff) (the column of dof vi) carried up the chain, X^T F at each
+    ancestor j, giving M[vi, j's dofs] and its mirror."""
+    st(data, 0, b, i, DATA.U, Fn + Ff)  # F, carried up the chain in place (no AD here)
+    j = i
+    while par[j] < nb:
+        Gn, Gf = xform_force_T(ld33(data, 0, b, j, DATA.E), ld3(data, 0, b, j, DATA.r),
+                               ld3(data, 0, b, i, DATA.U), ld3(data, 0, b, i, DATA.U + 3))
+        st(data, 0, b, i, DATA.U, Gn + Gf)
+        j = par[j]
+        if ti.static(floating):
+            if j == 0:
+                Gw = mtv(ld33(data, 0, b, 0, DATA.E), Gf)
+                for c in ti.static(range(3)):
+                    M[b, vi, c] = Gn[c]
+                    M[b, c, vi] = Gn[c]
+                    M[b, vi, 3 + c] = Gw[c]
+                    M[b, 3 + c, vi] = Gw[c]
+            else:
+                crba_ancestor(vi, j, Gn, Gf, b, vix, bc, M, revolute_only, ball)
+        else:
+            crba_ancestor(vi, j, Gn, Gf, b, vix, bc, M, revolute_only, ball)
+
+
+@ti.func
+def crba_ancestor(vi, j, Gn, Gf, b, vix: ti.template(), bc: ti.template(), M: ti.template(),
+                  revolute_only: ti.template(), ball: ti.template()):
+    """CRBA's entries of dof vi with ancestor j's dofs: S_j^T F (3 of them for a ball joint)."""
+    if ti.static(ball):
+        if bc[j, BODY.ball] > 0.5:
+            vj = vix[j]
+            for c in ti.static(range(3)):
+                M[b, vi, vj + c] = Gn[c]
+                M[b, vj + c, vi] = Gn[c]
+        else:
+            crba_entry(vi, j, Gn, Gf, b, vix, bc, M, revolute_only)
+    else:
+        crba_entry(vi, j, Gn, Gf, b, vix, bc, M, revolute_only)
 
 
 @ti.func
@@ -965,11 +1333,11 @@ def rnea_force(i, b, data: ti.template()):
 
 
 @ti.func
-def crba_entry(i, j, Gn, Gf, b, vix: ti.template(), bc: ti.template(), M: ti.template(),
+def crba_entry(vi, j, Gn, Gf, b, vix: ti.template(), bc: ti.template(), M: ti.template(),
                revolute_only: ti.template()):
-    """CRBA's M_ij = M_ji = S_j^T F for body i's F = (Gn, Gf) carried to 1-DOF joint j."""
+    """CRBA's M_ij = M_ji = S_j^T F for the F = (Gn, Gf) of dof vi carried to 1-DOF joint j."""
     rj, pj = joint_kind(bc, j, revolute_only)
     aj = body_axis(bc, j)
     Mij = dot(aj, Gn) * rj + dot(aj, Gf) * pj
-    M[b, vix[i], vix[j]] = Mij
-    M[b, vix[j], vix[i]] = Mij
+    M[b, vi, vix[j]] = Mij
+    M[b, vix[j], vi] = Mij

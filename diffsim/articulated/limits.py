@@ -45,7 +45,7 @@ from ..contact import smoothstep_np
 from ..errors import ConfigError
 from . import reference
 from .kernels import LIMIT_INERTIA_RISE
-from .model import NO_LIMIT, REVOLUTE, Model
+from .model import BALL, NO_LIMIT, REVOLUTE, Model
 from .spatial import inertia_matrix
 
 AUTO_OMEGA_DT = 2.0
@@ -92,16 +92,29 @@ class LimitGains:
 
 
 def sample_configurations(model: Model, n: int = N_SAMPLES, seed: int = 0) -> np.ndarray:
-    """(n + 1, nb) joint positions: the zero pose clipped into the limits, then n fixed
+    """(n + 1, nq) joint positions: the zero pose clipped into the limits, then n fixed
     pseudo-random poses within [lower, upper] (revolute joints also within [-pi, pi],
-    prismatic within [-0.5, 0.5] m)."""
+    prismatic within [-0.5, 0.5] m; ball joints: unrotated, then uniformly random unit
+    quaternions, drawn after the 1-DOF joints' positions, from a generator of their own)."""
     span = np.where(np.asarray(model.jtype) == REVOLUTE, np.pi, 0.5)
     lo = np.maximum(model.lower, -span)
     hi = np.minimum(model.upper, span)
     hi = np.maximum(hi, lo)
     rng = np.random.default_rng(seed)
     q = lo + (hi - lo) * rng.uniform(size=(n, model.nb))
-    return np.vstack([np.clip(np.zeros(model.nb), lo, hi), q])
+    q = np.vstack([np.clip(np.zeros(model.nb), lo, hi), q])
+    if not model.has_ball:
+        return q
+    out = np.tile(model.neutral_configuration(), (n + 1, 1))
+    quats = np.random.default_rng(seed + 1)
+    for i, kind in enumerate(model.jtype):
+        k = model.q_index[i]
+        if kind == BALL:
+            u = quats.normal(size=(n, 4))
+            out[1:, k:k + 4] = u / np.linalg.norm(u, axis=1, keepdims=True)
+        else:
+            out[:, k] = q[:, i]
+    return out
 
 
 def mass_matrices(model: Model, params_list, qs) -> np.ndarray:
@@ -175,10 +188,12 @@ def soft_limit_gains(model: Model, dt: float, params: dict | None = None, check:
     except np.linalg.LinAlgError:
         raise ConfigError(f"robot '{model.name}': the joint-space inertia is singular in some pose: a joint "
                           "moves no mass about its axis; give its link inertia or the joint armature") from None
-    m_eff = 1.0 / np.max(np.einsum("sii->si", Minvs), axis=0)
-    m_ref = np.min(np.einsum("sii->si", Ms[::len(qs)]), axis=0)  # M_ii at the reference pose
+    first = list(model.v_index)   # each body's first dof (a ball joint: the least of its 3)
+    m_eff = 1.0 / np.maximum.reduceat(np.max(np.einsum("sii->si", Minvs), axis=0), first)
+    m_ref = np.minimum.reduceat(np.min(np.einsum("sii->si", Ms[::len(qs)]), axis=0), first)  # M_ii, reference pose
     idx = np.flatnonzero(limited)
-    Ms_lim = Ms[:, idx][:, :, idx]
+    dof = np.asarray(first, dtype=int)[idx]
+    Ms_lim = Ms[:, dof][:, :, dof]
     k_given, c_given = model.limit_stiffness, model.limit_damping
 
     def damping_for(k):
@@ -200,7 +215,7 @@ def soft_limit_gains(model: Model, dt: float, params: dict | None = None, check:
     if check:
         max_dt = largest_stable_dt(Ms_lim, k[idx], c[idx], dt) if idx.size else np.inf
         if dt > max_dt:
-            alone = [largest_stable_dt(Ms[:, [j]][:, :, [j]], k[[j]], c[[j]], dt) for j in idx]
+            alone = [largest_stable_dt(Ms[:, [d]][:, :, [d]], k[[j]], c[[j]], dt) for j, d in zip(idx, dof)]
             j = int(idx[int(np.argmin(alone))])
             unit = "kg m^2" if model.jtype[j] == REVOLUTE else "kg"
             raise ConfigError(

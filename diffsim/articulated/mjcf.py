@@ -3,13 +3,16 @@
 Supported: ``<mujoco>`` with ``<compiler angle eulerseq>`` (angles in degrees unless
 ``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
 name pos quat|euler>`` under ``<worldbody>``, at most one joint per body: ``<joint type="hinge"|
-"slide" axis pos range damping armature>`` or ``<freejoint/>`` / ``type="free"`` on the top body
-(a floating base), ``<geom type="sphere"|"capsule"|"box"|"cylinder" size pos quat|euler fromto
+"slide"|"ball" axis pos range damping armature>`` or ``<freejoint/>`` / ``type="free"`` on the top
+body (a floating base); a ball joint (spherical, about its ``pos``; no ``range``: MuJoCo's cone
+limit is not supported and raises a ConfigError) takes a unit quaternion in q, as MuJoCo's qpos, ``<geom type="sphere"|"capsule"|"box"|"cylinder" size pos quat|euler fromto
 mass density>`` (mass and inertia from the geometry, density 1000 kg/m^3 by default, unless the
 body has an ``<inertial pos mass diaginertia|fullinertia quat>``; geoms also become contact
 geometry with ``collisions=True``), and ``<actuator><motor joint gear ctrlrange>`` (the joint's
-effort limit is gear * max|ctrlrange|; joints without a motor are passive). Anything else
-(``<default>`` classes, ``<tendon>``, ``<equality>``, ball joints, meshes, several joints in one
+effort limit is gear * max|ctrlrange|; joints without a motor are passive; a ``<motor>`` on a ball
+joint makes all three of its torque components controls, each within gear * max|ctrlrange|,
+where MuJoCo's motor would drive the one axis its 3-number gear names). Anything else
+(``<default>`` classes, ``<tendon>``, ``<equality>``, meshes, several joints in one
 body...) raises a :class:`~diffsim.errors.ConfigError` naming it. MJCF has no joint velocity
 limit (MuJoCo bounds actuator forces, not joint speeds), so ``Model.velocity_limit`` stays unset
 (set it on the model, or use URDF's ``<limit velocity>``). Units: SI. Only ``xml.etree``
@@ -175,8 +178,8 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
     kind = None if jel is None else ("free" if jel.tag == "freejoint" else jel.get("type", "hinge"))
     if kind == "free" and not top:
         raise ConfigError(f"MJCF {where}: a free joint is supported only on the top body (a floating base)")
-    if kind not in (None, "free", "hinge", "slide"):
-        raise ConfigError(f"MJCF {where}: joint type '{kind}' is not supported (hinge, slide, free)")
+    if kind not in (None, "free", "hinge", "slide", "ball"):
+        raise ConfigError(f"MJCF {where}: joint type '{kind}' is not supported (hinge, slide, ball, free)")
     # the link frame sits at the joint (MuJoCo's joint pos is in the body frame)
     jpos = np.zeros(3) if jel is None or kind == "free" else _vec(jel, "pos", 3, (0, 0, 0), where)
     mass, first, second = 0.0, np.zeros(3), np.zeros((3, 3))
@@ -240,10 +243,14 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
         jname = jel.get("name") or f"{name}_joint"
         rng = _vec(jel, "range", 2, None, where)
         limited = rng is not None and jel.get("limited", "auto") != "false"
+        if limited and kind == "ball":
+            raise ConfigError(f"MJCF {where}: the ball joint '{jname}' has a range (a cone limit), which is not "
+                              "supported: remove range (or set limited=\"false\"), or build the joint from three "
+                              "hinges with ranges")
         if limited and kind == "hinge" and deg:
             rng = rng * np.pi / 180
-        rb.add_joint(jname, "revolute" if kind == "hinge" else "prismatic", parent, name, xyz=xyz, rpy=rpy,
-                     axis=_vec(jel, "axis", 3, (0, 0, 1), where), damping=float(jel.get("damping", "0")),
+        rb.add_joint(jname, {"hinge": "revolute", "slide": "prismatic", "ball": "ball"}[kind], parent, name, xyz=xyz,
+                     rpy=rpy, axis=_vec(jel, "axis", 3, (0, 0, 1), where), damping=float(jel.get("damping", "0")),
                      armature=float(jel.get("armature", "0")), lower=rng[0] if limited else None,
                      upper=rng[1] if limited else None, effort=effort.get(jname), actuated=jname in effort)
     frames[name] = (Rb, jp, p)

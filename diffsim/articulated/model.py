@@ -6,9 +6,14 @@ root, is welded to the world (a fixed base), or with ``RobotBuilder(floating_bas
 freely on a *free joint*: body 0, configuration (position (m), unit quaternion (w, x, y, z)) in
 q[0:7], velocity in qd[0:6]: its angular velocity (rad/s) in body coordinates, then the velocity
 of its origin (m/s) in world coordinates (MuJoCo's convention: a spinning body then translates
-exactly under the explicit step); the 1-DOF joints follow (``Model.q_index``,
-``Model.v_index``). The free joint is not actuated (its 6 entries of tau are ignored). Units: SI (m, kg, s,
-rad, N, N m).
+exactly under the explicit step); the other joints follow (``Model.q_index``,
+``Model.v_index``). The free joint is not actuated (its 6 entries of tau are ignored). A *ball*
+joint (spherical, 3 DOF, anywhere in the tree) rotates its child about the joint origin: its
+unit quaternion (w, x, y, z) takes 4 entries of q (the child frame's rotation relative to the
+joint frame), its angular velocity (rad/s, child body coordinates) 3 entries of qd and its
+torque (N m, body coordinates) 3 entries of tau; it steps like the free joint's rotation
+(quaternion advanced by the new angular velocity, renormalised). Ball joints take no position
+or velocity limits (a ConfigError says so). Units: SI (m, kg, s, rad, N, N m).
 
 ``finalize()`` turns the tree into Featherstone's form:
 - *bodies* are the links with a moving joint, numbered so that a parent comes before its
@@ -46,8 +51,12 @@ import numpy as np
 from ..errors import ConfigError
 from .spatial import inertia_matrix, inertia_six, rpy_matrix
 
-REVOLUTE, PRISMATIC, FREE = 0, 1, 2
-JOINT_KINDS = {"revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC, "fixed": None}
+REVOLUTE, PRISMATIC, FREE, BALL = 0, 1, 2, 3
+JOINT_KINDS = {"revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC, "ball": BALL, "fixed": None}
+NQ = {REVOLUTE: 1, PRISMATIC: 1, FREE: 7, BALL: 4}
+"""Configuration coordinates of each joint kind (a ball joint: its unit quaternion)."""
+NV = {REVOLUTE: 1, PRISMATIC: 1, FREE: 6, BALL: 3}
+"""Velocity coordinates (and torques) of each joint kind (a ball joint: its angular velocity)."""
 NO_LIMIT = 1e30
 DEFAULT_LIMIT_ONSET = 0.05
 """Onset depth (rad or m) of a soft joint limit: the stop's force fades in over it."""
@@ -226,7 +235,7 @@ class RobotBuilder:
                   rpy=(0.0, 0.0, 0.0), axis=(1.0, 0.0, 0.0), damping: float = 0.0,
                   armature: float = 0.0, lower: float | None = None, upper: float | None = None,
                   effort: float | None = None, actuated: bool = True, velocity: float | None = None) -> str:
-        """A joint of ``kind`` revolute, continuous, prismatic or fixed, placing ``child``'s frame
+        """A joint of ``kind`` revolute, continuous, prismatic, ball or fixed, placing ``child``'s frame
         at ``xyz`` (m) and roll-pitch-yaw ``rpy`` (rad) in ``parent``'s frame; ``axis`` (unit
         after normalising) in the child frame; damping, armature, position limits (rad or m;
         None for none), the actuator's effort limit (N m or N; informative, e.g. for optimizer
@@ -239,7 +248,14 @@ class RobotBuilder:
             raise ConfigError(f"joint '{name}': type '{kind}' is not supported; use one of "
                               f"{sorted(JOINT_KINDS)} (for a floating base: RobotBuilder(floating_base=True))")
         a = _vec3(axis, f"joint '{name}' axis")
-        if JOINT_KINDS[kind] is not None:
+        if kind == "ball":
+            for what, value in (("lower", lower), ("upper", upper), ("velocity", velocity)):
+                if value is not None:
+                    raise ConfigError(f"joint '{name}': a ball joint takes no {what} limit (got {what}={value!r}): "
+                                      "limits of a spherical joint (cones, twist) are not supported; leave it None, "
+                                      "or build the joint from three revolute joints with limits")
+            a = np.zeros(3)   # a ball joint has no axis
+        elif JOINT_KINDS[kind] is not None:
             norm = np.linalg.norm(a)
             if norm < 1e-12:
                 raise ConfigError(f"joint '{name}': axis {axis!r} has zero length")
@@ -419,8 +435,10 @@ def check_joint_inertia(model: Model, params=None, poses=None):
         lam, vec = np.linalg.eigh(0.5 * (M + M.T))
         if lam[0] > INERTIA_RTOL * max(float(lam[-1]), 1e-300) and np.all(np.isfinite(lam)):
             continue
-        j = int(np.argmax(np.abs(vec[:, 0])))
-        kind = "moment of inertia about its axis" if model.jtype[j] == REVOLUTE else "mass along its axis"
+        dof = int(np.argmax(np.abs(vec[:, 0])))
+        j = int(np.searchsorted(model.v_index, dof, side="right")) - 1   # the body whose joint has that dof
+        kind = {REVOLUTE: "moment of inertia about its axis", BALL: "moment of inertia about some axis through "
+                "the ball joint"}.get(model.jtype[j], "mass along its axis")
         raise ConfigError(
             f"robot '{model.name}': joint '{model.joint_names[j]}' (moving link '{model.body_names[j]}' and "
             f"what it carries) has no {kind} at q = {np.round(q, 4).tolist()} (smallest eigenvalue of the "
@@ -492,33 +510,58 @@ class Model:
 
     @property
     def nq(self) -> int:
-        """Length of the configuration q: one per 1-DOF joint, plus 7 for a free joint (position
-        (m) and unit quaternion (w, x, y, z) of the root body in the world)."""
-        return self.nb + 6 if self.floating else self.nb
+        """Length of the configuration q: one per 1-DOF joint, 7 for a free joint (position
+        (m) and unit quaternion (w, x, y, z) of the root body in the world), 4 per ball joint
+        (its unit quaternion)."""
+        return sum(NQ[j] for j in self.jtype)
 
     @property
     def nv(self) -> int:
-        """Length of the velocity qd (and of the torques tau): one per 1-DOF joint, plus 6 for a
+        """Length of the velocity qd (and of the torques tau): one per 1-DOF joint, 6 for a
         free joint (the root body's angular velocity (rad/s) in body coordinates and the velocity
-        of its origin (m/s) in world coordinates)."""
-        return self.nb + 5 if self.floating else self.nb
+        of its origin (m/s) in world coordinates), 3 per ball joint (angular velocity, rad/s, in
+        its child's body coordinates)."""
+        return sum(NV[j] for j in self.jtype)
+
+    @property
+    def has_ball(self) -> bool:
+        """Whether the robot has a ball (spherical) joint."""
+        return BALL in self.jtype
 
     @property
     def q_index(self) -> tuple:
         """Index in q of each body's first joint coordinate."""
-        return tuple(i + 6 if self.floating and i > 0 else i for i in range(self.nb))
+        return tuple(int(x) for x in np.cumsum([0] + [NQ[j] for j in self.jtype])[:-1])
 
     @property
     def v_index(self) -> tuple:
         """Index in qd (and tau) of each body's first joint velocity."""
-        return tuple(i + 5 if self.floating and i > 0 else i for i in range(self.nb))
+        return tuple(int(x) for x in np.cumsum([0] + [NV[j] for j in self.jtype])[:-1])
+
+    @property
+    def joint_dofs(self) -> tuple:
+        """Velocity coordinates of each body's joint (1, 3 for a ball joint, 6 for a free root)."""
+        return tuple(NV[j] for j in self.jtype)
 
     def neutral_configuration(self) -> np.ndarray:
-        """q (nq,) with every joint at 0 and a free root at the origin, unrotated."""
+        """q (nq,) with every joint at 0, a free root at the origin, unrotated, and every ball
+        joint unrotated (quaternion (1, 0, 0, 0))."""
         q = np.zeros(self.nq)
-        if self.floating:
-            q[3] = 1.0
+        for i, j in enumerate(self.jtype):
+            if j == FREE:
+                q[self.q_index[i] + 3] = 1.0
+            elif j == BALL:
+                q[self.q_index[i]] = 1.0
         return q
+
+    def quaternion_slices(self) -> list:
+        """(joint name, start index in q) of every unit quaternion in q (free and ball joints;
+        the free joint's at q[3:7])."""
+        out = []
+        for i, j in enumerate(self.jtype):
+            if j in (FREE, BALL):
+                out.append((self.joint_names[i], self.q_index[i] + (3 if j == FREE else 0)))
+        return out
 
     def fixed_base(self) -> Model:
         """The same robot with its root welded to the world: a floating model's 1-DOF joints

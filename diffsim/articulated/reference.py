@@ -22,7 +22,8 @@ import numpy as np
 
 from ..contact import contact_normal_force_np
 from ..errors import ConfigError
-from .model import REVOLUTE, Model
+from ..rotations import quat_to_matrix_np
+from .model import BALL, REVOLUTE, Model
 from .spatial import crf, crm, inertia_matrix, plucker, rotation_about, spatial_inertia
 
 
@@ -37,7 +38,10 @@ def _params(model: Model, params) -> dict:
 
 
 def motion_subspace(model: Model, i: int) -> np.ndarray:
-    """S_i, the 6-vector of joint i's motion in body i coordinates."""
+    """S_i, the 6-vector of joint i's motion in body i coordinates ((6, 3) for a ball joint:
+    its angular velocity in body coordinates)."""
+    if model.jtype[i] == BALL:
+        return np.vstack([np.eye(3), np.zeros((3, 3))])
     S = np.zeros(6)
     if model.jtype[i] == REVOLUTE:
         S[:3] = model.axis[i]
@@ -46,12 +50,27 @@ def motion_subspace(model: Model, i: int) -> np.ndarray:
     return S
 
 
-def joint_transform(model: Model, i: int, qi: float, params=None) -> tuple:
-    """(E, r) of the transform from body parent(i) to body i at joint position qi."""
+def joint_q(model: Model, q, i: int):
+    """Joint i's coordinates in q: a number, or a ball joint's unit quaternion (4,)."""
+    k = model.q_index[i]
+    return np.asarray(q[k:k + 4], float) if model.jtype[i] == BALL else q[k]
+
+
+def joint_v(model: Model, x, i: int):
+    """Joint i's entries of a velocity-sized vector x (qd, qdd, tau): a number, or (3,) for a ball joint."""
+    k = model.v_index[i]
+    return np.asarray(x[k:k + 3], float) if model.jtype[i] == BALL else x[k]
+
+
+def joint_transform(model: Model, i: int, qi, params=None) -> tuple:
+    """(E, r) of the transform from body parent(i) to body i at joint position qi (a ball
+    joint: its unit quaternion, the child's rotation in the joint frame)."""
     p = _params(model, params)
     a = model.axis[i]
     Et = model.E_tree[i]
-    if model.jtype[i] == REVOLUTE:
+    if model.jtype[i] == BALL:
+        EJ, rJ = quat_to_matrix_np(qi).T, np.zeros(3)
+    elif model.jtype[i] == REVOLUTE:
         EJ, rJ = rotation_about(a, qi).T, np.zeros(3)
     else:
         EJ, rJ = np.eye(3), a * qi
@@ -63,7 +82,7 @@ def body_poses(model: Model, q, params=None) -> tuple:
     R = np.zeros((model.nb, 3, 3))
     P = np.zeros((model.nb, 3))
     for i in range(model.nb):
-        E, r = joint_transform(model, i, q[i], params)
+        E, r = joint_transform(model, i, joint_q(model, q, i), params)
         lam = model.parent[i]
         if lam < 0:
             R[i], P[i] = E.T, r
@@ -79,13 +98,19 @@ def point_position(model: Model, q, body: int, point, params=None) -> np.ndarray
 
 
 def point_jacobian(model: Model, q, body: int, point, params=None) -> np.ndarray:
-    """(3, nb) Jacobian of the world position of a body point w.r.t. q."""
+    """(3, nv) Jacobian of the world position of a body point w.r.t. qd (w.r.t. q for 1-DOF
+    joints; a ball joint's 3 columns: the point's velocity per unit angular velocity about each
+    body axis of its child, -[x - o]x R)."""
     R, P = body_poses(model, q, params)
     x = R[body] @ point + P[body]
-    J = np.zeros((3, model.nb))
+    J = np.zeros((3, model.nv))
     for j in model.ancestors(body):
+        v = model.v_index[j]
+        if model.jtype[j] == BALL:
+            J[:, v:v + 3] = np.cross(R[j].T, x - P[j]).T   # column k: (R e_k) x (x - o)
+            continue
         a = R[j] @ model.axis[j]
-        J[:, j] = np.cross(a, x - P[j]) if model.jtype[j] == REVOLUTE else a
+        J[:, v] = np.cross(a, x - P[j]) if model.jtype[j] == REVOLUTE else a
     return J
 
 
@@ -98,11 +123,28 @@ def velocities(model: Model, q, qd, params=None) -> list:
     """Spatial velocities of the bodies, each in its own coordinates."""
     v = []
     for i in range(model.nb):
-        E, r = joint_transform(model, i, q[i], params)
+        E, r = joint_transform(model, i, joint_q(model, q, i), params)
         lam = model.parent[i]
         vp = np.zeros(6) if lam < 0 else plucker(E, r) @ v[lam]
-        v.append(vp + motion_subspace(model, i) * qd[i])
+        v.append(vp + _joint_motion(model, i, qd))
     return v
+
+
+def _joint_motion(model: Model, i: int, x):
+    """S_i x_i: joint i's spatial motion for its entries of the velocity-sized x."""
+    S = motion_subspace(model, i)
+    return S @ joint_v(model, x, i) if model.jtype[i] == BALL else S * x[model.v_index[i]]
+
+
+def _per_dof(model: Model, values) -> np.ndarray:
+    """(nv,) from per-body values (nb,): each body's value on each of its joint's dofs."""
+    return np.repeat(np.asarray(values, float), model.joint_dofs)
+
+
+def _one_dof(model: Model, x) -> np.ndarray:
+    """(nb,) the entries of the velocity-sized x at each body's first dof (what the 1-DOF
+    soft-limit law reads; a ball joint has no limit)."""
+    return np.asarray(x, float)[list(model.v_index)]
 
 
 def _gains(model, limits):
@@ -113,25 +155,39 @@ def _gains(model, limits):
 
 
 def limit_inertia(model: Model, q, qd, limits=None) -> np.ndarray:
-    """(nb,) the inertia a stop adds to its joint while the predicted position q + dt qd is
-    pressed into it (diffsim.articulated.limits)."""
+    """(nv,) the inertia a stop adds to its joint while the predicted position q + dt qd is
+    pressed into it (diffsim.articulated.limits; 0 on a ball joint, which has no limits)."""
     g = _gains(model, limits)
-    qp = np.asarray(q, float) + g.dt * np.asarray(qd, float)
-    return g.added_inertia(model.lower - qp) + g.added_inertia(qp - model.upper)
+    qp = _one_q(model, q) + g.dt * _one_dof(model, qd)
+    return _on_first_dof(model, g.added_inertia(model.lower - qp) + g.added_inertia(qp - model.upper))
 
 
 def passive_torque(model: Model, q, qd, params=None, limits=None) -> np.ndarray:
-    """-damping qd plus the soft-limit torques (shared law at both bounds, at the predicted
-    position q + dt qd); ``limits`` a LimitGains, by default as
+    """(nv,) -damping qd plus the soft-limit torques (shared law at both bounds, at the
+    predicted position q + dt qd; none on a ball joint); ``limits`` a LimitGains, by default as
     :func:`diffsim.articulated.aba` takes them."""
     p = _params(model, params)
     g = _gains(model, limits)
-    q, qd = np.asarray(q, float), np.asarray(qd, float)
-    qp = q + g.dt * qd
+    q1, qd1 = _one_q(model, q), _one_dof(model, qd)
+    qp = q1 + g.dt * qd1
     k, c = g.stiffness, g.damping
-    lower = contact_normal_force_np(model.lower - qp, qd, k, c, g.onset)
-    upper = contact_normal_force_np(qp - model.upper, -qd, k, c, g.onset)
-    return -p["damping"] * qd + lower - upper
+    lower = contact_normal_force_np(model.lower - qp, qd1, k, c, g.onset)
+    upper = contact_normal_force_np(qp - model.upper, -qd1, k, c, g.onset)
+    return -_per_dof(model, p["damping"]) * np.asarray(qd, float) + _on_first_dof(model, lower - upper)
+
+
+def _one_q(model: Model, q) -> np.ndarray:
+    """(nb,) q at each body's first coordinate (a ball joint's quaternion w: never limited)."""
+    return np.asarray(q, float)[list(model.q_index)]
+
+
+def _on_first_dof(model: Model, values) -> np.ndarray:
+    """(nv,) per-body values (nb,) on each body's first dof, 0 on a ball joint's dofs (for 1-DOF
+    robots, values itself)."""
+    out = np.zeros(model.nv)
+    out[list(model.v_index)] = values
+    out[np.repeat(np.asarray(model.jtype) == BALL, model.joint_dofs)] = 0.0
+    return out
 
 
 def contact_forces(model: Model, q, qd, contact: dict, params=None) -> list:
@@ -174,86 +230,111 @@ def rnea(model: Model, q, qd, qdd, params=None, f_ext=None, gravity=None, limits
     a0 = np.concatenate([np.zeros(3), -g])
     v, a, f, X = [], [], [], []
     for i in range(model.nb):
-        E, r = joint_transform(model, i, q[i], params)
+        E, r = joint_transform(model, i, joint_q(model, q, i), params)
         Xi = plucker(E, r)
-        S = motion_subspace(model, i)
         lam = model.parent[i]
         vp = np.zeros(6) if lam < 0 else Xi @ v[lam]
         ap = Xi @ a0 if lam < 0 else Xi @ a[lam]
-        vi = vp + S * qd[i]
-        ai = ap + S * qdd[i] + crm(vi) @ (S * qd[i])
+        vJ = _joint_motion(model, i, qd)
+        vi = vp + vJ
+        ai = ap + _joint_motion(model, i, qdd) + crm(vi) @ vJ
         I = body_inertia(model, i, params)
         fi = I @ ai + crf(vi) @ (I @ vi)
         if f_ext is not None:
             fi = fi - f_ext[i]
         v.append(vi), a.append(ai), f.append(fi), X.append(Xi)
-    tau = np.zeros(model.nb)
+    tau = np.zeros(model.nv)
     for i in reversed(range(model.nb)):
-        tau[i] = motion_subspace(model, i) @ f[i]
+        k = model.v_index[i]
+        tau[k:k + model.joint_dofs[i]] = motion_subspace(model, i).T @ f[i]
         lam = model.parent[i]
         if lam >= 0:
             f[lam] = f[lam] + X[i].T @ f[i]
-    return (tau + (p["armature"] + limit_inertia(model, q, qd, limits)) * np.asarray(qdd)
+    return (tau + (_per_dof(model, p["armature"]) + limit_inertia(model, q, qd, limits)) * np.asarray(qdd)
             - passive_torque(model, q, qd, params, limits))
 
 
 def crba(model: Model, q, params=None) -> np.ndarray:
-    """Composite-rigid-body algorithm: the joint-space inertia M(q) + diag(armature)."""
+    """Composite-rigid-body algorithm: the joint-space inertia M(q) + diag(armature), (nv, nv)."""
     p = _params(model, params)
     n = model.nb
-    X = [plucker(*joint_transform(model, i, q[i], params)) for i in range(n)]
+    X = [plucker(*joint_transform(model, i, joint_q(model, q, i), params)) for i in range(n)]
     Ic = [body_inertia(model, i, params) for i in range(n)]
     for i in reversed(range(n)):
         lam = model.parent[i]
         if lam >= 0:
             Ic[lam] = Ic[lam] + X[i].T @ Ic[i] @ X[i]
-    H = np.zeros((n, n))
+    H = np.zeros((model.nv, model.nv))
+    vix, dofs = model.v_index, model.joint_dofs
     for i in range(n):
-        F = Ic[i] @ motion_subspace(model, i)
-        H[i, i] = motion_subspace(model, i) @ F
+        Si = motion_subspace(model, i)
+        F = Ic[i] @ Si
+        bi = slice(vix[i], vix[i] + dofs[i])
+        H[bi, bi] = Si.T @ F
         j = i
         while model.parent[j] >= 0:
             F = X[j].T @ F
             j = model.parent[j]
-            H[i, j] = H[j, i] = F @ motion_subspace(model, j)
-    return H + np.diag(p["armature"])
+            bj = slice(vix[j], vix[j] + dofs[j])
+            Hij = (F.T @ motion_subspace(model, j)).reshape(dofs[i], dofs[j])
+            H[bi, bj] = Hij
+            H[bj, bi] = Hij.T
+    return H + np.diag(_per_dof(model, p["armature"]))
 
 
 def aba(model: Model, q, qd, tau, params=None, f_ext=None, gravity=None, limits=None) -> np.ndarray:
-    """Articulated-body algorithm: joint accelerations qdd for torques tau (see module doc)."""
+    """Articulated-body algorithm: joint accelerations qdd for torques tau (see module doc).
+    A ball joint's D = S^T IA S is 3x3 (solved), a 1-DOF joint's a number."""
     p = _params(model, params)
     g = model.gravity if gravity is None else np.asarray(gravity, float)
     n = model.nb
-    tau = np.asarray(tau, float) * model.actuated + passive_torque(model, q, qd, params, limits)
+    tau = np.asarray(tau, float) * _per_dof(model, model.actuated) + passive_torque(model, q, qd, params, limits)
     extra = limit_inertia(model, q, qd, limits)
+    arm = _per_dof(model, p["armature"])
     X, S, v, c, IA, pA = [], [], [], [], [], []
     for i in range(n):
-        Xi = plucker(*joint_transform(model, i, q[i], params))
+        Xi = plucker(*joint_transform(model, i, joint_q(model, q, i), params))
         Si = motion_subspace(model, i)
         lam = model.parent[i]
-        vJ = Si * qd[i]
+        vJ = _joint_motion(model, i, qd)
         vi = (np.zeros(6) if lam < 0 else Xi @ v[lam]) + vJ
         I = body_inertia(model, i, params)
         X.append(Xi), S.append(Si), v.append(vi), c.append(crm(vi) @ vJ), IA.append(I)
         pA.append(crf(vi) @ I @ vi - (0 if f_ext is None else f_ext[i]))
-    U, D, u = [None] * n, np.zeros(n), np.zeros(n)
+    U, D, u = [None] * n, [None] * n, [None] * n
     for i in reversed(range(n)):
+        ball = model.jtype[i] == BALL
         U[i] = IA[i] @ S[i]
-        D[i] = S[i] @ U[i] + p["armature"][i] + extra[i]
-        u[i] = tau[i] - S[i] @ pA[i]
+        if ball:
+            k = model.v_index[i]
+            D[i] = S[i].T @ U[i] + np.diag(arm[k:k + 3] + extra[k:k + 3])
+            u[i] = joint_v(model, tau, i) - S[i].T @ pA[i]
+        else:
+            D[i] = S[i] @ U[i] + arm[model.v_index[i]] + extra[model.v_index[i]]
+            u[i] = tau[model.v_index[i]] - S[i] @ pA[i]
         lam = model.parent[i]
         if lam >= 0:
-            Ia = IA[i] - np.outer(U[i], U[i]) / D[i]
-            pa = pA[i] + Ia @ c[i] + U[i] * u[i] / D[i]
+            if ball:
+                UDi = U[i] @ np.linalg.inv(D[i])
+                Ia = IA[i] - UDi @ U[i].T
+                pa = pA[i] + Ia @ c[i] + UDi @ u[i]
+            else:
+                Ia = IA[i] - np.outer(U[i], U[i]) / D[i]
+                pa = pA[i] + Ia @ c[i] + U[i] * u[i] / D[i]
             IA[lam] = IA[lam] + X[i].T @ Ia @ X[i]
             pA[lam] = pA[lam] + X[i].T @ pa
     a0 = np.concatenate([np.zeros(3), -g])
-    a, qdd = [None] * n, np.zeros(n)
+    a, qdd = [None] * n, np.zeros(model.nv)
     for i in range(n):
         lam = model.parent[i]
         ap = X[i] @ (a0 if lam < 0 else a[lam]) + c[i]
-        qdd[i] = (u[i] - U[i] @ ap) / D[i]
-        a[i] = ap + S[i] * qdd[i]
+        k = model.v_index[i]
+        if model.jtype[i] == BALL:
+            qdd[k:k + 3] = np.linalg.solve(D[i], u[i] - U[i].T @ ap)
+            a[i] = ap + S[i] @ qdd[k:k + 3]
+        else:
+            qdd[k] = (u[i] - U[i] @ ap) / D[i]
+            a[i] = ap + S[i] * qdd[k]
     return qdd
 
 

@@ -46,7 +46,7 @@ from ..tape import Launch, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, check_quaternions, nd, point_position
 from .limits import contact_effective_mass
-from .model import Model, finite_number, positive_int, positive_number, real_array
+from .model import BALL, Model, finite_number, positive_int, positive_number, real_array
 
 _BIG = 2 ** 30
 PLAUSIBLE_Q = 1e6
@@ -99,7 +99,8 @@ class Cost(costs_module.Cost):
         system = self._system(system)
         a = system.arrays
         args = (x.q, x.qd, a.params["joint_offset"], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
-                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating, a.revolute_only)
+                system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating, a.revolute_only,
+                a.ball)
         return [launch(K.terminal, *args)]
 
 
@@ -191,13 +192,13 @@ class ArticulatedSystem(System):
         nb = model.nb
         self.state_shapes = {"q": (B, model.nq), "qd": (B, model.nv)}
         self.control_shapes = {"tau": (B, model.nv)}
-        per_slot = B * (nb + 1) * K.DATA.size
+        per_slot = B * (nb + 1) * self.arrays.data_size
         self.segment = (positive_int(segment, "segment (steps per fused launch)") if segment is not None
                         else max(1, min(100, (1 << 22) // per_slot)))
         self._data = self._cst = None
         cfg = runtime_info()
         self._spread = K.robot_spread(B, cfg["threads"]) if cfg["arch"] == "cpu" else 1
-        self._terminal_data = nd(np.zeros((B, 1, nb + 1, K.DATA.size)), needs_grad=True)
+        self._terminal_data = nd(np.zeros((B, 1, nb + 1, self.arrays.data_size)), needs_grad=True)
         self._holds = None
         self._adjoint_clean = False   # the workspace adjoints are known to be zero
         self.q0 = np.zeros((B, model.nq))
@@ -259,6 +260,12 @@ class ArticulatedSystem(System):
             if np.any(qw[..., col] < 0):
                 raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
                                   f"got {getattr(cost, name)!r}")
+        for i in (i for i, j in enumerate(m.jtype) if j == BALL):
+            for name in ("q_weight", "q_weight_final"):
+                if np.any(qw[:, i, getattr(K.COST, name)] != 0):
+                    raise ConfigError(f"Cost.{name} of the ball joint '{m.joint_names[i]}' must be 0: a ball joint's "
+                                      "q is a quaternion, which this cost does not track (its qd_weight acts on "
+                                      "|w|^2); give 0 for it, or an end-effector target (ee_link, ee_target)")
         for name in ("effort", "ee_weight", "ee_weight_final"):
             if finite_number(getattr(cost, name), f"Cost.{name}") < 0:
                 raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
@@ -300,7 +307,7 @@ class ArticulatedSystem(System):
     def _workspace(self, n):
         if self._data is None or self._data.shape[1] < n:
             B, nb = self.batch, self.model.nb
-            self._data = nd(np.zeros((B, n, nb + 1, K.DATA.size)), needs_grad=True)
+            self._data = nd(np.zeros((B, n, nb + 1, self.arrays.data_size)), needs_grad=True)
             self._cst = nd(np.zeros((B, n, nb + 1)), needs_grad=True)
             K.zero4(self._data.grad)
             K.zero3(self._cst.grad)
@@ -337,7 +344,7 @@ class ArticulatedSystem(System):
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,
-                a.revolute_only, a.contacts)
+                a.revolute_only, a.contacts, a.ball)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]
@@ -405,9 +412,8 @@ class ArticulatedSystem(System):
         whose control is ignored. For ``Parameter("tau", bounds="effort")``."""
         m = self.model
         effort = np.zeros(m.nv)
-        for i, v in enumerate(m.v_index):
-            n = 6 if m.floating and i == 0 else 1
-            effort[v:v + n] = m.effort[i] if m.actuated[i] else 0.0
+        for v, n, e, act in zip(m.v_index, m.joint_dofs, m.effort, m.actuated):
+            effort[v:v + n] = e if act else 0.0
         upper = np.broadcast_to(effort, (self.batch, m.nv)).copy()
         return {"tau": (-upper, upper)}
 

@@ -92,8 +92,10 @@ def test_mjcf_free_joint_and_capsule_inertia():
 @pytest.mark.parametrize("text, words", [
     ("<robot/>", "root element must be <mujoco>"),
     ("<mujoco><default/><worldbody><body name='a'/></worldbody></mujoco>", "<default> is not supported"),
-    ("<mujoco><worldbody><body name='a'><joint type='ball'/><geom size='0.1'/></body></worldbody></mujoco>",
-     "joint type 'ball' is not supported"),
+    ("<mujoco><worldbody><body name='a'><joint type='helical'/><geom size='0.1'/></body></worldbody></mujoco>",
+     r"joint type 'helical' is not supported \(hinge, slide, ball, free\)"),
+    ("<mujoco><worldbody><body name='a'><joint type='ball' range='0 30'/><geom size='0.1'/></body></worldbody>"
+     "</mujoco>", "the ball joint 'a_joint' has a range"),
     ("<mujoco><worldbody><body name='a'><joint/><geom type='mesh'/></body></worldbody></mujoco>",
      "geom type 'mesh' is not supported"),
     ("<mujoco><worldbody><body name='a'><joint/><joint/><geom size='0.1'/></body></worldbody></mujoco>",
