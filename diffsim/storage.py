@@ -17,6 +17,7 @@ from .runtime import config
 # Kernels exist for 1 or 2 axes per slot, i.e. ndarrays of ndim 2 or 3.
 _ANY2 = ti.types.ndarray(ndim=2)
 _ANY3 = ti.types.ndarray(ndim=3)
+_ANYN = ti.types.ndarray()  # ndim 2 or 3, compiled per ndim
 
 
 @ti.func
@@ -114,89 +115,72 @@ def _slot_kernels(serial: bool) -> dict:
             3: (copy3, zero3, first_bad3, add3, write3, read3)}
 
 
-def _by_slot_kernels(serial: bool) -> dict:
-    """CPU kernels over several whole slots, {ndim: (zero, first_bad, add, carry)}: the parallel
-    loop runs over the slots and each slot's entries in a plain inner loop. Taichi's ``ndrange``
-    over (slot, atom, component) computes three indices per entry by division; on this CPU zeroing
-    20 slots of 1,000 x 3 float64 took ~480 us that way and ~130 us this way. On a GPU the flat
-    ``ndrange`` loops above are the right shape (a thread per entry), so these are CPU-only.
-    ``serial`` as in :func:`_slot_kernels`."""
+def _by_slot_kernels(serial: bool) -> tuple:
+    """CPU kernels over several whole slots, (zero, first_bad, add, carry), for ndarrays of ndim 2
+    and 3: the parallel loop runs over the slots and each slot's entries in plain inner loops.
+    Taichi's ``ndrange`` over (slot, atom, component) computes three indices per entry by
+    division; on this CPU zeroing 20 slots of 1,000 x 3 float64 took ~480 us that way and ~130 us
+    this way. On a GPU the flat ``ndrange`` loops above are the right shape (a thread per entry),
+    so these are CPU-only. ``serial`` as in :func:`_slot_kernels`."""
 
     @ti.kernel
-    def zero2(a: _ANY2, s0: ti.i32, s1: ti.i32):
+    def zero(a: _ANYN, s0: ti.i32, s1: ti.i32):
         ti.loop_config(serialize=serial)
         for s in range(s0, s1):
-            for k in range(a.shape[1]):
-                a[s, k] = 0
+            if ti.static(len(a.shape) == 2):
+                for k in range(a.shape[1]):
+                    a[s, k] = 0
+            else:
+                for k in range(a.shape[1]):
+                    for c in range(a.shape[2]):
+                        a[s, k, c] = 0
 
     @ti.kernel
-    def zero3(a: _ANY3, s0: ti.i32, s1: ti.i32):
-        ti.loop_config(serialize=serial)
-        for s in range(s0, s1):
-            for k in range(a.shape[1]):
-                for c in range(a.shape[2]):
-                    a[s, k, c] = 0
-
-    @ti.kernel
-    def first_bad2(a: _ANY2, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
+    def first_bad(a: _ANYN, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
         first = s1
         ti.loop_config(serialize=serial)
         for s in range(s0, s1):
             bad = 0
-            for k in range(a.shape[1]):
-                bad |= _implausible(a[s, k], limit)
+            if ti.static(len(a.shape) == 2):
+                for k in range(a.shape[1]):
+                    bad |= _implausible(a[s, k], limit)
+            else:
+                for k in range(a.shape[1]):
+                    for c in range(a.shape[2]):
+                        bad |= _implausible(a[s, k, c], limit)
             if bad:
                 ti.atomic_min(first, s)
         return first
 
     @ti.kernel
-    def first_bad3(a: _ANY3, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
-        first = s1
-        ti.loop_config(serialize=serial)
-        for s in range(s0, s1):
-            bad = 0
-            for k in range(a.shape[1]):
-                for c in range(a.shape[2]):
-                    bad |= _implausible(a[s, k, c], limit)
-            if bad:
-                ti.atomic_min(first, s)
-        return first
-
-    @ti.kernel
-    def add2(src: _ANY2, i: ti.i32, dst: _ANY2, j: ti.i32, count: ti.i32):
+    def add(src: _ANYN, i: ti.i32, dst: _ANYN, j: ti.i32, count: ti.i32):
         ti.loop_config(serialize=serial)
         for s in range(count):
-            for k in range(src.shape[1]):
-                dst[j + s, k] += src[i + s, k]
+            if ti.static(len(src.shape) == 2):
+                for k in range(src.shape[1]):
+                    dst[j + s, k] += src[i + s, k]
+            else:
+                for k in range(src.shape[1]):
+                    for c in range(src.shape[2]):
+                        dst[j + s, k, c] += src[i + s, k, c]
 
     @ti.kernel
-    def add3(src: _ANY3, i: ti.i32, dst: _ANY3, j: ti.i32, count: ti.i32):
-        ti.loop_config(serialize=serial)
-        for s in range(count):
-            for k in range(src.shape[1]):
-                for c in range(src.shape[2]):
-                    dst[j + s, k, c] += src[i + s, k, c]
-
-    @ti.kernel
-    def carry2(a: _ANY2, length: ti.i32):
+    def carry(a: _ANYN, length: ti.i32):
         ti.loop_config(serialize=serial)
         for s in range(length):  # slot 0's entries are read and cleared by the same iteration
-            for k in range(a.shape[1]):
-                if s == 0:
-                    a[length, k] = a[0, k]
-                a[s, k] = 0
-
-    @ti.kernel
-    def carry3(a: _ANY3, length: ti.i32):
-        ti.loop_config(serialize=serial)
-        for s in range(length):
-            for k in range(a.shape[1]):
-                for c in range(a.shape[2]):
+            if ti.static(len(a.shape) == 2):
+                for k in range(a.shape[1]):
                     if s == 0:
-                        a[length, k, c] = a[0, k, c]
-                    a[s, k, c] = 0
+                        a[length, k] = a[0, k]
+                    a[s, k] = 0
+            else:
+                for k in range(a.shape[1]):
+                    for c in range(a.shape[2]):
+                        if s == 0:
+                            a[length, k, c] = a[0, k, c]
+                        a[s, k, c] = 0
 
-    return {2: (zero2, first_bad2, add2, carry2), 3: (zero3, first_bad3, add3, carry3)}
+    return zero, first_bad, add, carry
 
 
 @ti.kernel
@@ -254,7 +238,7 @@ def _by_slot(a, count: int):
     """The CPU kernels over whole slots when ``count`` slots (at least 2) are touched, else None."""
     if count < 2 or config().arch != "cpu" or len(a.shape) not in (2, 3):
         return None
-    return _BY_SLOT[count * _per_slot(a) < SERIAL_BELOW][len(a.shape)]
+    return _BY_SLOT[count * _per_slot(a) < SERIAL_BELOW]
 
 
 def _per_slot(a) -> int:
