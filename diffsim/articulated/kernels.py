@@ -785,7 +785,7 @@ def free_accelerations(s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti
 def step_quaternion(q, sl, b, k, w, h):
     """q[sl + 1, b, k:k+4] = the unit quaternion q[sl, b, k:k+4] advanced by the body angular
     velocity w over h (:func:`quat_step`; the free joint's and the ball joints' rotation)."""
-    quat = quat_step(ball_quaternion(q, sl, b, k), w, h)
+    quat = local(quat_step(ball_quaternion(q, sl, b, k), w, h))   # assigned, as the free joint's step was
     for c in range(4):
         assign(_at(q, sl + 1, b, k + c), quat[c])
 
