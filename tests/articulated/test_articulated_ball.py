@@ -337,3 +337,30 @@ def test_ball_joint_bad_input():
     rb.add_joint("j", "ball", "a", "b")
     with pytest.raises(ConfigError, match="joint 'j' .* no moment of inertia about some axis through the ball"):
         rb.finalize()
+
+
+def test_a_batch_of_ball_robots_on_the_ground_steps_each_as_alone():
+    """Three ball arms with a foot sphere that hits the ground, in one batch (spread over the CPU
+    threads): each steps as it does alone, and the quaternions stay unit."""
+    rb = RobotBuilder("ball_leg")
+    rb.add_link("base")
+    rb.add_link("upper", **UPPER)
+    rb.add_link("fore", **FORE)
+    rb.add_joint("hip", "ball", "base", "upper", xyz=(0, 0, 0.35), damping=0.1)
+    rb.add_joint("knee", "revolute", "upper", "fore", xyz=(0.05, 0, -0.3), axis=(0, 1, 0), damping=0.05)
+    rb.add_contact_point("fore", (0, 0, -0.25), 0.03)
+    m = rb.finalize()
+    rng = np.random.default_rng(6)
+    q0 = np.array([random_state(m, rng)[0] for _ in range(3)])
+    qd0 = rng.normal(size=(3, m.nv))
+    tau = rng.normal(size=(200, 3, m.nv))
+    ro = Rollout(ArticulatedSystem(m, batch=3, dt=2e-3, q0=q0, qd0=qd0), 200)
+    ro.forward(controls={"tau": tau})
+    q = ro.trajectory("q")
+    foot = point_position(m, q.reshape(-1, m.nq), "fore", (0, 0, -0.25))[:, 2] - 0.03
+    assert foot.min() < 0.0   # the foot sphere reaches the ground
+    np.testing.assert_allclose(np.linalg.norm(q[:, :, :4], axis=2), 1.0, atol=1e-12)
+    for b in (0, 2):
+        alone = Rollout(ArticulatedSystem(m, dt=2e-3, q0=q0[b], qd0=qd0[b]), 200)
+        alone.forward(controls={"tau": tau[:, b:b + 1]})
+        np.testing.assert_allclose(alone.trajectory("q")[:, 0], q[:, b], rtol=0, atol=1e-12)
