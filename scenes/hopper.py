@@ -41,7 +41,7 @@ from diffsim.articulated import (
     GroundContact,
     RobotBuilder,
     point_position,
-    rnea,
+    reference,
     rod_inertia,
 )
 from diffsim.articulated.plotting import animate_planar, plot_trajectories
@@ -142,8 +142,11 @@ def standing_torques(model, q, contact: GroundContact) -> np.ndarray:
     with the ground ``contact`` pushing on the foot: RNEA at rest, tau = g(q) - J^T F_contact. In
     the :func:`standing_pose` the contact carries the whole weight under the centre of mass, so
     the passive rows (x, z, pitch) vanish (checked by the tests) and the hip and knee torques
-    alone hold the robot."""
-    return rnea(model, q, np.zeros(model.nv), np.zeros(model.nv), contact=contact)
+    alone hold the robot. Computed by the NumPy reference algorithms (the same RNEA and contact
+    law as :func:`diffsim.articulated.rnea`, to rounding): the Taichi rnea would compile its
+    kernel for this one call, 2-3 s of CPU in the scene's first start."""
+    zero = np.zeros(model.nv)
+    return reference.rnea(model, q, zero, zero, f_ext=reference.contact_forces(model, q, zero, contact.as_dict()))
 
 
 @dataclass
