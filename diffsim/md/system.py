@@ -244,18 +244,31 @@ class MDSystem(System):
         name = (id(x.x), key)
         entry = cache.get(name)
         nl = self.ff.nlist
-        if entry is None or entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
+        if entry is None:
             return False
-        nl.restore(entry[0], entry[1])
-        copy_positions(x.x, slot, nl.ref)
+        if self._fuses():  # the full twin kept (see _remember): test, copy and reference in one launch
+            if not nl.restore_kept(entry, x.x, slot, check=True):
+                return False
+        else:
+            if entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
+                return False
+            nl.restore(entry[0], entry[1])
+            copy_positions(x.x, slot, nl.ref)
         cache[name] = cache.pop(name)  # the latest used goes last: evicted last
         self._nl_key = key
         return True
 
-    def _entry_bytes(self) -> int:
-        """Bytes of one kept list: the half list, its row lengths and the positions it came from."""
+    def _kept_shape(self):
+        """Shape of the rows a kept list holds: with fused steps (:meth:`_fuses`), which read only
+        the full twin, that twin (a restore then needs no mirror), else the half list."""
         nl = self.ff.nlist
-        return 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n) + np.dtype(config().numpy_real).itemsize * 3 * nl.n
+        return nl.kept_shape() if self._fuses() else tuple(nl.nbr.shape)
+
+    def _entry_bytes(self) -> int:
+        """Bytes of one kept list: its rows (:meth:`_kept_shape`), their lengths and the positions
+        it came from."""
+        rows, width = self._kept_shape()
+        return 4 * (rows * width + rows) + np.dtype(config().numpy_real).itemsize * 3 * rows
 
     def _remember(self, x, slot, key):
         """Keep a copy of the list just built from the tape's states ``x`` (slot ``slot``) for step
@@ -269,18 +282,22 @@ class MDSystem(System):
         cache = self.__dict__.setdefault("_lists", {})  # insertion (or last use) order: oldest first
         name = (id(x.x), key)
         entry = cache.pop(name, None)
+        shape = self._kept_shape()
         size = self._entry_bytes()
         if size > self.list_cache_bytes:
             return
         while cache and len(cache) * size + size > self.list_cache_bytes:
             old = cache.pop(next(iter(cache)))  # the oldest list goes (reused for this one if it fits)
-            if entry is None or entry[0].shape != nl.nbr.shape:
+            if entry is None or tuple(entry[0].shape) != shape:
                 entry = old
-        if entry is None or entry[0].shape != nl.nbr.shape:
-            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n), ti.ndarray(config().real, (nl.n, 3)))
+        if entry is None or tuple(entry[0].shape) != shape:
+            entry = (ti.ndarray(ti.i32, shape), ti.ndarray(ti.i32, nl.n), ti.ndarray(config().real, (nl.n, 3)))
         cache[name] = entry
-        copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
-        copy_positions(x.x, slot, entry[2])
+        if self._fuses():
+            nl.keep(x.x, slot, entry)
+        else:
+            copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
+            copy_positions(x.x, slot, entry[2])
 
     #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest used
     #: ones (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll
@@ -329,8 +346,14 @@ class MDSystem(System):
             cache = self.__dict__.get("_lists", {})
             name = (id(x.x), r)
             entry = cache.get(name)
+            restored = False
             if entry is not None:  # the list the forward sweep built from this state
-                self.ff.nlist.restore(entry[0], entry[1])
+                if self._fuses():
+                    restored = self.ff.nlist.restore_kept(entry, x.x, s0, check=False)
+                else:
+                    self.ff.nlist.restore(entry[0], entry[1])
+                    restored = True
+            if restored:
                 cache[name] = cache.pop(name)  # the latest used goes last: evicted last
                 self._nl_key = r
             else:
