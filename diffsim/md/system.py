@@ -34,7 +34,8 @@ the same twin (:class:`~diffsim.md.potentials.GatheredPair`, :mod:`diffsim.md.pa
 the Newton kernel's values and its autodiff's adjoints to rounding, without a float atomic add
 per pair and component in either sweep. With one pair potential (and no RDF) a segment's steps
 run fused with their forces, a few steps per launch each way, the list checks and restores
-between launches (:mod:`diffsim.md.pair_step`), with the same values bit for bit.
+between launches (:mod:`diffsim.md.pair_step`), with the same values bit for bit; such a system
+keeps the full twins of its lists for the adjoint sweep (``_remember``), not the half lists.
 
 Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
 in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
