@@ -244,7 +244,9 @@ class MDSystem(System):
         if key != self._nl_key or not self.ff.has_pairs:
             return False
         nl = self.ff.nlist
-        return float(max_displacement_sq(x.x, slot, nl.ref)) == 0.0
+        # a list restored as its full twin only (restore_kept) is not current for kernels that read
+        # the half list (a later run on the separate kernels); the fused forward sweep builds anyway
+        return nl.half_current and float(max_displacement_sq(x.x, slot, nl.ref)) == 0.0
 
     def _reuse(self, x, slot, key) -> bool:
         """In the adjoint sweep (a recomputation), make the list for step ``key`` the one kept from
