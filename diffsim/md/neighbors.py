@@ -73,6 +73,48 @@ def copy_list(nbr: _A2, nnb: _A1, nbr_out: _A2, nnb_out: _A1):
             nbr_out[i, k] = nbr[i, k]
 
 
+@ti.kernel
+def _keep_full(x: _A3, s: ti.i32, full: _A2, nfull: _A1, kept_full: _A2, kept_nfull: _A1, kept_x: _A2):
+    """kept = a full list (rows ``full`` of ``nfull`` entries) and the positions x[s] it came from,
+    serially on the calling thread (at 10^3 atoms one launch of microseconds of work, where a
+    loop handed to the thread pool costs ~0.1 ms)."""
+    ti.loop_config(serialize=True)
+    for _ in range(1):
+        for i in range(nfull.shape[0]):
+            m = nfull[i]
+            kept_nfull[i] = m
+            for k in range(m):
+                kept_full[i, k] = full[i, k]
+            for c in ti.static(range(3)):
+                kept_x[i, c] = x[s, i, c]
+
+
+@ti.kernel
+def _restore_full(x: _A3, s: ti.i32, check: ti.i32, kept_full: _A2, kept_nfull: _A1, kept_x: _A2, full: _A2,
+                  nfull: _A1, ref: _A2) -> ti.i32:
+    """The inverse of :func:`_keep_full` into (``full``, ``nfull``); with ``check`` only if x[s]
+    equals the kept positions exactly (returns 0 and copies nothing otherwise), and then ref =
+    x[s] too. Serial, on the calling thread."""
+    same = 1
+    ti.loop_config(serialize=True)
+    for _ in range(1):
+        if check != 0:
+            for i in range(kept_nfull.shape[0]):
+                for c in ti.static(range(3)):
+                    if not x[s, i, c] == kept_x[i, c]:  # NaN compares false: never the same
+                        same = 0
+        if same != 0:
+            for i in range(kept_nfull.shape[0]):
+                m = kept_nfull[i]
+                nfull[i] = m
+                for k in range(m):
+                    full[i, k] = kept_full[i, k]
+                if check != 0:
+                    for c in ti.static(range(3)):
+                        ref[i, c] = x[s, i, c]
+    return same
+
+
 def check_positions(x, slot, n):
     """ConfigError unless ``x`` is a (slots, n, 3) ndarray and ``slot`` one of its slots (a kernel
     reading past the array would crash the interpreter)."""
@@ -185,6 +227,7 @@ class NeighborList:
         self.grown = 0
         self.max_count = 0
         self.keep_full = False
+        self.half_current = True  # False after restore_kept: nbr, nnb are not the current list's
         self._full = None
         self._full_of = -1
         self._full_made = False
@@ -207,6 +250,34 @@ class NeighborList:
         capacity (:func:`copy_list`); its full twin is mirrored again at the next :meth:`full_list`."""
         copy_list(nbr, nnb, self.nbr, self.nnb)
         self._full_of = -1
+        self.half_current = True
+
+    def kept_shape(self):
+        """(n, width) of the full twin (:meth:`full_list`, made if needed): the rows :meth:`keep` copies."""
+        return tuple(self.full_list()[0].shape)
+
+    def keep(self, x, slot, kept):
+        """Copy the full twin of the last build (:meth:`full_list`) and the positions ``x[slot]``
+        it came from into ``kept`` = (rows (n, width) int32 with width :meth:`kept_shape`'s,
+        row lengths (n,) int32, positions (n, 3)), in one launch."""
+        full, nfull = self.full_list()
+        _keep_full(x, slot, full, nfull, *kept)
+
+    def restore_kept(self, kept, x, slot, check) -> bool:
+        """Make the full twin the one :meth:`keep` copied into ``kept``, in one launch; with
+        ``check`` only if ``x[slot]`` equals the kept positions exactly, and these then become
+        the reference positions (:meth:`max_displacement`). Returns whether it was restored
+        (False also where ``kept`` is wider than the full twin now). The half list (``nbr``,
+        ``nnb``) is then out of date (``half_current`` False) until the next :meth:`build` or
+        :meth:`restore`: for kernels that read only the full list (the tape's fused steps)."""
+        full = self._full
+        if full is None or kept[0].shape[1] > full[0].shape[1]:
+            return False
+        if not int(_restore_full(x, slot, int(bool(check)), *kept, *full, self.ref)):
+            return False
+        self._full_of = self.builds
+        self.half_current = False
+        return True
 
     def _alloc(self, capacity):
         self.capacity = capacity
@@ -233,6 +304,7 @@ class NeighborList:
         """Build from positions ``x[slot]`` (x: ndarray (slots, n, 3)); remembers them as reference."""
         check_positions(x, slot, self.n)
         self._full_made = False
+        self.half_current = True
         most = self._build_once(x, slot)
         if most > self.capacity:
             if not self.grow:
@@ -261,8 +333,9 @@ class NeighborList:
 
     def pairs(self) -> np.ndarray:
         """The listed pairs (m, 2) int, i < j, sorted (for tests and inspection)."""
-        nbr, nnb = self.nbr.to_numpy(), self.nnb.to_numpy()
-        out = [(min(i, int(j)), max(i, int(j))) for i in range(self.n) for j in nbr[i, :nnb[i]]]
+        lists = (self.nbr, self.nnb) if self.half_current else self.full_list()  # (see restore_kept)
+        nbr, nnb = (a.to_numpy() for a in lists)
+        out = {(min(i, int(j)), max(i, int(j))) for i in range(self.n) for j in nbr[i, :nnb[i]]}
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 

@@ -34,7 +34,8 @@ the same twin (:class:`~diffsim.md.potentials.GatheredPair`, :mod:`diffsim.md.pa
 the Newton kernel's values and its autodiff's adjoints to rounding, without a float atomic add
 per pair and component in either sweep. With one pair potential (and no RDF) a segment's steps
 run fused with their forces, a few steps per launch each way, the list checks and restores
-between launches (:mod:`diffsim.md.pair_step`), with the same values bit for bit.
+between launches (:mod:`diffsim.md.pair_step`), with the same values bit for bit; such a system
+keeps the full twins of its lists for the adjoint sweep (``_remember``), not the half lists.
 
 Runs without gradients (:meth:`MDSystem.simulate`) are the job of :mod:`diffsim.md.runner`:
 in a periodic box a faster path, a full list with periodic images (:mod:`diffsim.md.cells`) and
@@ -225,6 +226,8 @@ class MDSystem(System):
         return pe, vir, disp, rdf
 
     def _build(self, x, slot, key, remember=True):
+        if remember and self._current(x, slot, key):
+            return
         if remember and self._reuse(x, slot, key):
             return
         self.ff.build(x.x, slot)
@@ -232,6 +235,18 @@ class MDSystem(System):
         self.rebuilds += 1
         if remember and self.ff.has_pairs:
             self._remember(x, slot, key)
+
+    def _current(self, x, slot, key) -> bool:
+        """Whether the current list is the one for step ``key`` and was built from these very
+        positions x[slot] (checked exactly), in this sweep: a segment that starts where the last
+        one's final drift called for a rebuild would otherwise build the same list again at its
+        start (at N = 1,000 and 1,000 steps about 16 of 174 builds)."""
+        if key != self._nl_key or not self.ff.has_pairs:
+            return False
+        nl = self.ff.nlist
+        # a list restored as its full twin only (restore_kept) is not current for kernels that read
+        # the half list (a later run on the separate kernels); the fused forward sweep builds anyway
+        return nl.half_current and float(max_displacement_sq(x.x, slot, nl.ref)) == 0.0
 
     def _reuse(self, x, slot, key) -> bool:
         """In the adjoint sweep (a recomputation), make the list for step ``key`` the one kept from
@@ -244,18 +259,31 @@ class MDSystem(System):
         name = (id(x.x), key)
         entry = cache.get(name)
         nl = self.ff.nlist
-        if entry is None or entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
+        if entry is None:
             return False
-        nl.restore(entry[0], entry[1])
-        copy_positions(x.x, slot, nl.ref)
+        if self._fuses():  # the full twin kept (see _remember): test, copy and reference in one launch
+            if not nl.restore_kept(entry, x.x, slot, check=True):
+                return False
+        else:
+            if entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
+                return False
+            nl.restore(entry[0], entry[1])
+            copy_positions(x.x, slot, nl.ref)
         cache[name] = cache.pop(name)  # the latest used goes last: evicted last
         self._nl_key = key
         return True
 
-    def _entry_bytes(self) -> int:
-        """Bytes of one kept list: the half list, its row lengths and the positions it came from."""
+    def _kept_shape(self):
+        """Shape of the rows a kept list holds: with fused steps (:meth:`_fuses`), which read only
+        the full twin, that twin (a restore then needs no mirror), else the half list."""
         nl = self.ff.nlist
-        return 4 * (nl.nbr.shape[0] * nl.nbr.shape[1] + nl.n) + np.dtype(config().numpy_real).itemsize * 3 * nl.n
+        return nl.kept_shape() if self._fuses() else tuple(nl.nbr.shape)
+
+    def _entry_bytes(self) -> int:
+        """Bytes of one kept list: its rows (:meth:`_kept_shape`), their lengths and the positions
+        it came from."""
+        rows, width = self._kept_shape()
+        return 4 * (rows * width + rows) + np.dtype(config().numpy_real).itemsize * 3 * rows
 
     def _remember(self, x, slot, key):
         """Keep a copy of the list just built from the tape's states ``x`` (slot ``slot``) for step
@@ -269,18 +297,22 @@ class MDSystem(System):
         cache = self.__dict__.setdefault("_lists", {})  # insertion (or last use) order: oldest first
         name = (id(x.x), key)
         entry = cache.pop(name, None)
+        shape = self._kept_shape()
         size = self._entry_bytes()
         if size > self.list_cache_bytes:
             return
         while cache and len(cache) * size + size > self.list_cache_bytes:
             old = cache.pop(next(iter(cache)))  # the oldest list goes (reused for this one if it fits)
-            if entry is None or entry[0].shape != nl.nbr.shape:
+            if entry is None or tuple(entry[0].shape) != shape:
                 entry = old
-        if entry is None or entry[0].shape != nl.nbr.shape:
-            entry = (ti.ndarray(ti.i32, nl.nbr.shape), ti.ndarray(ti.i32, nl.n), ti.ndarray(config().real, (nl.n, 3)))
+        if entry is None or tuple(entry[0].shape) != shape:
+            entry = (ti.ndarray(ti.i32, shape), ti.ndarray(ti.i32, nl.n), ti.ndarray(config().real, (nl.n, 3)))
         cache[name] = entry
-        copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
-        copy_positions(x.x, slot, entry[2])
+        if self._fuses():
+            nl.keep(x.x, slot, entry)
+        else:
+            copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
+            copy_positions(x.x, slot, entry[2])
 
     #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest used
     #: ones (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll
@@ -329,8 +361,14 @@ class MDSystem(System):
             cache = self.__dict__.get("_lists", {})
             name = (id(x.x), r)
             entry = cache.get(name)
+            restored = False
             if entry is not None:  # the list the forward sweep built from this state
-                self.ff.nlist.restore(entry[0], entry[1])
+                if self._fuses():
+                    restored = self.ff.nlist.restore_kept(entry, x.x, s0, check=False)
+                else:
+                    self.ff.nlist.restore(entry[0], entry[1])
+                    restored = True
+            if restored:
                 cache[name] = cache.pop(name)  # the latest used goes last: evicted last
                 self._nl_key = r
             else:
@@ -359,6 +397,7 @@ class MDSystem(System):
 
     def _forward_sweep(self):
         self._in_adjoint = False  # no list kept from another sweep is reused (see _reuse)
+        self._nl_key = None  # nor the current one (see _current): the sweep's first build is its own
 
     def _fuses(self) -> bool:
         """Whether a step runs as one launch with its pair forces (:mod:`diffsim.md.pair_step`): one

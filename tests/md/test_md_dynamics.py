@@ -18,6 +18,7 @@ from diffsim.md import (
     MSDMatch,
     PotentialEnergy,
     RDFMatch,
+    brute_force_pairs,
     fcc_lattice,
     maxwell_boltzmann,
     rdf_smoothed,
@@ -215,3 +216,59 @@ def test_bad_inputs():
     system = _lj_system(model)
     with pytest.raises(ConfigError, match="shape"):
         system.simulate(1, positions=np.zeros((3, 3)))
+
+
+def test_a_forward_sweep_builds_no_list_twice_from_the_same_positions():
+    """A segment that starts where the previous one's last drift rebuilt the list keeps that list
+    (the same step, the same positions) instead of building it again; the loss and gradients are
+    those of a system that builds at every segment start (no list kept: the same lists, rebuilt)."""
+    model = _lj_model(temp=4.0)
+    ff = ForceField([LennardJones(1.0, 1.0, cutoff=1.6, shift="force")], model.types, model.box, skin=0.05)
+    system = MDSystem(model, ff, dt=0.005, segment=3, observe=("energy",), costs=[PotentialEnergy()])
+    built = []
+    build = ff.build
+
+    def recording_build(x, slot):
+        built.append(x.to_numpy()[slot].tobytes())
+        build(x, slot)
+
+    ff.build = recording_build
+    rollout = Rollout(system, 60, StoreAll())
+    loss = rollout.forward()
+    assert len(built) > 20 + 10  # every segment start, plus skin-triggered rebuilds
+    assert len(set(built)) == len(built)  # ... none of them from positions already built from
+    g = rollout.backward()
+    # the adjoint sweep restored kept full twins (the fused steps read no half list); the list in
+    # memory is then step 0's, the pairs within the list radius at the initial positions
+    nl = ff.nlist
+    assert not nl.half_current
+    assert np.array_equal(nl.pairs(), brute_force_pairs(model.positions, model.box, nl.rl))
+    # the same rollout where every segment start builds: keys never match (see MDSystem._current)
+    system._current = lambda x, slot, key: False
+    built.clear()
+    rollout = Rollout(system, 60, StoreAll())
+    assert rollout.forward() == loss
+    assert len(set(built)) < len(built)  # segment starts after a skin rebuild built twice
+    g0 = rollout.backward()
+    for k in g.params:
+        assert np.array_equal(g.params[k], g0.params[k]), k
+    assert np.array_equal(g.state0["x"], g0.state0["x"])
+
+
+def test_a_run_after_a_backward_builds_its_own_half_list():
+    """After a Binomial backward the list in memory may be a restored full twin only (the half list
+    out of date) for step 0 at the initial positions; a run on the tape's kernels from those positions
+    must not take it for current: it gives the bits of a fresh system."""
+    def make():
+        model = _lj_model(temp=2.0)
+        ff = ForceField([LennardJones(1.0, 1.0, cutoff=1.6, shift="force")], model.types, model.box, skin=0.05)
+        return MDSystem(model, ff, dt=0.004, segment=5, observe=("energy",), costs=[PotentialEnergy()])
+
+    system = make()
+    rollout = Rollout(system, 30, Binomial(snapshots=2))
+    rollout.forward()
+    rollout.backward()
+    run = system.simulate(10, fast=False)
+    fresh = make().simulate(10, fast=False)
+    assert np.array_equal(run["positions"], fresh["positions"])
+    assert np.array_equal(run["velocities"], fresh["velocities"])
