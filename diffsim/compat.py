@@ -19,14 +19,26 @@ What is used, and why nothing public serves:
 - :func:`arch_built_in`: whether the installed Taichi was built with an arch's backend, asked
   without starting it (``ti.init(arch=ti.gpu)`` would probe OpenGL, which segfaults on machines
   without a display). The running configuration itself is public: ``ti.cfg``.
+- :func:`launch_kernel`: a kernel launched again on the same ndarrays skips Taichi's per-call
+  argument checks and template-key derivation: it keeps the compiled kernel and the arrays'
+  handles and builds the launch context from them (``Kernel.compiled_kernels``,
+  ``make_launch_context``, ``Program.compile_kernel``/``launch_kernel``). Taichi's own call cost a
+  28-argument kernel 192 us a launch; the tape launches the same kernels on the same arrays
+  thousands of times. There is no public way to keep a launch's arguments.
 """
 
 import warnings
+import weakref
 
+import numpy as np
 import taichi as ti
 from taichi.lang import impl as _impl
+from taichi.lang import kernel_impl as _kernel_impl
 from taichi.lang import misc as _misc
+from taichi.lang._ndarray import Ndarray as _Ndarray
 from taichi.lang.expr import Expr as _Expr
+from taichi.types import primitive_types as _primitive_types
+from taichi.types.ndarray_type import NdarrayType as _NdarrayType
 
 from .errors import DiffsimError
 
@@ -50,7 +62,8 @@ def taichi_version() -> tuple:
 def _missing_internals() -> list:
     need = {"taichi.lang.impl.subscript": getattr(_impl, "subscript", None),
             "taichi.lang.expr.Expr._assign": getattr(_Expr, "_assign", None),
-            "taichi.lang.misc.is_arch_supported": getattr(_misc, "is_arch_supported", None)}
+            "taichi.lang.misc.is_arch_supported": getattr(_misc, "is_arch_supported", None),
+            "taichi.lang.kernel_impl.Kernel.ensure_compiled": getattr(_kernel_impl.Kernel, "ensure_compiled", None)}
     return [name for name, obj in need.items() if not callable(obj)]
 
 
@@ -103,3 +116,122 @@ def arch_built_in(name: str) -> bool:
 
 
 check_taichi()
+
+
+# ---------------------------------------------------------------------- kernel launches
+
+_LAUNCHES_KEPT = 4096
+"""Prepared launches kept at most (the oldest go first); each holds no array alive."""
+_prepared: dict = {}
+
+
+class _Prepared:
+    """One compiled kernel with its ndarray arguments' handles; a launch builds a fresh context
+    from them (Taichi's launcher rewrites a context's array entries when it launches, so a context
+    is not launched twice) and sets the numbers."""
+
+    __slots__ = ("prog", "kernel", "arrays", "scalars")
+
+    def __init__(self, prog, kernel, arrays, scalars):
+        self.prog, self.kernel, self.arrays, self.scalars = prog, kernel, arrays, scalars
+
+
+def _taichi_kernel(kernel):
+    """The ``taichi.lang.kernel_impl.Kernel`` behind a ``@ti.kernel`` function or its ``.grad``, or None."""
+    if isinstance(kernel, _kernel_impl.Kernel):
+        return kernel
+    if getattr(kernel, "_is_wrapped_kernel", False) and not getattr(kernel, "_is_classkernel", True):
+        return kernel._primal
+    return None
+
+
+def _signature(k, args):
+    """(cache key, ndarray args, scalar setters) for a launch the fast path serves, else None:
+    every argument an ndarray, a whole or real number, or a hashable template value."""
+    if len(args) != len(k.arguments) or k.has_print:
+        return None
+    key, arrays, scalars = [id(k)], [], []
+    slot = 0
+    for arg, value in zip(k.arguments, args):
+        need = arg.annotation
+        if isinstance(need, _kernel_impl.template):
+            try:
+                hash(value)
+            except TypeError:
+                return None
+            if isinstance(value, (_Ndarray, np.ndarray)):
+                return None
+            key.append(("t", type(value), value))
+            continue
+        if id(need) in _primitive_types.real_type_ids:
+            if not isinstance(value, (float, int, np.floating, np.integer)) or isinstance(value, bool):
+                return None
+            scalars.append((slot, float))
+        elif id(need) in _primitive_types.integer_type_ids:
+            if not isinstance(value, (int, np.integer)) or not _kernel_impl.is_signed(_kernel_impl.cook_dtype(need)):
+                return None
+            scalars.append((slot, int))
+        elif isinstance(value, _Ndarray) and isinstance(need, _NdarrayType):
+            key.append(("a", id(value)))
+            arrays.append((slot, value))
+        else:
+            return None
+        slot += 1
+    return tuple(key), arrays, scalars
+
+
+def launch_kernel(kernel, *args):
+    """``kernel(*args)`` for a ``@ti.kernel`` function or its ``.grad``, faster when the same
+    kernel runs again on the same ndarrays (module doc): the first launch goes through Taichi's own
+    call (which compiles), later ones skip its argument checks and key lookup and set the arguments
+    from kept handles. A kernel that prints, any other kind of argument, keyword arguments, a
+    ``ti.ad.Tape`` or forward-mode scope, and other archs than the CPU take Taichi's own call."""
+    k = _taichi_kernel(kernel)
+    runtime = _impl.get_runtime()
+    if (k is None or runtime.target_tape is not None or runtime.fwd_mode_manager is not None
+            or runtime.prog.config().arch != ti.cpu):
+        return kernel(*args)
+    signature = _signature(k, args)
+    if signature is None:
+        return kernel(*args)
+    key, arrays, scalars = signature
+    entry = _prepared.get(key)
+    if entry is not None and entry.prog is runtime.prog and all(ref() is a for (_, ref, _, _), (_, a) in
+                                                                 zip(entry.arrays, arrays)):
+        context = entry.kernel.make_launch_context()
+        for slot, _, arr, grad in entry.arrays:
+            if grad is None:
+                context.set_arg_ndarray((slot,), arr)
+            else:
+                context.set_arg_ndarray_with_grad((slot,), arr, grad)
+        for (slot, cast), i in zip(entry.scalars, _scalar_positions(k)):
+            if cast is float:
+                context.set_arg_float((slot,), float(args[i]))
+            else:
+                context.set_arg_int((slot,), int(args[i]))
+        runtime.materialize()
+        prog = runtime.prog  # compile_kernel finds the compiled kernel in Taichi's cache (~1 us)
+        prog.launch_kernel(prog.compile_kernel(prog.config(), prog.get_device_caps(), entry.kernel), context)
+        if k.return_type is None:
+            return None
+        _kernel_impl.runtime_ops.sync()  # as Taichi's own call does before reading what a kernel returns
+        values = [k.construct_kernel_ret(context, rt, (i,)) for i, rt in enumerate(k.return_type)]
+        return values[0] if len(values) == 1 else values
+    result = kernel(*args)  # compiles on the first call; Taichi's own checks and errors
+    t_kernel = k.compiled_kernels[k.ensure_compiled(*args)]
+    if len(_prepared) >= _LAUNCHES_KEPT:
+        del _prepared[next(iter(_prepared))]
+    handles = [(slot, weakref.ref(a), a.arr, None if a.grad is None else a.grad.arr) for slot, a in arrays]
+    _prepared[key] = _Prepared(runtime.prog, t_kernel, handles, scalars)
+    return result
+
+
+def _scalar_positions(k):
+    """Indices in ``args`` of the kernel's scalar (number) arguments, in order."""
+    positions = getattr(k, "_diffsim_scalar_positions", None)
+    if positions is None:
+        positions = tuple(i for i, arg in enumerate(k.arguments)
+                          if id(arg.annotation) in _primitive_types.real_type_ids
+                          or id(arg.annotation) in _primitive_types.integer_type_ids)
+        k._diffsim_scalar_positions = positions
+    return positions

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import taichi as ti
 
+from .compat import launch_kernel
 from .errors import ConfigError
 from .runtime import config
 
@@ -247,14 +248,14 @@ def _per_slot(a) -> int:
 
 def copy_slot(src, i: int, dst, j: int) -> None:
     """dst[j] = src[i] (ndarrays or their .grad, same per-slot shape)."""
-    _ops(src, _per_slot(src))[0](src, i, dst, j)
+    launch_kernel(_ops(src, _per_slot(src))[0], src, i, dst, j)
 
 
 def zero_slots(a, s0: int, s1: int) -> None:
     """a[s0:s1] = 0."""
     if s1 > s0:
         by_slot = _by_slot(a, s1 - s0)
-        (by_slot[0] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[1])(a, s0, s1)
+        launch_kernel(by_slot[0] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[1], a, s0, s1)
 
 
 def carry_slot(a, length: int) -> None:
@@ -265,7 +266,7 @@ def carry_slot(a, length: int) -> None:
         copy_slot(a, 0, a, length)
         zero_slots(a, 0, length)
     else:
-        by_slot[3](a, length)
+        launch_kernel(by_slot[3], a, length)
 
 
 def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
@@ -274,7 +275,7 @@ def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
     if s1 <= s0:
         return None
     by_slot = _by_slot(a, s1 - s0)
-    first = (by_slot[1] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[2])(a, s0, s1, float(limit))
+    first = launch_kernel(by_slot[1] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[2], a, s0, s1, float(limit))
     return None if first >= s1 else int(first)
 
 
@@ -283,7 +284,7 @@ def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
     slots' gradients, one launch."""
     if count > 0:
         by_slot = _by_slot(src, count)
-        (by_slot[2] if by_slot else _ops(src, count * _per_slot(src))[3])(src, i, dst, j, count)
+        launch_kernel(by_slot[2] if by_slot else _ops(src, count * _per_slot(src))[3], src, i, dst, j, count)
 
 
 def write_slot(values: np.ndarray, dst, j: int) -> None:

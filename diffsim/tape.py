@@ -31,6 +31,7 @@ import taichi as ti
 
 from . import storage
 from .checkpointing import Binomial, StoreAll, revolve, snapshots_for_budget
+from .compat import launch_kernel
 from .errors import ConfigError, DiffsimError, SimulationDiverged
 from .progress import progress_bar
 from .runtime import config
@@ -44,11 +45,11 @@ class Launch(NamedTuple):
 
     def forward(self):
         """Run the kernel on its arguments (forward sweep)."""
-        self.kernel(*self.args)
+        launch_kernel(self.kernel, *self.args)
 
     def adjoint(self):
         """Run ``kernel.grad`` on the same arguments (adjoint sweep): adds into the inputs' adjoints."""
-        self.kernel.grad(*self.args)
+        launch_kernel(self.kernel.grad, *self.args)
 
 
 def launch(kernel, *args) -> Launch:

@@ -63,3 +63,70 @@ def test_arch_built_in():
     for name in ("cuda", "vulkan", "metal"):
         assert isinstance(compat.arch_built_in(name), bool)
     assert ti.cfg.arch in (ti.x64, ti.arm64, ti.cuda, ti.vulkan, ti.metal)   # the public config
+
+
+_V = ti.types.ndarray(ndim=1)
+
+
+@ti.kernel
+def _axpy(x: _V, y: _V, a: ti.f64, times: ti.i32, square: ti.template()):
+    for i in range(x.shape[0]):
+        for _ in range(times):
+            v = a * x[i]
+            if ti.static(square):
+                v = v * v
+            y[i] += v
+
+
+@ti.kernel
+def _dot(x: _V, y: _V) -> ti.f64:
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i] * y[i]
+    return total
+
+
+def _pair(n, seed, grad=False):
+    rng = np.random.default_rng(seed)
+    x = ti.ndarray(ti.f64, n, needs_grad=grad)
+    y = ti.ndarray(ti.f64, n, needs_grad=grad)
+    x.from_numpy(rng.standard_normal(n))
+    y.from_numpy(rng.standard_normal(n))
+    return x, y
+
+
+def test_launch_kernel_equals_taichi_own_call_over_repeated_launches():
+    """The kept launch sets the numbers of every call afresh, takes templates into its key, and
+    returns what the kernel returns; its gradient kernel equals Taichi's."""
+    x1, y1 = _pair(5, 0, grad=True)
+    x2, y2 = _pair(5, 0, grad=True)
+    for a, times, square in [(0.5, 1, False), (2.0, 3, False), (-1.5, 2, True), (0.25, 1, False), (3, 1, True)]:
+        _axpy(x1, y1, a, times, square)
+        compat.launch_kernel(_axpy, x2, y2, a, times, square)
+        np.testing.assert_array_equal(y1.to_numpy(), y2.to_numpy())
+        assert compat.launch_kernel(_dot, x2, y2) == _dot(x1, y1)
+    for g in (y1.grad, y2.grad):
+        g.from_numpy(np.arange(5.0))
+    _axpy.grad(x1, y1, 0.7, 2, True)
+    for _ in range(2):
+        compat.launch_kernel(_axpy.grad, x2, y2, 0.7, 2, True)
+    _axpy.grad(x1, y1, 0.7, 2, True)
+    np.testing.assert_array_equal(x1.grad.to_numpy(), x2.grad.to_numpy())
+
+
+def test_launch_kernel_follows_new_arrays_and_falls_back_for_numpy_arguments():
+    x, y = _pair(4, 1)
+    compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
+    compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
+    for seed in range(5):  # arrays freed and new ones made: ids may be reused, the launch must not
+        del x, y
+        x, y = _pair(4, 10 + seed)
+        expected = y.to_numpy() + 2.0 * x.to_numpy()
+        compat.launch_kernel(_axpy, x, y, 2.0, 1, False)
+        np.testing.assert_array_equal(y.to_numpy(), expected)
+    xs, ys = np.ones(4), np.zeros(4)  # NumPy arrays: Taichi's own call, which writes them in place
+    for _ in range(2):
+        compat.launch_kernel(_axpy, xs, ys, 1.5, 1, False)
+    np.testing.assert_array_equal(ys, np.full(4, 3.0))
+    with pytest.raises(ti.TaichiRuntimeTypeError):
+        compat.launch_kernel(_axpy, x, y, "two", 1, False)  # Taichi's own type error

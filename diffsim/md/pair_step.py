@@ -32,6 +32,7 @@ adjoint sweep), unlike Taichi's autodiff of a store; every value read is the sep
 
 import taichi as ti
 
+from ..compat import launch_kernel
 from .integrators import C1, C2, DT, FTM, KT, _drift
 from .pair_adjoint import JETS, make_adjoint_row
 from .potentials import _PAIR_FUNCS, make_full_row
@@ -233,7 +234,7 @@ class SegmentSteps:
         while j <= m:
             pot, pargs = self._pair_args()
             count = min(STEPS_PER_LAUNCH, m + 1 - j)
-            moved = _kernels(pot.kind)[0](
+            moved = launch_kernel(_kernels(pot.kind)[0],
                 x.x, x.v, x.f, pe, vir, disp, sysm.inv_m, sysm.cs, sysm.integrator.mode, seed, t0, s0, j, count, m,
                 limit2, bool(sysm.track), sysm.virial_width == 6, int(sysm.tdisp), *pargs, sysm.ff.nlist.ref)
             ran = 0
@@ -265,7 +266,7 @@ class SegmentSteps:
                 count += 1
             pot, pargs = self._pair_args()
             p0, p1, p2 = pargs[6:9]
-            _kernels(pot.kind)[1](x.x, s0, j, count, m, sysm.inv_m, sysm.cs, sysm.integrator.mode, track,
-                                  sysm.virial_width == 6, int(sysm.tdisp), *pargs, x.x.grad, x.v.grad, x.f.grad,
-                                  peb, virb, disp.grad, p0.grad, p1.grad, p2.grad)
+            launch_kernel(_kernels(pot.kind)[1], x.x, s0, j, count, m, sysm.inv_m, sysm.cs, sysm.integrator.mode,
+                          track, sysm.virial_width == 6, int(sysm.tdisp), *pargs, x.x.grad, x.v.grad, x.f.grad,
+                          peb, virb, disp.grad, p0.grad, p1.grad, p2.grad)
             j -= count
