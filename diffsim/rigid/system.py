@@ -76,6 +76,7 @@ from ..runtime import config
 from ..tape import System, adjoint_only, forward_only, launch
 from . import checks
 from . import kernels as K
+from . import manifold as M
 from .model import RigidModel
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SPHERE
 
@@ -101,6 +102,26 @@ class _Workspace:
         self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
         self.count = ti.ndarray(ti.i32, slots)
         self.count.fill(0)
+
+
+class _ManifoldWorkspace:
+    """Per-slot workspace of the impulse model's manifold solver (:mod:`.manifold`): ndarrays
+    with adjoints, (slots, n, ...) per body and (slots, items, ...) per contact point, the
+    sweeps' rows counted iterations + 1."""
+
+    def __init__(self, slots, n, items, iterations):
+        real = config().real
+
+        def shape(rows, per):
+            return (slots, rows, *(iterations + 1 if e == "sweeps" else e for e in per))
+        self.arrays = {name: ti.ndarray(real, shape(n, per), needs_grad=True)
+                       for name, per in M.MANIFOLD_BODY_WORKSPACE.items()}
+        self.arrays.update({name: ti.ndarray(real, shape(items, per), needs_grad=True)
+                            for name, per in M.MANIFOLD_ITEM_WORKSPACE.items()})
+        for a in self.arrays.values():
+            a.fill(0.0)
+            a.grad.fill(0.0)
+        self.__dict__.update(self.arrays)
 
 
 class _DampingRatios:
@@ -149,7 +170,7 @@ class RigidSystem(System):
                  onset_depth: float = 1e-5, friction_smoothing: float = 0.01, gravity=None,
                  rolling_resistance: float = 0.0,
                  toi_min_speed: float = 1e-3, fused: bool | None = None, segment: int = 32, skin: float | None = None,
-                 max_pairs: int | None = None, costs=(), pass_through: tuple = ()):
+                 max_pairs: int | None = None, costs=(), pass_through: tuple = (), iterations: int = 16):
         if not isinstance(model, RigidModel):
             raise ConfigError(f"RigidSystem needs a RigidModel (ModelBuilder(...).finalize()), got {type(model).__name__}")
         if contact not in ("penalty", "impulse"):
@@ -164,12 +185,17 @@ class RigidSystem(System):
         self.dt, self.contact, self.stiffness = float(dt), contact, float(stiffness)
         self.onset_depth = float(onset_depth)
         d, n = self.dim, self.n
+        # boxes and capsules in the impulse model: contact manifolds solved by sweeps (.manifold)
+        self.manifold = contact == "impulse" and bool(np.any(model.shape != SPHERE))
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+            raise ConfigError(f"iterations must be a whole number >= 1 (solver sweeps per step), got {iterations!r}")
+        self.iterations = int(iterations)
+        if self.manifold and skin is not None:
+            raise ConfigError(f"skin={skin}: the impulse model's box and capsule contacts carry their impulses from "
+                              "step to step per pair of bodies, so they test every pair: leave skin=None, or use "
+                              "contact='penalty'")
         if contact == "impulse":
-            bad = [i for i in range(n) if model.shape[i] != SPHERE]
-            if bad:
-                raise ConfigError(f"the impulse contact model handles spheres/discs and planes only; body {bad[0]} "
-                                  f"({model.names[bad[0]]}) is a {SHAPE_NAMES[int(model.shape[bad[0]])]}: "
-                                  "use contact='penalty'")
+            pass
         else:
             m_min = lightest_contact_mass(model.mass)
             w_dt = self.dt * np.sqrt(self.stiffness / m_min)
@@ -202,6 +228,10 @@ class RigidSystem(System):
         self.state_shapes = {"x": (n, d), self.orientation: (n, 4) if d == 3 else (n,),
                              "v": (n, d), "omega": (n, 3) if d == 3 else (n,)}
         self.control_shapes = {"force": (n, d), "torque": (n, 3) if d == 3 else (n,)}
+        if self.manifold:  # accumulated impulses of every contact point, the next step's warm start
+            self.contact_items = M.item_count(self.mask, d, max(1, n * (n - 1) // 2), n, model.n_planes)
+            self._pair_items = max(1, n * (n - 1) // 2) * K.pair_points(self.mask, d)
+            self.state_shapes["contact_impulse"] = (self.contact_items, 4)
         self.fused = (n <= 64) if fused is None else bool(fused)
         if not self.fused:
             self.advance = None
@@ -249,11 +279,15 @@ class RigidSystem(System):
         cs[K.DT], cs[K.KN], cs[K.VEPS], cs[K.VMIN], cs[K.ROLL], cs[K.DELTA] = (
             self.dt, self.stiffness, friction_smoothing, toi_min_speed, rolling_resistance, self.onset_depth)
         cs[K.GX:K.GX + d] = g
+        # the manifold solver's penetration recovery (Baumgarte's beta, slop in m) and the
+        # approach speed below which it does not bounce (m/s: twice what gravity adds in a step)
+        cs[K.BAUMGARTE], cs[K.SLOP], cs[K.BOUNCE] = 0.01, 1e-5, 2.0 * float(np.linalg.norm(g)) * self.dt + 1e-3
+        cs[K.SPECULATIVE] = 1e-3  # m: points this close (at the predicted poses) join the solve
         self.consts = ti.ndarray(real, K.N_CONSTS)
         self.consts.from_numpy(cs.astype(npr))
         self.broadphase = GridBroadPhase(model.bounding_radius, d, margin=0.0,
                                          capacity=max_pairs if max_pairs is not None else max(64, 8 * n))
-        if self.fused and self.skin is None:
+        if (self.fused or self.manifold) and self.skin is None:
             ap = all_pairs(n)
             self._static_pairs = ti.ndarray(ti.i32, (1, max(1, len(ap)), 2))
             buf = np.zeros((1, max(1, len(ap)), 2), np.int32)
@@ -341,18 +375,67 @@ class RigidSystem(System):
         return {k: a for k, a in self._params.items() if self.nplanes or k not in PLANE_PARAMETERS}
 
     def initial_state(self):
-        return self.model.initial_state()
+        state = self.model.initial_state()
+        if self.manifold:
+            state["contact_impulse"] = np.zeros(self.state_shapes["contact_impulse"])
+        return state
 
     # ------------------------------------------------------------------ launches
 
     def _workspace_for(self, x) -> _Workspace:
         slots = int(x.x.shape[0])
         if slots not in self._workspace:
-            layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
-            self._workspace[slots] = _Workspace(layout, slots, self.n, self.broadphase.capacity)
+            if self.manifold:
+                self._workspace[slots] = _ManifoldWorkspace(slots, self.n, self.contact_items, self.iterations)
+            else:
+                layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
+                self._workspace[slots] = _Workspace(layout, slots, self.n, self.broadphase.capacity)
         return self._workspace[slots]
 
+    def _manifold_steps(self, x, u, ws, slot0, slot_step, t0, t1):
+        """The manifold solver's launches for steps t0..t1-1, step t from slot slot0 + (t - t0)
+        slot_step to the slot slot_step after it: five or six small kernels a step
+        (:mod:`.manifold`; one fused kernel for all steps compiled its gradient 4x longer)."""
+        p, w = self._params, ws.arrays
+        ori = x[self.orientation]
+        body = (w["predicted_velocity"], w["predicted_angular_velocity"], w["predicted_orientation"],
+                w["contact_count"], w["inverse_inertia"], w["velocity_iterate"], w["angular_velocity_iterate"])
+        point = (w["contact_frame"], w["lever_a"], w["lever_b"], w["inverse_mass"], w["angular_response"],
+                 w["target_speed"], w["friction_coefficient"], w["active"])
+        out = []
+        for t in range(t0, t1):
+            s = slot0 + (t - t0) * slot_step
+            d = s + slot_step
+            out.append(launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
+                              p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t,
+                              *body))
+            predicted = (w["predicted_velocity"], w["predicted_angular_velocity"], w["predicted_orientation"])
+            geometry = (w["contact_frame"], w["lever_a"], w["lever_b"], w["target_speed"],
+                        w["friction_coefficient"], w["active"])
+            if self.mask & K.M_PAIRS:
+                out.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                                  p["restitution"], p["friction"], self.consts, self._static_pairs,
+                                  self._static_count, 0, x.x, x.contact_impulse, s, *predicted, *geometry))
+            if self.nplanes:
+                out.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                                  p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
+                                  self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s,
+                                  *predicted, *geometry))
+            out.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"],
+                              self._static_pairs, 0, self.nplanes, w["inverse_inertia"], x.contact_impulse,
+                              w["contact_frame"], w["lever_a"], w["lever_b"], w["active"], s, w["contact_count"],
+                              w["velocity_iterate"], w["angular_velocity_iterate"], w["inverse_mass"],
+                              w["angular_response"], w["impulse_iterate"]))
+            out.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+                              self.nplanes, w["contact_count"], *point, s, d, w["velocity_iterate"],
+                              w["angular_velocity_iterate"], w["impulse_iterate"], x.contact_impulse))
+            out.append(launch(M.manifold_integrate, self.dim, self.consts, w["velocity_iterate"],
+                              w["angular_velocity_iterate"], s, d, x.x, ori, x.v, x.omega))
+        return out
+
     def _zero_adjoints(self, ws, s0, s1):
+        if self.manifold:
+            return adjoint_only(M.zero_manifold_adjoints, *(a.grad for a in ws.arrays.values()), s0, s1)
         if self.contact == "penalty":
             return adjoint_only(K.zero_penalty_adjoints, ws.force.grad, ws.torque.grad, self._damping_ratio.grad,
                                 self._plane_damping_ratio.grad, s0, s1)
@@ -404,6 +487,11 @@ class RigidSystem(System):
 
     def step(self, x, u, src, dst, t):
         ws = self._workspace_for(x)
+        if self.manifold:  # one step of the fused kernel, from slot src to dst
+            out = [forward_only(self._check_start, x.x, x.v, src, self._static_pairs, self._static_count, 0)] \
+                if t == 0 else []
+            return [*out, *self._manifold_steps(x, u, ws, src, dst - src, t, t + 1),
+                    self._zero_adjoints(ws, src, src + 1)]
         zeta = []
         if self.contact == "penalty":
             first, pairs, planes, integrate = self._penalty_step(x, u, ws, src, dst, t)
@@ -433,6 +521,10 @@ class RigidSystem(System):
                                     self.skin))
         if t0 == 0:
             out.append(forward_only(self._check_start, x.x, x.v, slot0, *pair_list))
+        if self.manifold:
+            out.extend(self._manifold_steps(x, u, ws, slot0, 1, t0, t1))
+            out.append(self._zero_adjoints(ws, slot0, slot0 + t1 - t0))
+            return out
         p, state = self._params, (x.x, x[self.orientation], x.v, x.omega)
         materials = (p["mass"], p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"])
         planes = (p["plane_restitution"], p["plane_friction"])
