@@ -106,7 +106,7 @@ def predicted_quat(dim: T, orientation: T, s, i, w, dt):
 @ti.func
 def manifold_predict_body(dim: T, mask: T, orientation: T, velocity: T, angular_velocity: T, mass: T,
                           linear_damping: T, angular_damping: T, force_control: T, torque_control: T,
-                          unit_inertia: T, consts: T, s, t, i, predicted_velocity: T, predicted_angular_velocity: T,
+                          unit_inertia: T, consts: T, s, t, i, ws, predicted_velocity: T, predicted_angular_velocity: T,
                           predicted_orientation: T, contact_count: T, inverse_inertia: T, velocity_iterate: T,
                           angular_velocity_iterate: T):
     """Body i's v*, w* (forces of step t), its predicted orientation, sweep 0's velocities
@@ -117,18 +117,18 @@ def manifold_predict_body(dim: T, mask: T, orientation: T, velocity: T, angular_
     v = (load_vec(velocity, s, i, dim) + dt * f / m) / (1.0 + dt * linear_damping[i])
     w = angular_update(load_axial(angular_velocity, s, i, dim), load_quat(orientation, s, i, dim),
                        load_axial(torque_control, t, i, dim), m, row3(unit_inertia, i), angular_damping[i], dt, dim)
-    store3(predicted_velocity, s, i, v)
-    store3(predicted_angular_velocity, s, i, w)
+    store3(predicted_velocity, ws, i, v)
+    store3(predicted_angular_velocity, ws, i, w)
     q = predicted_quat(dim, orientation, s, i, w, dt)
     for k in ti.static(range(4)):
-        predicted_orientation[s, i, k] = q[k]
+        predicted_orientation[ws, i, k] = q[k]
     inv_i = world_inverse_inertia(dim, m, row3(unit_inertia, i), q)
     for k in ti.static(range(6)):
-        inverse_inertia[s, i, k] = inv_i[k]
+        inverse_inertia[ws, i, k] = inv_i[k]
     for k in ti.static(range(3)):
-        velocity_iterate[s, i, 0, k] = v[k]
-        angular_velocity_iterate[s, i, 0, k] = w[k]
-    contact_count[s, i] = 0.0
+        velocity_iterate[ws, i, 0, k] = v[k]
+        angular_velocity_iterate[ws, i, 0, k] = w[k]
+    contact_count[ws, i] = 0.0
 
 
 @ti.func
@@ -152,17 +152,17 @@ def point_target(consts: T, v_n, depth, e, touching):
 
 
 @ti.func
-def store_geometry(k, s, on, n, ra, rb, target, mu, contact_frame: T, lever_a: T, lever_b: T, target_speed: T,
+def store_geometry(k, ws, on, n, ra, rb, target, mu, contact_frame: T, lever_a: T, lever_b: T, target_speed: T,
                    friction_coefficient: T, active: T):
     """Item k's contact point at slot s: normal, levers, target speeds, friction, activity."""
     for c in ti.static(range(3)):
-        contact_frame[s, k, c] = n[c]
-    store3(lever_a, s, k, ra)
-    store3(lever_b, s, k, rb)
-    target_speed[s, k, 0] = target[0]
-    target_speed[s, k, 1] = target[1]
-    friction_coefficient[s, k] = mu
-    active[s, k] = ti.select(on, 1.0, 0.0)
+        contact_frame[ws, k, c] = n[c]
+    store3(lever_a, ws, k, ra)
+    store3(lever_b, ws, k, rb)
+    target_speed[ws, k, 0] = target[0]
+    target_speed[ws, k, 1] = target[1]
+    friction_coefficient[ws, k] = mu
+    active[ws, k] = ti.select(on, 1.0, 0.0)
 
 
 @ti.func
@@ -188,13 +188,13 @@ def world_inverse_inertia(dim: T, m, iu, q):
 
 
 @ti.func
-def body_responses(dim: T, inverse_inertia: T, s, i, r, n, t1, t2):
+def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
     """I^-1 (r x e) (rad/s per N s, world frame) of body i at lever r for e = n, t1, t2 (I^-1:
     the predict phase's world-frame inverse inertia): the angular velocity changes per unit
     impulse that the sweeps apply, so that they rotate nothing."""
     if ti.static(dim == 3):
-        xx, yy, zz = inverse_inertia[s, i, 0], inverse_inertia[s, i, 1], inverse_inertia[s, i, 2]
-        xy, xz, yz = inverse_inertia[s, i, 3], inverse_inertia[s, i, 4], inverse_inertia[s, i, 5]
+        xx, yy, zz = inverse_inertia[ws, i, 0], inverse_inertia[ws, i, 1], inverse_inertia[ws, i, 2]
+        xy, xz, yz = inverse_inertia[ws, i, 3], inverse_inertia[ws, i, 4], inverse_inertia[ws, i, 5]
         u, v, w = r.cross(n), r.cross(t1), r.cross(t2)
         return (ti.Vector([xx * u[0] + xy * u[1] + xz * u[2], xy * u[0] + yy * u[1] + yz * u[2],
                            xz * u[0] + yz * u[1] + zz * u[2]]),
@@ -203,7 +203,7 @@ def body_responses(dim: T, inverse_inertia: T, s, i, r, n, t1, t2):
                 ti.Vector([xx * w[0] + xy * w[1] + xz * w[2], xy * w[0] + yy * w[1] + yz * w[2],
                            xz * w[0] + yz * w[1] + zz * w[2]]))
     else:
-        zz = inverse_inertia[s, i, 2]
+        zz = inverse_inertia[ws, i, 2]
         return (ti.Vector([0.0, 0.0, zz * r.cross(n)[2]]), ti.Vector([0.0, 0.0, zz * r.cross(t1)[2]]),
                 ti.Vector([0.0, 0.0, zz * r.cross(t2)[2]]))
 
@@ -225,11 +225,11 @@ def warm_impulse(on, n, contact_impulse: T, s, k):
 
 
 @ti.func
-def add_velocity(s, i, sweep, dv, dw, velocity_iterate: T, angular_velocity_iterate: T):
+def add_velocity(ws, i, sweep, dv, dw, velocity_iterate: T, angular_velocity_iterate: T):
     """Add dv (m/s) and dw (rad/s) to body i's velocities of a sweep."""
     for c in ti.static(range(3)):
-        velocity_iterate[s, i, sweep, c] += dv[c]
-        angular_velocity_iterate[s, i, sweep, c] += dw[c]
+        velocity_iterate[ws, i, sweep, c] += dv[c]
+        angular_velocity_iterate[ws, i, sweep, c] += dw[c]
 
 
 
@@ -237,7 +237,7 @@ def add_velocity(s, i, sweep, dv, dw, velocity_iterate: T, angular_velocity_iter
 @ti.func
 def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, friction: T, position: T, consts: T,
                         contact_impulse: T, predicted_velocity: T, predicted_angular_velocity: T,
-                        predicted_orientation: T, s, i, j, c, k, contact_frame: T, lever_a: T, lever_b: T,
+                        predicted_orientation: T, s, ws, i, j, c, k, contact_frame: T, lever_a: T, lever_b: T,
                         target_speed: T, friction_coefficient: T, active: T):
     """Point c of the candidate pair (i, j), item k: its geometry at the predicted poses and its
     target speeds (the solver's masses: :func:`manifold_point_masses`)."""
@@ -245,15 +245,15 @@ def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, 
     if shape[i] > shape[j]:  # canonical order: the lower shape code first (as the narrow phase wants)
         a, b = j, i
     dt = consts[DT]
-    va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
+    va, vb = load3(predicted_velocity, ws, a), load3(predicted_velocity, ws, b)
     xa = load_vec(position, s, a, dim) + dt * va
     xb = load_vec(position, s, b, dim) + dt * vb
-    n, depth, p = pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, s, a),
-                                row3(geometry, a), xb, load_quat4(predicted_orientation, s, b), row3(geometry, b), c)
+    n, depth, p = pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, ws, a),
+                                row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c)
     ra, rb = p - xa, p - xb
-    v_n = ((va + load3(predicted_angular_velocity, s, a).cross(ra))
-           - (vb + load3(predicted_angular_velocity, s, b).cross(rb))).dot(n)
-    store_geometry(k, s, depth > -consts[SPECULATIVE], n, ra, rb,
+    v_n = ((va + load3(predicted_angular_velocity, ws, a).cross(ra))
+           - (vb + load3(predicted_angular_velocity, ws, b).cross(rb))).dot(n)
+    store_geometry(k, ws, depth > -consts[SPECULATIVE], n, ra, rb,
                    point_target(consts, v_n, depth, 0.5 * (restitution[a] + restitution[b]),
                                 contact_impulse[s, k, 0] > 0.0),
                    0.5 * (friction[a] + friction[b]), contact_frame, lever_a, lever_b, target_speed,
@@ -263,19 +263,19 @@ def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, 
 @ti.func
 def manifold_plane_point(dim: T, mask: T, shape: T, geometry: T, planes: T, restitution: T, friction: T,
                          plane_restitution: T, plane_friction: T, position: T, consts: T, contact_impulse: T,
-                         predicted_velocity: T, predicted_angular_velocity: T, predicted_orientation: T, s, i, pl, c,
+                         predicted_velocity: T, predicted_angular_velocity: T, predicted_orientation: T, s, ws, i, pl, c,
                          k, contact_frame: T, lever_a: T, lever_b: T, target_speed: T, friction_coefficient: T,
                          active: T):
     """Point c of body i against plane pl, item k (as :func:`manifold_pair_point`, the plane static)."""
     dt = consts[DT]
-    v = load3(predicted_velocity, s, i)
+    v = load3(predicted_velocity, ws, i)
     x = load_vec(position, s, i, dim) + dt * v
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
-    n, depth, p = plane_geometry(dim, mask, shape[i], x, load_quat4(predicted_orientation, s, i), row3(geometry, i),
+    n, depth, p = plane_geometry(dim, mask, shape[i], x, load_quat4(predicted_orientation, ws, i), row3(geometry, i),
                                  pn, planes[pl, 3], c)
     r = p - x
-    v_n = (v + load3(predicted_angular_velocity, s, i).cross(r)).dot(n)
-    store_geometry(k, s, depth > -consts[SPECULATIVE], n, r, ti.Vector([0.0, 0.0, 0.0]),
+    v_n = (v + load3(predicted_angular_velocity, ws, i).cross(r)).dot(n)
+    store_geometry(k, ws, depth > -consts[SPECULATIVE], n, r, ti.Vector([0.0, 0.0, 0.0]),
                    point_target(consts, v_n, depth, 0.5 * (restitution[i] + plane_restitution[pl]),
                                 contact_impulse[s, k, 0] > 0.0),
                    0.5 * (friction[i] + plane_friction[pl]), contact_frame, lever_a, lever_b, target_speed,
@@ -284,46 +284,46 @@ def manifold_plane_point(dim: T, mask: T, shape: T, geometry: T, planes: T, rest
 
 @ti.func
 def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_impulse: T,
-                          contact_frame: T, lever_a: T, lever_b: T, active: T, s, a, b, k, contact_count: T,
+                          contact_frame: T, lever_a: T, lever_b: T, active: T, s, ws, a, b, k, contact_count: T,
                           velocity_iterate: T, angular_velocity_iterate: T, inverse_mass: T, angular_response: T,
                           impulse_iterate: T):
     """Item k between bodies a and b (b < 0: a plane), once its geometry is known: the
     tangents t1, t2, the inverse masses along n, t1, t2 and the angular responses
     (:func:`body_responses`), the bodies' contact counts, and the warm start (the impulses of
     the last step, applied to sweep 0)."""
-    on = active[s, k] > 0.0
+    on = active[ws, k] > 0.0
     plane = b < 0
     bb = ti.max(b, 0)
-    n = ti.Vector([contact_frame[s, k, 0], contact_frame[s, k, 1], contact_frame[s, k, 2]])
+    n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
     t1, t2 = tangent_basis(n)
     for c in ti.static(range(3)):
-        contact_frame[s, k, 3 + c] = t1[c]
-        contact_frame[s, k, 6 + c] = t2[c]
-    ra, rb = load3(lever_a, s, k), load3(lever_b, s, k)
+        contact_frame[ws, k, 3 + c] = t1[c]
+        contact_frame[ws, k, 6 + c] = t2[c]
+    ra, rb = load3(lever_a, ws, k), load3(lever_b, ws, k)
     ma, mb = mass[a], mass[bb]
-    xa, ya, za = body_responses(dim, inverse_inertia, s, a, ra, n, t1, t2)
-    xb, yb, zb = body_responses(dim, inverse_inertia, s, bb, rb, n, t1, t2)
+    xa, ya, za = body_responses(dim, inverse_inertia, ws, a, ra, n, t1, t2)
+    xb, yb, zb = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
     resp = joined(xa, ya, za, xb, yb, zb)
     wb = ti.select(plane, 0.0, 1.0)  # a plane's responses (lever 0) vanish; its inverse mass too
     inv = ti.Vector([1.0 / ma + ra.cross(n).dot(xa), wb * (1.0 / mb + rb.cross(n).dot(xb)),
                      1.0 / ma + ra.cross(t1).dot(ya), wb * (1.0 / mb + rb.cross(t1).dot(yb)),
                      1.0 / ma + ra.cross(t2).dot(za), wb * (1.0 / mb + rb.cross(t2).dot(zb)), 1.0 / ma, wb / mb])
     for c in ti.static(range(18)):
-        angular_response[s, k, c] = resp[c]
+        angular_response[ws, k, c] = resp[c]
     for c in ti.static(range(8)):
-        inverse_mass[s, k, c] = inv[c]
+        inverse_mass[ws, k, c] = inv[c]
     warm = warm_impulse(on, n, contact_impulse, s, k)
     for c in ti.static(range(4)):
-        impulse_iterate[s, k, 0, c] = warm[c]
+        impulse_iterate[ws, k, 0, c] = warm[c]
     if on:
-        contact_count[s, a] += 1.0
+        contact_count[ws, a] += 1.0
         jt = ti.Vector([warm[1], warm[2], warm[3]])
         d1, d2 = jt.dot(t1), jt.dot(t2)
         J = warm[0] * n + jt
-        add_velocity(s, a, 0, J / ma, warm[0] * xa + d1 * ya + d2 * za, velocity_iterate, angular_velocity_iterate)
+        add_velocity(ws, a, 0, J / ma, warm[0] * xa + d1 * ya + d2 * za, velocity_iterate, angular_velocity_iterate)
         if not plane:
-            contact_count[s, bb] += 1.0
-            add_velocity(s, bb, 0, -J / mb, -(warm[0] * xb + d1 * yb + d2 * zb), velocity_iterate,
+            contact_count[ws, bb] += 1.0
+            add_velocity(ws, bb, 0, -J / mb, -(warm[0] * xb + d1 * yb + d2 * zb), velocity_iterate,
                          angular_velocity_iterate)
 
 
@@ -340,7 +340,7 @@ def split_inverse_mass(count, w, w_linear):
 
 @ti.func
 def manifold_sweep_point(contact_count: T, contact_frame: T, lever_a: T, lever_b: T, inverse_mass: T,
-                         angular_response: T, target_speed: T, friction_coefficient: T, active: T, s, d, a, b, k,
+                         angular_response: T, target_speed: T, friction_coefficient: T, active: T, ws, d, a, b, k,
                          sweep, relax, last,
                          velocity_iterate: T, angular_velocity_iterate: T, impulse_iterate: T, contact_impulse: T):
     """Sweep ``sweep`` of item k between bodies a and b (b < 0: a plane): its accumulated
@@ -348,66 +348,66 @@ def manifold_sweep_point(contact_count: T, contact_frame: T, lever_a: T, lever_b
     split by the bodies' contact counts), the change applied to the next sweep's velocities.
     last: this is the last sweep, whose impulses are also the state ``contact_impulse`` at
     slot d (the next step's warm start)."""
-    if active[s, k] > 0.0:
+    if active[ws, k] > 0.0:
         bb = ti.max(b, 0)
         plane = b < 0
-        n = ti.Vector([contact_frame[s, k, 0], contact_frame[s, k, 1], contact_frame[s, k, 2]])
-        t1 = ti.Vector([contact_frame[s, k, 3], contact_frame[s, k, 4], contact_frame[s, k, 5]])
-        t2 = ti.Vector([contact_frame[s, k, 6], contact_frame[s, k, 7], contact_frame[s, k, 8]])
-        ra, rb = load3(lever_a, s, k), load3(lever_b, s, k)
+        n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
+        t1 = ti.Vector([contact_frame[ws, k, 3], contact_frame[ws, k, 4], contact_frame[ws, k, 5]])
+        t2 = ti.Vector([contact_frame[ws, k, 6], contact_frame[ws, k, 7], contact_frame[ws, k, 8]])
+        ra, rb = load3(lever_a, ws, k), load3(lever_b, ws, k)
         zero = ti.Vector([0.0, 0.0, 0.0])
-        vb = ti.select(plane, zero, ti.Vector([velocity_iterate[s, bb, sweep, c] for c in ti.static(range(3))]))
-        wb = ti.select(plane, zero, ti.Vector([angular_velocity_iterate[s, bb, sweep, c]
+        vb = ti.select(plane, zero, ti.Vector([velocity_iterate[ws, bb, sweep, c] for c in ti.static(range(3))]))
+        wb = ti.select(plane, zero, ti.Vector([angular_velocity_iterate[ws, bb, sweep, c]
                                                for c in ti.static(range(3))]))
-        va = ti.Vector([velocity_iterate[s, a, sweep, c] for c in ti.static(range(3))])
-        wa = ti.Vector([angular_velocity_iterate[s, a, sweep, c] for c in ti.static(range(3))])
+        va = ti.Vector([velocity_iterate[ws, a, sweep, c] for c in ti.static(range(3))])
+        wa = ti.Vector([angular_velocity_iterate[ws, a, sweep, c] for c in ti.static(range(3))])
         rel = (va + wa.cross(ra)) - (vb + wb.cross(rb))
-        ca = ti.max(contact_count[s, a], 1.0)
-        cb = ti.max(contact_count[s, bb], 1.0)
-        w = ti.Vector([split_inverse_mass(ca, inverse_mass[s, k, 2 * e], inverse_mass[s, k, 6])
-                       + split_inverse_mass(cb, inverse_mass[s, k, 2 * e + 1], inverse_mass[s, k, 7])
+        ca = ti.max(contact_count[ws, a], 1.0)
+        cb = ti.max(contact_count[ws, bb], 1.0)
+        w = ti.Vector([split_inverse_mass(ca, inverse_mass[ws, k, 2 * e], inverse_mass[ws, k, 6])
+                       + split_inverse_mass(cb, inverse_mass[ws, k, 2 * e + 1], inverse_mass[ws, k, 7])
                        for e in ti.static(range(3))])
-        lam0 = impulse_iterate[s, k, sweep, 0]
-        jt0 = ti.Vector([impulse_iterate[s, k, sweep, 1], impulse_iterate[s, k, sweep, 2],
-                         impulse_iterate[s, k, sweep, 3]])
-        lam, jt = projected_contact_impulse(rel, n, t1, t2, lam0, jt0, target_speed[s, k, ti.select(relax, 1, 0)],
-                                            w[0], w[1], w[2], friction_coefficient[s, k])
+        lam0 = impulse_iterate[ws, k, sweep, 0]
+        jt0 = ti.Vector([impulse_iterate[ws, k, sweep, 1], impulse_iterate[ws, k, sweep, 2],
+                         impulse_iterate[ws, k, sweep, 3]])
+        lam, jt = projected_contact_impulse(rel, n, t1, t2, lam0, jt0, target_speed[ws, k, ti.select(relax, 1, 0)],
+                                            w[0], w[1], w[2], friction_coefficient[ws, k])
         dn, d1, d2 = lam - lam0, (jt - jt0).dot(t1), (jt - jt0).dot(t2)
         J = dn * n + d1 * t1 + d2 * t2
         out = ti.Vector([lam, jt[0], jt[1], jt[2]])
         for c in ti.static(range(4)):
-            impulse_iterate[s, k, sweep + 1, c] = out[c]
+            impulse_iterate[ws, k, sweep + 1, c] = out[c]
         if last:
             for c in ti.static(range(4)):
                 contact_impulse[d, k, c] = out[c]
-        dwa = ti.Vector([dn * angular_response[s, k, c] + d1 * angular_response[s, k, 3 + c]
-                         + d2 * angular_response[s, k, 6 + c] for c in ti.static(range(3))])
-        add_velocity(s, a, sweep + 1, inverse_mass[s, k, 6] * J, dwa, velocity_iterate, angular_velocity_iterate)
+        dwa = ti.Vector([dn * angular_response[ws, k, c] + d1 * angular_response[ws, k, 3 + c]
+                         + d2 * angular_response[ws, k, 6 + c] for c in ti.static(range(3))])
+        add_velocity(ws, a, sweep + 1, inverse_mass[ws, k, 6] * J, dwa, velocity_iterate, angular_velocity_iterate)
         if not plane:
-            dwb = ti.Vector([dn * angular_response[s, k, 9 + c] + d1 * angular_response[s, k, 12 + c]
-                             + d2 * angular_response[s, k, 15 + c] for c in ti.static(range(3))])
-            add_velocity(s, bb, sweep + 1, -inverse_mass[s, k, 7] * J, -dwb, velocity_iterate,
+            dwb = ti.Vector([dn * angular_response[ws, k, 9 + c] + d1 * angular_response[ws, k, 12 + c]
+                             + d2 * angular_response[ws, k, 15 + c] for c in ti.static(range(3))])
+            add_velocity(ws, bb, sweep + 1, -inverse_mass[ws, k, 7] * J, -dwb, velocity_iterate,
                          angular_velocity_iterate)
     else:
         for c in ti.static(range(4)):
-            impulse_iterate[s, k, sweep + 1, c] = 0.0
+            impulse_iterate[ws, k, sweep + 1, c] = 0.0
         if last:
             for c in ti.static(range(4)):
                 contact_impulse[d, k, c] = 0.0
 
 
 @ti.func
-def manifold_integrate_body(dim: T, consts: T, velocity_iterate: T, angular_velocity_iterate: T, s, d, i, biased,
+def manifold_integrate_body(dim: T, consts: T, velocity_iterate: T, angular_velocity_iterate: T, s, d, ws, i, biased,
                             sweeps, position: T, orientation: T, velocity: T, angular_velocity: T):
     """x' = x + dt v and the orientation advanced by w, with v, w of the last sweep with the
     penetration bias (sweep ``biased``); v' and w' of the last sweep (relaxed: the bias's push
     moves the bodies apart but does not stay in their velocities, so resting stacks do not
     hop)."""
     dt = consts[DT]
-    vp = ti.Vector([velocity_iterate[s, i, biased, c] for c in ti.static(range(3))])
-    wp = ti.Vector([angular_velocity_iterate[s, i, biased, c] for c in ti.static(range(3))])
-    v = ti.Vector([velocity_iterate[s, i, sweeps, c] for c in ti.static(range(3))])
-    w = ti.Vector([angular_velocity_iterate[s, i, sweeps, c] for c in ti.static(range(3))])
+    vp = ti.Vector([velocity_iterate[ws, i, biased, c] for c in ti.static(range(3))])
+    wp = ti.Vector([angular_velocity_iterate[ws, i, biased, c] for c in ti.static(range(3))])
+    v = ti.Vector([velocity_iterate[ws, i, sweeps, c] for c in ti.static(range(3))])
+    w = ti.Vector([angular_velocity_iterate[ws, i, sweeps, c] for c in ti.static(range(3))])
     for c in ti.static(range(dim)):
         velocity[d, i, c] = v[c]
     if ti.static(dim == 3):
@@ -434,14 +434,14 @@ def pair_bodies(shape: T, pairs: T, pair_row, p):
 @ti.kernel
 def manifold_predict(dim: T, mask: T, mass: _A, linear_damping: _A, angular_damping: _A, force_control: _A,
                      torque_control: _A, unit_inertia: _A, consts: _A, orientation: _A, velocity: _A,
-                     angular_velocity: _A, s: ti.i32, t: ti.i32, predicted_velocity: _A,
+                     angular_velocity: _A, s: ti.i32, t: ti.i32, ws: ti.i32, predicted_velocity: _A,
                      predicted_angular_velocity: _A, predicted_orientation: _A, contact_count: _A,
                      inverse_inertia: _A, velocity_iterate: _A, angular_velocity_iterate: _A):
     """Phase 1 of step t from slot s (module docstring): every body's prediction (serial loop)."""
     for _ in range(1):
         for i in range(velocity.shape[1]):
             manifold_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
-                                  angular_damping, force_control, torque_control, unit_inertia, consts, s, t, i,
+                                  angular_damping, force_control, torque_control, unit_inertia, consts, s, t, i, ws,
                                   predicted_velocity, predicted_angular_velocity, predicted_orientation,
                                   contact_count, inverse_inertia, velocity_iterate, angular_velocity_iterate)
 
@@ -459,6 +459,7 @@ def item_bodies(shape: T, pairs: T, pair_row, n_planes, npp: T, npts: T, k):
 @ti.kernel
 def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution: _A, friction: _A, consts: _A,
                            pairs: _A, pair_count: _A, pair_row: ti.i32, position: _A, contact_impulse: _A, s: ti.i32,
+                           ws: ti.i32,
                            predicted_velocity: _A, predicted_angular_velocity: _A, predicted_orientation: _A,
                            contact_frame: _A, lever_a: _A, lever_b: _A, target_speed: _A, friction_coefficient: _A,
                            active: _A):
@@ -472,16 +473,17 @@ def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution
             if p < pair_count[pair_row]:
                 manifold_pair_point(dim, mask, shape, geometry, restitution, friction, position, consts,
                                     contact_impulse, predicted_velocity, predicted_angular_velocity,
-                                    predicted_orientation, s, pairs[pair_row, p, 0], pairs[pair_row, p, 1], k % npp,
+                                    predicted_orientation, s, ws, pairs[pair_row, p, 0], pairs[pair_row, p, 1], k % npp,
                                     k, contact_frame, lever_a, lever_b, target_speed, friction_coefficient, active)
             else:
-                active[s, k] = 0.0
+                active[ws, k] = 0.0
 
 
 @ti.kernel
 def manifold_plane_contacts(dim: T, mask: T, shape: _A, geometry: _A, planes: _A, restitution: _A, friction: _A,
                             plane_restitution: _A, plane_friction: _A, consts: _A, n_planes: ti.i32,
-                            first_item: ti.i32, position: _A, contact_impulse: _A, s: ti.i32, predicted_velocity: _A,
+                            first_item: ti.i32, position: _A, contact_impulse: _A, s: ti.i32, ws: ti.i32,
+                            predicted_velocity: _A,
                             predicted_angular_velocity: _A, predicted_orientation: _A, contact_frame: _A,
                             lever_a: _A, lever_b: _A, target_speed: _A, friction_coefficient: _A, active: _A):
     """Phase 2 of the step from slot s, planes: the geometry and target speeds of every body's
@@ -491,7 +493,7 @@ def manifold_plane_contacts(dim: T, mask: T, shape: _A, geometry: _A, planes: _A
         for c in range(position.shape[1] * n_planes * npts):
             manifold_plane_point(dim, mask, shape, geometry, planes, restitution, friction, plane_restitution,
                                  plane_friction, position, consts, contact_impulse, predicted_velocity,
-                                 predicted_angular_velocity, predicted_orientation, s, c // (n_planes * npts),
+                                 predicted_angular_velocity, predicted_orientation, s, ws, c // (n_planes * npts),
                                  (c // npts) % n_planes, c % npts, first_item + c, contact_frame, lever_a, lever_b,
                                  target_speed, friction_coefficient, active)
 
@@ -499,7 +501,7 @@ def manifold_plane_contacts(dim: T, mask: T, shape: _A, geometry: _A, planes: _A
 @ti.kernel
 def manifold_point_setup(dim: T, mask: T, shape: _A, mass: _A, pairs: _A, pair_row: ti.i32,
                          n_planes: ti.i32, inverse_inertia: _A, contact_impulse: _A, contact_frame: _A,
-                         lever_a: _A, lever_b: _A, active: _A, s: ti.i32, contact_count: _A, velocity_iterate: _A,
+                         lever_a: _A, lever_b: _A, active: _A, s: ti.i32, ws: ti.i32, contact_count: _A, velocity_iterate: _A,
                          angular_velocity_iterate: _A, inverse_mass: _A, angular_response: _A,
                          impulse_iterate: _A):
     """Phase 2 of the step from slot s, every point (:func:`manifold_point_masses`; serial loop)."""
@@ -509,14 +511,14 @@ def manifold_point_setup(dim: T, mask: T, shape: _A, mass: _A, pairs: _A, pair_r
         for k in range(active.shape[1]):
             a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
             manifold_point_masses(dim, mass, inverse_inertia, contact_impulse, contact_frame,
-                                  lever_a, lever_b, active, s, a, b, k, contact_count, velocity_iterate,
+                                  lever_a, lever_b, active, s, ws, a, b, k, contact_count, velocity_iterate,
                                   angular_velocity_iterate, inverse_mass, angular_response, impulse_iterate)
 
 
 @ti.kernel
 def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_planes: ti.i32, contact_count: _A,
                     contact_frame: _A, lever_a: _A, lever_b: _A, inverse_mass: _A, angular_response: _A,
-                    target_speed: _A, friction_coefficient: _A, active: _A, s: ti.i32, d: ti.i32,
+                    target_speed: _A, friction_coefficient: _A, active: _A, ws: ti.i32, d: ti.i32,
                     velocity_iterate: _A, angular_velocity_iterate: _A, impulse_iterate: _A, contact_impulse: _A):
     """Phase 3 of the step from slot s to slot d: the sweeps, each the bodies' copies then the
     points, in one serial loop; the last sweep's impulses are also the state
@@ -533,25 +535,26 @@ def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_p
             jj = r % (n + items)
             if jj < n:
                 for c in ti.static(range(3)):
-                    velocity_iterate[s, jj, sweep + 1, c] = velocity_iterate[s, jj, sweep, c]
-                    angular_velocity_iterate[s, jj, sweep + 1, c] = angular_velocity_iterate[s, jj, sweep, c]
+                    velocity_iterate[ws, jj, sweep + 1, c] = velocity_iterate[ws, jj, sweep, c]
+                    angular_velocity_iterate[ws, jj, sweep + 1, c] = angular_velocity_iterate[ws, jj, sweep, c]
             else:
                 k = jj - n
                 a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
                 manifold_sweep_point(contact_count, contact_frame, lever_a, lever_b, inverse_mass, angular_response,
-                                     target_speed, friction_coefficient, active, s, d, a, b, k, sweep,
+                                     target_speed, friction_coefficient, active, ws, d, a, b, k, sweep,
                                      sweep >= sweeps - sweeps // 4, sweep == sweeps - 1, velocity_iterate,
                                      angular_velocity_iterate, impulse_iterate, contact_impulse)
 
 
 @ti.kernel
 def manifold_integrate(dim: T, consts: _A, velocity_iterate: _A, angular_velocity_iterate: _A, s: ti.i32, d: ti.i32,
+                       ws: ti.i32,
                        position: _A, orientation: _A, velocity: _A, angular_velocity: _A):
     """Phase 4 of the step from slot s to slot d: every body's new state (serial loop)."""
     for _ in range(1):
         sweeps = velocity_iterate.shape[2] - 1
         for i in range(position.shape[1]):
-            manifold_integrate_body(dim, consts, velocity_iterate, angular_velocity_iterate, s, d, i,
+            manifold_integrate_body(dim, consts, velocity_iterate, angular_velocity_iterate, s, d, ws, i,
                                     sweeps - sweeps // 4, sweeps, position, orientation, velocity, angular_velocity)
 
 
@@ -562,36 +565,36 @@ def zero_manifold_adjoints(predicted_velocity: _A, predicted_angular_velocity: _
                            target_speed: _A, friction_coefficient: _A, active: _A, impulse_iterate: _A, s0: ti.i32, s1: ti.i32):
     """Adjoint bookkeeping: the solver workspace's adjoints (pass the ``.grad`` arrays) of slots
     [s0, s1) start from zero in a reverse sweep."""
-    for s, i in ti.ndrange((s0, s1), predicted_velocity.shape[1]):
-        contact_count[s, i] = 0.0
+    for ws, i in ti.ndrange((s0, s1), predicted_velocity.shape[1]):
+        contact_count[ws, i] = 0.0
         for c in ti.static(range(3)):
-            predicted_velocity[s, i, c] = 0.0
-            predicted_angular_velocity[s, i, c] = 0.0
+            predicted_velocity[ws, i, c] = 0.0
+            predicted_angular_velocity[ws, i, c] = 0.0
         for c in ti.static(range(4)):
-            predicted_orientation[s, i, c] = 0.0
+            predicted_orientation[ws, i, c] = 0.0
         for c in ti.static(range(6)):
-            inverse_inertia[s, i, c] = 0.0
+            inverse_inertia[ws, i, c] = 0.0
         for sw in range(velocity_iterate.shape[2]):
             for c in ti.static(range(3)):
-                velocity_iterate[s, i, sw, c] = 0.0
-                angular_velocity_iterate[s, i, sw, c] = 0.0
-    for s, k in ti.ndrange((s0, s1), contact_frame.shape[1]):
-        target_speed[s, k, 0] = 0.0
-        target_speed[s, k, 1] = 0.0
-        friction_coefficient[s, k] = 0.0
-        active[s, k] = 0.0
+                velocity_iterate[ws, i, sw, c] = 0.0
+                angular_velocity_iterate[ws, i, sw, c] = 0.0
+    for ws, k in ti.ndrange((s0, s1), contact_frame.shape[1]):
+        target_speed[ws, k, 0] = 0.0
+        target_speed[ws, k, 1] = 0.0
+        friction_coefficient[ws, k] = 0.0
+        active[ws, k] = 0.0
         for c in ti.static(range(9)):
-            contact_frame[s, k, c] = 0.0
+            contact_frame[ws, k, c] = 0.0
         for c in ti.static(range(18)):
-            angular_response[s, k, c] = 0.0
+            angular_response[ws, k, c] = 0.0
         for c in ti.static(range(3)):
-            lever_a[s, k, c] = 0.0
-            lever_b[s, k, c] = 0.0
+            lever_a[ws, k, c] = 0.0
+            lever_b[ws, k, c] = 0.0
         for c in ti.static(range(8)):
-            inverse_mass[s, k, c] = 0.0
+            inverse_mass[ws, k, c] = 0.0
         for sw in range(impulse_iterate.shape[2]):
             for c in ti.static(range(4)):
-                impulse_iterate[s, k, sw, c] = 0.0
+                impulse_iterate[ws, k, sw, c] = 0.0
 
 
 __all__ = ["MANIFOLD_BODY_WORKSPACE", "MANIFOLD_ITEM_WORKSPACE", "item_count", "manifold_integrate",

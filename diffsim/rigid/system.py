@@ -385,8 +385,8 @@ class RigidSystem(System):
     def _workspace_for(self, x) -> _Workspace:
         slots = int(x.x.shape[0])
         if slots not in self._workspace:
-            if self.manifold:
-                self._workspace[slots] = _ManifoldWorkspace(slots, self.n, self.contact_items, self.iterations)
+            if self.manifold:  # one slot, recomputed per step in the adjoint sweep (_manifold_steps)
+                self._workspace[slots] = _ManifoldWorkspace(1, self.n, self.contact_items, self.iterations)
             else:
                 layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
                 self._workspace[slots] = _Workspace(layout, slots, self.n, self.broadphase.capacity)
@@ -395,42 +395,48 @@ class RigidSystem(System):
     def _manifold_steps(self, x, u, ws, slot0, slot_step, t0, t1):
         """The manifold solver's launches for steps t0..t1-1, step t from slot slot0 + (t - t0)
         slot_step to the slot slot_step after it: five or six small kernels a step
-        (:mod:`.manifold`; one fused kernel for all steps compiled its gradient 4x longer)."""
+        (:mod:`.manifold`; one fused kernel for all steps compiled its gradient several times
+        longer). The workspace has one slot, which every step overwrites: in the adjoint sweep
+        each step is first recomputed from its stored state (an adjoint-only launch), so the
+        workspace holds that step's values when its gradient kernels run. This costs one more
+        forward step per reversed step and keeps the workspace (tens of kB per contact point
+        and sweep count) out of the per-slot storage."""
         p, w = self._params, ws.arrays
         ori = x[self.orientation]
-        body = (w["predicted_velocity"], w["predicted_angular_velocity"], w["predicted_orientation"],
-                w["contact_count"], w["inverse_inertia"], w["velocity_iterate"], w["angular_velocity_iterate"])
+        predicted = (w["predicted_velocity"], w["predicted_angular_velocity"], w["predicted_orientation"])
+        geometry = (w["contact_frame"], w["lever_a"], w["lever_b"], w["target_speed"], w["friction_coefficient"],
+                    w["active"])
         point = (w["contact_frame"], w["lever_a"], w["lever_b"], w["inverse_mass"], w["angular_response"],
                  w["target_speed"], w["friction_coefficient"], w["active"])
+        sweeps = (w["velocity_iterate"], w["angular_velocity_iterate"])
         out = []
         for t in range(t0, t1):
             s = slot0 + (t - t0) * slot_step
             d = s + slot_step
-            out.append(launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
-                              p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t,
-                              *body))
-            predicted = (w["predicted_velocity"], w["predicted_angular_velocity"], w["predicted_orientation"])
-            geometry = (w["contact_frame"], w["lever_a"], w["lever_b"], w["target_speed"],
-                        w["friction_coefficient"], w["active"])
+            step = [launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
+                           p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
+                           *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
-                out.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
-                                  p["restitution"], p["friction"], self.consts, self._static_pairs,
-                                  self._static_count, 0, x.x, x.contact_impulse, s, *predicted, *geometry))
+                step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                                   p["restitution"], p["friction"], self.consts, self._static_pairs,
+                                   self._static_count, 0, x.x, x.contact_impulse, s, 0, *predicted, *geometry))
             if self.nplanes:
-                out.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
-                                  p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
-                                  self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s,
-                                  *predicted, *geometry))
-            out.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"],
-                              self._static_pairs, 0, self.nplanes, w["inverse_inertia"], x.contact_impulse,
-                              w["contact_frame"], w["lever_a"], w["lever_b"], w["active"], s, w["contact_count"],
-                              w["velocity_iterate"], w["angular_velocity_iterate"], w["inverse_mass"],
-                              w["angular_response"], w["impulse_iterate"]))
-            out.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
-                              self.nplanes, w["contact_count"], *point, s, d, w["velocity_iterate"],
-                              w["angular_velocity_iterate"], w["impulse_iterate"], x.contact_impulse))
-            out.append(launch(M.manifold_integrate, self.dim, self.consts, w["velocity_iterate"],
-                              w["angular_velocity_iterate"], s, d, x.x, ori, x.v, x.omega))
+                step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                                   p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
+                                   self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
+                                   *predicted, *geometry))
+            step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
+                               0, self.nplanes, w["inverse_inertia"], x.contact_impulse, w["contact_frame"],
+                               w["lever_a"], w["lever_b"], w["active"], s, 0, w["contact_count"], *sweeps,
+                               w["inverse_mass"], w["angular_response"], w["impulse_iterate"]))
+            step.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+                               self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
+                               x.contact_impulse))
+            step.append(launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
+                               x.omega))
+            out += step
+            out.append(self._zero_adjoints(ws, 0, 1))
+            out.append(adjoint_only(_recompute, step))
         return out
 
     def _zero_adjoints(self, ws, s0, s1):
@@ -490,8 +496,7 @@ class RigidSystem(System):
         if self.manifold:  # one step of the fused kernel, from slot src to dst
             out = [forward_only(self._check_start, x.x, x.v, src, self._static_pairs, self._static_count, 0)] \
                 if t == 0 else []
-            return [*out, *self._manifold_steps(x, u, ws, src, dst - src, t, t + 1),
-                    self._zero_adjoints(ws, src, src + 1)]
+            return [*out, *self._manifold_steps(x, u, ws, src, dst - src, t, t + 1)]
         zeta = []
         if self.contact == "penalty":
             first, pairs, planes, integrate = self._penalty_step(x, u, ws, src, dst, t)
@@ -523,7 +528,6 @@ class RigidSystem(System):
             out.append(forward_only(self._check_start, x.x, x.v, slot0, *pair_list))
         if self.manifold:
             out.extend(self._manifold_steps(x, u, ws, slot0, 1, t0, t1))
-            out.append(self._zero_adjoints(ws, slot0, slot0 + t1 - t0))
             return out
         p, state = self._params, (x.x, x[self.orientation], x.v, x.omega)
         materials = (p["mass"], p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"])
@@ -606,6 +610,12 @@ class RigidSystem(System):
         if self.dim == 3:
             out["q"] = 10.0
         return out
+
+
+def _recompute(launches):
+    """Run a step's launches forward again (in the adjoint sweep, before their gradients)."""
+    for lc in launches:
+        lc.forward()
 
 
 def lightest_contact_mass(masses) -> float:
