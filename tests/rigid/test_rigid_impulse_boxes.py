@@ -150,3 +150,56 @@ def test_gradients_through_a_sliding_spinning_box_match_central_differences():
     report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-6, entries=16, directions=2, seed=1,
                        floor=1e-3 * np.abs(g).max())
     assert report.ok, str(report)
+
+
+def test_gradients_through_box_box_impulses_match_central_differences_2d():
+    """2D: a box slides into a heavier one on which a small spinning box lands (box-box impacts
+    and resting contact, box-floor friction): the gradient with respect to every material and
+    initial velocity agrees with central differences to 1e-5 (measured: 2e-6)."""
+    b = ModelBuilder(2)
+    b.add_body(Box((0.1, 0.08)), mass=1.0, position=[-0.3, 0.08], velocity=[2.0, 0.0], restitution=0.5,
+               friction=0.4)
+    b.add_body(Box((0.12, 0.1)), mass=1.7, position=[0.0, 0.1], restitution=0.3, friction=0.5)
+    b.add_body(Box((0.05, 0.05)), mass=0.3, position=[0.02, 0.26], angle=0.4, velocity=[0.0, -0.5],
+               angular_velocity=2.0, restitution=0.4, friction=0.6)
+    b.add_plane([0.0, 1.0], 0.0, restitution=0.2, friction=0.5)
+    system = RigidSystem(b.finalize(), dt=1e-3, contact="impulse", segment=50,
+                         costs=[BodyTarget(0, [0.0, 0.1]), BodyTarget(1, [0.4, 0.1]), BodyTarget(2, [0.2, 0.3])])
+    steps = 200
+    out = system.simulate(steps)
+    assert out["x"][-1, 1, 0] > 0.05 and out["x"][-1, 0, 0] > -0.25  # the first box struck the second
+    obj = Objective(Rollout(system, steps, StoreAll()),
+                    ["mass", "restitution", "friction", "plane_friction", Parameter("v", kind="state0"),
+                     Parameter("omega", kind="state0")])
+    _, g = obj(obj.x0())
+    report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-6, entries=24, directions=2, seed=1,
+                       floor=1e-3 * np.abs(g).max())
+    assert report.ok, str(report)
+
+
+def test_gradients_through_box_box_and_box_capsule_impulses_match_central_differences():
+    """3D: two boxes meeting while spinning and a capsule tumbling onto the second box (no
+    gravity): the gradient with respect to the materials and initial velocities agrees with
+    central differences to 1e-5 (measured: 3e-6). Its gradient kernels compile for about 1.5
+    CPU minutes cold (the 3D box-box separating-axis test)."""
+    model = spinning_boxes()
+    b = ModelBuilder(3)
+    for i in range(2):
+        b.add_body(Box(tuple(model.geometry[i])), mass=model.mass[i], position=model.x0[i],
+                   orientation=model.orientation0[i], velocity=model.v0[i], angular_velocity=model.omega0[i],
+                   restitution=0.5, friction=0.4)
+    b.add_body(Capsule(0.04, 0.1), mass=0.5, position=[0.02, 0.0, 0.13], orientation=[0.2, 1, 0], angle=0.3,
+               velocity=[0.0, 0, -1.0], angular_velocity=[0, 1.0, 0.5], restitution=0.4, friction=0.5)
+    system = RigidSystem(b.finalize(), dt=1e-3, contact="impulse", gravity=[0, 0, 0], segment=40,
+                         costs=[BodyTarget(0, [0.0, 0.3, 0.1]), BodyTarget(1, [0.3, -0.1, 0.0]),
+                                BodyTarget(2, [0.1, 0.1, 0.3])])
+    out = system.simulate(120)
+    assert out["v"][-1, 2, 2] > 0.0  # the capsule bounced off the box
+    assert out["v"][-1, 0, 0] < 0.0  # the first box bounced off the second
+    obj = Objective(Rollout(system, 120, StoreAll()),
+                    ["mass", "restitution", "friction", Parameter("v", kind="state0"),
+                     Parameter("omega", kind="state0", index=0)])
+    _, g = obj(obj.x0())
+    report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-6, entries=16, directions=2, seed=1,
+                       floor=1e-3 * np.abs(g).max())
+    assert report.ok, str(report)
