@@ -1,5 +1,5 @@
 """The impulse model's contact solver for boxes and capsules: contact manifolds resolved by a
-fixed number of projected Jacobi iterations with warm starting.
+fixed number of projected Jacobi sweeps with warm starting.
 
 Spheres and planes alone keep the closed-form impulses with time of impact of
 :mod:`diffsim.rigid.kernels` (``impulse_*``). A scene with boxes or capsules has contacts of
@@ -7,34 +7,45 @@ several points at once (a box face on the floor touches at 4 corners, a box on a
 8 incident corners, :func:`diffsim.collision.narrowphase.box_box_point`), whose impulses
 depend on each other; they are solved here, one step from slot s to slot d:
 
-1. predict (per body): v*, w* advanced by gravity, controls and damping; the pose
-   x + dt v*, q advanced by w* (``predicted_orientation``);
-2. contact points (per item: a pair's point c, or a body's point c against a plane): the
-   narrow phase of the penalty model (``kernels.pair_geometry``, ``kernels.plane_geometry``)
-   at the predicted poses; a point is active when its predicted depth is positive. Each
-   active point aims at a normal separation speed
+1. predict (per body, :func:`manifold_predict`): v*, w* advanced by gravity, controls and
+   damping; the pose x + dt v*, q advanced by w*, and the world-frame I^-1 there;
+2. contact points (per item: a pair's point c, or a body's point c against a plane;
+   :func:`manifold_pair_contacts`, :func:`manifold_plane_contacts`): the narrow phase of the
+   penalty model (``kernels.pair_geometry``, ``kernels.plane_geometry``) at the predicted
+   poses; a point is active when its predicted depth exceeds -``speculative_distance`` (1 mm).
+   Each active point aims at a normal separation speed (:func:`point_target`)
 
-       target = max(-e v_n  (if v_n < -v_bounce, else 0),  beta (d0 - slop) / dt)
+       biased:  max(-e v_n (a new contact approaching faster than v_bounce), rest)
+       relaxed: -e v_n (the same new contact), else min(d0, 0) / dt
+       rest = beta max(d0 - slop, 0) / dt if d0 > 0 else d0 / dt
 
    with v_n its approach speed before the solve, d0 = depth + dt v_n its depth at the start
-   of the step (the second term recovers penetration, Baumgarte's bias), e and mu the means
-   of the two materials'. The accumulated impulses of the previous step (the state field
-   ``contact_impulse``, one row per item) are applied first (warm starting);
-3. ``iterations`` projected Jacobi sweeps (:func:`diffsim.collision.impulse.projected_contact_impulse`):
-   every active point reads the velocities of the previous sweep and updates its
-   accumulated normal impulse (>= 0) and tangential impulse (in Coulomb's disk). Jacobi
-   rather than Gauss-Seidel because every sweep then writes each velocity once (reverse mode
-   needs each stored element written once, TAICHI.md); a body with c active points has its
-   inverse mass counted c times in each point's update (mass splitting, Tonge et al. 2012),
-   so that the c simultaneous updates do not overshoot; warm starting carries the solution
-   from step to step, so resting stacks converge over steps rather than within one;
-4. integrate (per body): v' = the last sweep's velocities, x' = x + dt v', q' advanced by w'.
+   of the step (beta: Baumgarte's bias, 0.01; slop 1e-5 m; v_bounce = 2 |g| dt + 1 mm/s; a
+   contact is new when it had no impulse in the last step), e and mu the means of the two
+   materials'. :func:`manifold_point_setup` then gives each point its tangents, inverse
+   masses and angular responses I^-1 (r x e), counts the points on each body, and applies the
+   accumulated impulses of the previous step (the state field ``contact_impulse``, one row per
+   item: warm starting);
+3. ``iterations`` projected Jacobi sweeps (:func:`manifold_sweeps`,
+   :func:`diffsim.collision.impulse.projected_contact_impulse`): every active point reads the
+   velocities of the previous sweep and updates its accumulated normal impulse (>= 0) and
+   tangential impulse (in Coulomb's disk). Jacobi rather than Gauss-Seidel because every sweep
+   then writes each velocity once (reverse mode needs each stored element written once,
+   TAICHI.md); a body with c active points counts its inverse mass c times, its rotational
+   part (c + 1) / 2 times, in each point's update (:func:`split_inverse_mass`), so that the c
+   simultaneous updates do not overshoot; warm starting carries the solution from step to
+   step, so resting stacks converge over steps rather than within one. The last quarter of
+   the sweeps use the relaxed targets;
+4. integrate (per body, :func:`manifold_integrate`): x' = x + dt v and q' advanced by w with
+   the velocities of the last biased sweep; v', w' of the last sweep.
 
-Every phase is a ``ti.func`` of one item, run in one flat serial loop over (step, item) by
-:func:`manifold_advance` (as the other fused kernels); the workspace has one row per slot,
-body and sweep (``MANIFOLD_BODY_WORKSPACE``) and per slot, item and sweep
-(``MANIFOLD_ITEM_WORKSPACE``). All choices are selects and one runtime branch per item
-(active or not) around global writes only.
+Each phase is a small serial kernel over its items (one kernel for all phases and steps
+compiled its gradient several times longer: compile time grows with the square of a kernel's
+size). The workspace has one slot (``ws`` = 0) that every step overwrites; the system re-runs a
+step forward in the adjoint sweep before its gradient kernels (``RigidSystem._manifold_steps``).
+Layout: per body and sweep (``MANIFOLD_BODY_WORKSPACE``) and per item and sweep
+(``MANIFOLD_ITEM_WORKSPACE``). All choices are selects and one runtime branch per item (active
+or not) around global writes only.
 """
 
 import taichi as ti
