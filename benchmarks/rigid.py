@@ -1,7 +1,7 @@
 """Rigid-body benchmark: the 16-ball break (forward and forward+backward steps/s, fused and
 per-step), the cost of a full gradient through it against finite differences in MuJoCo, the
 bounce-tuning box, the grid broad phase for 5,000 bodies, stacks at rest (a tower of 10
-boxes and a pyramid of 15, penalty box-box contact: largest drift and turn over 2 s), and
+boxes and a pyramid of 15, penalty and impulse box-box contact: largest drift and turn over 2 s), and
 10,000 boxes falling into a bin (body-steps/s forward and with gradient). One JSON line per
 figure.
 
@@ -212,6 +212,39 @@ def stacks(common):
                           "max_turn_rad": round(float(turn), 6),
                           "at_rest": bool(drift <= 1e-3 and turn <= 0.01),
                           "seconds_incl_compile": round(seconds, 2)}))
+    # the impulse model (diffsim/rigid/manifold.py): from the first step (no settling), dt 1e-3 s,
+    # the tower's boxes shifted sideways by up to 5 mm (tests/rigid/test_rigid_impulse_boxes.py)
+    dt, hold = 1e-3, 2000
+    for iterations in (16, 32):
+        for name, builder in (("tower10", _shifted_tower(10)), ("pyramid15", pyramid(5, dim=3))):
+            model = builder.finalize()
+            system = RigidSystem(model, dt=dt, contact="impulse", iterations=iterations)
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = system.simulate(hold)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            x, q = out["x"], out["q"]
+            drift = float(np.abs(x - x[0]).max())
+            turn = max(quat_angle_between_np(q[t, i], q[0, i]) for t in range(0, hold + 1, 20)
+                       for i in range(model.n))
+            print(json.dumps({"figure": f"stack_{name}_at_rest_impulse", **common, "bodies": model.n,
+                              "iterations": iterations, "dt_s": dt, "hold_s": hold * dt,
+                              "max_drift_mm": round(1e3 * drift, 4), "max_turn_rad": round(float(turn), 6),
+                              "at_rest": bool(drift <= 1e-3 and turn <= 0.01),
+                              "seconds_incl_compile": round(seconds, 2), "cpu_s_incl_compile": round(cpu, 2)}))
+
+
+def _shifted_tower(levels, half=0.05, jitter=5e-3):
+    """A builder of ``levels`` touching 1 kg cubes of half side ``half`` on a floor, each shifted
+    sideways by up to ``jitter`` m (3D)."""
+    from diffsim.rigid import Box, ModelBuilder
+
+    rng = np.random.default_rng(0)
+    b = ModelBuilder(3)
+    for i in range(levels):
+        b.add_body(Box((half,) * 3), mass=1.0, position=[*rng.uniform(-jitter, jitter, 2), half + 2 * half * i],
+                   restitution=0.2, friction=0.5)
+    b.add_plane([0.0, 0.0, 1.0], 0.0, restitution=0.2, friction=0.5)
+    return b
 
 
 COLD_SCENES = ("billiards", "bounce_tuning", "bowling", "stacking")

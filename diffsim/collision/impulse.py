@@ -101,4 +101,36 @@ def coulomb_friction_impulse(v_t, inv_mass_t, j_n, mu):
     return -jt * v_t / speed
 
 
-__all__ = ["coulomb_friction_impulse", "impulse_at", "normal_impulse", "sphere_time_of_impact"]
+@ti.func
+def tangent_basis(n):
+    """Two unit vectors (t1, t2) spanning the plane normal to the unit vector n (t2 = n x t1;
+    2D: n in the x-y plane gives t1 in it and t2 = +-z)."""
+    a = ti.select(ti.abs(n[0]) > 0.6, ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
+    t1 = (a - a.dot(n) * n).normalized()
+    return t1, n.cross(t1)
+
+
+@ti.func
+def projected_contact_impulse(rel, n, t1, t2, lam_n, j_t, target, w_n, w_t1, w_t2, mu):
+    """One projected Jacobi (or Gauss-Seidel) update of a contact point's accumulated impulses,
+    as in the sequential-impulse solvers of games (Catto's Box2D), branch-free: returns
+    (lam_n', j_t'), the new accumulated normal impulse (N s, >= 0) and tangential impulse
+    (N s, a vector in the contact plane, |j_t'| <= mu lam_n').
+
+    rel: relative velocity of the contact points (m/s, first body minus second) under the
+    impulses accumulated so far; n: unit normal from the second body to the first, t1, t2 the
+    tangents (:func:`tangent_basis`); target: the normal separation speed the contact aims at
+    (m/s: restitution or penetration recovery); w_n, w_t1, w_t2: inverse effective masses
+    (1/kg) along n, t1, t2. The normal impulse drives rel . n to target and is clamped to push
+    only (lam_n' = max(lam_n + (target - v_n) / w_n, 0)); the tangential one stops the slip
+    (each tangent on its own) and is clamped to Coulomb's disk: it sticks while the trial
+    impulse lies in the disk |j| <= mu lam_n', else slides with |j_t'| = mu lam_n'."""
+    lam = ti.max(lam_n + (target - rel.dot(n)) / w_n, 0.0)
+    trial = j_t - (rel.dot(t1) / w_t1) * t1 - (rel.dot(t2) / w_t2) * t2
+    size = ti.sqrt(trial.dot(trial) + 1e-30)
+    cap = mu * lam
+    return lam, trial * (cap / ti.max(size, cap))
+
+
+__all__ = ["coulomb_friction_impulse", "impulse_at", "normal_impulse", "projected_contact_impulse",
+           "sphere_time_of_impact", "tangent_basis"]

@@ -76,8 +76,8 @@ from .shapes import BOX, CAPSULE, SPHERE
 
 # consts: an ndarray of reals with these entries (names of the system's scalar settings)
 CONSTS = ("dt", "stiffness", "friction_smoothing", "gravity_x", "gravity_y", "gravity_z", "toi_min_speed",
-          "rolling_resistance", "onset_depth")
-DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL, DELTA = range(len(CONSTS))
+          "rolling_resistance", "onset_depth", "baumgarte", "slop", "bounce_threshold", "speculative_distance")
+DT, KN, VEPS, GX, GY, GZ, VMIN, ROLL, DELTA, BAUMGARTE, SLOP, BOUNCE, SPECULATIVE = range(len(CONSTS))
 N_CONSTS = len(CONSTS)
 
 # Per-slot workspace of each contact model: name -> per-body shape (after (slots, n))

@@ -46,8 +46,10 @@ def test_bad_input_is_refused_with_a_clear_message():
         ModelBuilder(4)
     b.add_body(Box((0.1, 0.1, 0.1)), mass=1.0)
     model = b.finalize()
-    with pytest.raises(ConfigError, match="impulse contact model handles spheres"):
-        RigidSystem(model, contact="impulse")
+    with pytest.raises(ConfigError, match="skin=0.1: the impulse model's box and capsule contacts"):
+        RigidSystem(model, contact="impulse", skin=0.1)
+    with pytest.raises(ConfigError, match="iterations must be a whole number >= 1"):
+        RigidSystem(model, contact="impulse", iterations=0)
     with pytest.raises(ConfigError, match="too long"):
         RigidSystem(model, dt=0.05, stiffness=1e6)
     with pytest.raises(ConfigError, match="contact must be"):
@@ -138,5 +140,5 @@ def test_box_pairs_have_contact_unless_the_scene_turns_it_off():
     assert RigidSystem(b.finalize(), pass_through=("box-capsule",)).unsupported == ["box-capsule"]
     with pytest.raises(ConfigError, match="pass_through takes"):
         RigidSystem(b.finalize(), pass_through=("box-sphere",))
-    with pytest.raises(ConfigError, match="impulse contact model handles spheres"):
-        RigidSystem(b.finalize(), contact="impulse")
+    impulse = RigidSystem(b.finalize(), contact="impulse")  # boxes and capsules: the manifold solver
+    assert impulse.manifold and impulse.state_shapes["contact_impulse"] == (10, 4)  # one pair of 10 points
