@@ -5,9 +5,10 @@ Larger stacks (a 10-box tower, a 15-box pyramid) are measured in benchmarks/rigi
 
 import numpy as np
 import pytest
+from rigid_test_scenes import boxes_and_capsule
 
 from diffsim import Objective, Parameter, Rollout, StoreAll, gradcheck
-from diffsim.rigid import BodyTarget, Box, Capsule, ModelBuilder, RigidSystem
+from diffsim.rigid import Box, ModelBuilder, RigidSystem
 from diffsim.rotations import quat_angle_between_np
 
 G = 9.81
@@ -84,17 +85,7 @@ def test_gradients_through_box_box_and_box_capsule_contact_match_central_differe
     """Two boxes meeting while spinning, and a capsule tumbling onto the second box (no
     gravity): the per-step path (its gradient kernels compile in about a minute; the fused
     kernel's take several)."""
-    model = two_boxes_colliding()
-    b = ModelBuilder(3)
-    for i in range(2):
-        b.add_body(Box(tuple(model.geometry[i])), mass=model.mass[i], position=model.x0[i],
-                   orientation=model.orientation0[i], velocity=model.v0[i], angular_velocity=model.omega0[i],
-                   restitution=0.5, friction=0.4)
-    b.add_body(Capsule(0.04, 0.1), mass=0.5, position=[0.02, 0.0, 0.13], orientation=[0.2, 1, 0], angle=0.3,
-               velocity=[0.0, 0, -1.0], angular_velocity=[0, 1.0, 0.5], restitution=0.4, friction=0.5)
-    system = RigidSystem(b.finalize(), dt=1e-3, stiffness=2e4, gravity=[0, 0, 0], fused=False,
-                         costs=[BodyTarget(0, [0.0, 0.3, 0.1]), BodyTarget(1, [0.3, -0.1, 0.0]),
-                                BodyTarget(2, [0.1, 0.1, 0.3])])
+    system = boxes_and_capsule(two_boxes_colliding(), stiffness=2e4, fused=False)
     out = system.simulate(120)
     assert out["v"][-1, 2, 2] > 0.0  # the capsule bounced off the box
     obj = Objective(Rollout(system, 120, StoreAll()),

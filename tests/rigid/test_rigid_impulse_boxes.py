@@ -4,9 +4,10 @@ box-plane, box-box and box-capsule impulses against float64 central differences.
 
 import numpy as np
 import pytest
+from rigid_test_scenes import boxes_and_capsule
 
 from diffsim import Binomial, Objective, Parameter, Rollout, StoreAll, gradcheck
-from diffsim.rigid import BodyTarget, Box, Capsule, ModelBuilder, RigidSystem
+from diffsim.rigid import BodyTarget, Box, ModelBuilder, RigidSystem
 from diffsim.rotations import quat_angle_between_np, quat_to_matrix_np
 
 G = 9.81
@@ -185,17 +186,7 @@ def test_gradients_through_box_box_and_box_capsule_impulses_match_central_differ
     differences of it: -7.0503314e-5 at h = 1e-4, -7.05032e-5 at 1e-6, -7.0500e-5 at 1e-7; reverse
     mode -7.0503310e-5). Its gradient kernels compile for about 1.5 CPU minutes cold (the 3D
     box-box separating-axis test)."""
-    model = spinning_boxes()
-    b = ModelBuilder(3)
-    for i in range(2):
-        b.add_body(Box(tuple(model.geometry[i])), mass=model.mass[i], position=model.x0[i],
-                   orientation=model.orientation0[i], velocity=model.v0[i], angular_velocity=model.omega0[i],
-                   restitution=0.5, friction=0.4)
-    b.add_body(Capsule(0.04, 0.1), mass=0.5, position=[0.02, 0.0, 0.13], orientation=[0.2, 1, 0], angle=0.3,
-               velocity=[0.0, 0, -1.0], angular_velocity=[0, 1.0, 0.5], restitution=0.4, friction=0.5)
-    system = RigidSystem(b.finalize(), dt=1e-3, contact="impulse", gravity=[0, 0, 0], segment=40,
-                         costs=[BodyTarget(0, [0.0, 0.3, 0.1]), BodyTarget(1, [0.3, -0.1, 0.0]),
-                                BodyTarget(2, [0.1, 0.1, 0.3])])
+    system = boxes_and_capsule(spinning_boxes(), contact="impulse", segment=40)
     out = system.simulate(120)
     assert out["v"][-1, 2, 2] > 0.0  # the capsule bounced off the box
     assert out["v"][-1, 0, 0] < 0.0  # the first box bounced off the second
