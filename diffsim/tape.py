@@ -65,11 +65,11 @@ class _OneWay:
 
     def __call__(self, *args):
         if self.forward:
-            self.fn(*args)
+            launch_kernel(self.fn, *args)
 
     def grad(self, *args):
         if not self.forward:
-            self.fn(*args)
+            launch_kernel(self.fn, *args)
 
 
 def forward_only(fn, *args) -> Launch:
