@@ -343,13 +343,16 @@ def penalty_body_load(dim: T, mask: T, velocity: T, mass: T, force_control: T, t
 
 def pair_points(mask, dim):
     """Contact points per candidate pair (compile time): box-box 8 incident corners (4 in 2D), box-capsule
-    2 ends + 8 corners (4 in 2D), 1 for the other pairs; 0 when the scene has no pairs that collide."""
+    2 ends + 8 corners (4 in 2D), 1 for the other pairs; 0 when the scene has no pairs that collide.
+    A scene with several kinds gives every pair the most of them (a pair's points beyond its own
+    have depth -1): box-box and box-capsule pairs together used to get 8 (3D), and a capsule
+    resting on a box edge, on box corners 6 and 7 alone, fell through the box."""
     if not mask & M_PAIRS:
         return 0
+    if mask & M_BOX_CAPSULE:  # the most of any kind present (a box-box pair has box_corners(dim))
+        return 6 if dim == 2 else 10
     if mask & M_BOX_BOX:
         return 4 if dim == 2 else 8
-    if mask & M_BOX_CAPSULE:
-        return 6 if dim == 2 else 10
     return 1
 
 
@@ -405,7 +408,7 @@ def pair_geometry(dim: T, mask: T, sa, sb, xa, qa, ga, xb, qb, gb, c):
             if sa == CAPSULE and sb == CAPSULE and c == 0:
                 n, depth, p = capsule_capsule(xa, qa, ga[0], ga[1], xb, qb, gb[0], gb[1])
         if ti.static(mask & M_BOX_BOX):  # noqa: SIM102 -- compile-time gate
-            if sa == BOX and sb == BOX:
+            if sa == BOX and sb == BOX and c < ti.static(box_corners(dim)):
                 n, depth, p = box_box_point(xa, qa, ga, xb, qb, gb, c, dim)
         if ti.static(mask & M_BOX_CAPSULE):  # noqa: SIM102 -- compile-time gate
             if sa == BOX and sb == CAPSULE:
