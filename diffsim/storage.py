@@ -235,11 +235,17 @@ def _ops(a, elements: int):
     return _OPS[elements < SERIAL_BELOW][ndim]
 
 
-def _by_slot(a, count: int):
-    """The CPU kernels over whole slots when ``count`` slots (at least 2) are touched, else None."""
-    if count < 2 or config().arch != "cpu" or len(a.shape) not in (2, 3):
-        return None
-    return _BY_SLOT[count * _per_slot(a) < SERIAL_BELOW]
+_FLAT_OP = {"copy": 0, "zero": 1, "first_bad": 2, "add": 3}
+_BY_SLOT_OP = {"zero": 0, "first_bad": 1, "add": 2, "carry": 3}
+
+
+def _slot_kernel(op: str, a, count: int):
+    """The kernel doing ``op`` over ``count`` slots of ``a``: over whole slots on the CPU when at
+    least two are touched (:func:`_by_slot_kernels`), else the flat loops (None for "carry",
+    which has no flat kernel)."""
+    if count > 1 and config().arch == "cpu" and len(a.shape) in (2, 3):
+        return _BY_SLOT[count * _per_slot(a) < SERIAL_BELOW][_BY_SLOT_OP[op]]
+    return None if op == "carry" else _ops(a, count * _per_slot(a))[_FLAT_OP[op]]
 
 
 def _per_slot(a) -> int:
@@ -248,25 +254,24 @@ def _per_slot(a) -> int:
 
 def copy_slot(src, i: int, dst, j: int) -> None:
     """dst[j] = src[i] (ndarrays or their .grad, same per-slot shape)."""
-    launch_kernel(_ops(src, _per_slot(src))[0], src, i, dst, j)
+    launch_kernel(_slot_kernel("copy", src, 1), src, i, dst, j)
 
 
 def zero_slots(a, s0: int, s1: int) -> None:
     """a[s0:s1] = 0."""
     if s1 > s0:
-        by_slot = _by_slot(a, s1 - s0)
-        launch_kernel(by_slot[0] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[1], a, s0, s1)
+        launch_kernel(_slot_kernel("zero", a, s1 - s0), a, s0, s1)
 
 
 def carry_slot(a, length: int) -> None:
     """a[length] = a[0], then a[0:length] = 0, in one launch: hands a unit's first adjoint on as
     the last of the unit before it."""
-    by_slot = _by_slot(a, length)
-    if by_slot is None:
+    carry = _slot_kernel("carry", a, length)
+    if carry is None:
         copy_slot(a, 0, a, length)
         zero_slots(a, 0, length)
     else:
-        launch_kernel(by_slot[3], a, length)
+        launch_kernel(carry, a, length)
 
 
 def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
@@ -274,8 +279,7 @@ def first_bad_slot(a, s0: int, s1: int, limit: float = math.inf) -> int | None:
     (a state's plausible magnitude; inf checks finiteness only), or None. One launch."""
     if s1 <= s0:
         return None
-    by_slot = _by_slot(a, s1 - s0)
-    first = launch_kernel(by_slot[1] if by_slot else _ops(a, (s1 - s0) * _per_slot(a))[2], a, s0, s1, float(limit))
+    first = launch_kernel(_slot_kernel("first_bad", a, s1 - s0), a, s0, s1, float(limit))
     return None if first >= s1 else int(first)
 
 
@@ -283,8 +287,7 @@ def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
     """dst[j + s] += src[i + s] for s < count (same per-slot shape): adds adjoint seeds into
     slots' gradients, one launch."""
     if count > 0:
-        by_slot = _by_slot(src, count)
-        launch_kernel(by_slot[2] if by_slot else _ops(src, count * _per_slot(src))[3], src, i, dst, j, count)
+        launch_kernel(_slot_kernel("add", src, count), src, i, dst, j, count)
 
 
 def write_slot(values: np.ndarray, dst, j: int) -> None:

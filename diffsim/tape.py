@@ -834,12 +834,16 @@ class Rollout:
         # Parameters and controls are leaves: their adjoints only receive, never feed another
         # adjoint, so those not asked for are neither cleared nor copied (their buffers then hold
         # sums nobody reads; a later backward that asks for them clears them first).
-        for name, arr in self.params.items():
-            if only is None or name in only:
-                storage.clear(arr.grad)
-        for name, arr in self.u.items():
-            if only is None or name in only:
-                storage.zero_slots(arr.grad, 0, self.steps)
+        def wanted(arrays):
+            return {k: a for k, a in arrays.items() if only is None or k in only}
+
+        # Parameters and controls are leaves: their adjoints only receive, never feed another
+        # adjoint, so those not asked for are neither cleared nor copied (a later backward that
+        # asks for them clears them first).
+        for arr in wanted(self.params).values():
+            storage.clear(arr.grad)
+        for arr in wanted(self.u).values():
+            storage.zero_slots(arr.grad, 0, self.steps)
         self.loss.grad[0] = 1.0
         last = self.units - 1
         length = self.steps - last * self.unit
@@ -864,9 +868,6 @@ class Rollout:
                 self._fill_unit(action.a, with_cost=False)
                 self._reverse_unit(action.a, carry=True)
         self.stats.recomputed_steps = self.stats.forward_steps - forward_steps
-        def wanted(arrays):
-            return {k: a for k, a in arrays.items() if only is None or k in only}
-
         grads = Gradients(
             params={k: storage.to_numpy(a.grad) for k, a in wanted(self.params).items()},
             controls={k: storage.to_numpy(a.grad) for k, a in wanted(self.u).items()},
