@@ -309,6 +309,10 @@ class RigidSystem(System):
         half_thickness = np.where(model.shape == BOX, np.min(np.where(geom > 0, geom, np.inf), axis=1), geom[:, 0])
         self._thickness = ti.ndarray(real, n)
         self._thickness.from_numpy(half_thickness.astype(npr))
+        # contacts that are not swept are checked for bodies passing through in a step (checks.py)
+        self._checks_travel = contact == "penalty" or self.manifold
+        self._reach = ti.ndarray(real, n)
+        self._reach.from_numpy(checks.travel_reach(half_thickness).astype(npr))
         if contact == "penalty":
             speed = np.linalg.norm(model.v0, axis=1)
             ratio = speed * np.sqrt(model.mass / self.stiffness) / half_thickness
@@ -374,6 +378,18 @@ class RigidSystem(System):
                 v = vv.to_numpy()[slot, i]
                 raise checks.tunnelling_error(i, self.model.names, float(np.linalg.norm(v)), mass[i],
                                               float(self._thickness.to_numpy()[i]), self.stiffness, self.dt)
+
+    def _check_travel(self, vv, slot0, slot1, t0):
+        """No body travels so far in a step from the states in slots [slot0, slot1) (steps t0...)
+        that it could pass through another (:func:`checks.largest_travel_ratio`)."""
+        if checks.largest_travel_ratio(vv, slot0, slot1, self._reach, self.dt, self.dim) <= 1.0:
+            return
+        speed = np.linalg.norm(vv.to_numpy()[slot0:slot1].astype(np.float64), axis=-1)
+        reach = self._reach.to_numpy().astype(np.float64)
+        ratio = speed * self.dt / reach
+        s = int(np.argmax(np.max(ratio, axis=1) > 1.0))  # the first such step, its worst body
+        i = int(np.argmax(ratio[s]))
+        raise checks.passing_through_error(i, self.model.names, t0 + s, float(speed[s, i]), reach[i], self.dt)
 
     def get_parameters(self) -> dict:
         """{name: values} of :meth:`parameters` as float64 arrays ((n,) per body, (P,) per plane)."""
@@ -506,6 +522,7 @@ class RigidSystem(System):
         if self.manifold:  # one step of the fused kernel, from slot src to dst
             out = [forward_only(self._check_start, x.x, x.v, src, self._static_pairs, self._static_count, 0)] \
                 if t == 0 else []
+            out.append(forward_only(self._check_travel, x.v, src, src + 1, t))
             return [*out, *self._manifold_steps(x, u, ws, src, dst - src, t, t + 1)]
         zeta = []
         if self.contact == "penalty":
@@ -519,6 +536,8 @@ class RigidSystem(System):
         out = [*zeta, first, bp]
         if t == 0:
             out.append(forward_only(self._check_start, x.x, x.v, src, ws.pairs, ws.count, src))
+        if self._checks_travel:
+            out.append(forward_only(self._check_travel, x.v, src, src + 1, t))
         out += [k for k in (pairs, planes) if k is not None]
         out.append(integrate)
         out.append(self._zero_adjoints(ws, src, src + 1))
@@ -538,6 +557,7 @@ class RigidSystem(System):
             out.append(forward_only(self._check_start, x.x, x.v, slot0, *pair_list))
         if self.manifold:
             out.extend(self._manifold_steps(x, u, ws, slot0, 1, t0, t1))
+            out.append(forward_only(self._check_travel, x.v, slot0, slot0 + t1 - t0, t0))
             return out
         p, state = self._params, (x.x, x[self.orientation], x.v, x.omega)
         materials = (p["mass"], p["restitution"], p["friction"], p["linear_damping"], p["angular_damping"])
@@ -556,6 +576,8 @@ class RigidSystem(System):
                               ws.position_correction, ws.angular_velocity_change, *state))
         if self.skin is not None:
             out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))
+        if self._checks_travel:
+            out.append(forward_only(self._check_travel, x.v, slot0, slot0 + t1 - t0, t0))
         out.append(self._zero_adjoints(ws, slot0, slot0 + t1 - t0))
         return out
 
