@@ -837,9 +837,6 @@ class Rollout:
         def wanted(arrays):
             return {k: a for k, a in arrays.items() if only is None or k in only}
 
-        # Parameters and controls are leaves: their adjoints only receive, never feed another
-        # adjoint, so those not asked for are neither cleared nor copied (a later backward that
-        # asks for them clears them first).
         for arr in wanted(self.params).values():
             storage.clear(arr.grad)
         for arr in wanted(self.u).values():

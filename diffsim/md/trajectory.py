@@ -66,11 +66,15 @@ def _writer(path, model):
     from .ase_io import _ase
 
     _ase()
-    if fmt == "traj":
-        from ase.io import Trajectory
+    try:
+        if fmt == "traj":
+            from ase.io import Trajectory
 
-        return fmt, Trajectory(str(path), "w")
-    return fmt, open(path, "w")
+            return fmt, Trajectory(str(path), "w")
+        return fmt, open(path, "w")
+    except OSError as e:  # before the run: nothing is lost
+        raise ConfigError(f"trajectory={str(path)!r} cannot be written ({e.strerror or e}): give a path in a "
+                          "directory that exists and that you may write to") from e
 
 
 class Recorder:

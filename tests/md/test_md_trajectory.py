@@ -140,6 +140,9 @@ def test_trajectory_and_pressure_bad_input(tmp_path):
         system.simulate(5, trajectory=tmp_path / "a.extxyz")
     with pytest.raises(ConfigError, match=r"\.traj"):
         system.simulate(5, record_every=1, trajectory=tmp_path / "a.pdb")
+    for suffix in (".extxyz", ".traj"):  # refused before the first step, nothing is run
+        with pytest.raises(ConfigError, match=r"trajectory=.*missing.*cannot be written.*directory that exists"):
+            system.simulate(5, record_every=1, trajectory=tmp_path / "missing" / f"a{suffix}")
     with pytest.raises(ConfigError, match="PressureMatch target"):
         PressureMatch([1.0, 2.0])
     with pytest.raises(ConfigError, match=r"observe=\('energy',\)\) or \('pressure',\)"):
