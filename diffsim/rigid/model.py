@@ -156,6 +156,10 @@ class ModelBuilder:
             inertia = _vec("inertia", inertia, 3, where)
             if np.any(inertia <= 0):
                 raise ConfigError(f"{where}: principal inertia must be positive, got {inertia} kg m^2")
+            if d == 3 and 2.0 * inertia.max() > inertia.sum() * (1.0 + 1e-12):
+                raise ConfigError(f"{where}: principal inertia {inertia} kg m^2 is no body's: the largest moment "
+                                  "must not exceed the sum of the other two (the triangle inequality I1 <= I2 + I3, equal only for a "
+                                  "flat body); check the values and their order")
             unit_inertia = inertia / mass
         for label, value, hi in (("restitution", restitution, 1.0), ("friction", friction, np.inf),
                                  ("linear_damping", linear_damping, np.inf),
@@ -225,6 +229,13 @@ class ModelBuilder:
         for k, p in enumerate(self._planes):
             planes[k, :d] = p.normal
             planes[k, 3:] = (p.offset, p.restitution, p.friction)
+            behind = np.array([s["x"] for s in b]) @ np.asarray(p.normal) - p.offset
+            if np.any(behind < 0):  # inside the wall: its contact would throw the body out at any speed
+                i = int(np.argmin(behind))
+                raise ConfigError(f"body {i} ({b[i]['name']}) starts with its centre {-behind[i]:.4g} m behind "
+                                  f"plane {k} (normal {np.round(p.normal, 6).tolist()}, offset {p.offset:g} m), "
+                                  "inside the wall it bounds: move the body to the plane's side, normal . x >= "
+                                  "offset, or flip the plane's normal")
         return RigidModel(
             dim=d,
             shape=np.array([s["shape"].code for s in b], dtype=np.int32),
