@@ -311,12 +311,13 @@ def velocity_clamp(x, vmax, w):
 
 
 @ti.func
-def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
-    """The world (body index w = nb): at rest, identity pose, acceleration -gravity; its
-    accumulators are zeroed (the root bodies add into them; nothing reads them)."""
+def world_slot(data: ti.template(), cs: ti.template(), s, b, w, poses: ti.template()):
+    """The world (body index w = nb): at rest, identity pose (with ``poses``), acceleration
+    -gravity; its accumulators are zeroed (the root bodies add into them; nothing reads them)."""
     st(data, s, b, w, DATA.v, ZERO3 + ZERO3)
-    st(data, s, b, w, DATA.R_world, EYE33)
-    st(data, s, b, w, DATA.p_world, ZERO3)
+    if ti.static(poses):
+        st(data, s, b, w, DATA.R_world, EYE33)
+        st(data, s, b, w, DATA.p_world, ZERO3)
     st(data, s, b, w, DATA.a, ZERO3)
     st(data, s, b, w, DATA.a + 3, (-cs[CONST.gravity], -cs[CONST.gravity + 1], -cs[CONST.gravity + 2]))
     st_inertia(data, s, b, w, ZERO33, ZERO33, ZERO33)
@@ -364,24 +365,26 @@ def store_pose(i, p, E, r, s, b, data):
 @ti.func
 def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
                     inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template(),
-                    revolute_only: ti.template(), contacts: ti.template()):
+                    revolute_only: ti.template(), contacts: ti.template(), poses: ti.template()):
     """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
-    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace
-    (its contact load zeroed only where the robot has contact points)."""
+    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose (with ``poses``); all to
+    the workspace (its contact load zeroed only where the robot has contact points)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * pri)
-    body_velocities(i, par[i], E, r, jw, jv, s, b, mass, com, inert, data, contacts)
+    body_velocities(i, par[i], E, r, jw, jv, s, b, mass, com, inert, data, contacts, poses)
 
 
 @ti.func
 def body_velocities(i, p, E, r, jw, jv, s, b, mass: ti.template(), com: ti.template(), inert: ti.template(),
-                    data: ti.template(), contacts: ti.template()):
+                    data: ti.template(), contacts: ti.template(), poses: ti.template()):
     """Body i (parent p) with joint transform (E, r) and joint velocity (jw, jv) = S qd:
     v = X v_parent + S qd, c = v x (S qd), rigid inertia I, bias force v x* I v, world pose;
-    all to the workspace (shared by the 1-DOF and the ball joints)."""
+    all to the workspace (shared by the 1-DOF and the ball joints). Without ``poses`` (a
+    compile-time switch: nothing in the kernel reads world poses, no contact points and no
+    running end-effector term) only the joint transform is stored, not the world pose."""
     # inputs used several times are assigned first (see :func:`local`)
     vp = ld3(data, s, b, p, DATA.v)
     vpl = ld3(data, s, b, p, DATA.v + 3)
@@ -395,7 +398,11 @@ def body_velocities(i, p, E, r, jw, jv, s, b, mass: ti.template(), com: ti.templ
     A, Bm, C = rigid_inertia(m, cm, inertia6(I6))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    store_pose(i, p, E, r, s, b, data)
+    if ti.static(poses):
+        store_pose(i, p, E, r, s, b, data)
+    else:
+        st(data, s, b, i, DATA.E, E)
+        st(data, s, b, i, DATA.r, r)
     st(data, s, b, i, DATA.v, w + v)
     st(data, s, b, i, DATA.c, cw + cv)
     st_inertia(data, s, b, i, A, Bm, C)
@@ -854,7 +861,7 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
             floating: ti.template(), spread_robots: ti.template(), revolute_only: ti.template(),
-            contacts: ti.template(), ball: ti.template()):
+            contacts: ti.template(), ball: ti.template(), poses: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -871,7 +878,9 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     combination compiles its own kernels): ``revolute_only``, every 1-DOF joint is revolute
     (:func:`joint_kind`); ``contacts``, the robot has contact points (ncp > 0); ``ball``, the
     robot has ball joints (bc[i, BODY.ball]; the workspace then has ``BALL_DATA`` after
-    ``DATA``: :func:`data_size`), without which no ball-joint code is compiled. A 5-link arm's
+    ``DATA``: :func:`data_size`), without which no ball-joint code is compiled; ``poses``,
+    the world poses of the bodies are stored (DATA.R_world, DATA.p_world): where contact points
+    or a running end-effector term (ee >= 0) read them. A 5-link arm's
     forward and gradient kernels compiled in 9.1-9.2 s of CPU time instead of 12.6-13.2 s (cold
     cache, alternating runs, load 3.4-4.0), states and gradients within 2e-15 relative.
     Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
@@ -890,11 +899,12 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
         for b, j in ti.ndrange(q.shape[1], spread):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
                           data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating,
-                          revolute_only, contacts, ball)
+                          revolute_only, contacts, ball, poses)
     else:
         for b in range(q.shape[1]):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
-                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball)
+                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball,
+                          poses)
 
 
 def robot_spread(batch: int, threads: int) -> int:
@@ -914,7 +924,7 @@ def robot_spread(batch: int, threads: int) -> int:
 def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
                      par: ti.template(), mass: ti.template(), com: ti.template(), inert: ti.template(),
                      joff: ti.template(), bc: ti.template(), data: ti.template(), revolute_only: ti.template(),
-                     contacts: ti.template(), ball: ti.template()):
+                     contacts: ti.template(), ball: ti.template(), poses: ti.template()):
     """Body i's velocity pass, its joint coordinates found through qix, vix: a 1-DOF joint's,
     or with ``ball`` one that serves both kinds: the joint transform and motion of both are
     computed and the body's picked, so that :func:`body_velocities` is compiled once."""
@@ -927,10 +937,11 @@ def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.t
         on_ball = is_ball(bc, i)
         body_velocities(i, par[i], pick(on_ball, Eb, E1), pick(on_ball, rb, r1),
                         pick(on_ball, clamped_row(qd, sl, b, vix[i], 3), vscale(a, qdi * rev)),
-                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts)
+                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts,
+                        poses)
     else:
         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc, data,
-                        revolute_only, contacts)
+                        revolute_only, contacts, poses)
 
 
 @ti.func
@@ -966,7 +977,7 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                   par: ti.template(), qix: ti.template(), vix: ti.template(), cb: ti.template(), bc: ti.template(),
                   cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
                   cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template(),
-                  revolute_only: ti.template(), contacts: ti.template(), ball: ti.template()):
+                  revolute_only: ti.template(), contacts: ti.template(), ball: ti.template(), poses: ti.template()):
     """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
     nb = mass.shape[1]
     nph = 3 * nb + 2 * ncp + 2
@@ -983,7 +994,7 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
         # follows the size of the whole kernel, not of its largest phase.)
         if k == 0:
             for _ in range(1):
-                world_slot(data, cs, s, b, nb)
+                world_slot(data, cs, s, b, nb, poses)
         elif k <= nb:
             for _ in range(1):
                 i = k - 1
@@ -992,13 +1003,13 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                         free_velocities(s, b, sl, q, qd, mass, com, inert, data, contacts)
                     else:
                         joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
-                                         revolute_only, contacts, ball)
+                                         revolute_only, contacts, ball, poses)
                 elif ti.static(ball):
                     joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
-                                     revolute_only, contacts, ball)
+                                     revolute_only, contacts, ball, poses)
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data,
-                                    revolute_only, contacts)
+                                    revolute_only, contacts, poses)
         elif k <= nb + 2 * ncp:
             if ti.static(contacts):
                 for _ in range(1):
@@ -1079,7 +1090,7 @@ def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, 
             # each phase in a loop of one iteration, as in advance_robot (its own block for autodiff)
             if k == 0:
                 for _ in range(1):
-                    world_slot(data, cs, 0, b, nb)
+                    world_slot(data, cs, 0, b, nb, True)
             elif k <= nb:
                 for _ in range(1):
                     i = k - 1
@@ -1152,12 +1163,12 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
     for b in range(q.shape[1]):
         nb = mass.shape[1]
         first = ti.static(1 if floating else 0)   # the first 1-DOF joint
-        world_slot(data, cs, 0, b, nb)
+        world_slot(data, cs, 0, b, nb, True)
         if ti.static(floating):
             free_velocities(0, b, 0, q, qd, mass, com, inert, data, contacts)
         for i in range(first, nb):
             joint_velocities(i, 0, b, 0, q, qd, qix, vix, par, mass, com, inert, joff, bc, data, revolute_only,
-                             contacts, ball)
+                             contacts, ball, contacts)
         if ti.static(contacts):
             for j in range(2 * ncp):
                 contact_phase(j, ncp, 0, b, cb, cp, cs, data)

@@ -206,3 +206,28 @@ print(json.dumps(out))
     assert set(out["dev"]) == {"q", "tau", "mass", "com", "inertia", "joint_offset", "damping", "armature"}
     for name, d in out["dev"].items():
         assert d < 1e-12, (name, d)
+
+
+def test_world_poses_are_left_out_only_where_nothing_reads_them():
+    """Without contact points and without a running end-effector term the step kernel stores no
+    world poses (the ``poses`` switch); the dynamics must not depend on it. A vanishing running
+    weight (1e-300) switches the poses on: states bitwise equal, loss and gradients equal to
+    rounding, and the terminal end-effector gradient present in both."""
+    model = planar_arm(4, damping=0.05)
+    rng = np.random.default_rng(3)
+    T = 30
+    tau = rng.normal(scale=0.5, size=(T, 1, 4))
+    results = []
+    for running in (0.0, 1e-300):
+        cost = Cost(effort=1e-3, ee_link="tip", ee_target=[0.5, 0.0, 0.4], ee_weight=running, ee_weight_final=1.0)
+        ro = Rollout(ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1, 0.2], segment=11), T,
+                     StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["mass"]))
+    (l0, q0, qd0, gt0, gm0), (l1, q1, qd1, gt1, gm1) = results
+    assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
+    assert np.isclose(l0, l1, rtol=1e-15, atol=0)
+    assert np.abs(gt0).max() > 1e-3
+    np.testing.assert_allclose(gt1, gt0, rtol=1e-13, atol=1e-15 * np.abs(gt0).max())
+    np.testing.assert_allclose(gm1, gm0, rtol=1e-13, atol=1e-15 * np.abs(gm0).max())
