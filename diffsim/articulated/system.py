@@ -345,7 +345,7 @@ class ArticulatedSystem(System):
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,
-                a.revolute_only, a.contacts, a.ball, a.contacts or ee >= 0)
+                a.revolute_only, a.contacts, a.ball, a.contacts or ee >= 0, a.has_limits)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]

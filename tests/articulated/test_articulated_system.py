@@ -231,3 +231,33 @@ def test_world_poses_are_left_out_only_where_nothing_reads_them():
     assert np.abs(gt0).max() > 1e-3
     np.testing.assert_allclose(gt1, gt0, rtol=1e-13, atol=1e-15 * np.abs(gt0).max())
     np.testing.assert_allclose(gm1, gm0, rtol=1e-13, atol=1e-15 * np.abs(gm0).max())
+
+
+def test_robots_without_limits_step_as_with_limits_far_away():
+    """A robot with no finite joint limit compiles its step without the soft-limit law and the
+    velocity clamp (the ``limits`` switch); the law is exactly 0 and the clamp the identity far
+    from the bounds, so a twin with limits at +-1e6 rad (switch on) steps the same, states, loss
+    and gradients equal to rounding (not bitwise: the compiler contracts the remaining arithmetic
+    into fused multiply-adds differently)."""
+    rng = np.random.default_rng(5)
+    T = 40
+    tau = rng.normal(scale=0.5, size=(T, 1, 3))
+    results = []
+    for bounds in ({}, {"lower": -1e6, "upper": 1e6}):
+        model = planar_arm(3, damping=0.05, **bounds)
+        system = ArticulatedSystem(model, dt=0.002, q0=[0.3, -0.2, 0.1], qd0=[0.5, -1.0, 2.0],
+                                   cost=Cost(effort=1e-3, qd_weight=0.1, ee_link="tip", ee_target=[0.3, 0.0, 0.2],
+                                             ee_weight_final=1.0))
+        assert system.arrays.has_limits == bool(bounds)
+        ro = Rollout(system, T, StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.state0["qd"],
+                        g.params["damping"]))
+    (l0, *a), (l1, *b) = results
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-13, atol=1e-14)
+    assert np.isclose(l0, l1, rtol=1e-14, atol=0)
+    for x, y in zip(a[2:], b[2:]):
+        assert np.abs(x).max() > 1e-4
+        np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
