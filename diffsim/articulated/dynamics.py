@@ -327,7 +327,7 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb, ma.bc, ma.cp, ma.cs,
               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
               -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts, ma.ball, ma.contacts,
-              ma.has_limits)
+              ma.has_limits, False)
     qdd = data.to_numpy()[:, 0, :nb, K.DATA.qdd:K.DATA.qdd + 6].astype(float)
     return _out(_qdd_of(model, qdd), single)
 

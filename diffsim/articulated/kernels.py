@@ -662,10 +662,11 @@ def ball_torque(ball, i, sl, t, b, v, qd, tau, damp, arm, bc, cs):
 @ti.func
 def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                 vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), data: ti.template(),
-                cst: ti.template()):
+                cst: ti.template(), running: ti.template()):
     """Ball joint i's semi-implicit Euler update, as the free joint's rotation: w' = w + dt qdd
     (qdd stored by :func:`ball_accelerations`) and the quaternion advanced by w'
-    (:func:`step_quaternion`); running cost dt (wqd |w|^2 + w_u |tau|^2) to cst[b, s, i]."""
+    (:func:`step_quaternion`); with ``running``, its running cost dt (wqd |w|^2 + w_u |tau|^2) to
+    cst[b, s, i]."""
     qdd = ld3(data, s, b, i, DATA.qdd)
     h = cs[CONST.dt]
     v = vix[i]
@@ -674,9 +675,10 @@ def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.tem
     for k in ti.static(range(3)):
         qd[sl + 1, b, v + k] = vn[k]
     step_quaternion(q, sl, b, qix[i], vn, h)
-    act = bc[i, BODY.actuated]
-    tq = (tau[t, b, v], tau[t, b, v + 1], tau[t, b, v + 2])
-    cst[b, s, i] = h * (qw[b, i, COST.qd_weight] * dot(w, w) + cs[CONST.effort_weight] * act * dot(tq, tq))
+    if ti.static(running):
+        act = bc[i, BODY.actuated]
+        tq = (tau[t, b, v], tau[t, b, v + 1], tau[t, b, v + 2])
+        cst[b, s, i] = h * (qw[b, i, COST.qd_weight] * dot(w, w) + cs[CONST.effort_weight] * act * dot(tq, tq))
 
 
 @ti.func
@@ -835,18 +837,19 @@ def joint_index(table, i, floating):
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
                data: ti.template(), cst: ti.template(), floating: ti.template(), revolute_only: ti.template(),
-               limits: ti.template()):
+               limits: ti.template(), running: ti.template()):
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
-    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
-    its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
+    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`), and
+    with ``running`` (a compile-time switch: the robot's cost has running terms) its running-cost
+    term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
     joint_update(i, pass_accelerations(i, s, b, par, bc, data, revolute_only, False), s, b, sl, t, q, qd, tau, qix,
-                 vix, bc, cs, qw, cst, floating, limits)
+                 vix, bc, cs, qw, cst, floating, limits, running)
 
 
 @ti.func
 def joint_update(i, qdd, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                  vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), cst: ti.template(),
-                 floating: ti.template(), limits: ti.template()):
+                 floating: ti.template(), limits: ti.template(), running: ti.template()):
     """1-DOF joint i's semi-implicit Euler update with acceleration qdd and its running cost
     (see :func:`joint_step`; without ``limits``, no velocity limit either: the clamp is then the
     identity)."""
@@ -855,10 +858,11 @@ def joint_update(i, qdd, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: 
     vn = limited_velocity(i, qd[sl, b, vi] + cs[CONST.dt] * qdd, bc, limits)
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
-    e = q[sl, b, qi] - qw[b, i, COST.q_target]
-    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
-                                   * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi]
-                                   * tau[t, b, vi])
+    if ti.static(running):
+        e = q[sl, b, qi] - qw[b, i, COST.q_target]
+        cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
+                                       * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated]
+                                       * tau[t, b, vi] * tau[t, b, vi])
 
 
 @ti.func
@@ -881,7 +885,8 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
             floating: ti.template(), spread_robots: ti.template(), revolute_only: ti.template(),
-            contacts: ti.template(), ball: ti.template(), poses: ti.template(), limits: ti.template()):
+            contacts: ti.template(), ball: ti.template(), poses: ti.template(), limits: ti.template(),
+            running: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -902,7 +907,9 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     the world poses of the bodies are stored (DATA.R_world, DATA.p_world): where contact points
     or a running end-effector term (ee >= 0) read them; ``limits``, some joint has a finite
     position or velocity limit (without, the soft-limit law and the velocity clamp, exactly 0 and
-    the identity at the NO_LIMIT bounds, are left out). A 5-link arm's
+    the identity at the NO_LIMIT bounds, are left out); ``running``, the running-cost terms are
+    written to cst (without, cst is not touched: a cost with no running terms, whose
+    ``running_sum`` is then not launched either). A 5-link arm's
     forward and gradient kernels compiled in 9.1-9.2 s of CPU time instead of 12.6-13.2 s (cold
     cache, alternating runs, load 3.4-4.0), states and gradients within 2e-15 relative.
     Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
@@ -921,12 +928,12 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
         for b, j in ti.ndrange(q.shape[1], spread):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
                           data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating,
-                          revolute_only, contacts, ball, poses, limits)
+                          revolute_only, contacts, ball, poses, limits, running)
     else:
         for b in range(q.shape[1]):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
                           data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball,
-                          poses, limits)
+                          poses, limits, running)
 
 
 def robot_spread(batch: int, threads: int) -> int:
@@ -981,17 +988,18 @@ def joint_or_ball_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(
 def joint_or_ball_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                        vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(),
                        qw: ti.template(), data: ti.template(), cst: ti.template(), revolute_only: ti.template(),
-                       ball: ti.template(), limits: ti.template()):
+                       ball: ti.template(), limits: ti.template(), running: ti.template()):
     """Body i's acceleration pass and step (coordinates through qix, vix): a 1-DOF joint's, or
     with ``ball`` one acceleration pass for both kinds, then the joint's own update."""
     if ti.static(ball):
         qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only, True)
         if is_ball(bc, i):
-            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst)
+            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst, running)
         else:
-            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True, limits)
+            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True, limits, running)
     else:
-        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only, limits)
+        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only, limits,
+                   running)
 
 
 @ti.func
@@ -1001,7 +1009,7 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                   cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
                   cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template(),
                   revolute_only: ti.template(), contacts: ti.template(), ball: ti.template(), poses: ti.template(),
-                  limits: ti.template()):
+                  limits: ti.template(), running: ti.template()):
     """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
     nb = mass.shape[1]
     nph = 3 * nb + 2 * ncp + 2
@@ -1057,23 +1065,25 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                 if ti.static(floating):
                     if i == 0:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
-                        cst[b, s, 0] = 0.0
+                        if ti.static(running):
+                            cst[b, s, 0] = 0.0
                     else:
                         joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
-                                           revolute_only, ball, limits)
+                                           revolute_only, ball, limits, running)
                 elif ti.static(ball):
                     joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
-                                       revolute_only, ball, limits)
+                                       revolute_only, ball, limits, running)
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
-                               revolute_only, limits)
-        elif ee >= 0:
-            for _ in range(1):
-                d = ee_error(ee, t, s, b, eet, cs, data)
-                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
-        else:
-            for _ in range(1):
-                cst[b, s, nb] = 0.0
+                               revolute_only, limits, running)
+        elif ti.static(running):
+            if ee >= 0:
+                for _ in range(1):
+                    d = ee_error(ee, t, s, b, eet, cs, data)
+                    cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
+            else:
+                for _ in range(1):
+                    cst[b, s, nb] = 0.0
 
 
 @ti.func

@@ -261,3 +261,29 @@ def test_robots_without_limits_step_as_with_limits_far_away():
     for x, y in zip(a[2:], b[2:]):
         assert np.abs(x).max() > 1e-4
         np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
+
+
+def test_a_cost_without_running_terms_writes_and_sums_none():
+    """A Cost with terminal terms only compiles its step without the running-cost writes (the
+    ``running`` switch) and launches no running_sum; a vanishing effort weight (1e-300) switches
+    them on: states bitwise, loss and gradients equal to rounding."""
+    model = planar_arm(3, damping=0.05)
+    rng = np.random.default_rng(8)
+    T = 25
+    tau = rng.normal(scale=0.5, size=(T, 1, 3))
+    results = []
+    for effort in (0.0, 1e-300):
+        cost = Cost(effort=effort, ee_link="tip", ee_target=[0.4, 0.0, 0.3], ee_weight_final=1.0,
+                    qd_weight_final=0.5)
+        system = ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1], segment=9)
+        assert system._running == (effort != 0)
+        ro = Rollout(system, T, StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["inertia"]))
+    (l0, q0, qd0, *g0), (l1, q1, qd1, *g1) = results
+    assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
+    assert np.isclose(l0, l1, rtol=1e-15, atol=0)
+    for x, y in zip(g0, g1):
+        assert np.abs(x).max() > 1e-6
+        np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
