@@ -215,6 +215,9 @@ class ModelArrays:
         bc[:, K.BODY.velocity_limit] = np.minimum(model.velocity_limit, NO_LIMIT)
         bc[:, K.BODY.velocity_onset] = _limits.VELOCITY_LIMIT_ONSET * bc[:, K.BODY.velocity_limit]
         self.bc = nd(bc)
+        # the kernels' ``limits`` switch: some joint has a finite position or velocity limit
+        self.has_limits = bool(np.any(bc[:, K.BODY.lower] > -NO_LIMIT) or np.any(bc[:, K.BODY.upper] < NO_LIMIT)
+                               or np.any(bc[:, K.BODY.velocity_limit] < NO_LIMIT))
         self.cs_values = np.zeros(K.CONST.size)
         self.cs = nd(self.cs_values)
         self.set_constants(dt=dt, contact=contact or GroundContact())
@@ -323,7 +326,8 @@ def aba(model: Model, q, qd, tau, params=None, contact: GroundContact | None = N
     data = nd(np.zeros((B, 1, nb + 1, ma.data_size)))
     K.advance(nd(qs), nd(qds), nd(tau2[None]), *ma.param_args(), ma.par, ma.qix, ma.vix, ma.cb, ma.bc, ma.cp, ma.cs,
               nd(np.zeros((B, nb, K.COST.size))), nd(np.zeros((1, B, 3))), data, nd(np.zeros((B, 1, nb + 1))),
-              -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts, ma.ball)
+              -1, ma.ncp, 0, 0, 1, 1, model.floating, False, ma.revolute_only, ma.contacts, ma.ball, ma.contacts,
+              ma.has_limits, False)
     qdd = data.to_numpy()[:, 0, :nb, K.DATA.qdd:K.DATA.qdd + 6].astype(float)
     return _out(_qdd_of(model, qdd), single)
 

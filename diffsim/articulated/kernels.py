@@ -267,14 +267,19 @@ def tree_rotation(bc, i):
 
 
 @ti.func
-def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b):
+def passive_torque(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b, limits: ti.template()):
     """-damping qd + the soft-limit torque of joint i: the shared law (C^1 at the bounds)
     evaluated at the predicted position q + dt qd, which with :func:`limit_inertia` makes the
-    stop a linearised backward-Euler step (diffsim.articulated.limits)."""
-    qp = qi + cs[CONST.dt] * qdi
-    return (-damp[b, i] * qdi
-            + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness],
-                                   bc[i, BODY.limit_damping], cs[CONST.limit_onset]))
+    stop a linearised backward-Euler step (diffsim.articulated.limits). Without ``limits`` (a
+    compile-time switch: no joint of the robot has a finite limit, where the law gives exactly 0)
+    the damping alone."""
+    if ti.static(limits):
+        qp = qi + cs[CONST.dt] * qdi
+        return (-damp[b, i] * qdi
+                + _contact.limit_force(qp, qdi, bc[i, BODY.lower], bc[i, BODY.upper], bc[i, BODY.limit_stiffness],
+                                       bc[i, BODY.limit_damping], cs[CONST.limit_onset]))
+    else:
+        return -damp[b, i] * qdi
 
 
 @ti.func
@@ -290,12 +295,16 @@ def limit_inertia(i, qi, qdi, bc: ti.template(), cs: ti.template()):
 
 
 @ti.func
-def implicit_inertia(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b):
+def implicit_inertia(i, qi, qdi, damp: ti.template(), bc: ti.template(), cs: ti.template(), b, limits: ti.template()):
     """What joint i's diagonal of the inertia gains so that its stiff passive terms step
     implicitly: a pressed stop's :func:`limit_inertia`, and dt * damping with the
     implicit-damping integrator (then (M + dt D) qdd = tau - D qd - ...: backward Euler in the
-    joint damping, stable at any damping)."""
-    return limit_inertia(i, qi, qdi, bc, cs) + cs[CONST.implicit_damping] * cs[CONST.dt] * damp[b, i]
+    joint damping, stable at any damping). Without ``limits`` (see :func:`passive_torque`) the
+    damping term alone."""
+    if ti.static(limits):
+        return limit_inertia(i, qi, qdi, bc, cs) + cs[CONST.implicit_damping] * cs[CONST.dt] * damp[b, i]
+    else:
+        return cs[CONST.implicit_damping] * cs[CONST.dt] * damp[b, i]
 
 
 @ti.func
@@ -311,12 +320,22 @@ def velocity_clamp(x, vmax, w):
 
 
 @ti.func
-def world_slot(data: ti.template(), cs: ti.template(), s, b, w):
-    """The world (body index w = nb): at rest, identity pose, acceleration -gravity; its
-    accumulators are zeroed (the root bodies add into them; nothing reads them)."""
+def limited_velocity(i, x, bc: ti.template(), limits: ti.template()):
+    """Joint i's new velocity x through its :func:`velocity_clamp`; x itself without ``limits``."""
+    if ti.static(limits):
+        return velocity_clamp(x, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
+    else:
+        return x
+
+
+@ti.func
+def world_slot(data: ti.template(), cs: ti.template(), s, b, w, poses: ti.template()):
+    """The world (body index w = nb): at rest, identity pose (with ``poses``), acceleration
+    -gravity; its accumulators are zeroed (the root bodies add into them; nothing reads them)."""
     st(data, s, b, w, DATA.v, ZERO3 + ZERO3)
-    st(data, s, b, w, DATA.R_world, EYE33)
-    st(data, s, b, w, DATA.p_world, ZERO3)
+    if ti.static(poses):
+        st(data, s, b, w, DATA.R_world, EYE33)
+        st(data, s, b, w, DATA.p_world, ZERO3)
     st(data, s, b, w, DATA.a, ZERO3)
     st(data, s, b, w, DATA.a + 3, (-cs[CONST.gravity], -cs[CONST.gravity + 1], -cs[CONST.gravity + 2]))
     st_inertia(data, s, b, w, ZERO33, ZERO33, ZERO33)
@@ -364,24 +383,26 @@ def store_pose(i, p, E, r, s, b, data):
 @ti.func
 def pass_velocities(i, qi, qdi, s, b, par: ti.template(), mass: ti.template(), com: ti.template(),
                     inert: ti.template(), joff: ti.template(), bc: ti.template(), data: ti.template(),
-                    revolute_only: ti.template(), contacts: ti.template()):
+                    revolute_only: ti.template(), contacts: ti.template(), poses: ti.template()):
     """Body i: joint transform X = X_J(q) X_tree, velocity v = X v_parent + S qd,
-    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose; all to the workspace
-    (its contact load zeroed only where the robot has contact points)."""
+    c = v x (S qd), rigid inertia I, bias force v x* I v, world pose (with ``poses``); all to
+    the workspace (its contact load zeroed only where the robot has contact points)."""
     rev, pri = joint_kind(bc, i, revolute_only)
     a = body_axis(bc, i)
     E, r = joint_transform(i, qi, b, joff, bc, revolute_only)
     jw = vscale(a, qdi * rev)
     jv = vscale(a, qdi * pri)
-    body_velocities(i, par[i], E, r, jw, jv, s, b, mass, com, inert, data, contacts)
+    body_velocities(i, par[i], E, r, jw, jv, s, b, mass, com, inert, data, contacts, poses)
 
 
 @ti.func
 def body_velocities(i, p, E, r, jw, jv, s, b, mass: ti.template(), com: ti.template(), inert: ti.template(),
-                    data: ti.template(), contacts: ti.template()):
+                    data: ti.template(), contacts: ti.template(), poses: ti.template()):
     """Body i (parent p) with joint transform (E, r) and joint velocity (jw, jv) = S qd:
     v = X v_parent + S qd, c = v x (S qd), rigid inertia I, bias force v x* I v, world pose;
-    all to the workspace (shared by the 1-DOF and the ball joints)."""
+    all to the workspace (shared by the 1-DOF and the ball joints). Without ``poses`` (a
+    compile-time switch: nothing in the kernel reads world poses, no contact points and no
+    running end-effector term) only the joint transform is stored, not the world pose."""
     # inputs used several times are assigned first (see :func:`local`)
     vp = ld3(data, s, b, p, DATA.v)
     vpl = ld3(data, s, b, p, DATA.v + 3)
@@ -395,7 +416,11 @@ def body_velocities(i, p, E, r, jw, jv, s, b, mass: ti.template(), com: ti.templ
     A, Bm, C = rigid_inertia(m, cm, inertia6(I6))
     hn, hf = inertia_apply(A, Bm, C, w, v)
     bn, bf = cross_force(w, v, hn, hf)
-    store_pose(i, p, E, r, s, b, data)
+    if ti.static(poses):
+        store_pose(i, p, E, r, s, b, data)
+    else:
+        st(data, s, b, i, DATA.E, E)
+        st(data, s, b, i, DATA.r, r)
     st(data, s, b, i, DATA.v, w + v)
     st(data, s, b, i, DATA.c, cw + cv)
     st_inertia(data, s, b, i, A, Bm, C)
@@ -637,10 +662,11 @@ def ball_torque(ball, i, sl, t, b, v, qd, tau, damp, arm, bc, cs):
 @ti.func
 def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                 vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), data: ti.template(),
-                cst: ti.template()):
+                cst: ti.template(), running: ti.template()):
     """Ball joint i's semi-implicit Euler update, as the free joint's rotation: w' = w + dt qdd
     (qdd stored by :func:`ball_accelerations`) and the quaternion advanced by w'
-    (:func:`step_quaternion`); running cost dt (wqd |w|^2 + w_u |tau|^2) to cst[b, s, i]."""
+    (:func:`step_quaternion`); with ``running``, its running cost dt (wqd |w|^2 + w_u |tau|^2) to
+    cst[b, s, i]."""
     qdd = ld3(data, s, b, i, DATA.qdd)
     h = cs[CONST.dt]
     v = vix[i]
@@ -649,9 +675,10 @@ def ball_update(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.tem
     for k in ti.static(range(3)):
         qd[sl + 1, b, v + k] = vn[k]
     step_quaternion(q, sl, b, qix[i], vn, h)
-    act = bc[i, BODY.actuated]
-    tq = (tau[t, b, v], tau[t, b, v + 1], tau[t, b, v + 2])
-    cst[b, s, i] = h * (qw[b, i, COST.qd_weight] * dot(w, w) + cs[CONST.effort_weight] * act * dot(tq, tq))
+    if ti.static(running):
+        act = bc[i, BODY.actuated]
+        tq = (tau[t, b, v], tau[t, b, v + 1], tau[t, b, v + 2])
+        cst[b, s, i] = h * (qw[b, i, COST.qd_weight] * dot(w, w) + cs[CONST.effort_weight] * act * dot(tq, tq))
 
 
 @ti.func
@@ -809,43 +836,47 @@ def joint_index(table, i, floating):
 @ti.func
 def joint_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(),
-               data: ti.template(), cst: ti.template(), floating: ti.template(), revolute_only: ti.template()):
+               data: ti.template(), cst: ti.template(), floating: ti.template(), revolute_only: ti.template(),
+               limits: ti.template(), running: ti.template()):
     """1-DOF joint i, root to leaves: ABA's qdd, the semi-implicit Euler update of its q and qd
-    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`),
-    its running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
+    (the new qd smoothly clamped to the joint's velocity limit, :func:`velocity_clamp`), and
+    with ``running`` (a compile-time switch: the robot's cost has running terms) its running-cost
+    term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) to cst[b, s, i]."""
     joint_update(i, pass_accelerations(i, s, b, par, bc, data, revolute_only, False), s, b, sl, t, q, qd, tau, qix,
-                 vix, bc, cs, qw, cst, floating)
+                 vix, bc, cs, qw, cst, floating, limits, running)
 
 
 @ti.func
 def joint_update(i, qdd, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                  vix: ti.template(), bc: ti.template(), cs: ti.template(), qw: ti.template(), cst: ti.template(),
-                 floating: ti.template()):
+                 floating: ti.template(), limits: ti.template(), running: ti.template()):
     """1-DOF joint i's semi-implicit Euler update with acceleration qdd and its running cost
-    (see :func:`joint_step`)."""
+    (see :func:`joint_step`; without ``limits``, no velocity limit either: the clamp is then the
+    identity)."""
     qi = joint_index(qix, i, floating)
     vi = joint_index(vix, i, floating)
-    vn = velocity_clamp(qd[sl, b, vi] + cs[CONST.dt] * qdd, bc[i, BODY.velocity_limit], bc[i, BODY.velocity_onset])
+    vn = limited_velocity(i, qd[sl, b, vi] + cs[CONST.dt] * qdd, bc, limits)
     qd[sl + 1, b, vi] = vn
     q[sl + 1, b, qi] = q[sl, b, qi] + cs[CONST.dt] * vn
-    e = q[sl, b, qi] - qw[b, i, COST.q_target]
-    cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
-                                   * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated] * tau[t, b, vi]
-                                   * tau[t, b, vi])
+    if ti.static(running):
+        e = q[sl, b, qi] - qw[b, i, COST.q_target]
+        cst[b, s, i] = cs[CONST.dt] * (qw[b, i, COST.q_weight] * e * e + qw[b, i, COST.qd_weight] * qd[sl, b, vi]
+                                       * qd[sl, b, vi] + cs[CONST.effort_weight] * bc[i, BODY.actuated]
+                                       * tau[t, b, vi] * tau[t, b, vi])
 
 
 @ti.func
 def joint_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                       vix: ti.template(), damp: ti.template(), arm: ti.template(), par: ti.template(),
                       bc: ti.template(), cs: ti.template(), data: ti.template(), floating: ti.template(),
-                      revolute_only: ti.template(), ball: ti.template()):
+                      revolute_only: ti.template(), ball: ti.template(), limits: ti.template()):
     """1-DOF joint i (or, with ``ball``, a ball joint), leaves to root: its torque (control if
     actuated, damping, soft limit) and ABA's articulated inertia handed to the parent."""
     vi = joint_index(vix, i, floating)
     qi, qdi = q[sl, b, joint_index(qix, i, floating)], qd[sl, b, vi]
-    taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b)
+    taui = bc[i, BODY.actuated] * tau[t, b, vi] + passive_torque(i, qi, qdi, damp, bc, cs, b, limits)
     tau3, d = ball_torque(ball, i, sl, t, b, vi, qd, tau, damp, arm, bc, cs)
-    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b), s, b, par, arm, bc, data,
+    pass_articulated(i, taui, implicit_inertia(i, qi, qdi, damp, bc, cs, b, limits), s, b, par, arm, bc, data,
                      revolute_only, ball, tau3, d)
 
 
@@ -854,7 +885,8 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
             par: _I1, qix: _I1, vix: _I1, cb: _I1, bc: _A2, cp: _A2, cs: _A1, qw: _A3, eet: _A3, data: _A4,
             cst: _A3, ee: ti.i32, ncp: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32, spread: ti.i32,
             floating: ti.template(), spread_robots: ti.template(), revolute_only: ti.template(),
-            contacts: ti.template(), ball: ti.template()):
+            contacts: ti.template(), ball: ti.template(), poses: ti.template(), limits: ti.template(),
+            running: ti.template()):
     """Semi-implicit Euler steps t0..t1-1 of every robot b (ABA forward dynamics):
 
         qd[t+1] = clamp(qd[t] + dt qdd(q[t], qd[t], tau[t])),   q[t+1] = q[t] + dt qd[t+1]
@@ -871,7 +903,13 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
     combination compiles its own kernels): ``revolute_only``, every 1-DOF joint is revolute
     (:func:`joint_kind`); ``contacts``, the robot has contact points (ncp > 0); ``ball``, the
     robot has ball joints (bc[i, BODY.ball]; the workspace then has ``BALL_DATA`` after
-    ``DATA``: :func:`data_size`), without which no ball-joint code is compiled. A 5-link arm's
+    ``DATA``: :func:`data_size`), without which no ball-joint code is compiled; ``poses``,
+    the world poses of the bodies are stored (DATA.R_world, DATA.p_world): where contact points
+    or a running end-effector term (ee >= 0) read them; ``limits``, some joint has a finite
+    position or velocity limit (without, the soft-limit law and the velocity clamp, exactly 0 and
+    the identity at the NO_LIMIT bounds, are left out); ``running``, the running-cost terms are
+    written to cst (without, cst is not touched: a cost with no running terms, whose
+    ``running_sum`` is then not launched either). A 5-link arm's
     forward and gradient kernels compiled in 9.1-9.2 s of CPU time instead of 12.6-13.2 s (cold
     cache, alternating runs, load 3.4-4.0), states and gradients within 2e-15 relative.
     Workspace slot t - t0. Writes the running-cost terms of step t to cst[b, t - t0, :] (one
@@ -890,11 +928,12 @@ def advance(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A
         for b, j in ti.ndrange(q.shape[1], spread):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
                           data, cst, ee, ncp, slot0, t0, ti.select(j == 0, t1 - t0, 0), b, floating,
-                          revolute_only, contacts, ball)
+                          revolute_only, contacts, ball, poses, limits, running)
     else:
         for b in range(q.shape[1]):
             advance_robot(q, qd, tau, mass, com, inert, joff, damp, arm, par, qix, vix, cb, bc, cp, cs, qw, eet,
-                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball)
+                          data, cst, ee, ncp, slot0, t0, t1 - t0, b, floating, revolute_only, contacts, ball,
+                          poses, limits, running)
 
 
 def robot_spread(batch: int, threads: int) -> int:
@@ -914,7 +953,7 @@ def robot_spread(batch: int, threads: int) -> int:
 def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.template(), vix: ti.template(),
                      par: ti.template(), mass: ti.template(), com: ti.template(), inert: ti.template(),
                      joff: ti.template(), bc: ti.template(), data: ti.template(), revolute_only: ti.template(),
-                     contacts: ti.template(), ball: ti.template()):
+                     contacts: ti.template(), ball: ti.template(), poses: ti.template()):
     """Body i's velocity pass, its joint coordinates found through qix, vix: a 1-DOF joint's,
     or with ``ball`` one that serves both kinds: the joint transform and motion of both are
     computed and the body's picked, so that :func:`body_velocities` is compiled once."""
@@ -927,37 +966,40 @@ def joint_velocities(i, s, b, sl, q: ti.template(), qd: ti.template(), qix: ti.t
         on_ball = is_ball(bc, i)
         body_velocities(i, par[i], pick(on_ball, Eb, E1), pick(on_ball, rb, r1),
                         pick(on_ball, clamped_row(qd, sl, b, vix[i], 3), vscale(a, qdi * rev)),
-                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts)
+                        pick(on_ball, ZERO3, vscale(a, qdi * pri)), s, b, mass, com, inert, data, contacts,
+                        poses)
     else:
         pass_velocities(i, q[sl, b, qix[i]], qd[sl, b, vix[i]], s, b, par, mass, com, inert, joff, bc, data,
-                        revolute_only, contacts)
+                        revolute_only, contacts, poses)
 
 
 @ti.func
 def joint_or_ball_articulated(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(),
                               qix: ti.template(), vix: ti.template(), damp: ti.template(), arm: ti.template(),
                               par: ti.template(), bc: ti.template(), cs: ti.template(), data: ti.template(),
-                              revolute_only: ti.template(), ball: ti.template()):
+                              revolute_only: ti.template(), ball: ti.template(), limits: ti.template()):
     """Body i's articulated pass (coordinates through qix, vix): a ball joint's or a 1-DOF joint's
     (with ``ball``, one pass that serves both, :func:`pass_articulated`)."""
-    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True, revolute_only, ball)
+    joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, True, revolute_only, ball,
+                      limits)
 
 
 @ti.func
 def joint_or_ball_step(i, s, b, sl, t, q: ti.template(), qd: ti.template(), tau: ti.template(), qix: ti.template(),
                        vix: ti.template(), par: ti.template(), bc: ti.template(), cs: ti.template(),
                        qw: ti.template(), data: ti.template(), cst: ti.template(), revolute_only: ti.template(),
-                       ball: ti.template()):
+                       ball: ti.template(), limits: ti.template(), running: ti.template()):
     """Body i's acceleration pass and step (coordinates through qix, vix): a 1-DOF joint's, or
     with ``ball`` one acceleration pass for both kinds, then the joint's own update."""
     if ti.static(ball):
         qdd = pass_accelerations(i, s, b, par, bc, data, revolute_only, True)
         if is_ball(bc, i):
-            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst)
+            ball_update(i, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, data, cst, running)
         else:
-            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True)
+            joint_update(i, qdd, s, b, sl, t, q, qd, tau, qix, vix, bc, cs, qw, cst, True, limits, running)
     else:
-        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only)
+        joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, True, revolute_only, limits,
+                   running)
 
 
 @ti.func
@@ -966,7 +1008,8 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                   par: ti.template(), qix: ti.template(), vix: ti.template(), cb: ti.template(), bc: ti.template(),
                   cp: ti.template(), cs: ti.template(), qw: ti.template(), eet: ti.template(), data: ti.template(),
                   cst: ti.template(), ee, ncp, slot0, t0, steps, b, floating: ti.template(),
-                  revolute_only: ti.template(), contacts: ti.template(), ball: ti.template()):
+                  revolute_only: ti.template(), contacts: ti.template(), ball: ti.template(), poses: ti.template(),
+                  limits: ti.template(), running: ti.template()):
     """Steps t0..t0+steps-1 of robot b (see ``advance``): one serial loop over the phases of each step."""
     nb = mass.shape[1]
     nph = 3 * nb + 2 * ncp + 2
@@ -983,7 +1026,7 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
         # follows the size of the whole kernel, not of its largest phase.)
         if k == 0:
             for _ in range(1):
-                world_slot(data, cs, s, b, nb)
+                world_slot(data, cs, s, b, nb, poses)
         elif k <= nb:
             for _ in range(1):
                 i = k - 1
@@ -992,13 +1035,13 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                         free_velocities(s, b, sl, q, qd, mass, com, inert, data, contacts)
                     else:
                         joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
-                                         revolute_only, contacts, ball)
+                                         revolute_only, contacts, ball, poses)
                 elif ti.static(ball):
                     joint_velocities(i, s, b, sl, q, qd, qix, vix, par, mass, com, inert, joff, bc, data,
-                                     revolute_only, contacts, ball)
+                                     revolute_only, contacts, ball, poses)
                 else:
                     pass_velocities(i, q[sl, b, i], qd[sl, b, i], s, b, par, mass, com, inert, joff, bc, data,
-                                    revolute_only, contacts)
+                                    revolute_only, contacts, poses)
         elif k <= nb + 2 * ncp:
             if ti.static(contacts):
                 for _ in range(1):
@@ -1009,36 +1052,38 @@ def advance_robot(q: ti.template(), qd: ti.template(), tau: ti.template(), mass:
                 if ti.static(floating):
                     if i > 0:
                         joint_or_ball_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data,
-                                                  revolute_only, ball)
+                                                  revolute_only, ball, limits)
                 elif ti.static(ball):
                     joint_or_ball_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data,
-                                              revolute_only, ball)
+                                              revolute_only, ball, limits)
                 else:
                     joint_articulated(i, s, b, sl, t, q, qd, tau, qix, vix, damp, arm, par, bc, cs, data, floating,
-                                      revolute_only, False)
+                                      revolute_only, False, limits)
         elif k <= 3 * nb + 2 * ncp:
             for _ in range(1):
                 i = k - 2 * nb - 2 * ncp - 1
                 if ti.static(floating):
                     if i == 0:
                         free_accelerations(s, b, sl, t, q, qd, tau, bc, cs, data)
-                        cst[b, s, 0] = 0.0
+                        if ti.static(running):
+                            cst[b, s, 0] = 0.0
                     else:
                         joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
-                                           revolute_only, ball)
+                                           revolute_only, ball, limits, running)
                 elif ti.static(ball):
                     joint_or_ball_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst,
-                                       revolute_only, ball)
+                                       revolute_only, ball, limits, running)
                 else:
                     joint_step(i, s, b, sl, t, q, qd, tau, qix, vix, par, bc, cs, qw, data, cst, floating,
-                               revolute_only)
-        elif ee >= 0:
-            for _ in range(1):
-                d = ee_error(ee, t, s, b, eet, cs, data)
-                cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
-        else:
-            for _ in range(1):
-                cst[b, s, nb] = 0.0
+                               revolute_only, limits, running)
+        elif ti.static(running):
+            if ee >= 0:
+                for _ in range(1):
+                    d = ee_error(ee, t, s, b, eet, cs, data)
+                    cst[b, s, nb] = cs[CONST.dt] * cs[CONST.ee_weight] * dot(d, d)
+            else:
+                for _ in range(1):
+                    cst[b, s, nb] = 0.0
 
 
 @ti.func
@@ -1079,7 +1124,7 @@ def terminal(q: _A3, qd: _A3, joff: _A3, par: _I1, qix: _I1, vix: _I1, bc: _A2, 
             # each phase in a loop of one iteration, as in advance_robot (its own block for autodiff)
             if k == 0:
                 for _ in range(1):
-                    world_slot(data, cs, 0, b, nb)
+                    world_slot(data, cs, 0, b, nb, True)
             elif k <= nb:
                 for _ in range(1):
                     i = k - 1
@@ -1152,12 +1197,12 @@ def inverse_dynamics(q: _A3, qd: _A3, qdd: _A2, mass: _A2, com: _A3, inert: _A3,
     for b in range(q.shape[1]):
         nb = mass.shape[1]
         first = ti.static(1 if floating else 0)   # the first 1-DOF joint
-        world_slot(data, cs, 0, b, nb)
+        world_slot(data, cs, 0, b, nb, True)
         if ti.static(floating):
             free_velocities(0, b, 0, q, qd, mass, com, inert, data, contacts)
         for i in range(first, nb):
             joint_velocities(i, 0, b, 0, q, qd, qix, vix, par, mass, com, inert, joff, bc, data, revolute_only,
-                             contacts, ball)
+                             contacts, ball, contacts)
         if ti.static(contacts):
             for j in range(2 * ncp):
                 contact_phase(j, ncp, 0, b, cb, cp, cs, data)
@@ -1266,8 +1311,8 @@ def rnea_joint_torque(i, b, fn, ff, q: ti.template(), qd: ti.template(), qdd: ti
     ax = body_axis(bc, i)
     qi, vi = q[0, b, qix[i]], qd[0, b, vix[i]]
     tau[b, vix[i]] = (dot(ax, fn) * rev + dot(ax, ff) * pri
-                      + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b)) * qdd[b, vix[i]]
-                      - passive_torque(i, qi, vi, damp, bc, cs, b))
+                      + (arm[b, i] + implicit_inertia(i, qi, vi, damp, bc, cs, b, True)) * qdd[b, vix[i]]
+                      - passive_torque(i, qi, vi, damp, bc, cs, b, True))
 
 
 @ti.func

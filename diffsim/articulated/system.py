@@ -40,6 +40,7 @@ from enum import Enum
 import numpy as np
 
 from .. import costs as costs_module
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import info as runtime_info
 from ..tape import Launch, System, adjoint_only, launch
@@ -90,8 +91,12 @@ class Cost(costs_module.Cost):
         return system
 
     def running(self, system, x, u, slot0, t0, t1, loss):
-        """sum_{t0 <= t < t1} of the running terms, written by the step kernel (one launch)."""
-        _, cst = self._system(system)._workspace(t1 - t0)
+        """sum_{t0 <= t < t1} of the running terms, written by the step kernel (one launch; none
+        when the cost has no running terms)."""
+        system = self._system(system)
+        if not system._running:
+            return []
+        _, cst = system._workspace(t1 - t0)
         return [launch(K.running_sum, cst, t1 - t0, loss)]
 
     def terminal(self, system, x, slot, loss):
@@ -145,11 +150,11 @@ class _Advance:
         self.system, self.key = system, key
 
     def __call__(self, *args):
-        K.advance(*args)
+        launch_kernel(K.advance, *args)   # compat's fast launch: 0.1 ms less than Taichi's own call
         self.system._holds = self.key
 
     def grad(self, *args):
-        K.advance.grad(*args)
+        launch_kernel(K.advance.grad, *args)
         if self.key[2] == 0:   # the sweep's last segment: every workspace adjoint is zero again
             self.system._adjoint_clean = True
 
@@ -271,6 +276,10 @@ class ArticulatedSystem(System):
                 raise ConfigError(f"Cost.{name} must be >= 0 (a negative weight makes the loss unbounded below), "
                                   f"got {getattr(cost, name)!r}")
         self._qw = nd(qw)
+        # running terms: effort, q or qd weights, a running end-effector weight (else the step
+        # kernel writes no running cost and running_sum is not launched)
+        self._running = bool(cost.effort != 0 or cost.ee_weight != 0
+                             or np.any(qw[..., [K.COST.q_weight, K.COST.qd_weight]] != 0))
         if cost.ee_link is not None:
             self.ee_body, point = m.point_on(cost.ee_link, cost.ee_point)
         else:
@@ -319,7 +328,7 @@ class ArticulatedSystem(System):
         overwrote it. (The workspace adjoints are zero here: Taichi's adjoint of a store clears
         the stored element's adjoint after using it, and every workspace element is stored.)"""
         if self._holds != key:
-            K.advance(*args)
+            launch_kernel(K.advance, *args)
             self._holds = key
 
     def _begin_adjoint(self):
@@ -344,7 +353,7 @@ class ArticulatedSystem(System):
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,
-                a.revolute_only, a.contacts, a.ball)
+                a.revolute_only, a.contacts, a.ball, a.contacts or ee >= 0, a.has_limits, self._running)
         key = (id(x.q), slot0, t0, t1, id(data))
         # reversed by the adjoint sweep: recompute the workspace if needed, then advance.grad
         return [Launch(_Advance(self, key), args), adjoint_only(self._prepare_adjoint, key, *args)]

@@ -206,3 +206,84 @@ print(json.dumps(out))
     assert set(out["dev"]) == {"q", "tau", "mass", "com", "inertia", "joint_offset", "damping", "armature"}
     for name, d in out["dev"].items():
         assert d < 1e-12, (name, d)
+
+
+def test_world_poses_are_left_out_only_where_nothing_reads_them():
+    """Without contact points and without a running end-effector term the step kernel stores no
+    world poses (the ``poses`` switch); the dynamics must not depend on it. A vanishing running
+    weight (1e-300) switches the poses on: states bitwise equal, loss and gradients equal to
+    rounding, and the terminal end-effector gradient present in both."""
+    model = planar_arm(4, damping=0.05)
+    rng = np.random.default_rng(3)
+    T = 30
+    tau = rng.normal(scale=0.5, size=(T, 1, 4))
+    results = []
+    for running in (0.0, 1e-300):
+        cost = Cost(effort=1e-3, ee_link="tip", ee_target=[0.5, 0.0, 0.4], ee_weight=running, ee_weight_final=1.0)
+        ro = Rollout(ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1, 0.2], segment=11), T,
+                     StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["mass"]))
+    (l0, q0, qd0, gt0, gm0), (l1, q1, qd1, gt1, gm1) = results
+    assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
+    assert np.isclose(l0, l1, rtol=1e-15, atol=0)
+    assert np.abs(gt0).max() > 1e-3
+    np.testing.assert_allclose(gt1, gt0, rtol=1e-13, atol=1e-15 * np.abs(gt0).max())
+    np.testing.assert_allclose(gm1, gm0, rtol=1e-13, atol=1e-15 * np.abs(gm0).max())
+
+
+def test_robots_without_limits_step_as_with_limits_far_away():
+    """A robot with no finite joint limit compiles its step without the soft-limit law and the
+    velocity clamp (the ``limits`` switch); the law is exactly 0 and the clamp the identity far
+    from the bounds, so a twin with limits at +-1e6 rad (switch on) steps the same, states, loss
+    and gradients equal to rounding (not bitwise: the compiler contracts the remaining arithmetic
+    into fused multiply-adds differently)."""
+    rng = np.random.default_rng(5)
+    T = 40
+    tau = rng.normal(scale=0.5, size=(T, 1, 3))
+    results = []
+    for bounds in ({}, {"lower": -1e6, "upper": 1e6}):
+        model = planar_arm(3, damping=0.05, **bounds)
+        system = ArticulatedSystem(model, dt=0.002, q0=[0.3, -0.2, 0.1], qd0=[0.5, -1.0, 2.0],
+                                   cost=Cost(effort=1e-3, qd_weight=0.1, ee_link="tip", ee_target=[0.3, 0.0, 0.2],
+                                             ee_weight_final=1.0))
+        assert system.arrays.has_limits == bool(bounds)
+        ro = Rollout(system, T, StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.state0["qd"],
+                        g.params["damping"]))
+    (l0, *a), (l1, *b) = results
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-13, atol=1e-14)
+    assert np.isclose(l0, l1, rtol=1e-14, atol=0)
+    for x, y in zip(a[2:], b[2:]):
+        assert np.abs(x).max() > 1e-4
+        np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
+
+
+def test_a_cost_without_running_terms_writes_and_sums_none():
+    """A Cost with terminal terms only compiles its step without the running-cost writes (the
+    ``running`` switch) and launches no running_sum; a vanishing effort weight (1e-300) switches
+    them on: states bitwise, loss and gradients equal to rounding."""
+    model = planar_arm(3, damping=0.05)
+    rng = np.random.default_rng(8)
+    T = 25
+    tau = rng.normal(scale=0.5, size=(T, 1, 3))
+    results = []
+    for effort in (0.0, 1e-300):
+        cost = Cost(effort=effort, ee_link="tip", ee_target=[0.4, 0.0, 0.3], ee_weight_final=1.0,
+                    qd_weight_final=0.5)
+        system = ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1], segment=9)
+        assert system._running == (effort != 0)
+        ro = Rollout(system, T, StoreAll())
+        loss = ro.forward(controls={"tau": tau})
+        g = ro.backward()
+        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["inertia"]))
+    (l0, q0, qd0, *g0), (l1, q1, qd1, *g1) = results
+    assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
+    assert np.isclose(l0, l1, rtol=1e-15, atol=0)
+    for x, y in zip(g0, g1):
+        assert np.abs(x).max() > 1e-6
+        np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
