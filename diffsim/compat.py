@@ -25,8 +25,13 @@ What is used, and why nothing public serves:
   ``make_launch_context``, ``Program.compile_kernel``/``launch_kernel``). Taichi's own call cost a
   28-argument kernel 192 us a launch; the tape launches the same kernels on the same arrays
   thousands of times. There is no public way to keep a launch's arguments.
+- :func:`compile_options`: Taichi compile-config fields (``cfg_optimization=False``) for the
+  kernels compiled and launched inside a block only, through the running program's config
+  object (``taichi.lang.impl.current_cfg()``); ``ti.init`` sets them for every kernel of the
+  process, and no public API sets them per kernel.
 """
 
+import contextlib
 import warnings
 import weakref
 
@@ -63,7 +68,8 @@ def _missing_internals() -> list:
     need = {"taichi.lang.impl.subscript": getattr(_impl, "subscript", None),
             "taichi.lang.expr.Expr._assign": getattr(_Expr, "_assign", None),
             "taichi.lang.misc.is_arch_supported": getattr(_misc, "is_arch_supported", None),
-            "taichi.lang.kernel_impl.Kernel.ensure_compiled": getattr(_kernel_impl.Kernel, "ensure_compiled", None)}
+            "taichi.lang.kernel_impl.Kernel.ensure_compiled": getattr(_kernel_impl.Kernel, "ensure_compiled", None),
+            "taichi.lang.impl.current_cfg": getattr(_impl, "current_cfg", None)}
     return [name for name, obj in need.items() if not callable(obj)]
 
 
@@ -235,3 +241,25 @@ def _scalar_positions(k):
                           or id(arg.annotation) in _primitive_types.integer_type_ids)
         k._diffsim_scalar_positions = positions
     return positions
+
+
+@contextlib.contextmanager
+def compile_options(**options):
+    """Set Taichi compile-config fields (e.g. ``cfg_optimization=False``) while the block
+    compiles and launches kernels; the old values come back after it, also on an error.
+
+    Taichi keys a compiled kernel, in memory and in its offline cache, by the whole config, so a
+    kernel must be launched under the same options every time (else it compiles again under
+    the others). A field the config lacks raises :class:`ValueError` naming it."""
+    cfg = _impl.current_cfg()
+    unknown = [name for name in options if not hasattr(cfg, name)]
+    if unknown:
+        raise ValueError(f"Taichi's compile config has no field {', '.join(unknown)}")
+    old = {name: getattr(cfg, name) for name in options}
+    try:
+        for name, value in options.items():
+            setattr(cfg, name, value)
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(cfg, name, value)

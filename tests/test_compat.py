@@ -130,3 +130,30 @@ def test_launch_kernel_follows_new_arrays_and_falls_back_for_numpy_arguments():
     np.testing.assert_array_equal(ys, np.full(4, 3.0))
     with pytest.raises(ti.TaichiRuntimeTypeError):
         compat.launch_kernel(_axpy, x, y, "two", 1, False)  # Taichi's own type error
+
+
+def test_compile_options_hold_inside_the_block_only_and_give_the_same_gradient():
+    """A gradient kernel compiled and launched without Taichi's control-flow optimisation gives
+    the default's values; the option holds inside the block only, also when the block raises;
+    an unknown field is named."""
+    from taichi.lang import impl
+
+    default = impl.current_cfg().cfg_optimization
+    grads = []
+    for options in ({}, {"cfg_optimization": False}):
+        x, y = _pair(6, 2, grad=True)
+        y.grad.from_numpy(np.linspace(-1.0, 1.0, 6))
+        with compat.compile_options(**options):
+            if options:
+                assert impl.current_cfg().cfg_optimization is False
+            for _ in range(2):   # compiled on the first launch, kept for the second
+                compat.launch_kernel(_axpy.grad, x, y, 0.3, 3, True)
+        assert impl.current_cfg().cfg_optimization == default
+        grads.append(x.grad.to_numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert np.abs(grads[0]).max() > 0
+    with pytest.raises(RuntimeError), compat.compile_options(cfg_optimization=False):
+        raise RuntimeError("inside")
+    assert impl.current_cfg().cfg_optimization == default
+    with pytest.raises(ValueError, match="no_such_option"), compat.compile_options(no_such_option=1):
+        pass
