@@ -76,10 +76,10 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
     debug: Taichi's debug mode (bounds checks; with ``Tape(validation=True)`` the
         global-data-access-rule check). About 2x slower.
     taichi_options: handed to ``ti.init``. ``cfg_optimization=False`` is the one worth knowing:
-        Taichi then skips its control-flow optimisation, which is most of a cold compile (a
-        5-link arm's forward and gradient kernels compiled in 11 s instead of 36 s on 2 loaded
-        cores) for gradient kernels about 1.35x slower and results within ~1e-12 of the
-        default's: for a short session on an empty offline cache, not for a long fit.
+        Taichi then skips its control-flow optimisation, which is most of a cold compile, for
+        every kernel (the robots' gradient kernels already compile without it, their gradients
+        bitwise the same: :func:`diffsim.compat.compile_options`); forward kernels then run
+        10-20 % slower: for a short session on an empty offline cache, not for a long fit.
 
     A second call with settings the running runtime satisfies (the same ones, or ``arch``
     naming the arch it runs on) returns the running config, also when the runtime was started
