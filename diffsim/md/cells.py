@@ -204,12 +204,16 @@ def _gap(u, a, h):
 @ti.func
 def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
              nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(),
-             nhome: ti.template(), nimage: ti.template(), mirror: ti.template()):
+             nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), hits: ti.template(), task):
     """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
     for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
     own column (ab = 12). Hits in the home image go to row p from the front (count nhome[p]),
     hits through a periodic image from the back (count nimage[p]); with ``mirror`` also p to
-    row q, the same way. Counts run past the row capacity (entries are then dropped)."""
+    row q, the same way: the search notes its hits (sorted index and code) in row ``task`` of
+    ``hits``, then each hit is written to both rows, in the order of the search, so the rows
+    are those of writing each candidate to both rows as it is tested (what this did before; the
+    mirrored read-modify-writes of row q now happen for hits only, about half the candidates).
+    Counts run past the row capacity (entries are then dropped)."""
     cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
@@ -225,6 +229,14 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     uy = xi1 - cy * hy
     nh = 0
     ni = 0
+    nhit = 0  # with mirror: hits noted in hits[task]
+    # with mirror: the runs (first and past-last sorted index, image code) are found first and
+    # scanned afterwards, so that the scan is a tight loop (a run's bounds no longer start from
+    # scratch after each mispredicted run exit); at most 13 columns x 3 parts
+    nrun = 0
+    run_lo = ti.Vector([0] * (39 if ti.static(mirror) else 1))
+    run_hi = ti.Vector([0] * (39 if ti.static(mirror) else 1))
+    run_code = ti.Vector([0] * (39 if ti.static(mirror) else 1))
     if ti.static(mirror):  # earlier atoms may have written to this row already
         nh = nhome[p]
         ni = nimage[p]
@@ -260,7 +272,13 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                     lo = 0
                     hi = khi - nz
                     cc = 2
-                if lo <= hi:
+                if ti.static(mirror):
+                    if lo <= hi:
+                        run_lo[nrun] = ti.max(start[row + lo], q0)
+                        run_hi[nrun] = start[row + hi] + count[row + hi]
+                        run_code[nrun] = ca | (cb << 2) | (cc << 4)
+                        nrun += 1
+                elif lo <= hi:
                     sz = (cc - 1) * box[2]
                     code = ca | (cb << 2) | (cc << 4)
                     home = code == HOME
@@ -269,34 +287,54 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                         d1 = xi1 - xs[q, 1] - sy
                         d2 = xi2 - xs[q, 2] - sz
                         hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
-                        if ti.static(not mirror):
-                            # branch-free: about half the candidates are hits, a branch on it is
-                            # mispredicted half the time. The candidate is written where a hit goes
-                            # (a miss is overwritten by the next hit or lies past the row's count)
-                            # and the count advances by the hit: the rows are those of the branch
-                            if nh + ni < cap:
-                                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
-                            if home:
-                                nh += ti.cast(hit, ti.i32)
-                            else:
-                                ni += ti.cast(hit, ti.i32)
+                        # branch-free: about half the candidates are hits, a branch on it is
+                        # mispredicted half the time. The candidate is written where a hit goes
+                        # (a miss is overwritten by the next hit or lies past the row's count)
+                        # and the count advances by the hit: the rows are those of the branch
+                        if nh + ni < cap:
+                            nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+                        if home:
+                            nh += ti.cast(hit, ti.i32)
                         else:
-                            # branch-free as above, in row p and (mirrored) in row q, which sees p
-                            # through the opposite image; plain (not atomic) read-modify-writes: no
-                            # other task writes row q now
-                            h = ti.cast(hit, ti.i32)
-                            if nh + ni < cap:
-                                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
-                            mh = nhome[q]
-                            mi = nimage[q]
-                            if mh + mi < cap:
-                                nbr[q, mh if home else cap - 1 - mi] = (atoms[p] << CODE_BITS) | (42 - code)
-                            if home:
-                                nh += h
-                                nhome[q] = mh + h
-                            else:
-                                ni += h
-                                nimage[q] = mi + h
+                            ni += ti.cast(hit, ti.i32)
+    if ti.static(mirror):
+        for r in range(nrun):
+            code = run_code[r]
+            sx = ((code & 3) - 1) * box[0]
+            sy = (((code >> 2) & 3) - 1) * box[1]
+            sz = (((code >> 4) & 3) - 1) * box[2]
+            for q in range(run_lo[r], run_hi[r]):
+                d0 = xi0 - xs[q, 0] - sx
+                d1 = xi1 - xs[q, 1] - sy
+                d2 = xi2 - xs[q, 2] - sz
+                hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
+                # branch-free as above: the candidate (sorted index, code) goes to the task's hit
+                # row, and the count advances by the hit
+                if nhit < hits.shape[1]:
+                    hits[task, nhit] = (q << CODE_BITS) | code
+                nhit += ti.cast(hit, ti.i32)
+        # each hit to row p and (mirrored) to row q, which sees p through the opposite image;
+        # plain (not atomic) read-modify-writes: no other task writes row q now
+        ip = atoms[p]
+        kept = ti.min(nhit, hits.shape[1])
+        for k in range(kept):
+            e = hits[task, k]
+            q = e >> CODE_BITS
+            code = e & ((1 << CODE_BITS) - 1)
+            home = code == HOME
+            if nh + ni < cap:
+                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+            mh = nhome[q]
+            mi = nimage[q]
+            if mh + mi < cap:
+                nbr[q, mh if home else cap - 1 - mi] = (ip << CODE_BITS) | (42 - code)
+            if home:
+                nh += 1
+                nhome[q] = mh + 1
+            else:
+                ni += 1
+                nimage[q] = mi + 1
+        nh += nhit - kept  # hits past the hit row's width: counted (the row outgrew the list; it regrows)
     nhome[p] = nh
     nimage[p] = ni
 
@@ -306,7 +344,7 @@ def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 nbr: _A2, nhome: _A1, nimage: _A1):
     """Every atom scans all 25 columns (each pair is tested twice); fully parallel (GPU)."""
     for p in range(xs.shape[0]):
-        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False)
+        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False, nbr, 0)
 
 
 GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
@@ -314,17 +352,19 @@ GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thre
 
 @ti.kernel
 def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1):
+                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1, hits: _A2):
     """Each pair tested once (forward half of the block), written to both rows. One serial task
     per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
-    the slabs of one launch must not write to each other's rows (see FullNeighborList.build)."""
+    the slabs of one launch must not write to each other's rows (see FullNeighborList.build).
+    hits: (tasks, width) scratch, a row per task (see _columns)."""
     for g in range(cells0.shape[0] * GRAIN):
         if g % GRAIN == 0:
             t = g // GRAIN
             last = cells1[t] - 1
             for p in range(start[cells0[t]], start[last] + count[last]):
                 # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
-                _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True)
+                _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True,
+                         hits, t)
 
 
 @ti.func
@@ -334,7 +374,8 @@ def _half_row(p, xs: ti.template(), box: ti.template(), nc: ti.template(), cell_
     """Row atoms[p] of the tape's half list (the forward half of the 5x5 column block around the
     atom, plain atom indices) from the column search; returns the row's full length (it may
     exceed the list's width, which the caller checks)."""
-    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False)
+    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False, scratch,
+             0)
     cap = scratch.shape[1]
     nh = nhome[p]
     cnt = nh + nimage[p]
@@ -679,8 +720,10 @@ class FullNeighborList(ImageCodedList):
         else:
             _zero(self.nhome)
             _zero(self.nimage)
+            if getattr(self, "_hits", None) is None or self._hits.shape != (self.tasks, self.capacity):
+                self._hits = ti.ndarray(ti.i32, (self.tasks, self.capacity))
             for lo, hi in self._slabs:
-                _build_half(*args, lo, hi)
+                _build_half(*args, lo, hi, self._hits)
         return int(_row_max(self.nhome, self.nimage))
 
     def unwrap(self, x, slot):
