@@ -517,6 +517,74 @@ def _unwrap(x: _A3, s: ti.i32, image: _A2, box: _A1):
         image[i, k] = 0
 
 
+@ti.func
+def _code27(code):
+    """An image code (2 bits per axis, each 0, 1 or 2) as a number 0..26."""
+    return (code & 3) + 3 * ((code >> 2) & 3) + 9 * ((code >> 4) & 3)
+
+
+@ti.kernel
+def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, mask: _A1):
+    """mask[j]: bit _code27(c) set for every image code c through which some row sees atom j."""
+    for j in range(mask.shape[0]):
+        mask[j] = 0
+    for p in range(nbr.shape[0]):
+        cap = nbr.shape[1]
+        for k in range(ti.min(nimage[p], cap)):
+            c = nbr[p, cap - 1 - k]
+            ti.atomic_or(mask[c >> CODE_BITS], 1 << _code27(c & ((1 << CODE_BITS) - 1)))
+
+
+@ti.kernel
+def _ghost_index(mask: _A1, types: _A1, gbase: _A1, gcount: _A1, gcode: _A1, gtypes: _A1) -> ti.i32:
+    """Ghost slots in atom order, each atom's in the order of its codes: gbase[j], gcount[j], the
+    code of each slot (gcode) and the types of atoms then slots (gtypes: n + slots). Returns the
+    number of slots (they are written only as far as gcode holds)."""
+    n = mask.shape[0]
+    out = ti.Vector([0])
+    ti.loop_config(serialize=True)
+    for _ in range(1):
+        total = 0
+        for j in range(n):
+            gbase[j] = total
+            gtypes[j] = types[j]
+            m = mask[j]
+            if m != 0:  # about half the atoms have no ghost at N = 32,000
+                for b in range(27):
+                    if (m >> b) & 1:
+                        if total < gcode.shape[0]:
+                            gcode[total] = (b % 3) | (((b // 3) % 3) << 2) | ((b // 9) << 4)
+                            gtypes[n + total] = types[j]
+                        total += 1
+            gcount[j] = total - gbase[j]
+        out[0] = total
+    return out[0]
+
+
+@ti.kernel
+def _ghost_rows(nbr: _A2, nhome: _A1, nimage: _A1, mask: _A1, gbase: _A1, ent: _A2, cnt: _A1):
+    """Row p of ``ent``: its home neighbours' atom indices, then its image neighbours as ghost
+    slots n + gbase[j] + (rank of the code among atom j's), cnt[p] entries."""
+    n = mask.shape[0]
+    for p in range(nbr.shape[0]):
+        cap = nbr.shape[1]
+        nh = nhome[p]
+        ni = nimage[p]
+        for k in range(nh):
+            ent[p, k] = nbr[p, k] >> CODE_BITS
+        for k in range(ni):
+            c = nbr[p, cap - ni + k]
+            j = c >> CODE_BITS
+            b = _code27(c & ((1 << CODE_BITS) - 1))
+            below = mask[j] & ((1 << b) - 1)  # atom j's codes before this one
+            rank = 0
+            while below != 0:
+                below &= below - 1
+                rank += 1
+            ent[p, nh + k] = n + gbase[j] + rank
+        cnt[p] = nh + ni
+
+
 class ImageCodedList:
     """What the full lists of the fast path share (:class:`FullNeighborList` here, the triclinic
     :class:`~diffsim.md.tricells.TriclinicFullList`): row p of ``nbr`` holds the entries
@@ -537,6 +605,37 @@ class ImageCodedList:
         out = {(min(i, int(c) >> CODE_BITS), max(i, int(c) >> CODE_BITS)) for i, row in self.rows().items()
                for c in row}
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
+
+    def _make_ghosts(self, types):
+        """The gather's form of the list (after each build): ``ent`` rows of plain indices into
+        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through),
+        ``cnt`` entries each; ``gbase``, ``gcount``, ``gcode`` place each atom's ghosts, ``gtypes``
+        the types of atoms and ghosts. The gather kernels refresh ``xg`` from the positions
+        (:func:`~diffsim.md.gather.refresh_atom`), so every neighbour is a plain index and the
+        image ones join the vectorised loop (they used to run in its scalar remainder: 9 % of the
+        pairs, a quarter of the time at N = 32,000)."""
+        n, cap = self.n, self.capacity
+        if getattr(self, "ent", None) is None or self.ent.shape != (n, cap):
+            self.ent = ti.ndarray(ti.i32, (n, cap))
+            self.cnt = ti.ndarray(ti.i32, n)
+            self.gmask = ti.ndarray(ti.i32, n)
+            self.gbase = ti.ndarray(ti.i32, n)
+            self.gcount = ti.ndarray(ti.i32, n)
+        _ghost_masks(self.nbr, self.nimage, self.atoms, self.gmask)
+        while True:
+            room = 0 if getattr(self, "gcode", None) is None else self.gcode.shape[0]
+            if room:
+                total = int(_ghost_index(self.gmask, types, self.gbase, self.gcount, self.gcode, self.gtypes))
+                if total <= room:
+                    break
+            else:
+                total = n // 2 + 16
+            room = int(total * 1.2) + 16
+            self.gcode = ti.ndarray(ti.i32, room)
+            self.gtypes = ti.ndarray(ti.i32, n + room)
+            self.xg = ti.ndarray(config().real, (n + room, 3))
+        self.ghosts = total
+        _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.ent, self.cnt)
 
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
