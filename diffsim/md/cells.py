@@ -13,7 +13,10 @@ How it stays cheap:
   the 27 adjacent images; that image is stored in the low 6 bits of the entry
   (``entry = j << 6 | code``, 2 bits per axis: 0 is -L, 1 is 0, 2 is +L). The force kernel
   then needs no minimum-image floor or division (``d = x_i - x_j - shift``), and each row keeps
-  its home-box neighbours apart from those through an image, so most pairs need no shift.
+  its home-box neighbours apart from those through an image, so most pairs need no shift. For
+  the gather kernels each (atom, image code) seen through an image becomes a ghost slot
+  (:meth:`ImageCodedList._make_ghosts`) whose position they refresh, so that every entry is a
+  plain index and one vectorised loop serves the whole row.
 - Cells are columns at least half the list radius (``cutoff + skin``) wide in x and y, and
   an eighth of it tall in z. Atoms are counting-sorted by cell (within a cell by atom index).
   Cells along z are contiguous in that order, so each of the 5x5 columns around an atom is
