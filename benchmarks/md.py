@@ -14,7 +14,8 @@ Gradient figures: wall seconds of a forward and of a forward plus backward, and 
 seconds for each (all threads; on a shared, loaded machine the CPU time of a one-thread run,
 ``--threads 1``, is the steadier measure of the work done).
 
-Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice):
+Forward figures (atom-steps per second, median of --repeats runs of --steps steps from the lattice;
+``atom_steps_per_cpu_s`` per CPU second of the process, all threads, and the 1-minute load beside):
 - ``lj_forward``: MDSystem.simulate(), the fast path (full list, gather forces), rebuilding
   the list whenever an atom moved more than skin/2 (checked every step: no pair is ever missed);
 - ``lj_forward_inlj_neighbor``: the same with in.lj's own neighbour settings, a rebuild every 20
@@ -65,18 +66,20 @@ def forward(args, common):
         if name == "lj_forward_tape_kernels" and n > 10_000 and not args.all:
             continue  # about 0.5 M atom-steps/s: a minute at N = 32,000; --all includes it
         system.simulate(25, **kw)  # compile every kernel the run uses (a rebuild step included)
-        rates, rebuilds, late = [], [], []
+        rates, cpu_rates, rebuilds, late = [], [], [], []
         for _ in range(args.repeats if name != "lj_forward_tape_kernels" else 1):
             b0 = system.rebuilds
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with warnings.catch_warnings():  # late rebuilds of the in.lj settings are counted, not warned
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out = system.simulate(args.steps, **kw)
             rates.append(n * args.steps / (time.perf_counter() - t0))
+            cpu_rates.append(n * args.steps / (time.process_time() - c0))
             rebuilds.append(system.rebuilds - b0)
             late.append(out.get("late_rebuilds", 0))
         fig = {"figure": name, **common, "steps": args.steps, "atom_steps_per_s": round(statistics.median(rates)),
-               "best_atom_steps_per_s": round(max(rates)), "runs": len(rates), "rebuilds": rebuilds[0]}
+               "best_atom_steps_per_s": round(max(rates)), "atom_steps_per_cpu_s": round(statistics.median(cpu_rates)),
+               "runs": len(rates), "rebuilds": rebuilds[0], "load": os.getloadavg()[0]}
         if "rebuild_every" in kw:
             fig["late_rebuilds"] = late[0]
         print(json.dumps(fig), flush=True)

@@ -121,7 +121,7 @@ def forward(args):
     for r in range(args.rounds):
         for cells in args.cells:
             pair = [[args.lammps, os.path.join(HERE, "lammps_inlj.py"), "--cells", str(cells)],
-                    [sys.executable, os.path.join(HERE, "md.py"), "--cells", str(cells)]]
+                    [sys.executable, os.path.join(HERE, "md.py"), "--cells", str(cells), "--precision", args.precision]]
             for cmd in pair if r % 2 == 0 else pair[::-1]:
                 lammps = cmd[0] == args.lammps
                 env = {"OMP_WAIT_POLICY": args.omp_wait} if lammps and args.omp_wait else None
@@ -130,6 +130,7 @@ def forward(args):
 
 
 def forward_summary(figures):
+    precision = next((f["precision"] for f in figures if f.get("precision")), "f64")
     sizes = sorted({f["atoms"] for f in figures if f["figure"] == "lammps_inlj"})
     for atoms in sizes:
         for ours_name, rule, target in (("lj_forward", "every 1 check yes", ">= 1.2 at 32,000, >= 1 at 4,000"),
@@ -145,7 +146,7 @@ def forward_summary(figures):
 
                 pairs = _per_round(figures, ours, theirs)
                 if pairs:
-                    _summary(f"forward in.lj N={atoms} f64 {ours_name}: diffsim (2 threads) / LAMMPS "
+                    _summary(f"forward in.lj N={atoms} {precision} {ours_name}: diffsim (2 threads) / LAMMPS "
                              f"{'omp2' if threads == 2 else '1 thread'} ({rule}) atom-steps/s",
                              max(p[0] for p in pairs), max(p[1] for p in pairs), [a / b for a, b in pairs],
                              target if threads == 2 else None)
@@ -163,6 +164,8 @@ def main(argv=None):
     ap.add_argument("--baseline", help="gradient: another checkout of diffsim (e.g. `git archive main | tar -x -C "
                     "DIR`) whose md.py runs in the same rounds, for before/after ratios")
     ap.add_argument("--cells", type=int, nargs="+", default=[10, 20], help="forward: fcc cells per edge")
+    ap.add_argument("--precision", default="f64", choices=["f32", "f64"], help="forward: diffsim's precision (the "
+                    "issue's float32 target: f32)")
     ap.add_argument("--omp-wait", default="passive", help="forward: LAMMPS's OMP_WAIT_POLICY ('' keeps the "
                     "default). Measured here under load: with the default (spinning) LAMMPS omp2 ran at 0.16-0.38 "
                     "M atom-steps/s against 1.08-1.35 M with passive, and 1.0-1.7 M on one thread")

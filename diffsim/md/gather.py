@@ -6,7 +6,6 @@ pair precomputed in a table."""
 
 import taichi as ti
 
-from .cells import CODE_BITS
 from .terms import cutoff_shift
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -34,61 +33,57 @@ def _make_table_kernel(pair):
     return gather_table
 
 
+@ti.func
+def refresh_atom(i, x: ti.template(), s, xg: ti.template(), gbase: ti.template(), gcount: ti.template(),
+                 gcode: ti.template(), box: ti.template(), tilted: ti.template()):
+    """xg[i] = x[s, i], and atom i's ghost slots (:meth:`~diffsim.md.cells.ImageCodedList._make_ghosts`):
+    x[s, i] plus the lattice vector of each slot's image code, whole box edges (b0, b1, b2) or
+    with ``tilted`` n0 a + n1 b + n2 c of the cell a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
+    x0 = x[s, i, 0]
+    x1 = x[s, i, 1]
+    x2 = x[s, i, 2]
+    xg[i, 0] = x0
+    xg[i, 1] = x1
+    xg[i, 2] = x2
+    n = x.shape[1]
+    for g in range(gbase[i], gbase[i] + gcount[i]):
+        c = gcode[g]
+        n0 = (c & 3) - 1
+        n1 = ((c >> 2) & 3) - 1
+        n2 = ((c >> 4) & 3) - 1
+        if ti.static(tilted):
+            xg[n + g, 0] = x0 + (n0 * box[0] + n1 * box[3] + n2 * box[4])
+            xg[n + g, 1] = x1 + (n1 * box[1] + n2 * box[5])
+            xg[n + g, 2] = x2 + n2 * box[2]
+        else:
+            xg[n + g, 0] = x0 + n0 * box[0]
+            xg[n + g, 1] = x1 + n1 * box[1]
+            xg[n + g, 2] = x2 + n2 * box[2]
+
+
 def make_gather_row(pair):
     """Forward-only force on one atom from a full list (:mod:`diffsim.md.cells`): the atom sums
     its own force in registers and writes it once, so no atomics; not differentiable (TAICHI.md
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
-    A ``ti.func`` of (row, x, s, f, pe, vir, assign, track, types, box, pidx, multi, atoms, nbr,
-    nhome, nimage, table, shift, tilted) that adds the force into f (assigns it with ``assign``), shared
-    by the gather kernel and the one-launch step (:mod:`diffsim.md.step`)."""
+    A ``ti.func`` of (row, xg, s, f, pe, vir, assign, track, types, pidx, multi, atoms, ent, cnt,
+    table, shift) that adds the force into f (assigns it with ``assign``), shared by the gather
+    kernel and the one-launch step (:mod:`diffsim.md.step`). ``ent`` rows hold plain indices into
+    ``xg`` (atoms, then ghost slots: periodic images, refreshed by :func:`refresh_atom`), so the
+    loop has no image shifts and LLVM vectorises all of it (the loop is bound by fetching each
+    neighbour's coordinates lane by lane; a separate loop over image entries ran scalar)."""
 
     @ti.func
-    def partner(x: ti.template(), s, c, xi0, xi1, xi2, b0, b1, b2, xy, xz, yz, image: ti.template(),
-                tilted: ti.template()):
-        """Atom j of list entry c and d = x_i - x_j, shifted by the entry's image code: whole box
-        edges (b0, b1, b2), or with ``tilted`` the lattice vector n0 a + n1 b + n2 c of the cell
-        a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
-        j = c >> CODE_BITS
-        d0 = xi0 - x[s, j, 0]
-        d1 = xi1 - x[s, j, 1]
-        d2 = xi2 - x[s, j, 2]
-        if ti.static(image and not tilted):
-            d0 -= ((c & 3) - 1) * b0
-            d1 -= (((c >> 2) & 3) - 1) * b1
-            d2 -= (((c >> 4) & 3) - 1) * b2
-        if ti.static(image and tilted):
-            n0 = (c & 3) - 1
-            n1 = ((c >> 2) & 3) - 1
-            n2 = ((c >> 4) & 3) - 1
-            d0 -= n0 * b0 + n1 * xy + n2 * xz
-            d1 -= n1 * b1 + n2 * yz
-            d2 -= n2 * b2
-        return j, d0, d1, d2
-
-    @ti.func
-    def gather_row(row, x: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
-                   assign: ti.template(), track: ti.template(), types: ti.template(), box: ti.template(),
-                   pidx: ti.template(), multi: ti.template(), atoms: ti.template(), nbr: ti.template(),
-                   nhome: ti.template(), nimage: ti.template(), table: ti.template(), shift: ti.template(),
-                   tilted: ti.template()):
-        # track, multi (several atom types), shift and tilted are compile-time: each variant is its
-        # own loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
-        cap = nbr.shape[1]
+    def gather_row(row, xg: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
+                   assign: ti.template(), track: ti.template(), types: ti.template(), pidx: ti.template(),
+                   multi: ti.template(), atoms: ti.template(), ent: ti.template(), cnt: ti.template(),
+                   table: ti.template(), shift: ti.template()):
+        # track, multi (several atom types) and shift are compile-time: each variant is its own
+        # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
         i = atoms[row]  # rows in cell order (see FullNeighborList)
         ti_ = types[i]
-        b0 = box[0]
-        b1 = box[1]
-        b2 = box[2]
-        xy = 0.0  # tilts: box is the cell row (lx, ly, lz, xy, xz, yz) of a tilted cell
-        xz = 0.0
-        yz = 0.0
-        if ti.static(tilted):
-            xy = box[3]
-            xz = box[4]
-            yz = box[5]
-        xi0 = x[s, i, 0]
-        xi1 = x[s, i, 1]
-        xi2 = x[s, i, 2]
+        xi0 = xg[i, 0]
+        xi1 = xg[i, 1]
+        xi2 = xg[i, 2]
         f0 = 0.0
         f1 = 0.0
         f2 = 0.0
@@ -105,38 +100,37 @@ def make_gather_row(pair):
         rcp = table[0, TRC]
         ecp = table[0, TEC]
         scp = table[0, TSC]
-        # neighbours in the home box (front of the row), then those through an image (back)
-        for image in ti.static(range(2)):
-            q0 = 0 if ti.static(image == 0) else cap - nimage[row]
-            q1 = nhome[row] if ti.static(image == 0) else cap
-            for q in range(q0, q1):
-                j, d0, d1, d2 = partner(x, s, nbr[row, q], xi0, xi1, xi2, b0, b1, b2, xy, xz, yz, image, tilted)
-                r2 = d0 * d0 + d1 * d1 + d2 * d2
-                if ti.static(multi):
-                    p = pidx[ti_, types[j]]
-                    a0 = table[p, T0]
-                    a1 = table[p, T1]
-                    a2 = table[p, T2]
-                    rcp = table[p, TRC]
-                    ecp = table[p, TEC]
-                    scp = table[p, TSC]
-                # every listed pair is evaluated and those beyond the cutoff are masked: no
-                # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
-                e, g = pair(r2, a0, a1, a2)
-                e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
-                inside = r2 < rcp * rcp
-                g = ti.select(inside, g, 0.0)
-                f0 += g * d0
-                f1 += g * d1
-                f2 += g * d2
-                if ti.static(track):
-                    ei += ti.select(inside, e, 0.0)
-                    w0 += g * d0 * d0
-                    w1 += g * d1 * d1
-                    w2 += g * d2 * d2
-                    w3 += g * d0 * d1
-                    w4 += g * d0 * d2
-                    w5 += g * d1 * d2
+        for q in range(cnt[row]):
+            j = ent[row, q]
+            d0 = xi0 - xg[j, 0]
+            d1 = xi1 - xg[j, 1]
+            d2 = xi2 - xg[j, 2]
+            r2 = d0 * d0 + d1 * d1 + d2 * d2
+            if ti.static(multi):
+                p = pidx[ti_, types[j]]
+                a0 = table[p, T0]
+                a1 = table[p, T1]
+                a2 = table[p, T2]
+                rcp = table[p, TRC]
+                ecp = table[p, TEC]
+                scp = table[p, TSC]
+            # every listed pair is evaluated and those beyond the cutoff are masked: no
+            # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+            e, g = pair(r2, a0, a1, a2)
+            e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
+            inside = r2 < rcp * rcp
+            g = ti.select(inside, g, 0.0)
+            f0 += g * d0
+            f1 += g * d1
+            f2 += g * d2
+            if ti.static(track):
+                ei += ti.select(inside, e, 0.0)
+                w0 += g * d0 * d0
+                w1 += g * d1 * d1
+                w2 += g * d2 * d2
+                w3 += g * d0 * d1
+                w4 += g * d0 * d2
+                w5 += g * d1 * d2
         if ti.static(assign):
             f[s, i, 0] = f0
             f[s, i, 1] = f1
@@ -164,11 +158,12 @@ def _make_gather_kernel(pair):
     gather_row = make_gather_row(pair)
 
     @ti.kernel
-    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), types: _A1, box: _A1,
-                    pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1, table: _A2,
-                    shift: ti.template(), tilted: ti.template()):
+    def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), xg: _A2, gbase: _A1,
+                    gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
+                    multi: ti.template(), atoms: _A1, ent: _A2, cnt: _A1, table: _A2, shift: ti.template()):
+        for i in range(x.shape[1]):
+            refresh_atom(i, x, s, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
-            gather_row(row, x, s, f, pe, vir, False, track, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
-                       shift, tilted)
+            gather_row(row, xg, s, f, pe, vir, False, track, types, pidx, multi, atoms, ent, cnt, table, shift)
 
     return pair_gather

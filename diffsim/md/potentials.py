@@ -394,9 +394,14 @@ class PairPotential(Potential):
         _kernel("table", self.kind)(p0, p1, p2, self.rc, self.table)
 
     def gather_args(self, ff, cells):
-        """The arguments of :func:`make_gather_row` after ``track``: types through ``tilted``."""
-        return (ff.types, cells.box, self.pidx, self.ntypes > 1, cells.atoms, cells.nbr, cells.nhome, cells.nimage,
-                self.table, self.shift, cells.tilted)
+        """The gather kernels' arguments after ``track``: the ghost refresh's (xg through tilted,
+        :func:`~diffsim.md.gather.refresh_atom`), then :func:`make_gather_row`'s (types through shift).
+        Makes the list's gather form (``ent``, ghosts) after each build of it."""
+        if getattr(cells, "_ghosts_of", None) != cells.builds:
+            cells._make_ghosts(ff.types)
+            cells._ghosts_of = cells.builds
+        return (cells.xg, cells.gbase, cells.gcount, cells.gcode, cells.box, cells.tilted, cells.gtypes, self.pidx,
+                self.ntypes > 1, cells.atoms, cells.ent, cells.cnt, self.table, self.shift)
 
     def gather(self, ff, cells, x, s, f, pe, vir, track):
         """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a

@@ -10,7 +10,7 @@ rebuild test, or a blow-up), and the caller then rebuilds and gathers separately
 
 import taichi as ti
 
-from .gather import make_gather_row
+from .gather import make_gather_row, refresh_atom
 from .integrators import kick_drift_atom
 from .potentials import _PAIR_FUNCS
 
@@ -24,16 +24,17 @@ def _make_step_kernel(pair):
 
     @ti.kernel
     def kick_drift_gather(x: _A3, v: _A3, f: _A3, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32, seed: ti.i32,
-                          t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, limit2: ti.f64, types: _A1, box: _A1,
-                          pidx: _A2, multi: ti.template(), atoms: _A1, nbr: _A2, nhome: _A1, nimage: _A1,
-                          table: _A2, shift: ti.template(), tilted: ti.template()) -> ti.f64:
+                          t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, limit2: ti.f64, xg: _A2, gbase: _A1,
+                          gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
+                          multi: ti.template(), atoms: _A1, ent: _A2, cnt: _A1, table: _A2,
+                          shift: ti.template()) -> ti.f64:
         most = 0.0
         for i in range(x.shape[1]):
             ti.atomic_max(most, kick_drift_atom(i, x, v, f, f, f, ref, inv_m, cs, mode, seed, t, src, dst, kicks, 0))
+            refresh_atom(i, x, dst, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
             if most < limit2:  # the force is assigned (so not zeroed above); f stands in for pe and vir
-                gather_row(row, x, dst, f, f, f, True, False, types, box, pidx, multi, atoms, nbr, nhome, nimage, table,
-                           shift, tilted)
+                gather_row(row, xg, dst, f, f, f, True, False, types, pidx, multi, atoms, ent, cnt, table, shift)
             else:  # the caller rebuilds and adds the forces
                 for k in ti.static(range(3)):
                     f[dst, row, k] = 0.0
