@@ -324,6 +324,44 @@ def box_box_point_of(feature, ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     formulas, picked with 3-way selects of the box axes. Equal to box_box_point bit for bit
     where the feature is the one it would choose (the same expressions on the chosen axis), and
     its gradient is box_box_point's wherever the choice is piecewise constant."""
+    if ti.static(dim == 2):
+        return box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k)
+    else:
+        return box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k)
+
+
+@ti.func
+def box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k):
+    """:func:`box_box_point_of` in 2D (turns about z, h[2] = 0): the same formulas without the
+    terms that are exactly 0 there (the z axis's share of a box's width, the lateral coordinate
+    along z), which the gradient kernel then need not carry."""
+    xa, ya, _ = box_axes(qa)
+    xb, yb, _ = box_axes(qb)
+    d = ca - cb
+    margin = box_margin(ha, hb)
+    ref_a = feature < 3
+    along_x = feature % 3 == 0  # the face's axis is its box's x (else y)
+    L = ti.select(ref_a, ti.select(along_x, xa, ya), ti.select(along_x, xb, yb))
+    u1 = ti.select(ref_a, ti.select(along_x, ya, xa), ti.select(along_x, yb, xb))
+    h_ref = ti.select(ref_a, ti.select(along_x, ha[0], ha[1]), ti.select(along_x, hb[0], hb[1]))
+    h1 = ti.select(ref_a, ti.select(along_x, ha[1], ha[0]), ti.select(along_x, hb[1], hb[0]))
+    best = ti.abs(d.dot(L)) - (ha[0] * ti.abs(xa.dot(L)) + ha[1] * ti.abs(ya.dot(L))) \
+        - (hb[0] * ti.abs(xb.dot(L)) + hb[1] * ti.abs(yb.dot(L))) - ti.select(ref_a, 0.0, 1.0) * margin
+    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
+    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
+    c_ref = ti.select(ref_a, ca, cb)
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
+    rel = corner - c_ref
+    below = h_ref - n_ref.dot(rel)
+    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
+    point = c_ref + h_ref * n_ref + lateral1 * u1 - (0.5 * depth) * n_ref
+    return ti.select(ref_a, -n_ref, n_ref), depth, point
+
+
+@ti.func
+def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
+    """:func:`box_box_point_of` in 3D: a face's or an edge pair's geometry."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
     d = ca - cb
@@ -352,27 +390,24 @@ def box_box_point_of(feature, ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
     n = ti.select(ref_a, -n_ref, n_ref)
-    if ti.static(dim == 3):
-        e = feature - FEATURE_EDGE
-        i, j = e // 3, e % 3
-        ea, eb = pick3(i, xa, ya, za), pick3(j, xb, yb, zb)
-        la, lb = pick3(i, ha[0], ha[1], ha[2]), pick3(j, hb[0], hb[1], hb[2])
-        axis = ea.cross(eb)
-        length2 = axis.dot(axis)
-        gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
-        sep_edge = gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
-        unit = axis / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
-        n_e = ti.select(d.dot(unit) >= 0.0, unit, -unit)
-        mid_a = ca - edge_offset(xa, n_e, ha[0], i == 0) - edge_offset(ya, n_e, ha[1], i == 1) - \
-            edge_offset(za, n_e, ha[2], i == 2)
-        mid_b = cb + edge_offset(xb, n_e, hb[0], j == 0) + edge_offset(yb, n_e, hb[1], j == 1) + \
-            edge_offset(zb, n_e, hb[2], j == 2)
-        pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
-        edge = feature >= FEATURE_EDGE
-        return (ti.select(edge, n_e, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
-                ti.select(edge, 0.5 * (pa + pb), point))
-    else:
-        return n, depth, point
+    e = feature - FEATURE_EDGE
+    i, j = e // 3, e % 3
+    ea, eb = pick3(i, xa, ya, za), pick3(j, xb, yb, zb)
+    la, lb = pick3(i, ha[0], ha[1], ha[2]), pick3(j, hb[0], hb[1], hb[2])
+    axis = ea.cross(eb)
+    length2 = axis.dot(axis)
+    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+    sep_edge = gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
+    unit = axis / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
+    n_e = ti.select(d.dot(unit) >= 0.0, unit, -unit)
+    mid_a = ca - edge_offset(xa, n_e, ha[0], i == 0) - edge_offset(ya, n_e, ha[1], i == 1) - \
+        edge_offset(za, n_e, ha[2], i == 2)
+    mid_b = cb + edge_offset(xb, n_e, hb[0], j == 0) + edge_offset(yb, n_e, hb[1], j == 1) + \
+        edge_offset(zb, n_e, hb[2], j == 2)
+    pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
+    edge = feature >= FEATURE_EDGE
+    return (ti.select(edge, n_e, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
+            ti.select(edge, 0.5 * (pa + pb), point))
 
 
 @ti.func
