@@ -228,47 +228,12 @@ def edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, axis):
 
 
 @ti.func
-def box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb):
-    """The edge-edge axes of two 3D boxes (centres c, body axes x y z as world unit vectors, half
-    extents h): (separation, normal, point). Over the 9 axes e_a x e_b (an edge direction of
-    each box; parallel pairs have none) the largest separation (m; < 0 when the boxes overlap
-    along every one of them, -1e30 when all pairs are parallel), its unit axis oriented from b
-    to a, and the point midway between the closest points of the two edges that meet along it
-    (the edge of a farthest towards b and the edge of b farthest towards a; Ericson's
-    segment_segment)."""
-    d = ca - cb
-    dirs_a = (xa, ya, za)
-    dirs_b = (xb, yb, zb)
-    # each axis's separation, then the best and the first axis reaching it: expressions and
-    # compile-time recursion, no local assigned twice (gradient kernels compile far longer then)
-    sep = ti.Vector([edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, dirs_a[e // 3].cross(dirs_b[e % 3]))
-                     for e in ti.static(range(9))])
-    best = max_over(sep, ti.static(tuple(range(9))), 0)
-    edge = first_reaching(sep, best, ti.static(tuple(range(9))), 0)
-    i, j = edge // 3, edge % 3
-    ea = ti.select(i == 0, xa, ti.select(i == 1, ya, za))
-    eb = ti.select(j == 0, xb, ti.select(j == 1, yb, zb))
-    la = ti.select(i == 0, ha[0], ti.select(i == 1, ha[1], ha[2]))
-    lb = ti.select(j == 0, hb[0], ti.select(j == 1, hb[1], hb[2]))
-    axis = ea.cross(eb)
-    unit = axis / ti.sqrt(ti.max(axis.dot(axis), EDGE_PARALLEL * EDGE_PARALLEL))
-    n = ti.select(d.dot(unit) >= 0.0, unit, -unit)
-    # the edges' centres: each box's corner farthest towards the other, moved back to mid-edge
-    mid_a = ca - edge_offset(xa, n, ha[0], i == 0) - edge_offset(ya, n, ha[1], i == 1) - \
-        edge_offset(za, n, ha[2], i == 2)
-    mid_b = cb + edge_offset(xb, n, hb[0], j == 0) + edge_offset(yb, n, hb[1], j == 1) + \
-        edge_offset(zb, n, hb[2], j == 2)
-    pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
-    return best, n, 0.5 * (pa + pb)
-
-
-@ti.func
 def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     """Contact point k (0..7; 0..3 in 2D, where h[2] = 0) of two boxes: (normal from b to a,
     depth, point).
 
     Separating-axis test over the face normals of both boxes (3 + 3; 2 + 2 in 2D) and, in 3D,
-    the 9 edge-edge axes (:func:`box_edge_edge`). When a face axis has the least overlap, it
+    the 9 edge-edge axes (:func:`box_box_feature`). When a face axis has the least overlap, it
     picks a reference face (on the box it belongs to) and the other box is the incident one. Point k is the incident box's corner
     k: its depth below the reference face's plane (a's faces are preferred: b's face is taken
     only if its overlap is smaller by 1 % of the smallest half extent, so that two faces of
@@ -287,50 +252,162 @@ def box_box_point(ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
     with depth minus the separation along the axis (negative while apart, as above); points
     1..7 get depth -1 (no contact). Crossed edges (a box turned 45 degrees about x lying across
     one turned about y) touch at that one point instead of a face contact deep in the wrong
-    place."""
+    place.
+
+    Written as two parts, :func:`box_box_feature` (the discrete choice) and
+    :func:`box_box_point_of` (the chosen feature's geometry), which kernels call apart so that
+    gradient kernels hold the second alone."""
+    return box_box_point_of(box_box_feature(ca, qa, ha, cb, qb, hb, dim), ca, qa, ha, cb, qb, hb, k, dim)
+
+
+# box_box_feature codes: 0..5 a reference face (a's x, y, z, then b's), FEATURE_EDGE + e an edge
+# pair (e = 3 i + j: a's axis i crossed with b's axis j, 3D only)
+FEATURE_EDGE = 6
+
+
+@ti.func
+def box_face_separations(d, xa, ya, za, ha, xb, yb, zb, hb, margin):
+    """Separation (m) of two boxes along each face normal (a's x, y, z, then b's; b's reduced by
+    the margin that makes a's faces preferred), as a 6-vector."""
+    dirs = (xa, ya, za, xb, yb, zb)
+    return ti.Vector([ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
+                      - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin
+                      for f in ti.static(range(6))])
+
+
+@ti.func
+def box_margin(ha, hb):
+    """1 % of the smallest half extent of two boxes (m): how much a b face or an edge-edge axis
+    must beat a's faces by to be chosen (:func:`box_box_point`)."""
+    return 0.01 * ti.min(ti.min(ha[0], ha[1]), ti.min(hb[0], hb[1]))
+
+
+@ti.func
+def box_box_feature(ca, qa, ha, cb, qb, hb, dim: ti.template()):
+    """The separating-axis test's discrete choice for two boxes (an int): the reference face
+    0..5 (a's x, y, z axes, then b's; 2D: 0, 1, 3, 4) of least overlap, or FEATURE_EDGE + e for
+    the edge pair e = 3 i + j (a's axis i, b's axis j; 3D) when an edge-edge axis beats every
+    face by the margin (:func:`box_box_point` gives the rules). Piecewise constant in the
+    poses: computed apart (a forward-only launch, or an item of a fused kernel whose gradient
+    does not need it), so that the differentiated geometry (:func:`box_box_point_of`) holds the
+    chosen feature's formulas alone instead of selects over all 15 candidates."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
     d = ca - cb
-    margin = 0.01 * ti.min(ti.min(ha[0], ha[1]), ti.min(hb[0], hb[1]))
-    # the faces' axes and half extents: a's x, y, z then b's (2D: x, y of each); separations,
-    # then an integer choice, as expressions: no local assigned twice and no runtime branch
-    # (they made the gradient kernel compile for minutes)
+    margin = box_margin(ha, hb)
     faces = ti.static((0, 1, 3, 4) if dim == 2 else _FACES)
-    dirs = (xa, ya, za, xb, yb, zb)
-    halves = (ha[0], ha[1], ha[2], hb[0], hb[1], hb[2])
-    sep = ti.Vector([ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
-                     - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin
-                     for f in ti.static(range(6))])
+    sep = box_face_separations(d, xa, ya, za, ha, xb, yb, zb, hb, margin)
     best = max_over(sep, faces, 0)
-    face = first_reaching(sep, best, faces, 0)  # the first face reaching the best separation
-    L = pick(face, dirs, _FACES, faces, 0)
-    u1 = pick(face, dirs, _BESIDE_1, faces, 0)
-    u2 = pick(face, dirs, _BESIDE_2, faces, 0)
-    h_ref = pick(face, halves, _FACES, faces, 0)
-    h1 = pick(face, halves, _BESIDE_1, faces, 0)
-    h2 = pick(face, halves, _BESIDE_2, faces, 0)
-    # every choice below is a select: locals assigned in runtime branches become adstacks in
-    # the gradient kernel, which then compiles far longer
-    ref_a = face < 3
+    face = first_reaching(sep, best, faces, 0)
+    if ti.static(dim == 3):
+        dirs_a = (xa, ya, za)
+        dirs_b = (xb, yb, zb)
+        sep_e = ti.Vector([edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, dirs_a[e // 3].cross(dirs_b[e % 3]))
+                           for e in ti.static(range(9))])
+        best_e = max_over(sep_e, ti.static(tuple(range(9))), 0)
+        edge = first_reaching(sep_e, best_e, ti.static(tuple(range(9))), 0)
+        return ti.select(best_e > best + margin, FEATURE_EDGE + edge, face)
+    else:
+        return face
+
+
+@ti.func
+def pick3(i, a, b, c):
+    """(a, b, c)[i] for a runtime i in 0..2, as two selects."""
+    return ti.select(i == 0, a, ti.select(i == 1, b, c))
+
+
+@ti.func
+def box_box_point_of(feature, ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
+    """Contact point k of two boxes, as :func:`box_box_point` gives it, for the feature that
+    :func:`box_box_feature` chose (an int read from memory): only that face's or edge pair's
+    formulas, picked with 3-way selects of the box axes. Equal to box_box_point bit for bit
+    where the feature is the one it would choose (the same expressions on the chosen axis), and
+    its gradient is box_box_point's wherever the choice is piecewise constant."""
+    if ti.static(dim == 2):
+        return box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k)
+    else:
+        return box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k)
+
+
+@ti.func
+def box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k):
+    """:func:`box_box_point_of` in 2D (turns about z, h[2] = 0): the same formulas without the
+    terms that are exactly 0 there (the z axis's share of a box's width, the lateral coordinate
+    along z), which the gradient kernel then need not carry."""
+    xa, ya, _ = box_axes(qa)
+    xb, yb, _ = box_axes(qb)
+    d = ca - cb
+    margin = box_margin(ha, hb)
+    ref_a = feature < 3
+    along_x = feature % 3 == 0  # the face's axis is its box's x (else y)
+    L = ti.select(ref_a, ti.select(along_x, xa, ya), ti.select(along_x, xb, yb))
+    u1 = ti.select(ref_a, ti.select(along_x, ya, xa), ti.select(along_x, yb, xb))
+    h_ref = ti.select(ref_a, ti.select(along_x, ha[0], ha[1]), ti.select(along_x, hb[0], hb[1]))
+    h1 = ti.select(ref_a, ti.select(along_x, ha[1], ha[0]), ti.select(along_x, hb[1], hb[0]))
+    best = ti.abs(d.dot(L)) - (ha[0] * ti.abs(xa.dot(L)) + ha[1] * ti.abs(ya.dot(L))) \
+        - (hb[0] * ti.abs(xb.dot(L)) + hb[1] * ti.abs(yb.dot(L))) - ti.select(ref_a, 0.0, 1.0) * margin
     sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
     n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
     c_ref = ti.select(ref_a, ca, cb)
     corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
     rel = corner - c_ref
     below = h_ref - n_ref.dot(rel)
-    # separated along an axis (b's margin makes this conservative by at most the margin)
+    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
+    point = c_ref + h_ref * n_ref + lateral1 * u1 - (0.5 * depth) * n_ref
+    return ti.select(ref_a, -n_ref, n_ref), depth, point
+
+
+@ti.func
+def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
+    """:func:`box_box_point_of` in 3D: a face's or an edge pair's geometry."""
+    xa, ya, za = box_axes(qa)
+    xb, yb, zb = box_axes(qb)
+    d = ca - cb
+    margin = box_margin(ha, hb)
+    ref_a = feature < 3
+    f3 = feature % 3  # the face's axis within its box (faces only)
+    # face geometry of the chosen face: its axis, the two beside it, and their half extents
+    L = ti.select(ref_a, pick3(f3, xa, ya, za), pick3(f3, xb, yb, zb))
+    b1 = ti.select(f3 == 0, 1, 0)  # _OTHER_AXES[f3]
+    b2 = ti.select(f3 == 2, 1, 2)
+    u1 = ti.select(ref_a, pick3(b1, xa, ya, za), pick3(b1, xb, yb, zb))
+    u2 = ti.select(ref_a, pick3(b2, xa, ya, za), pick3(b2, xb, yb, zb))
+    h_ref = ti.select(ref_a, pick3(f3, ha[0], ha[1], ha[2]), pick3(f3, hb[0], hb[1], hb[2]))
+    h1 = ti.select(ref_a, pick3(b1, ha[0], ha[1], ha[2]), pick3(b1, hb[0], hb[1], hb[2]))
+    h2 = ti.select(ref_a, pick3(b2, ha[0], ha[1], ha[2]), pick3(b2, hb[0], hb[1], hb[2]))
+    best = ti.abs(d.dot(L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
+        - ti.select(ref_a, 0.0, 1.0) * margin
+    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
+    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
+    c_ref = ti.select(ref_a, ca, cb)
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
+    rel = corner - c_ref
+    below = h_ref - n_ref.dot(rel)
     depth = ti.select(best > 0.0, ti.min(below, -best), below)
     lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
     lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
     n = ti.select(ref_a, -n_ref, n_ref)
-    if ti.static(dim == 3):  # an edge-edge axis wins only by the margin: faces keep resting boxes
-        sep_edge, n_edge, point_edge = box_edge_edge(ca, xa, ya, za, ha, cb, xb, yb, zb, hb)
-        edge = sep_edge > best + margin
-        return (ti.select(edge, n_edge, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
-                ti.select(edge, point_edge, point))
-    else:
-        return n, depth, point
+    e = feature - FEATURE_EDGE
+    i, j = e // 3, e % 3
+    ea, eb = pick3(i, xa, ya, za), pick3(j, xb, yb, zb)
+    la, lb = pick3(i, ha[0], ha[1], ha[2]), pick3(j, hb[0], hb[1], hb[2])
+    axis = ea.cross(eb)
+    length2 = axis.dot(axis)
+    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+    sep_edge = gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
+    unit = axis / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
+    n_e = ti.select(d.dot(unit) >= 0.0, unit, -unit)
+    mid_a = ca - edge_offset(xa, n_e, ha[0], i == 0) - edge_offset(ya, n_e, ha[1], i == 1) - \
+        edge_offset(za, n_e, ha[2], i == 2)
+    mid_b = cb + edge_offset(xb, n_e, hb[0], j == 0) + edge_offset(yb, n_e, hb[1], j == 1) + \
+        edge_offset(zb, n_e, hb[2], j == 2)
+    pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
+    edge = feature >= FEATURE_EDGE
+    return (ti.select(edge, n_e, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
+            ti.select(edge, 0.5 * (pa + pb), point))
 
 
 @ti.func
@@ -361,7 +438,9 @@ __all__ = [
     "box_capsule_point",
     "box_corner",
     "box_corner_at",
-    "box_edge_edge",
+    "box_box_feature",
+    "box_box_point_of",
+    "FEATURE_EDGE",
     "capsule_capsule",
     "capsule_segment",
     "capsule_sphere",

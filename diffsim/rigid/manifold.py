@@ -60,6 +60,7 @@ from .kernels import (
     SPECULATIVE,
     angular_update,
     body_force,
+    choose_pair_feature,
     load3,
     load_axial,
     load_quat,
@@ -248,10 +249,11 @@ def add_velocity(ws, i, sweep, dv, dw, velocity_iterate: T, angular_velocity_ite
 @ti.func
 def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, friction: T, position: T, consts: T,
                         contact_impulse: T, predicted_velocity: T, predicted_angular_velocity: T,
-                        predicted_orientation: T, s, ws, i, j, c, k, contact_frame: T, lever_a: T, lever_b: T,
-                        target_speed: T, friction_coefficient: T, active: T):
-    """Point c of the candidate pair (i, j), item k: its geometry at the predicted poses and its
-    target speeds (the solver's masses: :func:`manifold_point_masses`)."""
+                        predicted_orientation: T, s, ws, i, j, c, k, feature, contact_frame: T, lever_a: T,
+                        lever_b: T, target_speed: T, friction_coefficient: T, active: T):
+    """Point c of the candidate pair (i, j), item k: its geometry at the predicted poses (for the
+    pair's feature, :func:`manifold_pair_features`) and its target speeds (the solver's masses:
+    :func:`manifold_point_masses`)."""
     a, b = i, j
     if shape[i] > shape[j]:  # canonical order: the lower shape code first (as the narrow phase wants)
         a, b = j, i
@@ -260,7 +262,8 @@ def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, 
     xa = load_vec(position, s, a, dim) + dt * va
     xb = load_vec(position, s, b, dim) + dt * vb
     n, depth, p = pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, ws, a),
-                                row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c)
+                                row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c,
+                                feature)
     ra, rb = p - xa, p - xb
     v_n = ((va + load3(predicted_angular_velocity, ws, a).cross(ra))
            - (vb + load3(predicted_angular_velocity, ws, b).cross(rb))).dot(n)
@@ -470,7 +473,7 @@ def item_bodies(shape: T, pairs: T, pair_row, n_planes, npp: T, npts: T, k):
 @ti.kernel
 def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution: _A, friction: _A, consts: _A,
                            pairs: _A, pair_count: _A, pair_row: ti.i32, position: _A, contact_impulse: _A, s: ti.i32,
-                           ws: ti.i32,
+                           ws: ti.i32, pair_feature: _A,
                            predicted_velocity: _A, predicted_angular_velocity: _A, predicted_orientation: _A,
                            contact_frame: _A, lever_a: _A, lever_b: _A, target_speed: _A, friction_coefficient: _A,
                            active: _A):
@@ -485,9 +488,33 @@ def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution
                 manifold_pair_point(dim, mask, shape, geometry, restitution, friction, position, consts,
                                     contact_impulse, predicted_velocity, predicted_angular_velocity,
                                     predicted_orientation, s, ws, pairs[pair_row, p, 0], pairs[pair_row, p, 1], k % npp,
-                                    k, contact_frame, lever_a, lever_b, target_speed, friction_coefficient, active)
+                                    k, pair_feature[ws, p], contact_frame, lever_a, lever_b, target_speed,
+                                    friction_coefficient, active)
             else:
                 active[ws, k] = 0.0
+
+
+@ti.kernel
+def manifold_pair_features(dim: T, mask: T, shape: _A, geometry: _A, consts: _A, pairs: _A, pair_count: _A,
+                           pair_row: ti.i32, position: _A, s: ti.i32, ws: ti.i32, predicted_velocity: _A,
+                           predicted_orientation: _A, pair_feature: _A):
+    """Forward only, before :func:`manifold_pair_contacts`: every candidate pair's contact feature
+    (:func:`~diffsim.rigid.kernels.choose_pair_feature`, an int) at the predicted poses of the
+    step from slot s, into pair_feature[ws, pair]."""
+    for _ in range(1):
+        for p in range(pairs.shape[1]):
+            if p < pair_count[pair_row]:
+                i, j = pairs[pair_row, p, 0], pairs[pair_row, p, 1]
+                a, b = i, j
+                if shape[i] > shape[j]:  # the canonical order of manifold_pair_point
+                    a, b = j, i
+                dt = consts[DT]
+                xa = load_vec(position, s, a, dim) + dt * load3(predicted_velocity, ws, a)
+                xb = load_vec(position, s, b, dim) + dt * load3(predicted_velocity, ws, b)
+                pair_feature[ws, p] = choose_pair_feature(dim, mask, shape[a], shape[b], xa,
+                                                          load_quat4(predicted_orientation, ws, a), row3(geometry, a),
+                                                          xb, load_quat4(predicted_orientation, ws, b),
+                                                          row3(geometry, b))
 
 
 @ti.kernel

@@ -94,8 +94,9 @@ PARAMETERS = BODY_PARAMETERS + PLANE_PARAMETERS
 class _Workspace:
     """Per-slot workspace of one rollout size for one contact model: an ndarray with adjoints per
     entry of its layout (:data:`kernels.PENALTY_WORKSPACE` or :data:`kernels.IMPULSE_WORKSPACE`,
-    name -> per-body shape), e.g. ``force`` (slots, n, 3) N, and the pair lists (slots,
-    capacity, 2) with their counts (slots,)."""
+    name -> per-body shape), e.g. ``force`` (slots, n, 3) N, the pair lists (slots,
+    capacity, 2) with their counts (slots,), and each listed pair's contact feature (slots,
+    capacity) int (:func:`kernels.choose_pair_feature`; capacity: the longest pair list)."""
 
     def __init__(self, layout: dict, slots, n, capacity):
         real = config().real
@@ -107,6 +108,8 @@ class _Workspace:
         self.pairs = ti.ndarray(ti.i32, (slots, capacity, 2))
         self.count = ti.ndarray(ti.i32, slots)
         self.count.fill(0)
+        self.pair_feature = ti.ndarray(ti.i32, (slots, capacity))
+        self.pair_feature.fill(0)
 
 
 class _ManifoldWorkspace:
@@ -114,8 +117,10 @@ class _ManifoldWorkspace:
     with adjoints, (slots, n, ...) per body and (slots, items, ...) per contact point, the
     sweeps' rows counted iterations + 1."""
 
-    def __init__(self, slots, n, items, iterations):
+    def __init__(self, slots, n, items, iterations, pair_capacity):
         real = config().real
+        self.pair_feature = ti.ndarray(ti.i32, (slots, max(1, pair_capacity)))  # kernels.choose_pair_feature
+        self.pair_feature.fill(0)
 
         def shape(rows, per):
             return (slots, rows, *(iterations + 1 if e == "sweeps" else e for e in per))
@@ -127,6 +132,18 @@ class _ManifoldWorkspace:
             a.fill(0.0)
             a.grad.fill(0.0)
         self.__dict__.update(self.arrays)
+
+
+class _PenaltyAdvance:
+    """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
+    the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
+    (which reads them): the gradient kernel holds no separating-axis test."""
+
+    def __call__(self, dim, mask, *args):
+        K.penalty_advance(dim, mask, True, *args)
+
+    def grad(self, dim, mask, *args):
+        K.penalty_advance.grad(dim, mask, False, *args)
 
 
 class _DampingRatios:
@@ -412,10 +429,12 @@ class RigidSystem(System):
         slots = int(x.x.shape[0])
         if slots not in self._workspace:
             if self.manifold:  # one slot, recomputed per step in the adjoint sweep (_manifold_steps)
-                self._workspace[slots] = _ManifoldWorkspace(1, self.n, self.contact_items, self.iterations)
+                self._workspace[slots] = _ManifoldWorkspace(1, self.n, self.contact_items, self.iterations,
+                                                            int(self._static_pairs.shape[1]))
             else:
                 layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
-                self._workspace[slots] = _Workspace(layout, slots, self.n, self.broadphase.capacity)
+                static = int(self._static_pairs.shape[1]) if hasattr(self, "_static_pairs") else 0
+                self._workspace[slots] = _Workspace(layout, slots, self.n, max(self.broadphase.capacity, static))
         return self._workspace[slots]
 
     def _manifold_steps(self, x, u, ws, slot0, slot_step, t0, t1):
@@ -443,9 +462,14 @@ class RigidSystem(System):
                            p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
                            *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
+                if self.mask & K.M_BOX_BOX:  # the box pairs' separating-axis features (integers)
+                    step.append(forward_only(M.manifold_pair_features, self.dim, self.mask, self.shape, self.geom,
+                                             self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
+                                             w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
                 step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                    p["restitution"], p["friction"], self.consts, self._static_pairs,
-                                   self._static_count, 0, x.x, x.contact_impulse, s, 0, *predicted, *geometry))
+                                   self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
+                                   *geometry))
             if self.nplanes:
                 step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                    p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
@@ -488,7 +512,7 @@ class RigidSystem(System):
                        ws.torque)
         pairs = launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
                        p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio, self.consts,
-                       ws.pairs, ws.count, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
+                       ws.pairs, ws.count, ws.pair_feature, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
         planes = launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
                         p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
                         self._plane_damping_ratio, p["plane_friction"], self.consts, self.nplanes, s, ws.force,
@@ -538,6 +562,9 @@ class RigidSystem(System):
             out.append(forward_only(self._check_start, x.x, x.v, src, ws.pairs, ws.count, src))
         if self._checks_travel:
             out.append(forward_only(self._check_travel, x.v, src, src + 1, t))
+        if pairs is not None and self.contact == "penalty" and self.mask & K.M_BOX_BOX:  # their features (ints)
+            out.append(forward_only(K.penalty_pair_features, self.dim, self.mask, x.x, x[self.orientation],
+                                    self.shape, self.geom, ws.pairs, ws.count, src, src, ws.pair_feature))
         out += [k for k in (pairs, planes) if k is not None]
         out.append(integrate)
         out.append(self._zero_adjoints(ws, src, src + 1))
@@ -564,11 +591,12 @@ class RigidSystem(System):
         planes = (p["plane_restitution"], p["plane_friction"])
         if self.contact == "penalty":
             out.append(self._damping_ratios())
-            out.append(launch(K.penalty_advance, self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
+            out.append(launch(_PenaltyAdvance(), self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
                               p["mass"], self._damping_ratio, p["friction"], p["linear_damping"],
                               p["angular_damping"], p["contact_stiffness"], p["contact_damping"],
                               self._plane_damping_ratio, p["plane_friction"], u.force, u.torque, self.consts,
-                              *pair_list, self.nplanes, slot0, t0, t1, ws.force, ws.torque, *state))
+                              *pair_list, self.nplanes, slot0, t0, t1, ws.pair_feature, ws.force, ws.torque,
+                              *state))
         else:
             out.append(launch(K.impulse_advance, self.dim, self.mask, self.geom, self.iu, self.planes, *materials, *planes,
                               u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,

@@ -7,7 +7,7 @@ import pytest
 import taichi as ti
 
 from diffsim import Objective, Parameter, Rollout, StoreAll, gradcheck
-from diffsim.collision.narrowphase import box_box_point
+from diffsim.collision.narrowphase import FEATURE_EDGE, box_box_feature, box_box_point
 from diffsim.rigid import BodyTarget, Box, ModelBuilder, RigidSystem
 from diffsim.rotations import quat_from_axis_angle_np, quat_to_matrix_np
 
@@ -30,16 +30,18 @@ def _box_box(poses: _A, out: _A):
             out[r, k, i] = n[i]
             out[r, k, 4 + i] = p[i]
         out[r, k, 3] = depth
+        out[r, k, 7] = box_box_feature(ca, qa, ha, cb, qb, hb, 3)
 
 
-def box_box_np(poses):
-    """(normal, depth, point) of the 8 points of each pose row, computed by _box_box."""
+def box_box_np(poses, feature=False):
+    """(normal, depth, point) of the 8 points of each pose row, computed by _box_box (and the
+    pair's box_box_feature with ``feature``)."""
     a = np.asarray(poses, dtype=np.float64)
-    arr, out = ti.ndarray(ti.f64, a.shape), ti.ndarray(ti.f64, (a.shape[0], 8, 7))
+    arr, out = ti.ndarray(ti.f64, a.shape), ti.ndarray(ti.f64, (a.shape[0], 8, 8))
     arr.from_numpy(a)
     _box_box(arr, out)
     res = out.to_numpy()
-    return res[..., :3], res[..., 3], res[..., 4:]
+    return (res[..., :3], res[..., 3], res[..., 4:7]) + ((res[:, 0, 7].astype(int),) if feature else ())
 
 
 def closest_points_np(p, u, lu, q, v, lv):
@@ -57,7 +59,8 @@ def sat_reference(ca, qa, ha, cb, qb, hb):
     """The separating-axis test over 15 axes in NumPy, with the narrow phase's preferences (a's
     faces, then b's faces unless one is 1 % of the smallest half extent less separated, then the
     edges only when one beats every face by that margin). Returns ("face", normal from b to a,
-    depths of the incident box's 8 corners) or ("edge", normal, depth, point)."""
+    depths of the incident box's 8 corners, feature) or ("edge", normal, depth, point, feature),
+    feature as narrowphase.box_box_feature codes it (face f, or FEATURE_EDGE + 3 i + j)."""
     Ra, Rb = quat_to_matrix_np(qa), quat_to_matrix_np(qb)
     A, B = Ra.T, Rb.T  # rows: body axes in the world
     d = ca - cb
@@ -81,7 +84,7 @@ def sat_reference(ca, qa, ha, cb, qb, hb):
         mid_a = ca - sum(np.sign(A[k] @ n) * ha[k] * A[k] for k in range(3) if k != i)
         mid_b = cb + sum(np.sign(B[k] @ n) * hb[k] * B[k] for k in range(3) if k != j)
         pa, pb = closest_points_np(mid_a, A[i], ha[i], mid_b, B[j], hb[j])
-        return "edge", n, -sep_e, 0.5 * (pa + pb)
+        return "edge", n, -sep_e, 0.5 * (pa + pb), FEATURE_EDGE + 3 * i + j
     ref_a = f < 3
     axis = (A if ref_a else B)[f % 3]
     n = axis if d @ axis >= 0 else -axis  # from b to a
@@ -95,7 +98,7 @@ def sat_reference(ca, qa, ha, cb, qb, hb):
     depths = np.array([h_ref - n_ref @ (c - c_ref) for c in corners])
     if best_face > 0:
         depths = np.minimum(depths, -best_face)
-    return "face", n, depths
+    return "face", n, depths, f
 
 
 def random_unit(rng):
@@ -115,20 +118,21 @@ def test_separating_axes_match_a_numpy_reference_for_random_poses():
         cb = rng.normal(size=3) * 0.1
         ca = cb + random_unit(rng) * rng.uniform(0.6, 1.1) * (np.linalg.norm(ha) + np.linalg.norm(hb)) * 0.8
         rows.append([*ca, *qa, *ha, *cb, *qb, *hb])
-    n, depth, point = box_box_np(rows)
+    n, depth, point, feature = box_box_np(rows, feature=True)
     kinds = {"face": 0, "edge": 0}
     for r, row in enumerate(rows):
         row = np.array(row)
         ref = sat_reference(row[0:3], row[3:7], row[7:10], row[10:13], row[13:17], row[17:20])
         kinds[ref[0]] += 1
+        assert feature[r] == ref[-1]  # the separating-axis choice made apart (box_box_feature)
         if ref[0] == "edge":
-            _, wn, wd, wp = ref
+            _, wn, wd, wp, _ = ref
             np.testing.assert_allclose(n[r, 0], wn, atol=1e-9)
             assert depth[r, 0] == pytest.approx(wd, abs=1e-9)
             np.testing.assert_allclose(point[r, 0], wp, atol=1e-7)
             assert np.all(depth[r, 1:] == -1.0)  # the other 7 points are not in contact
         else:
-            _, wn, wd = ref
+            _, wn, wd, _ = ref
             for k in range(8):
                 np.testing.assert_allclose(n[r, k], wn, atol=1e-9)
             np.testing.assert_allclose(depth[r], wd, atol=1e-9)
