@@ -40,10 +40,10 @@ from enum import Enum
 import numpy as np
 
 from .. import costs as costs_module
-from ..compat import compile_options, launch_kernel
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import info as runtime_info
-from ..tape import Launch, System, adjoint_only, launch
+from ..tape import Launch, LeanAdjoint, System, adjoint_only, launch
 from . import kernels as K
 from .dynamics import GroundContact, ModelArrays, check_quaternions, nd, point_position
 from .limits import contact_effective_mass
@@ -106,7 +106,7 @@ class Cost(costs_module.Cost):
         args = (x.q, x.qd, a.params["joint_offset"], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
                 system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating, a.revolute_only,
                 a.ball)
-        return [Launch(_Kernel(K.terminal), args)]
+        return [Launch(LeanAdjoint(K.terminal), args)]
 
 
 def _cost_list(cost, costs) -> list:
@@ -143,32 +143,7 @@ def _integrator(value) -> Integrator:
                           f"Integrator), got {value!r}") from None
 
 
-GRADIENT_COMPILE = {"cfg_optimization": False}
-"""Taichi compile options of the step's and the terminal cost's gradient kernels (their forward
-kernels keep Taichi's defaults). Without its control-flow optimisation passes, most of a cold
-compile, ``advance.grad`` compiled in about a third of the time; the hopper scene's start to its
-first gradient on an empty offline cache took 7.0-7.1 CPU s instead of 13.0 (load 4.4-4.6), its
-gradient bitwise equal and as fast warm within the noise (5.95-5.97 against 5.6-6.2 ms), the
-issue-16 chain's gradient bitwise equal, advance.grad 3.6-4.7 against 3.6-5.6 ms (load 3.5-4.7).
-(The forward kernels without those passes ran 10-20 % slower.)"""
-
-
-class _Kernel:
-    """A step or cost kernel as a launchable: launched through compat's fast path (0.1 ms less
-    than Taichi's own call), its adjoint compiled and launched with ``GRADIENT_COMPILE``."""
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-
-    def __call__(self, *args):
-        launch_kernel(self.kernel, *args)
-
-    def grad(self, *args):
-        with compile_options(**GRADIENT_COMPILE):
-            launch_kernel(self.kernel.grad, *args)
-
-
-class _Advance(_Kernel):
+class _Advance(LeanAdjoint):
     """K.advance as a launchable that records which segment the workspace holds."""
 
     def __init__(self, system, key):

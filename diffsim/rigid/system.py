@@ -76,9 +76,10 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import System, adjoint_only, forward_only, launch
+from ..tape import LEAN_GRADIENT_COMPILE, System, adjoint_only, forward_only, launch, lean_launch
 from . import checks
 from . import kernels as K
 from . import manifold as M
@@ -137,13 +138,17 @@ class _ManifoldWorkspace:
 class _PenaltyAdvance:
     """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
     the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
-    (which reads them): the gradient kernel holds no separating-axis test."""
+    (which reads them): the gradient kernel holds no separating-axis test. The gradient
+    compiles lean (:data:`diffsim.tape.LEAN_GRADIENT_COMPILE`), as the penalty model's per-step
+    kernels and the manifold solver's do; the spheres' impulse kernels keep Taichi's defaults
+    (the billiards break's gradient ran 2.4x slower without them)."""
 
     def __call__(self, dim, mask, *args):
-        K.penalty_advance(dim, mask, True, *args)
+        launch_kernel(K.penalty_advance, dim, mask, True, *args)
 
     def grad(self, dim, mask, *args):
-        K.penalty_advance.grad(dim, mask, False, *args)
+        with compile_options(**LEAN_GRADIENT_COMPILE):
+            launch_kernel(K.penalty_advance.grad, dim, mask, False, *args)
 
 
 class _DampingRatios:
@@ -458,7 +463,7 @@ class RigidSystem(System):
         for t in range(t0, t1):
             s = slot0 + (t - t0) * slot_step
             d = s + slot_step
-            step = [launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
+            step = [lean_launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
                            p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
                            *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
@@ -466,23 +471,23 @@ class RigidSystem(System):
                     step.append(forward_only(M.manifold_pair_features, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
                                              w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
-                step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                step.append(lean_launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                    p["restitution"], p["friction"], self.consts, self._static_pairs,
                                    self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
                                    *geometry))
             if self.nplanes:
-                step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                step.append(lean_launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                    p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
                                    self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
                                    *predicted, *geometry))
-            step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
+            step.append(lean_launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
                                0, self.nplanes, w["inverse_inertia"], x.contact_impulse, w["contact_frame"],
                                w["lever_a"], w["lever_b"], w["active"], s, 0, w["contact_count"], *sweeps,
                                w["inverse_mass"], w["angular_response"], w["impulse_iterate"]))
-            step.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+            step.append(lean_launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
                                self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
                                x.contact_impulse))
-            step.append(launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
+            step.append(lean_launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
                                x.omega))
             out += step
             out.append(self._zero_adjoints(ws, 0, 1))
@@ -508,16 +513,16 @@ class RigidSystem(System):
         integration), None where the scene has no pairs or planes."""
         p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
         state = (x.x, ori, x.v, x.omega)
-        loads = launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s, t, ws.force,
+        loads = lean_launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s, t, ws.force,
                        ws.torque)
-        pairs = launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
+        pairs = lean_launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
                        p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio, self.consts,
                        ws.pairs, ws.count, ws.pair_feature, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
-        planes = launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
+        planes = lean_launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
                         p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
                         self._plane_damping_ratio, p["plane_friction"], self.consts, self.nplanes, s, ws.force,
                         ws.torque) if self.nplanes else None
-        integrate = launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
+        integrate = lean_launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
                            self.consts, ws.force, ws.torque, s, d, *state)
         return loads, pairs, planes, integrate
 
