@@ -140,8 +140,10 @@ class _PenaltyAdvance:
     the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
     (which reads them): the gradient kernel holds no separating-axis test. The gradient
     compiles lean (:data:`diffsim.tape.LEAN_GRADIENT_COMPILE`), as the penalty model's per-step
-    kernels and the manifold solver's do; the spheres' impulse kernels keep Taichi's defaults
-    (the billiards break's gradient ran 2.4x slower without them)."""
+    kernels do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
+    gradient ran 2.4x slower without them) and the manifold solver's, whose gradients came out
+    wrong and different from run to run when compiled lean (3D boxes on a floor: finite
+    differences 5.9e-05, lean adjoint 0.0147 or -0.0038)."""
 
     def __call__(self, dim, mask, *args):
         launch_kernel(K.penalty_advance, dim, mask, True, *args)
@@ -463,7 +465,7 @@ class RigidSystem(System):
         for t in range(t0, t1):
             s = slot0 + (t - t0) * slot_step
             d = s + slot_step
-            step = [lean_launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
+            step = [launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
                            p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
                            *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
@@ -471,23 +473,23 @@ class RigidSystem(System):
                     step.append(forward_only(M.manifold_pair_features, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
                                              w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
-                step.append(lean_launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                    p["restitution"], p["friction"], self.consts, self._static_pairs,
                                    self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
                                    *geometry))
             if self.nplanes:
-                step.append(lean_launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                    p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
                                    self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
                                    *predicted, *geometry))
-            step.append(lean_launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
+            step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
                                0, self.nplanes, w["inverse_inertia"], x.contact_impulse, w["contact_frame"],
                                w["lever_a"], w["lever_b"], w["active"], s, 0, w["contact_count"], *sweeps,
                                w["inverse_mass"], w["angular_response"], w["impulse_iterate"]))
-            step.append(lean_launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+            step.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
                                self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
                                x.contact_impulse))
-            step.append(lean_launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
+            step.append(launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
                                x.omega))
             out += step
             out.append(self._zero_adjoints(ws, 0, 1))
