@@ -331,6 +331,22 @@ def box_box_point_of(feature, ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
 
 
 @ti.func
+def incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k):
+    """For the reference face on axis L (of box a if ref_a, else of b; half extent h_ref,
+    separation best along L, d = ca - cb): the face's outward normal towards the other box,
+    its box's centre, corner k of the other (incident) box relative to that centre, and the
+    corner's depth below the face (capped by the boxes' overlap along L when they are apart)."""
+    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
+    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
+    c_ref = ti.select(ref_a, ca, cb)
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
+    rel = corner - c_ref
+    below = h_ref - n_ref.dot(rel)
+    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    return n_ref, c_ref, rel, depth
+
+
+@ti.func
 def box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k):
     """:func:`box_box_point_of` in 2D (turns about z, h[2] = 0): the same formulas without the
     terms that are exactly 0 there (the z axis's share of a box's width, the lateral coordinate
@@ -347,13 +363,7 @@ def box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k):
     h1 = ti.select(ref_a, ti.select(along_x, ha[1], ha[0]), ti.select(along_x, hb[1], hb[0]))
     best = ti.abs(d.dot(L)) - (ha[0] * ti.abs(xa.dot(L)) + ha[1] * ti.abs(ya.dot(L))) \
         - (hb[0] * ti.abs(xb.dot(L)) + hb[1] * ti.abs(yb.dot(L))) - ti.select(ref_a, 0.0, 1.0) * margin
-    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
-    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
-    c_ref = ti.select(ref_a, ca, cb)
-    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
-    rel = corner - c_ref
-    below = h_ref - n_ref.dot(rel)
-    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    n_ref, c_ref, rel, depth = incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k)
     lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
     point = c_ref + h_ref * n_ref + lateral1 * u1 - (0.5 * depth) * n_ref
     return ti.select(ref_a, -n_ref, n_ref), depth, point
@@ -379,13 +389,7 @@ def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
     h2 = ti.select(ref_a, pick3(b2, ha[0], ha[1], ha[2]), pick3(b2, hb[0], hb[1], hb[2]))
     best = ti.abs(d.dot(L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
         - ti.select(ref_a, 0.0, 1.0) * margin
-    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
-    n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
-    c_ref = ti.select(ref_a, ca, cb)
-    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
-    rel = corner - c_ref
-    below = h_ref - n_ref.dot(rel)
-    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    n_ref, c_ref, rel, depth = incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k)
     lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
     lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
