@@ -77,8 +77,8 @@ def init(arch: str = "auto", precision: str = "f64", threads: int | None = None,
         global-data-access-rule check). About 2x slower.
     taichi_options: handed to ``ti.init``. ``cfg_optimization=False`` is the one worth knowing:
         Taichi then skips its control-flow optimisation, which is most of a cold compile, for
-        every kernel (the robots' gradient kernels already compile without it, their gradients
-        bitwise the same: :func:`diffsim.compat.compile_options`); forward kernels then run
+        every kernel (the gradient kernels of robots with contact and of the rigid penalty model
+        already compile without it: :class:`diffsim.tape.LeanAdjoint`); forward kernels then run
         10-20 % slower: for a short session on an empty offline cache, not for a long fit.
 
     A second call with settings the running runtime satisfies (the same ones, or ``arch``

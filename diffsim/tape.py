@@ -64,22 +64,28 @@ compile (store-to-load forwarding alone took 60-70 % of the rigid ones'). Measur
 offline cache, CPU s of a scene's first forward + gradient: hopper 13.4 -> 7.1, bowling 23 ->
 10.3-11.5, stacking 15-16 -> 10.8-11.7; the robots' gradients bitwise equal and as fast warm,
 the rigid penalty scenes' within 1e-12 and 5-30 % slower warm (bowling 55-65 -> 73-75 ms a
-gradient). Kernels whose warm speed is the point keep Taichi's defaults (the spheres' impulse
-kernels: the billiards break's gradient ran 2.4x slower without them)."""
+gradient). Kernels whose warm speed is the point keep Taichi's defaults: the spheres' impulse
+kernels (the billiards break's gradient ran 2.4x slower without them) and robots without ground
+contact (the issue-16 chain's gradient: 5.4-6.4 ms against 8.0-8.1 ms lean, on a quiet machine;
+their kernels compile within 10 s either way)."""
 
 
 class LeanAdjoint:
     """A kernel as a launchable whose adjoint compiles with :data:`LEAN_GRADIENT_COMPILE` (its
     forward keeps Taichi's defaults); both launched through :func:`~diffsim.compat.launch_kernel`.
+    ``lean=False`` keeps the defaults for the adjoint too (a System that decides per model).
     A kernel must always be launched under the same options (Taichi keeps the first compile)."""
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+    def __init__(self, kernel, lean: bool = True):
+        self.kernel, self.lean = kernel, lean
 
     def __call__(self, *args):
         launch_kernel(self.kernel, *args)
 
     def grad(self, *args):
+        if not self.lean:
+            launch_kernel(self.kernel.grad, *args)
+            return
         with compile_options(**LEAN_GRADIENT_COMPILE):
             launch_kernel(self.kernel.grad, *args)
 
