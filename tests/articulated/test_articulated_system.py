@@ -208,6 +208,14 @@ print(json.dumps(out))
         assert d < 1e-12, (name, d)
 
 
+def _rollout(system, T, tau):
+    """(loss, q and qd trajectories, gradients) of T steps of ``system`` under torques ``tau``."""
+    ro = Rollout(system, T, StoreAll())
+    loss = ro.forward(controls={"tau": tau})
+    g = ro.backward()
+    return loss, ro.trajectory("q"), ro.trajectory("qd"), g
+
+
 def test_world_poses_are_left_out_only_where_nothing_reads_them():
     """Without contact points and without a running end-effector term the step kernel stores no
     world poses (the ``poses`` switch); the dynamics must not depend on it. A vanishing running
@@ -220,11 +228,9 @@ def test_world_poses_are_left_out_only_where_nothing_reads_them():
     results = []
     for running in (0.0, 1e-300):
         cost = Cost(effort=1e-3, ee_link="tip", ee_target=[0.5, 0.0, 0.4], ee_weight=running, ee_weight_final=1.0)
-        ro = Rollout(ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1, 0.2], segment=11), T,
-                     StoreAll())
-        loss = ro.forward(controls={"tau": tau})
-        g = ro.backward()
-        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["mass"]))
+        loss, q, qd, g = _rollout(ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1, 0.2], segment=11),
+                                  T, tau)
+        results.append((loss, q, qd, g.controls["tau"], g.params["mass"]))
     (l0, q0, qd0, gt0, gm0), (l1, q1, qd1, gt1, gm1) = results
     assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
     assert np.isclose(l0, l1, rtol=1e-15, atol=0)
@@ -249,11 +255,8 @@ def test_robots_without_limits_step_as_with_limits_far_away():
                                    cost=Cost(effort=1e-3, qd_weight=0.1, ee_link="tip", ee_target=[0.3, 0.0, 0.2],
                                              ee_weight_final=1.0))
         assert system.arrays.has_limits == bool(bounds)
-        ro = Rollout(system, T, StoreAll())
-        loss = ro.forward(controls={"tau": tau})
-        g = ro.backward()
-        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.state0["qd"],
-                        g.params["damping"]))
+        loss, q, qd, g = _rollout(system, T, tau)
+        results.append((loss, q, qd, g.controls["tau"], g.state0["qd"], g.params["damping"]))
     (l0, *a), (l1, *b) = results
     np.testing.assert_allclose(b[0], a[0], rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(b[1], a[1], rtol=1e-13, atol=1e-14)
@@ -277,10 +280,8 @@ def test_a_cost_without_running_terms_writes_and_sums_none():
                     qd_weight_final=0.5)
         system = ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1], segment=9)
         assert system._running == (effort != 0)
-        ro = Rollout(system, T, StoreAll())
-        loss = ro.forward(controls={"tau": tau})
-        g = ro.backward()
-        results.append((loss, ro.trajectory("q"), ro.trajectory("qd"), g.controls["tau"], g.params["inertia"]))
+        loss, q, qd, g = _rollout(system, T, tau)
+        results.append((loss, q, qd, g.controls["tau"], g.params["inertia"]))
     (l0, q0, qd0, *g0), (l1, q1, qd1, *g1) = results
     assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
     assert np.isclose(l0, l1, rtol=1e-15, atol=0)
