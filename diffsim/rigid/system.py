@@ -76,10 +76,9 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import LEAN_GRADIENT_COMPILE, System, adjoint_only, forward_only, launch, lean_launch
+from ..tape import LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
 from . import checks
 from . import kernels as K
 from . import manifold as M
@@ -135,22 +134,24 @@ class _ManifoldWorkspace:
         self.__dict__.update(self.arrays)
 
 
-class _PenaltyAdvance:
+class _PenaltyAdvance(LeanAdjoint):
     """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
     the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
     (which reads them): the gradient kernel holds no separating-axis test. The gradient
-    compiles lean (:data:`diffsim.tape.LEAN_GRADIENT_COMPILE`), as the penalty model's per-step
-    kernels do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
+    compiles lean (:class:`diffsim.tape.LeanAdjoint`), as the penalty model's per-step kernels
+    do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
     gradient ran 2.4x slower without them) and the manifold solver's, whose gradients came out
     wrong and different from run to run when compiled lean (3D boxes on a floor: finite
     differences 5.9e-05, lean adjoint 0.0147 or -0.0038)."""
 
+    def __init__(self):
+        super().__init__(K.penalty_advance)
+
     def __call__(self, dim, mask, *args):
-        launch_kernel(K.penalty_advance, dim, mask, True, *args)
+        super().__call__(dim, mask, True, *args)
 
     def grad(self, dim, mask, *args):
-        with compile_options(**LEAN_GRADIENT_COMPILE):
-            launch_kernel(K.penalty_advance.grad, dim, mask, False, *args)
+        super().grad(dim, mask, False, *args)
 
 
 class _DampingRatios:
