@@ -62,12 +62,14 @@ LEAN_GRADIENT_COMPILE = {"cfg_optimization": False}
 Taichi's control-flow optimisation passes, which are most of a large gradient kernel's cold
 compile (store-to-load forwarding alone took 60-70 % of the rigid ones'). Measured on an empty
 offline cache, CPU s of a scene's first forward + gradient: hopper 13.4 -> 7.1, bowling 23 ->
-10.3-11.5, stacking 15-16 -> 10.8-11.7; the robots' gradients bitwise equal and as fast warm,
-the rigid penalty scenes' within 1e-12 and 5-30 % slower warm (bowling 55-65 -> 73-75 ms a
-gradient). Kernels whose warm speed is the point keep Taichi's defaults: the spheres' impulse
-kernels (the billiards break's gradient ran 2.4x slower without them) and robots without ground
-contact (the issue-16 chain's gradient: 5.4-6.4 ms against 8.0-8.1 ms lean, on a quiet machine;
-their kernels compile within 10 s either way)."""
+10.3-11.5, stacking 15-16 -> 10.8-11.7; the robots' gradients bitwise equal (the issue-16
+chain's, lean against default in separate processes: min 7.45-7.9 against 6.64-8.4 ms CPU,
+within the machine's noise), the rigid penalty scenes' within 1e-12 and 5-30 % slower warm
+(bowling 55-65 -> 73-75 ms a gradient). Kept at Taichi's defaults: the spheres' impulse kernels
+(the billiards break's gradient ran 2.4x slower without them), the manifold solver's (lean, its
+gradients came out wrong) and robots without ground contact (they compile within 10 s either
+way). Compare settings in separate processes: Taichi does not recompile a kernel in one process
+when the options change."""
 
 
 class LeanAdjoint:

@@ -147,8 +147,9 @@ def _lean(system) -> bool:
     """Whether the step's and the terminal cost's adjoints compile lean
     (:class:`diffsim.tape.LeanAdjoint`): for robots with ground contact, whose gradient kernels
     are the large ones (the hopper's first gradient: 13.4 -> 7.1 CPU s cold); robots without
-    keep Taichi's defaults, as their gradients run faster with them (the issue-16 chain: 5.4-6.4
-    against 8.0-8.1 ms) and compile within 10 s anyway (arm_reach 9.4, cartpole 9.9 CPU s)."""
+    keep Taichi's defaults, since they compile within 10 s anyway (arm_reach 9.2, cartpole 9.5
+    CPU s) and their gradients may run a little faster with them (the issue-16 chain: min 6.6-8.4
+    against 7.5-7.9 ms lean, within this machine's noise)."""
     return bool(system.arrays.contacts)
 
 
