@@ -70,7 +70,7 @@ from collections.abc import Callable
 import numpy as np
 import taichi as ti
 
-from .errors import ConfigError
+from .errors import ConfigError, DiffsimError
 from .runtime import config
 from .tape import System, launch
 
@@ -221,7 +221,10 @@ class NumpyCost(TrajectoryCost):
         grads = self.grad(states, steps)
         if not isinstance(grads, dict):
             raise ConfigError(f"{self!r}: grad must return {{field: array}}, got {type(grads).__name__}")
-        return float(value), grads
+        if np.ndim(value) != 0 or not np.isrealobj(value):
+            raise ConfigError(f"{self!r}: fn must return one real number (the loss), got {type(value).__name__} "
+                              f"of shape {np.shape(value)}: sum or average it")
+        return float(value), _finite_gradients(self, grads, states)
 
 
 class TorchCost(TrajectoryCost):
@@ -254,7 +257,19 @@ class TorchCost(TrajectoryCost):
         grads = torch.autograd.grad(value, list(ts.values()), allow_unused=True)
         out = {f: (np.zeros_like(states[f]) if g is None else g.detach().numpy().astype(np.float64))
                for f, g in zip(ts, grads)}
-        return float(value.detach()), out
+        return float(value.detach()), _finite_gradients(self, out, states)
+
+
+def _finite_gradients(cost, grads: dict, states: dict) -> dict:
+    """``grads``, after checking that a cost read on finite states gave a finite gradient: a NaN
+    there would flow silently into the parameters' gradient."""
+    for f, g in grads.items():
+        g = np.asarray(g, dtype=np.float64)
+        if f in states and np.all(np.isfinite(states[f])) and not np.all(np.isfinite(g)):
+            k = np.argwhere(~np.isfinite(g))[0]
+            raise DiffsimError(f"{cost!r}: its gradient of '{f}' is {g[tuple(k)]} at index {tuple(int(i) for i in k)} "
+                               f"(row, *field index) of finite states: check the gradient function")
+    return grads
 
 
 # ---------------------------------------------------------------------- smooth extrema

@@ -7,6 +7,7 @@ import pytest
 from diffsim import (
     Binomial,
     ConfigError,
+    DiffsimError,
     Objective,
     Periodic,
     Rollout,
@@ -147,6 +148,15 @@ def test_bad_python_costs_are_named(chain):
     nan = NumpyCost(lambda s, t: float("nan"), g, fields="q")
     with pytest.raises(Exception, match="returned nan"):
         Rollout(chain, 10, costs=[nan]).forward()
+    # a user's slips that used to pass: the loss as an array (a bare TypeError), and a NaN in the
+    # gradient of a finite trajectory (it flowed silently into the parameters' gradient)
+    per_state = NumpyCost(lambda s, t: s["q"][-1], g, fields="q")
+    with pytest.raises(ConfigError, match=r"one real number \(the loss\), got ndarray of shape \(5,\)"):
+        Rollout(chain, 10, costs=[per_state]).forward()
+    nan_grad = NumpyCost(f, lambda s, t: {"q": np.where(np.arange(5) == 3, np.nan, 0.0) * np.ones_like(s["q"])},
+                         fields="q", steps="last")
+    with pytest.raises(DiffsimError, match=r"gradient of 'q' is nan at index \(0, 3\)"):
+        Rollout(chain, 10, costs=[nan_grad]).forward()
 
 
 def test_a_python_cost_on_a_molecular_system():
