@@ -65,12 +65,19 @@ def test_full_list_equals_brute_force_with_image_codes(method, tasks):
             d = wrapped[i] - wrapped[j] - image * box
             d_min = pos[i] - pos[j] - box * np.round((pos[i] - pos[j]) / box)
             np.testing.assert_allclose(d, d_min, atol=1e-12)
-    # home-box neighbours at the front of each row, those through an image at the back: the
-    # force kernel applies no image shift to the front ones
     nbr, nhome, nimage, atoms = (a.to_numpy() for a in (cl.nbr, cl.nhome, cl.nimage, cl.atoms))
-    codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
-    assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
     assert 0 < nimage.sum() < nhome.sum()
+    if cl.direct:
+        # the gather's rows, written by the build ("half"): a neighbour in the home box as its
+        # atom index, one through an image as a ghost slot n + g of a code other than home
+        # (rows() decoded them above, so each slot is that of the right atom and code)
+        ent = np.concatenate([nbr[p, :nhome[p] + nimage[p]] for p in range(n)])
+        assert (ent < n).sum() == nhome.sum() and (ent >= n).sum() == nimage.sum()
+        assert np.all(cl.gcode.to_numpy()[ent[ent >= n] - n] != HOME)
+    else:
+        # home-box neighbours at the front of each row, those through an image at the back
+        codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
+        assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
     cl.unwrap(x, 0)
     np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-12)
 
