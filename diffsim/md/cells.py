@@ -228,10 +228,32 @@ def _gap(u, a, h):
 
 
 @ti.func
+def _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs: ti.template(), atoms: ti.template(), nbr: ti.template(), code,
+          home, nh, ni):
+    """Test candidate q (sorted index, image shift (sx, sy, sz)) of sorted atom p and write it to
+    row p, home hits from the front (count nh), others from the back (count ni); returns the counts.
+    Branch-free: about half the candidates are hits, and a branch on it is mispredicted half the
+    time. The candidate is written where a hit goes (a miss is overwritten by the next hit or lies
+    past the row's count) and the count advances by the hit: the rows are those of the branch."""
+    d0 = xi0 - xs[q, 0] - sx
+    d1 = xi1 - xs[q, 1] - sy
+    d2 = xi2 - xs[q, 2] - sz
+    hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
+    cap = nbr.shape[1]
+    if nh + ni < cap:
+        nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+    if home:
+        nh += ti.cast(hit, ti.i32)
+    else:
+        ni += ti.cast(hit, ti.i32)
+    return nh, ni
+
+
+@ti.func
 def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
              nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(),
-             nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), hits: ti.template(), task,
-             gmask: ti.template(), gbase: ti.template()):
+             nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), runs: ti.template(),
+             hits: ti.template(), task, gmask: ti.template(), gbase: ti.template()):
     """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
     for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
     own column (ab = 12). Hits in the home image go to row p from the front (count nhome[p]),
@@ -242,7 +264,9 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     mirrored read-modify-writes of row q now happen for hits only, about half the candidates).
     With ``mirror`` the rows are the gather's (see FullNeighborList): every hit from the front,
     as an atom index, or through an image as its ghost slot n + gbase[j] + (rank of the code in
-    gmask[j]). Counts run past the row capacity (entries are then dropped)."""
+    gmask[j]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
+    locals) the runs are collected first and scanned afterwards, else scanned as they are
+    found. Counts run past the row capacity (entries are then dropped)."""
     cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
@@ -259,13 +283,13 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     nh = 0
     ni = 0
     nhit = 0  # with mirror: hits noted in hits[task]
-    # with mirror: the runs (first and past-last sorted index, image code) are found first and
+    # with runs: the runs (first and past-last sorted index, image code) are found first and
     # scanned afterwards, so that the scan is a tight loop (a run's bounds no longer start from
     # scratch after each mispredicted run exit); at most 13 columns x 3 parts
     nrun = 0
-    run_lo = ti.Vector([0] * (39 if ti.static(mirror) else 1))
-    run_hi = ti.Vector([0] * (39 if ti.static(mirror) else 1))
-    run_code = ti.Vector([0] * (39 if ti.static(mirror) else 1))
+    run_lo = ti.Vector([0] * (39 if ti.static(runs) else 1))
+    run_hi = ti.Vector([0] * (39 if ti.static(runs) else 1))
+    run_code = ti.Vector([0] * (39 if ti.static(runs) else 1))
     if ti.static(mirror):  # earlier atoms may have written to this row already
         nh = nhome[p]
         ni = nimage[p]
@@ -301,7 +325,7 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                     lo = 0
                     hi = khi - nz
                     cc = 2
-                if ti.static(mirror):
+                if ti.static(runs):
                     if lo <= hi:
                         run_lo[nrun] = ti.max(start[row + lo], q0)
                         run_hi[nrun] = start[row + hi] + count[row + hi]
@@ -312,20 +336,16 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                     code = ca | (cb << 2) | (cc << 4)
                     home = code == HOME
                     for q in range(ti.max(start[row + lo], q0), start[row + hi] + count[row + hi]):
-                        d0 = xi0 - xs[q, 0] - sx
-                        d1 = xi1 - xs[q, 1] - sy
-                        d2 = xi2 - xs[q, 2] - sz
-                        hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
-                        # branch-free: about half the candidates are hits, a branch on it is
-                        # mispredicted half the time. The candidate is written where a hit goes
-                        # (a miss is overwritten by the next hit or lies past the row's count)
-                        # and the count advances by the hit: the rows are those of the branch
-                        if nh + ni < cap:
-                            nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
-                        if home:
-                            nh += ti.cast(hit, ti.i32)
-                        else:
-                            ni += ti.cast(hit, ti.i32)
+                        nh, ni = _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs, atoms, nbr, code, home, nh, ni)
+    if ti.static(runs and not mirror):
+        for r in range(nrun):
+            code = run_code[r]
+            home = code == HOME
+            sx = ((code & 3) - 1) * box[0]
+            sy = (((code >> 2) & 3) - 1) * box[1]
+            sz = (((code >> 4) & 3) - 1) * box[2]
+            for q in range(run_lo[r], run_hi[r]):
+                nh, ni = _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs, atoms, nbr, code, home, nh, ni)
     if ti.static(mirror):
         for r in range(nrun):
             code = run_code[r]
@@ -380,8 +400,8 @@ def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 nbr: _A2, nhome: _A1, nimage: _A1):
     """Every atom scans all 25 columns (each pair is tested twice); fully parallel (GPU)."""
     for p in range(xs.shape[0]):
-        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False, nbr, 0,
-                 nhome, nhome)
+        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False, False, nbr,
+                 0, nhome, nhome)
 
 
 GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
@@ -402,18 +422,19 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
             for p in range(start[cells0[t]], start[last] + count[last]):
                 # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
                 _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True,
-                         hits, t, gmask, gbase)
+                         True, hits, t, gmask, gbase)
 
 
 @ti.func
 def _half_row(p, xs: ti.template(), box: ti.template(), nc: ti.template(), cell_of: ti.template(),
               start: ti.template(), count: ti.template(), atoms: ti.template(), rl2, scratch: ti.template(),
-              nhome: ti.template(), nimage: ti.template(), nbr: ti.template(), nnb: ti.template()):
+              nhome: ti.template(), nimage: ti.template(), nbr: ti.template(), nnb: ti.template(),
+              runs: ti.template()):
     """Row atoms[p] of the tape's half list (the forward half of the 5x5 column block around the
     atom, plain atom indices) from the column search; returns the row's full length (it may
     exceed the list's width, which the caller checks)."""
-    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False, scratch,
-             0, nhome, nhome)
+    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False, runs,
+             scratch, 0, nhome, nhome)
     cap = scratch.shape[1]
     nh = nhome[p]
     cnt = nh + nimage[p]
@@ -458,7 +479,7 @@ def _half_rows(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1,
     most = 0
     for p in range(xs.shape[0]):
         ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
-                                      nnb))
+                                      nnb, False))
     return most
 
 
@@ -509,7 +530,7 @@ def _tape_lists(x: _A3, s: ti.i32, box: _A1, nc: _A1, limit: ti.f64, cell_of: _A
     most = 0
     for p in range(n):
         ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
-                                      nnb))
+                                      nnb, True))
     ti.loop_config(serialize=True)
     for _ in range(1):
         out[0] = most
