@@ -16,7 +16,9 @@ How it stays cheap:
   its home-box neighbours apart from those through an image, so most pairs need no shift. For
   the gather kernels each (atom, image code) seen through an image becomes a ghost slot
   (:meth:`ImageCodedList._make_ghosts`) whose position they refresh, so that every entry is a
-  plain index and one vectorised loop serves the whole row.
+  plain index and one vectorised loop serves the whole row. The CPU build ("half") places the
+  ghost slots before its search, from each atom's position (an image per axis when the atom is
+  within a list radius of a face), and writes those gather rows itself.
 - Cells are columns at least half the list radius (``cutoff + skin``) wide in x and y, and
   an eighth of it tall in z. Atoms are counting-sorted by cell (within a cell by atom index).
   Cells along z are contiguous in that order, so each of the 5x5 columns around an atom is
@@ -688,7 +690,8 @@ class ImageCodedList:
 
     def _make_ghosts(self, types):
         """The gather's form of the list (after each build): ``ent`` rows of plain indices into
-        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through),
+        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through;
+        with ``direct`` the build has written them in ``nbr`` and placed the slots from positions),
         ``cnt`` entries each; ``gbase``, ``gcount``, ``gcode`` place each atom's ghosts, ``gtypes``
         the types of atoms and ghosts. The gather kernels refresh ``xg`` from the positions
         (:func:`~diffsim.md.gather.refresh_atom`), so every neighbour is a plain index and the
@@ -742,12 +745,16 @@ class FullNeighborList(ImageCodedList):
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
-    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries
-    ``j << 6 | image code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written
-    and read in sequence): the ``nhome[p]`` neighbours in the home box (code ``HOME``) from the
-    front, the ``nimage[p]`` seen through a periodic image from the back (the force kernel
-    needs the image shift only for those, about a tenth at N = 32,000). ``image`` (n, 3) int32
-    counts box crossings since the last :meth:`unwrap`.
+    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the neighbours of atom
+    ``atoms[p]`` (the p-th in cell order, so rows are written and read in sequence), ``nhome[p]``
+    in the home box and ``nimage[p]`` seen through a periodic image (about a tenth at N =
+    32,000). With method "full" the entries are ``j << 6 | image code``, the home ones (code
+    ``HOME``) from the front, the others from the back. With "half" (``direct``) the row is the
+    gather's, ``cnt[p]`` entries from the front in search order: a home neighbour as its atom
+    index j, one through an image as its ghost slot ``n + gbase[j] + k`` (k: the rank of the
+    code among the bits of ``gmask[j]``, the codes through which atom j can be seen, set from its
+    position before the search); :meth:`rows` decodes either form. ``image`` (n, 3) int32 counts
+    box crossings since the last :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
     of cells along x (two launches, so that no two tasks write one row); about 1.6x faster on the
