@@ -16,7 +16,9 @@ How it stays cheap:
   its home-box neighbours apart from those through an image, so most pairs need no shift. For
   the gather kernels each (atom, image code) seen through an image becomes a ghost slot
   (:meth:`ImageCodedList._make_ghosts`) whose position they refresh, so that every entry is a
-  plain index and one vectorised loop serves the whole row.
+  plain index and one vectorised loop serves the whole row. The CPU build ("half") places the
+  ghost slots before its search, from each atom's position (an image per axis when the atom is
+  within a list radius of a face), and writes those gather rows itself.
 - Cells are columns at least half the list radius (``cutoff + skin``) wide in x and y, and
   an eighth of it tall in z. Atoms are counting-sorted by cell (within a cell by atom index).
   Cells along z are contiguous in that order, so each of the 5x5 columns around an atom is
@@ -166,10 +168,32 @@ def _scatter(cell_of: _A1, fill: _A1, atoms: _A1):
         atoms[ti.atomic_add(fill[cell_of[i]], 1)] = i
 
 
+@ti.func
+def _image_mask(u0, u1, u2, box: ti.template(), rl):
+    """Bit _code27(c) for every image code c through which an atom at wrapped position (u0, u1,
+    u2) can be within ``rl`` of a point in the box: per axis the home box, the image one box up
+    when u < rl, one box down when u > L - rl (with a margin of 1e-4 rl for rounding); the home
+    code (bit 13) excluded."""
+    lo = ti.Vector([u0 < 1.0001 * rl, u1 < 1.0001 * rl, u2 < 1.0001 * rl])
+    hi = ti.Vector([u0 > box[0] - 1.0001 * rl, u1 > box[1] - 1.0001 * rl, u2 > box[2] - 1.0001 * rl])
+    mask = 0
+    for b in ti.static(range(27)):
+        ok = True
+        for k in ti.static(range(3)):  # code digit k of b: 0 one box down, 1 home, 2 one box up
+            if ti.static((b // 3 ** k) % 3 == 0):
+                ok = ok and hi[k]
+            elif ti.static((b // 3 ** k) % 3 == 2):
+                ok = ok and lo[k]
+        if ti.static(b != 13):
+            mask |= ti.select(ok, 1 << b, 0)
+    return mask
+
+
 @ti.kernel
-def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1):
+def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1):
     """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
-    their positions, wrapped into the box, contiguously into xs."""
+    their positions, wrapped into the box, contiguously into xs, and each atom's image codes
+    (:func:`_image_mask`) into gmask (by atom)."""
     for c in range(count.shape[0]):
         a0 = start[c]
         for p in range(a0 + 1, a0 + count[c]):
@@ -183,6 +207,7 @@ def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, 
             for k in ti.static(range(3)):
                 u, _m = _wrapped(x[s, atoms[p], k], box[k])
                 xs[p, k] = u
+            gmask[atoms[p]] = _image_mask(xs[p, 0], xs[p, 1], xs[p, 2], box, rl)
 
 
 @ti.func
@@ -205,9 +230,32 @@ def _gap(u, a, h):
 
 
 @ti.func
+def _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs: ti.template(), atoms: ti.template(), nbr: ti.template(), code,
+          home, nh, ni):
+    """Test candidate q (sorted index, image shift (sx, sy, sz)) of sorted atom p and write it to
+    row p, home hits from the front (count nh), others from the back (count ni); returns the counts.
+    Branch-free: about half the candidates are hits, and a branch on it is mispredicted half the
+    time. The candidate is written where a hit goes (a miss is overwritten by the next hit or lies
+    past the row's count) and the count advances by the hit: the rows are those of the branch."""
+    d0 = xi0 - xs[q, 0] - sx
+    d1 = xi1 - xs[q, 1] - sy
+    d2 = xi2 - xs[q, 2] - sz
+    hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
+    cap = nbr.shape[1]
+    if nh + ni < cap:
+        nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+    if home:
+        nh += ti.cast(hit, ti.i32)
+    else:
+        ni += ti.cast(hit, ti.i32)
+    return nh, ni
+
+
+@ti.func
 def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
              nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(),
-             nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), hits: ti.template(), task):
+             nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), runs: ti.template(),
+             hits: ti.template(), task, gmask: ti.template(), gbase: ti.template()):
     """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
     for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
     own column (ab = 12). Hits in the home image go to row p from the front (count nhome[p]),
@@ -216,7 +264,11 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     ``hits``, then each hit is written to both rows, in the order of the search, so the rows
     are those of writing each candidate to both rows as it is tested (what this did before; the
     mirrored read-modify-writes of row q now happen for hits only, about half the candidates).
-    Counts run past the row capacity (entries are then dropped)."""
+    With ``mirror`` the rows are the gather's (see FullNeighborList): every hit from the front,
+    as an atom index, or through an image as its ghost slot n + gbase[j] + (rank of the code in
+    gmask[j]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
+    locals) the runs are collected first and scanned afterwards, else scanned as they are
+    found. Counts run past the row capacity (entries are then dropped)."""
     cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
@@ -233,13 +285,13 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     nh = 0
     ni = 0
     nhit = 0  # with mirror: hits noted in hits[task]
-    # with mirror: the runs (first and past-last sorted index, image code) are found first and
+    # with runs: the runs (first and past-last sorted index, image code) are found first and
     # scanned afterwards, so that the scan is a tight loop (a run's bounds no longer start from
     # scratch after each mispredicted run exit); at most 13 columns x 3 parts
     nrun = 0
-    run_lo = ti.Vector([0] * (39 if ti.static(mirror) else 1))
-    run_hi = ti.Vector([0] * (39 if ti.static(mirror) else 1))
-    run_code = ti.Vector([0] * (39 if ti.static(mirror) else 1))
+    run_lo = ti.Vector([0] * (39 if ti.static(runs) else 1))
+    run_hi = ti.Vector([0] * (39 if ti.static(runs) else 1))
+    run_code = ti.Vector([0] * (39 if ti.static(runs) else 1))
     if ti.static(mirror):  # earlier atoms may have written to this row already
         nh = nhome[p]
         ni = nimage[p]
@@ -275,7 +327,7 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                     lo = 0
                     hi = khi - nz
                     cc = 2
-                if ti.static(mirror):
+                if ti.static(runs):
                     if lo <= hi:
                         run_lo[nrun] = ti.max(start[row + lo], q0)
                         run_hi[nrun] = start[row + hi] + count[row + hi]
@@ -286,20 +338,16 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                     code = ca | (cb << 2) | (cc << 4)
                     home = code == HOME
                     for q in range(ti.max(start[row + lo], q0), start[row + hi] + count[row + hi]):
-                        d0 = xi0 - xs[q, 0] - sx
-                        d1 = xi1 - xs[q, 1] - sy
-                        d2 = xi2 - xs[q, 2] - sz
-                        hit = d0 * d0 + d1 * d1 + d2 * d2 < rl2 and q != p
-                        # branch-free: about half the candidates are hits, a branch on it is
-                        # mispredicted half the time. The candidate is written where a hit goes
-                        # (a miss is overwritten by the next hit or lies past the row's count)
-                        # and the count advances by the hit: the rows are those of the branch
-                        if nh + ni < cap:
-                            nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
-                        if home:
-                            nh += ti.cast(hit, ti.i32)
-                        else:
-                            ni += ti.cast(hit, ti.i32)
+                        nh, ni = _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs, atoms, nbr, code, home, nh, ni)
+    if ti.static(runs and not mirror):
+        for r in range(nrun):
+            code = run_code[r]
+            home = code == HOME
+            sx = ((code & 3) - 1) * box[0]
+            sy = (((code >> 2) & 3) - 1) * box[1]
+            sz = (((code >> 4) & 3) - 1) * box[2]
+            for q in range(run_lo[r], run_hi[r]):
+                nh, ni = _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs, atoms, nbr, code, home, nh, ni)
     if ti.static(mirror):
         for r in range(nrun):
             code = run_code[r]
@@ -319,18 +367,25 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
         # each hit to row p and (mirrored) to row q, which sees p through the opposite image;
         # plain (not atomic) read-modify-writes: no other task writes row q now
         ip = atoms[p]
+        n = xs.shape[0]
         kept = ti.min(nhit, hits.shape[1])
         for k in range(kept):
             e = hits[task, k]
             q = e >> CODE_BITS
             code = e & ((1 << CODE_BITS) - 1)
             home = code == HOME
+            iq = atoms[q]
+            eq = iq  # row p's entry for q, and row q's for p (seen through the opposite image)
+            ep = ip
+            if not home:
+                eq = n + gbase[iq] + ti.math.popcnt(gmask[iq] & ((1 << _code27(code)) - 1))
+                ep = n + gbase[ip] + ti.math.popcnt(gmask[ip] & ((1 << _code27(42 - code)) - 1))
             if nh + ni < cap:
-                nbr[p, nh if home else cap - 1 - ni] = (atoms[q] << CODE_BITS) | code
+                nbr[p, nh + ni] = eq
             mh = nhome[q]
             mi = nimage[q]
             if mh + mi < cap:
-                nbr[q, mh if home else cap - 1 - mi] = (ip << CODE_BITS) | (42 - code)
+                nbr[q, mh + mi] = ep
             if home:
                 nh += 1
                 nhome[q] = mh + 1
@@ -347,7 +402,8 @@ def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 nbr: _A2, nhome: _A1, nimage: _A1):
     """Every atom scans all 25 columns (each pair is tested twice); fully parallel (GPU)."""
     for p in range(xs.shape[0]):
-        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False, nbr, 0)
+        _columns(p, 0, 25, 0, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, False, False, nbr,
+                 0, nhome, nhome)
 
 
 GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
@@ -355,11 +411,12 @@ GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thre
 
 @ti.kernel
 def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1, hits: _A2):
+                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1, hits: _A2, gmask: _A1, gbase: _A1):
     """Each pair tested once (forward half of the block), written to both rows. One serial task
     per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
     the slabs of one launch must not write to each other's rows (see FullNeighborList.build).
-    hits: (tasks, width) scratch, a row per task (see _columns)."""
+    hits: (tasks, width) scratch, a row per task (see _columns); gmask, gbase: the ghost slots
+    the rows point to (FullNeighborList._ghost_slots)."""
     for g in range(cells0.shape[0] * GRAIN):
         if g % GRAIN == 0:
             t = g // GRAIN
@@ -367,18 +424,19 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
             for p in range(start[cells0[t]], start[last] + count[last]):
                 # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
                 _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True,
-                         hits, t)
+                         True, hits, t, gmask, gbase)
 
 
 @ti.func
 def _half_row(p, xs: ti.template(), box: ti.template(), nc: ti.template(), cell_of: ti.template(),
               start: ti.template(), count: ti.template(), atoms: ti.template(), rl2, scratch: ti.template(),
-              nhome: ti.template(), nimage: ti.template(), nbr: ti.template(), nnb: ti.template()):
+              nhome: ti.template(), nimage: ti.template(), nbr: ti.template(), nnb: ti.template(),
+              runs: ti.template()):
     """Row atoms[p] of the tape's half list (the forward half of the 5x5 column block around the
     atom, plain atom indices) from the column search; returns the row's full length (it may
     exceed the list's width, which the caller checks)."""
-    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False, scratch,
-             0)
+    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, scratch, nhome, nimage, False, runs,
+             scratch, 0, nhome, nhome)
     cap = scratch.shape[1]
     nh = nhome[p]
     cnt = nh + nimage[p]
@@ -423,7 +481,7 @@ def _half_rows(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1,
     most = 0
     for p in range(xs.shape[0]):
         ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
-                                      nnb))
+                                      nnb, False))
     return most
 
 
@@ -474,7 +532,7 @@ def _tape_lists(x: _A3, s: ti.i32, box: _A1, nc: _A1, limit: ti.f64, cell_of: _A
     most = 0
     for p in range(n):
         ti.atomic_max(most, _half_row(p, xs, box, nc, cell_of, start, count, atoms, rl2, scratch, nhome, nimage, nbr,
-                                      nnb))
+                                      nnb, True))
     ti.loop_config(serialize=True)
     for _ in range(1):
         out[0] = most
@@ -484,10 +542,12 @@ def _tape_lists(x: _A3, s: ti.i32, box: _A1, nc: _A1, limit: ti.f64, cell_of: _A
 
 
 @ti.kernel
-def _row_max(nhome: _A1, nimage: _A1) -> ti.i32:
+def _row_max(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
+    """The longest row; cnt[p] = nhome[p] + nimage[p]."""
     most = 0
     for p in range(nhome.shape[0]):
-        ti.atomic_max(most, nhome[p] + nimage[p])
+        cnt[p] = nhome[p] + nimage[p]
+        ti.atomic_max(most, cnt[p])
     return most
 
 
@@ -539,10 +599,10 @@ def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, mask: _A1):
 
 
 @ti.kernel
-def _ghost_index(mask: _A1, types: _A1, gbase: _A1, gcount: _A1, gcode: _A1, gtypes: _A1) -> ti.i32:
-    """Ghost slots in atom order, each atom's in the order of its codes: gbase[j], gcount[j], the
-    code of each slot (gcode) and the types of atoms then slots (gtypes: n + slots). Returns the
-    number of slots (they are written only as far as gcode holds)."""
+def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
+    """Ghost slots in atom order, each atom's in the order of its codes: gbase[j], gcount[j] and
+    the code of each slot (gcode). Returns the number of slots (they are written only as far as
+    gcode holds)."""
     n = mask.shape[0]
     out = ti.Vector([0])
     ti.loop_config(serialize=True)
@@ -550,18 +610,26 @@ def _ghost_index(mask: _A1, types: _A1, gbase: _A1, gcount: _A1, gcode: _A1, gty
         total = 0
         for j in range(n):
             gbase[j] = total
-            gtypes[j] = types[j]
             m = mask[j]
             if m != 0:  # about half the atoms have no ghost at N = 32,000
                 for b in range(27):
                     if (m >> b) & 1:
                         if total < gcode.shape[0]:
                             gcode[total] = (b % 3) | (((b // 3) % 3) << 2) | ((b // 9) << 4)
-                            gtypes[n + total] = types[j]
                         total += 1
             gcount[j] = total - gbase[j]
         out[0] = total
     return out[0]
+
+
+@ti.kernel
+def _ghost_types(types: _A1, gbase: _A1, gcount: _A1, gtypes: _A1):
+    """gtypes: the types of the atoms, then of the ghost slots (their atoms')."""
+    n = types.shape[0]
+    for j in range(n):
+        gtypes[j] = types[j]
+        for g in range(gbase[j], gbase[j] + gcount[j]):
+            gtypes[n + g] = types[j]
 
 
 @ti.kernel
@@ -596,12 +664,23 @@ class ImageCodedList:
     the gather kernels turn a code into a shift (lattice vectors a, b, c, or box edges)."""
 
     tilted = False
+    direct = False  # the build writes the gather's rows itself (see FullNeighborList)
 
     def rows(self):
-        """{atom i: its list entries (int array)} (for tests and inspection)."""
+        """{atom i: its list entries ``j << 6 | image code`` (int array)} (for tests and inspection)."""
         nbr, atoms = self.nbr.to_numpy(), self.atoms.to_numpy()
         nh, ni, cap = self.nhome.to_numpy(), self.nimage.to_numpy(), self.capacity
-        return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
+        if not self.direct:
+            return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
+        n = self.n
+        owner = np.repeat(np.arange(n), self.gcount.to_numpy())  # the atom of each ghost slot
+        gcode = self.gcode.to_numpy()
+        out = {}
+        for p in range(n):
+            e = nbr[p, :nh[p] + ni[p]].astype(np.int64)
+            g = np.maximum(e - n, 0)
+            out[int(atoms[p])] = np.where(e < n, (e << CODE_BITS) | HOME, (owner[g] << CODE_BITS) | gcode[g])
+        return out
 
     def pairs(self) -> np.ndarray:
         """Listed pairs (m, 2), i < j, sorted, each once (for tests)."""
@@ -611,34 +690,46 @@ class ImageCodedList:
 
     def _make_ghosts(self, types):
         """The gather's form of the list (after each build): ``ent`` rows of plain indices into
-        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through),
+        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through;
+        with ``direct`` the build has written them in ``nbr`` and placed the slots from positions),
         ``cnt`` entries each; ``gbase``, ``gcount``, ``gcode`` place each atom's ghosts, ``gtypes``
         the types of atoms and ghosts. The gather kernels refresh ``xg`` from the positions
         (:func:`~diffsim.md.gather.refresh_atom`), so every neighbour is a plain index and the
         image ones join the vectorised loop (they used to run in its scalar remainder: 9 % of the
         pairs, a quarter of the time at N = 32,000)."""
         n, cap = self.n, self.capacity
-        if getattr(self, "ent", None) is None or self.ent.shape != (n, cap):
-            self.ent = ti.ndarray(ti.i32, (n, cap))
-            self.cnt = ti.ndarray(ti.i32, n)
-            self.gmask = ti.ndarray(ti.i32, n)
-            self.gbase = ti.ndarray(ti.i32, n)
-            self.gcount = ti.ndarray(ti.i32, n)
-        _ghost_masks(self.nbr, self.nimage, self.atoms, self.gmask)
+        if self.direct:  # the build has placed the slots (_ghost_slots) and written the rows
+            self.ent = self.nbr
+        else:
+            if getattr(self, "ent", None) is None or self.ent.shape != (n, cap):
+                self.ent = ti.ndarray(ti.i32, (n, cap))
+                self.cnt = ti.ndarray(ti.i32, n)
+                self.gmask = ti.ndarray(ti.i32, n)
+                self.gbase = ti.ndarray(ti.i32, n)
+                self.gcount = ti.ndarray(ti.i32, n)
+            _ghost_masks(self.nbr, self.nimage, self.atoms, self.gmask)
+            self._ghost_slots()
+        room = self.gcode.shape[0]
+        if getattr(self, "xg", None) is None or self.xg.shape[0] != n + room:
+            self.gtypes = ti.ndarray(ti.i32, n + room)
+            self.xg = ti.ndarray(config().real, (n + room, 3))
+        _ghost_types(types, self.gbase, self.gcount, self.gtypes)
+        if not self.direct:
+            _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.ent, self.cnt)
+
+    def _ghost_slots(self):
+        """Number the ghost slots of the codes in ``gmask`` (gbase, gcount, gcode; ``ghosts``: how
+        many), growing gcode as needed."""
         while True:
             room = 0 if getattr(self, "gcode", None) is None else self.gcode.shape[0]
             if room:
-                total = int(_ghost_index(self.gmask, types, self.gbase, self.gcount, self.gcode, self.gtypes))
+                total = int(_ghost_index(self.gmask, self.gbase, self.gcount, self.gcode))
                 if total <= room:
                     break
             else:
-                total = n // 2 + 16
-            room = int(total * 1.2) + 16
-            self.gcode = ti.ndarray(ti.i32, room)
-            self.gtypes = ti.ndarray(ti.i32, n + room)
-            self.xg = ti.ndarray(config().real, (n + room, 3))
+                total = self.n // 2 + 16
+            self.gcode = ti.ndarray(ti.i32, int(total * 1.2) + 16)
         self.ghosts = total
-        _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.ent, self.cnt)
 
     def max_displacement(self, x, slot) -> float:
         """Largest distance an atom of ``x[slot]`` moved since the last build (inf if any is
@@ -654,12 +745,16 @@ class FullNeighborList(ImageCodedList):
     """Full Verlet list (both (i, j) and (j, i)) of pairs within ``cutoff + skin`` for one
     periodic orthorhombic ``box`` (3,) (length unit of the model); wraps positions in place.
 
-    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the entries
-    ``j << 6 | image code`` of atom ``atoms[p]`` (the p-th in cell order, so rows are written
-    and read in sequence): the ``nhome[p]`` neighbours in the home box (code ``HOME``) from the
-    front, the ``nimage[p]`` seen through a periodic image from the back (the force kernel
-    needs the image shift only for those, about a tenth at N = 32,000). ``image`` (n, 3) int32
-    counts box crossings since the last :meth:`unwrap`.
+    After :meth:`build`: row p of ``nbr`` (n, capacity) int32 holds the neighbours of atom
+    ``atoms[p]`` (the p-th in cell order, so rows are written and read in sequence), ``nhome[p]``
+    in the home box and ``nimage[p]`` seen through a periodic image (about a tenth at N =
+    32,000). With method "full" the entries are ``j << 6 | image code``, the home ones (code
+    ``HOME``) from the front, the others from the back. With "half" (``direct``) the row is the
+    gather's, ``cnt[p]`` entries from the front in search order: a home neighbour as its atom
+    index j, one through an image as its ghost slot ``n + gbase[j] + k`` (k: the rank of the
+    code among the bits of ``gmask[j]``, the codes through which atom j can be seen, set from its
+    position before the search); :meth:`rows` decodes either form. ``image`` (n, 3) int32 counts
+    box crossings since the last :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
     of cells along x (two launches, so that no two tasks write one row); about 1.6x faster on the
@@ -683,6 +778,9 @@ class FullNeighborList(ImageCodedList):
         if method not in ("full", "half"):
             raise ConfigError(f"method must be 'auto', 'full' or 'half', got {method!r}")
         self.method = method
+        # "half" writes the gather's rows itself: home neighbours as atom indices, those through an
+        # image as ghost slots placed beforehand from each atom's position (_image_mask)
+        self.direct = method == "half"
         real = config().real
         self.box = ti.ndarray(real, 3)
         self.nc = ti.ndarray(ti.i32, 3)
@@ -696,6 +794,10 @@ class FullNeighborList(ImageCodedList):
         self.image = ti.ndarray(ti.i32, (self.n, 3))
         self.nhome = ti.ndarray(ti.i32, self.n)
         self.nimage = ti.ndarray(ti.i32, self.n)
+        self.cnt = ti.ndarray(ti.i32, self.n)
+        self.gmask = ti.ndarray(ti.i32, self.n)
+        self.gbase = ti.ndarray(ti.i32, self.n)
+        self.gcount = ti.ndarray(ti.i32, self.n)
         if capacity is None:
             density = self.n / float(np.prod(box))
             capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
@@ -766,6 +868,8 @@ class FullNeighborList(ImageCodedList):
         if x.shape[1] != self.n:
             raise ConfigError(f"neighbour list is for {self.n} atoms, positions have {x.shape[1]}")
         self._sort(x, slot, wrap=True)
+        if self.direct:
+            self._ghost_slots()
         most = self._fill()
         if most > self.capacity:
             self._alloc(int(most * 1.2) + 8)
@@ -783,13 +887,14 @@ class FullNeighborList(ImageCodedList):
             raise UnbinnableAtom(bad, xi, self.box_np)
         _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
         _scatter(self.cell_of, self.fill, self.atoms)
-        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box)
+        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask)
 
     def half_list(self, x, slot, nbr, nnb) -> int:
         """The tape's list from ``x[slot]``, left unwrapped: each pair within the list radius
         once, row i of ``nbr`` holding ``nnb[i]`` plain atom indices (any order of i and j).
         Returns the largest row length; rows longer than ``nbr`` holds are cut (call again
-        with a larger ``nbr``). Uses (and overwrites) this list's own rows as scratch."""
+        with a larger ``nbr``). Uses (and overwrites) this list's own rows as scratch: build
+        again before gathering over it."""
         self._sort(x, slot, wrap=False)
         while True:
             most = int(_half_rows(self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms,
@@ -825,8 +930,8 @@ class FullNeighborList(ImageCodedList):
             if getattr(self, "_hits", None) is None or self._hits.shape != (self.tasks, self.capacity):
                 self._hits = ti.ndarray(ti.i32, (self.tasks, self.capacity))
             for lo, hi in self._slabs:
-                _build_half(*args, lo, hi, self._hits)
-        return int(_row_max(self.nhome, self.nimage))
+                _build_half(*args, lo, hi, self._hits, self.gmask, self.gbase)
+        return int(_row_max(self.nhome, self.nimage, self.cnt))
 
     def unwrap(self, x, slot):
         """Add the counted box crossings back: ``x[slot]`` becomes continuous (unwrapped) again."""

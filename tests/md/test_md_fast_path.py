@@ -65,14 +65,72 @@ def test_full_list_equals_brute_force_with_image_codes(method, tasks):
             d = wrapped[i] - wrapped[j] - image * box
             d_min = pos[i] - pos[j] - box * np.round((pos[i] - pos[j]) / box)
             np.testing.assert_allclose(d, d_min, atol=1e-12)
-    # home-box neighbours at the front of each row, those through an image at the back: the
-    # force kernel applies no image shift to the front ones
     nbr, nhome, nimage, atoms = (a.to_numpy() for a in (cl.nbr, cl.nhome, cl.nimage, cl.atoms))
-    codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
-    assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
     assert 0 < nimage.sum() < nhome.sum()
+    if cl.direct:
+        # the gather's rows, written by the build ("half"): a neighbour in the home box as its
+        # atom index, one through an image as a ghost slot n + g of a code other than home
+        # (rows() decoded them above, so each slot is that of the right atom and code)
+        ent = np.concatenate([nbr[p, :nhome[p] + nimage[p]] for p in range(n)])
+        assert (ent < n).sum() == nhome.sum() and (ent >= n).sum() == nimage.sum()
+        assert np.all(cl.gcode.to_numpy()[ent[ent >= n] - n] != HOME)
+    else:
+        # home-box neighbours at the front of each row, those through an image at the back
+        codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
+        assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
     cl.unwrap(x, 0)
     np.testing.assert_allclose(x.to_numpy()[0], pos, rtol=0, atol=1e-12)
+
+
+def test_half_build_ghost_slots_hold_atoms_on_the_faces():
+    # the half build places ghost slots from positions (an image per axis within a list radius of
+    # a face): atoms on a face and a list radius from one must each get the slot their neighbours
+    # use, and the gather's forces must equal the tape's
+    rl = RC + SKIN
+    box = np.array([2.6, 2.8, 3.1]) * rl
+    # pairs across each face at just under rl: atom a a list radius (less 1e-6) inside, atom b on
+    # the opposite face, so that b sees a through the image one box up (down)
+    frac = [(0.2, 0.25), (0.2, 0.75), (0.5, 0.25), (0.5, 0.75), (0.8, 0.25), (0.8, 0.75)]  # the other two axes
+    edge = []
+    for k in range(3):
+        o1, o2 = [m for m in range(3) if m != k]
+        for q, (ua, ub) in enumerate([(rl * (1 - 1e-6), np.nextafter(box[k], 0.0)), (box[k] - rl * (1 - 1e-6), 0.0)]):
+            for u in (ua, ub):
+                p = np.zeros(3)
+                p[k], p[o1], p[o2] = u, frac[2 * k + q][0] * box[o1], frac[2 * k + q][1] * box[o2]
+                edge.append(p)
+    rng = np.random.default_rng(4)
+    pos = np.concatenate([np.array(edge), rng.uniform(0, 1, (300, 3)) * box])
+    # remove pairs closer than 0.7 (the LJ forces would be huge) by dropping the later atom
+    keep = []
+    for i in range(len(pos)):
+        d = pos[keep] - pos[i]
+        d -= box * np.round(d / box)
+        if not keep or np.min(np.sum(d * d, 1)) > 0.49:
+            keep.append(i)
+    assert keep[:12] == list(range(12))
+    pos = pos[keep]
+    n = len(pos)
+    x = _slots(pos)
+    cl = FullNeighborList(n, RC, SKIN, box, method="half", tasks=2)
+    cl.build(x, 0)
+    assert cl.direct
+    assert np.array_equal(cl.pairs(), brute_force_pairs(pos, box, rl))
+    wrapped, rows = x.to_numpy()[0], cl.rows()
+    for i in range(n):
+        for c in rows[i]:
+            j, code = int(c) >> CODE_BITS, int(c) & 63
+            image = np.array([(code >> (2 * k)) & 3 for k in range(3)]) - 1
+            d = wrapped[i] - wrapped[j] - image * box
+            assert np.sum(d * d) < rl * rl * (1 + 1e-9)
+    model = Model(pos, box=box)
+    ff = ForceField([LennardJones(1.0, 1.0, cutoff=RC)], model.types, model.box, skin=SKIN)
+    f, pe, vir = _slots(np.zeros((n, 3))), _slots(np.zeros(n)), _slots(np.zeros((n, 6)))
+    ff.prepare_gather()
+    zero_forces(f, 0, pe, vir, 0, 1)
+    ff.gather_forces(cl, x, 0, f, pe, vir, 1)
+    ref = ff.evaluate(wrapped)
+    np.testing.assert_allclose(f.to_numpy()[0], ref.forces, rtol=0, atol=1e-11 * np.abs(ref.forces).max())
 
 
 @pytest.mark.parametrize("method", ["full", "half"])
