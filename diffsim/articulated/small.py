@@ -1,0 +1,242 @@
+"""A step kernel for small fixed-base robots: the bodies unrolled at compile time, their
+spatial quantities in registers.
+
+``advance`` (:mod:`.kernels`) serves every robot with one compiled kernel: the body loop is a
+dynamic loop over phases and every per-body quantity goes through the workspace ndarray, which
+Taichi's reverse pass replays, reloads and clears element by element. For a robot with few
+bodies (at most :data:`MAX_BODIES`), fixed base, 1-DOF joints and no contact points, this module
+compiles one kernel per tree (the parents are a compile-time tuple): each step is straight-line
+code over the bodies (``ti.static`` loops), every intermediate a local assigned once per step,
+so nothing but q, qd (and the running cost) is stored, and reverse mode needs no adstack: it
+replays the step in registers and runs its adjoint there.
+
+The dynamics are ``advance``'s (the same helpers of :mod:`.kernels` and :mod:`.spatial`, in the
+same order: ABA with the joint's passive torque, implicit terms and velocity clamp, then
+semi-implicit Euler), minus what a static tree makes unnecessary: the world's velocity is zero
+and the root's hand-over to the world is never read, so both are left out.
+"""
+
+import numbers
+
+import taichi as ti
+
+from ..compat import assign, subscript
+from .kernels import (
+    BODY,
+    CONST,
+    COST,
+    implicit_inertia,
+    joint_kind,
+    limited_velocity,
+    passive_torque,
+    row3,
+    row6,
+)
+from .spatial import (
+    _assigned,
+    _scalar,
+    congruence_symmetric,
+    cross_force,
+    cross_motion,
+    dot,
+    inertia6,
+    inertia_apply,
+    local,
+    mm,
+    mtm,
+    mtv,
+    rigid_inertia,
+    rotation_T,
+    shift_inertia_symmetric,
+    sub_outer,
+    sub_outer_symmetric,
+    vadd,
+    vscale,
+    xform_force_T,
+    xform_motion,
+)
+
+_at = subscript
+_A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
+
+MAX_BODIES = 6
+"""Robots with more bodies take the general kernel (compile time grows with the unrolled size)."""
+
+
+@_scalar
+def loc(x):
+    """x (a scalar or tuple) with its Taichi-expression entries assigned to locals and its
+    plain numbers (compile-time constants, e.g. the zeros of an axis-aligned rotation) kept as
+    numbers, so that the products with them fold away."""
+    items = x if isinstance(x, tuple) else (x,)
+    exprs = [v for v in items if not isinstance(v, numbers.Number)]
+    if not exprs:
+        return x
+    assigned = iter(_assigned(tuple(exprs)) if len(exprs) > 1 else (_assigned(exprs[0]),))
+    out = tuple(v if isinstance(v, numbers.Number) else next(assigned) for v in items)
+    return out if isinstance(x, tuple) else out[0]
+
+
+@_scalar
+def locals_(*xs):
+    return tuple(loc(x) for x in xs)
+
+
+@_scalar
+def fmul(x, y):
+    """x y, folded at compile time where either is the number 0 or 1."""
+    for a, b in ((x, y), (y, x)):
+        if isinstance(a, numbers.Number):
+            if a == 0.0:
+                return 0.0
+            if a == 1.0:
+                return b
+    return x * y
+
+
+@_scalar
+def fadd(*xs):
+    """The sum of xs, the numbers 0 left out."""
+    terms = [x for x in xs if not (isinstance(x, numbers.Number) and x == 0.0)]
+    if not terms:
+        return 0.0
+    out = terms[0]
+    for x in terms[1:]:
+        out = out + x
+    return out
+
+
+@_scalar
+def axis_rotation_T(a, c, s):
+    """E = R(a, angle)^T (see spatial.rotation_T) for an axis a of plain numbers: the explicit
+    entries (cos, sin, 0, 1) for a coordinate axis, Rodrigues' formula otherwise."""
+    for j in range(3):
+        if tuple(a) == tuple(1.0 if k == j else 0.0 for k in range(3)):
+            E = [[1.0 if r == k else 0.0 for k in range(3)] for r in range(3)]
+            u, w = (j + 1) % 3, (j + 2) % 3
+            E[u][u], E[u][w], E[w][u], E[w][w] = c, s, -s, c
+            return tuple(E[r][k] for r in range(3) for k in range(3))
+    return rotation_T(a, c, s)
+
+
+@_scalar
+def fmm(A, B):
+    """A B with compile-time folding (fmul, fadd)."""
+    return tuple(fadd(*(fmul(A[3 * r + k], B[3 * k + col]) for k in range(3))) for r in range(3) for col in range(3))
+
+
+@_scalar
+def madd_sym(A, B):
+    return tuple(a + b for a, b in zip(A, B))
+
+
+@_scalar
+def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, cst, s, b, sl, t, parents, geometry,
+               revolute_only, limits, running):
+    """One semi-implicit Euler step of robot b (slot sl -> sl + 1), bodies unrolled."""
+    n = len(parents)
+    qs = [local(_at(q, sl, b, i)) for i in range(n)]
+    qds = [local(_at(qd, sl, b, i)) for i in range(n)]
+    E, r, w, v, c, IA, pA = [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n
+    # root to leaves: transforms, velocities, rigid inertias, bias forces
+    for i in range(n):
+        rev, pri = joint_kind(bc, i, revolute_only)
+        a, Et = geometry[i]
+        cq = loc((ti.cos(fmul(qs[i], rev)), ti.sin(fmul(qs[i], rev))))
+        Ei = loc(fmm(axis_rotation_T(a, cq[0], cq[1]), Et))
+        ri = row3(joff, b, i)
+        if not revolute_only:
+            ri = vadd(ri, vscale(mtv(Et, a), qs[i] * pri))
+        ri = loc(ri)
+        jw = tuple(fmul(x, fmul(qds[i], rev)) for x in a)
+        jv = tuple(fmul(x, fmul(qds[i], pri)) for x in a)
+        p = parents[i]
+        if p < 0:
+            wi, vi = jw, jv
+        else:
+            xw, xv = xform_motion(Ei, ri, w[p], v[p])
+            wi, vi = vadd(xw, jw), vadd(xv, jv)
+        wi, vi = loc(wi), loc(vi)
+        cw, cv = cross_motion(wi, vi, jw, jv)
+        A, Bm, C = rigid_inertia(_at(mass, b, i), row3(com, b, i), inertia6(row6(inert, b, i)))
+        A, Bm, C = locals_(A, Bm, C)
+        hn, hf = inertia_apply(A, Bm, C, wi, vi)
+        bn, bf = cross_force(wi, vi, hn, hf)
+        E[i], r[i], w[i], v[i], c[i] = Ei, ri, wi, vi, loc(cw + cv)
+        IA[i] = (A, Bm, C)
+        pA[i] = bn + bf
+    # leaves to root: articulated inertias and bias forces
+    U, D, u = [None] * n, [None] * n, [None] * n
+    for i in reversed(range(n)):
+        rev, pri = joint_kind(bc, i, revolute_only)
+        a = geometry[i][0]
+        A, Bm, C = locals_(*IA[i])
+        pAi = local(pA[i])
+        pn, pf = pAi[:3], pAi[3:]
+        taui = _at(bc, i, BODY.actuated) * _at(tau, t, b, i) + passive_torque(i, qs[i], qds[i], damp, bc, cs, b, limits)
+        Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
+        Un, Uf = loc(Un), loc(Uf)
+        Di = local(dot(a, Un) * rev + dot(a, Uf) * pri + _at(arm, b, i)
+                   + implicit_inertia(i, qs[i], qds[i], damp, bc, cs, b, limits))
+        ui = local(taui - dot(a, pn) * rev - dot(a, pf) * pri)
+        U[i], D[i], u[i] = (Un, Uf), Di, ui
+        p = parents[i]
+        if p >= 0:
+            iD = local(1.0 / Di)
+            Vn = vscale(Un, iD)
+            Vf = vscale(Uf, iD)
+            Aa = local(sub_outer_symmetric(A, Un, Vn))
+            Ba = local(sub_outer(Bm, Un, Vf))
+            Ca = local(sub_outer_symmetric(C, Uf, Vf))
+            g = ui * iD
+            hn, hf = inertia_apply(Aa, Ba, Ca, c[i][:3], c[i][3:])
+            Ar = congruence_symmetric(E[i], Aa)
+            Br = local(mm(local(mtm(E[i], Ba)), E[i]))
+            Cr = congruence_symmetric(E[i], Ca)
+            An, Bn, Cn = shift_inertia_symmetric(r[i], local(Ar), Br, local(Cr))
+            fn, ff = xform_force_T(E[i], r[i], vadd(vadd(pn, hn), vscale(Un, g)), vadd(vadd(pf, hf), vscale(Uf, g)))
+            Ap, Bp, Cp = IA[p]
+            IA[p] = (madd_sym(Ap, An), madd_sym(Bp, Bn), madd_sym(Cp, Cn))
+            pA[p] = madd_sym(pA[p], fn + ff)
+    # root to leaves: accelerations, then the joint's update
+    acc = [None] * n
+    grav = tuple(-_at(cs, CONST.gravity + k) for k in range(3))
+    hdt = local(_at(cs, CONST.dt))
+    for i in range(n):
+        rev, pri = joint_kind(bc, i, revolute_only)
+        a = geometry[i][0]
+        p = parents[i]
+        if p < 0:
+            xw, xv = xform_motion(E[i], r[i], (0.0, 0.0, 0.0), grav)
+        else:
+            xw, xv = xform_motion(E[i], r[i], acc[p][:3], acc[p][3:])
+        aw = local(vadd(xw, c[i][:3]))
+        av = local(vadd(xv, c[i][3:]))
+        qdd = local((u[i] - dot(U[i][0], aw) - dot(U[i][1], av)) / D[i])
+        acc[i] = loc(vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
+        vn = local(limited_velocity(i, qds[i] + hdt * qdd, bc, limits))
+        assign(_at(qd, sl + 1, b, i), vn)
+        assign(_at(q, sl + 1, b, i), qs[i] + hdt * vn)
+        if running:
+            e = qs[i] - _at(qw, b, i, COST.q_target)
+            ti_ = _at(tau, t, b, i)
+            assign(_at(cst, b, s, i), hdt * (_at(qw, b, i, COST.q_weight) * e * e
+                                             + _at(qw, b, i, COST.qd_weight) * qds[i] * qds[i]
+                                             + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
+    if running:
+        assign(_at(cst, b, s, n), 0.0)
+
+
+@ti.kernel
+def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
+                  bc: _A2, cs: _A1, qw: _A3, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
+                  parents: ti.template(), geometry: ti.template(), revolute_only: ti.template(), limits: ti.template(),
+                  running: ti.template()):
+    """``kernels.advance`` for a small fixed-base robot of 1-DOF joints without contact points
+    and without a running end-effector term (module doc); the same arguments' meaning."""
+    for b in range(q.shape[1]):
+        for s in range(t1 - t0):
+            step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, cst, s, b, slot0 + s, t0 + s,
+                       parents, geometry, revolute_only, limits, running)
