@@ -45,6 +45,7 @@ from .spatial import (
     mm,
     mtm,
     mtv,
+    mv,
     rigid_inertia,
     rotation_T,
     shift_inertia_symmetric,
@@ -52,6 +53,7 @@ from .spatial import (
     sub_outer_symmetric,
     vadd,
     vscale,
+    vsub,
     xform_force_T,
     xform_motion,
 )
@@ -133,7 +135,7 @@ def madd_sym(A, B):
 
 
 @_scalar
-def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, cst, s, b, sl, t, parents, geometry,
+def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, sl, t, parents, geometry, ee,
                revolute_only, limits, running):
     """One semi-implicit Euler step of robot b (slot sl -> sl + 1), bodies unrolled."""
     n = len(parents)
@@ -226,17 +228,55 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, cst, s
                                              + _at(qw, b, i, COST.qd_weight) * qds[i] * qds[i]
                                              + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
     if running:
-        assign(_at(cst, b, s, n), 0.0)
+        if ee >= 0:
+            # world pose of the end-effector body, root to it (spatial.store_pose's formulas)
+            chain = [ee]
+            while parents[chain[-1]] >= 0:
+                chain.append(parents[chain[-1]])
+            Rw, pw = None, None
+            for i in reversed(chain):
+                Et = tuple(E[i][k] for k in (0, 3, 6, 1, 4, 7, 2, 5, 8))
+                if Rw is None:
+                    Rw, pw = Et, r[i]
+                else:
+                    Rw, pw = loc(fmm(Rw, Et)), loc(vadd(pw, mv(Rw, r[i])))
+            pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
+            tt = ti.min(t, eet.shape[0] - 1)
+            d = loc(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
+            assign(_at(cst, b, s, n), hdt * _at(cs, CONST.ee_weight) * dot(d, d))
+        else:
+            assign(_at(cst, b, s, n), 0.0)
 
 
 @ti.kernel
 def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
-                  bc: _A2, cs: _A1, qw: _A3, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
-                  parents: ti.template(), geometry: ti.template(), revolute_only: ti.template(), limits: ti.template(),
+                  bc: _A2, cs: _A1, qw: _A3, eet: _A3, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
+                  spread: ti.i32, parents: ti.template(), geometry: ti.template(), ee: ti.template(),
+                  spread_robots: ti.template(), revolute_only: ti.template(), limits: ti.template(),
                   running: ti.template()):
     """``kernels.advance`` for a small fixed-base robot of 1-DOF joints without contact points
-    and without a running end-effector term (module doc); the same arguments' meaning."""
-    for b in range(q.shape[1]):
-        for s in range(t1 - t0):
-            step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, cst, s, b, slot0 + s, t0 + s,
-                       parents, geometry, revolute_only, limits, running)
+    (module doc), with the same arguments' meaning; the tree is compile-time: ``parents`` (a
+    tuple, -1 for a root), ``geometry`` (per body: the joint axis and the row-major E_tree, tuples
+    of floats) and ``ee`` (the body of the running end-effector term, -1 for none)."""
+    if ti.static(spread_robots):
+        for b, j in ti.ndrange(q.shape[1], spread):
+            for s in range(ti.select(j == 0, t1 - t0, 0)):
+                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, slot0 + s,
+                           t0 + s, parents, geometry, ee, revolute_only, limits, running)
+    else:
+        for b in range(q.shape[1]):
+            for s in range(t1 - t0):
+                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, slot0 + s,
+                           t0 + s, parents, geometry, ee, revolute_only, limits, running)
+
+
+def small_tree(model, arrays):
+    """(parents, geometry), the compile-time tree of :func:`advance_small`, where ``model`` is a
+    small robot it serves (fixed base, 1-DOF joints only, no contact points, at most
+    :data:`MAX_BODIES` bodies); None otherwise (the general ``kernels.advance``)."""
+    if model.floating or arrays.ball or arrays.contacts or model.nb > MAX_BODIES:
+        return None
+    parents = tuple(int(p) for p in model.parent)
+    geometry = tuple((tuple(float(x) for x in model.axis[i]), tuple(float(x) for x in model.E_tree[i].reshape(9)))
+                     for i in range(model.nb))
+    return parents, geometry
