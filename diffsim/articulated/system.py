@@ -340,6 +340,14 @@ class ArticulatedSystem(System):
     def parameters(self):
         return dict(self.arrays.params)
 
+    @property
+    def step_kernel(self) -> str:
+        """Which step kernel this system launches: "small" (a fixed-base robot of at most
+        ``small.MAX_BODIES`` bodies, 1-DOF joints and no contact points: its bodies unrolled at
+        compile time, several times faster; :mod:`~diffsim.articulated.small`) or "general"
+        (every other robot; :func:`~diffsim.articulated.kernels.advance`)."""
+        return "small" if self._small else "general"
+
     # ------------------------------------------------------------------ the tape's launches
 
     def _workspace(self, n):

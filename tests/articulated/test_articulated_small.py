@@ -94,11 +94,60 @@ def test_small_kernel_gradients_match_central_differences():
 def test_which_robots_take_the_small_kernel():
     """Fixed-base robots of 1-DOF joints without contact points and with at most MAX_BODIES
     bodies; the others (contacts, more bodies) the general kernel."""
-    assert S.small_tree(planar_arm(5), ArticulatedSystem(planar_arm(5)).arrays) is not None
+    assert ArticulatedSystem(planar_arm(5)).step_kernel == "small"
     big = planar_arm(S.MAX_BODIES + 1)
-    assert ArticulatedSystem(big)._small is None
+    assert ArticulatedSystem(big).step_kernel == "general"
     contact = planar_arm(3, tip_contact=True)
-    assert ArticulatedSystem(contact, contact=GroundContact())._small is None
+    assert ArticulatedSystem(contact, contact=GroundContact()).step_kernel == "general"
     parents, geometry = ArticulatedSystem(tree_robot())._small
     assert parents == (-1, 0, 0, 2, 3)
     assert geometry[0][0] == (0.0, 0.0, 1.0) and len(geometry[2][1]) == 9
+
+
+def test_a_spread_batch_of_small_robots_steps_each_as_it_steps_alone():
+    """With two threads a batch of 3 small robots runs the small kernel's spread loop (robot b
+    at iteration b * spread, both threads get robots); each robot's loss, trajectory and
+    gradients equal those of that robot alone (the plain loop) to round-off. In a subprocess:
+    the test session runs one thread."""
+    import json
+
+    from conftest import run_python
+
+    code = """
+import json
+import numpy as np
+import diffsim
+diffsim.init(arch="cpu", precision="f64", threads=2)
+from diffsim import Rollout, StoreAll
+from diffsim.articulated import ArticulatedSystem, Cost, planar_arm
+model = planar_arm(3, lengths=[0.3, 0.2, 0.1], masses=[1.0, 0.5, 0.3], damping=0.1, lower=-1.0, upper=1.0)
+B, T = 3, 40
+rng = np.random.default_rng(2)
+q0, tau = rng.normal(scale=0.5, size=(B, 3)), rng.normal(scale=2.0, size=(T, B, 3))
+cost = dict(effort=0.1, q_weight=0.3, ee_link="tip", ee_target=[0.3, 0.0, 0.1], ee_weight=1.0, ee_weight_final=2.0)
+system = ArticulatedSystem(model, batch=B, dt=0.002, cost=Cost(**cost), q0=q0, segment=15)
+ro = Rollout(system, T, StoreAll())
+loss = ro.forward(controls={"tau": tau})
+g = ro.backward()
+out = {"kernel": system.step_kernel, "spread": system._spread, "loss": loss, "alone": 0.0, "dev": {}}
+def dev(name, a, b):
+    out["dev"][name] = max(out["dev"].get(name, 0.0), float(np.max(np.abs(a - b)) / np.max(np.abs(b))))
+for b in range(B):
+    one = ArticulatedSystem(model, batch=1, dt=0.002, cost=Cost(**cost), q0=q0[b], segment=15)
+    r1 = Rollout(one, T, StoreAll())
+    out["alone"] += r1.forward(controls={"tau": tau[:, b:b + 1]})
+    g1 = r1.backward()
+    dev("q", ro.trajectory("q")[:, b], r1.trajectory("q")[:, 0])
+    dev("tau", g.controls["tau"][:, b], g1.controls["tau"][:, 0])
+    for name, value in g1.params.items():
+        dev(name, g.params[name][b], value[0])
+print(json.dumps(out))
+"""
+    proc = run_python(code, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["kernel"] == "small" and out["spread"] > 1
+    assert np.isclose(out["loss"], out["alone"], rtol=1e-13)
+    assert set(out["dev"]) == {"q", "tau", "mass", "com", "inertia", "joint_offset", "damping", "armature"}
+    for name, d in out["dev"].items():
+        assert d < 1e-12, (name, d)
