@@ -20,11 +20,14 @@ import numbers
 
 import taichi as ti
 
+from .. import contact as _contact
 from ..compat import assign, subscript
 from .kernels import (
     BODY,
     CONST,
+    CONTACT,
     COST,
+    contact_normal,
     implicit_inertia,
     joint_kind,
     limited_velocity,
@@ -36,6 +39,7 @@ from .spatial import (
     _assigned,
     _scalar,
     congruence_symmetric,
+    cross,
     cross_force,
     cross_motion,
     dot,
@@ -135,8 +139,50 @@ def madd_sym(A, B):
 
 
 @_scalar
-def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, sl, t, parents, geometry, ee,
-               revolute_only, limits, running):
+def world_pose(i, E, r, parents, memo):
+    """(R_world, p_world) of body i (its rotation to world coordinates, row-major, and its
+    origin, m) from the joint transforms E, r of it and its ancestors (kernels.store_pose's
+    formulas, the world at the identity), computed once per step (``memo``)."""
+    if i not in memo:
+        Et = tuple(E[i][k] for k in (0, 3, 6, 1, 4, 7, 2, 5, 8))
+        p = parents[i]
+        if p < 0:
+            memo[i] = (Et, r[i])
+        else:
+            Rp, pp = world_pose(p, E, r, parents, memo)
+            memo[i] = (loc(fmm(Rp, Et)), loc(vadd(pp, mv(Rp, r[i]))))
+    return memo[i]
+
+
+@_scalar
+def ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies):
+    """Ground contact of each contact point k (on body contact_bodies[k]; kernels.contact_phase's
+    law, shared with the general kernel): its normal force, the body's load (the normal forces of
+    all its points) capping friction's stiffness, smoothed Coulomb friction; the spatial force
+    subtracted from the body's bias force pA[i]."""
+    kin, load = [], {}
+    for k, i in enumerate(contact_bodies):
+        R, pw = world_pose(i, E, r, parents, poses)
+        rad = _at(cp, k, CONTACT.radius)
+        pt = loc(tuple(_at(cp, k, j) - rad * R[6 + j] for j in range(3)))
+        x = vadd(mv(R, pt), pw)
+        vel = loc(mv(R, loc(vadd(v[i], cross(w[i], pt)))))
+        fn = loc(contact_normal(x, vel, cs))
+        load[i] = fn if i not in load else load[i] + fn
+        kin.append((i, R, pt, vel, fn))
+    mu = _at(cs, CONST.friction)
+    v_eps = _at(cs, CONST.slip_speed)
+    for k, (i, R, pt, vel, fn) in enumerate(kin):
+        v_cap = 2.0 * hdt * mu * load[i] / _at(cp, k, CONTACT.tangential_mass)
+        ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu,
+                                                ti.sqrt(v_eps * v_eps + v_cap * v_cap))
+        Fb = loc(mtv(R, (_at(ft, 0), _at(ft, 1), fn)))
+        pA[i] = madd_sym(pA[i], vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
+
+
+@_scalar
+def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, sl, t, parents, geometry, ee,
+               contact_bodies, revolute_only, limits, running):
     """One semi-implicit Euler step of robot b (slot sl -> sl + 1), bodies unrolled."""
     n = len(parents)
     qs = [local(_at(q, sl, b, i)) for i in range(n)]
@@ -169,6 +215,10 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
         E[i], r[i], w[i], v[i], c[i] = Ei, ri, wi, vi, loc(cw + cv)
         IA[i] = (A, Bm, C)
         pA[i] = bn + bf
+    hdt = loc(_at(cs, CONST.dt))
+    poses = {}
+    if contact_bodies:
+        ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
     # leaves to root: articulated inertias and bias forces
     U, D, u = [None] * n, [None] * n, [None] * n
     for i in reversed(range(n)):
@@ -205,7 +255,6 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
     # root to leaves: accelerations, then the joint's update
     acc = [None] * n
     grav = tuple(-_at(cs, CONST.gravity + k) for k in range(3))
-    hdt = local(_at(cs, CONST.dt))
     for i in range(n):
         rev, pri = joint_kind(bc, i, revolute_only)
         a = geometry[i][0]
@@ -229,17 +278,7 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
                                              + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
     if running:
         if ee >= 0:
-            # world pose of the end-effector body, root to it (spatial.store_pose's formulas)
-            chain = [ee]
-            while parents[chain[-1]] >= 0:
-                chain.append(parents[chain[-1]])
-            Rw, pw = None, None
-            for i in reversed(chain):
-                Et = tuple(E[i][k] for k in (0, 3, 6, 1, 4, 7, 2, 5, 8))
-                if Rw is None:
-                    Rw, pw = Et, r[i]
-                else:
-                    Rw, pw = loc(fmm(Rw, Et)), loc(vadd(pw, mv(Rw, r[i])))
+            Rw, pw = world_pose(ee, E, r, parents, poses)
             pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
             tt = ti.min(t, eet.shape[0] - 1)
             d = loc(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
@@ -250,8 +289,9 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
 
 @ti.kernel
 def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
-                  bc: _A2, cs: _A1, qw: _A3, eet: _A3, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
+                  bc: _A2, cs: _A1, qw: _A3, eet: _A3, cp: _A2, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
                   spread: ti.i32, parents: ti.template(), geometry: ti.template(), ee: ti.template(),
+                  contact_bodies: ti.template(),
                   spread_robots: ti.template(), revolute_only: ti.template(), limits: ti.template(),
                   running: ti.template()):
     """``kernels.advance`` for a small fixed-base robot of 1-DOF joints without contact points
@@ -261,22 +301,22 @@ def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, jo
     if ti.static(spread_robots):
         for b, j in ti.ndrange(q.shape[1], spread):
             for s in range(ti.select(j == 0, t1 - t0, 0)):
-                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, revolute_only, limits, running)
+                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
+                           t0 + s, parents, geometry, ee, contact_bodies, revolute_only, limits, running)
     else:
         for b in range(q.shape[1]):
             for s in range(t1 - t0):
-                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, revolute_only, limits, running)
+                step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
+                           t0 + s, parents, geometry, ee, contact_bodies, revolute_only, limits, running)
 
 
 def small_tree(model, arrays):
-    """(parents, geometry), the compile-time tree of :func:`advance_small`, where ``model`` is a
-    small robot it serves (fixed base, 1-DOF joints only, no contact points, at most
+    """(parents, geometry, contact_bodies), the compile-time tree of :func:`advance_small`, where
+    ``model`` is a small robot it serves (fixed base, 1-DOF joints only, at most
     :data:`MAX_BODIES` bodies); None otherwise (the general ``kernels.advance``)."""
-    if model.floating or arrays.ball or arrays.contacts or model.nb > MAX_BODIES:
+    if model.floating or arrays.ball or model.nb > MAX_BODIES:
         return None
     parents = tuple(int(p) for p in model.parent)
     geometry = tuple((tuple(float(x) for x in model.axis[i]), tuple(float(x) for x in model.E_tree[i].reshape(9)))
                      for i in range(model.nb))
-    return parents, geometry
+    return parents, geometry, tuple(int(i) for i in model.contact_body)

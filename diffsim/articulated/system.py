@@ -183,7 +183,7 @@ class _SmallAdvance(LeanAdjoint):
 
     def grad(self, *args):
         super().grad(*args)
-        if args[15] == 0:   # t0 == 0: the sweep's last segment
+        if args[16] == 0:   # t0 == 0: the sweep's last segment
             self.system._adjoint_clean = True
 
 
@@ -343,7 +343,7 @@ class ArticulatedSystem(System):
     @property
     def step_kernel(self) -> str:
         """Which step kernel this system launches: "small" (a fixed-base robot of at most
-        ``small.MAX_BODIES`` bodies, 1-DOF joints and no contact points: its bodies unrolled at
+        ``small.MAX_BODIES`` bodies and 1-DOF joints: its bodies unrolled at
         compile time, several times faster; :mod:`~diffsim.articulated.small`) or "general"
         (every other robot; :func:`~diffsim.articulated.kernels.advance`)."""
         return "small" if self._small else "general"
@@ -393,10 +393,10 @@ class ArticulatedSystem(System):
         # no running end-effector term without its weight: the kernel then skips that phase's work
         ee = self.ee_body if a.cs_values[K.CONST.ee_weight] != 0.0 else -1
         if self._small:
-            parents, geometry = self._small
-            args = (x.q, x.qd, u.tau, *a.param_args(), a.bc, a.cs, self._qw, self._eet, cst, slot0, t0, t1,
-                    self._spread, parents, geometry, ee if self._running else -1, self._spread > 1, a.revolute_only,
-                    a.has_limits, self._running)
+            parents, geometry, contact_bodies = self._small
+            args = (x.q, x.qd, u.tau, *a.param_args(), a.bc, a.cs, self._qw, self._eet, a.cp, cst, slot0, t0, t1,
+                    self._spread, parents, geometry, ee if self._running else -1, contact_bodies, self._spread > 1,
+                    a.revolute_only, a.has_limits, self._running)
             return [Launch(_SmallAdvance(self), args)]
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,

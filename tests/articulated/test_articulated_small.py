@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from diffsim import Objective, Rollout, StoreAll, gradcheck
-from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, RobotBuilder, planar_arm
+from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, RobotBuilder, planar_arm, point_position
 from diffsim.articulated import small as S
 
 
@@ -82,6 +82,62 @@ def test_the_small_kernel_steps_and_differentiates_as_the_general_kernel(integra
                                        atol=1e-12 * np.abs(value).max(), err_msg=f"{table} {name}")
 
 
+def legged_model():
+    """A planar two-link leg on x and z sliders (the hopper's layout), standing on the ground: two
+    contact spheres on the shin (sharing its load) and one at the thigh's knee."""
+    rb = RobotBuilder("leg")
+    rb.add_link("world")
+    rb.add_link("cx", mass=0.2, inertia=np.eye(3) * 1e-3)
+    rb.add_link("cz", mass=0.2, inertia=np.eye(3) * 1e-3)
+    rb.add_link("thigh", mass=1.0, com=(0.0, 0.0, -0.15), inertia=(0.008, 0.008, 0.001, 0.0, 0.0, 0.0))
+    rb.add_link("shin", mass=0.5, com=(0.0, 0.0, -0.15), inertia=(0.004, 0.004, 0.0005, 0.0, 0.0, 0.0))
+    rb.add_joint("x", "prismatic", "world", "cx", axis=(1, 0, 0), actuated=False)
+    rb.add_joint("z", "prismatic", "cx", "cz", axis=(0, 0, 1), actuated=False)
+    rb.add_joint("hip", "revolute", "cz", "thigh", axis=(0, 1, 0), damping=0.05)
+    rb.add_joint("knee", "revolute", "thigh", "shin", xyz=(0.0, 0.0, -0.3), axis=(0, 1, 0), damping=0.05,
+                 lower=-2.0, upper=0.1)
+    rb.add_contact_point("shin", point=(0.0, 0.0, -0.3), radius=0.03)
+    rb.add_contact_point("shin", point=(0.05, 0.0, -0.25), radius=0.02)
+    rb.add_contact_point("thigh", point=(0.0, 0.0, -0.3), radius=0.04)
+    return rb.finalize()
+
+
+def legged_rollout(general=False, T=60):
+    """The leg pressed into the ground and pushed sideways (the x slider's velocity)."""
+    model = legged_model()
+    cost = Cost(effort=0.01, qd_weight=0.01, ee_link="shin", ee_target=[0.2, 0.0, 0.3], ee_weight=1.0,
+                ee_weight_final=3.0)
+    system = ArticulatedSystem(model, dt=0.002, contact=GroundContact(stiffness=3000.0, damping=30.0, friction=0.8),
+                               cost=cost, q0=[0.0, 0.52, 0.6, -1.2], qd0=[0.5, -0.5, 0.0, 0.0], segment=25)
+    assert system.step_kernel == "small"
+    if general:
+        system._small = None
+    ro = Rollout(system, T, StoreAll())
+    ro.set_controls(tau=np.random.default_rng(4).normal(scale=1.0, size=(T, 1, 4)) * [0, 0, 1, 1])
+    return ro
+
+
+def test_the_small_kernel_steps_ground_contact_as_the_general_kernel():
+    """Through ground contact with friction (three spheres, two on one body): loss, trajectories
+    and every gradient of the small kernel equal the general kernel's to 1e-11 relative, and the
+    contact acts (the slider's height stays up, the x velocity is braked)."""
+    small = _everything(legged_rollout())
+    general = _everything(legged_rollout(general=True))
+    q = small[1][:, 0]
+    foot = point_position(legged_model(), q, "shin", (0.0, 0.0, -0.3))
+    depth = 0.03 - foot[:, 2]
+    assert np.all((depth > 0.0) & (depth < 0.015))            # the foot sphere pressed all along, held up
+    assert foot[-1, 0] - foot[0, 0] < 0.5 * (q[-1, 0] - q[0, 0])  # friction holds the foot back as the slider moves
+    assert np.isclose(small[0], general[0], rtol=1e-13, atol=0)
+    for a, b in zip(small[1:3], general[1:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    gs, gg = small[3], general[3]
+    for table in ("params", "controls", "state0"):
+        for name, value in getattr(gg, table).items():
+            np.testing.assert_allclose(getattr(gs, table)[name], value, rtol=1e-10,
+                                       atol=1e-11 * np.abs(value).max(), err_msg=f"{table} {name}")
+
+
 def test_small_kernel_gradients_match_central_differences():
     """FD check of the tree robot through the small kernel: parameters, torques, initial state."""
     ro = tree_rollout(T=20, B=1, segment=8, seed=3)
@@ -92,15 +148,15 @@ def test_small_kernel_gradients_match_central_differences():
 
 
 def test_which_robots_take_the_small_kernel():
-    """Fixed-base robots of 1-DOF joints without contact points and with at most MAX_BODIES
-    bodies; the others (contacts, more bodies) the general kernel."""
+    """Fixed-base robots of 1-DOF joints with at most MAX_BODIES bodies (contact points
+    included, their bodies compile-time); the others (more bodies, ...) the general kernel."""
     assert ArticulatedSystem(planar_arm(5)).step_kernel == "small"
     big = planar_arm(S.MAX_BODIES + 1)
     assert ArticulatedSystem(big).step_kernel == "general"
     contact = planar_arm(3, tip_contact=True)
-    assert ArticulatedSystem(contact, contact=GroundContact()).step_kernel == "general"
-    parents, geometry = ArticulatedSystem(tree_robot())._small
-    assert parents == (-1, 0, 0, 2, 3)
+    assert ArticulatedSystem(contact, contact=GroundContact())._small[2] == (2,)
+    parents, geometry, contact_bodies = ArticulatedSystem(tree_robot())._small
+    assert parents == (-1, 0, 0, 2, 3) and contact_bodies == ()
     assert geometry[0][0] == (0.0, 0.0, 1.0) and len(geometry[2][1]) == 9
 
 
