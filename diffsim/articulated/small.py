@@ -16,8 +16,6 @@ semi-implicit Euler), minus what a static tree makes unnecessary: the world's ve
 and the root's hand-over to the world is never read, so both are left out.
 """
 
-import numbers
-
 import taichi as ti
 
 from .. import contact as _contact
@@ -29,23 +27,26 @@ from .kernels import (
     COST,
     contact_normal,
     implicit_inertia,
-    joint_kind,
     limited_velocity,
     passive_torque,
     row3,
     row6,
 )
+from .model import REVOLUTE
 from .spatial import (
-    _assigned,
     _scalar,
     congruence_symmetric,
     cross,
     cross_force,
     cross_motion,
     dot,
+    fmul,
+    fsub,
+    fsum,
     inertia6,
     inertia_apply,
     local,
+    madd,
     mm,
     mtm,
     mtv,
@@ -72,46 +73,8 @@ MAX_BODIES = 6
 
 
 @_scalar
-def loc(x):
-    """x (a scalar or tuple) with its Taichi-expression entries assigned to locals and its
-    plain numbers (compile-time constants, e.g. the zeros of an axis-aligned rotation) kept as
-    numbers, so that the products with them fold away."""
-    items = x if isinstance(x, tuple) else (x,)
-    exprs = [v for v in items if not isinstance(v, numbers.Number)]
-    if not exprs:
-        return x
-    assigned = iter(_assigned(tuple(exprs)) if len(exprs) > 1 else (_assigned(exprs[0]),))
-    out = tuple(v if isinstance(v, numbers.Number) else next(assigned) for v in items)
-    return out if isinstance(x, tuple) else out[0]
-
-
-@_scalar
 def locals_(*xs):
-    return tuple(loc(x) for x in xs)
-
-
-@_scalar
-def fmul(x, y):
-    """x y, folded at compile time where either is the number 0 or 1."""
-    for a, b in ((x, y), (y, x)):
-        if isinstance(a, numbers.Number):
-            if a == 0.0:
-                return 0.0
-            if a == 1.0:
-                return b
-    return x * y
-
-
-@_scalar
-def fadd(*xs):
-    """The sum of xs, the numbers 0 left out."""
-    terms = [x for x in xs if not (isinstance(x, numbers.Number) and x == 0.0)]
-    if not terms:
-        return 0.0
-    out = terms[0]
-    for x in terms[1:]:
-        out = out + x
-    return out
+    return tuple(local(x) for x in xs)
 
 
 @_scalar
@@ -128,17 +91,6 @@ def axis_rotation_T(a, c, s):
 
 
 @_scalar
-def fmm(A, B):
-    """A B with compile-time folding (fmul, fadd)."""
-    return tuple(fadd(*(fmul(A[3 * r + k], B[3 * k + col]) for k in range(3))) for r in range(3) for col in range(3))
-
-
-@_scalar
-def madd_sym(A, B):
-    return tuple(a + b for a, b in zip(A, B))
-
-
-@_scalar
 def world_pose(i, E, r, parents, memo):
     """(R_world, p_world) of body i (its rotation to world coordinates, row-major, and its
     origin, m) from the joint transforms E, r of it and its ancestors (kernels.store_pose's
@@ -150,7 +102,7 @@ def world_pose(i, E, r, parents, memo):
             memo[i] = (Et, r[i])
         else:
             Rp, pp = world_pose(p, E, r, parents, memo)
-            memo[i] = (loc(fmm(Rp, Et)), loc(vadd(pp, mv(Rp, r[i]))))
+            memo[i] = (local(mm(Rp, Et)), local(vadd(pp, mv(Rp, r[i]))))
     return memo[i]
 
 
@@ -164,10 +116,10 @@ def ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
     for k, i in enumerate(contact_bodies):
         R, pw = world_pose(i, E, r, parents, poses)
         rad = _at(cp, k, CONTACT.radius)
-        pt = loc(tuple(_at(cp, k, j) - rad * R[6 + j] for j in range(3)))
+        pt = local(tuple(_at(cp, k, j) - rad * R[6 + j] for j in range(3)))
         x = vadd(mv(R, pt), pw)
-        vel = loc(mv(R, loc(vadd(v[i], cross(w[i], pt)))))
-        fn = loc(contact_normal(x, vel, cs))
+        vel = local(mv(R, local(vadd(v[i], cross(w[i], pt)))))
+        fn = local(contact_normal(x, vel, cs))
         load[i] = fn if i not in load else load[i] + fn
         kin.append((i, R, pt, vel, fn))
     mu = _at(cs, CONST.friction)
@@ -176,13 +128,13 @@ def ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
         v_cap = 2.0 * hdt * mu * load[i] / _at(cp, k, CONTACT.tangential_mass)
         ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu,
                                                 ti.sqrt(v_eps * v_eps + v_cap * v_cap))
-        Fb = loc(mtv(R, (_at(ft, 0), _at(ft, 1), fn)))
-        pA[i] = madd_sym(pA[i], vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
+        Fb = local(mtv(R, (_at(ft, 0), _at(ft, 1), fn)))
+        pA[i] = madd(pA[i], vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
 
 @_scalar
 def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, sl, t, parents, geometry, ee,
-               contact_bodies, revolute_only, limits, running):
+               contact_bodies, limits, running):
     """One semi-implicit Euler step of robot b (slot sl -> sl + 1), bodies unrolled."""
     n = len(parents)
     qs = [local(_at(q, sl, b, i)) for i in range(n)]
@@ -190,14 +142,15 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
     E, r, w, v, c, IA, pA = [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n
     # root to leaves: transforms, velocities, rigid inertias, bias forces
     for i in range(n):
-        rev, pri = joint_kind(bc, i, revolute_only)
-        a, Et = geometry[i]
-        cq = loc((ti.cos(fmul(qs[i], rev)), ti.sin(fmul(qs[i], rev))))
-        Ei = loc(fmm(axis_rotation_T(a, cq[0], cq[1]), Et))
-        ri = row3(joff, b, i)
-        if not revolute_only:
-            ri = vadd(ri, vscale(mtv(Et, a), qs[i] * pri))
-        ri = loc(ri)
+        a, Et, rev = geometry[i]
+        pri = 1.0 - rev
+        if rev:
+            cq = local((ti.cos(qs[i]), ti.sin(qs[i])))
+            Ei = local(mm(axis_rotation_T(a, cq[0], cq[1]), Et))
+            ri = local(row3(joff, b, i))
+        else:   # a shift along the axis: the joint frame's rotation is a compile-time constant
+            Ei = Et
+            ri = local(vadd(row3(joff, b, i), vscale(mtv(Et, a), qs[i])))
         jw = tuple(fmul(x, fmul(qds[i], rev)) for x in a)
         jv = tuple(fmul(x, fmul(qds[i], pri)) for x in a)
         p = parents[i]
@@ -206,33 +159,33 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
         else:
             xw, xv = xform_motion(Ei, ri, w[p], v[p])
             wi, vi = vadd(xw, jw), vadd(xv, jv)
-        wi, vi = loc(wi), loc(vi)
+        wi, vi = local(wi), local(vi)
         cw, cv = cross_motion(wi, vi, jw, jv)
         A, Bm, C = rigid_inertia(_at(mass, b, i), row3(com, b, i), inertia6(row6(inert, b, i)))
         A, Bm, C = locals_(A, Bm, C)
         hn, hf = inertia_apply(A, Bm, C, wi, vi)
         bn, bf = cross_force(wi, vi, hn, hf)
-        E[i], r[i], w[i], v[i], c[i] = Ei, ri, wi, vi, loc(cw + cv)
+        E[i], r[i], w[i], v[i], c[i] = Ei, ri, wi, vi, local(cw + cv)
         IA[i] = (A, Bm, C)
         pA[i] = bn + bf
-    hdt = loc(_at(cs, CONST.dt))
+    hdt = local(_at(cs, CONST.dt))
     poses = {}
     if contact_bodies:
         ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
     # leaves to root: articulated inertias and bias forces
     U, D, u = [None] * n, [None] * n, [None] * n
     for i in reversed(range(n)):
-        rev, pri = joint_kind(bc, i, revolute_only)
-        a = geometry[i][0]
+        a, _, rev = geometry[i]
+        pri = 1.0 - rev
         A, Bm, C = locals_(*IA[i])
         pAi = local(pA[i])
         pn, pf = pAi[:3], pAi[3:]
         taui = _at(bc, i, BODY.actuated) * _at(tau, t, b, i) + passive_torque(i, qs[i], qds[i], damp, bc, cs, b, limits)
         Un, Uf = inertia_apply(A, Bm, C, vscale(a, rev), vscale(a, pri))
-        Un, Uf = loc(Un), loc(Uf)
-        Di = local(dot(a, Un) * rev + dot(a, Uf) * pri + _at(arm, b, i)
-                   + implicit_inertia(i, qs[i], qds[i], damp, bc, cs, b, limits))
-        ui = local(taui - dot(a, pn) * rev - dot(a, pf) * pri)
+        Un, Uf = local(Un), local(Uf)
+        Di = local(fsum(fmul(dot(a, Un), rev), fmul(dot(a, Uf), pri), _at(arm, b, i),
+                        implicit_inertia(i, qs[i], qds[i], damp, bc, cs, b, limits)))
+        ui = local(fsub(fsub(taui, fmul(dot(a, pn), rev)), fmul(dot(a, pf), pri)))
         U[i], D[i], u[i] = (Un, Uf), Di, ui
         p = parents[i]
         if p >= 0:
@@ -250,14 +203,14 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
             An, Bn, Cn = shift_inertia_symmetric(r[i], local(Ar), Br, local(Cr))
             fn, ff = xform_force_T(E[i], r[i], vadd(vadd(pn, hn), vscale(Un, g)), vadd(vadd(pf, hf), vscale(Uf, g)))
             Ap, Bp, Cp = IA[p]
-            IA[p] = (madd_sym(Ap, An), madd_sym(Bp, Bn), madd_sym(Cp, Cn))
-            pA[p] = madd_sym(pA[p], fn + ff)
+            IA[p] = (madd(Ap, An), madd(Bp, Bn), madd(Cp, Cn))
+            pA[p] = madd(pA[p], fn + ff)
     # root to leaves: accelerations, then the joint's update
     acc = [None] * n
     grav = tuple(-_at(cs, CONST.gravity + k) for k in range(3))
     for i in range(n):
-        rev, pri = joint_kind(bc, i, revolute_only)
-        a = geometry[i][0]
+        a, _, rev = geometry[i]
+        pri = 1.0 - rev
         p = parents[i]
         if p < 0:
             xw, xv = xform_motion(E[i], r[i], (0.0, 0.0, 0.0), grav)
@@ -266,7 +219,7 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
         aw = local(vadd(xw, c[i][:3]))
         av = local(vadd(xv, c[i][3:]))
         qdd = local((u[i] - dot(U[i][0], aw) - dot(U[i][1], av)) / D[i])
-        acc[i] = loc(vadd(aw, vscale(a, qdd * rev)) + vadd(av, vscale(a, qdd * pri)))
+        acc[i] = local(vadd(aw, vscale(a, fmul(qdd, rev))) + vadd(av, vscale(a, fmul(qdd, pri))))
         vn = local(limited_velocity(i, qds[i] + hdt * qdd, bc, limits))
         assign(_at(qd, sl + 1, b, i), vn)
         assign(_at(q, sl + 1, b, i), qs[i] + hdt * vn)
@@ -281,7 +234,7 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
             Rw, pw = world_pose(ee, E, r, parents, poses)
             pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
             tt = ti.min(t, eet.shape[0] - 1)
-            d = loc(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
+            d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
             assign(_at(cst, b, s, n), hdt * _at(cs, CONST.ee_weight) * dot(d, d))
         else:
             assign(_at(cst, b, s, n), 0.0)
@@ -291,23 +244,23 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
 def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, joff: _A3, damp: _A2, arm: _A2,
                   bc: _A2, cs: _A1, qw: _A3, eet: _A3, cp: _A2, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
                   spread: ti.i32, parents: ti.template(), geometry: ti.template(), ee: ti.template(),
-                  contact_bodies: ti.template(),
-                  spread_robots: ti.template(), revolute_only: ti.template(), limits: ti.template(),
+                  contact_bodies: ti.template(), spread_robots: ti.template(), limits: ti.template(),
                   running: ti.template()):
-    """``kernels.advance`` for a small fixed-base robot of 1-DOF joints without contact points
-    (module doc), with the same arguments' meaning; the tree is compile-time: ``parents`` (a
-    tuple, -1 for a root), ``geometry`` (per body: the joint axis and the row-major E_tree, tuples
-    of floats) and ``ee`` (the body of the running end-effector term, -1 for none)."""
+    """``kernels.advance`` for a small fixed-base robot of 1-DOF joints (module doc), with the
+    same arguments' meaning; the tree is compile-time: ``parents`` (a tuple, -1 for a root),
+    ``geometry`` (per body: the joint axis and the row-major E_tree, tuples of floats, and 1.0
+    for a revolute joint, 0.0 for a prismatic one), ``ee`` (the body of the running
+    end-effector term, -1 for none) and ``contact_bodies`` (the body of each contact point)."""
     if ti.static(spread_robots):
         for b, j in ti.ndrange(q.shape[1], spread):
             for s in range(ti.select(j == 0, t1 - t0, 0)):
                 step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, contact_bodies, revolute_only, limits, running)
+                           t0 + s, parents, geometry, ee, contact_bodies, limits, running)
     else:
         for b in range(q.shape[1]):
             for s in range(t1 - t0):
                 step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, contact_bodies, revolute_only, limits, running)
+                           t0 + s, parents, geometry, ee, contact_bodies, limits, running)
 
 
 def small_tree(model, arrays):
@@ -317,6 +270,6 @@ def small_tree(model, arrays):
     if model.floating or arrays.ball or model.nb > MAX_BODIES:
         return None
     parents = tuple(int(p) for p in model.parent)
-    geometry = tuple((tuple(float(x) for x in model.axis[i]), tuple(float(x) for x in model.E_tree[i].reshape(9)))
-                     for i in range(model.nb))
+    geometry = tuple((tuple(float(x) for x in model.axis[i]), tuple(float(x) for x in model.E_tree[i].reshape(9)),
+                      1.0 if model.jtype[i] == REVOLUTE else 0.0) for i in range(model.nb))
     return parents, geometry, tuple(int(i) for i in model.contact_body)

@@ -396,7 +396,7 @@ class ArticulatedSystem(System):
             parents, geometry, contact_bodies = self._small
             args = (x.q, x.qd, u.tau, *a.param_args(), a.bc, a.cs, self._qw, self._eet, a.cp, cst, slot0, t0, t1,
                     self._spread, parents, geometry, ee if self._running else -1, contact_bodies, self._spread > 1,
-                    a.revolute_only, a.has_limits, self._running)
+                    a.has_limits, self._running)
             return [Launch(_SmallAdvance(self), args)]
         args = (x.q, x.qd, u.tau, *a.param_args(), a.par, a.qix, a.vix, a.cb, a.bc, a.cp, a.cs, self._qw, self._eet,
                 data, cst, ee, a.ncp, slot0, t0, t1, self._spread, self.model.floating, self._spread > 1,
