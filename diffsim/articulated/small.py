@@ -169,9 +169,8 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
         IA[i] = (A, Bm, C)
         pA[i] = bn + bf
     hdt = local(_at(cs, CONST.dt))
-    poses = {}
     if contact_bodies:
-        ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
+        ground_contacts(pA, E, r, w, v, {}, cp, cs, hdt, parents, contact_bodies)
     # leaves to root: articulated inertias and bias forces
     U, D, u = [None] * n, [None] * n, [None] * n
     for i in reversed(range(n)):
@@ -231,7 +230,10 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
                                              + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
     if running:
         if ee >= 0:
-            Rw, pw = world_pose(ee, E, r, parents, poses)
+            # its own copy of the pose chain: reusing the contact phase's (the memo) gave a wrong
+            # gradient (Taichi 1.7.4's autodiff, a robot with its contact point and the running
+            # end-effector term on one body: tau gradient 7,000x off, the forward exact)
+            Rw, pw = world_pose(ee, E, r, parents, {})
             pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
             tt = ti.min(t, eet.shape[0] - 1)
             d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))

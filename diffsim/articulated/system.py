@@ -32,6 +32,11 @@ All B robots advance in one kernel launch per segment of steps (parallel over ro
 over time and bodies). Per-step intermediates live in a workspace of one segment (``data``,
 Pinocchio's name; layout ``kernels.DATA``); the adjoint of a segment recomputes that segment's forward pass first when the workspace holds
 another one (one extra forward per segment), so the workspace memory is O(segment), not O(T).
+
+Small robots (fixed base, 1-DOF joints, at most ``small.MAX_BODIES`` bodies; contact points
+allowed) step through :mod:`~diffsim.articulated.small` instead (``step_kernel == "small"``): one
+kernel compiled per tree, its bodies unrolled, joint axes and frames compile-time constants, no
+workspace; the same dynamics to ~1e-14, measured 3-9x faster (issue-16 chain gradient, B = 1,024).
 """
 
 from dataclasses import dataclass, field
