@@ -33,8 +33,8 @@ over time and bodies). Per-step intermediates live in a workspace of one segment
 Pinocchio's name; layout ``kernels.DATA``); the adjoint of a segment recomputes that segment's forward pass first when the workspace holds
 another one (one extra forward per segment), so the workspace memory is O(segment), not O(T).
 
-Small robots (fixed base, 1-DOF joints, at most ``small.MAX_BODIES`` bodies; contact points
-allowed) step through :mod:`~diffsim.articulated.small` instead (``step_kernel == "small"``): one
+Small robots (fixed base, 1-DOF joints on coordinate axes in unrotated or axis-permuted joint
+frames, at most ``small.MAX_BODIES`` bodies; contact points allowed) step through :mod:`~diffsim.articulated.small` instead (``step_kernel == "small"``): one
 kernel compiled per tree, its bodies unrolled, joint axes and frames compile-time constants, no
 workspace; the same dynamics to ~1e-14, measured 3-9x faster (issue-16 chain gradient, B = 1,024).
 """
@@ -348,7 +348,8 @@ class ArticulatedSystem(System):
     @property
     def step_kernel(self) -> str:
         """Which step kernel this system launches: "small" (a fixed-base robot of at most
-        ``small.MAX_BODIES`` bodies and 1-DOF joints: its bodies unrolled at
+        ``small.MAX_BODIES`` bodies and 1-DOF joints on coordinate axes, see
+        :func:`~diffsim.articulated.small.small_tree`: its bodies unrolled at
         compile time, several times faster; :mod:`~diffsim.articulated.small`) or "general"
         (every other robot; :func:`~diffsim.articulated.kernels.advance`)."""
         return "small" if self._small else "general"

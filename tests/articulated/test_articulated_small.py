@@ -47,9 +47,9 @@ def tree_rollout(T=30, B=2, integrator="semi_implicit_euler", general=False, seg
     system = ArticulatedSystem(model, batch=B, dt=0.005, cost=cost, params=params, segment=segment,
                                q0=rng.uniform(-0.2, 0.2, size=(B, 5)), qd0=rng.normal(size=(B, 5)),
                                integrator=integrator)
-    assert system._small is not None
-    if general:
-        system._small = None
+    assert system.step_kernel == "general"   # its skew axis and rpy frame: slow to compile small
+    if not general:
+        system._small = S.small_tree(model, system.arrays, any_geometry=True)
     ro = Rollout(system, T, StoreAll())
     ro.set_controls(tau=rng.normal(scale=1.0, size=(T, B, 5)))
     return ro
@@ -177,16 +177,21 @@ def test_small_kernel_gradients_match_central_differences():
 
 
 def test_which_robots_take_the_small_kernel():
-    """Fixed-base robots of 1-DOF joints with at most MAX_BODIES bodies (contact points
-    included, their bodies compile-time); the others (more bodies, ...) the general kernel."""
+    """Fixed-base robots of 1-DOF joints with at most MAX_BODIES bodies, coordinate joint axes
+    and joint frames (contact points included, their bodies compile-time); the others (more
+    bodies, a skew axis, a rotated frame, ...) the general kernel."""
     assert ArticulatedSystem(planar_arm(5)).step_kernel == "small"
     big = planar_arm(S.MAX_BODIES + 1)
     assert ArticulatedSystem(big).step_kernel == "general"
     contact = planar_arm(3, tip_contact=True)
     assert ArticulatedSystem(contact, contact=GroundContact())._small[2] == (2,)
-    parents, geometry, contact_bodies = ArticulatedSystem(tree_robot())._small
+    tree = ArticulatedSystem(tree_robot())
+    assert tree.step_kernel == "general"   # a skew axis and an rpy frame (slow to compile unrolled)
+    parents, geometry, contact_bodies = S.small_tree(tree.model, tree.arrays, any_geometry=True)
     assert parents == (-1, 0, 0, 2, 3) and contact_bodies == ()
-    assert geometry[0][0] == (0.0, 0.0, 1.0) and len(geometry[2][1]) == 9
+    assert geometry[0][0] == (0.0, 0.0, 1.0) and len(geometry[2][1]) == 9 and geometry[1][2] == 0.0
+    assert S.simple_geometry((0.0, -1.0, 0.0), (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    assert not S.simple_geometry((0.0, 0.6, 0.8), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
 
 
 def test_a_spread_batch_of_small_robots_steps_each_as_it_steps_alone():
