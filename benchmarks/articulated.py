@@ -139,8 +139,8 @@ def main(argv=None):
 
         fb()
         both = _median_time(fb, repeats)
-        common = {"robot": "5-link planar arm", "B": batch, "T": steps, "segment": ro.segment, "precision": "f64",
-                  "threads": diffsim.info()["threads"]}
+        common = {"robot": "5-link planar arm", "B": batch, "T": steps, "segment": ro.segment,
+                  "kernel": ro.system.step_kernel, "precision": "f64", "threads": diffsim.info()["threads"]}
         print(json.dumps({"figure": "forward steps/s", **common, "seconds": fwd,
                           "robot_steps_per_s": batch * steps / fwd}))
         print(json.dumps({"figure": "forward+backward steps/s", **common, "seconds": both,

@@ -1,5 +1,8 @@
 """Taichi kernels of the articulated-body algorithms: one compiled set serves every robot.
 
+(Small fixed-base robots with coordinate joint axes step through :mod:`.small` instead: one
+kernel per tree, its bodies unrolled; the rest of this note is about these general kernels.)
+
 The topology (parents, joint types, contact points) is data, not code: the body loop is a
 dynamic loop over a phase counter, so each kernel compiles once for all trees and sizes.
 Measured on the 2-core CPU machines (f64, cold offline cache): ``advance`` 1.8 s, its gradient

@@ -125,65 +125,117 @@ def _assigned(x: ti.template()):
 
 @_scalar
 def local(x):
-    """x (a scalar or a tuple of them) as local variables when it holds Taichi expressions; x
-    itself on plain numbers. An intermediate that a helper uses several times (the vector in
-    ``mv(E, vsub(v, cross(r, w)))`` enters all three rows) is otherwise emitted again at every
-    use, its loads and arithmetic with it, which Taichi's passes must then merge (and which made
-    the gradient kernels slower to compile)."""
+    """x (a scalar or a tuple of them) with its Taichi-expression entries assigned to local
+    variables; plain numbers (compile-time constants, e.g. the zeros of a coordinate axis) stay
+    numbers, so that :func:`fmul` and :func:`fsum` fold them away. An intermediate that a helper
+    uses several times (the vector in ``mv(E, vsub(v, cross(r, w)))`` enters all three rows) is
+    otherwise emitted again at every use, its loads and arithmetic with it, which Taichi's passes
+    must then merge (and which made the gradient kernels slower to compile)."""
     items = x if isinstance(x, tuple) else (x,)
-    if all(isinstance(v, numbers.Number) for v in items):
+    exprs = [v for v in items if not isinstance(v, numbers.Number)]
+    if not exprs:
         return x
-    return _assigned(x)
+    if len(exprs) == len(items):
+        return _assigned(x)
+    assigned = iter(_assigned(tuple(exprs)) if len(exprs) > 1 else (_assigned(exprs[0]),))
+    out = tuple(v if isinstance(v, numbers.Number) else next(assigned) for v in items)
+    return out if isinstance(x, tuple) else out[0]
+
+
+def _zero(x):
+    return isinstance(x, numbers.Number) and x == 0
+
+
+def _one(x):
+    return isinstance(x, numbers.Number) and x == 1
+
+
+@_scalar
+def fmul(x, y):
+    """x y, folded at compile time where either is the number 0 or 1 (the scalar helpers below
+    are written with it: a robot's compile-time constants, e.g. a coordinate joint axis, then
+    leave no multiplications by 0 and 1 in the kernel for Taichi to simplify)."""
+    if _zero(x) or _zero(y):
+        return 0.0
+    if _one(x):
+        return y
+    if _one(y):
+        return x
+    return x * y
+
+
+@_scalar
+def fsum(*xs):
+    """The sum of xs (left to right), the numbers 0 left out."""
+    terms = [x for x in xs if not _zero(x)]
+    if not terms:
+        return 0.0
+    out = terms[0]
+    for x in terms[1:]:
+        out = out + x
+    return out
+
+
+@_scalar
+def fsub(x, y):
+    """x - y, folded where either is the number 0."""
+    if _zero(y):
+        return x
+    if _zero(x):
+        return -y
+    return x - y
 
 
 @_scalar
 def vadd(a, b):
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+    return (fsum(a[0], b[0]), fsum(a[1], b[1]), fsum(a[2], b[2]))
 
 
 @_scalar
 def vsub(a, b):
-    return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
+    return (fsub(a[0], b[0]), fsub(a[1], b[1]), fsub(a[2], b[2]))
 
 
 @_scalar
 def vscale(a, s):
-    return (a[0] * s, a[1] * s, a[2] * s)
+    return (fmul(a[0], s), fmul(a[1], s), fmul(a[2], s))
 
 
 @_scalar
 def dot(a, b):
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    return fsum(fmul(a[0], b[0]), fmul(a[1], b[1]), fmul(a[2], b[2]))
 
 
 @_scalar
 def cross(a, b):
-    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+    return (fsub(fmul(a[1], b[2]), fmul(a[2], b[1])), fsub(fmul(a[2], b[0]), fmul(a[0], b[2])),
+            fsub(fmul(a[0], b[1]), fmul(a[1], b[0])))
 
 
 @_scalar
 def mv(M, x):
     """M x."""
-    return tuple(M[3 * r] * x[0] + M[3 * r + 1] * x[1] + M[3 * r + 2] * x[2] for r in range(3))
+    return tuple(fsum(fmul(M[3 * r], x[0]), fmul(M[3 * r + 1], x[1]), fmul(M[3 * r + 2], x[2])) for r in range(3))
 
 
 @_scalar
 def mtv(M, x):
     """M^T x."""
-    return tuple(M[c] * x[0] + M[3 + c] * x[1] + M[6 + c] * x[2] for c in range(3))
+    return tuple(fsum(fmul(M[c], x[0]), fmul(M[3 + c], x[1]), fmul(M[6 + c], x[2])) for c in range(3))
 
 
 @_scalar
 def mm(A, B):
     """A B."""
-    return tuple(A[3 * r] * B[c] + A[3 * r + 1] * B[3 + c] + A[3 * r + 2] * B[6 + c]
+    return tuple(fsum(fmul(A[3 * r], B[c]), fmul(A[3 * r + 1], B[3 + c]), fmul(A[3 * r + 2], B[6 + c]))
                  for r in range(3) for c in range(3))
 
 
 @_scalar
 def mtm(A, B):
     """A^T B."""
-    return tuple(A[r] * B[c] + A[3 + r] * B[3 + c] + A[6 + r] * B[6 + c] for r in range(3) for c in range(3))
+    return tuple(fsum(fmul(A[r], B[c]), fmul(A[3 + r], B[3 + c]), fmul(A[6 + r], B[6 + c]))
+                 for r in range(3) for c in range(3))
 
 
 @_scalar
@@ -193,17 +245,17 @@ def transpose(M):
 
 @_scalar
 def madd(A, B):
-    return tuple(a + b for a, b in zip(A, B))
+    return tuple(fsum(a, b) for a, b in zip(A, B))
 
 
 @_scalar
 def msub(A, B):
-    return tuple(a - b for a, b in zip(A, B))
+    return tuple(fsub(a, b) for a, b in zip(A, B))
 
 
 @_scalar
 def outer(a, b):
-    return tuple(a[r] * b[c] for r in range(3) for c in range(3))
+    return tuple(fmul(a[r], b[c]) for r in range(3) for c in range(3))
 
 
 @_scalar
@@ -258,8 +310,9 @@ def rigid_inertia(m, c, Ic):
     """Blocks (A, B, C) of a rigid body's spatial inertia: A = Ic - m c^ c^ (that is
     Ic + m (|c|^2 1 - c c^T)), B = m c^, C = m 1."""
     cc = dot(c, c)
-    A = tuple(Ic[3 * r + k] + m * ((cc if r == k else 0.0) - c[r] * c[k]) for r in range(3) for k in range(3))
-    return A, tuple(m * x for x in skew3(c)), (m, 0.0, 0.0, 0.0, m, 0.0, 0.0, 0.0, m)
+    A = tuple(fsum(Ic[3 * r + k], fmul(m, fsub(cc if r == k else 0.0, fmul(c[r], c[k]))))
+              for r in range(3) for k in range(3))
+    return A, tuple(fmul(m, x) for x in skew3(c)), (m, 0.0, 0.0, 0.0, m, 0.0, 0.0, 0.0, m)
 
 
 @_scalar
@@ -285,21 +338,21 @@ def symmetric(upper):
 @_scalar
 def sub_outer(M, u, v):
     """M - u v^T."""
-    return tuple(M[3 * r + c] - u[r] * v[c] for r in range(3) for c in range(3))
+    return tuple(fsub(M[3 * r + c], fmul(u[r], v[c])) for r in range(3) for c in range(3))
 
 
 @_scalar
 def sub_outer_symmetric(S, u, v):
     """S - u v^T where the result is symmetric (v parallel to u: U U^T / D in ABA), from the six
     upper entries."""
-    return symmetric({(r, c): S[3 * r + c] - u[r] * v[c] for r in range(3) for c in range(r, 3)})
+    return symmetric({(r, c): fsub(S[3 * r + c], fmul(u[r], v[c])) for r in range(3) for c in range(r, 3)})
 
 
 @_scalar
 def congruence_symmetric(E, S):
     """E^T S E for a symmetric S: six entries computed, the rest mirrored (45 products, not 54)."""
     T = local(mm(S, E))
-    return symmetric({(r, c): E[r] * T[c] + E[3 + r] * T[3 + c] + E[6 + r] * T[6 + c]
+    return symmetric({(r, c): fsum(fmul(E[r], T[c]), fmul(E[3 + r], T[3 + c]), fmul(E[6 + r], T[6 + c]))
                       for r in range(3) for c in range(r, 3)})
 
 
@@ -310,13 +363,13 @@ def shift_inertia_symmetric(r, Ar, Br, Cr):
     r x Cr[:, j]) and A' = Ar + r^ Br^T - B' r^, where (r^ Br^T)_ij = (r x Br[j, :])_i and
     (B' r^)_ij = -(r x B'[i, :])_j."""
     rc = [cross(r, (Cr[j], Cr[3 + j], Cr[6 + j])) for j in range(3)]
-    Bn = tuple(Br[3 * i + j] + rc[j][i] for i in range(3) for j in range(3))
+    Bn = tuple(fsum(Br[3 * i + j], rc[j][i]) for i in range(3) for j in range(3))
 
     def cross_k(a, M, row, k):   # component k of a x M[row, :]
         b = (M[3 * row], M[3 * row + 1], M[3 * row + 2])
-        return a[(k + 1) % 3] * b[(k + 2) % 3] - a[(k + 2) % 3] * b[(k + 1) % 3]
+        return fsub(fmul(a[(k + 1) % 3], b[(k + 2) % 3]), fmul(a[(k + 2) % 3], b[(k + 1) % 3]))
 
-    An = symmetric({(i, j): Ar[3 * i + j] + cross_k(r, Br, j, i) + cross_k(r, Bn, i, j)
+    An = symmetric({(i, j): fsum(Ar[3 * i + j], cross_k(r, Br, j, i), cross_k(r, Bn, i, j))
                     for i in range(3) for j in range(i, 3)})
     return An, Bn, Cr
 

@@ -208,15 +208,24 @@ print(json.dumps(out))
         assert d < 1e-12, (name, d)
 
 
-def _rollout(system, T, tau):
-    """(loss, q and qd trajectories, gradients) of T steps of ``system`` under torques ``tau``."""
+KERNELS = pytest.mark.parametrize("kernel", ["small", "general"])
+"""The switch tests run both step kernels (their small robots take the small one by default)."""
+
+
+def _rollout(system, T, tau, kernel="small"):
+    """(loss, q and qd trajectories, gradients) of T steps of ``system`` under torques ``tau``,
+    through the ``kernel`` ("small" or "general") step kernel."""
+    assert system.step_kernel == "small"
+    if kernel == "general":
+        system._small = None
     ro = Rollout(system, T, StoreAll())
     loss = ro.forward(controls={"tau": tau})
     g = ro.backward()
     return loss, ro.trajectory("q"), ro.trajectory("qd"), g
 
 
-def test_world_poses_are_left_out_only_where_nothing_reads_them():
+@KERNELS
+def test_world_poses_are_left_out_only_where_nothing_reads_them(kernel):
     """Without contact points and without a running end-effector term the step kernel stores no
     world poses (the ``poses`` switch); the dynamics must not depend on it. A vanishing running
     weight (1e-300) switches the poses on: states bitwise equal, loss and gradients equal to
@@ -229,7 +238,7 @@ def test_world_poses_are_left_out_only_where_nothing_reads_them():
     for running in (0.0, 1e-300):
         cost = Cost(effort=1e-3, ee_link="tip", ee_target=[0.5, 0.0, 0.4], ee_weight=running, ee_weight_final=1.0)
         loss, q, qd, g = _rollout(ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1, 0.2], segment=11),
-                                  T, tau)
+                                  T, tau, kernel)
         results.append((loss, q, qd, g.controls["tau"], g.params["mass"]))
     (l0, q0, qd0, gt0, gm0), (l1, q1, qd1, gt1, gm1) = results
     assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
@@ -239,7 +248,8 @@ def test_world_poses_are_left_out_only_where_nothing_reads_them():
     np.testing.assert_allclose(gm1, gm0, rtol=1e-13, atol=1e-15 * np.abs(gm0).max())
 
 
-def test_robots_without_limits_step_as_with_limits_far_away():
+@KERNELS
+def test_robots_without_limits_step_as_with_limits_far_away(kernel):
     """A robot with no finite joint limit compiles its step without the soft-limit law and the
     velocity clamp (the ``limits`` switch); the law is exactly 0 and the clamp the identity far
     from the bounds, so a twin with limits at +-1e6 rad (switch on) steps the same, states, loss
@@ -255,7 +265,7 @@ def test_robots_without_limits_step_as_with_limits_far_away():
                                    cost=Cost(effort=1e-3, qd_weight=0.1, ee_link="tip", ee_target=[0.3, 0.0, 0.2],
                                              ee_weight_final=1.0))
         assert system.arrays.has_limits == bool(bounds)
-        loss, q, qd, g = _rollout(system, T, tau)
+        loss, q, qd, g = _rollout(system, T, tau, kernel)
         results.append((loss, q, qd, g.controls["tau"], g.state0["qd"], g.params["damping"]))
     (l0, *a), (l1, *b) = results
     np.testing.assert_allclose(b[0], a[0], rtol=1e-13, atol=1e-14)
@@ -266,7 +276,8 @@ def test_robots_without_limits_step_as_with_limits_far_away():
         np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-14 * np.abs(x).max())
 
 
-def test_a_cost_without_running_terms_writes_and_sums_none():
+@KERNELS
+def test_a_cost_without_running_terms_writes_and_sums_none(kernel):
     """A Cost with terminal terms only compiles its step without the running-cost writes (the
     ``running`` switch) and launches no running_sum; a vanishing effort weight (1e-300) switches
     them on: states bitwise, loss and gradients equal to rounding."""
@@ -280,7 +291,7 @@ def test_a_cost_without_running_terms_writes_and_sums_none():
                     qd_weight_final=0.5)
         system = ArticulatedSystem(model, dt=0.002, cost=cost, q0=[0.3, -0.2, 0.1], segment=9)
         assert system._running == (effort != 0)
-        loss, q, qd, g = _rollout(system, T, tau)
+        loss, q, qd, g = _rollout(system, T, tau, kernel)
         results.append((loss, q, qd, g.controls["tau"], g.params["inertia"]))
     (l0, q0, qd0, *g0), (l1, q1, qd1, *g1) = results
     assert np.array_equal(q0, q1) and np.array_equal(qd0, qd1)
