@@ -434,7 +434,8 @@ class ArticulatedSystem(System):
         """Advice naming the stiff terms this robot really has: its soft joint limits (each
         stop's omega*dt, stepped implicitly, and the largest step at which the stops are
         stable), its ground contact (stepped explicitly: omega*dt on the lightest contact point,
-        which should stay below about 0.8), strong joint damping."""
+        which should stay below about 0.8), strong joint damping, and fast motion (the velocity
+        products are explicit)."""
         m, g = self.model, self.limits
         terms = []
         if np.any(g.limited):
@@ -459,8 +460,10 @@ class ArticulatedSystem(System):
         stiff = ("; ".join(terms) if terms else
                  "none found (no soft limits, no ground contact, no strong damping): look at the torques and at "
                  "light links")
-        return (f"reduce dt (now {self.dt} s) or the torques. Stiff terms: {stiff}. Check that the masses and "
-                "inertias are physical")
+        return (f"reduce dt (now {self.dt} s) or the torques. Stiff terms: {stiff}. Fast motion also gains energy "
+                f"at this step: Coriolis, centrifugal and gyroscopic terms are stepped explicitly, so joint or base "
+                f"rates near 1/dt = {1.0 / self.dt:.3g} rad/s (a spinning floating base, a whirling arm) are beyond "
+                f"it. Check that the masses and inertias are physical")
 
     def plausible_magnitudes(self):
         """Bounds beyond which a state is a divergence, not motion: |q| <= 1e6 (rad or m:
