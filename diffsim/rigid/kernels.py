@@ -696,8 +696,13 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
     The tangential inverse effective mass is tangential_inverse_mass_bound, which does not
     depend on the slip's direction (a direction taken from a vanishing slip made the gradient
     at rest wrong): exact for balls of isotropic inertia, an upper bound otherwise, so that
-    the sticking impulse never overshoots (the slip then stops over a few steps)."""
+    the sticking impulse never overshoots (the slip then stops over a few steps).
+
+    Returns 1 when the spheres touch within the step (the impulse was computed and added),
+    else 0: the pair then added nothing, and its adjoint adds nothing either
+    (:func:`impulse_advance` leaves such items out of its gradient)."""
     dt = consts[DT]
+    acted = 0
     # swept reach: centres farther apart than the radii plus the step's relative drift neither
     # overlap at the end of the step nor meet within it (skips the rest, forward and adjoint)
     # (a looser test without square roots: gap <= r + d implies gap^2 <= 2 r^2 + 2 d^2; the pairs it
@@ -711,6 +716,7 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
         n_end, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
         ni, tau_toi, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
         if depth > 0.0 or ok == 1:
+            acted = 1
             wa, wb = 1.0 / mass[a], 1.0 / mass[b]
             e = 0.5 * (restitution[a] + restitution[b])
             # branch-free from here (selects; no adstacks in the gradient kernel): an impact
@@ -743,6 +749,7 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
                 position_correction[s, b, k] += tau * db[k]
                 angular_velocity_change[s, a, k] += dwa[k]
                 angular_velocity_change[s, b, k] += dwb[k]
+    return acted
 
 
 @ti.func
@@ -750,8 +757,11 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
                           predicted_angular_velocity: T, geometry: T, unit_inertia: T, planes: T, mass: T,
                           restitution: T, friction: T, plane_restitution: T, plane_friction: T, consts: T, s, i, pl,
                           velocity_change: T, position_correction: T, angular_velocity_change: T):
-    """Sphere-plane impulse with TOI (normal_impulse), then Coulomb friction at the contact point."""
+    """Sphere-plane impulse with TOI (normal_impulse), then Coulomb friction at the contact point.
+    Returns 1 when the sphere is within reach of the plane (the impulse, possibly zero, was
+    added), else 0 (nothing added, forward or in reverse)."""
     dt = consts[DT]
+    acted = 0
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
     v = load3(predicted_velocity, s, i)
     m = mass[i]
@@ -759,6 +769,7 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
     # (skips the rest, forward and adjoint; an impulse needs an end-of-step overlap)
     clearance = load_vec(position, s, i, dim).dot(pn) - planes[pl, 3] - geometry[i, 0]
     if clearance <= 1.01 * dt * ti.sqrt(v.dot(v)) + 1e-9:
+        acted = 1
         n, depth, _p = sphere_plane(load_vec(position, s, i, dim) + dt * v, geometry[i, 0], pn, planes[pl, 3])
         j, tau = normal_impulse(-depth, v.dot(n), load_vec(velocity, s, i, dim).dot(n), 1.0 / m, 0.0,
                                 0.5 * (restitution[i] + plane_restitution[pl]), dt, consts[VMIN])
@@ -777,6 +788,7 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
             velocity_change[s, i, k] += dv[k]
             position_correction[s, i, k] += tau * dv[k]
             angular_velocity_change[s, i, k] += dw[k]
+    return acted
 
 
 @ti.func
@@ -1040,48 +1052,100 @@ def impulse_integrate(dim: T, mask: T, linear_damping: _A, consts: _A, predicted
                                orientation, velocity, angular_velocity)
 
 
-@ti.kernel
-def impulse_advance(dim: T, mask: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A, restitution: _A, friction: _A,
-                    linear_damping: _A, angular_damping: _A, plane_restitution: _A, plane_friction: _A,
-                    force_control: _A, torque_control: _A, consts: _A, pairs: _A, pair_count: _A,
-                    pair_row: ti.i32, n_planes: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
-                    predicted_velocity: _A, predicted_angular_velocity: _A, velocity_change: _A,
-                    position_correction: _A, angular_velocity_change: _A, position: _A, orientation: _A,
-                    velocity: _A, angular_velocity: _A):
-    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
-    (step, item): predict, pair impulses, plane impulses, integration."""
-    for _ in range(1):
-        n = position.shape[1]
-        cap = pairs.shape[1]
-        npl = n * n_planes
-        width = n + cap + npl + n
-        for it in range((t1 - t0) * width):
-            k = it // width
-            j = it % width
-            s = slot0 + k
-            if j < n:
-                impulse_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
-                                     angular_damping, force_control, torque_control, unit_inertia, consts, s, t0 + k,
-                                     j, predicted_velocity, predicted_angular_velocity, velocity_change,
-                                     position_correction, angular_velocity_change)
-            elif j < n + cap:
-                c = j - n
-                if c < pair_count[pair_row]:
-                    impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity,
+@ti.func
+def impulse_advance_item(dim: T, mask: T, geometry: T, unit_inertia: T, planes: T, mass: T, restitution: T,
+                         friction: T, linear_damping: T, angular_damping: T, plane_restitution: T, plane_friction: T,
+                         force_control: T, torque_control: T, consts: T, pairs: T, pair_count: T, pair_row,
+                         n_planes, slot0, t0, width, it, predicted_velocity: T, predicted_angular_velocity: T,
+                         velocity_change: T, position_correction: T, angular_velocity_change: T, position: T,
+                         orientation: T, velocity: T, angular_velocity: T):
+    """Item ``it`` of a fused segment (step it // width from slot slot0, item it % width of the
+    step: predict, pair impulse, plane impulse or integration, see :func:`impulse_advance`).
+    Returns 1 when the item may have changed something (every body item; a pair or plane
+    that came within reach), else 0."""
+    n = position.shape[1]
+    cap = pairs.shape[1]
+    npl = n * n_planes
+    k = it // width
+    j = it % width
+    s = slot0 + k
+    acted = 1
+    if j < n:
+        impulse_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
+                             angular_damping, force_control, torque_control, unit_inertia, consts, s, t0 + k,
+                             j, predicted_velocity, predicted_angular_velocity, velocity_change,
+                             position_correction, angular_velocity_change)
+    elif j < n + cap:
+        c = j - n
+        acted = 0
+        if c < pair_count[pair_row]:
+            acted = impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity,
                                          predicted_angular_velocity, geometry, unit_inertia, mass, restitution,
                                          friction, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
                                          velocity_change, position_correction, angular_velocity_change)
-            elif j < n + cap + npl:
-                c = j - n - cap
-                impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity,
+    elif j < n + cap + npl:
+        c = j - n - cap
+        acted = impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity,
                                       predicted_angular_velocity, geometry, unit_inertia, planes, mass, restitution,
                                       friction, plane_restitution, plane_friction, consts, s, c // n_planes,
                                       c % n_planes, velocity_change, position_correction, angular_velocity_change)
-            else:
-                impulse_integrate_body(dim, mask, linear_damping, consts, predicted_velocity,
-                                       predicted_angular_velocity,
-                                       velocity_change, position_correction, angular_velocity_change, s, s + 1,
-                                       j - n - cap - npl, position, orientation, velocity, angular_velocity)
+    else:
+        impulse_integrate_body(dim, mask, linear_damping, consts, predicted_velocity,
+                               predicted_angular_velocity,
+                               velocity_change, position_correction, angular_velocity_change, s, s + 1,
+                               j - n - cap - npl, position, orientation, velocity, angular_velocity)
+    return acted
+
+
+def impulse_items_per_step(n: int, pair_capacity: int, n_planes: int) -> int:
+    """Items of one step of :func:`impulse_advance`: n bodies (predict), the pair list's
+    capacity, n * n_planes (body, plane) pairs, n bodies (integrate)."""
+    return 2 * n + pair_capacity + n * n_planes
+
+
+@ti.kernel
+def impulse_advance(dim: T, mask: T, record: T, geometry: _A, unit_inertia: _A, planes: _A, mass: _A,
+                    restitution: _A, friction: _A, linear_damping: _A, angular_damping: _A, plane_restitution: _A,
+                    plane_friction: _A, force_control: _A, torque_control: _A, consts: _A, pairs: _A,
+                    pair_count: _A, pair_row: ti.i32, n_planes: ti.i32, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
+                    acting_items: _A, acting_count: _A, predicted_velocity: _A, predicted_angular_velocity: _A,
+                    velocity_change: _A, position_correction: _A, angular_velocity_change: _A, position: _A,
+                    orientation: _A, velocity: _A, angular_velocity: _A):
+    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
+    (step, item): predict, pair impulses, plane impulses, integration
+    (:func:`impulse_advance_item`; :func:`impulse_items_per_step` items a step).
+
+    With ``record`` (the forward launch) every item runs, and the items that acted (body
+    items, pairs and planes within reach: :func:`impulse_advance_item` returns 1) are listed
+    in order in ``acting_items`` from entry slot0 * width on, their number in
+    ``acting_count[slot0]``. The gradient is this kernel's with ``record`` False, which runs
+    the listed items alone: the others added nothing forward and add nothing in reverse, so
+    the gradient is the same, and the 16-ball break's backward skips the ~180 of its 216
+    items a step that are pairs and cushions out of reach."""
+    for _ in range(1):
+        n = position.shape[1]
+        width = 2 * n + pairs.shape[1] + n * n_planes
+        base = slot0 * width
+        if ti.static(record):
+            m = 0
+            for it in range((t1 - t0) * width):
+                if impulse_advance_item(dim, mask, geometry, unit_inertia, planes, mass, restitution, friction,
+                                        linear_damping, angular_damping, plane_restitution, plane_friction,
+                                        force_control, torque_control, consts, pairs, pair_count, pair_row, n_planes,
+                                        slot0, t0, width, it, predicted_velocity, predicted_angular_velocity,
+                                        velocity_change, position_correction, angular_velocity_change, position,
+                                        orientation, velocity, angular_velocity):
+                    acting_items[base + m] = it
+                    m += 1
+            acting_count[slot0] = m
+        else:
+            for p in range(acting_count[slot0]):
+                impulse_advance_item(dim, mask, geometry, unit_inertia, planes, mass, restitution, friction,
+                                     linear_damping, angular_damping, plane_restitution, plane_friction,
+                                     force_control, torque_control, consts, pairs, pair_count, pair_row, n_planes,
+                                     slot0, t0, width, acting_items[base + p], predicted_velocity,
+                                     predicted_angular_velocity, velocity_change, position_correction,
+                                     angular_velocity_change, position, orientation, velocity, angular_velocity)
 
 
 @ti.kernel
