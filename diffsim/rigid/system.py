@@ -113,6 +113,10 @@ class _Workspace:
         self.count.fill(0)
         self.pair_feature = ti.ndarray(ti.i32, (slots, capacity))
         self.pair_feature.fill(0)
+        if slots * items >= 2**31:  # Taichi 1.7.4 counts ndarray entries in int32
+            raise ConfigError(f"the fused impulse step lists up to {items} contact items a step, for {slots} stored "
+                              f"steps: {slots * items} entries, more than an ndarray holds (2^31); store fewer steps "
+                              "at once (a Binomial or Periodic schedule, or fewer steps) or use fused=False")
         self.acting_items = ti.ndarray(ti.i32, max(1, slots * items))
         self.acting_count = ti.ndarray(ti.i32, slots)
         self.acting_count.fill(0)
