@@ -76,10 +76,10 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..compat import launch_kernel
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
+from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch
 from . import checks
 from . import kernels as K
 from . import manifold as M
@@ -144,13 +144,41 @@ class _ManifoldWorkspace:
         self.__dict__.update(self.arrays)
 
 
-class _PenaltyAdvance(LeanAdjoint):
+PENALTY_GRADIENT_COMPILE = {**LEAN_GRADIENT_COMPILE, "advanced_optimization": False}
+"""Taichi compile options of the penalty model's gradient kernels: the tape's lean options
+(:data:`diffsim.tape.LEAN_GRADIENT_COMPILE`) and none of Taichi's own IR optimisation loop
+(``advanced_optimization=False``: no whole-kernel common-subexpression elimination, which
+took ~4 of the ~8.7 s of the bowling gradient's compile with the lean options alone; LLVM
+still optimises the code). Measured, cold cache, CPU s of a scene's first forward+gradient
+(lean -> these options; load 2.8-3.4): bowling 11.7 -> 6.1, stacking 11.6 -> 9.2,
+bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 -> 22.4
+(stacking), 32 -> 28 (bounce_tuning); gradients equal to 4e-13 relative (bowling), 2e-14
+(stacking). The impulse kernels keep Taichi's defaults: the billiards break's gradient ran
+1.5x slower under these options (15.4 -> 23.0 ms CPU), and the manifold solver's gradients
+came out wrong when compiled lean."""
+
+
+class _PenaltyLeanAdjoint(LeanAdjoint):
+    """A penalty kernel as a tape launch whose gradient compiles with
+    :data:`PENALTY_GRADIENT_COMPILE`."""
+
+    def grad(self, *args):
+        with compile_options(**PENALTY_GRADIENT_COMPILE):
+            launch_kernel(self.kernel.grad, *args)
+
+
+def _penalty_launch(kernel, *args) -> Launch:
+    """``launch(kernel, *args)`` with the gradient compiled by :class:`_PenaltyLeanAdjoint`."""
+    return Launch(_PenaltyLeanAdjoint(kernel), args)
+
+
+class _PenaltyAdvance(_PenaltyLeanAdjoint):
     """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
     the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
     (which reads them): the gradient kernel holds no separating-axis test. The gradient
-    compiles lean (:class:`diffsim.tape.LeanAdjoint`), as the penalty model's per-step kernels
+    compiles with :data:`PENALTY_GRADIENT_COMPILE`, as the penalty model's per-step kernels'
     do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
-    gradient ran 2.4x slower without them) and the manifold solver's, whose gradients came out
+    gradient ran 2.4x slower compiled lean) and the manifold solver's, whose gradients came out
     wrong and different from run to run when compiled lean (3D boxes on a floor: finite
     differences 5.9e-05, lean adjoint 0.0147 or -0.0038)."""
 
@@ -542,17 +570,18 @@ class RigidSystem(System):
         integration), None where the scene has no pairs or planes."""
         p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
         state = (x.x, ori, x.v, x.omega)
-        loads = lean_launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s, t, ws.force,
-                       ws.torque)
-        pairs = lean_launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
-                       p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio, self.consts,
-                       ws.pairs, ws.count, ws.pair_feature, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
-        planes = lean_launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
-                        p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
-                        self._plane_damping_ratio, p["plane_friction"], self.consts, self.nplanes, s, ws.force,
-                        ws.torque) if self.nplanes else None
-        integrate = lean_launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
-                           self.consts, ws.force, ws.torque, s, d, *state)
+        loads = _penalty_launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s,
+                                t, ws.force, ws.torque)
+        pairs = _penalty_launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
+                                p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
+                                self.consts, ws.pairs, ws.count, ws.pair_feature, s, s, ws.force,
+                                ws.torque) if mask & K.M_PAIRS else None
+        planes = _penalty_launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu,
+                                 self.planes, p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"],
+                                 self._damping_ratio, self._plane_damping_ratio, p["plane_friction"], self.consts,
+                                 self.nplanes, s, ws.force, ws.torque) if self.nplanes else None
+        integrate = _penalty_launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"],
+                                    self.iu, self.consts, ws.force, ws.torque, s, d, *state)
         return loads, pairs, planes, integrate
 
     def _impulse_step(self, x, u, ws, s, d, t):
