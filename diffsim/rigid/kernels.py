@@ -16,7 +16,10 @@ per-step kernels (one parallel launch per phase) and the fused ``*_advance`` ker
 run many steps in one launch as one flat serial loop over (step, item): items of a step are
 its bodies (body loads or predict), its candidate pairs, its (body, plane) pairs and its
 bodies again (integrate). Iterations feed later ones only through global memory, which
-reverse mode handles (a flat loop, not sibling loops; TAICHI.md addendum).
+reverse mode handles (a flat loop, not sibling loops; TAICHI.md addendum). The impulse
+model's fused forward (never differentiated) runs the same items as four loops a step and
+lists the items that acted; its gradient runs the flat loop over that list alone
+(:func:`impulse_advance`).
 
 Each contact model has its own per-slot workspace, written once per forward pass
 (:data:`PENALTY_WORKSPACE`, :data:`IMPULSE_WORKSPACE`: name -> per-body shape). The penalty
@@ -1111,9 +1114,9 @@ def impulse_advance(dim: T, mask: T, record: T, geometry: _A, unit_inertia: _A, 
                     acting_items: _A, acting_count: _A, predicted_velocity: _A, predicted_angular_velocity: _A,
                     velocity_change: _A, position_correction: _A, angular_velocity_change: _A, position: _A,
                     orientation: _A, velocity: _A, angular_velocity: _A):
-    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0), one flat serial loop over
-    (step, item): predict, pair impulses, plane impulses, integration
-    (:func:`impulse_advance_item`; :func:`impulse_items_per_step` items a step).
+    """Steps t0..t1-1 in one launch (state t in slot slot0 + t - t0): per step, predict, pair
+    impulses, plane impulses, integration (items of the flat numbering it = step * width +
+    item, width = :func:`impulse_items_per_step`; :func:`impulse_advance_item` runs one).
 
     With ``record`` (the forward launch) every item runs, and the items that acted (body
     items, pairs and planes within reach: the item functions return 1) are listed in order in
