@@ -688,10 +688,53 @@ def angular_kick(m, iu, q, r, impulse, dim: T):
 
 
 @ti.func
+def sphere_pair_impulse(dim: T, orientation: T, velocity: T, predicted_angular_velocity: T, geometry: T,
+                        unit_inertia: T, mass: T, restitution: T, friction: T, consts: T, s, a, b, va, vb, n_end,
+                        depth, ni, tau_toi, ok, velocity_change: T, position_correction: T,
+                        angular_velocity_change: T):
+    """The impulse of spheres a and b that touch within the step (:func:`impulse_pair_contact`:
+    drifting at va, vb; end-of-step normal and depth n_end, depth; normal ni, time tau_toi and
+    flag ok of the swept test), added into their impulse sums at slot s."""
+    dt = consts[DT]
+    wa, wb = 1.0 / mass[a], 1.0 / mass[b]
+    e = 0.5 * (restitution[a] + restitution[b])
+    # branch-free from here (selects; no adstacks in the gradient kernel): an impact
+    # within the step (toi) along the normal at impact, else (overlapping since the
+    # start of the step) along the end-of-step normal
+    toi = ok == 1
+    n = ti.select(toi, ni, n_end)
+    v_n = (va - vb).dot(n)
+    v_n_start = (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n)
+    j_toi = ti.select(v_n < 0.0, impulse_at(v_n, v_n_start, tau_toi, wa, wb, e, dt), 0.0)
+    j_end, tau_end = normal_impulse(-depth, v_n, v_n_start, wa, wb, e, dt, consts[VMIN])
+    j = ti.select(toi, j_toi, j_end)
+    tau = ti.select(toi, tau_toi, tau_end)
+    ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
+    qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
+    iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
+    slip = (va + load3(predicted_angular_velocity, s, a).cross(ra)) - \
+           (vb + load3(predicted_angular_velocity, s, b).cross(rb))
+    v_t = slip - slip.dot(n) * n
+    w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
+    jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b])),
+                   ti.Vector([0.0, 0.0, 0.0]))
+    da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
+    dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
+    dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
+    for k in ti.static(range(3)):
+        velocity_change[s, a, k] += da[k]
+        position_correction[s, a, k] += tau * da[k]
+        velocity_change[s, b, k] += db[k]
+        position_correction[s, b, k] += tau * db[k]
+        angular_velocity_change[s, a, k] += dwa[k]
+        angular_velocity_change[s, b, k] += dwb[k]
+
+
+@ti.func
 def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predicted_velocity: T,
                          predicted_angular_velocity: T, geometry: T, unit_inertia: T, mass: T, restitution: T,
                          friction: T, consts: T, s, a, b, velocity_change: T, position_correction: T,
-                         angular_velocity_change: T):
+                         angular_velocity_change: T, gated: T):
     """Sphere-sphere impulse when the spheres drifting at v* meet within the step (a swept test:
     no tunnelling at any speed) or the predicted positions x + dt v* overlap, along the normal
     at the moment of impact (sphere_time_of_impact), with TOI; then Coulomb friction at the
@@ -706,60 +749,69 @@ def impulse_pair_contact(dim: T, position: T, orientation: T, velocity: T, predi
     (:func:`impulse_advance` leaves such items out of its gradient)."""
     dt = consts[DT]
     acted = 0
-    # swept reach: centres farther apart than the radii plus the step's relative drift neither
-    # overlap at the end of the step nor meet within it (skips the rest, forward and adjoint)
-    # (a looser test without square roots: gap <= r + d implies gap^2 <= 2 r^2 + 2 d^2; the pairs it
-    # lets through beyond the reach add nothing below, forward or in reverse)
-    dv = load3(predicted_velocity, s, a) - load3(predicted_velocity, s, b)
-    gap = load_vec(position, s, a, dim) - load_vec(position, s, b, dim)
-    reach = 1.01 * (geometry[a, 0] + geometry[b, 0]) + 1e-9
-    if gap.dot(gap) <= 2.0 * (reach * reach + (1.01 * dt) * (1.01 * dt) * dv.dot(dv)):
+    if ti.static(not gated):  # a pair known to touch (the gradient of a listed item): no tests
         va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
         xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
         n_end, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
         ni, tau_toi, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
-        if depth > 0.0 or ok == 1:
-            acted = 1
-            wa, wb = 1.0 / mass[a], 1.0 / mass[b]
-            e = 0.5 * (restitution[a] + restitution[b])
-            # branch-free from here (selects; no adstacks in the gradient kernel): an impact
-            # within the step (toi) along the normal at impact, else (overlapping since the
-            # start of the step) along the end-of-step normal
-            toi = ok == 1
-            n = ti.select(toi, ni, n_end)
-            v_n = (va - vb).dot(n)
-            v_n_start = (load_vec(velocity, s, a, dim) - load_vec(velocity, s, b, dim)).dot(n)
-            j_toi = ti.select(v_n < 0.0, impulse_at(v_n, v_n_start, tau_toi, wa, wb, e, dt), 0.0)
-            j_end, tau_end = normal_impulse(-depth, v_n, v_n_start, wa, wb, e, dt, consts[VMIN])
-            j = ti.select(toi, j_toi, j_end)
-            tau = ti.select(toi, tau_toi, tau_end)
-            ra, rb = -geometry[a, 0] * n, geometry[b, 0] * n
-            qa, qb = load_quat(orientation, s, a, dim), load_quat(orientation, s, b, dim)
-            iua, iub = row3(unit_inertia, a), row3(unit_inertia, b)
-            slip = (va + load3(predicted_angular_velocity, s, a).cross(ra)) - \
-                   (vb + load3(predicted_angular_velocity, s, b).cross(rb))
-            v_t = slip - slip.dot(n) * n
-            w_t = tangential_inverse_mass_bound(mass[a], iua, ra) + tangential_inverse_mass_bound(mass[b], iub, rb)
-            jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, w_t, j, 0.5 * (friction[a] + friction[b])),
-                           ti.Vector([0.0, 0.0, 0.0]))
-            da, db = (j * wa) * n + wa * jt, (-j * wb) * n - wb * jt
-            dwa = angular_kick(mass[a], iua, qa, ra, jt, dim)
-            dwb = angular_kick(mass[b], iub, qb, rb, -jt, dim)
-            for k in ti.static(range(3)):
-                velocity_change[s, a, k] += da[k]
-                position_correction[s, a, k] += tau * da[k]
-                velocity_change[s, b, k] += db[k]
-                position_correction[s, b, k] += tau * db[k]
-                angular_velocity_change[s, a, k] += dwa[k]
-                angular_velocity_change[s, b, k] += dwb[k]
+        sphere_pair_impulse(dim, orientation, velocity, predicted_angular_velocity, geometry, unit_inertia, mass,
+                            restitution, friction, consts, s, a, b, va, vb, n_end, depth, ni, tau_toi, ok,
+                            velocity_change, position_correction, angular_velocity_change)
+        acted = 1
+    else:
+        # swept reach: centres farther apart than the radii plus the step's relative drift neither
+        # overlap at the end of the step nor meet within it (skips the rest, forward and adjoint)
+        # (a looser test without square roots: gap <= r + d implies gap^2 <= 2 r^2 + 2 d^2; the pairs it
+        # lets through beyond the reach add nothing below, forward or in reverse)
+        dv = load3(predicted_velocity, s, a) - load3(predicted_velocity, s, b)
+        gap = load_vec(position, s, a, dim) - load_vec(position, s, b, dim)
+        reach = 1.01 * (geometry[a, 0] + geometry[b, 0]) + 1e-9
+        if gap.dot(gap) <= 2.0 * (reach * reach + (1.01 * dt) * (1.01 * dt) * dv.dot(dv)):
+            va, vb = load3(predicted_velocity, s, a), load3(predicted_velocity, s, b)
+            xa, xb = load_vec(position, s, a, dim), load_vec(position, s, b, dim)
+            n_end, depth, _p = sphere_sphere(xa + dt * va, geometry[a, 0], xb + dt * vb, geometry[b, 0])
+            ni, tau_toi, ok = sphere_time_of_impact(xa - xb, va - vb, geometry[a, 0] + geometry[b, 0], dt)
+            if depth > 0.0 or ok == 1:
+                acted = 1
+                sphere_pair_impulse(dim, orientation, velocity, predicted_angular_velocity, geometry, unit_inertia, mass,
+                                    restitution, friction, consts, s, a, b, va, vb, n_end, depth, ni, tau_toi, ok,
+                                    velocity_change, position_correction, angular_velocity_change)
     return acted
+
+
+@ti.func
+def sphere_plane_impulse(dim: T, position: T, orientation: T, velocity: T, predicted_angular_velocity: T,
+                         geometry: T, unit_inertia: T, planes: T, mass: T, restitution: T, friction: T,
+                         plane_restitution: T, plane_friction: T, consts: T, s, i, pl, pn, v, m,
+                         velocity_change: T, position_correction: T, angular_velocity_change: T):
+    """The impulse of sphere i within reach of plane pl (:func:`impulse_plane_contact`; normal
+    pn, predicted velocity v, mass m), added into its impulse sums at slot s."""
+    dt = consts[DT]
+    n, depth, _p = sphere_plane(load_vec(position, s, i, dim) + dt * v, geometry[i, 0], pn, planes[pl, 3])
+    j, tau = normal_impulse(-depth, v.dot(n), load_vec(velocity, s, i, dim).dot(n), 1.0 / m, 0.0,
+                            0.5 * (restitution[i] + plane_restitution[pl]), dt, consts[VMIN])
+    r = -geometry[i, 0] * n
+    q = load_quat(orientation, s, i, dim)
+    iu = row3(unit_inertia, i)
+    slip = v + load3(predicted_angular_velocity, s, i).cross(r)
+    v_t = slip - slip.dot(n) * n
+    # friction only in contact (exactly zero in flight); a select, not a branch
+    jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iu, r), j,
+                                                     0.5 * (friction[i] + plane_friction[pl])),
+                   ti.Vector([0.0, 0.0, 0.0]))
+    dv = (j / m) * n + jt / m
+    dw = angular_kick(m, iu, q, r, jt, dim)
+    for k in ti.static(range(3)):
+        velocity_change[s, i, k] += dv[k]
+        position_correction[s, i, k] += tau * dv[k]
+        angular_velocity_change[s, i, k] += dw[k]
 
 
 @ti.func
 def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, predicted_velocity: T,
                           predicted_angular_velocity: T, geometry: T, unit_inertia: T, planes: T, mass: T,
                           restitution: T, friction: T, plane_restitution: T, plane_friction: T, consts: T, s, i, pl,
-                          velocity_change: T, position_correction: T, angular_velocity_change: T):
+                          velocity_change: T, position_correction: T, angular_velocity_change: T, gated: T):
     """Sphere-plane impulse with TOI (normal_impulse), then Coulomb friction at the contact point.
     Returns 1 when the sphere is within reach of the plane (the impulse, possibly zero, was
     added), else 0 (nothing added, forward or in reverse)."""
@@ -768,29 +820,20 @@ def impulse_plane_contact(dim: T, position: T, orientation: T, velocity: T, pred
     pn = ti.Vector([planes[pl, 0], planes[pl, 1], planes[pl, 2]])
     v = load3(predicted_velocity, s, i)
     m = mass[i]
-    # out of reach: the sphere ends the step apart from the plane, whatever its direction
-    # (skips the rest, forward and adjoint; an impulse needs an end-of-step overlap)
-    clearance = load_vec(position, s, i, dim).dot(pn) - planes[pl, 3] - geometry[i, 0]
-    if clearance <= 1.01 * dt * ti.sqrt(v.dot(v)) + 1e-9:
+    if ti.static(not gated):  # a sphere known to be within reach (the gradient of a listed item): no test
+        sphere_plane_impulse(dim, position, orientation, velocity, predicted_angular_velocity, geometry, unit_inertia,
+                             planes, mass, restitution, friction, plane_restitution, plane_friction, consts, s, i, pl,
+                             pn, v, m, velocity_change, position_correction, angular_velocity_change)
         acted = 1
-        n, depth, _p = sphere_plane(load_vec(position, s, i, dim) + dt * v, geometry[i, 0], pn, planes[pl, 3])
-        j, tau = normal_impulse(-depth, v.dot(n), load_vec(velocity, s, i, dim).dot(n), 1.0 / m, 0.0,
-                                0.5 * (restitution[i] + plane_restitution[pl]), dt, consts[VMIN])
-        r = -geometry[i, 0] * n
-        q = load_quat(orientation, s, i, dim)
-        iu = row3(unit_inertia, i)
-        slip = v + load3(predicted_angular_velocity, s, i).cross(r)
-        v_t = slip - slip.dot(n) * n
-        # friction only in contact (exactly zero in flight); a select, not a branch
-        jt = ti.select(j > 0.0, coulomb_friction_impulse(v_t, tangential_inverse_mass_bound(m, iu, r), j,
-                                                         0.5 * (friction[i] + plane_friction[pl])),
-                       ti.Vector([0.0, 0.0, 0.0]))
-        dv = (j / m) * n + jt / m
-        dw = angular_kick(m, iu, q, r, jt, dim)
-        for k in ti.static(range(3)):
-            velocity_change[s, i, k] += dv[k]
-            position_correction[s, i, k] += tau * dv[k]
-            angular_velocity_change[s, i, k] += dw[k]
+    else:
+        # out of reach: the sphere ends the step apart from the plane, whatever its direction
+        # (skips the rest, forward and adjoint; an impulse needs an end-of-step overlap)
+        clearance = load_vec(position, s, i, dim).dot(pn) - planes[pl, 3] - geometry[i, 0]
+        if clearance <= 1.01 * dt * ti.sqrt(v.dot(v)) + 1e-9:
+            acted = 1
+            sphere_plane_impulse(dim, position, orientation, velocity, predicted_angular_velocity, geometry, unit_inertia,
+                                 planes, mass, restitution, friction, plane_restitution, plane_friction, consts, s, i, pl,
+                                 pn, v, m, velocity_change, position_correction, angular_velocity_change)
     return acted
 
 
@@ -1025,7 +1068,7 @@ def impulse_pair_contacts(dim: T, position: _A, orientation: _A, velocity: _A, p
             impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity, predicted_angular_velocity,
                                  geometry, unit_inertia, mass, restitution, friction, consts, s, pairs[pair_row, k, 0],
                                  pairs[pair_row, k, 1], velocity_change, position_correction,
-                                 angular_velocity_change)
+                                 angular_velocity_change, True)
 
 
 @ti.kernel
@@ -1040,7 +1083,7 @@ def impulse_plane_contacts(dim: T, position: _A, orientation: _A, velocity: _A, 
         impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity, predicted_angular_velocity,
                               geometry, unit_inertia, planes, mass, restitution, friction, plane_restitution,
                               plane_friction, consts, s, i, pl, velocity_change, position_correction,
-                              angular_velocity_change)
+                              angular_velocity_change, True)
 
 
 @ti.kernel
@@ -1085,13 +1128,13 @@ def impulse_advance_item(dim: T, mask: T, geometry: T, unit_inertia: T, planes: 
             acted = impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity,
                                          predicted_angular_velocity, geometry, unit_inertia, mass, restitution,
                                          friction, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
-                                         velocity_change, position_correction, angular_velocity_change)
+                                         velocity_change, position_correction, angular_velocity_change, False)
     elif j < n + cap + npl:
         c = j - n - cap
         acted = impulse_plane_contact(dim, position, orientation, velocity, predicted_velocity,
                                       predicted_angular_velocity, geometry, unit_inertia, planes, mass, restitution,
                                       friction, plane_restitution, plane_friction, consts, s, c // n_planes,
-                                      c % n_planes, velocity_change, position_correction, angular_velocity_change)
+                                      c % n_planes, velocity_change, position_correction, angular_velocity_change, False)
     else:
         impulse_integrate_body(dim, mask, linear_damping, consts, predicted_velocity,
                                predicted_angular_velocity,
@@ -1155,7 +1198,7 @@ def impulse_advance(dim: T, mask: T, record: T, geometry: _A, unit_inertia: _A, 
                     if impulse_pair_contact(dim, position, orientation, velocity, predicted_velocity,
                                             predicted_angular_velocity, geometry, unit_inertia, mass, restitution,
                                             friction, consts, s, pairs[pair_row, c, 0], pairs[pair_row, c, 1],
-                                            velocity_change, position_correction, angular_velocity_change):
+                                            velocity_change, position_correction, angular_velocity_change, True):
                         acting_items[base + m] = first + n + c
                         m += 1
                 for i in range(n):
@@ -1164,7 +1207,7 @@ def impulse_advance(dim: T, mask: T, record: T, geometry: _A, unit_inertia: _A, 
                                                  predicted_angular_velocity, geometry, unit_inertia, planes, mass,
                                                  restitution, friction, plane_restitution, plane_friction, consts,
                                                  s, i, pl, velocity_change, position_correction,
-                                                 angular_velocity_change):
+                                                 angular_velocity_change, True):
                             acting_items[base + m] = first + n + cap + i * n_planes + pl
                             m += 1
                 for i in range(n):
