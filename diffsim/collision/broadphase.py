@@ -18,6 +18,7 @@ callers raise when it exceeds the capacity (JAX MD's honest neighbour lists).
 import numpy as np
 import taichi as ti
 
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import config
 
@@ -55,14 +56,21 @@ def _candidate(x: ti.template(), v: ti.template(), h: ti.template(), s, dim: ti.
 def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i32, dim: ti.template(),
                radius: ti.types.ndarray(ndim=1), margin: ti.f64, cell_size: ti.f64,
                cell: _I2, bucket: _I1, start: _I1, fill: _I1, items: _I1, pcount: _I1, offset: _I1,
-               pairs: _I3, count: _I1, ps: ti.i32) -> ti.i32:
+               pairs: _I3, count: _I1, ps: ti.i32, serial: ti.template()) -> ti.i32:
     """Fill pairs[ps, :count[ps]] with the candidate pairs of the centres x[s] + h v[s] (m).
-    Returns the number of pairs found, which may exceed the capacity pairs.shape[1]."""
+    Returns the number of pairs found, which may exceed the capacity pairs.shape[1].
+    ``serial`` (few bodies): every loop on the calling thread; each of the kernel's ten loops
+    otherwise wakes the thread pool (16 bodies: ~0.6 ms a call, most of a per-step step).
+    The same pairs in the same order either way."""
     n = x.shape[1]
     nb = fill.shape[0]
     mask = nb - 1
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for b in range(nb + 1):
         start[b] = 0
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for i in range(n):
         c = _center(x, v, h, s, i, dim)
         cx = ti.cast(ti.floor(c[0] / cell_size), ti.i32)
@@ -74,13 +82,19 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
         b = _hash(cx, cy, cz, mask)
         bucket[i] = b
         ti.atomic_add(start[b + 1], 1)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for _ in range(1):  # serial prefix sum over buckets
         for b in range(nb):
             start[b + 1] += start[b]
             fill[b] = 0
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for i in range(n):
         b = bucket[i]
         items[start[b] + ti.atomic_add(fill[b], 1)] = i
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for b in range(nb):  # insertion sort of each bucket by body index: a deterministic order
         for k in range(start[b] + 1, start[b + 1]):
             key = items[k]
@@ -89,6 +103,8 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
                 items[m + 1] = items[m]
                 m -= 1
             items[m + 1] = key
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for i in range(n):
         ci = _center(x, v, h, s, i, dim)
         cnt = 0
@@ -101,6 +117,8 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
                     cnt += 1
         pcount[i] = cnt
     total = 0
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for _ in range(1):  # serial prefix sum over bodies
         acc = 0
         for i in range(n):
@@ -108,6 +126,8 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
             acc += pcount[i]
         total = acc
     cap = pairs.shape[1]
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for i in range(n):
         ci = _center(x, v, h, s, i, dim)
         k_out = offset[i]
@@ -121,21 +141,29 @@ def grid_pairs(x: ti.types.ndarray(), v: ti.types.ndarray(), h: ti.f64, s: ti.i3
                         pairs[ps, k_out, 0] = i
                         pairs[ps, k_out, 1] = j
                     k_out += 1
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for _ in range(1):
         count[ps] = ti.min(total, cap)
     return total
 
 
 @ti.kernel
-def fastest_speed(velocities: ti.types.ndarray(), slot: ti.i32) -> ti.f64:
+def fastest_speed(velocities: ti.types.ndarray(), slot: ti.i32, serial: ti.template()) -> ti.f64:
     """max_i |velocities[slot, i]| (m/s), for a swept broad phase."""
     worst = 0.0
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
     for i in range(velocities.shape[1]):
         v2 = 0.0
         for c in range(velocities.shape[2]):
             v2 += velocities[slot, i, c] ** 2
         ti.atomic_max(worst, ti.sqrt(v2))
     return worst
+
+
+SERIAL_BODIES = 64
+"""Up to this many bodies the broad phase runs serially (no thread-pool wake per loop)."""
 
 
 class GridBroadPhase:
@@ -159,6 +187,7 @@ class GridBroadPhase:
         self.n, self.dim, self.margin = radius.size, dim, float(margin)
         self.capacity = int(capacity if capacity is not None else max(64, 8 * self.n))
         self.rmax = float(radius.max())
+        self.serial = self.n <= SERIAL_BODIES  # run the kernels' loops on one thread
         nb = 16
         while nb < 2 * self.n:
             nb *= 2
@@ -181,9 +210,11 @@ class GridBroadPhase:
     def run(self, x, s: int, pairs, count, ps: int, v=None, h: float = 0.0, margin: float | None = None) -> int:
         """Write the candidate pairs of slot ``s`` of positions ``x`` into row ``ps`` of ``pairs`` (count into ``count``); swept over a step of ``h`` s when velocities ``v`` are given. Returns the number of pairs; raises when they overflow."""
         m = self.margin if margin is None else float(margin)
-        total = grid_pairs(x, x if v is None else v, float(h), int(s), self.dim, self.radius, m,
-                           self.cell_size(m), self._cell, self._bucket, self._start, self._fill, self._items,
-                           self._pcount, self._offset, pairs, count, int(ps))
+        # the fast launch (diffsim.compat): the per-step path runs this every step, and Taichi's
+        # own call of an 18-argument kernel costs ~0.2 ms
+        total = launch_kernel(grid_pairs, x, x if v is None else v, float(h), int(s), self.dim, self.radius, m,
+                              self.cell_size(m), self._cell, self._bucket, self._start, self._fill, self._items,
+                              self._pcount, self._offset, pairs, count, int(ps), self.serial)
         if total > pairs.shape[1]:
             raise ConfigError(f"broad phase found {total} candidate pairs but the pair list holds "
                               f"{pairs.shape[1]}: raise max_pairs (now {pairs.shape[1]}) or reduce the margin "
@@ -195,7 +226,7 @@ class GridBroadPhase:
         over one step dt (s): bounding spheres around the mid-step centres x + dt/2 v, widened
         by dt max|v| (each body sweeps at most dt max|v| / 2 either way). No fast pair is
         missed, whatever the speed; the cells grow with the fastest body."""
-        margin = float(dt) * float(fastest_speed(v, s))
+        margin = float(dt) * float(launch_kernel(fastest_speed, v, int(s), self.serial))
         return self.run(x, s, pairs, count, ps, v, 0.5 * float(dt), self.margin + margin)
 
     def find_pairs(self, centres) -> np.ndarray:

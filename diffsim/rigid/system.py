@@ -76,9 +76,10 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
+from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch
 from . import checks
 from . import kernels as K
 from . import manifold as M
@@ -96,9 +97,11 @@ class _Workspace:
     entry of its layout (:data:`kernels.PENALTY_WORKSPACE` or :data:`kernels.IMPULSE_WORKSPACE`,
     name -> per-body shape), e.g. ``force`` (slots, n, 3) N, the pair lists (slots,
     capacity, 2) with their counts (slots,), and each listed pair's contact feature (slots,
-    capacity) int (:func:`kernels.choose_pair_feature`; capacity: the longest pair list)."""
+    capacity) int (:func:`kernels.choose_pair_feature`; capacity: the longest pair list), and
+    for the impulse model's fused steps the items of each step that acted (``acting_items``,
+    ``items`` per slot, and ``acting_count`` per slot; :func:`kernels.impulse_advance`)."""
 
-    def __init__(self, layout: dict, slots, n, capacity):
+    def __init__(self, layout: dict, slots, n, capacity, items: int = 0):
         real = config().real
         self.arrays = {name: ti.ndarray(real, (slots, n, *shape), needs_grad=True) for name, shape in layout.items()}
         for a in self.arrays.values():
@@ -110,6 +113,13 @@ class _Workspace:
         self.count.fill(0)
         self.pair_feature = ti.ndarray(ti.i32, (slots, capacity))
         self.pair_feature.fill(0)
+        if slots * items >= 2**31:  # Taichi 1.7.4 counts ndarray entries in int32
+            raise ConfigError(f"the fused impulse step lists up to {items} contact items a step, for {slots} stored "
+                              f"steps: {slots * items} entries, more than an ndarray holds (2^31); store fewer steps "
+                              "at once (a Binomial or Periodic schedule, or fewer steps) or use fused=False")
+        self.acting_items = ti.ndarray(ti.i32, max(1, slots * items))
+        self.acting_count = ti.ndarray(ti.i32, slots)
+        self.acting_count.fill(0)
 
 
 class _ManifoldWorkspace:
@@ -134,13 +144,41 @@ class _ManifoldWorkspace:
         self.__dict__.update(self.arrays)
 
 
-class _PenaltyAdvance(LeanAdjoint):
+PENALTY_GRADIENT_COMPILE = {**LEAN_GRADIENT_COMPILE, "advanced_optimization": False}
+"""Taichi compile options of the penalty model's gradient kernels: the tape's lean options
+(:data:`diffsim.tape.LEAN_GRADIENT_COMPILE`) and none of Taichi's own IR optimisation loop
+(``advanced_optimization=False``: no whole-kernel common-subexpression elimination, which
+took ~4 of the ~8.7 s of the bowling gradient's compile with the lean options alone; LLVM
+still optimises the code). Measured, cold cache, CPU s of a scene's first forward+gradient
+(lean -> these options; load 2.8-3.4): bowling 11.7 -> 6.1, stacking 11.6 -> 9.2,
+bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 -> 22.4
+(stacking), 32 -> 28 (bounce_tuning); gradients equal to 4e-13 relative (bowling), 2e-14
+(stacking). The impulse kernels keep Taichi's defaults: the billiards break's gradient ran
+1.5x slower under these options (15.4 -> 23.0 ms CPU), and the manifold solver's gradients
+came out wrong when compiled lean."""
+
+
+class _PenaltyLeanAdjoint(LeanAdjoint):
+    """A penalty kernel as a tape launch whose gradient compiles with
+    :data:`PENALTY_GRADIENT_COMPILE`."""
+
+    def grad(self, *args):
+        with compile_options(**PENALTY_GRADIENT_COMPILE):
+            launch_kernel(self.kernel.grad, *args)
+
+
+def _penalty_launch(kernel, *args) -> Launch:
+    """``launch(kernel, *args)`` with the gradient compiled by :class:`_PenaltyLeanAdjoint`."""
+    return Launch(_PenaltyLeanAdjoint(kernel), args)
+
+
+class _PenaltyAdvance(_PenaltyLeanAdjoint):
     """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
     the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
     (which reads them): the gradient kernel holds no separating-axis test. The gradient
-    compiles lean (:class:`diffsim.tape.LeanAdjoint`), as the penalty model's per-step kernels
+    compiles with :data:`PENALTY_GRADIENT_COMPILE`, as the penalty model's per-step kernels'
     do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
-    gradient ran 2.4x slower without them) and the manifold solver's, whose gradients came out
+    gradient ran 2.4x slower compiled lean) and the manifold solver's, whose gradients came out
     wrong and different from run to run when compiled lean (3D boxes on a floor: finite
     differences 5.9e-05, lean adjoint 0.0147 or -0.0038)."""
 
@@ -152,6 +190,19 @@ class _PenaltyAdvance(LeanAdjoint):
 
     def grad(self, dim, mask, *args):
         super().grad(dim, mask, False, *args)
+
+
+class _ImpulseAdvance:
+    """``kernels.impulse_advance`` as one tape launch: forward with ``record=True`` (it lists
+    the items that acted), the gradient of the kernel compiled with ``record=False`` (which
+    runs the listed items alone). Both compiled with Taichi's defaults (the break's gradient
+    ran 2.4x slower compiled lean)."""
+
+    def __call__(self, dim, mask, *args):
+        launch_kernel(K.impulse_advance, dim, mask, True, *args)
+
+    def grad(self, dim, mask, *args):
+        launch_kernel(K.impulse_advance.grad, dim, mask, False, *args)
 
 
 class _DampingRatios:
@@ -442,7 +493,10 @@ class RigidSystem(System):
             else:
                 layout = K.PENALTY_WORKSPACE if self.contact == "penalty" else K.IMPULSE_WORKSPACE
                 static = int(self._static_pairs.shape[1]) if hasattr(self, "_static_pairs") else 0
-                self._workspace[slots] = _Workspace(layout, slots, self.n, max(self.broadphase.capacity, static))
+                capacity = max(self.broadphase.capacity, static)
+                items = K.impulse_items_per_step(self.n, capacity, self.nplanes) \
+                    if self.contact == "impulse" and self.fused else 0
+                self._workspace[slots] = _Workspace(layout, slots, self.n, capacity, items)
         return self._workspace[slots]
 
     def _manifold_steps(self, x, u, ws, slot0, slot_step, t0, t1):
@@ -516,17 +570,18 @@ class RigidSystem(System):
         integration), None where the scene has no pairs or planes."""
         p, dim, mask, ori = self._params, self.dim, self.mask, x[self.orientation]
         state = (x.x, ori, x.v, x.omega)
-        loads = lean_launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s, t, ws.force,
-                       ws.torque)
-        pairs = lean_launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
-                       p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio, self.consts,
-                       ws.pairs, ws.count, ws.pair_feature, s, s, ws.force, ws.torque) if mask & K.M_PAIRS else None
-        planes = lean_launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu, self.planes,
-                        p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
-                        self._plane_damping_ratio, p["plane_friction"], self.consts, self.nplanes, s, ws.force,
-                        ws.torque) if self.nplanes else None
-        integrate = lean_launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"], self.iu,
-                           self.consts, ws.force, ws.torque, s, d, *state)
+        loads = _penalty_launch(K.penalty_body_loads, dim, mask, x.v, p["mass"], u.force, u.torque, self.consts, s,
+                                t, ws.force, ws.torque)
+        pairs = _penalty_launch(K.penalty_pair_contacts, dim, mask, *state, self.shape, self.geom, self.iu, p["mass"],
+                                p["friction"], p["contact_stiffness"], p["contact_damping"], self._damping_ratio,
+                                self.consts, ws.pairs, ws.count, ws.pair_feature, s, s, ws.force,
+                                ws.torque) if mask & K.M_PAIRS else None
+        planes = _penalty_launch(K.penalty_plane_contacts, dim, mask, *state, self.shape, self.geom, self.iu,
+                                 self.planes, p["mass"], p["friction"], p["contact_stiffness"], p["contact_damping"],
+                                 self._damping_ratio, self._plane_damping_ratio, p["plane_friction"], self.consts,
+                                 self.nplanes, s, ws.force, ws.torque) if self.nplanes else None
+        integrate = _penalty_launch(K.penalty_integrate, dim, p["mass"], p["linear_damping"], p["angular_damping"],
+                                    self.iu, self.consts, ws.force, ws.torque, s, d, *state)
         return loads, pairs, planes, integrate
 
     def _impulse_step(self, x, u, ws, s, d, t):
@@ -606,9 +661,10 @@ class RigidSystem(System):
                               *pair_list, self.nplanes, slot0, t0, t1, ws.pair_feature, ws.force, ws.torque,
                               *state))
         else:
-            out.append(launch(K.impulse_advance, self.dim, self.mask, self.geom, self.iu, self.planes, *materials, *planes,
-                              u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,
-                              ws.predicted_velocity, ws.predicted_angular_velocity, ws.velocity_change,
+            out.append(launch(_ImpulseAdvance(), self.dim, self.mask, self.geom, self.iu, self.planes, *materials,
+                              *planes, u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,
+                              ws.acting_items, ws.acting_count, ws.predicted_velocity,
+                              ws.predicted_angular_velocity, ws.velocity_change,
                               ws.position_correction, ws.angular_velocity_change, *state))
         if self.skin is not None:
             out.append(forward_only(self._check_drift, x.x, slot0, slot0 + t1 - t0, t0))

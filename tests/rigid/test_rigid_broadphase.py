@@ -53,3 +53,18 @@ def test_all_pairs_and_bad_input():
         GridBroadPhase([0.1], 4)
     with pytest.raises(ConfigError, match="shape"):
         GridBroadPhase([0.1, 0.1], 3).find_pairs(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("n", [17, 300])
+def test_serial_and_parallel_grid_pairs_are_the_same_list(n):
+    """Up to SERIAL_BODIES bodies the kernels run on one thread (``serial``): the same pairs in
+    the same order as the parallel loops give."""
+    rng = np.random.default_rng(n)
+    centres = rng.uniform(-0.6 * n ** 0.5, 0.6 * n ** 0.5, (n, 2))
+    radius = rng.uniform(0.02, 0.5, n)
+    bp = GridBroadPhase(radius, 2, margin=0.03, capacity=20 * n + 64)
+    assert bp.serial == (n <= 64)
+    first = bp.find_pairs(centres)
+    bp.serial = not bp.serial
+    np.testing.assert_array_equal(bp.find_pairs(centres), first)
+    assert len(first) > 0

@@ -175,3 +175,30 @@ def test_trajectory_match_gradient_2d():
     obj = Objective(Rollout(system, 200), ["mass", "restitution", "friction"])
     report = gradcheck(obj, obj.x0(), rtol=1e-5, step=1e-7)
     assert report.ok, str(report)
+
+
+def test_fused_impulse_gradient_runs_the_acting_items_alone_and_equals_the_per_step_gradient():
+    """The fused impulse step's forward lists the items that acted (every body item; pairs and
+    planes within reach) and its gradient runs those alone: the per-step path, whose adjoint
+    runs every pair and plane, gives the same loss and gradient to round-off."""
+    def obj(fused):
+        system = RigidSystem(billiard_scene(), dt=2e-3, contact="impulse", gravity=[0, 0], rolling_resistance=0.1,
+                             fused=fused, segment=50, costs=[BodyTarget(1, [0.8, 0.9]), BodyTarget(2, [0.9, 0.0])])
+        return system, Objective(Rollout(system, 200, StoreAll()), ["mass", "restitution", "friction",
+                                                                    Parameter("v", kind="state0")])
+    sf, of = obj(True)
+    _, os_ = obj(False)
+    x0 = of.x0()
+    lf, gf = of(x0)
+    ls, gs = os_(x0)
+    assert ls == pytest.approx(lf, rel=1e-12)
+    np.testing.assert_allclose(gf, gs, rtol=1e-9, atol=1e-12 * np.abs(gf).max())
+    assert np.abs(gf).max() > 1e-2
+    ws = next(iter(sf._workspace.values()))
+    counts = ws.acting_count.to_numpy()[[0, 50, 100, 150]]
+    n, width = 3, 2 * 3 + 3 + 3 * 2  # bodies, the 3 pairs, 3 x 2 (body, plane) pairs
+    assert np.all(counts >= 2 * n * 50) and np.all(counts < width * 50)  # bodies always, most contacts skipped
+    assert np.sum(counts) > 4 * 2 * n * 50  # the three impacts and the cushion were listed
+    items = ws.acting_items.to_numpy()
+    first = items[:counts[0]]
+    assert np.all(np.diff(first) > 0) and first.max() < width * 50  # in order, within the segment
