@@ -25,6 +25,11 @@ What is used, and why nothing public serves:
   ``make_launch_context``, ``Program.compile_kernel``/``launch_kernel``). Taichi's own call cost a
   28-argument kernel 192 us a launch; the tape launches the same kernels on the same arrays
   thousands of times. There is no public way to keep a launch's arguments.
+- :func:`is_taichi_func` and :func:`taichi_func_source`: whether a function is a ``@ti.func``
+  (Taichi marks it ``_is_taichi_function``) and the Python function it wraps (``decorated.func.func``), so that :mod:`diffsim.particles` can read the source
+  of a user's force functions and refuse dynamic loops before Taichi's reverse mode crashes on
+  them; Taichi has no public "the function under this decorator". A Taichi where it is not
+  found makes that check skip (returns None), nothing else.
 - :func:`compile_options`: Taichi compile-config fields (``cfg_optimization=False``) for the
   kernels compiled and launched inside a block only, through the running program's config
   object (``taichi.lang.impl.current_cfg()``); ``ti.init`` sets them for every kernel of the
@@ -107,6 +112,20 @@ def compile_time(f):
     tuples), as meant to run inside Taichi scope at compile time; returns ``f``."""
     f._is_taichi_function = False
     return f
+
+
+def is_taichi_func(f) -> bool:
+    """Whether ``f`` is decorated with ``@ti.func`` (Taichi marks it ``_is_taichi_function``)."""
+    return getattr(f, "_is_taichi_function", False) is True
+
+
+def taichi_func_source(f):
+    """The plain Python function under the ``@ti.func`` ``f``; None when ``f`` is not one (or this
+    Taichi keeps it elsewhere)."""
+    if not is_taichi_func(f):
+        return None
+    inner = getattr(getattr(f, "func", None), "func", None)
+    return inner if callable(inner) and hasattr(inner, "__code__") else None
 
 
 def arch_built_in(name: str) -> bool:

@@ -32,14 +32,20 @@ Conventions
   ``Parameter(name)``; a scalar's gradient is a 0-d array.
 - Your functions receive vectors of ``dim`` entries and the parameter namespace ``p``
   (annotate it ``p: ti.template()``), and return a force vector of ``dim`` entries (N). They
-  must be straight-line code (``ti.static`` loops are fine): a dynamic loop or a local that a
-  loop mutates breaks Taichi's reverse mode or its compile time.
+  must be straight-line code (``ti.static`` loops are fine; ``if`` is fine): a dynamic loop
+  breaks Taichi's reverse mode (a two-iteration ``for k in range(2)`` summing into a local
+  crashed the interpreter with a segmentation fault in the adjoint), so :class:`ParticleSystem`
+  reads the source of your functions and of the ``@ti.func`` s they call and refuses a ``for``
+  over anything but ``ti.static(...)``, or a ``while``, with a ConfigError naming the line.
 - Every ordered pair (i, j), i != j, is evaluated: n (n - 1) calls per step, no broad phase
   (half as many with ``newton_third_law=True``).
   This is the path for tens of bodies; a large scene wants a broad phase (:mod:`diffsim.rigid`).
 """
 
+import ast
+import inspect
 import keyword
+import textwrap
 import types
 from collections.abc import Callable
 from typing import ClassVar
@@ -48,6 +54,7 @@ import numpy as np
 import taichi as ti
 
 from . import storage
+from .compat import is_taichi_func, taichi_func_source
 from .errors import ConfigError
 from .runtime import config
 from .tape import Launch, System, adjoint_only, launch
@@ -82,8 +89,11 @@ class ParticleSystem(System):
         if pair_force is None and body_force is None:
             raise ConfigError("give pair_force, body_force or both: @ti.func returning the force (N) on body i")
         for name, fn in (("pair_force", pair_force), ("body_force", body_force)):
-            if fn is not None and not callable(fn):
-                raise ConfigError(f"{name} must be a @ti.func, got {fn!r}")
+            if fn is not None and not (callable(fn) and is_taichi_func(fn)):
+                raise ConfigError(f"{name} must be a function decorated with @ti.func (Taichi compiles it into the "
+                                  f"fused kernel), got {fn!r}")
+            if fn is not None:
+                check_straight_line(name, fn)
         if not isinstance(parameters, dict) or "mass" not in parameters:
             raise ConfigError("parameters must be a dict that includes 'mass' (kg, a number or one per body)")
         self.n, self.dim, self.dt = n, dim, float(dt)
@@ -137,6 +147,62 @@ class ParticleSystem(System):
         s1 = slot0 + t1 - t0
         return [launch(self._advance, x.x, x.v, f, u.force, self.dt, slot0, t0, t1),
                 adjoint_only(storage.zero_slots, f.grad, slot0, s1 + 1)]  # reversed first: the force adjoints start at 0
+
+
+def _is_static(call) -> bool:
+    """``ti.static(...)`` or ``static(...)``: a loop Taichi unrolls at compile time."""
+    f = call.func if isinstance(call, ast.Call) else None
+    return (isinstance(f, ast.Attribute) and f.attr == "static") or (isinstance(f, ast.Name) and f.id == "static")
+
+
+def _resolve(node, scope: dict):
+    """The object a called ``name`` or ``module.name`` refers to in ``scope``, or None."""
+    if isinstance(node, ast.Name):
+        return scope.get(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = _resolve(node.value, scope)
+        return getattr(owner, node.attr, None) if owner is not None else None
+    return None
+
+
+def check_straight_line(name: str, fn, _seen=None) -> None:
+    """Refuse a dynamic loop (``for`` over anything but ``ti.static(...)``, or ``while``) in the
+    ``@ti.func`` ``fn`` or in the ``@ti.func`` s it calls (looked up in its globals and closure):
+    the fused kernel runs them inside its serial loop over steps, where Taichi 1.7.4's reverse
+    mode mishandles dynamic loops (a segmentation fault in the adjoint, or wrong gradients).
+    Functions whose source Python cannot read are not checked."""
+    seen = set() if _seen is None else _seen
+    py = taichi_func_source(fn)
+    if py is None or id(py) in seen:
+        return
+    seen.add(id(py))
+    try:
+        lines, first = inspect.getsourcelines(py)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return
+    where = f"{inspect.getsourcefile(py) or '<unknown>'}:{{}}"
+    scope = dict(getattr(py, "__globals__", {}))
+    closure = getattr(py, "__closure__", None) or ()
+    for var, cell in zip(py.__code__.co_freevars, closure):
+        try:
+            scope[var] = cell.cell_contents
+        except ValueError:
+            pass
+    for node in ast.walk(tree):
+        dynamic = isinstance(node, ast.While) or (isinstance(node, ast.For) and not _is_static(node.iter))
+        if dynamic:
+            line = first + node.lineno - 1
+            kind = "while" if isinstance(node, ast.While) else "for"
+            raise ConfigError(
+                f"{name}: the `{kind}` loop at {where.format(line)} (in {py.__name__}) is a dynamic loop; Taichi's "
+                f"reverse mode mishandles dynamic loops inside the fused kernel (it crashed the interpreter in the "
+                f"adjoint, or gives wrong gradients). Unroll it at compile time, `for k in ti.static(range(3))`, "
+                f"or write the terms out")
+        if isinstance(node, ast.Call):
+            callee = _resolve(node.func, scope)
+            if callee is not None:
+                check_straight_line(name, callee, seen)
 
 
 def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool, newton_third_law: bool):
