@@ -7,7 +7,8 @@ One step from slot s to slot d (semi-implicit Euler, world-frame angular velocit
     F, tau += contact forces   (pair and         dv, dx += impulses with TOI at the
               on pair and plane  plane contacts)         predicted positions x + dt v*
     v' = (v + dt F/m) / (1 + dt c_v)             v' = v* + dv
-    w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w)   w' = w* + dw
+    w' = (w + dw) / (1 + dt c_w)                 w' = w* + dw
+      (I + dt/2 J) dw = dt (tau - w x I w), J = d(w x I w)/dw  (linearly implicit midpoint)
     x' = x + dt v',  q' = normalize(q + dt/2 (0, w') q)  x' = x + dt v* + dx  (integrate)
 
 In 2D (the x-y plane) every vector is a 3-vector with z = 0, the orientation is an angle
@@ -182,12 +183,29 @@ def body_force(dim: T, mask: T, velocity: T, mass: T, force_control: T, consts: 
 
 @ti.func
 def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
-    """w' = (w + dt I^-1 (tau - w x I w)) / (1 + dt c_w), I = m * iu (principal, body frame)."""
+    """w' = (w + dw) / (1 + dt c_w) with Euler's equations I dw/dt = tau - w x I w stepped by the
+    linearly implicit midpoint rule in the body frame (I = m * iu, principal):
+
+        (I + dt/2 J) dw = dt (tau - w x I w),   J = d(w x I w)/dw = [w]x I - [I w]x,
+
+    one Newton step of the implicit midpoint rule from w. The explicit step (J = 0) gains
+    energy whenever a body spins (its amplification factor |1 + i Omega dt| > 1 for a precession
+    rate Omega): a plank spinning at 30 rad/s about its long axis quadrupled |L| in 5 s at
+    dt = 1 ms and diverged within 100 steps at 60 Hz. This one keeps the kinetic energy and |L|
+    of a free body within 1e-7 over 60 s at 1 ms and within a few percent at 60 Hz, with no drift
+    (``tests/rigid/test_rigid_user_spinning_plank.py``)."""
     if ti.static(dim == 3):  # in the body frame: R^T (w x I w) = w_b x (I_b w_b)
         inertia = m * iu
         wb = quat_rotate_inv(q, w)
-        rhs = quat_rotate_inv(q, tau) - wb.cross(inertia * wb)
-        return (w + dt * quat_rotate(q, rhs / inertia)) / (1.0 + dt * damp)
+        lb = inertia * wb
+        rhs = quat_rotate_inv(q, tau) - wb.cross(lb)
+        half = 0.5 * dt  # the rows of I + dt/2 J, solved by Cramer's rule (its columns' adjugate)
+        r0 = ti.Vector([inertia[0], half * (lb[2] - wb[2] * inertia[1]), half * (wb[1] * inertia[2] - lb[1])])
+        r1 = ti.Vector([half * (wb[2] * inertia[0] - lb[2]), inertia[1], half * (lb[0] - wb[0] * inertia[2])])
+        r2 = ti.Vector([half * (lb[1] - wb[1] * inertia[0]), half * (wb[0] * inertia[1] - lb[0]), inertia[2]])
+        c0 = r1.cross(r2)
+        dwb = (c0 * rhs[0] + r2.cross(r0) * rhs[1] + r0.cross(r1) * rhs[2]) / r0.dot(c0)
+        return (w + dt * quat_rotate(q, dwb)) / (1.0 + dt * damp)
     else:
         return ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])
 

@@ -693,14 +693,16 @@ class RigidSystem(System):
         return m_eff, self.dt * float(np.sqrt(self.stiffness / m_eff))
 
     def divergence_hint(self):
+        spin = (f"a body spinning faster than 2/dt = {2.0 / self.dt:.3g} rad/s turns further in a step than "
+                f"its gyroscopic update resolves")
         if self.contact == "penalty":
             m_eff, w_dt = self._lightest_contact()
-            return (f"the stiff term is the contact spring: stiffness {self.stiffness:g} N/m on the lightest "
-                    f"contact (effective mass {m_eff:.3g} kg) gives omega*dt = {w_dt:.3g} at dt = {self.dt:g} s "
-                    f"(stepping is stable below 1, the restitution calibrated up to 0.3); reduce dt, soften the "
-                    f"stiffness, or check the controls (forces, torques) for huge values")
-        return (f"the impulse contact has no stiff term: look at the controls (forces, torques), the damping "
-                f"rates and the speeds; or reduce dt (now {self.dt:g} s)")
+            return (f"where bodies touch, the stiff term is the contact spring: stiffness {self.stiffness:g} N/m "
+                    f"on the lightest contact (effective mass {m_eff:.3g} kg) gives omega*dt = {w_dt:.3g} at dt = "
+                    f"{self.dt:g} s (stepping is stable below 1, the restitution calibrated up to 0.3); {spin}; "
+                    f"reduce dt, soften the stiffness, or check the controls (forces, torques) for huge values")
+        return (f"the impulse contact has no stiff term; {spin}: look at the controls (forces, torques), the "
+                f"damping rates and the speeds; or reduce dt (now {self.dt:g} s)")
 
     def check_state(self, state: dict) -> None:
         """Orientations must be unit quaternions (w, x, y, z) to 1e-6: a quaternion of norm 2 would
