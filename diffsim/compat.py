@@ -170,39 +170,71 @@ def _taichi_kernel(kernel):
     return None
 
 
+_TEMPLATE, _REAL, _INT, _ARRAY = range(4)
+_NUMBERS = (float, int, np.floating, np.integer)
+_WHOLE = (int, np.integer)
+
+
+def _plan(k):
+    """Per argument of the kernel ``k``, what the fast path does with it (template value, real or
+    signed whole number, ndarray), with the scalars' (slot, cast) and their positions in ``args``:
+    worked out once per kernel from its annotations; None when an argument is of another kind."""
+    plan = getattr(k, "_diffsim_plan", False)
+    if plan is False:
+        codes, scalars, positions, slot = [], [], [], 0
+        for i, arg in enumerate(k.arguments):
+            need = arg.annotation
+            if isinstance(need, _kernel_impl.template):
+                codes.append(_TEMPLATE)
+                continue
+            if id(need) in _primitive_types.real_type_ids:
+                codes.append(_REAL)
+                scalars.append((slot, float))
+                positions.append(i)
+            elif id(need) in _primitive_types.integer_type_ids and _kernel_impl.is_signed(_kernel_impl.cook_dtype(need)):
+                codes.append(_INT)
+                scalars.append((slot, int))
+                positions.append(i)
+            elif isinstance(need, _NdarrayType):
+                codes.append(_ARRAY)
+            else:
+                codes = None
+                break
+            slot += 1
+        plan = None if codes is None else (tuple(codes), tuple(scalars), tuple(positions))
+        k._diffsim_plan = plan
+    return plan
+
+
 def _signature(k, args):
     """(cache key, ndarray args, scalar setters) for a launch the fast path serves, else None:
-    every argument an ndarray, a whole or real number, or a hashable template value."""
-    if len(args) != len(k.arguments) or k.has_print:
+    every argument an ndarray, a whole or real number, or a hashable template value (what each
+    argument must be comes from :func:`_plan`, once per kernel)."""
+    plan = _plan(k)
+    if plan is None or len(args) != len(plan[0]) or k.has_print:
         return None
-    key, arrays, scalars = [id(k)], [], []
-    slot = 0
-    for arg, value in zip(k.arguments, args):
-        need = arg.annotation
-        if isinstance(need, _kernel_impl.template):
-            try:
-                hash(value)
-            except TypeError:
+    key, arrays, slot = [id(k)], [], 0
+    for code, value in zip(plan[0], args):
+        if code is _ARRAY:
+            if not isinstance(value, _Ndarray):
                 return None
+            key.append(id(value))
+            arrays.append((slot, value))
+        elif code is _TEMPLATE:
             if isinstance(value, (_Ndarray, np.ndarray)):
                 return None
-            key.append(("t", type(value), value))
+            try:
+                key.append((type(value), value, hash(value)))
+            except TypeError:
+                return None
             continue
-        if id(need) in _primitive_types.real_type_ids:
-            if not isinstance(value, (float, int, np.floating, np.integer)) or isinstance(value, bool):
+        elif code is _REAL:
+            if not isinstance(value, _NUMBERS) or isinstance(value, bool):
                 return None
-            scalars.append((slot, float))
-        elif id(need) in _primitive_types.integer_type_ids:
-            if not isinstance(value, (int, np.integer)) or not _kernel_impl.is_signed(_kernel_impl.cook_dtype(need)):
-                return None
-            scalars.append((slot, int))
-        elif isinstance(value, _Ndarray) and isinstance(need, _NdarrayType):
-            key.append(("a", id(value)))
-            arrays.append((slot, value))
-        else:
+        elif not isinstance(value, _WHOLE):
             return None
         slot += 1
-    return tuple(key), arrays, scalars
+    return tuple(key), arrays, plan[1]
 
 
 def launch_kernel(kernel, *args):
@@ -229,7 +261,7 @@ def launch_kernel(kernel, *args):
                 context.set_arg_ndarray((slot,), arr)
             else:
                 context.set_arg_ndarray_with_grad((slot,), arr, grad)
-        for (slot, cast), i in zip(entry.scalars, _scalar_positions(k)):
+        for (slot, cast), i in zip(entry.scalars, _plan(k)[2]):
             if cast is float:
                 context.set_arg_float((slot,), float(args[i]))
             else:
@@ -249,17 +281,6 @@ def launch_kernel(kernel, *args):
     handles = [(slot, weakref.ref(a), a.arr, None if a.grad is None else a.grad.arr) for slot, a in arrays]
     _prepared[key] = _Prepared(runtime.prog, t_kernel, handles, scalars)
     return result
-
-
-def _scalar_positions(k):
-    """Indices in ``args`` of the kernel's scalar (number) arguments, in order."""
-    positions = getattr(k, "_diffsim_scalar_positions", None)
-    if positions is None:
-        positions = tuple(i for i, arg in enumerate(k.arguments)
-                          if id(arg.annotation) in _primitive_types.real_type_ids
-                          or id(arg.annotation) in _primitive_types.integer_type_ids)
-        k._diffsim_scalar_positions = positions
-    return positions
 
 
 @contextlib.contextmanager
