@@ -159,38 +159,50 @@ def test_robot_spread_gives_every_thread_robots_and_counts_each_once():
             assert robots_per_task.max() <= -(-batch // threads)
 
 
-def test_a_spread_batch_steps_each_robot_as_it_steps_alone():
-    """With two threads, a batch of 3 robots runs the spread loop (robot b at iteration
-    b * spread, so that both threads get robots); each robot's loss, trajectory and gradients
-    equal those of a run of that robot alone (the plain loop), to round-off. In a subprocess:
-    the test session runs one thread."""
+@pytest.mark.parametrize("kernel", ["small", "general"])
+def test_a_spread_batch_steps_each_robot_as_it_steps_alone(kernel):
+    """With two threads, a batch of 3 robots (limits, damping, a tip touching the ground) runs
+    the spread loop of either step kernel (robot b at iteration b * spread, so that both threads
+    get robots); each robot's loss, trajectory and gradients equal those of a run of that robot
+    alone (the plain loop), to round-off. In a subprocess: the test session runs one thread."""
     from conftest import run_python
 
-    code = """
+    code = f"""
 import json
 import numpy as np
 import diffsim
 diffsim.init(arch="cpu", precision="f64", threads=2)
 from diffsim import Rollout, StoreAll
 from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, planar_arm
-model = planar_arm(3, lengths=[0.3, 0.2, 0.1], masses=[1.0, 0.5, 0.3], tip_contact=True)
+model = planar_arm(3, lengths=[0.3, 0.2, 0.1], masses=[1.0, 0.5, 0.3], damping=0.1, lower=-1.0, upper=1.0,
+                   tip_contact=True)
 B, T = 3, 40
 rng = np.random.default_rng(2)
-q0, tau = rng.normal(size=(B, 3)), rng.normal(scale=2.0, size=(T, B, 3))
+q0, tau = rng.normal(scale=0.5, size=(B, 3)), rng.normal(scale=2.0, size=(T, B, 3))
 cost = dict(effort=0.1, q_weight=0.3, ee_link="tip", ee_target=[0.3, 0.0, 0.1], ee_weight=1.0, ee_weight_final=2.0)
 ground = GroundContact(stiffness=1000.0, damping=10.0)
-system = ArticulatedSystem(model, batch=B, dt=0.002, contact=ground, cost=Cost(**cost), q0=q0, segment=15)
+
+
+def robots(batch, q0):
+    system = ArticulatedSystem(model, batch=batch, dt=0.002, contact=ground, cost=Cost(**cost), q0=q0, segment=15)
+    assert system.step_kernel == "small"
+    if "{kernel}" == "general":
+        system._small = None
+    return system
+
+
+system = robots(B, q0)
 ro = Rollout(system, T, StoreAll())
-loss = ro.forward(controls={"tau": tau})
+loss = ro.forward(controls={{"tau": tau}})
 g = ro.backward()
-out = {"spread": system._spread, "loss": loss, "alone": 0.0, "spreads_alone": [], "dev": {}}
+out = {{"spread": system._spread, "loss": loss, "alone": 0.0, "spreads_alone": [], "dev": {{}}}}
 def dev(name, a, b):
     out["dev"][name] = max(out["dev"].get(name, 0.0), float(np.max(np.abs(a - b)) / np.max(np.abs(b))))
 for b in range(B):
-    one = ArticulatedSystem(model, batch=1, dt=0.002, contact=ground, cost=Cost(**cost), q0=q0[b], segment=15)
+    one = robots(1, q0[b])
     out["spreads_alone"].append(one._spread)
     r1 = Rollout(one, T, StoreAll())
-    out["alone"] += r1.forward(controls={"tau": tau[:, b:b + 1]})
+    out["alone"] += r1.forward(controls={{"tau": tau[:, b:b + 1]}})
     g1 = r1.backward()
     dev("q", ro.trajectory("q")[:, b], r1.trajectory("q")[:, 0])
     dev("tau", g.controls["tau"][:, b], g1.controls["tau"][:, 0])
