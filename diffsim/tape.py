@@ -73,13 +73,15 @@ when the options change."""
 
 
 class LeanAdjoint:
-    """A kernel as a launchable whose adjoint compiles with :data:`LEAN_GRADIENT_COMPILE` (its
-    forward keeps Taichi's defaults); both launched through :func:`~diffsim.compat.launch_kernel`.
-    ``lean=False`` keeps the defaults for the adjoint too (a System that decides per model).
-    A kernel must always be launched under the same options (Taichi keeps the first compile)."""
+    """A kernel as a launchable whose adjoint compiles with :data:`LEAN_GRADIENT_COMPILE`, or
+    with the compile ``options`` given (its forward keeps Taichi's defaults); both launched
+    through :func:`~diffsim.compat.launch_kernel`. ``lean=False`` keeps the defaults for the
+    adjoint too (a System that decides per model). A kernel must always be launched under the
+    same options (Taichi keeps the first compile)."""
 
-    def __init__(self, kernel, lean: bool = True):
+    def __init__(self, kernel, lean: bool = True, options: dict | None = None):
         self.kernel, self.lean = kernel, lean
+        self.options = LEAN_GRADIENT_COMPILE if options is None else options
 
     def __call__(self, *args):
         launch_kernel(self.kernel, *args)
@@ -88,13 +90,14 @@ class LeanAdjoint:
         if not self.lean:
             launch_kernel(self.kernel.grad, *args)
             return
-        with compile_options(**LEAN_GRADIENT_COMPILE):
+        with compile_options(**self.options):
             launch_kernel(self.kernel.grad, *args)
 
 
-def lean_launch(kernel, *args) -> Launch:
-    """``launch(kernel, *args)`` with the adjoint compiled lean (:class:`LeanAdjoint`)."""
-    return Launch(LeanAdjoint(kernel), args)
+def lean_launch(kernel, *args, options: dict | None = None) -> Launch:
+    """``launch(kernel, *args)`` with the adjoint compiled lean (:class:`LeanAdjoint`; ``options``:
+    other compile options for it)."""
+    return Launch(LeanAdjoint(kernel, options=options), args)
 
 
 class _OneWay:

@@ -76,10 +76,9 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
-from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch
+from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
 from . import checks
 from . import kernels as K
 from . import manifold as M
@@ -158,51 +157,29 @@ bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 
 came out wrong when compiled lean."""
 
 
-class _PenaltyLeanAdjoint(LeanAdjoint):
-    """A penalty kernel as a tape launch whose gradient compiles with
-    :data:`PENALTY_GRADIENT_COMPILE`."""
-
-    def grad(self, *args):
-        with compile_options(**PENALTY_GRADIENT_COMPILE):
-            launch_kernel(self.kernel.grad, *args)
-
-
 def _penalty_launch(kernel, *args) -> Launch:
-    """``launch(kernel, *args)`` with the gradient compiled by :class:`_PenaltyLeanAdjoint`."""
-    return Launch(_PenaltyLeanAdjoint(kernel), args)
+    """``launch(kernel, *args)`` with the gradient compiled with :data:`PENALTY_GRADIENT_COMPILE`."""
+    return lean_launch(kernel, *args, options=PENALTY_GRADIENT_COMPILE)
 
 
-class _PenaltyAdvance(_PenaltyLeanAdjoint):
-    """``kernels.penalty_advance`` as one tape launch: forward with ``choose=True`` (it stores
-    the pairs' contact features), the gradient of the kernel compiled with ``choose=False``
-    (which reads them): the gradient kernel holds no separating-axis test. The gradient
-    compiles with :data:`PENALTY_GRADIENT_COMPILE`, as the penalty model's per-step kernels'
-    do. The impulse kernels keep Taichi's defaults: the spheres' (the billiards break's
-    gradient ran 2.4x slower compiled lean) and the manifold solver's, whose gradients came out
-    wrong and different from run to run when compiled lean (3D boxes on a floor: finite
-    differences 5.9e-05, lean adjoint 0.0147 or -0.0038)."""
+class _FusedAdvance(LeanAdjoint):
+    """A fused segment kernel whose compile-time flag after ``(dim, mask)`` picks its variant: the
+    forward launches it with True, the gradient is the kernel compiled with False.
 
-    def __init__(self):
-        super().__init__(K.penalty_advance)
+    - ``kernels.penalty_advance`` (flag ``choose``): the forward stores the pairs' contact
+      features, the gradient reads them, so it holds no separating-axis test; compiled with
+      :data:`PENALTY_GRADIENT_COMPILE`, as the penalty model's per-step kernels are.
+    - ``kernels.impulse_advance`` (flag ``record``): the forward lists the items that acted, the
+      gradient runs the listed items alone; Taichi's defaults (``lean=False``): the break's
+      gradient ran 2.4x slower compiled lean, and the manifold solver's gradients came out wrong
+      and different from run to run (3D boxes on a floor: finite differences 5.9e-05, lean
+      adjoint 0.0147 or -0.0038)."""
 
     def __call__(self, dim, mask, *args):
         super().__call__(dim, mask, True, *args)
 
     def grad(self, dim, mask, *args):
         super().grad(dim, mask, False, *args)
-
-
-class _ImpulseAdvance:
-    """``kernels.impulse_advance`` as one tape launch: forward with ``record=True`` (it lists
-    the items that acted), the gradient of the kernel compiled with ``record=False`` (which
-    runs the listed items alone). Both compiled with Taichi's defaults (the break's gradient
-    ran 2.4x slower compiled lean)."""
-
-    def __call__(self, dim, mask, *args):
-        launch_kernel(K.impulse_advance, dim, mask, True, *args)
-
-    def grad(self, dim, mask, *args):
-        launch_kernel(K.impulse_advance.grad, dim, mask, False, *args)
 
 
 class _DampingRatios:
@@ -654,14 +631,14 @@ class RigidSystem(System):
         planes = (p["plane_restitution"], p["plane_friction"])
         if self.contact == "penalty":
             out.append(self._damping_ratios())
-            out.append(launch(_PenaltyAdvance(), self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
+            out.append(launch(_FusedAdvance(K.penalty_advance, options=PENALTY_GRADIENT_COMPILE), self.dim, self.mask, self.shape, self.geom, self.iu, self.planes,
                               p["mass"], self._damping_ratio, p["friction"], p["linear_damping"],
                               p["angular_damping"], p["contact_stiffness"], p["contact_damping"],
                               self._plane_damping_ratio, p["plane_friction"], u.force, u.torque, self.consts,
                               *pair_list, self.nplanes, slot0, t0, t1, ws.pair_feature, ws.force, ws.torque,
                               *state))
         else:
-            out.append(launch(_ImpulseAdvance(), self.dim, self.mask, self.geom, self.iu, self.planes, *materials,
+            out.append(launch(_FusedAdvance(K.impulse_advance, lean=False), self.dim, self.mask, self.geom, self.iu, self.planes, *materials,
                               *planes, u.force, u.torque, self.consts, *pair_list, self.nplanes, slot0, t0, t1,
                               ws.acting_items, ws.acting_count, ws.predicted_velocity,
                               ws.predicted_angular_velocity, ws.velocity_change,
