@@ -43,7 +43,7 @@ from .model import (
                        rod_inertia,
 )
 from .plotting import animate_planar, plot_trajectories, skeleton
-from .system import ArticulatedSystem, Cost, Integrator
+from .system import ArticulatedSystem, Cost, DeepStartWarning, Integrator
 from .urdf import load_urdf
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
                        "FREE",
                        "PRISMATIC",
                        "REVOLUTE",
-                       "ArticulatedSystem",
+                       "ArticulatedSystem", "DeepStartWarning",
                        "Cost",
                        "GroundContact",
                        "Integrator",

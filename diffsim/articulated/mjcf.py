@@ -20,7 +20,9 @@ is used (the ``mujoco`` package would compile the full format, but version 4.0.0
 mujoco-core, mujoco-studio, glfw and pyopengl for what this subset needs).
 
 Returns ``(model, options)``: ``options`` holds ``timestep`` (s) when the file gives one and, for a
-floating base, ``root_pose`` (7,): the top body's position and quaternion in the file (a q0[:7]).
+floating base, ``root_pose`` (7,): the top body's position and quaternion in the file, which is
+also ``model.home[:7]``, so that a system starts the robot where the file puts it (MuJoCo's
+qpos0; ``ArticulatedSystem(q0=...)`` or ``set_initial_state`` to start elsewhere).
 """
 
 import xml.etree.ElementTree as ET
@@ -75,6 +77,32 @@ def _orientation(el, where, deg, seq):
         if el.get(attr) is not None:
             raise ConfigError(f"MJCF {where}: orientation '{attr}' is not supported; use quat or euler")
     return np.eye(3)
+
+
+_GEOM_SIZES = {"sphere": ("radius",), "capsule": ("radius", "half-length"), "cylinder": ("radius", "half-length"),
+               "box": ("half-x", "half-y", "half-z")}
+
+
+def _geom_size(g, kind, where) -> np.ndarray:
+    """A geom's ``size`` as MuJoCo reads it for ``kind``: the values it needs (a capsule or
+    cylinder given by ``fromto`` needs only its radius; extra values are ignored, as MuJoCo does),
+    each finite and > 0, else a ConfigError naming the geom and what its size must hold."""
+    names = _GEOM_SIZES[kind]
+    need = 1 if g.get("fromto") is not None else len(names)
+    if g.get("fromto") is not None and kind not in ("capsule", "cylinder"):
+        raise ConfigError(f"MJCF {where}: fromto is for capsules and cylinders, not a {kind}")
+    label = f"MJCF {where}: a {kind} geom{' with fromto' if need < len(names) else ''}"
+    try:
+        size = np.array([float(x) for x in g.get("size", "").split()], dtype=np.float64)
+    except ValueError:
+        raise ConfigError(f"{label} has size=\"{g.get('size')}\", which is not numbers") from None
+    if len(size) < need:
+        raise ConfigError(f"{label} needs size=\"{' '.join(names[:need])}\" (m), got "
+                          f"{g.get('size') or 'no size'}")
+    size = size[:need]
+    if not (np.all(np.isfinite(size)) and np.all(size > 0)):
+        raise ConfigError(f"{label}: size {size.tolist()} must be finite and > 0 ({', '.join(names[:need])}, m)")
+    return size
 
 
 def _geom_mass(kind, size, density):
@@ -155,7 +183,11 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     unknown = set(effort) - {j for j in rb.joints}
     if unknown:
         raise ConfigError(f"MJCF <motor> on unknown joint(s) {sorted(unknown)}; joints are {sorted(rb.joints)}")
-    return rb.finalize(**finalize_kwargs), options
+    model = rb.finalize(**finalize_kwargs)
+    if free:   # MuJoCo's qpos0: the floating base where the file puts it, every joint at 0
+        model.home = model.neutral_configuration()
+        model.home[:7] = options["root_pose"]
+    return model, options
 
 
 def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=False):
@@ -202,14 +234,15 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
         gk = g.get("type", "sphere")
         if gk not in _GEOMS:
             raise ConfigError(f"MJCF {where}: geom type '{gk}' is not supported ({sorted(_GEOMS)})")
-        size = np.array([float(x) for x in g.get("size", "0").split()])
+        size = _geom_size(g, gk, where)
         Rg = _orientation(g, where + " <geom>", deg, seq)
         c = _vec(g, "pos", 3, (0, 0, 0), where)
         if g.get("fromto") is not None:
-            if gk not in ("capsule", "cylinder"):
-                raise ConfigError(f"MJCF {where}: fromto is for capsules and cylinders")
             a, b = np.split(_vec(g, "fromto", 6, None, where), 2)
             c, d = (a + b) / 2, b - a
+            if not np.linalg.norm(d) > 0:
+                raise ConfigError(f"MJCF {where}: a {gk} geom's fromto has equal ends {a.tolist()}; give two "
+                                  "different points (or size=\"radius half-length\" without fromto)")
             size = np.array([size[0], np.linalg.norm(d) / 2])
             z = d / np.linalg.norm(d)
             k = np.cross([0, 0, 1.0], z)
@@ -226,8 +259,8 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
             first += m * c
             second += I + m * (c @ c * np.eye(3) - np.outer(c, c))
         if collisions:
-            shape = {"sphere": {"radius": size[0]}, "capsule": {"radius": size[0], "length": 2 * size[1]},
-                     "cylinder": {"radius": size[0], "length": 2 * size[1]}, "box": {"size": 2 * size[:3]}}[gk]
+            shape = {"radius": size[0]} if gk == "sphere" else {"size": 2 * size} if gk == "box" else \
+                {"radius": size[0], "length": 2 * size[1]}
             contacts += [(Rg @ pt + c, r) for pt, r in collision_points(gk, shape, where)]
     com = first / mass if mass > 0 else np.zeros(3)
     Ic = second - mass * (com @ com * np.eye(3) - np.outer(com, com))

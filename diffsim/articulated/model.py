@@ -491,6 +491,7 @@ class Model:
     limit_onset: float = DEFAULT_LIMIT_ONSET
     floating: bool = False
     velocity_limit: object = None  # (nb,) rad/s | m/s, inf for none (None: no limits)
+    home: object = None  # (nq,) the configuration the robot file places it in (MuJoCo's qpos0), None: neutral
 
     def __post_init__(self):
         v = np.full(len(self.parent), np.inf) if self.velocity_limit is None else self.velocity_limit
@@ -553,6 +554,12 @@ class Model:
             elif j == BALL:
                 q[self.q_index[i]] = 1.0
         return q
+
+    def initial_configuration(self) -> np.ndarray:
+        """q (nq,) a system starts from unless told otherwise: :attr:`home` where the robot file
+        gives one (an MJCF floating base at its ``<body pos quat>``, as MuJoCo's qpos0), else
+        :meth:`neutral_configuration`."""
+        return self.neutral_configuration() if self.home is None else np.array(self.home, dtype=np.float64)
 
     def quaternion_slices(self) -> list:
         """(joint name, start index in q) of every unit quaternion in q (free and ball joints;

@@ -39,6 +39,7 @@ kernel compiled per tree, its bodies unrolled, joint axes and frames compile-tim
 workspace; the same dynamics to ~1e-14, measured 3-9x faster (issue-16 chain gradient, B = 1,024).
 """
 
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -141,6 +142,28 @@ class Integrator(str, Enum):
     IMPLICIT_EULER_DAMPING = "implicit_euler_damping"
 
 
+def _contact_heights(model: Model, q) -> np.ndarray:
+    """World z (m) of each contact point's centre at configuration q (nq,), by NumPy forward
+    kinematics (no kernel to compile): the fixed-base reference's body poses, carried by the
+    free root's pose for a floating base."""
+    from ..rotations import quat_to_matrix_np
+    from .reference import body_poses
+
+    body = np.asarray(model.contact_body, dtype=int)
+    if not model.floating:
+        R, P = body_poses(model, q)
+    else:
+        R0, p0 = quat_to_matrix_np(q[3:7]), q[:3]
+        Rf, Pf = body_poses(model.fixed_base(), q[7:]) if model.nb > 1 else (np.zeros((0, 3, 3)), np.zeros((0, 3)))
+        R = np.concatenate([R0[None], R0 @ Rf])
+        P = np.concatenate([p0[None], p0 + Pf @ R0.T])
+    return np.einsum("kj,kj->k", R[body, 2], model.contact_point) + P[body, 2]
+
+
+class DeepStartWarning(UserWarning):
+    """A robot's contact point starts deep below the ground (see ArticulatedSystem.set_initial_state)."""
+
+
 def _integrator(value) -> Integrator:
     try:
         return Integrator(value)
@@ -201,7 +224,9 @@ class ArticulatedSystem(System):
     :mod:`diffsim.costs` whose sum is the loss: at most one articulated :class:`Cost`, plus
     ready and Python costs on the trajectory (``NumpyCost`` on "q" or "qd", ...).
     params: per-body parameter overrides ({name: (nb, ...) or (B, nb, ...)}).
-    q0, qd0: initial state, (nb,) or (B, nb). segment: steps per fused launch (default: as
+    q0, qd0: initial state, (nq,) or (B, nq) and (nv,) or (B, nv) (default: the model's
+    :meth:`~diffsim.articulated.model.Model.initial_configuration`, at rest; a contact point
+    starting deep below the ground is a DeepStartWarning). segment: steps per fused launch (default: as
     many as fit a 32 MB workspace, at most 100). integrator: an :class:`Integrator` or its
     value, "semi_implicit_euler" (default) or "implicit_euler_damping" (joint damping stepped
     implicitly, stable at any damping).
@@ -242,7 +267,7 @@ class ArticulatedSystem(System):
         self._adjoint_clean = False   # the workspace adjoints are known to be zero
         self.q0 = np.zeros((B, model.nq))
         self.qd0 = np.zeros((B, model.nv))
-        self.set_initial_state(q=model.neutral_configuration() if q0 is None else q0,
+        self.set_initial_state(q=model.initial_configuration() if q0 is None else q0,
                                qd=np.zeros(model.nv) if qd0 is None else qd0)
         self.costs = _cost_list(cost, costs)
         self.cost = None
@@ -270,11 +295,39 @@ class ArticulatedSystem(System):
             q = self._per_robot(q, "q0", (m.nq,))
             check_quaternions(m, q, "q0")
             self.q0 = q
+            self._warn_deep_start()
         if qd is not None:
             self.qd0 = self._per_robot(qd, "qd0", (m.nv,))
 
     def initial_state(self):
         return {"q": self.q0.copy(), "qd": self.qd0.copy()}
+
+    def _warn_deep_start(self):
+        """Warn (DeepStartWarning) where a contact point starts far below the ground: deeper
+        than 2 cm and than five times the depth at which the ground would carry the whole robot's
+        weight. The spring then throws the robot off (a quadruped started at the origin with its
+        feet 0.3 m underground left at 20 m/s), which is never what was meant."""
+        m, c = self.model, self.contact
+        if not m.contact_body:
+            return
+        weight = float(np.sum(m.mass)) * float(np.linalg.norm(m.gravity))
+        allowed = max(0.02, 5.0 * weight / c.stiffness)
+        for b, q in enumerate(self.q0):
+            if b and np.array_equal(q, self.q0[b - 1]):
+                continue
+            low = _contact_heights(m, q) - m.contact_radius
+            k = int(np.argmin(low))
+            depth = c.height - low[k]
+            if depth > allowed:
+                body = m.body_names[m.contact_body[k]]
+                hint = (" (a floating base's height is q[2]; the robot file's pose is model.home)"
+                        if m.floating else "")
+                warnings.warn(f"robot {b}: a contact point of body '{body}' starts {depth:.3g} m below the ground "
+                              f"(z = {c.height:g} m), where the contact spring ({c.stiffness:g} N/m) pushes with "
+                              f"{c.stiffness * depth:.3g} N against the robot's weight of {weight:.3g} N and will "
+                              f"throw it off; start it above the ground: q0=... or set_initial_state(q=...){hint}",
+                              DeepStartWarning, stacklevel=3)
+                return
 
     def set_cost(self, cost: Cost | None):
         """Install the weights and targets of the articulated ``cost`` (it replaces the one in

@@ -110,6 +110,20 @@ def test_mjcf_free_joint_and_capsule_inertia():
      "<actuator><motor joint='h' ctrlrange='5 -5'/></actuator></mujoco>", "ctrlrange='5 -5' needs lower < upper"),
     ("<mujoco><worldbody><body name='a'><joint name='h'/><geom size='0.1'/></body></worldbody>"
      "<actuator><motor joint='h' gear='two'/></actuator></mujoco>", "gear='two' is not a list of numbers"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='capsule' size='0.1'/></body></worldbody></mujoco>",
+     r"body 'a': a capsule geom needs size=\"radius half-length\" \(m\), got 0.1"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='box' size='0.1 0.2'/></body></worldbody></mujoco>",
+     r"a box geom needs size=\"half-x half-y half-z\" \(m\), got 0.1 0.2"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom/></body></worldbody></mujoco>",
+     r"a sphere geom needs size=\"radius\" \(m\), got no size"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom size='-0.1'/></body></worldbody></mujoco>",
+     r"a sphere geom: size \[-0.1\] must be finite and > 0 \(radius, m\)"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='box' size='0.1 x 0.1'/></body></worldbody></mujoco>",
+     "a box geom has size=\"0.1 x 0.1\", which is not numbers"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='capsule' fromto='0 0 0 0 0 0' size='0.1'/></body>"
+     "</worldbody></mujoco>", r"a capsule geom's fromto has equal ends"),
+    ("<mujoco><worldbody><body name='a'><joint/><geom type='box' fromto='0 0 0 0 0 1' size='0.1'/></body>"
+     "</worldbody></mujoco>", "fromto is for capsules and cylinders, not a box"),
 ])
 def test_mjcf_errors_name_the_problem(text, words):
     with pytest.raises(ConfigError, match=words):
@@ -129,3 +143,43 @@ def test_a_turned_floating_base_starts_at_the_files_orientation(quat):
     np.testing.assert_allclose(got[:3], [0.1, 0.2, 1.0])
     assert np.linalg.norm(got[3:]) == pytest.approx(1.0, abs=1e-14)
     np.testing.assert_allclose(abs(got[3:] @ q), 1.0, atol=1e-14)   # the same rotation (q and -q)
+
+
+def test_every_geom_type_becomes_contact_geometry_with_its_mujoco_size():
+    """MuJoCo reads only the sizes a geom type needs: a sphere's one radius, a fromto capsule's
+    radius (extra values ignored). With collisions=True a one-number sphere used to raise an
+    IndexError (the capsule's and box's sizes were read for every geom)."""
+    text = """<mujoco><worldbody><body name="a"><joint axis="0 1 0"/>
+        <geom type="sphere" size="0.05" pos="0 0 -0.5"/>
+        <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02 9"/>
+        <geom type="box" size="0.1 0.05 0.02" pos="0 0 0.3"/>
+        <geom type="cylinder" size="0.03 0.1" pos="0.5 0 0"/></body></worldbody></mujoco>"""
+    m, _ = load_mjcf(text, collisions=True)
+    r = m.contact_radius
+    assert len(r) == 1 + 2 + 8 + 16 and r[0] == 0.05 and list(r[1:3]) == [0.02, 0.02] and not np.any(r[3:])
+    np.testing.assert_allclose(m.contact_point[0], [0, 0, -0.5])
+    np.testing.assert_allclose(m.contact_point[1:3], [[0, 0, 0], [0.2, 0, 0]], atol=1e-15)
+    box = m.contact_point[3:11]   # the 8 corners of the box of half-sizes 0.1, 0.05, 0.02 at z = 0.3
+    np.testing.assert_allclose(np.abs(box[:, :2]), np.tile([0.1, 0.05], (8, 1)), atol=1e-15)
+    np.testing.assert_allclose(np.sort(box[:, 2]), [0.28] * 4 + [0.32] * 4, atol=1e-15)
+    rim = m.contact_point[11:]   # cylinder: 8 points on each rim circle of radius 0.03, at z = +-0.1
+    np.testing.assert_allclose(np.hypot(rim[:, 0] - 0.5, rim[:, 1]), 0.03, atol=1e-15)
+    np.testing.assert_allclose(np.sort(rim[:, 2]), [-0.1] * 8 + [0.1] * 8, atol=1e-15)
+
+
+def test_a_floating_base_starts_where_the_file_puts_it():
+    """MuJoCo's qpos0: a system built from an MJCF model starts its free root at the file's
+    ``<body pos quat>`` (``model.home``), not at the origin (where a robot standing on the
+    floor in the file would start with its feet underground)."""
+    text = ("<mujoco><worldbody><body name='torso' pos='0.1 0.2 0.7' quat='0 0 0 1'><freejoint/>"
+            "<geom size='0.1'/><body name='leg' pos='0 0 -0.2'><joint axis='0 1 0'/>"
+            "<geom type='capsule' fromto='0 0 0 0 0 -0.3' size='0.03'/></body></body></worldbody></mujoco>")
+    m, options = load_mjcf(text)
+    np.testing.assert_array_equal(m.home, np.r_[options["root_pose"], 0.0])
+    np.testing.assert_array_equal(m.initial_configuration(), m.home)
+    np.testing.assert_array_equal(ArticulatedSystem(m, dt=1e-3).initial_state()["q"], [m.home])
+    q = np.zeros(m.nq)
+    q[3] = 1.0
+    np.testing.assert_array_equal(ArticulatedSystem(m, dt=1e-3, q0=q).initial_state()["q"], [q])
+    fixed, _ = load_mjcf(MJCF)   # a fixed base has no home: its joints at 0 are the file's pose
+    assert fixed.home is None and not np.any(fixed.initial_configuration())
