@@ -207,7 +207,9 @@ class ForceField:
         return self._scratch
 
     def evaluate(self, positions, rebuild=True) -> Evaluation:
-        """Energy, forces and virial of one configuration ``positions`` (n, 3) (NumPy, float64)."""
+        """Energy, forces and virial of one configuration ``positions`` (n, 3) (NumPy, float64).
+        Atoms closer than 1e-3 (length) to another, or results that are not finite, are a
+        ConfigError naming the atoms."""
         try:
             pos = np.array(positions, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -217,6 +219,7 @@ class ForceField:
         if not np.all(np.isfinite(pos)):
             i, k = (int(q) for q in np.argwhere(~np.isfinite(pos))[0])
             raise ConfigError(f"positions[{i}, {k}] is {pos[i, k]}: positions must be finite")
+        self._check_overlaps(pos)
         b = self._buffers()
         b["x"].from_numpy(pos[None].astype(config().numpy_real))
         if rebuild:
@@ -226,8 +229,31 @@ class ForceField:
             lc.forward()
         pe = b["pe"].to_numpy()[0].astype(np.float64)
         vir = b["vir"].to_numpy()[0].astype(np.float64)
+        forces = b["f"].to_numpy()[0].astype(np.float64)
+        if not (np.all(np.isfinite(pe)) and np.all(np.isfinite(forces))):
+            self._raise_nonfinite(pos, pe, forces)
         trace = vir[:, :3].sum(1)
         box = self.boxes_np[0]
         volume = float(np.prod(box)) if len(self.boxes_np) == 1 and np.all(box > 0) else float("nan")
-        return Evaluation(float(pe.sum()), b["f"].to_numpy()[0].astype(np.float64), float(trace.sum()), pe, trace,
-                          vir.sum(0), vir, volume)
+        return Evaluation(float(pe.sum()), forces, float(trace.sum()), pe, trace, vir.sum(0), vir, volume)
+
+    def _check_overlaps(self, pos, min_distance=1e-3):
+        """A ConfigError naming two atoms closer than ``min_distance`` (length; minimum image), as
+        :class:`~diffsim.md.model.Model` checks: on top of each other (through an image, a
+        rounding error apart) they would come back with NaN or astronomically large forces."""
+        from .model import _check_overlaps, _check_overlaps_triclinic
+
+        box, tilt = self.boxes_np[0], self.tilts_np[0]
+        if np.any(tilt):
+            _check_overlaps_triclinic(pos, box, tilt, min_distance)
+        else:
+            _check_overlaps(pos, box, min_distance)
+
+    def _raise_nonfinite(self, pos, pe, forces):
+        """A ConfigError for an evaluation whose energy or forces came out NaN or Inf: the first
+        atom concerned and what to check."""
+        i = int(np.argmax(~np.isfinite(pe) | ~np.all(np.isfinite(forces), axis=1)))
+        raise ConfigError(f"the force field gives atom {i} a non-finite {'energy' if not np.isfinite(pe[i]) else 'force'}"
+                          f" (energy {pe[i]:.6g}, force {forces[i].tolist()}) at these positions: check the "
+                          "potentials' parameters and the distances they are evaluated at (an atom nearly on top "
+                          "of another, or a table's range)")

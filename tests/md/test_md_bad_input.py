@@ -256,6 +256,26 @@ def test_force_field_evaluate_names_nan_positions():
         ff.evaluate(pos)
 
 
+def test_force_field_evaluate_names_atoms_on_top_of_each_other():
+    """A configuration with two atoms at one point used to come back with NaN forces (simulate
+    refused it: Model checks overlaps; evaluate did not); through a periodic image, a rounding
+    error apart, with forces of 1e195. Now the pair is named, in an orthorhombic and in a tilted
+    cell."""
+    pos, box = fcc_lattice((4, 4, 4))
+    ff = ForceField([LennardJones(cutoff=2.5)], np.zeros(len(pos), int), box)
+    pos[5] = pos[17] + box   # atom 17's image one box along each axis
+    with pytest.raises(ConfigError, match=r"atoms 5 and 17 overlap: [0-9.e-]+ apart, closer than min_distance=0.001"):
+        ff.evaluate(pos)
+    cell = np.diag(box)
+    cell[1, 0] = 0.2 * box[0]   # LAMMPS's lower-triangular tilt: xy
+    tilted = ForceField([LennardJones(cutoff=2.5)], np.zeros(len(pos), int), cell)
+    pos[5] = pos[17] + cell[1]
+    with pytest.raises(ConfigError, match=r"atoms 5 and 17 overlap: [0-9.e-]+ apart"):
+        tilted.evaluate(pos)
+    pos[5] = pos[17] + [0.3, 0.0, 0.0]   # close but apart: finite, and the repulsion it should be
+    assert np.isfinite(tilted.evaluate(pos).energy) and tilted.evaluate(pos).forces[5, 0] > 1e6
+
+
 def test_nan_and_wrongly_typed_settings_are_named_where_they_enter():
     pos, box = fcc_lattice((3, 3, 3))
     model = Model(pos, box=box)
