@@ -26,7 +26,8 @@ Modules, one job each:
 
 ``res.success`` is honest: it is False (``res.message`` says why, ``res.reason`` says it in one
 word) when the loss ended above where it started, when the gradient at ``x0`` is exactly zero,
-or when non-finite losses could not be backed off from, whatever the method.
+or when non-finite losses could not be backed off from, whatever the method, and when L-BFGS
+used up its iterations before its convergence tests were met (as scipy's L-BFGS-B reports).
 """
 
 from .batching import MeanObjective, MiniBatchObjective, SumObjective

@@ -88,7 +88,11 @@ def minimize(objective, x0, method="adam", iters=100, *, lr=None, bounds=None, c
           on the parameters there, so the run stops at once instead of iterating;
         * non-finite values could not be backed off from (``"diverged"``);
         * a ``tol``/``gtol`` was asked for and the budget ran out first (``"budget"``), or
-          L-BFGS-B's line search failed (``"line_search"``).
+          L-BFGS-B's line search failed (``"line_search"``);
+        * L-BFGS ran out of ``iters`` before its own convergence tests were met (``"budget"``, as
+          scipy's L-BFGS-B says; the message gives the loss and gradient norm reached). The
+          first-order methods have no convergence test of their own: for them the budget is the
+          end the caller asked for, and a success unless a ``tol``/``gtol`` was given.
 
     Raises:
         ConfigError: a bad argument (a non-positive learning rate, an unknown method, ...).

@@ -268,6 +268,13 @@ class LBFGS:
             except _Stop as s:
                 stop = s.args[0]
                 x, f, g = last["accepted"]
+                if stop[2] == Reason.BUDGET and stop[1]:   # iters ran out before L-BFGS-B's own tests
+                    pg = pgnorm(x, g)
+                    stop = (f"{stop[0]} before L-BFGS-B's convergence tests were met (the loss fell from "
+                            f"{sess.loss[0]:.6g} to {f:.6g}; the {'projected ' if box else ''}gradient norm is "
+                            f"{pg:.3g}, {pg / last['pg0']:.1%} of its {last['pg0']:.3g} at the start): not "
+                            "converged; raise iters to go on (with checkpoint=, the run resumes)", False,
+                            Reason.BUDGET)
             else:
                 stop = _scipy_stop(res)
                 x, f, g = (res.x, res.fun, res.jac) if res.success else last["accepted"]

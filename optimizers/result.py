@@ -10,7 +10,8 @@ class Reason(StrEnum):
     """Why a run stopped (``OptimizeResult.reason``); a ``str``, so ``res.reason == "gtol"`` works.
 
     Success: ``GTOL``, ``TOL``, ``CONVERGED`` (L-BFGS-B's own tests), ``CALLBACK`` and ``BUDGET``
-    (when no ``tol``/``gtol`` was asked for), unless the loss ended above where it started.
+    (for a first-order method asked for no ``tol``/``gtol``; for L-BFGS, whose own convergence
+    tests always apply, a spent budget is a failure), unless the loss ended above where it started.
     Failure, always: ``LOSS_INCREASED``, ``NO_PROGRESS``, ``ZERO_GRADIENT``, ``DIVERGED``,
     ``LINE_SEARCH``, ``STALLED``.
     """
@@ -39,12 +40,12 @@ class OptimizeResult:
         nit:      iterations (parameter updates) performed.
         nfev:     objective evaluations, including rejected ones (line searches, backoffs).
         success:  True when the run stopped on a criterion it was asked to meet (``tol``/``gtol``,
-                  the callback, the iteration budget when no ``tol``/``gtol`` was given, or
-                  L-BFGS-B's own convergence tests) *and* the final loss is not above the
-                  starting loss. False, with ``message`` saying why, when the loss rose, when the
-                  gradient at ``x0`` was exactly zero (nothing to follow: the run stops at once),
-                  when non-finite losses could not be backed off from, or when a tolerance was
-                  asked for and not met.
+                  the callback, a first-order method's iteration budget when no ``tol``/``gtol``
+                  was given, or L-BFGS-B's own convergence tests) *and* the final loss is not
+                  above the starting loss. False, with ``message`` saying why, when the loss rose,
+                  when the gradient at ``x0`` was exactly zero (nothing to follow: the run stops
+                  at once), when non-finite losses could not be backed off from, when a tolerance
+                  was asked for and not met, or when L-BFGS used up ``iters`` unconverged.
         message:  why the run stopped, in words (with the numbers).
         reason:   the same, machine-readable: a :class:`Reason`.
         history:  ``{"loss": (nit + 1,), "grad_norm": (nit + 1,)}`` float64 arrays, entry ``k``

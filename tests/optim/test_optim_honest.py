@@ -241,3 +241,25 @@ def test_lbfgs_that_stops_on_a_kink_says_stalled_not_converged():
     assert res.success and res.reason == Reason.CONVERGED and np.allclose(res.x, 1.0, atol=1e-4)
     res = opt.minimize(valley, np.array([1.0 + 1e-7, 1.0 - 1e-9]), "lbfgs", 200)
     assert res.success, res.message
+
+
+def test_lbfgs_that_runs_out_of_iterations_is_not_converged():
+    """scipy's L-BFGS-B reports a spent iteration budget as a failure; so does minimize: a
+    user's fit that stopped at ``iters`` on the way down must not read as converged. The
+    message gives how far it got; a larger budget converges and says so."""
+
+    def rosenbrock(x):
+        a, b = 1.0 - x[0], x[1] - x[0] ** 2
+        return float(a * a + 100.0 * b * b), np.array([-2.0 * a - 400.0 * x[0] * b, 200.0 * b])
+
+    res = opt.minimize(rosenbrock, np.array([-1.2, 1.0]), "lbfgs", 10)
+    assert res.nit == 10 and not res.success and res.reason == Reason.BUDGET
+    assert res.message.startswith("reached iters = 10 before L-BFGS-B's convergence tests were met (the loss "
+                                  f"fell from 24.2 to {res.fun:.6g}; the gradient norm is ")
+    assert res.fun < 24.2 and "not converged; raise iters" in res.message
+    res = opt.minimize(rosenbrock, np.array([-1.2, 1.0]), "lbfgs", 200)
+    assert res.success and res.reason == Reason.CONVERGED and res.nit < 200
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-4)
+    # a first-order method has no convergence test: its budget is the end asked for
+    res = opt.minimize(rosenbrock, np.array([-1.2, 1.0]), "adam", 10, lr=1e-3)
+    assert res.success and res.reason == Reason.BUDGET and res.message == "reached iters = 10"
