@@ -118,3 +118,50 @@ def test_a_sliding_box_stops_and_its_idle_corners_do_not_weaken_friction():
     x, v = out[0]
     assert abs(v[-1]) < 1e-4
     assert x[-1] / (1.0 / (2 * c.friction * G)) == pytest.approx(1.067, abs=0.02)
+
+
+
+SEGMENTS_SCRIPT = """
+import diffsim, json, numpy as np
+diffsim.init(threads={threads})
+from diffsim import Objective, Rollout, StoreAll
+from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, RobotBuilder
+rb = RobotBuilder("puck")
+rb.add_link("world")
+rb.add_link("carriage", mass=0.5, inertia=np.eye(3) * 1e-3)
+rb.add_link("foot", mass=1.0, inertia=np.eye(3) * 1e-3)
+rb.add_joint("slide_x", "prismatic", "world", "carriage", axis=(1, 0, 0))
+rb.add_joint("slide_z", "prismatic", "carriage", "foot", axis=(0, 0, 1))
+rb.add_contact_point("foot", (0, 0, -0.05))
+model = rb.finalize()
+out = []
+for segment in (50, 150):
+    system = ArticulatedSystem(model, dt=0.002, contact=GroundContact(friction=0.0), segment=segment,
+                               cost=Cost(q_weight_final=[1.0, 0.0], qd_weight_final=[0.5, 0.0], q_target=[0.5, 0.0]),
+                               q0=[0.0, 0.04], qd0=[0.4, 0.0])
+    assert system.step_kernel == "small"
+    ro = Rollout(system, 150, StoreAll())
+    rng = np.random.default_rng(0)
+    ro.set_controls(tau=np.stack([0.1 * rng.normal(size=150), -30.0 + rng.normal(size=150)], axis=1)[:, None, :])
+    objective = Objective(ro, ["tau"])
+    out.append(objective(objective.x0())[1].tolist())
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_segment_boundaries_pass_the_state_adjoint_exactly(threads):
+    """A foot pressed on the ground on two slides: the gradient through 3 fused segments equals
+    the one-segment gradient. The small kernel's friction built a ti.Vector from its locals, and
+    Taichi 1.7.4's lean adjoint then added garbage to the state adjoints at each segment's first
+    step: dL/dtau_x 0.054 (2 threads) or 0.158 (1 thread) against 2.3e-4, the last segment's
+    exact (seen in a fresh interpreter as here; inside pytest's workers the garbage was zero)."""
+    import json
+
+    from conftest import run_python
+
+    proc = run_python(SEGMENTS_SCRIPT.format(threads=threads))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fused, whole = (np.array(g) for g in json.loads(proc.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(fused, whole, rtol=1e-12, atol=1e-15 * np.abs(whole).max())
+    assert whole[2] == pytest.approx(2.331901e-04, rel=1e-6)   # dL/dtau_x at step 1: central differences
