@@ -26,7 +26,6 @@ read, and world poses are computed only along the paths to the contact and end-e
 
 import taichi as ti
 
-from .. import contact as _contact
 from ..compat import assign, subscript
 from .kernels import (
     BODY,
