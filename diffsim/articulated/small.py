@@ -12,6 +12,10 @@ bodies, every intermediate a local assigned once per step (nothing but q, qd and
 cost is stored; reverse mode needs no adstack), and the products with the axes' and frames'
 zeros and ones fold away at compile time (:func:`~diffsim.articulated.spatial.fmul`).
 
+The terminal cost of these robots is :func:`terminal_small`: their forward kinematics unrolled
+the same way, on one thread (issue 16's chain: ~37 us a launch forward and backward, against
+60-65 us for ``kernels.terminal``'s parallel loop over its workspace).
+
 Measured (issue 16's 5-link chain, T = 1,000, the kernel alone, CPU ms): forward 1.79 -> 0.48,
 gradient 4.64 -> 1.52 against ``advance``. The folding is what pays: the same unrolled kernel
 with the axes read from memory ran the forward 1.41 -> 1.09 ms and its gradient no faster (3.1 ->
@@ -119,6 +123,18 @@ def simple_geometry(axis, E_tree) -> bool:
 
 
 @_scalar
+def joint_frame(i, qi, b, joff, geometry):
+    """(E, r), body i's joint transform X_J(q) X_tree at joint position qi (kernels.joint_transform's
+    formulas with the axis and frame rotation compile-time constants): a rotation about the axis
+    when revolute; a shift along it when prismatic, the rotation then the constant E_tree."""
+    a, Et, rev = geometry[i]
+    if rev:
+        cq = local((ti.cos(qi), ti.sin(qi)))
+        return local(mm(axis_rotation_T(a, cq[0], cq[1]), Et)), local(row3(joff, b, i))
+    return Et, local(vadd(row3(joff, b, i), vscale(mtv(Et, a), qi)))
+
+
+@_scalar
 def world_pose(i, E, r, parents, memo):
     """(R_world, p_world) of body i (its rotation to world coordinates, row-major, and its
     origin, m) from the joint transforms E, r of it and its ancestors (kernels.store_pose's
@@ -170,15 +186,9 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
     E, r, w, v, c, IA, pA = [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n
     # root to leaves: transforms, velocities, rigid inertias, bias forces
     for i in range(n):
-        a, Et, rev = geometry[i]
+        a, _, rev = geometry[i]
         pri = 1.0 - rev
-        if rev:
-            cq = local((ti.cos(qs[i]), ti.sin(qs[i])))
-            Ei = local(mm(axis_rotation_T(a, cq[0], cq[1]), Et))
-            ri = local(row3(joff, b, i))
-        else:   # a shift along the axis: the joint frame's rotation is a compile-time constant
-            Ei = Et
-            ri = local(vadd(row3(joff, b, i), vscale(mtv(Et, a), qs[i])))
+        Ei, ri = joint_frame(i, qs[i], b, joff, geometry)
         jw = tuple(fmul(x, fmul(qds[i], rev)) for x in a)
         jv = tuple(fmul(x, fmul(qds[i], pri)) for x in a)
         p = parents[i]
@@ -291,6 +301,47 @@ def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, jo
             for s in range(t1 - t0):
                 step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
                            t0 + s, parents, geometry, ee, contact_bodies, limits, running)
+
+
+
+@_scalar
+def terminal_robot(q, qd, joff, cs, qw, eet, slot, t, loss, b, parents, geometry, ee):
+    """Robot b's terminal cost from the state in ``slot``: each joint's wqT (q - q*)^2 + wqdT
+    qd^2, then w_eeT |x_ee - x*(t)|^2 (world poses along the path to body ``ee`` only; none
+    for ee < 0), added to loss[0] in ``kernels.terminal``'s order."""
+    n = len(parents)
+    for i in range(n):
+        e = _at(q, slot, b, i) - _at(qw, b, i, COST.q_target)
+        qdi = _at(qd, slot, b, i)
+        ti.atomic_add(_at(loss, 0), _at(qw, b, i, COST.q_weight_final) * e * e
+                      + _at(qw, b, i, COST.qd_weight_final) * qdi * qdi)
+    if ee >= 0:
+        path, i = [], ee
+        while i >= 0:
+            path.append(i)
+            i = parents[i]
+        E, r = [None] * n, [None] * n
+        for i in reversed(path):
+            E[i], r[i] = joint_frame(i, local(_at(q, slot, b, i)), b, joff, geometry)
+        Rw, pw = world_pose(ee, E, r, parents, {})
+        pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
+        tt = ti.min(t, eet.shape[0] - 1)
+        d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
+        ti.atomic_add(_at(loss, 0), _at(cs, CONST.ee_weight_final) * dot(d, d))
+
+
+@ti.kernel
+def terminal_small(q: _A3, qd: _A3, joff: _A3, cs: _A1, qw: _A3, eet: _A3, slot: ti.i32, t: ti.i32, loss: _A1,
+                   parents: ti.template(), geometry: ti.template(), ee: ti.template()):
+    """``kernels.terminal`` for the robots of :func:`advance_small` (same cost, same order of
+    additions; the end-effector's pose through :func:`joint_frame` and :func:`world_pose`, as
+    the step's running term, so equal to ``terminal``'s to rounding): the tree compile-time,
+    ``ee`` the end-effector's body (-1: no end-effector term). One thread: forward kinematics
+    of a few bodies is far less work than the thread pool's hand-over (a parallel launch cost
+    90 us forward and as much backward for one robot, against ~15 us serial)."""
+    ti.loop_config(serialize=True)
+    for b in range(q.shape[1]):
+        terminal_robot(q, qd, joff, cs, qw, eet, slot, t, loss, b, parents, geometry, ee)
 
 
 def small_tree(model, arrays, any_geometry: bool = False):

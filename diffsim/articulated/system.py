@@ -109,6 +109,12 @@ class Cost(costs_module.Cost):
         """Forward kinematics of the state in ``slot`` and the terminal terms (one launch)."""
         system = self._system(system)
         a = system.arrays
+        if system._small:
+            parents, geometry, _ = system._small
+            ee = system.ee_body if a.cs_values[K.CONST.ee_weight_final] != 0.0 else -1
+            args = (x.q, x.qd, a.params["joint_offset"], a.cs, system._qw, system._eet, slot, _BIG, loss, parents,
+                    geometry, ee)
+            return [Launch(LeanAdjoint(S.terminal_small), args)]
         args = (x.q, x.qd, a.params["joint_offset"], a.par, a.qix, a.vix, a.bc, a.cs, system._qw, system._eet,
                 system._terminal_data, system.ee_body, slot, _BIG, loss, system.model.floating, a.revolute_only,
                 a.ball)
