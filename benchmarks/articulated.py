@@ -20,7 +20,7 @@ with ``--cold`` every kernel compiles), and exits. ``--only chain`` prints only 
 gradient line (min and median of ``--repeats`` gradients, wall and CPU ms), for A/B runs.
 
     python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization] [--scene NAME]
-    python benchmarks/articulated.py --only chain [--repeats 200]
+    python benchmarks/articulated.py --only chain [--repeats 200] [--threads 1]
 """
 
 import argparse
@@ -140,11 +140,12 @@ def main(argv=None):
                         help="time this robot scene's start up to its first gradient instead")
     parser.add_argument("--only", choices=("chain",), help="print only this figure: chain, issue 16's chain gradient")
     parser.add_argument("--repeats", type=int, default=None, help="gradients timed (default 5; --only chain 200)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: Taichi's)")
     args = parser.parse_args(argv)
     if args.cold:  # read by ti.init
         os.environ["TI_OFFLINE_CACHE_FILE_PATH"] = tempfile.mkdtemp(prefix="diffsim_cold_cache_")
     options = {"cfg_optimization": False} if args.no_cfg_optimization else {}
-    diffsim.init(arch="cpu", precision="f64", **options)
+    diffsim.init(arch="cpu", precision="f64", threads=args.threads, **options)
     if args.scene:
         times = scene_start(args.scene)
         print(json.dumps({"figure": "scene start to first gradient", "scene": args.scene,
