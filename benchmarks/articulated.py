@@ -16,9 +16,11 @@ Taichi with ``cfg_optimization=False`` (its control-flow-graph passes took most 
 kernels' compile time; see the closing note of issue 16 for the trade-off). ``--scene NAME``
 (arm_reach, cartpole, hopper) times instead that robot scene's start up to its first gradient:
 ``build()`` at its default size, its initial guess, one loss and gradient (wall and CPU seconds;
-with ``--cold`` every kernel compiles), and exits.
+with ``--cold`` every kernel compiles), and exits. ``--only chain`` prints only issue 16's chain
+gradient line (min and median of ``--repeats`` gradients, wall and CPU ms), for A/B runs.
 
     python benchmarks/articulated.py [--quick] [--cold] [--no-cfg-optimization] [--scene NAME]
+    python benchmarks/articulated.py --only chain [--repeats 200] [--threads 1]
 """
 
 import argparse
@@ -43,6 +45,17 @@ def _median_time(fn, repeats):
         fn()
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def _times(fn, repeats):
+    """(wall, CPU) seconds of each of ``repeats`` calls of fn."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return np.array(wall), np.array(cpu)
 
 
 def rollout_for(batch, steps, segment=None):
@@ -99,6 +112,25 @@ def scene_start(name):
     return out
 
 
+def gradient_line(robot, ro, steps, repeats):
+    """Print the time of the gradient w.r.t. all torques (forward + backward, what an Objective
+    fitting tau asks for): median wall s ("seconds", "ms"), and min / median wall and CPU ms."""
+
+    def grad():
+        ro.forward()
+        return ro.backward(only=("tau",)).controls["tau"]
+
+    g = grad()
+    grad()
+    wall, cpu = _times(grad, repeats)
+    print(json.dumps({"figure": "gradient of tip position w.r.t. all torques", "robot": robot, "T": steps,
+                      "B": 1, "n_torques": int(g.size), "seconds": float(np.median(wall)),
+                      "ms": 1e3 * float(np.median(wall)), "repeats": repeats,
+                      "wall_ms_min_median": [round(1e3 * wall.min(), 3), round(1e3 * float(np.median(wall)), 3)],
+                      "cpu_ms_min_median": [round(1e3 * cpu.min(), 3), round(1e3 * float(np.median(cpu)), 3)],
+                      "load": os.getloadavg()[0], "reference": "Pinocchio NumPy adjoint 14-26 ms", "target_ms": 3.0}))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
@@ -106,11 +138,14 @@ def main(argv=None):
     parser.add_argument("--no-cfg-optimization", action="store_true", help="Taichi's cfg_optimization=False")
     parser.add_argument("--scene", choices=("arm_reach", "cartpole", "hopper"),
                         help="time this robot scene's start up to its first gradient instead")
+    parser.add_argument("--only", choices=("chain",), help="print only this figure: chain, issue 16's chain gradient")
+    parser.add_argument("--repeats", type=int, default=None, help="gradients timed (default 5; --only chain 200)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: Taichi's)")
     args = parser.parse_args(argv)
     if args.cold:  # read by ti.init
         os.environ["TI_OFFLINE_CACHE_FILE_PATH"] = tempfile.mkdtemp(prefix="diffsim_cold_cache_")
     options = {"cfg_optimization": False} if args.no_cfg_optimization else {}
-    diffsim.init(arch="cpu", precision="f64", **options)
+    diffsim.init(arch="cpu", precision="f64", threads=args.threads, **options)
     if args.scene:
         times = scene_start(args.scene)
         print(json.dumps({"figure": "scene start to first gradient", "scene": args.scene,
@@ -119,7 +154,10 @@ def main(argv=None):
         return
     steps = 200 if args.quick else 1000
     big = 64 if args.quick else 1024
-    repeats = 3 if args.quick else 5
+    repeats = args.repeats or (3 if args.quick else 5)
+    if args.only == "chain":
+        gradient_line("5-link chain, axes x/y, dt 1 ms", chain_rollout(steps), steps, args.repeats or 200)
+        return
 
     t = time.perf_counter()
     ro = rollout_for(1, 10)
@@ -148,16 +186,7 @@ def main(argv=None):
 
     for robot, ro in (("5-link planar arm", rollout_for(1, steps, steps)),
                       ("5-link chain, axes x/y, dt 1 ms", chain_rollout(steps))):
-
-        def grad(ro=ro):
-            ro.forward()
-            return ro.backward(only=("tau",)).controls["tau"]  # what an Objective fitting tau asks for
-
-        g = grad()
-        seconds = _median_time(grad, repeats)
-        print(json.dumps({"figure": "gradient of tip position w.r.t. all torques", "robot": robot, "T": steps,
-                          "B": 1, "n_torques": int(g.size), "seconds": seconds, "ms": 1e3 * seconds,
-                          "reference": "Pinocchio NumPy adjoint 14-26 ms", "target_ms": 3.0}))
+        gradient_line(robot, ro, steps, repeats)
 
     ro = rollout_for(1, steps // 2, steps // 2)
     objective = Objective(ro, ["tau"])

@@ -7,7 +7,7 @@
 - :mod:`.dynamics`: batched ``body_poses``, ``link_pose``, ``point_position``,
   ``point_jacobian``, ``rnea``, ``crba``, ``aba`` on Taichi kernels; ``GroundContact``.
 - :mod:`.system`: ``ArticulatedSystem`` (B robots, semi-implicit Euler or, ``Integrator``, implicit
-  joint damping; fused segments) and
+  joint damping or classic RK4 for fast motion; fused segments) and
   its ``Cost`` (a :class:`diffsim.costs.Cost`; other costs of that protocol add to it).
 - :mod:`.limits`: soft joint limits stable at any dt (``soft_limit_gains``, ``LimitGains``):
   gains from each joint's inertia and dt, stops linearly implicit in their joint.

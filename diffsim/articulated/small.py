@@ -12,6 +12,10 @@ bodies, every intermediate a local assigned once per step (nothing but q, qd and
 cost is stored; reverse mode needs no adstack), and the products with the axes' and frames'
 zeros and ones fold away at compile time (:func:`~diffsim.articulated.spatial.fmul`).
 
+The terminal cost of these robots is :func:`terminal_small`: their forward kinematics unrolled
+the same way, on one thread (issue 16's chain: ~37 us a launch forward and backward, against
+60-65 us for ``kernels.terminal``'s parallel loop over its workspace).
+
 Measured (issue 16's 5-link chain, T = 1,000, the kernel alone, CPU ms): forward 1.79 -> 0.48,
 gradient 4.64 -> 1.52 against ``advance``. The folding is what pays: the same unrolled kernel
 with the axes read from memory ran the forward 1.41 -> 1.09 ms and its gradient no faster (3.1 ->
@@ -118,6 +122,18 @@ def simple_geometry(axis, E_tree) -> bool:
 
 
 @_scalar
+def joint_frame(i, qi, b, joff, geometry):
+    """(E, r), body i's joint transform X_J(q) X_tree at joint position qi (kernels.joint_transform's
+    formulas with the axis and frame rotation compile-time constants): a rotation about the axis
+    when revolute; a shift along it when prismatic, the rotation then the constant E_tree."""
+    a, Et, rev = geometry[i]
+    if rev:
+        cq = local((ti.cos(qi), ti.sin(qi)))
+        return local(mm(axis_rotation_T(a, cq[0], cq[1]), Et)), local(row3(joff, b, i))
+    return Et, local(vadd(row3(joff, b, i), vscale(mtv(Et, a), qi)))
+
+
+@_scalar
 def world_pose(i, E, r, parents, memo):
     """(R_world, p_world) of body i (its rotation to world coordinates, row-major, and its
     origin, m) from the joint transforms E, r of it and its ancestors (kernels.store_pose's
@@ -163,24 +179,20 @@ def ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
 
 
 @_scalar
-def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, sl, t, parents, geometry, ee,
-               contact_bodies, limits, running):
-    """One semi-implicit Euler step of robot b (slot sl -> sl + 1), bodies unrolled."""
+def accelerations_small(qs, qds, tau, mass, com, inert, joff, damp, arm, bc, cs, cp, b, t, parents, geometry,
+                        contact_bodies, limits, joint_done=None, poses_done=None):
+    """ABA of robot b at joint positions qs and velocities qds (lists of locals, one per body)
+    under the torques tau[t, b]: (qdd, E, r, dt), the joint accelerations (a list), the joint
+    transforms (for the poses of the end-effector term) and the time step (s). ``joint_done(i,
+    qdd_i, dt)``, if given, is called as soon as joint i's acceleration is known (the Euler
+    step's update goes there, so that its code is emitted in the order it always was)."""
     n = len(parents)
-    qs = [local(_at(q, sl, b, i)) for i in range(n)]
-    qds = [local(_at(qd, sl, b, i)) for i in range(n)]
     E, r, w, v, c, IA, pA = [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n, [None] * n
     # root to leaves: transforms, velocities, rigid inertias, bias forces
     for i in range(n):
-        a, Et, rev = geometry[i]
+        a, _, rev = geometry[i]
         pri = 1.0 - rev
-        if rev:
-            cq = local((ti.cos(qs[i]), ti.sin(qs[i])))
-            Ei = local(mm(axis_rotation_T(a, cq[0], cq[1]), Et))
-            ri = local(row3(joff, b, i))
-        else:   # a shift along the axis: the joint frame's rotation is a compile-time constant
-            Ei = Et
-            ri = local(vadd(row3(joff, b, i), vscale(mtv(Et, a), qs[i])))
+        Ei, ri = joint_frame(i, qs[i], b, joff, geometry)
         jw = tuple(fmul(x, fmul(qds[i], rev)) for x in a)
         jv = tuple(fmul(x, fmul(qds[i], pri)) for x in a)
         p = parents[i]
@@ -199,6 +211,8 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
         IA[i] = (A, Bm, C)
         pA[i] = bn + bf
     hdt = local(_at(cs, CONST.dt))
+    if poses_done is not None:
+        poses_done(E, r, hdt)
     if contact_bodies:
         ground_contacts(pA, E, r, w, v, {}, cp, cs, hdt, parents, contact_bodies)
     # leaves to root: articulated inertias and bias forces
@@ -234,8 +248,8 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
             Ap, Bp, Cp = IA[p]
             IA[p] = (madd(Ap, An), madd(Bp, Bn), madd(Cp, Cn))
             pA[p] = madd(pA[p], fn + ff)
-    # root to leaves: accelerations, then the joint's update
-    acc = [None] * n
+    # root to leaves: accelerations
+    acc, qdd = [None] * n, [None] * n
     grav = tuple(-_at(cs, CONST.gravity + k) for k in range(3))
     for i in range(n):
         a, _, rev = geometry[i]
@@ -247,29 +261,86 @@ def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, c
             xw, xv = xform_motion(E[i], r[i], acc[p][:3], acc[p][3:])
         aw = local(vadd(xw, c[i][:3]))
         av = local(vadd(xv, c[i][3:]))
-        qdd = local((u[i] - dot(U[i][0], aw) - dot(U[i][1], av)) / D[i])
-        acc[i] = local(vadd(aw, vscale(a, fmul(qdd, rev))) + vadd(av, vscale(a, fmul(qdd, pri))))
+        qdd[i] = local((u[i] - dot(U[i][0], aw) - dot(U[i][1], av)) / D[i])
+        acc[i] = local(vadd(aw, vscale(a, fmul(qdd[i], rev))) + vadd(av, vscale(a, fmul(qdd[i], pri))))
+        if joint_done is not None:
+            joint_done(i, qdd[i], hdt)
+    return qdd, E, r, hdt
+
+
+@_scalar
+def joint_running_term(i, qi, qdi, tau, qw, cs, bc, cst, hdt, s, b, t):
+    """Joint i's running-cost term dt (wq (q - q*)^2 + wqd qd^2 + w_u tau^2) at step t (state
+    qi, qdi) to cst[b, s, i]."""
+    e = qi - _at(qw, b, i, COST.q_target)
+    ti_ = _at(tau, t, b, i)
+    assign(_at(cst, b, s, i), hdt * (_at(qw, b, i, COST.q_weight) * e * e
+                                     + _at(qw, b, i, COST.qd_weight) * qdi * qdi
+                                     + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
+
+
+@_scalar
+def ee_running_term(eet, cs, cst, E, r, hdt, s, b, t, parents, ee):
+    """The end-effector's running-cost term dt w_ee |x_ee - x*(t)|^2 (E, r: the joint
+    transforms at step t) to cst[b, s, nb]; 0 for ee < 0."""
+    n = len(parents)
+    if ee >= 0:
+        # its own copy of the pose chain: reusing the contact phase's (the memo) gave a wrong
+        # gradient (Taichi 1.7.4's autodiff, a robot with its contact point and the running
+        # end-effector term on one body: tau gradient 7,000x off, the forward exact)
+        Rw, pw = world_pose(ee, E, r, parents, {})
+        pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
+        tt = ti.min(t, eet.shape[0] - 1)
+        d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
+        assign(_at(cst, b, s, n), hdt * _at(cs, CONST.ee_weight) * dot(d, d))
+    else:
+        assign(_at(cst, b, s, n), 0.0)
+
+
+@_scalar
+def step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, sl, t, parents, geometry, ee,
+               contact_bodies, limits, running, rk4):
+    """One step of robot b (slot sl -> sl + 1), bodies unrolled: semi-implicit Euler, or with
+    ``rk4`` the classic Runge-Kutta step (module doc), its four ABA stages inlined."""
+    n = len(parents)
+    qs = [local(_at(q, sl, b, i)) for i in range(n)]
+    qds = [local(_at(qd, sl, b, i)) for i in range(n)]
+    model = (tau, mass, com, inert, joff, damp, arm, bc, cs, cp, b, t, parents, geometry, contact_bodies, limits)
+
+    def euler_update(i, qdd, hdt):
         vn = local(limited_velocity(i, qds[i] + hdt * qdd, bc, limits))
         assign(_at(qd, sl + 1, b, i), vn)
         assign(_at(q, sl + 1, b, i), qs[i] + hdt * vn)
         if running:
-            e = qs[i] - _at(qw, b, i, COST.q_target)
-            ti_ = _at(tau, t, b, i)
-            assign(_at(cst, b, s, i), hdt * (_at(qw, b, i, COST.q_weight) * e * e
-                                             + _at(qw, b, i, COST.qd_weight) * qds[i] * qds[i]
-                                             + _at(cs, CONST.effort_weight) * _at(bc, i, BODY.actuated) * ti_ * ti_))
-    if running:
-        if ee >= 0:
-            # its own copy of the pose chain: reusing the contact phase's (the memo) gave a wrong
-            # gradient (Taichi 1.7.4's autodiff, a robot with its contact point and the running
-            # end-effector term on one body: tau gradient 7,000x off, the forward exact)
-            Rw, pw = world_pose(ee, E, r, parents, {})
-            pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
-            tt = ti.min(t, eet.shape[0] - 1)
-            d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
-            assign(_at(cst, b, s, n), hdt * _at(cs, CONST.ee_weight) * dot(d, d))
-        else:
-            assign(_at(cst, b, s, n), 0.0)
+            joint_running_term(i, qs[i], qds[i], tau, qw, cs, bc, cst, hdt, s, b, t)
+
+    def ee_term(E, r, hdt):
+        if running and ee >= 0:
+            ee_running_term(eet, cs, cst, E, r, hdt, s, b, t, parents, ee)
+
+    if not rk4:
+        _, E, r, hdt = accelerations_small(qs, qds, *model, joint_done=euler_update, poses_done=ee_term)
+    else:
+        a1, E, r, hdt = accelerations_small(qs, qds, *model, poses_done=ee_term)
+        half = local(0.5 * hdt)
+        q2 = [local(qs[i] + half * qds[i]) for i in range(n)]
+        qd2 = [local(qds[i] + half * a1[i]) for i in range(n)]
+        a2 = accelerations_small(q2, qd2, *model)[0]
+        q3 = [local(qs[i] + half * qd2[i]) for i in range(n)]
+        qd3 = [local(qds[i] + half * a2[i]) for i in range(n)]
+        a3 = accelerations_small(q3, qd3, *model)[0]
+        q4 = [local(qs[i] + hdt * qd3[i]) for i in range(n)]
+        qd4 = [local(qds[i] + hdt * a3[i]) for i in range(n)]
+        a4 = accelerations_small(q4, qd4, *model)[0]
+        sixth = local(hdt / 6.0)
+        for i in range(n):
+            vn = local(limited_velocity(i, qds[i] + sixth * (a1[i] + 2.0 * (a2[i] + a3[i]) + a4[i]), bc, limits))
+            assign(_at(qd, sl + 1, b, i), vn)
+            assign(_at(q, sl + 1, b, i), qs[i] + sixth * (qds[i] + 2.0 * (qd2[i] + qd3[i]) + qd4[i]))
+            if running:
+                joint_running_term(i, qs[i], qds[i], tau, qw, cs, bc, cst, hdt, s, b, t)
+    if running and ee < 0:
+        ee_running_term(eet, cs, cst, E, r, hdt, s, b, t, parents, ee)
 
 
 @ti.kernel
@@ -277,7 +348,7 @@ def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, jo
                   bc: _A2, cs: _A1, qw: _A3, eet: _A3, cp: _A2, cst: _A3, slot0: ti.i32, t0: ti.i32, t1: ti.i32,
                   spread: ti.i32, parents: ti.template(), geometry: ti.template(), ee: ti.template(),
                   contact_bodies: ti.template(), spread_robots: ti.template(), limits: ti.template(),
-                  running: ti.template()):
+                  running: ti.template(), rk4: ti.template()):
     """``kernels.advance`` for a small fixed-base robot of 1-DOF joints (module doc), with the
     same arguments' meaning; the tree is compile-time: ``parents`` (a tuple, -1 for a root),
     ``geometry`` (per body: the joint axis and the row-major E_tree, tuples of floats, and 1.0
@@ -287,12 +358,53 @@ def advance_small(q: _A3, qd: _A3, tau: _A3, mass: _A2, com: _A3, inert: _A3, jo
         for b, j in ti.ndrange(q.shape[1], spread):
             for s in range(ti.select(j == 0, t1 - t0, 0)):
                 step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, contact_bodies, limits, running)
+                           t0 + s, parents, geometry, ee, contact_bodies, limits, running, rk4)
     else:
         for b in range(q.shape[1]):
             for s in range(t1 - t0):
                 step_small(q, qd, tau, mass, com, inert, joff, damp, arm, bc, cs, qw, eet, cp, cst, s, b, slot0 + s,
-                           t0 + s, parents, geometry, ee, contact_bodies, limits, running)
+                           t0 + s, parents, geometry, ee, contact_bodies, limits, running, rk4)
+
+
+
+@_scalar
+def terminal_robot(q, qd, joff, cs, qw, eet, slot, t, loss, b, parents, geometry, ee):
+    """Robot b's terminal cost from the state in ``slot``: each joint's wqT (q - q*)^2 + wqdT
+    qd^2, then w_eeT |x_ee - x*(t)|^2 (world poses along the path to body ``ee`` only; none
+    for ee < 0), added to loss[0] in ``kernels.terminal``'s order."""
+    n = len(parents)
+    for i in range(n):
+        e = _at(q, slot, b, i) - _at(qw, b, i, COST.q_target)
+        qdi = _at(qd, slot, b, i)
+        ti.atomic_add(_at(loss, 0), _at(qw, b, i, COST.q_weight_final) * e * e
+                      + _at(qw, b, i, COST.qd_weight_final) * qdi * qdi)
+    if ee >= 0:
+        path, i = [], ee
+        while i >= 0:
+            path.append(i)
+            i = parents[i]
+        E, r = [None] * n, [None] * n
+        for i in reversed(path):
+            E[i], r[i] = joint_frame(i, local(_at(q, slot, b, i)), b, joff, geometry)
+        Rw, pw = world_pose(ee, E, r, parents, {})
+        pt = tuple(_at(cs, CONST.ee_point + k) for k in range(3))
+        tt = ti.min(t, eet.shape[0] - 1)
+        d = local(vsub(vadd(mv(Rw, pt), pw), tuple(_at(eet, tt, b, k) for k in range(3))))
+        ti.atomic_add(_at(loss, 0), _at(cs, CONST.ee_weight_final) * dot(d, d))
+
+
+@ti.kernel
+def terminal_small(q: _A3, qd: _A3, joff: _A3, cs: _A1, qw: _A3, eet: _A3, slot: ti.i32, t: ti.i32, loss: _A1,
+                   parents: ti.template(), geometry: ti.template(), ee: ti.template()):
+    """``kernels.terminal`` for the robots of :func:`advance_small` (same cost, same order of
+    additions; the end-effector's pose through :func:`joint_frame` and :func:`world_pose`, as
+    the step's running term, so equal to ``terminal``'s to rounding): the tree compile-time,
+    ``ee`` the end-effector's body (-1: no end-effector term). One thread: forward kinematics
+    of a few bodies is far less work than the thread pool's hand-over (a parallel launch cost
+    90 us forward and as much backward for one robot, against ~15 us serial)."""
+    ti.loop_config(serialize=True)
+    for b in range(q.shape[1]):
+        terminal_robot(q, qd, joff, cs, qw, eet, slot, t, loss, b, parents, geometry, ee)
 
 
 def small_tree(model, arrays, any_geometry: bool = False):
