@@ -31,6 +31,7 @@ cutoff transform (:class:`~diffsim.md.terms.Shift`) to a jet, from the jet at rc
 
 import taichi as ti
 
+from .cells import padded_length
 from .space import fold, min_image_scaled
 from .terms import Shift
 
@@ -151,7 +152,8 @@ def make_adjoint_row(jet):
         i2 = 1.0 / ti.max(l2, 1e-30)
         xbar = ti.Vector([0.0, 0.0, 0.0])
         tbar = ti.Vector([0.0, 0.0, 0.0])
-        for q in range(nnb[i]):
+        # the row with its pads (j = i, see diffsim.md.cells.ROW_PAD): whole vector iterations
+        for q in range(padded_length(nnb[i], nbr.shape[1])):
             j = nbr[i, q]
             e0 = xi[0] - x[xs, j, 0]
             e1 = xi[1] - x[xs, j, 1]
@@ -172,6 +174,8 @@ def make_adjoint_row(jet):
                 rcp = rc[p]
                 if ti.static(shift != Shift.NONE):
                     ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
+            # a pad (j = i, d = 0) is evaluated beyond the cutoff, where every term is masked
+            u = ti.select(j == i, 4.0 * rcp * rcp, u)
             # every listed pair is evaluated and those beyond the cutoff are masked (all
             # their terms exact zeros): no branch, which halved this kernel's time
             e, s, ds, e_t, s_t = jet(u, a0, a1, a2)
