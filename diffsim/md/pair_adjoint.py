@@ -91,6 +91,9 @@ def soft_jet(u, eps, sig, n):
 
 
 JETS = {"lj": lj_jet, "morse": morse_jet, "soft": soft_jet}
+#: how many of the three parameter slots each pair function reads: LJ's third derivatives are
+#: zeros, which the adjoint does not sum (a product with a zero is not folded away under IEEE rules)
+JET_PARAMETERS = {"lj": 2, "morse": 3, "soft": 3}
 
 
 @ti.func
@@ -113,12 +116,13 @@ def shift_jet(e, s, ds, e_t, s_t, u, rc, ec, sc, ec_t, sc_t, shift: ti.template(
     return e, s, ds, e_t, s_t
 
 
-def make_adjoint_row(jet):
+def make_adjoint_row(jet, used=3):
     """The adjoint of one atom's row of the full list (see the module doc), for the pair adjoint
     kernel below and the fused step adjoint (:mod:`diffsim.md.pair_step`): a ``ti.func`` of (i, x,
     xs, fb, fs, peb, vb, os, track, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc, shift,
     multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
-    p0b, p1b, p2b and returns dL/dx_i (a 3-vector; the caller adds it)."""
+    p0b, p1b, p2b (the first ``used`` of them, :data:`JET_PARAMETERS`) and returns dL/dx_i (a
+    3-vector; the caller adds it)."""
 
     @ti.func
     def adjoint_row(i, x: ti.template(), xs, fb: ti.template(), fs, peb: ti.template(), vb: ti.template(), os,
@@ -209,21 +213,25 @@ def make_adjoint_row(jet):
             if ti.static(multi):
                 p0b[i, p] += 0.5 * t[0]
                 p1b[i, p] += 0.5 * t[1]
-                p2b[i, p] += 0.5 * t[2]
+                if ti.static(used > 2):
+                    p2b[i, p] += 0.5 * t[2]
             else:
-                tbar += t
+                for a in ti.static(range(used)):
+                    tbar[a] += t[a]
         if ti.static(not multi):
             p0b[i, 0] += 0.5 * tbar[0]
             p1b[i, 0] += 0.5 * tbar[1]
-            p2b[i, 0] += 0.5 * tbar[2]
+            if ti.static(used > 2):
+                p2b[i, 0] += 0.5 * tbar[2]
         return xbar
 
     return adjoint_row
 
 
-def make_pair_adjoint(jet):
-    """The adjoint kernel of one pair function (its jet, see :data:`JETS`)."""
-    adjoint_row = make_adjoint_row(jet)
+def make_pair_adjoint(jet, used=3):
+    """The adjoint kernel of one pair function (its jet, see :data:`JETS`, reading ``used``
+    parameters, :data:`JET_PARAMETERS`)."""
+    adjoint_row = make_adjoint_row(jet, used)
 
     @ti.kernel
     def pair_forces_adjoint(x: _A3, xs: ti.i32, fb: _A3, fs: ti.i32, peb: _A2, vb: _A3, os: ti.i32,

@@ -34,7 +34,7 @@ import taichi as ti
 
 from ..compat import launch_kernel
 from .integrators import C1, C2, DT, FTM, KT, _drift
-from .pair_adjoint import JETS, make_adjoint_row
+from .pair_adjoint import JET_PARAMETERS, JETS, make_adjoint_row
 from .potentials import _PAIR_FUNCS, make_full_row
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -123,8 +123,8 @@ def _make_steps(pair, K):
     return pair_steps
 
 
-def _make_steps_adjoint(jet, K):
-    adjoint_row = make_adjoint_row(jet)
+def _make_steps_adjoint(jet, used, K):
+    adjoint_row = make_adjoint_row(jet, used)
 
     @ti.func
     def step_atom_adjoint(i, x: ti.template(), s, pair, drift, close, inv_m: ti.template(), cs: ti.template(), mode,
@@ -199,7 +199,7 @@ def _kernels(kind):
     key = (kind, STEPS_PER_LAUNCH)
     if key not in _KERNELS:
         _KERNELS[key] = (_make_steps(_PAIR_FUNCS[kind], STEPS_PER_LAUNCH),
-                         _make_steps_adjoint(JETS[kind], STEPS_PER_LAUNCH))
+                         _make_steps_adjoint(JETS[kind], JET_PARAMETERS[kind], STEPS_PER_LAUNCH))
     return _KERNELS[key]
 
 
