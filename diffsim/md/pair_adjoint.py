@@ -119,28 +119,30 @@ def shift_jet(e, s, ds, e_t, s_t, u, rc, ec, sc, ec_t, sc_t, shift: ti.template(
 def make_adjoint_row(jet, used=3):
     """The adjoint of one atom's row of the full list (see the module doc), for the pair adjoint
     kernel below and the fused step adjoint (:mod:`diffsim.md.pair_step`): a ``ti.func`` of (i, x,
-    xs, fb, fs, peb, vb, os, track, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc, shift,
-    multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
+    xs, fb, fs, peb, vb, os, track, virial, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc,
+    shift, multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
     p0b, p1b, p2b (the first ``used`` of them, :data:`JET_PARAMETERS`) and returns dL/dx_i (a
-    3-vector; the caller adds it)."""
+    3-vector; the caller adds it). With ``track`` it reads the energy adjoints peb and, with
+    ``virial`` too, the virial adjoints vb (without: they are known to be zeros, and the terms
+    they enter add exact zeros)."""
 
     @ti.func
     def adjoint_row(i, x: ti.template(), xs, fb: ti.template(), fs, peb: ti.template(), vb: ti.template(), os,
-                    track: ti.template(), types: ti.template(), c, boxes: ti.template(), tilted: ti.template(),
-                    pidx: ti.template(), nbr: ti.template(), nnb: ti.template(), p0: ti.template(),
-                    p1: ti.template(), p2: ti.template(), rc: ti.template(), shift: ti.template(),
-                    multi: ti.template(), tensor: ti.template(), p0b: ti.template(), p1b: ti.template(),
-                    p2b: ti.template()):
+                    track: ti.template(), virial: ti.template(), types: ti.template(), c, boxes: ti.template(),
+                    tilted: ti.template(), pidx: ti.template(), nbr: ti.template(), nnb: ti.template(),
+                    p0: ti.template(), p1: ti.template(), p2: ti.template(), rc: ti.template(),
+                    shift: ti.template(), multi: ti.template(), tensor: ti.template(), p0b: ti.template(),
+                    p1b: ti.template(), p2b: ti.template()):
         xi = ti.Vector([x[xs, i, 0], x[xs, i, 1], x[xs, i, 2]])
         fbi = ti.Vector([fb[fs, i, 0], fb[fs, i, 1], fb[fs, i, 2]])
         pbi = 0.0
         vbi = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         if ti.static(track):
             pbi = peb[os, i]
-            if ti.static(tensor):
+            if ti.static(virial and tensor):
                 vbi = ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
                                  vb[os, i, 5]])
-            else:
+            elif ti.static(virial):
                 vbi[0] = vb[os, i, 0]
         # type pair 0's parameters, cutoff and cutoff jet in registers (multi: per pair below)
         a0 = p0[i, 0]
@@ -194,7 +196,7 @@ def make_adjoint_row(jet, used=3):
             pb = 0.0
             if ti.static(track):
                 pb = 0.5 * (pbi + peb[os, j])
-                if ti.static(tensor):
+                if ti.static(virial and tensor):
                     v0 = 0.5 * (vbi[0] + vb[os, j, 0])
                     v1 = 0.5 * (vbi[1] + vb[os, j, 1])
                     v2 = 0.5 * (vbi[2] + vb[os, j, 2])
@@ -204,7 +206,7 @@ def make_adjoint_row(jet, used=3):
                     gw += v0 * d0 * d0 + v1 * d1 * d1 + v2 * d2 * d2 + v3 * d0 * d1 + v4 * d0 * d2 + v5 * d1 * d2
                     g += ti.Vector([2.0 * v0 * d0 + v3 * d1 + v4 * d2, 2.0 * v1 * d1 + v3 * d0 + v5 * d2,
                                     2.0 * v2 * d2 + v4 * d0 + v5 * d1])
-                else:
+                elif ti.static(virial):
                     v0 = 0.5 * (vbi[0] + vb[os, j, 0])
                     gw += v0 * u
                     g += 2.0 * v0 * d
@@ -243,7 +245,7 @@ def make_pair_adjoint(jet, used=3):
         tensor or, without ``tensor``, the trace); (nbr, nnb) is the full list, the other
         arguments are the pair kernel's (:func:`~diffsim.md.potentials._make_pair_kernel`)."""
         for i in range(x.shape[1]):
-            xbar = adjoint_row(i, x, xs, fb, fs, peb, vb, os, track, types, cfg[i], boxes, tilted, pidx, nbr, nnb,
+            xbar = adjoint_row(i, x, xs, fb, fs, peb, vb, os, track, track, types, cfg[i], boxes, tilted, pidx, nbr, nnb,
                                p0, p1, p2, rc, shift, multi, tensor, p0b, p1b, p2b)
             for k in ti.static(range(3)):
                 xb[xs, i, k] += xbar[k]
