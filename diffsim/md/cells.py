@@ -38,6 +38,7 @@ Needs one periodic box at least 2.5 list radii wide on every axis (the
 import numpy as np
 import taichi as ti
 
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import config
 
@@ -932,7 +933,7 @@ class FullNeighborList(ImageCodedList):
         (:func:`_tape_lists`); returns (longest half row, longest full row). The half list is cut
         where a row outgrows ``nbr`` (call again with larger arrays), the full one not made then."""
         while True:
-            most, most_full, bad = (int(v) for v in _tape_lists(
+            most, most_full, bad = (int(v) for v in launch_kernel(_tape_lists,
                 x, slot, self.box, self.nc, binnable_boxes(), self.cell_of, self.count, self.start, self.fill,
                 self.atoms, self.xs, ref, self.rl * self.rl, self.nbr, self.nhome, self.nimage, nbr, nnb, full,
                 nfull))

@@ -21,6 +21,7 @@ Two builders:
 import numpy as np
 import taichi as ti
 
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import config
 from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows, pad_row
@@ -263,7 +264,7 @@ class NeighborList:
         it came from into ``kept`` = (rows (n, width) int32 with width :meth:`kept_shape`'s,
         row lengths (n,) int32, positions (n, 3)), in one launch."""
         full, nfull = self.full_list()
-        _keep_full(x, slot, full, nfull, *kept)
+        launch_kernel(_keep_full, x, slot, full, nfull, *kept)
 
     def restore_kept(self, kept, x, slot, check) -> bool:
         """Make the full twin the one :meth:`keep` copied into ``kept``, in one launch; with
@@ -275,7 +276,7 @@ class NeighborList:
         full = self._full
         if full is None or kept[0].shape[1] > full[0].shape[1]:
             return False
-        if not int(_restore_full(x, slot, int(bool(check)), *kept, *full, self.ref)):
+        if not int(launch_kernel(_restore_full, x, slot, int(bool(check)), *kept, *full, self.ref)):
             return False
         self._full_of = self.builds
         self.half_current = False
