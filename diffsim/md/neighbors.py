@@ -21,9 +21,10 @@ Two builders:
 import numpy as np
 import taichi as ti
 
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import config
-from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows
+from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows, pad_row
 from .space import cell_rows, check_cutoff, displacement, min_image_np
 from .tricells import TriclinicCells, bins_per_axis
 
@@ -92,9 +93,10 @@ def _keep_full(x: _A3, s: ti.i32, full: _A2, nfull: _A1, kept_full: _A2, kept_nf
 @ti.kernel
 def _restore_full(x: _A3, s: ti.i32, check: ti.i32, kept_full: _A2, kept_nfull: _A1, kept_x: _A2, full: _A2,
                   nfull: _A1, ref: _A2) -> ti.i32:
-    """The inverse of :func:`_keep_full` into (``full``, ``nfull``); with ``check`` only if x[s]
-    equals the kept positions exactly (returns 0 and copies nothing otherwise), and then ref =
-    x[s] too. Serial, on the calling thread."""
+    """The inverse of :func:`_keep_full` into (``full``, ``nfull``), rows padded as
+    :func:`~diffsim.md.cells.mirror_rows` pads them; with ``check`` only if x[s] equals the kept
+    positions exactly (returns 0 and copies nothing otherwise), and then ref = x[s] too. Serial,
+    on the calling thread."""
     same = 1
     ti.loop_config(serialize=True)
     for _ in range(1):
@@ -109,6 +111,7 @@ def _restore_full(x: _A3, s: ti.i32, check: ti.i32, kept_full: _A2, kept_nfull: 
                 nfull[i] = m
                 for k in range(m):
                     full[i, k] = kept_full[i, k]
+                pad_row(full, i, m)
                 if check != 0:
                     for c in ti.static(range(3)):
                         ref[i, c] = x[s, i, c]
@@ -261,7 +264,7 @@ class NeighborList:
         it came from into ``kept`` = (rows (n, width) int32 with width :meth:`kept_shape`'s,
         row lengths (n,) int32, positions (n, 3)), in one launch."""
         full, nfull = self.full_list()
-        _keep_full(x, slot, full, nfull, *kept)
+        launch_kernel(_keep_full, x, slot, full, nfull, *kept)
 
     def restore_kept(self, kept, x, slot, check) -> bool:
         """Make the full twin the one :meth:`keep` copied into ``kept``, in one launch; with
@@ -273,7 +276,7 @@ class NeighborList:
         full = self._full
         if full is None or kept[0].shape[1] > full[0].shape[1]:
             return False
-        if not int(_restore_full(x, slot, int(bool(check)), *kept, *full, self.ref)):
+        if not int(launch_kernel(_restore_full, x, slot, int(bool(check)), *kept, *full, self.ref)):
             return False
         self._full_of = self.builds
         self.half_current = False

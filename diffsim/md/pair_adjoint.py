@@ -31,6 +31,7 @@ cutoff transform (:class:`~diffsim.md.terms.Shift`) to a jet, from the jet at rc
 
 import taichi as ti
 
+from .cells import padded_length
 from .space import fold, min_image_scaled
 from .terms import Shift
 
@@ -90,6 +91,9 @@ def soft_jet(u, eps, sig, n):
 
 
 JETS = {"lj": lj_jet, "morse": morse_jet, "soft": soft_jet}
+#: how many of the three parameter slots each pair function reads: LJ's third derivatives are
+#: zeros, which the adjoint does not sum (a product with a zero is not folded away under IEEE rules)
+JET_PARAMETERS = {"lj": 2, "morse": 3, "soft": 3}
 
 
 @ti.func
@@ -112,30 +116,33 @@ def shift_jet(e, s, ds, e_t, s_t, u, rc, ec, sc, ec_t, sc_t, shift: ti.template(
     return e, s, ds, e_t, s_t
 
 
-def make_adjoint_row(jet):
+def make_adjoint_row(jet, used=3):
     """The adjoint of one atom's row of the full list (see the module doc), for the pair adjoint
     kernel below and the fused step adjoint (:mod:`diffsim.md.pair_step`): a ``ti.func`` of (i, x,
-    xs, fb, fs, peb, vb, os, track, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc, shift,
-    multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
-    p0b, p1b, p2b and returns dL/dx_i (a 3-vector; the caller adds it)."""
+    xs, fb, fs, peb, vb, os, track, virial, types, c, boxes, tilted, pidx, nbr, nnb, p0, p1, p2, rc,
+    shift, multi, tensor, p0b, p1b, p2b) that adds half of each pair's dL/dtheta into atom i's rows of
+    p0b, p1b, p2b (the first ``used`` of them, :data:`JET_PARAMETERS`) and returns dL/dx_i (a
+    3-vector; the caller adds it). With ``track`` it reads the energy adjoints peb and, with
+    ``virial`` too, the virial adjoints vb (without: they are known to be zeros, and the terms
+    they enter add exact zeros)."""
 
     @ti.func
     def adjoint_row(i, x: ti.template(), xs, fb: ti.template(), fs, peb: ti.template(), vb: ti.template(), os,
-                    track: ti.template(), types: ti.template(), c, boxes: ti.template(), tilted: ti.template(),
-                    pidx: ti.template(), nbr: ti.template(), nnb: ti.template(), p0: ti.template(),
-                    p1: ti.template(), p2: ti.template(), rc: ti.template(), shift: ti.template(),
-                    multi: ti.template(), tensor: ti.template(), p0b: ti.template(), p1b: ti.template(),
-                    p2b: ti.template()):
+                    track: ti.template(), virial: ti.template(), types: ti.template(), c, boxes: ti.template(),
+                    tilted: ti.template(), pidx: ti.template(), nbr: ti.template(), nnb: ti.template(),
+                    p0: ti.template(), p1: ti.template(), p2: ti.template(), rc: ti.template(),
+                    shift: ti.template(), multi: ti.template(), tensor: ti.template(), p0b: ti.template(),
+                    p1b: ti.template(), p2b: ti.template()):
         xi = ti.Vector([x[xs, i, 0], x[xs, i, 1], x[xs, i, 2]])
         fbi = ti.Vector([fb[fs, i, 0], fb[fs, i, 1], fb[fs, i, 2]])
         pbi = 0.0
         vbi = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         if ti.static(track):
             pbi = peb[os, i]
-            if ti.static(tensor):
+            if ti.static(virial and tensor):
                 vbi = ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
                                  vb[os, i, 5]])
-            else:
+            elif ti.static(virial):
                 vbi[0] = vb[os, i, 0]
         # type pair 0's parameters, cutoff and cutoff jet in registers (multi: per pair below)
         a0 = p0[i, 0]
@@ -151,7 +158,8 @@ def make_adjoint_row(jet):
         i2 = 1.0 / ti.max(l2, 1e-30)
         xbar = ti.Vector([0.0, 0.0, 0.0])
         tbar = ti.Vector([0.0, 0.0, 0.0])
-        for q in range(nnb[i]):
+        # the row with its pads (j = i, see diffsim.md.cells.ROW_PAD): whole vector iterations
+        for q in range(padded_length(nnb[i], nbr.shape[1])):
             j = nbr[i, q]
             e0 = xi[0] - x[xs, j, 0]
             e1 = xi[1] - x[xs, j, 1]
@@ -172,6 +180,8 @@ def make_adjoint_row(jet):
                 rcp = rc[p]
                 if ti.static(shift != Shift.NONE):
                     ec, sc, _dc, ec_t, sc_t = jet(rcp * rcp, a0, a1, a2)
+            # a pad (j = i, d = 0) is evaluated beyond the cutoff, where every term is masked
+            u = ti.select(j == i, 4.0 * rcp * rcp, u)
             # every listed pair is evaluated and those beyond the cutoff are masked (all
             # their terms exact zeros): no branch, which halved this kernel's time
             e, s, ds, e_t, s_t = jet(u, a0, a1, a2)
@@ -186,7 +196,7 @@ def make_adjoint_row(jet):
             pb = 0.0
             if ti.static(track):
                 pb = 0.5 * (pbi + peb[os, j])
-                if ti.static(tensor):
+                if ti.static(virial and tensor):
                     v0 = 0.5 * (vbi[0] + vb[os, j, 0])
                     v1 = 0.5 * (vbi[1] + vb[os, j, 1])
                     v2 = 0.5 * (vbi[2] + vb[os, j, 2])
@@ -196,7 +206,7 @@ def make_adjoint_row(jet):
                     gw += v0 * d0 * d0 + v1 * d1 * d1 + v2 * d2 * d2 + v3 * d0 * d1 + v4 * d0 * d2 + v5 * d1 * d2
                     g += ti.Vector([2.0 * v0 * d0 + v3 * d1 + v4 * d2, 2.0 * v1 * d1 + v3 * d0 + v5 * d2,
                                     2.0 * v2 * d2 + v4 * d0 + v5 * d1])
-                else:
+                elif ti.static(virial):
                     v0 = 0.5 * (vbi[0] + vb[os, j, 0])
                     gw += v0 * u
                     g += 2.0 * v0 * d
@@ -205,21 +215,25 @@ def make_adjoint_row(jet):
             if ti.static(multi):
                 p0b[i, p] += 0.5 * t[0]
                 p1b[i, p] += 0.5 * t[1]
-                p2b[i, p] += 0.5 * t[2]
+                if ti.static(used > 2):
+                    p2b[i, p] += 0.5 * t[2]
             else:
-                tbar += t
+                for a in ti.static(range(used)):
+                    tbar[a] += t[a]
         if ti.static(not multi):
             p0b[i, 0] += 0.5 * tbar[0]
             p1b[i, 0] += 0.5 * tbar[1]
-            p2b[i, 0] += 0.5 * tbar[2]
+            if ti.static(used > 2):
+                p2b[i, 0] += 0.5 * tbar[2]
         return xbar
 
     return adjoint_row
 
 
-def make_pair_adjoint(jet):
-    """The adjoint kernel of one pair function (its jet, see :data:`JETS`)."""
-    adjoint_row = make_adjoint_row(jet)
+def make_pair_adjoint(jet, used=3):
+    """The adjoint kernel of one pair function (its jet, see :data:`JETS`, reading ``used``
+    parameters, :data:`JET_PARAMETERS`)."""
+    adjoint_row = make_adjoint_row(jet, used)
 
     @ti.kernel
     def pair_forces_adjoint(x: _A3, xs: ti.i32, fb: _A3, fs: ti.i32, peb: _A2, vb: _A3, os: ti.i32,
@@ -231,7 +245,7 @@ def make_pair_adjoint(jet):
         tensor or, without ``tensor``, the trace); (nbr, nnb) is the full list, the other
         arguments are the pair kernel's (:func:`~diffsim.md.potentials._make_pair_kernel`)."""
         for i in range(x.shape[1]):
-            xbar = adjoint_row(i, x, xs, fb, fs, peb, vb, os, track, types, cfg[i], boxes, tilted, pidx, nbr, nnb,
+            xbar = adjoint_row(i, x, xs, fb, fs, peb, vb, os, track, track, types, cfg[i], boxes, tilted, pidx, nbr, nnb,
                                p0, p1, p2, rc, shift, multi, tensor, p0b, p1b, p2b)
             for k in ti.static(range(3)):
                 xb[xs, i, k] += xbar[k]

@@ -28,7 +28,7 @@ from ..runtime import config
 from ..tape import launch
 from .bonded import HarmonicAngle, HarmonicBond, angle_forces, bond_forces  # noqa: F401 (names of this module before)
 from .gather import T0, T1, T2, TEC, TRC, TSC, _make_gather_kernel, _make_table_kernel, make_gather_row  # noqa: F401
-from .pair_adjoint import JETS, make_pair_adjoint
+from .pair_adjoint import JET_PARAMETERS, JETS, make_pair_adjoint
 from .rows import RowParameters
 from .space import displacement, fold, min_image_scaled
 from .terms import (  # noqa: F401 (names of this module before)
@@ -245,7 +245,7 @@ def _kernel(form, kind):
     """The kernel of one ``form`` ("newton", "gather", "table", "full" or "adjoint") for one potential ``kind``."""
     if (form, kind) not in _KERNELS:
         if form == "adjoint":
-            _KERNELS[form, kind] = make_pair_adjoint(JETS[kind])
+            _KERNELS[form, kind] = make_pair_adjoint(JETS[kind], JET_PARAMETERS[kind])
         else:
             make = {"newton": _make_pair_kernel, "gather": _make_gather_kernel, "table": _make_table_kernel,
                     "full": _make_full_gather_kernel}[form]

@@ -100,3 +100,49 @@ def test_fused_step_schedules_agree_bitwise(monkeypatch):
     for name in ("epsilon", "sigma"):
         assert np.array_equal(a.params[name], b.params[name])
     assert np.array_equal(a.state0["x"], b.state0["x"])
+
+
+def test_virial_adjoints_are_read_in_the_segments_a_cost_seeds(monkeypatch):
+    """The fused adjoint skips the virial's adjoints in a segment where nothing seeded them
+    (pair_step._seeded); a Python cost reading the virial at one step inside the second segment
+    seeds them there only, and the gradient stays the separate launches' (which always read them)."""
+    from diffsim.costs import NumpyCost
+
+    system = _system("nve")
+    system = MDSystem(system.model, system.ff, dt=system.dt, segment=7, observe=("energy",), costs=system.costs)
+
+    def total(s, t):
+        return float(s["vir"].sum())
+
+    def total_grad(s, t):
+        return {"vir": np.ones_like(s["vir"])}
+
+    seeded = []
+    check = pair_step_module._seeded
+
+    def counted(*args):
+        seeded.append(int(check(*args)))
+        return seeded[-1]
+
+    def run(fused):
+        with monkeypatch.context() as m:
+            m.setattr(pair_step_module, "_seeded", counted)
+            if not fused:
+                m.setattr(MDSystem, "_fuses", lambda self: False)
+            ro = Rollout(system, 24, StoreAll(), costs=[NumpyCost(total, total_grad, fields="vir", steps=10)])
+            return ro.forward(), ro.backward()
+
+    ref_loss, ref = run(False)
+    assert not seeded
+    loss, g = run(True)
+    assert sorted(seeded) == [0, 0, 0, 1]  # four segments of 7, 7, 7 and 3 steps: the second is seeded
+    assert loss == pytest.approx(ref_loss, rel=1e-13, abs=0.0)
+    for name in ("epsilon", "sigma"):
+        scale = np.abs(ref.params[name]).max()
+        np.testing.assert_allclose(g.params[name], ref.params[name], rtol=0, atol=1e-12 * scale)
+    for name in ("x", "v"):
+        scale = np.abs(ref.state0[name]).max()
+        np.testing.assert_allclose(g.state0[name], ref.state0[name], rtol=0, atol=1e-12 * scale)
+    # and the virial's seed matters: without it the gradient differs
+    _, plain = _gradient(system, StoreAll(), True, monkeypatch)
+    assert not np.allclose(plain.params["sigma"], g.params["sigma"], rtol=1e-6)
