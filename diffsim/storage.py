@@ -293,13 +293,13 @@ def add_slots(src, i: int, dst, j: int, count: int = 1) -> None:
 def write_slot(values: np.ndarray, dst, j: int) -> None:
     """dst[j] = values, a NumPy array of the per-slot shape in the storage's precision
     (``config().numpy_real``): one launch, no intermediate ndarray."""
-    _ops(dst, _per_slot(dst))[4](np.ascontiguousarray(values, dtype=config().numpy_real), dst, j)
+    launch_kernel(_ops(dst, _per_slot(dst))[4], np.ascontiguousarray(values, dtype=config().numpy_real), dst, j)
 
 
 def read_slot(src, i: int) -> np.ndarray:
     """src[i] as a new float64 NumPy array: one launch, no intermediate ndarray."""
     out = np.empty(tuple(src.shape[1:]), dtype=config().numpy_real)
-    _ops(src, _per_slot(src))[5](src, i, out)
+    launch_kernel(_ops(src, _per_slot(src))[5], src, i, out)
     return out.astype(np.float64, copy=False)
 
 
@@ -307,7 +307,7 @@ def clear(a) -> None:
     """a[...] = 0 for a whole real ndarray of any shape (e.g. a parameter's gradient): one serial
     launch when it is small, else Taichi's own parallel ``fill``."""
     if isinstance(a, ti.ScalarNdarray) and math.prod(a.shape) < SERIAL_BELOW:
-        _clear_serial(a)
+        launch_kernel(_clear_serial, a)
     else:
         a.fill(0)
 
@@ -317,7 +317,7 @@ def to_numpy(a) -> np.ndarray:
     if not isinstance(a, ti.ScalarNdarray):
         return a.to_numpy().astype(np.float64, copy=False)
     out = np.empty(tuple(a.shape), dtype=config().numpy_real)
-    _WHOLE_COPY[math.prod(a.shape) < SERIAL_BELOW](a, out)
+    launch_kernel(_WHOLE_COPY[math.prod(a.shape) < SERIAL_BELOW], a, out)
     return out.astype(np.float64, copy=False)
 
 
@@ -329,7 +329,7 @@ def from_numpy(values: np.ndarray, a) -> None:
     values = np.ascontiguousarray(values, dtype=config().numpy_real)
     if values.shape != tuple(a.shape):
         raise ValueError(f"an array of shape {values.shape} cannot fill storage of shape {tuple(a.shape)}")
-    _WHOLE_COPY[values.size < SERIAL_BELOW](values, a)
+    launch_kernel(_WHOLE_COPY[values.size < SERIAL_BELOW], values, a)
 
 
 def slots(shape: tuple, count: int, needs_grad: bool):

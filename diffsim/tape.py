@@ -31,7 +31,7 @@ import taichi as ti
 
 from . import storage
 from .checkpointing import Binomial, StoreAll, revolve, snapshots_for_budget
-from .compat import compile_options, launch_kernel
+from .compat import launch_kernel, launch_kernel_under
 from .errors import ConfigError, DiffsimError, SimulationDiverged
 from .progress import progress_bar
 from .runtime import config
@@ -90,8 +90,7 @@ class LeanAdjoint:
         if not self.lean:
             launch_kernel(self.kernel.grad, *args)
             return
-        with compile_options(**self.options):
-            launch_kernel(self.kernel.grad, *args)
+        launch_kernel_under(self.options, self.kernel.grad, *args)
 
 
 def lean_launch(kernel, *args, options: dict | None = None) -> Launch:
@@ -734,9 +733,14 @@ class Rollout:
         beyond the field's plausible magnitude, or None: ``_first_bad`` of slot 0, in NumPy."""
         real = config().numpy_real
         for name in self.x:
-            with np.errstate(over="ignore", invalid="ignore"):
-                value = np.abs(self.state0[name].astype(real))
-            if not np.all(np.isfinite(value) & (value <= self.limits.get(name, math.inf))):
+            value = self.state0[name]
+            if value.dtype != real:
+                with np.errstate(over="ignore"):  # a float64 beyond float32's range is an Inf as stored
+                    value = value.astype(real)
+            if value.size == 0:
+                continue
+            largest = np.abs(value).max()  # NaN when any entry is NaN: fails both tests below
+            if not (largest < math.inf and largest <= self.limits.get(name, math.inf)):
                 return name
         return None
 
