@@ -155,11 +155,11 @@ class _Prepared:
     from them (Taichi's launcher rewrites a context's array entries when it launches, so a context
     is not launched twice) and sets the numbers."""
 
-    __slots__ = ("prog", "kernel", "compiled", "arrays", "scalars", "positions")
+    __slots__ = ("prog", "kernel", "compiled", "arrays", "scalars", "positions", "numpy")
 
-    def __init__(self, prog, kernel, compiled, arrays, scalars, positions):
+    def __init__(self, prog, kernel, compiled, arrays, scalars, positions, numpy):
         self.prog, self.kernel, self.compiled, self.arrays = prog, kernel, compiled, arrays
-        self.scalars, self.positions = scalars, positions
+        self.scalars, self.positions, self.numpy = scalars, positions, numpy
 
 
 def _taichi_kernel(kernel):
@@ -182,15 +182,18 @@ launched under other options is another launch (Taichi compiles it under those).
 def _plan(k):
     """Per argument of the kernel ``k``, what the fast path does with it (template value, real or
     signed whole number, ndarray or C-contiguous NumPy array, ndarray only), with the scalars'
-    (slot, cast) and their positions in ``args``: worked out once per kernel from its
-    annotations; None when an argument is of another kind."""
+    (slot, cast) and their positions in ``args``, and the positions of the arrays and of the
+    template values: worked out once per kernel from its annotations; None when an argument is
+    of another kind."""
     plan = getattr(k, "_diffsim_plan", False)
     if plan is False:
         codes, scalars, positions, slot = [], [], [], 0
+        arrays, templates = [], []
         for i, arg in enumerate(k.arguments):
             need = arg.annotation
             if isinstance(need, _kernel_impl.template):
                 codes.append(_TEMPLATE)
+                templates.append(i)
                 continue
             if id(need) in _primitive_types.real_type_ids:
                 codes.append(_REAL)
@@ -205,11 +208,13 @@ def _plan(k):
                 # vector or matrix element has Taichi strip the element axes: its own call does it)
                 plain = need.dtype is None or id(need.dtype) in _primitive_types.type_ids
                 codes.append(_ARRAY if plain else _NDARRAY)
+                arrays.append(i)
             else:
                 codes = None
                 break
             slot += 1
-        plan = None if codes is None else (tuple(codes), tuple(scalars), tuple(positions))
+        plan = None if codes is None else (tuple(codes), tuple(scalars), tuple(positions), tuple(arrays),
+                                           tuple(templates))
         k._diffsim_plan = plan
     return plan
 
@@ -223,7 +228,9 @@ def _signature(k, args, options_key):
     plan = _plan(k)
     if plan is None or len(args) != len(plan[0]) or k.has_print:
         return None
-    key, arrays, externals, slot = [id(k), options_key], [], [], 0
+    # the key: kernel, options, then the arrays in order, then the template values in order (the
+    # order _launch's quick key has, so that a launch on ndarrays only is found by either)
+    key, templates, arrays, externals, slot = [id(k), options_key], [], [], [], 0
     for code, value in zip(plan[0], args):
         if code is _ARRAY or code is _NDARRAY:
             if isinstance(value, _Ndarray):
@@ -238,7 +245,7 @@ def _signature(k, args, options_key):
             if isinstance(value, (_Ndarray, np.ndarray)):
                 return None
             try:
-                key.append((type(value), value, hash(value)))
+                templates.append((type(value), value, hash(value)))
             except TypeError:
                 return None
             continue
@@ -248,7 +255,19 @@ def _signature(k, args, options_key):
         elif not isinstance(value, _WHOLE):
             return None
         slot += 1
-    return tuple(key), arrays, externals
+    return tuple(key + templates), arrays, externals
+
+
+def _numbers_fit(plan, args) -> bool:
+    """Whether every number argument is of a kind the kernel takes (as :func:`_signature` checks)."""
+    for (_, cast), i in zip(plan[1], plan[2]):
+        value = args[i]
+        if cast is float:
+            if not isinstance(value, _NUMBERS) or isinstance(value, bool):
+                return False
+        elif not isinstance(value, _WHOLE):
+            return False
+    return True
 
 
 def _nothing_to_materialize(runtime) -> bool:
@@ -301,13 +320,30 @@ def _launch(kernel, args, options_key, cold=True):
     runtime = _impl.get_runtime()
     if k is None or runtime.target_tape is not None or runtime.fwd_mode_manager is not None:
         return kernel(*args) if cold else _MISSED
-    signature = _signature(k, args, options_key)
-    if signature is None:
-        return kernel(*args) if cold else _MISSED
-    key, arrays, externals = signature
-    entry = _prepared.get(key)
-    if entry is not None and entry.prog is runtime.prog and all(ref() is a for (_, ref, _, _), (_, a) in
-                                                                 zip(entry.arrays, arrays)):
+    plan = _plan(k)
+    entry = None
+    if plan is not None and len(args) == len(plan[0]):
+        # the quick key: a launch on ndarrays only (the tape's) is found without _signature's
+        # pass over every argument; what it skips is checked on the entry found
+        try:
+            entry = _prepared.get((id(k), options_key, *[id(args[i]) for i in plan[3]],
+                                   *[(type(args[i]), args[i], hash(args[i])) for i in plan[4]]))
+        except TypeError:
+            entry = None
+    if (entry is not None and not entry.numpy and entry.prog is runtime.prog
+            and all(ref() is args[i] for (_, ref, _, _), i in zip(entry.arrays, plan[3]))
+            and _numbers_fit(plan, args)):
+        externals = ()
+    else:
+        signature = _signature(k, args, options_key)
+        if signature is None:
+            return kernel(*args) if cold else _MISSED
+        key, arrays, externals = signature
+        entry = _prepared.get(key)
+        if entry is not None and not (entry.prog is runtime.prog and all(
+                ref() is a for (_, ref, _, _), (_, a) in zip(entry.arrays, arrays))):
+            entry = None
+    if entry is not None:
         if not _nothing_to_materialize(runtime):
             runtime.materialize()
         context = entry.kernel.make_launch_context()
@@ -342,7 +378,7 @@ def _launch(kernel, args, options_key, cold=True):
     if len(_prepared) >= _LAUNCHES_KEPT:
         del _prepared[next(iter(_prepared))]
     handles = [(slot, weakref.ref(a), a.arr, None if a.grad is None else a.grad.arr) for slot, a in arrays]
-    _prepared[key] = _Prepared(prog, t_kernel, compiled, handles, _plan(k)[1], _plan(k)[2])
+    _prepared[key] = _Prepared(prog, t_kernel, compiled, handles, plan[1], plan[2], bool(externals))
     return result
 
 
