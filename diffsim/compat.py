@@ -307,7 +307,9 @@ def launch_kernel_under(options: dict, kernel, *args):
 
 
 def _options_key_of(options: dict) -> tuple:
-    return tuple(sorted({**dict(_options_key), **options}.items()))
+    """The key of the options now in force with ``options`` set over them: (name, repr(value))
+    pairs, sorted (a value need not be hashable)."""
+    return tuple(sorted({**dict(_options_key), **{name: repr(v) for name, v in options.items()}}.items()))
 
 
 _MISSED = object()
