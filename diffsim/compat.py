@@ -155,10 +155,11 @@ class _Prepared:
     from them (Taichi's launcher rewrites a context's array entries when it launches, so a context
     is not launched twice) and sets the numbers."""
 
-    __slots__ = ("prog", "kernel", "arrays", "scalars")
+    __slots__ = ("prog", "kernel", "compiled", "arrays", "scalars", "positions", "numpy")
 
-    def __init__(self, prog, kernel, arrays, scalars):
-        self.prog, self.kernel, self.arrays, self.scalars = prog, kernel, arrays, scalars
+    def __init__(self, prog, kernel, compiled, arrays, scalars, positions, numpy):
+        self.prog, self.kernel, self.compiled, self.arrays = prog, kernel, compiled, arrays
+        self.scalars, self.positions, self.numpy = scalars, positions, numpy
 
 
 def _taichi_kernel(kernel):
@@ -170,22 +171,29 @@ def _taichi_kernel(kernel):
     return None
 
 
-_TEMPLATE, _REAL, _INT, _ARRAY = range(4)
+_TEMPLATE, _REAL, _INT, _ARRAY, _NDARRAY = range(5)
 _NUMBERS = (float, int, np.floating, np.integer)
 _WHOLE = (int, np.integer)
+_options_key = ()
+"""The compile options :func:`compile_options` holds now, part of a kept launch's key: a kernel
+launched under other options is another launch (Taichi compiles it under those)."""
 
 
 def _plan(k):
     """Per argument of the kernel ``k``, what the fast path does with it (template value, real or
-    signed whole number, ndarray), with the scalars' (slot, cast) and their positions in ``args``:
-    worked out once per kernel from its annotations; None when an argument is of another kind."""
+    signed whole number, ndarray or C-contiguous NumPy array, ndarray only), with the scalars'
+    (slot, cast) and their positions in ``args``, and the positions of the arrays and of the
+    template values: worked out once per kernel from its annotations; None when an argument is
+    of another kind."""
     plan = getattr(k, "_diffsim_plan", False)
     if plan is False:
         codes, scalars, positions, slot = [], [], [], 0
+        arrays, templates = [], []
         for i, arg in enumerate(k.arguments):
             need = arg.annotation
             if isinstance(need, _kernel_impl.template):
                 codes.append(_TEMPLATE)
+                templates.append(i)
                 continue
             if id(need) in _primitive_types.real_type_ids:
                 codes.append(_REAL)
@@ -196,35 +204,48 @@ def _plan(k):
                 scalars.append((slot, int))
                 positions.append(i)
             elif isinstance(need, _NdarrayType):
-                codes.append(_ARRAY)
+                # a NumPy array is passed by address and shape where the element is a number (a
+                # vector or matrix element has Taichi strip the element axes: its own call does it)
+                plain = need.dtype is None or id(need.dtype) in _primitive_types.type_ids
+                codes.append(_ARRAY if plain else _NDARRAY)
+                arrays.append(i)
             else:
                 codes = None
                 break
             slot += 1
-        plan = None if codes is None else (tuple(codes), tuple(scalars), tuple(positions))
+        plan = None if codes is None else (tuple(codes), tuple(scalars), tuple(positions), tuple(arrays),
+                                           tuple(templates))
         k._diffsim_plan = plan
     return plan
 
 
-def _signature(k, args):
-    """(cache key, ndarray args, scalar setters) for a launch the fast path serves, else None:
-    every argument an ndarray, a whole or real number, or a hashable template value (what each
-    argument must be comes from :func:`_plan`, once per kernel)."""
+def _signature(k, args, options_key):
+    """(cache key, ndarray args, NumPy args) for a launch the fast path serves, else None:
+    every argument an ndarray (or a C-contiguous NumPy array where the kernel takes arrays of
+    numbers), a whole or real number, or a hashable template value (what each argument must be
+    comes from :func:`_plan`, once per kernel). The key holds the ndarrays' ids and the NumPy
+    arrays' dtype and number of axes (what Taichi compiles for), not the NumPy arrays themselves."""
     plan = _plan(k)
     if plan is None or len(args) != len(plan[0]) or k.has_print:
         return None
-    key, arrays, slot = [id(k)], [], 0
+    # the key: kernel, options, then the arrays in order, then the template values in order (the
+    # order _launch's quick key has, so that a launch on ndarrays only is found by either)
+    key, templates, arrays, externals, slot = [id(k), options_key], [], [], [], 0
     for code, value in zip(plan[0], args):
-        if code is _ARRAY:
-            if not isinstance(value, _Ndarray):
+        if code is _ARRAY or code is _NDARRAY:
+            if isinstance(value, _Ndarray):
+                key.append(id(value))
+                arrays.append((slot, value))
+            elif code is _ARRAY and type(value) is np.ndarray and value.flags.c_contiguous:
+                key.append((value.dtype.str, value.ndim))
+                externals.append((slot, value))
+            else:
                 return None
-            key.append(id(value))
-            arrays.append((slot, value))
         elif code is _TEMPLATE:
             if isinstance(value, (_Ndarray, np.ndarray)):
                 return None
             try:
-                key.append((type(value), value, hash(value)))
+                templates.append((type(value), value, hash(value)))
             except TypeError:
                 return None
             continue
@@ -234,52 +255,132 @@ def _signature(k, args):
         elif not isinstance(value, _WHOLE):
             return None
         slot += 1
-    return tuple(key), arrays, plan[1]
+    return tuple(key + templates), arrays, externals
+
+
+def _numbers_fit(plan, args) -> bool:
+    """Whether every number argument is of a kind the kernel takes (as :func:`_signature` checks)."""
+    for (_, cast), i in zip(plan[1], plan[2]):
+        value = args[i]
+        if cast is float:
+            if not isinstance(value, _NUMBERS) or isinstance(value, bool):
+                return False
+        elif not isinstance(value, _WHOLE):
+            return False
+    return True
+
+
+def _nothing_to_materialize(runtime) -> bool:
+    """True when Taichi's ``runtime.materialize()`` before a launch would do nothing: no field
+    declared, placed or left in an unfinished FieldsBuilder since the last one (it then only
+    finalises the root and checks those fields; it costs ~5 us a launch otherwise)."""
+    if (not runtime.materialized or runtime.global_vars or runtime.grad_vars or runtime.dual_vars
+            or runtime.matrix_fields):
+        return False
+    root = _impl._root_fb
+    if not getattr(root, "empty", False):
+        return False
+    builders = runtime.unfinalized_fields_builder
+    return not builders or (len(builders) == 1 and root in builders)
 
 
 def launch_kernel(kernel, *args):
     """``kernel(*args)`` for a ``@ti.kernel`` function or its ``.grad``, faster when the same
     kernel runs again on the same ndarrays (module doc): the first launch goes through Taichi's own
-    call (which compiles), later ones skip its argument checks and key lookup and set the arguments
-    from kept handles. A kernel that prints, any other kind of argument, keyword arguments, a
+    call (which compiles), later ones skip its argument checks, key lookup and compiled-kernel
+    lookup and set the arguments from kept handles (NumPy arrays by their address, as Taichi's
+    call does). A kernel that prints, any other kind of argument, keyword arguments, a
     ``ti.ad.Tape`` or forward-mode scope, and other archs than the CPU take Taichi's own call."""
+    return _launch(kernel, args, _options_key)
+
+
+def launch_kernel_under(options: dict, kernel, *args):
+    """``launch_kernel(kernel, *args)`` compiled and launched under the compile ``options`` (as
+    inside ``compile_options(**options)``), without setting Taichi's config when the launch is
+    kept already (setting and restoring it costs a few us a launch)."""
+    key = _options_key_of(options)
+    result = _launch(kernel, args, key, cold=False)
+    if result is not _MISSED:
+        return result
+    with compile_options(**options):
+        return launch_kernel(kernel, *args)
+
+
+def _options_key_of(options: dict) -> tuple:
+    """The key of the options now in force with ``options`` set over them: (name, repr(value))
+    pairs, sorted (a value need not be hashable)."""
+    return tuple(sorted({**dict(_options_key), **{name: repr(v) for name, v in options.items()}}.items()))
+
+
+_MISSED = object()
+
+
+def _launch(kernel, args, options_key, cold=True):
+    """launch_kernel's work, under the options key given; with ``cold=False`` a launch not kept
+    yet returns ``_MISSED`` instead of going through Taichi's call."""
     k = _taichi_kernel(kernel)
     runtime = _impl.get_runtime()
-    if (k is None or runtime.target_tape is not None or runtime.fwd_mode_manager is not None
-            or runtime.prog.config().arch != ti.cpu):
-        return kernel(*args)
-    signature = _signature(k, args)
-    if signature is None:
-        return kernel(*args)
-    key, arrays, scalars = signature
-    entry = _prepared.get(key)
-    if entry is not None and entry.prog is runtime.prog and all(ref() is a for (_, ref, _, _), (_, a) in
-                                                                 zip(entry.arrays, arrays)):
+    if k is None or runtime.target_tape is not None or runtime.fwd_mode_manager is not None:
+        return kernel(*args) if cold else _MISSED
+    plan = _plan(k)
+    entry = None
+    if plan is not None and len(args) == len(plan[0]):
+        # the quick key: a launch on ndarrays only (the tape's) is found without _signature's
+        # pass over every argument; what it skips is checked on the entry found
+        try:
+            entry = _prepared.get((id(k), options_key, *[id(args[i]) for i in plan[3]],
+                                   *[(type(args[i]), args[i], hash(args[i])) for i in plan[4]]))
+        except TypeError:
+            entry = None
+    if (entry is not None and not entry.numpy and entry.prog is runtime.prog
+            and all(ref() is args[i] for (_, ref, _, _), i in zip(entry.arrays, plan[3]))
+            and _numbers_fit(plan, args)):
+        externals = ()
+    else:
+        signature = _signature(k, args, options_key)
+        if signature is None:
+            return kernel(*args) if cold else _MISSED
+        key, arrays, externals = signature
+        entry = _prepared.get(key)
+        if entry is not None and not (entry.prog is runtime.prog and all(
+                ref() is a for (_, ref, _, _), (_, a) in zip(entry.arrays, arrays))):
+            entry = None
+    if entry is not None:
+        if not _nothing_to_materialize(runtime):
+            runtime.materialize()
         context = entry.kernel.make_launch_context()
         for slot, _, arr, grad in entry.arrays:
             if grad is None:
                 context.set_arg_ndarray((slot,), arr)
             else:
                 context.set_arg_ndarray_with_grad((slot,), arr, grad)
-        for (slot, cast), i in zip(entry.scalars, _plan(k)[2]):
+        for slot, value in externals:
+            context.set_arg_external_array_with_shape((slot,), int(value.ctypes.data), value.nbytes, value.shape, 0)
+        for (slot, cast), i in zip(entry.scalars, entry.positions):
             if cast is float:
                 context.set_arg_float((slot,), float(args[i]))
             else:
                 context.set_arg_int((slot,), int(args[i]))
-        runtime.materialize()
-        prog = runtime.prog  # compile_kernel finds the compiled kernel in Taichi's cache (~1 us)
-        prog.launch_kernel(prog.compile_kernel(prog.config(), prog.get_device_caps(), entry.kernel), context)
+        entry.prog.launch_kernel(entry.compiled, context)
         if k.return_type is None:
             return None
         _kernel_impl.runtime_ops.sync()  # as Taichi's own call does before reading what a kernel returns
         values = [k.construct_kernel_ret(context, rt, (i,)) for i, rt in enumerate(k.return_type)]
         return values[0] if len(values) == 1 else values
+    if not cold:
+        return _MISSED
     result = kernel(*args)  # compiles on the first call; Taichi's own checks and errors
+    prog = runtime.prog
+    if prog.config().arch != ti.cpu:
+        return result
     t_kernel = k.compiled_kernels[k.ensure_compiled(*args)]
+    # the compiled kernel as Taichi's call found it just now (owned by the program, which the
+    # entry is tied to); under other compile options the key differs (``_options_key``)
+    compiled = prog.compile_kernel(prog.config(), prog.get_device_caps(), t_kernel)
     if len(_prepared) >= _LAUNCHES_KEPT:
         del _prepared[next(iter(_prepared))]
     handles = [(slot, weakref.ref(a), a.arr, None if a.grad is None else a.grad.arr) for slot, a in arrays]
-    _prepared[key] = _Prepared(runtime.prog, t_kernel, handles, scalars)
+    _prepared[key] = _Prepared(prog, t_kernel, compiled, handles, plan[1], plan[2], bool(externals))
     return result
 
 
@@ -295,11 +396,15 @@ def compile_options(**options):
     unknown = [name for name in options if not hasattr(cfg, name)]
     if unknown:
         raise ValueError(f"Taichi's compile config has no field {', '.join(unknown)}")
+    global _options_key
     old = {name: getattr(cfg, name) for name in options}
+    old_key = _options_key
     try:
         for name, value in options.items():
             setattr(cfg, name, value)
+        _options_key = _options_key_of(options)
         yield
     finally:
         for name, value in old.items():
             setattr(cfg, name, value)
+        _options_key = old_key

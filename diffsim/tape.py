@@ -31,7 +31,7 @@ import taichi as ti
 
 from . import storage
 from .checkpointing import Binomial, StoreAll, revolve, snapshots_for_budget
-from .compat import compile_options, launch_kernel
+from .compat import launch_kernel, launch_kernel_under
 from .errors import ConfigError, DiffsimError, SimulationDiverged
 from .progress import progress_bar
 from .runtime import config
@@ -90,8 +90,7 @@ class LeanAdjoint:
         if not self.lean:
             launch_kernel(self.kernel.grad, *args)
             return
-        with compile_options(**self.options):
-            launch_kernel(self.kernel.grad, *args)
+        launch_kernel_under(self.options, self.kernel.grad, *args)
 
 
 def lean_launch(kernel, *args, options: dict | None = None) -> Launch:
@@ -303,7 +302,7 @@ class Rollout:
     computed x_t. Every schedule therefore gives the same loss and gradient bitwise.
     ``cost_values`` {cost: value} holds each Python cost's value at the last forward.
 
-    ``check_finite``: after every unit, one launch per field finds the first state that is NaN,
+    ``check_finite``: after every unit, one launch per two fields finds the first state that is NaN,
     Inf or beyond ``system.plausible_magnitudes()``; such a state raises
     :class:`~diffsim.errors.SimulationDiverged` with its step, field and index.
     Under ``Binomial(s)`` with segment 1, ``stats.recomputed_steps`` after a backward equals
@@ -721,8 +720,12 @@ class Rollout:
 
     def _first_bad(self, s0: int, s1: int):
         """(slot, field) of the earliest state in working slots [s0, s1) that is NaN, Inf or
-        beyond the field's plausible magnitude, or None. One launch per field."""
-        best = None
+        beyond the field's plausible magnitude, or None. One launch per two fields (and one per
+        field to name the field, when a state is bad)."""
+        limits = [(arr, self.limits.get(name, math.inf)) for name, arr in self.x.items()]
+        if storage.first_bad_slot_of(limits, s0, s1) is None:  # two fields a launch
+            return None
+        best = None  # a bad state (rare): which field, one launch per field
         for name, arr in self.x.items():
             slot = storage.first_bad_slot(arr, s0, s1, self.limits.get(name, math.inf))
             if slot is not None and (best is None or slot < best[0]):
@@ -734,9 +737,14 @@ class Rollout:
         beyond the field's plausible magnitude, or None: ``_first_bad`` of slot 0, in NumPy."""
         real = config().numpy_real
         for name in self.x:
-            with np.errstate(over="ignore", invalid="ignore"):
-                value = np.abs(self.state0[name].astype(real))
-            if not np.all(np.isfinite(value) & (value <= self.limits.get(name, math.inf))):
+            value = self.state0[name]
+            if value.dtype != real:
+                with np.errstate(over="ignore"):  # a float64 beyond float32's range is an Inf as stored
+                    value = value.astype(real)
+            if value.size == 0:
+                continue
+            largest = np.abs(value).max()  # NaN when any entry is NaN: fails both tests below
+            if not (largest < math.inf and largest <= self.limits.get(name, math.inf)):
                 return name
         return None
 
@@ -889,8 +897,7 @@ class Rollout:
         length = self.steps - last * self.unit
         if self.units > 1:  # the recomputations below overwrite x_T's slot
             self._final = self._read_slot(self.x, length)
-        for arr in self.x.values():
-            storage.zero_slots(arr.grad, 0, length + 1)
+        storage.zero_slots_of([arr.grad for arr in self.x.values()], 0, length + 1)
         for lc in reversed(self._terminal_cost(length)):
             lc.adjoint()
         self._reverse_unit(last, carry=False)

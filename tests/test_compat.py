@@ -114,7 +114,7 @@ def test_launch_kernel_equals_taichi_own_call_over_repeated_launches():
     np.testing.assert_array_equal(x1.grad.to_numpy(), x2.grad.to_numpy())
 
 
-def test_launch_kernel_follows_new_arrays_and_falls_back_for_numpy_arguments():
+def test_launch_kernel_follows_new_arrays_and_takes_numpy_arguments():
     x, y = _pair(4, 1)
     compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
     compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
@@ -124,7 +124,7 @@ def test_launch_kernel_follows_new_arrays_and_falls_back_for_numpy_arguments():
         expected = y.to_numpy() + 2.0 * x.to_numpy()
         compat.launch_kernel(_axpy, x, y, 2.0, 1, False)
         np.testing.assert_array_equal(y.to_numpy(), expected)
-    xs, ys = np.ones(4), np.zeros(4)  # NumPy arrays: Taichi's own call, which writes them in place
+    xs, ys = np.ones(4), np.zeros(4)  # NumPy arrays: written in place, as Taichi's own call does
     for _ in range(2):
         compat.launch_kernel(_axpy, xs, ys, 1.5, 1, False)
     np.testing.assert_array_equal(ys, np.full(4, 3.0))
@@ -157,3 +157,68 @@ def test_compile_options_hold_inside_the_block_only_and_give_the_same_gradient()
     assert impl.current_cfg().cfg_optimization == default
     with pytest.raises(ValueError, match="no_such_option"), compat.compile_options(no_such_option=1):
         pass
+
+
+def test_numpy_arguments_are_passed_by_their_own_address_and_shape_every_launch():
+    """A kept launch with NumPy arguments reads and writes the arrays of this call (new arrays,
+    other lengths, views), equal to Taichi's own call; another dtype is another compile; a
+    Fortran-ordered or strided array takes Taichi's own call (which copies it and back)."""
+    rng = np.random.default_rng(3)
+    for n in (4, 4, 7, 1, 7, 0, 3):
+        xs, ys = rng.standard_normal(n), rng.standard_normal(n)
+        expected = ys.copy()
+        _axpy(xs.copy(), expected, 0.5, 2, False)
+        compat.launch_kernel(_axpy, xs, ys, 0.5, 2, False)
+        np.testing.assert_array_equal(ys, expected)
+        assert n == 0 or np.abs(expected).max() > 0
+    block = rng.standard_normal((3, 6))
+    rows = block.copy()
+    for i in range(3):   # C-contiguous views into one block: each row its own address
+        compat.launch_kernel(_axpy, block[i], rows[i], -1.0, 1, False)
+    np.testing.assert_array_equal(rows, 0.0 * block)
+    x32, y32 = np.ones(5, dtype=np.float32), np.zeros(5, dtype=np.float32)
+    for _ in range(2):
+        compat.launch_kernel(_axpy, x32, y32, 0.25, 1, False)
+    np.testing.assert_array_equal(y32, np.full(5, 0.5, dtype=np.float32))
+    strided = np.zeros(8)[::2]   # not contiguous: Taichi's own call refuses it, so does launch_kernel
+    with pytest.raises(ValueError, match="contiguous"):
+        compat.launch_kernel(_axpy, np.ones(4), strided, 1.0, 1, False)
+    out = np.zeros((4, 1), order="F")[:, 0]   # a 1-d view of a Fortran array: contiguous both ways
+    compat.launch_kernel(_axpy, np.ones(4), out, 2.0, 1, False)
+    np.testing.assert_array_equal(out, np.full(4, 2.0))
+
+
+def test_launch_under_options_equals_the_block_and_leaves_the_config_alone():
+    """launch_kernel_under(options, ...) gives what launching inside compile_options(**options)
+    gives, compiles under them on its first launch, and keeps Taichi's config as it was."""
+    from taichi.lang import impl
+
+    default = impl.current_cfg().cfg_optimization
+    grads = []
+    for under in (False, True):
+        x, y = _pair(6, 4, grad=True)
+        y.grad.from_numpy(np.linspace(-1.0, 2.0, 6))
+        for _ in range(3):
+            if under:
+                compat.launch_kernel_under({"cfg_optimization": False}, _axpy.grad, x, y, 0.6, 2, True)
+            else:
+                with compat.compile_options(cfg_optimization=False):
+                    compat.launch_kernel(_axpy.grad, x, y, 0.6, 2, True)
+            assert impl.current_cfg().cfg_optimization == default
+        grads.append(x.grad.to_numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert np.abs(grads[0]).max() > 0
+
+
+def test_a_field_declared_between_kept_launches_is_materialized():
+    """A kept launch skips Taichi's materialize only while no field waits for it: a field
+    declared after kept launches is usable by the next kernel, and the kept launch still runs."""
+    x, y = _pair(3, 5)
+    for _ in range(2):
+        compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
+    f = ti.field(ti.f64, shape=3)
+    expected = y.to_numpy() + x.to_numpy()
+    compat.launch_kernel(_axpy, x, y, 1.0, 1, False)
+    np.testing.assert_array_equal(y.to_numpy(), expected)
+    f[1] = 2.5
+    assert f.to_numpy().tolist() == [0.0, 2.5, 0.0]

@@ -73,3 +73,31 @@ def test_from_numpy_and_to_numpy_round_trip(shape):
     np.testing.assert_array_equal(storage.to_numpy(a), values)
     with pytest.raises(ValueError, match="cannot fill"):
         storage.from_numpy(values[:-1], a)
+
+
+@pytest.mark.parametrize("shapes", [[(7,), (5, 3)], [(5, 3), (5, 3), (4,)], [(20_000,), (12_000, 3)], [(3,)]])
+def test_zero_and_first_bad_of_several_arrays_equal_one_array_at_a_time(shapes):
+    """zero_slots_of and first_bad_slot_of (two arrays a launch, mixed ranks, an odd one out)
+    equal zero_slots / first_bad_slot on each array."""
+    rng = np.random.default_rng(11)
+    arrays, refs = zip(*(_array(rng, (8, *s)) for s in shapes))
+    storage.zero_slots_of(arrays, 2, 5)
+    storage.zero_slots_of(arrays, 7, 8)  # one slot: per array
+    for a, ref in zip(arrays, refs):
+        ref[2:5] = 0
+        ref[7] = 0
+        np.testing.assert_array_equal(a.to_numpy(), ref)
+    limits = [(a, np.inf) for a in arrays]
+    assert storage.first_bad_slot_of(limits, 0, 8) is None
+    assert storage.first_bad_slot_of(limits, 3, 3) is None
+    assert storage.first_bad_slot_of([(a, 1e-9) for a in arrays], 0, 8) == 0  # slot 0 is not zeroed
+    for k, (slot, bad) in enumerate(((6, np.inf), (4, np.nan), (1, -1e30))):
+        a, ref = arrays[k % len(arrays)], refs[k % len(arrays)]
+        ref[(slot, *(n - 1 for n in ref.shape[1:]))] = bad
+        a.from_numpy(ref)
+    expected = min(s for s in (storage.first_bad_slot(a, 0, 8) for a in arrays) if s is not None)
+    assert storage.first_bad_slot_of(limits, 0, 8) == expected == 4  # the NaN; -1e30 is finite
+    big = [(a, 1e6 if i == len(arrays) - 1 else np.inf) for i, a in enumerate(arrays)]
+    expected = min(s for s in (storage.first_bad_slot(a, 0, 8, lim) for a, lim in big) if s is not None)
+    assert storage.first_bad_slot_of(big, 0, 8) == expected == (4 if len(arrays) == 2 else 1)  # -1e30 > 1e6
+    assert storage.first_bad_slot_of(limits, 5, 8) == 6 or len(arrays) == 1
