@@ -76,6 +76,7 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
@@ -155,6 +156,33 @@ bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 
 (stacking). The impulse kernels keep Taichi's defaults: the billiards break's gradient ran
 1.5x slower under these options (15.4 -> 23.0 ms CPU), and the manifold solver's gradients
 came out wrong when compiled lean."""
+
+
+MANIFOLD_GRADIENT_COMPILE = PENALTY_GRADIENT_COMPILE
+"""Taichi compile options of the gradients of the manifold solver's pair and plane contact
+points, sweeps and integration (:mod:`.manifold`), and of the forward-only pair features:
+the penalty model's (:data:`PENALTY_GRADIENT_COMPILE`). Measured on a user's 3D scene (two
+boxes and a floor, 200 steps; ``benchmarks/rigid.py --only cold``, ``box3d_impulse``): the
+pair contacts' gradient compiled in 2.5-3.1 CPU s against 6.2-7.5, the whole first
+forward+gradient 16.4-18.2 -> 12 CPU s cold, the gradient within 4e-16 (relative, max over
+entries) of Taichi's defaults. The prediction and the point setup keep Taichi's defaults:
+compiled lean, their gradients came out wrong, silently (a Taichi bug; the same scene:
+|gradient| 0.98 and 1.9 against 0.016 with ``cfg_optimization=False`` alone; with these
+options too the prediction's was 1.2 % off, the point setup's 70x at 30 steps). The
+prediction's trigger is the gyroscopic update (:func:`kernels.angular_update`): without it
+the lean gradient was right."""
+
+
+def _manifold_lean(kernel, *args) -> Launch:
+    """``launch(kernel, *args)`` with the gradient compiled with :data:`MANIFOLD_GRADIENT_COMPILE`."""
+    return lean_launch(kernel, *args, options=MANIFOLD_GRADIENT_COMPILE)
+
+
+def _pair_features_lean(*args):
+    """:func:`manifold.manifold_pair_features` (forward only, integers out) compiled with
+    :data:`MANIFOLD_GRADIENT_COMPILE`."""
+    with compile_options(**MANIFOLD_GRADIENT_COMPILE):
+        launch_kernel(M.manifold_pair_features, *args)
 
 
 def _penalty_launch(kernel, *args) -> Launch:
@@ -502,15 +530,15 @@ class RigidSystem(System):
                            *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
                 if self.mask & K.M_BOX_BOX:  # the box pairs' separating-axis features (integers)
-                    step.append(forward_only(M.manifold_pair_features, self.dim, self.mask, self.shape, self.geom,
+                    step.append(forward_only(_pair_features_lean, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
                                              w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
-                step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                step.append(_manifold_lean(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                    p["restitution"], p["friction"], self.consts, self._static_pairs,
                                    self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
                                    *geometry))
             if self.nplanes:
-                step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                step.append(_manifold_lean(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                    p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
                                    self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
                                    *predicted, *geometry))
@@ -518,10 +546,10 @@ class RigidSystem(System):
                                0, self.nplanes, w["inverse_inertia"], x.contact_impulse, w["contact_frame"],
                                w["lever_a"], w["lever_b"], w["active"], s, 0, w["contact_count"], *sweeps,
                                w["inverse_mass"], w["angular_response"], w["impulse_iterate"]))
-            step.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+            step.append(_manifold_lean(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
                                self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
                                x.contact_impulse))
-            step.append(launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
+            step.append(_manifold_lean(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
                                x.omega))
             out += step
             out.append(self._zero_adjoints(ws, 0, 1))
