@@ -154,8 +154,8 @@ still optimises the code). Measured, cold cache, CPU s of a scene's first forwar
 bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 -> 22.4
 (stacking), 32 -> 28 (bounce_tuning); gradients equal to 4e-13 relative (bowling), 2e-14
 (stacking). The impulse kernels keep Taichi's defaults: the billiards break's gradient ran
-1.5x slower under these options (15.4 -> 23.0 ms CPU), and the manifold solver's gradients
-came out wrong when compiled lean."""
+1.5x slower under these options (15.4 -> 23.0 ms CPU); the manifold solver's take them but
+for one kernel, whose gradient came out wrong under them (:data:`MANIFOLD_GRADIENT_COMPILE`)."""
 
 
 MANIFOLD_GRADIENT_COMPILE = PENALTY_GRADIENT_COMPILE
@@ -179,7 +179,8 @@ def _manifold_launch(kernel, *args) -> Launch:
 
 def _pair_features(*args):
     """:func:`manifold.manifold_pair_features` (forward only, integers out) compiled with
-    :data:`MANIFOLD_GRADIENT_COMPILE`: 1.0-1.4 CPU s cold against 1.8-2.1."""
+    :data:`MANIFOLD_GRADIENT_COMPILE` (box3d: 1.0-1.4 CPU s cold against 1.8-2.1 with the
+    defaults, before the edge axes' separations were shortened)."""
     with compile_options(**MANIFOLD_GRADIENT_COMPILE):
         launch_kernel(M.manifold_pair_features, *args)
 
