@@ -10,7 +10,8 @@ figure.
     python benchmarks/rigid.py --only break --steps 2048   # the 16-ball break alone
     python benchmarks/rigid.py --only stacks
     python benchmarks/rigid.py --only bin [--bin-bodies 10000 --bin-steps 100]
-    python benchmarks/rigid.py --only cold  # each rigid scene's first forward+gradient, empty cache
+    python benchmarks/rigid.py --only cold  # each rigid scene's (and a user's 3D box scene's) first
+                                            # forward+gradient, empty cache
 
 MuJoCo reference (quoted in the issue): about 18 ms per step for a finite-difference gradient,
 i.e. a gradient through T steps costs about 18 ms * T there. Here the tape's reverse mode gives
@@ -249,14 +250,33 @@ def _shifted_tower(levels, half=0.05, jitter=5e-3):
 
 COLD_SCENES = ("billiards", "bounce_tuning", "bowling", "stacking")
 
+# A user's own 3D scene in the impulse model (issue 15), public API only: a box dropped tilted onto
+# another that rests on the floor, 200 steps, gradient with respect to the initial velocities
+_BOX3D_IMPULSE = """
+import numpy as np
+from diffsim import Objective, Parameter, Rollout
+from diffsim.costs import FinalDistance
+from diffsim.rigid import Box, ModelBuilder, RigidSystem
+b = ModelBuilder(3)
+b.add_body(Box([0.1, 0.1, 0.1]), mass=1.0, position=[0, 0, 0.1])
+b.add_body(Box([0.08, 0.08, 0.08]), mass=0.5, position=[0.03, 0, 0.35], orientation=[np.cos(0.2), np.sin(0.2), 0, 0])
+b.add_plane([0, 0, 1], 0.0)
+system = RigidSystem(b.finalize(), dt=2e-3, contact="impulse", costs=[FinalDistance(1, [0.05, 0.0, 0.3])])
+problem = Objective(Rollout(system, 200), [Parameter("v", kind="state0")])
+"""
+COLD_USER_SCENES = {"box3d_impulse": _BOX3D_IMPULSE}
+
 _COLD_RUN = """
 import json, sys, tempfile, time
 cpu0, wall0 = time.process_time(), time.perf_counter()
 import diffsim
 diffsim.init(arch="cpu", precision=sys.argv[2], threads=None if sys.argv[3] == "all" else int(sys.argv[3]),
              offline_cache_file_path=tempfile.mkdtemp(prefix="diffsim_cold_"))
-import importlib
-problem = importlib.import_module("scenes." + sys.argv[1]).build()
+if sys.argv[1].startswith("scenes."):
+    import importlib
+    problem = importlib.import_module(sys.argv[1]).build()
+else:
+    exec(sys.argv[1])
 x0 = problem.x0()
 cpu1, wall1 = time.process_time(), time.perf_counter()
 problem(x0)
@@ -269,7 +289,8 @@ print(json.dumps({"build_s": round(wall1 - wall0, 2), "first_forward_gradient_s"
 
 
 def cold_compile(common, precision, threads):
-    """Each rigid scene at its default size in a fresh process with an empty offline cache: the
+    """Each rigid scene at its default size, and a user's 3D box scene in the impulse model
+    (``box3d_impulse``), in a fresh process with an empty offline cache: the
     seconds (wall and CPU) of its first forward+gradient, which compiles its kernels (goal: 10 s),
     and of the second, warm one. The CPU seconds are the figure to compare on a loaded machine:
     compiling is single-threaded, and the wall clock also counts other processes' turns."""
@@ -278,8 +299,9 @@ def cold_compile(common, precision, threads):
     import sys
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    for name in COLD_SCENES:
-        out = subprocess.run([sys.executable, "-c", _COLD_RUN, name, precision, str(threads or "all")], cwd=root,
+    runs = {**{name: "scenes." + name for name in COLD_SCENES}, **COLD_USER_SCENES}
+    for name, scene in runs.items():
+        out = subprocess.run([sys.executable, "-c", _COLD_RUN, scene, precision, str(threads or "all")], cwd=root,
                              capture_output=True, text=True, check=True)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps({"figure": f"cold_compile_{name}", **common, **figures, "goal_s": 10.0}))

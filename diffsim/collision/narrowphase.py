@@ -218,13 +218,33 @@ def edge_offset(axis, n, h, along):
 
 
 @ti.func
-def edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, axis):
-    """Separation (m) of two boxes (centres d apart, body axes, half extents) along an
-    edge-edge axis e_a x e_b (not normalised); -1e30 for parallel edges (no axis)."""
-    length2 = axis.dot(axis)  # sqrt of a floor, not norm(): a finite gradient at exactly parallel edges
-    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+def edge_axis_separation(r, t, ha, hb, i: ti.template(), j: ti.template()):
+    """Separation (m) of two boxes along the edge-edge axis a_i x b_j, from their relative
+    rotation r (R_ij = a_i . b_j, row-major 9-vector) and centre offset t (t_i = d . a_i, d from
+    b to a); -1e30 for parallel edges (no axis). For right-handed orthonormal axes, with
+    (i, i1, i2) and (j, j1, j2) cyclic (Gottschalk's OBB test): d . (a_i x b_j) = t_i2 R_i1j -
+    t_i1 R_i2j, the boxes' half widths along it ha_i1 |R_i2j| + ha_i2 |R_i1j| and
+    hb_j1 |R_ij2| + hb_j2 |R_ij1|, and |a_i x b_j|^2 = 1 - R_ij^2."""
+    i1, i2, j1, j2 = ti.static((i + 1) % 3, (i + 2) % 3, (j + 1) % 3, (j + 2) % 3)
+    length2 = 1.0 - r[3 * i + j] * r[3 * i + j]
+    gap = ti.abs(t[i2] * r[3 * i1 + j] - t[i1] * r[3 * i2 + j]) \
+        - (ha[i1] * ti.abs(r[3 * i2 + j]) + ha[i2] * ti.abs(r[3 * i1 + j])) \
+        - (hb[j1] * ti.abs(r[3 * i + j2]) + hb[j2] * ti.abs(r[3 * i + j1]))
     return ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
                      gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
+
+
+@ti.func
+def edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb):
+    """Separations (m) of two boxes (centres d apart, body axes, half extents) along the nine
+    edge-edge axes a_i x b_j, as a 9-vector (e = 3 i + j; :func:`edge_axis_separation`): 12 dot
+    products in all, where projecting the boxes on each axis took 7 per axis (the forward-only
+    feature kernel's compile 1.2-1.5 -> 0.7 CPU s)."""
+    dirs_a = (xa, ya, za)
+    dirs_b = (xb, yb, zb)
+    r = ti.Vector([dirs_a[i].dot(dirs_b[j]) for i in ti.static(range(3)) for j in ti.static(range(3))])
+    t = ti.Vector([d.dot(dirs_a[i]) for i in ti.static(range(3))])
+    return ti.Vector([edge_axis_separation(r, t, ha, hb, e // 3, e % 3) for e in ti.static(range(9))])
 
 
 @ti.func
@@ -300,10 +320,7 @@ def box_box_feature(ca, qa, ha, cb, qb, hb, dim: ti.template()):
     best = max_over(sep, faces, 0)
     face = first_reaching(sep, best, faces, 0)
     if ti.static(dim == 3):
-        dirs_a = (xa, ya, za)
-        dirs_b = (xb, yb, zb)
-        sep_e = ti.Vector([edge_separation(d, xa, ya, za, ha, xb, yb, zb, hb, dirs_a[e // 3].cross(dirs_b[e % 3]))
-                           for e in ti.static(range(9))])
+        sep_e = edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb)
         best_e = max_over(sep_e, ti.static(tuple(range(9))), 0)
         edge = first_reaching(sep_e, best_e, ti.static(tuple(range(9))), 0)
         return ti.select(best_e > best + margin, FEATURE_EDGE + edge, face)

@@ -23,9 +23,12 @@ depend on each other; they are solved here, one step from slot s to slot d:
    of the step (beta: Baumgarte's bias, 0.01; slop 1e-5 m; v_bounce = 2 |g| dt + 1 mm/s; a
    contact is new when it had no impulse in the last step), e and mu the means of the two
    materials'. :func:`manifold_point_setup` then gives each point its tangents, inverse
-   masses and angular responses I^-1 (r x e), counts the points on each body, and applies the
-   accumulated impulses of the previous step (the state field ``contact_impulse``, one row per
-   item: warm starting);
+   masses and angular responses I^-1 (r x e), and :func:`manifold_warm_start` counts the points
+   on each body and applies the accumulated impulses of the previous step (the state field
+   ``contact_impulse``, one row per item: warm starting). Two kernels, not one: the one
+   kernel's gradient came out wrong under Taichi's default options (two boxes and a floor:
+   d loss / d omega_y of the falling box 24 % off central differences at 100 steps, 13 % at
+   200; ``tests/rigid/test_rigid_user_box_drop.py``), and compiled for longer;
 3. ``iterations`` projected Jacobi sweeps (:func:`manifold_sweeps`,
    :func:`diffsim.collision.impulse.projected_contact_impulse`): every active point reads the
    velocities of the previous sweep and updates its accumulated normal impulse (>= 0) and
@@ -297,15 +300,11 @@ def manifold_plane_point(dim: T, mask: T, shape: T, geometry: T, planes: T, rest
 
 
 @ti.func
-def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_impulse: T,
-                          contact_frame: T, lever_a: T, lever_b: T, active: T, s, ws, a, b, k, contact_count: T,
-                          velocity_iterate: T, angular_velocity_iterate: T, inverse_mass: T, angular_response: T,
-                          impulse_iterate: T):
+def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_frame: T, lever_a: T, lever_b: T, ws, a, b,
+                          k, inverse_mass: T, angular_response: T):
     """Item k between bodies a and b (b < 0: a plane), once its geometry is known: the
     tangents t1, t2, the inverse masses along n, t1, t2 and the angular responses
-    (:func:`body_responses`), the bodies' contact counts, and the warm start (the impulses of
-    the last step, applied to sweep 0)."""
-    on = active[ws, k] > 0.0
+    (:func:`body_responses`)."""
     plane = b < 0
     bb = ti.max(b, 0)
     n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
@@ -326,6 +325,21 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_impulse: 
         angular_response[ws, k, c] = resp[c]
     for c in ti.static(range(8)):
         inverse_mass[ws, k, c] = inv[c]
+
+
+@ti.func
+def manifold_point_warm_start(contact_impulse: T, contact_frame: T, active: T, inverse_mass: T, angular_response: T,
+                              s, ws, a, b, k, contact_count: T, velocity_iterate: T, angular_velocity_iterate: T,
+                              impulse_iterate: T):
+    """Item k between bodies a and b (b < 0: a plane), once its masses are known
+    (:func:`manifold_point_masses`): the bodies' contact counts, and the warm start (the
+    impulses of the last step, applied to sweep 0)."""
+    on = active[ws, k] > 0.0
+    plane = b < 0
+    bb = ti.max(b, 0)
+    n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
+    t1 = ti.Vector([contact_frame[ws, k, 3], contact_frame[ws, k, 4], contact_frame[ws, k, 5]])
+    t2 = ti.Vector([contact_frame[ws, k, 6], contact_frame[ws, k, 7], contact_frame[ws, k, 8]])
     warm = warm_impulse(on, n, contact_impulse, s, k)
     for c in ti.static(range(4)):
         impulse_iterate[ws, k, 0, c] = warm[c]
@@ -334,10 +348,14 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_impulse: 
         jt = ti.Vector([warm[1], warm[2], warm[3]])
         d1, d2 = jt.dot(t1), jt.dot(t2)
         J = warm[0] * n + jt
-        add_velocity(ws, a, 0, J / ma, warm[0] * xa + d1 * ya + d2 * za, velocity_iterate, angular_velocity_iterate)
+        response = ti.Vector([warm[0] * angular_response[ws, k, c] + d1 * angular_response[ws, k, 3 + c]
+                              + d2 * angular_response[ws, k, 6 + c] for c in ti.static(range(3))])
+        add_velocity(ws, a, 0, J * inverse_mass[ws, k, 6], response, velocity_iterate, angular_velocity_iterate)
         if not plane:
             contact_count[ws, bb] += 1.0
-            add_velocity(ws, bb, 0, -J / mb, -(warm[0] * xb + d1 * yb + d2 * zb), velocity_iterate,
+            response_b = ti.Vector([warm[0] * angular_response[ws, k, 9 + c] + d1 * angular_response[ws, k, 12 + c]
+                                    + d2 * angular_response[ws, k, 15 + c] for c in ti.static(range(3))])
+            add_velocity(ws, bb, 0, -J * inverse_mass[ws, k, 7], -response_b, velocity_iterate,
                          angular_velocity_iterate)
 
 
@@ -537,20 +555,35 @@ def manifold_plane_contacts(dim: T, mask: T, shape: _A, geometry: _A, planes: _A
 
 
 @ti.kernel
-def manifold_point_setup(dim: T, mask: T, shape: _A, mass: _A, pairs: _A, pair_row: ti.i32,
-                         n_planes: ti.i32, inverse_inertia: _A, contact_impulse: _A, contact_frame: _A,
-                         lever_a: _A, lever_b: _A, active: _A, s: ti.i32, ws: ti.i32, contact_count: _A, velocity_iterate: _A,
-                         angular_velocity_iterate: _A, inverse_mass: _A, angular_response: _A,
-                         impulse_iterate: _A):
-    """Phase 2 of the step from slot s, every point (:func:`manifold_point_masses`; serial loop)."""
+def manifold_point_setup(dim: T, mask: T, shape: _A, mass: _A, pairs: _A, pair_row: ti.i32, n_planes: ti.i32,
+                         inverse_inertia: _A, lever_a: _A, lever_b: _A, ws: ti.i32, contact_frame: _A,
+                         inverse_mass: _A, angular_response: _A):
+    """Phase 2 of a step, every point's tangents and masses (:func:`manifold_point_masses`;
+    serial loop)."""
+    for _ in range(1):
+        npp = ti.static(pair_points(mask, dim))
+        npts = ti.static(plane_points(mask, dim))
+        for k in range(contact_frame.shape[1]):
+            a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
+            manifold_point_masses(dim, mass, inverse_inertia, contact_frame, lever_a, lever_b, ws, a, b, k,
+                                  inverse_mass, angular_response)
+
+
+@ti.kernel
+def manifold_warm_start(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_planes: ti.i32,
+                        contact_impulse: _A, contact_frame: _A, active: _A, inverse_mass: _A, angular_response: _A,
+                        s: ti.i32, ws: ti.i32, contact_count: _A, velocity_iterate: _A,
+                        angular_velocity_iterate: _A, impulse_iterate: _A):
+    """Phase 2 of the step from slot s, every point's warm start and its bodies' contact counts
+    (:func:`manifold_point_warm_start`; serial loop)."""
     for _ in range(1):
         npp = ti.static(pair_points(mask, dim))
         npts = ti.static(plane_points(mask, dim))
         for k in range(active.shape[1]):
             a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
-            manifold_point_masses(dim, mass, inverse_inertia, contact_impulse, contact_frame,
-                                  lever_a, lever_b, active, s, ws, a, b, k, contact_count, velocity_iterate,
-                                  angular_velocity_iterate, inverse_mass, angular_response, impulse_iterate)
+            manifold_point_warm_start(contact_impulse, contact_frame, active, inverse_mass, angular_response, s, ws,
+                                      a, b, k, contact_count, velocity_iterate, angular_velocity_iterate,
+                                      impulse_iterate)
 
 
 @ti.kernel
@@ -637,4 +670,4 @@ def zero_manifold_adjoints(predicted_velocity: _A, predicted_angular_velocity: _
 
 __all__ = ["MANIFOLD_BODY_WORKSPACE", "MANIFOLD_ITEM_WORKSPACE", "item_count", "manifold_integrate",
            "manifold_pair_contacts", "manifold_plane_contacts", "manifold_point_setup", "manifold_predict",
-           "manifold_sweeps", "zero_manifold_adjoints"]
+           "manifold_sweeps", "manifold_warm_start", "zero_manifold_adjoints"]

@@ -76,6 +76,7 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
@@ -137,9 +138,9 @@ class _ManifoldWorkspace:
                        for name, per in M.MANIFOLD_BODY_WORKSPACE.items()}
         self.arrays.update({name: ti.ndarray(real, shape(items, per), needs_grad=True)
                             for name, per in M.MANIFOLD_ITEM_WORKSPACE.items()})
-        for a in self.arrays.values():
-            a.fill(0.0)
-            a.grad.fill(0.0)
+        # no fill(0.0): Taichi 1.7.4 allocates ndarrays and their adjoints zeroed, and each fill
+        # compiled a kernel per number of dimensions (6 here, 0.3 CPU s of a cold start); every
+        # step writes what it reads, and the adjoint sweep zeroes the adjoints per step
         self.__dict__.update(self.arrays)
 
 
@@ -153,8 +154,35 @@ still optimises the code). Measured, cold cache, CPU s of a scene's first forwar
 bounce_tuning 6.0 -> 3.7; warm forward+gradient 64.9 -> 70.6 ms (bowling), 22.5 -> 22.4
 (stacking), 32 -> 28 (bounce_tuning); gradients equal to 4e-13 relative (bowling), 2e-14
 (stacking). The impulse kernels keep Taichi's defaults: the billiards break's gradient ran
-1.5x slower under these options (15.4 -> 23.0 ms CPU), and the manifold solver's gradients
-came out wrong when compiled lean."""
+1.5x slower under these options (15.4 -> 23.0 ms CPU); the manifold solver's take them but
+for one kernel, whose gradient came out wrong under them (:data:`MANIFOLD_GRADIENT_COMPILE`)."""
+
+
+MANIFOLD_GRADIENT_COMPILE = PENALTY_GRADIENT_COMPILE
+"""Taichi compile options of the manifold solver's gradients (:mod:`.manifold`) but the point
+setup's, and of its forward-only pair features: the penalty model's
+(:data:`PENALTY_GRADIENT_COMPILE`). A user's 3D scene (two boxes and a floor, 200 steps;
+``benchmarks/rigid.py --only cold``, ``box3d_impulse``): the first forward+gradient compiled in
+10.0-10.2 CPU s cold against 16.4-18.2 (the pair contacts' gradient 2.5-3.1 s against 6.2-7.5),
+its gradient within 5e-15 of Taichi's defaults, which agree with central differences.
+The point setup (:func:`manifold.manifold_point_setup`) keeps Taichi's defaults: compiled with
+these options its gradient came out wrong (the same scene: |gradient| 1e4 against 0.016). So did
+the prediction's with ``cfg_optimization=False`` alone (0.98; its trigger: the gyroscopic update
+:func:`kernels.angular_update`), but not with these options. Taichi's bugs here are silent:
+``tests/rigid/test_rigid_user_box_drop.py`` checks this scene against central differences."""
+
+
+def _manifold_launch(kernel, *args) -> Launch:
+    """``launch(kernel, *args)`` with the gradient compiled with :data:`MANIFOLD_GRADIENT_COMPILE`."""
+    return lean_launch(kernel, *args, options=MANIFOLD_GRADIENT_COMPILE)
+
+
+def _pair_features(*args):
+    """:func:`manifold.manifold_pair_features` (forward only, integers out) compiled with
+    :data:`MANIFOLD_GRADIENT_COMPILE` (box3d: 1.0-1.4 CPU s cold against 1.8-2.1 with the
+    defaults, before the edge axes' separations were shortened)."""
+    with compile_options(**MANIFOLD_GRADIENT_COMPILE):
+        launch_kernel(M.manifold_pair_features, *args)
 
 
 def _penalty_launch(kernel, *args) -> Launch:
@@ -478,7 +506,7 @@ class RigidSystem(System):
 
     def _manifold_steps(self, x, u, ws, slot0, slot_step, t0, t1):
         """The manifold solver's launches for steps t0..t1-1, step t from slot slot0 + (t - t0)
-        slot_step to the slot slot_step after it: five or six small kernels a step
+        slot_step to the slot slot_step after it: six to eight small kernels a step
         (:mod:`.manifold`; one fused kernel for all steps compiled its gradient several times
         longer). The workspace has one slot, which every step overwrites: in the adjoint sweep
         each step is first recomputed from its stored state (an adjoint-only launch), so the
@@ -497,32 +525,34 @@ class RigidSystem(System):
         for t in range(t0, t1):
             s = slot0 + (t - t0) * slot_step
             d = s + slot_step
-            step = [launch(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
-                           p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
-                           *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
+            lean = _manifold_launch  # gradients compiled with MANIFOLD_GRADIENT_COMPILE
+            step = [lean(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
+                         p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
+                         *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
                 if self.mask & K.M_BOX_BOX:  # the box pairs' separating-axis features (integers)
-                    step.append(forward_only(M.manifold_pair_features, self.dim, self.mask, self.shape, self.geom,
+                    step.append(forward_only(_pair_features, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
                                              w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
-                step.append(launch(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
-                                   p["restitution"], p["friction"], self.consts, self._static_pairs,
-                                   self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
-                                   *geometry))
+                step.append(lean(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
+                                 p["restitution"], p["friction"], self.consts, self._static_pairs,
+                                 self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
+                                 *geometry))
             if self.nplanes:
-                step.append(launch(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
-                                   p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
-                                   self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
-                                   *predicted, *geometry))
+                step.append(lean(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
+                                 p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
+                                 self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
+                                 *predicted, *geometry))
             step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
-                               0, self.nplanes, w["inverse_inertia"], x.contact_impulse, w["contact_frame"],
-                               w["lever_a"], w["lever_b"], w["active"], s, 0, w["contact_count"], *sweeps,
-                               w["inverse_mass"], w["angular_response"], w["impulse_iterate"]))
-            step.append(launch(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
-                               self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
-                               x.contact_impulse))
-            step.append(launch(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v,
-                               x.omega))
+                               0, self.nplanes, w["inverse_inertia"], w["lever_a"], w["lever_b"], 0,
+                               w["contact_frame"], w["inverse_mass"], w["angular_response"]))
+            step.append(lean(M.manifold_warm_start, self.dim, self.mask, self.shape, self._static_pairs, 0,
+                             self.nplanes, x.contact_impulse, w["contact_frame"], w["active"], w["inverse_mass"],
+                             w["angular_response"], s, 0, w["contact_count"], *sweeps, w["impulse_iterate"]))
+            step.append(lean(M.manifold_sweeps, self.dim, self.mask, self.shape, self._static_pairs, 0,
+                             self.nplanes, w["contact_count"], *point, 0, d, *sweeps, w["impulse_iterate"],
+                             x.contact_impulse))
+            step.append(lean(M.manifold_integrate, self.dim, self.consts, *sweeps, s, d, 0, x.x, ori, x.v, x.omega))
             out += step
             out.append(self._zero_adjoints(ws, 0, 1))
             out.append(adjoint_only(_recompute, step))
