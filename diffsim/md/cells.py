@@ -256,7 +256,8 @@ def _note(p, q, xi0, xi1, xi2, sx, sy, sz, rl2, xs: ti.template(), atoms: ti.tem
 def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of: ti.template(), box: ti.template(),
              nc: ti.template(), start: ti.template(), count: ti.template(), rl2, nbr: ti.template(),
              nhome: ti.template(), nimage: ti.template(), mirror: ti.template(), runs: ti.template(),
-             hits: ti.template(), task, gmask: ti.template(), gbase: ti.template()):
+             hits: ti.template(), task, gmask: ti.template(), gbase: ti.template(), column: ti.template() = False,
+             pcx=0, pcy=0, crow=0, ccode=0):
     """Scan columns ab0 <= ab < ab1 of the 5x5 block around sorted atom p (ab = (a + 2) * 5 + b + 2
     for column offsets a, b in x, y), each along its exact z window, for atoms q >= qmin of the
     own column (ab = 12). Hits in the home image go to row p from the front (count nhome[p]),
@@ -269,15 +270,21 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     as an atom index, or through an image as its ghost slot n + gbase[j] + (rank of the code in
     gmask[j]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
     locals) the runs are collected first and scanned afterwards, else scanned as they are
-    found. Counts run past the row capacity (entries are then dropped)."""
+    found. Counts run past the row capacity (entries are then dropped). With ``column`` the
+    caller gives what is the same for every atom of its column of cells (:func:`_column_block`):
+    the column (pcx, pcy), and for columns 12 + j of the block the first cell ``crow[j]`` and
+    image code in x and y ``ccode[j]``."""
     cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
     ihz = nc[2] / box[2]
     nz = nc[2]
-    cid = cell_of[atoms[p]]
-    cy = (cid // nz) % nc[1]
-    cx = cid // (nc[1] * nz)
+    cx = pcx
+    cy = pcy
+    if ti.static(not column):
+        cid = cell_of[atoms[p]]
+        cy = (cid // nz) % nc[1]
+        cx = cid // (nc[1] * nz)
     xi0 = xs[p, 0]
     xi1 = xs[p, 1]
     xi2 = xs[p, 2]
@@ -294,8 +301,8 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     run_hi = ti.Vector([0] * (39 if ti.static(runs) else 1))
     run_code = ti.Vector([0] * (39 if ti.static(runs) else 1))
     if ti.static(mirror):  # earlier atoms may have written to this row already
-        nh = nhome[p]
         ni = nimage[p]
+        nh = nhome[p] - ni  # with mirror, nhome holds each row's whole count (see below)
     for ab in range(ab0, ab1):
         a = ab // 5 - 2
         b = ab % 5 - 2
@@ -303,11 +310,21 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
         gy = _gap(uy, b, hy)
         g2 = gx * gx + gy * gy
         if g2 < rl2:
-            ox, ca = _wrap_cell(cx + a, nc[0])
-            oy, cb = _wrap_cell(cy + b, nc[1])
+            ca = 0
+            cb = 0
+            row = 0
+            if ti.static(column):
+                ca = ccode[ab - 12] & 3
+                cb = ccode[ab - 12] >> 2
+                row = crow[ab - 12]
+            else:
+                ox, ca_ = _wrap_cell(cx + a, nc[0])
+                oy, cb_ = _wrap_cell(cy + b, nc[1])
+                ca = ca_
+                cb = cb_
+                row = (ox * nc[1] + oy) * nz
             sx = (ca - 1) * box[0]
             sy = (cb - 1) * box[1]
-            row = (ox * nc[1] + oy) * nz
             # the z window |z - z_i| < sqrt(rl^2 - g^2) as up to three runs of cells: wrapped
             # below the box (image code 0), inside (1), wrapped above (2)
             zr = ti.sqrt(rl2 - g2)
@@ -383,18 +400,19 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                 ep = n + gbase[ip] + ti.math.popcnt(gmask[ip] & ((1 << _code27(42 - code)) - 1))
             if nh + ni < cap:
                 nbr[p, nh + ni] = eq
-            mh = nhome[q]
-            mi = nimage[q]
-            if mh + mi < cap:
-                nbr[q, mh + mi] = ep
+            # row q's whole count is kept in nhome[q] while the list is filled (FullNeighborList._fill
+            # splits it afterwards), so that a home hit, nine in ten, reads and writes one count
+            m = nhome[q]
+            if m < cap:
+                nbr[q, m] = ep
+            nhome[q] = m + 1
             if home:
                 nh += 1
-                nhome[q] = mh + 1
             else:
                 ni += 1
-                nimage[q] = mi + 1
+                nimage[q] += 1
         nh += nhit - kept  # hits past the hit row's width: counted (the row outgrew the list; it regrows)
-    nhome[p] = nh
+    nhome[p] = nh + ni if ti.static(mirror) else nh
     nimage[p] = ni
 
 
@@ -407,6 +425,22 @@ def _build_full(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                  0, nhome, nhome)
 
 
+@ti.func
+def _column_block(cx, cy, nc: ti.template()):
+    """For columns 12 + j (j < 13) of the 5x5 block around column (cx, cy): the first cell of the
+    column, wrapped into the box, and its image code in x and y (2 bits each); the same for every
+    atom of the column, so :func:`_columns` need not work them out (nor the column from the atom's
+    cell: three integer divisions) for each atom."""
+    crow = ti.Vector([0] * 13)
+    ccode = ti.Vector([0] * 13)
+    for j in ti.static(range(13)):
+        ox, ca = _wrap_cell(cx + (12 + j) // 5 - 2, nc[0])
+        oy, cb = _wrap_cell(cy + (12 + j) % 5 - 2, nc[1])
+        crow[j] = (ox * nc[1] + oy) * nc[2]
+        ccode[j] = ca | (cb << 2)
+    return crow, ccode
+
+
 GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thread
 
 
@@ -417,15 +451,22 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
     per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
     the slabs of one launch must not write to each other's rows (see FullNeighborList.build).
     hits: (tasks, width) scratch, a row per task (see _columns); gmask, gbase: the ghost slots
-    the rows point to (FullNeighborList._ghost_slots)."""
+    the rows point to (FullNeighborList._ghost_slots). nhome counts each row's entries, home and
+    image, until :func:`_row_split` takes nimage off."""
     for g in range(cells0.shape[0] * GRAIN):
         if g % GRAIN == 0:
             t = g // GRAIN
-            last = cells1[t] - 1
-            for p in range(start[cells0[t]], start[last] + count[last]):
-                # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
-                _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage, True,
-                         True, hits, t, gmask, gbase)
+            nz = nc[2]
+            # the slab's columns of cells (cells0, cells1 are whole columns), atoms column by column
+            for col in range(cells0[t] // nz, cells1[t] // nz):
+                cx = col // nc[1]
+                cy = col % nc[1]
+                crow, ccode = _column_block(cx, cy, nc)
+                last = col * nz + nz - 1
+                for p in range(start[col * nz], start[last] + count[last]):
+                    # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
+                    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage,
+                             True, True, hits, t, gmask, gbase, True, cx, cy, crow, ccode)
 
 
 @ti.func
@@ -574,6 +615,18 @@ def _row_max(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
     most = 0
     for p in range(nhome.shape[0]):
         cnt[p] = nhome[p] + nimage[p]
+        ti.atomic_max(most, cnt[p])
+    return most
+
+
+@ti.kernel
+def _row_split(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
+    """After _build_half, which counts each row's entries in nhome: cnt[p] = that count, nhome[p] =
+    the home ones; returns the longest row."""
+    most = 0
+    for p in range(nhome.shape[0]):
+        cnt[p] = nhome[p]
+        nhome[p] -= nimage[p]
         ti.atomic_max(most, cnt[p])
     return most
 
@@ -958,6 +1011,7 @@ class FullNeighborList(ImageCodedList):
                 self._hits = ti.ndarray(ti.i32, (self.tasks, self.capacity))
             for lo, hi in self._slabs:
                 _build_half(*args, lo, hi, self._hits, self.gmask, self.gbase)
+            return int(_row_split(self.nhome, self.nimage, self.cnt))
         return int(_row_max(self.nhome, self.nimage, self.cnt))
 
     def unwrap(self, x, slot):
