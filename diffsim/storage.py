@@ -129,28 +129,14 @@ def _by_slot_kernels(serial: bool) -> tuple:
     def zero(a: _ANYN, s0: ti.i32, s1: ti.i32):
         ti.loop_config(serialize=serial)
         for s in range(s0, s1):
-            if ti.static(len(a.shape) == 2):
-                for k in range(a.shape[1]):
-                    a[s, k] = 0
-            else:
-                for k in range(a.shape[1]):
-                    for c in range(a.shape[2]):
-                        a[s, k, c] = 0
+            _zero_slot(a, s)
 
     @ti.kernel
     def first_bad(a: _ANYN, s0: ti.i32, s1: ti.i32, limit: ti.f64) -> ti.i32:
         first = s1
         ti.loop_config(serialize=serial)
         for s in range(s0, s1):
-            bad = 0
-            if ti.static(len(a.shape) == 2):
-                for k in range(a.shape[1]):
-                    bad |= _implausible(a[s, k], limit)
-            else:
-                for k in range(a.shape[1]):
-                    for c in range(a.shape[2]):
-                        bad |= _implausible(a[s, k, c], limit)
-            if bad:
+            if _bad_slot(a, s, limit):
                 ti.atomic_min(first, s)
         return first
 
