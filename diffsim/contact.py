@@ -272,6 +272,15 @@ def smoothed_coulomb_friction(v_t, f_n, mu, v_eps):
 
 
 @ti.func
+def coulomb_slip_factor(vx, vy, f_n, mu, v_eps):
+    """The scalar s of :func:`smoothed_coulomb_friction` for a tangential velocity (vx, vy) given
+    as two scalars: the friction force is (s vx, s vy). For step code written on scalars: a
+    ti.Vector built there from local scalars made Taichi 1.7.4's lean adjoint read garbage (the
+    robots' small step kernel)."""
+    return -mu * f_n / ti.sqrt(vx * vx + vy * vy + v_eps * v_eps)
+
+
+@ti.func
 def safe_normalized(d, eps):
     """d / |d| with a zero-length guard: returns (unit vector, length); a zero vector gives a
     zero direction and zero gradient instead of NaN."""

@@ -516,9 +516,8 @@ def contact_phase(j, ncp, s, b, cb: ti.template(), cp: ti.template(), cs: ti.tem
         mu = cs[CONST.friction]
         v_cap = 2.0 * cs[CONST.dt] * mu * data[b, s, i, DATA.load] / cp[k, CONTACT.tangential_mass]
         v_eps = cs[CONST.slip_speed]
-        ft = _contact.smoothed_coulomb_friction(ti.Vector([vel[0], vel[1]]), fn, mu,
-                                                ti.sqrt(v_eps * v_eps + v_cap * v_cap))
-        Fb = mtv(Rw, (ft[0], ft[1], fn))
+        slip = _contact.coulomb_slip_factor(vel[0], vel[1], fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap))
+        Fb = mtv(Rw, (slip * vel[0], slip * vel[1], fn))
         add(data, s, b, i, DATA.pA, vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
 

@@ -30,6 +30,7 @@ read, and world poses are computed only along the paths to the contact and end-e
 
 import taichi as ti
 
+from .. import contact as _contact
 from ..compat import assign, subscript
 from .kernels import (
     BODY,
@@ -169,11 +170,7 @@ def ground_contacts(pA, E, r, w, v, poses, cp, cs, hdt, parents, contact_bodies)
     v_eps = _at(cs, CONST.slip_speed)
     for k, (i, R, pt, vel, fn) in enumerate(kin):
         v_cap = 2.0 * hdt * mu * load[i] / _at(cp, k, CONTACT.tangential_mass)
-        # smoothed Coulomb friction (contact.smoothed_coulomb_friction) on scalars: a ti.Vector
-        # built here made Taichi 1.7.4's lean adjoint add garbage to the state adjoints at each
-        # segment's first step (a pressed foot on two slides: dL/dtau_x 0.054 or 0.158 by the
-        # thread count, against 2.3e-4)
-        slip = local(-mu * fn / ti.sqrt(vel[0] * vel[0] + vel[1] * vel[1] + v_eps * v_eps + v_cap * v_cap))
+        slip = local(_contact.coulomb_slip_factor(vel[0], vel[1], fn, mu, ti.sqrt(v_eps * v_eps + v_cap * v_cap)))
         Fb = local(mtv(R, (slip * vel[0], slip * vel[1], fn)))
         pA[i] = madd(pA[i], vscale(cross(pt, Fb), -1.0) + vscale(Fb, -1.0))
 
