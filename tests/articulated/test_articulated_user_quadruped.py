@@ -60,8 +60,9 @@ def test_a_quadruped_started_underground_is_warned_about():
     q0 = model.neutral_configuration()   # the torso at the origin: feet 0.325 m below the floor
     with pytest.warns(DeepStartWarning, match=r"robot 0: a contact point of body '\w+_shin' starts 0.325 m below "
                       r"the ground \(z = 0 m\), where the contact spring \(10000 N/m\) pushes with 3.25e\+03 N "
-                      r"against the robot's weight of 51 N and will throw it off"):
+                      r"against the robot's weight of 51 N and will throw it off") as caught:
         ArticulatedSystem(model, dt=1e-3, q0=q0)
+    assert len([w for w in caught if w.category is DeepStartWarning]) == 1   # once, for robot 0
 
 
 def test_a_quadruped_learns_to_crouch_and_hold_its_torso_at_a_height():
