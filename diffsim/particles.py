@@ -108,6 +108,9 @@ class ParticleSystem(System):
         mass = self._fields["mass"].to_numpy()
         if mass.shape not in ((), (n,)) or not np.all(mass > 0):
             raise ConfigError(f"mass must be a positive number or {n} positive numbers (kg), got {mass!r}")
+        for name, fn in (("pair_force", pair_force), ("body_force", body_force)):
+            if fn is not None:
+                check_parameter_reads(name, fn, {k: f.shape for k, f in self._fields.items()})
         self.p = types.SimpleNamespace(**self._fields)
         self._scratch = {}
         self._advance = _fused_kernel(pair_force, body_force, self.p, dim, mass.shape == (), bool(newton_third_law))
@@ -116,7 +119,10 @@ class ParticleSystem(System):
     def _field(name, value):
         if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)):
             raise ConfigError(f"parameter name {name!r} must be a Python identifier (it is read as p.{name})")
-        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter '{name}' must be a number or an array of numbers, got {value!r}") from None
         if not np.all(np.isfinite(arr)):
             raise ConfigError(f"parameter '{name}' must be finite, got {value!r}")
         field = ti.field(config().real, shape=arr.shape, needs_grad=True)
@@ -172,16 +178,12 @@ def check_straight_line(name: str, fn, _seen=None) -> None:
     mode mishandles dynamic loops (a segmentation fault in the adjoint, or wrong gradients).
     Functions whose source Python cannot read are not checked."""
     seen = set() if _seen is None else _seen
-    py = taichi_func_source(fn)
-    if py is None or id(py) in seen:
+    found = _function_tree(fn)
+    if found is None or id(found[3]) in seen:
         return
+    tree, first, path, py = found
     seen.add(id(py))
-    try:
-        lines, first = inspect.getsourcelines(py)
-        tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError):
-        return
-    where = f"{inspect.getsourcefile(py) or '<unknown>'}:{{}}"
+    where = f"{path}:{{}}"
     scope = dict(getattr(py, "__globals__", {}))
     closure = getattr(py, "__closure__", None) or ()
     for var, cell in zip(py.__code__.co_freevars, closure):
@@ -203,6 +205,56 @@ def check_straight_line(name: str, fn, _seen=None) -> None:
             callee = _resolve(node.func, scope)
             if callee is not None:
                 check_straight_line(name, callee, seen)
+
+
+def _function_tree(fn):
+    """(tree, first line, file, name) of the Python source behind the ``@ti.func`` fn, or None
+    where Python cannot read it."""
+    py = taichi_func_source(fn)
+    if py is None:
+        return None
+    try:
+        lines, first = inspect.getsourcelines(py)
+        return ast.parse(textwrap.dedent("".join(lines))), first, inspect.getsourcefile(py) or "<unknown>", py
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def check_parameter_reads(name: str, fn, shapes: dict) -> None:
+    """Refuse a read of the parameters (the function's last argument, ``p``) that the fused kernel
+    cannot compile: ``p.name`` not among ``shapes`` ({parameter: shape}), a number read per body
+    (``p.mass[i]`` where mass was given as one number: it is a 0-d field, ``p.mass[None]``) or a
+    per-body array read as a number. Taichi's own error for these is an IndexError without a
+    message, raised at the first launch."""
+    found = _function_tree(fn)
+    if found is None:
+        return
+    tree, first, path, py = found
+    func = next((node for node in tree.body if isinstance(node, ast.FunctionDef)), None)
+    if func is None or not func.args.args:
+        return
+    p = func.args.args[-1].arg
+    known = ", ".join(sorted(shapes))
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == p):
+            continue
+        where = f"{path}:{first + node.lineno - 1} (in {py.__name__})"
+        if node.attr not in shapes:
+            raise ConfigError(f"{name}: {p}.{node.attr} at {where} is not a parameter; the parameters are {known} "
+                              f"(add '{node.attr}' to parameters=)")
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == p):
+            continue
+        attr, where = node.value.attr, f"{path}:{first + node.lineno - 1} (in {py.__name__})"
+        none = isinstance(node.slice, ast.Constant) and node.slice.value is None
+        if not shapes[attr] and not none:
+            raise ConfigError(f"{name}: {p}.{attr}[{ast.unparse(node.slice)}] at {where} reads one value per body, "
+                              f"but '{attr}' was given as one number (a 0-d field): read {p}.{attr}[None], or give "
+                              f"'{attr}' one value per body (a list of n numbers)")
+        if shapes[attr] and none:
+            raise ConfigError(f"{name}: {p}.{attr}[None] at {where} reads one number, but '{attr}' was given as an "
+                              f"array of shape {tuple(shapes[attr])}: index it ({p}.{attr}[i]), or give one number")
 
 
 def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool, newton_third_law: bool):

@@ -174,6 +174,38 @@ def test_bad_input_is_named():
 
 
 @ti.func
+def weight_per_body(i, x, v, p: ti.template()):
+    """Gravity as a user writes it first: the mass read per body (N)."""
+    return p.mass[i] * ti.Vector([0.0, -9.81])
+
+
+@ti.func
+def drag_misspelt(i, x, v, p: ti.template()):
+    return -p.darg[None] * v
+
+
+def test_a_parameter_read_the_wrong_way_is_named_with_its_line():
+    """``p.mass[i]`` with mass given as one number (a 0-d field), ``p.radius[None]`` with one
+    radius per body, or a name not in parameters: Taichi raises an IndexError without a message
+    at the first launch; here the construction refuses it, naming the line and the fix. Read
+    the right way, the same force gives the closed form of semi-implicit Euler for a free fall."""
+    one = np.array([[0.0, 1.0]])
+    with pytest.raises(ConfigError, match=r"body_force: p.mass\[i\] at .*test_particles.py:\d+ \(in "
+                                          r"weight_per_body\).*read p.mass\[None\]"):
+        ParticleSystem(one, dt=DT, body_force=weight_per_body, parameters={"mass": 2.0})
+    with pytest.raises(ConfigError, match=r"p.darg at .*is not a parameter; the parameters are drag, mass"):
+        ParticleSystem(one, dt=DT, body_force=drag_misspelt, parameters={"mass": 2.0, "drag": 0.1})
+    with pytest.raises(ConfigError, match=r"p.width\[None\] at .*array of shape \(3,\): index it"):
+        ParticleSystem(X0, dt=DT, pair_force=soft_contact, parameters={**PARAMS, "width": [2e-3] * 3})
+    with pytest.raises(ConfigError, match="parameter 'drag' must be a number or an array"):
+        ParticleSystem(X0, dt=DT, pair_force=soft_contact, parameters={**PARAMS, "drag": "light"})
+    falling = ParticleSystem(one, dt=DT, body_force=weight_per_body, parameters={"mass": [2.0]})
+    y = falling.simulate(100)["x"][:, 0, 1]
+    t = np.arange(101)
+    np.testing.assert_allclose(y, 1.0 - 9.81 * DT**2 * t * (t + 1) / 2, rtol=0, atol=1e-14)
+
+
+@ti.func
 def summed_contact(i, j, xi, vi, xj, vj, p: ti.template()):
     """soft_contact written as a user might: a sum over a dynamic loop (refused)."""
     d = xi - xj
