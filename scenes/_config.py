@@ -46,6 +46,22 @@ def options(config_type) -> list:
                        f.metadata.get("choices")) for f in dataclasses.fields(config_type)]
 
 
+def _check_number(f, value):
+    """A number option must be finite (NaN or infinity reach a scene as a model no check names
+    rightly: a NaN stiffness surfaced as a body's NaN position), NaN allowed where it is the
+    default (it means "the scene chooses"), and a time step (``dt``) positive."""
+    values = value if isinstance(value, tuple) else (value,)
+    sentinel = isinstance(f.default, float) and f.default != f.default  # NaN meaning "choose for me"
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        unit = f" ({f.metadata.get('unit')})" if f.metadata.get("unit") else ""
+        if (v != v and not sentinel) or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"option {f.name} ({f.metadata.get('help', '')}) must be a finite number{unit}, got {v}")
+        if f.name == "dt" and v <= 0:
+            raise ConfigError(f"option dt (time step) must be a positive number{unit}, got {v}")
+
+
 def scene_config(cls):
     """A frozen dataclass of :func:`option` fields whose constructor names an unknown option (a
     :class:`ConfigError` with the nearest option and the list, not a bare TypeError) and whose
@@ -62,6 +78,8 @@ def scene_config(cls):
             raise ConfigError(f"{cls.__module__}.{cls.__qualname__}: unknown option {unknown[0]!r}{hint}; "
                               f"the options are {known}")
         init(self, *args, **kwargs)
+        for f in dataclasses.fields(cls):
+            _check_number(f, getattr(self, f.name))
 
     cls.__init__ = checked_init
     lines = [f"- ``{o.name}`` = {o.default!r}: {o.help}" + (f" [{o.unit}]" if o.unit else "") for o in options(cls)]

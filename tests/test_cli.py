@@ -11,6 +11,7 @@ import sys
 import pytest
 from conftest import run_python
 
+import diffsim
 import diffsim_cli as cli
 import scenes
 from scenes._config import options
@@ -103,6 +104,26 @@ def test_scene_config_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["run", "billiards", "--balls", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "diffsim run billiards: ConfigError: balls must be between 2 and 16, got 1"
+
+
+def test_a_time_step_of_zero_or_a_number_that_is_not_finite_is_one_line(tmp_path, capsys):
+    """--dt 0 raised a ZeroDivisionError with a traceback (stacking divides seconds by dt), and a
+    NaN stiffness was named as a box's NaN position: every scene's options are checked where
+    the config is made, naming the option and its unit."""
+    from scenes import hanging_chain, stacking
+
+    assert cli.main(["run", "stacking", "--dt", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "diffsim run stacking: ConfigError: option dt (time step) must be a positive number (s), got 0.0"
+    assert cli.main(["run", "stacking", "--stiffness", "nan", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("diffsim run stacking: ConfigError: option stiffness (contact stiffness) must be a finite number "
+                   "(N/m), got nan")
+    with pytest.raises(diffsim.ConfigError, match=r"option dt .* positive number \(s\), got -0.001"):
+        stacking.build(dt=-1e-3)
+    with pytest.raises(diffsim.ConfigError, match="option seconds .* finite number"):
+        stacking.Config(seconds=float("inf"))
+    assert hanging_chain.build(n=3, steps=10).rollout.steps == 10
 
 
 def test_a_missing_optional_package_names_its_extra(monkeypatch, tmp_path, capsys):
