@@ -15,6 +15,13 @@ Normal impulse (frictionless, restitution e, inverse masses w_a, w_b in 1/kg):
 Equal and opposite impulses conserve linear momentum exactly; the outgoing normal velocity is
 -e times the incoming one for an isolated collision.
 
+Resting contact: the impulse is at least -v_n / (w_a + w_b), which stops the approach at the end
+of the step (v_n, below). A body resting on a plane gets each step's kick a dt back and stays
+put; the bounce formula alone gives (1 + e) a dt / 2 there, and a resting sphere sank at
+(1 - e) a dt / 2 per step. The floor acts only where it exceeds the bounce, at approach speeds
+below about (1 + e) a dt / (2 e) (a few mm/s at dt = 1 ms): the restitution of bounces is
+unchanged.
+
 Constant accelerations within the step (gravity, applied forces): the step's velocity goes
 from v (start) to v* (end, after the step's kick a dt), and the impulse uses the approach
 speed v_n* + (1/2 - tau/dt)(v_n* - v_n), the drift speed shifted by the kick the body gets
@@ -38,7 +45,11 @@ def impulse_at(v_n, v_n_start, tau, inv_ma, inv_mb, e, dt):
     the end and at the start of the step (module docstring: the approach speed is taken at
     the impact's place in the step); never pulls."""
     v_impact = v_n + (0.5 - tau / dt) * (v_n - v_n_start)
-    return ti.max(-(1.0 + e) * v_impact / (inv_ma + inv_mb), 0.0)
+    w = inv_ma + inv_mb
+    # at least what stops the approach at the end of the step: for a resting contact (v_n the
+    # step's kick a dt, tau = dt) the impact-speed impulse alone removes half of it, and a
+    # sphere resting on a plane sank at a dt / 2
+    return ti.max(ti.max(-(1.0 + e) * v_impact / w, -v_n / w), 0.0)
 
 
 @ti.func
