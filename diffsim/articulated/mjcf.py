@@ -3,17 +3,23 @@
 Supported: ``<mujoco>`` with ``<compiler angle eulerseq>`` (angles in degrees unless
 ``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
 name pos quat|euler>`` under ``<worldbody>``, at most one joint per body: ``<joint type="hinge"|
-"slide"|"ball" axis pos range damping armature>`` or ``<freejoint/>`` / ``type="free"`` on the top
+"slide"|"ball" axis pos range damping armature ref>`` (``ref``: the joint's coordinate in the file's
+pose, MuJoCo's qpos0, which becomes ``model.home``) or ``<freejoint/>`` / ``type="free"`` on the top
 body (a floating base); a ball joint (spherical, about its ``pos``; no ``range``: MuJoCo's cone
 limit is not supported and raises a ConfigError) takes a unit quaternion in q, as MuJoCo's qpos, ``<geom type="sphere"|"capsule"|"box"|"cylinder" size pos quat|euler fromto
 mass density>`` (mass and inertia from the geometry, density 1000 kg/m^3 by default, unless the
 body has an ``<inertial pos mass diaginertia|fullinertia quat>``; geoms also become contact
-geometry with ``collisions=True``), and ``<actuator><motor joint gear ctrlrange>`` (the joint's
+geometry with ``collisions=True``, except those with ``contype="0" conaffinity="0"``, which
+MuJoCo pairs with nothing), and ``<actuator><motor joint gear ctrlrange>`` (the joint's
 effort limit is gear * max|ctrlrange|; joints without a motor are passive; a ``<motor>`` on a ball
 joint makes all three of its torque components controls, each within gear * max|ctrlrange|,
 where MuJoCo's motor would drive the one axis its 3-number gear names). Anything else
 (``<default>`` classes, ``<tendon>``, ``<equality>``, meshes, several joints in one
-body...) raises a :class:`~diffsim.errors.ConfigError` naming it. MJCF has no joint velocity
+body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
+this loader does not read (a joint's ``stiffness``, ``springref`` or ``frictionloss`` other than
+0, a body's ``gravcomp``...), except names, looks and MuJoCo's solver and contact parameters
+(``solref``, ``solimp``, ``friction``, ``condim``, ``margin``...): the ground contact and the
+joint limits follow diffsim's own laws (:mod:`diffsim.contact`). MJCF has no joint velocity
 limit (MuJoCo bounds actuator forces, not joint speeds), so ``Model.velocity_limit`` stays unset
 (set it on the model, or use URDF's ``<limit velocity>``). Units: SI. Only ``xml.etree``
 is used (the ``mujoco`` package would compile the full format, but version 4.0.0 pulls in
@@ -38,6 +44,45 @@ from .urdf import collision_points, read_robot_file
 _TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset"}
 _BODY = {"body", "joint", "freejoint", "geom", "inertial", "site", "camera", "light"}
 _GEOMS = {"sphere", "capsule", "box", "cylinder"}
+# Attributes of each element: read, or read past because they change nothing this model holds
+# (names, looks, MuJoCo's solver and contact parameters: the ground contact and the joint limits
+# follow diffsim's own laws, diffsim.contact). Any other attribute is a ConfigError naming it:
+# read past, a joint spring or friction loss would leave other dynamics than MuJoCo's, silently.
+_LOOKS = {"name", "rgba", "material", "group", "user"}
+_ATTRIBUTES = {
+    "body": {"pos", "quat", "euler", "axisangle", "xyaxes", "zaxis"} | _LOOKS,
+    "joint": {"type", "axis", "pos", "range", "limited", "damping", "armature", "ref", "margin", "solreflimit",
+              "solimplimit"} | _LOOKS,
+    "freejoint": _LOOKS,
+    "geom": {"type", "size", "pos", "quat", "euler", "axisangle", "xyaxes", "zaxis", "fromto", "mass", "density",
+             "contype", "conaffinity", "condim", "friction", "solref", "solimp", "solmix", "margin", "gap",
+             "priority"} | _LOOKS,
+    "inertial": {"pos", "quat", "euler", "axisangle", "xyaxes", "zaxis", "mass", "diaginertia", "fullinertia"},
+}
+# attributes MuJoCo reads whose default (the value given) changes nothing here
+_NEUTRAL = {("joint", "stiffness"): 0.0, ("joint", "springref"): 0.0, ("joint", "frictionloss"): 0.0,
+            ("body", "gravcomp"): 0.0}
+
+
+def _check_attributes(el, where):
+    """A ConfigError for an attribute of ``el`` that this loader neither reads nor may read past."""
+    known = _ATTRIBUTES.get(el.tag, set())
+    for attr, text in el.attrib.items():
+        if attr in known:
+            continue
+        neutral = _NEUTRAL.get((el.tag, attr))
+        if neutral is not None:
+            try:
+                if float(text) == neutral:
+                    continue
+            except ValueError:
+                pass
+            what = {"stiffness": "a joint spring", "springref": "a joint spring's rest position",
+                    "frictionloss": "dry joint friction", "gravcomp": "gravity compensation"}[attr]
+            raise ConfigError(f"MJCF {where} <{el.tag}>: {attr}=\"{text}\" ({what}) is not supported; remove it "
+                              f"(or set it to {neutral:g}) and model it otherwise, or leave this model to MuJoCo")
+        raise ConfigError(f"MJCF {where} <{el.tag}>: attribute {attr}=\"{text}\" is not read by this loader "
+                          f"(it reads {sorted(known)}); remove it if it changes nothing you need")
 
 
 def _vec(el, attr, n, default, where):
@@ -175,7 +220,8 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
         effort[motor.get("joint")] = abs(gear) * float(np.max(np.abs(rng)))
     rb.add_link("world")
     frames = {"world": (np.eye(3), np.zeros(3), np.zeros(3))}
-    _body(rb, tops[0], "world", frames, deg, seq, effort, collisions, ignore, top=True)
+    homes = {}  # joint: its coordinate in the file's pose (MuJoCo's ref), where not 0
+    _body(rb, tops[0], "world", frames, deg, seq, effort, collisions, ignore, homes, top=True)
     if free:   # the world link only held the tree: the top body is the floating root
         del rb.links["world"]
         R, p, _ = frames[tops[0].get("name")]
@@ -184,13 +230,16 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     if unknown:
         raise ConfigError(f"MJCF <motor> on unknown joint(s) {sorted(unknown)}; joints are {sorted(rb.joints)}")
     model = rb.finalize(**finalize_kwargs)
-    if free:   # MuJoCo's qpos0: the floating base where the file puts it, every joint at 0
+    if free or homes:   # MuJoCo's qpos0: the floating base where the file puts it, every joint at its ref
         model.home = model.neutral_configuration()
-        model.home[:7] = options["root_pose"]
+        if free:
+            model.home[:7] = options["root_pose"]
+        for jname, ref in homes.items():
+            model.home[model.q_index[model.joint_names.index(jname)]] = ref
     return model, options
 
 
-def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=False):
+def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, top=False):
     """Add body ``el`` (and its subtree) under link ``parent``; frames[link] = (R, p) in the world
     at the zero configuration (each link's frame sits at its joint), and the body's origin."""
     R, _, pos = frames[parent]
@@ -201,6 +250,8 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
     for child in el:
         if isinstance(child.tag, str) and child.tag not in _BODY and child.tag not in ignore:
             raise ConfigError(f"MJCF {where}: <{child.tag}> is not supported (supported: {sorted(_BODY)})")
+    for item in [el, *el.findall("joint"), *el.findall("freejoint"), *el.findall("geom"), *el.findall("inertial")]:
+        _check_attributes(item, where)
     p = pos + R @ _vec(el, "pos", 3, (0, 0, 0), where)
     Rb = R @ _orientation(el, where, deg, seq)
     joints = [j for j in el.findall("joint")] + el.findall("freejoint")
@@ -258,7 +309,10 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
             mass += m
             first += m * c
             second += I + m * (c @ c * np.eye(3) - np.outer(c, c))
-        if collisions:
+        # MuJoCo pairs two geoms when contype of one meets conaffinity of the other: a geom with
+        # both 0 (a visual geom) touches nothing, the ground included; it keeps its mass
+        touches = int(g.get("contype", "1")) != 0 or int(g.get("conaffinity", "1")) != 0
+        if collisions and touches:
             shape = {"radius": size[0]} if gk == "sphere" else {"size": 2 * size} if gk == "box" else \
                 {"radius": size[0], "length": 2 * size[1]}
             contacts += [(Rg @ pt + c, r) for pt, r in collision_points(gk, shape, where)]
@@ -270,6 +324,18 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
     jp = p + Rb @ jpos
     Rp, pp, _ = frames[parent]
     xyz, rpy = Rp.T @ (jp - pp), _rpy(Rp.T @ Rb)
+    ref = 0.0 if jel is None or kind in ("free", "ball") else float(_vec(jel, "ref", 1, (0.0,), where)[0])
+    if ref != 0.0:
+        # MuJoCo's ref: the joint's coordinate in the file's pose (qpos0). The link frame at q = 0
+        # is the file's turned (slid) back by ref about (along) the axis, so that q = ref is the pose
+        axis = _vec(jel, "axis", 3, (0, 0, 1), where)
+        axis = axis / np.linalg.norm(axis) if np.linalg.norm(axis) > 0 else axis  # a zero axis: add_joint names it
+        if kind == "hinge":
+            ref = ref * np.pi / 180 if deg else ref
+            rpy = _rpy(Rp.T @ Rb @ rotation_about(axis, -ref))
+        else:
+            xyz = xyz - ref * (Rp.T @ Rb @ axis)
+        homes[jel.get("name") or f"{name}_joint"] = ref
     if jel is None:
         rb.add_joint(f"{name}_weld", "fixed", parent, name, xyz=xyz, rpy=rpy)
     elif kind != "free":
@@ -288,7 +354,7 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, top=Fals
                      upper=rng[1] if limited else None, effort=effort.get(jname), actuated=jname in effort)
     frames[name] = (Rb, jp, p)
     for child in el.findall("body"):
-        _body(rb, child, name, frames, deg, seq, effort, collisions, ignore)
+        _body(rb, child, name, frames, deg, seq, effort, collisions, ignore, homes)
 
 
 def _rpy(R):

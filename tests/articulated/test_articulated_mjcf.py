@@ -4,7 +4,7 @@ model (mass matrix, gravity torques), with inertia from geometry; a free joint; 
 import numpy as np
 import pytest
 
-from diffsim.articulated import ArticulatedSystem, crba, load_mjcf, load_urdf, rnea
+from diffsim.articulated import ArticulatedSystem, crba, link_pose, load_mjcf, load_urdf, rnea
 from diffsim.errors import ConfigError
 
 MJCF = """<mujoco model="arm">
@@ -183,3 +183,49 @@ def test_a_floating_base_starts_where_the_file_puts_it():
     np.testing.assert_array_equal(ArticulatedSystem(m, dt=1e-3, q0=q).initial_state()["q"], [q])
     fixed, _ = load_mjcf(MJCF)   # a fixed base has no home: its joints at 0 are the file's pose
     assert fixed.home is None and not np.any(fixed.initial_configuration())
+
+
+def test_a_joint_ref_is_the_files_pose_and_home():
+    """MuJoCo's ``ref`` is the joint's coordinate in the file's pose (qpos0): read past, a hinge
+    with ref 30 degrees started 30 degrees away from where the file draws it, its range shifted
+    with it. Here the same arm with ref on the shoulder (hinge) and the slide puts every link
+    where the arm without ref puts it, at its home; and q moves the joints by q - ref."""
+    with_ref = MJCF.replace('range="-90 90" damping="0.1"/>', 'range="-90 90" damping="0.1" ref="30"/>').replace(
+        '<joint name="slide" type="slide" axis="1 0 0"/>', '<joint name="slide" type="slide" axis="1 0 0" ref="0.07"/>')
+    plain, _ = load_mjcf(MJCF)
+    model, _ = load_mjcf(with_ref)
+    np.testing.assert_allclose(model.home, [np.pi / 6, 0.0, 0.07], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(model.initial_configuration(), model.home)
+    assert plain.home is None and model.lower[0] == pytest.approx(-np.pi / 2)  # the range keeps its coordinates
+    for q in ([0.0, 0.0, 0.0], [0.4, -0.3, 0.05]):
+        shifted = np.asarray(q) + model.home
+        for link in ("upper", "fore", "slider"):
+            r0, p0 = link_pose(plain, np.asarray(q), link)
+            r1, p1 = link_pose(model, shifted, link)
+            np.testing.assert_allclose(p1, p0, rtol=0, atol=1e-14)
+            np.testing.assert_allclose(r1, r0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(crba(model, model.home), crba(plain, np.zeros(3)), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("attribute, words", [
+    ('stiffness="50"', r'stiffness="50" \(a joint spring\) is not supported'),
+    ('frictionloss="0.2"', r'frictionloss="0.2" \(dry joint friction\) is not supported'),
+    ('dampng="0.1"', r'attribute dampng="0.1" is not read by this loader \(it reads \[.*\'damping\''),
+])
+def test_a_joint_attribute_that_would_change_the_dynamics_is_named(attribute, words):
+    """Read past, a joint spring, dry friction or a misspelt damping left other dynamics than the
+    file's, silently; their neutral values, names, looks and MuJoCo's limit softness are read past."""
+    with pytest.raises(ConfigError, match=r"MJCF body 'upper' <joint>: " + words):
+        load_mjcf(MJCF.replace('damping="0.1"/>', f'damping="0.1" {attribute}/>'))
+    load_mjcf(MJCF.replace('damping="0.1"/>', 'damping="0.1" stiffness="0" rgba="1 0 0 1" solreflimit="0.02 1"/>'))
+
+
+def test_a_visual_geom_is_not_contact_geometry():
+    """contype="0" conaffinity="0": MuJoCo pairs the geom with nothing, the floor included; it
+    still counts in the body's mass, as in MuJoCo."""
+    visual = MJCF.replace('<geom type="sphere" size="0.03"/>', '<geom type="sphere" size="0.03" contype="0" '
+                                                                'conaffinity="0"/>')
+    touching, _ = load_mjcf(MJCF, collisions=True)
+    seen, _ = load_mjcf(visual, collisions=True)
+    assert len(seen.contact_point) == len(touching.contact_point) - 1
+    np.testing.assert_allclose(crba(seen, np.zeros(3)), crba(touching, np.zeros(3)), rtol=0, atol=0)
