@@ -5,9 +5,12 @@ Supported: ``<robot>`` with ``<link>`` (``<inertial>``: ``<origin xyz rpy>``, ``
 or fixed (``<origin>``, ``<parent link>``, ``<child link>``, ``<axis xyz>``, ``<limit lower upper
 effort velocity>``, ``<dynamics damping friction>``). ``<visual>`` and ``<material>`` are read
 past; ``<collision>`` too, unless ``collisions=True``: then each ``<collision>`` shape becomes
-ground-contact geometry of its link (:func:`collision_points`). Anything else (``<transmission>``,
-``<gazebo>``, ``<mimic>``, floating or planar joints (a floating base is ``floating_base=True``), a
-non-zero Coulomb ``friction``...) raises a
+ground-contact geometry of its link (:func:`collision_points`). So are the tags ROS files carry for
+other programs, which change nothing in the rigid-body dynamics: ``<transmission>`` (ros_control's
+actuator-to-joint map; the joint's own ``<limit effort>`` is its torque bound), ``<gazebo>``
+(Gazebo's settings), a joint's ``<calibration>`` and ``<safety_controller>`` (a controller's soft
+limits). Anything else (``<mimic>``, floating or planar joints (a floating base is
+``floating_base=True``), a non-zero Coulomb ``friction``...) raises a
 :class:`~diffsim.errors.ConfigError` that names the tag and where it is, unless it is listed in
 ``ignore``. Only ``xml.etree`` is used. Units: SI, as URDF specifies.
 """
@@ -23,10 +26,10 @@ from ..errors import ConfigError
 from .model import Model, RobotBuilder
 from .spatial import rpy_matrix
 
-_ROBOT_TAGS = {"link", "joint", "material"}
+_ROBOT_TAGS = {"link", "joint", "material", "transmission", "gazebo"}
 _LINK_TAGS = {"inertial", "visual", "collision"}
 _INERTIAL_TAGS = {"origin", "mass", "inertia"}
-_JOINT_TAGS = {"origin", "parent", "child", "axis", "limit", "dynamics"}
+_JOINT_TAGS = {"origin", "parent", "child", "axis", "limit", "dynamics", "calibration", "safety_controller"}
 _JOINT_TYPES = {"revolute", "continuous", "prismatic", "fixed"}
 
 
