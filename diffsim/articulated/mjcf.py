@@ -1,6 +1,8 @@
 """Load a robot from MJCF (MuJoCo's XML, the common subset) into a :class:`~diffsim.articulated.model.Model`.
 
-Supported: ``<mujoco>`` with ``<compiler angle eulerseq>`` (angles in degrees unless
+Supported: ``<mujoco>`` with ``<default>`` classes (nested, chosen by ``class`` and a body's
+``childclass`` as MuJoCo chooses them, written into the elements before anything is read),
+``<compiler angle eulerseq>`` (angles in degrees unless
 ``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
 name pos quat|euler>`` under ``<worldbody>``, at most one joint per body: ``<joint type="hinge"|
 "slide"|"ball" axis pos range damping armature ref>`` (``ref``: the joint's coordinate in the file's
@@ -14,8 +16,7 @@ MuJoCo pairs with nothing), and ``<actuator><motor joint gear ctrlrange>`` (the 
 effort limit is gear * max|ctrlrange|; joints without a motor are passive; a ``<motor>`` on a ball
 joint makes all three of its torque components controls, each within gear * max|ctrlrange|,
 where MuJoCo's motor would drive the one axis its 3-number gear names). Anything else
-(``<default>`` classes, ``<tendon>``, ``<equality>``, meshes, several joints in one
-body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
+(``<tendon>``, ``<equality>``, meshes, several joints in one body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
 this loader does not read (a joint's ``stiffness``, ``springref`` or ``frictionloss`` other than
 0, a body's ``gravcomp``...), except names, looks and MuJoCo's solver and contact parameters
 (``solref``, ``solimp``, ``friction``, ``condim``, ``margin``...): the ground contact and the
@@ -41,7 +42,7 @@ from .model import RobotBuilder
 from .spatial import rotation_about
 from .urdf import collision_points, read_robot_file
 
-_TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset"}
+_TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset", "default"}
 _BODY = {"body", "joint", "freejoint", "geom", "inertial", "site", "camera", "light"}
 _GEOMS = {"sphere", "capsule", "box", "cylinder"}
 # Attributes of each element: read, or read past because they change nothing this model holds
@@ -174,6 +175,67 @@ def _geom_mass(kind, size, density):
     return mc + ms, np.diag([ixx, ixx, izz])
 
 
+_ACTUATORS = {"general", "motor", "position", "velocity", "intvelocity", "damper", "cylinder", "muscle", "adhesion"}
+
+
+def _default_classes(root) -> dict:
+    """{class: {element tag: {attribute: value}}} of the file's ``<default>`` tree: the top one is
+    class "main"; a nested class starts from its parent's settings. Every actuator shortcut in a
+    default sets the one set of actuator defaults (key "actuator"), as in MuJoCo."""
+    classes = {}
+
+    def walk(d, inherited, name, where):
+        own = {tag: dict(attrs) for tag, attrs in inherited.items()}
+        for child in d:
+            if isinstance(child.tag, str) and child.tag != "default":
+                own.setdefault("actuator" if child.tag in _ACTUATORS else child.tag, {}).update(child.attrib)
+        classes[name] = own
+        for child in d.findall("default"):
+            if not child.get("class"):
+                raise ConfigError(f"MJCF {where}: a nested <default> needs class=\"...\"")
+            walk(child, own, child.get("class"), f"<default class='{child.get('class')}'>")
+
+    for top in root.findall("default"):
+        walk(top, classes.get("main", {}), "main", "<default>")
+    return classes
+
+
+def _apply_defaults(root) -> None:
+    """Write the ``<default>`` classes into the elements they govern (an attribute the element
+    gives wins), so that the rest of the loader reads explicit attributes: an element takes its
+    ``class``, else the ``childclass`` of its nearest body that has one, else "main" (MuJoCo's
+    rule); actuators their ``class`` or "main"."""
+    classes = _default_classes(root)
+
+    def settle(el, cls, where):
+        cls = el.attrib.pop("class", cls)
+        if cls not in classes and cls != "main":
+            raise ConfigError(f"MJCF {where}: class '{cls}' is not a <default> class of this file "
+                              f"({sorted(classes) or 'it has none'})")
+        key = "actuator" if el.tag in _ACTUATORS else el.tag
+        for attr, value in classes.get(cls, {}).get(key, {}).items():
+            el.attrib.setdefault(attr, value)
+
+    def walk(body, cls):
+        for child in body:
+            if not isinstance(child.tag, str):
+                continue
+            where = f"body '{body.get('name')}'" if body.tag == "body" else "<worldbody>"
+            if child.tag == "body":
+                walk(child, child.attrib.pop("childclass", cls))
+            elif child.tag not in ("freejoint", "inertial"):  # MuJoCo gives these no defaults
+                settle(child, cls, where)
+
+    for world in root.findall("worldbody"):
+        walk(world, "main")
+    for actuators in root.findall("actuator"):
+        for act in actuators:
+            if isinstance(act.tag, str):
+                settle(act, "main", f"<actuator> <{act.tag}>")
+    for d in root.findall("default"):
+        root.remove(d)
+
+
 def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     """Parse MJCF text (str) or a path (str or os.PathLike); returns ``(Model, options)`` (see
     the module doc). ``ignore``: extra tag names to read past; ``collisions``: geoms become
@@ -189,6 +251,7 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
         if isinstance(child.tag, str) and child.tag not in _TOP and child.tag not in ignore:
             raise ConfigError(f"MJCF: <{child.tag}> is not supported (supported: {sorted(_TOP)}); remove it or "
                               f"pass ignore=('{child.tag}',)")
+    _apply_defaults(root)
     compiler = root.find("compiler")
     deg = compiler is None or compiler.get("angle", "degree") == "degree"
     seq = "xyz" if compiler is None else compiler.get("eulerseq", "xyz")

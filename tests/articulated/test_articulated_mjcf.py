@@ -91,7 +91,14 @@ def test_mjcf_free_joint_and_capsule_inertia():
 
 @pytest.mark.parametrize("text, words", [
     ("<robot/>", "root element must be <mujoco>"),
-    ("<mujoco><default/><worldbody><body name='a'/></worldbody></mujoco>", "<default> is not supported"),
+    ("<mujoco><default><default><joint damping='1'/></default></default><worldbody><body name='a'><joint/>"
+     "<geom size='0.1'/></body></worldbody></mujoco>", "a nested <default> needs class="),
+    ("<mujoco><default><joint damping='1'/></default><worldbody><body name='a' childclass='arm'><joint/>"
+     "<geom size='0.1'/></body></worldbody></mujoco>", r"class 'arm' is not a <default> class of this file \(\['main'\]\)"),
+    ("<mujoco><worldbody><body name='a'><joint class='leg'/><geom size='0.1'/></body></worldbody></mujoco>",
+     "class 'leg' is not a <default> class of this file \\(it has none\\)"),
+    ("<mujoco><default><joint frictionloss='0.5'/></default><worldbody><body name='a'><joint/><geom size='0.1'/>"
+     "</body></worldbody></mujoco>", r"body 'a' <joint>: frictionloss=\"0.5\" \(dry joint friction\)"),
     ("<mujoco><worldbody><body name='a'><joint type='helical'/><geom size='0.1'/></body></worldbody></mujoco>",
      r"joint type 'helical' is not supported \(hinge, slide, ball, free\)"),
     ("<mujoco><worldbody><body name='a'><joint type='ball' range='0 30'/><geom size='0.1'/></body></worldbody>"
@@ -229,3 +236,51 @@ def test_a_visual_geom_is_not_contact_geometry():
     seen, _ = load_mjcf(visual, collisions=True)
     assert len(seen.contact_point) == len(touching.contact_point) - 1
     np.testing.assert_allclose(crba(seen, np.zeros(3)), crba(touching, np.zeros(3)), rtol=0, atol=0)
+
+
+DEFAULTS = """<mujoco model="arm">
+  <compiler angle="degree"/>
+  <option gravity="0 0 -9.81" timestep="0.002"/>
+  <default>
+    <joint type="hinge" damping="0.1"/>
+    <geom type="box" rgba="0.8 0.6 0.4 1" contype="1" conaffinity="1" friction="1 0.005 0.0001"/>
+    <motor ctrlrange="-1 1"/>
+    <default class="shoulder">
+      <joint axis="0 1 0" range="-90 90"/>
+      <motor gear="2" ctrlrange="-5 5"/>
+    </default>
+    <default class="forearm">
+      <joint axis="0 0 1" damping="0" armature="0.01"/>
+      <default class="ball"><geom type="sphere" size="0.03"/></default>
+    </default>
+  </default>
+  <worldbody>
+    <geom name="floor" type="plane" size="2 2 0.1"/>
+    <body name="upper" pos="0 0 0.1">
+      <joint name="shoulder" class="shoulder"/>
+      <inertial pos="0.2 0 0" mass="1.5" diaginertia="0.001 0.02 0.02"/>
+      <body name="fore" pos="0.4 0 0" euler="0 0 30" childclass="forearm">
+        <joint name="elbow" pos="0.05 0 0"/>
+        <geom size="0.15 0.02 0.01" pos="0.2 0 0"/>
+        <body name="slider" pos="0.35 0 0">
+          <joint name="slide" type="slide" axis="1 0 0" armature="0"/>
+          <geom class="ball"/>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="shoulder" class="shoulder"/><motor joint="elbow"/></actuator>
+</mujoco>"""
+
+
+def test_default_classes_give_the_model_written_out():
+    """The arm of MJCF written with nested <default> classes (class, childclass, an actuator
+    class, an attribute given on the element winning over its class) is the arm written out:
+    same mass matrix, damping, armature, limits and effort limits. <default> was refused."""
+    model, options = load_mjcf(DEFAULTS)
+    plain, _ = load_mjcf(MJCF)
+    q = np.array([0.3, -0.5, 0.05])
+    np.testing.assert_array_equal(crba(model, q), crba(plain, q))
+    for name in ("damping", "armature", "lower", "upper", "effort"):
+        np.testing.assert_array_equal(getattr(model, name), getattr(plain, name), err_msg=name)
+    assert options == {"timestep": 0.002}
