@@ -117,10 +117,15 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         if not np.all(np.isfinite(v)):
             raise ConfigError(f"parameter '{name}' has non-finite values")
         out[name] = np.ascontiguousarray(v)
-    if np.any(out["mass"] <= 0):
-        b, i = np.argwhere(out["mass"] <= 0)[0]
+    # a body that others hang from may be massless (an intermediate frame: a planar root's x and z
+    # carriages); the joint-space inertia stays regular through what it carries
+    carries = np.zeros(model.nb, dtype=bool)
+    carries[[int(p) for p in model.parent if p >= 0]] = True
+    bad = (out["mass"] < 0) | ((out["mass"] == 0) & ~carries)
+    if np.any(bad):
+        b, i = np.argwhere(bad)[0]
         raise ConfigError(f"mass of body {i} ('{model.body_names[i]}') of robot {b} is {out['mass'][b, i]} kg; "
-                          "masses must be > 0")
+                          "masses must be > 0 (>= 0 for a body that carries others)")
     for b, i in _unique_body_rows(out["inertia"]):
         check_inertia(inertia_matrix(out["inertia"][b, i]),
                       f"parameter 'inertia' of body {i} ('{model.body_names[i]}') of robot {b}")

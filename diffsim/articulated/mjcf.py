@@ -4,10 +4,11 @@ Supported: ``<mujoco>`` with ``<default>`` classes (nested, chosen by ``class`` 
 ``childclass`` as MuJoCo chooses them, written into the elements before anything is read),
 ``<compiler angle eulerseq>`` (angles in degrees unless
 ``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
-name pos quat|euler>`` under ``<worldbody>``, at most one joint per body: ``<joint type="hinge"|
+name pos quat|euler>`` under ``<worldbody>``, with joints ``<joint type="hinge"|
 "slide"|"ball" axis pos range damping armature ref>`` (``ref``: the joint's coordinate in the file's
 pose, MuJoCo's qpos0, which becomes ``model.home``) or ``<freejoint/>`` / ``type="free"`` on the top
-body (a floating base); a ball joint (spherical, about its ``pos``; no ``range``: MuJoCo's cone
+body (a floating base); several hinges and slides in one body act in order, as MuJoCo composes
+them (a planar root's x, z and pitch: each but the last moves a massless frame); a ball joint (spherical, about its ``pos``; no ``range``: MuJoCo's cone
 limit is not supported and raises a ConfigError) takes a unit quaternion in q, as MuJoCo's qpos, ``<geom type="sphere"|"capsule"|"box"|"cylinder" size pos quat|euler fromto
 mass density>`` (mass and inertia from the geometry, density 1000 kg/m^3 by default, unless the
 body has an ``<inertial pos mass diaginertia|fullinertia quat>``; geoms also become contact
@@ -16,7 +17,7 @@ MuJoCo pairs with nothing), and ``<actuator><motor joint gear ctrlrange>`` (the 
 effort limit is gear * max|ctrlrange|; joints without a motor are passive; a ``<motor>`` on a ball
 joint makes all three of its torque components controls, each within gear * max|ctrlrange|,
 where MuJoCo's motor would drive the one axis its 3-number gear names). Anything else
-(``<tendon>``, ``<equality>``, meshes, several joints in one body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
+(``<tendon>``, ``<equality>``, meshes, a ball joint beside others in one body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
 this loader does not read (a joint's ``stiffness``, ``springref`` or ``frictionloss`` other than
 0, a body's ``gravcomp``...), except names, looks and MuJoCo's solver and contact parameters
 (``solref``, ``solimp``, ``friction``, ``condim``, ``margin``...): the ground contact and the
@@ -318,14 +319,17 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, t
     p = pos + R @ _vec(el, "pos", 3, (0, 0, 0), where)
     Rb = R @ _orientation(el, where, deg, seq)
     joints = [j for j in el.findall("joint")] + el.findall("freejoint")
-    if len(joints) > 1:
-        raise ConfigError(f"MJCF {where}: {len(joints)} joints in one body are not supported (one per body)")
-    jel = joints[0] if joints else None
-    kind = None if jel is None else ("free" if jel.tag == "freejoint" else jel.get("type", "hinge"))
-    if kind == "free" and not top:
-        raise ConfigError(f"MJCF {where}: a free joint is supported only on the top body (a floating base)")
-    if kind not in (None, "free", "hinge", "slide", "ball"):
-        raise ConfigError(f"MJCF {where}: joint type '{kind}' is not supported (hinge, slide, ball, free)")
+    kinds = ["free" if j.tag == "freejoint" else j.get("type", "hinge") for j in joints]
+    for kind in kinds:
+        if kind == "free" and not top:
+            raise ConfigError(f"MJCF {where}: a free joint is supported only on the top body (a floating base)")
+        if kind not in ("free", "hinge", "slide", "ball"):
+            raise ConfigError(f"MJCF {where}: joint type '{kind}' is not supported (hinge, slide, ball, free)")
+    if len(joints) > 1 and not set(kinds) <= {"hinge", "slide"}:
+        raise ConfigError(f"MJCF {where}: {len(joints)} joints in one body ({', '.join(kinds)}) are supported as "
+                          "hinges and slides only (a planar root's x, z and pitch, say)")
+    jel = joints[-1] if joints else None
+    kind = kinds[-1] if joints else None
     # the link frame sits at the joint (MuJoCo's joint pos is in the body frame)
     jpos = np.zeros(3) if jel is None or kind == "free" else _vec(jel, "pos", 3, (0, 0, 0), where)
     mass, first, second = 0.0, np.zeros(3), np.zeros((3, 3))
@@ -385,39 +389,52 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, t
     for pt, r in contacts:
         rb.add_contact_point(name, pt, r)
     jp = p + Rb @ jpos
-    Rp, pp, _ = frames[parent]
-    xyz, rpy = Rp.T @ (jp - pp), _rpy(Rp.T @ Rb)
-    ref = 0.0 if jel is None or kind in ("free", "ball") else float(_vec(jel, "ref", 1, (0.0,), where)[0])
-    if ref != 0.0:
-        # MuJoCo's ref: the joint's coordinate in the file's pose (qpos0). The link frame at q = 0
-        # is the file's turned (slid) back by ref about (along) the axis, so that q = ref is the pose
-        axis = _vec(jel, "axis", 3, (0, 0, 1), where)
-        axis = axis / np.linalg.norm(axis) if np.linalg.norm(axis) > 0 else axis  # a zero axis: add_joint names it
-        if kind == "hinge":
-            ref = ref * np.pi / 180 if deg else ref
-            rpy = _rpy(Rp.T @ Rb @ rotation_about(axis, -ref))
-        else:
-            xyz = xyz - ref * (Rp.T @ Rb @ axis)
-        homes[jel.get("name") or f"{name}_joint"] = ref
+    above, (Ra, pa, _) = parent, frames[parent]
     if jel is None:
-        rb.add_joint(f"{name}_weld", "fixed", parent, name, xyz=xyz, rpy=rpy)
+        rb.add_joint(f"{name}_weld", "fixed", parent, name, xyz=Ra.T @ (jp - pa), rpy=_rpy(Ra.T @ Rb))
     elif kind != "free":
-        jname = jel.get("name") or f"{name}_joint"
-        rng = _vec(jel, "range", 2, None, where)
-        limited = rng is not None and jel.get("limited", "auto") != "false"
-        if limited and kind == "ball":
-            raise ConfigError(f"MJCF {where}: the ball joint '{jname}' has a range (a cone limit), which is not "
-                              "supported: remove range (or set limited=\"false\"), or build the joint from three "
-                              "hinges with ranges")
-        if limited and kind == "hinge" and deg:
-            rng = rng * np.pi / 180
-        rb.add_joint(jname, {"hinge": "revolute", "slide": "prismatic", "ball": "ball"}[kind], parent, name, xyz=xyz,
-                     rpy=rpy, axis=_vec(jel, "axis", 3, (0, 0, 1), where), damping=float(jel.get("damping", "0")),
-                     armature=float(jel.get("armature", "0")), lower=rng[0] if limited else None,
-                     upper=rng[1] if limited else None, effort=effort.get(jname), actuated=jname in effort)
+        # several joints in one body act in order, MuJoCo's composition: each but the last moves a
+        # massless link whose frame sits at the next joint, oriented as the body
+        for k, (j, jk) in enumerate(zip(joints, kinds)):
+            jname = j.get("name") or f"{name}_joint{k if len(joints) > 1 else ''}"
+            link = name if k == len(joints) - 1 else f"{name}__{jname}"
+            at = p + Rb @ _vec(j, "pos", 3, (0, 0, 0), where)
+            if link != name:
+                rb.add_link(link)
+            _joint(rb, j, jk, jname, above, link, Ra.T @ (at - pa), Ra.T @ Rb, deg, effort, homes, where)
+            above, Ra, pa = link, Rb, at
     frames[name] = (Rb, jp, p)
     for child in el.findall("body"):
         _body(rb, child, name, frames, deg, seq, effort, collisions, ignore, homes)
+
+
+def _joint(rb, jel, kind, jname, parent, child, xyz, R, deg, effort, homes, where):
+    """Add the hinge, slide or ball joint ``jel`` from link ``parent`` to ``child``: its frame at
+    ``xyz`` turned by ``R`` in the parent's frame, in the file's pose; MuJoCo's ``ref`` (the
+    joint's coordinate in that pose, qpos0) goes to ``homes``."""
+    axis = _vec(jel, "axis", 3, (0, 0, 1), where)
+    ref = 0.0 if kind == "ball" else float(_vec(jel, "ref", 1, (0.0,), where)[0])
+    if ref != 0.0:
+        # the link frame at q = 0 is the file's turned (slid) back by ref about (along) the axis
+        unit = axis / np.linalg.norm(axis) if np.linalg.norm(axis) > 0 else axis  # a zero axis: add_joint names it
+        if kind == "hinge":
+            ref = ref * np.pi / 180 if deg else ref
+            R = R @ rotation_about(unit, -ref)
+        else:
+            xyz = xyz - ref * (R @ unit)
+        homes[jname] = ref
+    rng = _vec(jel, "range", 2, None, where)
+    limited = rng is not None and jel.get("limited", "auto") != "false"
+    if limited and kind == "ball":
+        raise ConfigError(f"MJCF {where}: the ball joint '{jname}' has a range (a cone limit), which is not "
+                          "supported: remove range (or set limited=\"false\"), or build the joint from three "
+                          "hinges with ranges")
+    if limited and kind == "hinge" and deg:
+        rng = rng * np.pi / 180
+    rb.add_joint(jname, {"hinge": "revolute", "slide": "prismatic", "ball": "ball"}[kind], parent, child, xyz=xyz,
+                 rpy=_rpy(R), axis=axis, damping=float(jel.get("damping", "0")),
+                 armature=float(jel.get("armature", "0")), lower=rng[0] if limited else None,
+                 upper=rng[1] if limited else None, effort=effort.get(jname), actuated=jname in effort)
 
 
 def _rpy(R):

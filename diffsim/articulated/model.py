@@ -374,12 +374,17 @@ class RobotBuilder:
             second[b] += Ic + L.mass * (np.dot(c, c) * np.eye(3) - np.outer(c, c))
         com = np.zeros((nb, 3))
         inertia = np.zeros((nb, 6))
+        carries = {bd["parent"] for bd in bodies}  # bodies that other bodies hang from
         for b in range(nb):
             name = bodies[b]["joint"].child
-            if mass[b] <= 0:
+            if mass[b] <= 0 and b not in carries:
                 raise ConfigError(f"body '{name}' (with the links welded to it) has no mass: every link "
-                                  "moved by a joint needs mass > 0 for the dynamics to be defined")
-            com[b] = first[b] / mass[b]
+                                  "moved by a joint needs mass > 0, or a body moved through it, for the dynamics "
+                                  "to be defined")
+            # a massless body that carries others (a planar root's x and z carriages, the links
+            # between MJCF joints of one body) is an intermediate frame; the joint-space inertia
+            # check below still refuses a joint that moves no inertia
+            com[b] = first[b] / mass[b] if mass[b] > 0 else 0.0
             c = com[b]
             Ic = second[b] - mass[b] * (np.dot(c, c) * np.eye(3) - np.outer(c, c))
             inertia[b] = inertia_six(0.5 * (Ic + Ic.T))

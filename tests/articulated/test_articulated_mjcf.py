@@ -4,7 +4,7 @@ model (mass matrix, gravity torques), with inertia from geometry; a free joint; 
 import numpy as np
 import pytest
 
-from diffsim.articulated import ArticulatedSystem, crba, link_pose, load_mjcf, load_urdf, rnea
+from diffsim.articulated import ArticulatedSystem, aba, crba, link_pose, load_mjcf, load_urdf, rnea
 from diffsim.errors import ConfigError
 
 MJCF = """<mujoco model="arm">
@@ -105,8 +105,8 @@ def test_mjcf_free_joint_and_capsule_inertia():
      "</mujoco>", "the ball joint 'a_joint' has a range"),
     ("<mujoco><worldbody><body name='a'><joint/><geom type='mesh'/></body></worldbody></mujoco>",
      "geom type 'mesh' is not supported"),
-    ("<mujoco><worldbody><body name='a'><joint/><joint/><geom size='0.1'/></body></worldbody></mujoco>",
-     "2 joints in one body"),
+    ("<mujoco><worldbody><body name='a'><joint/><joint type='ball'/><geom size='0.1'/></body></worldbody>"
+     "</mujoco>", r"2 joints in one body \(hinge, ball\) are supported as hinges and slides only"),
     ("<mujoco><worldbody><body name='a' quat='0 0 0 0'><joint/><geom size='0.1'/></body></worldbody></mujoco>",
      "quat='0 0 0 0' is not a rotation"),
     ("<mujoco><option timestep='-0.01'/><worldbody><body name='a'><joint/><geom size='0.1'/></body></worldbody>"
@@ -284,3 +284,59 @@ def test_default_classes_give_the_model_written_out():
     for name in ("damping", "armature", "lower", "upper", "effort"):
         np.testing.assert_array_equal(getattr(model, name), getattr(plain, name), err_msg=name)
     assert options == {"timestep": 0.002}
+
+
+PLANAR = """<mujoco model="planar">
+  <worldbody>
+    <body name="torso" pos="0 0 1">
+      <joint name="rootx" type="slide" axis="1 0 0"/>
+      <joint name="rootz" type="slide" axis="0 0 1" pos="0 0 0.1"/>
+      <joint name="rooty" type="hinge" axis="0 1 0" pos="0.05 0 0"/>
+      <geom type="capsule" fromto="0.1 0 -0.1 0.1 0 0.3" size="0.05"/>
+      <body name="leg" pos="0.1 0 -0.1">
+        <joint name="hip" type="hinge" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.4" size="0.04"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="hip" ctrlrange="-1 1"/></actuator>
+</mujoco>"""
+
+
+NESTED = """<mujoco model="planar, written out">
+  <worldbody>
+    <body name="carriage_x" pos="0 0 1">
+      <joint name="rootx" type="slide" axis="1 0 0"/>
+      <body name="carriage_z" pos="0 0 0.1">
+        <joint name="rootz" type="slide" axis="0 0 1"/>
+        <body name="torso" pos="0.05 0 -0.1">
+          <joint name="rooty" type="hinge" axis="0 1 0"/>
+          <geom type="capsule" fromto="0.05 0 -0.1 0.05 0 0.3" size="0.05"/>
+          <body name="leg" pos="0.05 0 -0.1">
+            <joint name="hip" type="hinge" axis="0 1 0"/>
+            <geom type="capsule" fromto="0 0 0 0 0 -0.4" size="0.04"/>
+          </body>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>"""
+
+def test_several_joints_in_one_body_act_in_order_as_mujoco_composes_them():
+    """A planar root as MuJoCo files write it, x, z and pitch joints in one body (each at its own
+    pos), was refused. It is the chain of massless frames it stands for: the same robot as the
+    three nested bodies written out, and in free fall (no torques) the body drops at g without
+    turning, whatever its pitch and wherever its joints sit."""
+    model, _ = load_mjcf(PLANAR)
+    nested, _ = load_mjcf(NESTED)
+    assert model.joint_names == ("rootx", "rootz", "rooty", "hip") == nested.joint_names
+    assert list(model.actuated) == [False, False, False, True]
+    rng = np.random.default_rng(3)
+    for q in ([0.0, 0.0, 0.0, 0.0], [0.3, -0.2, 0.7, -0.4], rng.normal(size=4)):
+        q = np.asarray(q, dtype=float)
+        np.testing.assert_allclose(crba(model, q), crba(nested, q), rtol=0, atol=1e-13)
+        qdd = aba(model, q, np.zeros(4), np.zeros(4))
+        np.testing.assert_allclose(qdd, [0.0, -9.81, 0.0, 0.0], rtol=0, atol=1e-11)
+    system = ArticulatedSystem(model, dt=1e-3, q0=[0.0, 0.0, 0.7, -0.4])  # the step kernels, massless frames and all
+    q = system.simulate(100)["q"][-1, 0]  # (steps + 1, robots, nq)
+    np.testing.assert_allclose(q, [0.0, -9.81 * 1e-6 * 100 * 101 / 2, 0.7, -0.4], rtol=0, atol=1e-12)
