@@ -27,7 +27,10 @@ limit (MuJoCo bounds actuator forces, not joint speeds), so ``Model.velocity_lim
 is used (the ``mujoco`` package would compile the full format, but version 4.0.0 pulls in
 mujoco-core, mujoco-studio, glfw and pyopengl for what this subset needs).
 
-Returns ``(model, options)``: ``options`` holds ``timestep`` (s) when the file gives one and, for a
+Returns ``(model, options)``: ``options`` holds ``timestep`` (s) when the file gives one, ``ground``
+(``{"height": m, "friction": mu}`` of the ``<worldbody>``'s horizontal plane geom, the floor: pass
+it as ``GroundContact(**options["ground"])``; with ``collisions=True`` other static geoms the robot
+could touch are a ConfigError, since the ground contact knows one floor) and, for a
 floating base, ``root_pose`` (7,): the top body's position and quaternion in the file, which is
 also ``model.home[:7]``, so that a system starts the robot where the file puts it (MuJoCo's
 qpos0; ``ArticulatedSystem(q0=...)`` or ``set_initial_state`` to start elsewhere).
@@ -267,6 +270,9 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
     tops = [] if world is None else world.findall("body")
     if len(tops) != 1:
         raise ConfigError(f"MJCF: <worldbody> must hold exactly one <body> tree, found {len(tops)}")
+    ground = _ground(world, tops[0], deg, seq, collisions)
+    if ground is not None:
+        options["ground"] = ground
     free = tops[0].find("freejoint") is not None or any(j.get("type") == "free" for j in tops[0].findall("joint"))
     rb = RobotBuilder(root.get("model", "robot"), gravity, floating_base=free)
     effort = {}
@@ -301,6 +307,47 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
         for jname, ref in homes.items():
             model.home[model.q_index[model.joint_names.index(jname)]] = ref
     return model, options
+
+
+def _ground(world, robot, deg, seq, collisions):
+    """``{"height": z, "friction": mu}`` of the floor, the ``<worldbody>``'s horizontal plane geom
+    (for :class:`~diffsim.articulated.dynamics.GroundContact`), or None without one; mu is MuJoCo's
+    for a contact, the larger of the two geoms' (sliding) frictions, taken as the largest over the
+    ``robot``'s geoms that touch (GroundContact has one friction for every point). With
+    ``collisions=True`` any other world geom the robot could touch (a tilted plane, a box, a
+    second floor) is a ConfigError: the ground contact knows one horizontal floor, and an obstacle
+    read past would be one the robot passes through."""
+    floors, others = [], []
+    for g in world.findall("geom"):
+        touches = int(g.get("contype", "1")) != 0 or int(g.get("conaffinity", "1")) != 0
+        name = g.get("name") or g.get("type", "sphere")
+        where = f"<worldbody> geom '{name}'"
+        if g.get("type") == "plane":
+            normal = _orientation(g, where, deg, seq)[:, 2]
+            if np.allclose(normal, [0.0, 0.0, 1.0], rtol=0, atol=1e-12):
+                floors.append((g, where))
+                continue
+        if touches:
+            others.append(name)
+    if collisions and (others or len(floors) > 1):
+        names = others + [f"a second floor '{w}'" for _, w in floors[1:]]
+        raise ConfigError(f"MJCF <worldbody>: static geometry {names} besides one horizontal floor is not supported "
+                          "as contact geometry (the ground contact knows one floor, z = height); give those geoms "
+                          "contype=\"0\" conaffinity=\"0\", remove them, or load with collisions=False")
+    if not floors:
+        return None
+    g, where = floors[0]
+    friction = _sliding_friction(g, where)
+    for rg in robot.iter("geom"):
+        if int(rg.get("contype", "1")) != 0 or int(rg.get("conaffinity", "1")) != 0:
+            friction = max(friction, _sliding_friction(rg, "a robot geom"))
+    return {"height": float(_vec(g, "pos", 3, (0, 0, 0), where)[2]), "friction": friction}
+
+
+def _sliding_friction(g, where) -> float:
+    """The first of a geom's ``friction`` numbers (sliding, rolling, torsional; MuJoCo's default 1)."""
+    text = g.get("friction", "1")
+    return float(_vec(g, "friction", max(1, len(text.split())), None, where)[0]) if g.get("friction") else 1.0
 
 
 def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, top=False):

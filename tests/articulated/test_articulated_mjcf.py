@@ -340,3 +340,24 @@ def test_several_joints_in_one_body_act_in_order_as_mujoco_composes_them():
     system = ArticulatedSystem(model, dt=1e-3, q0=[0.0, 0.0, 0.7, -0.4])  # the step kernels, massless frames and all
     q = system.simulate(100)["q"][-1, 0]  # (steps + 1, robots, nq)
     np.testing.assert_allclose(q, [0.0, -9.81 * 1e-6 * 100 * 101 / 2, 0.7, -0.4], rtol=0, atol=1e-12)
+
+
+def test_the_floor_is_read_and_other_static_geometry_is_named():
+    """The world's horizontal plane is the floor: its height and MuJoCo's friction for a contact
+    (the larger of the two geoms') come back for GroundContact; with collisions=True a ramp or a
+    box in the world, which the ground contact would let the robot pass through, is refused."""
+    world = '<geom name="floor" type="plane" pos="0 0 -0.3" size="5 5 0.1" friction="0.7 0.01 0.001"/>'
+    text = PLANAR.replace("<worldbody>", "<worldbody>" + world)
+    assert load_mjcf(text)[1]["ground"] == {"height": -0.3, "friction": 1.0}  # the robot's geoms: MuJoCo's 1
+    grippy = text.replace('size="0.04"/>', 'size="0.04" friction="1.4"/>')
+    assert load_mjcf(grippy, collisions=True)[1]["ground"] == {"height": -0.3, "friction": 1.4}
+    assert "ground" not in load_mjcf(PLANAR)[1]
+    for obstacle in ('<geom name="ramp" type="plane" euler="0 10 0" size="1 1 0.1"/>',
+                     '<geom name="step" type="box" pos="1 0 0.05" size="0.2 0.5 0.05"/>'):
+        with_obstacle = text.replace("<worldbody>", "<worldbody>" + obstacle)
+        name = obstacle.split("'")[0].split('"')[1]
+        with pytest.raises(ConfigError, match=rf"static geometry \['{name}'\] besides one horizontal floor"):
+            load_mjcf(with_obstacle, collisions=True)
+        assert load_mjcf(with_obstacle)[1]["ground"]["height"] == -0.3  # without contacts it changes nothing
+        hidden = with_obstacle.replace(obstacle, obstacle.replace("/>", ' contype="0" conaffinity="0"/>'))
+        assert load_mjcf(hidden, collisions=True)[1]["ground"]["height"] == -0.3
