@@ -63,30 +63,51 @@ _ATTRIBUTES = {
              "contype", "conaffinity", "condim", "friction", "solref", "solimp", "solmix", "margin", "gap",
              "priority"} | _LOOKS,
     "inertial": {"pos", "quat", "euler", "axisangle", "xyaxes", "zaxis", "mass", "diaginertia", "fullinertia"},
+    # MuJoCo's solver settings (diffsim has its own), and what only sensors or rendering see
+    "option": {"timestep", "gravity", "integrator", "iterations", "tolerance", "ls_iterations", "ls_tolerance",
+               "solver", "cone", "jacobian", "impratio", "noslip_iterations", "noslip_tolerance", "mpr_iterations",
+               "mpr_tolerance", "sdf_iterations", "sdf_initpoints", "ccd_iterations", "ccd_tolerance", "apirate",
+               "o_margin", "o_solref", "o_solimp", "o_friction", "magnetic", "actuatorgroupdisable"},
+    "compiler": {"angle", "eulerseq", "autolimits", "inertiafromgeom", "coordinate", "balanceinertia", "meshdir",
+                 "texturedir", "assetdir", "discardvisual", "strippath", "fitaabb", "usethread", "convexhull",
+                 "fusestatic", "inertiagrouprange", "exactmeshinertia", "alignfree", "saveinertial"},
 }
-# attributes MuJoCo reads whose default (the value given) changes nothing here
+# attributes MuJoCo reads whose default (every number of the value given) changes nothing here
 _NEUTRAL = {("joint", "stiffness"): 0.0, ("joint", "springref"): 0.0, ("joint", "frictionloss"): 0.0,
-            ("body", "gravcomp"): 0.0}
+            ("body", "gravcomp"): 0.0, ("option", "density"): 0.0, ("option", "viscosity"): 0.0,
+            ("option", "wind"): 0.0, ("compiler", "boundmass"): 0.0, ("compiler", "boundinertia"): 0.0,
+            ("compiler", "settotalmass"): -1.0}
+_WHAT = {"stiffness": "a joint spring", "springref": "a joint spring's rest position", "frictionloss": "dry joint "
+         "friction", "gravcomp": "gravity compensation", "density": "the medium's density (fluid forces)",
+         "viscosity": "the medium's viscosity (fluid forces)", "wind": "wind (fluid forces)", "boundmass": "a "
+         "lower bound on every body's mass", "boundinertia": "a lower bound on every body's inertia",
+         "settotalmass": "masses rescaled to a total"}
+# values of read-past attributes that would make MuJoCo's model another one than this loader's
+_REFUSED = {("compiler", "inertiafromgeom", "true"): "geoms' inertia replacing every <inertial>",
+            ("compiler", "coordinate", "global"): "global coordinates (MuJoCo 2.0 and older)",
+            ("compiler", "balanceinertia", "true"): "inertias moved to satisfy the triangle inequality"}
 
 
 def _check_attributes(el, where):
     """A ConfigError for an attribute of ``el`` that this loader neither reads nor may read past."""
     known = _ATTRIBUTES.get(el.tag, set())
+    at = f"MJCF {where} <{el.tag}>" if where else f"MJCF <{el.tag}>"
     for attr, text in el.attrib.items():
+        refused = _REFUSED.get((el.tag, attr, text.strip()))
+        if refused is not None:
+            raise ConfigError(f"{at}: {attr}=\"{text}\" ({refused}) is not supported; remove it")
         if attr in known:
             continue
         neutral = _NEUTRAL.get((el.tag, attr))
         if neutral is not None:
             try:
-                if float(text) == neutral:
+                if all(float(x) == neutral for x in text.split()):
                     continue
             except ValueError:
                 pass
-            what = {"stiffness": "a joint spring", "springref": "a joint spring's rest position",
-                    "frictionloss": "dry joint friction", "gravcomp": "gravity compensation"}[attr]
-            raise ConfigError(f"MJCF {where} <{el.tag}>: {attr}=\"{text}\" ({what}) is not supported; remove it "
-                              f"(or set it to {neutral:g}) and model it otherwise, or leave this model to MuJoCo")
-        raise ConfigError(f"MJCF {where} <{el.tag}>: attribute {attr}=\"{text}\" is not read by this loader "
+            raise ConfigError(f"{at}: {attr}=\"{text}\" ({_WHAT[attr]}) is not supported; remove "
+                              f"it (or set it to {neutral:g}) and model it otherwise, or leave this model to MuJoCo")
+        raise ConfigError(f"{at}: attribute {attr}=\"{text}\" is not read by this loader "
                           f"(it reads {sorted(known)}); remove it if it changes nothing you need")
 
 
@@ -256,6 +277,8 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
             raise ConfigError(f"MJCF: <{child.tag}> is not supported (supported: {sorted(_TOP)}); remove it or "
                               f"pass ignore=('{child.tag}',)")
     _apply_defaults(root)
+    for settings in root.findall("compiler") + root.findall("option"):
+        _check_attributes(settings, "")
     compiler = root.find("compiler")
     deg = compiler is None or compiler.get("angle", "degree") == "degree"
     seq = "xyz" if compiler is None else compiler.get("eulerseq", "xyz")

@@ -131,6 +131,14 @@ def test_mjcf_free_joint_and_capsule_inertia():
      "</worldbody></mujoco>", r"a capsule geom's fromto has equal ends"),
     ("<mujoco><worldbody><body name='a'><joint/><geom type='box' fromto='0 0 0 0 0 1' size='0.1'/></body>"
      "</worldbody></mujoco>", "fromto is for capsules and cylinders, not a box"),
+    ("<mujoco><option density='1.2' viscosity='1e-5'/><worldbody><body name='a'><joint/><geom size='0.1'/>"
+     "</body></worldbody></mujoco>", r"MJCF <option>: density=\"1.2\" \(the medium's density \(fluid forces\)\)"),
+    ("<mujoco><compiler inertiafromgeom='true'/><worldbody><body name='a'><joint/><geom size='0.1'/></body>"
+     "</worldbody></mujoco>", r"inertiafromgeom=\"true\" \(geoms' inertia replacing every <inertial>\)"),
+    ("<mujoco><compiler settotalmass='20'/><worldbody><body name='a'><joint/><geom size='0.1'/></body>"
+     "</worldbody></mujoco>", r"settotalmass=\"20\" \(masses rescaled to a total\) is not supported"),
+    ("<mujoco><option wind='0 2 0'/><worldbody><body name='a'><joint/><geom size='0.1'/></body>"
+     "</worldbody></mujoco>", r"wind=\"0 2 0\" \(wind"),
 ])
 def test_mjcf_errors_name_the_problem(text, words):
     with pytest.raises(ConfigError, match=words):
@@ -283,7 +291,7 @@ def test_default_classes_give_the_model_written_out():
     np.testing.assert_array_equal(crba(model, q), crba(plain, q))
     for name in ("damping", "armature", "lower", "upper", "effort"):
         np.testing.assert_array_equal(getattr(model, name), getattr(plain, name), err_msg=name)
-    assert options == {"timestep": 0.002}
+    assert options == {"timestep": 0.002, "ground": {"height": 0.0, "friction": 1.0}}  # the world's plane geom
 
 
 PLANAR = """<mujoco model="planar">
