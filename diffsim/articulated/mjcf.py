@@ -1,6 +1,8 @@
 """Load a robot from MJCF (MuJoCo's XML, the common subset) into a :class:`~diffsim.articulated.model.Model`.
 
-Supported: ``<mujoco>`` with ``<default>`` classes (nested, chosen by ``class`` and a body's
+Read past as changing nothing in the dynamics: ``<visual>``, ``<asset>``, ``<statistic>``, ``<size>``,
+``<sensor>``, ``<keyframe>``, ``<custom>``, ``<contact><exclude>`` (robot geoms touch only the ground
+here), sites, cameras and lights. Supported: ``<mujoco>`` with ``<default>`` classes (nested, chosen by ``class`` and a body's
 ``childclass`` as MuJoCo chooses them, written into the elements before anything is read),
 ``<compiler angle eulerseq>`` (angles in degrees unless
 ``angle="radian"``, as MuJoCo reads them), ``<option gravity timestep>``, one tree of ``<body
@@ -17,7 +19,7 @@ MuJoCo pairs with nothing), and ``<actuator><motor joint gear ctrlrange>`` (the 
 effort limit is gear * max|ctrlrange|; joints without a motor are passive; a ``<motor>`` on a ball
 joint makes all three of its torque components controls, each within gear * max|ctrlrange|,
 where MuJoCo's motor would drive the one axis its 3-number gear names). Anything else
-(``<tendon>``, ``<equality>``, meshes, a ball joint beside others in one body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
+(``<tendon>``, ``<equality>``, a ``<contact><pair>``, meshes, a ball joint beside others in one body...) raises a :class:`~diffsim.errors.ConfigError` naming it, and so does an attribute
 this loader does not read (a joint's ``stiffness``, ``springref`` or ``frictionloss`` other than
 0, a body's ``gravcomp``...), except names, looks and MuJoCo's solver and contact parameters
 (``solref``, ``solimp``, ``friction``, ``condim``, ``margin``...): the ground contact and the
@@ -46,7 +48,8 @@ from .model import RobotBuilder
 from .spatial import rotation_about
 from .urdf import collision_points, read_robot_file
 
-_TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset", "default"}
+_TOP = {"compiler", "option", "worldbody", "actuator", "size", "visual", "statistic", "asset", "default", "sensor",
+        "keyframe", "custom", "contact"}
 _BODY = {"body", "joint", "freejoint", "geom", "inertial", "site", "camera", "light"}
 _GEOMS = {"sphere", "capsule", "box", "cylinder"}
 # Attributes of each element: read, or read past because they change nothing this model holds
@@ -277,6 +280,12 @@ def load_mjcf(source, ignore=(), collisions: bool = False, **finalize_kwargs):
             raise ConfigError(f"MJCF: <{child.tag}> is not supported (supported: {sorted(_TOP)}); remove it or "
                               f"pass ignore=('{child.tag}',)")
     _apply_defaults(root)
+    for contact in root.findall("contact"):  # <exclude> only removes pairs of robot geoms, which never touch here
+        for pair in contact:
+            if isinstance(pair.tag, str) and pair.tag != "exclude" and pair.tag not in ignore:
+                raise ConfigError(f"MJCF <contact>: <{pair.tag}> is not supported (only <exclude>, read past: the "
+                                  "robot's geoms touch the ground only); remove it or pass "
+                                  f"ignore=('{pair.tag}',)")
     for settings in root.findall("compiler") + root.findall("option"):
         _check_attributes(settings, "")
     compiler = root.find("compiler")

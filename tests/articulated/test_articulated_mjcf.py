@@ -369,3 +369,17 @@ def test_the_floor_is_read_and_other_static_geometry_is_named():
         assert load_mjcf(with_obstacle)[1]["ground"]["height"] == -0.3  # without contacts it changes nothing
         hidden = with_obstacle.replace(obstacle, obstacle.replace("/>", ' contype="0" conaffinity="0"/>'))
         assert load_mjcf(hidden, collisions=True)[1]["ground"]["height"] == -0.3
+
+
+
+def test_what_only_sensors_and_tools_read_is_read_past():
+    """Menagerie-style files carry <sensor>, <keyframe> and <contact><exclude> (pairs of robot
+    geoms, which touch only the ground here): read past, the model is the one without them; a
+    <contact><pair> (a contact the file adds) is named."""
+    extra = ("<sensor><jointpos joint='shoulder'/></sensor><keyframe><key name='home' qpos='0 0 0'/></keyframe>"
+             "<contact><exclude body1='upper' body2='fore'/></contact></mujoco>")
+    model, _ = load_mjcf(MJCF.replace("</mujoco>", extra))
+    plain, _ = load_mjcf(MJCF)
+    np.testing.assert_array_equal(crba(model, np.zeros(3)), crba(plain, np.zeros(3)))
+    with pytest.raises(ConfigError, match=r"MJCF <contact>: <pair> is not supported"):
+        load_mjcf(MJCF.replace("</mujoco>", "<contact><pair geom1='a' geom2='b'/></contact></mujoco>"))
