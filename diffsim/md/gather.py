@@ -6,6 +6,7 @@ pair precomputed in a table."""
 
 import taichi as ti
 
+from .cells import gather_length
 from .terms import cutoff_shift
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -67,10 +68,14 @@ def make_gather_row(pair):
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
     A ``ti.func`` of (row, xg, s, f, pe, vir, assign, track, types, pidx, multi, atoms, ent, cnt,
     table, shift) that adds the force into f (assigns it with ``assign``), shared by the gather
-    kernel and the one-launch step (:mod:`diffsim.md.step`). ``ent`` rows hold plain indices into
-    ``xg`` (atoms, then ghost slots: periodic images, refreshed by :func:`refresh_atom`), so the
-    loop has no image shifts and LLVM vectorises all of it (the loop is bound by fetching each
-    neighbour's coordinates lane by lane; a separate loop over image entries ran scalar)."""
+    kernel and the one-launch step (:mod:`diffsim.md.step`). ``ent`` holds flat rows (row p from
+    p * (ent.shape[0] // n)) of plain indices into ``xg`` (atoms, then ghost slots: periodic
+    images, refreshed by :func:`refresh_atom`), so the loop has no image shifts and LLVM
+    vectorises all of it (the loop is bound by fetching each neighbour's coordinates lane by
+    lane; a separate loop over image entries ran scalar). Each row is read up to its padded
+    length (:func:`~diffsim.md.cells.gather_length`): the pads point to the far slot, the last
+    of ``xg``, farther than any cutoff from every atom, so they are masked like any pair beyond
+    the cutoff (and add exact zeros)."""
 
     @ti.func
     def gather_row(row, xg: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
@@ -100,8 +105,10 @@ def make_gather_row(pair):
         rcp = table[0, TRC]
         ecp = table[0, TEC]
         scp = table[0, TSC]
-        for q in range(cnt[row]):
-            j = ent[row, q]
+        cap = ent.shape[0] // atoms.shape[0]
+        # the entry's index is the loop counter itself, so LLVM loads 8 entries at once
+        for q in range(row * cap, row * cap + gather_length(cnt[row], cap)):
+            j = ent[q]
             d0 = xi0 - xg[j, 0]
             d1 = xi1 - xg[j, 1]
             d2 = xi2 - xg[j, 2]
@@ -114,8 +121,10 @@ def make_gather_row(pair):
                 rcp = table[p, TRC]
                 ecp = table[p, TEC]
                 scp = table[p, TSC]
-            # every listed pair is evaluated and those beyond the cutoff are masked: no
-            # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+            # every listed pair is evaluated and those beyond the cutoff (the pads among them)
+            # are masked: no branch, so LLVM vectorises the loop (about 10 % faster than
+            # skipping them; a mask on j = i for pads instead cost 40 %: LLVM then unrolled
+            # the loop 4 times and spilled registers)
             e, g = pair(r2, a0, a1, a2)
             e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
             inside = r2 < rcp * rcp
@@ -160,7 +169,7 @@ def _make_gather_kernel(pair):
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), xg: _A2, gbase: _A1,
                     gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
-                    multi: ti.template(), atoms: _A1, ent: _A2, cnt: _A1, table: _A2, shift: ti.template()):
+                    multi: ti.template(), atoms: _A1, ent: _A1, cnt: _A1, table: _A2, shift: ti.template()):
         for i in range(x.shape[1]):
             refresh_atom(i, x, s, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
