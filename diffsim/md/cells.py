@@ -415,7 +415,7 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                 nh += 1
             else:
                 ni += 1
-                nimage[q] += 1
+                nimage[q] = nimage[q] + 1  # not `+=`, which is atomic (a locked add)
         nh += nhit - kept  # hits past the hit row's width: counted (the row outgrew the list; it regrows)
     nhome[p] = nh + ni if ti.static(mirror) else nh
     nimage[p] = ni
