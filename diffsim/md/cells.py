@@ -191,10 +191,11 @@ def _image_mask(u0, u1, u2, box: ti.template(), rl):
 
 
 @ti.kernel
-def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1):
+def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1,
+                row_of: _A1):
     """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
     their positions, wrapped into the box, contiguously into xs, and each atom's image codes
-    (:func:`_image_mask`) into gmask (by atom)."""
+    (:func:`_image_mask`) into gmask (by sorted index, the gather's order); row_of[atoms[p]] = p."""
     for c in range(count.shape[0]):
         a0 = start[c]
         for p in range(a0 + 1, a0 + count[c]):
@@ -208,7 +209,8 @@ def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, 
             for k in ti.static(range(3)):
                 u, _m = _wrapped(x[s, atoms[p], k], box[k])
                 xs[p, k] = u
-            gmask[atoms[p]] = _image_mask(xs[p, 0], xs[p, 1], xs[p, 2], box, rl)
+            gmask[p] = _image_mask(xs[p, 0], xs[p, 1], xs[p, 2], box, rl)
+            row_of[atoms[p]] = p
 
 
 @ti.func
@@ -267,8 +269,8 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     are those of writing each candidate to both rows as it is tested (what this did before; the
     mirrored read-modify-writes of row q now happen for hits only, about half the candidates).
     With ``mirror`` the rows are the gather's (see FullNeighborList): every hit from the front,
-    as an atom index, or through an image as its ghost slot n + gbase[j] + (rank of the code in
-    gmask[j]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
+    as its sorted index q, or through an image as its ghost slot n + gbase[q] + (rank of the
+    code in gmask[q]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
     locals) the runs are collected first and scanned afterwards, else scanned as they are
     found. Counts run past the row capacity (entries are then dropped). With ``column`` the
     caller gives what is the same for every atom of its column of cells (:func:`_column_block`):
@@ -389,7 +391,6 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                 nhit += ti.cast(hit, ti.i32)
         # each hit to row p and (mirrored) to row q, which sees p through the opposite image;
         # plain (not atomic) read-modify-writes: no other task writes row q now
-        ip = atoms[p]
         n = xs.shape[0]
         kept = ti.min(nhit, hits.shape[1])
         for k in range(kept):
@@ -397,12 +398,11 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
             q = e >> CODE_BITS
             code = e & ((1 << CODE_BITS) - 1)
             home = code == HOME
-            iq = atoms[q]
-            eq = iq  # row p's entry for q, and row q's for p (seen through the opposite image)
-            ep = ip
+            eq = q  # row p's entry for q, and row q's for p (seen through the opposite image)
+            ep = p
             if not home:
-                eq = n + gbase[iq] + ti.math.popcnt(gmask[iq] & ((1 << _code27(code)) - 1))
-                ep = n + gbase[ip] + ti.math.popcnt(gmask[ip] & ((1 << _code27(42 - code)) - 1))
+                eq = n + gbase[q] + ti.math.popcnt(gmask[q] & ((1 << _code27(code)) - 1))
+                ep = n + gbase[p] + ti.math.popcnt(gmask[p] & ((1 << _code27(42 - code)) - 1))
             if nh + ni < cap:
                 nbr[p * cap + nh + ni] = eq
             # row q's whole count is kept in nhome[q] while the list is filled (FullNeighborList._fill
@@ -699,21 +699,23 @@ def _code27(code):
 
 
 @ti.kernel
-def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, mask: _A1):
-    """mask[j]: bit _code27(c) set for every image code c through which some row sees atom j."""
-    for j in range(mask.shape[0]):
-        mask[j] = 0
+def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, row_of: _A1, mask: _A1):
+    """row_of[atoms[p]] = p; mask[p]: bit _code27(c) set for every image code c through which
+    some row sees atom atoms[p]."""
+    for p in range(mask.shape[0]):
+        mask[p] = 0
+        row_of[atoms[p]] = p
     for p in range(nbr.shape[0]):
         cap = nbr.shape[1]
         for k in range(ti.min(nimage[p], cap)):
             c = nbr[p, cap - 1 - k]
-            ti.atomic_or(mask[c >> CODE_BITS], 1 << _code27(c & ((1 << CODE_BITS) - 1)))
+            ti.atomic_or(mask[row_of[c >> CODE_BITS]], 1 << _code27(c & ((1 << CODE_BITS) - 1)))
 
 
 @ti.kernel
 def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
-    """Ghost slots in atom order, each atom's in the order of its codes: gbase[j], gcount[j] and
-    the code of each slot (gcode). Returns the number of slots (they are written only as far as
+    """Ghost slots in sorted order (the gather's), each atom's in the order of its codes:
+    gbase[q], gcount[q] and the code of each slot (gcode). Returns the number of slots (they are written only as far as
     gcode holds)."""
     n = mask.shape[0]
     out = ti.Vector([0])
@@ -735,37 +737,40 @@ def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _ghost_types(types: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, xg: _A2, far: ti.f64):
-    """gtypes: the types of the atoms, then of the ghost slots (their atoms'); the far slot (the
-    last of xg) at (far, far, far), type 0."""
+def _ghost_types(types: _A1, atoms: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, xg: _A2, far: ti.f64):
+    """gtypes: the types of the atoms in sorted order, then of the ghost slots (their atoms');
+    the far slot (the last of xg) at (far, far, far), type 0."""
     n = types.shape[0]
     last = xg.shape[0] - 1
     for k in ti.static(range(3)):
         xg[last, k] = far
     gtypes[last] = 0
-    for j in range(n):
-        gtypes[j] = types[j]
-        for g in range(gbase[j], gbase[j] + gcount[j]):
-            gtypes[n + g] = types[j]
+    for q in range(n):
+        t = types[atoms[q]]
+        gtypes[q] = t
+        for g in range(gbase[q], gbase[q] + gcount[q]):
+            gtypes[n + g] = t
 
 
 @ti.kernel
-def _ghost_rows(nbr: _A2, nhome: _A1, nimage: _A1, mask: _A1, gbase: _A1, far: ti.i32, ent: _A1, cnt: _A1):
-    """Row p of the flat rows ``ent`` (from p * cap, cap = nbr.shape[1]): its home neighbours' atom
-    indices, then its image neighbours as ghost slots n + gbase[j] + (rank of the code among atom
-    j's), cnt[p] entries, padded with ``far`` (:data:`GATHER_PAD`)."""
+def _ghost_rows(nbr: _A2, nhome: _A1, nimage: _A1, mask: _A1, gbase: _A1, row_of: _A1, far: ti.i32, ent: _A1,
+                cnt: _A1):
+    """Row p of the flat rows ``ent`` (from p * cap, cap = nbr.shape[1]): its home neighbours'
+    sorted indices q (row_of[j] of atom j), then its image neighbours as ghost slots
+    n + gbase[q] + (rank of the code among q's), cnt[p] entries, padded with ``far``
+    (:data:`GATHER_PAD`)."""
     n = mask.shape[0]
     for p in range(nbr.shape[0]):
         cap = nbr.shape[1]
         nh = nhome[p]
         ni = nimage[p]
         for k in range(nh):
-            ent[p * cap + k] = nbr[p, k] >> CODE_BITS
+            ent[p * cap + k] = row_of[nbr[p, k] >> CODE_BITS]
         for k in range(ni):
             c = nbr[p, cap - ni + k]
-            j = c >> CODE_BITS
+            j = row_of[c >> CODE_BITS]
             b = _code27(c & ((1 << CODE_BITS) - 1))
-            below = mask[j] & ((1 << b) - 1)  # atom j's codes before this one
+            below = mask[j] & ((1 << b) - 1)  # the codes of j (sorted) before this one
             rank = 0
             while below != 0:
                 below &= below - 1
@@ -794,13 +799,15 @@ class ImageCodedList:
             return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
         n = self.n
         nbr = self.ent.to_numpy().reshape(n, cap)  # the gather's rows, written by the build
-        owner = np.repeat(np.arange(n), self.gcount.to_numpy())  # the atom of each ghost slot
+        # entries are sorted indices q (atom atoms[q]) and ghost slots, which are in sorted order too
+        owner = atoms[np.repeat(np.arange(n), self.gcount.to_numpy())].astype(np.int64)  # each slot's atom
         gcode = self.gcode.to_numpy()
         out = {}
         for p in range(n):
             e = nbr[p, :nh[p] + ni[p]].astype(np.int64)
             g = np.maximum(e - n, 0)
-            out[int(atoms[p])] = np.where(e < n, (e << CODE_BITS) | HOME, (owner[g] << CODE_BITS) | gcode[g])
+            home = atoms[np.minimum(e, n - 1)].astype(np.int64)
+            out[int(atoms[p])] = np.where(e < n, (home << CODE_BITS) | HOME, (owner[g] << CODE_BITS) | gcode[g])
         return out
 
     def pairs(self) -> np.ndarray:
@@ -829,7 +836,9 @@ class ImageCodedList:
                 self.gmask = ti.ndarray(ti.i32, n)
                 self.gbase = ti.ndarray(ti.i32, n)
                 self.gcount = ti.ndarray(ti.i32, n)
-            _ghost_masks(self.nbr, self.nimage, self.atoms, self.gmask)
+            if getattr(self, "row_of", None) is None:  # the triclinic list's (the others' sort makes it)
+                self.row_of = ti.ndarray(ti.i32, n)
+            _ghost_masks(self.nbr, self.nimage, self.atoms, self.row_of, self.gmask)
             self._ghost_slots()
         room = self.gcode.shape[0]
         if getattr(self, "xg", None) is None or self.xg.shape[0] != n + room + 1:
@@ -840,10 +849,10 @@ class ImageCodedList:
         reach = float(np.abs(self.box_np).sum()) + self.rl
         if self.tilted:
             reach += float(np.abs(self.tilt_np).sum())
-        _ghost_types(types, self.gbase, self.gcount, self.gtypes, self.xg, -4.0 * reach)
+        _ghost_types(types, self.atoms, self.gbase, self.gcount, self.gtypes, self.xg, -4.0 * reach)
         if not self.direct:
-            _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.far_slot(), self.ent,
-                        self.cnt)
+            _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.row_of, self.far_slot(),
+                        self.ent, self.cnt)
 
     def far_slot(self) -> int:
         """Index in ``xg`` of the far slot, the last (after n atoms and the ghost slots' room),
@@ -933,6 +942,7 @@ class FullNeighborList(ImageCodedList):
         self.gmask = ti.ndarray(ti.i32, self.n)
         self.gbase = ti.ndarray(ti.i32, self.n)
         self.gcount = ti.ndarray(ti.i32, self.n)
+        self.row_of = ti.ndarray(ti.i32, self.n)
         if capacity is None:
             density = self.n / float(np.prod(box))
             capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
@@ -1034,7 +1044,8 @@ class FullNeighborList(ImageCodedList):
             raise UnbinnableAtom(bad, xi, self.box_np)
         _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
         _scatter(self.cell_of, self.fill, self.atoms)
-        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask)
+        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask,
+                    self.row_of)
 
     def half_list(self, x, slot, nbr, nnb) -> int:
         """The tape's list from ``x[slot]``, left unwrapped: each pair within the list radius

@@ -35,19 +35,21 @@ def _make_table_kernel(pair):
 
 
 @ti.func
-def refresh_atom(i, x: ti.template(), s, xg: ti.template(), gbase: ti.template(), gcount: ti.template(),
+def refresh_atom(i, q, x: ti.template(), s, xg: ti.template(), gbase: ti.template(), gcount: ti.template(),
                  gcode: ti.template(), box: ti.template(), tilted: ti.template()):
-    """xg[i] = x[s, i], and atom i's ghost slots (:meth:`~diffsim.md.cells.ImageCodedList._make_ghosts`):
-    x[s, i] plus the lattice vector of each slot's image code, whole box edges (b0, b1, b2) or
-    with ``tilted`` n0 a + n1 b + n2 c of the cell a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
+    """xg[q] = x[s, i] for atom i, the list's q-th in sorted order (xg is in that order, so that
+    a row's neighbours lie close together in xg whatever the atoms' numbering), and its ghost slots
+    (:meth:`~diffsim.md.cells.ImageCodedList._make_ghosts`): that position plus the lattice vector
+    of each slot's image code, whole box edges (b0, b1, b2) or with ``tilted`` n0 a + n1 b + n2 c
+    of the cell a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
     x0 = x[s, i, 0]
     x1 = x[s, i, 1]
     x2 = x[s, i, 2]
-    xg[i, 0] = x0
-    xg[i, 1] = x1
-    xg[i, 2] = x2
+    xg[q, 0] = x0
+    xg[q, 1] = x1
+    xg[q, 2] = x2
     n = x.shape[1]
-    for g in range(gbase[i], gbase[i] + gcount[i]):
+    for g in range(gbase[q], gbase[q] + gcount[q]):
         c = gcode[g]
         n0 = (c & 3) - 1
         n1 = ((c >> 2) & 3) - 1
@@ -84,11 +86,11 @@ def make_gather_row(pair):
                    table: ti.template(), shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
-        i = atoms[row]  # rows in cell order (see FullNeighborList)
-        ti_ = types[i]
-        xi0 = xg[i, 0]
-        xi1 = xg[i, 1]
-        xi2 = xg[i, 2]
+        i = atoms[row]  # rows in cell order (see FullNeighborList), as are xg and types
+        ti_ = types[row]
+        xi0 = xg[row, 0]
+        xi1 = xg[row, 1]
+        xi2 = xg[row, 2]
         f0 = 0.0
         f1 = 0.0
         f2 = 0.0
@@ -171,9 +173,10 @@ def _make_gather_kernel(pair):
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), xg: _A2, gbase: _A1,
                     gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
-                    multi: ti.template(), atoms: _A1, ent: _A1, cnt: _A1, table: _A2, shift: ti.template()):
+                    multi: ti.template(), atoms: _A1, ent: _A1, cnt: _A1, table: _A2, shift: ti.template(),
+                    row_of: _A1):
         for i in range(x.shape[1]):
-            refresh_atom(i, x, s, xg, gbase, gcount, gcode, box, tilted)
+            refresh_atom(i, row_of[i], x, s, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
             gather_row(row, xg, s, f, pe, vir, False, track, types, pidx, multi, atoms, ent, cnt, table, shift)
 
