@@ -191,10 +191,11 @@ def _image_mask(u0, u1, u2, box: ti.template(), rl):
 
 
 @ti.kernel
-def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1):
+def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1,
+                row_of: _A1):
     """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
     their positions, wrapped into the box, contiguously into xs, and each atom's image codes
-    (:func:`_image_mask`) into gmask (by atom)."""
+    (:func:`_image_mask`) into gmask (by sorted index, the gather's order); row_of[atoms[p]] = p."""
     for c in range(count.shape[0]):
         a0 = start[c]
         for p in range(a0 + 1, a0 + count[c]):
@@ -208,7 +209,8 @@ def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, 
             for k in ti.static(range(3)):
                 u, _m = _wrapped(x[s, atoms[p], k], box[k])
                 xs[p, k] = u
-            gmask[atoms[p]] = _image_mask(xs[p, 0], xs[p, 1], xs[p, 2], box, rl)
+            gmask[p] = _image_mask(xs[p, 0], xs[p, 1], xs[p, 2], box, rl)
+            row_of[atoms[p]] = p
 
 
 @ti.func
@@ -267,14 +269,19 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
     are those of writing each candidate to both rows as it is tested (what this did before; the
     mirrored read-modify-writes of row q now happen for hits only, about half the candidates).
     With ``mirror`` the rows are the gather's (see FullNeighborList): every hit from the front,
-    as an atom index, or through an image as its ghost slot n + gbase[j] + (rank of the code in
-    gmask[j]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
+    as its sorted index q, or through an image as its ghost slot n + gbase[q] + (rank of the
+    code in gmask[q]). With ``runs`` (always with ``mirror``; for the CPU: 39 run bounds per atom in
     locals) the runs are collected first and scanned afterwards, else scanned as they are
     found. Counts run past the row capacity (entries are then dropped). With ``column`` the
     caller gives what is the same for every atom of its column of cells (:func:`_column_block`):
     the column (pcx, pcy), and for columns 12 + j of the block the first cell ``crow[j]`` and
-    image code in x and y ``ccode[j]``."""
-    cap = nbr.shape[1]
+    image code in x and y ``ccode[j]``. With ``mirror``, ``nbr`` is the gather's flat rows
+    (``ent``: row p from p * cap)."""
+    cap = 0
+    if ti.static(mirror):
+        cap = nbr.shape[0] // nhome.shape[0]
+    else:
+        cap = nbr.shape[1]
     hx = box[0] / nc[0]
     hy = box[1] / nc[1]
     ihz = nc[2] / box[2]
@@ -384,7 +391,6 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
                 nhit += ti.cast(hit, ti.i32)
         # each hit to row p and (mirrored) to row q, which sees p through the opposite image;
         # plain (not atomic) read-modify-writes: no other task writes row q now
-        ip = atoms[p]
         n = xs.shape[0]
         kept = ti.min(nhit, hits.shape[1])
         for k in range(kept):
@@ -392,25 +398,24 @@ def _columns(p, ab0, ab1, qmin, xs: ti.template(), atoms: ti.template(), cell_of
             q = e >> CODE_BITS
             code = e & ((1 << CODE_BITS) - 1)
             home = code == HOME
-            iq = atoms[q]
-            eq = iq  # row p's entry for q, and row q's for p (seen through the opposite image)
-            ep = ip
+            eq = q  # row p's entry for q, and row q's for p (seen through the opposite image)
+            ep = p
             if not home:
-                eq = n + gbase[iq] + ti.math.popcnt(gmask[iq] & ((1 << _code27(code)) - 1))
-                ep = n + gbase[ip] + ti.math.popcnt(gmask[ip] & ((1 << _code27(42 - code)) - 1))
+                eq = n + gbase[q] + ti.math.popcnt(gmask[q] & ((1 << _code27(code)) - 1))
+                ep = n + gbase[p] + ti.math.popcnt(gmask[p] & ((1 << _code27(42 - code)) - 1))
             if nh + ni < cap:
-                nbr[p, nh + ni] = eq
+                nbr[p * cap + nh + ni] = eq
             # row q's whole count is kept in nhome[q] while the list is filled (FullNeighborList._fill
             # splits it afterwards), so that a home hit, nine in ten, reads and writes one count
             m = nhome[q]
             if m < cap:
-                nbr[q, m] = ep
+                nbr[q * cap + m] = ep
             nhome[q] = m + 1
             if home:
                 nh += 1
             else:
                 ni += 1
-                nimage[q] += 1
+                nimage[q] = nimage[q] + 1  # not `+=`, which is atomic (a locked add)
         nh += nhit - kept  # hits past the hit row's width: counted (the row outgrew the list; it regrows)
     nhome[p] = nh + ni if ti.static(mirror) else nh
     nimage[p] = ni
@@ -446,8 +451,9 @@ GRAIN = 512  # Taichi's CPU range-for hands out at least 512 iterations per thre
 
 @ti.kernel
 def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1, atoms: _A1, rl2: ti.f64,
-                nbr: _A2, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1, hits: _A2, gmask: _A1, gbase: _A1):
-    """Each pair tested once (forward half of the block), written to both rows. One serial task
+                ent: _A1, nhome: _A1, nimage: _A1, cells0: _A1, cells1: _A1, hits: _A2, gmask: _A1, gbase: _A1):
+    """Each pair tested once (forward half of the block), written to both rows of the gather's
+    flat rows ``ent`` (row p from p * (ent.shape[0] // n), see FullNeighborList). One serial task
     per slab of cells [cells0[t], cells1[t]) (x-major, so a contiguous range of sorted atoms);
     the slabs of one launch must not write to each other's rows (see FullNeighborList.build).
     hits: (tasks, width) scratch, a row per task (see _columns); gmask, gbase: the ghost slots
@@ -465,7 +471,7 @@ def _build_half(xs: _A2, box: _A1, nc: _A1, cell_of: _A1, start: _A1, count: _A1
                 last = col * nz + nz - 1
                 for p in range(start[col * nz], start[last] + count[last]):
                     # columns 12 (own, later atoms only) to 24: the forward half of the 5x5 block
-                    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, nbr, nhome, nimage,
+                    _columns(p, 12, 25, p + 1, xs, atoms, cell_of, box, nc, start, count, rl2, ent, nhome, nimage,
                              True, True, hits, t, gmask, gbase, True, cx, cy, crow, ccode)
 
 
@@ -512,6 +518,28 @@ def pad_row(full: ti.template(), i, m):
     """Entries m .. padded_length(m) - 1 of row i of ``full`` := i (the pads, see :data:`ROW_PAD`)."""
     for k in range(m, padded_length(m, full.shape[1])):
         full[i, k] = i
+
+
+#: the gather's rows (``ent`` of :class:`FullNeighborList` and the triclinic list) are padded
+#: up to a multiple of this (:func:`gather_length`) with the far slot (the last of ``xg``, see
+#: :meth:`ImageCodedList._make_ghosts`), which the gather kernels mask as a pair beyond the
+#: cutoff: LLVM vectorises their loop over a row 8 pairs wide in float32 (4 in float64; 256-bit
+#: vectors on these AMD EPYC CPUs) and ran what was left of a row (up to 7 of ~75 pairs at the
+#: in.lj density) one pair at a time, each with a scalar division
+GATHER_PAD = 8
+
+
+@ti.func
+def gather_length(m, width):
+    """Gather row length ``m`` rounded up to a multiple of :data:`GATHER_PAD`, at most ``width``."""
+    return ti.min((m + GATHER_PAD - 1) // GATHER_PAD * GATHER_PAD, width)
+
+
+@ti.func
+def _pad_gather_row(ent: ti.template(), p, m, far, cap):
+    """Entries m .. gather_length(m) - 1 of row p of the flat rows ``ent`` := far (the far slot)."""
+    for k in range(m, gather_length(m, cap)):
+        ent[p * cap + k] = far
 
 
 @ti.func
@@ -620,14 +648,18 @@ def _row_max(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _row_split(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
+def _row_split(nhome: _A1, nimage: _A1, cnt: _A1, ent: _A1, far: ti.i32) -> ti.i32:
     """After _build_half, which counts each row's entries in nhome: cnt[p] = that count, nhome[p] =
-    the home ones; returns the longest row."""
+    the home ones, the row of ``ent`` padded with ``far`` (:data:`GATHER_PAD`); returns the
+    longest row."""
     most = 0
+    cap = ent.shape[0] // nhome.shape[0]
     for p in range(nhome.shape[0]):
-        cnt[p] = nhome[p]
+        m = nhome[p]
+        cnt[p] = m
         nhome[p] -= nimage[p]
-        ti.atomic_max(most, cnt[p])
+        ti.atomic_max(most, m)
+        _pad_gather_row(ent, p, m, far, cap)
     return most
 
 
@@ -667,21 +699,23 @@ def _code27(code):
 
 
 @ti.kernel
-def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, mask: _A1):
-    """mask[j]: bit _code27(c) set for every image code c through which some row sees atom j."""
-    for j in range(mask.shape[0]):
-        mask[j] = 0
+def _ghost_masks(nbr: _A2, nimage: _A1, atoms: _A1, row_of: _A1, mask: _A1):
+    """row_of[atoms[p]] = p; mask[p]: bit _code27(c) set for every image code c through which
+    some row sees atom atoms[p]."""
+    for p in range(mask.shape[0]):
+        mask[p] = 0
+        row_of[atoms[p]] = p
     for p in range(nbr.shape[0]):
         cap = nbr.shape[1]
         for k in range(ti.min(nimage[p], cap)):
             c = nbr[p, cap - 1 - k]
-            ti.atomic_or(mask[c >> CODE_BITS], 1 << _code27(c & ((1 << CODE_BITS) - 1)))
+            ti.atomic_or(mask[row_of[c >> CODE_BITS]], 1 << _code27(c & ((1 << CODE_BITS) - 1)))
 
 
 @ti.kernel
 def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
-    """Ghost slots in atom order, each atom's in the order of its codes: gbase[j], gcount[j] and
-    the code of each slot (gcode). Returns the number of slots (they are written only as far as
+    """Ghost slots in sorted order (the gather's), each atom's in the order of its codes:
+    gbase[q], gcount[q] and the code of each slot (gcode). Returns the number of slots (they are written only as far as
     gcode holds)."""
     n = mask.shape[0]
     out = ti.Vector([0])
@@ -703,37 +737,47 @@ def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _ghost_types(types: _A1, gbase: _A1, gcount: _A1, gtypes: _A1):
-    """gtypes: the types of the atoms, then of the ghost slots (their atoms')."""
+def _ghost_types(types: _A1, atoms: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, xg: _A2, far: ti.f64):
+    """gtypes: the types of the atoms in sorted order, then of the ghost slots (their atoms');
+    the far slot (the last of xg) at (far, far, far), type 0."""
     n = types.shape[0]
-    for j in range(n):
-        gtypes[j] = types[j]
-        for g in range(gbase[j], gbase[j] + gcount[j]):
-            gtypes[n + g] = types[j]
+    last = xg.shape[0] - 1
+    for k in ti.static(range(3)):
+        xg[last, k] = far
+    gtypes[last] = 0
+    for q in range(n):
+        t = types[atoms[q]]
+        gtypes[q] = t
+        for g in range(gbase[q], gbase[q] + gcount[q]):
+            gtypes[n + g] = t
 
 
 @ti.kernel
-def _ghost_rows(nbr: _A2, nhome: _A1, nimage: _A1, mask: _A1, gbase: _A1, ent: _A2, cnt: _A1):
-    """Row p of ``ent``: its home neighbours' atom indices, then its image neighbours as ghost
-    slots n + gbase[j] + (rank of the code among atom j's), cnt[p] entries."""
+def _ghost_rows(nbr: _A2, nhome: _A1, nimage: _A1, mask: _A1, gbase: _A1, row_of: _A1, far: ti.i32, ent: _A1,
+                cnt: _A1):
+    """Row p of the flat rows ``ent`` (from p * cap, cap = nbr.shape[1]): its home neighbours'
+    sorted indices q (row_of[j] of atom j), then its image neighbours as ghost slots
+    n + gbase[q] + (rank of the code among q's), cnt[p] entries, padded with ``far``
+    (:data:`GATHER_PAD`)."""
     n = mask.shape[0]
     for p in range(nbr.shape[0]):
         cap = nbr.shape[1]
         nh = nhome[p]
         ni = nimage[p]
         for k in range(nh):
-            ent[p, k] = nbr[p, k] >> CODE_BITS
+            ent[p * cap + k] = row_of[nbr[p, k] >> CODE_BITS]
         for k in range(ni):
             c = nbr[p, cap - ni + k]
-            j = c >> CODE_BITS
+            j = row_of[c >> CODE_BITS]
             b = _code27(c & ((1 << CODE_BITS) - 1))
-            below = mask[j] & ((1 << b) - 1)  # atom j's codes before this one
+            below = mask[j] & ((1 << b) - 1)  # the codes of j (sorted) before this one
             rank = 0
             while below != 0:
                 below &= below - 1
                 rank += 1
-            ent[p, nh + k] = n + gbase[j] + rank
+            ent[p * cap + nh + k] = n + gbase[j] + rank
         cnt[p] = nh + ni
+        _pad_gather_row(ent, p, nh + ni, far, cap)
 
 
 class ImageCodedList:
@@ -748,18 +792,22 @@ class ImageCodedList:
 
     def rows(self):
         """{atom i: its list entries ``j << 6 | image code`` (int array)} (for tests and inspection)."""
-        nbr, atoms = self.nbr.to_numpy(), self.atoms.to_numpy()
+        atoms = self.atoms.to_numpy()
         nh, ni, cap = self.nhome.to_numpy(), self.nimage.to_numpy(), self.capacity
         if not self.direct:
+            nbr = self.nbr.to_numpy()
             return {int(atoms[p]): np.concatenate([nbr[p, :nh[p]], nbr[p, cap - ni[p]:]]) for p in range(self.n)}
         n = self.n
-        owner = np.repeat(np.arange(n), self.gcount.to_numpy())  # the atom of each ghost slot
+        nbr = self.ent.to_numpy().reshape(n, cap)  # the gather's rows, written by the build
+        # entries are sorted indices q (atom atoms[q]) and ghost slots, which are in sorted order too
+        owner = atoms[np.repeat(np.arange(n), self.gcount.to_numpy())].astype(np.int64)  # each slot's atom
         gcode = self.gcode.to_numpy()
         out = {}
         for p in range(n):
             e = nbr[p, :nh[p] + ni[p]].astype(np.int64)
             g = np.maximum(e - n, 0)
-            out[int(atoms[p])] = np.where(e < n, (e << CODE_BITS) | HOME, (owner[g] << CODE_BITS) | gcode[g])
+            home = atoms[np.minimum(e, n - 1)].astype(np.int64)
+            out[int(atoms[p])] = np.where(e < n, (home << CODE_BITS) | HOME, (owner[g] << CODE_BITS) | gcode[g])
         return out
 
     def pairs(self) -> np.ndarray:
@@ -769,33 +817,47 @@ class ImageCodedList:
         return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
     def _make_ghosts(self, types):
-        """The gather's form of the list (after each build): ``ent`` rows of plain indices into
-        ``xg`` (n atoms, then one ghost slot per atom and image code some row sees it through;
-        with ``direct`` the build has written them in ``nbr`` and placed the slots from positions),
-        ``cnt`` entries each; ``gbase``, ``gcount``, ``gcode`` place each atom's ghosts, ``gtypes``
-        the types of atoms and ghosts. The gather kernels refresh ``xg`` from the positions
+        """The gather's form of the list (after each build): ``ent`` (n * capacity,) flat rows of
+        plain indices into ``xg`` (row p from p * capacity: n atoms, then one ghost slot per atom
+        and image code some row sees it through; with ``direct`` the build has written them and
+        placed the slots from positions), ``cnt`` entries each, then pads (:data:`GATHER_PAD`);
+        ``gbase``, ``gcount``, ``gcode`` place each atom's ghosts, ``gtypes`` the types of atoms
+        and ghosts. A flat row, read by an index that is the loop's own counter, lets LLVM load
+        eight entries at once (a 2-D row p, q is read at p * capacity + q in int32, which it
+        cannot prove free of overflow, so it read each entry alone: 10-12 % of the gather). The gather kernels refresh ``xg`` from the positions
         (:func:`~diffsim.md.gather.refresh_atom`), so every neighbour is a plain index and the
         image ones join the vectorised loop (they used to run in its scalar remainder: 9 % of the
         pairs, a quarter of the time at N = 32,000)."""
         n, cap = self.n, self.capacity
-        if self.direct:  # the build has placed the slots (_ghost_slots) and written the rows
-            self.ent = self.nbr
-        else:
-            if getattr(self, "ent", None) is None or self.ent.shape != (n, cap):
-                self.ent = ti.ndarray(ti.i32, (n, cap))
+        if not self.direct:  # else the build has placed the slots (_ghost_slots) and written the rows
+            if getattr(self, "ent", None) is None or self.ent.shape != (n * cap,):
+                self.ent = ti.ndarray(ti.i32, n * cap)
                 self.cnt = ti.ndarray(ti.i32, n)
                 self.gmask = ti.ndarray(ti.i32, n)
                 self.gbase = ti.ndarray(ti.i32, n)
                 self.gcount = ti.ndarray(ti.i32, n)
-            _ghost_masks(self.nbr, self.nimage, self.atoms, self.gmask)
+            if getattr(self, "row_of", None) is None:  # the triclinic list's (the others' sort makes it)
+                self.row_of = ti.ndarray(ti.i32, n)
+            _ghost_masks(self.nbr, self.nimage, self.atoms, self.row_of, self.gmask)
             self._ghost_slots()
         room = self.gcode.shape[0]
-        if getattr(self, "xg", None) is None or self.xg.shape[0] != n + room:
-            self.gtypes = ti.ndarray(ti.i32, n + room)
-            self.xg = ti.ndarray(config().real, (n + room, 3))
-        _ghost_types(types, self.gbase, self.gcount, self.gtypes)
+        if getattr(self, "xg", None) is None or self.xg.shape[0] != n + room + 1:
+            self.gtypes = ti.ndarray(ti.i32, n + room + 1)
+            self.xg = ti.ndarray(config().real, (n + room + 1, 3))
+        # the far slot, the pads' (GATHER_PAD): farther than 3 sqrt(3) times the cell's edges and
+        # tilts plus a list radius from every point within a list radius of the cell
+        reach = float(np.abs(self.box_np).sum()) + self.rl
+        if self.tilted:
+            reach += float(np.abs(self.tilt_np).sum())
+        _ghost_types(types, self.atoms, self.gbase, self.gcount, self.gtypes, self.xg, -4.0 * reach)
         if not self.direct:
-            _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.ent, self.cnt)
+            _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.row_of, self.far_slot(),
+                        self.ent, self.cnt)
+
+    def far_slot(self) -> int:
+        """Index in ``xg`` of the far slot, the last (after n atoms and the ghost slots' room),
+        which pads the gather's rows (:data:`GATHER_PAD`)."""
+        return self.n + self.gcode.shape[0]
 
     def _ghost_slots(self):
         """Number the ghost slots of the codes in ``gmask`` (gbase, gcount, gcode; ``ghosts``: how
@@ -829,11 +891,13 @@ class FullNeighborList(ImageCodedList):
     ``atoms[p]`` (the p-th in cell order, so rows are written and read in sequence), ``nhome[p]``
     in the home box and ``nimage[p]`` seen through a periodic image (about a tenth at N =
     32,000). With method "full" the entries are ``j << 6 | image code``, the home ones (code
-    ``HOME``) from the front, the others from the back. With "half" (``direct``) the row is the
-    gather's, ``cnt[p]`` entries from the front in search order: a home neighbour as its atom
+    ``HOME``) from the front, the others from the back. With "half" (``direct``) the build
+    writes the gather's rows instead, into ``ent`` (n * capacity,) (row p from p * capacity;
+    ``nbr`` is then only the scratch of :meth:`half_list` and :meth:`tape_lists`, made when
+    first used): ``cnt[p]`` entries from the front in search order, a home neighbour as its atom
     index j, one through an image as its ghost slot ``n + gbase[j] + k`` (k: the rank of the
     code among the bits of ``gmask[j]``, the codes through which atom j can be seen, set from its
-    position before the search); :meth:`rows` decodes either form. ``image`` (n, 3) int32 counts
+    position before the search), then pads (:data:`GATHER_PAD`); :meth:`rows` decodes either form. ``image`` (n, 3) int32 counts
     box crossings since the last :meth:`unwrap`.
 
     method: "half" tests each pair once and writes it to both rows, in one serial task per slab
@@ -878,6 +942,7 @@ class FullNeighborList(ImageCodedList):
         self.gmask = ti.ndarray(ti.i32, self.n)
         self.gbase = ti.ndarray(ti.i32, self.n)
         self.gcount = ti.ndarray(ti.i32, self.n)
+        self.row_of = ti.ndarray(ti.i32, self.n)
         if capacity is None:
             density = self.n / float(np.prod(box))
             capacity = int(1.2 * density * 4.0 / 3.0 * np.pi * self.rl ** 3) + 16
@@ -940,8 +1005,20 @@ class FullNeighborList(ImageCodedList):
         return out
 
     def _alloc(self, capacity):
+        if self.n * capacity >= 2 ** 31:  # Taichi 1.7.4 counts ndarray elements in int32
+            raise ConfigError(f"a neighbour list of {self.n} atoms x {capacity} neighbours is beyond 2^31 entries: "
+                              "use a shorter cutoff or skin, or fewer atoms")
         self.capacity = capacity
-        self.nbr = ti.ndarray(ti.i32, (self.n, capacity))
+        self._nbr = None  # made when first used (the nbr property)
+        self.ent = None  # the gather's rows: made by the next build ("half") or _make_ghosts ("full")
+
+    @property
+    def nbr(self):
+        """(n, capacity) int32: the rows of method "full", or the scratch of :meth:`half_list`
+        and :meth:`tape_lists` (with "half" the build writes ``ent``; see the class doc)."""
+        if self._nbr is None:
+            self._nbr = ti.ndarray(ti.i32, (self.n, self.capacity))
+        return self._nbr
 
     def build(self, x, slot):
         """Wrap ``x[slot]`` into the box (counting crossings in ``image``) and rebuild the list."""
@@ -967,7 +1044,8 @@ class FullNeighborList(ImageCodedList):
             raise UnbinnableAtom(bad, xi, self.box_np)
         _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
         _scatter(self.cell_of, self.fill, self.atoms)
-        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask)
+        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask,
+                    self.row_of)
 
     def half_list(self, x, slot, nbr, nnb) -> int:
         """The tape's list from ``x[slot]``, left unwrapped: each pair within the list radius
@@ -1000,18 +1078,19 @@ class FullNeighborList(ImageCodedList):
             self._alloc(int(most * 1.2) + 8)
 
     def _fill(self) -> int:
-        args = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl,
-                self.nbr, self.nhome, self.nimage)
+        cells = (self.xs, self.box, self.nc, self.cell_of, self.start, self.count, self.atoms, self.rl * self.rl)
         if self.method == "full":
-            _build_full(*args)
+            _build_full(*cells, self.nbr, self.nhome, self.nimage)
         else:
             _zero(self.nhome)
             _zero(self.nimage)
             if getattr(self, "_hits", None) is None or self._hits.shape != (self.tasks, self.capacity):
                 self._hits = ti.ndarray(ti.i32, (self.tasks, self.capacity))
+            if self.ent is None:
+                self.ent = ti.ndarray(ti.i32, self.n * self.capacity)
             for lo, hi in self._slabs:
-                _build_half(*args, lo, hi, self._hits, self.gmask, self.gbase)
-            return int(_row_split(self.nhome, self.nimage, self.cnt))
+                _build_half(*cells, self.ent, self.nhome, self.nimage, lo, hi, self._hits, self.gmask, self.gbase)
+            return int(_row_split(self.nhome, self.nimage, self.cnt, self.ent, self.far_slot()))
         return int(_row_max(self.nhome, self.nimage, self.cnt))
 
     def unwrap(self, x, slot):

@@ -6,6 +6,7 @@ pair precomputed in a table."""
 
 import taichi as ti
 
+from .cells import gather_length
 from .terms import cutoff_shift
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -34,19 +35,21 @@ def _make_table_kernel(pair):
 
 
 @ti.func
-def refresh_atom(i, x: ti.template(), s, xg: ti.template(), gbase: ti.template(), gcount: ti.template(),
+def refresh_atom(i, q, x: ti.template(), s, xg: ti.template(), gbase: ti.template(), gcount: ti.template(),
                  gcode: ti.template(), box: ti.template(), tilted: ti.template()):
-    """xg[i] = x[s, i], and atom i's ghost slots (:meth:`~diffsim.md.cells.ImageCodedList._make_ghosts`):
-    x[s, i] plus the lattice vector of each slot's image code, whole box edges (b0, b1, b2) or
-    with ``tilted`` n0 a + n1 b + n2 c of the cell a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
+    """xg[q] = x[s, i] for atom i, the list's q-th in sorted order (xg is in that order, so that
+    a row's neighbours lie close together in xg whatever the atoms' numbering), and its ghost slots
+    (:meth:`~diffsim.md.cells.ImageCodedList._make_ghosts`): that position plus the lattice vector
+    of each slot's image code, whole box edges (b0, b1, b2) or with ``tilted`` n0 a + n1 b + n2 c
+    of the cell a = (b0, 0, 0), b = (xy, b1, 0), c = (xz, yz, b2)."""
     x0 = x[s, i, 0]
     x1 = x[s, i, 1]
     x2 = x[s, i, 2]
-    xg[i, 0] = x0
-    xg[i, 1] = x1
-    xg[i, 2] = x2
+    xg[q, 0] = x0
+    xg[q, 1] = x1
+    xg[q, 2] = x2
     n = x.shape[1]
-    for g in range(gbase[i], gbase[i] + gcount[i]):
+    for g in range(gbase[q], gbase[q] + gcount[q]):
         c = gcode[g]
         n0 = (c & 3) - 1
         n1 = ((c >> 2) & 3) - 1
@@ -67,10 +70,14 @@ def make_gather_row(pair):
     rule 1). The same pair function and shift arithmetic as the differentiable kernel above.
     A ``ti.func`` of (row, xg, s, f, pe, vir, assign, track, types, pidx, multi, atoms, ent, cnt,
     table, shift) that adds the force into f (assigns it with ``assign``), shared by the gather
-    kernel and the one-launch step (:mod:`diffsim.md.step`). ``ent`` rows hold plain indices into
-    ``xg`` (atoms, then ghost slots: periodic images, refreshed by :func:`refresh_atom`), so the
-    loop has no image shifts and LLVM vectorises all of it (the loop is bound by fetching each
-    neighbour's coordinates lane by lane; a separate loop over image entries ran scalar)."""
+    kernel and the one-launch step (:mod:`diffsim.md.step`). ``ent`` holds flat rows (row p from
+    p * (ent.shape[0] // n)) of plain indices into ``xg`` (atoms, then ghost slots: periodic
+    images, refreshed by :func:`refresh_atom`), so the loop has no image shifts and LLVM
+    vectorises all of it (the loop is bound by fetching each neighbour's coordinates lane by
+    lane; a separate loop over image entries ran scalar). Each row is read up to its padded
+    length (:func:`~diffsim.md.cells.gather_length`): the pads point to the far slot, the last
+    of ``xg``, farther than any cutoff from every atom, so they are masked like any pair beyond
+    the cutoff (and add exact zeros)."""
 
     @ti.func
     def gather_row(row, xg: ti.template(), s, f: ti.template(), pe: ti.template(), vir: ti.template(),
@@ -79,11 +86,11 @@ def make_gather_row(pair):
                    table: ti.template(), shift: ti.template()):
         # track, multi (several atom types) and shift are compile-time: each variant is its own
         # loop with the parameters in registers (per-pair ndarray loads and branches cost ~3x)
-        i = atoms[row]  # rows in cell order (see FullNeighborList)
-        ti_ = types[i]
-        xi0 = xg[i, 0]
-        xi1 = xg[i, 1]
-        xi2 = xg[i, 2]
+        i = atoms[row]  # rows in cell order (see FullNeighborList), as are xg and types
+        ti_ = types[row]
+        xi0 = xg[row, 0]
+        xi1 = xg[row, 1]
+        xi2 = xg[row, 2]
         f0 = 0.0
         f1 = 0.0
         f2 = 0.0
@@ -100,8 +107,10 @@ def make_gather_row(pair):
         rcp = table[0, TRC]
         ecp = table[0, TEC]
         scp = table[0, TSC]
-        for q in range(cnt[row]):
-            j = ent[row, q]
+        cap = ent.shape[0] // atoms.shape[0]
+        # the entry's index is the loop counter itself, so LLVM loads 8 entries at once
+        for q in range(row * cap, row * cap + gather_length(cnt[row], cap)):
+            j = ent[q]
             d0 = xi0 - xg[j, 0]
             d1 = xi1 - xg[j, 1]
             d2 = xi2 - xg[j, 2]
@@ -114,8 +123,10 @@ def make_gather_row(pair):
                 rcp = table[p, TRC]
                 ecp = table[p, TEC]
                 scp = table[p, TSC]
-            # every listed pair is evaluated and those beyond the cutoff are masked: no
-            # branch, so LLVM vectorises the loop (about 10 % faster than skipping them)
+            # every listed pair is evaluated and those beyond the cutoff (the pads among them)
+            # are masked: no branch, so LLVM vectorises the loop (about 10 % faster than
+            # skipping them; a mask on j = i for pads instead cost 40 %: LLVM then unrolled
+            # the loop 4 times and spilled registers)
             e, g = pair(r2, a0, a1, a2)
             e, g = cutoff_shift(e, g, r2, rcp, ecp, scp, shift)  # e is only used with track
             inside = r2 < rcp * rcp
@@ -131,25 +142,27 @@ def make_gather_row(pair):
                 w3 += g * d0 * d1
                 w4 += g * d0 * d2
                 w5 += g * d1 * d2
+        # atom i is this row's alone, so its sums are added with plain read-modify-writes (a
+        # `+=` on an ndarray is atomic: a compare-and-swap loop per value, 2-5 % of the gather)
         if ti.static(assign):
             f[s, i, 0] = f0
             f[s, i, 1] = f1
             f[s, i, 2] = f2
         else:
-            f[s, i, 0] += f0
-            f[s, i, 1] += f1
-            f[s, i, 2] += f2
+            f[s, i, 0] = f[s, i, 0] + f0
+            f[s, i, 1] = f[s, i, 1] + f1
+            f[s, i, 2] = f[s, i, 2] + f2
         if ti.static(track):
-            pe[s, i] += 0.5 * ei
+            pe[s, i] = pe[s, i] + 0.5 * ei
             if vir.shape[2] == 6:
-                vir[s, i, 0] += 0.5 * w0
-                vir[s, i, 1] += 0.5 * w1
-                vir[s, i, 2] += 0.5 * w2
-                vir[s, i, 3] += 0.5 * w3
-                vir[s, i, 4] += 0.5 * w4
-                vir[s, i, 5] += 0.5 * w5
+                vir[s, i, 0] = vir[s, i, 0] + 0.5 * w0
+                vir[s, i, 1] = vir[s, i, 1] + 0.5 * w1
+                vir[s, i, 2] = vir[s, i, 2] + 0.5 * w2
+                vir[s, i, 3] = vir[s, i, 3] + 0.5 * w3
+                vir[s, i, 4] = vir[s, i, 4] + 0.5 * w4
+                vir[s, i, 5] = vir[s, i, 5] + 0.5 * w5
             else:  # the trace only (see add_virial)
-                vir[s, i, 0] += 0.5 * (w0 + w1 + w2)
+                vir[s, i, 0] = vir[s, i, 0] + 0.5 * (w0 + w1 + w2)
 
     return gather_row
 
@@ -160,9 +173,10 @@ def _make_gather_kernel(pair):
     @ti.kernel
     def pair_gather(x: _A3, s: ti.i32, f: _A3, pe: _A2, vir: _A3, track: ti.template(), xg: _A2, gbase: _A1,
                     gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
-                    multi: ti.template(), atoms: _A1, ent: _A2, cnt: _A1, table: _A2, shift: ti.template()):
+                    multi: ti.template(), atoms: _A1, ent: _A1, cnt: _A1, table: _A2, shift: ti.template(),
+                    row_of: _A1):
         for i in range(x.shape[1]):
-            refresh_atom(i, x, s, xg, gbase, gcount, gcode, box, tilted)
+            refresh_atom(i, row_of[i], x, s, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
             gather_row(row, xg, s, f, pe, vir, False, track, types, pidx, multi, atoms, ent, cnt, table, shift)
 

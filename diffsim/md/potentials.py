@@ -395,13 +395,14 @@ class PairPotential(Potential):
 
     def gather_args(self, ff, cells):
         """The gather kernels' arguments after ``track``: the ghost refresh's (xg through tilted,
-        :func:`~diffsim.md.gather.refresh_atom`), then :func:`make_gather_row`'s (types through shift).
+        :func:`~diffsim.md.gather.refresh_atom`), then :func:`make_gather_row`'s (types through
+        shift), then ``row_of`` (each atom's slot in xg, the list's sorted order).
         Makes the list's gather form (``ent``, ghosts) after each build of it."""
         if getattr(cells, "_ghosts_of", None) != cells.builds:
             cells._make_ghosts(ff.types)
             cells._ghosts_of = cells.builds
         return (cells.xg, cells.gbase, cells.gcount, cells.gcode, cells.box, cells.tilted, cells.gtypes, self.pidx,
-                self.ntypes > 1, cells.atoms, cells.ent, cells.cnt, self.table, self.shift)
+                self.ntypes > 1, cells.atoms, cells.ent, cells.cnt, self.table, self.shift, cells.row_of)
 
     def gather(self, ff, cells, x, s, f, pe, vir, track):
         """Forward only: add forces on ``x[s]`` (listed and wrapped by ``cells``, a

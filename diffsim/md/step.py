@@ -27,12 +27,12 @@ def _make_step_kernel(pair):
     def kick_drift_gather(x: _A3, v: _A3, f: _A3, ref: _A2, inv_m: _A1, cs: _A1, mode: ti.i32, seed: ti.i32,
                           t: ti.i32, src: ti.i32, dst: ti.i32, kicks: ti.i32, limit2: ti.f64, xg: _A2, gbase: _A1,
                           gcount: _A1, gcode: _A1, box: _A1, tilted: ti.template(), types: _A1, pidx: _A2,
-                          multi: ti.template(), atoms: _A1, ent: _A2, cnt: _A1, table: _A2,
-                          shift: ti.template()) -> ti.f64:
+                          multi: ti.template(), atoms: _A1, ent: _A1, cnt: _A1, table: _A2,
+                          shift: ti.template(), row_of: _A1) -> ti.f64:
         most = 0.0
         for i in range(x.shape[1]):
             ti.atomic_max(most, kick_drift_atom(i, x, v, f, f, f, ref, inv_m, cs, mode, seed, t, src, dst, kicks, 0))
-            refresh_atom(i, x, dst, xg, gbase, gcount, gcode, box, tilted)
+            refresh_atom(i, row_of[i], x, dst, xg, gbase, gcount, gcode, box, tilted)
         for row in range(x.shape[1]):
             if most < limit2:  # the force is assigned (so not zeroed above); f stands in for pe and vir
                 gather_row(row, xg, dst, f, f, f, True, False, types, pidx, multi, atoms, ent, cnt, table, shift)

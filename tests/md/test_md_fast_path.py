@@ -21,7 +21,7 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
-from diffsim.md.cells import CODE_BITS, HOME, FullNeighborList
+from diffsim.md.cells import CODE_BITS, GATHER_PAD, HOME, FullNeighborList
 from diffsim.md.forcefield import zero_forces
 
 RC, SKIN = 1.6, 0.2
@@ -65,16 +65,23 @@ def test_full_list_equals_brute_force_with_image_codes(method, tasks):
             d = wrapped[i] - wrapped[j] - image * box
             d_min = pos[i] - pos[j] - box * np.round((pos[i] - pos[j]) / box)
             np.testing.assert_allclose(d, d_min, atol=1e-12)
-    nbr, nhome, nimage, atoms = (a.to_numpy() for a in (cl.nbr, cl.nhome, cl.nimage, cl.atoms))
+    nhome, nimage, atoms = (a.to_numpy() for a in (cl.nhome, cl.nimage, cl.atoms))
     assert 0 < nimage.sum() < nhome.sum()
     if cl.direct:
         # the gather's rows, written by the build ("half"): a neighbour in the home box as its
         # atom index, one through an image as a ghost slot n + g of a code other than home
-        # (rows() decoded them above, so each slot is that of the right atom and code)
-        ent = np.concatenate([nbr[p, :nhome[p] + nimage[p]] for p in range(n)])
+        # (rows() decoded them above, so each slot is that of the right atom and code), then
+        # pads (the far slot, the last of xg) up to a multiple of GATHER_PAD where the width allows
+        rows_ = cl.ent.to_numpy().reshape(n, cl.capacity)
+        ent = np.concatenate([rows_[p, :nhome[p] + nimage[p]] for p in range(n)])
         assert (ent < n).sum() == nhome.sum() and (ent >= n).sum() == nimage.sum()
         assert np.all(cl.gcode.to_numpy()[ent[ent >= n] - n] != HOME)
+        for p in range(n):
+            m = nhome[p] + nimage[p]
+            end = min(-(-m // GATHER_PAD) * GATHER_PAD, cl.capacity)
+            assert np.all(rows_[p, m:end] == cl.far_slot())
     else:
+        nbr = cl.nbr.to_numpy()
         # home-box neighbours at the front of each row, those through an image at the back
         codes_of = {int(atoms[p]): (nbr[p, :nhome[p]] & 63, nbr[p, cl.capacity - nimage[p]:] & 63) for p in range(n)}
         assert all(np.all(front == HOME) and np.all(back != HOME) for front, back in codes_of.values())
@@ -173,6 +180,22 @@ def _system(model, integrator=None, potentials=None, observe=("energy",)):
     pots = potentials or [LennardJones(cutoff=RC, shift="force")]
     ff = ForceField(pots, model.types, model.box, skin=SKIN)
     return MDSystem(model, ff, integrator=integrator, dt=0.005, observe=observe)
+
+
+def test_fast_simulate_gives_each_atom_its_path_whatever_the_numbering():
+    # the gather keeps positions in the list's sorted order (xg, refreshed through row_of): the
+    # same binary fluid with its atoms numbered at random gives every atom the same path
+    model = _fluid(types=np.arange(256) % 2)
+    perm = np.random.default_rng(3).permutation(model.n)
+    shuffled = Model(model.positions[perm], box=model.box, types=model.types[perm],
+                     velocities=model.velocities[perm])
+    pots = [LennardJones([[1.0, 0.7], [0.7, 1.3]], [[1.0, 0.9], [0.9, 1.1]], cutoff=RC, shift="force")]
+    a = _system(model, potentials=pots).simulate(200, record_every=100)
+    b = _system(shuffled, potentials=pots).simulate(200, record_every=100)
+    assert np.abs(a["positions"] - model.positions).max() > 0.1
+    np.testing.assert_allclose(b["positions"], a["positions"][perm], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b["velocities"], a["velocities"][perm], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(b["potential"], a["potential"], rtol=1e-10)
 
 
 @pytest.mark.parametrize("integrator,thermostat", [
