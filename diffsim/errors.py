@@ -11,6 +11,12 @@ class ConfigError(DiffsimError, ValueError):
     """Bad input: a wrong shape, a negative mass, an impossible schedule, a second conflicting init."""
 
 
+class DeepStartWarning(UserWarning):
+    """A body or a robot's contact point starts deep inside what it touches (a plane, the
+    ground): the contact would throw it out (see ArticulatedSystem.set_initial_state and
+    diffsim.rigid.ModelBuilder.finalize)."""
+
+
 class SimulationDiverged(DiffsimError, FloatingPointError):
     """A state became NaN or Inf during a rollout.
 

@@ -63,7 +63,7 @@ import numpy as np
 
 from .. import costs as costs_module
 from ..compat import launch_kernel
-from ..errors import ConfigError
+from ..errors import ConfigError, DeepStartWarning
 from ..runtime import info as runtime_info
 from ..tape import Launch, LeanAdjoint, System, adjoint_only, launch
 from . import kernels as K
@@ -183,10 +183,6 @@ def _contact_heights(model: Model, q) -> np.ndarray:
         R = np.concatenate([R0[None], R0 @ Rf])
         P = np.concatenate([p0[None], p0 + Pf @ R0.T])
     return np.einsum("kj,kj->k", R[body, 2], model.contact_point) + P[body, 2]
-
-
-class DeepStartWarning(UserWarning):
-    """A robot's contact point starts deep below the ground (see ArticulatedSystem.set_initial_state)."""
 
 
 def _integrator(value) -> Integrator:

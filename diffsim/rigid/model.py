@@ -10,12 +10,13 @@ velocity. In 2D the state is (x, y), an angle theta (rad), (vx, vy) and omega (r
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..rotations import quat_from_axis_angle_np
+from ..errors import ConfigError, DeepStartWarning
+from ..rotations import quat_from_axis_angle_np, quat_to_matrix_np
 from .shapes import BOX, CAPSULE, SHAPE_NAMES, SHAPES, SPHERE, Plane
 
 
@@ -101,6 +102,21 @@ class RigidModel:
         if name not in self.names:
             raise ConfigError(f"no body named {name!r}; bodies are {self.names}")
         return self.names.index(name)
+
+
+DEEP_START = 2e-3  # m: a start this deep in a plane (and a tenth of the body's thickness) is warned of
+
+
+def _reach(body, normal, dim) -> float:
+    """How far (m) a body as added reaches from its centre against a plane's ``normal``."""
+    n = np.zeros(3)
+    n[:dim] = normal
+    if dim == 3:
+        n = quat_to_matrix_np(body["q"]).T @ n
+    else:  # the angle turns the body in the plane
+        c, s = np.cos(body["q"]), np.sin(body["q"])
+        n[:2] = [c * n[0] + s * n[1], -s * n[0] + c * n[1]]
+    return body["shape"].reach(-n, dim)
 
 
 class ModelBuilder:
@@ -236,6 +252,13 @@ class ModelBuilder:
                                   f"plane {k} (normal {np.round(p.normal, 6).tolist()}, offset {p.offset:g} m), "
                                   "inside the wall it bounds: move the body to the plane's side, normal . x >= "
                                   "offset, or flip the plane's normal")
+            for i, s in enumerate(b):  # a body's edge, end or corner deep in the wall (its centre is out)
+                depth = _reach(s, p.normal, d) - behind[i]
+                if depth > max(DEEP_START, 0.1 * s["shape"].thickness(d)):
+                    warnings.warn(f"body {i} ({s['name']}) starts {depth:.3g} m deep in plane {k} (normal "
+                                  f"{np.round(p.normal, 6).tolist()}, offset {p.offset:g} m): its contact will throw "
+                                  "it out; move it to touch the plane (the shape's lowest point on it) or turn it "
+                                  "to lie along the plane", DeepStartWarning, stacklevel=2)
         return RigidModel(
             dim=d,
             shape=np.array([s["shape"].code for s in b], dtype=np.int32),

@@ -57,6 +57,14 @@ class Sphere:
         """Radius (m) of the smallest sphere about the centre that holds the shape (broad phase)."""
         return float(self.radius)
 
+    def reach(self, direction, dim):
+        """How far (m) the shape reaches from its centre along the unit ``direction`` (body frame)."""
+        return float(self.radius)
+
+    def thickness(self, dim):
+        """The smallest reach (m) over all directions: half the shape's thinnest width."""
+        return float(self.radius)
+
 
 @dataclass(frozen=True)
 class Box:
@@ -104,6 +112,15 @@ class Box:
     def bounding_radius(self, dim):
         """Radius (m) of the sphere about the centre through the box's corners (broad phase)."""
         return float(np.linalg.norm(self._h(dim)))
+
+    def reach(self, direction, dim):
+        """How far (m) the box reaches from its centre along the unit ``direction`` (body frame): its
+        support, sum |n_i| h_i."""
+        return float(np.abs(np.asarray(direction)[:dim]) @ np.asarray(self._h(dim))[:dim])
+
+    def thickness(self, dim):
+        """The smallest half extent (m)."""
+        return float(min(self._h(dim)[:dim]))
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,15 @@ class Capsule:
     def bounding_radius(self, dim):
         """radius + half_length (m): the sphere about the centre that holds the capsule (broad phase)."""
         return float(self.radius + self.half_length)
+
+    def reach(self, direction, dim):
+        """How far (m) the capsule reaches from its centre along the unit ``direction`` (body frame):
+        |n_x| half_length + radius (its axis is the body's x)."""
+        return float(abs(direction[0]) * self.half_length + self.radius)
+
+    def thickness(self, dim):
+        """The radius (m)."""
+        return float(self.radius)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ def scene(dim):
     b = ModelBuilder(dim)
     pad = [0.0] if dim == 3 else []
     b.add_body(Sphere(0.1), mass=1.0, position=[0.0, *pad, 0.1])
-    b.add_body(Box((0.1, 0.2, 0.1)[:dim]), mass=1.0, position=[0.4, *pad, 0.1], angle=0.3)
+    b.add_body(Box((0.1, 0.2, 0.1)[:dim]), mass=1.0, position=[0.4, *pad, 0.1 if dim == 3 else 0.23], angle=0.3)
     b.add_body(Capsule(0.05, 0.15), mass=1.0, position=[0.8, *pad, 0.05])
     b.add_plane([0.0, *pad, 1.0], 0.0)
     return b.finalize()

@@ -47,8 +47,8 @@ def test_momentum_is_conserved_in_elastic_collisions(dim, contact):
 def test_impulse_restitution_is_exact(e):
     """Head-on sphere-sphere (unequal masses) and sphere-plane: v_n after = -e v_n before."""
     b = ModelBuilder(3)
-    b.add_body(Sphere(0.1), mass=1.0, position=[0, 0, 0], velocity=[2.0, 0, 0], restitution=e)
-    b.add_body(Sphere(0.15), mass=3.0, position=[0.6, 0, 0], velocity=[-1.0, 0, 0], restitution=e)
+    b.add_body(Sphere(0.1), mass=1.0, position=[0, 0, 0.2], velocity=[2.0, 0, 0], restitution=e)
+    b.add_body(Sphere(0.15), mass=3.0, position=[0.6, 0, 0.2], velocity=[-1.0, 0, 0], restitution=e)
     b.add_body(Sphere(0.1), mass=1.0, position=[0, 1.0, 0.5], velocity=[0, 0, -3.0], restitution=e)
     b.add_plane([0, 0, 1], 0.0, restitution=e)
     sysm = RigidSystem(b.finalize(), dt=1e-3, contact="impulse", gravity=[0, 0, 0], segment=40)
