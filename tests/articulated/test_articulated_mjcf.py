@@ -4,7 +4,8 @@ model (mass matrix, gravity torques), with inertia from geometry; a free joint; 
 import numpy as np
 import pytest
 
-from diffsim.articulated import ArticulatedSystem, aba, crba, link_pose, load_mjcf, load_urdf, rnea
+from diffsim import Objective, Parameter, Rollout, gradcheck
+from diffsim.articulated import ArticulatedSystem, Cost, GroundContact, aba, crba, link_pose, load_mjcf, load_urdf, rnea
 from diffsim.errors import ConfigError
 
 MJCF = """<mujoco model="arm">
@@ -383,3 +384,18 @@ def test_what_only_sensors_and_tools_read_is_read_past():
     np.testing.assert_array_equal(crba(model, np.zeros(3)), crba(plain, np.zeros(3)))
     with pytest.raises(ConfigError, match=r"MJCF <contact>: <pair> is not supported"):
         load_mjcf(MJCF.replace("</mujoco>", "<contact><pair geom1='a' geom2='b'/></contact></mujoco>"))
+
+
+def test_gradients_through_the_planar_root_and_ground_contact_match_central_differences():
+    """The planar robot of one body with three joints lands on its leg (ground contact): the
+    gradient of a final-pose cost with respect to every body's mass (the two massless frames
+    given 10 g) agrees with central differences."""
+    model, _ = load_mjcf(PLANAR, collisions=True)
+    system = ArticulatedSystem(model, dt=1e-3, q0=[0.0, -0.44, 0.0, 0.0], contact=GroundContact(),
+                               cost=Cost(q_target=[0.1, 0.5, 0.0, 0.0], q_weight_final=1.0))
+    rollout = Rollout(system, 200)
+    objective = Objective(rollout, [Parameter("mass")])
+    q = system.simulate(200)["q"][:, 0]
+    assert -0.1 < q[-1, 1] - q[0, 1] < -0.005  # it fell, and the leg held it (in free fall: 0.196 m)
+    report = gradcheck(objective, objective.x0() + 0.01, rtol=1e-5)
+    assert report.ok, str(report)
