@@ -29,6 +29,7 @@ bounce is e^2 times the one before, to O((a dt)^2): the apex ratio is e^2 at eve
 import taichi as ti
 
 from ..contact import smooth_relu
+from .logic import gt
 
 
 @ti.func
@@ -105,7 +106,7 @@ def coulomb_friction_impulse(v_t, inv_mass_t, j_n, mu):
 def tangent_basis(n):
     """Two unit vectors (t1, t2) spanning the plane normal to the unit vector n (t2 = n x t1;
     2D: n in the x-y plane gives t1 in it and t2 = +-z)."""
-    a = ti.select(ti.abs(n[0]) > 0.6, ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
+    a = ti.select(gt(ti.abs(n[0]), 0.6), ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
     t1 = (a - a.dot(n) * n).normalized()
     return t1, n.cross(t1)
 

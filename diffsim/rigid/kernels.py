@@ -57,6 +57,7 @@ import taichi as ti
 from ..collision.impulse import coulomb_friction_impulse, impulse_at, normal_impulse, sphere_time_of_impact
 from ..collision.narrowphase import (
     box_box_feature,
+    box_box_feature_from_axes,
     box_box_point_of,
     box_capsule_point,
     capsule_capsule,
@@ -65,6 +66,7 @@ from ..collision.narrowphase import (
     sphere_box,
     sphere_plane,
     sphere_sphere,
+    table_axis,
 )
 from ..contact import (
     contact_normal_force,
@@ -404,6 +406,19 @@ def choose_pair_feature(dim: T, mask: T, sa, sb, xa, qa, ga, xb, qb, gb):
     box-box geometry with all 15 candidate axes in its gradient compiled for about a minute)."""
     if ti.static(mask & M_BOX_BOX):
         return ti.select(sa == BOX and sb == BOX, box_box_feature(xa, qa, ga, xb, qb, gb, dim), 0)
+    else:
+        return 0
+
+
+@ti.func
+def choose_pair_feature_on_axes(dim: T, mask: T, sa, sb, xa, ga, xb, gb, axes: T, row, a, b):
+    """:func:`choose_pair_feature` of bodies a, b whose world axes are rows of a table
+    (``axes[row, body, 3 m + c]``, :func:`~diffsim.collision.narrowphase.table_axis`), read
+    instead of rotating by their orientations (3D)."""
+    if ti.static(mask & M_BOX_BOX):
+        return ti.select(sa == BOX and sb == BOX, box_box_feature_from_axes(
+            xa - xb, table_axis(axes, row, a, 0), table_axis(axes, row, a, 1), table_axis(axes, row, a, 2), ga,
+            table_axis(axes, row, b, 0), table_axis(axes, row, b, 1), table_axis(axes, row, b, 2), gb, dim), 0)
     else:
         return 0
 

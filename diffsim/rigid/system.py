@@ -528,16 +528,17 @@ class RigidSystem(System):
             lean = _manifold_launch  # gradients compiled with MANIFOLD_GRADIENT_COMPILE
             step = [lean(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
                          p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
-                         *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
+                         *predicted, w["predicted_axes"], w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
                 if self.mask & K.M_BOX_BOX:  # the box pairs' separating-axis features (integers)
                     step.append(forward_only(_pair_features, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
-                                             w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
+                                             w["predicted_velocity"], w["predicted_orientation"], w["predicted_axes"],
+                                             ws.pair_feature))
                 step.append(lean(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                  p["restitution"], p["friction"], self.consts, self._static_pairs,
                                  self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
-                                 *geometry))
+                                 w["predicted_axes"], *geometry))
             if self.nplanes:
                 step.append(lean(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                  p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
