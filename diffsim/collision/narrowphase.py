@@ -17,6 +17,7 @@ import taichi as ti
 from ..contact import safe_normalized
 from ..rotations import quat_rotate, quat_rotate_inv
 from .logic import eq, ge, gt, lt
+from .vector import dot3
 
 _OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
 # faces of a box pair, f = 0..5: a's x, y, z then b's; the axes (of the same box) beside face f's
@@ -42,7 +43,7 @@ def first_reaching(values, target, keys: ti.template(), k: ti.template()):
     if ti.static(k == len(keys) - 1):
         return keys[k]
     else:
-        return ti.select(values[keys[k]] == target, keys[k], first_reaching(values, target, keys, k + 1))
+        return ti.select(eq(values[keys[k]], target), keys[k], first_reaching(values, target, keys, k + 1))
 
 
 @ti.func
@@ -156,11 +157,11 @@ def segment_segment(p1, q1, p2, q2):
     d1 = q1 - p1
     d2 = q2 - p2
     r = p1 - p2
-    a = d1.dot(d1)
-    e = d2.dot(d2)
-    f = d2.dot(r)
-    c = d1.dot(r)
-    b = d1.dot(d2)
+    a = dot3(d1, d1)
+    e = dot3(d2, d2)
+    f = dot3(d2, r)
+    c = dot3(d1, r)
+    b = dot3(d1, d2)
     denom = a * e - b * b
     # branch-free (selects; the branch not taken divides by 1): locals assigned in runtime
     # branches become adstacks in gradient kernels
@@ -205,8 +206,8 @@ def box_axes(q):
 @ti.func
 def box_radius_along(axes_x, axes_y, axes_z, h, direction):
     """Half the width (m) of a box (axes, half extents h) projected on a unit direction."""
-    return (h[0] * ti.abs(axes_x.dot(direction)) + h[1] * ti.abs(axes_y.dot(direction))
-            + h[2] * ti.abs(axes_z.dot(direction)))
+    return (h[0] * ti.abs(dot3(axes_x, direction)) + h[1] * ti.abs(dot3(axes_y, direction))
+            + h[2] * ti.abs(dot3(axes_z, direction)))
 
 
 TIE_DEPTH = 1e-12  # relative difference below which a corner's depth and the boxes' separation tie
@@ -216,7 +217,7 @@ EDGE_PARALLEL = 1e-6  # |e_a x e_b| (unit edge directions) below which two edges
 @ti.func
 def edge_offset(axis, n, h, along):
     """h axis turned towards n (0 when ``along``: the edge runs along this axis)."""
-    return ti.select(along, 0.0, ti.select(ge(axis.dot(n), 0.0), h, -h)) * axis
+    return ti.select(along, 0.0, ti.select(ge(dot3(axis, n), 0.0), h, -h)) * axis
 
 
 @ti.func
@@ -232,7 +233,7 @@ def edge_axis_separation(r, t, ha, hb, i: ti.template(), j: ti.template()):
     gap = ti.abs(t[i2] * r[3 * i1 + j] - t[i1] * r[3 * i2 + j]) \
         - (ha[i1] * ti.abs(r[3 * i2 + j]) + ha[i2] * ti.abs(r[3 * i1 + j])) \
         - (hb[j1] * ti.abs(r[3 * i + j2]) + hb[j2] * ti.abs(r[3 * i + j1]))
-    return ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
+    return ti.select(gt(length2, EDGE_PARALLEL * EDGE_PARALLEL),
                      gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
 
 
@@ -244,8 +245,8 @@ def edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb):
     feature kernel's compile 1.2-1.5 -> 0.7 CPU s)."""
     dirs_a = (xa, ya, za)
     dirs_b = (xb, yb, zb)
-    r = ti.Vector([dirs_a[i].dot(dirs_b[j]) for i in ti.static(range(3)) for j in ti.static(range(3))])
-    t = ti.Vector([d.dot(dirs_a[i]) for i in ti.static(range(3))])
+    r = ti.Vector([dot3(dirs_a[i], dirs_b[j]) for i in ti.static(range(3)) for j in ti.static(range(3))])
+    t = ti.Vector([dot3(d, dirs_a[i]) for i in ti.static(range(3))])
     return ti.Vector([edge_axis_separation(r, t, ha, hb, e // 3, e % 3) for e in ti.static(range(9))])
 
 
@@ -292,7 +293,7 @@ def box_face_separations(d, xa, ya, za, ha, xb, yb, zb, hb, margin):
     """Separation (m) of two boxes along each face normal (a's x, y, z, then b's; b's reduced by
     the margin that makes a's faces preferred), as a 6-vector."""
     dirs = (xa, ya, za, xb, yb, zb)
-    return ti.Vector([ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
+    return ti.Vector([ti.abs(dot3(d, dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
                       - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin
                       for f in ti.static(range(6))])
 
@@ -331,7 +332,7 @@ def box_box_feature_from_axes(d, xa, ya, za, ha, xb, yb, zb, hb, dim: ti.templat
         sep_e = edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb)
         best_e = max_over(sep_e, ti.static(tuple(range(9))), 0)
         edge = first_reaching(sep_e, best_e, ti.static(tuple(range(9))), 0)
-        return ti.select(best_e > best + margin, FEATURE_EDGE + edge, face)
+        return ti.select(gt(best_e, best + margin), FEATURE_EDGE + edge, face)
     else:
         return face
 
@@ -372,10 +373,10 @@ def corner_below_face(ref_a, d, L, best, h_ref, c_ref, corner):
     the arithmetic of an unchanged formula (split into two ti.funcs; the kernel compiled with
     other options).
     """
-    sign = ti.select(ge(d.dot(L), 0.0), 1.0, -1.0)  # L oriented from b to a
+    sign = ti.select(ge(dot3(d, L), 0.0), 1.0, -1.0)  # L oriented from b to a
     n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
     rel = corner - c_ref
-    below = h_ref - n_ref.dot(rel)
+    below = h_ref - dot3(n_ref, rel)
     capped = ti.select(lt(-best, below - TIE_DEPTH * (h_ref + ti.abs(best))), -best, below)
     depth = ti.select(gt(best, 0.0), capped, below)
     return n_ref, rel, depth
@@ -452,22 +453,22 @@ def box_box_point_from_axes(feature, ca, qa, ha, cb, qb, hb, k, xa, ya, za, xb, 
     h_ref = ti.select(ref_a, pick3(f3, ha[0], ha[1], ha[2]), pick3(f3, hb[0], hb[1], hb[2]))
     h1 = ti.select(ref_a, pick3(b1, ha[0], ha[1], ha[2]), pick3(b1, hb[0], hb[1], hb[2]))
     h2 = ti.select(ref_a, pick3(b2, ha[0], ha[1], ha[2]), pick3(b2, hb[0], hb[1], hb[2]))
-    best = ti.abs(d.dot(L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
+    best = ti.abs(dot3(d, L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
         - ti.select(ref_a, 0.0, 1.0) * margin
     n_ref, c_ref, rel, depth = incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k)
-    lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
-    lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
+    lateral1 = ti.min(ti.max(dot3(rel, u1), -h1), h1)
+    lateral2 = ti.min(ti.max(dot3(rel, u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
     n = ti.select(ref_a, -n_ref, n_ref)
     e = feature - FEATURE_EDGE
     i, j = e // 3, e % 3
     la, lb = pick3(i, ha[0], ha[1], ha[2]), pick3(j, hb[0], hb[1], hb[2])
     axis = ea.cross(eb)
-    length2 = axis.dot(axis)
-    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+    length2 = dot3(axis, axis)
+    gap = ti.abs(dot3(d, axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
     sep_edge = gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
     unit = axis / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
-    n_e = ti.select(ge(d.dot(unit), 0.0), unit, -unit)
+    n_e = ti.select(ge(dot3(d, unit), 0.0), unit, -unit)
     mid_a = ca - edge_offset(xa, n_e, ha[0], eq(i, 0)) - edge_offset(ya, n_e, ha[1], eq(i, 1)) - \
         edge_offset(za, n_e, ha[2], eq(i, 2))
     mid_b = cb + edge_offset(xb, n_e, hb[0], eq(j, 0)) + edge_offset(yb, n_e, hb[1], eq(j, 1)) + \

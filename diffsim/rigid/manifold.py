@@ -54,8 +54,9 @@ or not) around global writes only.
 import taichi as ti
 
 from ..collision.impulse import projected_contact_impulse, tangent_basis
-from ..collision.logic import both, gt, lt
+from ..collision.logic import both, eq, ge, gt, lt
 from ..collision.narrowphase import box_box_point_on_axes
+from ..collision.vector import dot3
 from ..compat import compile_time, subscript
 from ..rotations import quat_from_angle_z, quat_integrate
 from .kernels import (
@@ -262,7 +263,7 @@ def warm_impulse(on, n, contact_impulse: T, s, k):
     tangential part projected onto the current contact plane; zero when the point is not active."""
     lam = contact_impulse[s, k, 0]
     jt = ti.Vector([contact_impulse[s, k, 1], contact_impulse[s, k, 2], contact_impulse[s, k, 3]])
-    jt = jt - jt.dot(n) * n
+    jt = jt - dot3(jt, n) * n
     return ti.select(on, ti.Vector([lam, jt[0], jt[1], jt[2]]), ti.Vector([0.0, 0.0, 0.0, 0.0]))
 
 
@@ -296,8 +297,8 @@ def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, 
     n, depth, p = geometry_of_pair(dim, mask, shape, geometry, predicted_orientation, predicted_axes, ws, a, b, xa,
                                    xb, c, feature)
     ra, rb = p - xa, p - xb
-    v_n = ((va + load3(predicted_angular_velocity, ws, a).cross(ra))
-           - (vb + load3(predicted_angular_velocity, ws, b).cross(rb))).dot(n)
+    v_n = dot3((va + load3(predicted_angular_velocity, ws, a).cross(ra))
+               - (vb + load3(predicted_angular_velocity, ws, b).cross(rb)), n)
     store_geometry(k, ws, gt(depth, -consts[SPECULATIVE]), n, ra, rb,
                    point_target(consts, v_n, depth, 0.5 * (restitution[a] + restitution[b]),
                                 gt(contact_impulse[s, k, 0], 0.0)),
@@ -334,7 +335,7 @@ def manifold_plane_point(dim: T, mask: T, shape: T, geometry: T, planes: T, rest
     n, depth, p = plane_geometry(dim, mask, shape[i], x, load_quat4(predicted_orientation, ws, i), row3(geometry, i),
                                  pn, planes[pl, 3], c)
     r = p - x
-    v_n = (v + load3(predicted_angular_velocity, ws, i).cross(r)).dot(n)
+    v_n = dot3(v + load3(predicted_angular_velocity, ws, i).cross(r), n)
     store_geometry(k, ws, gt(depth, -consts[SPECULATIVE]), n, r, ti.Vector([0.0, 0.0, 0.0]),
                    point_target(consts, v_n, depth, 0.5 * (restitution[i] + plane_restitution[pl]),
                                 gt(contact_impulse[s, k, 0], 0.0)),
@@ -361,9 +362,9 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_frame: T,
     xb, yb, zb = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
     resp = joined(xa, ya, za, xb, yb, zb)
     wb = ti.select(plane, 0.0, 1.0)  # a plane's responses (lever 0) vanish; its inverse mass too
-    inv = ti.Vector([1.0 / ma + ra.cross(n).dot(xa), wb * (1.0 / mb + rb.cross(n).dot(xb)),
-                     1.0 / ma + ra.cross(t1).dot(ya), wb * (1.0 / mb + rb.cross(t1).dot(yb)),
-                     1.0 / ma + ra.cross(t2).dot(za), wb * (1.0 / mb + rb.cross(t2).dot(zb)), 1.0 / ma, wb / mb])
+    inv = ti.Vector([1.0 / ma + dot3(ra.cross(n), xa), wb * (1.0 / mb + dot3(rb.cross(n), xb)),
+                     1.0 / ma + dot3(ra.cross(t1), ya), wb * (1.0 / mb + dot3(rb.cross(t1), yb)),
+                     1.0 / ma + dot3(ra.cross(t2), za), wb * (1.0 / mb + dot3(rb.cross(t2), zb)), 1.0 / ma, wb / mb])
     for c in ti.static(range(18)):
         angular_response[ws, k, c] = resp[c]
     for c in ti.static(range(8)):
@@ -389,7 +390,7 @@ def manifold_point_warm_start(contact_impulse: T, contact_frame: T, active: T, i
     if on:
         contact_count[ws, a] += 1.0
         jt = ti.Vector([warm[1], warm[2], warm[3]])
-        d1, d2 = jt.dot(t1), jt.dot(t2)
+        d1, d2 = dot3(jt, t1), dot3(jt, t2)
         J = warm[0] * n + jt
         response = ti.Vector([warm[0] * angular_response[ws, k, c] + d1 * angular_response[ws, k, 3 + c]
                               + d2 * angular_response[ws, k, 6 + c] for c in ti.static(range(3))])
@@ -447,7 +448,8 @@ def manifold_sweep_point(contact_count: T, contact_frame: T, lever_a: T, lever_b
                          impulse_iterate[ws, k, sweep, 3]])
         lam, jt = projected_contact_impulse(rel, n, t1, t2, lam0, jt0, target_speed[ws, k, ti.select(relax, 1, 0)],
                                             w[0], w[1], w[2], friction_coefficient[ws, k])
-        dn, d1, d2 = lam - lam0, (jt - jt0).dot(t1), (jt - jt0).dot(t2)
+        djt = jt - jt0
+        dn, d1, d2 = lam - lam0, dot3(djt, t1), dot3(djt, t2)
         J = dn * n + d1 * t1 + d2 * t2
         out = ti.Vector([lam, jt[0], jt[1], jt[2]])
         for c in ti.static(range(4)):
@@ -567,7 +569,7 @@ def manifold_pair_features(dim: T, mask: T, shape: _A, geometry: _A, consts: _A,
     step from slot s, into pair_feature[ws, pair]."""
     for _ in range(1):
         for p in range(pairs.shape[1]):
-            if p < pair_count[pair_row]:
+            if lt(p, pair_count[pair_row]):
                 i, j = pairs[pair_row, p, 0], pairs[pair_row, p, 1]
                 a, b = i, j
                 if shape[i] > shape[j]:  # the canonical order of manifold_pair_point
@@ -656,7 +658,7 @@ def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_p
         for r in range(sweeps * (n + items)):
             sweep = r // (n + items)
             jj = r % (n + items)
-            if jj < n:
+            if lt(jj, n):
                 for c in ti.static(range(3)):
                     velocity_iterate[ws, jj, sweep + 1, c] = velocity_iterate[ws, jj, sweep, c]
                     angular_velocity_iterate[ws, jj, sweep + 1, c] = angular_velocity_iterate[ws, jj, sweep, c]
@@ -665,7 +667,7 @@ def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_p
                 a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
                 manifold_sweep_point(contact_count, contact_frame, lever_a, lever_b, inverse_mass, angular_response,
                                      target_speed, friction_coefficient, active, ws, d, a, b, k, sweep,
-                                     sweep >= sweeps - sweeps // 4, sweep == sweeps - 1, velocity_iterate,
+                                     ge(sweep, sweeps - sweeps // 4), eq(sweep, sweeps - 1), velocity_iterate,
                                      angular_velocity_iterate, impulse_iterate, contact_impulse)
 
 
