@@ -427,7 +427,8 @@ def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
     b2 = ti.select(eq(f3, 2), 1, 2)
     e = feature - FEATURE_EDGE
     i, j = e // 3, e % 3
-    return box_box_point_from_axes(feature, ca, qa, ha, cb, qb, hb, k, xa, ya, za, xb, yb, zb,
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
+    return box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner, xa, ya, za, xb, yb, zb,
                                    ti.select(ref_a, pick3(f3, xa, ya, za), pick3(f3, xb, yb, zb)),
                                    ti.select(ref_a, pick3(b1, xa, ya, za), pick3(b1, xb, yb, zb)),
                                    ti.select(ref_a, pick3(b2, xa, ya, za), pick3(b2, xb, yb, zb)),
@@ -435,7 +436,7 @@ def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
 
 
 @ti.func
-def box_box_point_from_axes(feature, ca, qa, ha, cb, qb, hb, k, xa, ya, za, xb, yb, zb, L, u1, u2, ea, eb):
+def box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner, xa, ya, za, xb, yb, zb, L, u1, u2, ea, eb):
     """:func:`box_box_point_of` in 3D from the boxes' world axes (xa, ya, za of a, xb, yb, zb
     of b, :func:`box_axes`) and the ones the feature picks: L, u1, u2 the reference face's axis
     and the two beside it (``_OTHER_AXES``, in that order), ea, eb the edge pair's (a's axis i,
@@ -455,7 +456,8 @@ def box_box_point_from_axes(feature, ca, qa, ha, cb, qb, hb, k, xa, ya, za, xb, 
     h2 = ti.select(ref_a, pick3(b2, ha[0], ha[1], ha[2]), pick3(b2, hb[0], hb[1], hb[2]))
     best = ti.abs(dot3(d, L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
         - ti.select(ref_a, 0.0, 1.0) * margin
-    n_ref, c_ref, rel, depth = incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k)
+    c_ref = ti.select(ref_a, ca, cb)
+    n_ref, rel, depth = corner_below_face(ref_a, d, L, best, h_ref, c_ref, corner)
     lateral1 = ti.min(ti.max(dot3(rel, u1), -h1), h1)
     lateral2 = ti.min(ti.max(dot3(rel, u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
@@ -487,18 +489,23 @@ def table_axis(axes: ti.template(), row, body, m):
 
 
 @ti.func
-def box_box_point_on_axes(feature, ca, qa, ha, cb, qb, hb, k, axes: ti.template(), row, a, b):
+def box_box_point_on_axes(feature, ca, ha, cb, hb, k, axes: ti.template(), row, a, b):
     """:func:`box_box_point_of` in 3D for boxes a and b whose world axes are rows of a table
-    (``axes[row, body, 3 m + c]``, :func:`table_axis`, the columns of the rotation matrices of
-    the orientations qa, qb): the feature's axes are read by index rather than selected among
-    the six, which leaves the gradient kernel the formulas of one axis each. Bit for bit
-    :func:`box_box_point_of_3d` when the table holds box_axes(qa) and box_axes(qb); with the
-    rotation matrices' columns, equal to rounding (the box3d scene's loss to 5e-15 relative)."""
+    (``axes[row, body, 3 m + c]``, :func:`table_axis`, the columns of their rotation matrices):
+    the feature's axes are read by index rather than selected among the six, and the incident
+    corner is built on the incident box's axes rather than rotated by its quaternion, which
+    leaves the gradient kernel the formulas of one axis each. Equal to
+    :func:`box_box_point_of_3d` to rounding (the box3d scene's loss to 5e-15 relative)."""
     ref_a = lt(feature, 3)
     f3 = feature % 3
     ref = ti.select(ref_a, a, b)
+    inc = ti.select(ref_a, b, a)
+    h = ti.select(ref_a, hb, ha)  # corner k of the incident box (bit 0 -> x sign, 1 -> y, 2 -> z)
+    corner = ti.select(ref_a, cb, ca) + (2.0 * (k & 1) - 1.0) * h[0] * table_axis(axes, row, inc, 0) \
+        + (2.0 * ((k >> 1) & 1) - 1.0) * h[1] * table_axis(axes, row, inc, 1) \
+        + (2.0 * ((k >> 2) & 1) - 1.0) * h[2] * table_axis(axes, row, inc, 2)
     e = ti.max(feature - FEATURE_EDGE, 0)  # a face feature reads edge axes it does not use (in the table)
-    return box_box_point_from_axes(feature, ca, qa, ha, cb, qb, hb, k,
+    return box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner,
                                    table_axis(axes, row, a, 0), table_axis(axes, row, a, 1),
                                    table_axis(axes, row, a, 2), table_axis(axes, row, b, 0),
                                    table_axis(axes, row, b, 1), table_axis(axes, row, b, 2),

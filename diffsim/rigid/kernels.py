@@ -68,6 +68,7 @@ from ..collision.narrowphase import (
     sphere_sphere,
     table_axis,
 )
+from ..collision.vector import dot3
 from ..contact import (
     contact_normal_force,
     damping_ratio_and_slope,
@@ -206,7 +207,7 @@ def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
         r1 = ti.Vector([half * (wb[2] * inertia[0] - lb[2]), inertia[1], half * (lb[0] - wb[0] * inertia[2])])
         r2 = ti.Vector([half * (lb[1] - wb[1] * inertia[0]), half * (wb[0] * inertia[1] - lb[0]), inertia[2]])
         c0 = r1.cross(r2)
-        dwb = (c0 * rhs[0] + r2.cross(r0) * rhs[1] + r0.cross(r1) * rhs[2]) / r0.dot(c0)
+        dwb = (c0 * rhs[0] + r2.cross(r0) * rhs[1] + r0.cross(r1) * rhs[2]) / dot3(r0, c0)
         return (w + dt * quat_rotate(q, dwb)) / (1.0 + dt * damp)
     else:
         return ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])

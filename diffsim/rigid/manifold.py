@@ -312,12 +312,12 @@ def geometry_of_pair(dim: T, mask: T, shape: T, geometry: T, predicted_orientati
     """Point c of bodies a, b (canonical order) at their predicted centres xa, xb and
     orientations: (normal from b to a, depth, point) of :func:`~diffsim.rigid.kernels.pair_geometry`,
     box pairs from the predicted axes where the prediction stored them (:func:`uses_axes`)."""
-    qa, qb = load_quat4(predicted_orientation, ws, a), load_quat4(predicted_orientation, ws, b)
     if ti.static(uses_axes(dim, mask)):
-        return box_box_point_on_axes(feature, xa, qa, row3(geometry, a), xb, qb, row3(geometry, b), c,
-                                     predicted_axes, ws, a, b)
+        return box_box_point_on_axes(feature, xa, row3(geometry, a), xb, row3(geometry, b), c, predicted_axes, ws, a,
+                                     b)
     else:
-        return pair_geometry(dim, mask, shape[a], shape[b], xa, qa, row3(geometry, a), xb, qb, row3(geometry, b), c,
+        return pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, ws, a),
+                             row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c,
                              feature)
 
 

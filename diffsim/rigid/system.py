@@ -159,17 +159,21 @@ for one kernel, whose gradient came out wrong under them (:data:`MANIFOLD_GRADIE
 
 
 MANIFOLD_GRADIENT_COMPILE = PENALTY_GRADIENT_COMPILE
-"""Taichi compile options of the manifold solver's gradients (:mod:`.manifold`) but the point
-setup's, and of its forward-only pair features: the penalty model's
-(:data:`PENALTY_GRADIENT_COMPILE`). A user's 3D scene (two boxes and a floor, 200 steps;
-``benchmarks/rigid.py --only cold``, ``box3d_impulse``): the first forward+gradient compiled in
-10.0-10.2 CPU s cold against 16.4-18.2 (the pair contacts' gradient 2.5-3.1 s against 6.2-7.5),
-its gradient within 5e-15 of Taichi's defaults, which agree with central differences.
-The point setup (:func:`manifold.manifold_point_setup`) keeps Taichi's defaults: compiled with
-these options its gradient came out wrong (the same scene: |gradient| 1e4 against 0.016). So did
-the prediction's with ``cfg_optimization=False`` alone (0.98; its trigger: the gyroscopic update
-:func:`kernels.angular_update`), but not with these options. Taichi's bugs here are silent:
-``tests/rigid/test_rigid_user_box_drop.py`` checks this scene against central differences."""
+"""Taichi compile options of the manifold solver's gradients (:mod:`.manifold`) and of its
+forward-only pair features: the penalty model's (:data:`PENALTY_GRADIENT_COMPILE`). A user's 3D
+scene (two boxes and a floor, 200 steps; ``benchmarks/rigid.py --only cold``, ``box3d_impulse``):
+the first forward+gradient compiled in 10.0-10.2 CPU s cold against 16.4-18.2 (the pair
+contacts' gradient 2.5-3.1 s against 6.2-7.5), its gradient within 5e-15 of Taichi's defaults,
+which agree with central differences. The point setup (:func:`manifold.manifold_point_setup`)
+kept Taichi's defaults while its dot products were ``ti.Vector.dot`` (nested calls summing into
+a local): compiled with these options its gradient came out wrong (the same scene: |gradient| 1e4
+against 0.016). With :func:`~diffsim.collision.vector.dot3` its adjoint equals the
+default-compiled one to 1e-16 (relative) at steps 60 and 100 of that scene and the scene's
+gradient to 8e-13, and its gradient compiles in 0.5 CPU s against 0.85. The prediction's
+gradient came out wrong with ``cfg_optimization=False`` alone (0.98; its trigger: the
+gyroscopic update :func:`kernels.angular_update`), but not with these options. Taichi's bugs
+here are silent: ``tests/rigid/test_rigid_user_box_drop.py`` checks this scene against central
+differences."""
 
 
 def _manifold_launch(kernel, *args) -> Launch:
@@ -544,7 +548,7 @@ class RigidSystem(System):
                                  p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
                                  self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
                                  *predicted, *geometry))
-            step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
+            step.append(lean(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
                                0, self.nplanes, w["inverse_inertia"], w["lever_a"], w["lever_b"], 0,
                                w["contact_frame"], w["inverse_mass"], w["angular_response"]))
             step.append(lean(M.manifold_warm_start, self.dim, self.mask, self.shape, self._static_pairs, 0,
