@@ -231,14 +231,12 @@ def world_inverse_inertia(dim, m, iu, r):
 
 
 @ti.func
-def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
-    """I^-1 (r x e) (rad/s per N s, world frame) of body i at lever r for e = n, t1, t2 (I^-1:
-    the predict phase's world-frame inverse inertia): the angular velocity changes per unit
-    impulse that the sweeps apply, so that they rotate nothing."""
-    if ti.static(dim == 3):
+def inverse_inertia_times(dim: T, inverse_inertia: T, ws, i, u, v, w):
+    """I^-1 u, I^-1 v, I^-1 w for body i (I^-1: the predict phase's world-frame inverse inertia;
+    2D: its zz entry alone)."""
+    if ti.static(dim == 3):  # a return per static branch: no local assigned twice
         xx, yy, zz = inverse_inertia[ws, i, 0], inverse_inertia[ws, i, 1], inverse_inertia[ws, i, 2]
         xy, xz, yz = inverse_inertia[ws, i, 3], inverse_inertia[ws, i, 4], inverse_inertia[ws, i, 5]
-        u, v, w = r.cross(n), r.cross(t1), r.cross(t2)
         return (ti.Vector([xx * u[0] + xy * u[1] + xz * u[2], xy * u[0] + yy * u[1] + yz * u[2],
                            xz * u[0] + yz * u[1] + zz * u[2]]),
                 ti.Vector([xx * v[0] + xy * v[1] + xz * v[2], xy * v[0] + yy * v[1] + yz * v[2],
@@ -247,8 +245,18 @@ def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
                            xz * w[0] + yz * w[1] + zz * w[2]]))
     else:
         zz = inverse_inertia[ws, i, 2]
-        return (ti.Vector([0.0, 0.0, zz * r.cross(n)[2]]), ti.Vector([0.0, 0.0, zz * r.cross(t1)[2]]),
-                ti.Vector([0.0, 0.0, zz * r.cross(t2)[2]]))
+        return ti.Vector([0.0, 0.0, zz * u[2]]), ti.Vector([0.0, 0.0, zz * v[2]]), ti.Vector([0.0, 0.0, zz * w[2]])
+
+
+@ti.func
+def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
+    """I^-1 (r x e) (rad/s per N s, world frame) of body i at lever r for e = n, t1, t2: the
+    angular velocity changes per unit impulse that the sweeps apply, so that they rotate
+    nothing; then (r x e) . I^-1 (r x e), the rotational parts of the inverse masses along n, t1,
+    t2 (each cross product computed once: the lean gradient kernels do not merge repeats)."""
+    u, v, w = r.cross(n), r.cross(t1), r.cross(t2)
+    x, y, z = inverse_inertia_times(dim, inverse_inertia, ws, i, u, v, w)
+    return x, y, z, dot3(u, x), dot3(v, y), dot3(w, z)
 
 
 @ti.func
@@ -358,13 +366,12 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_frame: T,
         contact_frame[ws, k, 6 + c] = t2[c]
     ra, rb = load3(lever_a, ws, k), load3(lever_b, ws, k)
     ma, mb = mass[a], mass[bb]
-    xa, ya, za = body_responses(dim, inverse_inertia, ws, a, ra, n, t1, t2)
-    xb, yb, zb = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
+    xa, ya, za, na, t1a, t2a = body_responses(dim, inverse_inertia, ws, a, ra, n, t1, t2)
+    xb, yb, zb, nb, t1b, t2b = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
     resp = joined(xa, ya, za, xb, yb, zb)
     wb = ti.select(plane, 0.0, 1.0)  # a plane's responses (lever 0) vanish; its inverse mass too
-    inv = ti.Vector([1.0 / ma + dot3(ra.cross(n), xa), wb * (1.0 / mb + dot3(rb.cross(n), xb)),
-                     1.0 / ma + dot3(ra.cross(t1), ya), wb * (1.0 / mb + dot3(rb.cross(t1), yb)),
-                     1.0 / ma + dot3(ra.cross(t2), za), wb * (1.0 / mb + dot3(rb.cross(t2), zb)), 1.0 / ma, wb / mb])
+    inv = ti.Vector([1.0 / ma + na, wb * (1.0 / mb + nb), 1.0 / ma + t1a, wb * (1.0 / mb + t1b),
+                     1.0 / ma + t2a, wb * (1.0 / mb + t2b), 1.0 / ma, wb / mb])
     for c in ti.static(range(18)):
         angular_response[ws, k, c] = resp[c]
     for c in ti.static(range(8)):
