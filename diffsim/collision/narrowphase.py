@@ -14,6 +14,7 @@ instead of NaN: the contact then pushes with zero force until the bodies separat
 
 import taichi as ti
 
+from ..compat import compile_time, subscript
 from ..contact import safe_normalized
 from ..rotations import quat_rotate, quat_rotate_inv
 from .logic import eq, ge, gt, lt
@@ -25,25 +26,26 @@ _OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
 _FACES = (0, 1, 2, 3, 4, 5)
 _BESIDE_1 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][0] for f in range(6))
 _BESIDE_2 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][1] for f in range(6))
+_EDGE_PAIRS = tuple(range(9))  # edge pairs e = 3 i + j of a box pair: a's axis i crossed with b's axis j
 
 
-@ti.func
-def max_over(values, keys: ti.template(), k: ti.template()):
-    """max(values[key] for key in keys[k:]) as one expression (compile-time recursion: no local
-    assigned twice, which the gradient kernels' compile time pays for)."""
-    if ti.static(k == len(keys) - 1):
-        return values[keys[k]]
-    else:
-        return ti.max(values[keys[k]], max_over(values, keys, k + 1))
+@compile_time
+def max_over(values, keys, k):
+    """max(values[key] for key in keys[k:]) as one expression, built while the kernel compiles
+    (plain Python: a ti.func per level was parsed again at every level, a third of the
+    forward-only feature kernel's compile). values: a local vector (each entry read once)."""
+    if k == len(keys) - 1:
+        return subscript(values, keys[k])
+    return ti.max(subscript(values, keys[k]), max_over(values, keys, k + 1))
 
 
-@ti.func
-def first_reaching(values, target, keys: ti.template(), k: ti.template()):
-    """The first key of keys[k:] whose value equals target (the last key when none does)."""
-    if ti.static(k == len(keys) - 1):
+@compile_time
+def first_reaching(values, target, keys, k):
+    """The first key of keys[k:] whose value equals target (the last key when none does), as
+    nested selects built while the kernel compiles (as :func:`max_over`)."""
+    if k == len(keys) - 1:
         return keys[k]
-    else:
-        return ti.select(eq(values[keys[k]], target), keys[k], first_reaching(values, target, keys, k + 1))
+    return ti.select(eq(subscript(values, keys[k]), target), keys[k], first_reaching(values, target, keys, k + 1))
 
 
 @ti.func
@@ -88,7 +90,7 @@ def box_corner(c, q, h, k: ti.template()):
 @ti.func
 def point_plane(p, pn, offset):
     """A point (box corner) against a plane: depth = offset - n . p; the point is the corner."""
-    depth = offset - pn.dot(p)
+    depth = offset - dot3(pn, p)
     return pn, depth, p + pn * (0.5 * depth)
 
 
@@ -330,8 +332,8 @@ def box_box_feature_from_axes(d, xa, ya, za, ha, xb, yb, zb, hb, dim: ti.templat
     face = first_reaching(sep, best, faces, 0)
     if ti.static(dim == 3):
         sep_e = edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb)
-        best_e = max_over(sep_e, ti.static(tuple(range(9))), 0)
-        edge = first_reaching(sep_e, best_e, ti.static(tuple(range(9))), 0)
+        best_e = max_over(sep_e, _EDGE_PAIRS, 0)
+        edge = first_reaching(sep_e, best_e, _EDGE_PAIRS, 0)
         return ti.select(gt(best_e, best + margin), FEATURE_EDGE + edge, face)
     else:
         return face
