@@ -270,8 +270,8 @@ def warm_impulse(on, n, contact_impulse: T, s, k):
     """(normal, tangential x, y, z) impulses of item k carried from the last step (N s), the
     tangential part projected onto the current contact plane; zero when the point is not active."""
     lam = contact_impulse[s, k, 0]
-    jt = ti.Vector([contact_impulse[s, k, 1], contact_impulse[s, k, 2], contact_impulse[s, k, 3]])
-    jt = jt - dot3(jt, n) * n
+    carried = ti.Vector([contact_impulse[s, k, 1], contact_impulse[s, k, 2], contact_impulse[s, k, 3]])
+    jt = carried - dot3(carried, n) * n  # a new name: a local assigned twice is an adstack in the lean adjoint
     return ti.select(on, ti.Vector([lam, jt[0], jt[1], jt[2]]), ti.Vector([0.0, 0.0, 0.0, 0.0]))
 
 
