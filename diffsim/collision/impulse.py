@@ -36,6 +36,8 @@ bounce is e^2 times the one before, to O((a dt)^2): the apex ratio is e^2 at eve
 import taichi as ti
 
 from ..contact import smooth_relu
+from .logic import gt
+from .vector import dot3
 
 
 @ti.func
@@ -116,8 +118,9 @@ def coulomb_friction_impulse(v_t, inv_mass_t, j_n, mu):
 def tangent_basis(n):
     """Two unit vectors (t1, t2) spanning the plane normal to the unit vector n (t2 = n x t1;
     2D: n in the x-y plane gives t1 in it and t2 = +-z)."""
-    a = ti.select(ti.abs(n[0]) > 0.6, ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
-    t1 = (a - a.dot(n) * n).normalized()
+    a = ti.select(gt(ti.abs(n[0]), 0.6), ti.Vector([0.0, 1.0, 0.0]), ti.Vector([1.0, 0.0, 0.0]))
+    u = a - dot3(a, n) * n
+    t1 = (1.0 / ti.sqrt(dot3(u, u))) * u  # u.normalized() without its nested calls
     return t1, n.cross(t1)
 
 
@@ -136,9 +139,9 @@ def projected_contact_impulse(rel, n, t1, t2, lam_n, j_t, target, w_n, w_t1, w_t
     only (lam_n' = max(lam_n + (target - v_n) / w_n, 0)); the tangential one stops the slip
     (each tangent on its own) and is clamped to Coulomb's disk: it sticks while the trial
     impulse lies in the disk |j| <= mu lam_n', else slides with |j_t'| = mu lam_n'."""
-    lam = ti.max(lam_n + (target - rel.dot(n)) / w_n, 0.0)
-    trial = j_t - (rel.dot(t1) / w_t1) * t1 - (rel.dot(t2) / w_t2) * t2
-    size = ti.sqrt(trial.dot(trial) + 1e-30)
+    lam = ti.max(lam_n + (target - dot3(rel, n)) / w_n, 0.0)
+    trial = j_t - (dot3(rel, t1) / w_t1) * t1 - (dot3(rel, t2) / w_t2) * t2
+    size = ti.sqrt(dot3(trial, trial) + 1e-30)
     cap = mu * lam
     return lam, trial * (cap / ti.max(size, cap))
 

@@ -14,8 +14,11 @@ instead of NaN: the contact then pushes with zero force until the bodies separat
 
 import taichi as ti
 
+from ..compat import compile_time, subscript
 from ..contact import safe_normalized
 from ..rotations import quat_rotate, quat_rotate_inv
+from .logic import eq, ge, gt, lt
+from .vector import dot3
 
 _OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
 # faces of a box pair, f = 0..5: a's x, y, z then b's; the axes (of the same box) beside face f's
@@ -23,25 +26,26 @@ _OTHER_AXES = ((1, 2), (0, 2), (0, 1))  # the two body axes beside each axis
 _FACES = (0, 1, 2, 3, 4, 5)
 _BESIDE_1 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][0] for f in range(6))
 _BESIDE_2 = tuple(3 * (f // 3) + _OTHER_AXES[f % 3][1] for f in range(6))
+_EDGE_PAIRS = tuple(range(9))  # edge pairs e = 3 i + j of a box pair: a's axis i crossed with b's axis j
 
 
-@ti.func
-def max_over(values, keys: ti.template(), k: ti.template()):
-    """max(values[key] for key in keys[k:]) as one expression (compile-time recursion: no local
-    assigned twice, which the gradient kernels' compile time pays for)."""
-    if ti.static(k == len(keys) - 1):
-        return values[keys[k]]
-    else:
-        return ti.max(values[keys[k]], max_over(values, keys, k + 1))
+@compile_time
+def max_over(values, keys, k):
+    """max(values[key] for key in keys[k:]) as one expression, built while the kernel compiles
+    (plain Python: a ti.func per level was parsed again at every level, a third of the
+    forward-only feature kernel's compile). values: a local vector (each entry read once)."""
+    if k == len(keys) - 1:
+        return subscript(values, keys[k])
+    return ti.max(subscript(values, keys[k]), max_over(values, keys, k + 1))
 
 
-@ti.func
-def first_reaching(values, target, keys: ti.template(), k: ti.template()):
-    """The first key of keys[k:] whose value equals target (the last key when none does)."""
-    if ti.static(k == len(keys) - 1):
+@compile_time
+def first_reaching(values, target, keys, k):
+    """The first key of keys[k:] whose value equals target (the last key when none does), as
+    nested selects built while the kernel compiles (as :func:`max_over`)."""
+    if k == len(keys) - 1:
         return keys[k]
-    else:
-        return ti.select(values[keys[k]] == target, keys[k], first_reaching(values, target, keys, k + 1))
+    return ti.select(eq(subscript(values, keys[k]), target), keys[k], first_reaching(values, target, keys, k + 1))
 
 
 @ti.func
@@ -86,7 +90,7 @@ def box_corner(c, q, h, k: ti.template()):
 @ti.func
 def point_plane(p, pn, offset):
     """A point (box corner) against a plane: depth = offset - n . p; the point is the corner."""
-    depth = offset - pn.dot(p)
+    depth = offset - dot3(pn, p)
     return pn, depth, p + pn * (0.5 * depth)
 
 
@@ -155,21 +159,21 @@ def segment_segment(p1, q1, p2, q2):
     d1 = q1 - p1
     d2 = q2 - p2
     r = p1 - p2
-    a = d1.dot(d1)
-    e = d2.dot(d2)
-    f = d2.dot(r)
-    c = d1.dot(r)
-    b = d1.dot(d2)
+    a = dot3(d1, d1)
+    e = dot3(d2, d2)
+    f = dot3(d2, r)
+    c = dot3(d1, r)
+    b = dot3(d1, d2)
     denom = a * e - b * b
     # branch-free (selects; the branch not taken divides by 1): locals assigned in runtime
     # branches become adstacks in gradient kernels
-    skew = denom > 1e-12 * a * e
+    skew = gt(denom, 1e-12 * a * e)
     s_free = ti.select(skew, ti.min(ti.max((b * f - c * e) / ti.select(skew, denom, 1.0), 0.0), 1.0), 0.0)
     # a segment of zero length (a sphere taken as a capsule) divides by 1: its point is its end
-    t_free = (b * s_free + f) / ti.select(e > 0.0, e, 1.0)
-    below, above = t_free < 0.0, t_free > 1.0
+    t_free = (b * s_free + f) / ti.select(gt(e, 0.0), e, 1.0)
+    below, above = lt(t_free, 0.0), gt(t_free, 1.0)
     t = ti.select(below, 0.0, ti.select(above, 1.0, t_free))
-    a_safe = ti.select(a > 0.0, a, 1.0)
+    a_safe = ti.select(gt(a, 0.0), a, 1.0)
     s = ti.select(below, ti.min(ti.max(-c / a_safe, 0.0), 1.0),
                   ti.select(above, ti.min(ti.max((b - c) / a_safe, 0.0), 1.0), s_free))
     return p1 + s * d1, p2 + t * d2
@@ -204,17 +208,18 @@ def box_axes(q):
 @ti.func
 def box_radius_along(axes_x, axes_y, axes_z, h, direction):
     """Half the width (m) of a box (axes, half extents h) projected on a unit direction."""
-    return (h[0] * ti.abs(axes_x.dot(direction)) + h[1] * ti.abs(axes_y.dot(direction))
-            + h[2] * ti.abs(axes_z.dot(direction)))
+    return (h[0] * ti.abs(dot3(axes_x, direction)) + h[1] * ti.abs(dot3(axes_y, direction))
+            + h[2] * ti.abs(dot3(axes_z, direction)))
 
 
+TIE_DEPTH = 1e-12  # relative difference below which a corner's depth and the boxes' separation tie
 EDGE_PARALLEL = 1e-6  # |e_a x e_b| (unit edge directions) below which two edges count as parallel
 
 
 @ti.func
 def edge_offset(axis, n, h, along):
     """h axis turned towards n (0 when ``along``: the edge runs along this axis)."""
-    return ti.select(along, 0.0, ti.select(axis.dot(n) >= 0.0, h, -h)) * axis
+    return ti.select(along, 0.0, ti.select(ge(dot3(axis, n), 0.0), h, -h)) * axis
 
 
 @ti.func
@@ -230,7 +235,7 @@ def edge_axis_separation(r, t, ha, hb, i: ti.template(), j: ti.template()):
     gap = ti.abs(t[i2] * r[3 * i1 + j] - t[i1] * r[3 * i2 + j]) \
         - (ha[i1] * ti.abs(r[3 * i2 + j]) + ha[i2] * ti.abs(r[3 * i1 + j])) \
         - (hb[j1] * ti.abs(r[3 * i + j2]) + hb[j2] * ti.abs(r[3 * i + j1]))
-    return ti.select(length2 > EDGE_PARALLEL * EDGE_PARALLEL,
+    return ti.select(gt(length2, EDGE_PARALLEL * EDGE_PARALLEL),
                      gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL)), -1e30)
 
 
@@ -242,8 +247,8 @@ def edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb):
     feature kernel's compile 1.2-1.5 -> 0.7 CPU s)."""
     dirs_a = (xa, ya, za)
     dirs_b = (xb, yb, zb)
-    r = ti.Vector([dirs_a[i].dot(dirs_b[j]) for i in ti.static(range(3)) for j in ti.static(range(3))])
-    t = ti.Vector([d.dot(dirs_a[i]) for i in ti.static(range(3))])
+    r = ti.Vector([dot3(dirs_a[i], dirs_b[j]) for i in ti.static(range(3)) for j in ti.static(range(3))])
+    t = ti.Vector([dot3(d, dirs_a[i]) for i in ti.static(range(3))])
     return ti.Vector([edge_axis_separation(r, t, ha, hb, e // 3, e % 3) for e in ti.static(range(9))])
 
 
@@ -290,7 +295,7 @@ def box_face_separations(d, xa, ya, za, ha, xb, yb, zb, hb, margin):
     """Separation (m) of two boxes along each face normal (a's x, y, z, then b's; b's reduced by
     the margin that makes a's faces preferred), as a 6-vector."""
     dirs = (xa, ya, za, xb, yb, zb)
-    return ti.Vector([ti.abs(d.dot(dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
+    return ti.Vector([ti.abs(dot3(d, dirs[f])) - box_radius_along(xa, ya, za, ha, dirs[f])
                       - box_radius_along(xb, yb, zb, hb, dirs[f]) - ti.static(0.0 if f < 3 else 1.0) * margin
                       for f in ti.static(range(6))])
 
@@ -313,7 +318,13 @@ def box_box_feature(ca, qa, ha, cb, qb, hb, dim: ti.template()):
     chosen feature's formulas alone instead of selects over all 15 candidates."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
-    d = ca - cb
+    return box_box_feature_from_axes(ca - cb, xa, ya, za, ha, xb, yb, zb, hb, dim)
+
+
+@ti.func
+def box_box_feature_from_axes(d, xa, ya, za, ha, xb, yb, zb, hb, dim: ti.template()):
+    """:func:`box_box_feature` from the centre offset d = ca - cb and the boxes' world axes
+    (:func:`box_axes`; a caller holding them in memory reads them instead of rotating)."""
     margin = box_margin(ha, hb)
     faces = ti.static((0, 1, 3, 4) if dim == 2 else _FACES)
     sep = box_face_separations(d, xa, ya, za, ha, xb, yb, zb, hb, margin)
@@ -321,9 +332,9 @@ def box_box_feature(ca, qa, ha, cb, qb, hb, dim: ti.template()):
     face = first_reaching(sep, best, faces, 0)
     if ti.static(dim == 3):
         sep_e = edge_separations(d, xa, ya, za, ha, xb, yb, zb, hb)
-        best_e = max_over(sep_e, ti.static(tuple(range(9))), 0)
-        edge = first_reaching(sep_e, best_e, ti.static(tuple(range(9))), 0)
-        return ti.select(best_e > best + margin, FEATURE_EDGE + edge, face)
+        best_e = max_over(sep_e, _EDGE_PAIRS, 0)
+        edge = first_reaching(sep_e, best_e, _EDGE_PAIRS, 0)
+        return ti.select(gt(best_e, best + margin), FEATURE_EDGE + edge, face)
     else:
         return face
 
@@ -331,7 +342,7 @@ def box_box_feature(ca, qa, ha, cb, qb, hb, dim: ti.template()):
 @ti.func
 def pick3(i, a, b, c):
     """(a, b, c)[i] for a runtime i in 0..2, as two selects."""
-    return ti.select(i == 0, a, ti.select(i == 1, b, c))
+    return ti.select(eq(i, 0), a, ti.select(eq(i, 1), b, c))
 
 
 @ti.func
@@ -348,18 +359,38 @@ def box_box_point_of(feature, ca, qa, ha, cb, qb, hb, k, dim: ti.template()):
 
 
 @ti.func
-def incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k):
-    """For the reference face on axis L (of box a if ref_a, else of b; half extent h_ref,
-    separation best along L, d = ca - cb): the face's outward normal towards the other box,
-    its box's centre, corner k of the other (incident) box relative to that centre, and the
-    corner's depth below the face (capped by the boxes' overlap along L when they are apart)."""
-    sign = ti.select(d.dot(L) >= 0.0, 1.0, -1.0)  # L oriented from b to a
+def corner_below_face(ref_a, d, L, best, h_ref, c_ref, corner):
+    """For the reference face on axis L (of box a if ref_a, else of b; half extent h_ref, its
+    box's centre c_ref, separation best along L, d = ca - cb) and a corner of the other
+    (incident) box: the face's outward normal towards the incident box, the corner relative to
+    c_ref, and the corner's depth below the face (capped by the boxes' overlap along L when
+    they are apart: min(below, -best)).
+
+    The incident box's extreme corners have below = -best exactly, computed two ways; where the
+    two agree to within rounding (TIE_DEPTH, relative) the corner's own depth is taken, so that
+    its gradient does not depend on how the last bits fall: each tied corner's depth moves with
+    its own slope when the pose moves (only their maximum, the separation, has a kink). With
+    ti.min, two boxes on a floor, the upper landing on an edge (two corners equally low), gave
+    d loss / d omega_y 13 % off central differences or right, depending on how Taichi compiled
+    the arithmetic of an unchanged formula (split into two ti.funcs; the kernel compiled with
+    other options).
+    """
+    sign = ti.select(ge(dot3(d, L), 0.0), 1.0, -1.0)  # L oriented from b to a
     n_ref = ti.select(ref_a, -sign, sign) * L  # reference face normal, towards the incident box
+    rel = corner - c_ref
+    below = h_ref - dot3(n_ref, rel)
+    capped = ti.select(lt(-best, below - TIE_DEPTH * (h_ref + ti.abs(best))), -best, below)
+    depth = ti.select(gt(best, 0.0), capped, below)
+    return n_ref, rel, depth
+
+
+@ti.func
+def incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k):
+    """:func:`corner_below_face` for corner k of the incident box (b if ref_a, else a), with
+    the reference box's centre: (n_ref, c_ref, rel, depth)."""
     c_ref = ti.select(ref_a, ca, cb)
     corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
-    rel = corner - c_ref
-    below = h_ref - n_ref.dot(rel)
-    depth = ti.select(best > 0.0, ti.min(below, -best), below)
+    n_ref, rel, depth = corner_below_face(ref_a, d, L, best, h_ref, c_ref, corner)
     return n_ref, c_ref, rel, depth
 
 
@@ -388,47 +419,101 @@ def box_box_point_of_2d(feature, ca, qa, ha, cb, qb, hb, k):
 
 @ti.func
 def box_box_point_of_3d(feature, ca, qa, ha, cb, qb, hb, k):
-    """:func:`box_box_point_of` in 3D: a face's or an edge pair's geometry."""
+    """:func:`box_box_point_of` in 3D: a face's or an edge pair's geometry, the chosen axes
+    picked with 3-way selects of the boxes' axes (:func:`box_box_point_from_axes`)."""
     xa, ya, za = box_axes(qa)
     xb, yb, zb = box_axes(qb)
+    ref_a = lt(feature, 3)
+    f3 = feature % 3  # the face's axis within its box (faces only)
+    b1 = ti.select(eq(f3, 0), 1, 0)  # _OTHER_AXES[f3]
+    b2 = ti.select(eq(f3, 2), 1, 2)
+    e = feature - FEATURE_EDGE
+    i, j = e // 3, e % 3
+    corner = box_corner_at(ti.select(ref_a, cb, ca), ti.select(ref_a, qb, qa), ti.select(ref_a, hb, ha), k)
+    return box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner, xa, ya, za, xb, yb, zb,
+                                   ti.select(ref_a, pick3(f3, xa, ya, za), pick3(f3, xb, yb, zb)),
+                                   ti.select(ref_a, pick3(b1, xa, ya, za), pick3(b1, xb, yb, zb)),
+                                   ti.select(ref_a, pick3(b2, xa, ya, za), pick3(b2, xb, yb, zb)),
+                                   pick3(i, xa, ya, za), pick3(j, xb, yb, zb))
+
+
+@ti.func
+def box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner, xa, ya, za, xb, yb, zb, L, u1, u2, ea, eb):
+    """:func:`box_box_point_of` in 3D from the boxes' world axes (xa, ya, za of a, xb, yb, zb
+    of b, :func:`box_axes`) and the ones the feature picks: L, u1, u2 the reference face's axis
+    and the two beside it (``_OTHER_AXES``, in that order), ea, eb the edge pair's (a's axis i,
+    b's axis j for feature FEATURE_EDGE + 3 i + j); for a face feature ea and eb are unused
+    (any finite vectors), likewise L, u1, u2 for an edge. A caller that holds the axes in
+    memory reads the picked ones by index (:func:`box_box_point_on_axes`) instead of selecting
+    them: the same formulas on the same values, and a smaller gradient kernel."""
     d = ca - cb
     margin = box_margin(ha, hb)
-    ref_a = feature < 3
+    ref_a = lt(feature, 3)
     f3 = feature % 3  # the face's axis within its box (faces only)
     # face geometry of the chosen face: its axis, the two beside it, and their half extents
-    L = ti.select(ref_a, pick3(f3, xa, ya, za), pick3(f3, xb, yb, zb))
-    b1 = ti.select(f3 == 0, 1, 0)  # _OTHER_AXES[f3]
-    b2 = ti.select(f3 == 2, 1, 2)
-    u1 = ti.select(ref_a, pick3(b1, xa, ya, za), pick3(b1, xb, yb, zb))
-    u2 = ti.select(ref_a, pick3(b2, xa, ya, za), pick3(b2, xb, yb, zb))
+    b1 = ti.select(eq(f3, 0), 1, 0)  # _OTHER_AXES[f3]
+    b2 = ti.select(eq(f3, 2), 1, 2)
     h_ref = ti.select(ref_a, pick3(f3, ha[0], ha[1], ha[2]), pick3(f3, hb[0], hb[1], hb[2]))
     h1 = ti.select(ref_a, pick3(b1, ha[0], ha[1], ha[2]), pick3(b1, hb[0], hb[1], hb[2]))
     h2 = ti.select(ref_a, pick3(b2, ha[0], ha[1], ha[2]), pick3(b2, hb[0], hb[1], hb[2]))
-    best = ti.abs(d.dot(L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
+    best = ti.abs(dot3(d, L)) - box_radius_along(xa, ya, za, ha, L) - box_radius_along(xb, yb, zb, hb, L) \
         - ti.select(ref_a, 0.0, 1.0) * margin
-    n_ref, c_ref, rel, depth = incident_corner(ref_a, d, L, best, h_ref, ca, qa, ha, cb, qb, hb, k)
-    lateral1 = ti.min(ti.max(rel.dot(u1), -h1), h1)
-    lateral2 = ti.min(ti.max(rel.dot(u2), -h2), h2)
+    c_ref = ti.select(ref_a, ca, cb)
+    n_ref, rel, depth = corner_below_face(ref_a, d, L, best, h_ref, c_ref, corner)
+    lateral1 = ti.min(ti.max(dot3(rel, u1), -h1), h1)
+    lateral2 = ti.min(ti.max(dot3(rel, u2), -h2), h2)
     point = c_ref + h_ref * n_ref + lateral1 * u1 + lateral2 * u2 - (0.5 * depth) * n_ref
     n = ti.select(ref_a, -n_ref, n_ref)
     e = feature - FEATURE_EDGE
     i, j = e // 3, e % 3
-    ea, eb = pick3(i, xa, ya, za), pick3(j, xb, yb, zb)
     la, lb = pick3(i, ha[0], ha[1], ha[2]), pick3(j, hb[0], hb[1], hb[2])
     axis = ea.cross(eb)
-    length2 = axis.dot(axis)
-    gap = ti.abs(d.dot(axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
+    length2 = dot3(axis, axis)
+    gap = ti.abs(dot3(d, axis)) - box_radius_along(xa, ya, za, ha, axis) - box_radius_along(xb, yb, zb, hb, axis)
     sep_edge = gap / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
     unit = axis / ti.sqrt(ti.max(length2, EDGE_PARALLEL * EDGE_PARALLEL))
-    n_e = ti.select(d.dot(unit) >= 0.0, unit, -unit)
-    mid_a = ca - edge_offset(xa, n_e, ha[0], i == 0) - edge_offset(ya, n_e, ha[1], i == 1) - \
-        edge_offset(za, n_e, ha[2], i == 2)
-    mid_b = cb + edge_offset(xb, n_e, hb[0], j == 0) + edge_offset(yb, n_e, hb[1], j == 1) + \
-        edge_offset(zb, n_e, hb[2], j == 2)
+    n_e = ti.select(ge(dot3(d, unit), 0.0), unit, -unit)
+    mid_a = ca - edge_offset(xa, n_e, ha[0], eq(i, 0)) - edge_offset(ya, n_e, ha[1], eq(i, 1)) - \
+        edge_offset(za, n_e, ha[2], eq(i, 2))
+    mid_b = cb + edge_offset(xb, n_e, hb[0], eq(j, 0)) + edge_offset(yb, n_e, hb[1], eq(j, 1)) + \
+        edge_offset(zb, n_e, hb[2], eq(j, 2))
     pa, pb = segment_segment(mid_a - la * ea, mid_a + la * ea, mid_b - lb * eb, mid_b + lb * eb)
-    edge = feature >= FEATURE_EDGE
-    return (ti.select(edge, n_e, n), ti.select(edge, ti.select(k == 0, -sep_edge, -1.0), depth),
+    edge = ge(feature, FEATURE_EDGE)
+    return (ti.select(edge, n_e, n), ti.select(edge, ti.select(eq(k, 0), -sep_edge, -1.0), depth),
             ti.select(edge, 0.5 * (pa + pb), point))
+
+
+@ti.func
+def table_axis(axes: ti.template(), row, body, m):
+    """World direction of body axis m (a runtime 0..2) of a body from a table of box axes:
+    axes[row, body, 3 m + c] is its component c (the columns of the body's rotation matrix)."""
+    return ti.Vector([axes[row, body, 3 * m + c] for c in ti.static(range(3))])
+
+
+@ti.func
+def box_box_point_on_axes(feature, ca, ha, cb, hb, k, axes: ti.template(), row, a, b):
+    """:func:`box_box_point_of` in 3D for boxes a and b whose world axes are rows of a table
+    (``axes[row, body, 3 m + c]``, :func:`table_axis`, the columns of their rotation matrices):
+    the feature's axes are read by index rather than selected among the six, and the incident
+    corner is built on the incident box's axes rather than rotated by its quaternion, which
+    leaves the gradient kernel the formulas of one axis each. Equal to
+    :func:`box_box_point_of_3d` to rounding (the box3d scene's loss to 5e-15 relative)."""
+    ref_a = lt(feature, 3)
+    f3 = feature % 3
+    ref = ti.select(ref_a, a, b)
+    inc = ti.select(ref_a, b, a)
+    h = ti.select(ref_a, hb, ha)  # corner k of the incident box (bit 0 -> x sign, 1 -> y, 2 -> z)
+    corner = ti.select(ref_a, cb, ca) + (2.0 * (k & 1) - 1.0) * h[0] * table_axis(axes, row, inc, 0) \
+        + (2.0 * ((k >> 1) & 1) - 1.0) * h[1] * table_axis(axes, row, inc, 1) \
+        + (2.0 * ((k >> 2) & 1) - 1.0) * h[2] * table_axis(axes, row, inc, 2)
+    e = ti.max(feature - FEATURE_EDGE, 0)  # a face feature reads edge axes it does not use (in the table)
+    return box_box_point_from_axes(feature, ca, ha, cb, hb, k, corner,
+                                   table_axis(axes, row, a, 0), table_axis(axes, row, a, 1),
+                                   table_axis(axes, row, a, 2), table_axis(axes, row, b, 0),
+                                   table_axis(axes, row, b, 1), table_axis(axes, row, b, 2),
+                                   table_axis(axes, row, ref, f3), table_axis(axes, row, ref, ti.select(eq(f3, 0), 1, 0)),
+                                   table_axis(axes, row, ref, ti.select(eq(f3, 2), 1, 2)),
+                                   table_axis(axes, row, a, e // 3), table_axis(axes, row, b, e % 3))
 
 
 @ti.func
@@ -460,7 +545,10 @@ __all__ = [
     "box_corner",
     "box_corner_at",
     "box_box_feature",
+    "box_box_feature_from_axes",
     "box_box_point_of",
+    "box_box_point_on_axes",
+    "table_axis",
     "FEATURE_EDGE",
     "capsule_capsule",
     "capsule_segment",

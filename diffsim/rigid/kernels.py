@@ -57,6 +57,7 @@ import taichi as ti
 from ..collision.impulse import coulomb_friction_impulse, impulse_at, normal_impulse, sphere_time_of_impact
 from ..collision.narrowphase import (
     box_box_feature,
+    box_box_feature_from_axes,
     box_box_point_of,
     box_capsule_point,
     capsule_capsule,
@@ -65,7 +66,9 @@ from ..collision.narrowphase import (
     sphere_box,
     sphere_plane,
     sphere_sphere,
+    table_axis,
 )
+from ..collision.vector import dot3
 from ..contact import (
     contact_normal_force,
     damping_ratio_and_slope,
@@ -204,7 +207,7 @@ def angular_update(w, q, tau, m, iu, damp, dt, dim: T):
         r1 = ti.Vector([half * (wb[2] * inertia[0] - lb[2]), inertia[1], half * (lb[0] - wb[0] * inertia[2])])
         r2 = ti.Vector([half * (lb[1] - wb[1] * inertia[0]), half * (wb[0] * inertia[1] - lb[0]), inertia[2]])
         c0 = r1.cross(r2)
-        dwb = (c0 * rhs[0] + r2.cross(r0) * rhs[1] + r0.cross(r1) * rhs[2]) / r0.dot(c0)
+        dwb = (c0 * rhs[0] + r2.cross(r0) * rhs[1] + r0.cross(r1) * rhs[2]) / dot3(r0, c0)
         return (w + dt * quat_rotate(q, dwb)) / (1.0 + dt * damp)
     else:
         return ti.Vector([0.0, 0.0, (w[2] + dt * tau[2] / (m * iu[2])) / (1.0 + dt * damp)])
@@ -404,6 +407,19 @@ def choose_pair_feature(dim: T, mask: T, sa, sb, xa, qa, ga, xb, qb, gb):
     box-box geometry with all 15 candidate axes in its gradient compiled for about a minute)."""
     if ti.static(mask & M_BOX_BOX):
         return ti.select(sa == BOX and sb == BOX, box_box_feature(xa, qa, ga, xb, qb, gb, dim), 0)
+    else:
+        return 0
+
+
+@ti.func
+def choose_pair_feature_on_axes(dim: T, mask: T, sa, sb, xa, ga, xb, gb, axes: T, row, a, b):
+    """:func:`choose_pair_feature` of bodies a, b whose world axes are rows of a table
+    (``axes[row, body, 3 m + c]``, :func:`~diffsim.collision.narrowphase.table_axis`), read
+    instead of rotating by their orientations (3D)."""
+    if ti.static(mask & M_BOX_BOX):
+        return ti.select(sa == BOX and sb == BOX, box_box_feature_from_axes(
+            xa - xb, table_axis(axes, row, a, 0), table_axis(axes, row, a, 1), table_axis(axes, row, a, 2), ga,
+            table_axis(axes, row, b, 0), table_axis(axes, row, b, 1), table_axis(axes, row, b, 2), gb, dim), 0)
     else:
         return 0
 

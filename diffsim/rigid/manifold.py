@@ -54,16 +54,23 @@ or not) around global writes only.
 import taichi as ti
 
 from ..collision.impulse import projected_contact_impulse, tangent_basis
+from ..collision.logic import both, eq, ge, gt, lt
+from ..collision.narrowphase import box_box_point_on_axes
+from ..collision.vector import dot3
+from ..compat import compile_time, subscript
 from ..rotations import quat_from_angle_z, quat_integrate
 from .kernels import (
     BAUMGARTE,
     BOUNCE,
     DT,
+    M_BOX_BOX,
+    M_PAIRS,
     SLOP,
     SPECULATIVE,
     angular_update,
     body_force,
     choose_pair_feature,
+    choose_pair_feature_on_axes,
     load3,
     load_axial,
     load_quat,
@@ -85,6 +92,7 @@ MANIFOLD_BODY_WORKSPACE = {
     "predicted_velocity": (3,),             # m/s: v*
     "predicted_angular_velocity": (3,),     # rad/s: w*
     "predicted_orientation": (4,),          # quaternion (w, x, y, z) advanced by w*
+    "predicted_axes": (9,),                 # world directions of the body axes x, y, z there (3D box pairs)
     "contact_count": (),                    # active contact points on the body (mass splitting)
     "inverse_inertia": (6,),                # 1/(kg m^2): world-frame I^-1 at the predicted pose, xx yy zz xy xz yz
     "velocity_iterate": ("sweeps", 3),      # m/s: v after each sweep (0: after the warm start)
@@ -122,10 +130,11 @@ def predicted_quat(dim: T, orientation: T, s, i, w, dt):
 def manifold_predict_body(dim: T, mask: T, orientation: T, velocity: T, angular_velocity: T, mass: T,
                           linear_damping: T, angular_damping: T, force_control: T, torque_control: T,
                           unit_inertia: T, consts: T, s, t, i, ws, predicted_velocity: T, predicted_angular_velocity: T,
-                          predicted_orientation: T, contact_count: T, inverse_inertia: T, velocity_iterate: T,
-                          angular_velocity_iterate: T):
-    """Body i's v*, w* (forces of step t), its predicted orientation, sweep 0's velocities
-    (the warm start adds to them) and its contact count cleared."""
+                          predicted_orientation: T, predicted_axes: T, contact_count: T, inverse_inertia: T,
+                          velocity_iterate: T, angular_velocity_iterate: T):
+    """Body i's v*, w* (forces of step t), its predicted orientation (and in 3D scenes with box
+    pairs its axes there, which the pairs' geometry reads: :func:`manifold_pair_point`), sweep
+    0's velocities (the warm start adds to them) and its contact count cleared."""
     dt = consts[DT]
     m = mass[i]
     f = body_force(dim, mask, velocity, mass, force_control, consts, s, t, i)
@@ -137,13 +146,24 @@ def manifold_predict_body(dim: T, mask: T, orientation: T, velocity: T, angular_
     q = predicted_quat(dim, orientation, s, i, w, dt)
     for k in ti.static(range(4)):
         predicted_orientation[ws, i, k] = q[k]
-    inv_i = world_inverse_inertia(dim, m, row3(unit_inertia, i), q)
+    r = rotation_rows(dim, q)
+    if ti.static(uses_axes(dim, mask)):  # the columns of R: the body axes in the world
+        for c in ti.static(range(3)):
+            for k in ti.static(range(3)):
+                predicted_axes[ws, i, 3 * c + k] = r[k][c]
+    inv_i = world_inverse_inertia(dim, m, row3(unit_inertia, i), r)
     for k in ti.static(range(6)):
         inverse_inertia[ws, i, k] = inv_i[k]
     for k in ti.static(range(3)):
         velocity_iterate[ws, i, 0, k] = v[k]
         angular_velocity_iterate[ws, i, 0, k] = w[k]
     contact_count[ws, i] = 0.0
+
+
+def uses_axes(dim, mask):
+    """Whether a scene's pair geometry reads the bodies' predicted axes (compile time): 3D with
+    box-box pairs alone (:func:`manifold_pair_point`)."""
+    return dim == 3 and (mask & M_PAIRS) == M_BOX_BOX
 
 
 @ti.func
@@ -160,9 +180,9 @@ def point_target(consts: T, v_n, depth, e, touching):
     bounces of resting points a 10-box tower kept hopping (its top box at +-0.05 m/s)."""
     dt = consts[DT]
     d0 = depth + dt * v_n  # signed depth at the start of the step (< 0: a gap the point may close)
-    rest = ti.select(d0 > 0.0, consts[BAUMGARTE] * ti.max(d0 - consts[SLOP], 0.0), d0) / dt
+    rest = ti.select(gt(d0, 0.0), consts[BAUMGARTE] * ti.max(d0 - consts[SLOP], 0.0), d0) / dt
     relaxed = ti.min(d0, 0.0) / dt
-    bounce = v_n < -consts[BOUNCE] and not touching
+    bounce = both(lt(v_n, -consts[BOUNCE]), not touching)
     return ti.Vector([ti.select(bounce, ti.max(-e * v_n, rest), rest), ti.select(bounce, -e * v_n, relaxed)])
 
 
@@ -185,32 +205,38 @@ def frame_of(n, t1, t2):
     return ti.Vector([n[0], n[1], n[2], t1[0], t1[1], t1[2], t2[0], t2[1], t2[2]])
 
 
-@ti.func
-def world_inverse_inertia(dim: T, m, iu, q):
-    """I^-1 = R diag(1 / (m iu)) R^T (1/(kg m^2)) of a body at orientation q, as its six entries
-    (xx, yy, zz, xy, xz, yz), in scalars (ti.Matrix products compile slowly in gradient kernels);
-    2D: only zz, the others 0."""
-    if ti.static(dim == 3):
-        w, x, y, z = q[0], q[1], q[2], q[3]
-        r = [[1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)],
-             [2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x)],
-             [2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)]]
-        d = 1.0 / (m * iu)
+@compile_time
+def rotation_rows(dim, q):
+    """R(q) (body -> world) of a unit quaternion q as three rows of three scalar expressions
+    (3D; None in 2D), built while the kernel compiles: the prediction's inverse inertia and the
+    body axes (R's columns) share them, with no ti.Matrix or function call in the kernel."""
+    if dim != 3:
+        return None
+    w, x, y, z = (subscript(q, k) for k in range(4))
+    return [[1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)],
+            [2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x)],
+            [2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)]]
+
+
+@compile_time
+def world_inverse_inertia(dim, m, iu, r):
+    """I^-1 = R diag(1 / (m iu)) R^T (1/(kg m^2)) of a body at rotation R (rows r,
+    :func:`rotation_rows`), as its six entries (xx, yy, zz, xy, xz, yz), in scalars (ti.Matrix
+    products compile slowly in gradient kernels); 2D: only zz, the others 0."""
+    if dim == 3:
+        d = [1.0 / (m * subscript(iu, k)) for k in range(3)]
         return ti.Vector([r[i][0] * r[j][0] * d[0] + r[i][1] * r[j][1] * d[1] + r[i][2] * r[j][2] * d[2]
-                          for i, j in ti.static(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)))])
-    else:
-        return ti.Vector([0.0, 0.0, 1.0 / (m * iu[2]), 0.0, 0.0, 0.0])
+                          for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))])
+    return ti.Vector([0.0, 0.0, 1.0 / (m * subscript(iu, 2)), 0.0, 0.0, 0.0])
 
 
 @ti.func
-def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
-    """I^-1 (r x e) (rad/s per N s, world frame) of body i at lever r for e = n, t1, t2 (I^-1:
-    the predict phase's world-frame inverse inertia): the angular velocity changes per unit
-    impulse that the sweeps apply, so that they rotate nothing."""
-    if ti.static(dim == 3):
+def inverse_inertia_times(dim: T, inverse_inertia: T, ws, i, u, v, w):
+    """I^-1 u, I^-1 v, I^-1 w for body i (I^-1: the predict phase's world-frame inverse inertia;
+    2D: its zz entry alone)."""
+    if ti.static(dim == 3):  # a return per static branch: no local assigned twice
         xx, yy, zz = inverse_inertia[ws, i, 0], inverse_inertia[ws, i, 1], inverse_inertia[ws, i, 2]
         xy, xz, yz = inverse_inertia[ws, i, 3], inverse_inertia[ws, i, 4], inverse_inertia[ws, i, 5]
-        u, v, w = r.cross(n), r.cross(t1), r.cross(t2)
         return (ti.Vector([xx * u[0] + xy * u[1] + xz * u[2], xy * u[0] + yy * u[1] + yz * u[2],
                            xz * u[0] + yz * u[1] + zz * u[2]]),
                 ti.Vector([xx * v[0] + xy * v[1] + xz * v[2], xy * v[0] + yy * v[1] + yz * v[2],
@@ -219,8 +245,18 @@ def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
                            xz * w[0] + yz * w[1] + zz * w[2]]))
     else:
         zz = inverse_inertia[ws, i, 2]
-        return (ti.Vector([0.0, 0.0, zz * r.cross(n)[2]]), ti.Vector([0.0, 0.0, zz * r.cross(t1)[2]]),
-                ti.Vector([0.0, 0.0, zz * r.cross(t2)[2]]))
+        return ti.Vector([0.0, 0.0, zz * u[2]]), ti.Vector([0.0, 0.0, zz * v[2]]), ti.Vector([0.0, 0.0, zz * w[2]])
+
+
+@ti.func
+def body_responses(dim: T, inverse_inertia: T, ws, i, r, n, t1, t2):
+    """I^-1 (r x e) (rad/s per N s, world frame) of body i at lever r for e = n, t1, t2: the
+    angular velocity changes per unit impulse that the sweeps apply, so that they rotate
+    nothing; then (r x e) . I^-1 (r x e), the rotational parts of the inverse masses along n, t1,
+    t2 (each cross product computed once: the lean gradient kernels do not merge repeats)."""
+    u, v, w = r.cross(n), r.cross(t1), r.cross(t2)
+    x, y, z = inverse_inertia_times(dim, inverse_inertia, ws, i, u, v, w)
+    return x, y, z, dot3(u, x), dot3(v, y), dot3(w, z)
 
 
 @ti.func
@@ -234,8 +270,8 @@ def warm_impulse(on, n, contact_impulse: T, s, k):
     """(normal, tangential x, y, z) impulses of item k carried from the last step (N s), the
     tangential part projected onto the current contact plane; zero when the point is not active."""
     lam = contact_impulse[s, k, 0]
-    jt = ti.Vector([contact_impulse[s, k, 1], contact_impulse[s, k, 2], contact_impulse[s, k, 3]])
-    jt = jt - jt.dot(n) * n
+    carried = ti.Vector([contact_impulse[s, k, 1], contact_impulse[s, k, 2], contact_impulse[s, k, 3]])
+    jt = carried - dot3(carried, n) * n  # a new name: a local assigned twice is an adstack in the lean adjoint
     return ti.select(on, ti.Vector([lam, jt[0], jt[1], jt[2]]), ti.Vector([0.0, 0.0, 0.0, 0.0]))
 
 
@@ -252,29 +288,45 @@ def add_velocity(ws, i, sweep, dv, dw, velocity_iterate: T, angular_velocity_ite
 @ti.func
 def manifold_pair_point(dim: T, mask: T, shape: T, geometry: T, restitution: T, friction: T, position: T, consts: T,
                         contact_impulse: T, predicted_velocity: T, predicted_angular_velocity: T,
-                        predicted_orientation: T, s, ws, i, j, c, k, feature, contact_frame: T, lever_a: T,
-                        lever_b: T, target_speed: T, friction_coefficient: T, active: T):
+                        predicted_orientation: T, predicted_axes: T, s, ws, i, j, c, k, feature, contact_frame: T,
+                        lever_a: T, lever_b: T, target_speed: T, friction_coefficient: T, active: T):
     """Point c of the candidate pair (i, j), item k: its geometry at the predicted poses (for the
     pair's feature, :func:`manifold_pair_features`) and its target speeds (the solver's masses:
-    :func:`manifold_point_masses`)."""
-    a, b = i, j
-    if shape[i] > shape[j]:  # canonical order: the lower shape code first (as the narrow phase wants)
-        a, b = j, i
+    :func:`manifold_point_masses`). 3D box pairs read the boxes' axes that the prediction
+    stored (:func:`~diffsim.collision.narrowphase.box_box_point_on_axes`: the pair kernel's
+    gradient compiled in 1.8 CPU s against 2.3-2.5 rotating the quaternions and selecting the
+    axes in it; 1.4-1.6 with the comparisons of :mod:`diffsim.collision.logic`)."""
+    swap = gt(shape[i], shape[j])  # canonical order: the lower shape code first (as the narrow phase wants)
+    a, b = ti.select(swap, j, i), ti.select(swap, i, j)
     dt = consts[DT]
     va, vb = load3(predicted_velocity, ws, a), load3(predicted_velocity, ws, b)
     xa = load_vec(position, s, a, dim) + dt * va
     xb = load_vec(position, s, b, dim) + dt * vb
-    n, depth, p = pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, ws, a),
-                                row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c,
-                                feature)
+    n, depth, p = geometry_of_pair(dim, mask, shape, geometry, predicted_orientation, predicted_axes, ws, a, b, xa,
+                                   xb, c, feature)
     ra, rb = p - xa, p - xb
-    v_n = ((va + load3(predicted_angular_velocity, ws, a).cross(ra))
-           - (vb + load3(predicted_angular_velocity, ws, b).cross(rb))).dot(n)
-    store_geometry(k, ws, depth > -consts[SPECULATIVE], n, ra, rb,
+    v_n = dot3((va + load3(predicted_angular_velocity, ws, a).cross(ra))
+               - (vb + load3(predicted_angular_velocity, ws, b).cross(rb)), n)
+    store_geometry(k, ws, gt(depth, -consts[SPECULATIVE]), n, ra, rb,
                    point_target(consts, v_n, depth, 0.5 * (restitution[a] + restitution[b]),
-                                contact_impulse[s, k, 0] > 0.0),
+                                gt(contact_impulse[s, k, 0], 0.0)),
                    0.5 * (friction[a] + friction[b]), contact_frame, lever_a, lever_b, target_speed,
                    friction_coefficient, active)
+
+
+@ti.func
+def geometry_of_pair(dim: T, mask: T, shape: T, geometry: T, predicted_orientation: T, predicted_axes: T, ws, a, b,
+                     xa, xb, c, feature):
+    """Point c of bodies a, b (canonical order) at their predicted centres xa, xb and
+    orientations: (normal from b to a, depth, point) of :func:`~diffsim.rigid.kernels.pair_geometry`,
+    box pairs from the predicted axes where the prediction stored them (:func:`uses_axes`)."""
+    if ti.static(uses_axes(dim, mask)):
+        return box_box_point_on_axes(feature, xa, row3(geometry, a), xb, row3(geometry, b), c, predicted_axes, ws, a,
+                                     b)
+    else:
+        return pair_geometry(dim, mask, shape[a], shape[b], xa, load_quat4(predicted_orientation, ws, a),
+                             row3(geometry, a), xb, load_quat4(predicted_orientation, ws, b), row3(geometry, b), c,
+                             feature)
 
 
 @ti.func
@@ -291,10 +343,10 @@ def manifold_plane_point(dim: T, mask: T, shape: T, geometry: T, planes: T, rest
     n, depth, p = plane_geometry(dim, mask, shape[i], x, load_quat4(predicted_orientation, ws, i), row3(geometry, i),
                                  pn, planes[pl, 3], c)
     r = p - x
-    v_n = (v + load3(predicted_angular_velocity, ws, i).cross(r)).dot(n)
-    store_geometry(k, ws, depth > -consts[SPECULATIVE], n, r, ti.Vector([0.0, 0.0, 0.0]),
+    v_n = dot3(v + load3(predicted_angular_velocity, ws, i).cross(r), n)
+    store_geometry(k, ws, gt(depth, -consts[SPECULATIVE]), n, r, ti.Vector([0.0, 0.0, 0.0]),
                    point_target(consts, v_n, depth, 0.5 * (restitution[i] + plane_restitution[pl]),
-                                contact_impulse[s, k, 0] > 0.0),
+                                gt(contact_impulse[s, k, 0], 0.0)),
                    0.5 * (friction[i] + plane_friction[pl]), contact_frame, lever_a, lever_b, target_speed,
                    friction_coefficient, active)
 
@@ -305,7 +357,7 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_frame: T,
     """Item k between bodies a and b (b < 0: a plane), once its geometry is known: the
     tangents t1, t2, the inverse masses along n, t1, t2 and the angular responses
     (:func:`body_responses`)."""
-    plane = b < 0
+    plane = lt(b, 0)
     bb = ti.max(b, 0)
     n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
     t1, t2 = tangent_basis(n)
@@ -314,13 +366,12 @@ def manifold_point_masses(dim: T, mass: T, inverse_inertia: T, contact_frame: T,
         contact_frame[ws, k, 6 + c] = t2[c]
     ra, rb = load3(lever_a, ws, k), load3(lever_b, ws, k)
     ma, mb = mass[a], mass[bb]
-    xa, ya, za = body_responses(dim, inverse_inertia, ws, a, ra, n, t1, t2)
-    xb, yb, zb = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
+    xa, ya, za, na, t1a, t2a = body_responses(dim, inverse_inertia, ws, a, ra, n, t1, t2)
+    xb, yb, zb, nb, t1b, t2b = body_responses(dim, inverse_inertia, ws, bb, rb, n, t1, t2)
     resp = joined(xa, ya, za, xb, yb, zb)
     wb = ti.select(plane, 0.0, 1.0)  # a plane's responses (lever 0) vanish; its inverse mass too
-    inv = ti.Vector([1.0 / ma + ra.cross(n).dot(xa), wb * (1.0 / mb + rb.cross(n).dot(xb)),
-                     1.0 / ma + ra.cross(t1).dot(ya), wb * (1.0 / mb + rb.cross(t1).dot(yb)),
-                     1.0 / ma + ra.cross(t2).dot(za), wb * (1.0 / mb + rb.cross(t2).dot(zb)), 1.0 / ma, wb / mb])
+    inv = ti.Vector([1.0 / ma + na, wb * (1.0 / mb + nb), 1.0 / ma + t1a, wb * (1.0 / mb + t1b),
+                     1.0 / ma + t2a, wb * (1.0 / mb + t2b), 1.0 / ma, wb / mb])
     for c in ti.static(range(18)):
         angular_response[ws, k, c] = resp[c]
     for c in ti.static(range(8)):
@@ -334,8 +385,8 @@ def manifold_point_warm_start(contact_impulse: T, contact_frame: T, active: T, i
     """Item k between bodies a and b (b < 0: a plane), once its masses are known
     (:func:`manifold_point_masses`): the bodies' contact counts, and the warm start (the
     impulses of the last step, applied to sweep 0)."""
-    on = active[ws, k] > 0.0
-    plane = b < 0
+    on = gt(active[ws, k], 0.0)
+    plane = lt(b, 0)
     bb = ti.max(b, 0)
     n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
     t1 = ti.Vector([contact_frame[ws, k, 3], contact_frame[ws, k, 4], contact_frame[ws, k, 5]])
@@ -346,7 +397,7 @@ def manifold_point_warm_start(contact_impulse: T, contact_frame: T, active: T, i
     if on:
         contact_count[ws, a] += 1.0
         jt = ti.Vector([warm[1], warm[2], warm[3]])
-        d1, d2 = jt.dot(t1), jt.dot(t2)
+        d1, d2 = dot3(jt, t1), dot3(jt, t2)
         J = warm[0] * n + jt
         response = ti.Vector([warm[0] * angular_response[ws, k, c] + d1 * angular_response[ws, k, 3 + c]
                               + d2 * angular_response[ws, k, 6 + c] for c in ti.static(range(3))])
@@ -380,9 +431,9 @@ def manifold_sweep_point(contact_count: T, contact_frame: T, lever_a: T, lever_b
     split by the bodies' contact counts), the change applied to the next sweep's velocities.
     last: this is the last sweep, whose impulses are also the state ``contact_impulse`` at
     slot d (the next step's warm start)."""
-    if active[ws, k] > 0.0:
+    if gt(active[ws, k], 0.0):
         bb = ti.max(b, 0)
-        plane = b < 0
+        plane = lt(b, 0)
         n = ti.Vector([contact_frame[ws, k, 0], contact_frame[ws, k, 1], contact_frame[ws, k, 2]])
         t1 = ti.Vector([contact_frame[ws, k, 3], contact_frame[ws, k, 4], contact_frame[ws, k, 5]])
         t2 = ti.Vector([contact_frame[ws, k, 6], contact_frame[ws, k, 7], contact_frame[ws, k, 8]])
@@ -404,7 +455,8 @@ def manifold_sweep_point(contact_count: T, contact_frame: T, lever_a: T, lever_b
                          impulse_iterate[ws, k, sweep, 3]])
         lam, jt = projected_contact_impulse(rel, n, t1, t2, lam0, jt0, target_speed[ws, k, ti.select(relax, 1, 0)],
                                             w[0], w[1], w[2], friction_coefficient[ws, k])
-        dn, d1, d2 = lam - lam0, (jt - jt0).dot(t1), (jt - jt0).dot(t2)
+        djt = jt - jt0
+        dn, d1, d2 = lam - lam0, dot3(djt, t1), dot3(djt, t2)
         J = dn * n + d1 * t1 + d2 * t2
         out = ti.Vector([lam, jt[0], jt[1], jt[2]])
         for c in ti.static(range(4)):
@@ -459,7 +511,7 @@ def manifold_integrate_body(dim: T, consts: T, velocity_iterate: T, angular_velo
 def pair_bodies(shape: T, pairs: T, pair_row, p):
     """The bodies (a, b) of candidate pair p in canonical order (lower shape code first)."""
     i, j = pairs[pair_row, p, 0], pairs[pair_row, p, 1]
-    swap = shape[i] > shape[j]
+    swap = gt(shape[i], shape[j])
     return ti.select(swap, j, i), ti.select(swap, i, j)
 
 
@@ -467,7 +519,7 @@ def pair_bodies(shape: T, pairs: T, pair_row, p):
 def manifold_predict(dim: T, mask: T, mass: _A, linear_damping: _A, angular_damping: _A, force_control: _A,
                      torque_control: _A, unit_inertia: _A, consts: _A, orientation: _A, velocity: _A,
                      angular_velocity: _A, s: ti.i32, t: ti.i32, ws: ti.i32, predicted_velocity: _A,
-                     predicted_angular_velocity: _A, predicted_orientation: _A, contact_count: _A,
+                     predicted_angular_velocity: _A, predicted_orientation: _A, predicted_axes: _A, contact_count: _A,
                      inverse_inertia: _A, velocity_iterate: _A, angular_velocity_iterate: _A):
     """Phase 1 of step t from slot s (module docstring): every body's prediction (serial loop)."""
     for _ in range(1):
@@ -475,7 +527,8 @@ def manifold_predict(dim: T, mask: T, mass: _A, linear_damping: _A, angular_damp
             manifold_predict_body(dim, mask, orientation, velocity, angular_velocity, mass, linear_damping,
                                   angular_damping, force_control, torque_control, unit_inertia, consts, s, t, i, ws,
                                   predicted_velocity, predicted_angular_velocity, predicted_orientation,
-                                  contact_count, inverse_inertia, velocity_iterate, angular_velocity_iterate)
+                                  predicted_axes, contact_count, inverse_inertia, velocity_iterate,
+                                  angular_velocity_iterate)
 
 
 @ti.func
@@ -485,7 +538,8 @@ def item_bodies(shape: T, pairs: T, pair_row, n_planes, npp: T, npts: T, k):
     plane)."""
     ncp = pairs.shape[1] * npp
     pa, pb = pair_bodies(shape, pairs, pair_row, ti.min(k // ti.static(max(npp, 1)), pairs.shape[1] - 1))
-    return (ti.select(k < ncp, pa, (k - ncp) // ti.max(n_planes * npts, 1)), ti.select(k < ncp, pb, -1))
+    pair = lt(k, ncp)
+    return ti.select(pair, pa, (k - ncp) // ti.max(n_planes * npts, 1)), ti.select(pair, pb, -1)
 
 
 @ti.kernel
@@ -493,8 +547,8 @@ def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution
                            pairs: _A, pair_count: _A, pair_row: ti.i32, position: _A, contact_impulse: _A, s: ti.i32,
                            ws: ti.i32, pair_feature: _A,
                            predicted_velocity: _A, predicted_angular_velocity: _A, predicted_orientation: _A,
-                           contact_frame: _A, lever_a: _A, lever_b: _A, target_speed: _A, friction_coefficient: _A,
-                           active: _A):
+                           predicted_axes: _A, contact_frame: _A, lever_a: _A, lever_b: _A, target_speed: _A,
+                           friction_coefficient: _A, active: _A):
     """Phase 2 of the step from slot s, body pairs (module docstring): the geometry and target
     speeds of every candidate pair's points (serial loop; its own kernel, so that its gradient
     compiles apart from the planes')."""
@@ -502,10 +556,11 @@ def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution
         npp = ti.static(pair_points(mask, dim))
         for k in range(pairs.shape[1] * npp):
             p = k // npp
-            if p < pair_count[pair_row]:
+            if lt(p, pair_count[pair_row]):
                 manifold_pair_point(dim, mask, shape, geometry, restitution, friction, position, consts,
                                     contact_impulse, predicted_velocity, predicted_angular_velocity,
-                                    predicted_orientation, s, ws, pairs[pair_row, p, 0], pairs[pair_row, p, 1], k % npp,
+                                    predicted_orientation, predicted_axes, s, ws, pairs[pair_row, p, 0],
+                                    pairs[pair_row, p, 1], k % npp,
                                     k, pair_feature[ws, p], contact_frame, lever_a, lever_b, target_speed,
                                     friction_coefficient, active)
             else:
@@ -515,13 +570,13 @@ def manifold_pair_contacts(dim: T, mask: T, shape: _A, geometry: _A, restitution
 @ti.kernel
 def manifold_pair_features(dim: T, mask: T, shape: _A, geometry: _A, consts: _A, pairs: _A, pair_count: _A,
                            pair_row: ti.i32, position: _A, s: ti.i32, ws: ti.i32, predicted_velocity: _A,
-                           predicted_orientation: _A, pair_feature: _A):
+                           predicted_orientation: _A, predicted_axes: _A, pair_feature: _A):
     """Forward only, before :func:`manifold_pair_contacts`: every candidate pair's contact feature
     (:func:`~diffsim.rigid.kernels.choose_pair_feature`, an int) at the predicted poses of the
     step from slot s, into pair_feature[ws, pair]."""
     for _ in range(1):
         for p in range(pairs.shape[1]):
-            if p < pair_count[pair_row]:
+            if lt(p, pair_count[pair_row]):
                 i, j = pairs[pair_row, p, 0], pairs[pair_row, p, 1]
                 a, b = i, j
                 if shape[i] > shape[j]:  # the canonical order of manifold_pair_point
@@ -529,10 +584,16 @@ def manifold_pair_features(dim: T, mask: T, shape: _A, geometry: _A, consts: _A,
                 dt = consts[DT]
                 xa = load_vec(position, s, a, dim) + dt * load3(predicted_velocity, ws, a)
                 xb = load_vec(position, s, b, dim) + dt * load3(predicted_velocity, ws, b)
-                pair_feature[ws, p] = choose_pair_feature(dim, mask, shape[a], shape[b], xa,
-                                                          load_quat4(predicted_orientation, ws, a), row3(geometry, a),
-                                                          xb, load_quat4(predicted_orientation, ws, b),
-                                                          row3(geometry, b))
+                if ti.static(uses_axes(dim, mask)):
+                    pair_feature[ws, p] = choose_pair_feature_on_axes(dim, mask, shape[a], shape[b], xa,
+                                                                      row3(geometry, a), xb, row3(geometry, b),
+                                                                      predicted_axes, ws, a, b)
+                else:
+                    pair_feature[ws, p] = choose_pair_feature(dim, mask, shape[a], shape[b], xa,
+                                                              load_quat4(predicted_orientation, ws, a),
+                                                              row3(geometry, a), xb,
+                                                              load_quat4(predicted_orientation, ws, b),
+                                                              row3(geometry, b))
 
 
 @ti.kernel
@@ -604,7 +665,7 @@ def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_p
         for r in range(sweeps * (n + items)):
             sweep = r // (n + items)
             jj = r % (n + items)
-            if jj < n:
+            if lt(jj, n):
                 for c in ti.static(range(3)):
                     velocity_iterate[ws, jj, sweep + 1, c] = velocity_iterate[ws, jj, sweep, c]
                     angular_velocity_iterate[ws, jj, sweep + 1, c] = angular_velocity_iterate[ws, jj, sweep, c]
@@ -613,7 +674,7 @@ def manifold_sweeps(dim: T, mask: T, shape: _A, pairs: _A, pair_row: ti.i32, n_p
                 a, b = item_bodies(shape, pairs, pair_row, n_planes, npp, npts, k)
                 manifold_sweep_point(contact_count, contact_frame, lever_a, lever_b, inverse_mass, angular_response,
                                      target_speed, friction_coefficient, active, ws, d, a, b, k, sweep,
-                                     sweep >= sweeps - sweeps // 4, sweep == sweeps - 1, velocity_iterate,
+                                     ge(sweep, sweeps - sweeps // 4), eq(sweep, sweeps - 1), velocity_iterate,
                                      angular_velocity_iterate, impulse_iterate, contact_impulse)
 
 
@@ -631,7 +692,7 @@ def manifold_integrate(dim: T, consts: _A, velocity_iterate: _A, angular_velocit
 
 @ti.kernel
 def zero_manifold_adjoints(predicted_velocity: _A, predicted_angular_velocity: _A, predicted_orientation: _A,
-                           contact_count: _A, inverse_inertia: _A, velocity_iterate: _A, angular_velocity_iterate: _A,
+                           predicted_axes: _A, contact_count: _A, inverse_inertia: _A, velocity_iterate: _A, angular_velocity_iterate: _A,
                            contact_frame: _A, lever_a: _A, lever_b: _A, inverse_mass: _A, angular_response: _A,
                            target_speed: _A, friction_coefficient: _A, active: _A, impulse_iterate: _A, s0: ti.i32, s1: ti.i32):
     """Adjoint bookkeeping: the solver workspace's adjoints (pass the ``.grad`` arrays) of slots
@@ -643,6 +704,8 @@ def zero_manifold_adjoints(predicted_velocity: _A, predicted_angular_velocity: _
             predicted_angular_velocity[ws, i, c] = 0.0
         for c in ti.static(range(4)):
             predicted_orientation[ws, i, c] = 0.0
+        for c in ti.static(range(9)):
+            predicted_axes[ws, i, c] = 0.0
         for c in ti.static(range(6)):
             inverse_inertia[ws, i, c] = 0.0
         for sw in range(velocity_iterate.shape[2]):

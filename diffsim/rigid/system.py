@@ -76,7 +76,7 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..compat import compile_options, launch_kernel
+from ..compat import compile_options, launch_kernel, launch_kernel_under
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
@@ -159,22 +159,36 @@ for one kernel, whose gradient came out wrong under them (:data:`MANIFOLD_GRADIE
 
 
 MANIFOLD_GRADIENT_COMPILE = PENALTY_GRADIENT_COMPILE
-"""Taichi compile options of the manifold solver's gradients (:mod:`.manifold`) but the point
-setup's, and of its forward-only pair features: the penalty model's
-(:data:`PENALTY_GRADIENT_COMPILE`). A user's 3D scene (two boxes and a floor, 200 steps;
-``benchmarks/rigid.py --only cold``, ``box3d_impulse``): the first forward+gradient compiled in
-10.0-10.2 CPU s cold against 16.4-18.2 (the pair contacts' gradient 2.5-3.1 s against 6.2-7.5),
-its gradient within 5e-15 of Taichi's defaults, which agree with central differences.
-The point setup (:func:`manifold.manifold_point_setup`) keeps Taichi's defaults: compiled with
-these options its gradient came out wrong (the same scene: |gradient| 1e4 against 0.016). So did
-the prediction's with ``cfg_optimization=False`` alone (0.98; its trigger: the gyroscopic update
-:func:`kernels.angular_update`), but not with these options. Taichi's bugs here are silent:
-``tests/rigid/test_rigid_user_box_drop.py`` checks this scene against central differences."""
+"""Taichi compile options of the manifold solver's gradients (:mod:`.manifold`) and of its
+forward-only pair features: the penalty model's (:data:`PENALTY_GRADIENT_COMPILE`). A user's 3D
+scene (two boxes and a floor, 200 steps; ``benchmarks/rigid.py --only cold``, ``box3d_impulse``):
+the first forward+gradient compiled in 10.0-10.2 CPU s cold against 16.4-18.2 (the pair
+contacts' gradient 2.5-3.1 s against 6.2-7.5), its gradient within 5e-15 of Taichi's defaults,
+which agree with central differences. The point setup (:func:`manifold.manifold_point_setup`)
+kept Taichi's defaults while its dot products were ``ti.Vector.dot`` (nested calls summing into
+a local): compiled with these options its gradient came out wrong (the same scene: |gradient| 1e4
+against 0.016). With :func:`~diffsim.collision.vector.dot3` its adjoint equals the
+default-compiled one to 1e-16 (relative) at steps 60 and 100 of that scene and the scene's
+gradient to 8e-13, and its gradient compiles in 0.5 CPU s against 0.85. The prediction's
+gradient came out wrong with ``cfg_optimization=False`` alone (0.98; its trigger: the
+gyroscopic update :func:`kernels.angular_update`), but not with these options. Taichi's bugs
+here are silent: ``tests/rigid/test_rigid_user_box_drop.py`` checks this scene against central
+differences."""
+
+
+class _LeanBothWays(LeanAdjoint):
+    """A kernel whose forward compiles with the same options as its adjoint (:class:`LeanAdjoint`
+    compiles the forward with Taichi's defaults)."""
+
+    def __call__(self, *args):
+        launch_kernel_under(self.options, self.kernel, *args)
 
 
 def _manifold_launch(kernel, *args) -> Launch:
-    """``launch(kernel, *args)`` with the gradient compiled with :data:`MANIFOLD_GRADIENT_COMPILE`."""
-    return lean_launch(kernel, *args, options=MANIFOLD_GRADIENT_COMPILE)
+    """``launch(kernel, *args)`` with the forward and the gradient compiled with
+    :data:`MANIFOLD_GRADIENT_COMPILE`: box3d's seven forward kernels 1.7 -> 1.4 CPU s cold, the
+    loss within 2e-14 relative of the forward compiled with Taichi's defaults."""
+    return Launch(_LeanBothWays(kernel, options=MANIFOLD_GRADIENT_COMPILE), args)
 
 
 def _pair_features(*args):
@@ -528,22 +542,23 @@ class RigidSystem(System):
             lean = _manifold_launch  # gradients compiled with MANIFOLD_GRADIENT_COMPILE
             step = [lean(M.manifold_predict, self.dim, self.mask, p["mass"], p["linear_damping"],
                          p["angular_damping"], u.force, u.torque, self.iu, self.consts, ori, x.v, x.omega, s, t, 0,
-                         *predicted, w["contact_count"], w["inverse_inertia"], *sweeps)]
+                         *predicted, w["predicted_axes"], w["contact_count"], w["inverse_inertia"], *sweeps)]
             if self.mask & K.M_PAIRS:
                 if self.mask & K.M_BOX_BOX:  # the box pairs' separating-axis features (integers)
                     step.append(forward_only(_pair_features, self.dim, self.mask, self.shape, self.geom,
                                              self.consts, self._static_pairs, self._static_count, 0, x.x, s, 0,
-                                             w["predicted_velocity"], w["predicted_orientation"], ws.pair_feature))
+                                             w["predicted_velocity"], w["predicted_orientation"], w["predicted_axes"],
+                                             ws.pair_feature))
                 step.append(lean(M.manifold_pair_contacts, self.dim, self.mask, self.shape, self.geom,
                                  p["restitution"], p["friction"], self.consts, self._static_pairs,
                                  self._static_count, 0, x.x, x.contact_impulse, s, 0, ws.pair_feature, *predicted,
-                                 *geometry))
+                                 w["predicted_axes"], *geometry))
             if self.nplanes:
                 step.append(lean(M.manifold_plane_contacts, self.dim, self.mask, self.shape, self.geom, self.planes,
                                  p["restitution"], p["friction"], p["plane_restitution"], p["plane_friction"],
                                  self.consts, self.nplanes, self._pair_items, x.x, x.contact_impulse, s, 0,
                                  *predicted, *geometry))
-            step.append(launch(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
+            step.append(lean(M.manifold_point_setup, self.dim, self.mask, self.shape, p["mass"], self._static_pairs,
                                0, self.nplanes, w["inverse_inertia"], w["lever_a"], w["lever_b"], 0,
                                w["contact_frame"], w["inverse_mass"], w["angular_response"]))
             step.append(lean(M.manifold_warm_start, self.dim, self.mask, self.shape, self._static_pairs, 0,
