@@ -234,19 +234,23 @@ def check_parameter_reads(name: str, fn, shapes: dict) -> None:
     if func is None or not func.args.args:
         return
     p = func.args.args[-1].arg
-    known = ", ".join(sorted(shapes))
+
+    def read_of(node):  # the parameter name node reads (p.name or p.name[...]), else None
+        target = node.value if isinstance(node, ast.Subscript) else node
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == p:
+            return target.attr
+        return None
+
     for node in ast.walk(func):
-        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == p):
+        attr = read_of(node)
+        if attr is None:
             continue
         where = f"{path}:{first + node.lineno - 1} (in {py.__name__})"
-        if node.attr not in shapes:
-            raise ConfigError(f"{name}: {p}.{node.attr} at {where} is not a parameter; the parameters are {known} "
-                              f"(add '{node.attr}' to parameters=)")
-    for node in ast.walk(func):
-        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
-                and isinstance(node.value.value, ast.Name) and node.value.value.id == p):
+        if attr not in shapes:
+            raise ConfigError(f"{name}: {p}.{attr} at {where} is not a parameter; the parameters are "
+                              f"{', '.join(sorted(shapes))} (add '{attr}' to parameters=)")
+        if not isinstance(node, ast.Subscript):
             continue
-        attr, where = node.value.attr, f"{path}:{first + node.lineno - 1} (in {py.__name__})"
         none = isinstance(node.slice, ast.Constant) and node.slice.value is None
         if not shapes[attr] and not none:
             raise ConfigError(f"{name}: {p}.{attr}[{ast.unparse(node.slice)}] at {where} reads one value per body, "
@@ -255,7 +259,6 @@ def check_parameter_reads(name: str, fn, shapes: dict) -> None:
         if shapes[attr] and none:
             raise ConfigError(f"{name}: {p}.{attr}[None] at {where} reads one number, but '{attr}' was given as an "
                               f"array of shape {tuple(shapes[attr])}: index it ({p}.{attr}[i]), or give one number")
-
 
 def _fused_kernel(pair_force, body_force, p, dim: int, scalar_mass: bool, newton_third_law: bool):
     """The segment kernel for these force functions: one serial loop over (step, phase item), the

@@ -119,8 +119,7 @@ def batch_parameters(model: Model, batch: int, params=None) -> dict:
         out[name] = np.ascontiguousarray(v)
     # a body that others hang from may be massless (an intermediate frame: a planar root's x and z
     # carriages); the joint-space inertia stays regular through what it carries
-    carries = np.zeros(model.nb, dtype=bool)
-    carries[[int(p) for p in model.parent if p >= 0]] = True
+    carries = np.isin(np.arange(model.nb), model.parent)
     bad = (out["mass"] < 0) | ((out["mass"] == 0) & ~carries)
     if np.any(bad):
         b, i = np.argwhere(bad)[0]

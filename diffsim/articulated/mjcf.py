@@ -351,7 +351,6 @@ def _ground(world, robot, deg, seq, collisions):
     read past would be one the robot passes through."""
     floors, others = [], []
     for g in world.findall("geom"):
-        touches = int(g.get("contype", "1")) != 0 or int(g.get("conaffinity", "1")) != 0
         name = g.get("name") or g.get("type", "sphere")
         where = f"<worldbody> geom '{name}'"
         if g.get("type") == "plane":
@@ -359,7 +358,7 @@ def _ground(world, robot, deg, seq, collisions):
             if np.allclose(normal, [0.0, 0.0, 1.0], rtol=0, atol=1e-12):
                 floors.append((g, where))
                 continue
-        if touches:
+        if _touches(g):
             others.append(name)
     if collisions and (others or len(floors) > 1):
         names = others + [f"a second floor '{w}'" for _, w in floors[1:]]
@@ -371,15 +370,21 @@ def _ground(world, robot, deg, seq, collisions):
     g, where = floors[0]
     friction = _sliding_friction(g, where)
     for rg in robot.iter("geom"):
-        if int(rg.get("contype", "1")) != 0 or int(rg.get("conaffinity", "1")) != 0:
+        if _touches(rg):
             friction = max(friction, _sliding_friction(rg, "a robot geom"))
     return {"height": float(_vec(g, "pos", 3, (0, 0, 0), where)[2]), "friction": friction}
 
 
 def _sliding_friction(g, where) -> float:
     """The first of a geom's ``friction`` numbers (sliding, rolling, torsional; MuJoCo's default 1)."""
-    text = g.get("friction", "1")
-    return float(_vec(g, "friction", max(1, len(text.split())), None, where)[0]) if g.get("friction") else 1.0
+    text = g.get("friction")
+    return 1.0 if text is None else float(_vec(g, "friction", len(text.split()), None, where)[0])
+
+
+def _touches(g) -> bool:
+    """Whether MuJoCo pairs geom ``g`` with anything: a pair forms when contype of one meets
+    conaffinity of the other, so a geom with both 0 (a visual geom) touches nothing."""
+    return int(g.get("contype", "1")) != 0 or int(g.get("conaffinity", "1")) != 0
 
 
 def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, top=False):
@@ -455,10 +460,7 @@ def _body(rb, el, parent, frames, deg, seq, effort, collisions, ignore, homes, t
             mass += m
             first += m * c
             second += I + m * (c @ c * np.eye(3) - np.outer(c, c))
-        # MuJoCo pairs two geoms when contype of one meets conaffinity of the other: a geom with
-        # both 0 (a visual geom) touches nothing, the ground included; it keeps its mass
-        touches = int(g.get("contype", "1")) != 0 or int(g.get("conaffinity", "1")) != 0
-        if collisions and touches:
+        if collisions and _touches(g):  # a visual geom keeps its mass and touches nothing
             shape = {"radius": size[0]} if gk == "sphere" else {"size": 2 * size} if gk == "box" else \
                 {"radius": size[0], "length": 2 * size[1]}
             contacts += [(Rg @ pt + c, r) for pt, r in collision_points(gk, shape, where)]
