@@ -74,16 +74,19 @@ when the options change."""
 
 class LeanAdjoint:
     """A kernel as a launchable whose adjoint compiles with :data:`LEAN_GRADIENT_COMPILE`, or
-    with the compile ``options`` given (its forward keeps Taichi's defaults); both launched
-    through :func:`~diffsim.compat.launch_kernel`. ``lean=False`` keeps the defaults for the
-    adjoint too (a System that decides per model). A kernel must always be launched under the
-    same options (Taichi keeps the first compile)."""
+    with the compile ``options`` given (its forward keeps Taichi's defaults unless
+    ``forward_too``); both launched through :func:`~diffsim.compat.launch_kernel`. ``lean=False``
+    keeps the defaults for the adjoint too (a System that decides per model). A kernel must
+    always be launched under the same options (Taichi keeps the first compile)."""
 
-    def __init__(self, kernel, lean: bool = True, options: dict | None = None):
-        self.kernel, self.lean = kernel, lean
+    def __init__(self, kernel, lean: bool = True, options: dict | None = None, forward_too: bool = False):
+        self.kernel, self.lean, self.forward_too = kernel, lean, forward_too
         self.options = LEAN_GRADIENT_COMPILE if options is None else options
 
     def __call__(self, *args):
+        if self.forward_too:
+            launch_kernel_under(self.options, self.kernel, *args)
+            return
         launch_kernel(self.kernel, *args)
 
     def grad(self, *args):
@@ -93,10 +96,10 @@ class LeanAdjoint:
         launch_kernel_under(self.options, self.kernel.grad, *args)
 
 
-def lean_launch(kernel, *args, options: dict | None = None) -> Launch:
+def lean_launch(kernel, *args, options: dict | None = None, forward_too: bool = False) -> Launch:
     """``launch(kernel, *args)`` with the adjoint compiled lean (:class:`LeanAdjoint`; ``options``:
-    other compile options for it)."""
-    return Launch(LeanAdjoint(kernel, options=options), args)
+    other compile options for it; ``forward_too``: the forward under the same options)."""
+    return Launch(LeanAdjoint(kernel, options=options, forward_too=forward_too), args)
 
 
 class _OneWay:

@@ -76,7 +76,7 @@ import numpy as np
 import taichi as ti
 
 from ..collision.broadphase import GridBroadPhase, all_pairs
-from ..compat import compile_options, launch_kernel, launch_kernel_under
+from ..compat import compile_options, launch_kernel
 from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from ..tape import LEAN_GRADIENT_COMPILE, Launch, LeanAdjoint, System, adjoint_only, forward_only, launch, lean_launch
@@ -176,19 +176,11 @@ here are silent: ``tests/rigid/test_rigid_user_box_drop.py`` checks this scene a
 differences."""
 
 
-class _LeanBothWays(LeanAdjoint):
-    """A kernel whose forward compiles with the same options as its adjoint (:class:`LeanAdjoint`
-    compiles the forward with Taichi's defaults)."""
-
-    def __call__(self, *args):
-        launch_kernel_under(self.options, self.kernel, *args)
-
-
 def _manifold_launch(kernel, *args) -> Launch:
     """``launch(kernel, *args)`` with the forward and the gradient compiled with
     :data:`MANIFOLD_GRADIENT_COMPILE`: box3d's seven forward kernels 1.7 -> 1.4 CPU s cold, the
     loss within 2e-14 relative of the forward compiled with Taichi's defaults."""
-    return Launch(_LeanBothWays(kernel, options=MANIFOLD_GRADIENT_COMPILE), args)
+    return lean_launch(kernel, *args, options=MANIFOLD_GRADIENT_COMPILE, forward_too=True)
 
 
 def _pair_features(*args):
