@@ -48,6 +48,21 @@ _A3 = ti.types.ndarray(ndim=3)
 
 CODE_BITS = 6
 
+#: up to this many atoms the CPU runs the list's bookkeeping loops (binning, the scan, the sort,
+#: the row ends) on the launching thread (:func:`serial_loops`): handing a loop to Taichi's
+#: thread pool costs 60-100 us on these 2-core VMs (its workers sleep between loops, and waking
+#: one is a round trip through the hypervisor), more than such a loop's work over a few thousand
+#: atoms. A whole build, serial against parallel bookkeeping (2 threads, min/median of 8 rounds):
+#: 4,000 atoms 2.87/3.21 ms against 3.15/3.97; 8,788 atoms about even; 16,384 atoms 13.7/16.2
+#: against 11.8/15.2
+SERIAL_ATOMS = 8192
+
+
+def serial_loops(n) -> bool:
+    """Whether the bookkeeping loops over ``n`` atoms run serially (:data:`SERIAL_ATOMS`; on the CPU only:
+    a GPU runs a serial loop on one thread)."""
+    return config().arch == "cpu" and n <= SERIAL_ATOMS
+
 
 def binnable_boxes() -> float:
     """How many box lengths from the box an atom may be (with its recorded crossings) and still
@@ -87,12 +102,13 @@ def _wrapped(v, length):
 
 @ti.kernel
 def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1, count: _A1, limit: ti.f64,
-                  wrap: ti.template()) -> ti.i32:
+                  wrap: ti.template(), serial: ti.template()) -> ti.i32:
     """Cell of each atom from its position wrapped into the box; with ``wrap`` the positions
     are wrapped in place and the crossings counted in ``image``. Returns the lowest index of an
     atom that cannot be binned (a coordinate not finite, or ``limit`` or more box lengths from
     the box counting its recorded crossings), else n; such an atom is left as it is, in cell 0."""
     first = x.shape[1]
+    ti.loop_config(serialize=serial)
     for i in range(x.shape[1]):
         ok = True
         for k in ti.static(range(3)):
@@ -118,7 +134,8 @@ def _wrap_and_bin(x: _A3, s: ti.i32, image: _A2, box: _A1, nc: _A1, cell_of: _A1
 
 
 @ti.kernel
-def _zero(a: _A1):
+def _zero(a: _A1, serial: ti.template()):
+    ti.loop_config(serialize=serial)
     for i in range(a.shape[0]):
         a[i] = 0
 
@@ -127,7 +144,8 @@ SCAN_BLOCK = 1024  # cells per block of the two-level prefix sum (10^6 atoms: ~1
 
 
 @ti.kernel
-def _block_sums(count: _A1, total: _A1):
+def _block_sums(count: _A1, total: _A1, serial: ti.template()):
+    ti.loop_config(serialize=serial)
     for b in range(total.shape[0]):
         acc = 0
         for c in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, count.shape[0])):
@@ -146,7 +164,8 @@ def _block_offsets(total: _A1, offset: _A1):
 
 
 @ti.kernel
-def _block_scan(count: _A1, offset: _A1, start: _A1, fill: _A1):
+def _block_scan(count: _A1, offset: _A1, start: _A1, fill: _A1, serial: ti.template()):
+    ti.loop_config(serialize=serial)
     for b in range(offset.shape[0]):
         run = offset[b]
         for c in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, count.shape[0])):
@@ -155,16 +174,17 @@ def _block_scan(count: _A1, offset: _A1, start: _A1, fill: _A1):
             run += count[c]
 
 
-def _exclusive_scan(count, start, fill, total, offset):
+def _exclusive_scan(count, start, fill, total, offset, serial):
     """start[c] = fill[c] = sum of count[:c]; blocks in parallel (a serial loop over ~10^6
-    cells would run on one GPU thread), then a serial pass over the few block totals."""
-    _block_sums(count, total)
-    _block_offsets(total, offset)
-    _block_scan(count, offset, start, fill)
+    cells would run on one GPU thread) unless ``serial``, then a serial pass over the few block totals."""
+    launch_kernel(_block_sums, count, total, serial)
+    launch_kernel(_block_offsets, total, offset)
+    launch_kernel(_block_scan, count, offset, start, fill, serial)
 
 
 @ti.kernel
-def _scatter(cell_of: _A1, fill: _A1, atoms: _A1):
+def _scatter(cell_of: _A1, fill: _A1, atoms: _A1, serial: ti.template()):
+    ti.loop_config(serialize=serial)
     for i in range(cell_of.shape[0]):
         atoms[ti.atomic_add(fill[cell_of[i]], 1)] = i
 
@@ -192,10 +212,11 @@ def _image_mask(u0, u1, u2, box: ti.template(), rl):
 
 @ti.kernel
 def _sort_cells(x: _A3, s: ti.i32, start: _A1, count: _A1, atoms: _A1, xs: _A2, box: _A1, rl: ti.f64, gmask: _A1,
-                row_of: _A1):
+                row_of: _A1, serial: ti.template()):
     """Insertion-sort each cell's few atoms by index (a deterministic order), then gather
     their positions, wrapped into the box, contiguously into xs, and each atom's image codes
     (:func:`_image_mask`) into gmask (by sorted index, the gather's order); row_of[atoms[p]] = p."""
+    ti.loop_config(serialize=serial)
     for c in range(count.shape[0]):
         a0 = start[c]
         for p in range(a0 + 1, a0 + count[c]):
@@ -648,12 +669,13 @@ def _row_max(nhome: _A1, nimage: _A1, cnt: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _row_split(nhome: _A1, nimage: _A1, cnt: _A1, ent: _A1, far: ti.i32) -> ti.i32:
+def _row_split(nhome: _A1, nimage: _A1, cnt: _A1, ent: _A1, far: ti.i32, serial: ti.template()) -> ti.i32:
     """After _build_half, which counts each row's entries in nhome: cnt[p] = that count, nhome[p] =
     the home ones, the row of ``ent`` padded with ``far`` (:data:`GATHER_PAD`); returns the
     longest row."""
     most = 0
     cap = ent.shape[0] // nhome.shape[0]
+    ti.loop_config(serialize=serial)
     for p in range(nhome.shape[0]):
         m = nhome[p]
         cnt[p] = m
@@ -664,8 +686,9 @@ def _row_split(nhome: _A1, nimage: _A1, cnt: _A1, ent: _A1, far: ti.i32) -> ti.i
 
 
 @ti.kernel
-def copy_positions(x: _A3, s: ti.i32, ref: _A2):
+def copy_positions(x: _A3, s: ti.i32, ref: _A2, serial: ti.template()):
     """ref = x[s] (the positions a neighbour list was built from)."""
+    ti.loop_config(serialize=serial)
     for i, k in ti.ndrange(x.shape[1], 3):
         ref[i, k] = x[s, i, k]
 
@@ -737,14 +760,17 @@ def _ghost_index(mask: _A1, gbase: _A1, gcount: _A1, gcode: _A1) -> ti.i32:
 
 
 @ti.kernel
-def _ghost_types(types: _A1, atoms: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, xg: _A2, far: ti.f64):
+def _ghost_types(types: _A1, atoms: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, xg: _A2, xg_next: _A2, far: ti.f64,
+                 serial: ti.template()):
     """gtypes: the types of the atoms in sorted order, then of the ghost slots (their atoms');
-    the far slot (the last of xg) at (far, far, far), type 0."""
+    the far slot (the last of xg and of its twin xg_next) at (far, far, far), type 0."""
     n = types.shape[0]
     last = xg.shape[0] - 1
     for k in ti.static(range(3)):
         xg[last, k] = far
+        xg_next[last, k] = far
     gtypes[last] = 0
+    ti.loop_config(serialize=serial)
     for q in range(n):
         t = types[atoms[q]]
         gtypes[q] = t
@@ -789,6 +815,11 @@ class ImageCodedList:
 
     tilted = False
     direct = False  # the build writes the gather's rows itself (see FullNeighborList)
+
+    @property
+    def serial(self) -> bool:
+        """Whether the bookkeeping loops run on the launching thread (:func:`serial_loops`)."""
+        return serial_loops(self.n)
 
     def rows(self):
         """{atom i: its list entries ``j << 6 | image code`` (int array)} (for tests and inspection)."""
@@ -843,13 +874,15 @@ class ImageCodedList:
         room = self.gcode.shape[0]
         if getattr(self, "xg", None) is None or self.xg.shape[0] != n + room + 1:
             self.gtypes = ti.ndarray(ti.i32, n + room + 1)
-            self.xg = ti.ndarray(config().real, (n + room + 1, 3))
+            # the lagged step kernel (diffsim.md.step) gathers from xg and refreshes xg_next
+            self.xg, self.xg_next = (ti.ndarray(config().real, (n + room + 1, 3)) for _ in range(2))
         # the far slot, the pads' (GATHER_PAD): farther than 3 sqrt(3) times the cell's edges and
         # tilts plus a list radius from every point within a list radius of the cell
         reach = float(np.abs(self.box_np).sum()) + self.rl
         if self.tilted:
             reach += float(np.abs(self.tilt_np).sum())
-        _ghost_types(types, self.atoms, self.gbase, self.gcount, self.gtypes, self.xg, -4.0 * reach)
+        launch_kernel(_ghost_types, types, self.atoms, self.gbase, self.gcount, self.gtypes, self.xg, self.xg_next,
+                      -4.0 * reach, serial_loops(n))
         if not self.direct:
             _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.row_of, self.far_slot(),
                         self.ent, self.cnt)
@@ -865,7 +898,7 @@ class ImageCodedList:
         while True:
             room = 0 if getattr(self, "gcode", None) is None else self.gcode.shape[0]
             if room:
-                total = int(_ghost_index(self.gmask, self.gbase, self.gcount, self.gcode))
+                total = int(launch_kernel(_ghost_index, self.gmask, self.gbase, self.gcount, self.gcode))
                 if total <= room:
                     break
             else:
@@ -1032,20 +1065,21 @@ class FullNeighborList(ImageCodedList):
             self._alloc(int(most * 1.2) + 8)
             most = self._fill()
         self.max_count = most
-        copy_positions(x, slot, self.ref)
+        launch_kernel(copy_positions, x, slot, self.ref, self.serial)
         self.builds += 1
 
     def _sort(self, x, slot, wrap):
-        _zero(self.count)
-        bad = int(_wrap_and_bin(x, slot, self.image, self.box, self.nc, self.cell_of, self.count,
-                                binnable_boxes(), wrap))
+        serial = self.serial
+        launch_kernel(_zero, self.count, serial)
+        bad = int(launch_kernel(_wrap_and_bin, x, slot, self.image, self.box, self.nc, self.cell_of, self.count,
+                                binnable_boxes(), wrap, serial))
         if bad < self.n:
             xi = x.to_numpy()[slot, bad].astype(np.float64)
             raise UnbinnableAtom(bad, xi, self.box_np)
-        _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset)
-        _scatter(self.cell_of, self.fill, self.atoms)
-        _sort_cells(x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask,
-                    self.row_of)
+        _exclusive_scan(self.count, self.start, self.fill, self._block_total, self._block_offset, serial)
+        launch_kernel(_scatter, self.cell_of, self.fill, self.atoms, serial)
+        launch_kernel(_sort_cells, x, slot, self.start, self.count, self.atoms, self.xs, self.box, self.rl, self.gmask,
+                      self.row_of, serial)
 
     def half_list(self, x, slot, nbr, nnb) -> int:
         """The tape's list from ``x[slot]``, left unwrapped: each pair within the list radius
@@ -1082,15 +1116,17 @@ class FullNeighborList(ImageCodedList):
         if self.method == "full":
             _build_full(*cells, self.nbr, self.nhome, self.nimage)
         else:
-            _zero(self.nhome)
-            _zero(self.nimage)
+            launch_kernel(_zero, self.nhome, self.serial)
+            launch_kernel(_zero, self.nimage, self.serial)
             if getattr(self, "_hits", None) is None or self._hits.shape != (self.tasks, self.capacity):
                 self._hits = ti.ndarray(ti.i32, (self.tasks, self.capacity))
             if self.ent is None:
                 self.ent = ti.ndarray(ti.i32, self.n * self.capacity)
             for lo, hi in self._slabs:
-                _build_half(*cells, self.ent, self.nhome, self.nimage, lo, hi, self._hits, self.gmask, self.gbase)
-            return int(_row_split(self.nhome, self.nimage, self.cnt, self.ent, self.far_slot()))
+                launch_kernel(_build_half, *cells, self.ent, self.nhome, self.nimage, lo, hi, self._hits, self.gmask,
+                              self.gbase)
+            return int(launch_kernel(_row_split, self.nhome, self.nimage, self.cnt, self.ent, self.far_slot(),
+                                     self.serial))
         return int(_row_max(self.nhome, self.nimage, self.cnt))
 
     def unwrap(self, x, slot):

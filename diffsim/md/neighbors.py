@@ -24,7 +24,7 @@ import taichi as ti
 from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..runtime import config
-from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows, pad_row
+from .cells import FullNeighborList, copy_positions, max_displacement_sq, mirror_rows, pad_row, serial_loops
 from .space import cell_rows, check_cutoff, displacement, min_image_np
 from .tricells import TriclinicCells, bins_per_axis
 
@@ -320,7 +320,7 @@ class NeighborList:
         self.max_count = most
         made = self._full_made
         if not made:  # else the one-launch build has copied them
-            copy_positions(x, slot, self.ref)
+            copy_positions(x, slot, self.ref, serial_loops(x.shape[1]))
         self.builds += 1
         if made:  # its full twin too
             self._full_of = self.builds

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .. import storage
+from ..compat import launch_kernel
 from ..errors import ConfigError
 from ..progress import progress_bar
 from ..runtime import config
@@ -33,7 +34,7 @@ from .integrators import (
     scale_velocities,
     virial_trace,
 )
-from .step import kick_drift_gather
+from .step import gather_kick_drift, kick_drift_gather
 from .system import _count
 from .trajectory import Recorder
 from .tricells import TriclinicFullList
@@ -170,6 +171,18 @@ class ForwardRunner:
                 fused = sysm.ff.potentials[0] if len(sysm.ff.potentials) == 1 else None
                 limit2 = jump2 if rebuild_every else min(skin2, jump2)
                 scale_since_build = 1.0  # a barostat's box scale since the last build
+            # the lagged step (diffsim.md.step.gather_kick_drift) leaves the forces at the new positions to
+            # its next launch: while `pending`, f[cur] is stale and the list's xg holds x[cur]
+            pending = False
+
+            def settle(s):
+                """Gather the pending forces at x[s] now (something other than a lagged step needs them)."""
+                nonlocal pending
+                if pending:
+                    launch_kernel(zero_forces, xs.f, s, xs.pe, xs.vir, s, 0)
+                    forces(s, 0)
+                    pending = False
+
             bar = progress_bar(steps, "simulate", progress)
             tick = max(1, steps // 200)
             for t in range(steps):
@@ -188,11 +201,21 @@ class ForwardRunner:
                     scheduled = bool(rebuild_every) and (t + 1) % rebuild_every == 0
                     step = (xs.x, xs.v, xs.f, sysm.inv_m, sysm.cs, sysm.integrator.mode, seed, t0 + t, cur, nxt,
                             kicks)
-                    if fused is None or tracked or scheduled:
-                        moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], tracked)
+                    # lagged when the forces at the new positions are not needed within this step
+                    lagged = (fused is not None and not (tracked or scheduled) and thermostat is None
+                              and t + 1 < steps)
+                    if lagged:
+                        moved2 = gather_kick_drift(fused, sysm.ff, cells, *step[:9], kicks, pending)
+                        gathered = pending = moved2 < limit2
+                        if not gathered:  # f[cur] holds the forces before the drift: the rebuild gathers anew
+                            launch_kernel(zero_forces, xs.f, nxt, xs.pe, xs.vir, nxt, 0)
                     else:
-                        moved2 = kick_drift_gather(fused, sysm.ff, cells, *step, limit2)
-                        gathered = moved2 < limit2
+                        settle(cur)
+                        if fused is None or tracked or scheduled:
+                            moved2 = md_kick_drift(*step[:3], xs.pe, xs.vir, cells.ref, *step[3:], tracked)
+                        else:
+                            moved2 = kick_drift_gather(fused, sysm.ff, cells, *step, limit2)
+                            gathered = moved2 < limit2
                     if not gathered:
                         if not moved2 < jump2:  # NaN, Inf, or a jump no dynamics makes
                             sysm._raise_diverged(xs, [(t + 1, nxt, ["x", "v", "f"])], cells.ref)

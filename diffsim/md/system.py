@@ -49,7 +49,7 @@ import taichi as ti
 from ..errors import ConfigError, SimulationDiverged
 from ..runtime import config
 from ..tape import System, adjoint_only, forward_only, launch
-from .cells import copy_positions, max_displacement_sq
+from .cells import copy_positions, max_displacement_sq, serial_loops
 from .forcefield import ForceField, zero_forces
 from .integrators import (
     Langevin,
@@ -268,7 +268,7 @@ class MDSystem(System):
             if entry[0].shape != nl.nbr.shape or float(max_displacement_sq(x.x, slot, entry[2])) != 0.0:
                 return False
             nl.restore(entry[0], entry[1])
-            copy_positions(x.x, slot, nl.ref)
+            copy_positions(x.x, slot, nl.ref, serial_loops(x.x.shape[1]))
         cache[name] = cache.pop(name)  # the latest used goes last: evicted last
         self._nl_key = key
         return True
@@ -312,7 +312,7 @@ class MDSystem(System):
             nl.keep(x.x, slot, entry)
         else:
             copy_list(nl.nbr, nl.nnb, entry[0], entry[1])
-            copy_positions(x.x, slot, entry[2])
+            copy_positions(x.x, slot, entry[2], serial_loops(x.x.shape[1]))
 
     #: bytes of neighbour lists kept from the forward sweep for the adjoint sweep, the latest used
     #: ones (see ``_remember``; 0: none, every list is rebuilt in the adjoint sweep). A StoreAll

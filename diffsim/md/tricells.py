@@ -23,7 +23,7 @@ import taichi as ti
 
 from ..errors import ConfigError
 from ..runtime import config
-from .cells import CODE_BITS, HOME, ImageCodedList, UnbinnableAtom, binnable_boxes, copy_positions
+from .cells import CODE_BITS, HOME, ImageCodedList, UnbinnableAtom, binnable_boxes, copy_positions, serial_loops
 from .space import cell_matrix, check_cutoff
 
 _A1 = ti.types.ndarray(ndim=1)
@@ -328,7 +328,7 @@ class TriclinicFullList(ImageCodedList):
             self._alloc(int(most * 1.2) + 8)
             most = self._fill()
         self.max_count = most
-        copy_positions(x, slot, self.ref)
+        copy_positions(x, slot, self.ref, serial_loops(x.shape[1]))
         self.builds += 1
 
     def _fill(self) -> int:
