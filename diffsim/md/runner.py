@@ -34,7 +34,7 @@ from .integrators import (
     scale_velocities,
     virial_trace,
 )
-from .step import gather_kick_drift, kick_drift_gather
+from .step import gather_kick_drift, kick_drift_gather, leave_pending
 from .system import _count
 from .trajectory import Recorder
 from .tricells import TriclinicFullList
@@ -192,7 +192,7 @@ class ForwardRunner:
                 recorded = bool(record_every) and (t + 1) % record_every == 0
                 coupled = barostat is not None and (t + 1) % barostat.every == 0
                 tracked = recorded or coupled  # energies and virials wanted after this step
-                gathered = False
+                gathered = lagged = False
                 if cells is None:
                     md_drift(xs.x, xs.v, xs.f, xs.pe, xs.vir, sysm._dummy3, sysm._dummy4, sysm.inv_m, sysm.cs,
                              sysm.integrator.mode, seed, t0 + t, cur, nxt, int(recorded), 0, 0)
@@ -207,8 +207,6 @@ class ForwardRunner:
                     if lagged:
                         moved2 = gather_kick_drift(fused, sysm.ff, cells, *step[:9], kicks, pending)
                         gathered = pending = moved2 < limit2
-                        if not gathered:  # f[cur] holds the forces before the drift: the rebuild gathers anew
-                            launch_kernel(zero_forces, xs.f, nxt, xs.pe, xs.vir, nxt, 0)
                     else:
                         settle(cur)
                         if fused is None or tracked or scheduled:
@@ -228,7 +226,11 @@ class ForwardRunner:
                                 skin2 = (0.5 * cells.skin) ** 2
                                 limit2 = min(skin2, jump2)
                 if not gathered:
-                    forces(nxt, int(tracked))
+                    if lagged:  # rebuilt: the next launch gathers (a lagged step is neither tracked nor the last)
+                        leave_pending(fused, sysm.ff, cells, xs.x, nxt)
+                        pending = True
+                    else:
+                        forces(nxt, int(tracked))
                 # the closing half-kick waits for the next drift unless velocities are needed now
                 kicks = 2 if cells is not None and thermostat is None and not tracked and t + 1 < steps else 1
                 if kicks == 1:

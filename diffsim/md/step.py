@@ -21,6 +21,7 @@ count. Two kernels:
 import taichi as ti
 
 from ..compat import launch_kernel
+from .cells import serial_loops
 from .gather import make_gather_row, refresh_atom
 from .integrators import kick_drift_atom
 from .potentials import _PAIR_FUNCS
@@ -75,6 +76,15 @@ def _make_lagged_kernel(pair):
     return gather_kick_drift
 
 
+@ti.kernel
+def refresh_positions(x: _A3, s: ti.i32, xg: _A2, gbase: _A1, gcount: _A1, gcode: _A1, box: _A1,
+                      tilted: ti.template(), row_of: _A1, serial: ti.template()):
+    """xg := x[s] in the list's order, ghost slots included (:func:`~diffsim.md.gather.refresh_atom`)."""
+    ti.loop_config(serialize=serial)
+    for i in range(x.shape[1]):
+        refresh_atom(i, row_of[i], x, s, xg, gbase, gcount, gcode, box, tilted)
+
+
 _KERNELS = {}
 _LAGGED = {}
 
@@ -106,3 +116,11 @@ def gather_kick_drift(potential, ff, cells, x, v, f, inv_m, cs, mode, seed, t, s
                            int(pending), xg, xg_next, *args[1:14])
     cells.xg, cells.xg_next = xg_next, xg
     return moved2
+
+
+def leave_pending(potential, ff, cells, x, s):
+    """After a build of ``cells`` from x[s]: copy x[s] into the list's ``xg`` (its new order and
+    ghost slots), so that the next :func:`gather_kick_drift` gathers the forces at x[s] itself
+    (``pending``) instead of a separate gather launch now."""
+    args = potential.gather_args(ff, cells)  # remakes the list's gather form after the build
+    launch_kernel(refresh_positions, x, s, *args[:6], args[14], serial_loops(cells.n))
