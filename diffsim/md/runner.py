@@ -34,7 +34,7 @@ from .integrators import (
     scale_velocities,
     virial_trace,
 )
-from .step import gather_kick_drift, kick_drift_gather, leave_pending
+from .step import LAGGED_ATOMS, gather_kick_drift, kick_drift_gather, leave_pending
 from .system import _count
 from .trajectory import Recorder
 from .tricells import TriclinicFullList
@@ -203,7 +203,7 @@ class ForwardRunner:
                             kicks)
                     # lagged when the forces at the new positions are not needed within this step
                     lagged = (fused is not None and not (tracked or scheduled) and thermostat is None
-                              and t + 1 < steps)
+                              and t + 1 < steps and sysm.n <= LAGGED_ATOMS)
                     if lagged:
                         moved2 = gather_kick_drift(fused, sysm.ff, cells, *step[:9], kicks, pending)
                         gathered = pending = moved2 < limit2
