@@ -21,6 +21,8 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
+import diffsim.md.cells as cells_module
+import diffsim.md.runner as runner_module
 from diffsim.md.cells import CODE_BITS, GATHER_PAD, HOME, FullNeighborList
 from diffsim.md.forcefield import zero_forces
 
@@ -40,8 +42,12 @@ def _slots(arr):
     return a
 
 
-@pytest.mark.parametrize("method,tasks", [("full", 1), ("half", 1), ("half", 2)])
-def test_full_list_equals_brute_force_with_image_codes(method, tasks):
+@pytest.mark.parametrize("method,tasks,serial", [("full", 1, True), ("half", 1, True), ("half", 2, True),
+                                                 ("half", 2, False)])
+def test_full_list_equals_brute_force_with_image_codes(method, tasks, serial, monkeypatch):
+    # serial: the bookkeeping loops (binning, scan, sort, row ends) on the launching thread, as up
+    # to cells.SERIAL_ATOMS atoms; else in Taichi's parallel loops, as for larger systems
+    monkeypatch.setattr(cells_module, "SERIAL_ATOMS", 10 ** 9 if serial else 0)
     model = _fluid(cells=5)  # 9 cell columns along x: room for two slabs of the half build
     n, box = model.n, model.box
     rng = np.random.default_rng(1)
@@ -214,6 +220,27 @@ def test_fast_simulate_follows_the_tape_kernels(integrator, thermostat):
         np.testing.assert_allclose(fast[k], slow[k], rtol=1e-9, atol=1e-12, err_msg=k)
     moved = np.abs(fast["positions"] - model.positions).max()
     assert moved > 0.3  # far enough to have crossed cell and box faces
+
+
+def test_lagged_steps_and_serial_bookkeeping_give_the_same_bits(monkeypatch):
+    """Up to LAGGED_ATOMS a step is one loop that gathers the forces at the current positions and
+    then kicks and drifts (diffsim.md.step); above, two loops (kick-drift, then the gather at the
+    new positions). The same sums regrouped: the same bits, through rebuilds, frames and a
+    binary mixture's table lookups; and the same with the list's bookkeeping loops parallel."""
+    model = _fluid(types=np.arange(256) % 2)
+    pots = [LennardJones([[1.0, 0.7], [0.7, 1.3]], [[1.0, 0.9], [0.9, 1.1]], cutoff=RC, shift="force")]
+    runs = {}
+    for lagged, serial in ((True, True), (False, True), (True, False)):
+        monkeypatch.setattr(runner_module, "LAGGED_ATOMS", 10 ** 9 if lagged else 0)
+        monkeypatch.setattr(cells_module, "SERIAL_ATOMS", 10 ** 9 if serial else 0)
+        system = _system(model, potentials=pots)
+        out = system.simulate(250, record_every=100)
+        assert system.forward_runner.cells.builds > 5
+        runs[lagged, serial] = out
+    assert np.abs(runs[True, True]["positions"] - model.positions).max() > 0.3
+    for key in ((False, True), (True, False)):
+        for k in ("positions", "velocities", "potential", "pressure_tensor"):
+            assert np.array_equal(runs[key][k], runs[True, True][k]), (key, k)
 
 
 def test_fast_simulate_of_a_binary_mixture_follows_the_tape_kernels():
