@@ -766,9 +766,9 @@ def _ghost_types(types: _A1, atoms: _A1, gbase: _A1, gcount: _A1, gtypes: _A1, x
     the far slot (the last of xg and of its twin xg_next) at (far, far, far), type 0."""
     n = types.shape[0]
     last = xg.shape[0] - 1
-    for k in ti.static(range(3)):
-        xg[last, k] = far
-        xg_next[last, k] = far
+    for k in ti.static(range(3)):  # float: the run's precision (no "may lose precision" warning in float32)
+        xg[last, k] = ti.cast(far, float)
+        xg_next[last, k] = ti.cast(far, float)
     gtypes[last] = 0
     ti.loop_config(serialize=serial)
     for q in range(n):

@@ -154,9 +154,9 @@ def eam_embed(rho: _A2, xs: ti.i32, types: _A1, emb: _A2, emb_slope: _A2, drho: 
               track: ti.i32, fp: _A2):
     for i in range(rho.shape[1]):
         e, g = hermite(emb, emb_slope, types[i], rho[xs, i], 0.0, drho)
-        fp[xs, i] = g
+        fp[xs, i] = ti.cast(g, float)  # the table's spacing drho is float64
         if track != 0:
-            pe[os, i] += e
+            pe[os, i] += ti.cast(e, float)
 
 
 @ti.kernel

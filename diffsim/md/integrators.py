@@ -90,7 +90,9 @@ def _drift(vh, dt, mode, c1, c2sv, seed, t, idx):
     dx = dt * vh
     vn = vh
     if mode == 1:
-        vn = c1 * vh + c2sv * gauss(seed, t, idx)
+        # the noise is drawn in float64; cast to the run's precision (as the assignment would, but without
+        # Taichi's 'may lose precision' warning in float32 runs)
+        vn = ti.cast(c1 * vh + c2sv * gauss(seed, t, idx), float)
         dx = 0.5 * dt * (vh + vn)
     return dx, vn
 
@@ -302,9 +304,10 @@ def scale_state(x: _A3, v: _A3, ref: _A2, s: ti.i32, mu: ti.f64):
     """Positions x[s] and reference positions ref times mu, velocities v[s] divided by mu (a box
     rescaled by mu)."""
     for i, k in ti.ndrange(x.shape[1], 3):
-        x[s, i, k] *= mu
-        ref[i, k] *= mu
-        v[s, i, k] /= mu
+        # in float64, stored in the run's precision (no 'may lose precision' warning in float32)
+        x[s, i, k] = ti.cast(x[s, i, k] * mu, float)
+        ref[i, k] = ti.cast(ref[i, k] * mu, float)
+        v[s, i, k] = ti.cast(v[s, i, k] / mu, float)
 
 
 @ti.kernel

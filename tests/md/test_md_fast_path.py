@@ -5,6 +5,8 @@ kernels and the tape-kernel path."""
 import numpy as np
 import pytest
 
+import diffsim.md.cells as cells_module
+import diffsim.md.runner as runner_module
 from diffsim import storage
 from diffsim.errors import ConfigError, SimulationDiverged
 from diffsim.md import (
@@ -21,8 +23,6 @@ from diffsim.md import (
     fcc_lattice,
     maxwell_boltzmann,
 )
-import diffsim.md.cells as cells_module
-import diffsim.md.runner as runner_module
 from diffsim.md.cells import CODE_BITS, GATHER_PAD, HOME, FullNeighborList
 from diffsim.md.forcefield import zero_forces
 
