@@ -27,14 +27,14 @@ from .integrators import kick_drift_atom
 from .potentials import _PAIR_FUNCS
 
 _A1 = ti.types.ndarray(ndim=1)
+_A2 = ti.types.ndarray(ndim=2)
+_A3 = ti.types.ndarray(ndim=3)
 
 #: the lagged step runs up to this many atoms. Side by side in one process (2 threads, 100-step
 #: runs alternating, median M atom-steps/s): 4,000 atoms f64 4.63 lagged against 4.20, f32 4.58
 #: against 4.26; 10,976 atoms 5.23 against 5.34; 32,000 atoms f32 5.34 against 5.38 (the lagged
 #: loop reads and writes each row's atom out of the atoms' order, and keeps two position copies)
 LAGGED_ATOMS = 8192
-_A2 = ti.types.ndarray(ndim=2)
-_A3 = ti.types.ndarray(ndim=3)
 
 
 def _make_step_kernel(pair):
@@ -113,7 +113,8 @@ def gather_kick_drift(potential, ff, cells, x, v, f, inv_m, cs, mode, seed, t, s
     ``cells.xg``; then ``kicks`` half-kicks with f[s] and the drift, the new positions into x[s] and
     ``cells.xg_next``, which then becomes ``cells.xg``. Returns the largest squared displacement from
     the list's reference positions (inf if any is NaN); at or beyond the list's rebuild limit the
-    caller rebuilds and gathers anew (f[s] then holds the forces before the drift)."""
+    caller rebuilds the list and then :func:`leave_pending` (f[s] still holds the forces before
+    the drift, which the next launch overwrites)."""
     if potential.kind not in _LAGGED:
         _LAGGED[potential.kind] = _make_lagged_kernel(_PAIR_FUNCS[potential.kind])
     args = potential.gather_args(ff, cells)  # first: it remakes the list's gather form after a build
