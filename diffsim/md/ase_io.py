@@ -103,7 +103,8 @@ def frame_atoms(model: Model, positions, velocities=None):
     """ASE ``Atoms`` of one frame of ``model`` in either unit system (for trajectory files):
     positions (n, 3) in the model's length unit, velocities (n, 3) converted from Angstrom/fs to
     ASE's unit for ``units="metal"``, passed unchanged (sigma/tau) in reduced units. Symbols: the
-    model's, else 'X' (ASE's placeholder element)."""
+    model's, else 'X' (ASE's placeholder element); with more than one type, the types in
+    ``atoms.arrays["type"]`` (extended XYZ writes it as a column)."""
     u = _ase()
     from ase import Atoms
 
@@ -114,6 +115,8 @@ def frame_atoms(model: Model, positions, velocities=None):
     if velocities is not None:
         scale = 1.0 / u.fs if model.units == "metal" else 1.0
         atoms.set_velocities(np.asarray(velocities, dtype=np.float64) * scale)
+    if model.ntypes > 1:  # types apart even when unnamed (all "X"): the array ASE's LAMMPS readers fill
+        atoms.arrays["type"] = np.asarray(model.types, dtype=np.int64)
     return atoms
 
 
@@ -121,7 +124,10 @@ def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces
     """Write an extended-XYZ trajectory (plain text, no ASE needed; ASE and OVITO read it).
 
     frames: (T, n, 3) or a list of (n, 3) positions in the model's length unit; energies (T,)
-    and forces (T, n, 3) optional; wrap: fold positions into the box (periodic axes).
+    and forces (T, n, 3) optional; wrap: fold positions into the box (periodic axes). Each atom's
+    line holds its species (``symbols`` per type, else the model's, else ASE's placeholder ``X``), its
+    mass (``masses``, the model's unit) and, with more than one type, its type (``type``, an
+    integer column: ASE reads it as ``atoms.arrays["type"]``).
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim == 2:
@@ -129,7 +135,8 @@ def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces
     if frames.ndim != 3 or frames.shape[1:] != (model.n, 3):
         raise ConfigError(f"frames must have shape (T, {model.n}, 3), got {frames.shape}")
     syms = list(symbols or model.symbols or [])
-    syms += [f"X{t}" if model.ntypes > 1 else "X" for t in range(len(syms), model.ntypes)]
+    syms += ["X"] * (model.ntypes - len(syms))  # ASE's placeholder element; "X0", "X1" are no element ASE reads
+    typed = model.ntypes > 1  # the type of each atom in a column of its own, so unnamed types stay apart
     box = model.box
     lattice = " ".join(f"{v:.10g}" for v in _ase_cell(model).ravel())
     pbc = " ".join("T" if b > 0 else "F" for b in box)
@@ -143,13 +150,15 @@ def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces
                 per = box > 0
                 pos = pos.copy()
                 pos[:, per] -= box[per] * np.floor(pos[:, per] / box[per])
-            props = "species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else "")
+            props = ("species:S:1:pos:R:3:masses:R:1" + (":type:I:1" if typed else "")
+                     + (":forces:R:3" if forces is not None else ""))
             head = f'Lattice="{lattice}" Properties={props} pbc="{pbc}"'
             if energies is not None:
                 head += f" energy={float(energies[k]):.12g}"
             fh.write(f"{model.n}\n{head}\n")
             for i in range(model.n):
-                line = f"{syms[model.types[i]]} {pos[i, 0]:.10f} {pos[i, 1]:.10f} {pos[i, 2]:.10f}"
+                line = (f"{syms[model.types[i]]} {pos[i, 0]:.10f} {pos[i, 1]:.10f} {pos[i, 2]:.10f} "
+                        f"{model.masses[i]:.10g}" + (f" {model.types[i]}" if typed else ""))
                 if forces is not None:
                     fi = forces[k][i]
                     line += f" {fi[0]:.10f} {fi[1]:.10f} {fi[2]:.10f}"
