@@ -46,11 +46,15 @@ def lammps_cell(cell):
     return h, np.linalg.solve(cell, h)
 
 
-def from_ase(atoms, units: str = "metal") -> Model:
+def from_ase(atoms, units: str = "metal", symbols=None) -> Model:
     """A Model from ASE ``Atoms``: types numbered by first appearance of each chemical symbol,
-    box from an orthorhombic cell with non-periodic axes open, or a tilted cell (periodic on every
-    axis) rotated into LAMMPS's orientation with positions and velocities (module doc; see
-    :func:`lammps_cell`). Only ``units="metal"``."""
+    or, with ``symbols`` (one chemical symbol per type, e.g. an EAM file's ``EAM.elements``), atoms
+    of ``symbols[t]`` get type t (an element not listed is a ConfigError); box from an orthorhombic
+    cell with non-periodic axes open, or a tilted cell (periodic on every axis) rotated into
+    LAMMPS's orientation with positions and velocities (module doc; see :func:`lammps_cell`).
+    Only ``units="metal"``. Pass ``symbols`` whenever types must mean the same elements across
+    structures or match a potential's: by first appearance, Ag-first and Cu-first structures of
+    one alloy number their elements differently."""
     u = _ase()
     if units != "metal":
         raise ConfigError("from_ase gives Angstrom/eV/amu/fs, i.e. units='metal'")
@@ -68,11 +72,27 @@ def from_ase(atoms, units: str = "metal") -> Model:
         pos, vel = pos @ rot, vel @ rot
     else:
         box = np.where(pbc, np.diag(cell), 0.0)
-    symbols = atoms.get_chemical_symbols()
-    order = list(dict.fromkeys(symbols))
-    types = np.array([order.index(s) for s in symbols], dtype=np.int32)
+    present = atoms.get_chemical_symbols()
+    order = list(dict.fromkeys(present)) if symbols is None else _symbol_order(symbols, present)
+    types = np.array([order.index(s) for s in present], dtype=np.int32)
     return Model(pos, masses=atoms.get_masses(), types=types, box=box, velocities=vel,
                  units="metal", symbols=order)
+
+
+def _symbol_order(symbols, present) -> list:
+    """``symbols`` (one chemical symbol per type) as a list, checked: no repeats, and every
+    element of ``present`` (the atoms' symbols) among them."""
+    if isinstance(symbols, str):
+        raise ConfigError(f"symbols must be a list of chemical symbols, one per type (e.g. ['Cu', 'Ag']), got "
+                          f"the string {symbols!r}")
+    order = [str(s) for s in symbols]
+    if len(set(order)) != len(order):
+        raise ConfigError(f"symbols {order} name an element twice: give each type its own element")
+    missing = [s for s in dict.fromkeys(present) if s not in order]
+    if missing:
+        raise ConfigError(f"the atoms hold {missing}, which symbols {order} do not list: add them (a potential "
+                          "file's elements, e.g. EAM.elements, list the elements it models)")
+    return order
 
 
 def _ase_cell(model: Model) -> np.ndarray:

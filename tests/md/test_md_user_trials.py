@@ -106,3 +106,101 @@ def test_write_extxyz_of_unnamed_types_is_read_by_ase_with_types_and_masses(tmp_
     np.testing.assert_array_equal(back[1].arrays["type"], types)
     np.testing.assert_allclose(back[1].get_masses(), model.masses)
     assert back[1].get_potential_energy() == pytest.approx(2.0)
+
+
+def _two_element_setfl(path, rc=4.6, nr=250, nrho=250):
+    """A made-up Ni-Al-like setfl file written by ASE's writer: Born-Mayer pair terms, Gaussian
+    densities, an embedding -a sqrt(rho) + b rho^2 (all tapered to zero at rc)."""
+    from ase.calculators.eam import EAM as AseEAM
+
+    def taper(r):
+        x = np.minimum((np.asarray(r, dtype=np.float64) - rc) / 0.9, 0.0)
+        return x ** 4 / (1 + x ** 4)
+
+    amp, width, a, b = [1.0, 0.7], [2.2, 2.6], [2.0, 1.5], [0.03, 0.02]
+    density = [lambda r, k=k: amp[k] * np.exp(-(np.asarray(r) / width[k]) ** 2) * taper(r) for k in range(2)]
+    embedding = [lambda rho, k=k: -a[k] * np.sqrt(np.asarray(rho) + 0.1) + b[k] * np.asarray(rho) ** 2
+                 for k in range(2)]
+    rep = [[60.0, 45.0], [45.0, 35.0]]
+    phi = [[lambda r, i=i, j=j: rep[i][j] * np.exp(-2.0 * np.asarray(r)) * taper(r) for j in range(2)]
+           for i in range(2)]
+    calc = AseEAM(elements=["Ni", "Al"], embedded_energy=np.array(embedding), electron_density=np.array(density),
+                  phi=np.array(phi), cutoff=rc, form="alloy", Z=[28, 13], nr=nr, nrho=nrho, dr=(rc + 0.2) / nr,
+                  drho=8.0 / nrho, lattice=["fcc", "fcc"], mass=[58.693, 26.982], a=[3.52, 4.05],
+                  header=["made up\n", "Ni Al\n", "setfl\n"])
+    calc.Nelements = 2
+    calc.write_potential(str(path))
+    return str(path)
+
+
+def _nial(first, seed):
+    """A rattled 108-atom fcc Ni-Al cell whose first atom is ``first``: ASE's EAM results on it."""
+    from ase.build import bulk
+
+    atoms = bulk("Ni", "fcc", a=3.6, cubic=True).repeat((3, 3, 3))
+    rng = np.random.default_rng(seed)
+    symbols = np.where(rng.random(len(atoms)) < 0.4, "Al", "Ni")
+    symbols[0] = first
+    atoms.set_chemical_symbols(symbols.tolist())
+    atoms.positions += rng.normal(0, 0.07, atoms.positions.shape)
+    return atoms
+
+
+def test_an_al_first_alloy_gets_the_eam_files_elements_not_its_order_of_appearance(tmp_path):
+    """A Ni-Al cell whose first atom is Al, from ASE, on a Ni-Al setfl file: from_ase numbers
+    types by first appearance (Al = 0), the file has Ni = 0, and MDSystem ran each element on the
+    other's tables without a word (1721 eV for ASE's 493 eV on such a Cu-Ag cell). Now MDSystem
+    says so, and from_ase(atoms, symbols=eam.elements) gives ASE's EAM energies and forces."""
+    from ase.calculators.eam import EAM as AseEAM
+
+    from diffsim.errors import ConfigError
+    from diffsim.md import EAM, from_ase
+
+    path = _two_element_setfl(tmp_path / "NiAl.eam.alloy")
+    eam = EAM.from_setfl(path)
+    atoms = _nial("Al", 0)
+    wrong = from_ase(atoms)
+    assert wrong.symbols == ["Al", "Ni"]
+    with pytest.raises(ConfigError, match="symbols=eam.elements"):
+        MDSystem(wrong, ForceField([eam], wrong.types, wrong.box), dt=1.0)
+    model = from_ase(atoms, symbols=eam.elements)
+    assert model.symbols == ["Ni", "Al"] and model.types[0] == 1
+    system = MDSystem(model, ForceField([eam], model.types, model.box), dt=1.0)
+    ev = system.ff.evaluate(model.positions)
+    atoms.calc = AseEAM(potential=path)
+    assert ev.energy == pytest.approx(atoms.get_potential_energy(), rel=1e-10)
+    np.testing.assert_allclose(ev.forces, atoms.get_forces(), rtol=1e-8, atol=1e-10)
+    stray = atoms.copy()
+    stray[5].symbol = "Cu"
+    with pytest.raises(ConfigError, match="'Cu'"):
+        from_ase(stray, symbols=eam.elements)
+
+
+def test_force_matching_types_the_elements_of_every_ase_configuration_alike(tmp_path):
+    """Force matching on ASE configurations of a Ni-Al alloy, one Ni-first and one Al-first: each
+    configuration was typed by its own first appearance, so one of them had Ni and Al swapped and
+    the fit matched the wrong tables. At the file's own tables the loss is now zero to rounding
+    (ASE's EAM made the reference), and a pair potential's per-type parameters act on the same
+    element in both configurations (its predictions equal explicitly typed dict configurations)."""
+    from ase.calculators.eam import EAM as AseEAM
+
+    from diffsim.md import EAM, ForceMatching
+
+    path = _two_element_setfl(tmp_path / "NiAl.eam.alloy")
+    configs = [_nial("Ni", 2), _nial("Al", 3)]
+    for atoms in configs:
+        atoms.calc = AseEAM(potential=path)
+        atoms.get_forces()
+    fm = ForceMatching([EAM.from_setfl(path)], configs)
+    loss, _ = fm(fm.x0())
+    assert loss < 1e-16
+    lj = dict(epsilon=np.array([[0.3, 0.2], [0.2, 0.1]]), sigma=np.array([[2.2, 2.4], [2.4, 2.6]]), cutoff=4.0)
+    by_ase = ForceMatching([LennardJones(**lj)], configs)
+    order = {"Ni": 0, "Al": 1}  # first appearance over the configurations: configs[0] starts with Ni
+    dicts = [{"positions": a.get_positions(), "box": a.cell.lengths(), "energy": 0.0, "forces": a.get_forces(),
+              "types": [order[s] for s in a.get_chemical_symbols()]} for a in configs]
+    by_hand = ForceMatching([LennardJones(**lj)], dicts)
+    e_ase, f_ase = by_ase.predict()
+    e_hand, f_hand = by_hand.predict()
+    np.testing.assert_allclose(e_ase, e_hand, rtol=1e-12)
+    np.testing.assert_allclose(f_ase, f_hand, rtol=1e-12, atol=1e-12)
