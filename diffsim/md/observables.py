@@ -293,8 +293,10 @@ class PotentialEnergy(Cost):
 
 
 class KineticEnergy(Cost):
-    """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 (mass*velocity^2;
-    divide the weight by ftm for the energy unit in metal units)."""
+    """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 in the
+    model's energy unit (epsilon, or eV in metal units: :func:`~diffsim.md.model.kinetic_energy`'s
+    and the frames' kinetic energy, so that it adds to :class:`PotentialEnergy`; before, metal units
+    gave amu Angstrom^2/fs^2, 1/103.6 of the eV)."""
 
     def __init__(self, weight=1.0, running=False):
         self.weight, self.is_running = float(weight), bool(running)
@@ -302,10 +304,11 @@ class KineticEnergy(Cost):
     def running(self, system, x, u, slot0, t0, t1, loss):
         if not self.is_running:
             return []
-        return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight, loss)]
+        return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight / system.units.ftm, loss)]
 
     def terminal(self, system, x, slot, loss):
-        return [] if self.is_running else [launch(_ke_cost, x.v, slot, slot + 1, system.mass, self.weight, loss)]
+        return [] if self.is_running else [launch(_ke_cost, x.v, slot, slot + 1, system.mass,
+                                                  self.weight / system.units.ftm, loss)]
 
 
 class RDFMatch(Cost):
