@@ -154,6 +154,16 @@ def write_extxyz(path, frames, model: Model, symbols=None, energies=None, forces
         frames = frames[None]
     if frames.ndim != 3 or frames.shape[1:] != (model.n, 3):
         raise ConfigError(f"frames must have shape (T, {model.n}, 3), got {frames.shape}")
+    for name, value, shape in (("frames", frames, frames.shape), ("energies", energies, (len(frames),)),
+                               ("forces", forces, frames.shape)):
+        if value is None:
+            continue
+        a = np.asarray(value, dtype=np.float64)
+        if a.shape != shape:
+            raise ConfigError(f"{name} must have shape {shape} (one per frame), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            i = tuple(int(k) for k in np.argwhere(~np.isfinite(a))[0])
+            raise ConfigError(f"{name}{list(i)} is {a[i]}: a trajectory holds finite numbers only")
     syms = list(symbols or model.symbols or [])
     syms += ["X"] * (model.ntypes - len(syms))  # ASE's placeholder element; "X0", "X1" are no element ASE reads
     typed = model.ntypes > 1  # the type of each atom in a column of its own, so unnamed types stay apart

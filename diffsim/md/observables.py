@@ -245,9 +245,7 @@ class PressureMatch(Cost):
         if t.shape != (6,) or not np.all(np.isfinite(t) | np.isnan(t)) or np.all(np.isnan(t)):
             raise ConfigError(f"PressureMatch target must be a number or 6 components (xx, yy, zz, xy, xz, yz; NaN: "
                               f"free), got {target!r}")
-        if not np.isfinite(weight):
-            raise ConfigError(f"PressureMatch weight must be finite, got {weight!r}")
-        self.target_np, self.weight = t, float(weight)
+        self.target_np, self.weight = t, _real("PressureMatch", "weight", weight)
         self._arrays = None
 
     def terminal(self, system, x, slot, loss):
@@ -274,6 +272,18 @@ class PressureMatch(Cost):
                 launch(_tensor_cost, acc, target, weights, loss)]
 
 
+def _real(kind, name, value) -> float:
+    """``value`` as a finite float, else a ConfigError naming ``kind``'s ``name`` (a NaN weight or
+    target made the loss NaN without a word)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not np.isfinite(v):
+        raise ConfigError(f"{kind} {name} must be a finite number, got {value!r}")
+    return v
+
+
 class PotentialEnergy(Cost):
     """weight * U(x_T) (terminal), or weight * (sum of U(x_t) over t < T) with ``running=True``;
     energy unit. Linear in U: to drive U (or its mean) to a target value, write the squared
@@ -283,7 +293,7 @@ class PotentialEnergy(Cost):
     requires = ("energy",)
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = float(weight), bool(running)
+        self.weight, self.is_running = _real("PotentialEnergy", "weight", weight), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         return [launch(_pe_cost, x.pe, slot0, slot0 + t1 - t0, self.weight, loss)] if self.is_running else []
@@ -299,7 +309,7 @@ class KineticEnergy(Cost):
     gave amu Angstrom^2/fs^2, 1/103.6 of the eV)."""
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = float(weight), bool(running)
+        self.weight, self.is_running = _real("KineticEnergy", "weight", weight), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         if not self.is_running:
@@ -318,8 +328,14 @@ class RDFMatch(Cost):
     requires = ("rdf",)
 
     def __init__(self, target, weight=1.0):
-        self.target_np = np.asarray(target, dtype=np.float64)
-        self.weight = float(weight)
+        try:
+            self.target_np = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            self.target_np = np.array(np.nan)
+        if self.target_np.ndim != 1 or not np.all(np.isfinite(self.target_np)):
+            raise ConfigError(f"RDFMatch target must be a 1-D array of finite g(r) values, one per RDF bin, got "
+                              f"{target!r}")
+        self.weight = _real("RDFMatch", "weight", weight)
         self._target = None
 
     def terminal(self, system, x, slot, loss):
@@ -338,7 +354,7 @@ class MSDMatch(Cost):
     requires = ("msd",)
 
     def __init__(self, target, weight=1.0):
-        self.target, self.weight = float(target), float(weight)
+        self.target, self.weight = _real("MSDMatch", "target", target), _real("MSDMatch", "weight", weight)
         self._acc = None
 
     def terminal(self, system, x, slot, loss):

@@ -6,7 +6,19 @@ import itertools
 import numpy as np
 import pytest
 
-from diffsim.md import ForceField, LennardJones, MDSystem, Model, fcc_lattice, write_extxyz
+from diffsim.md import (
+    ForceField,
+    KineticEnergy,
+    Langevin,
+    LennardJones,
+    MDSystem,
+    Model,
+    MSDMatch,
+    PotentialEnergy,
+    RDFMatch,
+    fcc_lattice,
+    write_extxyz,
+)
 
 ase = pytest.importorskip("ase")
 
@@ -211,7 +223,7 @@ def test_kinetic_energy_cost_is_in_ev_in_metal_units_and_adds_to_the_potential_e
     equal the total energy (eV) that simulate's frames report at that step, and KineticEnergy
     alone equals kinetic_energy(masses, v_T, "metal") (it gave amu A^2/fs^2: 0.0046 for 0.478 eV)."""
     from diffsim import Rollout, StoreAll
-    from diffsim.md import KineticEnergy, PotentialEnergy, kinetic_energy, maxwell_boltzmann
+    from diffsim.md import kinetic_energy, maxwell_boltzmann
 
     pos, box = fcc_lattice((3, 3, 3), a=5.4)
     masses = np.full(len(pos), 39.948)
@@ -272,3 +284,39 @@ def test_rdf_thermo_and_pressure_cost_in_a_tilted_binary_mixture():
                     ["epsilon", "sigma"])
     rep = gradcheck(obj, obj.x0(), rtol=1e-6, step=1e-4)  # 1e-6 leaves epsilon[0,0] (-1.25e-4) at FD noise
     assert rep.ok, str(rep)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: RDFMatch([1.0, np.nan, 1.0]), "RDFMatch target"),
+    (lambda: RDFMatch([1.0] * 3, weight=np.nan), "RDFMatch weight"),
+    (lambda: MSDMatch(np.inf), "MSDMatch target"),
+    (lambda: MSDMatch(1.0, weight=np.nan), "MSDMatch weight"),
+    (lambda: KineticEnergy(np.nan), "KineticEnergy weight"),
+    (lambda: PotentialEnergy(np.nan), "PotentialEnergy weight"),
+    (lambda: Langevin(1.0, 1.0, seed=1.5), "Langevin seed"),
+    (lambda: Langevin(1.0, 1.0, seed=-3), "Langevin seed"),
+])
+def test_nan_cost_settings_and_a_fractional_seed_are_named(make, message):
+    """A NaN weight or target made the loss NaN without a word; Langevin(seed=1.5) ran as seed 1."""
+    from diffsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_write_extxyz_names_misshaped_energies_and_forces_and_nan_positions(tmp_path):
+    """Were an IndexError from inside the writer (energies shorter than the frames, forces of
+    another shape) and a file of 'nan' positions."""
+    from diffsim.errors import ConfigError
+
+    pos, box = fcc_lattice((2, 2, 2), density=0.8)
+    model = Model(pos, box=box)
+    path = tmp_path / "t.extxyz"
+    with pytest.raises(ConfigError, match=r"energies must have shape \(2,\)"):
+        write_extxyz(path, [pos, pos], model, energies=[1.0])
+    with pytest.raises(ConfigError, match=r"forces must have shape \(2, 32, 3\)"):
+        write_extxyz(path, [pos, pos], model, forces=np.zeros((2, 3, 3)))
+    bad = pos.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ConfigError, match=r"frames\[1, 4, 1\] is nan"):
+        write_extxyz(path, [pos, bad], model)
