@@ -80,11 +80,13 @@ def _element_order(potentials, configs):
     present = list(dict.fromkeys(s for cfg in configs if _is_ase(cfg) for s in cfg.get_chemical_symbols()))
     if not present:
         return None
-    for p in [potentials] if isinstance(potentials, Potential) else list(potentials):
-        elements = getattr(p, "elements", None)
-        if elements and all(s in elements for s in present):
-            return list(elements)
-    return present
+    potentials = [potentials] if isinstance(potentials, Potential) else list(potentials)
+    order = next((list(p.elements) for p in potentials
+                  if getattr(p, "elements", None) and all(s in p.elements for s in present)), present)
+    for p in potentials:  # an element an EAM file does not model would run on another's tables
+        if hasattr(p, "check_symbols"):
+            p.check_symbols(order)
+    return order
 
 
 def _config_arrays(c, cfg, symbols=None):

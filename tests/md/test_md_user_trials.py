@@ -195,7 +195,9 @@ def test_force_matching_types_the_elements_of_every_ase_configuration_alike(tmp_
     (ASE's EAM made the reference), and a pair potential's per-type parameters act on the same
     element in both configurations (its predictions equal explicitly typed dict configurations)."""
     from ase.calculators.eam import EAM as AseEAM
+    from ase.calculators.singlepoint import SinglePointCalculator
 
+    from diffsim.errors import ConfigError
     from diffsim.md import EAM, ForceMatching
 
     path = _two_element_setfl(tmp_path / "NiAl.eam.alloy")
@@ -206,6 +208,11 @@ def test_force_matching_types_the_elements_of_every_ase_configuration_alike(tmp_
     fm = ForceMatching([EAM.from_setfl(path)], configs)
     loss, _ = fm(fm.x0())
     assert loss < 1e-16
+    stray = configs[1].copy()  # Cu where it had Al: Cu is not in the Ni-Al file, it ran on Ni's tables
+    stray.set_chemical_symbols(["Cu" if s == "Al" else s for s in stray.get_chemical_symbols()])
+    stray.calc = SinglePointCalculator(stray, energy=configs[1].get_potential_energy(), forces=configs[1].get_forces())
+    with pytest.raises(ConfigError, match="type 0 is 'Cu'"):
+        ForceMatching([EAM.from_setfl(path)], [stray])
     lj = dict(epsilon=np.array([[0.3, 0.2], [0.2, 0.1]]), sigma=np.array([[2.2, 2.4], [2.4, 2.6]]), cutoff=4.0)
     by_ase = ForceMatching([LennardJones(**lj)], configs)
     order = {"Ni": 0, "Al": 1}  # first appearance over the configurations: configs[0] starts with Ni
