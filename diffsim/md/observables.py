@@ -68,18 +68,25 @@ def pressure_tensor(virial_tensor, volume, masses=None, velocities=None, units="
     return w / float(volume)
 
 
-def rdf_smoothed(positions, box, r, width, reach=None):
+def rdf_smoothed(positions, box, r, width, reach=None, tilt=None):
     """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
-    positions (n, 3), box (3,) all periodic, r: bin centres (length), width: Gaussian sigma."""
+    positions (n, 3), box (3,) all periodic (with optional ``tilt`` (xy, xz, yz)) or a
+    lower-triangular (3, 3) cell (``Model.cell``), r: bin centres (length), width: Gaussian sigma.
+    (A (3, 3) cell was an IndexError, an open axis g = 0 without a word: now the first is read as a
+    cell and the second is a ConfigError.)"""
+    from .model import parse_cell
+
     x = np.asarray(positions, dtype=np.float64)
-    box = np.asarray(box, dtype=np.float64)
+    box, tilt = parse_cell(box, tilt)
+    if not np.all(box > 0):
+        raise ConfigError(f"rdf_smoothed needs a cell periodic on all three axes (a volume), got box {box.tolist()}")
     r = np.asarray(r, dtype=np.float64)
     n = len(x)
     vol = float(np.prod(box))
     reach = r.max() + 4 * width if reach is None else reach
     g = np.zeros_like(r)
     for i in range(n - 1):
-        d = min_image_np(x[i] - x[i + 1:], box)
+        d = min_image_np(x[i] - x[i + 1:], box, tilt)
         rij = np.sqrt(np.sum(d * d, axis=1))
         rij = rij[rij < reach]
         diff = r[None, :] - rij[:, None]

@@ -327,3 +327,26 @@ def test_write_extxyz_names_misshaped_energies_and_forces_and_nan_positions(tmp_
     bad[4, 1] = np.nan
     with pytest.raises(ConfigError, match=r"frames\[1, 4, 1\] is nan"):
         write_extxyz(path, [pos, bad], model)
+
+
+def test_rdf_smoothed_of_a_tilted_cell_equals_the_image_sum_and_open_boxes_are_refused():
+    """rdf_smoothed failed on a (3, 3) cell (IndexError) and had no tilts, and gave g = 0 for a box
+    with an open axis: now the cell, or box and tilts, give the NumPy image sum's RDF, and an open
+    axis is a ConfigError."""
+    from diffsim.errors import ConfigError
+    from diffsim.md import rdf_smoothed
+
+    model, h, _ = _binary_mixture_in_a_skewed_cell(n=40)
+    r, width = np.linspace(0.9, 2.0, 6), 0.1
+    frac = np.linalg.solve(h.T, model.positions.T).T
+    x = (frac - np.floor(frac)) @ h
+    shifts = np.array(list(itertools.product(range(-2, 3), repeat=3))) @ h
+    g = np.zeros_like(r)
+    for i, j in itertools.combinations(range(model.n), 2):
+        d = np.linalg.norm(x[i] - x[j] + shifts, axis=1)
+        g += np.exp(-(r[None, :] - d[d < r.max() + 4 * width][:, None]) ** 2 / (2 * width ** 2)).sum(0)
+    g *= np.linalg.det(h) / (model.n * (model.n - 1) / 2) / (np.sqrt(2 * np.pi) * width * 4 * np.pi * r ** 2)
+    np.testing.assert_allclose(rdf_smoothed(model.positions, model.cell, r, width), g, rtol=1e-12)
+    np.testing.assert_allclose(rdf_smoothed(model.positions, model.box, r, width, tilt=model.tilt), g, rtol=1e-12)
+    with pytest.raises(ConfigError, match="periodic on all three axes"):
+        rdf_smoothed(model.positions, [7.0, 6.5, 0.0], r, width)
