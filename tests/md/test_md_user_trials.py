@@ -350,3 +350,19 @@ def test_rdf_smoothed_of_a_tilted_cell_equals_the_image_sum_and_open_boxes_are_r
     np.testing.assert_allclose(rdf_smoothed(model.positions, model.box, r, width, tilt=model.tilt), g, rtol=1e-12)
     with pytest.raises(ConfigError, match="periodic on all three axes"):
         rdf_smoothed(model.positions, [7.0, 6.5, 0.0], r, width)
+
+
+def test_brute_force_pairs_of_a_cell_matrix_is_the_tilted_cells_pairs():
+    """brute_force_pairs(positions, model.cell, rc) read the (3, 3) cell as three configurations'
+    boxes (row 0: periodic along x only) and returned another pair list without a word."""
+    from diffsim.md import brute_force_pairs
+
+    model, h, _ = _binary_mixture_in_a_skewed_cell(n=40)
+    rc = 2.4
+    frac = np.linalg.solve(h.T, model.positions.T).T
+    x = (frac - np.floor(frac)) @ h
+    shifts = np.array(list(itertools.product(range(-2, 3), repeat=3))) @ h
+    expect = [(i, j) for i, j in itertools.combinations(range(model.n), 2)
+              if np.linalg.norm(x[i] - x[j] + shifts, axis=1).min() < rc]
+    np.testing.assert_array_equal(brute_force_pairs(model.positions, model.cell, rc), expect)
+    np.testing.assert_array_equal(brute_force_pairs(model.positions, model.box, rc, tilt=model.tilt), expect)
