@@ -149,6 +149,10 @@ class NeighborList:
         if cutoff <= 0 or skin < 0:
             raise ConfigError(f"neighbour list needs cutoff > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
         self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
+        if cfg is None and tilts is None and np.shape(boxes) == (3, 3):  # a cell (Model.cell), as ForceField reads it
+            from .model import parse_cell
+
+            boxes, tilts = parse_cell(boxes, None)
         boxes = np.zeros((1, 3)) if boxes is None else np.asarray(boxes, dtype=np.float64)
         if boxes.ndim == 1:
             boxes = boxes[None]

@@ -366,3 +366,8 @@ def test_brute_force_pairs_of_a_cell_matrix_is_the_tilted_cells_pairs():
               if np.linalg.norm(x[i] - x[j] + shifts, axis=1).min() < rc]
     np.testing.assert_array_equal(brute_force_pairs(model.positions, model.cell, rc), expect)
     np.testing.assert_array_equal(brute_force_pairs(model.positions, model.box, rc, tilt=model.tilt), expect)
+    from diffsim.md import NeighborList
+
+    nl = NeighborList(model.n, rc, 0.3, model.cell)  # it read the rows as three boxes, using the first only
+    np.testing.assert_array_equal(nl.boxes_np, [model.box])
+    np.testing.assert_array_equal(nl.tilts_np, [model.tilt])
