@@ -54,7 +54,9 @@ def from_ase(atoms, units: str = "metal", symbols=None) -> Model:
     LAMMPS's orientation with positions and velocities (module doc; see :func:`lammps_cell`).
     Only ``units="metal"``. Pass ``symbols`` whenever types must mean the same elements across
     structures or match a potential's: by first appearance, Ag-first and Cu-first structures of
-    one alloy number their elements differently."""
+    one alloy number their elements differently. Atoms all of ASE's placeholder symbol "X" with a
+    ``type`` array (what :func:`to_ase` and the trajectory writers give for unnamed types) keep
+    those types (they came back as one type)."""
     u = _ase()
     if units != "metal":
         raise ConfigError("from_ase gives Angstrom/eV/amu/fs, i.e. units='metal'")
@@ -73,6 +75,11 @@ def from_ase(atoms, units: str = "metal", symbols=None) -> Model:
     else:
         box = np.where(pbc, np.diag(cell), 0.0)
     present = atoms.get_chemical_symbols()
+    if symbols is None and "type" in atoms.arrays and set(present) == {"X"}:
+        # unnamed types (to_ase, frame_atoms and write_extxyz of a model without symbols): one "X"
+        # symbol for every type would merge them into one
+        return Model(pos, masses=atoms.get_masses(), types=atoms.arrays["type"], box=box, velocities=vel,
+                     units="metal")
     order = list(dict.fromkeys(present)) if symbols is None else _symbol_order(symbols, present)
     types = np.array([order.index(s) for s in present], dtype=np.int32)
     return Model(pos, masses=atoms.get_masses(), types=types, box=box, velocities=vel,
@@ -102,7 +109,8 @@ def _ase_cell(model: Model) -> np.ndarray:
 
 def to_ase(model: Model, positions=None, velocities=None, symbols=None):
     """ASE ``Atoms`` of ``model`` (optionally with other positions (n, 3), Angstrom, and
-    velocities, Angstrom/fs). ``symbols``: one per type (default the model's, else 'X')."""
+    velocities, Angstrom/fs). ``symbols``: one per type (default the model's, else 'X'); with more
+    than one type, the types also in ``atoms.arrays["type"]``."""
     u = _ase()
     from ase import Atoms
 
@@ -116,6 +124,8 @@ def to_ase(model: Model, positions=None, velocities=None, symbols=None):
                   cell=_ase_cell(model), pbc=model.box > 0)
     vel = model.velocities if velocities is None else np.asarray(velocities, dtype=np.float64)
     atoms.set_velocities(vel / u.fs)
+    if model.ntypes > 1:  # as frame_atoms: types apart even when unnamed (all "X")
+        atoms.arrays["type"] = np.asarray(model.types, dtype=np.int64)
     return atoms
 
 

@@ -371,3 +371,26 @@ def test_brute_force_pairs_of_a_cell_matrix_is_the_tilted_cells_pairs():
     nl = NeighborList(model.n, rc, 0.3, model.cell)  # it read the rows as three boxes, using the first only
     np.testing.assert_array_equal(nl.boxes_np, [model.box])
     np.testing.assert_array_equal(nl.tilts_np, [model.tilt])
+
+
+def test_unnamed_types_survive_to_ase_and_a_written_trajectory_back_to_from_ase(tmp_path):
+    """A two-type metal model without symbols: to_ase gave every atom "X", and from_ase made one
+    type of them (a binary LJ mixture came back as a one-component fluid). The types now come back
+    from to_ase and from a streamed extended XYZ frame, and the force field gives the same energy."""
+    from ase.io import read
+
+    from diffsim.md import from_ase, to_ase
+
+    pos, box = fcc_lattice((3, 3, 3), a=5.6)
+    types = np.arange(len(pos)) % 3 == 0
+    model = Model(pos, masses=np.where(types, 83.8, 39.948), types=types.astype(int), box=box, units="metal")
+    lj = dict(epsilon=np.array([[0.0104, 0.0125], [0.0125, 0.015]]), sigma=np.array([[3.4, 3.5], [3.5, 3.6]]),
+              cutoff=8.0)
+    energy = ForceField([LennardJones(**lj)], model.types, model.box).evaluate(pos).energy
+    system = MDSystem(model, ForceField([LennardJones(**lj)], model.types, model.box), dt=2.0)
+    system.simulate(0, record_every=1, trajectory=tmp_path / "f.extxyz")
+    for atoms in (to_ase(model), read(tmp_path / "f.extxyz")):
+        back = from_ase(atoms)
+        np.testing.assert_array_equal(back.types, model.types)
+        ev = ForceField([LennardJones(**lj)], back.types, back.box).evaluate(back.positions)
+        assert ev.energy == pytest.approx(energy, rel=1e-9)
