@@ -1,7 +1,12 @@
 """Bonded terms over listed atoms: :class:`HarmonicBond` ``e = k/2 (r - r0)^2`` over bonds (i, j)
 and :class:`HarmonicAngle` ``e = k/2 (theta - theta0)^2`` over angles (i, j, k), j the vertex,
 theta in radians; parameters one per bond or angle type (see :mod:`diffsim.md.terms` for what
-the launches add)."""
+the launches add).
+
+Pair potentials in the same force field act on bonded atoms too: there are no exclusions (as
+LAMMPS's ``special_bonds lj 1 1 1``, not its default ``0 0 0``, which drops 1-2, 1-3 and 1-4
+pairs). A model written for excluded pairs (most molecular force fields) needs its pair terms
+switched off between bonded atoms another way, e.g. by atom types whose pair epsilon is zero."""
 
 import numpy as np
 import taichi as ti

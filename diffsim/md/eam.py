@@ -210,6 +210,7 @@ class EAM(Potential):
         self.prefix = prefix
         self.nel, self.drho, self.dr, self.cutoff = nel, float(drho), float(dr), float(cutoff)
         self.elements = list(elements) if elements is not None else [f"X{k}" for k in range(nel)]
+        self._named = elements is not None  # real chemical symbols, to check a model's types against
         self.meta = meta
         self._params = {"embedding": _ndarray(emb, True), "density": _ndarray(den, True), "phi": _ndarray(ph, True)}
         self._slopes = {"embedding": SplineSlopes(self._params["embedding"], self.drho),
@@ -273,6 +274,20 @@ class EAM(Potential):
         if ntypes > self.nel:
             raise ConfigError(f"the model has atom types 0..{ntypes - 1} but the EAM tables hold {self.nel} elements "
                               f"({self.elements})")
+
+    def check_symbols(self, symbols):
+        """A ConfigError when ``symbols`` (a model's chemical symbol per type) put another element
+        on a type than these tables do (type t is ``elements[t]``): ASE structures typed by first
+        appearance (:func:`~diffsim.md.ase_io.from_ase` without ``symbols=``) silently got the
+        other element's tables, e.g. 1721 eV for ASE's 493 eV on an Ag-first Cu-Ag cell."""
+        if not self._named:
+            return
+        wrong = [(t, s) for t, s in enumerate(list(symbols)[:self.nel]) if s != self.elements[t]]
+        if wrong:
+            t, s = wrong[0]
+            raise ConfigError(f"the model's type {t} is {s!r} but the EAM tables' type {t} is {self.elements[t]!r} "
+                              f"(model symbols {list(symbols)}, EAM elements {self.elements}): number the types as "
+                              "the tables do, e.g. from_ase(atoms, symbols=eam.elements)")
 
     def _pack(self, name, value):
         return np.asarray(value, dtype=np.float64).reshape(self._params[name].shape)

@@ -19,6 +19,7 @@ from ..errors import ConfigError, DiffsimError
 from ..runtime import config
 from .forcefield import ForceField
 from .model import atom_types, parse_cell
+from .terms import Potential
 
 _A1 = ti.types.ndarray(ndim=1)
 _A2 = ti.types.ndarray(ndim=2)
@@ -68,14 +69,35 @@ def _check_finite(c, positions, box, energy, forces):
                               "finite; fix or drop this configuration")
 
 
-def _config_arrays(c, cfg):
+def _is_ase(cfg) -> bool:
+    return hasattr(cfg, "get_positions") and hasattr(cfg, "get_forces")  # ASE Atoms with a calculator
+
+
+def _element_order(potentials, configs):
+    """One chemical symbol per atom type for all ASE configurations together: a potential's own
+    elements (an EAM file's) when they cover every element present, else the order of first
+    appearance over the configurations in turn (None without ASE configurations)."""
+    present = list(dict.fromkeys(s for cfg in configs if _is_ase(cfg) for s in cfg.get_chemical_symbols()))
+    if not present:
+        return None
+    potentials = [potentials] if isinstance(potentials, Potential) else list(potentials)
+    order = next((list(p.elements) for p in potentials
+                  if getattr(p, "elements", None) and all(s in p.elements for s in present)), present)
+    for p in potentials:  # an element an EAM file does not model would run on another's tables
+        if hasattr(p, "check_symbols"):
+            p.check_symbols(order)
+    return order
+
+
+def _config_arrays(c, cfg, symbols=None):
     """(positions, types, box, tilt, energy, forces) from a dict, a Model with energy/forces, or
     ASE Atoms. A tilted ASE cell is rotated into LAMMPS's orientation (:func:`~diffsim.md.ase_io.from_ase`),
-    its reference forces with it. ``c``: the configuration's index, for the messages."""
-    if hasattr(cfg, "get_positions") and hasattr(cfg, "get_forces"):  # ASE Atoms with a calculator
+    its reference forces with it; ``symbols``: the element of each type for ASE Atoms. ``c``: the
+    configuration's index, for the messages."""
+    if _is_ase(cfg):
         from .ase_io import from_ase, lammps_cell
 
-        m = from_ase(cfg)
+        m = from_ase(cfg, symbols=symbols)
         forces = np.asarray(cfg.get_forces(), dtype=np.float64)
         _check_finite(c, m.positions, m.box, cfg.get_potential_energy(), forces)
         if m.triclinic:
@@ -107,7 +129,9 @@ class ForceMatching:
 
     configs: list of dicts {positions (n, 3), box (3,) or a lower-triangular (3, 3) cell (or box
         with tilt (xy, xz, yz)), types (n,), energy, forces (n, 3)} or ASE Atoms with results (a
-        tilted cell is rotated into LAMMPS's orientation, forces alike). Every periodic cell must
+        tilted cell is rotated into LAMMPS's orientation, forces alike; their elements are typed alike
+        in every configuration: as an EAM potential's ``elements`` when it lists them all, else in
+        the order they first appear over the configurations). Every periodic cell must
         be at least twice the largest cutoff across (its perpendicular widths when tilted).
     params: names of the fitted parameters (default: all of the potentials'); ``energy_offset``
         adds ``e0`` (energy per atom). ``log``: fit log(p) for these names (keeps them positive).
@@ -123,7 +147,8 @@ class ForceMatching:
         configs = list(configs)
         if not configs:
             raise ConfigError("force matching needs at least one configuration")
-        arrays = [_config_arrays(c, cfg) for c, cfg in enumerate(configs)]
+        symbols = _element_order(potentials, configs)
+        arrays = [_config_arrays(c, cfg, symbols) for c, cfg in enumerate(configs)]
         pos, types, boxes, tilts, cfg, eref, fref = [], [], [], [], [], [], []
         for c, (p, t, b, tilt, e, f) in enumerate(arrays):
             if p.ndim != 2 or p.shape[1] != 3 or f.shape != p.shape or np.shape(t) != (len(p),):

@@ -62,6 +62,9 @@ class Langevin:
                 and np.isfinite(self.friction) and self.friction >= 0):
             raise ConfigError(f"Langevin needs finite temperature >= 0 and friction >= 0, got temperature="
                               f"{self.temperature}, friction={self.friction}")
+        whole = isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+        if not (whole and 0 <= self.seed < 2 ** 31):  # the kernels take it as an i32: 1.5 ran as seed 1
+            raise ConfigError(f"Langevin seed must be an integer in [0, 2^31), got {self.seed!r}")
 
     def consts(self, dt, units):
         """The step kernel's constants [dt, force-to-acceleration factor, c1 = exp(-gamma dt), sqrt(1 - c1^2), kB T] of the Langevin step."""

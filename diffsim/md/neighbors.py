@@ -149,6 +149,10 @@ class NeighborList:
         if cutoff <= 0 or skin < 0:
             raise ConfigError(f"neighbour list needs cutoff > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
         self.n, self.cutoff, self.skin = int(n), float(cutoff), float(skin)
+        if cfg is None and tilts is None and np.shape(boxes) == (3, 3):  # a cell (Model.cell), as ForceField reads it
+            from .model import parse_cell
+
+            boxes, tilts = parse_cell(boxes, None)
         boxes = np.zeros((1, 3)) if boxes is None else np.asarray(boxes, dtype=np.float64)
         if boxes.ndim == 1:
             boxes = boxes[None]
@@ -344,9 +348,16 @@ class NeighborList:
 
 def brute_force_pairs(positions, box, cutoff, cfg=None, tilt=None) -> np.ndarray:
     """All pairs (i < j, same configuration) with minimum-image distance < cutoff (NumPy reference);
-    ``tilt``: optional triclinic tilts (xy, xz, yz), (3,) or (nconf, 3)."""
+    ``box``: (3,) edges (0: open), a lower-triangular (3, 3) cell (``Model.cell``; without ``cfg``,
+    as :class:`~diffsim.md.forcefield.ForceField` reads it: it was taken for three configurations'
+    boxes, periodic along x only), or (nconf, 3) with ``cfg``; ``tilt``: optional triclinic tilts
+    (xy, xz, yz), (3,) or (nconf, 3)."""
     x = np.asarray(positions, dtype=np.float64)
     n = len(x)
+    if cfg is None and np.shape(box) == (3, 3):  # one configuration's cell, not three boxes
+        from .model import parse_cell
+
+        box, tilt = parse_cell(box, tilt)
     cfg = np.zeros(n, int) if cfg is None else np.asarray(cfg)
     boxes = np.atleast_2d(np.asarray(box, dtype=np.float64))
     tilts = np.zeros_like(boxes) if tilt is None else np.broadcast_to(np.asarray(tilt, dtype=np.float64), boxes.shape)

@@ -68,18 +68,25 @@ def pressure_tensor(virial_tensor, volume, masses=None, velocities=None, units="
     return w / float(volume)
 
 
-def rdf_smoothed(positions, box, r, width, reach=None):
+def rdf_smoothed(positions, box, r, width, reach=None, tilt=None):
     """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
-    positions (n, 3), box (3,) all periodic, r: bin centres (length), width: Gaussian sigma."""
+    positions (n, 3), box (3,) all periodic (with optional ``tilt`` (xy, xz, yz)) or a
+    lower-triangular (3, 3) cell (``Model.cell``), r: bin centres (length), width: Gaussian sigma.
+    (A (3, 3) cell was an IndexError, an open axis g = 0 without a word: now the first is read as a
+    cell and the second is a ConfigError.)"""
+    from .model import parse_cell
+
     x = np.asarray(positions, dtype=np.float64)
-    box = np.asarray(box, dtype=np.float64)
+    box, tilt = parse_cell(box, tilt)
+    if not np.all(box > 0):
+        raise ConfigError(f"rdf_smoothed needs a cell periodic on all three axes (a volume), got box {box.tolist()}")
     r = np.asarray(r, dtype=np.float64)
     n = len(x)
     vol = float(np.prod(box))
     reach = r.max() + 4 * width if reach is None else reach
     g = np.zeros_like(r)
     for i in range(n - 1):
-        d = min_image_np(x[i] - x[i + 1:], box)
+        d = min_image_np(x[i] - x[i + 1:], box, tilt)
         rij = np.sqrt(np.sum(d * d, axis=1))
         rij = rij[rij < reach]
         diff = r[None, :] - rij[:, None]
@@ -245,9 +252,7 @@ class PressureMatch(Cost):
         if t.shape != (6,) or not np.all(np.isfinite(t) | np.isnan(t)) or np.all(np.isnan(t)):
             raise ConfigError(f"PressureMatch target must be a number or 6 components (xx, yy, zz, xy, xz, yz; NaN: "
                               f"free), got {target!r}")
-        if not np.isfinite(weight):
-            raise ConfigError(f"PressureMatch weight must be finite, got {weight!r}")
-        self.target_np, self.weight = t, float(weight)
+        self.target_np, self.weight = t, _real("PressureMatch", "weight", weight)
         self._arrays = None
 
     def terminal(self, system, x, slot, loss):
@@ -274,6 +279,18 @@ class PressureMatch(Cost):
                 launch(_tensor_cost, acc, target, weights, loss)]
 
 
+def _real(kind, name, value) -> float:
+    """``value`` as a finite float, else a ConfigError naming ``kind``'s ``name`` (a NaN weight or
+    target made the loss NaN without a word)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not np.isfinite(v):
+        raise ConfigError(f"{kind} {name} must be a finite number, got {value!r}")
+    return v
+
+
 class PotentialEnergy(Cost):
     """weight * U(x_T) (terminal), or weight * (sum of U(x_t) over t < T) with ``running=True``;
     energy unit. Linear in U: to drive U (or its mean) to a target value, write the squared
@@ -283,7 +300,7 @@ class PotentialEnergy(Cost):
     requires = ("energy",)
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = float(weight), bool(running)
+        self.weight, self.is_running = _real("PotentialEnergy", "weight", weight), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         return [launch(_pe_cost, x.pe, slot0, slot0 + t1 - t0, self.weight, loss)] if self.is_running else []
@@ -293,19 +310,22 @@ class PotentialEnergy(Cost):
 
 
 class KineticEnergy(Cost):
-    """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 (mass*velocity^2;
-    divide the weight by ftm for the energy unit in metal units)."""
+    """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 in the
+    model's energy unit (epsilon, or eV in metal units: :func:`~diffsim.md.model.kinetic_energy`'s
+    and the frames' kinetic energy, so that it adds to :class:`PotentialEnergy`; before, metal units
+    gave amu Angstrom^2/fs^2, 1/103.6 of the eV)."""
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = float(weight), bool(running)
+        self.weight, self.is_running = _real("KineticEnergy", "weight", weight), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         if not self.is_running:
             return []
-        return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight, loss)]
+        return [launch(_ke_cost, x.v, slot0, slot0 + t1 - t0, system.mass, self.weight / system.units.ftm, loss)]
 
     def terminal(self, system, x, slot, loss):
-        return [] if self.is_running else [launch(_ke_cost, x.v, slot, slot + 1, system.mass, self.weight, loss)]
+        return [] if self.is_running else [launch(_ke_cost, x.v, slot, slot + 1, system.mass,
+                                                  self.weight / system.units.ftm, loss)]
 
 
 class RDFMatch(Cost):
@@ -315,8 +335,14 @@ class RDFMatch(Cost):
     requires = ("rdf",)
 
     def __init__(self, target, weight=1.0):
-        self.target_np = np.asarray(target, dtype=np.float64)
-        self.weight = float(weight)
+        try:
+            self.target_np = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            self.target_np = np.array(np.nan)
+        if self.target_np.ndim != 1 or not np.all(np.isfinite(self.target_np)):
+            raise ConfigError(f"RDFMatch target must be a 1-D array of finite g(r) values, one per RDF bin, got "
+                              f"{target!r}")
+        self.weight = _real("RDFMatch", "weight", weight)
         self._target = None
 
     def terminal(self, system, x, slot, loss):
@@ -335,7 +361,7 @@ class MSDMatch(Cost):
     requires = ("msd",)
 
     def __init__(self, target, weight=1.0):
-        self.target, self.weight = float(target), float(weight)
+        self.target, self.weight = _real("MSDMatch", "target", target), _real("MSDMatch", "weight", weight)
         self._acc = None
 
     def terminal(self, system, x, slot, loss):

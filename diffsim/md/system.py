@@ -118,6 +118,9 @@ class MDSystem(System):
         if not np.allclose(forcefield.tilts_np[0], model.tilt):
             raise ConfigError(f"force field tilts {forcefield.tilts_np[0]} differ from the model's {model.tilt} "
                               "(build it with ForceField(..., tilt=model.tilt))")
+        for p in forcefield.potentials:  # a type must be the element the potential's tables give it
+            if hasattr(p, "check_symbols") and model.symbols:
+                p.check_symbols(model.symbols[:model.ntypes])
         real = isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
         if not (real and dt > 0 and np.isfinite(dt)):
             raise ConfigError(f"dt must be a positive finite time step (tau or fs), got {dt!r}")
