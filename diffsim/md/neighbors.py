@@ -349,9 +349,8 @@ class NeighborList:
 def brute_force_pairs(positions, box, cutoff, cfg=None, tilt=None) -> np.ndarray:
     """All pairs (i < j, same configuration) with minimum-image distance < cutoff (NumPy reference);
     ``box``: (3,) edges (0: open), a lower-triangular (3, 3) cell (``Model.cell``; without ``cfg``,
-    as :class:`~diffsim.md.forcefield.ForceField` reads it: it was taken for three configurations'
-    boxes, periodic along x only), or (nconf, 3) with ``cfg``; ``tilt``: optional triclinic tilts
-    (xy, xz, yz), (3,) or (nconf, 3)."""
+    as :class:`~diffsim.md.forcefield.ForceField` reads it), or (nconf, 3) with ``cfg``; ``tilt``:
+    optional triclinic tilts (xy, xz, yz), (3,) or (nconf, 3)."""
     x = np.asarray(positions, dtype=np.float64)
     n = len(x)
     if cfg is None and np.shape(box) == (3, 3):  # one configuration's cell, not three boxes

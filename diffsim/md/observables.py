@@ -72,8 +72,7 @@ def rdf_smoothed(positions, box, r, width, reach=None, tilt=None):
     """Smoothed RDF g(r) of one configuration (NumPy reference; formula in the module doc).
     positions (n, 3), box (3,) all periodic (with optional ``tilt`` (xy, xz, yz)) or a
     lower-triangular (3, 3) cell (``Model.cell``), r: bin centres (length), width: Gaussian sigma.
-    (A (3, 3) cell was an IndexError, an open axis g = 0 without a word: now the first is read as a
-    cell and the second is a ConfigError.)"""
+    A box with an open axis is a ConfigError (the RDF needs a volume)."""
     from .model import parse_cell
 
     x = np.asarray(positions, dtype=np.float64)
@@ -312,8 +311,7 @@ class PotentialEnergy(Cost):
 class KineticEnergy(Cost):
     """weight * K(v_T) (terminal) or weight * sum_{t < T} K(v_t) (running), K = sum m v^2 / 2 in the
     model's energy unit (epsilon, or eV in metal units: :func:`~diffsim.md.model.kinetic_energy`'s
-    and the frames' kinetic energy, so that it adds to :class:`PotentialEnergy`; before, metal units
-    gave amu Angstrom^2/fs^2, 1/103.6 of the eV)."""
+    and the frames' kinetic energy, so that it adds to :class:`PotentialEnergy`)."""
 
     def __init__(self, weight=1.0, running=False):
         self.weight, self.is_running = _real("KineticEnergy", "weight", weight), bool(running)
