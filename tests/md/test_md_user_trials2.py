@@ -98,6 +98,55 @@ def test_berendsen_barostat_in_metal_units_finds_argons_lattice_constant_under_p
     assert np.mean(out["pressure"][-20:]) == pytest.approx(p0, rel=0.02)
 
 
+def _copper_like_setfl(path, cutoff=4.6, n=400):
+    """A one-element EAM (exponential pair repulsion, exponential density, Finnis-Sinclair-like -sqrt embedding,
+    all tapered to zero at the cutoff) written with ASE's own setfl writer."""
+    from ase.calculators.eam import EAM as AseEAM
+
+    def taper(r):
+        x = np.minimum((np.asarray(r) - cutoff) / 0.8, 0.0)
+        return x ** 4 / (1 + x ** 4)
+
+    def phi(r):
+        return 0.3 * np.exp(-5.0 * (np.asarray(r) - 2.55)) * taper(r)
+
+    calc = AseEAM(elements=["Cu"], embedded_energy=np.array([lambda rho: -1.3 * np.sqrt(np.asarray(rho))]),
+                  electron_density=np.array([lambda r: np.exp(-3.0 * (np.asarray(r) - 2.55)) * taper(r)]),
+                  phi=np.array([[phi]]), cutoff=cutoff, form="alloy", Z=[29], nr=n, nrho=n, dr=(cutoff + 0.3) / n,
+                  drho=40.0 / n, lattice=["fcc"], mass=[63.546], a=[3.61], header=["copper-like\n", "trial\n", "setfl\n"])
+    calc.Nelements = 1
+    calc.write_potential(str(path))
+    return path
+
+
+def test_berendsen_barostat_finds_the_zero_pressure_lattice_constant_of_an_eam_metal(tmp_path):
+    """A copper-like EAM metal (tables written with ASE's setfl writer) at 5 K and zero pressure,
+    started 3 % too large: its lattice constant comes within 0.1 % of the minimum of ASE's
+    Birch-Murnaghan fit (``ase.eos``) of E(V) from ASE's own EAM calculator on the same file
+    (3.7070 A; B = 211 GPa, so kappa = 1/B in A^3/eV)."""
+    from ase.calculators.eam import EAM as AseEAM
+    from ase.eos import EquationOfState
+    from diffsim.md import EAM
+
+    path = _copper_like_setfl(tmp_path / "Cu.eam.alloy")
+    volumes, energies = [], []
+    for a in np.linspace(3.6, 3.8, 9):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.calc = AseEAM(potential=str(path))
+        volumes.append(atoms.get_volume())
+        energies.append(atoms.get_potential_energy())
+    v0, _e0, bulk_modulus = EquationOfState(volumes, energies, eos="birchmurnaghan").fit()
+    a0 = v0 ** (1 / 3)
+    eam = EAM.from_setfl(path)
+    pos, box = fcc_lattice((4, 4, 4), a=1.03 * a0)
+    m = np.full(len(pos), eam.masses[0])
+    model = Model(pos, box=box, masses=m, units="metal", velocities=maxwell_boltzmann(m, 5.0, seed=1, units="metal"))
+    system = MDSystem(model, ForceField([eam], model.types, box, skin=0.5), dt=2.0, integrator=Langevin(5.0, 0.01, seed=1))
+    out = equilibrate_npt(system, 1000, BerendsenBarostat(0.0, tau=200.0, compressibility=1 / bulk_modulus, every=20))
+    assert out["box"][0] / 4 == pytest.approx(a0, rel=1e-3)  # measured 1.0e-4 (thermal expansion at 5 K)
+    assert out["units"]["pressure"] == "eV/Angstrom^3"
+
+
 @pytest.mark.parametrize("cls", [BerendsenBarostat, StochasticCellRescaling])
 def test_a_max_strain_of_a_whole_box_length_or_more_is_refused(cls):
     """max_strain = 1.5 let the Berendsen box shrink to 1e-4 of itself in one rescaling."""
