@@ -263,3 +263,28 @@ def test_berendsen_barostat_reaches_the_density_of_the_johnson_zollweg_gubbins_e
     density = out["density"][len(out["density"]) // 3:]
     assert density.mean() == pytest.approx(0.75, abs=0.01)
     assert np.mean(out["pressure"][len(out["pressure"]) // 3:]) == pytest.approx(p0, abs=0.1)
+
+
+def test_eam_in_a_tilted_primitive_cell_from_ase_gives_ases_energy_forces_and_stress(tmp_path):
+    """fcc primitive cell (60-degree tilts) x 5^3, rattled, through ``from_ase`` (rotated into
+    LAMMPS's orientation): the energy, each atom's force magnitude and the eigenvalues of the
+    stress tensor equal ASE's EAM calculator on the same setfl file (1e-10)."""
+    from ase.calculators.eam import EAM as AseEAM
+
+    from diffsim.md import EAM, from_ase
+
+    path = _copper_like_setfl(tmp_path / "Cu.eam.alloy")
+    atoms = bulk("Cu", "fcc", a=3.7).repeat((5, 5, 5))
+    atoms.positions += np.random.default_rng(0).normal(0, 0.08, atoms.positions.shape)
+    atoms.calc = AseEAM(potential=str(path))
+    eam = EAM.from_setfl(path)
+    model = from_ase(atoms, symbols=eam.elements)
+    assert np.all(np.abs(model.tilt) > 1.0)  # a tilted cell
+    ev = ForceField([eam], model.types, model.box, tilt=model.tilt, skin=0.3).evaluate(model.positions)
+    assert ev.energy == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    f = np.linalg.norm(atoms.get_forces(), axis=1)
+    np.testing.assert_allclose(np.linalg.norm(ev.forces, axis=1), f, rtol=0, atol=1e-10 * f.max())
+    p = ev.pressure_tensor()
+    ours = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]])
+    ref = -atoms.get_stress(voigt=False)
+    np.testing.assert_allclose(np.linalg.eigvalsh(ours), np.linalg.eigvalsh(ref), rtol=1e-10)
