@@ -288,3 +288,24 @@ def test_eam_in_a_tilted_primitive_cell_from_ase_gives_ases_energy_forces_and_st
     ours = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]])
     ref = -atoms.get_stress(voigt=False)
     np.testing.assert_allclose(np.linalg.eigvalsh(ours), np.linalg.eigvalsh(ref), rtol=1e-10)
+
+
+def test_a_metal_model_left_at_one_amu_on_eam_tables_with_masses_is_warned(tmp_path):
+    """``Model(fcc_lattice(...), units="metal")`` without masses makes copper 1 amu: with an EAM
+    file that gives 63.546 amu, MDSystem used to run it silently (vibrations 8x too fast). Now it
+    warns; the file's masses, through ``eam.masses[types]``, do not."""
+    import warnings
+
+    from diffsim.md import EAM
+
+    eam = EAM.from_setfl(_copper_like_setfl(tmp_path / "Cu.eam.alloy"))
+    pos, box = fcc_lattice((4, 4, 4), a=3.7)
+    light = Model(pos, box=box, units="metal")
+    ff = ForceField([eam], light.types, box, skin=0.3)
+    with pytest.warns(UserWarning, match="63.546 amu"):
+        MDSystem(light, ff, dt=2.0)
+    right = Model(pos, box=box, units="metal", masses=eam.masses[light.types])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MDSystem(right, ff, dt=2.0)
+        MDSystem(Model(pos, box=box), ff, dt=0.005)  # reduced units: the file's amu say nothing
