@@ -76,7 +76,9 @@ class Evaluation:
         """Pressure tensor (6,) P_ab = (sum_i m_i v_ia v_ib + W_ab) / V in the order xx, yy, zz, xy,
         xz, yz (LAMMPS's ``compute pressure``), energy/length^3 (reduced: epsilon/sigma^3; metal:
         eV/Angstrom^3, times ``UNITS["metal"].pressure_in_bar`` for bar). Without velocities, the
-        virial part only (the kinetic part of atoms at rest). masses (n,), velocities (n, 3)."""
+        virial part only (the kinetic part of atoms at rest). masses (n,), velocities (n, 3);
+        units: "lj", "metal", or the Model or MDSystem they come from (the force field does not
+        know its units: say them, or the kinetic part is read in reduced units)."""
         from .observables import pressure_tensor
 
         return pressure_tensor(self.virial_tensor, self.volume, masses, velocities, units)

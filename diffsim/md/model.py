@@ -237,7 +237,8 @@ def fcc_lattice(cells=(5, 5, 5), density: float | None = 0.8442, a: float | None
 
 def maxwell_boltzmann(masses, temperature: float, seed: int = 0, units: str = "lj") -> np.ndarray:
     """Gaussian velocities (n, 3) with zero total momentum, scaled to exactly ``temperature``
-    (epsilon/k_B or K) with 3n - 3 degrees of freedom."""
+    (epsilon/k_B or K) with 3n - 3 degrees of freedom. units: "lj", "metal", or the
+    :class:`Model` or MDSystem whose units to use."""
     masses = np.asarray(masses, dtype=np.float64)
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ConfigError(f"temperature must be finite and >= 0, got {temperature}")
@@ -255,13 +256,15 @@ def maxwell_boltzmann(masses, temperature: float, seed: int = 0, units: str = "l
 
 
 def kinetic_energy(masses, velocities, units: str = "lj") -> float:
-    """0.5 sum m v^2 in the energy unit."""
+    """0.5 sum m v^2 in the energy unit (units: "lj", "metal", or a Model or MDSystem: its units)."""
     m = np.asarray(masses, dtype=np.float64)
     return float(0.5 * np.sum(m[:, None] * np.asarray(velocities) ** 2) / get_units(units).ftm)
 
 
 def temperature(masses, velocities, units: str = "lj", dof: int | None = None) -> float:
-    """2 KE / (dof k_B), dof = 3n - 3 by default (momentum conserved)."""
+    """2 KE / (dof k_B), dof = 3n - 3 by default (momentum conserved); units: "lj", "metal", or a
+    Model or MDSystem (its units: a metal-units model's velocities read as reduced give a
+    temperature ~100x off)."""
     n = np.asarray(masses).size
     dof = max(3 * n - 3, 1) if dof is None else dof
     return 2.0 * kinetic_energy(masses, velocities, units) / (dof * get_units(units).kB)

@@ -48,14 +48,15 @@ from .system import MDSystem, _count
 
 
 def _check_coupling(barostat):
-    """A barostat's pressure (finite), tau, compressibility and max_strain (finite, > 0) and
+    """A barostat's pressure (finite), tau, compressibility and max_strain (finite, > 0; max_strain < 1) and
     every (a whole number >= 1), each named in a ConfigError."""
     kind = type(barostat).__name__
     for name in ("pressure", "tau", "compressibility", "max_strain"):
         v = getattr(barostat, name)
         real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        if not (real and np.isfinite(v)) or (name != "pressure" and v <= 0):
-            raise ConfigError(f"{kind} {name} must be a finite number{'' if name == 'pressure' else ' > 0'}, "
+        if not (real and np.isfinite(v)) or (name != "pressure" and v <= 0) or (name == "max_strain" and v >= 1):
+            raise ConfigError(f"{kind} {name} must be a finite number{'' if name == 'pressure' else ' > 0'}"
+                              f"{' and < 1 (a fraction of the box length)' if name == 'max_strain' else ''}, "
                               f"got {v!r}")
     if _count("every", barostat.every) < 1:
         raise ConfigError(f"{kind} every must be >= 1 step, got {barostat.every}")
@@ -67,9 +68,9 @@ class BerendsenBarostat:
 
     pressure: target P0 (energy/length^3: epsilon/sigma^3 or eV/Angstrom^3; divide bar by
     ``UNITS["metal"].pressure_in_bar``). tau: coupling time (tau or fs). compressibility: kappa
-    (length^3/energy; about 0.05-0.1 sigma^3/epsilon for a dense LJ liquid, 7e-3 A^3/eV for
-    copper). every: steps between box rescalings. max_strain: the largest |mu - 1| per rescaling
-    (a cap against a wild first pressure; the run warns nothing, the cap shows in ``scale``).
+    (length^3/energy; about 0.05-0.1 sigma^3/epsilon for a dense LJ liquid, about 1.1 A^3/eV for
+    copper, whose bulk modulus is 140 GPa = 0.87 eV/A^3). every: steps between box rescalings.
+    max_strain: the largest |mu - 1| per rescaling, below 1 (a cap against a wild first pressure; the run warns nothing, the cap shows in ``scale``).
     """
 
     pressure: float

@@ -47,7 +47,8 @@ _VOIGT_AXES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
 def kinetic_tensor(masses, velocities, units="lj"):
     """K_ab = sum_i m_i v_ia v_ib (energy; twice the kinetic energy on the diagonal) of velocities
-    (..., n, 3) and masses (n,), as (..., 6) in the order xx, yy, zz, xy, xz, yz."""
+    (..., n, 3) and masses (n,), as (..., 6) in the order xx, yy, zz, xy, xz, yz. units: "lj",
+    "metal", or a Model or MDSystem (its units)."""
     from .units import get_units
 
     v = np.asarray(velocities, dtype=np.float64)
@@ -60,7 +61,7 @@ def pressure_tensor(virial_tensor, volume, masses=None, velocities=None, units="
     """P_ab = (K_ab + W_ab) / V (LAMMPS's ``compute pressure``: kinetic plus virial part):
     virial_tensor W (..., 6) (energy, order xx, yy, zz, xy, xz, yz), volume (length^3), and
     optionally masses (n,) with velocities (..., n, 3) for the kinetic part K
-    (:func:`kinetic_tensor`). Returns (..., 6) in energy/length^3 (reduced: epsilon/sigma^3;
+    (:func:`kinetic_tensor`; units "lj", "metal", or the Model or MDSystem they belong to). Returns (..., 6) in energy/length^3 (reduced: epsilon/sigma^3;
     metal: eV/Angstrom^3). The scalar pressure is the mean of the first three components."""
     w = np.asarray(virial_tensor, dtype=np.float64)
     if velocities is not None:

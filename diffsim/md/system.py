@@ -43,6 +43,8 @@ gather force kernels; with a lone pair potential each step is one launch (:mod:`
 """
 
 
+import warnings
+
 import numpy as np
 import taichi as ti
 
@@ -83,6 +85,25 @@ def _integral(value) -> bool:
         return False
 
 
+def _warn_masses_unlike_the_tables(model, potential):
+    """A UserWarning when a metal-units model gives a type another mass than the potential's
+    file (an EAM's element masses, amu): ``Model(..., units="metal")`` without ``masses=`` makes
+    every atom 1 amu, and copper so light runs its dynamics 8x too fast, silently. Other masses on
+    purpose (isotopes, mass scaling) only warn."""
+    file_masses = getattr(potential, "masses", None)
+    if model.units != "metal" or file_masses is None:
+        return
+    file_masses = np.asarray(file_masses, dtype=np.float64)
+    for t in range(min(model.ntypes, file_masses.size)):
+        m = model.masses[model.types == t]
+        if m.size and file_masses[t] > 0 and np.any(np.abs(m / file_masses[t] - 1.0) > 1e-3):
+            name = potential.elements[t] if getattr(potential, "elements", None) else f"element {t}"
+            warnings.warn(f"atoms of type {t} ({name}) have masses {np.unique(m)[:3].tolist()} amu but the potential's "
+                          f"file gives {file_masses[t]} amu (Model(..., units='metal') without masses= makes them 1 "
+                          f"amu): pass masses=eam.masses[types] unless the masses are meant", UserWarning, stacklevel=3)
+            return
+
+
 class MDSystem(System):
     """Atoms of ``model`` moving under ``forcefield`` with ``integrator``, as a tape System.
 
@@ -121,6 +142,7 @@ class MDSystem(System):
         for p in forcefield.potentials:  # a type must be the element the potential's tables give it
             if hasattr(p, "check_symbols") and model.symbols:
                 p.check_symbols(model.symbols[:model.ntypes])
+            _warn_masses_unlike_the_tables(model, p)
         real = isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
         if not (real and dt > 0 and np.isfinite(dt)):
             raise ConfigError(f"dt must be a positive finite time step (tau or fs), got {dt!r}")

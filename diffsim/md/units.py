@@ -58,8 +58,15 @@ UNITS = {
 
 
 def get_units(name) -> Units:
+    """The :class:`Units` named ``name`` ("lj" or "metal"), a :class:`Units` itself, or the units
+    of anything that carries them: a :class:`~diffsim.md.model.Model` or an
+    :class:`~diffsim.md.system.MDSystem` (so ``temperature(m, v, units=model)`` cannot disagree
+    with the model's units)."""
     if isinstance(name, Units):
         return name
+    carried = getattr(name, "units_info", None) or getattr(name, "units", None)
+    if isinstance(carried, Units):
+        return carried
     if name not in UNITS:
         raise ConfigError(f"units={name!r} is not one of {list(UNITS)}: use 'lj' (reduced Lennard-Jones units) "
                           "or 'metal' (Angstrom, eV, amu, fs)")
