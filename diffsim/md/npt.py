@@ -48,8 +48,8 @@ from .system import MDSystem, _count
 
 
 def _check_coupling(barostat):
-    """A barostat's pressure (finite), tau, compressibility and max_strain (finite, > 0; max_strain < 1) and
-    every (a whole number >= 1), each named in a ConfigError."""
+    """A barostat's pressure (finite), tau, compressibility and max_strain (finite, > 0; max_strain
+    < 1) and every (a whole number >= 1), each named in a ConfigError."""
     kind = type(barostat).__name__
     for name in ("pressure", "tau", "compressibility", "max_strain"):
         v = getattr(barostat, name)
@@ -70,7 +70,8 @@ class BerendsenBarostat:
     ``UNITS["metal"].pressure_in_bar``). tau: coupling time (tau or fs). compressibility: kappa
     (length^3/energy; about 0.05-0.1 sigma^3/epsilon for a dense LJ liquid, about 1.1 A^3/eV for
     copper, whose bulk modulus is 140 GPa = 0.87 eV/A^3). every: steps between box rescalings.
-    max_strain: the largest |mu - 1| per rescaling, below 1 (a cap against a wild first pressure; the run warns nothing, the cap shows in ``scale``).
+    max_strain: the largest |mu - 1| per rescaling, below 1 (a cap against a wild first pressure;
+    the run warns nothing, the cap shows in ``scale``).
     """
 
     pressure: float

@@ -61,8 +61,8 @@ def pressure_tensor(virial_tensor, volume, masses=None, velocities=None, units="
     """P_ab = (K_ab + W_ab) / V (LAMMPS's ``compute pressure``: kinetic plus virial part):
     virial_tensor W (..., 6) (energy, order xx, yy, zz, xy, xz, yz), volume (length^3), and
     optionally masses (n,) with velocities (..., n, 3) for the kinetic part K
-    (:func:`kinetic_tensor`; units "lj", "metal", or the Model or MDSystem they belong to). Returns (..., 6) in energy/length^3 (reduced: epsilon/sigma^3;
-    metal: eV/Angstrom^3). The scalar pressure is the mean of the first three components."""
+    (:func:`kinetic_tensor`; units "lj", "metal", or the Model or MDSystem they belong to).
+    Returns (..., 6) in energy/length^3 (reduced: epsilon/sigma^3; metal: eV/Angstrom^3). The scalar pressure is the mean of the first three components."""
     w = np.asarray(virial_tensor, dtype=np.float64)
     if velocities is not None:
         w = w + kinetic_tensor(masses, velocities, units)

@@ -127,6 +127,7 @@ def test_berendsen_barostat_finds_the_zero_pressure_lattice_constant_of_an_eam_m
     (3.7070 A; B = 211 GPa, so kappa = 1/B in A^3/eV)."""
     from ase.calculators.eam import EAM as AseEAM
     from ase.eos import EquationOfState
+
     from diffsim.md import EAM
 
     path = _copper_like_setfl(tmp_path / "Cu.eam.alloy")
