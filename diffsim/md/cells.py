@@ -690,7 +690,7 @@ def copy_positions(x: _A3, s: ti.i32, ref: _A2, serial: ti.template()):
     """ref = x[s] (the positions a neighbour list was built from)."""
     ti.loop_config(serialize=serial)
     for i, k in ti.ndrange(x.shape[1], 3):
-        ref[i, k] = x[s, i, k]
+        ref[i, k] = ti.cast(x[s, i, k], float)  # the run's precision, as the assignment would
 
 
 @ti.kernel

@@ -137,13 +137,13 @@ def make_adjoint_row(jet, used=3):
         fbi = ti.Vector([fb[fs, i, 0], fb[fs, i, 1], fb[fs, i, 2]])
         pbi = 0.0
         vbi = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-        if ti.static(track):
-            pbi = peb[os, i]
+        if ti.static(track):  # the adjoints may be float64 in a float32 run: cast as the assignment would
+            pbi = ti.cast(peb[os, i], float)
             if ti.static(virial and tensor):
-                vbi = ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
-                                 vb[os, i, 5]])
+                vbi = ti.cast(ti.Vector([vb[os, i, 0], vb[os, i, 1], vb[os, i, 2], vb[os, i, 3], vb[os, i, 4],
+                                         vb[os, i, 5]]), float)
             elif ti.static(virial):
-                vbi[0] = vb[os, i, 0]
+                vbi[0] = ti.cast(vb[os, i, 0], float)
         # type pair 0's parameters, cutoff and cutoff jet in registers (multi: per pair below)
         a0 = p0[i, 0]
         a1 = p1[i, 0]
@@ -195,7 +195,7 @@ def make_adjoint_row(jet, used=3):
             gw = g.dot(d)  # g . d + W
             pb = 0.0
             if ti.static(track):
-                pb = 0.5 * (pbi + peb[os, j])
+                pb = ti.cast(0.5 * (pbi + peb[os, j]), float)
                 if ti.static(virial and tensor):
                     v0 = 0.5 * (vbi[0] + vb[os, j, 0])
                     v1 = 0.5 * (vbi[1] + vb[os, j, 1])
