@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 class DiffsimError(Exception):
     """Base class of every error diffsim raises on purpose."""
@@ -38,3 +40,16 @@ class GradientCheckError(DiffsimError, AssertionError):
     def __init__(self, report):
         self.report = report
         super().__init__("gradient check failed:\n" + str(report))
+
+
+def finite_number(value, what, allow_inf=False) -> float:
+    """``value`` as a float; ConfigError naming ``what`` unless it is a real, finite number."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, got {value!r}") from None
+    if np.isnan(v) or (np.isinf(v) and not allow_inf):
+        raise ConfigError(f"{what} must be finite, got {value!r}")
+    return v

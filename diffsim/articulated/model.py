@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, finite_number
 from .spatial import inertia_matrix, inertia_six, rpy_matrix
 
 REVOLUTE, PRISMATIC, FREE, BALL = 0, 1, 2, 3
@@ -131,19 +131,6 @@ def check_inertia(I, where: str):
     if why is not None:
         raise ConfigError(f"{where}: the inertia {why}; give the inertia about the centre of mass in the "
                           "link frame (for a solid: I_xx = m (b^2 + c^2) / 12 for a box of sides a, b, c)")
-
-
-def finite_number(value, what, allow_inf=False) -> float:
-    """``value`` as a float; ConfigError naming ``what`` unless it is a real, finite number."""
-    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
-        raise ConfigError(f"{what} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number, got {value!r}") from None
-    if np.isnan(v) or (np.isinf(v) and not allow_inf):
-        raise ConfigError(f"{what} must be finite, got {value!r}")
-    return v
 
 
 def real_array(value, what) -> np.ndarray:

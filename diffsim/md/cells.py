@@ -882,7 +882,7 @@ class ImageCodedList:
         if self.tilted:
             reach += float(np.abs(self.tilt_np).sum())
         launch_kernel(_ghost_types, types, self.atoms, self.gbase, self.gcount, self.gtypes, self.xg, self.xg_next,
-                      -4.0 * reach, serial_loops(n))
+                      -4.0 * reach, self.serial)
         if not self.direct:
             _ghost_rows(self.nbr, self.nhome, self.nimage, self.gmask, self.gbase, self.row_of, self.far_slot(),
                         self.ent, self.cnt)

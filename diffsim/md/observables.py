@@ -22,7 +22,7 @@ import numpy as np
 import taichi as ti
 
 from ..costs import Cost
-from ..errors import ConfigError
+from ..errors import ConfigError, finite_number
 from ..runtime import config
 from ..tape import forward_only, launch
 from .space import displacement, min_image_np
@@ -252,7 +252,7 @@ class PressureMatch(Cost):
         if t.shape != (6,) or not np.all(np.isfinite(t) | np.isnan(t)) or np.all(np.isnan(t)):
             raise ConfigError(f"PressureMatch target must be a number or 6 components (xx, yy, zz, xy, xz, yz; NaN: "
                               f"free), got {target!r}")
-        self.target_np, self.weight = t, _real("PressureMatch", "weight", weight)
+        self.target_np, self.weight = t, finite_number(weight, "PressureMatch weight")
         self._arrays = None
 
     def terminal(self, system, x, slot, loss):
@@ -279,18 +279,6 @@ class PressureMatch(Cost):
                 launch(_tensor_cost, acc, target, weights, loss)]
 
 
-def _real(kind, name, value) -> float:
-    """``value`` as a finite float, else a ConfigError naming ``kind``'s ``name`` (a NaN weight or
-    target made the loss NaN without a word)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if isinstance(value, bool) or not np.isfinite(v):
-        raise ConfigError(f"{kind} {name} must be a finite number, got {value!r}")
-    return v
-
-
 class PotentialEnergy(Cost):
     """weight * U(x_T) (terminal), or weight * (sum of U(x_t) over t < T) with ``running=True``;
     energy unit. Linear in U: to drive U (or its mean) to a target value, write the squared
@@ -300,7 +288,7 @@ class PotentialEnergy(Cost):
     requires = ("energy",)
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = _real("PotentialEnergy", "weight", weight), bool(running)
+        self.weight, self.is_running = finite_number(weight, "PotentialEnergy weight"), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         return [launch(_pe_cost, x.pe, slot0, slot0 + t1 - t0, self.weight, loss)] if self.is_running else []
@@ -315,7 +303,7 @@ class KineticEnergy(Cost):
     and the frames' kinetic energy, so that it adds to :class:`PotentialEnergy`)."""
 
     def __init__(self, weight=1.0, running=False):
-        self.weight, self.is_running = _real("KineticEnergy", "weight", weight), bool(running)
+        self.weight, self.is_running = finite_number(weight, "KineticEnergy weight"), bool(running)
 
     def running(self, system, x, u, slot0, t0, t1, loss):
         if not self.is_running:
@@ -341,7 +329,7 @@ class RDFMatch(Cost):
         if self.target_np.ndim != 1 or not np.all(np.isfinite(self.target_np)):
             raise ConfigError(f"RDFMatch target must be a 1-D array of finite g(r) values, one per RDF bin, got "
                               f"{target!r}")
-        self.weight = _real("RDFMatch", "weight", weight)
+        self.weight = finite_number(weight, "RDFMatch weight")
         self._target = None
 
     def terminal(self, system, x, slot, loss):
@@ -360,7 +348,8 @@ class MSDMatch(Cost):
     requires = ("msd",)
 
     def __init__(self, target, weight=1.0):
-        self.target, self.weight = _real("MSDMatch", "target", target), _real("MSDMatch", "weight", weight)
+        self.target = finite_number(target, "MSDMatch target")
+        self.weight = finite_number(weight, "MSDMatch weight")
         self._acc = None
 
     def terminal(self, system, x, slot, loss):
